@@ -1,0 +1,1 @@
+"""hwsim's analysis side: energy model, roofline, reports, sweeps and the ``hwsim`` CLI."""

@@ -1,0 +1,144 @@
+"""The ``hwsim`` command line: thin wrappers over the library.
+
+Bad input exits with code 2 and a one-line ``hwsim: error: ...`` message, never a
+traceback. Commands that need no torch do not import it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from workloads.errors import HwsimError
+
+MODEL_HELP = ("MODEL is a zoo name (see 'hwsim models'), a saved trace .json, a SCALE-Sim topology .csv, "
+              "path/to/file.py:factory, gemm:M,N,K[:fp16] or conv:N,C,H,W,K,R,S[,stride,pad].")
+
+
+def _emit(rows: list[dict[str, Any]], total: dict[str, Any], fmt: str, title: str = "") -> None:
+    """Print per-op rows plus a TOTAL row as a table, CSV or JSON."""
+    import pandas as pd
+
+    if fmt == "json":
+        import json
+        click.echo(json.dumps({"workload": title, "ops": rows, "total": total}, indent=1, default=_jsonable))
+        return
+    df = pd.DataFrame(rows + [{"name": "TOTAL", **total}])
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False, float_format="%.6g"), nl=False)
+    else:
+        if title:
+            click.echo(title)
+        click.echo(df.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+
+
+def _jsonable(v):
+    try:
+        return v.item()
+    except AttributeError:
+        return str(v)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hwsim")
+def cli() -> None:
+    """hwsim: algorithm-hardware co-design of deep-learning accelerators.
+
+    PyTorch models are lowered into workload traces that drive cycle-level
+    simulators; energy models and reports score the design choices.
+    """
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def models(fmt: str) -> None:
+    """List the model zoo, one line each."""
+    from workloads.zoo import ZOO
+
+    rows = [{"name": e.name, "kind": "torch" if e.torch else "trace", "published_gmacs": e.reference,
+             "description": e.description} for e in ZOO.values()]
+    if fmt == "table":
+        w = max(len(r["name"]) for r in rows)
+        for r in rows:
+            click.echo(f"{r['name']:<{w}}  {r['description']}")
+    elif fmt == "csv":
+        import pandas as pd
+        click.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
+    else:
+        import json
+        click.echo(json.dumps(rows, indent=1))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--batch", type=int, default=None, help="Batch size (default: the model's own).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length for recurrent models.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the trace here (.json, tensors in a .npz beside it).")
+@click.option("--keep-weights", is_flag=True, help="Store the real weight tensors in the trace.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def lower(model: str, batch: int | None, seq_len: int | None, output: str | None, keep_weights: bool,
+          fmt: str) -> None:
+    """Lower MODEL into a workload trace and print one row per op.
+
+    Columns: name, op, kind, M, N, K (the GEMM or im2col view), repeat, macs
+    (repeat included), weight/act density (measured) and bits.
+
+    """
+    from workloads.spec import resolve
+
+    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights)
+    if output:
+        wl.save(output)
+    rows = wl.rows()
+    total = {"op": f"{len(rows)} ops", "macs": wl.macs}
+    _emit(rows, total, fmt, title=f"{wl.name}: batch {wl.batch}, {wl.macs / 1e9:.4g} GMACs")
+
+
+lower.__doc__ += MODEL_HELP
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Topology CSV to write.")
+@click.option("--form", type=click.Choice(["conv", "gemm"]), default="conv", show_default=True,
+              help="SCALE-Sim's conv topology or its GEMM (M,N,K) topology.")
+@click.option("--batch", type=int, default=None)
+@click.option("--seq-len", type=int, default=None)
+def topology(model: str, output: str, form: str, batch: int | None, seq_len: int | None) -> None:
+    """Export MODEL as a SCALE-Sim topology CSV (vector ops are left out).
+
+    A topology CSV is also accepted wherever a MODEL is, so traces come back the same way.
+    """
+    from workloads.scalesim_topo import write_topology
+    from workloads.spec import resolve
+
+    wl = resolve(model, batch=batch, seq_len=seq_len)
+    write_topology(wl, output, form)
+    click.echo(f"wrote {output} ({form} form)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="hwsim", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("hwsim: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except HwsimError as e:
+        click.echo(f"hwsim: error: {e}", err=True)
+        return 2
+    except (OSError, MemoryError) as e:
+        click.echo(f"hwsim: error: {e}", err=True)
+        return 2
+    except SystemExit as e:  # click's --help / --version
+        return e.code if isinstance(e.code, int) else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Amaranth RTL of key accelerator units, co-simulated against the models in ``sim``."""

@@ -1,0 +1,153 @@
+"""SCALE-Sim topology CSVs to and from traces.
+
+SCALE-Sim (v2/v3) reads two layer formats; every data row ends with a comma:
+
+* conv: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+  Num Filter, Strides,`` (one stride for both axes; no padding, so the IFMAP is given
+  padded; a name containing ``DP`` is a depthwise layer that SCALE-Sim splits per channel);
+* GEMM: ``Layer, M, N, K,`` which SCALE-Sim runs as an M x K ifmap with N filters of 1 x K.
+
+An optional last column ``N:M`` is SCALE-Sim's structured weight sparsity; it is read as
+a weight density N/M. SCALE-Sim has no vector ops and no repeat count: export skips
+vector ops and writes one row per repeated GEMM, and dilated or grouped (non-depthwise)
+convs can only go out in GEMM form.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .build import conv_op, gemm_op
+from .errors import HwsimError
+from .trace import Op, Workload
+
+CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
+               "Num Filter", "Strides"]
+GEMM_HEADER = ["Layer", "M", "N", "K"]
+
+
+def _fields(line: str) -> list[str]:
+    parts = [p.strip() for p in line.strip().split(",")]
+    if parts and parts[-1] == "":
+        parts = parts[:-1]
+    return parts
+
+
+def detect_form(path: str | os.PathLike) -> str:
+    """``'gemm'`` if the header has M, N, K columns, else ``'conv'``."""
+    with open(path) as f:
+        header = _fields(f.readline())
+    return "gemm" if [h.upper() for h in header[1:4]] == ["M", "N", "K"] else "conv"
+
+
+def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 8) -> Workload:
+    """Read a SCALE-Sim topology into a workload of conv (or GEMM) ops at ``bits`` (int)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HwsimError(f"{path}: topology file not found")
+    form = form or detect_form(path)
+    if form not in ("conv", "gemm"):
+        raise HwsimError(f"topology form must be 'conv' or 'gemm', got {form!r}")
+    names = GEMM_HEADER if form == "gemm" else CONV_HEADER
+    ops: list[Op] = []
+    lines = path.read_text().splitlines()
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        f = _fields(line)
+        where = f"{path}:{lineno}"
+        if len(f) < len(names):
+            raise HwsimError(f"{where}: expected {len(names)} fields ({', '.join(names)}), got {len(f)}")
+        vals = []
+        for n, v in zip(names[1:], f[1:len(names)]):
+            try:
+                x = int(v)
+            except ValueError:
+                raise HwsimError(f"{where}: field {n!r} must be an integer, got {v!r}") from None
+            if x < 1:
+                raise HwsimError(f"{where}: field {n!r} must be >= 1, got {x}")
+            vals.append(x)
+        density = 1.0
+        if len(f) > len(names):
+            nm = f[len(names)].split(":")
+            try:
+                n_, m_ = int(nm[0]), int(nm[1])
+                assert 0 < n_ <= m_
+            except (ValueError, IndexError, AssertionError):
+                raise HwsimError(f"{where}: sparsity must be N:M with 0 < N <= M, got {f[len(names)]!r}") from None
+            density = n_ / m_
+        name = f[0] or f"layer{lineno - 1}"
+        if any(o.name == name for o in ops):
+            name = f"{name}@{lineno}"
+        try:
+            if form == "gemm":
+                M, N, K = vals
+                ops.append(gemm_op(name, M, N, K, bits=bits, dtype="int", weight_density=density))
+            else:
+                H, W, R, S, C, K, s = vals
+                if R > H or S > W:
+                    raise HwsimError(f"{where}: filter {R}x{S} is larger than the ifmap {H}x{W}")
+                if "DP" in name:  # SCALE-Sim: C one-channel convs of K filters each
+                    ops.append(conv_op(name, 1, C, H, W, C * K, R, S, stride=s, groups=C, bits=bits,
+                                       dtype="int", weight_density=density))
+                else:
+                    ops.append(conv_op(name, 1, C, H, W, K, R, S, stride=s, bits=bits, dtype="int",
+                                       weight_density=density))
+        except HwsimError as e:
+            raise HwsimError(f"{where}: {e}") from None
+    if not ops:
+        raise HwsimError(f"{path}: no layers (a header line and at least one layer row are needed)")
+    return Workload(name=path.stem, ops=tuple(ops), batch=1, source=f"scalesim:{path.name}",
+                    input_shape=ops[0].operand("input").shape)
+
+
+def topology_rows(wl: Workload, form: str = "conv") -> list[list]:
+    """The rows (without header) of ``wl`` as a SCALE-Sim topology of the given form."""
+    rows: list[list] = []
+    for op in wl.ops:
+        if not op.is_gemm:
+            continue
+        if form == "gemm":
+            g = op.gemm
+            for i in range(g.count):
+                rows.append([op.name if g.count == 1 else f"{op.name}#{i}", g.M, g.N, g.K])
+            continue
+        d = op.dims
+        if op.kind == "gemm":
+            g = op.gemm
+            for i in range(g.count):  # an M x K ifmap with N filters of 1 x K, as SCALE-Sim does
+                rows.append([op.name if g.count == 1 else f"{op.name}#{i}", g.M, g.K, 1, g.K, 1, g.N, 1])
+            continue
+        if d["stride_h"] != d["stride_w"] or d["dil_h"] != 1 or d["dil_w"] != 1:
+            raise HwsimError(f"op {op.name!r}: SCALE-Sim's conv form has one stride and no dilation; "
+                             "export with form 'gemm'")
+        H, W = d["H"] + 2 * d["pad_h"], d["W"] + 2 * d["pad_w"]
+        g = d["groups"]
+        if g == 1:
+            rows.append([op.name, H, W, d["R"], d["S"], d["C"], d["K"], d["stride_h"]])
+        elif g == d["C"]:
+            name = op.name if "DP" in op.name else f"{op.name}_DP"
+            rows.append([name, H, W, d["R"], d["S"], d["C"], d["K"] // g, d["stride_h"]])
+        else:
+            raise HwsimError(f"op {op.name!r}: grouped convolution (groups={g}) has no SCALE-Sim conv form; "
+                             "export with form 'gemm'")
+        for _ in range(op.repeat - 1):
+            rows.append(list(rows[-1]))
+    return rows
+
+
+def write_topology(wl: Workload, path: str | os.PathLike, form: str = "conv") -> Path:
+    """Write ``wl`` as a SCALE-Sim topology CSV (atomically)."""
+    if form not in ("conv", "gemm"):
+        raise HwsimError(f"topology form must be 'conv' or 'gemm', got {form!r}")
+    if form == "conv" and wl.batch != 1 and any(op.kind == "conv" for op in wl.ops):
+        raise HwsimError(f"{wl.name}: SCALE-Sim's conv form has no batch; lower with batch 1 or use form 'gemm'")
+    rows = topology_rows(wl, form)
+    header = GEMM_HEADER if form == "gemm" else CONV_HEADER
+    text = ",".join(header) + ",\n" + "".join(",".join(str(x) for x in r) + ",\n" for r in rows)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path

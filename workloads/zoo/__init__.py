@@ -1,0 +1,48 @@
+"""The model zoo: name -> factory, described without importing torch.
+
+Torch models are built by a factory ``f(batch=..., seq_len=...) -> (module, example_input)``
+and lowered; trace-native workloads (the TPU-paper and EIE benchmark shapes) are built
+directly as a :class:`~workloads.trace.Workload`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    module: str          # workloads.zoo.<module>
+    factory: str
+    torch: bool          # True: factory returns (nn.Module, example input) to lower
+    description: str
+    reference: str = ""  # published MACs (G) for one example, where there is one
+
+    def load(self):
+        return getattr(importlib.import_module(f"workloads.zoo.{self.module}"), self.factory)
+
+
+ZOO: dict[str, ZooEntry] = {e.name: e for e in (
+    ZooEntry("alexnet", "cnn", "alexnet", True, "AlexNet (torchvision variant), 224x224", "0.714"),
+    ZooEntry("vgg16", "cnn", "vgg16", True, "VGG-16, 224x224", "15.47"),
+    ZooEntry("googlenet", "cnn", "googlenet", True, "GoogLeNet / Inception v1 (torchvision), 224x224", "1.50"),
+    ZooEntry("resnet18", "cnn", "resnet18", True, "ResNet-18, 224x224", "1.814"),
+    ZooEntry("resnet50", "cnn", "resnet50", True, "ResNet-50 (v1.5), 224x224", "4.09"),
+    ZooEntry("mobilenet_v2", "cnn", "mobilenet_v2", True, "MobileNetV2 (depthwise separable), 224x224", "0.30"),
+    ZooEntry("lstm_lm", "rnn", "lstm_lm", True, "2-layer LSTM language model (650 hidden, 10k vocab), seq 35"),
+    ZooEntry("gru", "rnn", "gru", True, "2-layer GRU (512 hidden) over 80-dim frames, seq 50"),
+    ZooEntry("captioner", "rnn", "captioner", True, "NeuralTalk-style captioner: AlexNet -> We -> LSTM(600) -> Wd, seq 16"),
+    ZooEntry("lenet300", "lenet", "lenet300", True, "LeNet-300-100 MLP, 28x28"),
+    ZooEntry("lenet5", "lenet", "lenet5", True, "LeNet-5 (Caffe variant, 20/50 filters, fc 500), 28x28"),
+    ZooEntry("mlp0", "tpu", "mlp0", False, "TPU-paper MLP0: 5 FC, 20M int8 weights, batch 200"),
+    ZooEntry("mlp1", "tpu", "mlp1", False, "TPU-paper MLP1: 4 FC, 5M int8 weights, batch 168"),
+    ZooEntry("lstm0", "tpu", "lstm0", False, "TPU-paper LSTM0: 24 FC + 34 vector, 52M int8 weights, batch 64"),
+    ZooEntry("lstm1", "tpu", "lstm1", False, "TPU-paper LSTM1: 37 FC + 19 vector, 34M int8 weights, batch 96"),
+    ZooEntry("cnn0", "tpu", "cnn0", False, "TPU-paper CNN0: 16 conv, 8M int8 weights, batch 8"),
+    ZooEntry("cnn1", "tpu", "cnn1", False, "TPU-paper CNN1: 72 conv + 4 FC + 13 pool, 100M int8 weights, batch 32"),
+    ZooEntry("eie-benchmarks", "eie", "eie_benchmarks", False, "The nine EIE benchmark layers (alex6..nt-lstm), paper densities"),
+)}
+
+TPU_WORKLOADS = ("mlp0", "mlp1", "lstm0", "lstm1", "cnn0", "cnn1")
