@@ -11,6 +11,11 @@ An optional last column ``N:M`` is SCALE-Sim's structured weight sparsity; it is
 a weight density N/M. SCALE-Sim has no vector ops and no repeat count: export skips
 vector ops and writes one row per repeated GEMM, and dilated or grouped (non-depthwise)
 convs can only go out in GEMM form.
+
+SCALE-Sim sizes an output as ``ceil((H - R + s) / s)``, one more than a convolution
+produces when ``H - R`` is not a multiple of the stride. Export therefore writes the
+padded input rows the output actually reads, ``(P - 1) * s + R``, and import keeps
+SCALE-Sim's output size (so MACs agree with SCALE-Sim's report) with the rows it reads.
 """
 
 from __future__ import annotations
@@ -88,6 +93,9 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
                 H, W, R, S, C, K, s = vals
                 if R > H or S > W:
                     raise HwsimError(f"{where}: filter {R}x{S} is larger than the ifmap {H}x{W}")
+                # SCALE-Sim's ofmap is ceil((H - R + s) / s); keep its output size (so MACs agree)
+                # with the input rows that output really reads.
+                H, W = (-(-(H - R + s) // s) - 1) * s + R, (-(-(W - S + s) // s) - 1) * s + S
                 if "DP" in name:  # SCALE-Sim: C one-channel convs of K filters each
                     ops.append(conv_op(name, 1, C, H, W, C * K, R, S, stride=s, groups=C, bits=bits,
                                        dtype="int", weight_density=density))
@@ -122,7 +130,10 @@ def topology_rows(wl: Workload, form: str = "conv") -> list[list]:
         if d["stride_h"] != d["stride_w"] or d["dil_h"] != 1 or d["dil_w"] != 1:
             raise HwsimError(f"op {op.name!r}: SCALE-Sim's conv form has one stride and no dilation; "
                              "export with form 'gemm'")
-        H, W = d["H"] + 2 * d["pad_h"], d["W"] + 2 * d["pad_w"]
+        # The padded rows/columns the output reads: (P-1)*stride + R. Exact under SCALE-Sim's
+        # ceil((H - R + s) / s) ofmap size, where H + 2*pad would add an output when
+        # (H + 2*pad - R) is not a multiple of the stride.
+        H, W = (d["P"] - 1) * d["stride_h"] + d["R"], (d["Q"] - 1) * d["stride_w"] + d["S"]
         g = d["groups"]
         if g == 1:
             rows.append([op.name, H, W, d["R"], d["S"], d["C"], d["K"], d["stride_h"]])

@@ -295,7 +295,8 @@ class Workload:
                         dtype=_field(pd, "dtype", str, pw),
                         density=_field(pd, "density", (int, float), pw), **arrays))
                 except TraceError as e:
-                    raise TraceError(f"{pw}: {e}") from None
+                    role = pd.get("role")
+                    raise TraceError(str(e).replace(f"operand {role!r}", pw, 1)) from None
             dims = _field(od, "dims", dict, w)
             for k, v in dims.items():
                 _need(isinstance(v, int) and not isinstance(v, bool), f"{w}.dims.{k}",
@@ -305,7 +306,7 @@ class Workload:
                               dims=dims, operands=tuple(operands), repeat=_field(od, "repeat", int, w),
                               module=od.get("module", "")))
             except TraceError as e:
-                raise TraceError(f"{w}: {e}") from None
+                raise TraceError(str(e).replace(f"op {name!r}", w, 1)) from None
         try:
             return cls(name=_field(doc, "name", str, where), ops=tuple(ops),
                        batch=_field(doc, "batch", int, where),

@@ -236,25 +236,25 @@ def _image(batch: int, size: int = 224) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
-def alexnet(batch: int = 1, **_):
+def alexnet(batch: int = 1):
     return _init(AlexNet()), _image(batch)
 
 
-def vgg16(batch: int = 1, **_):
+def vgg16(batch: int = 1):
     return _init(VGG()), _image(batch)
 
 
-def googlenet(batch: int = 1, **_):
+def googlenet(batch: int = 1):
     return _init(GoogLeNet()), _image(batch)
 
 
-def resnet18(batch: int = 1, **_):
+def resnet18(batch: int = 1):
     return _init(ResNet(BasicBlock, [2, 2, 2, 2])), _image(batch)
 
 
-def resnet50(batch: int = 1, **_):
+def resnet50(batch: int = 1):
     return _init(ResNet(Bottleneck, [3, 4, 6, 3])), _image(batch)
 
 
-def mobilenet_v2(batch: int = 1, **_):
+def mobilenet_v2(batch: int = 1):
     return _init(MobileNetV2()), _image(batch)

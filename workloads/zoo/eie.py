@@ -22,7 +22,7 @@ LAYERS = (
 )
 
 
-def eie_benchmarks(batch: int = 1, **_):
+def eie_benchmarks(batch: int = 1):
     ops = []
     for name, k, n, wd, ad in LAYERS:
         ops.append(Op(name=name, kind="gemm", op="linear", dims={"M": batch, "N": n, "K": k},

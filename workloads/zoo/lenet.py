@@ -43,9 +43,9 @@ def _digits(batch, size):
     return torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(4))
 
 
-def lenet300(batch: int = 1, **_):
+def lenet300(batch: int = 1):
     return _init(LeNet300()), _digits(batch, 28)
 
 
-def lenet5(batch: int = 1, **_):
+def lenet5(batch: int = 1):
     return _init(LeNet5()), _digits(batch, 28)

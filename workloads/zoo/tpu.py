@@ -38,28 +38,28 @@ def _lstm(name, fc, vec, hidden, batch):
     return Workload(name=name, ops=tuple(ops), batch=batch, input_shape=(batch, 2 * hidden), source=SOURCE)
 
 
-def mlp0(batch: int = 200, **_):
+def mlp0(batch: int = 200):
     return _mlp("MLP0", 5, 2000, batch)
 
 
-def mlp1(batch: int = 168, **_):
+def mlp1(batch: int = 168):
     return _mlp("MLP1", 4, 1120, batch)
 
 
-def lstm0(batch: int = 64, **_):
+def lstm0(batch: int = 64):
     return _lstm("LSTM0", 24, 34, 1040, batch)
 
 
-def lstm1(batch: int = 96, **_):
+def lstm1(batch: int = 96):
     return _lstm("LSTM1", 37, 19, 680, batch)
 
 
-def cnn0(batch: int = 8, **_):
+def cnn0(batch: int = 8):
     ops = [conv_op(f"conv{i}", batch, 236, 19, 19, 236, 3, 3, pad=1, **INT8) for i in range(16)]
     return Workload(name="CNN0", ops=tuple(ops), batch=batch, input_shape=(batch, 236, 19, 19), source=SOURCE)
 
 
-def cnn1(batch: int = 32, **_):
+def cnn1(batch: int = 32):
     ops = []
     pools = 0
     for i in range(72):
