@@ -27,7 +27,7 @@ def _emit(rows: list[dict[str, Any]], total: dict[str, Any], fmt: str, title: st
         return
     df = pd.DataFrame(rows + [{"name": "TOTAL", **total}])
     if fmt == "csv":
-        click.echo(df.to_csv(index=False, float_format="%.6g"), nl=False)
+        click.echo(df.to_csv(index=False, float_format="%.10g"), nl=False)
     else:
         if title:
             click.echo(title)
@@ -118,6 +118,82 @@ def topology(model: str, output: str, form: str, batch: int | None, seq_len: int
     wl = resolve(model, batch=batch, seq_len=seq_len)
     write_topology(wl, output, form)
     click.echo(f"wrote {output} ({form} form)")
+
+
+@cli.command()
+def archs() -> None:
+    """List the hardware presets (name, machine, source)."""
+    from sim.registry import presets
+
+    for name, (machine, arch) in presets().items():
+        click.echo(f"{name:<14} {machine:<9} {arch.source}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--arch", "arch", required=True, help="A preset (see 'hwsim archs') or a YAML file with 'base:'.")
+@click.option("--batch", type=int, default=None)
+@click.option("--seq-len", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic weights/activations.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed: int, fmt: str) -> None:
+    """Simulate MODEL on a hardware design; one row per op plus totals.
+
+    Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization and
+    sram/dram reads/writes in bytes; each machine adds its own (EIE: load_balance,
+    real_work_fraction, padding_overhead, ...).
+    """
+    from sim.registry import resolve_arch, simulate as run
+    from workloads.spec import resolve
+
+    machine, desc = resolve_arch(arch)
+    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
+    res = run(wl, desc, seed=seed)
+    _emit(res.rows(), res.total(), fmt, title=f"{wl.name} on {desc.name} ({machine}, {res.clock_mhz:g} MHz)")
+
+
+simulate.__doc__ += "\n\n" + MODEL_HELP
+
+
+@cli.command("eie-sweep")
+@click.argument("model", default="eie-benchmarks")
+@click.option("--param", type=click.Choice(["pes", "queue-depth"]), required=True,
+              help="Sweep the PE count (1..256) or the activation queue depth (1..256).")
+@click.option("--arch", "arch", default="eie-64", show_default=True)
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Directory for the CSV table and the PNG plot.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
+    """EIE scalability (speedup vs PEs) or queue-depth (load balance vs FIFO depth) study."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sim.eie import study
+    from sim.registry import resolve_arch
+    from workloads.spec import resolve
+
+    machine, desc = resolve_arch(arch)
+    if machine != "eie":
+        raise HwsimError(f"--arch {arch!r} is a {machine} design; eie-sweep needs an EIE preset")
+    wl = resolve(model)
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    if param == "pes":
+        rows = study.pe_scaling(wl, desc, seed=seed)
+        df = pd.DataFrame(rows)
+        df.to_csv(d / "eie_pes.csv", index=False)
+        study.plot(rows, "pes", "speedup", d / "eie_pes.png", f"{wl.name}: speedup vs PEs (FIFO {desc.queue_depth})",
+                   logy=True)
+        click.echo(df.pivot(index="pes", columns="layer", values="speedup").round(2).to_string())
+    else:
+        rows = study.queue_depth(wl, desc, seed=seed)
+        df = pd.DataFrame(rows)
+        df.to_csv(d / "eie_queue_depth.csv", index=False)
+        study.plot(rows, "queue_depth", "load_balance", d / "eie_queue_depth.png",
+                   f"{wl.name}: load balance vs FIFO depth ({desc.num_pes} PEs)")
+        click.echo(df.pivot(index="queue_depth", columns="layer", values="load_balance").round(3).to_string())
+    click.echo(f"wrote {d}/")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,229 @@
+"""EIE's compressed sparse format (Han et al., ISCA 2016, Sec. III-B/C).
+
+Rows are interleaved over N PEs (row i on PE ``i mod N``); each PE stores its slice in
+CSC form: per non-zero a 4-bit virtual weight index ``v`` into a 16-entry codebook
+(entry 0 is the zero used for padding) and a 4-bit relative row index ``z`` (zeros
+skipped since the previous entry of the column). A run longer than 15 zeros gets a
+padding entry ``(v=0, z=15)``. Column pointers ``p`` delimit each column:
+``p[j+1] - p[j]`` entries, padding included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workloads.errors import HwsimError
+
+
+@dataclass(frozen=True)
+class SparseLayer:
+    """A pruned, weight-shared matrix ``W[rows, cols]`` (out x in) in coordinate form.
+
+    ``idx`` are codebook indices in 1..len(codebook)-1 (0 means zero); ``codebook`` holds
+    16-bit fixed-point values with ``frac_bits`` fraction bits, ``codebook[0] == 0``.
+    """
+
+    shape: tuple[int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+    idx: np.ndarray
+    codebook: np.ndarray
+    frac_bits: int = 12
+
+    @property
+    def nnz(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def density(self) -> float:
+        return self.nnz / (self.shape[0] * self.shape[1])
+
+    def dense_int(self) -> np.ndarray:
+        """The decoded matrix as 16-bit fixed-point integers (for reference checks)."""
+        w = np.zeros(self.shape, dtype=np.int64)
+        w[self.rows, self.cols] = self.codebook[self.idx]
+        return w
+
+
+@dataclass(frozen=True)
+class PESlice:
+    """One PE's part of one tile, as stored in its SRAMs."""
+
+    v: np.ndarray      # uint8 codebook indices, 0 for padding zeros
+    z: np.ndarray      # uint8 zero runs
+    ptr: np.ndarray    # int64 column pointers, length cols + 1
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A (row batch, column tile) of a layer encoded for ``num_pes`` PEs.
+
+    ``entries[k, j]`` counts PE k's entries of column j (padding included);
+    ``padding[k, j]`` how many of them are padding zeros.
+    """
+
+    num_pes: int
+    row0: int
+    rows: int
+    col0: int
+    cols: int
+    entries: np.ndarray
+    padding: np.ndarray
+    # coordinate form sorted by (pe, col, local row), with padding counts per non-zero
+    pe: np.ndarray
+    col: np.ndarray
+    lrow: np.ndarray
+    idx: np.ndarray
+    z: np.ndarray
+    pads: np.ndarray
+
+    def pe_slice(self, k: int, max_run: int = 15) -> PESlice:
+        """Materialise PE k's (v, z, ptr) arrays exactly as the SRAMs hold them."""
+        sel = self.pe == k
+        pads, idx, z = self.pads[sel], self.idx[sel], self.z[sel]
+        reps = pads + 1
+        total = int(reps.sum())
+        v_out = np.zeros(total, dtype=np.uint8)
+        z_out = np.full(total, max_run, dtype=np.uint8)
+        pos = np.cumsum(reps) - 1
+        v_out[pos] = idx
+        z_out[pos] = z
+        ptr = np.concatenate([[0], np.cumsum(self.entries[k])]).astype(np.int64)
+        return PESlice(v_out, z_out, ptr)
+
+
+def encode(layer: SparseLayer, num_pes: int, max_run: int = 15, row0: int = 0, rows: int | None = None,
+           col0: int = 0, cols: int | None = None) -> Encoded:
+    """Encode rows ``[row0, row0+rows)`` x columns ``[col0, col0+cols)`` for ``num_pes`` PEs."""
+    if num_pes < 1:
+        raise HwsimError(f"num_pes: must be >= 1, got {num_pes}")
+    R, C = layer.shape
+    rows = R - row0 if rows is None else rows
+    cols = C - col0 if cols is None else cols
+    sel = (layer.rows >= row0) & (layer.rows < row0 + rows) & (layer.cols >= col0) & (layer.cols < col0 + cols)
+    r = layer.rows[sel] - row0
+    c = layer.cols[sel] - col0
+    L = -(-rows // num_pes)
+    nb = 1 << int(max(layer.codebook.size - 1, 1)).bit_length()
+    # one packed int64 key sorts by (pe, column, local row) in a single pass
+    key = (((r % num_pes) * cols + c) * L + r // num_pes) * nb + layer.idx[sel]
+    key.sort()
+    idx = key % nb
+    key //= nb
+    lrow = key % L
+    key //= L
+    c = key % cols
+    pe = key // cols
+    group = pe.astype(np.int64) * cols + c
+    first = np.ones(group.size, dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    prev = np.empty_like(lrow)
+    prev[0:1] = -1
+    prev[1:] = lrow[:-1]
+    prev[first] = -1
+    gap = lrow - prev - 1
+    pads = gap // (max_run + 1)
+    z = gap % (max_run + 1)
+    entries = np.bincount(group, weights=pads + 1, minlength=num_pes * cols).reshape(num_pes, cols).astype(np.int64)
+    padding = np.bincount(group, weights=pads, minlength=num_pes * cols).reshape(num_pes, cols).astype(np.int64)
+    return Encoded(num_pes, row0, rows, col0, cols, entries, padding, pe, c, lrow, idx.astype(np.uint8),
+                   z.astype(np.uint8), pads)
+
+
+def decode(s: PESlice, pe: int, num_pes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rebuild (global row, column, index) of PE ``pe``'s non-zeros from its SRAM arrays."""
+    rows, cols, idx = [], [], []
+    for j in range(len(s.ptr) - 1):
+        v, z = s.v[s.ptr[j]:s.ptr[j + 1]], s.z[s.ptr[j]:s.ptr[j + 1]].astype(np.int64)
+        local = np.cumsum(z + 1) - 1
+        keep = v != 0
+        rows.append(local[keep] * num_pes + pe)
+        cols.append(np.full(int(keep.sum()), j))
+        idx.append(v[keep])
+    cat = (lambda a: np.concatenate(a) if a else np.zeros(0, dtype=np.int64))
+    return cat(rows), cat(cols), cat(idx)
+
+
+# ---- building layers -------------------------------------------------------------------
+def linear_codebook(values: np.ndarray, index_bits: int = 4, frac_bits: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Share the non-zero ``values`` over ``2**index_bits - 1`` linearly spaced centroids
+    (Deep Compression's linear initialisation; k-means refinement lives in
+    ``workloads.compress``). Returns (codebook int16 fixed point with entry 0 = 0, indices)."""
+    k = 2 ** index_bits - 1
+    lo, hi = float(values.min()), float(values.max())
+    cents = np.linspace(lo, hi, k) if hi > lo else np.full(k, lo)
+    idx = np.abs(values[:, None] - cents[None, :]).argmin(axis=1) + 1
+    cb = np.concatenate([[0.0], cents])
+    return to_fixed(cb, frac_bits), idx.astype(np.uint8)
+
+
+def to_fixed(x: np.ndarray, frac_bits: int, bits: int = 16) -> np.ndarray:
+    lim = 2 ** (bits - 1)
+    return np.clip(np.round(np.asarray(x, dtype=np.float64) * 2 ** frac_bits), -lim, lim - 1).astype(np.int64)
+
+
+def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook: np.ndarray | None = None) -> SparseLayer:
+    """A layer from a dense (out x in) matrix: its zeros stay zeros, the rest is weight-shared.
+
+    With ``codebook`` given, ``w`` holds codebook *values* already (a weight-shared trace)
+    and each non-zero is mapped to its codebook entry.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise HwsimError(f"EIE needs a 2-D weight matrix (out x in), got shape {list(w.shape)}")
+    rows, cols = np.nonzero(w)
+    if rows.size == 0:
+        raise HwsimError("the weight matrix has no non-zeros; there is nothing for EIE to compute")
+    vals = w[rows, cols]
+    if codebook is not None:
+        cb = np.asarray(codebook, dtype=np.float64)
+        nz = cb[cb != 0]
+        if nz.size > 2 ** index_bits - 1:
+            raise HwsimError(f"codebook has {nz.size} non-zero entries; {index_bits}-bit indices hold "
+                             f"{2 ** index_bits - 1}")
+        full = np.concatenate([[0.0], nz])
+        idx = np.abs(vals[:, None] - full[None, 1:]).argmin(axis=1) + 1
+        cbf = to_fixed(full, frac_bits)
+    else:
+        cbf, idx = linear_codebook(vals, index_bits, frac_bits)
+    return SparseLayer((w.shape[0], w.shape[1]), rows.astype(np.int64), cols.astype(np.int64),
+                       idx.astype(np.uint8), cbf, frac_bits)
+
+
+def synthetic(rows: int, cols: int, density: float, seed: int = 0, index_bits: int = 4,
+              frac_bits: int = 12) -> SparseLayer:
+    """A seeded random layer with exactly ``round(density * rows * cols)`` non-zeros placed
+    uniformly, indices uniform over the non-zero codebook entries."""
+    if not 0.0 < density <= 1.0:
+        raise HwsimError(f"weight density must be in (0, 1], got {density}")
+    if rows < 1 or cols < 1:
+        raise HwsimError(f"layer shape must be positive, got {rows} x {cols}")
+    rng = np.random.default_rng(seed)
+    total = rows * cols
+    nnz = max(1, int(round(density * total)))
+    if nnz * 3 > total:
+        flat = np.sort(rng.permutation(total)[:nnz])
+    else:  # draw with replacement, drop repeats (sort-based, fast), keep exactly nnz
+        flat = np.zeros(0, dtype=np.int64)
+        while flat.size < nnz:
+            x = np.sort(np.concatenate([flat, rng.integers(0, total, size=int((nnz - flat.size) * 1.1) + 16)]))
+            flat = x[np.concatenate([[True], x[1:] != x[:-1]])]
+        flat = np.sort(flat[rng.permutation(flat.size)[:nnz]])
+    k = 2 ** index_bits - 1
+    cb = to_fixed(np.concatenate([[0.0], np.linspace(-1.0, 1.0, k)]), frac_bits)
+    idx = rng.integers(1, k + 1, size=nnz).astype(np.uint8)
+    return SparseLayer((rows, cols), flat // cols, flat % cols, idx, cb, frac_bits)
+
+
+def synthetic_activations(n: int, density: float, seed: int = 0, frac_bits: int = 8) -> np.ndarray:
+    """A seeded post-ReLU activation vector (16-bit fixed point) with the given density."""
+    if not 0.0 <= density <= 1.0:
+        raise HwsimError(f"activation density must be in [0, 1], got {density}")
+    rng = np.random.default_rng(seed + 7919)
+    a = np.zeros(n, dtype=np.int64)
+    nz = int(round(density * n))
+    pos = rng.permutation(n)[:nz]
+    a[pos] = rng.integers(1, 2 ** (frac_bits + 2), size=nz)
+    return a

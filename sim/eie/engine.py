@@ -1,0 +1,226 @@
+"""Cycle-level simulation of EIE on one layer: sparse matrix x sparse activation vector.
+
+What each cycle does (both engines below implement exactly this):
+
+* **Central control unit.** The leading-non-zero-detection tree yields the non-zero input
+  activations in order. At most one is broadcast per cycle, and only when every PE's
+  activation queue has room after that cycle's pops; a queued activation can be popped
+  from the next cycle on.
+* **PE.** When idle with a non-empty queue, a PE pops an activation ``a_j`` and reads
+  ``p_j, p_{j+1}`` from its two pointer banks (one cycle, overlapped with the first entry).
+  It then streams the column's entries from the sparse-matrix SRAM, 64 bits (8 entries)
+  per read, one ``(v, z)`` entry per cycle into the 4-stage pipeline (codebook lookup and
+  address accumulation | multiply and output read | add | write). Padding zeros take a
+  cycle like any entry. A column with no entries on this PE still costs the pointer-read
+  cycle. The last result is written ``pipeline_depth - 1`` cycles after it entered.
+* **Batches and tiles.** Each PE holds ``act_regs`` output activations, so a layer with
+  more than ``num_pes * act_regs`` outputs runs in row batches; columns are split into
+  tiles when a PE's pointers or entries exceed its pointer or sparse-matrix SRAM. Each
+  (batch, tile) pass broadcasts that tile's non-zero activations again.
+
+``simulate_cycles`` steps every cycle (the reference). ``pass_timing`` computes the same
+schedule from the recurrence it implies, vectorised over PEs:
+
+    B[a] = max(B[a-1] + 1, max_k S[k, a - depth])       (broadcast when a slot is free)
+    S[k, a] = max(F[k, a-1], B[a] + 1),  F = S + max(e[k, a], 1)
+
+where ``e[k, a]`` is PE k's entry count for the a-th non-zero activation. Tests prove the
+two equal on cycles, per-PE busy cycles and broadcast stalls.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from workloads.errors import HwsimError
+
+from .arch import EIEArch
+from .encode import Encoded, SparseLayer, encode
+
+
+@dataclass(frozen=True)
+class PassTiming:
+    cycles: int              # first broadcast to last write-back, inclusive
+    busy: np.ndarray         # per PE: cycles spent popping/processing
+    broadcast_stalls: int    # cycles the CCU held a ready activation because a queue was full
+
+
+def _work(e: np.ndarray) -> np.ndarray:
+    return np.maximum(e, 1)
+
+
+def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
+    """Fast engine. ``e[k, a]``: entries of PE k for the a-th broadcast activation."""
+    P, A = e.shape
+    if A == 0:
+        return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
+    w = _work(e).T.astype(np.int64)          # (A, P)
+    S = np.empty((A, P), dtype=np.int64)
+    free = np.zeros(P, dtype=np.int64)
+    b = -1
+    stalls = 0
+    for a in range(A):
+        nb = b + 1
+        if a >= depth:
+            ready = int(S[a - depth].max())
+            if ready > nb:
+                stalls += ready - nb
+                nb = ready
+        b = nb
+        s = np.maximum(free, b + 1)
+        S[a] = s
+        free = s + w[a]
+    last = int(free.max()) - 1
+    return PassTiming(last + pipeline_depth, w.sum(axis=0), stalls)
+
+
+def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
+    """Reference engine: step the CCU, the queues and every PE one cycle at a time."""
+    P, A = e.shape
+    if A == 0:
+        return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
+    queues = [deque() for _ in range(P)]     # (activation, cycle it becomes visible)
+    remaining = [0] * P
+    busy = [0] * P
+    nxt, t, last, stalls = 0, 0, -1, 0
+    while True:
+        for k in range(P):
+            if remaining[k] == 0 and queues[k] and queues[k][0][1] <= t:
+                a, _ = queues[k].popleft()
+                remaining[k] = max(int(e[k, a]), 1)
+            if remaining[k] > 0:
+                remaining[k] -= 1
+                busy[k] += 1
+                last = t
+        if nxt < A:
+            if all(len(q) < depth for q in queues):
+                for q in queues:
+                    q.append((nxt, t + 1))
+                nxt += 1
+            else:
+                stalls += 1
+        t += 1
+        if nxt == A and not any(queues) and not any(remaining):
+            break
+    return PassTiming(last + pipeline_depth, np.array(busy, dtype=np.int64), stalls)
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """Everything one layer x one activation vector produced."""
+
+    cycles: int
+    passes: int
+    row_batches: int
+    col_tiles: int
+    busy: np.ndarray             # per PE, summed over passes
+    compute_cycles: int          # sum over passes of the per-pass cycles
+    broadcast_stalls: int
+    starved_cycles: int          # cycles the busiest PE waited for an activation, summed over passes
+    entries: int                 # (v, z) entries processed, padding included
+    padding: int                 # of which padding zeros
+    real_macs: int               # non-padding entries processed (weight x non-zero activation)
+    nonzero_acts: int            # broadcasts, summed over passes
+    spmat_reads: int             # 64-bit sparse-matrix SRAM reads
+    ptr_reads: int               # pointer reads (16-bit words, two per broadcast per PE)
+    act_scans: int               # source activations read by the LNZD tree
+    spmat_bytes: int             # encoded weights (entries x entry bits / 8)
+    ptr_bytes: int
+    output: np.ndarray           # y as 16-bit fixed point
+
+
+def column_tiles(entries_per_col: np.ndarray, arch: EIEArch) -> list[tuple[int, int]]:
+    """Split columns so every PE's pointers and entries fit its SRAMs: [(col0, cols)]."""
+    P, C = entries_per_col.shape
+    max_cols = arch.ptr_capacity - 1
+    if max_cols < 1:
+        raise HwsimError(f"{arch.name}: ptr_sram_bytes holds {arch.ptr_capacity} pointers; at least 2 are needed")
+    if entries_per_col.max(initial=0) > arch.spmat_capacity:
+        raise HwsimError(f"{arch.name}: one column needs {int(entries_per_col.max())} entries on a PE but its "
+                         f"sparse-matrix SRAM holds {arch.spmat_capacity}; raise spmat_sram_bytes or num_pes")
+    tiles = []
+    c0 = 0
+    cum = np.cumsum(entries_per_col, axis=1)
+    while c0 < C:
+        base = cum[:, c0 - 1] if c0 else np.zeros(P, dtype=np.int64)
+        need = (cum[:, c0:] - base[:, None]).max(axis=0)     # max over PEs, monotone in columns
+        n = int(np.searchsorted(need, arch.spmat_capacity, side="right"))
+        n = max(1, min(n, max_cols, C - c0))
+        tiles.append((c0, n))
+        c0 += n
+    return tiles
+
+
+def run_layer(layer: SparseLayer, acts: np.ndarray, arch: EIEArch, engine: str = "fast") -> LayerRun:
+    """Simulate ``y = W a`` on ``arch``; ``acts`` is 16-bit fixed point (any radix point)."""
+    R, C = layer.shape
+    acts = np.asarray(acts, dtype=np.int64)
+    if acts.shape != (C,):
+        raise HwsimError(f"activation vector has shape {list(acts.shape)}, the layer needs ({C},)")
+    if layer.nnz == 0:
+        raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
+    timing = pass_timing if engine == "fast" else simulate_cycles
+    P = arch.num_pes
+    batch_rows = P * arch.act_regs
+    y = np.zeros(R, dtype=np.int64)
+    busy = np.zeros(P, dtype=np.int64)
+    totals = dict(cycles=0, passes=0, compute=0, stalls=0, starved=0, entries=0, padding=0, real=0, nz=0,
+                  spmat=0, ptr=0, scans=0, spmat_bytes=0, ptr_bytes=0)
+    batches = range(0, R, batch_rows)
+    n_tiles = 0
+    for r0 in batches:
+        enc_full = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(batch_rows, R - r0))
+        tiles = column_tiles(enc_full.entries, arch)
+        n_tiles = max(n_tiles, len(tiles))
+        for c0, nc in tiles:
+            e_tile = enc_full.entries[:, c0:c0 + nc]
+            pad_tile = enc_full.padding[:, c0:c0 + nc]
+            nzc = np.flatnonzero(acts[c0:c0 + nc])
+            e = e_tile[:, nzc]
+            t = timing(e, arch.queue_depth, arch.pipeline_depth)
+            totals["cycles"] += t.cycles
+            totals["compute"] += t.cycles
+            totals["stalls"] += t.broadcast_stalls
+            if t.cycles:
+                totals["starved"] += t.cycles - (arch.pipeline_depth - 1) - int(t.busy.max())
+            totals["passes"] += 1
+            busy += t.busy
+            totals["entries"] += int(e.sum())
+            totals["padding"] += int(pad_tile[:, nzc].sum())
+            totals["nz"] += nzc.size
+            totals["ptr"] += 2 * P * nzc.size
+            totals["scans"] += nc
+            # 64-bit reads: distinct 8-entry words each column's entries span
+            ptr = np.concatenate([np.zeros((P, 1), dtype=np.int64), np.cumsum(e_tile, axis=1)], axis=1)
+            first, last = ptr[:, nzc], ptr[:, nzc + 1] - 1
+            per = arch.entries_per_read
+            words = np.where(e > 0, last // per - first // per + 1, 0)
+            totals["spmat"] += int(words.sum())
+            totals["spmat_bytes"] += int(e_tile.sum()) * arch.entry_bits // 8
+            totals["ptr_bytes"] += P * (nc + 1) * arch.pointer_bits // 8
+        # functional: every non-zero of this batch times its activation
+        sel = (layer.rows >= r0) & (layer.rows < r0 + batch_rows)
+        rows, cols = layer.rows[sel], layer.cols[sel]
+        prod = (layer.codebook[layer.idx[sel]] * acts[cols]) >> layer.frac_bits
+        y += np.bincount(rows, weights=prod, minlength=R).astype(np.int64)
+        totals["real"] += int(np.count_nonzero(acts[cols]))
+    lim = 2 ** (arch.act_bits - 1)
+    y = np.clip(y, -lim, lim - 1)
+    return LayerRun(cycles=totals["cycles"], passes=totals["passes"], row_batches=len(batches), col_tiles=n_tiles,
+                    busy=busy, compute_cycles=totals["compute"], broadcast_stalls=totals["stalls"],
+                    starved_cycles=totals["starved"],
+                    entries=totals["entries"], padding=totals["padding"], real_macs=totals["real"],
+                    nonzero_acts=totals["nz"], spmat_reads=totals["spmat"], ptr_reads=totals["ptr"],
+                    act_scans=totals["scans"], spmat_bytes=totals["spmat_bytes"], ptr_bytes=totals["ptr_bytes"],
+                    output=y)
+
+
+def reference_output(layer: SparseLayer, acts: np.ndarray, act_bits: int = 16) -> np.ndarray:
+    """y from the dense decoded matrix with numpy (independent of the CSC path)."""
+    w = layer.dense_int()
+    y = ((w * np.asarray(acts, dtype=np.int64)[None, :]) >> layer.frac_bits).sum(axis=1)
+    lim = 2 ** (act_bits - 1)
+    return np.clip(y, -lim, lim - 1)

@@ -1,0 +1,91 @@
+"""EIE's scalability (PE count) and activation-queue-depth studies (Han et al., ISCA 2016,
+Fig. 8 and Figs. 11-12), over the nine benchmark layers or any workload's GEMMs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from workloads.trace import Workload
+
+from .arch import EIEArch
+from .encode import encode, synthetic_activations
+from .engine import column_tiles, pass_timing
+from .simulate import _seed, layer_for
+
+PES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEPTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, float, float]]:
+    """depth -> (cycles, load_balance, real_work_fraction) for one layer on ``arch``."""
+    P = arch.num_pes
+    rows = P * arch.act_regs
+    out = {d: [0, 0.0, 0] for d in depths}
+    entries = real_entries = 0
+    nz_all = acts != 0
+    for r0 in range(0, layer.shape[0], rows):
+        enc = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(rows, layer.shape[0] - r0))
+        for c0, nc in column_tiles(enc.entries, arch):
+            nzc = np.flatnonzero(nz_all[c0:c0 + nc])
+            e = enc.entries[:, c0:c0 + nc][:, nzc]
+            entries += int(e.sum())
+            real_entries += int(e.sum() - enc.padding[:, c0:c0 + nc][:, nzc].sum())
+            for d in depths:
+                t = pass_timing(e, d, arch.pipeline_depth)
+                out[d][0] += t.cycles
+                out[d][1] += float(t.busy.sum())
+    return {d: (c, busy / (P * c) if c else 0.0, real_entries / entries if entries else 0.0)
+            for d, (c, busy, _) in out.items()}
+
+
+def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:
+    rows = []
+    for op in (o for o in workload.ops if o.is_gemm):
+        s = _seed(op.name, seed)
+        layer = layer_for(op, arch, s)
+        acts = synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+        base = None
+        for p in pes:
+            a = dataclasses.replace(arch, num_pes=p, name=f"{arch.name}@{p}")
+            cyc, lb, rw = _layer_timing(layer, acts, a, [arch.queue_depth])[arch.queue_depth]
+            base = base or cyc
+            rows.append({"layer": op.name, "pes": p, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
+                         "speedup": base / cyc, "load_balance": lb, "real_work_fraction": rw})
+    return rows
+
+
+def queue_depth(workload: Workload, arch: EIEArch, depths=DEPTHS, seed: int = 0) -> list[dict]:
+    rows = []
+    for op in (o for o in workload.ops if o.is_gemm):
+        s = _seed(op.name, seed)
+        layer = layer_for(op, arch, s)
+        acts = synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+        for d, (cyc, lb, _) in _layer_timing(layer, acts, arch, depths).items():
+            rows.append({"layer": op.name, "queue_depth": d, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
+                         "load_balance": lb})
+    return rows
+
+
+def plot(rows: list[dict], x: str, y: str, path, title: str, logx: bool = True, logy: bool = False) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    for name in layers:
+        pts = [(r[x], r[y]) for r in rows if r["layer"] == name]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log", base=2)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

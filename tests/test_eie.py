@@ -1,0 +1,177 @@
+"""EIE: the paper's encoding examples, functional output vs numpy, the fast timing engine
+vs the cycle-stepping reference, hand-derived schedules, bad input."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sim.eie import (PRESETS, SparseLayer, decode, encode, from_dense, pass_timing, reference_output, run_layer,
+                     simulate_cycles, synthetic, synthetic_activations)
+from workloads import HwsimError
+
+EIE = PRESETS["eie-64"]
+
+
+def test_paper_single_column_example():
+    # Sec. III-B: [0,0,1,2,0 x18,3] -> v = [1,2,0,3], z = [2,0,15,2]
+    col = [0, 0, 1, 2] + [0] * 18 + [3]
+    rows = np.array([i for i, x in enumerate(col) if x])
+    layer = SparseLayer((len(col), 1), rows, np.zeros(3, dtype=np.int64), np.array([1, 2, 3], dtype=np.uint8),
+                        np.arange(16))
+    s = encode(layer, 1).pe_slice(0)
+    assert s.v.tolist() == [1, 2, 0, 3]
+    assert s.z.tolist() == [2, 0, 15, 2]
+    assert s.ptr.tolist() == [0, 4]
+
+
+def test_paper_figure3_pe0():
+    # Fig. 2/3: 16x8 matrix on 4 PEs; PE0 holds rows 0, 4, 8, 12
+    nz = [(0, 0), (8, 0), (12, 0), (4, 1), (0, 2), (12, 2), (0, 4), (4, 4), (0, 5), (12, 5), (0, 6), (8, 7), (12, 7)]
+    rows = np.array([r for r, _ in nz])
+    cols = np.array([c for _, c in nz])
+    # other PEs' rows must not disturb PE0
+    rows = np.concatenate([rows, [1, 6, 11, 15]])
+    cols = np.concatenate([cols, [0, 3, 5, 7]])
+    layer = SparseLayer((16, 8), rows, cols, np.full(rows.size, 5, dtype=np.uint8), np.arange(16))
+    s = encode(layer, 4).pe_slice(0)
+    assert s.z.tolist() == [0, 1, 0, 1, 0, 2, 0, 0, 0, 2, 0, 2, 0]
+    assert s.ptr.tolist() == [0, 3, 4, 6, 6, 8, 10, 11, 13]
+    assert (s.v != 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 90), cols=st.integers(1, 30), density=st.floats(0.01, 1.0), pes=st.integers(1, 9),
+       seed=st.integers(0, 1000))
+def test_decode_inverts_encode(rows, cols, density, pes, seed):
+    layer = synthetic(rows, cols, density, seed)
+    enc = encode(layer, pes)
+    got = []
+    for k in range(pes):
+        r, c, v = decode(enc.pe_slice(k), k, pes)
+        got += list(zip(r.tolist(), c.tolist(), v.tolist()))
+    want = list(zip(layer.rows.tolist(), layer.cols.tolist(), layer.idx.tolist()))
+    assert sorted(got) == sorted(want)
+    # zero runs never exceed 15 and pointers count entries incl. padding
+    for k in range(pes):
+        s = enc.pe_slice(k)
+        assert s.z.max(initial=0) <= 15 and s.ptr[-1] == s.v.size
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 300), cols=st.integers(1, 200), wd=st.floats(0.01, 1.0), ad=st.floats(0.0, 1.0),
+       pes=st.integers(1, 16), regs=st.integers(1, 8), ptr_bytes=st.sampled_from([8, 64, 4096]),
+       seed=st.integers(0, 10_000))
+def test_functional_output_equals_numpy(rows, cols, wd, ad, pes, regs, ptr_bytes, seed):
+    arch = dataclasses.replace(EIE, num_pes=pes, act_regs=regs, ptr_sram_bytes=ptr_bytes)
+    layer = synthetic(rows, cols, wd, seed)
+    acts = synthetic_activations(cols, ad, seed)
+    run = run_layer(layer, acts, arch)
+    np.testing.assert_array_equal(run.output, reference_output(layer, acts))
+    assert run.row_batches == -(-rows // (pes * regs))
+
+
+def test_real_weights_from_a_dense_matrix():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((40, 50))
+    w[np.abs(w) < 1.2] = 0
+    layer = from_dense(w)
+    assert layer.nnz == np.count_nonzero(w)
+    acts = synthetic_activations(50, 0.5, 1)
+    run = run_layer(layer, acts, EIE)
+    # the decoded 4-bit shared weights are within half a centroid step of the real ones
+    step = (w[w != 0].max() - w[w != 0].min()) / 14
+    decoded = layer.dense_int() / 2 ** layer.frac_bits
+    assert np.abs(decoded - w).max() <= step / 2 + 2 ** -12
+    np.testing.assert_array_equal(run.output, reference_output(layer, acts))
+
+
+@settings(max_examples=60, deadline=None)
+@given(pes=st.integers(1, 6), acts=st.integers(0, 30), depth=st.integers(1, 6), pipe=st.integers(1, 5),
+       seed=st.integers(0, 10_000), maxe=st.integers(0, 9))
+def test_fast_engine_equals_cycle_stepping(pes, acts, depth, pipe, seed, maxe):
+    e = np.random.default_rng(seed).integers(0, maxe + 1, size=(pes, acts))
+    fast, ref = pass_timing(e, depth, pipe), simulate_cycles(e, depth, pipe)
+    assert fast.cycles == ref.cycles
+    assert fast.broadcast_stalls == ref.broadcast_stalls
+    np.testing.assert_array_equal(fast.busy, ref.busy)
+
+
+def test_hand_derived_schedules():
+    # 1 PE, FIFO 8, columns of 2, 3, 1 entries: broadcasts at 0,1,2; work 1-2, 3-5, 6;
+    # last entry enters the 4-stage pipeline at cycle 6 and is written at 9 -> 10 cycles.
+    assert pass_timing(np.array([[2, 3, 1]]), 8, 4).cycles == 10
+    # FIFO depth 1, entries 3, 1, 1: the third broadcast waits until the second is popped
+    # at cycle 4 (2 stall cycles); work 1-3, 4, 5 -> last at 5, written at 8 -> 9 cycles.
+    t = pass_timing(np.array([[3, 1, 1]]), 1, 4)
+    assert (t.cycles, t.broadcast_stalls) == (9, 2)
+    # an empty column still costs its pointer-read cycle
+    assert pass_timing(np.array([[0, 0]]), 8, 4).cycles == 2 + 1 + 3
+
+
+def test_spmat_reads_count_64bit_words():
+    # one PE, one column of 10 entries (rows 0..9): words 0-7 and 8-9 -> 2 reads, 2 pointers
+    layer = SparseLayer((10, 1), np.arange(10), np.zeros(10, dtype=np.int64), np.ones(10, dtype=np.uint8), np.arange(16))
+    run = run_layer(layer, np.array([5]), dataclasses.replace(EIE, num_pes=1, act_regs=64))
+    assert (run.spmat_reads, run.ptr_reads, run.entries, run.cycles) == (2, 2, 10, 1 + 10 + 3)
+
+
+def test_more_pes_fewer_padding_zeros_and_linear_speedup():
+    layer = synthetic(1024, 512, 0.05, 1)
+    acts = synthetic_activations(512, 0.4, 1)
+    runs = {p: run_layer(layer, acts, dataclasses.replace(EIE, num_pes=p, act_regs=1024 // p)) for p in (4, 16, 64)}
+    pad = [runs[p].padding / runs[p].entries for p in (4, 16, 64)]
+    assert pad[0] > pad[1] > pad[2]
+    # near-linear; a little above 4x is possible because 16 PEs also store fewer padding zeros
+    work = {p: runs[p].entries / p for p in (4, 16)}
+    assert 3.0 < runs[4].cycles / runs[16].cycles < 1.05 * work[4] / work[16]
+
+
+def test_bad_input():
+    with pytest.raises(HwsimError, match="weight density"):
+        synthetic(4, 4, 1.5)
+    with pytest.raises(HwsimError, match="activation density"):
+        synthetic_activations(4, -0.1)
+    with pytest.raises(HwsimError, match="num_pes"):
+        dataclasses.replace(EIE, num_pes=0)
+    with pytest.raises(HwsimError, match="no non-zeros"):
+        from_dense(np.zeros((3, 3)))
+    with pytest.raises(HwsimError, match="2-D"):
+        from_dense(np.ones((2, 3, 4)))
+    with pytest.raises(HwsimError, match="activation vector"):
+        run_layer(synthetic(4, 4, 0.5), np.ones(5), EIE)
+
+
+def test_benchmark_table_from_the_cli(capsys):
+    import io
+
+    import pandas as pd
+
+    from analysis.cli import main
+    assert main(["simulate", "eie-benchmarks", "--arch", "eie-64", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    layers = df[df.name != "TOTAL"]
+    assert layers.name.tolist() == ["alex6", "alex7", "alex8", "vgg6", "vgg7", "vgg8", "nt-we", "nt-wd", "nt-lstm"]
+    for col in ("cycles", "time_us", "load_balance"):
+        assert layers[col].notna().all()
+    np.testing.assert_allclose(layers.time_us, layers.cycles / 800.0)
+    assert df[df.name == "TOTAL"].cycles.item() == layers.cycles.sum()
+    # a layer cannot beat its busiest PE: cycles >= non-zero work / 64 PEs
+    work = layers.effective_macs / layers.real_work_fraction
+    assert (layers.cycles >= work / 64).all()
+
+
+def test_pruned_trace_runs_with_its_real_weights():
+    import torch
+    import torch.nn.utils.prune as prune
+
+    from sim.eie import simulate
+    from workloads.lower import lower
+    from workloads.zoo.lenet import LeNet300
+    m = LeNet300()
+    prune.l1_unstructured(m.fc1, "weight", amount=0.92)
+    wl = lower(m, torch.randn(1, 1, 28, 28), keep_weights=True)
+    res = simulate(wl, EIE)
+    row = {r["name"]: r for r in res.rows()}["fc1"]
+    assert row["weight_density"] == pytest.approx(0.08, abs=1e-4)
