@@ -1,0 +1,140 @@
+"""Register-level model of an R x C systolic array: what every PE holds each cycle.
+
+It computes real values (int8 x int8 -> int32 equals numpy's matmul exactly) and records,
+per cycle, the SRAM address each array row/column reads or writes (-1: none), for each
+fold of a GEMM. The fold timing it exhibits is what ``mapping.Folds.latency`` states.
+
+* ``ws``/``is``: the stationary tile is loaded, then the streamed operand enters row i
+  skewed by i cycles; operands move one PE right per cycle, partial sums one PE down;
+  results leave the bottom of column j, skewed by j.
+* ``os``: A enters row i skewed by i, B enters column j skewed by j; each PE accumulates
+  its output; results then drain one row per cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arch import SystolicArch
+
+
+@dataclass
+class FoldTrace:
+    latency: int                       # cycles from the first input to the last output out
+    reads: np.ndarray                  # streamed-operand SRAM addresses (cycles x R)
+    writes: np.ndarray                 # output addresses written (cycles x C)
+    macs: int = 0
+
+
+@dataclass
+class ArrayRun:
+    output: np.ndarray
+    folds: list = field(default_factory=list)
+
+    @property
+    def streamed_reads(self) -> int:
+        return int(sum((f.reads >= 0).sum() for f in self.folds))
+
+    @property
+    def output_writes(self) -> int:
+        return int(sum((f.writes >= 0).sum() for f in self.folds))
+
+
+def _stationary(S: np.ndarray, X: np.ndarray, R: int, C: int, trace: bool) -> ArrayRun:
+    """out = X @ S with S (Kd x Xd) stationary in tiles, X (T x Kd) streamed."""
+    T, Kd = X.shape
+    Xd = S.shape[1]
+    out = np.zeros((T, Xd), dtype=np.int64)
+    run = ArrayRun(out)
+    for x0 in range(0, Xd, C):
+        for k0 in range(0, Kd, R):
+            kt, xt = min(R, Kd - k0), min(C, Xd - x0)
+            W = np.zeros((R, C), dtype=np.int64)
+            W[:kt, :xt] = S[k0:k0 + kt, x0:x0 + xt]
+            a = np.zeros((R, C), dtype=np.int64)
+            p = np.zeros((R, C), dtype=np.int64)
+            rows = np.arange(R)
+            cols = np.arange(C)
+            reads, writes = [], []
+            last = -1
+            macs = 0
+            for tau in range(T + R + C - 2):
+                m_in = tau - rows
+                valid = (m_in >= 0) & (m_in < T) & (rows < kt)
+                a_in = np.zeros(R, dtype=np.int64)
+                a_in[valid] = X[m_in[valid], k0 + rows[valid]]
+                a = np.concatenate([a_in[:, None], a[:, :-1]], axis=1)      # one PE right
+                p = np.concatenate([np.zeros((1, C), dtype=np.int64), p[:-1]], axis=0) + a * W  # one PE down
+                m_out = tau - (R - 1) - cols
+                ok = (m_out >= 0) & (m_out < T) & (cols < xt)
+                out[m_out[ok], x0 + cols[ok]] += p[R - 1, ok]
+                if ok.any():
+                    last = tau
+                mm = tau - rows[:, None] - cols[None, :]
+                macs += int(((mm >= 0) & (mm < T) & (rows[:, None] < kt) & (cols[None, :] < xt)).sum())
+                if trace:
+                    reads.append(np.where(valid, m_in * Kd + k0 + rows, -1))
+                    writes.append(np.where(ok, m_out * Xd + x0 + cols, -1))
+            run.folds.append(FoldTrace(last + 1, np.array(reads).reshape(-1, R), np.array(writes).reshape(-1, C), macs))
+    return run
+
+
+def _output_stationary(A: np.ndarray, B: np.ndarray, R: int, C: int, trace: bool) -> ArrayRun:
+    M, K = A.shape
+    N = B.shape[1]
+    out = np.zeros((M, N), dtype=np.int64)
+    run = ArrayRun(out)
+    rows, cols = np.arange(R), np.arange(C)
+    for m0 in range(0, M, R):
+        for n0 in range(0, N, C):
+            mt, nt = min(R, M - m0), min(C, N - n0)
+            a = np.zeros((R, C), dtype=np.int64)
+            b = np.zeros((R, C), dtype=np.int64)
+            acc = np.zeros((R, C), dtype=np.int64)
+            reads, writes = [], []
+            last_mac = -1
+            macs = 0
+            for tau in range(K + R + C - 2):
+                ka, kb = tau - rows, tau - cols
+                va = (ka >= 0) & (ka < K) & (rows < mt)
+                vb = (kb >= 0) & (kb < K) & (cols < nt)
+                a_in = np.zeros(R, dtype=np.int64)
+                b_in = np.zeros(C, dtype=np.int64)
+                a_in[va] = A[m0 + rows[va], ka[va]]
+                b_in[vb] = B[kb[vb], n0 + cols[vb]]
+                a = np.concatenate([a_in[:, None], a[:, :-1]], axis=1)
+                b = np.concatenate([b_in[None, :], b[:-1]], axis=0)
+                acc += a * b
+                kk = tau - rows[:, None] - cols[None, :]
+                live = (kk >= 0) & (kk < K) & (rows[:, None] < mt) & (cols[None, :] < nt)
+                if live.any():
+                    last_mac = tau
+                    macs += int(live.sum())
+                if trace:
+                    reads.append(np.where(va, (m0 + rows) * K + ka, -1))
+                    writes.append(np.full(C, -1))
+            out[m0:m0 + mt, n0:n0 + nt] = acc[:mt, :nt]
+            # drain: one row of results per cycle
+            for r in range(mt):
+                if trace:
+                    reads.append(np.full(R, -1))
+                    writes.append(np.where(cols < nt, (m0 + r) * N + n0 + cols, -1))
+            run.folds.append(FoldTrace(last_mac + 1 + mt, np.array(reads).reshape(-1, R),
+                                       np.array(writes).reshape(-1, C), macs))
+    return run
+
+
+def run_gemm(A: np.ndarray, B: np.ndarray, arch: SystolicArch, trace: bool = True) -> ArrayRun:
+    """Run ``A @ B`` through the array with ``arch``'s shape and dataflow."""
+    A = np.asarray(A, dtype=np.int64)
+    B = np.asarray(B, dtype=np.int64)
+    R, C = arch.rows, arch.cols
+    if arch.dataflow == "ws":
+        return _stationary(B, A, R, C, trace)
+    if arch.dataflow == "is":
+        run = _stationary(A.T, B.T, R, C, trace)
+        run.output = run.output.T
+        return run
+    return _output_stationary(A, B, R, C, trace)

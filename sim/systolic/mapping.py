@@ -1,0 +1,132 @@
+"""Folding a GEMM ``C[M,N] = A[M,K] @ B[K,N]`` onto an R x C array, per dataflow.
+
+* ``ws`` (weight stationary, the TPU's): a K_t x N_t tile of B sits in the array; all M
+  rows of A stream through it. Folds: N tiles (outer) x K tiles (inner, accumulating).
+* ``is`` (input stationary): a K_t x M_t tile of A^T sits in the array; the N columns of
+  B stream through. Folds: M tiles (outer) x K tiles (inner, accumulating).
+* ``os`` (output stationary): each PE accumulates one output of an M_t x N_t tile while
+  K steps of A and B stream in. Folds: M tiles (outer) x N tiles (inner).
+
+For each fold this module gives the streamed length ``T``, the rows and columns used, the
+bytes to move between DRAM and the SRAMs, and the SRAM traffic (bytes, by operand). The
+DRAM rules: the streamed length is cut into chunks whose partial sums fit the active
+half of the accumulators (``ofmap`` SRAM; the TPU's 2048 of 4096 accumulator rows), so
+partial sums never leave the chip; a stationary tile is fetched for every chunk unless
+the whole stationary operand fits in its SRAM; a streamed operand is fetched once if it
+fits in the active half of its SRAM (the other half is the prefetch buffer), else once
+per fold that needs it; activations marked on-chip (the TPU's unified buffer) cost no
+DRAM traffic; outputs go to DRAM once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arch import SystolicArch
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Per-fold arrays (length F) plus the timing constants of the dataflow."""
+
+    T: np.ndarray            # streamed length (cycles of input per fold)
+    rows_used: np.ndarray
+    cols_used: np.ndarray
+    load: np.ndarray         # bytes DRAM -> SRAM needed before the fold starts
+    store: np.ndarray        # bytes SRAM -> DRAM once the fold ends
+    sram: dict               # "level.operand.direction" -> bytes (totals)
+    dram: dict               # "dram.operand.direction" -> bytes (totals)
+    latency: np.ndarray      # cycles from a fold's first input to its last output leaving the array
+    interval: np.ndarray     # cycles until the next fold may start streaming
+    preload: int             # cycles to shift a stationary tile in after its data arrives
+
+    @property
+    def count(self) -> int:
+        return int(self.T.size)
+
+
+def _tiles(n: int, t: int) -> np.ndarray:
+    full, rem = divmod(n, t)
+    return np.array([t] * full + ([rem] if rem else []), dtype=np.int64)
+
+
+def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
+          out_bits: int = 8) -> Folds:
+    R, C = arch.rows, arch.cols
+    ab, wb, ob, accb = a_bits / 8, w_bits / 8, out_bits / 8, arch.acc_bits / 8
+    half = lambda kib: kib * 1024 / 2  # noqa: E731  (the active half of a double buffer)
+    df = arch.dataflow
+    if df in ("ws", "is"):
+        # stationary tile (K tile over rows) x (X tile over cols); the streamed length is cut
+        # into chunks whose partial sums fit the active half of the accumulators
+        X, T, x_bytes, s_bytes = (N, M, wb, ab) if df == "ws" else (M, N, ab, wb)
+        t_max = max(1, int(half(arch.ofmap_sram_kib) // (C * accb)))
+        kt, xt, tt = _tiles(K, R), _tiles(X, C), _tiles(T, t_max)
+        xx, tc, kk = (a.ravel() for a in np.meshgrid(xt, tt, kt, indexing="ij"))  # x outer, t, k inner
+        xi = np.repeat(np.arange(xt.size), tt.size * kt.size)
+        F = kk.size
+        nk = kt.size
+        first_k = np.zeros(F, dtype=bool)
+        first_k[::nk] = True
+        last_k = np.zeros(F, dtype=bool)
+        last_k[nk - 1::nk] = True
+        streamed_sram = "ifmap" if df == "ws" else "filter"
+        stationary_sram = "filter" if df == "ws" else "ifmap"
+        s_role, x_role = ("input", "weight") if df == "ws" else ("weight", "input")
+        size = {"ifmap": arch.ifmap_sram_kib, "filter": arch.filter_sram_kib}
+        stationary = kk * xx * x_bytes
+        streamed_fold = tc * kk * s_bytes
+        if arch.ifmap_on_chip and streamed_sram == "ifmap":
+            streamed_dram = np.zeros(F)
+        elif T * K * s_bytes <= half(size[streamed_sram]):
+            streamed_dram = np.where(xi == 0, streamed_fold, 0.0)   # the first X tile brings it all
+        else:
+            streamed_dram = streamed_fold
+        if arch.ifmap_on_chip and stationary_sram == "ifmap":
+            stationary_dram = np.zeros(F)
+        elif tt.size > 1 and K * X * x_bytes <= half(size[stationary_sram]):
+            first_t = np.repeat(np.arange(tt.size), kt.size)[np.arange(F) % (tt.size * kt.size)] == 0
+            stationary_dram = np.where(first_t, stationary, 0.0)   # kept on chip across chunks
+        else:
+            stationary_dram = stationary
+        out = np.where(last_k, tc * xx * ob, 0.0)
+        psum = tc * xx * accb
+        load = stationary_dram + streamed_dram
+        sram = {
+            f"{streamed_sram}_sram.{s_role}.reads": float(streamed_fold.sum()),
+            f"{stationary_sram}_sram.{x_role}.reads": float(stationary.sum()),
+            f"{streamed_sram}_sram.{s_role}.writes": float(streamed_dram.sum()),
+            f"{stationary_sram}_sram.{x_role}.writes": float(stationary_dram.sum()),
+            "ofmap_sram.output.writes": float(psum.sum()),
+            "ofmap_sram.output.reads": float(np.where(first_k, 0.0, psum).sum() + out.sum() / ob * accb),
+        }
+        dram = {f"dram.{s_role}.reads": float(streamed_dram.sum()), f"dram.{x_role}.reads": float(stationary_dram.sum()),
+                "dram.output.writes": float(out.sum())}
+        # the psum passes all R rows; the last used column is cols_used - 1 to the right
+        return Folds(T=tc, rows_used=kk, cols_used=xx, load=load, store=out, sram=sram, dram=dram,
+                     latency=tc + R + xx - 2, interval=np.maximum(tc, R), preload=R)
+    # output stationary: M tiles (rows) outer, N tiles (cols) inner; K streamed
+    mt, nt = _tiles(M, R), _tiles(N, C)
+    nn, mm = np.meshgrid(nt, mt, indexing="xy")
+    mm, nn = mm.ravel(), nn.ravel()
+    F = mm.size
+    first_n = np.zeros(F, dtype=bool)
+    first_n[::nt.size] = True
+    a_fold = mm * K * ab
+    b_fold = K * nn * wb
+    a_fits = (R * K * ab) <= arch.ifmap_sram_kib * 1024 / 2
+    b_fits = (K * N * wb) <= arch.filter_sram_kib * 1024 / 2
+    a_dram = np.zeros(F) if arch.ifmap_on_chip else (np.where(first_n, a_fold, 0.0) if a_fits else a_fold)
+    b_dram = np.where(np.arange(F) < nt.size, b_fold, 0.0) if b_fits else b_fold
+    out = mm * nn * ob
+    sram = {"ifmap_sram.input.reads": float(a_fold.sum()), "filter_sram.weight.reads": float(b_fold.sum()),
+            "ofmap_sram.output.writes": float(out.sum()), "ifmap_sram.input.writes": float(a_dram.sum()),
+            "filter_sram.weight.writes": float(b_dram.sum()), "ofmap_sram.output.reads": float(out.sum())}
+    dram = {"dram.input.reads": float(a_dram.sum()), "dram.weight.reads": float(b_dram.sum()),
+            "dram.output.writes": float(out.sum())}
+    # last MAC at K-1 + (rows-1) + (cols-1); then the results drain one row per cycle,
+    # overlapped with the next fold
+    return Folds(T=np.full(F, K, dtype=np.int64), rows_used=mm, cols_used=nn, load=a_dram + b_dram, store=out,
+                 sram=sram, dram=dram, latency=K + 2 * mm + nn - 2, interval=np.maximum(K, mm), preload=0)

@@ -1,0 +1,153 @@
+"""When each fold runs: the array's fold pipeline plus one DRAM channel.
+
+Rules (both engines below implement exactly these):
+
+* Fold f streams ``T_f`` inputs; its last output leaves the array ``latency_f`` cycles
+  after its stream starts (``T + R + cols - 2`` for a stationary tile; ``K + 2 rows + cols
+  - 2`` for output stationary, whose results drain one row per cycle). The next fold may
+  start ``interval_f`` cycles later (``max(T, R)``: the next stationary tile shifts in under
+  the current stream; ``max(K, rows)`` for output stationary, whose drain overlaps the next
+  fold). ``sim.systolic.array`` checks these against a register-level model.
+* Its DRAM data (``load_f`` bytes) must have arrived, and a stationary tile then needs
+  ``preload`` (``R``) cycles to shift in: ``start_f >= done_f + preload``.
+* Fold f's load may be requested once a buffer slot is free: at cycle 0 for the first
+  ``prefetch_depth`` folds, else when fold ``f - prefetch_depth`` starts. Fold f's
+  results (``store_f`` bytes) are requested when it ends.
+* One DRAM channel moves ``bw`` bytes per cycle, one transfer at a time, in order of
+  request (loads before stores at the same cycle): a transfer of B bytes takes
+  ``ceil(B / bw)`` cycles.
+* Stall cycles are the cycles a fold starts later than the pipeline alone allows.
+
+``schedule`` is the fast engine (a recurrence over folds); ``schedule_cycles`` steps every
+cycle. Tests prove they agree on cycles, stalls and DRAM traffic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .mapping import Folds
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cycles: int
+    stall_cycles: int
+    compute_cycles: int       # the same folds with unlimited bandwidth
+    start: np.ndarray
+    dram_busy_cycles: int
+
+
+def _bw(bw: float) -> Fraction:
+    return Fraction(bw).limit_denominator(1 << 20)
+
+
+def _dur(nbytes: float, bw: Fraction) -> int:
+    return 0 if nbytes <= 0 else math.ceil(Fraction(nbytes).limit_denominator(1 << 20) / bw)
+
+
+def _pipeline(f: Folds, R: int, C: int):
+    return f.latency, f.interval
+
+
+def compute_cycles(f: Folds, R: int, C: int) -> int:
+    """Cycles with unlimited DRAM bandwidth (closed form)."""
+    lat, interval = _pipeline(f, R, C)
+    return int(f.preload + interval[:-1].sum() + lat[-1]) if f.count else 0
+
+
+def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
+    """Fast engine: the fold/channel recurrence."""
+    lat, interval = _pipeline(f, R, C)
+    bwf = _bw(bw)
+    F = f.count
+    start = np.zeros(F, dtype=np.int64)
+    end = np.zeros(F, dtype=np.int64)
+    chan = 0              # first cycle the channel is free
+    busy = stalls = 0
+    st = 0                # next store to serve (stores are requested in fold order)
+
+    def serve(req: int, nbytes: float) -> int:
+        nonlocal chan, busy
+        d = _dur(nbytes, bwf)
+        if not d:
+            return req
+        chan = max(chan, req) + d
+        busy += d
+        return chan
+
+    for i in range(F):
+        req = 0 if i < depth else int(start[i - depth])
+        while st < i and end[st] < req:        # stores requested before this load go first
+            serve(int(end[st]), f.store[st])
+            st += 1
+        done = serve(req, f.load[i])
+        if i == 0:
+            s, stall = done + f.preload, done
+        else:
+            ideal = int(start[i - 1] + interval[i - 1])
+            s = max(ideal, done + f.preload)
+            stall = s - ideal
+        stalls += stall
+        start[i], end[i] = s, s + lat[i]
+    while st < F:
+        serve(int(end[st]), f.store[st])
+        st += 1
+    total = int(max(end.max(initial=0), chan))
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
+
+
+def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
+    """Reference engine: each cycle, first the array (start a fold if it may), then the
+    channel (take the oldest request if idle, move ``bw`` bytes)."""
+    lat, interval = _pipeline(f, R, C)
+    bwf = _bw(bw)
+    F = f.count
+    start = np.full(F, -1, dtype=np.int64)
+    end = np.full(F, -1, dtype=np.int64)
+    done = np.full(F, -1, dtype=np.int64)
+    pending: list = []            # (request cycle, 0 load / 1 store, fold, bytes)
+
+    def request(t: int, kind: int, i: int, nbytes: float) -> None:
+        if nbytes > 0:
+            heapq.heappush(pending, (t, kind, i, Fraction(nbytes).limit_denominator(1 << 20)))
+        elif kind == 0:
+            done[i] = t               # nothing to move: ready at once
+
+    for i in range(min(depth, F)):
+        request(0, 0, i, f.load[i])
+    requested = min(depth, F)
+    cur = None
+    busy = stalls = last_done = 0
+    nxt = t = 0
+    while nxt < F or cur is not None or pending:
+        if nxt < F and done[nxt] >= 0:
+            ready = done[nxt] + f.preload
+            ideal = start[nxt - 1] + interval[nxt - 1] if nxt else ready
+            if t >= max(ideal, ready):
+                start[nxt], end[nxt] = t, t + lat[nxt]
+                stalls += (t - ideal) if nxt else done[nxt]
+                request(int(end[nxt]), 1, nxt, f.store[nxt])
+                if requested < F:
+                    request(t, 0, requested, f.load[requested])
+                    requested += 1
+                nxt += 1
+        if cur is None and pending and pending[0][0] <= t:
+            _, kind, i, nbytes = heapq.heappop(pending)
+            cur = [kind, i, nbytes]
+        if cur is not None:
+            busy += 1
+            cur[2] -= bwf
+            if cur[2] <= 0:
+                if cur[0] == 0:
+                    done[cur[1]] = t + 1
+                last_done = t + 1
+                cur = None
+        t += 1
+    total = int(max(end.max(initial=0), last_done))
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)

@@ -1,0 +1,123 @@
+"""Systolic arrays: register-level values and per-cycle traffic vs numpy and the fold
+mapping, the cycle-stepping schedule vs the fast engine, hand-derived cases, TPU checks."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sim.systolic import PRESETS, SystolicArch, folds, run_gemm, schedule, schedule_cycles, simulate
+from workloads import HwsimError, resolve
+from workloads.build import gemm_op
+from workloads.trace import Workload
+
+dataflows = st.sampled_from(["ws", "os", "is"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(R=st.integers(1, 6), C=st.integers(1, 6), M=st.integers(1, 14), N=st.integers(1, 14), K=st.integers(1, 14),
+       df=dataflows, seed=st.integers(0, 1000))
+def test_register_model_equals_numpy_and_mapping(R, C, M, N, K, df, seed):
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-128, 128, (M, K), dtype=np.int64)
+    B = rng.integers(-128, 128, (K, N), dtype=np.int64)
+    arch = SystolicArch(rows=R, cols=C, dataflow=df, ofmap_sram_kib=1024)
+    run = run_gemm(A.astype(np.int8), B.astype(np.int8), arch)
+    np.testing.assert_array_equal(run.output, A @ B)           # int8 x int8 -> int32, exact
+    f = folds(M, N, K, arch, 8, 8, 32)
+    assert [x.latency for x in run.folds] == f.latency.tolist()
+    assert sum(x.macs for x in run.folds) == M * N * K
+    # per-cycle traffic counted from the address trace equals the mapping's totals
+    streamed = "ifmap_sram.input.reads" if df in ("ws", "os") else "filter_sram.weight.reads"
+    assert run.streamed_reads == f.sram[streamed]
+    writes = run.output_writes * 4  # 32-bit psums / results
+    assert writes == f.sram["ofmap_sram.output.writes"]
+
+
+def test_trace_addresses_for_a_tiny_ws_fold():
+    # 2x2 array, A 3x2, B 2x2: row 1 of the array reads column 1 of A one cycle after row 0
+    run = run_gemm(np.arange(6).reshape(3, 2), np.ones((2, 2)), SystolicArch(rows=2, cols=2, dataflow="ws"))
+    reads = run.folds[0].reads
+    assert reads[:4].tolist() == [[0, -1], [2, 1], [4, 3], [-1, 5]]
+    # outputs leave the bottom of column j at cycle m + R - 1 + j
+    writes = run.folds[0].writes
+    assert writes[1:5].tolist() == [[0, -1], [2, 1], [4, 3], [-1, 5]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(R=st.integers(1, 8), C=st.integers(1, 8), M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 40),
+       df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
+       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]))
+def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, acc):
+    arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
+                        ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
+    f = folds(M, N, K, arch)
+    fast, ref = schedule(f, R, C, bw, depth), schedule_cycles(f, R, C, bw, depth)
+    assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
+    np.testing.assert_array_equal(fast.start, ref.start)
+    # moving the bytes takes at least bytes / bw cycles
+    assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9
+
+
+def test_hand_derived_ws_gemm():
+    arch = SystolicArch(rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=8.0)
+    f = folds(10, 4, 4, arch)                        # one fold: B 4x4 stationary, 10 rows streamed
+    assert f.count == 1 and f.load.tolist() == [16 + 40] and f.store.tolist() == [40]
+    s = schedule(f, 4, 4, 8.0, 2)
+    # 56 bytes at 8 B/cycle = 7 cycles; 4 cycles to shift the weights in; last output
+    # 10 + 4 + 4 - 2 = 16 cycles after the stream starts; then 40 bytes out in 5 cycles
+    assert (s.stall_cycles, s.start.tolist(), s.cycles) == (7, [11], 11 + 16 + 5)
+    assert s.compute_cycles == 4 + 16
+
+
+def test_tpu_v1_preset_and_rates():
+    tpu = PRESETS["tpu-v1"]
+    assert tpu.peak_tops == pytest.approx(65536 * 2 * 0.7e9 / 1e12)    # 91.75 TOPS
+    assert (tpu.rate(8, 8), tpu.rate(16, 8), tpu.rate(16, 16)) == (1.0, 0.5, 0.25)
+    op8 = gemm_op("g", 4096, 1024, 1024, bits=8, dtype="int")
+    op16 = gemm_op("g", 4096, 1024, 1024, bits=16, dtype="int")
+    c8 = simulate(Workload("a", (op8,)), tpu).ops[0]
+    c16 = simulate(Workload("b", (op16,)), tpu).ops[0]
+    assert c8.extra["compute_cycles"] * 3.5 < c16.extra["compute_cycles"] <= c8.extra["compute_cycles"] * 4
+
+
+def test_mlp0_is_weight_bandwidth_bound_on_tpu():
+    tpu = PRESETS["tpu-v1"]
+    wl = resolve("mlp0")
+    res = simulate(wl, tpu)
+    weight_bytes = sum(op.operand("weight").nbytes for op in wl.ops)
+    roofline = weight_bytes / tpu.dram_bw_bytes_per_cycle      # 20 MB at 34 GB/s
+    assert roofline <= res.cycles <= 1.15 * roofline
+    assert res.total()["utilization"] < 0.2
+    # the same layers at batch 2000 reuse each weight 10x more and become compute-bound
+    big = simulate(resolve("mlp0", batch=2000), tpu)
+    assert big.total()["utilization"] > 0.6
+
+
+def test_dense_array_gains_nothing_from_zeros():
+    tpu = PRESETS["systolic-32"]
+    dense = gemm_op("g", 256, 256, 256, bits=8, dtype="int")
+    sparse = gemm_op("g", 256, 256, 256, bits=8, dtype="int", weight_density=0.1, act_density=0.3)
+    a, b = (simulate(Workload("w", (op,)), tpu).ops[0] for op in (dense, sparse))
+    assert (a.cycles, a.sram_reads, a.dram_reads) == (b.cycles, b.sram_reads, b.dram_reads)
+
+
+def test_bad_config_names_the_field(tmp_path):
+    with pytest.raises(HwsimError, match="rows"):
+        SystolicArch(rows=0)
+    with pytest.raises(HwsimError, match="dataflow"):
+        SystolicArch(dataflow="rs")
+    with pytest.raises(HwsimError, match="dram_bw_bytes_per_cycle"):
+        dataclasses.replace(PRESETS["tpu-v1"], dram_bw_bytes_per_cycle=-1)
+    from sim.registry import resolve_arch
+    y = tmp_path / "mine.yaml"
+    y.write_text("base: systolic-32\nrows: 64\ndataflow: os\n")
+    machine, arch = resolve_arch(str(y))
+    assert (machine, arch.rows, arch.cols, arch.dataflow, arch.name) == ("systolic", 64, 32, "os", "mine")
+    y.write_text("base: systolic-32\nrowz: 64\n")
+    with pytest.raises(HwsimError, match="unknown field 'rowz'"):
+        resolve_arch(str(y))
+    y.write_text("base: nope\n")
+    with pytest.raises(HwsimError, match="base"):
+        resolve_arch(str(y))
