@@ -196,6 +196,32 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     click.echo(f"wrote {d}/")
 
 
+@cli.command()
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False),
+              help="SCALE-Sim .cfg file.")
+@click.option("-t", "--topology", "topology", required=True, type=click.Path(dir_okay=False),
+              help="SCALE-Sim topology CSV (conv form, or GEMM form with M, N, K columns).")
+@click.option("-o", "--outdir", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory for COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv.")
+@click.option("--gemm/--conv", "gemm", default=None, help="Topology form (default: detected from the header).")
+def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None:
+    """Run a SCALE-Sim config + topology with SCALE-Sim 3.0.0's own model, exactly.
+
+    Writes SCALE-Sim's three reports with its columns; cycles, stalls and SRAM/DRAM
+    access counts equal SCALE-Sim's for ws/os/is and CALC/USER bandwidth modes (sparsity,
+    custom layouts and Ramulator are not supported). hwsim's own systolic model, which
+    differs where SCALE-Sim is wrong (see sim/systolic/scalesim_compat.py), is
+    'hwsim simulate TOPOLOGY.csv --arch ...'.
+    """
+    from sim.systolic import scalesim_compat as ss
+
+    cfg, layers, reports = ss.run(config, topology, gemm)
+    out = ss.write_reports(reports, outdir)
+    for L, r in zip(layers, reports):
+        click.echo(f"{L.name:<24} cycles {r.total_cycles:>10}  stalls {r.stall_cycles:>8}")
+    click.echo(f"wrote {out}/ (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)

@@ -1,0 +1,778 @@
+"""SCALE-Sim 3.0.0 compatibility: the same cycles, stalls and access counts, much faster.
+
+This reproduces SCALE-Sim's own model (``scalesim.single_layer_sim`` with sparsity off,
+no custom layouts, no Ramulator), bug for bug, with numpy instead of per-element Python:
+
+* operand matrices of addresses (ifmap ``M x RSC`` with -1 where SCALE-Sim's
+  ``ceil((H - R + s) / s)`` output size reads past the ifmap, filter ``RSC x K``, ofmap
+  ``M x K``) and, per dataflow, the demand matrices (one row per cycle) SCALE-Sim builds;
+* CALC bandwidth mode: SCALE-Sim's ``ReadBufferEstimateBw`` (addresses grouped in sets of
+  ``size/100``, a 50-set active window that slides 50 sets at a time; a DRAM read is a
+  demanded address in neither the window nor the set being filled) emulated phase by
+  phase, and its write buffer (lines of ``bw`` words, a drain of half the buffer when the
+  active half is full, stalls while a drain is in flight) emulated event by event.
+
+Known SCALE-Sim behaviours this mode keeps (hwsim's own model does not):
+
+1. Partial sums of every K fold are written to the ofmap SRAM and to DRAM (no on-chip
+   accumulation): DRAM ofmap writes are ``M x N x ceil(K / rows)`` for ``ws``.
+2. The output size is ``ceil((H - R + s) / s)``; the extra row/column reads past the
+   ifmap (addresses -1) and still count as SRAM reads.
+3. ``os`` adds ``rows + cols`` phantom ofmap writes per fold.
+4. In CALC mode the read buffers never stall; their DRAM traffic is timed backwards from
+   the first demand, so DRAM start cycles are negative.
+5. Total cycles are the index of the last demand row plus stalls (one less than the
+   number of rows).
+6. DRAM ofmap writes count a line flushed half full mid-stream as a full line (only the
+   last line of each drain is trimmed), so they can exceed the words written.
+7. USER mode: every read miss advances the active window by the prefetch window, the
+   stall is added to the row's offset twice when positive (and subtracted when
+   negative), and DRAM reads count whole prefetch lines, padding included.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workloads.errors import HwsimError
+
+
+# ---- configuration and topology ----------------------------------------------------------
+@dataclass(frozen=True)
+class ScaleSimConfig:
+    run_name: str
+    rows: int
+    cols: int
+    ifmap_kb: int
+    filter_kb: int
+    ofmap_kb: int
+    ifmap_offset: int
+    filter_offset: int
+    ofmap_offset: int
+    dataflow: str
+    user_bandwidth: bool
+    bandwidths: tuple[int, ...] = ()
+    ifmap_bank_bw: int = 10
+    filter_bank_bw: int = 10
+    ifmap_banks: int = 1
+    filter_banks: int = 1
+
+
+def read_config(path: str | Path) -> ScaleSimConfig:
+    """Parse a SCALE-Sim ``.cfg``; errors name the file, section and field."""
+    p = Path(path)
+    cp = configparser.ConfigParser()
+    try:
+        read = cp.read(p)
+    except configparser.Error as e:
+        raise HwsimError(f"{p}: not a valid SCALE-Sim config ({e.message.splitlines()[0]})") from None
+    if not read:
+        raise HwsimError(f"{p}: config file not found")
+
+    def get(section, key, kind=str):
+        if not cp.has_section(section):
+            raise HwsimError(f"{p}: missing section [{section}]")
+        if not cp.has_option(section, key):
+            raise HwsimError(f"{p}: [{section}] {key}: missing")
+        raw = cp.get(section, key).strip()
+        if kind is int:
+            try:
+                return int(raw)
+            except ValueError:
+                raise HwsimError(f"{p}: [{section}] {key}: expected an integer, got {raw!r}") from None
+        return raw
+
+    mode = get("run_presets", "InterfaceBandwidth")
+    if mode not in ("USER", "CALC"):
+        raise HwsimError(f"{p}: [run_presets] InterfaceBandwidth: must be USER or CALC, got {mode!r}")
+    if cp.has_option("run_presets", "UseRamulatorTrace") and cp.get("run_presets", "UseRamulatorTrace").strip() == "True":
+        raise HwsimError(f"{p}: [run_presets] UseRamulatorTrace: Ramulator traces are not supported; set False")
+    if cp.has_section("sparsity") and cp.get("sparsity", "SparsitySupport", fallback="false").strip().lower() == "true":
+        raise HwsimError(f"{p}: [sparsity] SparsitySupport: sparsity is not supported in compatibility mode; set false")
+    for key in ("IfmapCustomLayout", "FilterCustomLayout"):
+        if cp.has_option("layout", key) and cp.getboolean("layout", key):
+            raise HwsimError(f"{p}: [layout] {key}: custom layouts are not supported; set False")
+    a = "architecture_presets"
+    df = get(a, "Dataflow")
+    if df not in ("ws", "os", "is"):
+        raise HwsimError(f"{p}: [{a}] Dataflow: must be ws, os or is, got {df!r}")
+    cfg = dict(run_name=get("general", "run_name"), rows=get(a, "ArrayHeight", int), cols=get(a, "ArrayWidth", int),
+               ifmap_kb=get(a, "IfmapSramSzkB", int), filter_kb=get(a, "FilterSramSzkB", int),
+               ofmap_kb=get(a, "OfmapSramSzkB", int), ifmap_offset=get(a, "IfmapOffset", int),
+               filter_offset=get(a, "FilterOffset", int), ofmap_offset=get(a, "OfmapOffset", int), dataflow=df,
+               user_bandwidth=mode == "USER")
+    for k in ("rows", "cols", "ifmap_kb", "filter_kb", "ofmap_kb"):
+        if cfg[k] < 1:
+            raise HwsimError(f"{p}: [{a}] {k}: must be >= 1, got {cfg[k]}")
+    if mode == "USER":
+        raw = get(a, "Bandwidth")
+        try:
+            cfg["bandwidths"] = tuple(int(x) for x in raw.split(","))
+        except ValueError:
+            raise HwsimError(f"{p}: [{a}] Bandwidth: expected comma-separated integers, got {raw!r}") from None
+        cfg["ifmap_bank_bw"] = get("layout", "IfmapSRAMBankBandwidth", int)
+        cfg["filter_bank_bw"] = get("layout", "FilterSRAMBankBandwidth", int)
+        cfg["ifmap_banks"] = get("layout", "IfmapSRAMBankNum", int)
+        cfg["filter_banks"] = get("layout", "FilterSRAMBankNum", int)
+    return ScaleSimConfig(**cfg)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    H: int
+    W: int
+    R: int
+    S: int
+    C: int
+    K: int
+    sh: int
+    sw: int
+
+    @property
+    def ofmap(self) -> tuple[int, int]:
+        return math.ceil((self.H - self.R + self.sh) / self.sh), math.ceil((self.W - self.S + self.sw) / self.sw)
+
+
+def read_topology(path: str | Path, gemm: bool | None = None) -> list[Layer]:
+    """SCALE-Sim's topology reader: conv rows, or GEMM rows (M, N, K) as an M x K ifmap with
+    N filters of 1 x K; ``DP`` layers split into one layer per channel."""
+    from workloads.scalesim_topo import detect_form
+
+    p = Path(path)
+    if not p.is_file():
+        raise HwsimError(f"{p}: topology file not found")
+    if gemm is None:
+        gemm = detect_form(p) == "gemm"
+    names = ["M", "N", "K"] if gemm else ["IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
+                                           "Channels", "Num Filter", "Strides"]
+    layers = []
+    for ln, row in enumerate(p.read_text().splitlines()[1:], start=2):
+        row = row.strip()
+        if not row:
+            continue
+        f = row.split(",")[:-1] if row.endswith(",") else row.split(",")
+        if len(f) < len(names) + 1:
+            raise HwsimError(f"{p}:{ln}: expected {len(names) + 1} fields (Layer, {', '.join(names)}), got {len(f)}")
+        vals = []
+        for n, v in zip(names, f[1:len(names) + 1]):
+            try:
+                vals.append(int(v.strip()))
+            except ValueError:
+                raise HwsimError(f"{p}:{ln}: field {n!r} must be an integer, got {v.strip()!r}") from None
+            if vals[-1] < 1:
+                raise HwsimError(f"{p}:{ln}: field {n!r} must be >= 1, got {vals[-1]}")
+        if len(f) > len(names) + 1 and f[len(names) + 1].strip() not in ("", "1:1"):
+            raise HwsimError(f"{p}:{ln}: sparsity ratio {f[len(names) + 1].strip()!r}: sparsity is not supported")
+        name = f[0].strip()
+        if gemm:
+            M, N, K = vals
+            layers.append(Layer(name, M, K, 1, K, 1, N, 1, 1))
+            continue
+        H, W, R, S, C, K, s = vals
+        if R > H or S > W:
+            raise HwsimError(f"{p}:{ln}: filter {R}x{S} is larger than the ifmap {H}x{W}")
+        if "DP" in name:
+            layers += [Layer(f"{name}Channel_{c}", H, W, R, S, 1, K, s, s) for c in range(C)]
+        else:
+            layers.append(Layer(name, H, W, R, S, C, K, s, s))
+    if not layers:
+        raise HwsimError(f"{p}: no layers")
+    return layers
+
+
+# ---- operand and demand matrices -----------------------------------------------------------
+def operand_matrices(L: Layer, cfg: ScaleSimConfig):
+    E, F = L.ofmap
+    M, win = E * F, L.R * L.S * L.C
+    i = np.arange(M)[:, None]
+    j = np.arange(win)[None, :]
+    orow, ocol = np.divmod(i, F)
+    irow, icol = orow * L.sh, ocol * L.sw
+    crow, k = np.divmod(j, L.S * L.C)
+    ccol, cch = np.divmod(k, L.C)
+    valid = (crow + irow < L.H) & (ccol + icol < L.W)
+    addr = ((crow * L.W + ccol) * L.C + cch) + (irow * L.W + icol) * L.C + cfg.ifmap_offset
+    ifmap = np.where(valid, addr, -1).astype(_ADDR)
+    filt = (np.arange(L.K)[None, :] * win + np.arange(win)[:, None] + cfg.filter_offset).astype(_ADDR)
+    ofmap = (L.K * np.arange(M)[:, None] + np.arange(L.K)[None, :] + cfg.ofmap_offset).astype(_ADDR)
+    return ifmap, filt, ofmap
+
+
+_ADDR = np.int32   # addresses below 2**31, as SCALE-Sim's own '>i4' matrices
+
+
+def _pad(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.full((rows, cols), -1, dtype=_ADDR)
+    out[:a.shape[0], :a.shape[1]] = a
+    return out
+
+
+def _gap(rows: int, cols: int) -> np.ndarray:
+    return np.full((rows, cols), -1, dtype=_ADDR)
+
+
+def _skew(a: np.ndarray) -> np.ndarray:
+    """Column c delayed by c cycles."""
+    rows, cols = a.shape
+    out = np.full((rows + cols - 1, cols), -1, dtype=_ADDR)
+    for c in range(cols):
+        out[c:c + rows, c] = a[:, c]
+    return out
+
+
+@dataclass
+class Demand:
+    ifmap: np.ndarray
+    filter: np.ndarray
+    ofmap: np.ndarray
+    ifmap_reads: int = 0
+    filter_reads: int = 0
+    ofmap_writes: int = 0
+    mapping_eff: list = field(default_factory=list)
+    compute_util: list = field(default_factory=list)
+
+
+def demand_matrices(ifm: np.ndarray, flt: np.ndarray, ofm: np.ndarray, R: int, C: int, df: str) -> Demand:
+    """SCALE-Sim's demand matrices (``systolic_compute_{ws,os,is}``), fold by fold."""
+    I, Fm, O = [], [], []
+    d = Demand(None, None, None)
+    if df == "ws":
+        Sr, Sc, T = ifm.shape[1], flt.shape[1], ifm.shape[0]
+        for fc in range(math.ceil(Sc / C)):
+            c0, c1 = fc * C, min(fc * C + C, Sc)
+            for fr in range(math.ceil(Sr / R)):
+                r0, r1 = fr * R, min(fr * R + R, Sr)
+                blk = ifm[:, r0:r1]
+                d.ifmap_reads += blk.size
+                I.append(_skew(np.concatenate([_gap(R, R), _pad(blk, T, R), _gap(C - 1, R)])))
+                fb = flt[r0:r1, c0:c1]
+                d.filter_reads += fb.size
+                fb = np.flip(_pad(fb, R, C), 0)
+                sparse = int((fb == -1).sum())
+                fb = np.concatenate([fb, _gap(R + C + T - 2, C)])
+                Fm.append(fb)
+                cycles = fb.shape[0] + fb.shape[1] - 1
+                used = (r1 - r0) * (c1 - c0)
+                d.mapping_eff.append((R * C - sparse) / (R * C))
+                d.compute_util.append(used * T / (R * C * cycles))
+                ob = ofm[:, c0:c1]
+                d.ofmap_writes += ob.size
+                O.append(_skew(np.concatenate([_gap(2 * R - 1, C), _pad(ob, T, C)])))
+    elif df == "os":
+        Sr, Sc, T = ifm.shape[0], flt.shape[1], ifm.shape[1]
+        ifm_t = ifm.T
+        for fc in range(math.ceil(Sc / C)):
+            c0, c1 = fc * C, min(fc * C + C, Sc)
+            for fr in range(math.ceil(Sr / R)):
+                r0, r1 = fr * R, min(fr * R + R, Sr)
+                blk = ifm_t[:, r0:r1]
+                d.ifmap_reads += blk.size
+                I.append(_skew(np.concatenate([_pad(blk, T, R), _gap(C - 1, R)])))
+                fb = flt[:, c0:c1]
+                d.filter_reads += fb.size
+                Fm.append(_skew(np.concatenate([_pad(fb, T, C), _gap(R - 1, C)])))
+                ob = ofm[r0:r1, c0:c1]
+                d.ofmap_writes += ob.size + R + C          # SCALE-Sim adds rows + cols per fold
+                ob = np.concatenate([_gap(T - 1, C), np.flip(_pad(ob, R, C), 0)])
+                used = (r1 - r0) * (c1 - c0)
+                cycles = ob.shape[0] + ob.shape[1] - 1
+                d.mapping_eff.append(used / (R * C))
+                d.compute_util.append(used * T / (R * C * cycles))
+                O.append(_skew(ob))
+    else:  # is
+        Sr, Sc, T = ifm.shape[1], ifm.shape[0], flt.shape[1]
+        ifm_t = ifm.T
+        for fc in range(math.ceil(Sc / C)):
+            c0, c1 = fc * C, min(fc * C + C, Sc)
+            for fr in range(math.ceil(Sr / R)):
+                r0, r1 = fr * R, min(fr * R + R, Sr)
+                blk = ifm_t[r0:r1, c0:c1]
+                d.ifmap_reads += blk.size
+                blk = np.concatenate([np.flip(_pad(blk, R, C), 0), _gap(R + C + T - 2, C)])
+                used = (r1 - r0) * (c1 - c0)
+                cycles = blk.shape[0] + blk.shape[1] - 1
+                d.mapping_eff.append(used / (R * C))
+                d.compute_util.append(used * T / (R * C * cycles))
+                I.append(blk)
+                fb = flt[r0:r1, :].T
+                d.filter_reads += fb.size
+                Fm.append(_skew(np.concatenate([_gap(R, R), _pad(fb, T, R), _gap(C - 1, R)])))
+                ob = ofm[c0:c1, :].T
+                d.ofmap_writes += ob.size
+                O.append(_skew(np.concatenate([_gap(2 * R - 1, C), _pad(ob, T, C)])))
+    d.ifmap, d.filter, d.ofmap = np.concatenate(I), np.concatenate(Fm), np.concatenate(O)
+    return d
+
+
+# ---- memory system -------------------------------------------------------------------------
+def _stream(dm: np.ndarray):
+    """The demanded addresses in service order (row by row, left to right) and their rows."""
+    mask = dm != -1
+    rows = np.repeat(np.arange(dm.shape[0], dtype=np.int32), mask.sum(axis=1))
+    return dm[mask], rows
+
+
+class WriteBuffer:
+    """SCALE-Sim's ``write_buffer``: words packed into lines of ``bw``; when the active half
+    fills, the partial line is flushed and half the buffer drains at one line per cycle;
+    a write that finds the buffer full while a drain is in flight stalls until it ends.
+    Driven in row order by :func:`_timing`; rows without an event are stored in bulk."""
+
+    def __init__(self, rows: np.ndarray, size_bytes: int, bw: int):
+        self.rows, self.bw = rows.astype(np.int64), bw
+        self.total = size_bytes
+        self.active = math.ceil(size_bytes * 0.5)
+        self.per_drain = math.ceil((self.total - self.active) / bw)
+        self.free, self.D, self.e = self.total, 0, 0
+        self.queue: deque = deque()     # undrained lines: [full lines, valid words of a trailing partial line]
+        self.since_flush = 0
+        self.access = 0
+        self.dmin = self.dmax = None
+
+    def next_event_row(self, S: int) -> float:
+        e, W = self.e, self.rows.size
+        if e >= W:
+            return math.inf
+        ea = max(int(np.searchsorted(self.rows, self.D - S, "left")), e + max(0, self.free - self.active))
+        eb = e + max(self.free - 1, 0)
+        best = math.inf
+        if eb < W and self.rows[eb] + S < self.D:
+            best = int(self.rows[eb])
+        if ea < W:
+            best = min(best, int(self.rows[ea]))
+        return best
+
+    def store_until(self, row: int) -> None:
+        n = max(int(np.searchsorted(self.rows, row, "left")) - self.e, 0)
+        self.free -= n
+        self.since_flush += n
+        self.e += n
+
+    def process_row(self, row: int, cycle: int) -> int:
+        """Store the words of ``row`` one by one; returns the row's stall offset."""
+        off = 0
+        cc = cycle
+        while self.e < self.rows.size and self.rows[self.e] == row:
+            self.e += 1
+            self.free -= 1
+            self.since_flush += 1
+            if cc < self.D:
+                if self.free <= 0:
+                    off += self.D - cc
+                    cc = self.D
+            elif self.free < self.active:
+                self._flush()
+                self.D = self._drain(cc)
+        return off
+
+    def finish(self, cycle: int) -> None:
+        self._flush()
+        while self.queue:
+            self.D = self._drain(cycle)
+            cycle = self.D + 1
+        if self.dmin is None:
+            raise HwsimError("SCALE-Sim fails on a layer with no ofmap writes")
+
+    def _flush(self) -> None:
+        if self.since_flush:
+            self.queue.append([self.since_flush // self.bw, self.since_flush % self.bw])
+            self.since_flush = 0
+
+    def _drain(self, start: int) -> int:
+        n, last_valid = 0, self.bw
+        while n < self.per_drain and self.queue:
+            seg = self.queue[0]
+            if seg[0]:
+                t = min(seg[0], self.per_drain - n)
+                seg[0] -= t
+                n += t
+                last_valid = self.bw
+            elif seg[1]:
+                n += 1
+                last_valid = seg[1]
+                seg[1] = 0
+            if not seg[0] and not seg[1]:
+                self.queue.popleft()
+        if n == 0:
+            raise HwsimError("SCALE-Sim's write buffer would drain an empty line here (it crashes); "
+                             "use a larger OfmapSramSzkB")
+        data = n * self.bw - (self.bw - last_valid)
+        self.access += data
+        self.free += data
+        end = start + n - 1
+        self.dmin = start if self.dmin is None else min(self.dmin, start)
+        self.dmax = end if self.dmax is None else max(self.dmax, end)
+        return end
+
+
+@dataclass
+class UserReads:
+    """Where SCALE-Sim's USER-mode ``read_buffer`` misses: timing-independent."""
+
+    miss_elems: np.ndarray     # stream positions that miss
+    miss_calls: np.ndarray     # new_prefetch() calls each miss makes
+    rows: np.ndarray           # demand row of every stream position
+    first_lines: int           # lines fetched by the initial active-buffer prefetch
+    lines_per_prefetch: int
+    bw: int
+
+    @property
+    def prefetches(self) -> int:
+        return int(self.miss_calls.sum())
+
+    @property
+    def dram_reads(self) -> int:
+        return (self.first_lines + self.prefetches * self.lines_per_prefetch) * self.bw
+
+
+def _diag_flatten(m: np.ndarray) -> np.ndarray:
+    """SCALE-Sim's anti-diagonal order: diagonal by diagonal, bottom row first."""
+    M, N = m.shape
+    r, c = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
+    order = np.lexsort(((M - 1 - r).ravel(), (r + c).ravel()))
+    return m.ravel()[order]
+
+
+def prefetch_sequences(ifm: np.ndarray, flt: np.ndarray, R: int, C: int, df: str) -> tuple[np.ndarray, np.ndarray]:
+    """SCALE-Sim's ifmap and filter prefetch matrices, flattened in fetch order (with -1s)."""
+    if df == "ws":
+        T, Sr, Sc = ifm.shape[0], ifm.shape[1], flt.shape[1]
+        pi = np.concatenate([_pad(ifm[:, f * R:min(f * R + R, Sr)], T, R) for f in range(math.ceil(Sr / R))])
+        pf = np.concatenate([_pad(flt[:, f * C:min(f * C + C, Sc)], flt.shape[0], C) for f in range(math.ceil(Sc / C))])
+        return _diag_flatten(pi), pf.ravel()
+    if df == "os":
+        it = ifm.T
+        T, Sr, Sc = it.shape[0], ifm.shape[0], flt.shape[1]
+        pi = np.concatenate([_pad(it[:, f * R:min(f * R + R, Sr)], T, R) for f in range(math.ceil(Sr / R))])
+        pf = np.concatenate([_pad(flt[:, f * C:min(f * C + C, Sc)], T, C) for f in range(math.ceil(Sc / C))])
+        return _diag_flatten(pi), _diag_flatten(pf)
+    it = ifm.T
+    Sr, Sc, T = ifm.shape[1], ifm.shape[0], flt.shape[1]
+    pi = np.concatenate([_pad(it[:, f * C:min(f * C + C, Sc)], Sr, C) for f in range(math.ceil(Sc / C))])
+    pf = np.concatenate([_pad(flt[f * R:min(f * R + R, Sr), :].T, T, R) for f in range(math.ceil(Sr / R))])
+    return pi.ravel(), _diag_flatten(pf)
+
+
+def read_buffer_user(prefetch: np.ndarray, addrs: np.ndarray, rows: np.ndarray, size_bytes: int, bw: int,
+                     banks: int, what: str) -> UserReads:
+    """Emulate SCALE-Sim's USER-mode ``read_buffer``: sets of ``ceil(size/100)`` prefetched
+    words (duplicates counted), an active window of sets sliding circularly by the prefetch
+    window on every miss; which demands miss does not depend on timing."""
+    if bw % banks:
+        raise HwsimError(f"[layout] {what}SRAMBankBandwidth {bw} must be divisible by {what}SRAMBankNum {banks}")
+    total = size_bytes
+    active = math.ceil(total * 0.5)
+    pf_size = total - active
+    eps = math.ceil(total / 100)
+    valid = prefetch[prefetch != -1]
+    V = valid.size
+    NL = V // eps + 1
+    Al = min(math.ceil(active / eps), NL)
+    Pl = min(math.ceil(pf_size / eps), NL - Al)
+    fetch_rows = math.ceil(prefetch.size / bw)
+    first_lines = min(math.ceil(active / bw), fetch_rows)
+    per = math.ceil(pf_size / bw)
+    # membership keys: address rank * NL + set id, sorted and unique
+    uniq, inv = np.unique(np.concatenate([valid, addrs]), return_inverse=True)
+    rv, ra = inv[:V], inv[V:]
+    keys = np.unique(rv.astype(np.int64) * NL + np.arange(V) // eps)
+    present = np.zeros(uniq.size, dtype=bool)
+    present[rv] = True
+    if not present[ra].all():
+        raise HwsimError(f"a demanded {what} address is never prefetched; SCALE-Sim would loop forever here")
+    base = ra.astype(np.int64) * NL
+
+    def hits(b: np.ndarray, w: int) -> np.ndarray:
+        end = (w + Al) % NL if not (w == 0 and Al == NL) else NL
+        p = np.searchsorted(keys, b + w)
+        k1 = keys[np.minimum(p, keys.size - 1)]
+        if w < end:
+            return (p < keys.size) & (k1 < b + end)
+        in_tail = (p < keys.size) & (k1 < b + NL)
+        p0 = np.searchsorted(keys, b)
+        k0 = keys[np.minimum(p0, keys.size - 1)]
+        return in_tail | ((p0 < keys.size) & (k0 < b + end))
+
+    w = 0
+    miss_e, miss_k = [], []
+    E = ra.size
+    i, L = 0, 4096
+    while i < E:
+        j = min(E, i + L)
+        h = hits(base[i:j], w)
+        bad = np.flatnonzero(~h)
+        if bad.size == 0:
+            i, L = j, min(L * 2, 1 << 22)
+            continue
+        e = i + int(bad[0])
+        k = 0
+        while True:
+            if Pl == 0 and k > NL:
+                raise HwsimError(f"a demanded {what} address never enters the active window; SCALE-Sim loops forever")
+            w = (w + Pl) % NL
+            k += 1
+            if hits(base[e:e + 1], w)[0]:
+                break
+            if k > 4 * NL + 4:
+                raise HwsimError(f"a demanded {what} address never enters the active window; SCALE-Sim loops forever")
+        miss_e.append(e)
+        miss_k.append(k)
+        i, L = e + 1, 4096
+    return UserReads(np.array(miss_e, dtype=np.int64), np.array(miss_k, dtype=np.int64), rows, first_lines, per, bw)
+
+
+@dataclass
+class ReadResult:
+    dram_reads: int
+    dram_start: int
+    dram_stop: int
+
+
+def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size_bytes: int, bw: int) -> ReadResult:
+    """SCALE-Sim's ``ReadBufferEstimateBw`` (CALC mode) for a stream of demanded addresses."""
+    n = size_bytes // 100
+    A = P = 50
+    if addrs.size == 0:
+        raise HwsimError("SCALE-Sim fails on an operand with no demands")
+    lo = int(addrs.min())
+    ranks = addrs - lo
+    last = np.full(int(addrs.max()) - lo + 1, -1, dtype=np.int64)
+    stamp = np.full(last.size, -1, dtype=np.int64)
+    s, cur, elems, read_end = 0, 0, 0, A - 1
+    first_done = False
+    last_start, last_end = -2, -1
+    count = 0
+    t_start = t_stop = None
+    E = addrs.size
+    i, L = 0, 4096
+    while i < E:
+        j = min(E, i + L)
+        r = ranks[i:j]
+        cand = np.flatnonzero(last[r] < s)
+        if cand.size:
+            rc = r[cand]
+            stamp[rc[::-1]] = cand[::-1]          # first occurrence wins
+            newpos = cand[stamp[rc] == cand]
+        else:
+            newpos = cand
+        needed = (read_end + 1 - cur) * n - elems if n else E + 1
+        take = newpos if newpos.size < needed else newpos[:needed]
+        if take.size:
+            last[r[take]] = cur + (elems + np.arange(take.size)) // n if n else cur
+            count += take.size
+            if n:
+                elems += take.size
+                cur += elems // n
+                elems %= n
+        if newpos.size < needed:
+            i, L = j, min(L * 2, 1 << 22)
+            continue
+        cycle = int(cycles[i + take[-1]])          # this address completes the last active set
+        if not first_done:
+            end = first_req - 2
+            start = end - math.ceil(P * n / bw) + 1
+            t_start, t_stop = start + 1, end + 1
+            last_start, last_end = start, end
+            first_done = True
+        else:
+            if last_end - last_start + 1 <= 0:
+                raise HwsimError("SCALE-Sim divides by zero here (two prefetches in one cycle); "
+                                 "use a larger SRAM")
+            t_stop = last_end + 1
+        last_start, last_end = last_end + 1, cycle
+        s += P
+        read_end += P
+        i = i + int(take[-1]) + 1
+    # complete_all_prefetches
+    if elems == 0:
+        cur -= 1
+    if not first_done:
+        end = -2
+        cn = math.ceil((cur + 1) * n / bw)
+        if cn <= 0:
+            raise HwsimError("SCALE-Sim fails here (an empty prefetch); use a larger SRAM")
+        t_start, t_stop = end - cn + 2, end + 1
+    else:
+        if last_end - last_start + 1 <= 0:
+            raise HwsimError("SCALE-Sim divides by zero here (two prefetches in one cycle); use a larger SRAM")
+        t_stop = last_end + 1
+    return ReadResult(count, t_start, t_stop)
+
+
+# ---- one layer -----------------------------------------------------------------------------
+COMPUTE_COLUMNS = ["LayerID", "Total Cycles (incl. prefetch)", "Total Cycles", "Stall Cycles", "Overall Util %",
+                   "Mapping Efficiency %", "Compute Util %"]
+BANDWIDTH_COLUMNS = ["LayerID", "Avg IFMAP SRAM BW", "Avg FILTER SRAM BW", "Avg OFMAP SRAM BW", "Avg IFMAP DRAM BW",
+                     "Avg FILTER DRAM BW", "Avg OFMAP DRAM BW"]
+DETAIL_COLUMNS = ["LayerID", "SRAM IFMAP Start Cycle", "SRAM IFMAP Stop Cycle", "SRAM IFMAP Reads",
+                  "SRAM Filter Start Cycle", "SRAM Filter Stop Cycle", "SRAM Filter Reads", "SRAM OFMAP Start Cycle",
+                  "SRAM OFMAP Stop Cycle", "SRAM OFMAP Writes", "DRAM IFMAP Start Cycle", "DRAM IFMAP Stop Cycle",
+                  "DRAM IFMAP Reads", "DRAM Filter Start Cycle", "DRAM Filter Stop Cycle", "DRAM Filter Reads",
+                  "DRAM OFMAP Start Cycle", "DRAM OFMAP Stop Cycle", "DRAM OFMAP Writes"]
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    compute: list
+    bandwidth: list
+    detail: list
+
+    @property
+    def total_cycles(self) -> int:
+        return self.compute[1]
+
+    @property
+    def stall_cycles(self) -> int:
+        return self.compute[2]
+
+
+def _read_stalls(u: UserReads, lo: int, hi: int, cycle: int, calls_done: int) -> tuple[int, int]:
+    """Offset of one demand row whose misses are ``u.miss_*[lo:hi]`` (SCALE-Sim's
+    ``service_reads``: each prefetch adds ``lines + 1`` to the last prefetch cycle, the stall
+    is applied to the row's offset, twice when positive)."""
+    off = 1
+    step = u.lines_per_prefetch + 1
+    for k in u.miss_calls[lo:hi]:
+        for _ in range(int(k)):
+            calls_done += 1
+            lpc = -1 + calls_done * step
+            pot = lpc - (cycle + off)
+            off += pot
+            if pot > 0:
+                off += pot
+    return off, calls_done
+
+
+def _timing(n_rows: int, wb: WriteBuffer, reads: list) -> tuple[np.ndarray, dict, dict]:
+    """Walk the demand rows in order, visiting only rows where something happens.
+
+    Returns the stall each row adds, the read offsets of rows with misses and the write
+    offsets of rows where the write buffer stalled."""
+    stall_at = np.zeros(n_rows, dtype=np.int64)
+    read_off: dict = {}
+    write_off: dict = {}
+    S = 0
+    ptr = [0] * len(reads)
+    calls = [0] * len(reads)
+    miss_rows = [u.rows[u.miss_elems] for u in reads]
+    while True:
+        r_read = min((int(mr[p]) for mr, p in zip(miss_rows, ptr) if p < mr.size), default=math.inf)
+        r = min(r_read, wb.next_event_row(S))
+        if r == math.inf:
+            break
+        wb.store_until(r)
+        cycle = r + S
+        o = wb.process_row(r, cycle)
+        if o:
+            write_off[r] = o
+        stall = o
+        for q, u in enumerate(reads):
+            mr = miss_rows[q]
+            lo = hi = ptr[q]
+            while hi < mr.size and mr[hi] == r:
+                hi += 1
+            if hi > lo:
+                off, calls[q] = _read_stalls(u, lo, hi, cycle, calls[q])
+                read_off[(q, r)] = off
+                stall = max(stall, off - 1)
+                ptr[q] = hi
+        stall_at[r] = stall
+        S += stall
+    wb.store_until(n_rows)
+    return stall_at, read_off, write_off
+
+
+def run_layer(L: Layer, cfg: ScaleSimConfig) -> LayerReport:
+    R, C = cfg.rows, cfg.cols
+    ifm, flt, ofm = operand_matrices(L, cfg)
+    d = demand_matrices(ifm, flt, ofm, R, C, cfg.dataflow)
+    n_rows = d.ofmap.shape[0]
+    o_addr, o_rows = _stream(d.ofmap)
+    streams = [_stream(d.ifmap), _stream(d.filter)]
+    sizes = (cfg.ifmap_kb * 1024, cfg.filter_kb * 1024)
+    if cfg.user_bandwidth:
+        pi, pf = prefetch_sequences(ifm, flt, R, C, cfg.dataflow)
+        banks = (cfg.ifmap_banks, cfg.filter_banks)
+        reads = [read_buffer_user(pre, a, rws, size, bw, nb, what)
+                 for pre, (a, rws), size, bw, nb, what in zip((pi, pf), streams, sizes,
+                                                             (cfg.ifmap_bank_bw, cfg.filter_bank_bw), banks,
+                                                             ("Ifmap", "Filter"))]
+        wb = WriteBuffer(o_rows, cfg.ofmap_kb * 1024, cfg.bandwidths[0])
+    else:
+        reads = []
+        wb = WriteBuffer(o_rows, cfg.ofmap_kb * 1024, C)
+    stall_at, read_off, write_off = _timing(n_rows, wb, reads)
+    stall_after = np.cumsum(stall_at)
+    stall_before = stall_after - stall_at
+    stalls = int(stall_after[-1])
+    cyc_before = np.arange(n_rows) + stall_before
+    def out_cycle(row: int) -> int:   # when the ofmap write of a row is serviced
+        return int(cyc_before[row] + write_off.get(row, 0))
+
+    total_cycles = out_cycle(n_rows - 1)
+    wb.finish(total_cycles)
+
+    dram, sram = [], []
+    for q, ((a, rws), size) in enumerate(zip(streams, sizes)):
+        cyc = cyc_before[rws]
+        if cfg.user_bandwidth:
+            u = reads[q]
+            first = -u.first_lines
+            stop = -1 + u.prefetches * (u.lines_per_prefetch + 1)
+            dram.append(ReadResult(u.dram_reads, first, stop))
+        else:
+            dram.append(read_buffer_calc(a, cyc, int(cyc[0]), size, 10))
+        r0, r1 = int(rws[0]), int(rws[-1])
+        sram.append((int(cyc_before[r0] + read_off.get((q, r0), 1)), int(cyc_before[r1] + read_off.get((q, r1), 1))))
+    out_first, out_last = int(o_rows[0]), int(o_rows[-1])
+    sram.append((out_cycle(out_first), out_cycle(out_last)))
+    ri, rf = dram
+    num_compute = L.ofmap[0] * L.ofmap[1] * L.K * L.R * L.S * L.C
+    overall = int(wb.dmax - min(ri.dram_start, rf.dram_start))
+    util = num_compute * 100 / (total_cycles * R * C)
+    compute = [overall, total_cycles, stalls, util, sum(d.mapping_eff) / len(d.mapping_eff) * 100,
+               sum(d.compute_util) / len(d.compute_util) * 100]
+    bandwidth = [d.ifmap_reads / total_cycles, d.filter_reads / total_cycles, d.ofmap_writes / total_cycles,
+                 ri.dram_reads / (ri.dram_stop - ri.dram_start + 1), rf.dram_reads / (rf.dram_stop - rf.dram_start + 1),
+                 wb.access / (wb.dmax - wb.dmin + 1)]
+    detail = [sram[0][0], sram[0][1], d.ifmap_reads, sram[1][0], sram[1][1], d.filter_reads,
+              sram[2][0], sram[2][1], d.ofmap_writes, ri.dram_start, ri.dram_stop, ri.dram_reads,
+              rf.dram_start, rf.dram_stop, rf.dram_reads, wb.dmin, wb.dmax, wb.access]
+    return LayerReport(compute, bandwidth, detail)
+
+
+def _fmt(v) -> str:
+    return str(v)
+
+
+def write_reports(reports: list[LayerReport], outdir: str | Path) -> Path:
+    """COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv with SCALE-Sim's columns."""
+    import os
+    import tempfile
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for fname, cols, attr in (("COMPUTE_REPORT.csv", COMPUTE_COLUMNS, "compute"),
+                              ("BANDWIDTH_REPORT.csv", BANDWIDTH_COLUMNS, "bandwidth"),
+                              ("DETAILED_ACCESS_REPORT.csv", DETAIL_COLUMNS, "detail")):
+        text = ", ".join(cols) + ",\n"
+        for lid, rep in enumerate(reports):
+            text += f"{lid}, " + ", ".join(_fmt(x) for x in getattr(rep, attr)) + ",\n"
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{fname}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out / fname)
+    return out
+
+
+def run(config: str | Path, topology: str | Path, gemm: bool | None = None) -> tuple[ScaleSimConfig, list[Layer], list[LayerReport]]:
+    cfg = read_config(config)
+    layers = read_topology(topology, gemm)
+    return cfg, layers, [run_layer(L, cfg) for L in layers]
