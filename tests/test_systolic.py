@@ -121,3 +121,9 @@ def test_bad_config_names_the_field(tmp_path):
     y.write_text("base: nope\n")
     with pytest.raises(HwsimError, match="base"):
         resolve_arch(str(y))
+
+
+def test_tpu_ridge_point_matches_the_paper():
+    # TPU paper: the ridge of the roofline is ~1350 MACs per weight byte (65,536 MACs / 48.6 B/cycle)
+    tpu = PRESETS["tpu-v1"]
+    assert tpu.pes / tpu.dram_bw_bytes_per_cycle == pytest.approx(1350, rel=0.01)
