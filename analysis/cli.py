@@ -135,8 +135,11 @@ def archs() -> None:
 @click.option("--batch", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic weights/activations.")
+@click.option("--precision", default=None,
+              help="GPU only: tensor-core precision (fp16, bf16, tf32, fp8, int8, int4); default from the trace.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed: int, fmt: str) -> None:
+def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed: int, precision: str | None,
+             fmt: str) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization and
@@ -147,8 +150,14 @@ def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed
     from workloads.spec import resolve
 
     machine, desc = resolve_arch(arch)
+    kw = {"seed": seed}
+    if precision is not None:
+        if machine != "gpu":
+            raise HwsimError(f"--precision applies to GPU designs; {desc.name} is a {machine} design "
+                             "(its operand widths come from the trace)")
+        kw["precision"] = precision
     wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
-    res = run(wl, desc, seed=seed)
+    res = run(wl, desc, **kw)
     _emit(res.rows(), res.total(), fmt, title=f"{wl.name} on {desc.name} ({machine}, {res.clock_mhz:g} MHz)")
 
 

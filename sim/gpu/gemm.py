@@ -1,0 +1,156 @@
+"""GEMM time on a tensor-core GPU, in cycles, at the level that decides it on real parts.
+
+1. **Tiles.** The GEMM is cut into CTA (thread-block) tiles ``BM x BN`` with a K step
+   ``BK`` of 64 bytes per row (32 fp16, 64 int8, 16 tf32), from a CUTLASS-like list. As
+   cuBLAS's heuristics/autotuning do, the fastest valid tile is chosen (or one is forced).
+2. **Occupancy.** A CTA needs ``stages x (BM + BN) x BK`` bytes of shared memory (the
+   software pipeline) and registers for its ``BM x BN`` accumulators; CTAs per SM are
+   limited by shared memory, registers, threads and the CTA cap.
+3. **Waves.** CTAs (``count`` batched GEMMs x tile grid, rasterised row by row) are
+   scheduled onto ``SMs x CTAs/SM`` slots in waves; the last wave may be partial (wave
+   quantisation: the time-vs-N sawtooth).
+4. **Software pipeline per CTA.** ``stages - 1`` K tiles are fetched before the first MMA
+   (DRAM latency plus their transfer); then each K step costs the slowest of: the MMAs on
+   the SM's tensor cores (shared by the CTAs resident on that SM, at ``mma_efficiency`` of
+   the datasheet rate: issue overheads and clock throttling not otherwise modelled),
+   the wave's L2->SM traffic at the chip's L2 bandwidth, and its DRAM traffic at DRAM
+   bandwidth. The epilogue writes the output tile in its precision.
+5. **DRAM vs L2.** Every CTA reads its A and B panels through L2. If A and B fit in half
+   the L2, DRAM sees each byte once; otherwise each wave fetches the panels its CTAs touch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workloads.errors import HwsimError
+
+from .arch import PRECISION_BYTES, GPUArch
+
+TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
+         (64, 32), (32, 64), (32, 32))
+MMA_EFFICIENCY = 0.9
+
+
+@dataclass(frozen=True)
+class GemmTiming:
+    cycles: int
+    tile: tuple[int, int, int]
+    ctas: int
+    ctas_per_sm: int
+    waves: int
+    dram_bytes: float
+    l2_bytes: float
+    compute_cycles: float      # the MMA term alone, summed over waves
+    memory_cycles: float       # the larger of the L2 and DRAM terms alone
+    bound: str                 # compute | memory | latency
+
+    def tflops(self, macs: int, clock_mhz: float) -> float:
+        return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
+
+
+def bk_for(precision: str) -> int:
+    return int(64 / PRECISION_BYTES[precision])
+
+
+def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_bytes, a_unique, b_unique,
+               mma_eff) -> GemmTiming | None:
+    in_b = PRECISION_BYTES[precision]
+    BK = bk_for(precision)
+    stages = arch.pipeline_stages
+    smem = stages * (BM + BN) * BK * in_b
+    if smem > arch.smem_per_sm_kib * 1024:
+        return None
+    threads = 256 if BM * BN >= 128 * 128 else 128
+    regs_thread = BM * BN * acc_bytes / 4 / threads + 40
+    if regs_thread > 255:
+        return None
+    per_sm = min(arch.max_ctas_per_sm, int(arch.smem_per_sm_kib * 1024 // smem),
+                 int(arch.regs_per_sm // (regs_thread * threads)), arch.max_threads_per_sm // threads)
+    if per_sm < 1:
+        return None
+    tm, tn = math.ceil(M / BM), math.ceil(N / BN)
+    ctas = tm * tn * count
+    slots = arch.sms * per_sm
+    waves = math.ceil(ctas / slots)
+    nk = math.ceil(K / BK)
+    sm_rate = arch.sm_fma_per_clk(precision) * mma_eff
+    mma_iter = BM * BN * BK / sm_rate                     # one CTA alone on an SM
+    cta_iter_bytes = (BM + BN) * BK * in_b
+    fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 / 2
+    dram_bw = arch.dram_bytes_per_clk
+    total = comp = mem = 0.0
+    dram_total = l2_total = 0.0
+    fixed_total = 0.0
+    mma_dominant = 0.0
+    for w in range(waves):
+        first = w * slots
+        n = min(slots, ctas - first)
+        resident = min(per_sm, math.ceil(n / arch.sms))
+        # panels this wave touches (row-major raster over the batch of tile grids)
+        last = first + n - 1
+        rows = last // tn - first // tn + 1
+        cols = min(tn, n)          # n consecutive CTAs of a row-major raster touch min(tn, n) columns
+        wave_l2 = n * nk * cta_iter_bytes
+        if fits_l2:
+            wave_dram = None
+        else:
+            wave_dram = (rows * min(BM, M) + cols * min(BN, N)) * K * in_b
+        l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
+        dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
+        c_iter = mma_iter * resident
+        t_iter = max(c_iter, l2_iter, dram_iter)
+        out_bytes_wave = n * BM * BN * out_bytes
+        prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
+        epilogue = arch.dram_latency_cycles / 2 + out_bytes_wave / dram_bw
+        total += prologue + nk * t_iter + epilogue
+        comp += nk * c_iter
+        mem += nk * max(l2_iter, dram_iter)
+        fixed_total += prologue + epilogue
+        mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter) else 0.0
+        l2_total += wave_l2
+        if wave_dram is not None:
+            dram_total += wave_dram
+    if fits_l2:
+        dram_total = a_unique + b_unique
+        # compulsory traffic must also fit through DRAM over the whole kernel
+        total = max(total, dram_total / dram_bw + arch.dram_latency_cycles)
+    dram_total += M * N * count * out_bytes
+    cycles = int(math.ceil(total))
+    if fixed_total > total / 2:
+        bound = "latency"
+    elif mma_dominant >= (total - fixed_total) / 2 and comp >= mem:
+        bound = "compute"
+    else:
+        bound = "memory"
+    return GemmTiming(cycles, (BM, BN, BK), ctas, per_sm, waves, dram_total, l2_total, comp, mem, bound)
+
+
+def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
+              acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
+              tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY) -> GemmTiming:
+    """Cycles of ``count`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` on the tensor cores.
+
+    ``acc_bytes``: accumulator width (4: fp32 accumulate). ``out_bytes``: output element
+    size (default: the input precision). ``a_unique_bytes``: distinct bytes of A (an
+    implicit-GEMM convolution reads its input tensor, smaller than the im2col matrix).
+    """
+    for name, v in (("M", M), ("N", N), ("K", K), ("count", count)):
+        if not isinstance(v, int) or v < 1:
+            raise HwsimError(f"GEMM {name} must be a positive integer, got {v!r}")
+    arch.check_precision(precision)
+    in_b = PRECISION_BYTES[precision]
+    out_b = in_b if out_bytes is None else out_bytes
+    a_u = (a_unique_bytes if a_unique_bytes is not None else M * K * in_b) * count
+    b_u = K * N * in_b * count
+    candidates = [tile] if tile else TILES
+    best = None
+    for BM, BN in candidates:
+        t = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency)
+        if t is not None and (best is None or t.cycles < best.cycles):
+            best = t
+    if best is None:
+        raise HwsimError(f"no CTA tile fits {arch.name}'s shared memory/registers for {precision}"
+                         + (f" with tile {tile}" if tile else ""))
+    return best
