@@ -129,24 +129,17 @@ def archs() -> None:
         click.echo(f"{name:<14} {machine:<9} {arch.source}")
 
 
-@cli.command()
-@click.argument("model")
-@click.option("--arch", "arch", required=True, help="A preset (see 'hwsim archs') or a YAML file with 'base:'.")
-@click.option("--batch", type=int, default=None)
-@click.option("--seq-len", type=int, default=None)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic weights/activations.")
-@click.option("--precision", default=None,
-              help="GPU only: tensor-core precision (fp16, bf16, tf32, fp8, int8, int4); default from the trace.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed: int, precision: str | None,
-             fmt: str) -> None:
-    """Simulate MODEL on a hardware design; one row per op plus totals.
+def _progress(total: int, desc: str):
+    """A tqdm bar on stderr for long runs (hidden when not a terminal)."""
+    from tqdm import tqdm
 
-    Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization and
-    sram/dram reads/writes in bytes; each machine adds its own (EIE: load_balance,
-    real_work_fraction, padding_overhead, ...).
-    """
-    from sim.registry import resolve_arch, simulate as run
+    bar = tqdm(total=total, desc=desc, unit="op", leave=False, disable=None, file=sys.stderr)
+    return bar, (lambda op: bar.update(1))
+
+
+def _evaluate(model, arch, batch, seq_len, seed, precision, table, node):
+    from analysis.report import evaluate
+    from sim.registry import resolve_arch
     from workloads.spec import resolve
 
     machine, desc = resolve_arch(arch)
@@ -157,11 +150,107 @@ def simulate(model: str, arch: str, batch: int | None, seq_len: int | None, seed
                              "(its operand widths come from the trace)")
         kw["precision"] = precision
     wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
-    res = run(wl, desc, **kw)
-    _emit(res.rows(), res.total(), fmt, title=f"{wl.name} on {desc.name} ({machine}, {res.clock_mhz:g} MHz)")
+    bar, tick = _progress(len(wl.ops), f"{wl.name} on {desc.name}")
+    try:
+        return evaluate(wl, desc, table, node, progress=tick, **kw)
+    finally:
+        bar.close()
+
+
+def _design_options(f):
+    for opt in reversed([
+        click.option("--arch", "arch", required=True,
+                     help="A preset (see 'hwsim archs') or a YAML file {base: PRESET, FIELD: VALUE}."),
+        click.option("--batch", type=int, default=None, help="Batch size (default: the model's own)."),
+        click.option("--seq-len", type=int, default=None, help="Sequence length of recurrent models."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic weights/activations."),
+        click.option("--precision", default=None,
+                     help="GPU only: tensor-core precision (fp16, bf16, tf32, fp8, int8, int4); default from the trace."),
+        click.option("--energy-table", "table", default="horowitz45", show_default=True,
+                     help="horowitz45, han45, eyeriss65 or a YAML table file."),
+        click.option("--node", type=float, default=None,
+                     help="Technology node (nm) to scale the energy table to (default: the design's)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@cli.command()
+@click.argument("model")
+@_design_options
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table: str, node, fmt: str) -> None:
+    """Simulate MODEL on a hardware design; one row per op plus totals.
+
+    Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization, sram/dram
+    reads/writes (bytes) and energy_pj with its split by memory level, compute, static
+    and operand; each machine adds its own (EIE: load_balance, padding_overhead; GPU:
+    tflops, waves, bound; systolic: compute_cycles, weight_load_cycles).
+    """
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node)
+    res = ev.result
+    total = res.total()
+    total.update(ev.energy_total)
+    _emit(ev.rows, total, fmt,
+          title=f"{ev.workload.name} on {ev.arch.name} ({ev.machine}, {res.clock_mhz:g} MHz; "
+                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)")
 
 
 simulate.__doc__ += "\n\n" + MODEL_HELP
+
+
+@cli.command()
+@click.argument("model")
+@_design_options
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
+def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, out: str) -> None:
+    """Simulate MODEL on a design and write a report to OUT: ops.csv, summary.json/.csv,
+    energy breakdown, latency, utilisation and roofline plots, and report.html."""
+    from analysis.report import write_report
+
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node)
+    d = write_report(ev, out)
+    s = ev.summary()
+    click.echo(f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "
+               f"{s['throughput_inferences_per_s']:.1f} inferences/s, {s['tops']:.2f} TOPS, "
+               f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ/inference, "
+               f"{s['power_w']:.2f} W")
+    for lv, e in s["energy_by_level_pj"].items():
+        click.echo(f"  energy {lv:<12} {e / 1e6:12.2f} uJ")
+    click.echo(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
+    if s["energy_static_pj"]:
+        click.echo(f"  energy {'static':<12} {s['energy_static_pj'] / 1e6:12.2f} uJ")
+    click.echo(f"wrote {d}/report.html")
+
+
+report.__doc__ += "\n\n" + MODEL_HELP
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--arch", "archs", multiple=True, required=True, help="Two or more designs (repeat the option).")
+@click.option("--batch", type=int, default=None)
+@click.option("--seq-len", type=int, default=None)
+@click.option("--energy-table", "table", default="horowitz45", show_default=True)
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Write compare.csv and compare.png here.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def compare(model: str, archs, batch, seq_len, table, out, fmt) -> None:
+    """Put two or more designs side by side on MODEL: one table, one plot."""
+    from analysis.report import compare as cmp
+
+    if len(archs) < 2:
+        raise HwsimError("compare needs at least two --arch designs")
+    evs = [_evaluate(model, a, batch, seq_len, 0, None, table, None) for a in archs]
+    df = cmp(evs, out, labels=list(archs))
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=1))
+    else:
+        click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if out:
+        click.echo(f"wrote {out}/compare.csv and compare.png")
 
 
 @cli.command("eie-sweep")

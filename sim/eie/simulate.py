@@ -64,10 +64,13 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
     padding = sum(r.padding for r in runs) * scale
     real = sum(r.real_macs for r in runs) * scale
     busy = sum(r.busy for r in runs)
-    fits = (layer.nnz / P <= arch.spmat_capacity) and all(r.passes == r.row_batches for r in runs)
+    # what does not fit on chip streams from DRAM for every vector: the encoded weights if
+    # a PE's entries exceed its sparse-matrix SRAM, the pointers if they exceed the pointer SRAM
     spmat_bytes = runs[0].spmat_bytes
     ptr_bytes = runs[0].ptr_bytes
-    dram = 0.0 if fits else (spmat_bytes + ptr_bytes) * scale
+    spmat_fits = spmat_bytes * 8 / arch.entry_bits / P <= arch.spmat_capacity
+    ptr_fits = ptr_bytes * 8 / arch.pointer_bits / P <= arch.ptr_capacity
+    dram = ((0.0 if spmat_fits else spmat_bytes) + (0.0 if ptr_fits else ptr_bytes)) * scale
     acc = {
         "spmat_sram.weight.reads": sum(r.spmat_reads for r in runs) * scale * arch.spmat_width_bits / 8,
         "ptr_sram.weight.reads": sum(r.ptr_reads for r in runs) * scale * arch.pointer_bits / 8,

@@ -1,0 +1,263 @@
+"""Energy model: every simulator's access counts and operation counts, priced by a
+technology table, per op, per memory level and per operand.
+
+Tables are data (``analysis/tables/*.yaml``, or a user YAML of the same shape, in the
+spirit of Accelergy's ERT): ``ops`` in pJ per operation (``add.int8``, ``mul.fp16``, ...),
+``sram`` as pJ per 64-bit access at given capacities, ``dram_pj_per_bit`` per DRAM type,
+or ``levels_relative`` (Eyeriss-style costs per 16-bit access relative to one MAC).
+
+* **SRAM and register files** are priced by capacity, interpolating ``log(energy)``
+  linearly in ``log(capacity)`` between the table's points (Horowitz's 8 KB / 32 KB / 1 MB
+  give an exponent of ~0.5, so energy grows as the square root of capacity), and
+  extrapolating the nearest segment beyond them (small register files, large buffers).
+  Energy per byte is the 64-bit access energy / 8.
+* **MACs** are a multiply plus an accumulate at the accumulator width: ``mac.int8`` =
+  ``mul.int8 + add.int32``, ``mac.fp16`` = ``mul.fp16 + add.fp32`` (mixed precision);
+  widths missing from a table scale with the square of the width (multipliers).
+* **Technology scaling** to another node follows Dennard scaling of switched capacitance
+  (C proportional to the feature size) with nominal supply voltages, E ~ C V^2 (Dennard
+  et al., JSSC 1974); it is known to flatter wires and SRAM at the newest nodes.
+* **Static energy**: designs with a published idle power (the TPU's 28 W) add it over the
+  op's time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from workloads.errors import HwsimError
+
+TABLES = Path(__file__).parent / "tables"
+VDD = {65: 1.0, 45: 0.9, 32: 0.9, 28: 0.9, 22: 0.85, 16: 0.8, 14: 0.8, 12: 0.8, 10: 0.75, 7: 0.75, 5: 0.7, 4: 0.7,
+       3: 0.7}
+
+
+def vdd(node_nm: float) -> float:
+    known = sorted(VDD)
+    if node_nm <= known[0]:
+        return VDD[known[0]]
+    for lo, hi in zip(known, known[1:]):
+        if lo <= node_nm <= hi:
+            f = (node_nm - lo) / (hi - lo)
+            return VDD[lo] + f * (VDD[hi] - VDD[lo])
+    return VDD[known[-1]]
+
+
+def node_factor(from_nm: float, to_nm: float) -> float:
+    """Energy at ``to_nm`` / energy at ``from_nm`` (Dennard: C ~ L, E ~ C V^2)."""
+    return (to_nm / from_nm) * (vdd(to_nm) / vdd(from_nm)) ** 2
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    name: str
+    technology_nm: float
+    source: str
+    ops: Mapping[str, float]
+    sram: tuple[tuple[float, float], ...] = ()          # (capacity bytes, pJ per 64-bit access)
+    dram_pj_per_bit: Mapping[str, float] = field(default_factory=dict)
+    levels_relative: Mapping[str, float] = field(default_factory=dict)
+    relative_to_mac: float = 0.0
+    relative_mac_node_nm: float = 45.0
+    scale: float = 1.0                                   # node scaling applied to every number
+
+    def at_node(self, node_nm: float) -> "EnergyTable":
+        from dataclasses import replace
+        return replace(self, scale=node_factor(self.technology_nm, node_nm), technology_nm=node_nm)
+
+    # ---- prices ----------------------------------------------------------------------------
+    def op_pj(self, key: str) -> float:
+        """pJ of one operation: ``mul.int8``, ``mac.fp16``, ``vector.int16``, ``fma.fp16``..."""
+        kind, _, dtype = key.partition(".")
+        if kind in ("mac", "fma"):
+            acc = "fp32" if dtype.startswith(("fp", "bf", "tf")) else "int32"
+            return self.op_pj(f"mul.{dtype}") + self.op_pj(f"add.{acc}")
+        if kind == "vector":
+            return self.op_pj(f"add.{dtype}")
+        if kind not in ("add", "mul"):
+            raise HwsimError(f"energy table {self.name}: no price for operation {key!r}")
+        dtype = {"bf16": "fp16", "tf32": "fp32", "fp64": "fp32"}.get(dtype, dtype)
+        if f"{kind}.{dtype}" in self.ops:
+            return self.ops[f"{kind}.{dtype}"] * self.scale
+        family = "fp" if dtype.startswith("fp") else "int"
+        try:
+            bits = int(dtype[len(family):])
+        except ValueError:
+            raise HwsimError(f"energy table {self.name}: cannot price {key!r}") from None
+        ref_bits = 16 if family == "fp" else 8
+        base = self.ops.get(f"{kind}.{family}{ref_bits}")
+        if base is None:
+            raise HwsimError(f"energy table {self.name}: needs {kind}.{family}{ref_bits} to price {key!r}")
+        power = 2 if kind == "mul" else 1
+        return base * (bits / ref_bits) ** power * self.scale
+
+    def mac_pj(self) -> float:
+        return self.relative_to_mac * node_factor(self.relative_mac_node_nm, self.technology_nm)
+
+    def level_pj_per_byte(self, kind: str, capacity_bytes: float = 0, dram: str = "ddr3") -> float:
+        if self.levels_relative:
+            rel = self.levels_relative.get("sram" if kind == "rf" and "rf" not in self.levels_relative else kind)
+            if rel is None:
+                raise HwsimError(f"energy table {self.name}: levels_relative has no {kind!r}")
+            return rel * self.mac_pj() / 2          # per 16-bit access -> per byte
+        if kind == "dram":
+            if dram not in self.dram_pj_per_bit:
+                raise HwsimError(f"energy table {self.name}: no DRAM type {dram!r}; has {', '.join(self.dram_pj_per_bit)}")
+            return self.dram_pj_per_bit[dram] * 8 * self.scale
+        if kind == "noc":
+            return self.sram_pj_64b(1024) / 8 * self.scale
+        return self.sram_pj_64b(capacity_bytes) / 8 * self.scale
+
+    def sram_pj_64b(self, capacity_bytes: float) -> float:
+        pts = sorted(self.sram)
+        if not pts:
+            raise HwsimError(f"energy table {self.name}: no sram points")
+        if len(pts) == 1:
+            return pts[0][1]
+        c = max(float(capacity_bytes), 1.0)
+        i = 0
+        while i < len(pts) - 2 and c > pts[i + 1][0]:
+            i += 1
+        (c0, e0), (c1, e1) = pts[i], pts[i + 1]
+        alpha = math.log(e1 / e0) / math.log(c1 / c0)
+        return e0 * (c / c0) ** alpha
+
+
+def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
+    """A built-in table by name (horowitz45, han45, eyeriss65) or a YAML file."""
+    p = Path(spec)
+    if not p.suffix:
+        p = TABLES / f"{spec}.yaml"
+        if not p.exists():
+            names = ", ".join(sorted(x.stem for x in TABLES.glob("*.yaml")))
+            raise HwsimError(f"unknown energy table {spec!r}; built in: {names}; or a YAML file")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read energy table ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+    return table_from_dict(doc, str(p))
+
+
+def table_from_dict(doc: Any, where: str) -> EnergyTable:
+    if not isinstance(doc, dict):
+        raise HwsimError(f"{where}: an energy table is a mapping with name, technology_nm, source, ops, ...")
+    for k in ("name", "technology_nm", "source", "ops"):
+        if k not in doc:
+            raise HwsimError(f"{where}: {k}: missing")
+    ops = doc["ops"]
+    if not isinstance(ops, dict) or not ops:
+        raise HwsimError(f"{where}: ops: must map operation names (add.int8, mul.fp16, ...) to pJ")
+    for k, v in ops.items():
+        if not (isinstance(v, (int, float)) and v > 0) or "." not in str(k):
+            raise HwsimError(f"{where}: ops.{k}: must be 'add|mul.TYPE' with a positive pJ value, got {v!r}")
+    if not isinstance(doc["technology_nm"], (int, float)) or doc["technology_nm"] <= 0:
+        raise HwsimError(f"{where}: technology_nm: must be a positive number")
+    sram = []
+    for i, pt in enumerate(doc.get("sram") or []):
+        try:
+            cap, e = float(pt["capacity_kib"]) * 1024, float(pt["pj_per_64b"])
+        except (TypeError, KeyError, ValueError):
+            raise HwsimError(f"{where}: sram[{i}]: needs capacity_kib and pj_per_64b numbers") from None
+        if cap <= 0 or e <= 0:
+            raise HwsimError(f"{where}: sram[{i}]: capacity and energy must be positive")
+        sram.append((cap, e))
+    dram = doc.get("dram_pj_per_bit") or {}
+    rel = doc.get("levels_relative") or {}
+    for name, m in (("dram_pj_per_bit", dram), ("levels_relative", rel)):
+        if not isinstance(m, dict) or any(not (isinstance(v, (int, float)) and v > 0) for v in m.values()):
+            raise HwsimError(f"{where}: {name}: must map names to positive numbers")
+    if not sram and not rel:
+        raise HwsimError(f"{where}: sram: needs capacity points (or levels_relative with relative_to_mac)")
+    if rel and not doc.get("relative_to_mac"):
+        raise HwsimError(f"{where}: relative_to_mac: needed with levels_relative (pJ of one MAC)")
+    return EnergyTable(name=str(doc["name"]), technology_nm=float(doc["technology_nm"]), source=str(doc["source"]),
+                       ops={str(k): float(v) for k, v in ops.items()}, sram=tuple(sram), dram_pj_per_bit=dict(dram),
+                       levels_relative=dict(rel), relative_to_mac=float(doc.get("relative_to_mac") or 0),
+                       relative_mac_node_nm=float(doc.get("relative_mac_node_nm") or 45))
+
+
+# ---- memory levels of each machine ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Level:
+    kind: str           # sram | rf | dram | noc
+    capacity_bytes: float = 0
+    dram: str = "ddr3"
+
+
+def memory_levels(machine: str, arch) -> dict[str, Level]:
+    """What each ``level`` prefix in a result's access keys is, for pricing."""
+    if machine == "systolic":
+        return {"ifmap_sram": Level("sram", arch.ifmap_sram_kib * 1024),
+                "filter_sram": Level("sram", arch.filter_sram_kib * 1024),
+                "ofmap_sram": Level("sram", arch.ofmap_sram_kib * 1024),
+                "dram": Level("dram", dram="ddr3")}
+    if machine == "eie":
+        return {"spmat_sram": Level("sram", arch.spmat_sram_bytes), "ptr_sram": Level("sram", arch.ptr_sram_bytes),
+                "act_sram": Level("sram", arch.act_sram_bytes), "act_rf": Level("rf", arch.act_regs * arch.act_bits / 8),
+                "codebook_rf": Level("rf", arch.codebook_size * arch.weight_bits / 8),
+                "queue_rf": Level("rf", arch.queue_depth * 4), "dram": Level("dram", dram="lpddr")}
+    if machine == "gpu":
+        return {"l2_sram": Level("sram", arch.l2_mib * 2 ** 20),
+                "dram": Level("dram", dram="gddr" if arch.generation == "turing" else "hbm2")}
+    raise HwsimError(f"no memory levels known for machine {machine!r}")
+
+
+STATIC_W = {"tpu-v1": 28.0}   # Jouppi et al. 2017, Table 2: measured idle power per die
+
+
+@dataclass(frozen=True)
+class OpEnergy:
+    total_pj: float
+    compute_pj: float
+    static_pj: float
+    by_level: Mapping[str, float]
+    by_operand: Mapping[str, float]
+
+
+def op_energy(r, levels: Mapping[str, Level], table: EnergyTable, static_w: float = 0.0) -> OpEnergy:
+    """Energy of one ``OpResult``: accesses x per-byte level energy + ops x op energy + static."""
+    by_level: dict[str, float] = {}
+    by_operand: dict[str, float] = {}
+    for key, nbytes in r.accesses.items():
+        level, operand, _ = key.split(".")
+        lv = levels.get(level)
+        if lv is None:
+            raise HwsimError(f"op {r.name!r}: access level {level!r} has no energy model for this machine")
+        e = nbytes * table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.dram)
+        by_level[level] = by_level.get(level, 0.0) + e
+        by_operand[operand] = by_operand.get(operand, 0.0) + e
+    compute = sum(n * table.op_pj(k) for k, n in r.ops.items())
+    static = static_w * r.time_us * 1e6          # W x us = uJ = 1e6 pJ
+    total = compute + static + sum(by_level.values())
+    return OpEnergy(total, compute, static, by_level, by_operand)
+
+
+def energy_rows(result, machine: str, arch, table: EnergyTable) -> tuple[list[dict], dict]:
+    """The result's rows with ``energy_pj`` and per-level/per-operand energy columns, and totals."""
+    levels = memory_levels(machine, arch)
+    static_w = STATIC_W.get(getattr(arch, "name", ""), 0.0)
+    rows = []
+    tot: dict[str, float] = {}
+    for r in result.ops:
+        e = op_energy(r, levels, table, static_w)
+        row = r.row()
+        row["energy_pj"] = e.total_pj
+        row["energy_compute_pj"] = e.compute_pj
+        row["energy_static_pj"] = e.static_pj
+        for lv in levels:
+            row[f"energy_{lv}_pj"] = e.by_level.get(lv, 0.0)
+        for opnd, v in e.by_operand.items():
+            row[f"energy_{opnd}_pj"] = v
+        rows.append(row)
+        for k, v in row.items():
+            if k.startswith("energy_"):
+                tot[k] = tot.get(k, 0.0) + v
+    return rows, tot

@@ -1,0 +1,234 @@
+"""Evaluate a design on a workload (simulate + energy), summarise, plot, write reports."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workloads.trace import Workload
+
+from .energy import EnergyTable, energy_rows, load_table, memory_levels
+
+
+@dataclass
+class Evaluation:
+    workload: Workload
+    machine: str
+    arch: Any
+    table: EnergyTable
+    result: Any
+    rows: list[dict]
+    energy_total: dict
+
+    def summary(self) -> dict[str, Any]:
+        res = self.result
+        t = res.total()
+        time_s = res.time_us * 1e-6
+        e = self.energy_total.get("energy_pj", 0.0)
+        levels = {k[len("energy_"):-3]: v for k, v in self.energy_total.items()
+                  if k.startswith("energy_") and k.endswith("_pj") and k[7:-3] in memory_levels(self.machine, self.arch)}
+        return {
+            "workload": self.workload.name, "design": self.arch.name, "machine": self.machine,
+            "clock_mhz": res.clock_mhz, "batch": self.workload.batch, "ops": len(res.ops), "macs": res.macs,
+            "cycles": res.cycles, "time_us": res.time_us,
+            "throughput_inferences_per_s": self.workload.batch / time_s if time_s else 0.0,
+            "tops": 2 * res.macs / time_s / 1e12 if time_s else 0.0, "utilization": t["utilization"],
+            "energy_pj": e, "energy_per_inference_uj": e / self.workload.batch / 1e6,
+            "power_w": e * 1e-12 / time_s if time_s else 0.0,
+            "energy_compute_pj": self.energy_total.get("energy_compute_pj", 0.0),
+            "energy_static_pj": self.energy_total.get("energy_static_pj", 0.0),
+            "energy_by_level_pj": levels, "energy_table": self.table.name,
+            "technology_nm": self.table.technology_nm,
+            "dram_bytes": t["dram_reads"] + t["dram_writes"], "sram_bytes": t["sram_reads"] + t["sram_writes"],
+        }
+
+
+def evaluate(workload: Workload, arch_spec, table: str | EnergyTable = "horowitz45", node_nm: float | None = None,
+             progress=None, **sim_kw) -> Evaluation:
+    """Simulate ``workload`` on a design and price it; the energy table is scaled to the
+    design's technology node unless ``node_nm`` says otherwise."""
+    from sim.registry import _machine_of, resolve_arch, simulate
+
+    machine, arch = resolve_arch(arch_spec) if isinstance(arch_spec, str) else (_machine_of(arch_spec), arch_spec)
+    tab = load_table(table) if isinstance(table, str) else table
+    tab = tab.at_node(node_nm or getattr(arch, "technology_nm", tab.technology_nm))
+    res = simulate(workload, arch, progress=progress, **sim_kw)
+    rows, tot = energy_rows(res, machine, arch, tab)
+    return Evaluation(workload, machine, arch, tab, res, rows, tot)
+
+
+# ---- ceilings ------------------------------------------------------------------------------------
+def ceilings(ev: Evaluation) -> tuple[float, float | None]:
+    """(peak ops/s, DRAM bytes/s) of the design, for the roofline."""
+    a, m = ev.arch, ev.machine
+    if m == "systolic":
+        return 2 * a.pes * a.clock_mhz * 1e6, a.dram_bw_bytes_per_cycle * a.clock_mhz * 1e6
+    if m == "eie":
+        return 2 * a.num_pes * a.clock_mhz * 1e6, None
+    prec = next((r.get("precision") for r in ev.rows if r.get("precision")), "fp16")
+    return a.peak_tflops(prec) * 1e12, a.dram_gbs * 1e9
+
+
+# ---- plots ---------------------------------------------------------------------------------------
+def _fig_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = ev.rows
+    levels = list(memory_levels(ev.machine, ev.arch))
+    order = sorted(range(len(rows)), key=lambda i: -rows[i]["energy_pj"])[:top]
+    order.sort()
+    names = [rows[i]["name"] for i in order]
+    x = np.arange(len(order))
+    out = {}
+    # energy breakdown: stacked by level, compute and static
+    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4.5))
+    bottom = np.zeros(len(order))
+    parts = [("compute", "energy_compute_pj")] + [(lv, f"energy_{lv}_pj") for lv in levels] + [("static", "energy_static_pj")]
+    for label, key in parts:
+        vals = np.array([rows[i].get(key, 0.0) for i in order]) / 1e6
+        if vals.sum() > 0:
+            ax.bar(x, vals, bottom=bottom, label=label)
+            bottom += vals
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: energy by level ({ev.table.name}, {ev.table.technology_nm:g} nm)"
+                 + (f", top {top} ops" if len(rows) > top else ""))
+    ax.legend(fontsize=8)
+    out["energy_breakdown.png"] = _fig_png(fig)
+    # per-layer latency
+    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4))
+    ax.bar(x, [rows[i]["time_us"] for i in order], color="tab:orange")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("time (us)")
+    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: latency per op")
+    out["latency.png"] = _fig_png(fig)
+    # utilisation
+    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4))
+    ax.bar(x, [100 * rows[i]["utilization"] for i in order], color="tab:green")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("utilisation (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: utilisation per op")
+    out["utilization.png"] = _fig_png(fig)
+    # roofline
+    peak, bw = ceilings(ev)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    oi, perf = [], []
+    for r in rows:
+        if r["macs"] and r["time_us"] > 0:
+            dram = r["dram_reads"] + r["dram_writes"]
+            sram = r["sram_reads"] + r["sram_writes"]
+            oi.append(2 * r["macs"] / (dram if dram > 0 else max(sram, 1)))
+            perf.append(2 * r["macs"] / (r["time_us"] * 1e-6))
+    if oi:
+        ax.scatter(oi, perf, s=14, alpha=0.7, label="ops")
+        xs = np.logspace(np.log10(min(oi) / 4), np.log10(max(oi) * 4), 100)
+        roof = np.full_like(xs, peak) if bw is None else np.minimum(peak, xs * bw)
+        ax.plot(xs, roof, "k-", label="roofline" if bw else "compute ceiling")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (ops / DRAM byte)")
+    ax.set_ylabel("ops / s")
+    ax.set_title(f"roofline: {ev.arch.name}")
+    ax.legend(fontsize=8)
+    out["roofline.png"] = _fig_png(fig)
+    return out
+
+
+# ---- writing -------------------------------------------------------------------------------------
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_report(ev: Evaluation, outdir: str | Path) -> Path:
+    """ops.csv, summary.json, summary.csv, the PNG plots and report.html (plots embedded)."""
+    import pandas as pd
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(ev.rows)
+    _atomic_write(out / "ops.csv", df.to_csv(index=False))
+    summ = ev.summary()
+    _atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
+    flat = {k: v for k, v in summ.items() if k != "energy_by_level_pj"}
+    flat.update({f"energy_{k}_pj": v for k, v in summ["energy_by_level_pj"].items()})
+    _atomic_write(out / "summary.csv", pd.DataFrame([flat]).to_csv(index=False))
+    pngs = plots(ev)
+    for name, data in pngs.items():
+        _atomic_write(out / name, data)
+    imgs = "\n".join(f'<h3>{n[:-4].replace("_", " ")}</h3><img src="data:image/png;base64,'
+                     f'{base64.b64encode(d).decode()}">' for n, d in pngs.items())
+    stable = pd.DataFrame([{"metric": k, "value": v} for k, v in flat.items()]).to_html(index=False)
+    cols = [c for c in ("name", "op", "macs", "cycles", "stall_cycles", "time_us", "utilization", "energy_pj",
+                        "dram_reads", "dram_writes") if c in df.columns]
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {summ['workload']} on {summ['design']}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style></head><body>
+<h1>{summ['workload']} on {summ['design']} ({summ['machine']})</h1>
+<p>Energy table {ev.table.name} at {ev.table.technology_nm:g} nm. Source: {ev.table.source}</p>
+<p>Design source: {getattr(ev.arch, 'source', '')}</p>
+<h2>Summary</h2>{stable}
+<h2>Plots</h2>{imgs}
+<h2>Per op</h2>{df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")}
+</body></html>"""
+    _atomic_write(out / "report.html", html)
+    return out
+
+
+def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: list[str] | None = None):
+    """One table (one row per design) and one plot (latency, energy, utilisation side by side)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    rows = []
+    for i, ev in enumerate(evals):
+        s = ev.summary()
+        label = labels[i] if labels else f"{s['design']}"
+        rows.append({"design": label, "machine": s["machine"], "workload": s["workload"], "time_us": s["time_us"],
+                     "cycles": s["cycles"], "tops": s["tops"], "utilization": s["utilization"],
+                     "energy_per_inference_uj": s["energy_per_inference_uj"], "power_w": s["power_w"],
+                     "dram_bytes": s["dram_bytes"]})
+    df = pd.DataFrame(rows)
+    if outdir:
+        out = Path(outdir)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "compare.csv", df.to_csv(index=False))
+        fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+        for ax, col, title in zip(axes, ("time_us", "energy_per_inference_uj", "utilization"),
+                                  ("latency (us)", "energy / inference (uJ)", "utilisation")):
+            ax.bar(df.design, df[col], color=["C%d" % i for i in range(len(df))])
+            ax.set_title(title)
+            ax.tick_params(axis="x", rotation=30)
+            if col != "utilization" and (df[col] > 0).all() and df[col].max() / df[col].min() > 50:
+                ax.set_yscale("log")
+        fig.suptitle(f"{rows[0]['workload']}: design comparison")
+        fig.tight_layout()
+        _atomic_write(out / "compare.png", _fig_png(fig))
+    return df

@@ -1,0 +1,129 @@
+"""Energy model (hand-computed cases, tables, node scaling), reports and compare."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.energy import load_table, node_factor
+from analysis.report import compare, evaluate, write_report
+from sim.systolic import SystolicArch
+from workloads import HwsimError
+from workloads.build import gemm_op
+from workloads.trace import Workload
+
+H45 = load_table("horowitz45")
+
+
+def test_hand_computed_small_gemm_on_a_4x4_array():
+    arch = SystolicArch(name="tiny", rows=4, cols=4, dataflow="ws", ifmap_sram_kib=64, filter_sram_kib=64,
+                        ofmap_sram_kib=64, technology_nm=45)
+    wl = Workload("g", (gemm_op("g", 4, 4, 4, bits=8, dtype="int"),))
+    ev = evaluate(wl, arch, "horowitz45")
+    # by hand: one fold. SRAM bytes: ifmap 16 read + 16 filled, filter 16 + 16, accumulators
+    # 64 written (4x4 int32 psums) + 64 read out; DRAM: 16 in, 16 weights, 16 out.
+    sram_pj_64b = 20 * (64 / 32) ** (math.log(100 / 20) / math.log(1024 / 32))   # 64 KiB on Horowitz's curve
+    expected = (192 * sram_pj_64b / 8          # SRAM
+                + 48 * 8 * 20.3                # DDR3, 20.3 pJ/bit
+                + 64 * (0.2 + 0.1))            # int8 multiply + 32-bit accumulate
+    row = ev.rows[0]
+    assert row["energy_pj"] == pytest.approx(expected, rel=1e-9)
+    parts = row["energy_compute_pj"] + row["energy_static_pj"] + sum(
+        row[f"energy_{lv}_pj"] for lv in ("ifmap_sram", "filter_sram", "ofmap_sram", "dram"))
+    assert parts == pytest.approx(row["energy_pj"], rel=1e-12)
+    ops = row["energy_input_pj"] + row["energy_weight_pj"] + row["energy_output_pj"] + row["energy_compute_pj"]
+    assert ops == pytest.approx(row["energy_pj"], rel=1e-12)
+
+
+def test_published_ratios():
+    int8_mac, fp32_mac = H45.op_pj("mac.int8"), H45.op_pj("mac.fp32")
+    assert (int8_mac, fp32_mac) == pytest.approx((0.3, 4.6))
+    assert fp32_mac / int8_mac == pytest.approx(15.33, rel=0.01)
+    # a 64-bit DRAM access vs a 64-bit 32 KB SRAM access: 1.3 nJ vs 20 pJ
+    dram64 = H45.level_pj_per_byte("dram", dram="ddr3") * 8
+    sram64 = H45.level_pj_per_byte("sram", 32 * 1024) * 8
+    assert (dram64, sram64) == pytest.approx((1299.2, 20.0))
+    # Han's table: 32-bit DRAM 640 pJ vs 32-bit 32 KB SRAM 5 pJ = 128x
+    han = load_table("han45")
+    assert han.level_pj_per_byte("dram", dram="lpddr") / han.level_pj_per_byte("sram", 32 * 1024) == pytest.approx(128)
+    # the SRAM curve passes through its points and interpolates by a power law
+    assert H45.sram_pj_64b(8 * 1024) == pytest.approx(10)
+    assert H45.sram_pj_64b(16 * 1024) == pytest.approx(10 * math.sqrt(2))
+
+
+def test_node_scaling_is_dennard_with_nominal_vdd():
+    assert node_factor(45, 28) == pytest.approx(28 / 45)
+    assert node_factor(45, 7) == pytest.approx(7 / 45 * (0.75 / 0.9) ** 2)
+    t7 = H45.at_node(7)
+    assert t7.op_pj("mul.int8") == pytest.approx(0.2 * node_factor(45, 7))
+
+
+def test_eyeriss_relative_table():
+    ey = load_table("eyeriss65")
+    mac = ey.mac_pj()
+    assert ey.level_pj_per_byte("dram") * 2 == pytest.approx(200 * mac)
+    assert ey.level_pj_per_byte("sram", 1e6) * 2 == pytest.approx(6 * mac)
+    assert ey.level_pj_per_byte("noc") * 2 == pytest.approx(2 * mac)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\ntechnology_nm: 45\nsource: s\n", "ops: missing"),
+    ("name: x\ntechnology_nm: 45\nsource: s\nops: {add.int8: -1}\nsram: []\n", "ops.add.int8"),
+    ("name: x\ntechnology_nm: 45\nsource: s\nops: {add.int8: 1}\n", "sram: needs capacity points"),
+    ("name: x\ntechnology_nm: 45\nsource: s\nops: {add.int8: 1}\nsram: [{capacity_kib: 8}]\n", "sram[0]"),
+    ("{{", "not valid YAML"),
+])
+def test_bad_tables_are_named(tmp_path, text, message):
+    p = tmp_path / "t.yaml"
+    p.write_text(text)
+    with pytest.raises(HwsimError) as e:
+        load_table(str(p))
+    assert message in str(e.value) and str(p) in str(e.value)
+
+
+def test_user_table_and_unknown_name(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\ntechnology_nm: 45\nsource: test\nops: {add.int8: 1, mul.int8: 2, add.int32: 3}\n"
+                 "sram: [{capacity_kib: 1, pj_per_64b: 8}, {capacity_kib: 4, pj_per_64b: 16}]\n"
+                 "dram_pj_per_bit: {ddr3: 10}\n")
+    t = load_table(str(p))
+    assert t.op_pj("mac.int8") == 5 and t.sram_pj_64b(2048) == pytest.approx(8 * math.sqrt(2))
+    with pytest.raises(HwsimError, match="unknown energy table"):
+        load_table("nope")
+
+
+def test_report_files_and_totals(tmp_path):
+    from workloads import resolve
+    ev = evaluate(resolve("mlp1"), "tpu-v1")
+    out = write_report(ev, tmp_path)
+    for f in ("ops.csv", "summary.json", "summary.csv", "report.html", "energy_breakdown.png", "latency.png",
+              "roofline.png", "utilization.png"):
+        assert (out / f).stat().st_size > 0
+    ops = pd.read_csv(out / "ops.csv")
+    summ = json.loads((out / "summary.json").read_text())
+    assert ops.energy_pj.sum() == pytest.approx(summ["energy_pj"])
+    assert ops.cycles.sum() == summ["cycles"]
+    assert sum(summ["energy_by_level_pj"].values()) + summ["energy_compute_pj"] + summ["energy_static_pj"] == \
+        pytest.approx(summ["energy_pj"])
+    # TPU static power: 28 W over the run
+    assert summ["energy_static_pj"] == pytest.approx(28 * summ["time_us"] * 1e6)
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+
+
+def test_compare_two_designs(tmp_path):
+    from workloads import resolve
+    wl = resolve("gemm:256,256,256:int8")
+    df = compare([evaluate(wl, "systolic-16"), evaluate(wl, "systolic-128")], tmp_path, ["small", "big"])
+    assert list(df.design) == ["small", "big"]
+    assert df.time_us[1] < df.time_us[0]
+    assert (tmp_path / "compare.png").exists() and (tmp_path / "compare.csv").exists()
+
+
+def test_cnn_vs_mlp_energy_on_tpu():
+    from workloads import resolve
+    mlp = evaluate(resolve("mlp0"), "tpu-v1").summary()
+    cnn = evaluate(resolve("cnn0"), "tpu-v1").summary()
+    # MLP0 moves each weight byte from DDR3 for 200 MACs; CNN0 for 2888: DRAM dominates the MLP
+    share = lambda s: s["energy_by_level_pj"]["dram"] / (s["energy_pj"] - s["energy_static_pj"])  # noqa: E731
+    assert share(mlp) > share(cnn)
