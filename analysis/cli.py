@@ -320,6 +320,31 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
     click.echo(f"wrote {out}/ (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
 
 
+@cli.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Output directory (points/, results.csv, pareto.csv, pareto.png).")
+@click.option("--cluster", default=None, is_flag=False, flag_value="local",
+              help="Run on Dask distributed: '--cluster' starts a LocalCluster, '--cluster ADDRESS' joins a "
+                   "scheduler (needs the 'cluster' extra). Default: local processes.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Local processes or LocalCluster workers.")
+def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
+    """Run a what-if STUDY (YAML grid or random sample over design parameters, trace-level
+    compression choices and models). Interrupted sweeps resume: finished points are kept."""
+    from analysis.sweep import load_study, run_sweep
+
+    if workers < 1:
+        raise HwsimError(f"--workers must be >= 1, got {workers}")
+    st = load_study(study)
+    if cluster:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
+    df = run_sweep(st, out, cluster=cluster, workers=workers)
+    click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)

@@ -1,0 +1,275 @@
+"""What-if sweeps: a grid (or a random sample of it) over design parameters, trace-level
+compression choices and models, run in local processes or on Dask, resumable.
+
+A study file::
+
+    name: systolic-size
+    models: [resnet18, {model: lstm_lm, batch: 4}]
+    base: systolic-32               # the preset every point overrides
+    grid:                           # design fields, or trace.weight_density / trace.weight_bits
+      rows: [8, 16, 32, 64]
+      cols: [8, 16, 32, 64]
+      dataflow: [ws, os, is]
+      trace.weight_bits: [8, 16]
+    random: {samples: 50, seed: 0}  # optional: a seeded sample of the grid instead of all of it
+    energy_table: horowitz45
+
+Every finished point is written atomically to ``OUT/points/<id>.json`` (the id hashes the
+point), so a killed sweep restarted with the same study skips what is done and loses
+nothing; ``results.csv`` (one tidy row per point) and the Pareto fronts (latency vs
+energy per inference, and accuracy where a point reports it) are rewritten atomically
+at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workloads.errors import HwsimError
+from workloads.trace import Operand, Workload
+
+TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    models: tuple[dict, ...]
+    base: str
+    points: tuple[dict, ...]
+    energy_table: str
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; errors name the field."""
+    from sim.registry import resolve_arch
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read study ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+    if not isinstance(doc, dict):
+        raise HwsimError(f"{p}: a study is a mapping (name, models, base, grid)")
+    unknown = set(doc) - {"name", "models", "model", "base", "grid", "random", "energy_table"}
+    if unknown:
+        raise HwsimError(f"{p}: unknown field(s) {', '.join(sorted(unknown))}; "
+                         "use name, models, base, grid, random, energy_table")
+    models = doc.get("models", [doc["model"]] if "model" in doc else None)
+    if not models or not isinstance(models, list):
+        raise HwsimError(f"{p}: models: needs a list of models (names or {{model:, batch:, seq_len:}})")
+    mlist = []
+    for i, m in enumerate(models):
+        m = {"model": m} if isinstance(m, str) else m
+        if not isinstance(m, dict) or "model" not in m or set(m) - {"model", "batch", "seq_len"}:
+            raise HwsimError(f"{p}: models[{i}]: expected a name or {{model:, batch:, seq_len:}}, got {m!r}")
+        mlist.append(m)
+    base = doc.get("base")
+    if not isinstance(base, str):
+        raise HwsimError(f"{p}: base: needs a preset name (see 'hwsim archs')")
+    try:
+        _, arch = resolve_arch(base)
+    except HwsimError as e:
+        raise HwsimError(f"{p}: base: {e}") from None
+    grid = doc.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise HwsimError(f"{p}: grid: needs at least one parameter with a list of values")
+    import dataclasses
+    fields = {f.name for f in dataclasses.fields(arch)}
+    for k, v in grid.items():
+        if k not in fields and k not in TRACE_KEYS:
+            raise HwsimError(f"{p}: grid.{k}: not a field of {type(arch).__name__} nor one of {', '.join(TRACE_KEYS)}")
+        if not isinstance(v, list) or not v:
+            raise HwsimError(f"{p}: grid.{k}: needs a non-empty list of values")
+    keys = sorted(grid)
+    combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
+    rnd = doc.get("random")
+    if rnd is not None:
+        if not isinstance(rnd, dict) or not isinstance(rnd.get("samples"), int) or rnd["samples"] < 1:
+            raise HwsimError(f"{p}: random: needs {{samples: N, seed: S}} with N >= 1")
+        combos = random.Random(rnd.get("seed", 0)).sample(combos, min(rnd["samples"], len(combos)))
+    # validate every design once, so a bad value fails before any work
+    for c in combos:
+        design = {k: v for k, v in c.items() if not k.startswith("trace.")}
+        try:
+            dataclasses.replace(arch, **design)
+        except (HwsimError, TypeError) as e:
+            raise HwsimError(f"{p}: grid point {c}: {e}") from None
+    points = tuple({"model": m, "design": c} for m in mlist for c in combos)
+    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, str(doc.get("energy_table", "horowitz45")))
+
+
+def point_id(study: Study, point: dict) -> str:
+    key = json.dumps({"base": study.base, "table": study.energy_table, **point}, sort_keys=True, default=str)
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def apply_trace(wl: Workload, params: dict) -> Workload:
+    """Trace-level compression choices: weight density and operand widths of every GEMM."""
+    from dataclasses import replace
+    if not any(k.startswith("trace.") for k in params):
+        return wl
+    ops = []
+    for op in wl.ops:
+        new = []
+        for o in op.operands:
+            if o.role == "weight":
+                if "trace.weight_density" in params:
+                    o = replace(o, density=float(params["trace.weight_density"]), values=None)
+                if "trace.weight_bits" in params:
+                    o = Operand(o.role, o.shape, int(params["trace.weight_bits"]), "int", o.density)
+            if o.role in ("input", "input2") and "trace.act_bits" in params and op.is_gemm:
+                o = Operand(o.role, o.shape, int(params["trace.act_bits"]), "int", o.density)
+            new.append(o)
+        ops.append(replace(op, operands=tuple(new)))
+    return wl.with_ops(ops)
+
+
+def run_point(base: str, table: str, point: dict, wl: Workload) -> dict:
+    """Evaluate one point (runs in a worker process or on a Dask worker)."""
+    import dataclasses
+
+    from analysis.report import evaluate
+    from sim.registry import resolve_arch
+
+    _, arch = resolve_arch(base)
+    design = {k: v for k, v in point["design"].items() if not k.startswith("trace.")}
+    arch = dataclasses.replace(arch, **design, name=f"{arch.name}*")
+    s = evaluate(apply_trace(wl, point["design"]), arch, table).summary()
+    row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
+           **point["design"]}
+    for k in ("cycles", "time_us", "throughput_inferences_per_s", "tops", "utilization", "energy_pj",
+              "energy_per_inference_uj", "power_w", "dram_bytes", "sram_bytes"):
+        row[k] = s[k]
+    row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
+    return row
+
+
+def _atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize: tuple[str, ...] = ()):
+    """Rows of ``df`` not dominated in (min x, min y, max each of ``maximize``)."""
+    import numpy as np
+    vals = np.column_stack([df[x].to_numpy(), df[y].to_numpy()] + [-df[m].to_numpy() for m in maximize])
+    keep = np.ones(len(df), dtype=bool)
+    for i in range(len(df)):
+        dom = np.all(vals <= vals[i], axis=1) & np.any(vals < vals[i], axis=1)
+        keep[i] = not dom.any()
+    return df[keep].sort_values(x)
+
+
+def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, workers: int = 2,
+              progress: bool = True):
+    """Run every point not yet on disk; then write results.csv, pareto.csv and pareto.png."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from workloads.spec import resolve
+
+    out = Path(outdir)
+    pts_dir = out / "points"
+    pts_dir.mkdir(parents=True, exist_ok=True)
+    todo = [(point_id(study, pt), pt) for pt in study.points]
+    todo = [(i, pt) for i, pt in todo if not (pts_dir / f"{i}.json").exists()]
+    workloads: dict[str, Workload] = {}
+    for m in study.models:
+        key = json.dumps(m, sort_keys=True)
+        workloads[key] = resolve(m["model"], batch=m.get("batch"), seq_len=m.get("seq_len"))
+
+    def save(i: str, pt: dict, row: dict) -> None:
+        _atomic(pts_dir / f"{i}.json", json.dumps({"id": i, "point": pt, "row": row}, default=float))
+
+    bar = tqdm(total=len(todo), desc=f"sweep {study.name}", unit="pt", disable=not progress or None)
+    if todo and cluster:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) \
+            if cluster == "local" else None
+        client = Client(lc if lc else cluster)
+        try:
+            wl_futs = {k: client.scatter(w, broadcast=True) for k, w in workloads.items()}
+            futs = {client.submit(run_point, study.base, study.energy_table, pt,
+                                  wl_futs[json.dumps(pt["model"], sort_keys=True)], pure=False): (i, pt)
+                    for i, pt in todo}
+            for fut in as_completed(futs):
+                i, pt = futs[fut]
+                save(i, pt, fut.result())
+                bar.update(1)
+        finally:
+            client.close()
+            if lc:
+                lc.close()
+    elif todo:
+        from concurrent.futures import ProcessPoolExecutor, as_completed as done
+
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            futs = {ex.submit(run_point, study.base, study.energy_table, pt,
+                              workloads[json.dumps(pt["model"], sort_keys=True)]): (i, pt) for i, pt in todo}
+            for fut in done(futs):
+                i, pt = futs[fut]
+                save(i, pt, fut.result())
+                bar.update(1)
+    bar.close()
+    return write_results(study, out)
+
+
+def write_results(study: Study, out: Path):
+    import pandas as pd
+    rows = []
+    for pt in study.points:
+        f = out / "points" / f"{point_id(study, pt)}.json"
+        if f.exists():
+            d = json.loads(f.read_text())
+            rows.append({"id": d["id"], **d["row"]})
+    df = pd.DataFrame(rows)
+    _atomic(out / "results.csv", df.to_csv(index=False))
+    if not df.empty:
+        maximize = ("accuracy",) if "accuracy" in df.columns else ()
+        front = pd.concat([pareto(g, maximize=maximize) for _, g in df.groupby("model")])
+        _atomic(out / "pareto.csv", front.to_csv(index=False))
+        _plot_pareto(df, front, out / "pareto.png", study.name)
+    return df
+
+
+def _plot_pareto(df, front, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import _atomic_write, _fig_png
+    models = list(dict.fromkeys(df.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d, f = df[df.model == m], front[front.model == m]
+        ax.scatter(d.time_us, d.energy_per_inference_uj, s=12, alpha=0.5, label="design points")
+        ax.plot(f.time_us, f.energy_per_inference_uj, "r-o", ms=4, label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("latency (us)")
+        ax.set_ylabel("energy per inference (uJ)")
+        ax.set_title(f"{title}: {m}")
+        ax.legend(fontsize=8)
+    _atomic_write(path, _fig_png(fig))
