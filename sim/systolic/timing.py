@@ -70,7 +70,7 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
     end = np.zeros(F, dtype=np.int64)
     chan = 0              # first cycle the channel is free
     busy = stalls = 0
-    st = 0                # next store to serve (stores are requested in fold order)
+    stores: list = []     # pending (request cycle, fold): a narrow last fold may end first
 
     def serve(req: int, nbytes: float) -> int:
         nonlocal chan, busy
@@ -83,9 +83,9 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
 
     for i in range(F):
         req = 0 if i < depth else int(start[i - depth])
-        while st < i and end[st] < req:        # stores requested before this load go first
-            serve(int(end[st]), f.store[st])
-            st += 1
+        while stores and stores[0][0] < req:   # stores requested before this load go first
+            e, j = heapq.heappop(stores)
+            serve(e, f.store[j])
         done = serve(req, f.load[i])
         if i == 0:
             s, stall = done + f.preload, done
@@ -95,9 +95,10 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
             stall = s - ideal
         stalls += stall
         start[i], end[i] = s, s + lat[i]
-    while st < F:
-        serve(int(end[st]), f.store[st])
-        st += 1
+        heapq.heappush(stores, (int(end[i]), i))
+    while stores:
+        e, j = heapq.heappop(stores)
+        serve(e, f.store[j])
     total = int(max(end.max(initial=0), chan))
     return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
 
