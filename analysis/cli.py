@@ -345,6 +345,83 @@ def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
     click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--plan", type=click.Path(dir_okay=False), default=None,
+              help="YAML plan: layers: {NAME: {keep, weight_bits, index_bits}} and optional default:.")
+@click.option("--prune", "prune_frac", type=float, default=None,
+              help="Fraction of weights to remove in every layer (0.9 keeps 10%%); overrides the plan default.")
+@click.option("--share-bits", type=int, default=None, help="k-means weight sharing to 2**B shared values per layer.")
+@click.option("--quant", "quant_bits", type=int, default=None, help="Linear int-B quantisation instead of sharing.")
+@click.option("--index-bits", type=int, default=None, help="Relative-index width of the sparse format (default 4).")
+@click.option("--huffman", is_flag=True, help="Show the Huffman stage (bits_pqh, ratio_pqh) in the table.")
+@click.option("--train", "train_on", type=click.Choice(["digits"]), default=None,
+              help="Train on scikit-learn's 8x8 digits, retrain after pruning, fine-tune codebooks, report accuracy "
+                   "(lenet300 / lenet5 only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the compressed trace (.json + .npz with weights and codebooks).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def compress(model, plan, prune_frac, share_bits, quant_bits, index_bits, huffman, train_on, seed, output, fmt):
+    """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
+    Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total."""
+    import json
+
+    import torch
+
+    from workloads.compress import compress as run, compressed_trace, load_plan, plan_from_dict
+    from workloads.zoo import ZOO
+
+    p = load_plan(plan) if plan else plan_from_dict({})
+    if prune_frac is not None:
+        if not 0 <= prune_frac < 1:
+            raise HwsimError(f"--prune must be in [0, 1) (the fraction removed), got {prune_frac}")
+        p.default["keep"] = 1 - prune_frac
+    for flag, v in (("--share-bits", share_bits), ("--quant", quant_bits), ("--index-bits", index_bits)):
+        if v is not None and v < 1:
+            raise HwsimError(f"{flag} must be >= 1, got {v}")
+    if share_bits is not None:
+        p.default["weight_bits"] = share_bits
+    if index_bits is not None:
+        p.default["index_bits"] = index_bits
+    if share_bits is not None and quant_bits is not None:
+        raise HwsimError("use --share-bits or --quant, not both")
+    torch.manual_seed(seed)
+    data = None
+    if train_on == "digits":
+        from workloads.compress.train import digits, train
+        from workloads.zoo.lenet import LeNet5, LeNet300
+        builders = {"lenet300": LeNet300, "lenet5": LeNet5}
+        if model not in builders:
+            raise HwsimError(f"--train digits works with {', '.join(builders)} (8x8 inputs), not {model!r}")
+        net = builders[model](in_size=8)
+        data = digits(seed)
+        train(net, data, epochs=30, seed=seed)
+        example = data[2][:1]
+    else:
+        entry = ZOO.get(model)
+        if entry is None or not entry.torch:
+            raise HwsimError(f"compress needs a torch model from the zoo ({', '.join(n for n, e in ZOO.items() if e.torch)})")
+        net, example = entry.load()()
+    res = run(net, p, data=data, quant_bits=quant_bits, seed=seed)
+    rep = res.report()
+    if output:
+        compressed_trace(res, example, model).save(output)
+    if fmt == "json":
+        click.echo(json.dumps(rep, indent=1))
+        return
+    cols = ["name", "weights", "keep", "weight_bits", "index_bits", "bits_p", "bits_pq"] + (["bits_pqh"] if huffman else [])
+    rows = [{k: r[k] for k in cols} for r in rep["layers"]]
+    t = rep["total"]
+    total = {"weights": t["weights"], "keep": t["keep"], "bits_p": t["bits_p"], "bits_pq": t["bits_pq"]}
+    if huffman:
+        total["bits_pqh"] = t["bits_pqh"]
+    title = f"{model}: ratio P {t['ratio_p']:.1f}x, P+Q {t['ratio_pq']:.1f}x" + \
+        (f", P+Q+H {t['ratio_pqh']:.1f}x" if huffman else "") + \
+        (f"; accuracy {100 * t['accuracy_before']:.2f}% -> {100 * t['accuracy']:.2f}%" if "accuracy" in t else "")
+    _emit(rows, total, fmt, title=title)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)

@@ -1,0 +1,189 @@
+"""Compression passes with independently derived numbers, and real accuracy on digits."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from workloads import HwsimError
+from workloads.compress import compress, compressed_trace, plan_from_dict
+from workloads.compress import prune as P
+from workloads.compress import winograd as W
+from workloads.compress.huffman import code_lengths, encoded_bits
+from workloads.compress.lowrank import split_conv, svd_linear
+from workloads.compress.quantize import binary, fixed_point, kmeans_share, ternary
+from workloads.compress.storage import layer_storage, relative_indices, totals
+from workloads.compress.train import accuracy, digits, distill, train
+from workloads.zoo.lenet import LeNet300
+
+
+def test_huffman_code_lengths():
+    lens = code_lengths({"a": 5, "b": 2, "c": 1, "d": 1})
+    assert lens == {"a": 1, "b": 2, "c": 3, "d": 3}
+    assert encoded_bits("aaaaabbcd") == 5 * 1 + 2 * 2 + 3 + 3
+
+
+def test_relative_indices_match_the_eie_example():
+    col = np.array([0, 0, 1, 2] + [0] * 18 + [3])
+    stream, fillers = relative_indices(col != 0, 4)
+    assert stream.tolist() == [15, 2, 0, 2] and fillers == 1   # the filler's 15, then 2, 0, 2
+
+
+def test_layer_storage_by_hand():
+    w = np.zeros(20)
+    w[[0, 1, 19]] = [0.5, -0.5, 0.25]
+    s = layer_storage("x", w, index_bits=2, weight_bits=2)
+    # gaps 0, 0, 17 -> 17 // 4 = 4 fillers; 7 entries
+    assert (s.entries, s.fillers) == (7, 4)
+    assert s.bits_p == pytest.approx(7 * (32 + 2) / 20)
+    assert s.bits_pq == pytest.approx((7 * (2 + 2) + 4 * 32) / 20)
+
+
+def test_weight_sharing_ratio_from_the_paper():
+    # Deep Compression: 16 weights shared through 4 centroids: 16*32 / (16*2 + 4*32) = 3.2
+    n, b, k = 16, 32, 4
+    assert n * b / (n * np.log2(k) + k * b) == pytest.approx(3.2)
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.normal(-1, 0.05, 8), rng.normal(1, 0.05, 8)])
+    cb, idx = kmeans_share(v, 1)                    # 2 clusters, linear init at min/max
+    assert sorted(np.round(cb, 1)) == [-1.0, 1.0] and len(set(idx[:8])) == 1 and len(set(idx[8:])) == 1
+
+
+def test_first_principles_filler_rate():
+    # kept positions uniform at density p: a gap exceeds 2^b - 1 = 15 with probability
+    # q = (1-p)^16 per 16 zeros, so fillers per kept weight = q / (1 - q)
+    p, n = 0.09, 2_000_000
+    rng = np.random.default_rng(1)
+    w = (rng.random(n) < p) * rng.standard_normal(n)
+    s = layer_storage("fc", w, 4, 5)
+    q = (1 - p) ** 16
+    assert s.entries / np.count_nonzero(w) == pytest.approx(1 + q / (1 - q), rel=0.01)
+    t = totals([s])
+    assert t["ratio_p"] == pytest.approx(32 / (p * (1 + q / (1 - q)) * 36), rel=0.01)
+
+
+def test_quantizers():
+    q, frac = fixed_point(np.array([0.3, -1.7]), 8)
+    assert frac == 5 and np.allclose(q * 32, np.round(q * 32))          # max 1.7 needs 1 int bit + sign
+    w = np.array([0.05, -0.9, 0.6, -0.02, 0.3])
+    wt, alpha, delta = ternary(w)
+    assert delta == pytest.approx(0.7 * np.abs(w).mean())
+    assert set(np.round(np.abs(wt[wt != 0]), 12)) == {round(alpha, 12)}
+    assert alpha == pytest.approx(np.mean([0.9, 0.6, 0.3]))   # delta = 0.7 * 0.374 = 0.262
+    wb, a = binary(w)
+    assert set(np.abs(wb)) == {a}
+
+
+def test_low_rank_exact_at_full_rank_and_smaller_below():
+    torch.manual_seed(0)
+    lin = nn.Linear(20, 12)
+    x = torch.randn(5, 20)
+    full = svd_linear(lin, rank=12)
+    assert torch.allclose(full(x), lin(x), atol=1e-5)
+    low = svd_linear(lin, energy=0.8)
+    assert low[0].out_features < 12
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    xi = torch.randn(2, 4, 9, 9)
+    assert torch.allclose(split_conv(conv, rank=12)(xi), conv(xi), atol=1e-4)   # rank <= min(C*R, K*S) = 12
+    s = split_conv(conv, rank=3)
+    macs = 9 * 9 * (3 * 4 * 3 + 6 * 3 * 3)
+    assert macs < 9 * 9 * 6 * 4 * 9 and s[0].out_channels == 3
+
+
+@pytest.mark.parametrize("m, ratio", [(2, 2.25), (4, 4.0)])
+def test_winograd_equals_direct_and_saves_the_formula(m, ratio):
+    rng = np.random.default_rng(m)
+    x, w = rng.standard_normal((2, 5, 12, 8)), rng.standard_normal((7, 5, 3, 3))
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    np.testing.assert_allclose(W.conv2d(x, w, m), ref, atol=1e-10)
+    wino, direct = W.multiplies(m, 1, 1, 1)
+    assert direct / wino == ratio
+    from workloads.build import conv_op
+    from workloads.trace import Workload
+    wl = Workload("c", (conv_op("c", 1, 16, 24, 24, 32, 3, 3, pad=1),))
+    low = W.lower(wl, m)
+    gemm = low["c.wino_gemm"]
+    assert gemm.macs == (24 // m) ** 2 * 16 * 32 * (m + 2) ** 2
+    assert wl.macs / low.macs == ratio
+    assert [o.name for o in low.ops] == ["c.wino_in", "c.wino_gemm", "c.wino_out"]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    data = digits(0)
+    net = LeNet300(in_size=8)
+    train(net, data, epochs=30)
+    return net, data
+
+
+def test_digits_prune_to_10pct_and_share_5_bits_keeps_accuracy(trained):
+    import copy
+    net, data = trained
+    dense = accuracy(net, data[2], data[3])
+    assert dense > 0.95
+    res = compress(copy.deepcopy(net), plan_from_dict({"default": {"keep": 0.1, "weight_bits": 5}}), data=data)
+    t = res.report()["total"]
+    assert t["accuracy_before"] == pytest.approx(dense)
+    assert t["accuracy"] >= dense - 0.01              # within 1 point after retraining
+    assert t["keep"] == pytest.approx(0.1, abs=0.001)
+    for name, s in res.shared.items():
+        w = res.model.get_submodule(name).weight.detach()
+        assert len(torch.unique(w[w != 0])) <= 32        # 5-bit codebook
+    # the compressed trace carries density, codebook and index width
+    wl = compressed_trace(res, data[2][:1], "lenet300")
+    w1 = wl["fc1"].operand("weight")
+    assert (w1.dtype, w1.bits) == ("index", 5) and w1.codebook is not None
+    assert w1.density == pytest.approx(0.1, abs=0.001)
+
+
+def test_pruning_schedules(trained):
+    import copy
+    net, data = trained
+    m = copy.deepcopy(net)
+    P.magnitude_prune(m, 0.5, structured=True)
+    P.make_permanent(m)
+    rows = (m.fc1.weight.abs().sum(1) == 0).sum().item()
+    assert rows == 150                                    # half of fc1's 300 output rows
+    g = copy.deepcopy(net)
+    P.magnitude_prune(g, 0.2, scope="global")
+    P.make_permanent(g)
+    kept = sum(int((mod.weight != 0).sum()) for mod in P.prunable(g).values())
+    total = sum(mod.weight.numel() for mod in P.prunable(g).values())
+    assert kept / total == pytest.approx(0.2, abs=1e-4)
+    it = P.iterative(copy.deepcopy(net), [0.5, 0.25], lambda mm: train(mm, data, epochs=2))
+    assert (it.fc1.weight != 0).float().mean().item() == pytest.approx(0.25, abs=1e-3)
+    d = P.dense_sparse_dense(copy.deepcopy(net), 0.3, lambda mm, lr: train(mm, data, epochs=3, lr=lr))
+    assert (d.fc1.weight != 0).float().mean().item() > 0.9     # re-densified
+    assert accuracy(d, data[2], data[3]) > 0.9
+
+
+def test_distillation_trains_a_small_student(trained):
+    teacher, data = trained
+    torch.manual_seed(1)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    distill(student, teacher, data, epochs=40, lr=3e-3)
+    assert accuracy(student, data[2], data[3]) > 0.9
+
+
+@pytest.mark.parametrize("plan, message", [
+    ({"default": {"keep": 0}}, "keep: must be in (0, 1]"),
+    ({"default": {"keep": 1.5}}, "keep: must be in (0, 1]"),
+    ({"layers": {"fc9": {"keep": 0.5}}}, "unknown layer(s) fc9"),
+    ({"default": {"weight_bits": 0}}, "weight_bits: must be an integer >= 1"),
+    ({"default": {"kept": 0.5}}, "kept: unknown key"),
+])
+def test_bad_plans(plan, message):
+    with pytest.raises(HwsimError) as e:
+        compress(LeNet300(in_size=8), plan_from_dict(plan))
+    assert message in str(e.value)
+
+
+def test_cli_json(capsys):
+    import json
+
+    from analysis.cli import main
+    assert main(["compress", "lenet300", "--prune", "0.9", "--share-bits", "4", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"name", "weights", "keep", "weight_bits", "index_bits", "bits_p", "bits_pq", "bits_pqh"} <= set(doc["layers"][0])
+    assert doc["total"]["ratio_pq"] > doc["total"]["ratio_p"] > 1

@@ -1,0 +1,160 @@
+"""Compression plans and the pipeline that applies them: prune -> (retrain) -> share
+weights or quantise -> (fine-tune codebooks) -> storage accounting -> compressed trace.
+
+A plan (YAML)::
+
+    default: {keep: 0.1, weight_bits: 5, index_bits: 4}
+    layers:
+      features.0: {keep: 0.84, weight_bits: 8}
+
+``keep`` in (0, 1] is the fraction of weights kept; ``weight_bits`` the shared-weight
+(codebook index) width; ``index_bits`` the relative-index width of the sparse format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ..errors import HwsimError
+from . import prune as P
+from .share import codes_in_order, finetune_codebooks, share_weights
+from .storage import LayerStorage, layer_storage, totals
+
+KEYS = ("keep", "weight_bits", "index_bits")
+DEFAULT = {"keep": 1.0, "weight_bits": 32, "index_bits": 4}
+
+
+@dataclass
+class Plan:
+    default: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+
+    def for_layer(self, name: str) -> dict:
+        return {**DEFAULT, **self.default, **self.layers.get(name, {})}
+
+
+def _check(entry, where: str) -> dict:
+    if not isinstance(entry, dict):
+        raise HwsimError(f"{where}: expected a mapping with {', '.join(KEYS)}")
+    for k, v in entry.items():
+        if k not in KEYS:
+            raise HwsimError(f"{where}.{k}: unknown key; use {', '.join(KEYS)}")
+        if k == "keep":
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
+                raise HwsimError(f"{where}.keep: must be in (0, 1], got {v!r}")
+        elif not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise HwsimError(f"{where}.{k}: must be an integer >= 1, got {v!r}")
+    return dict(entry)
+
+
+def load_plan(path: str | Path) -> Plan:
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read plan ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+    return plan_from_dict(doc, str(p))
+
+
+def plan_from_dict(doc, where: str = "plan") -> Plan:
+    if not isinstance(doc, dict) or set(doc) - {"default", "layers"}:
+        raise HwsimError(f"{where}: a plan has 'default:' and/or 'layers:'")
+    layers = doc.get("layers") or {}
+    if not isinstance(layers, dict):
+        raise HwsimError(f"{where}: layers: must map layer names to settings")
+    return Plan(_check(doc.get("default") or {}, f"{where}: default"),
+                {n: _check(e, f"{where}: layers.{n}") for n, e in layers.items()})
+
+
+@dataclass
+class CompressionResult:
+    model: nn.Module
+    layers: list[LayerStorage]
+    shared: dict
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+
+    def report(self) -> dict:
+        t = totals(self.layers)
+        if self.accuracy_after is not None:
+            t["accuracy"] = self.accuracy_after
+            t["accuracy_before"] = self.accuracy_before
+        return {"layers": [{"name": l.name, "weights": l.weights, "keep": l.keep, "weight_bits": l.weight_bits,
+                            "index_bits": l.index_bits, "bits_p": l.bits_p, "bits_pq": l.bits_pq,
+                            "bits_pqh": l.bits_pqh} for l in self.layers], "total": t}
+
+
+def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, finetune_epochs: int = 10,
+             quant_bits: int | None = None, seed: int = 0) -> CompressionResult:
+    """Apply ``plan`` to ``model``. With ``data`` (digits), the model is retrained after
+    pruning and its codebooks fine-tuned, and accuracy is measured before and after."""
+    from .quantize import linear_quant
+    from .train import accuracy, train
+
+    layers = P.prunable(model)
+    unknown = set(plan.layers) - set(layers)
+    if unknown:
+        raise HwsimError(f"plan: unknown layer(s) {', '.join(sorted(unknown))}; this model's layers: "
+                         f"{', '.join(layers)}")
+    settings = {n: plan.for_layer(n) for n in layers}
+    before = accuracy(model, data[2], data[3]) if data is not None else None
+    P.magnitude_prune(model, {n: s["keep"] for n, s in settings.items()})
+    if data is not None:
+        mask = {n: m.weight_mask.clone() for n, m in layers.items() if hasattr(m, "weight_mask")}
+        train(model, data, epochs=retrain_epochs, seed=seed)
+        del mask
+    P.make_permanent(model)
+    shared = {}
+    if quant_bits is not None:
+        with torch.no_grad():
+            for n, m in layers.items():
+                w = m.weight.detach().numpy()
+                q, _, _ = linear_quant(w, quant_bits)
+                m.weight.copy_(torch.from_numpy(np.where(w != 0, q, 0.0)).float())
+        wbits = {n: quant_bits for n in layers}
+    else:
+        wbits = {n: s["weight_bits"] for n, s in settings.items()}
+        to_share = {n: layers[n] for n in layers if wbits[n] < 32}
+        shared = share_weights(to_share, wbits)
+        if data is not None and shared:
+            finetune_codebooks(model, layers, shared, data, epochs=finetune_epochs, seed=seed)
+    after = accuracy(model, data[2], data[3]) if data is not None else None
+    rows = []
+    for n, m in layers.items():
+        w = m.weight.detach().numpy()
+        codes = codes_in_order(shared[n]) if n in shared else None
+        rows.append(layer_storage(n, w, settings[n]["index_bits"], wbits[n], codes))
+    return CompressionResult(model, rows, shared, before, after)
+
+
+def compressed_trace(result: CompressionResult, example, name: str):
+    """Lower the compressed model; weights carry their real density, codebook and index width."""
+    from dataclasses import replace
+
+    from ..lower import lower
+    from ..trace import Operand
+
+    wl = lower(result.model, example, name=name, keep_weights=True, source=f"compressed:{name}")
+    bits = {l.name: l.weight_bits for l in result.layers}
+    ops = []
+    for op in wl.ops:
+        w = op.operand("weight")
+        if w is not None and op.name in result.shared:
+            s = result.shared[op.name]
+            nw = Operand("weight", w.shape, s.bits, "index", w.density, values=w.values,
+                         codebook=s.codebook.numpy().astype(np.float32))
+            op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
+        elif w is not None and op.name in bits and bits[op.name] < 32:
+            nw = Operand("weight", w.shape, bits[op.name], "int", w.density, values=w.values)
+            op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
+        ops.append(op)
+    return wl.with_ops(ops)

@@ -1,0 +1,78 @@
+"""Magnitude pruning on ``torch.nn.utils.prune``: per layer or global, unstructured or
+structured (whole filters / output rows), one-shot or iterative with retraining, and the
+Dense-Sparse-Dense schedule (Han et al., ICLR 2017)."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.utils.prune as tprune
+from torch import nn
+
+from ..errors import HwsimError
+
+
+def prunable(model: nn.Module) -> dict[str, nn.Module]:
+    """Layers with weights to prune: every Linear and Conv2d, by module path."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+
+
+def magnitude_prune(model: nn.Module, keep: float | Mapping[str, float], scope: str = "layer",
+                    structured: bool = False) -> nn.Module:
+    """Keep the largest-magnitude fraction ``keep`` of weights (per layer, or ``scope='global'``
+    across layers); ``structured`` removes whole output filters/rows by L2 norm."""
+    layers = prunable(model)
+    per = keep if isinstance(keep, Mapping) else {n: keep for n in layers}
+    for n, k in per.items():
+        if n not in layers:
+            raise HwsimError(f"prune: no prunable layer {n!r}; layers: {', '.join(layers)}")
+        if not 0 < k <= 1:
+            raise HwsimError(f"prune: keep for {n!r} must be in (0, 1], got {k}")
+    if scope == "global":
+        if structured or isinstance(keep, Mapping):
+            raise HwsimError("prune: global scope takes one unstructured keep fraction")
+        tprune.global_unstructured([(layers[n], "weight") for n in per], pruning_method=tprune.L1Unstructured,
+                                   amount=1 - keep)
+        return model
+    if scope != "layer":
+        raise HwsimError(f"prune: scope must be 'layer' or 'global', got {scope!r}")
+    for n, k in per.items():
+        if k >= 1:
+            continue
+        if structured:
+            tprune.ln_structured(layers[n], "weight", amount=1 - k, n=2, dim=0)
+        else:
+            tprune.l1_unstructured(layers[n], "weight", amount=1 - k)
+    return model
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold masks into the weights (``weight_orig * weight_mask`` becomes ``weight``)."""
+    for m in prunable(model).values():
+        if tprune.is_pruned(m):
+            tprune.remove(m, "weight")
+    return model
+
+
+def masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: (m.weight != 0) for n, m in prunable(model).items()}
+
+
+def iterative(model: nn.Module, keeps: list[float], retrain: Callable[[nn.Module], nn.Module],
+              scope: str = "layer") -> nn.Module:
+    """Prune to each keep fraction in turn (decreasing), retraining after each step."""
+    for k in keeps:
+        make_permanent(model)
+        magnitude_prune(model, k, scope)
+        retrain(model)
+    return make_permanent(model)
+
+
+def dense_sparse_dense(model: nn.Module, keep: float, train_fn: Callable[..., nn.Module]) -> nn.Module:
+    """DSD: prune to ``keep`` and retrain sparse, then drop the masks (pruned weights
+    restart at zero) and retrain dense at a lower learning rate."""
+    magnitude_prune(model, keep)
+    train_fn(model, lr=1e-3)
+    make_permanent(model)
+    return train_fn(model, lr=1e-4)
