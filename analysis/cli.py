@@ -78,9 +78,11 @@ def models(fmt: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the trace here (.json, tensors in a .npz beside it).")
 @click.option("--keep-weights", is_flag=True, help="Store the real weight tensors in the trace.")
+@click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
+              help="Rewrite 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def lower(model: str, batch: int | None, seq_len: int | None, output: str | None, keep_weights: bool,
-          fmt: str) -> None:
+          winograd: str | None, fmt: str) -> None:
     """Lower MODEL into a workload trace and print one row per op.
 
     Columns: name, op, kind, M, N, K (the GEMM or im2col view), repeat, macs
@@ -90,6 +92,9 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
     from workloads.spec import resolve
 
     wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights)
+    if winograd:
+        from workloads.compress.winograd import lower as wino
+        wl = wino(wl, int(winograd))
     if output:
         wl.save(output)
     rows = wl.rows()
@@ -137,7 +142,7 @@ def _progress(total: int, desc: str):
     return bar, (lambda op: bar.update(1))
 
 
-def _evaluate(model, arch, batch, seq_len, seed, precision, table, node):
+def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None):
     from analysis.report import evaluate
     from sim.registry import resolve_arch
     from workloads.spec import resolve
@@ -149,12 +154,33 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node):
             raise HwsimError(f"--precision applies to GPU designs; {desc.name} is a {machine} design "
                              "(its operand widths come from the trace)")
         kw["precision"] = precision
-    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
+    if compress:
+        wl = _compressed(model, compress, seed)
+    else:
+        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
+    if winograd:
+        from workloads.compress.winograd import lower as wino
+        wl = wino(wl, int(winograd))
     bar, tick = _progress(len(wl.ops), f"{wl.name} on {desc.name}")
     try:
         return evaluate(wl, desc, table, node, progress=tick, **kw)
     finally:
         bar.close()
+
+
+def _compressed(model: str, plan_path: str, seed: int):
+    """Compress a zoo model with a plan (no retraining) and lower it with its real weights."""
+    import torch
+
+    from workloads.compress import compress, compressed_trace, load_plan
+    from workloads.zoo import ZOO
+
+    entry = ZOO.get(model)
+    if entry is None or not entry.torch:
+        raise HwsimError(f"--compress needs a torch model from the zoo, not {model!r}")
+    torch.manual_seed(seed)
+    net, example = entry.load()()
+    return compressed_trace(compress(net, load_plan(plan_path)), example, model)
 
 
 def _design_options(f):
@@ -170,6 +196,10 @@ def _design_options(f):
                      help="horowitz45, han45, eyeriss65 or a YAML table file."),
         click.option("--node", type=float, default=None,
                      help="Technology node (nm) to scale the energy table to (default: the design's)."),
+        click.option("--compress", "compress_plan", type=click.Path(dir_okay=False), default=None,
+                     help="Compress the model with this plan (see 'hwsim compress') before simulating."),
+        click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
+                     help="Run 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3)."),
     ]):
         f = opt(f)
     return f
@@ -179,7 +209,8 @@ def _design_options(f):
 @click.argument("model")
 @_design_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table: str, node, fmt: str) -> None:
+def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table: str, node, compress_plan,
+             winograd, fmt: str) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization, sram/dram
@@ -187,7 +218,7 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table:
     and operand; each machine adds its own (EIE: load_balance, padding_overhead; GPU:
     tflops, waves, bound; systolic: compute_cycles, weight_load_cycles).
     """
-    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node)
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
@@ -203,12 +234,13 @@ simulate.__doc__ += "\n\n" + MODEL_HELP
 @click.argument("model")
 @_design_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
-def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, out: str) -> None:
+def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, compress_plan, winograd,
+           out: str) -> None:
     """Simulate MODEL on a design and write a report to OUT: ops.csv, summary.json/.csv,
     energy breakdown, latency, utilisation and roofline plots, and report.html."""
     from analysis.report import write_report
 
-    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node)
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
     d = write_report(ev, out)
     s = ev.summary()
     click.echo(f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "

@@ -187,3 +187,19 @@ def test_cli_json(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert {"name", "weights", "keep", "weight_bits", "index_bits", "bits_p", "bits_pq", "bits_pqh"} <= set(doc["layers"][0])
     assert doc["total"]["ratio_pq"] > doc["total"]["ratio_p"] > 1
+
+
+def test_cli_compress_and_winograd_options(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from analysis.cli import main
+    plan = tmp_path / "p.yaml"
+    plan.write_text("default: {keep: 0.1, weight_bits: 4, index_bits: 4}\n")
+    assert main(["simulate", "lenet300", "--arch", "eie-64", "--compress", str(plan), "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert df.set_index("name").loc["fc1", "weight_density"] == pytest.approx(0.1, abs=1e-3)
+    assert main(["lower", "conv:1,16,24,24,32,3,3,1,1", "--winograd", "4", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert df[df.name == "TOTAL"].macs.item() * 4 == 24 * 24 * 16 * 32 * 9

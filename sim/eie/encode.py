@@ -168,7 +168,8 @@ def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook
     """A layer from a dense (out x in) matrix: its zeros stay zeros, the rest is weight-shared.
 
     With ``codebook`` given, ``w`` holds codebook *values* already (a weight-shared trace)
-    and each non-zero is mapped to its codebook entry.
+    and each non-zero is mapped to its codebook entry; a codebook with more non-zero values
+    than the index width leaves room for (index 0 is the zero) is re-clustered to fit.
     """
     w = np.asarray(w)
     if w.ndim != 2:
@@ -181,8 +182,9 @@ def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook
         cb = np.asarray(codebook, dtype=np.float64)
         nz = cb[cb != 0]
         if nz.size > 2 ** index_bits - 1:
-            raise HwsimError(f"codebook has {nz.size} non-zero entries; {index_bits}-bit indices hold "
-                             f"{2 ** index_bits - 1}")
+            # EIE reserves index 0 for zero: a 2**b-entry codebook is re-shared to 2**b - 1 values
+            from workloads.compress.quantize import kmeans_share
+            nz, _ = kmeans_share(vals, index_bits, k=2 ** index_bits - 1)
         full = np.concatenate([[0.0], nz])
         idx = np.abs(vals[:, None] - full[None, 1:]).argmin(axis=1) + 1
         cbf = to_fixed(full, frac_bits)

@@ -8,14 +8,14 @@ import math
 import numpy as np
 
 
-def kmeans_share(values: np.ndarray, bits: int, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_share(values: np.ndarray, bits: int, iters: int = 30, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ``values`` (the kept weights) into ``2**bits`` shared values.
 
     Centroids start linearly spaced between min and max (Deep Compression found linear
     initialisation best: large weights keep their own centroids). Returns (codebook,
     index of every value)."""
     v = np.asarray(values, dtype=np.float64).ravel()
-    k = min(2 ** bits, max(1, v.size))
+    k = min(k or 2 ** bits, max(1, v.size))
     cents = np.linspace(v.min(), v.max(), k) if v.size else np.zeros(k)
     idx = np.zeros(v.size, dtype=np.int64)
     for _ in range(iters):
