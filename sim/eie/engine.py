@@ -46,6 +46,8 @@ class PassTiming:
     cycles: int              # first broadcast to last write-back, inclusive
     busy: np.ndarray         # per PE: cycles spent popping/processing
     broadcast_stalls: int    # cycles the CCU held a ready activation because a queue was full
+    broadcast: np.ndarray | None = None   # cycle each activation is broadcast (fast engine)
+    start: np.ndarray | None = None       # (activations x PEs) cycle each PE pops each activation
 
 
 def _work(e: np.ndarray) -> np.ndarray:
@@ -59,6 +61,7 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
     w = _work(e).T.astype(np.int64)          # (A, P)
     S = np.empty((A, P), dtype=np.int64)
+    Bc = np.empty(A, dtype=np.int64)
     free = np.zeros(P, dtype=np.int64)
     b = -1
     stalls = 0
@@ -70,11 +73,12 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
                 stalls += ready - nb
                 nb = ready
         b = nb
+        Bc[a] = b
         s = np.maximum(free, b + 1)
         S[a] = s
         free = s + w[a]
     last = int(free.max()) - 1
-    return PassTiming(last + pipeline_depth, w.sum(axis=0), stalls)
+    return PassTiming(last + pipeline_depth, w.sum(axis=0), stalls, Bc, S)
 
 
 def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:

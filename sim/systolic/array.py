@@ -42,42 +42,56 @@ class ArrayRun:
         return int(sum((f.writes >= 0).sum() for f in self.folds))
 
 
+def stationary_fold(Xf: np.ndarray, W: np.ndarray, k0: int = 0, Kd: int | None = None) -> dict:
+    """One fold with a stationary R x C tile ``W`` (zero-padded) and streamed rows ``Xf``
+    (T x kt): what enters each array row and what leaves the bottom of each column, every
+    cycle (the per-cycle state an RTL model is compared against)."""
+    R, C = W.shape
+    T, kt = Xf.shape
+    Kd = kt if Kd is None else Kd
+    rows, cols = np.arange(R), np.arange(C)
+    a = np.zeros((R, C), dtype=np.int64)
+    p = np.zeros((R, C), dtype=np.int64)
+    a_in_seq, bottom, reads = [], [], []
+    for tau in range(T + R + C - 2):
+        m_in = tau - rows
+        valid = (m_in >= 0) & (m_in < T) & (rows < kt)
+        a_in = np.zeros(R, dtype=np.int64)
+        a_in[valid] = Xf[m_in[valid], rows[valid]]
+        a = np.concatenate([a_in[:, None], a[:, :-1]], axis=1)      # one PE right
+        p = np.concatenate([np.zeros((1, C), dtype=np.int64), p[:-1]], axis=0) + a * W  # one PE down
+        a_in_seq.append(a_in)
+        bottom.append(p[R - 1].copy())
+        reads.append(np.where(valid, m_in * Kd + k0 + rows, -1))
+    return {"a_in": np.array(a_in_seq).reshape(-1, R), "bottom": np.array(bottom).reshape(-1, C),
+            "reads": np.array(reads).reshape(-1, R)}
+
+
 def _stationary(S: np.ndarray, X: np.ndarray, R: int, C: int, trace: bool) -> ArrayRun:
     """out = X @ S with S (Kd x Xd) stationary in tiles, X (T x Kd) streamed."""
     T, Kd = X.shape
     Xd = S.shape[1]
     out = np.zeros((T, Xd), dtype=np.int64)
     run = ArrayRun(out)
+    cols = np.arange(C)
     for x0 in range(0, Xd, C):
         for k0 in range(0, Kd, R):
             kt, xt = min(R, Kd - k0), min(C, Xd - x0)
             W = np.zeros((R, C), dtype=np.int64)
             W[:kt, :xt] = S[k0:k0 + kt, x0:x0 + xt]
-            a = np.zeros((R, C), dtype=np.int64)
-            p = np.zeros((R, C), dtype=np.int64)
-            rows = np.arange(R)
-            cols = np.arange(C)
-            reads, writes = [], []
+            f = stationary_fold(X[:, k0:k0 + kt], W, k0, Kd)
+            writes = []
             last = -1
-            macs = 0
-            for tau in range(T + R + C - 2):
-                m_in = tau - rows
-                valid = (m_in >= 0) & (m_in < T) & (rows < kt)
-                a_in = np.zeros(R, dtype=np.int64)
-                a_in[valid] = X[m_in[valid], k0 + rows[valid]]
-                a = np.concatenate([a_in[:, None], a[:, :-1]], axis=1)      # one PE right
-                p = np.concatenate([np.zeros((1, C), dtype=np.int64), p[:-1]], axis=0) + a * W  # one PE down
+            for tau, row in enumerate(f["bottom"]):
                 m_out = tau - (R - 1) - cols
                 ok = (m_out >= 0) & (m_out < T) & (cols < xt)
-                out[m_out[ok], x0 + cols[ok]] += p[R - 1, ok]
+                out[m_out[ok], x0 + cols[ok]] += row[ok]
                 if ok.any():
                     last = tau
-                mm = tau - rows[:, None] - cols[None, :]
-                macs += int(((mm >= 0) & (mm < T) & (rows[:, None] < kt) & (cols[None, :] < xt)).sum())
-                if trace:
-                    reads.append(np.where(valid, m_in * Kd + k0 + rows, -1))
-                    writes.append(np.where(ok, m_out * Xd + x0 + cols, -1))
-            run.folds.append(FoldTrace(last + 1, np.array(reads).reshape(-1, R), np.array(writes).reshape(-1, C), macs))
+                writes.append(np.where(ok, m_out * Xd + x0 + cols, -1))
+            reads = f["reads"] if trace else np.zeros((0, R), dtype=np.int64)
+            run.folds.append(FoldTrace(last + 1, reads, np.array(writes).reshape(-1, C) if trace else
+                                       np.zeros((0, C), dtype=np.int64), T * kt * xt))
     return run
 
 
