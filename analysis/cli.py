@@ -385,6 +385,8 @@ def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
               help="Fraction of weights to remove in every layer (0.9 keeps 10%%); overrides the plan default.")
 @click.option("--share-bits", type=int, default=None, help="k-means weight sharing to 2**B shared values per layer.")
 @click.option("--quant", "quant_bits", type=int, default=None, help="Linear int-B quantisation instead of sharing.")
+@click.option("--act-bits", type=int, default=None,
+              help="Quantise layer input activations to B-bit fixed point (radix point from calibration data).")
 @click.option("--index-bits", type=int, default=None, help="Relative-index width of the sparse format (default 4).")
 @click.option("--huffman", is_flag=True, help="Show the Huffman stage (bits_pqh, ratio_pqh) in the table.")
 @click.option("--train", "train_on", type=click.Choice(["digits"]), default=None,
@@ -394,7 +396,8 @@ def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the compressed trace (.json + .npz with weights and codebooks).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def compress(model, plan, prune_frac, share_bits, quant_bits, index_bits, huffman, train_on, seed, output, fmt):
+def compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_bits, huffman, train_on, seed, output,
+             fmt):
     """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
     Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total."""
     import json
@@ -435,7 +438,10 @@ def compress(model, plan, prune_frac, share_bits, quant_bits, index_bits, huffma
         if entry is None or not entry.torch:
             raise HwsimError(f"compress needs a torch model from the zoo ({', '.join(n for n, e in ZOO.items() if e.torch)})")
         net, example = entry.load()()
-    res = run(net, p, data=data, quant_bits=quant_bits, seed=seed)
+    if act_bits is not None and act_bits < 2:
+        raise HwsimError(f"--act-bits must be >= 2, got {act_bits}")
+    calib = data[0] if data is not None else (example if not isinstance(example, tuple) else None)
+    res = run(net, p, data=data, quant_bits=quant_bits, act_bits=act_bits, calibration=calib, seed=seed)
     rep = res.report()
     if output:
         compressed_trace(res, example, model).save(output)

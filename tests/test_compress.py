@@ -203,3 +203,18 @@ def test_cli_compress_and_winograd_options(tmp_path, capsys):
     assert main(["lower", "conv:1,16,24,24,32,3,3,1,1", "--winograd", "4", "--format", "csv"]) == 0
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert df[df.name == "TOTAL"].macs.item() * 4 == 24 * 24 * 16 * 32 * 9
+
+
+def test_activation_quantisation(trained):
+    import copy
+    net, data = trained
+    dense = accuracy(net, data[2], data[3])
+    res = compress(copy.deepcopy(net), plan_from_dict({}), data=data, act_bits=8)
+    assert res.report()["total"]["accuracy"] >= dense - 0.01          # 8-bit fixed point is near lossless
+    coarse = compress(copy.deepcopy(net), plan_from_dict({}), data=data, act_bits=3)
+    assert coarse.report()["total"]["accuracy"] < res.report()["total"]["accuracy"]
+    wl = compressed_trace(res, data[2][:1], "lenet300")
+    assert {op.operand("input").bits for op in wl.ops if op.is_gemm} == {8}
+    # without weight sharing, P+Q and P+Q+H equal P (no codebook is charged)
+    s = res.report()["layers"][0]
+    assert s["bits_pq"] == s["bits_p"] == s["bits_pqh"]

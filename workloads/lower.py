@@ -43,7 +43,7 @@ NON_GEMM_OPS: dict[str, tuple[str, int]] = {
         "relu6", "log_sigmoid_forward", "softplus", "mish")},
     **{n: ("elementwise", 1) for n in (
         "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "rsub", "addcmul", "addcdiv",
-        "neg", "exp", "log", "pow", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum",
+        "neg", "exp", "log", "pow", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "round", "floor",
         "where", "masked_fill", "masked_fill_", "cat", "stack", "embedding", "index_select",
         "constant_pad_nd", "quantize_per_tensor", "quantize_per_tensor_dynamic",
         "quantize_per_channel", "dequantize", "sum", "cumsum", "quantized::add",

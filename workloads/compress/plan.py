@@ -82,6 +82,7 @@ class CompressionResult:
     shared: dict
     accuracy_before: float | None = None
     accuracy_after: float | None = None
+    act_bits: int | None = None
 
     def report(self) -> dict:
         t = totals(self.layers)
@@ -94,9 +95,12 @@ class CompressionResult:
 
 
 def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, finetune_epochs: int = 10,
-             quant_bits: int | None = None, seed: int = 0) -> CompressionResult:
+             quant_bits: int | None = None, act_bits: int | None = None, calibration=None,
+             seed: int = 0) -> CompressionResult:
     """Apply ``plan`` to ``model``. With ``data`` (digits), the model is retrained after
-    pruning and its codebooks fine-tuned, and accuracy is measured before and after."""
+    pruning and its codebooks fine-tuned, and accuracy is measured before and after.
+    ``act_bits`` quantises every layer's input activations to fixed point, the radix point
+    from the range seen on ``calibration`` inputs (default: the training inputs)."""
     from .quantize import linear_quant
     from .train import accuracy, train
 
@@ -127,13 +131,19 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
         shared = share_weights(to_share, wbits)
         if data is not None and shared:
             finetune_codebooks(model, layers, shared, data, epochs=finetune_epochs, seed=seed)
+    if act_bits is not None:
+        from .actquant import ActQuant
+        calib = calibration if calibration is not None else (data[0] if data is not None else None)
+        if calib is None:
+            raise HwsimError("act_bits needs calibration inputs (or training data)")
+        ActQuant(model, act_bits, calib)
     after = accuracy(model, data[2], data[3]) if data is not None else None
     rows = []
     for n, m in layers.items():
         w = m.weight.detach().numpy()
         codes = codes_in_order(shared[n]) if n in shared else None
         rows.append(layer_storage(n, w, settings[n]["index_bits"], wbits[n], codes))
-    return CompressionResult(model, rows, shared, before, after)
+    return CompressionResult(model, rows, shared, before, after, act_bits)
 
 
 def compressed_trace(result: CompressionResult, example, name: str):
@@ -147,6 +157,10 @@ def compressed_trace(result: CompressionResult, example, name: str):
     bits = {l.name: l.weight_bits for l in result.layers}
     ops = []
     for op in wl.ops:
+        if result.act_bits is not None and op.is_gemm and op.operand("input") is not None:
+            a = op.operand("input")
+            na = Operand("input", a.shape, result.act_bits, "fixed", a.density)
+            op = replace(op, operands=tuple(na if o.role == "input" else o for o in op.operands))
         w = op.operand("weight")
         if w is not None and op.name in result.shared:
             s = result.shared[op.name]

@@ -66,6 +66,9 @@ def layer_storage(name: str, weights: np.ndarray, index_bits: int, weight_bits: 
     rel, fillers = relative_indices(mask, index_bits)
     entries = kept + fillers
     bits_p = entries * (32 + index_bits)
+    if weight_bits >= 32:            # no weight sharing: Q and H have nothing to act on
+        return LayerStorage(name, n, kept / n, weight_bits, index_bits, entries, fillers, bits_p / n, bits_p / n,
+                            bits_p / n)
     codebook = 2 ** weight_bits * 32
     bits_pq = entries * (weight_bits + index_bits) + codebook
     if codes is None:
