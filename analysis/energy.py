@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from workloads.errors import HwsimError
 
 TABLES = Path(__file__).parent / "tables"
@@ -136,14 +134,9 @@ def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
         if not p.exists():
             names = ", ".join(sorted(x.stem for x in TABLES.glob("*.yaml")))
             raise HwsimError(f"unknown energy table {spec!r}; built in: {names}; or a YAML file")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise HwsimError(f"{p}: cannot read energy table ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
-    return table_from_dict(doc, str(p))
+    from workloads.yamlio import load_yaml
+
+    return table_from_dict(load_yaml(p, "energy table"), str(p))
 
 
 def table_from_dict(doc: Any, where: str) -> EnergyTable:

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workloads.errors import HwsimError
 from workloads.trace import Operand, Workload
 
@@ -54,14 +52,10 @@ def load_study(path: str | Path) -> Study:
     """Read and validate a study file; errors name the field."""
     from sim.registry import resolve_arch
 
+    from workloads.yamlio import load_yaml
+
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise HwsimError(f"{p}: cannot read study ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+    doc = load_yaml(p, "study")
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: a study is a mapping (name, models, base, grid)")
     unknown = set(doc) - {"name", "models", "model", "base", "grid", "random", "energy_table"}

@@ -27,6 +27,16 @@ class Cosim:
     details: dict = field(default_factory=dict)
 
 
+def simulate(dut, bench) -> float:
+    """Run ``bench`` against ``dut`` in Amaranth's simulator (1 MHz clock); seconds taken."""
+    t0 = time.perf_counter()
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return time.perf_counter() - t0
+
+
 def pack(values, bits: int) -> int:
     mask = (1 << bits) - 1
     return sum((int(v) & mask) << (bits * i) for i, v in enumerate(values))
@@ -78,10 +88,7 @@ def _systolic_amaranth(folds, arch: SystolicArch, delay_bug: bool):
                 rows.append(unpack(ctx.get(dut.psum_out), C, ab))
             got.append(np.array(rows, dtype=np.int64))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return got
 
 
@@ -175,12 +182,7 @@ def verify_eie_pe(layer, acts: np.ndarray, arch, pe: int = 0, bug: str | None = 
             ctx.set(dut.rd_addr, r)
             accs.append(ctx.get(dut.rd_data))
 
-    t0 = time.perf_counter()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    secs = time.perf_counter() - t0
+    secs = simulate(dut, bench)
     first = None
     want_pops = t.start[:, pe].tolist() if nz.size else []
     for i, (g, w) in enumerate(zip(pops, want_pops)):
@@ -251,12 +253,7 @@ def verify_dot(trials: int = 200, seed: int = 0, bug: str | None = None) -> Cosi
             await ctx.tick()
             got.append(ctx.get(dut.d))
 
-    t0 = time.perf_counter()
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    secs = time.perf_counter() - t0
+    secs = simulate(dut, bench)
     first = None
     for i, ((a, b, c), g) in enumerate(zip(stim, got)):
         w = dot4(a, b, c)

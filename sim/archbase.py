@@ -43,17 +43,10 @@ def override(base, values: Mapping[str, Any], where: str = "override"):
 
 def load_yaml_arch(path: str | Path, presets: Mapping[str, Any]):
     """Read ``{base: PRESET, FIELD: VALUE, ...}`` and return the overridden description."""
-    import yaml
+    from workloads.yamlio import load_yaml
 
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise HwsimError(f"{p}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise HwsimError(f"{p}: not valid YAML{at}") from None
+    doc = load_yaml(p, "architecture")
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: expected a mapping with 'base' and fields to override")
     base = doc.pop("base", None)

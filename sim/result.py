@@ -12,6 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+def run_ops(workload, machine: str, arch, simulate_op, progress=None) -> "SimResult":
+    """Simulate every op of ``workload`` with ``simulate_op(op)``, ticking ``progress``."""
+    ops = []
+    for op in workload.ops:
+        ops.append(simulate_op(op))
+        if progress:
+            progress(op)
+    return SimResult(workload.name, arch.name, machine, arch.clock_mhz, tuple(ops))
+
+
 CORE_COLUMNS = ("name", "op", "macs", "cycles", "stall_cycles", "time_us", "utilization",
                 "sram_reads", "sram_writes", "dram_reads", "dram_writes")
 

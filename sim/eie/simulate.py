@@ -18,7 +18,7 @@ import numpy as np
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult
+from ..result import OpResult, SimResult, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
 from .engine import LayerRun, run_layer
@@ -105,9 +105,4 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
 
 def simulate(workload: Workload, arch: EIEArch, seed: int = 0, max_vectors: int = 8, progress=None) -> SimResult:
     """Simulate every op of ``workload`` on ``arch`` (see the module docstring)."""
-    ops = []
-    for op in workload.ops:
-        ops.append(simulate_op(op, arch, seed, max_vectors))
-        if progress:
-            progress(op)
-    return SimResult(workload.name, arch.name, "eie", arch.clock_mhz, tuple(ops))
+    return run_ops(workload, "eie", arch, lambda op: simulate_op(op, arch, seed, max_vectors), progress)

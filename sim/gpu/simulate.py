@@ -19,7 +19,7 @@ import math
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult
+from ..result import OpResult, SimResult, run_ops
 from .arch import PRECISION_BYTES, GPUArch
 from .gemm import gemm_time
 
@@ -95,9 +95,4 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
 
 def simulate(workload: Workload, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
              output: str | None = None, progress=None, **_) -> SimResult:
-    ops = []
-    for op in workload.ops:
-        ops.append(simulate_op(op, arch, precision, accumulate, output))
-        if progress:
-            progress(op)
-    return SimResult(workload.name, arch.name, "gpu", arch.clock_mhz, tuple(ops))
+    return run_ops(workload, "gpu", arch, lambda op: simulate_op(op, arch, precision, accumulate, output), progress)

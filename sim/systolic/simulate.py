@@ -18,7 +18,7 @@ import math
 
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult
+from ..result import OpResult, SimResult, run_ops
 from .arch import SystolicArch
 from .mapping import folds
 from .timing import schedule, schedule_cycles
@@ -77,9 +77,4 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
 
 def simulate(workload: Workload, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True,
              progress=None, **_) -> SimResult:
-    ops = []
-    for op in workload.ops:
-        ops.append(simulate_op(op, arch, engine, quantize_float))
-        if progress:
-            progress(op)
-    return SimResult(workload.name, arch.name, "systolic", arch.clock_mhz, tuple(ops))
+    return run_ops(workload, "systolic", arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from ..errors import HwsimError
@@ -54,15 +53,9 @@ def _check(entry, where: str) -> dict:
 
 
 def load_plan(path: str | Path) -> Plan:
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise HwsimError(f"{p}: cannot read plan ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
-    return plan_from_dict(doc, str(p))
+    from ..yamlio import load_yaml
+
+    return plan_from_dict(load_yaml(path, "plan"), str(path))
 
 
 def plan_from_dict(doc, where: str = "plan") -> Plan:
