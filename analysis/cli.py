@@ -260,21 +260,28 @@ report.__doc__ += "\n\n" + MODEL_HELP
 
 @cli.command()
 @click.argument("model")
-@click.option("--arch", "archs", multiple=True, required=True, help="Two or more designs (repeat the option).")
+@click.option("--arch", "archs", multiple=True, required=True, help="One or more designs (repeat the option).")
+@click.option("--compress", "plans", multiple=True, type=click.Path(dir_okay=False),
+              help="Compression plans to compare on each design, besides the uncompressed model (repeatable).")
 @click.option("--batch", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
 @click.option("--energy-table", "table", default="horowitz45", show_default=True)
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write compare.csv and compare.png here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def compare(model: str, archs, batch, seq_len, table, out, fmt) -> None:
-    """Put two or more designs side by side on MODEL: one table, one plot."""
+def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
+    """Put two or more designs, or compression choices (--compress), side by side on
+    MODEL: one table, one plot."""
+    from pathlib import Path
+
     from analysis.report import compare as cmp
 
-    if len(archs) < 2:
-        raise HwsimError("compare needs at least two --arch designs")
-    evs = [_evaluate(model, a, batch, seq_len, 0, None, table, None) for a in archs]
-    df = cmp(evs, out, labels=list(archs))
+    variants = [(a, None) for a in archs] + [(a, p) for a in archs for p in plans]
+    if len(variants) < 2:
+        raise HwsimError("compare needs at least two designs (--arch) or a design and a --compress plan")
+    evs = [_evaluate(model, a, batch, seq_len, 0, None, table, None, p) for a, p in variants]
+    labels = [a if p is None else f"{a}+{Path(p).stem}" for a, p in variants]
+    df = cmp(evs, out, labels=labels)
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":

@@ -127,3 +127,16 @@ def test_cnn_vs_mlp_energy_on_tpu():
     # MLP0 moves each weight byte from DDR3 for 200 MACs; CNN0 for 2888: DRAM dominates the MLP
     share = lambda s: s["energy_by_level_pj"]["dram"] / (s["energy_pj"] - s["energy_static_pj"])  # noqa: E731
     assert share(mlp) > share(cnn)
+
+
+def test_cli_compare_compression_choices(tmp_path, capsys):
+    import io
+
+    from analysis.cli import main
+    plan = tmp_path / "p10.yaml"
+    plan.write_text("default: {keep: 0.1, weight_bits: 4}\n")
+    assert main(["compare", "lenet300", "--arch", "eie-64", "--compress", str(plan), "--format", "csv",
+                 "-o", str(tmp_path / "c")]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out.split("wrote")[0]))
+    assert list(df.design) == ["eie-64", "eie-64+p10"]
+    assert df.time_us[1] < df.time_us[0] / 3          # EIE skips the 90% pruned weights
