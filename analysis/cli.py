@@ -6,6 +6,7 @@ traceback. Commands that need no torch do not import it.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -87,7 +88,6 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
 
     Columns: name, op, kind, M, N, K (the GEMM or im2col view), repeat, macs
     (repeat included), weight/act density (measured) and bits.
-
     """
     from workloads.spec import resolve
 
@@ -102,7 +102,7 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
     _emit(rows, total, fmt, title=f"{wl.name}: batch {wl.batch}, {wl.macs / 1e9:.4g} GMACs")
 
 
-lower.__doc__ += MODEL_HELP
+lower.help = inspect.cleandoc(lower.help) + "\n\n" + MODEL_HELP
 
 
 @cli.command()
@@ -227,7 +227,7 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table:
                 f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)")
 
 
-simulate.__doc__ += "\n\n" + MODEL_HELP
+simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
 
 
 @cli.command()
@@ -236,8 +236,11 @@ simulate.__doc__ += "\n\n" + MODEL_HELP
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, compress_plan, winograd,
            out: str) -> None:
-    """Simulate MODEL on a design and write a report to OUT: ops.csv, summary.json/.csv,
-    energy breakdown, latency, utilisation and roofline plots, and report.html."""
+    """Simulate MODEL on a design and write a report to OUT.
+
+    OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
+    breakdown, latency, utilisation and roofline plots, and report.html.
+    """
     from analysis.report import write_report
 
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
@@ -255,7 +258,7 @@ def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, 
     click.echo(f"wrote {d}/report.html")
 
 
-report.__doc__ += "\n\n" + MODEL_HELP
+report.help = inspect.cleandoc(report.help) + "\n\n" + MODEL_HELP
 
 
 @cli.command()

@@ -105,10 +105,8 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
     settings = {n: plan.for_layer(n) for n in layers}
     before = accuracy(model, data[2], data[3]) if data is not None else None
     P.magnitude_prune(model, {n: s["keep"] for n, s in settings.items()})
-    if data is not None:
-        mask = {n: m.weight_mask.clone() for n, m in layers.items() if hasattr(m, "weight_mask")}
+    if data is not None:   # the prune masks keep pruned weights at zero while retraining
         train(model, data, epochs=retrain_epochs, seed=seed)
-        del mask
     P.make_permanent(model)
     shared = {}
     if quant_bits is not None:
