@@ -40,12 +40,16 @@ def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, fl
             for d, (c, busy, _) in out.items()}
 
 
-def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:
-    rows = []
+def _layers(workload: Workload, arch: EIEArch, seed: int):
+    """(op, layer, activation vector) for every GEMM, drawn as ``simulate`` draws them."""
     for op in (o for o in workload.ops if o.is_gemm):
         s = _seed(op.name, seed)
-        layer = layer_for(op, arch, s)
-        acts = synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+        yield op, layer_for(op, arch, s), synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+
+
+def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:
+    rows = []
+    for op, layer, acts in _layers(workload, arch, seed):
         base = None
         for p in pes:
             a = dataclasses.replace(arch, num_pes=p, name=f"{arch.name}@{p}")
@@ -58,10 +62,7 @@ def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> lis
 
 def queue_depth(workload: Workload, arch: EIEArch, depths=DEPTHS, seed: int = 0) -> list[dict]:
     rows = []
-    for op in (o for o in workload.ops if o.is_gemm):
-        s = _seed(op.name, seed)
-        layer = layer_for(op, arch, s)
-        acts = synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+    for op, layer, acts in _layers(workload, arch, seed):
         for d, (cyc, lb, _) in _layer_timing(layer, acts, arch, depths).items():
             rows.append({"layer": op.name, "queue_depth": d, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
                          "load_balance": lb})
