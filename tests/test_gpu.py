@@ -102,3 +102,12 @@ def test_resnet50_on_a100_from_the_cli(capsys):
     assert 0 < total.time_us.item() < 10_000
     conv = layers[layers.op == "conv2d"]
     assert (conv.utilization <= 1).all() and (conv.tflops <= A100.peak_tflops()).all()
+
+
+@pytest.mark.parametrize("shape", [(2048, 2048, 2048), (16, 4096, 4096), (1, 8192, 8192), (512, 512, 512),
+                                   (27 * 128, 17 * 128, 2048)])
+def test_fast_model_tracks_the_event_driven_reference(shape):
+    from sim.gpu.event import gemm_events
+    fast = gemm_time(*shape, A100).cycles
+    event = gemm_events(*shape, A100)
+    assert event == pytest.approx(fast, rel=0.15)

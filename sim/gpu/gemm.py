@@ -84,6 +84,9 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     dram_total = l2_total = 0.0
     fixed_total = 0.0
     mma_dominant = 0.0
+    # Little's law: a CTA keeps stages - 1 loads in flight, each waits the DRAM latency
+    lat_iter = arch.dram_latency_cycles / max(stages - 1, 1)
+    prev_epilogue = None
     for w in range(waves):
         first = w * slots
         n = min(slots, ctas - first)
@@ -100,18 +103,23 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
         c_iter = mma_iter * resident
-        t_iter = max(c_iter, l2_iter, dram_iter)
+        t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
         prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
         epilogue = arch.dram_latency_cycles / 2 + out_bytes_wave / dram_bw
-        total += prologue + nk * t_iter + epilogue
+        # the next wave's prologue overlaps this wave's epilogue (CTAs start as slots free)
+        boundary = prologue if prev_epilogue is None else max(prologue, prev_epilogue)
+        total += boundary + nk * t_iter
+        prev_epilogue = epilogue
         comp += nk * c_iter
-        mem += nk * max(l2_iter, dram_iter)
-        fixed_total += prologue + epilogue
-        mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter) else 0.0
+        mem += nk * max(l2_iter, dram_iter, lat_iter)
+        fixed_total += boundary
+        mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter, lat_iter) else 0.0
         l2_total += wave_l2
         if wave_dram is not None:
             dram_total += wave_dram
+    total += prev_epilogue or 0.0
+    fixed_total += prev_epilogue or 0.0
     if fits_l2:
         dram_total = a_unique + b_unique
         # compulsory traffic must also fit through DRAM over the whole kernel
