@@ -509,7 +509,7 @@ def read_buffer_user(prefetch: np.ndarray, addrs: np.ndarray, rows: np.ndarray, 
         h = hits(base[i:j], w)
         bad = np.flatnonzero(~h)
         if bad.size == 0:
-            i, L = j, min(L * 2, 1 << 22)
+            i, L = j, min(L * 2, 1 << 15)   # small chunks: fewer repeated candidates to de-duplicate
             continue
         e = i + int(bad[0])
         k = 0
@@ -572,7 +572,7 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
                 cur += elems // n
                 elems %= n
         if newpos.size < needed:
-            i, L = j, min(L * 2, 1 << 22)
+            i, L = j, min(L * 2, 1 << 15)   # small chunks: fewer repeated candidates to de-duplicate
             continue
         cycle = int(cycles[i + take[-1]])          # this address completes the last active set
         if not first_done:
