@@ -219,12 +219,13 @@ def _gap(rows: int, cols: int) -> np.ndarray:
 
 
 def _skew(a: np.ndarray) -> np.ndarray:
-    """Column c delayed by c cycles."""
+    """Column c delayed by c cycles: ``out[t, c] = a[t - c, c]`` (-1 outside), one strided copy."""
     rows, cols = a.shape
-    out = np.full((rows + cols - 1, cols), -1, dtype=_ADDR)
-    for c in range(cols):
-        out[c:c + rows, c] = a[:, c]
-    return out
+    z = np.full((rows + 2 * (cols - 1), cols), -1, dtype=_ADDR)
+    z[cols - 1:cols - 1 + rows] = a
+    rs, cs = z.strides
+    view = np.lib.stride_tricks.as_strided(z[cols - 1:], shape=(rows + cols - 1, cols), strides=(rs, cs - rs))
+    return view.copy()
 
 
 @dataclass
