@@ -33,6 +33,8 @@ def test_register_model_equals_numpy_and_mapping(R, C, M, N, K, df, seed):
     assert run.streamed_reads == f.sram[streamed]
     writes = run.output_writes * 4  # 32-bit psums / results
     assert writes == f.sram["ofmap_sram.output.writes"]
+    other = "filter_sram.weight.reads" if df in ("ws", "os") else "ifmap_sram.input.reads"
+    assert run.other_reads == f.sram[other]          # the stationary tile (or os's B), per cycle
 
 
 def test_trace_addresses_for_a_tiny_ws_fold():

@@ -23,9 +23,11 @@ from .arch import SystolicArch
 @dataclass
 class FoldTrace:
     latency: int                       # cycles from the first input to the last output out
-    reads: np.ndarray                  # streamed-operand SRAM addresses (cycles x R)
+    reads: np.ndarray                  # streamed-operand (os: A) SRAM addresses (cycles x R)
     writes: np.ndarray                 # output addresses written (cycles x C)
     macs: int = 0
+    reads2: np.ndarray | None = None   # the other operand: the stationary tile as it shifts
+                                       # in (R cycles x C, before the stream), or os's B (cycles x C)
 
 
 @dataclass
@@ -40,6 +42,10 @@ class ArrayRun:
     @property
     def output_writes(self) -> int:
         return int(sum((f.writes >= 0).sum() for f in self.folds))
+
+    @property
+    def other_reads(self) -> int:
+        return int(sum((f.reads2 >= 0).sum() for f in self.folds if f.reads2 is not None))
 
 
 def stationary_fold(Xf: np.ndarray, W: np.ndarray, k0: int = 0, Kd: int | None = None) -> dict:
@@ -90,8 +96,11 @@ def _stationary(S: np.ndarray, X: np.ndarray, R: int, C: int, trace: bool) -> Ar
                     last = tau
                 writes.append(np.where(ok, m_out * Xd + x0 + cols, -1))
             reads = f["reads"] if trace else np.zeros((0, R), dtype=np.int64)
+            # shift-in: the tile's bottom row is read first, row i at preload cycle R - 1 - i
+            rr = np.arange(R)[::-1][:, None]
+            shift_in = np.where((rr < kt) & (cols[None, :] < xt), (k0 + rr) * Xd + x0 + cols[None, :], -1)
             run.folds.append(FoldTrace(last + 1, reads, np.array(writes).reshape(-1, C) if trace else
-                                       np.zeros((0, C), dtype=np.int64), T * kt * xt))
+                                       np.zeros((0, C), dtype=np.int64), T * kt * xt, shift_in))
     return run
 
 
@@ -107,7 +116,7 @@ def _output_stationary(A: np.ndarray, B: np.ndarray, R: int, C: int, trace: bool
             a = np.zeros((R, C), dtype=np.int64)
             b = np.zeros((R, C), dtype=np.int64)
             acc = np.zeros((R, C), dtype=np.int64)
-            reads, writes = [], []
+            reads, writes, reads_b = [], [], []
             last_mac = -1
             macs = 0
             for tau in range(K + R + C - 2):
@@ -128,15 +137,17 @@ def _output_stationary(A: np.ndarray, B: np.ndarray, R: int, C: int, trace: bool
                     macs += int(live.sum())
                 if trace:
                     reads.append(np.where(va, (m0 + rows) * K + ka, -1))
+                    reads_b.append(np.where(vb, kb * N + n0 + cols, -1))
                     writes.append(np.full(C, -1))
             out[m0:m0 + mt, n0:n0 + nt] = acc[:mt, :nt]
             # drain: one row of results per cycle
             for r in range(mt):
                 if trace:
                     reads.append(np.full(R, -1))
+                    reads_b.append(np.full(C, -1))
                     writes.append(np.where(cols < nt, (m0 + r) * N + n0 + cols, -1))
             run.folds.append(FoldTrace(last_mac + 1 + mt, np.array(reads).reshape(-1, R),
-                                       np.array(writes).reshape(-1, C), macs))
+                                       np.array(writes).reshape(-1, C), macs, np.array(reads_b).reshape(-1, C)))
     return run
 
 
