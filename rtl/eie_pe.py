@@ -1,8 +1,9 @@
 """One EIE processing element in Amaranth 0.5, parameterised by ``sim.eie.EIEArch``.
 
 Per cycle, as ``sim.eie.engine`` models it: a broadcast (``push_*``) enters the activation
-FIFO (``queue_depth`` deep) and can be popped from the next cycle; an idle PE pops the
-head, reads the column's two pointers in the same cycle, and streams the column's
+FIFO (``queue_depth`` deep) and can be started from the next cycle, and keeps its slot
+until its column is finished; an idle PE takes the head, reads the column's two
+pointers in the same cycle, and streams the column's
 ``(v, z)`` entries one per cycle (an empty column costs the pointer-read cycle). Each
 entry goes through four stages: (1) codebook lookup of the 4-bit ``v`` and accumulation
 of the relative row index ``z``; (2) multiply by the activation (then shifted by the
@@ -103,7 +104,10 @@ class EIEPE(wiring.Component):
         with m.If(self.push_valid):
             m.d.sync += [q_a[tail].eq(self.push_a), q_c[tail].eq(self.push_col),
                          tail.eq(Mux(tail == D - 1, 0, tail + 1))]
-        m.d.sync += count.eq(count + self.push_valid - pop)
+        # an activation holds its FIFO slot until its column's last entry is processed
+        done = Signal()
+        m.d.comb += done.eq(Mux(pop, n_col <= 1, remaining == 1))
+        m.d.sync += count.eq(count + self.push_valid - done)
 
         # pipeline: 1 lookup/address, 2 multiply, 3 add (bypass from 4), 4 write
         s1_v, s1_val, s1_a, s1_row = Signal(), Signal(signed(arch.weight_bits)), Signal(signed(ab)), Signal.like(row)

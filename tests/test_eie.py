@@ -102,10 +102,11 @@ def test_hand_derived_schedules():
     # 1 PE, FIFO 8, columns of 2, 3, 1 entries: broadcasts at 0,1,2; work 1-2, 3-5, 6;
     # last entry enters the 4-stage pipeline at cycle 6 and is written at 9 -> 10 cycles.
     assert pass_timing(np.array([[2, 3, 1]]), 8, 4).cycles == 10
-    # FIFO depth 1, entries 3, 1, 1: the third broadcast waits until the second is popped
-    # at cycle 4 (2 stall cycles); work 1-3, 4, 5 -> last at 5, written at 8 -> 9 cycles.
-    t = pass_timing(np.array([[3, 1, 1]]), 1, 4)
-    assert (t.cycles, t.broadcast_stalls) == (9, 2)
+    # FIFO depth 1, entries 3, 3: the first column holds the slot until its last entry at
+    # cycle 3, so the second broadcast waits from cycle 1 to 3 (2 stalls) and is started
+    # at 4; work 1-3, 4-6 -> last at 6, written at 9 -> 10 cycles.
+    t = pass_timing(np.array([[3, 3]]), 1, 4)
+    assert (t.cycles, t.broadcast_stalls) == (10, 2)
     # an empty column still costs its pointer-read cycle
     assert pass_timing(np.array([[0, 0]]), 8, 4).cycles == 2 + 1 + 3
 
@@ -115,6 +116,16 @@ def test_spmat_reads_count_64bit_words():
     layer = SparseLayer((10, 1), np.arange(10), np.zeros(10, dtype=np.int64), np.ones(10, dtype=np.uint8), np.arange(16))
     run = run_layer(layer, np.array([5]), dataclasses.replace(EIE, num_pes=1, act_regs=64))
     assert (run.spmat_reads, run.ptr_reads, run.entries, run.cycles) == (2, 2, 10, 1 + 10 + 3)
+
+
+def test_queue_depth_1_idles_about_half_the_pe_cycles():
+    # Han et al. 2016, Sec. VI-C: "around half of the total cycles are idle" at FIFO depth 1
+    layer = synthetic(4096, 4096, 0.09, 1)
+    acts = synthetic_activations(4096, 0.35, 1)
+    e = encode(layer, 64).entries[:, np.flatnonzero(acts)]
+    t1, t8 = pass_timing(e, 1, 4), pass_timing(e, 8, 4)
+    assert 0.4 < 1 - t1.busy.sum() / (64 * t1.cycles) < 0.6
+    assert 1 - t8.busy.sum() / (64 * t8.cycles) < 0.06
 
 
 def test_more_pes_fewer_padding_zeros_and_linear_speedup():

@@ -4,8 +4,10 @@ What each cycle does (both engines below implement exactly this):
 
 * **Central control unit.** The leading-non-zero-detection tree yields the non-zero input
   activations in order. At most one is broadcast per cycle, and only when every PE's
-  activation queue has room after that cycle's pops; a queued activation can be popped
-  from the next cycle on.
+  activation queue has room; a queued activation can be started from the next cycle on.
+  An activation holds its queue slot until its PE has finished its column (the slot
+  frees in the cycle of the column's last entry), so depth 1 leaves no backlog: then
+  about half of the PE cycles idle, as the paper reports (Sec. VI-C).
 * **PE.** When idle with a non-empty queue, a PE pops an activation ``a_j`` and reads
   ``p_j, p_{j+1}`` from its two pointer banks (one cycle, overlapped with the first entry).
   It then streams the column's entries from the sparse-matrix SRAM, 64 bits (8 entries)
@@ -21,7 +23,7 @@ What each cycle does (both engines below implement exactly this):
 ``simulate_cycles`` steps every cycle (the reference). ``pass_timing`` computes the same
 schedule from the recurrence it implies, vectorised over PEs:
 
-    B[a] = max(B[a-1] + 1, max_k S[k, a - depth])       (broadcast when a slot is free)
+    B[a] = max(B[a-1] + 1, max_k F[k, a - depth] - 1)   (broadcast when a slot is free)
     S[k, a] = max(F[k, a-1], B[a] + 1),  F = S + max(e[k, a], 1)
 
 where ``e[k, a]`` is PE k's entry count for the a-th non-zero activation. Tests prove the
@@ -61,6 +63,7 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
     w = _work(e).T.astype(np.int64)          # (A, P)
     S = np.empty((A, P), dtype=np.int64)
+    F = np.empty((A, P), dtype=np.int64)
     Bc = np.empty(A, dtype=np.int64)
     free = np.zeros(P, dtype=np.int64)
     b = -1
@@ -68,7 +71,7 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
     for a in range(A):
         nb = b + 1
         if a >= depth:
-            ready = int(S[a - depth].max())
+            ready = int(F[a - depth].max()) - 1
             if ready > nb:
                 stalls += ready - nb
                 nb = ready
@@ -76,7 +79,7 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
         Bc[a] = b
         s = np.maximum(free, b + 1)
         S[a] = s
-        free = s + w[a]
+        free = F[a] = s + w[a]
     last = int(free.max()) - 1
     return PassTiming(last + pipeline_depth, w.sum(axis=0), stalls, Bc, S)
 
@@ -86,19 +89,20 @@ def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTimin
     P, A = e.shape
     if A == 0:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
-    queues = [deque() for _ in range(P)]     # (activation, cycle it becomes visible)
+    queues = [deque() for _ in range(P)]     # (activation, cycle it becomes visible); head = current
     remaining = [0] * P
     busy = [0] * P
     nxt, t, last, stalls = 0, 0, -1, 0
     while True:
         for k in range(P):
             if remaining[k] == 0 and queues[k] and queues[k][0][1] <= t:
-                a, _ = queues[k].popleft()
-                remaining[k] = max(int(e[k, a]), 1)
+                remaining[k] = max(int(e[k, queues[k][0][0]]), 1)
             if remaining[k] > 0:
                 remaining[k] -= 1
                 busy[k] += 1
                 last = t
+                if remaining[k] == 0:
+                    queues[k].popleft()          # the column is done: its slot frees now
         if nxt < A:
             if all(len(q) < depth for q in queues):
                 for q in queues:
