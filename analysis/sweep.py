@@ -31,7 +31,6 @@ import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from workloads.errors import HwsimError
 from workloads.trace import Operand, Workload
@@ -178,7 +177,6 @@ def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize:
 def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, workers: int = 2,
               progress: bool = True):
     """Run every point not yet on disk; then write results.csv, pareto.csv and pareto.png."""
-    import pandas as pd
     from tqdm import tqdm
 
     from workloads.spec import resolve

@@ -169,7 +169,7 @@ def verify_eie_pe(layer, acts: np.ndarray, arch, pe: int = 0, bug: str | None = 
 
     async def bench(ctx):
         inputs = Cat(dut.push_valid, dut.push_a, dut.push_col)
-        ab, cb = arch.act_bits, dut.col_bits
+        ab = arch.act_bits
         for cyc in range(total + 1):
             a = pushes.get(cyc - delay)
             word = 0 if a is None else 1 | ((int(acts[nz[a]]) & ((1 << ab) - 1)) << 1) | (int(nz[a]) << (1 + ab))

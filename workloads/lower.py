@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 

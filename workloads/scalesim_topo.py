@@ -21,6 +21,7 @@ SCALE-Sim's output size (so MACs agree with SCALE-Sim's report) with the rows it
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .build import conv_op, gemm_op
@@ -46,8 +47,19 @@ def detect_form(path: str | os.PathLike) -> str:
     return "gemm" if [h.upper() for h in header[1:4]] == ["M", "N", "K"] else "conv"
 
 
-def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 8) -> Workload:
-    """Read a SCALE-Sim topology into a workload of conv (or GEMM) ops at ``bits`` (int)."""
+@dataclass(frozen=True)
+class Record:
+    """One validated topology row: ``vals`` are the integer fields after the name."""
+
+    where: str          # "file:line" for error messages
+    name: str
+    vals: tuple[int, ...]
+    density: float      # from the optional N:M sparsity column
+
+
+def records(path: str | os.PathLike, form: str | None = None) -> tuple[str, list[Record]]:
+    """The form and the validated rows of a SCALE-Sim topology (shared by the trace
+    import here and the SCALE-Sim-compatible engine); errors name the file, line and field."""
     path = Path(path)
     if not path.is_file():
         raise HwsimError(f"{path}: topology file not found")
@@ -55,9 +67,8 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
     if form not in ("conv", "gemm"):
         raise HwsimError(f"topology form must be 'conv' or 'gemm', got {form!r}")
     names = GEMM_HEADER if form == "gemm" else CONV_HEADER
-    ops: list[Op] = []
-    lines = path.read_text().splitlines()
-    for lineno, line in enumerate(lines[1:], start=2):
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines()[1:], start=2):
         if not line.strip():
             continue
         f = _fields(line)
@@ -74,7 +85,7 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
                 raise HwsimError(f"{where}: field {n!r} must be >= 1, got {x}")
             vals.append(x)
         density = 1.0
-        if len(f) > len(names):
+        if len(f) > len(names) and f[len(names)]:
             nm = f[len(names)].split(":")
             try:
                 n_, m_ = int(nm[0]), int(nm[1])
@@ -82,30 +93,40 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
             except (ValueError, IndexError, AssertionError):
                 raise HwsimError(f"{where}: sparsity must be N:M with 0 < N <= M, got {f[len(names)]!r}") from None
             density = n_ / m_
-        name = f[0] or f"layer{lineno - 1}"
+        if form == "conv" and (vals[2] > vals[0] or vals[3] > vals[1]):
+            raise HwsimError(f"{where}: filter {vals[2]}x{vals[3]} is larger than the ifmap {vals[0]}x{vals[1]}")
+        out.append(Record(where, f[0], tuple(vals), density))
+    if not out:
+        raise HwsimError(f"{path}: no layers (a header line and at least one layer row are needed)")
+    return form, out
+
+
+def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 8) -> Workload:
+    """Read a SCALE-Sim topology into a workload of conv (or GEMM) ops at ``bits`` (int)."""
+    path = Path(path)
+    form, rows = records(path, form)
+    ops: list[Op] = []
+    for i, r in enumerate(rows, start=1):
+        name = r.name or f"layer{i}"
         if any(o.name == name for o in ops):
-            name = f"{name}@{lineno}"
+            name = f"{name}@{r.where.rsplit(':', 1)[1]}"
         try:
             if form == "gemm":
-                M, N, K = vals
-                ops.append(gemm_op(name, M, N, K, bits=bits, dtype="int", weight_density=density))
+                M, N, K = r.vals
+                ops.append(gemm_op(name, M, N, K, bits=bits, dtype="int", weight_density=r.density))
             else:
-                H, W, R, S, C, K, s = vals
-                if R > H or S > W:
-                    raise HwsimError(f"{where}: filter {R}x{S} is larger than the ifmap {H}x{W}")
+                H, W, R, S, C, K, s = r.vals
                 # SCALE-Sim's ofmap is ceil((H - R + s) / s); keep its output size (so MACs agree)
                 # with the input rows that output really reads.
                 H, W = (-(-(H - R + s) // s) - 1) * s + R, (-(-(W - S + s) // s) - 1) * s + S
                 if "DP" in name:  # SCALE-Sim: C one-channel convs of K filters each
                     ops.append(conv_op(name, 1, C, H, W, C * K, R, S, stride=s, groups=C, bits=bits,
-                                       dtype="int", weight_density=density))
+                                       dtype="int", weight_density=r.density))
                 else:
                     ops.append(conv_op(name, 1, C, H, W, K, R, S, stride=s, bits=bits, dtype="int",
-                                       weight_density=density))
+                                       weight_density=r.density))
         except HwsimError as e:
-            raise HwsimError(f"{where}: {e}") from None
-    if not ops:
-        raise HwsimError(f"{path}: no layers (a header line and at least one layer row are needed)")
+            raise HwsimError(f"{r.where}: {e}") from None
     return Workload(name=path.stem, ops=tuple(ops), batch=1, source=f"scalesim:{path.name}",
                     input_shape=ops[0].operand("input").shape)
 

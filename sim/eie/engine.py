@@ -40,7 +40,7 @@ import numpy as np
 from workloads.errors import HwsimError
 
 from .arch import EIEArch
-from .encode import Encoded, SparseLayer, encode
+from .encode import SparseLayer, encode
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ whole-chip L2 read bandwidth per clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from workloads.errors import HwsimError
@@ -102,10 +102,9 @@ PRESETS = {
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4,
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (shared/reference/gpus.md); L2 5120 B/clk assumed"),
-    "h200": GPUArch(
-        name="h200", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
-        tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
-        dram_gbs=4800, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
-        fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4,
-        source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (shared/reference/gpus.md)"),
 }
+
+# H200: H100 compute with faster, larger HBM3e
+PRESETS["h200"] = replace(
+    PRESETS["h100"], name="h200", dram_gbs=4800,
+    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (shared/reference/gpus.md)")

@@ -21,7 +21,7 @@ import math
 import simpy
 
 from .arch import PRECISION_BYTES, GPUArch
-from .gemm import MMA_EFFICIENCY, bk_for, gemm_time
+from .gemm import MMA_EFFICIENCY, gemm_time
 
 
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,

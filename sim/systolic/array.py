@@ -55,7 +55,7 @@ def stationary_fold(Xf: np.ndarray, W: np.ndarray, k0: int = 0, Kd: int | None =
     R, C = W.shape
     T, kt = Xf.shape
     Kd = kt if Kd is None else Kd
-    rows, cols = np.arange(R), np.arange(C)
+    rows = np.arange(R)
     a = np.zeros((R, C), dtype=np.int64)
     p = np.zeros((R, C), dtype=np.int64)
     a_in_seq, bottom, reads = [], [], []

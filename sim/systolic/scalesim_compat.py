@@ -143,47 +143,22 @@ class Layer:
 def read_topology(path: str | Path, gemm: bool | None = None) -> list[Layer]:
     """SCALE-Sim's topology reader: conv rows, or GEMM rows (M, N, K) as an M x K ifmap with
     N filters of 1 x K; ``DP`` layers split into one layer per channel."""
-    from workloads.scalesim_topo import detect_form
+    from workloads.scalesim_topo import records
 
-    p = Path(path)
-    if not p.is_file():
-        raise HwsimError(f"{p}: topology file not found")
-    if gemm is None:
-        gemm = detect_form(p) == "gemm"
-    names = ["M", "N", "K"] if gemm else ["IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
-                                           "Channels", "Num Filter", "Strides"]
+    form, rows = records(path, None if gemm is None else ("gemm" if gemm else "conv"))
     layers = []
-    for ln, row in enumerate(p.read_text().splitlines()[1:], start=2):
-        row = row.strip()
-        if not row:
+    for r in rows:
+        if r.density != 1.0:
+            raise HwsimError(f"{r.where}: a sparsity ratio: sparsity is not supported in compatibility mode")
+        if form == "gemm":
+            M, N, K = r.vals
+            layers.append(Layer(r.name, M, K, 1, K, 1, N, 1, 1))
             continue
-        f = row.split(",")[:-1] if row.endswith(",") else row.split(",")
-        if len(f) < len(names) + 1:
-            raise HwsimError(f"{p}:{ln}: expected {len(names) + 1} fields (Layer, {', '.join(names)}), got {len(f)}")
-        vals = []
-        for n, v in zip(names, f[1:len(names) + 1]):
-            try:
-                vals.append(int(v.strip()))
-            except ValueError:
-                raise HwsimError(f"{p}:{ln}: field {n!r} must be an integer, got {v.strip()!r}") from None
-            if vals[-1] < 1:
-                raise HwsimError(f"{p}:{ln}: field {n!r} must be >= 1, got {vals[-1]}")
-        if len(f) > len(names) + 1 and f[len(names) + 1].strip() not in ("", "1:1"):
-            raise HwsimError(f"{p}:{ln}: sparsity ratio {f[len(names) + 1].strip()!r}: sparsity is not supported")
-        name = f[0].strip()
-        if gemm:
-            M, N, K = vals
-            layers.append(Layer(name, M, K, 1, K, 1, N, 1, 1))
-            continue
-        H, W, R, S, C, K, s = vals
-        if R > H or S > W:
-            raise HwsimError(f"{p}:{ln}: filter {R}x{S} is larger than the ifmap {H}x{W}")
-        if "DP" in name:
-            layers += [Layer(f"{name}Channel_{c}", H, W, R, S, 1, K, s, s) for c in range(C)]
+        H, W, R, S, C, K, s = r.vals
+        if "DP" in r.name:
+            layers += [Layer(f"{r.name}Channel_{c}", H, W, R, S, 1, K, s, s) for c in range(C)]
         else:
-            layers.append(Layer(name, H, W, R, S, C, K, s, s))
-    if not layers:
-        raise HwsimError(f"{p}: no layers")
+            layers.append(Layer(r.name, H, W, R, S, C, K, s, s))
     return layers
 
 
