@@ -47,8 +47,10 @@ def _jsonable(v):
 def cli() -> None:
     """hwsim: algorithm-hardware co-design of deep-learning accelerators.
 
-    PyTorch models are lowered into workload traces that drive cycle-level
-    simulators; energy models and reports score the design choices.
+    PyTorch models are lowered into workload traces (graphs of ops) that drive
+    hardware models: cycle-level systolic arrays and EIE, and an analytical per-wave
+    tensor-core GPU model with an event-driven reference; energy models and reports
+    score the design choices.
     """
 
 
@@ -127,11 +129,12 @@ def topology(model: str, output: str, form: str, batch: int | None, seq_len: int
 
 @cli.command()
 def archs() -> None:
-    """List the hardware presets (name, machine, source)."""
+    """List the hardware presets (name, machine family, static power, source)."""
     from sim.registry import presets
 
-    for name, (machine, arch) in presets().items():
-        click.echo(f"{name:<14} {machine:<9} {arch.source}")
+    for name, arch in presets().items():
+        static = f"{arch.static_power_w:g} W idle" if arch.static_power_w else "dynamic only"
+        click.echo(f"{name:<14} {arch.family:<9} {static:<13} {arch.source}")
 
 
 def _progress(total: int, desc: str):
@@ -144,20 +147,20 @@ def _progress(total: int, desc: str):
 
 def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None):
     from analysis.report import evaluate
-    from sim.registry import resolve_arch
+    from sim.registry import options, resolve_arch
     from workloads.spec import resolve
 
-    machine, desc = resolve_arch(arch)
-    kw = {"seed": seed}
-    if precision is not None:
-        if machine != "gpu":
-            raise HwsimError(f"--precision applies to GPU designs; {desc.name} is a {machine} design "
-                             "(its operand widths come from the trace)")
-        kw["precision"] = precision
+    desc = resolve_arch(arch)
+    # only the options the user gave; the machine says which it takes
+    kw = {k: v for k, v in (("seed", seed), ("precision", precision)) if v is not None}
+    for k in kw:
+        if k not in options(desc):
+            raise HwsimError(f"--{k}: {desc.family} designs ({desc.name}) take no {k}; "
+                             f"their options: {', '.join(o for o in options(desc) if o != 'progress')}")
     if compress:
-        wl = _compressed(model, compress, seed)
+        wl = _compressed(model, compress, seed or 0)
     else:
-        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=(machine == "eie"))
+        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -189,9 +192,10 @@ def _design_options(f):
                      help="A preset (see 'hwsim archs') or a YAML file {base: PRESET, FIELD: VALUE}."),
         click.option("--batch", type=int, default=None, help="Batch size (default: the model's own)."),
         click.option("--seq-len", type=int, default=None, help="Sequence length of recurrent models."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic weights/activations."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Seed for synthetic weights/activations (machines that draw them: EIE; default 0)."),
         click.option("--precision", default=None,
-                     help="GPU only: tensor-core precision (fp16, bf16, tf32, fp8, int8, int4); default from the trace."),
+                     help="Tensor-core precision on GPUs (fp16, bf16, tf32, fp8, int8, int4); default from the trace."),
         click.option("--energy-table", "table", default="horowitz45", show_default=True,
                      help="horowitz45, han45, eyeriss65 or a YAML table file."),
         click.option("--node", type=float, default=None,
@@ -213,17 +217,20 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table:
              winograd, fmt: str) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
-    Core columns: name, op, macs, cycles, stall_cycles, time_us, utilization, sram/dram
-    reads/writes (bytes) and energy_pj with its split by memory level, compute, static
-    and operand; each machine adds its own (EIE: load_balance, padding_overhead; GPU:
-    tflops, waves, bound; systolic: compute_cycles, weight_load_cycles).
+    Core columns, the same on every machine: name, op, phase, precision, macs, cycles,
+    stall_cycles (waiting on memory), start_us and time_us (the op's place in the
+    schedule), utilization (useful MACs / peak MACs over the op's cycles),
+    sram_read_bytes, sram_write_bytes, dram_read_bytes, dram_write_bytes, and energy_pj
+    with its split by memory level, compute, static and operand; each machine adds its own
+    (EIE: load_balance, starved_cycles; GPU: tflops, waves, bound; systolic:
+    compute_cycles, weight_load_cycles).
     """
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
     _emit(ev.rows, total, fmt,
-          title=f"{ev.workload.name} on {ev.arch.name} ({ev.machine}, {res.clock_mhz:g} MHz; "
+          title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
                 f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)")
 
 
@@ -309,13 +316,13 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
 
     import pandas as pd
 
-    from sim.eie import study
+    from sim.eie import EIEArch, study
     from sim.registry import resolve_arch
     from workloads.spec import resolve
 
-    machine, desc = resolve_arch(arch)
-    if machine != "eie":
-        raise HwsimError(f"--arch {arch!r} is a {machine} design; eie-sweep needs an EIE preset")
+    desc = resolve_arch(arch)
+    if not isinstance(desc, EIEArch):
+        raise HwsimError(f"--arch {arch!r} is a {desc.family} design; eie-sweep needs an EIE design")
     wl = resolve(model)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)

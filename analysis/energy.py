@@ -17,8 +17,12 @@ or ``levels_relative`` (Eyeriss-style costs per 16-bit access relative to one MA
 * **Technology scaling** to another node follows Dennard scaling of switched capacitance
   (C proportional to the feature size) with nominal supply voltages, E ~ C V^2 (Dennard
   et al., JSSC 1974); it is known to flatter wires and SRAM at the newest nodes.
-* **Static energy**: designs with a published idle power (the TPU's 28 W) add it over the
-  op's time.
+* **Static energy**: a design's ``static_power_w`` (the TPU's published 28 W idle power;
+  0 where a design is priced on dynamic energy only) over the run's time. Each op carries
+  its share: its time, scaled so that the ops together carry the whole makespan.
+
+What each access level is (its kind, capacity and DRAM technology) and the static power
+come from the machine (``memory_levels()``, ``static_power_w``), never from its name.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from workloads.errors import HwsimError
+
+if TYPE_CHECKING:
+    from sim.machine import Machine, MemoryLevel
+    from sim.result import OpResult, SimResult
 
 TABLES = Path(__file__).parent / "tables"
 VDD = {65: 1.0, 45: 0.9, 32: 0.9, 28: 0.9, 22: 0.85, 16: 0.8, 14: 0.8, 12: 0.8, 10: 0.75, 7: 0.75, 5: 0.7, 4: 0.7,
@@ -66,7 +74,10 @@ class EnergyTable:
 
     def at_node(self, node_nm: float) -> "EnergyTable":
         from dataclasses import replace
-        return replace(self, scale=node_factor(self.technology_nm, node_nm), technology_nm=node_nm)
+        if isinstance(node_nm, bool) or not isinstance(node_nm, (int, float)) or not math.isfinite(node_nm) \
+                or node_nm <= 0:
+            raise HwsimError(f"technology node: must be a positive number of nm, got {node_nm!r}")
+        return replace(self, scale=node_factor(self.technology_nm, node_nm), technology_nm=float(node_nm))
 
     # ---- prices ----------------------------------------------------------------------------
     def op_pj(self, key: str) -> float:
@@ -151,8 +162,9 @@ def table_from_dict(doc: Any, where: str) -> EnergyTable:
     for k, v in ops.items():
         if not (isinstance(v, (int, float)) and v > 0) or "." not in str(k):
             raise HwsimError(f"{where}: ops.{k}: must be 'add|mul.TYPE' with a positive pJ value, got {v!r}")
-    if not isinstance(doc["technology_nm"], (int, float)) or doc["technology_nm"] <= 0:
-        raise HwsimError(f"{where}: technology_nm: must be a positive number")
+    nm = doc["technology_nm"]
+    if isinstance(nm, bool) or not isinstance(nm, (int, float)) or not math.isfinite(nm) or nm <= 0:
+        raise HwsimError(f"{where}: technology_nm: must be a positive number, got {nm!r}")
     sram = []
     for i, pt in enumerate(doc.get("sram") or []):
         try:
@@ -177,35 +189,6 @@ def table_from_dict(doc: Any, where: str) -> EnergyTable:
                        relative_mac_node_nm=float(doc.get("relative_mac_node_nm") or 45))
 
 
-# ---- memory levels of each machine ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Level:
-    kind: str           # sram | rf | dram | noc
-    capacity_bytes: float = 0
-    dram: str = "ddr3"
-
-
-def memory_levels(machine: str, arch) -> dict[str, Level]:
-    """What each ``level`` prefix in a result's access keys is, for pricing."""
-    if machine == "systolic":
-        return {"ifmap_sram": Level("sram", arch.ifmap_sram_kib * 1024),
-                "filter_sram": Level("sram", arch.filter_sram_kib * 1024),
-                "ofmap_sram": Level("sram", arch.ofmap_sram_kib * 1024),
-                "dram": Level("dram", dram="ddr3")}
-    if machine == "eie":
-        return {"spmat_sram": Level("sram", arch.spmat_sram_bytes), "ptr_sram": Level("sram", arch.ptr_sram_bytes),
-                "act_sram": Level("sram", arch.act_sram_bytes), "act_rf": Level("rf", arch.act_regs * arch.act_bits / 8),
-                "codebook_rf": Level("rf", arch.codebook_size * arch.weight_bits / 8),
-                "queue_rf": Level("rf", arch.queue_depth * 4), "dram": Level("dram", dram="lpddr")}
-    if machine == "gpu":
-        return {"l2_sram": Level("sram", arch.l2_mib * 2 ** 20),
-                "dram": Level("dram", dram="gddr" if arch.generation == "turing" else "hbm2")}
-    raise HwsimError(f"no memory levels known for machine {machine!r}")
-
-
-STATIC_W = {"tpu-v1": 28.0}   # Jouppi et al. 2017, Table 2: measured idle power per die
-
-
 @dataclass(frozen=True)
 class OpEnergy:
     total_pj: float
@@ -215,33 +198,36 @@ class OpEnergy:
     by_operand: Mapping[str, float]
 
 
-def op_energy(r, levels: Mapping[str, Level], table: EnergyTable, static_w: float = 0.0) -> OpEnergy:
-    """Energy of one ``OpResult``: accesses x per-byte level energy + ops x op energy + static."""
+def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable, static_w: float = 0.0,
+              static_scale: float = 1.0) -> OpEnergy:
+    """Energy of one ``OpResult``: accesses x per-byte level energy + ops x op energy +
+    static power x the op's time x ``static_scale``."""
     by_level: dict[str, float] = {}
     by_operand: dict[str, float] = {}
     for key, nbytes in r.accesses.items():
         level, operand, _ = key.split(".")
         lv = levels.get(level)
         if lv is None:
-            raise HwsimError(f"op {r.name!r}: access level {level!r} has no energy model for this machine")
-        e = nbytes * table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.dram)
+            raise HwsimError(f"op {r.name!r}: access level {level!r} is not one of the machine's memory levels")
+        e = nbytes * table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.technology)
         by_level[level] = by_level.get(level, 0.0) + e
         by_operand[operand] = by_operand.get(operand, 0.0) + e
     compute = sum(n * table.op_pj(k) for k, n in r.ops.items())
-    static = static_w * r.time_us * 1e6          # W x us = uJ = 1e6 pJ
+    static = static_w * r.time_us * static_scale * 1e6          # W x us = uJ = 1e6 pJ
     total = compute + static + sum(by_level.values())
     return OpEnergy(total, compute, static, by_level, by_operand)
 
 
-def energy_rows(result, machine: str, arch, table: EnergyTable) -> tuple[list[dict], dict]:
+def energy_rows(result: SimResult, arch: Machine, table: EnergyTable) -> tuple[list[dict], dict]:
     """The result's rows with ``energy_pj`` and per-level/per-operand energy columns, and totals."""
-    levels = memory_levels(machine, arch)
-    static_w = STATIC_W.get(getattr(arch, "name", ""), 0.0)
+    levels = arch.memory_levels()
+    busy = result.busy_cycles
+    scale = result.cycles / busy if busy else 1.0        # static energy covers the makespan once
     rows = []
     tot: dict[str, float] = {}
     for r in result.ops:
-        e = op_energy(r, levels, table, static_w)
-        row = r.row()
+        e = op_energy(r, levels, table, arch.static_power_w, scale)
+        row = result.row(r)
         row["energy_pj"] = e.total_pj
         row["energy_compute_pj"] = e.compute_pj
         row["energy_static_pj"] = e.static_pj

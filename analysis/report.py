@@ -3,49 +3,56 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
-import os
-import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.machine import Machine, Peaks
+from sim.result import SimResult
+from workloads.fileio import atomic_write
 from workloads.trace import Workload
 
-from .energy import EnergyTable, energy_rows, load_table, memory_levels
+from .energy import EnergyTable, energy_rows, load_table
 
 
 @dataclass
 class Evaluation:
     workload: Workload
-    machine: str
-    arch: Any
+    arch: Machine
     table: EnergyTable
-    result: Any
+    result: SimResult
     rows: list[dict]
     energy_total: dict
+
+    @property
+    def family(self) -> str:
+        return self.arch.family
 
     def summary(self) -> dict[str, Any]:
         res = self.result
         t = res.total()
         time_s = res.time_us * 1e-6
         e = self.energy_total.get("energy_pj", 0.0)
-        levels = {k[len("energy_"):-3]: v for k, v in self.energy_total.items()
-                  if k.startswith("energy_") and k.endswith("_pj") and k[7:-3] in memory_levels(self.machine, self.arch)}
+        levels = {lv: self.energy_total.get(f"energy_{lv}_pj", 0.0) for lv in self.arch.memory_levels()}
         return {
-            "workload": self.workload.name, "design": self.arch.name, "machine": self.machine,
+            "workload": self.workload.name, "design": self.arch.name, "machine": self.family,
             "clock_mhz": res.clock_mhz, "batch": self.workload.batch, "ops": len(res.ops), "macs": res.macs,
-            "cycles": res.cycles, "time_us": res.time_us,
+            "cycles": res.cycles, "time_us": res.time_us, "critical_path_us": t["critical_path_us"],
             "throughput_inferences_per_s": self.workload.batch / time_s if time_s else 0.0,
             "tops": 2 * res.macs / time_s / 1e12 if time_s else 0.0, "utilization": t["utilization"],
             "energy_pj": e, "energy_per_inference_uj": e / self.workload.batch / 1e6,
             "power_w": e * 1e-12 / time_s if time_s else 0.0,
             "energy_compute_pj": self.energy_total.get("energy_compute_pj", 0.0),
             "energy_static_pj": self.energy_total.get("energy_static_pj", 0.0),
+            "static_power_w": self.arch.static_power_w,
             "energy_by_level_pj": levels, "energy_table": self.table.name,
             "technology_nm": self.table.technology_nm,
-            "dram_bytes": t["dram_reads"] + t["dram_writes"], "sram_bytes": t["sram_reads"] + t["sram_writes"],
+            "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
+            "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
         }
 
 
@@ -53,26 +60,24 @@ def evaluate(workload: Workload, arch_spec, table: str | EnergyTable = "horowitz
              progress=None, **sim_kw) -> Evaluation:
     """Simulate ``workload`` on a design and price it; the energy table is scaled to the
     design's technology node unless ``node_nm`` says otherwise."""
-    from sim.registry import _machine_of, resolve_arch, simulate
+    from sim.registry import resolve_arch, simulate
 
-    machine, arch = resolve_arch(arch_spec) if isinstance(arch_spec, str) else (_machine_of(arch_spec), arch_spec)
+    arch = resolve_arch(arch_spec)
     tab = load_table(table) if isinstance(table, str) else table
-    tab = tab.at_node(node_nm or getattr(arch, "technology_nm", tab.technology_nm))
+    tab = tab.at_node(node_nm if node_nm is not None else arch.technology_nm)
     res = simulate(workload, arch, progress=progress, **sim_kw)
-    rows, tot = energy_rows(res, machine, arch, tab)
-    return Evaluation(workload, machine, arch, tab, res, rows, tot)
+    rows, tot = energy_rows(res, arch, tab)
+    return Evaluation(workload, arch, tab, res, rows, tot)
 
 
 # ---- ceilings ------------------------------------------------------------------------------------
-def ceilings(ev: Evaluation) -> tuple[float, float | None]:
-    """(peak ops/s, DRAM bytes/s) of the design, for the roofline."""
-    a, m = ev.arch, ev.machine
-    if m == "systolic":
-        return 2 * a.pes * a.clock_mhz * 1e6, a.dram_bw_bytes_per_cycle * a.clock_mhz * 1e6
-    if m == "eie":
-        return 2 * a.num_pes * a.clock_mhz * 1e6, None
-    prec = next((r.get("precision") for r in ev.rows if r.get("precision")), "fp16")
-    return a.peak_tflops(prec) * 1e12, a.dram_gbs * 1e9
+def ceilings(ev: Evaluation) -> Peaks:
+    """The design's ceilings at the precision most of its MACs ran at (for the roofline)."""
+    macs: Counter[str] = Counter()
+    for r in ev.rows:
+        if r["macs"] and r.get("precision"):
+            macs[r["precision"]] += r["macs"]
+    return ev.arch.peaks(macs.most_common(1)[0][0] if macs else None)
 
 
 # ---- plots ---------------------------------------------------------------------------------------
@@ -91,7 +96,7 @@ def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
     import numpy as np
 
     rows = ev.rows
-    levels = list(memory_levels(ev.machine, ev.arch))
+    levels = list(ev.arch.memory_levels())
     order = sorted(range(len(rows)), key=lambda i: -rows[i]["energy_pj"])[:top]
     order.sort()
     names = [rows[i]["name"] for i in order]
@@ -128,13 +133,14 @@ def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
     ax.set_title(f"{ev.workload.name} on {ev.arch.name}: utilisation per op")
     out["utilization.png"] = _fig_png(fig)
     # roofline
-    peak, bw = ceilings(ev)
+    pk = ceilings(ev)
+    peak, bw = pk.ops_per_s, pk.bytes_per_s.get("dram")
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     oi, perf = [], []
     for r in rows:
         if r["macs"] and r["time_us"] > 0:
-            dram = r["dram_reads"] + r["dram_writes"]
-            sram = r["sram_reads"] + r["sram_writes"]
+            dram = r["dram_read_bytes"] + r["dram_write_bytes"]
+            sram = r["sram_read_bytes"] + r["sram_write_bytes"]
             oi.append(2 * r["macs"] / (dram if dram > 0 else max(sram, 1)))
             perf.append(2 * r["macs"] / (r["time_us"] * 1e-6))
     if oi:
@@ -153,18 +159,6 @@ def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
 
 
 # ---- writing -------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     """ops.csv, summary.json, summary.csv, the PNG plots and report.html (plots embedded)."""
     import pandas as pd
@@ -172,31 +166,32 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(ev.rows)
-    _atomic_write(out / "ops.csv", df.to_csv(index=False))
+    atomic_write(out / "ops.csv", df.to_csv(index=False))
     summ = ev.summary()
-    _atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
+    atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
     flat = {k: v for k, v in summ.items() if k != "energy_by_level_pj"}
     flat.update({f"energy_{k}_pj": v for k, v in summ["energy_by_level_pj"].items()})
-    _atomic_write(out / "summary.csv", pd.DataFrame([flat]).to_csv(index=False))
+    atomic_write(out / "summary.csv", pd.DataFrame([flat]).to_csv(index=False))
     pngs = plots(ev)
     for name, data in pngs.items():
-        _atomic_write(out / name, data)
+        atomic_write(out / name, data)
     imgs = "\n".join(f'<h3>{n[:-4].replace("_", " ")}</h3><img src="data:image/png;base64,'
                      f'{base64.b64encode(d).decode()}">' for n, d in pngs.items())
     stable = pd.DataFrame([{"metric": k, "value": v} for k, v in flat.items()]).to_html(index=False)
-    cols = [c for c in ("name", "op", "macs", "cycles", "stall_cycles", "time_us", "utilization", "energy_pj",
-                        "dram_reads", "dram_writes") if c in df.columns]
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {summ['workload']} on {summ['design']}</title>
+    cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
+                        "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes") if c in df.columns]
+    esc = html.escape
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style></head><body>
-<h1>{summ['workload']} on {summ['design']} ({summ['machine']})</h1>
-<p>Energy table {ev.table.name} at {ev.table.technology_nm:g} nm. Source: {ev.table.source}</p>
-<p>Design source: {getattr(ev.arch, 'source', '')}</p>
+<h1>{esc(summ['workload'])} on {esc(summ['design'])} ({esc(summ['machine'])})</h1>
+<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>
+<p>Design source: {esc(ev.arch.source)}</p>
 <h2>Summary</h2>{stable}
 <h2>Plots</h2>{imgs}
 <h2>Per op</h2>{df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")}
 </body></html>"""
-    _atomic_write(out / "report.html", html)
+    atomic_write(out / "report.html", page)
     return out
 
 
@@ -219,7 +214,7 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
     if outdir:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "compare.csv", df.to_csv(index=False))
+        atomic_write(out / "compare.csv", df.to_csv(index=False))
         fig, axes = plt.subplots(1, 3, figsize=(12, 4))
         for ax, col, title in zip(axes, ("time_us", "energy_per_inference_uj", "utilization"),
                                   ("latency (us)", "energy / inference (uJ)", "utilisation")):
@@ -230,5 +225,5 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
                 ax.set_yscale("log")
         fig.suptitle(f"{rows[0]['workload']}: design comparison")
         fig.tight_layout()
-        _atomic_write(out / "compare.png", _fig_png(fig))
+        atomic_write(out / "compare.png", _fig_png(fig))
     return df

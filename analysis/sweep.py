@@ -5,7 +5,7 @@ A study file::
 
     name: systolic-size
     models: [resnet18, {model: lstm_lm, batch: 4}]
-    base: systolic-32               # the preset every point overrides
+    base: systolic-32               # the design every point overrides: a preset or an arch YAML file
     grid:                           # design fields, or trace.weight_density / trace.weight_bits
       rows: [8, 16, 32, 64]
       cols: [8, 16, 32, 64]
@@ -23,16 +23,18 @@ at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sim.archbase import override
 from workloads.errors import HwsimError
+from workloads.fileio import atomic_write
 from workloads.trace import Operand, Workload
 
 TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
@@ -42,9 +44,10 @@ TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
 class Study:
     name: str
     models: tuple[dict, ...]
-    base: str
+    base: str                 # as the study names it
     points: tuple[dict, ...]
     energy_table: str
+    base_arch: Any = None     # the resolved description (a preset, or a YAML file's design)
 
 
 def load_study(path: str | Path) -> Study:
@@ -72,15 +75,15 @@ def load_study(path: str | Path) -> Study:
         mlist.append(m)
     base = doc.get("base")
     if not isinstance(base, str):
-        raise HwsimError(f"{p}: base: needs a preset name (see 'hwsim archs')")
+        raise HwsimError(f"{p}: base: needs a preset name (see 'hwsim archs') or an arch YAML file")
+    spec = str(p.parent / base) if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute() else base
     try:
-        _, arch = resolve_arch(base)
+        arch = resolve_arch(spec)
     except HwsimError as e:
         raise HwsimError(f"{p}: base: {e}") from None
     grid = doc.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise HwsimError(f"{p}: grid: needs at least one parameter with a list of values")
-    import dataclasses
     fields = {f.name for f in dataclasses.fields(arch)}
     for k, v in grid.items():
         if k not in fields and k not in TRACE_KEYS:
@@ -97,16 +100,17 @@ def load_study(path: str | Path) -> Study:
     # validate every design once, so a bad value fails before any work
     for c in combos:
         design = {k: v for k, v in c.items() if not k.startswith("trace.")}
-        try:
-            dataclasses.replace(arch, **design)
-        except (HwsimError, TypeError) as e:
-            raise HwsimError(f"{p}: grid point {c}: {e}") from None
+        override(arch, design, where=f"{p}: grid point {c}")
     points = tuple({"model": m, "design": c} for m in mlist for c in combos)
-    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, str(doc.get("energy_table", "horowitz45")))
+    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, str(doc.get("energy_table", "horowitz45")),
+                 arch)
 
 
 def point_id(study: Study, point: dict) -> str:
-    key = json.dumps({"base": study.base, "table": study.energy_table, **point}, sort_keys=True, default=str)
+    """A hash of everything that decides the point's result: the base design's every field
+    (so an edited base YAML never reuses stale points), the table, the model and the point."""
+    base = study.base_arch.describe() if study.base_arch is not None else study.base
+    key = json.dumps({"base": base, "table": study.energy_table, **point}, sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -131,36 +135,21 @@ def apply_trace(wl: Workload, params: dict) -> Workload:
     return wl.with_ops(ops)
 
 
-def run_point(base: str, table: str, point: dict, wl: Workload) -> dict:
-    """Evaluate one point (runs in a worker process or on a Dask worker)."""
-    import dataclasses
-
+def run_point(base: Any, table: str, point: dict, wl: Workload) -> dict:
+    """Evaluate one point on a design derived from ``base`` (runs in a worker process or on a
+    Dask worker); every field the point does not set, static power included, is the base's."""
     from analysis.report import evaluate
-    from sim.registry import resolve_arch
 
-    _, arch = resolve_arch(base)
     design = {k: v for k, v in point["design"].items() if not k.startswith("trace.")}
-    arch = dataclasses.replace(arch, **design, name=f"{arch.name}*")
+    arch = override(base, {**design, "name": f"{base.name}*"})
     s = evaluate(apply_trace(wl, point["design"]), arch, table).summary()
     row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
            **point["design"]}
     for k in ("cycles", "time_us", "throughput_inferences_per_s", "tops", "utilization", "energy_pj",
-              "energy_per_inference_uj", "power_w", "dram_bytes", "sram_bytes"):
+              "energy_per_inference_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
         row[k] = s[k]
     row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
     return row
-
-
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize: tuple[str, ...] = ()):
@@ -192,7 +181,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
         workloads[key] = resolve(m["model"], batch=m.get("batch"), seq_len=m.get("seq_len"))
 
     def save(i: str, pt: dict, row: dict) -> None:
-        _atomic(pts_dir / f"{i}.json", json.dumps({"id": i, "point": pt, "row": row}, default=float))
+        atomic_write(pts_dir / f"{i}.json", json.dumps({"id": i, "point": pt, "row": row}, default=float))
 
     bar = tqdm(total=len(todo), desc=f"sweep {study.name}", unit="pt", disable=not progress or None)
     if todo and cluster:
@@ -203,7 +192,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
         client = Client(lc if lc else cluster)
         try:
             wl_futs = {k: client.scatter(w, broadcast=True) for k, w in workloads.items()}
-            futs = {client.submit(run_point, study.base, study.energy_table, pt,
+            futs = {client.submit(run_point, study.base_arch, study.energy_table, pt,
                                   wl_futs[json.dumps(pt["model"], sort_keys=True)], pure=False): (i, pt)
                     for i, pt in todo}
             for fut in as_completed(futs):
@@ -218,7 +207,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
         from concurrent.futures import ProcessPoolExecutor, as_completed as done
 
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            futs = {ex.submit(run_point, study.base, study.energy_table, pt,
+            futs = {ex.submit(run_point, study.base_arch, study.energy_table, pt,
                               workloads[json.dumps(pt["model"], sort_keys=True)]): (i, pt) for i, pt in todo}
             for fut in done(futs):
                 i, pt = futs[fut]
@@ -237,11 +226,11 @@ def write_results(study: Study, out: Path):
             d = json.loads(f.read_text())
             rows.append({"id": d["id"], **d["row"]})
     df = pd.DataFrame(rows)
-    _atomic(out / "results.csv", df.to_csv(index=False))
+    atomic_write(out / "results.csv", df.to_csv(index=False))
     if not df.empty:
         maximize = ("accuracy",) if "accuracy" in df.columns else ()
         front = pd.concat([pareto(g, maximize=maximize) for _, g in df.groupby("model")])
-        _atomic(out / "pareto.csv", front.to_csv(index=False))
+        atomic_write(out / "pareto.csv", front.to_csv(index=False))
         _plot_pareto(df, front, out / "pareto.png", study.name)
     return df
 
@@ -251,7 +240,7 @@ def _plot_pareto(df, front, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import _atomic_write, _fig_png
+    from .report import _fig_png
     models = list(dict.fromkeys(df.model))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
     for ax, m in zip(axes[0], models):
@@ -264,4 +253,4 @@ def _plot_pareto(df, front, path: Path, title: str) -> None:
         ax.set_ylabel("energy per inference (uJ)")
         ax.set_title(f"{title}: {m}")
         ax.legend(fontsize=8)
-    _atomic_write(path, _fig_png(fig))
+    atomic_write(path, _fig_png(fig))

@@ -1,4 +1,7 @@
-"""hwsim's hardware side: hardware descriptions, cycle-level simulators and memory models.
+"""hwsim's hardware side: machine descriptions and their simulators (cycle-level systolic
+arrays and EIE; an analytical per-wave tensor-core GPU model with an event-driven
+reference), memory models and the whole-workload schedule.
 
-Reads only workload traces (``workloads.trace``); never imports torch.
+Every machine implements ``sim.machine.Machine``; ``sim.registry`` lists them. Reads only
+workload traces (``workloads.trace``); never imports torch.
 """

@@ -1,17 +1,57 @@
-"""Shared machinery for hardware descriptions: validation helpers and YAML overrides.
+"""Shared machinery for hardware descriptions: field validation, immutable mappings, YAML
+overrides.
 
-A description is a frozen dataclass validated in ``__post_init__``. Presets are
-instances with a ``source`` naming the paper or table they come from; a user YAML file
-names a ``base`` preset and overrides fields one by one.
+A description is a frozen dataclass; its ``__post_init__`` calls :func:`check_fields`,
+which checks every field against its annotation (an ``int`` field refuses ``True`` and
+``2.5``, a ``bool`` field refuses ``1`` and ``"no"``, a ``float`` must be finite, a mapping
+is copied into a :class:`FrozenMap`), then the class checks ranges. Presets are instances
+with a ``source`` naming the paper or table they come from; a user YAML file names a
+``base`` preset and overrides fields one by one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, TypeVar
 
 from workloads.errors import HwsimError
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V]):
+    """An immutable, hashable, picklable mapping (for mapping-valued description fields)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, items: Mapping[K, V] | typing.Iterable[tuple[K, V]] = ()) -> None:
+        object.__setattr__(self, "_d", dict(items))
+
+    def __getitem__(self, key: K) -> V:
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._d.items()))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a FrozenMap cannot be changed")
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._d!r})"
+
+    def __reduce__(self):
+        return (FrozenMap, (self._d,))
 
 
 def need(cond: bool, field: str, msg: str) -> None:
@@ -19,16 +59,69 @@ def need(cond: bool, field: str, msg: str) -> None:
         raise HwsimError(f"{field}: {msg}")
 
 
-def positive(obj, *names: str) -> None:
+def positive(obj: Any, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         need(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, n,
              f"must be a positive number, got {v!r}")
 
 
-def override(base, values: Mapping[str, Any], where: str = "override"):
+def at_least(obj: Any, low: float, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        need(v >= low, n, f"must be >= {low:g}, got {v!r}")
+
+
+def _kind(v: Any) -> str:
+    return f"{type(v).__name__} {v!r}"[:80]
+
+
+def check_fields(obj: Any) -> None:
+    """Check every dataclass field of ``obj`` against its annotation; freeze mappings.
+
+    Annotations understood: ``int``, ``float``, ``bool``, ``str``, ``Mapping[str, X]`` with
+    X one of those (others are left to the class).
+    """
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        t = hints.get(f.name)
+        if typing.get_origin(t) is typing.ClassVar:
+            continue
+        if typing.get_origin(t) in (Mapping, dict, typing.Mapping) or t in (Mapping, dict):
+            need(isinstance(v, Mapping), f.name, f"must be a mapping, got {_kind(v)}")
+            args = typing.get_args(t)
+            items = {}
+            for k, x in v.items():
+                need(isinstance(k, str), f"{f.name}.{k}", "keys must be strings")
+                if len(args) == 2:
+                    _check_scalar(x, args[1], f"{f.name}.{k}")
+                items[k] = x
+            object.__setattr__(obj, f.name, FrozenMap(items))
+        elif t in (int, float, bool, str):
+            _check_scalar(v, t, f.name)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_scalar(v: Any, t: Any, name: str) -> None:
+    if t is bool:
+        need(isinstance(v, bool), name, f"must be true or false, got {_kind(v)}")
+    elif t is int:
+        need(isinstance(v, int) and not isinstance(v, bool), name, f"must be an integer, got {_kind(v)}")
+    elif t is float:
+        need(isinstance(v, (int, float)) and not isinstance(v, bool), name, f"must be a number, got {_kind(v)}")
+        need(math.isfinite(v), name, f"must be finite, got {v!r}")
+    elif t is str:
+        need(isinstance(v, str), name, f"must be a string, got {_kind(v)}")
+
+
+def override(base: Any, values: Mapping[str, Any], where: str = "override") -> Any:
     """``base`` with fields replaced from ``values``; unknown fields are named."""
-    fields = {f.name: f for f in dataclasses.fields(base)}
+    fields = {f.name for f in dataclasses.fields(base)}
     for k in values:
         if k not in fields:
             raise HwsimError(f"{where}: unknown field {k!r} for {type(base).__name__}; "
@@ -41,7 +134,7 @@ def override(base, values: Mapping[str, Any], where: str = "override"):
         raise HwsimError(f"{where}: {e}") from None
 
 
-def load_yaml_arch(path: str | Path, presets: Mapping[str, Any]):
+def load_yaml_arch(path: str | Path, presets: Mapping[str, Any]) -> Any:
     """Read ``{base: PRESET, FIELD: VALUE, ...}`` and return the overridden description."""
     from workloads.yamlio import load_yaml
 
@@ -50,7 +143,7 @@ def load_yaml_arch(path: str | Path, presets: Mapping[str, Any]):
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: expected a mapping with 'base' and fields to override")
     base = doc.pop("base", None)
-    if base not in presets:
+    if not isinstance(base, str) or base not in presets:
         raise HwsimError(f"{p}: base: must name a preset ({', '.join(presets)}), got {base!r}")
     doc.setdefault("name", p.stem)
     return override(presets[base], doc, where=str(p))

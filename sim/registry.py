@@ -1,71 +1,92 @@
-"""Every hardware preset by name, and the one entry point that simulates a workload on one.
+"""Every machine family and preset, and the one entry point that simulates a workload.
 
+``FAMILIES`` is the one table: family name -> the package that implements it. A package
+exports ``ARCH`` (its description class, a :class:`~sim.machine.Machine`) and ``PRESETS``
+(name -> description). Code outside hwsim adds a family with :func:`register`.
 ``--arch`` takes a preset name or a YAML file ``{base: PRESET, FIELD: VALUE, ...}``.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Mapping
 
 from workloads.errors import HwsimError
 from workloads.trace import Workload
 
+from .machine import Machine
 from .result import SimResult
 
+FAMILIES: dict[str, str] = {
+    "systolic": "sim.systolic",
+    "eie": "sim.eie",
+    "gpu": "sim.gpu",
+}
 
-def _machines() -> dict[str, tuple[dict[str, Any], Callable]]:
-    from . import eie
-    machines = {"eie": (eie.PRESETS, eie.simulate)}
-    try:
-        from . import systolic
-        machines["systolic"] = (systolic.PRESETS, systolic.simulate)
-    except ImportError:
-        pass
-    try:
-        from . import gpu
-        machines["gpu"] = (gpu.PRESETS, gpu.simulate)
-    except ImportError:
-        pass
-    return machines
+_registered: dict[str, tuple[type, Mapping[str, Any]]] = {}
 
 
-def presets() -> dict[str, tuple[str, Any]]:
-    """preset name -> (machine, description)."""
+def register(family: str, arch_type: type, presets: Mapping[str, Any]) -> None:
+    """Add a machine family from outside hwsim: its description class and its presets."""
+    if family in FAMILIES:
+        raise HwsimError(f"machine family {family!r} is built in")
+    for name, arch in presets.items():
+        if not isinstance(arch, arch_type) or not isinstance(arch, Machine):
+            raise HwsimError(f"preset {name!r}: must be an instance of {arch_type.__name__} implementing Machine")
+    clash = set(presets) & {n for f, (_, p) in families().items() if f != family for n in p}
+    if clash:
+        raise HwsimError(f"preset names already taken: {', '.join(sorted(clash))}")
+    _registered[family] = (arch_type, dict(presets))
+
+
+def families() -> dict[str, tuple[type, Mapping[str, Any]]]:
+    """family -> (description class, presets)."""
     out = {}
-    for machine, (table, _) in _machines().items():
-        for name, arch in table.items():
-            out[name] = (machine, arch)
+    for family, module in FAMILIES.items():
+        mod = importlib.import_module(module)
+        out[family] = (mod.ARCH, mod.PRESETS)
+    out.update(_registered)
     return out
 
 
-def resolve_arch(spec: str) -> tuple[str, Any]:
-    """A preset name or a YAML override file -> (machine, description)."""
+def presets() -> dict[str, Any]:
+    """preset name -> description, over all families."""
+    return {name: arch for _, table in families().values() for name, arch in table.items()}
+
+
+def resolve_arch(spec: str | Any) -> Any:
+    """A preset name, a YAML override file, or a description (returned as it is)."""
+    if not isinstance(spec, str):
+        if not isinstance(spec, Machine):
+            raise HwsimError(f"{type(spec).__name__} is not a machine description")
+        return spec
     table = presets()
     if spec in table:
         return table[spec]
     if spec.endswith((".yaml", ".yml")):
         from .archbase import load_yaml_arch
-        import yaml
-        p = Path(spec)
-        try:
-            base = (yaml.safe_load(p.read_text()) or {}).get("base")
-        except (OSError, yaml.YAMLError, AttributeError):
-            base = None
-        machine = table[base][0] if base in table else None
-        if machine is None:
-            return "?", load_yaml_arch(p, {k: v for k, (_, v) in table.items()})
-        return machine, load_yaml_arch(p, {k: v for k, (m, v) in table.items() if m == machine})
+        return load_yaml_arch(Path(spec), table)
     raise HwsimError(f"unknown architecture {spec!r}; presets: {', '.join(table)}; or a YAML file with 'base:'")
 
 
-def simulate(workload: Workload, arch_spec: str | Any, **kw) -> SimResult:
-    machine, arch = resolve_arch(arch_spec) if isinstance(arch_spec, str) else (_machine_of(arch_spec), arch_spec)
-    return _machines()[machine][1](workload, arch, **kw)
+def options(arch: Any) -> tuple[str, ...]:
+    """The keyword-only options of ``arch.simulate``."""
+    sig = inspect.signature(type(arch).simulate)
+    return tuple(n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY)
 
 
-def _machine_of(arch) -> str:
-    for machine, (table, _) in _machines().items():
-        if any(type(a) is type(arch) for a in table.values()):
-            return machine
-    raise HwsimError(f"no simulator for {type(arch).__name__}")
+def check_options(arch: Any, opts: Mapping[str, Any]) -> None:
+    known = options(arch)
+    for k in opts:
+        if k not in known:
+            raise HwsimError(f"{arch.family} designs ({arch.name}) take no option {k!r}; "
+                             f"their options: {', '.join(known)}")
+
+
+def simulate(workload: Workload, arch_spec: str | Any, **opts: Any) -> SimResult:
+    """Simulate ``workload`` on a preset, YAML file or description, with checked options."""
+    arch = resolve_arch(arch_spec)
+    check_options(arch, opts)
+    return arch.simulate(workload, **opts)

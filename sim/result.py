@@ -1,104 +1,183 @@
-"""Simulation results: one row per op with the core columns every machine shares.
+"""Simulation results: one row per op, with the same core columns and the same meaning on
+every machine, plus typed per-machine extras.
 
-Core columns: ``name, op, macs, cycles, stall_cycles, time_us, utilization`` and memory
-traffic in bytes (``sram_reads, sram_writes, dram_reads, dram_writes``). ``accesses``
-breaks traffic down by ``level.operand.direction`` (bytes) and ``ops`` counts arithmetic
-by type and width (e.g. ``mul.int16``), which is what the energy model prices. Each
-machine adds its own columns in ``extra``.
+Core columns (units in the names; ``cycles`` are the machine's clock cycles)
+---------------------------------------------------------------------------
+``name``, ``op``, ``phase``
+    The trace op, its operation and its phase (forward, backward, optimizer).
+``precision``
+    What the op ran at on this machine (``int8``, ``fp16``, ``fixed16``, ...), which may
+    differ from the trace's widths where a machine has a fixed datapath.
+``macs``
+    Multiply-accumulates of the op as the trace states them: dense, all copies and steps.
+``cycles``
+    Cycles the op occupies the machine, all copies and steps, fills and drains included.
+``stall_cycles``
+    Of those, cycles the compute units wait on memory (data not yet there).
+``start_us``, ``time_us``
+    When the op starts in the whole-workload schedule (``sim.graph``) and how long it takes.
+``utilization``
+    Useful MACs / (peak MACs per cycle at the op's precision x ``cycles``). Useful MACs
+    are those the machine performs to produce the result: all of them on a dense machine,
+    the non-zero (non-padding) ones on a sparse engine that skips zeros.
+``sram_read_bytes``, ``sram_write_bytes``
+    Bytes read from and written to every on-chip level (register files, SRAM, caches).
+``dram_read_bytes``, ``dram_write_bytes``
+    Bytes moved to and from off-chip memory.
+
+Underneath, ``accesses`` counts bytes per ``level.operand.reads|writes`` (the level names
+are the machine's ``memory_levels()``; operands are the trace roles ``input``, ``weight``,
+``input2``, ``output``) and ``ops`` counts arithmetic by type and width (``mac.int8``,
+``vector.fp16``), which is what the energy model prices. ``extra`` is a frozen dataclass
+of the machine's own columns.
+
+The whole workload's ``cycles`` is the makespan of the schedule (``sim.graph``): the sum of
+the ops' cycles on a machine that runs one op at a time, less where independent ops
+overlap; ``critical_path_cycles`` is its lower bound with unlimited hardware.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-def run_ops(workload, machine: str, arch, simulate_op, progress=None) -> "SimResult":
-    """Simulate every op of ``workload`` with ``simulate_op(op)``, ticking ``progress``."""
-    ops = []
-    for op in workload.ops:
-        ops.append(simulate_op(op))
-        if progress:
-            progress(op)
-    return SimResult(workload.name, arch.name, machine, arch.clock_mhz, tuple(ops))
+from workloads.errors import HwsimError
+from workloads.trace import Op, Workload
 
+from .graph import schedule
 
-CORE_COLUMNS = ("name", "op", "macs", "cycles", "stall_cycles", "time_us", "utilization",
-                "sram_reads", "sram_writes", "dram_reads", "dram_writes")
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .machine import Machine, Progress
+
+CORE_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
+                "utilization", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes", "dram_write_bytes")
 
 
 @dataclass(frozen=True)
 class OpResult:
+    """One op on one machine. ``useful_macs`` and ``peak_macs_per_cycle`` define utilisation."""
+
     name: str
     op: str
     macs: int
     cycles: int
-    time_us: float
-    utilization: float
+    clock_mhz: float
+    useful_macs: float = 0.0
+    peak_macs_per_cycle: float = 1.0
     stall_cycles: int = 0
+    precision: str = ""
+    phase: str = "forward"
+    start_cycle: int = 0
     accesses: Mapping[str, float] = field(default_factory=dict)   # "level.operand.reads|writes" -> bytes
     ops: Mapping[str, float] = field(default_factory=dict)        # "mul.int16" -> count
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def _sum(self, level_kind: str, direction: str) -> float:
-        return sum(v for k, v in self.accesses.items()
-                   if k.split(".")[0].endswith(level_kind) and k.endswith(direction))
+    extra: Any = None                                             # a frozen dataclass per machine
 
     @property
-    def sram_reads(self) -> float:
-        return self._sum("sram", "reads") + self._sum("rf", "reads")
+    def time_us(self) -> float:
+        return self.cycles / self.clock_mhz
 
     @property
-    def sram_writes(self) -> float:
-        return self._sum("sram", "writes") + self._sum("rf", "writes")
+    def start_us(self) -> float:
+        return self.start_cycle / self.clock_mhz
 
     @property
-    def dram_reads(self) -> float:
-        return self._sum("dram", "reads")
+    def utilization(self) -> float:
+        return self.useful_macs / (self.peak_macs_per_cycle * self.cycles) if self.cycles else 0.0
 
-    @property
-    def dram_writes(self) -> float:
-        return self._sum("dram", "writes")
+    def traffic(self, on_chip: Callable[[str], bool]) -> dict[str, float]:
+        """The four byte columns, with ``on_chip(level)`` telling on-chip levels from DRAM."""
+        out = {"sram_read_bytes": 0.0, "sram_write_bytes": 0.0, "dram_read_bytes": 0.0, "dram_write_bytes": 0.0}
+        for key, nbytes in self.accesses.items():
+            level, _, direction = key.split(".")
+            col = f"{'sram' if on_chip(level) else 'dram'}_{'read' if direction == 'reads' else 'write'}_bytes"
+            out[col] += nbytes
+        return out
 
-    def row(self) -> dict[str, Any]:
-        r = {"name": self.name, "op": self.op, "macs": self.macs, "cycles": self.cycles,
-             "stall_cycles": self.stall_cycles, "time_us": self.time_us, "utilization": self.utilization,
-             "sram_reads": self.sram_reads, "sram_writes": self.sram_writes,
-             "dram_reads": self.dram_reads, "dram_writes": self.dram_writes}
-        r.update(self.extra)
-        return r
+    def extras(self) -> dict[str, Any]:
+        e = self.extra
+        return {f.name: getattr(e, f.name) for f in dataclasses.fields(e)} if e is not None else {}
 
 
 @dataclass(frozen=True)
 class SimResult:
-    """All ops of one workload on one design."""
+    """All ops of one workload on one design, scheduled on its graph."""
 
     workload: str
     arch: str
-    machine: str
+    family: str
     clock_mhz: float
     ops: tuple[OpResult, ...]
+    level_kinds: Mapping[str, str]       # level -> rf | sram | noc | dram
+    cycles: int                          # makespan of the schedule
+    critical_path_cycles: int
+
+    def _on_chip(self, level: str) -> bool:
+        return self.level_kinds[level] != "dram"
+
+    def row(self, o: OpResult) -> dict[str, Any]:
+        r: dict[str, Any] = {"name": o.name, "op": o.op, "phase": o.phase, "precision": o.precision, "macs": o.macs,
+                             "cycles": o.cycles, "stall_cycles": o.stall_cycles, "start_us": o.start_us,
+                             "time_us": o.time_us, "utilization": o.utilization}
+        r.update(o.traffic(self._on_chip))
+        r.update(o.extras())
+        return r
 
     def rows(self) -> list[dict[str, Any]]:
-        return [o.row() for o in self.ops]
-
-    @property
-    def cycles(self) -> int:
-        return sum(o.cycles for o in self.ops)
+        return [self.row(o) for o in self.ops]
 
     @property
     def time_us(self) -> float:
-        return sum(o.time_us for o in self.ops)
+        return self.cycles / self.clock_mhz
+
+    @property
+    def busy_cycles(self) -> int:
+        """Sum of the ops' cycles (equals ``cycles`` on a machine that runs one op at a time)."""
+        return sum(o.cycles for o in self.ops)
 
     @property
     def macs(self) -> int:
         return sum(o.macs for o in self.ops)
 
     def total(self) -> dict[str, Any]:
-        """The TOTAL row: sums, and utilisation weighted by cycles."""
+        """The TOTAL row: the makespan, sums, and utilisation over the whole run."""
         cyc = self.cycles
-        util = sum(o.utilization * o.cycles for o in self.ops) / cyc if cyc else 0.0
-        return {"op": f"{len(self.ops)} ops", "macs": self.macs, "cycles": cyc,
-                "stall_cycles": sum(o.stall_cycles for o in self.ops), "time_us": self.time_us,
-                "utilization": util,
-                **{k: sum(getattr(o, k) for o in self.ops) for k in ("sram_reads", "sram_writes",
-                                                                      "dram_reads", "dram_writes")}}
+        peak = max((o.peak_macs_per_cycle for o in self.ops), default=1.0)
+        useful = sum(o.useful_macs for o in self.ops)
+        out: dict[str, Any] = {"op": f"{len(self.ops)} ops", "macs": self.macs, "cycles": cyc,
+                               "stall_cycles": sum(o.stall_cycles for o in self.ops), "start_us": 0.0,
+                               "time_us": self.time_us, "utilization": useful / (peak * cyc) if cyc else 0.0,
+                               "critical_path_us": self.critical_path_cycles / self.clock_mhz}
+        for o in self.ops:
+            for k, v in o.traffic(self._on_chip).items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def to_frame(self) -> "pd.DataFrame":
+        """The per-op rows as a pandas DataFrame."""
+        import pandas as pd
+        return pd.DataFrame(self.rows())
+
+
+def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpResult],
+            progress: "Progress | None" = None, max_concurrent: int | None = None) -> SimResult:
+    """Simulate every op with ``simulate_op(op)``, check its access levels against the
+    machine's, and schedule the ops on the workload's graph with the machine's occupancy."""
+    levels = arch.memory_levels()
+    results = []
+    for op in workload.ops:
+        r = simulate_op(op)
+        for key in r.accesses:
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] not in levels or parts[2] not in ("reads", "writes"):
+                raise HwsimError(f"{arch.name}: op {op.name!r} reports access {key!r}; keys are "
+                                 f"LEVEL.OPERAND.reads|writes with LEVEL one of {', '.join(levels)}")
+        results.append(dataclasses.replace(r, phase=op.phase))
+        if progress:
+            progress(op)
+    tl = schedule(workload.ops, [r.cycles for r in results], [arch.occupancy(r) for r in results], max_concurrent)
+    ops = tuple(dataclasses.replace(r, start_cycle=int(s)) for r, s in zip(results, tl.start))
+    return SimResult(workload.name, arch.name, arch.family, arch.clock_mhz, ops,
+                     {k: v.kind for k, v in levels.items()}, tl.makespan, tl.critical_path)

@@ -19,7 +19,7 @@ def test_lower_resnet18_csv_totals(capsys):
     assert main(["lower", "resnet18", "--format", "csv"]) == 0
     from io import StringIO
     df = pd.read_csv(StringIO(capsys.readouterr().out))
-    for col in "name,op,M,N,K,repeat,macs,weight_density,act_density,weight_bits,act_bits".split(","):
+    for col in "name,op,phase,M,N,K,copies,steps,macs,weight_density,act_density,weight_bits,act_bits,producers".split(","):
         assert col in df.columns
     total = df[df.name == "TOTAL"].macs.item()
     assert total == 1_814_073_344
@@ -30,7 +30,7 @@ def test_lower_writes_a_trace_that_loads(tmp_path, capsys):
     out = tmp_path / "lstm.json"
     assert main(["lower", "lstm_lm", "--seq-len", "5", "-o", str(out), "--format", "json"]) == 0
     wl = Workload.load(out)
-    assert wl["lstm.weight_hh_l0"].repeat == 5
+    assert (wl["lstm.weight_hh_l0"].steps, wl["lstm.weight_hh_l0"].copies) == (5, 1)
     assert main(["lower", str(out), "--format", "csv"]) == 0  # a trace is a MODEL too
     assert "lstm.weight_hh_l0" in capsys.readouterr().out
 

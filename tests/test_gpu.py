@@ -73,7 +73,7 @@ def test_precision_changes_time_and_traffic():
     # storing the output in fp32 instead of fp16 doubles the epilogue's DRAM writes
     w16 = simulate(Workload("w", (gemm_op("g", 4096, 4096, 4096, bits=16),)), A100).ops[0]
     w32 = simulate(Workload("w", (gemm_op("g", 4096, 4096, 4096, bits=16),)), A100, output="fp32").ops[0]
-    assert w32.dram_writes == 2 * w16.dram_writes == 2 * 4096 * 4096 * 2
+    assert w32.accesses["dram.output.writes"] == 2 * w16.accesses["dram.output.writes"] == 2 * 4096 * 4096 * 2
     # fp32 accumulators take twice the registers of fp16 ones: never more CTAs per SM
     acc32 = gemm_time(4096, 4096, 4096, A100, tile=(256, 128), acc_bytes=4)
     acc16 = gemm_time(4096, 4096, 4096, A100, tile=(256, 128), acc_bytes=2)

@@ -56,8 +56,8 @@ def test_lstm_has_one_input_gemm_and_per_step_recurrent_gemms():
     T, B = 35, 2
     wl = resolve("lstm_lm", batch=B, seq_len=T)
     ih, hh = wl["lstm.weight_ih_l0"], wl["lstm.weight_hh_l0"]
-    assert (ih.gemm.M, ih.gemm.N, ih.gemm.K, ih.repeat) == (T * B, 4 * 650, 650, 1)
-    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.repeat) == (B, 4 * 650, 650, T)
+    assert (ih.gemm.M, ih.gemm.N, ih.gemm.K, ih.copies, ih.steps) == (T * B, 4 * 650, 650, 1, 1)
+    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.copies, hh.steps) == (B, 4 * 650, 650, 1, T)
     gemm_macs = 2 * (T * B * 2600 * 650 + T * B * 2600 * 650) + T * B * 10000 * 650
     assert wl.macs == gemm_macs
     # the first step multiplies the all-zero initial state: 34 of 35 steps see a non-zero h
@@ -67,7 +67,7 @@ def test_lstm_has_one_input_gemm_and_per_step_recurrent_gemms():
 def test_gru_gates():
     wl = resolve("gru", seq_len=10)
     hh = wl["gru.weight_hh_l1"]
-    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.repeat) == (1, 3 * 512, 512, 10)
+    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.copies, hh.steps) == (1, 3 * 512, 512, 1, 10)
 
 
 def test_pruned_model_shows_real_density():
@@ -140,7 +140,7 @@ def test_dynamic_quantized_lstm():
     m = tq.quantize_dynamic(L().eval(), {nn.LSTM}, dtype=torch.qint8)
     wl = lower(m, torch.randn(3, 7, 32))
     hh = wl["lstm.weight_hh_l1"]
-    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.repeat) == (3, 256, 64, 7)
+    assert (hh.gemm.M, hh.gemm.N, hh.gemm.K, hh.copies, hh.steps) == (3, 256, 64, 1, 7)
     assert hh.operand("weight").bits == 8
     assert wl.macs == 3 * 7 * 256 * (32 + 64 + 64 + 64)
 

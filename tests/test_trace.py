@@ -44,7 +44,8 @@ def test_gemm_views_and_macs():
     d = conv_op("dw", 1, 32, 16, 16, 32, 3, 3, stride=2, pad=1, groups=32)
     assert (d.gemm.M, d.gemm.N, d.gemm.K, d.gemm.count) == (64, 1, 9, 32)
     assert d.macs == 8 * 8 * 32 * 9
-    assert gemm_op("g", 3, 5, 7, repeat=4).macs == 3 * 5 * 7 * 4
+    assert gemm_op("g", 3, 5, 7, copies=4).macs == gemm_op("g", 3, 5, 7, steps=4).macs == 3 * 5 * 7 * 4
+    assert gemm_op("g", 3, 5, 7, copies=2, steps=3).gemm.count == 6
 
 
 def _corrupt(tmp_path, edit):

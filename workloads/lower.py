@@ -7,7 +7,15 @@ control flow, depthwise convs, ``torch.nn.utils.prune`` masks, dynamic/static in
 quantized modules (weights unpacked from their packed params), fake-quant/QAT modules
 (bits from ``log2(quant_max - quant_min + 1)``) and LSTM/GRU (oneDNN is switched off
 inside RNN modules only, so an LSTM becomes one input GEMM plus one recurrent GEMM per
-time step; identical steps are folded into ``repeat``).
+time step).
+
+The dependency graph comes from tensor identity: every tensor an op writes is tagged with
+the op that made it (views and copies carry their source's tag, in-place ops retag their
+storage), and an op's producers are the tags of the tensors it reads. Consecutive
+repetitions of one block of identical ops (an RNN's time steps, a layer applied in a
+loop) are folded into one block: into ``steps`` when a repetition reads an earlier one's
+output (the loop-carried edge then lives in ``steps``, not in the graph), else into
+``copies``.
 
 Densities are measured from the real tensors: weights after masking, activations as
 they arrive at the op.
@@ -18,8 +26,9 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -123,12 +132,56 @@ class _Event:
     dims: dict[str, int]
     operands: list[Operand]
     module: str
-    repeat: int = 1
-    densities: list[list[float]] = field(default_factory=list)
+    copies: int = 1
+    steps: int = 1
+    id: int = -1
+    producers: set[int] = field(default_factory=set)
 
     def signature(self) -> tuple:
         return (self.base, self.kind, self.op, tuple(sorted(self.dims.items())),
                 tuple((o.role, o.shape, o.bits, o.dtype) for o in self.operands))
+
+
+@dataclass(frozen=True)
+class _View:
+    """The elements of a storage a tensor covers: offset, sizes and strides (in elements)."""
+
+    offset: int
+    sizes: tuple[int, ...]
+    strides: tuple[int, ...]
+    itemsize: int
+    full: bool
+
+    @classmethod
+    def of(cls, t: torch.Tensor) -> "_View | None":
+        try:
+            n = t.untyped_storage().nbytes()
+            full = (t.storage_offset() == 0 and t.is_contiguous() and t.numel() * t.element_size() == n)
+            return cls(int(t.storage_offset()), tuple(t.shape), tuple(t.stride()), t.element_size(), full)
+        except (RuntimeError, NotImplementedError):      # quantized and other opaque tensors
+            return None
+
+    def span(self) -> tuple[int, int]:
+        lo = self.offset * self.itemsize
+        hi = self.offset + sum((s - 1) * st for s, st in zip(self.sizes, self.strides) if s > 0)
+        return lo, (hi + 1) * self.itemsize
+
+    def elements(self) -> np.ndarray:
+        idx = np.array([self.offset * self.itemsize])
+        for s, st in zip(self.sizes, self.strides):
+            idx = (idx[:, None] + np.arange(s) * st * self.itemsize).ravel()
+        return np.unique(idx)
+
+    def overlaps(self, other: "_View") -> bool:
+        (a0, a1), (b0, b1) = self.span(), other.span()
+        if a1 <= b0 or b1 <= a0:
+            return False
+        if math.prod(self.sizes) > _EXACT_OVERLAP or math.prod(other.sizes) > _EXACT_OVERLAP:
+            return True                              # large views: the byte spans decide (conservative)
+        return bool(np.intersect1d(self.elements(), other.elements(), assume_unique=True).size)
+
+
+_EXACT_OVERLAP = 1 << 18   # elements up to which two strided views are compared element by element
 
 
 class _Capture(TorchDispatchMode):
@@ -151,6 +204,8 @@ class _Lowering:
         self.bits_of: dict[int, int] = {}
         self.events: list[_Event] = []
         self.rnn_ctx: list[Any] = []
+        # storage -> [(view or None for all of it, ids of the events that wrote it)], oldest first
+        self.made_by: dict[int, list[tuple[_View | None, frozenset[int]]]] = {}
         self.paths = {id(m): p for p, m in model.named_modules()}
         # Storage of parameters and buffers: vector ops on these alone (prune's
         # weight_orig * weight_mask) prepare weights; they are not inference work.
@@ -219,8 +274,48 @@ class _Lowering:
             return path, type(mod).__name__
         return (f"{path}.{opname}" if path else opname), type(mod).__name__
 
+    # ---- the graph ---------------------------------------------------------------
+    def add(self, ev: _Event, reads: frozenset[int]) -> _Event:
+        ev.id = len(self.events)
+        ev.producers = set(reads)
+        self.events.append(ev)
+        return ev
+
+    def reads(self, *values: Any) -> frozenset[int]:
+        """Ids of the events that wrote the tensors among ``values`` (lists searched)."""
+        out: set[int] = set()
+        for t in _tensors(values):
+            k = _storage_key(t)
+            entries = self.made_by.get(k) if k else None
+            if not entries:
+                continue
+            view = _View.of(t)
+            for region, tag in reversed(entries):        # newest first
+                if region is None or view is None or region.overlaps(view):
+                    out |= tag
+                    if region is None or region == view:
+                        break                            # older writes are hidden by this one
+        return frozenset(out)
+
+    def wrote(self, out: Any, tag: frozenset[int]) -> None:
+        for t in _tensors((out,)):
+            k = _storage_key(t)
+            if not k:
+                continue
+            view = _View.of(t)
+            if view is None or view.full:
+                self.made_by[k] = [(None, tag)]
+            else:                                        # an in-place op on part of a storage
+                entries = [e for e in self.made_by.get(k, []) if e[0] != view]
+                self.made_by[k] = entries + [(view, tag)]
+
     # ---- the dispatch handler ----------------------------------------------------
     def on_op(self, func, args, kwargs):
+        reads = self.reads(args, kwargs)
+        out = self.dispatch(func, args, kwargs, reads)
+        return out
+
+    def dispatch(self, func, args, kwargs, reads: frozenset[int]):
         schema = func._schema
         full = schema.name  # e.g. aten::convolution, quantized::linear
         ns, _, short = full.partition("::")
@@ -239,6 +334,7 @@ class _Lowering:
                     hit = self.params.get(_storage_key(src) or -1) if src is not None else None
                     if hit:  # a fake-quantised weight is still that weight
                         self.params[k] = hit
+            self.wrote(out, reads)
             return out
 
         handler = _GEMM_HANDLERS.get(key)
@@ -246,8 +342,8 @@ class _Lowering:
             pre = handler(self, bound)  # inspects inputs before the op may mutate them
             out = func(*args, **kwargs)
             res = out[0] if isinstance(out, (tuple, list)) else out
-            ev = pre(res)
-            self.events.append(ev)
+            ev = self.add(pre(res), reads)
+            self.wrote(out, frozenset((ev.id,)))
             self.gemm_in_call[-1] = True
             return out
         if key in NON_GEMM_OPS:
@@ -259,9 +355,11 @@ class _Lowering:
             in_elems = sum(t.numel() for t in ins)
             out = func(*args, **kwargs)
             if ins and all(_storage_key(t) in self.static for t in ins):
+                self.wrote(out, frozenset())      # a weight prepared from parameters (prune's mask)
                 return out
             res = out[0] if isinstance(out, (tuple, list)) else out
             if not isinstance(res, torch.Tensor):
+                self.wrote(out, reads)
                 return out
             kind, per = NON_GEMM_OPS[key]
             if kind in ("pool", "activation") and ins:  # max/relu of k-bit values stay k-bit
@@ -271,17 +369,22 @@ class _Lowering:
             if kind == "pool" and res.numel():
                 per = max(1, round((ins[0].numel() if ins else res.numel()) / res.numel()))
             name, mtype = self.here(key.replace("quantized::", "q_").rstrip("_"))
-            self.events.append(_Event(
+            ev = self.add(_Event(
                 base=name, kind=kind, op=key.replace("quantized::", "q_").rstrip("_"),
                 dims={"elements": res.numel(), "inputs": in_elems, "ops_per_element": per},
-                operands=in_ops + [self.operand("output", res)], module=mtype))
+                operands=in_ops + [self.operand("output", res)], module=mtype), reads)
+            self.wrote(out, frozenset((ev.id,)))
             return out
         if key in ("quantized_lstm", "quantized_gru"):
-            self.events.extend(self.quantized_rnn(bound))
+            last = self.quantized_rnn(bound, reads)
             self.gemm_in_call[-1] = True
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            self.wrote(out, frozenset((last,)))
+            return out
         if key in IGNORED_OPS or ns == "prim":
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            self.wrote(out, reads)       # views, copies, in-place fills carry what they read
+            return out
         path, mod = self.stack[-1]
         raise LoweringError(
             f"unsupported operation {full} in module {path or '<root>'!r} ({type(mod).__name__}); "
@@ -290,11 +393,12 @@ class _Lowering:
             "or IGNORED_OPS (if it moves no data) to lower this model")
 
     # ---- GEMM-like ops -----------------------------------------------------------
-    def quantized_rnn(self, b) -> list[_Event]:
+    def quantized_rnn(self, b, reads: frozenset[int]) -> int:
         """A dynamically quantized LSTM/GRU runs as one fused op; rebuild its GEMMs from
         the module: per layer one input GEMM over all steps and one recurrent GEMM per step,
         int8 weights, activations quantized to 8 bits at run time. Hidden-state densities
-        cannot be observed inside the fused op and are recorded as dense."""
+        cannot be observed inside the fused op and are recorded as dense. Returns the id of
+        the last layer's cell (what the op's outputs come from)."""
         path, mod = self.stack[-1]
         if getattr(mod, "bidirectional", False):
             raise LoweringError(f"{path}: bidirectional quantized RNNs are not supported")
@@ -303,25 +407,29 @@ class _Lowering:
         weights = mod.get_weight()
         gates = 4 if getattr(mod, "mode", "LSTM") == "LSTM" else 3
         H = mod.hidden_size
-        events = []
+        below = reads                 # what layer 0's input GEMM reads
         for layer in range(mod.num_layers):
+            gemm_ids = []
             for kind in ("ih", "hh"):
                 w = weights[f"weight_{kind}_l{layer}"]
                 K = int(w.shape[1])
-                M, rep = (T * B, 1) if kind == "ih" else (B, T)
+                M, steps = (T * B, 1) if kind == "ih" else (B, T)
                 dens = _density(x) if (kind == "ih" and layer == 0) else 1.0
-                events.append(_Event(
+                ev = self.add(_Event(
                     base=f"{path}.weight_{kind}_l{layer}", kind="gemm", op="linear",
-                    dims={"M": M, "N": gates * H, "K": K}, module=type(mod).__name__, repeat=rep,
+                    dims={"M": M, "N": gates * H, "K": K}, module=type(mod).__name__, steps=steps,
                     operands=[Operand("input", (M, K), 8, "int", dens),
                               self.operand("weight", w, keep=self.keep_weights),
-                              Operand("output", (M, gates * H), 32, "float", 1.0)]))
-            events.append(_Event(
+                              Operand("output", (M, gates * H), 32, "float", 1.0)]),
+                    below if kind == "ih" else reads)   # step 0's hidden state is the op's input
+                gemm_ids.append(ev.id)
+            cell = self.add(_Event(
                 base=f"{path}.cell_l{layer}", kind="activation", op="rnn_cell", module=type(mod).__name__,
-                dims={"elements": B * H, "inputs": B * gates * H, "ops_per_element": 3 * gates}, repeat=T,
+                dims={"elements": B * H, "inputs": B * gates * H, "ops_per_element": 3 * gates}, steps=T,
                 operands=[Operand("input", (B, gates * H), 32, "float", 1.0),
-                          Operand("output", (B, H), 32, "float", 1.0)]))
-        return events
+                          Operand("output", (B, H), 32, "float", 1.0)]), frozenset(gemm_ids))
+            below = frozenset((cell.id,))
+        return cell.id
 
     def gemm_event(self, opname: str, a: torch.Tensor, b: torch.Tensor, batch: int = 1,
                    w_override: torch.Tensor | None = None, w_name: str | None = None):
@@ -344,7 +452,7 @@ class _Lowering:
         def finish(out: torch.Tensor) -> _Event:
             return _Event(base=base, kind="gemm", op=opname, dims={"M": M, "N": N, "K": K},
                           operands=[a_op, b_op, self.operand("output", out)], module=mtype,
-                          repeat=batch)
+                          copies=batch)
         return finish
 
     def conv_event(self, opname, x, w, stride, padding, dilation, groups, w_name=None):
@@ -447,14 +555,17 @@ _GEMM_HANDLERS: dict[str, Callable] = {
 }
 
 
-# ---- folding of repeated steps ----------------------------------------------------------
-def _fold(events: list[_Event], max_period: int = 64) -> list[_Event]:
-    """Fold consecutive repetitions of a block of identical ops into ``repeat``.
+# ---- folding of repeated blocks ----------------------------------------------------------
+def _fold(events: list[_Event], alias: dict[int, int], max_period: int = 64) -> list[_Event]:
+    """Fold consecutive repetitions of a block of identical ops into one block.
 
-    An LSTM over T steps emits the same per-step block T times; it becomes one block
-    whose ops have ``repeat`` multiplied by T (densities are averaged over the steps).
+    An LSTM over T steps emits the same per-step block T times; it becomes one block whose
+    ops have ``steps`` multiplied by T, because step t+1 reads step t's output. Repetitions
+    that read nothing of each other (the same layer on independent inputs) multiply
+    ``copies`` instead. Densities are averaged over the repetitions. ``alias`` maps the id
+    of every folded-away event to the event that stands for it.
     """
-    sigs_all = {}
+    sigs_all: dict[tuple, int] = {}
     sig = [sigs_all.setdefault(e.signature(), len(sigs_all)) for e in events]
     out: list[_Event] = []
     i, n = 0, len(events)
@@ -471,21 +582,42 @@ def _fold(events: list[_Event], max_period: int = 64) -> list[_Event]:
                 best_p, best_r = p, r
         block = events[i:i + best_p]
         if best_r > 1:
+            its = [events[i + k * best_p:i + (k + 1) * best_p] for k in range(best_r)]
+            where = {e.id: (k, j) for k, it in enumerate(its) for j, e in enumerate(it)}
+            dependent = any(where.get(_resolve(alias, x), (k, 0))[0] < k
+                            for k, it in enumerate(its) for e in it for x in e.producers)
             merged = []
             for j, e in enumerate(block):
-                reps = [events[i + r * best_p + j] for r in range(best_r)]
+                reps = [it[j] for it in its]
+                prods: set[int] = set()
+                for k, x in ((k, _resolve(alias, x)) for k, r in enumerate(reps) for x in r.producers):
+                    if x not in where:
+                        prods.add(x)                      # from outside the block
+                    elif where[x][0] == k and where[x][1] < j:
+                        prods.add(block[where[x][1]].id)  # earlier in the same repetition
+                    # else: the loop-carried edge, which 'steps' expresses
+                for r in reps[1:]:
+                    alias[r.id] = e.id
                 dens = [sum(x.operands[k].density for x in reps) / best_r for k in range(len(e.operands))]
                 ops = [Operand(o.role, o.shape, o.bits, o.dtype, d, o.values, o.codebook)
                        for o, d in zip(e.operands, dens)]
-                merged.append(_Event(e.base, e.kind, e.op, e.dims, ops, e.module, e.repeat * best_r))
-            block = _fold(merged, max_period) if best_p > 1 else merged
+                copies, steps = (e.copies, e.steps * best_r) if dependent else (e.copies * best_r, e.steps)
+                merged.append(_Event(e.base, e.kind, e.op, e.dims, ops, e.module, copies, steps, e.id, prods))
+            block = _fold(merged, alias, max_period) if best_p > 1 else merged
         out.extend(block)
         i += best_p * best_r
     return out
 
 
-def _to_ops(events: list[_Event]) -> list[Op]:
+def _resolve(alias: dict[int, int], x: int) -> int:
+    while x in alias:
+        x = alias[x]
+    return x
+
+
+def _to_ops(events: list[_Event], alias: dict[int, int]) -> list[Op]:
     used: dict[str, int] = {}
+    names: dict[int, str] = {}
     ops = []
     for e in events:
         name = e.base
@@ -496,9 +628,21 @@ def _to_ops(events: list[_Event]) -> list[Op]:
                 used[e.base] += 1
                 name = f"{e.base}_{used[e.base]}"
         used.setdefault(name, 0)
+        names[e.id] = name
+        prods = sorted({_resolve(alias, x) for x in e.producers} - {e.id})
         ops.append(Op(name=name, kind=e.kind, op=e.op, dims=e.dims, operands=tuple(e.operands),
-                      repeat=e.repeat, module=e.module))
+                      copies=e.copies, steps=e.steps, producers=tuple(names[x] for x in prods), module=e.module))
     return ops
+
+
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _tensors(v)
+        elif isinstance(v, dict):
+            yield from _tensors(tuple(v.values()))
 
 
 def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *,
@@ -533,7 +677,8 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
         while lw.rnn_ctx:
             lw.rnn_ctx.pop().__exit__(None, None, None)
         model.train(was_training)
-    ops = _to_ops(_fold(lw.events))
+    alias: dict[int, int] = {}
+    ops = _to_ops(_fold(lw.events, alias), alias)
     return Workload(name=name or type(model).__name__.lower(), ops=tuple(ops),
                     batch=batch if batch is not None else int(first.shape[0]) if first.dim() else 1,
                     input_shape=tuple(first.shape), source=source or f"torch:{type(model).__name__}",

@@ -8,8 +8,8 @@ SCALE-Sim (v2/v3) reads two layer formats; every data row ends with a comma:
 * GEMM: ``Layer, M, N, K,`` which SCALE-Sim runs as an M x K ifmap with N filters of 1 x K.
 
 An optional last column ``N:M`` is SCALE-Sim's structured weight sparsity; it is read as
-a weight density N/M. SCALE-Sim has no vector ops and no repeat count: export skips
-vector ops and writes one row per repeated GEMM, and dilated or grouped (non-depthwise)
+a weight density N/M. SCALE-Sim has no vector ops and no copies or steps: export skips
+vector ops and writes one row per GEMM instance, and dilated or grouped (non-depthwise)
 convs can only go out in GEMM form.
 
 SCALE-Sim sizes an output as ``ceil((H - R + s) / s)``, one more than a convolution
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .build import conv_op, gemm_op
 from .errors import HwsimError
-from .trace import Op, Workload
+from .trace import Op, Workload, chain
 
 CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
                "Num Filter", "Strides"]
@@ -127,7 +127,8 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
                                        weight_density=r.density))
         except HwsimError as e:
             raise HwsimError(f"{r.where}: {e}") from None
-    return Workload(name=path.stem, ops=tuple(ops), batch=1, source=f"scalesim:{path.name}",
+    # a topology lists layers that run one after another
+    return Workload(name=path.stem, ops=tuple(chain(ops)), batch=1, source=f"scalesim:{path.name}",
                     input_shape=ops[0].operand("input").shape)
 
 
@@ -164,7 +165,7 @@ def topology_rows(wl: Workload, form: str = "conv") -> list[list]:
         else:
             raise HwsimError(f"op {op.name!r}: grouped convolution (groups={g}) has no SCALE-Sim conv form; "
                              "export with form 'gemm'")
-        for _ in range(op.repeat - 1):
+        for _ in range(op.instances - 1):
             rows.append(list(rows[-1]))
     return rows
 

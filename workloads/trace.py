@@ -1,29 +1,52 @@
 """The workload trace: the contract between the model side and the simulators.
 
-A :class:`Workload` is an ordered list of :class:`Op`. Each op has a unique name (the
-torch module path, e.g. ``layer1.0.conv2``), a ``kind``, integer ``dims`` and its
-:class:`Operand` tensors (shape, bits, measured density, optionally the real values).
+A :class:`Workload` is a graph of :class:`Op`: each op has a unique name (the torch module
+path, e.g. ``layer1.0.conv2``), a ``kind``, integer ``dims``, its :class:`Operand` tensors
+(shape, bits, measured density, optionally the real values) and the names of the ops whose
+outputs it reads (``producers``). This module is the one place the format is defined; it
+does not import torch.
 
 Kinds and their dims
 --------------------
 ``gemm``
     ``M, N, K``: output is M x N, reduction over K (linear: M = batch rows, N = out
     features, K = in features). A ``weight`` operand is stored out x in, (N, K), as in
-    ``nn.Linear``; a second activation operand (``input2``) is (K, N). ``repeat`` counts identical GEMMs (e.g. an LSTM's
-    recurrent GEMM once per time step).
+    ``nn.Linear``; a second activation operand (``input2``) is (K, N).
 ``conv``
     ``N, C, H, W`` (input), ``K, R, S`` (filters), ``P, Q`` (output), ``stride_h, stride_w,
     pad_h, pad_w, dil_h, dil_w, groups``. Its im2col GEMM view is ``M = N*P*Q``,
-    ``N = K/groups``, ``K = C/groups*R*S``, once per group (so depthwise is exact).
+    ``N = K/groups``, ``K = C/groups*R*S``, once per group (groups are copies).
 ``elementwise``, ``activation``, ``pool``, ``norm``, ``softmax``
     ``elements`` (output elements), ``inputs`` (input elements read) and
     ``ops_per_element`` (vector operations per output element, e.g. a pooling window).
 
-File format (version 1)
+Repetition: copies and steps
+----------------------------
+``copies`` counts independent instances of the op that a machine may run together (one
+batched kernel): a bmm's batch, attention heads, Winograd's (m+2)^2 GEMMs. ``steps``
+counts dependent instances: step t+1 reads step t's output (an RNN's recurrent GEMM and
+its cell ops), so they run one after another on every machine. An op does
+``copies x steps`` instances in all; the operands and dims describe one instance.
+The loop-carried edge of a recurrence is expressed by ``steps``, never as a producer, so
+the graph stays acyclic.
+
+The graph
+---------
+``producers`` names the ops (of the same workload) whose outputs this op reads; an op
+with none reads only the workload's inputs and parameters. The graph must be acyclic;
+ops are stored in an order the model ran them, which is a topological order.
+``phase`` is ``forward``, ``backward`` or ``optimizer`` (what part of a training step the
+op belongs to; inference traces are all ``forward``).
+
+File format (version 2)
 -----------------------
-``NAME.json``: ``{"format": "hwsim-trace", "version": 1, "name", "batch", "input_shape",
-"source", "meta", "ops": [...]}``; real tensors live in ``NAME.npz`` beside it and are
-referenced from an operand by key. This module does not import torch.
+``NAME.json``: ``{"format": "hwsim-trace", "version": 2, "name", "batch", "input_shape",
+"source", "meta", "tensors"?, "ops": [{"name", "kind", "op", "module", "phase", "copies", "steps",
+"producers": [NAME, ...], "dims": {...}, "operands": [{"role", "shape", "bits", "dtype",
+"density", "values"?, "codebook"?}]}]}``. Real tensors, when kept, live in the ``.npz``
+file that ``tensors`` names (beside the trace) and are referenced from an operand by key.
+Version 1 files (one ``repeat`` field, no graph) are read and migrated (see
+:func:`migrate_v1`); files are always written as version 2.
 """
 
 from __future__ import annotations
@@ -31,23 +54,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from .errors import TraceError
+from .fileio import atomic_write
 
 TRACE_FORMAT = "hwsim-trace"
-TRACE_VERSION = 1
+TRACE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 GEMM_KINDS = ("gemm", "conv")
 VECTOR_KINDS = ("elementwise", "activation", "pool", "norm", "softmax")
 KINDS = GEMM_KINDS + VECTOR_KINDS
 ROLES = ("input", "weight", "bias", "output", "input2")
 DTYPES = ("float", "int", "fixed", "index")
+PHASES = ("forward", "backward", "optimizer")
 
 GEMM_DIMS = ("M", "N", "K")
 CONV_DIMS = ("N", "C", "H", "W", "K", "R", "S", "P", "Q",
@@ -59,12 +85,19 @@ _ZERO_OK = {"pad_h", "pad_w"}
 
 @dataclass(frozen=True)
 class Gemm:
-    """A GEMM ``C[M,N] = A[M,K] @ B[K,N]`` executed ``count`` times."""
+    """A GEMM ``C[M,N] = A[M,K] @ B[K,N]``: ``copies`` independent instances per step, ``steps``
+    dependent steps."""
 
     M: int
     N: int
     K: int
-    count: int = 1
+    copies: int = 1
+    steps: int = 1
+
+    @property
+    def count(self) -> int:
+        """Instances in all (copies x steps)."""
+        return self.copies * self.steps
 
     @property
     def macs(self) -> int:
@@ -73,7 +106,7 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Operand:
-    """One tensor of an op.
+    """One tensor of an op (one instance of it, when the op has copies or steps).
 
     ``bits`` is the storage width of one element: 32/16 (/8) for float, any width for
     int and fixed point, and the codebook index width for ``dtype == "index"`` (then
@@ -105,19 +138,23 @@ class Operand:
 
 @dataclass(frozen=True)
 class Op:
-    """One operation of a workload; see the module docstring for kinds and dims."""
+    """One operation of a workload; see the module docstring for kinds, dims, copies, steps."""
 
     name: str
     kind: str
     op: str
     dims: Mapping[str, int]
     operands: tuple[Operand, ...] = ()
-    repeat: int = 1
+    copies: int = 1
+    steps: int = 1
+    producers: tuple[str, ...] = ()
+    phase: str = "forward"
     module: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dims", {k: int(v) for k, v in dict(self.dims).items()})
+        object.__setattr__(self, "dims", _FrozenDims({k: int(v) for k, v in dict(self.dims).items()}))
         object.__setattr__(self, "operands", tuple(self.operands))
+        object.__setattr__(self, "producers", tuple(self.producers))
         _check_op(self, f"op {self.name!r}")
 
     def operand(self, role: str) -> Operand | None:
@@ -131,14 +168,20 @@ class Op:
         return self.kind in GEMM_KINDS
 
     @property
+    def instances(self) -> int:
+        """copies x steps."""
+        return self.copies * self.steps
+
+    @property
     def gemm(self) -> Gemm | None:
-        """The GEMM view (im2col for convs), or None for vector ops."""
+        """The GEMM view (im2col for convs, whose groups are copies), or None for vector ops."""
         d = self.dims
         if self.kind == "gemm":
-            return Gemm(d["M"], d["N"], d["K"], self.repeat)
+            return Gemm(d["M"], d["N"], d["K"], self.copies, self.steps)
         if self.kind == "conv":
             g = d["groups"]
-            return Gemm(d["N"] * d["P"] * d["Q"], d["K"] // g, d["C"] // g * d["R"] * d["S"], self.repeat * g)
+            return Gemm(d["N"] * d["P"] * d["Q"], d["K"] // g, d["C"] // g * d["R"] * d["S"], self.copies * g,
+                        self.steps)
         return None
 
     @property
@@ -148,15 +191,30 @@ class Op:
 
     @property
     def vector_ops(self) -> int:
-        """Element operations of a non-GEMM op (all repeats)."""
+        """Element operations of a non-GEMM op (all copies and steps)."""
         if self.is_gemm:
             return 0
-        return self.dims["elements"] * self.dims["ops_per_element"] * self.repeat
+        return self.dims["elements"] * self.dims["ops_per_element"] * self.instances
+
+
+class _FrozenDims(dict):
+    """A dict that refuses changes (an op's dims are part of a frozen description)."""
+
+    def _ro(self, *a, **k):
+        raise TypeError("an op's dims are read-only; build a new Op with dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _ro  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (_FrozenDims, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
 
 
 @dataclass(frozen=True)
 class Workload:
-    """An ordered list of ops lowered from one model run (or built by hand)."""
+    """A graph of ops lowered from one model run (or built by hand), in a topological order."""
 
     name: str
     ops: tuple[Op, ...]
@@ -170,6 +228,7 @@ class Workload:
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
         object.__setattr__(self, "meta", dict(self.meta))
+        object.__setattr__(self, "version", TRACE_VERSION)
         _check_workload(self)
 
     def __iter__(self) -> Iterator[Op]:
@@ -188,8 +247,16 @@ class Workload:
     def macs(self) -> int:
         return sum(op.macs for op in self.ops)
 
-    def with_ops(self, ops) -> "Workload":
+    def with_ops(self, ops: Iterable[Op]) -> "Workload":
         return replace(self, ops=tuple(ops))
+
+    def consumers(self) -> dict[str, list[str]]:
+        """op name -> names of the ops that read its output."""
+        out: dict[str, list[str]] = {op.name: [] for op in self.ops}
+        for op in self.ops:
+            for p in op.producers:
+                out[p].append(op.name)
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One summary row per op (the columns of ``hwsim lower``)."""
@@ -212,9 +279,10 @@ class Workload:
                         tensors[key] = np.asarray(arr)
                         od[what] = key
                 operands.append(od)
-            ops.append({"name": op.name, "kind": op.kind, "op": op.op, "module": op.module,
-                        "repeat": op.repeat, "dims": dict(op.dims), "operands": operands})
-        doc = {"format": TRACE_FORMAT, "version": self.version, "name": self.name,
+            ops.append({"name": op.name, "kind": op.kind, "op": op.op, "module": op.module, "phase": op.phase,
+                        "copies": op.copies, "steps": op.steps, "producers": list(op.producers),
+                        "dims": dict(op.dims), "operands": operands})
+        doc = {"format": TRACE_FORMAT, "version": TRACE_VERSION, "name": self.name,
                "batch": self.batch, "input_shape": list(self.input_shape), "source": self.source,
                "meta": self.meta, "ops": ops}
         return doc, tensors
@@ -223,38 +291,50 @@ class Workload:
         """Write ``path`` (JSON) and, if any tensors are kept, ``path`` with ``.npz``.
 
         Both files are written to temporaries and renamed into place, so an interrupted
-        save never leaves a half-written trace.
+        save never leaves a half-written trace. A trace without tensors writes no ``.npz``
+        and leaves any file of that name alone.
         """
         path = Path(path)
         if path.suffix != ".json":
             raise TraceError(f"{path}: a trace file name must end in .json")
         doc, tensors = self.to_dict()
-        npz = path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         if tensors:
-            _atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)
-        elif npz.exists():
-            npz.unlink()
-        _atomic_write(path, lambda f: json.dump(doc, f, indent=1), binary=False)
+            npz = path.with_suffix(".npz")
+            atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)
+            doc["tensors"] = npz.name
+        atomic_write(path, lambda f: json.dump(doc, f, indent=1))
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Workload":
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_bytes().decode("utf-8")
         except OSError as e:
             raise TraceError(f"{path}: cannot read trace ({e.strerror})") from None
+        except UnicodeDecodeError as e:
+            raise TraceError(f"{path}: not UTF-8 text (byte {e.start}); a trace is a JSON file") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise TraceError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-        npz = path.with_suffix(".npz")
+        except RecursionError:
+            raise TraceError(f"{path}: JSON nested too deeply to be a trace") from None
         tensors: Mapping[str, np.ndarray] = {}
-        if npz.exists():
+        # v2 names its tensor file; v1 used the .npz beside the trace whenever there was one
+        ref = doc.get("tensors") if isinstance(doc, dict) else None
+        if isinstance(doc, dict) and doc.get("version") == 1:
+            ref = path.with_suffix(".npz").name if path.with_suffix(".npz").exists() else None
+        if ref is not None:
+            if not isinstance(ref, str) or "/" in ref or "\\" in ref or not ref.endswith(".npz"):
+                raise TraceError(f"{path}: tensors: must name a .npz file beside the trace, got {ref!r}")
+            npz = path.with_name(ref)
             try:
                 with np.load(npz, allow_pickle=False) as z:
                     tensors = {k: z[k] for k in z.files}
+            except FileNotFoundError:
+                raise TraceError(f"{path}: tensors: {ref} is missing; it holds the trace's weights") from None
             except Exception as e:  # zip/format errors of many kinds
                 raise TraceError(f"{npz}: unreadable tensor file ({e})") from None
         return cls.from_dict(doc, tensors, where=str(path))
@@ -267,8 +347,8 @@ class Workload:
         _need(doc.get("format") == TRACE_FORMAT, f"{where}: format",
               f"expected {TRACE_FORMAT!r}, got {doc.get('format')!r}")
         ver = doc.get("version")
-        _need(ver == TRACE_VERSION, f"{where}: version",
-              f"this hwsim reads trace version {TRACE_VERSION}, the file has {ver!r}")
+        _need(ver in READABLE_VERSIONS and not isinstance(ver, bool), f"{where}: version",
+              f"this hwsim reads trace versions {', '.join(map(str, READABLE_VERSIONS))}, the file has {ver!r}")
         ops_doc = _field(doc, "ops", list, where)
         ops = []
         for i, od in enumerate(ops_doc):
@@ -284,13 +364,13 @@ class Workload:
                 for what in ("values", "codebook"):
                     key = pd.get(what)
                     if key is not None:
-                        _need(key in tensors, f"{pw}.{what}",
+                        _need(isinstance(key, str) and key in tensors, f"{pw}.{what}",
                               f"references tensor {key!r}, which is missing from the .npz beside the trace")
                         arrays[what] = tensors[key]
                 try:
                     operands.append(Operand(
                         role=_field(pd, "role", str, pw),
-                        shape=tuple(_field(pd, "shape", list, pw)),
+                        shape=tuple(_int_list(pd, "shape", pw)),
                         bits=_field(pd, "bits", int, pw),
                         dtype=_field(pd, "dtype", str, pw),
                         density=_field(pd, "density", (int, float), pw), **arrays))
@@ -301,19 +381,78 @@ class Workload:
             for k, v in dims.items():
                 _need(isinstance(v, int) and not isinstance(v, bool), f"{w}.dims.{k}",
                       f"must be an integer, got {v!r}")
+            if ver == 1:
+                rep = {"copies": _field(od, "repeat", int, w), "steps": 1, "producers": (), "phase": "forward"}
+            else:
+                prods = _field(od, "producers", list, w)
+                for k, p in enumerate(prods):
+                    _need(isinstance(p, str), f"{w}.producers[{k}]", f"must be an op name, got {p!r}")
+                rep = {"copies": _field(od, "copies", int, w), "steps": _field(od, "steps", int, w),
+                       "producers": tuple(prods), "phase": _field(od, "phase", str, w)}
+            module = od.get("module", "")
+            _need(isinstance(module, str), f"{w}.module", f"must be a string, got {module!r}")
             try:
                 ops.append(Op(name=name, kind=_field(od, "kind", str, w), op=_field(od, "op", str, w),
-                              dims=dims, operands=tuple(operands), repeat=_field(od, "repeat", int, w),
-                              module=od.get("module", "")))
+                              dims=dims, operands=tuple(operands), module=module, **rep))
             except TraceError as e:
                 raise TraceError(str(e).replace(f"op {name!r}", w, 1)) from None
+        if ver == 1:
+            ops = migrate_v1(ops)
+        meta = doc.get("meta", {}) or {}
+        _need(isinstance(meta, dict), f"{where}: meta", "must be an object")
+        source = doc.get("source", "")
+        _need(isinstance(source, str), f"{where}: source", "must be a string")
         try:
             return cls(name=_field(doc, "name", str, where), ops=tuple(ops),
                        batch=_field(doc, "batch", int, where),
-                       input_shape=tuple(_field(doc, "input_shape", list, where)),
-                       source=doc.get("source", ""), meta=doc.get("meta", {}) or {})
+                       input_shape=tuple(_int_list(doc, "input_shape", where)),
+                       source=source, meta=meta)
         except TraceError as e:
             raise TraceError(f"{where}: {e}") from None
+
+
+_RECURRENT = re.compile(r"^(?P<module>.*)\.weight_hh_l\d+(_reverse)?$")
+
+
+def migrate_v1(ops: list[Op]) -> list[Op]:
+    """Version 1 -> 2. v1 had one ``repeat`` (read into ``copies``) and no graph.
+
+    * A recurrent GEMM (hwsim 0.1 named it ``MODULE.weight_hh_lN``) repeated T times ran T
+      dependent steps: ``steps = T``. Another op of that module whose repeat is a multiple
+      of T ran once or more per step (the cell's gates): ``steps = T``, ``copies =
+      repeat / T``. Every other repeat (a bmm's batch, Winograd's GEMMs, a stack of the
+      final states) meant independent copies and stays so.
+    * v1 ran ops in list order, so each op's producer is the op before it.
+    """
+    steps_of: dict[str, int] = {}
+    for op in ops:
+        m = _RECURRENT.match(op.name)
+        if m and op.kind == "gemm":
+            steps_of[m["module"]] = op.copies
+    out: list[Op] = []
+    for i, op in enumerate(ops):
+        copies, steps = op.copies, 1
+        module = next((mod for mod in steps_of if op.name.startswith(mod + ".")), None)
+        if module is not None:
+            T = steps_of[module]
+            if T > 1 and copies % T == 0:
+                copies, steps = copies // T, T
+        out.append(replace(op, copies=copies, steps=steps, producers=(ops[i - 1].name,) if i else ()))
+    return out
+
+
+def chain(ops: Iterable[Op]) -> list[Op]:
+    """``ops`` as a sequence: each op reads the one before it (hand-built layer stacks)."""
+    out: list[Op] = []
+    for op in ops:
+        out.append(replace(op, producers=(out[-1].name,) if out else ()))
+    return out
+
+
+def rewire(ops: Iterable[Op], renamed: Mapping[str, str]) -> list[Op]:
+    """Point producers at new names after a pass replaced op ``old`` by ops ending in ``new``."""
+    return [replace(op, producers=tuple(dict.fromkeys(renamed.get(p, p) for p in op.producers)))
+            if any(p in renamed for p in op.producers) else op for op in ops]
 
 
 def op_row(op: Op) -> dict[str, Any]:
@@ -322,11 +461,12 @@ def op_row(op: Op) -> dict[str, Any]:
     w = op.operand("weight")
     a = op.operand("input")
     return {
-        "name": op.name, "op": op.op, "kind": op.kind,
+        "name": op.name, "op": op.op, "kind": op.kind, "phase": op.phase,
         "M": g.M if g else None, "N": g.N if g else None, "K": g.K if g else None,
-        "repeat": g.count if g else op.repeat, "macs": op.macs,
+        "copies": g.copies if g else op.copies, "steps": op.steps, "macs": op.macs,
         "weight_density": w.density if w else None, "act_density": a.density if a else None,
         "weight_bits": w.bits if w else None, "act_bits": a.bits if a else None,
+        "producers": " ".join(op.producers),
     }
 
 
@@ -349,16 +489,27 @@ def _field(d: dict, key: str, typ, where: str):
     return v
 
 
+def _int_list(d: dict, key: str, where: str) -> list[int]:
+    v = _field(d, key, list, where)
+    for k, x in enumerate(v):
+        _need(isinstance(x, int) and not isinstance(x, bool), f"{where}.{key}[{k}]", f"must be an integer, got {x!r}")
+    return v
+
+
+def _posint(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
 def _check_operand(o: Operand, w: str) -> None:
     _need(o.role in ROLES, f"{w}.role", f"unknown role {o.role!r}; one of {', '.join(ROLES)}")
     _need(o.dtype in DTYPES, f"{w}.dtype", f"unknown dtype {o.dtype!r}; one of {', '.join(DTYPES)}")
     _need(all(s >= 0 for s in o.shape), f"{w}.shape", f"sizes must be >= 0, got {list(o.shape)}")
-    _need(isinstance(o.bits, (int, np.integer)) and 1 <= o.bits <= 64, f"{w}.bits",
+    _need(isinstance(o.bits, (int, np.integer)) and not isinstance(o.bits, bool) and 1 <= o.bits <= 64, f"{w}.bits",
           f"must be an integer in 1..64, got {o.bits!r}")
     if o.dtype == "float":
         _need(o.bits in (8, 16, 32, 64), f"{w}.bits", f"a float operand is 8, 16, 32 or 64 bits, got {o.bits}")
-    _need(isinstance(o.density, (int, float)) and 0.0 <= o.density <= 1.0 and not math.isnan(o.density),
-          f"{w}.density", f"must be a fraction in [0, 1], got {o.density!r}")
+    _need(isinstance(o.density, (int, float)) and not isinstance(o.density, bool) and 0.0 <= o.density <= 1.0
+          and not math.isnan(o.density), f"{w}.density", f"must be a fraction in [0, 1], got {o.density!r}")
     if o.values is not None:
         _need(tuple(np.shape(o.values)) == o.shape, f"{w}.values",
               f"shape {list(np.shape(o.values))} does not match the operand shape {list(o.shape)}")
@@ -369,9 +520,16 @@ def _check_operand(o: Operand, w: str) -> None:
 
 
 def _check_op(op: Op, w: str) -> None:
-    _need(bool(op.name), f"{w}.name", "must not be empty")
+    _need(isinstance(op.name, str) and bool(op.name), f"{w}.name", "must be a non-empty string")
     _need(op.kind in KINDS, f"{w}.kind", f"unknown kind {op.kind!r}; one of {', '.join(KINDS)}")
-    _need(isinstance(op.repeat, int) and op.repeat >= 1, f"{w}.repeat", f"must be an integer >= 1, got {op.repeat!r}")
+    _need(op.phase in PHASES, f"{w}.phase", f"unknown phase {op.phase!r}; one of {', '.join(PHASES)}")
+    for f in ("copies", "steps"):
+        _need(_posint(getattr(op, f)), f"{w}.{f}", f"must be an integer >= 1, got {getattr(op, f)!r}")
+    for p in op.producers:
+        _need(isinstance(p, str) and p != op.name, f"{w}.producers",
+              f"must name other ops of the workload, got {p!r}" + (" (itself: a recurrence is expressed by "
+                                                                     "'steps')" if p == op.name else ""))
+    _need(len(set(op.producers)) == len(op.producers), f"{w}.producers", f"lists an op twice: {list(op.producers)}")
     d = op.dims
     for k in _REQUIRED_DIMS[op.kind]:
         _need(k in d, f"{w}.dims.{k}", f"missing (a {op.kind} op needs {', '.join(_REQUIRED_DIMS[op.kind])})")
@@ -392,22 +550,52 @@ def _check_op(op: Op, w: str) -> None:
 
 
 def _check_workload(wl: Workload) -> None:
-    _need(bool(wl.name), "name", "must not be empty")
-    _need(isinstance(wl.batch, int) and wl.batch >= 1, "batch", f"must be an integer >= 1, got {wl.batch!r}")
-    seen: set[str] = set()
+    _need(isinstance(wl.name, str) and bool(wl.name), "name", "must be a non-empty string")
+    _need(_posint(wl.batch), "batch", f"must be an integer >= 1, got {wl.batch!r}")
+    index: dict[str, int] = {}
     for i, op in enumerate(wl.ops):
         _need(isinstance(op, Op), f"ops[{i}]", f"expected an Op, got {type(op).__name__}")
-        _need(op.name not in seen, f"ops[{i}].name", f"duplicate op name {op.name!r}; names must be unique")
-        seen.add(op.name)
+        _need(op.name not in index, f"ops[{i}].name", f"duplicate op name {op.name!r}; names must be unique")
+        index[op.name] = i
+    later = []
+    for i, op in enumerate(wl.ops):
+        for p in op.producers:
+            _need(p in index, f"ops[{i}] ({op.name}).producers",
+                  f"names {p!r}, which is not an op of this workload")
+            if index[p] > i:
+                later.append(i)
+    if later:
+        cycle = _find_cycle(wl.ops, index)
+        _need(cycle is None, f"ops[{index[cycle[0]]}] ({cycle[0]}).producers" if cycle else "ops",
+              "the graph has a cycle: " + " -> ".join(cycle or []) + "; a recurrence is expressed by 'steps'")
+        i = later[0]
+        _need(False, f"ops[{i}] ({wl.ops[i].name}).producers",
+              "reads an op listed after it; ops must be stored in an order the model could run them")
 
 
-def _atomic_write(path: Path, write, binary: bool) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _find_cycle(ops: tuple[Op, ...], index: Mapping[str, int]) -> list[str] | None:
+    """A cycle through the producer edges, as a list of names (first == last), or None."""
+    state = [0] * len(ops)          # 0 new, 1 on the stack, 2 done
+    for root in range(len(ops)):
+        if state[root]:
+            continue
+        stack: list[tuple[int, Iterator[str]]] = [(root, iter(ops[root].producers))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+                continue
+            j = index[nxt]
+            if state[j] == 1:
+                names = [ops[k].name for k in path[path.index(j):]]
+                return names + [ops[j].name]
+            if state[j] == 0:
+                state[j] = 1
+                stack.append((j, iter(ops[j].producers)))
+                path.append(j)
+    return None

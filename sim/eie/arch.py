@@ -1,15 +1,38 @@
 """EIE hardware description (Han et al., "EIE: Efficient Inference Engine on Compressed
-Deep Neural Network", ISCA 2016; see shared/reference/eie.md)."""
+Deep Neural Network", ISCA 2016: Sec. IV and VI, Tables II and V)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from ..archbase import need, positive
+from ..archbase import at_least, check_fields, need, positive
+from ..machine import MemoryLevel, Peaks, describe_fields
+
+if TYPE_CHECKING:
+    from workloads.trace import Workload
+
+    from ..machine import Progress
+    from ..result import OpResult, SimResult
+
+ENGINES = ("fast", "cycles")
 
 
 @dataclass(frozen=True)
 class EIEArch:
+    """An EIE array; implements ``sim.machine.Machine``.
+
+    One layer runs at a time (the PEs share the activation broadcast), so a workload's time
+    is the sum of its ops' times. A layer's encoded weights and pointers are meant to live
+    in the PEs' SRAMs; what does not fit is read from DRAM for every vector and charged
+    DRAM energy, but EIE's model has no DRAM timing (the paper sizes layers to fit), so such
+    layers' times are those of an on-chip layer. ``stall_cycles`` is therefore 0; PEs
+    waiting for activations (load imbalance) are ``starved_cycles``.
+    """
+
+    family: ClassVar[str] = "eie"
+    uses_weight_values: ClassVar[bool] = True
+
     name: str = "eie-64"
     num_pes: int = 64
     clock_mhz: float = 800.0
@@ -26,15 +49,21 @@ class EIEArch:
     weight_bits: int = 16                # codebook entries, 16-bit fixed point
     weight_frac_bits: int = 12           # radix point of codebook values
     pipeline_depth: int = 4              # lookup | multiply | add | write
-    technology_nm: int = 45
+    dram_type: str = "lpddr"             # the DRAM technology the energy table prices
+    # The paper's 590 mW for EIE-64 (Table II) is total power with no static share published:
+    # EIE results are dynamic energy only.
+    static_power_w: float = 0.0
+    technology_nm: float = 45
     source: str = "Han et al., ISCA 2016, Sec. IV and VI (64 PEs, 800 MHz, 45 nm)"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        check_fields(self)
         positive(self, "num_pes", "clock_mhz", "queue_depth", "spmat_sram_bytes", "ptr_sram_bytes",
                  "act_regs", "spmat_width_bits", "index_bits", "zero_run_bits", "pointer_bits", "act_bits",
-                 "weight_bits", "pipeline_depth")
-        for n in ("num_pes", "queue_depth", "act_regs", "pipeline_depth", "index_bits", "zero_run_bits"):
-            need(isinstance(getattr(self, n), int), n, f"must be an integer, got {getattr(self, n)!r}")
+                 "weight_bits", "pipeline_depth", "technology_nm", "act_sram_bytes")
+        at_least(self, 0, "static_power_w")
+        need(self.index_bits <= 16, "index_bits", f"must be at most 16 (a codebook of 2**16 entries), got "
+             f"{self.index_bits}")
         need(self.index_bits + self.zero_run_bits <= self.spmat_width_bits, "spmat_width_bits",
              "must hold at least one (index, zero-run) entry")
         need(0 <= self.weight_frac_bits < self.weight_bits, "weight_frac_bits",
@@ -66,9 +95,47 @@ class EIEArch:
     def codebook_size(self) -> int:
         return 2 ** self.index_bits
 
+    # ---- the Machine interface ------------------------------------------------------
+    def simulate(self, workload: Workload, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
+                 progress: Progress | None = None) -> SimResult:
+        """Run ``workload``: synthetic weights (where the trace keeps none) and activations
+        are drawn from ``seed``; an op with more than ``max_vectors`` activation vectors
+        simulates that many and scales; ``engine`` "fast" (the recurrence) or "cycles"."""
+        from .simulate import simulate
+        need(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed",
+             f"must be an integer >= 0, got {seed!r}")
+        need(isinstance(max_vectors, int) and not isinstance(max_vectors, bool) and max_vectors >= 1,
+             "max_vectors", f"must be an integer >= 1, got {max_vectors!r}")
+        need(engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+        return simulate(workload, self, seed=seed, max_vectors=max_vectors, engine=engine, progress=progress)
+
+    def memory_levels(self) -> Mapping[str, MemoryLevel]:
+        return {"spmat_sram": MemoryLevel("sram", self.spmat_sram_bytes),
+                "ptr_sram": MemoryLevel("sram", self.ptr_sram_bytes),
+                "act_sram": MemoryLevel("sram", self.act_sram_bytes),
+                "act_rf": MemoryLevel("rf", self.act_regs * self.act_bits / 8),
+                "codebook_rf": MemoryLevel("rf", self.codebook_size * self.weight_bits / 8),
+                "queue_rf": MemoryLevel("rf", self.queue_depth * 4),
+                "dram": MemoryLevel("dram", technology=self.dram_type)}
+
+    def peaks(self, precision: str | None = None) -> Peaks:
+        """One MAC per PE per cycle (64 PEs x 800 MHz = 51.2 G MACs/s: the paper's 102 GOP/s,
+        Sec. VI); EIE has no DRAM ceiling (its model does not time DRAM)."""
+        p = precision or f"fixed{self.act_bits}"
+        need(p == f"fixed{self.act_bits}", "precision", f"{self.name} computes fixed{self.act_bits}, not {p!r}")
+        return Peaks(p, self.num_pes * self.clock_mhz * 1e6)
+
+    def occupancy(self, result: OpResult) -> float:
+        return 1.0
+
+    def describe(self) -> dict[str, Any]:
+        return describe_fields(self, peak_gmacs=self.num_pes * self.clock_mhz / 1e3, ops_overlap="one op at a time")
+
 
 PRESETS = {
     "eie-64": EIEArch(),
     "eie-256": EIEArch(name="eie-256", num_pes=256, clock_mhz=1200.0, technology_nm=28,
                        source="Han et al., ISCA 2016, Table V (256 PEs projected to 28 nm, 1200 MHz)"),
 }
+
+ARCH = EIEArch

@@ -183,7 +183,7 @@ def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook
         nz = cb[cb != 0]
         if nz.size > 2 ** index_bits - 1:
             # EIE reserves index 0 for zero: a 2**b-entry codebook is re-shared to 2**b - 1 values
-            from workloads.compress.quantize import kmeans_share
+            from workloads.codebook import kmeans_share
             nz, _ = kmeans_share(vals, index_bits, k=2 ** index_bits - 1)
         full = np.concatenate([[0.0], nz])
         idx = np.abs(vals[:, None] - full[None, 1:]).argmin(axis=1) + 1

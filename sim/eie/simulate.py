@@ -5,13 +5,15 @@ becomes a sparse matrix (out x in) times its activation vectors. Real weights co
 the trace when it keeps them (a pruned, weight-shared layer); otherwise a seeded synthetic
 layer at the op's weight density is drawn. Activation vectors are seeded synthetic
 vectors at the op's measured activation density. An op with M > ``max_vectors`` vectors
-simulates ``max_vectors`` of them and scales (flagged ``sampled``). Vector ops run on the
-PEs at one element-operation per PE per cycle.
+simulates ``max_vectors`` of them and scales (``vectors_simulated`` says how many ran).
+Copies and steps are more vectors through the same layer, one after another. Vector ops
+run on the PEs at one element-operation per PE per cycle, one step after another.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +24,25 @@ from ..result import OpResult, SimResult, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
 from .engine import LayerRun, run_layer
+
+
+@dataclass(frozen=True)
+class EIEStats:
+    """EIE's own columns (GEMM ops; None on vector ops)."""
+
+    load_balance: float | None = None          # busy PE-cycles / (PEs x compute cycles)
+    work_balance: float | None = None          # mean / max entries per PE
+    real_work_fraction: float | None = None    # non-padding entries / entries
+    padding_overhead: float | None = None
+    effective_macs: int | None = None          # non-zero weight x non-zero activation MACs
+    weight_density: float | None = None
+    act_density: float | None = None
+    broadcast_stalls: int | None = None        # cycles the LNZD waited for queue room
+    starved_cycles: int | None = None          # cycles the busiest PE waited for an activation
+    passes: int | None = None
+    pe_busy_max: int | None = None
+    pe_busy_min: int | None = None
+    vectors_simulated: int | None = None
 
 
 def layer_for(op: Op, arch: EIEArch, seed: int = 0) -> SparseLayer:
@@ -41,14 +62,17 @@ def _seed(name: str, seed: int) -> int:
 
 
 def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engine: str = "fast") -> OpResult:
+    prec = f"fixed{arch.act_bits}"
     if not op.is_gemm:
-        work = op.vector_ops
-        cycles = -(-work // arch.num_pes) if work else 0
-        return OpResult(op.name, op.op, 0, cycles, cycles / arch.clock_mhz, 0.0,
-                        accesses={"act_rf.input.reads": op.dims["inputs"] * op.repeat * 2,
-                                  "act_rf.output.writes": op.dims["elements"] * op.repeat * 2},
-                        ops={"vector.int16": work})
+        per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies
+        cycles = -(-per_step // arch.num_pes) * op.steps
+        n, b = op.instances, arch.act_bits / 8
+        return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.num_pes, precision=prec,
+                        accesses={"act_rf.input.reads": op.dims["inputs"] * n * b,
+                                  "act_rf.output.writes": op.dims["elements"] * n * b},
+                        ops={f"vector.int{arch.act_bits}": op.vector_ops}, extra=EIEStats())
     g = op.gemm
+    assert g is not None
     s = _seed(op.name, seed)
     layer = layer_for(op, arch, s)
     a_op = op.operand("input")
@@ -83,26 +107,27 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
         "dram.weight.reads": dram,
     }
     compute = max(sum(r.compute_cycles for r in runs), 1)
-    extra = {
-        "load_balance": float(busy.sum() / (P * compute)),
-        "work_balance": float(busy.mean() / busy.max()) if busy.max() else 1.0,
-        "real_work_fraction": float(real / entries) if entries else 0.0,
-        "padding_overhead": float(padding / entries) if entries else 0.0,
-        "effective_macs": int(round(real)),
-        "weight_density": layer.density,
-        "act_density": act_density,
-        "broadcast_stalls": int(round(sum(r.broadcast_stalls for r in runs) * scale)),
-        "passes": runs[0].passes,
-        "pe_busy_max": int(busy.max() * scale),
-        "pe_busy_min": int(busy.min() * scale),
-        "vectors_simulated": vectors,
-    }
-    return OpResult(op.name, op.op, op.macs, cycles, cycles / arch.clock_mhz,
-                    float(real / (P * cycles)) if cycles else 0.0,
-                    stall_cycles=int(round(sum(r.starved_cycles for r in runs) * scale)), accesses=acc,
-                    ops={"mul.int16": entries, "add.int16": entries}, extra=extra)
+    extra = EIEStats(
+        load_balance=float(busy.sum() / (P * compute)),
+        work_balance=float(busy.mean() / busy.max()) if busy.max() else 1.0,
+        real_work_fraction=float(real / entries) if entries else 0.0,
+        padding_overhead=float(padding / entries) if entries else 0.0,
+        effective_macs=int(round(real)),
+        weight_density=layer.density,
+        act_density=act_density,
+        broadcast_stalls=int(round(sum(r.broadcast_stalls for r in runs) * scale)),
+        starved_cycles=int(round(sum(r.starved_cycles for r in runs) * scale)),
+        passes=runs[0].passes,
+        pe_busy_max=int(busy.max() * scale),
+        pe_busy_min=int(busy.min() * scale),
+        vectors_simulated=vectors,
+    )
+    return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=float(real),
+                    peak_macs_per_cycle=P, stall_cycles=0, precision=prec, accesses=acc,
+                    ops={f"mul.int{arch.act_bits}": entries, f"add.int{arch.act_bits}": entries}, extra=extra)
 
 
-def simulate(workload: Workload, arch: EIEArch, seed: int = 0, max_vectors: int = 8, progress=None) -> SimResult:
+def simulate(workload: Workload, arch: EIEArch, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
+             progress=None) -> SimResult:
     """Simulate every op of ``workload`` on ``arch`` (see the module docstring)."""
-    return run_ops(workload, "eie", arch, lambda op: simulate_op(op, arch, seed, max_vectors), progress)
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, seed, max_vectors, engine), progress)

@@ -1,4 +1,5 @@
-"""Tensor-core GPU descriptions (shared/reference/gpus.md, with the NVIDIA whitepapers).
+"""Tensor-core GPU descriptions (the NVIDIA V100, A100 and H100 whitepapers and the T4 and
+H200 datasheets; microbenchmark figures where named).
 
 ``tc_fma_per_clk`` is the dense FMA rate of one tensor core per clock, per input
 precision; a precision missing from it is not supported by that generation's tensor
@@ -8,22 +9,40 @@ whole-chip L2 read bandwidth per clock.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workloads.errors import HwsimError
 
-from ..archbase import need, positive
+from ..archbase import at_least, check_fields, need, positive
+from ..machine import MemoryLevel, Peaks, describe_fields
+
+if TYPE_CHECKING:
+    from workloads.trace import Workload
+
+    from ..machine import Progress
+    from ..result import OpResult, SimResult
 
 PRECISION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
 
 
 @dataclass(frozen=True)
 class GPUArch:
+    """A tensor-core GPU; implements ``sim.machine.Machine``.
+
+    The model is analytical per wave of CTAs (``sim.gpu.gemm``) with an event-driven
+    reference (``sim.gpu.event``), not cycle-level. Kernels run one at a time on
+    ``streams = 1`` (PyTorch eager issues one stream); with more streams, independent
+    kernels overlap while their SM slots and DRAM bandwidth together fit the GPU.
+    """
+
+    family: ClassVar[str] = "gpu"
+    uses_weight_values: ClassVar[bool] = False
     name: str
     sms: int
     tcs_per_sm: int
-    tc_fma_per_clk: Mapping[str, int]
+    tc_fma_per_clk: Mapping[str, float]
     clock_mhz: float
     dram_gbs: float
     dram_latency_cycles: int
@@ -37,19 +56,24 @@ class GPUArch:
     mma_shape: str = ""
     pipeline_stages: int = 3            # global->shared software pipeline depth
     kernel_overhead_us: float = 2.0     # launch + prologue that no overlap hides
+    dram_type: str = "hbm2"             # the DRAM technology the energy table prices
+    streams: int = 1                    # concurrent streams the framework issues kernels on
+    # Idle power is not modelled yet: GPU results are dynamic energy only.
+    static_power_w: float = 0.0
     technology_nm: float = 7
     generation: str = ""
     source: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        check_fields(self)
         positive(self, "sms", "tcs_per_sm", "clock_mhz", "dram_gbs", "l2_mib", "l2_bytes_per_clk", "smem_per_sm_kib",
-                 "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages")
-        need(self.dram_latency_cycles >= 0, "dram_latency_cycles", f"must be >= 0, got {self.dram_latency_cycles}")
-        need(self.kernel_overhead_us >= 0, "kernel_overhead_us", f"must be >= 0, got {self.kernel_overhead_us}")
+                 "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
+                 "technology_nm", "streams")
+        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w")
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
         for p, v in self.tc_fma_per_clk.items():
             need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
-            need(isinstance(v, (int, float)) and v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
+            need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.tc_fma_per_clk:
@@ -73,6 +97,47 @@ class GPUArch:
     def ridge_flop_per_byte(self) -> float:
         return self.peak_tflops("fp16") * 1e12 / (self.dram_gbs * 1e9)
 
+    # ---- the Machine interface ------------------------------------------------------
+    def simulate(self, workload: Workload, *, precision: str | None = None, accumulate: str = "fp32",
+                 output: str | None = None, progress: Progress | None = None) -> SimResult:
+        """Run ``workload``: ``precision`` forces the tensor-core input precision (default:
+        from each op's operands); ``accumulate`` is fp32 or fp16; ``output`` the stored
+        output precision (default the input's)."""
+        from .simulate import simulate
+        if precision is not None:
+            need(precision in PRECISION_BYTES, "precision", f"unknown {precision!r}; one of {', '.join(PRECISION_BYTES)}")
+            self.check_precision(precision)
+        need(accumulate in ("fp32", "fp16"), "accumulate", f"must be fp32 or fp16, got {accumulate!r}")
+        if output is not None:
+            need(output in PRECISION_BYTES, "output", f"unknown {output!r}; one of {', '.join(PRECISION_BYTES)}")
+        return simulate(workload, self, precision=precision, accumulate=accumulate, output=output, progress=progress)
+
+    def memory_levels(self) -> Mapping[str, MemoryLevel]:
+        return {"l2_sram": MemoryLevel("sram", self.l2_mib * 2 ** 20),
+                "dram": MemoryLevel("dram", technology=self.dram_type)}
+
+    def peaks(self, precision: str | None = None) -> Peaks:
+        p = precision or ("fp16" if "fp16" in self.tc_fma_per_clk else next(iter(self.tc_fma_per_clk)))
+        return Peaks(p, self.peak_tflops(p) * 1e12 / 2,
+                     {"dram": self.dram_gbs * 1e9, "l2_sram": self.l2_bytes_per_clk * self.clock_mhz * 1e6})
+
+    def occupancy(self, result: OpResult) -> float:
+        """1 on one stream; else the larger of the share of CTA slots the kernel's first
+        wave fills and the share of DRAM bandwidth it uses over its time."""
+        if self.streams == 1 or not result.cycles:
+            return 1.0
+        e = result.extra
+        slots = e.ctas / (self.sms * max(e.ctas_per_sm, 1))
+        levels = self.memory_levels()
+        dram = sum(v for k, v in result.accesses.items() if not levels[k.split(".")[0]].on_chip)
+        bw = dram / (result.cycles * self.dram_bytes_per_clk)
+        return float(min(1.0, max(slots, bw)))
+
+    def describe(self) -> dict[str, Any]:
+        return describe_fields(self, peak_fp16_tflops=self.peak_tflops("fp16") if "fp16" in self.tc_fma_per_clk
+                               else math.nan, ops_overlap="one kernel at a time" if self.streams == 1
+                               else f"independent kernels overlap on {self.streams} streams")
+
 
 PRESETS = {
     "v100": GPUArch(
@@ -80,31 +145,33 @@ PRESETS = {
         dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
         fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2,
         source="V100 SXM2: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
-               "96 KB smem (shared/reference/gpus.md); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
+               "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
                "the Volta/Ampere whitepapers and microbenchmark papers"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
-        smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", pipeline_stages=2,
+        smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", pipeline_stages=2, dram_type="gddr",
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
-               "4 MB L2 (shared/reference/gpus.md); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper)"),
+               "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper)"),
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3,
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
-               "1555 GB/s, 40 MB L2, 164 KB smem (shared/reference/gpus.md); L2 5120 B/clk: Ampere whitepaper"),
+               "1555 GB/s, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4,
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
-               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (shared/reference/gpus.md); L2 5120 B/clk assumed"),
+               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed"),
 }
 
 # H200: H100 compute with faster, larger HBM3e
 PRESETS["h200"] = replace(
     PRESETS["h100"], name="h200", dram_gbs=4800,
-    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (shared/reference/gpus.md)")
+    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA whitepapers/datasheets)")
+
+ARCH = GPUArch

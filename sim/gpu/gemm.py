@@ -40,11 +40,15 @@ class GemmTiming:
     ctas: int
     ctas_per_sm: int
     waves: int
-    dram_bytes: float
-    l2_bytes: float
+    dram_bytes: float          # all DRAM traffic: A and B reads plus the output writes
+    l2_bytes: float            # L2 -> SM reads of A and B panels
     compute_cycles: float      # the MMA term alone, summed over waves
     memory_cycles: float       # the larger of the L2 and DRAM terms alone
     bound: str                 # compute | memory | latency
+    dram_a_bytes: float = 0.0  # of dram_bytes: A reads
+    dram_b_bytes: float = 0.0  # B reads
+    l2_a_bytes: float = 0.0    # of l2_bytes: A panels
+    l2_b_bytes: float = 0.0
 
     def tflops(self, macs: int, clock_mhz: float) -> float:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
@@ -81,7 +85,7 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 / 2
     dram_bw = arch.dram_bytes_per_clk
     total = comp = mem = 0.0
-    dram_total = l2_total = 0.0
+    dram_a = dram_b = l2_a = l2_b = 0.0
     fixed_total = 0.0
     mma_dominant = 0.0
     # Little's law: a CTA keeps stages - 1 loads in flight, each waits the DRAM latency
@@ -95,11 +99,12 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         last = first + n - 1
         rows = last // tn - first // tn + 1
         cols = min(tn, n)          # n consecutive CTAs of a row-major raster touch min(tn, n) columns
-        wave_l2 = n * nk * cta_iter_bytes
         if fits_l2:
             wave_dram = None
         else:
             wave_dram = (rows * min(BM, M) + cols * min(BN, N)) * K * in_b
+            dram_a += rows * min(BM, M) * K * in_b
+            dram_b += cols * min(BN, N) * K * in_b
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
         c_iter = mma_iter * resident
@@ -115,16 +120,15 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         mem += nk * max(l2_iter, dram_iter, lat_iter)
         fixed_total += boundary
         mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter, lat_iter) else 0.0
-        l2_total += wave_l2
-        if wave_dram is not None:
-            dram_total += wave_dram
+        l2_a += n * nk * BM * BK * in_b
+        l2_b += n * nk * BN * BK * in_b
     total += prev_epilogue or 0.0
     fixed_total += prev_epilogue or 0.0
     if fits_l2:
-        dram_total = a_unique + b_unique
+        dram_a, dram_b = a_unique, b_unique
         # compulsory traffic must also fit through DRAM over the whole kernel
-        total = max(total, dram_total / dram_bw + arch.dram_latency_cycles)
-    dram_total += M * N * count * out_bytes
+        total = max(total, (dram_a + dram_b) / dram_bw + arch.dram_latency_cycles)
+    dram_total = dram_a + dram_b + M * N * count * out_bytes
     cycles = int(math.ceil(total))
     if fixed_total > total / 2:
         bound = "latency"
@@ -132,7 +136,8 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         bound = "compute"
     else:
         bound = "memory"
-    return GemmTiming(cycles, (BM, BN, BK), ctas, per_sm, waves, dram_total, l2_total, comp, mem, bound)
+    return GemmTiming(cycles, (BM, BN, BK), ctas, per_sm, waves, dram_total, l2_a + l2_b, comp, mem, bound,
+                      dram_a, dram_b, l2_a, l2_b)
 
 
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,

@@ -4,31 +4,54 @@ GEMMs and RNN gate GEMMs run as tensor-core GEMMs (``gemm.gemm_time``); convolut
 implicit GEMMs whose A operand is the input tensor (so DRAM sees the input once, not the
 im2col matrix); grouped convolutions with fewer than 8 output channels per group
 (depthwise) run on the CUDA cores, as cuDNN does. Non-GEMM ops are memory-bound kernels
-(read inputs, write outputs at DRAM bandwidth, or the CUDA-core rate if slower). Every
-kernel pays ``kernel_overhead_us``.
+(read inputs, write outputs at DRAM bandwidth, or the CUDA-core rate if slower).
+
+Copies (a bmm's batch, conv groups, attention heads) run as one batched kernel. Steps are
+one kernel each, one after another, each paying ``kernel_overhead_us``: an LSTM's
+recurrent GEMM over T steps is T dependent launches.
 
 Precision: ``precision=None`` takes it from the trace (int <= 4 bits: int4, int <= 8: int8,
-fp8: fp8, anything else: fp16 mixed precision: fp16 storage, fp32 accumulation). ``accumulate`` is the accumulator
-width ("fp32" or "fp16"); ``output`` the stored output precision (default: the input's).
+fp8: fp8, anything else: fp16 mixed precision: fp16 storage, fp32 accumulation).
+``accumulate`` is the accumulator width ("fp32" or "fp16"); ``output`` the stored output
+precision (default: the input's).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
 from ..result import OpResult, SimResult, run_ops
 from .arch import PRECISION_BYTES, GPUArch
 from .gemm import gemm_time
 
+# PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
+# (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
+VECTOR_BLOCK_THREADS = 128
+VECTOR_ELEMENTS_PER_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class GPUStats:
+    """The GPU's own columns (per step for the kernel shape, all steps for bytes)."""
+
+    path: str                 # tensor-cores | cuda-cores | vector
+    bound: str                # compute | memory | latency
+    tflops: float
+    kernels: int              # launches (one per step)
+    waves: int = 0
+    tile: str = ""
+    ctas: int = 0
+    ctas_per_sm: int = 0
+    dram_bytes: float = 0.0
+    l2_bytes: float = 0.0
+
 
 def _precision(op: Op, precision: str | None) -> str:
     """The tensor-core precision for an op: forced, or from its input operand."""
     if precision:
-        if precision not in PRECISION_BYTES:
-            raise HwsimError(f"unknown precision {precision!r}; one of {', '.join(PRECISION_BYTES)}")
         return precision
     a = op.operand("input")
     if a is None:
@@ -38,61 +61,89 @@ def _precision(op: Op, precision: str | None) -> str:
     return "fp8" if a.bits <= 8 else "fp16"   # fp32 traces run as fp16 mixed precision
 
 
+def _vector(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
+    in_b = PRECISION_BYTES[prec]
+    d = op.dims
+    n = op.instances
+    per_step_bytes = (d["inputs"] + d["elements"]) * op.copies * in_b
+    mem = per_step_bytes / arch.dram_bytes_per_clk
+    alu = d["elements"] * d["ops_per_element"] * op.copies / (arch.sms * arch.fp32_lanes_per_sm)
+    step = int(math.ceil(max(mem, alu) + overhead))
+    cycles = step * op.steps
+    ctas = math.ceil(d["elements"] * op.copies / VECTOR_ELEMENTS_PER_BLOCK)
+    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
+                    stall_cycles=int(max(0.0, mem - alu)) * op.steps, precision=prec,
+                    accesses={"dram.input.reads": d["inputs"] * n * in_b, "dram.output.writes": d["elements"] * n * in_b},
+                    ops={f"vector.{prec}": op.vector_ops},
+                    extra=GPUStats("vector", "memory" if mem >= alu else "compute", 0.0, op.steps, ctas=ctas,
+                                   ctas_per_sm=arch.max_threads_per_sm // VECTOR_BLOCK_THREADS,
+                                   dram_bytes=per_step_bytes * op.steps, l2_bytes=per_step_bytes * op.steps))
+
+
+def _depthwise(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
+    in_b = PRECISION_BYTES[prec]
+    d = op.dims
+    macs_step = op.macs // op.steps
+    fma = macs_step / (arch.sms * arch.fp32_lanes_per_sm)
+    ins = d["N"] * d["C"] * d["H"] * d["W"] * op.copies * in_b
+    wts = d["K"] * d["C"] // d["groups"] * d["R"] * d["S"] * op.copies * in_b
+    outs = d["N"] * d["K"] * d["P"] * d["Q"] * op.copies * in_b
+    mem = (ins + wts + outs) / arch.dram_bytes_per_clk
+    step = int(math.ceil(max(fma, mem) + overhead))
+    cycles = step * op.steps
+    t = cycles / arch.clock_mhz
+    s = op.steps
+    return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs,
+                    peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
+                    stall_cycles=int(max(0.0, mem - fma)) * s, precision=prec,
+                    accesses={"dram.input.reads": ins * s, "dram.weight.reads": wts * s, "dram.output.writes": outs * s,
+                              "l2_sram.input.reads": ins * s, "l2_sram.weight.reads": wts * s},
+                    ops={f"fma.{prec}": op.macs},
+                    extra=GPUStats("cuda-cores", "memory" if mem >= fma else "compute", 2 * op.macs / t / 1e6, s,
+                                   ctas=math.ceil(d["N"] * d["K"] * d["P"] * d["Q"] * op.copies / VECTOR_ELEMENTS_PER_BLOCK),
+                                   ctas_per_sm=arch.max_threads_per_sm // VECTOR_BLOCK_THREADS,
+                                   dram_bytes=(ins + wts + outs) * s, l2_bytes=(ins + wts) * s))
+
+
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
                 output: str | None = None) -> OpResult:
-    if accumulate not in ("fp32", "fp16"):
-        raise HwsimError(f"accumulate must be 'fp32' or 'fp16', got {accumulate!r}")
     prec = _precision(op, precision)
     arch.check_precision(prec)
     in_b = PRECISION_BYTES[prec]
     out_b = PRECISION_BYTES[output] if output else in_b
     overhead = arch.kernel_overhead_us * arch.clock_mhz
     if not op.is_gemm:
-        d = op.dims
-        nbytes = (d["inputs"] + d["elements"]) * op.repeat * in_b
-        mem = nbytes / arch.dram_bytes_per_clk
-        alu = op.vector_ops / (arch.sms * arch.fp32_lanes_per_sm)
-        cycles = int(math.ceil(max(mem, alu) + overhead * op.repeat))
-        return OpResult(op.name, op.op, 0, cycles, cycles / arch.clock_mhz, 0.0,
-                        accesses={"dram.input.reads": d["inputs"] * op.repeat * in_b,
-                                  "dram.output.writes": d["elements"] * op.repeat * in_b},
-                        ops={f"vector.{prec}": op.vector_ops},
-                        extra={"bound": "memory" if mem >= alu else "compute", "tflops": 0.0, "waves": 0,
-                               "precision": prec, "dram_bytes": nbytes, "l2_bytes": nbytes})
+        return _vector(op, arch, prec, overhead)
     g = op.gemm
+    assert g is not None
     a_unique = None
     if op.kind == "conv":
         d = op.dims
-        a_unique = d["N"] * d["C"] * d["H"] * d["W"] * in_b / d["groups"]
         if g.N < 8 and d["groups"] > 1:      # depthwise / thin groups: CUDA cores
-            fma = op.macs / (arch.sms * arch.fp32_lanes_per_sm)
-            nbytes = (d["N"] * d["C"] * d["H"] * d["W"] + d["K"] * d["C"] // d["groups"] * d["R"] * d["S"]
-                      + d["N"] * d["K"] * d["P"] * d["Q"]) * in_b
-            mem = nbytes / arch.dram_bytes_per_clk
-            cycles = int(math.ceil(max(fma, mem) + overhead))
-            t = cycles / arch.clock_mhz
-            return OpResult(op.name, op.op, op.macs, cycles, t, 0.0,
-                            accesses={"dram.input.reads": nbytes, "l2_sram.input.reads": nbytes},
-                            ops={f"fma.{prec}": op.macs},
-                            extra={"bound": "memory" if mem >= fma else "compute", "tflops": 2 * op.macs / t / 1e6,
-                                   "waves": 0, "precision": prec, "path": "cuda-cores", "dram_bytes": nbytes,
-                                   "l2_bytes": nbytes})
-    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.count, acc_bytes=4 if accumulate == "fp32" else 2,
+            return _depthwise(op, arch, prec, overhead)
+        a_unique = d["N"] * d["C"] * d["H"] * d["W"] * in_b / d["groups"]
+    # one kernel per step, its copies batched
+    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=4 if accumulate == "fp32" else 2,
                   out_bytes=out_b, a_unique_bytes=a_unique)
-    cycles = int(t.cycles + overhead)
+    step = int(t.cycles + overhead)
+    s = g.steps
+    cycles = step * s
     time_us = cycles / arch.clock_mhz
-    tflops = 2 * op.macs / (time_us * 1e-6) / 1e12
-    peak = arch.peak_tflops(prec)
-    out_bytes_total = g.M * g.N * g.count * out_b
-    return OpResult(op.name, op.op, op.macs, cycles, time_us, tflops / peak,
-                    accesses={"dram.operands.reads": t.dram_bytes - out_bytes_total,
-                              "dram.output.writes": out_bytes_total, "l2_sram.operands.reads": t.l2_bytes},
+    out_bytes = g.M * g.N * g.copies * out_b
+    b_role = "weight" if op.operand("weight") else "input2"
+    return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs,
+                    peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
+                    stall_cycles=int(max(0.0, t.cycles - t.compute_cycles)) * s, precision=prec,
+                    accesses={"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
+                              "dram.output.writes": out_bytes * s, "l2_sram.input.reads": t.l2_a_bytes * s,
+                              f"l2_sram.{b_role}.reads": t.l2_b_bytes * s},
                     ops={f"mac.{prec}": op.macs},
-                    extra={"bound": t.bound, "tflops": tflops, "waves": t.waves, "tile": "x".join(map(str, t.tile)),
-                           "ctas": t.ctas, "ctas_per_sm": t.ctas_per_sm, "precision": prec,
-                           "dram_bytes": t.dram_bytes, "l2_bytes": t.l2_bytes})
+                    extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
+                                   tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
+                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s))
 
 
-def simulate(workload: Workload, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
-             output: str | None = None, progress=None, **_) -> SimResult:
-    return run_ops(workload, "gpu", arch, lambda op: simulate_op(op, arch, precision, accumulate, output), progress)
+def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
+             output: str | None = None, progress=None) -> SimResult:
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, precision, accumulate, output), progress,
+                   max_concurrent=arch.streams)

@@ -8,14 +8,33 @@ the rate: ``rate = (word_bits / a_bits) * (word_bits / w_bits)`` for multiples o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from ..archbase import need, positive
+from ..archbase import at_least, check_fields, need, positive
+from ..machine import MemoryLevel, Peaks, describe_fields
+
+if TYPE_CHECKING:
+    from workloads.trace import Workload
+
+    from ..machine import Progress
+    from ..result import OpResult, SimResult
 
 DATAFLOWS = ("ws", "os", "is")
+ENGINES = ("fast", "cycles")
 
 
 @dataclass(frozen=True)
 class SystolicArch:
+    """A systolic array with three SRAMs and one DRAM channel; implements ``sim.machine.Machine``.
+
+    One op runs at a time (the array and its vector lanes serve one op), so a workload's
+    time is the sum of its ops' times. Dependent steps (an RNN's recurrent GEMM) keep their
+    weights in the weight SRAM when all of them fit, as the TPU does for LSTMs.
+    """
+
+    family: ClassVar[str] = "systolic"
+    uses_weight_values: ClassVar[bool] = False
+
     name: str = "systolic-32"
     rows: int = 32
     cols: int = 32
@@ -30,17 +49,18 @@ class SystolicArch:
     prefetch_depth: int = 2           # buffered fold loads (2 = double buffering; TPU weight FIFO: 4)
     ifmap_on_chip: bool = False       # activations already resident (TPU unified buffer, fed by the host)
     vector_lanes: int = 0             # element ops per cycle for non-GEMM ops (0: one per column)
-    technology_nm: int = 45
+    dram_type: str = "ddr3"           # the DRAM technology the energy table prices
+    static_power_w: float = 0.0       # idle power over the run's time; 0: dynamic energy only
+    technology_nm: float = 45
     source: str = "SCALE-Sim default configuration (32x32, 64 KiB SRAMs, 10 words/cycle)"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        check_fields(self)
         positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "ifmap_sram_kib",
-                 "filter_sram_kib", "ofmap_sram_kib", "dram_bw_bytes_per_cycle", "prefetch_depth")
-        for n in ("rows", "cols", "prefetch_depth", "word_bits", "acc_bits"):
-            need(isinstance(getattr(self, n), int), n, f"must be an integer, got {getattr(self, n)!r}")
+                 "filter_sram_kib", "ofmap_sram_kib", "dram_bw_bytes_per_cycle", "prefetch_depth", "technology_nm")
+        at_least(self, 0, "vector_lanes", "static_power_w")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
-        need(isinstance(self.vector_lanes, int) and self.vector_lanes >= 0, "vector_lanes",
-             f"must be an integer >= 0, got {self.vector_lanes!r}")
+        need(bool(self.name), "name", "must not be empty")
 
     @property
     def pes(self) -> int:
@@ -57,7 +77,41 @@ class SystolicArch:
 
     @property
     def peak_tops(self) -> float:
-        return 2 * self.pes * self.clock_mhz * 1e6 / 1e12
+        return self.peaks().ops_per_s / 1e12
+
+    # ---- the Machine interface ------------------------------------------------------
+    def simulate(self, workload: Workload, *, engine: str = "fast", quantize_float: bool = True,
+                 progress: Progress | None = None) -> SimResult:
+        """Run ``workload``: ``engine`` "fast" (the fold recurrence) or "cycles" (the cycle
+        stepper; identical results, slower); ``quantize_float`` runs float operands at the
+        array's native integer width (the TPU runs quantized models), else at their width."""
+        from .simulate import simulate
+        need(engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+        need(isinstance(quantize_float, bool), "quantize_float", f"must be true or false, got {quantize_float!r}")
+        return simulate(workload, self, engine=engine, quantize_float=quantize_float, progress=progress)
+
+    def memory_levels(self) -> Mapping[str, MemoryLevel]:
+        return {"ifmap_sram": MemoryLevel("sram", self.ifmap_sram_kib * 1024),
+                "filter_sram": MemoryLevel("sram", self.filter_sram_kib * 1024),
+                "ofmap_sram": MemoryLevel("sram", self.ofmap_sram_kib * 1024),
+                "dram": MemoryLevel("dram", technology=self.dram_type)}
+
+    def peaks(self, precision: str | None = None) -> Peaks:
+        """Peak at the native width (``int{word_bits}``) or, for ``intB``, at that width's rate."""
+        bits = self.word_bits
+        if precision:
+            need(precision.startswith("int") and precision[3:].isdigit(), "precision",
+                 f"a systolic array computes intB, got {precision!r}")
+            bits = int(precision[3:])
+        rate = self.rate(bits, bits)
+        return Peaks(f"int{bits}", self.pes * rate * self.clock_mhz * 1e6,
+                     {"dram": self.dram_bw_bytes_per_cycle * self.clock_mhz * 1e6})
+
+    def occupancy(self, result: OpResult) -> float:
+        return 1.0
+
+    def describe(self) -> dict[str, Any]:
+        return describe_fields(self, pes=self.pes, peak_tops=self.peak_tops, ops_overlap="one op at a time")
 
 
 PRESETS = {
@@ -65,14 +119,17 @@ PRESETS = {
         name="tpu-v1", rows=256, cols=256, dataflow="ws", clock_mhz=700.0, word_bits=8, acc_bits=32,
         ifmap_sram_kib=24 * 1024, filter_sram_kib=4 * 64, ofmap_sram_kib=4 * 1024,
         dram_bw_bytes_per_cycle=34e9 / 700e6, prefetch_depth=4, ifmap_on_chip=True, vector_lanes=256,
-        technology_nm=28,
+        technology_nm=28, static_power_w=28.0,
         source="Jouppi et al., ISCA 2017: 256x256 int8 MACs at 700 MHz, 24 MiB unified buffer, 4 MiB "
-               "accumulators, weight FIFO of four 64 KiB tiles, 34 GB/s DDR3 (Table 2, Sec. 2)"),
+               "accumulators, weight FIFO of four 64 KiB tiles, 34 GB/s DDR3 (Table 2, Sec. 2); "
+               "idle power 28 W per die (Table 2)"),
     "systolic-16": SystolicArch(name="systolic-16", rows=16, cols=16, clock_mhz=500.0, ifmap_sram_kib=32,
                                 filter_sram_kib=32, ofmap_sram_kib=16, dram_bw_bytes_per_cycle=4.0,
                                 source="edge array in the style of Eyeriss/SCALE-Sim edge configs (16x16, 80 KiB)"),
-    "systolic-32": SystolicArch(),
+    "systolic-32": SystolicArch(),   # the defaults above
     "systolic-128": SystolicArch(name="systolic-128", rows=128, cols=128, ifmap_sram_kib=6144,
                                  filter_sram_kib=6144, ofmap_sram_kib=2048, dram_bw_bytes_per_cycle=50.0,
                                  source="SCALE-Sim google.cfg-like configuration (128x128, 6 MiB SRAMs)"),
 }
+
+ARCH = SystolicArch

@@ -15,7 +15,8 @@ partial sums never leave the chip; a stationary tile is fetched for every chunk 
 the whole stationary operand fits in its SRAM; a streamed operand is fetched once if it
 fits in the active half of its SRAM (the other half is the prefetch buffer), else once
 per fold that needs it; activations marked on-chip (the TPU's unified buffer) cost no
-DRAM traffic; outputs go to DRAM once.
+DRAM traffic; outputs go to DRAM once. With ``weights_resident`` (a later step of a
+recurrence whose weights stayed in their SRAM) the weight operand costs no DRAM traffic.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _tiles(n: int, t: int) -> np.ndarray:
 
 
 def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
-          out_bits: int = 8) -> Folds:
+          out_bits: int = 8, weights_resident: bool = False) -> Folds:
     R, C = arch.rows, arch.cols
     ab, wb, ob, accb = a_bits / 8, w_bits / 8, out_bits / 8, arch.acc_bits / 8
     half = lambda kib: kib * 1024 / 2  # noqa: E731  (the active half of a double buffer)
@@ -78,13 +79,13 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
         size = {"ifmap": arch.ifmap_sram_kib, "filter": arch.filter_sram_kib}
         stationary = kk * xx * x_bytes
         streamed_fold = tc * kk * s_bytes
-        if arch.ifmap_on_chip and streamed_sram == "ifmap":
+        if (arch.ifmap_on_chip and streamed_sram == "ifmap") or (weights_resident and s_role == "weight"):
             streamed_dram = np.zeros(F)
         elif T * K * s_bytes <= half(size[streamed_sram]):
             streamed_dram = np.where(xi == 0, streamed_fold, 0.0)   # the first X tile brings it all
         else:
             streamed_dram = streamed_fold
-        if arch.ifmap_on_chip and stationary_sram == "ifmap":
+        if (arch.ifmap_on_chip and stationary_sram == "ifmap") or (weights_resident and x_role == "weight"):
             stationary_dram = np.zeros(F)
         elif tt.size > 1 and K * X * x_bytes <= half(size[stationary_sram]):
             first_t = np.repeat(np.arange(tt.size), kt.size)[np.arange(F) % (tt.size * kt.size)] == 0
@@ -119,7 +120,10 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
     a_fits = (R * K * ab) <= arch.ifmap_sram_kib * 1024 / 2
     b_fits = (K * N * wb) <= arch.filter_sram_kib * 1024 / 2
     a_dram = np.zeros(F) if arch.ifmap_on_chip else (np.where(first_n, a_fold, 0.0) if a_fits else a_fold)
-    b_dram = np.where(np.arange(F) < nt.size, b_fold, 0.0) if b_fits else b_fold
+    if weights_resident:
+        b_dram = np.zeros(F)
+    else:
+        b_dram = np.where(np.arange(F) < nt.size, b_fold, 0.0) if b_fits else b_fold
     out = mm * nn * ob
     sram = {"ifmap_sram.input.reads": float(a_fold.sum()), "filter_sram.weight.reads": float(b_fold.sum()),
             "ofmap_sram.output.writes": float(out.sum()), "ifmap_sram.input.writes": float(a_dram.sum()),

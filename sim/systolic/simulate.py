@@ -1,4 +1,4 @@
-"""Run a workload trace on a systolic-array design (fast engine by default).
+"""Run a workload trace on a systolic-array design.
 
 GEMM-like ops (convs through their im2col view) are folded onto the array
 (``mapping``) and scheduled with the DRAM channel (``timing``). Operand widths come from
@@ -7,21 +7,43 @@ array: half speed for one 16-bit operand, quarter for two, as on the TPU). Float
 operands are taken as deployed at the array's native width (the TPU runs quantized
 models) unless ``quantize_float=False``. A dense array gains nothing from zeros: weight
 and activation density do not change cycles or accesses (the density columns say what
-a sparse design could skip). Identical GEMMs (``repeat``, conv groups) run back to back.
-Vector ops run on ``lanes`` element-operations per cycle from on-chip buffers.
+a sparse design could skip).
+
+Copies (conv groups, a bmm's batch) run back to back. Steps run one after another, each
+waiting for the one before; a step after the first finds its weights still in their SRAM
+when all of them fit (``filter_sram_kib``, which holds the weights in every dataflow), so
+only the first step fetches them, and a single weight-stationary tile stays in the array.
+Vector ops run on ``lanes`` element operations per cycle from on-chip buffers, one step
+after another.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 from workloads.trace import Op, Workload
 
 from ..result import OpResult, SimResult, run_ops
 from .arch import SystolicArch
-from .mapping import folds
-from .timing import schedule, schedule_cycles
+from .mapping import Folds, folds
+from .timing import Schedule, schedule, schedule_cycles
+
+
+@dataclass(frozen=True)
+class SystolicStats:
+    """The systolic array's own columns."""
+
+    compute_cycles: int               # the same op with unlimited DRAM bandwidth
+    weight_load_cycles: int           # fold starts delayed by DRAM loads (= stall_cycles)
+    folds: int
+    dram_busy_cycles: int
+    tops: float
+    rate: float                       # MACs per PE per cycle at the operands' widths
+    resident_steps: int               # steps that found their weights on chip
+    weight_density: float | None
+    act_density: float | None
 
 
 def _bits(op: Op, role: str, arch: SystolicArch, quantize_float: bool) -> int:
@@ -33,48 +55,73 @@ def _bits(op: Op, role: str, arch: SystolicArch, quantize_float: bool) -> int:
     return o.bits
 
 
+def _slowed(f: Folds, rate: float) -> Folds:
+    """Each streamed vector occupies the array 1/rate cycles (wide operands)."""
+    if rate >= 1:
+        return f
+    slow = round(1 / rate)
+    return dataclasses.replace(f, T=f.T * slow, latency=f.latency + f.T * (slow - 1),
+                               interval=f.interval + (f.interval >= f.T) * f.T * (slow - 1))
+
+
+def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
+    per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies
+    cycles = math.ceil(per_step / arch.lanes) * op.steps
+    b = _bits(op, "output", arch, quantize_float) / 8
+    n = op.instances
+    acc = {"ofmap_sram.input.reads": op.dims["inputs"] * n * b, "ofmap_sram.output.writes": op.dims["elements"] * n * b}
+    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.pes,
+                    precision=f"int{arch.word_bits}", accesses=acc, ops={f"vector.int{arch.word_bits}": op.vector_ops},
+                    extra=SystolicStats(cycles, 0, 0, 0, 0.0, 1.0, 0, None, None))
+
+
 def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True) -> OpResult:
     if not op.is_gemm:
-        work = op.vector_ops
-        cycles = math.ceil(work / arch.lanes) if work else 0
-        b = _bits(op, "output", arch, quantize_float) / 8
-        acc = {"ofmap_sram.input.reads": op.dims["inputs"] * op.repeat * b,
-               "ofmap_sram.output.writes": op.dims["elements"] * op.repeat * b}
-        return OpResult(op.name, op.op, 0, cycles, cycles / arch.clock_mhz, 0.0, accesses=acc,
-                        ops={f"vector.int{arch.word_bits}": work},
-                        extra={"compute_cycles": cycles, "weight_load_cycles": 0})
+        return _vector(op, arch, quantize_float)
     g = op.gemm
+    assert g is not None
     a_bits = _bits(op, "input", arch, quantize_float)
-    w_bits = _bits(op, "weight", arch, quantize_float) if op.operand("weight") else _bits(op, "input2", arch, quantize_float)
+    w_role = "weight" if op.operand("weight") else "input2"
+    w_bits = _bits(op, w_role, arch, quantize_float)
     out_bits = _bits(op, "output", arch, quantize_float)
     rate = arch.rate(a_bits, w_bits)
-    f = folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits)
-    if rate < 1:  # each streamed vector occupies the array 1/rate cycles
-        slow = round(1 / rate)
-        f = dataclasses.replace(f, T=f.T * slow, latency=f.latency + f.T * (slow - 1),
-                                interval=f.interval + (f.interval >= f.T) * f.T * (slow - 1))
     run = schedule if engine == "fast" else schedule_cycles
-    s = run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle, arch.prefetch_depth)
-    n = g.count
-    cycles = s.cycles * n
-    accesses = {k: v * n for k, v in {**f.sram, **f.dram}.items()}
+
+    def once(resident: bool) -> tuple[Folds, Schedule]:
+        f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident), rate)
+        if resident and arch.dataflow == "ws" and f.count == 1 and g.copies == 1:
+            f = dataclasses.replace(f, preload=0)      # the one weight tile never left the array
+        return f, run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle, arch.prefetch_depth)
+
+    first = once(False)
+    runs = [(first, g.copies)]
+    resident_steps = 0
+    if g.steps > 1:
+        weight_bytes = g.copies * g.N * g.K * w_bits / 8
+        if w_role == "weight" and weight_bytes <= arch.filter_sram_kib * 1024:
+            resident_steps = g.steps - 1
+            runs.append((once(True), g.copies * resident_steps))
+        else:
+            runs.append((first, g.copies * (g.steps - 1)))
+    cycles = sum(s.cycles * n for (_, s), n in runs)
+    stalls = sum(s.stall_cycles * n for (_, s), n in runs)
+    accesses: dict[str, float] = {}
+    for (f, _), n in runs:
+        for k, v in {**f.sram, **f.dram}.items():
+            accesses[k] = accesses.get(k, 0.0) + v * n
     w = op.operand("weight")
     a = op.operand("input")
-    extra = {
-        "compute_cycles": s.compute_cycles * n,
-        "weight_load_cycles": s.stall_cycles * n,
-        "folds": f.count * n,
-        "dram_busy_cycles": s.dram_busy_cycles * n,
-        "tops": 2 * op.macs / (cycles / arch.clock_mhz * 1e-6) / 1e12 if cycles else 0.0,
-        "rate": rate,
-        "weight_density": w.density if w else None,
-        "act_density": a.density if a else None,
-    }
-    return OpResult(op.name, op.op, op.macs, cycles, cycles / arch.clock_mhz,
-                    op.macs / (arch.pes * cycles) if cycles else 0.0, stall_cycles=s.stall_cycles * n,
-                    accesses=accesses, ops={f"mac.int{max(a_bits, w_bits)}": op.macs}, extra=extra)
+    extra = SystolicStats(
+        compute_cycles=sum(s.compute_cycles * n for (_, s), n in runs), weight_load_cycles=stalls,
+        folds=sum(f.count * n for (f, _), n in runs), dram_busy_cycles=sum(s.dram_busy_cycles * n for (_, s), n in runs),
+        tops=2 * op.macs / (cycles / arch.clock_mhz * 1e-6) / 1e12 if cycles else 0.0, rate=rate,
+        resident_steps=resident_steps, weight_density=w.density if w else None, act_density=a.density if a else None)
+    bits = max(a_bits, w_bits)
+    return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs, peak_macs_per_cycle=arch.pes,
+                    stall_cycles=stalls, precision=f"int{bits}", accesses=accesses, ops={f"mac.int{bits}": op.macs},
+                    extra=extra)
 
 
-def simulate(workload: Workload, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True,
-             progress=None, **_) -> SimResult:
-    return run_ops(workload, "systolic", arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress)
+def simulate(workload: Workload, arch: SystolicArch, *, engine: str = "fast", quantize_float: bool = True,
+             progress=None) -> SimResult:
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..errors import HwsimError
-from ..trace import Op, Operand, Workload
+from ..trace import Op, Operand, Workload, rewire
 
 # F(2x2, 3x3)
 BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -75,6 +75,7 @@ def lower(wl: Workload, m: int = 2) -> Workload:
         raise HwsimError(f"Winograd tile m must be 2 or 4, got {m}")
     a = m + 2
     ops = []
+    renamed: dict[str, str] = {}
     for op in wl.ops:
         if not eligible(op):
             ops.append(op)
@@ -86,19 +87,23 @@ def lower(wl: Workload, m: int = 2) -> Workload:
         C, K = d["C"], d["K"]
         ops.append(Op(f"{op.name}.wino_in", "elementwise", "winograd_input_transform",
                       {"elements": tiles * C * a * a, "inputs": d["N"] * C * d["H"] * d["W"],
-                       "ops_per_element": 2 * a}, module=op.module,
+                       "ops_per_element": 2 * a}, module=op.module, copies=op.copies, steps=op.steps,
+                      producers=op.producers, phase=op.phase,
                       operands=(Operand("input", (d["N"] * C * d["H"] * d["W"],), bits, dtype, x.density if x else 1.0),
                                 Operand("output", (tiles * C * a * a,), bits, dtype, 1.0))))
         ops.append(Op(f"{op.name}.wino_gemm", "gemm", "winograd_gemm", {"M": tiles, "N": K, "K": C},
-                      repeat=a * a * op.repeat, module=op.module,
+                      copies=a * a * op.copies, steps=op.steps, module=op.module, phase=op.phase,
+                      producers=(f"{op.name}.wino_in",),
                       operands=(Operand("input", (tiles, C), bits, dtype, 1.0),
                                 Operand("weight", (K, C), w.bits if w else bits, w.dtype if w else dtype,
                                         w.density if w else 1.0),
                                 Operand("output", (tiles, K), bits, dtype, 1.0))))
         ops.append(Op(f"{op.name}.wino_out", "elementwise", "winograd_output_transform",
                       {"elements": d["N"] * K * d["P"] * d["Q"], "inputs": tiles * K * a * a,
-                       "ops_per_element": 2 * a}, module=op.module,
+                       "ops_per_element": 2 * a}, module=op.module, copies=op.copies, steps=op.steps,
+                      producers=(f"{op.name}.wino_gemm",), phase=op.phase,
                       operands=(Operand("input", (tiles * K * a * a,), bits, dtype, 1.0),
                                 Operand("output", (d["N"] * K * d["P"] * d["Q"],), bits, dtype, 1.0))))
-    return Workload(name=f"{wl.name}+winograd{m}", ops=tuple(ops), batch=wl.batch, input_shape=wl.input_shape,
+        renamed[op.name] = f"{op.name}.wino_out"
+    return Workload(name=f"{wl.name}+winograd{m}", ops=tuple(rewire(ops, renamed)), batch=wl.batch, input_shape=wl.input_shape,
                     source=wl.source, meta={**wl.meta, "winograd": m})

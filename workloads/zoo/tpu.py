@@ -1,7 +1,8 @@
 """The six production workloads of the TPU v1 paper (Jouppi et al., ISCA 2017, Table 1),
 approximated from their published layer counts, weight totals, batch sizes and
-"TPU ops per weight byte" (see ``shared/reference/tpu_v1.md``). The paper gives no layer
-shapes, so each model uses equal layers sized to match the published weights; int8.
+"TPU ops per weight byte". The paper gives no layer shapes, so each model uses equal
+layers sized to match the published weights; int8. Layers run in sequence (each reads the
+one before it).
 
 | name  | layers             | weights | batch | ops/weight byte (published) |
 |-------|--------------------|---------|-------|-----------------------------|
@@ -16,7 +17,7 @@ shapes, so each model uses equal layers sized to match the published weights; in
 from __future__ import annotations
 
 from ..build import conv_op, gemm_op, vector_op
-from ..trace import Workload
+from ..trace import Workload, chain
 
 INT8 = {"bits": 8, "dtype": "int"}
 SOURCE = "Jouppi et al., ISCA 2017, Table 1 (shapes approximated; see workloads/zoo/tpu.py)"
@@ -24,7 +25,7 @@ SOURCE = "Jouppi et al., ISCA 2017, Table 1 (shapes approximated; see workloads/
 
 def _mlp(name, layers, width, batch):
     ops = [gemm_op(f"fc{i}", batch, width, width, out_bits=8, **INT8) for i in range(layers)]
-    return Workload(name=name, ops=tuple(ops), batch=batch, input_shape=(batch, width), source=SOURCE)
+    return Workload(name=name, ops=tuple(chain(ops)), batch=batch, input_shape=(batch, width), source=SOURCE)
 
 
 def _lstm(name, fc, vec, hidden, batch):
@@ -35,7 +36,7 @@ def _lstm(name, fc, vec, hidden, batch):
             ops.append(vector_op(f"vec{i}", "activation", "sigmoid" if i % 2 else "tanh", batch * hidden, **INT8))
     for i in range(fc, vec):
         ops.append(vector_op(f"vec{i}", "elementwise", "mul", batch * hidden, **INT8))
-    return Workload(name=name, ops=tuple(ops), batch=batch, input_shape=(batch, 2 * hidden), source=SOURCE)
+    return Workload(name=name, ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 2 * hidden), source=SOURCE)
 
 
 def mlp0(batch: int = 200):
@@ -56,7 +57,7 @@ def lstm1(batch: int = 96):
 
 def cnn0(batch: int = 8):
     ops = [conv_op(f"conv{i}", batch, 236, 19, 19, 236, 3, 3, pad=1, **INT8) for i in range(16)]
-    return Workload(name="CNN0", ops=tuple(ops), batch=batch, input_shape=(batch, 236, 19, 19), source=SOURCE)
+    return Workload(name="CNN0", ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 236, 19, 19), source=SOURCE)
 
 
 def cnn1(batch: int = 32):
@@ -74,4 +75,4 @@ def cnn1(batch: int = 32):
         pools += 1
     for i in range(4):
         ops.append(gemm_op(f"fc{i}", batch, 3792, 3792, out_bits=8, **INT8))
-    return Workload(name="CNN1", ops=tuple(ops), batch=batch, input_shape=(batch, 256, 12, 12), source=SOURCE)
+    return Workload(name="CNN1", ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 256, 12, 12), source=SOURCE)

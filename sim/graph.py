@@ -1,0 +1,70 @@
+"""When each op of a workload runs on one machine: its dependency graph against the
+machine's capacity.
+
+Ops are issued in trace order (a topological order), as a framework issues kernels:
+an op starts once every producer has finished, no earlier than the op issued before it,
+and only while the ops already running leave room for it: the occupancies (fractions of
+the machine, from ``Machine.occupancy``) of the ops running at once may not exceed 1, and
+at most ``max_concurrent`` run at once. A machine whose ops each occupy all of it runs
+them back to back (the time is the sum); with zero occupancy the time is the critical path.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from workloads.trace import Op
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Timeline:
+    start: np.ndarray          # cycle each op starts
+    end: np.ndarray            # cycle each op ends
+    makespan: int              # cycles from the first start to the last end
+    critical_path: int         # the longest producer chain, in cycles (unlimited machine)
+
+
+def _ready(ops: Sequence[Op], end: np.ndarray, index: dict[str, int], i: int) -> int:
+    return max((int(end[index[p]]) for p in ops[i].producers), default=0)
+
+
+def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float],
+             max_concurrent: int | None = None) -> Timeline:
+    """Start and end cycle of every op (see the module docstring)."""
+    n = len(ops)
+    dur = np.asarray(cycles, dtype=np.int64)
+    occ = np.asarray(occupancy, dtype=float)
+    index = {op.name: i for i, op in enumerate(ops)}
+    # critical path: every op as early as its producers allow
+    cp_end = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        cp_end[i] = _ready(ops, cp_end, index, i) + dur[i]
+    critical = int(cp_end.max(initial=0))
+    start = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    if n and bool((occ >= 1 - _EPS).all()):
+        end[:] = np.cumsum(dur)                 # one op at a time, in order
+        start[:] = end - dur
+        return Timeline(start, end, int(end[-1]), critical)
+    limit = max_concurrent or n or 1
+    running: list[tuple[int, float]] = []       # (end, occupancy) heap
+    used = 0.0
+    t = 0
+    for i in range(n):
+        t = max(t, _ready(ops, end, index, i))
+        need = min(float(occ[i]), 1.0)
+        while running and (running[0][0] <= t or used + need > 1 + _EPS or len(running) >= limit):
+            e, o = heapq.heappop(running)
+            used -= o
+            t = max(t, e)
+        start[i], end[i] = t, t + dur[i]
+        if dur[i] > 0:
+            heapq.heappush(running, (int(end[i]), need))
+            used += need
+    return Timeline(start, end, int(end.max(initial=0)), critical)

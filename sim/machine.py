@@ -1,0 +1,107 @@
+"""The ``Machine`` interface: what every hardware model offers the rest of hwsim.
+
+A machine is its frozen hardware description (a dataclass per family: ``SystolicArch``,
+``EIEArch``, ``GPUArch``). What differs between machines lives on the machine, so that
+``analysis/`` never branches on a family or a preset name:
+
+* ``simulate(workload, *, progress=None, <keyword-only options>)`` -> :class:`~sim.result.SimResult`;
+  options are explicit keyword-only parameters (an unknown one is an error).
+* ``memory_levels()``: what each ``level`` in a result's access keys is (kind, capacity,
+  DRAM technology), for the energy model.
+* ``static_power_w``: power drawn whatever the machine does (idle/leakage), added over
+  a run's time by the energy model; 0 means the figures are dynamic energy only.
+* ``peaks(precision)``: compute and bandwidth ceilings (for rooflines).
+* ``occupancy(result)``: the fraction of the machine one op holds while it runs; ops whose
+  occupancies sum to at most 1 may run at the same time when the graph allows it. A
+  machine that runs one op at a time returns 1.0 for every op (its time is the sum of its
+  ops' times).
+* ``describe()``: the description as plain data (for reports).
+
+A new machine is one package ``sim/<family>/`` exporting ``ARCH`` (its description class,
+which implements this Protocol) and ``PRESETS``, plus one line in ``sim.registry.FAMILIES``
+(or a call to ``sim.registry.register`` from outside the package).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from workloads.trace import Op, Workload
+
+    from .result import OpResult, SimResult
+
+LEVEL_KINDS = ("rf", "sram", "noc", "dram")
+Progress = Callable[["Op"], None]
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of a machine's memory, as the energy model prices it.
+
+    ``kind``: ``rf`` (register files, scratchpads), ``sram``, ``noc`` (on-chip network),
+    ``dram``. ``capacity_bytes`` sizes on-chip storage (energy grows with capacity);
+    ``technology`` names the DRAM type in the energy table (``ddr3``, ``lpddr``, ``hbm2``,
+    ``gddr``).
+    """
+
+    kind: str
+    capacity_bytes: float = 0.0
+    technology: str = ""
+
+    def __post_init__(self) -> None:
+        from workloads.errors import HwsimError
+        if self.kind not in LEVEL_KINDS:
+            raise HwsimError(f"memory level kind must be one of {', '.join(LEVEL_KINDS)}, got {self.kind!r}")
+
+    @property
+    def on_chip(self) -> bool:
+        return self.kind != "dram"
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Ceilings of a machine at one precision: MACs per second, and bytes per second per
+    memory level that has a bandwidth (``dram`` where the machine models one)."""
+
+    precision: str
+    macs_per_s: float
+    bytes_per_s: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def ops_per_s(self) -> float:
+        """2 x MACs/s: the convention of rooflines and TOPS figures (a MAC is two ops)."""
+        return 2 * self.macs_per_s
+
+
+@runtime_checkable
+class Machine(Protocol):
+    family: ClassVar[str]
+    uses_weight_values: ClassVar[bool]     # simulates real weight values when a trace keeps them
+    name: str
+    clock_mhz: float
+    technology_nm: float
+    static_power_w: float
+    source: str
+
+    def simulate(self, workload: Workload, *, progress: Progress | None = None) -> SimResult: ...
+
+    def memory_levels(self) -> Mapping[str, MemoryLevel]: ...
+
+    def peaks(self, precision: str | None = None) -> Peaks: ...
+
+    def occupancy(self, result: OpResult) -> float: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def describe_fields(arch: Any, **derived: Any) -> dict[str, Any]:
+    """Every field of a description as plain data, plus the family and derived figures."""
+    import dataclasses
+    out: dict[str, Any] = {"family": arch.family}
+    for f in dataclasses.fields(arch):
+        v = getattr(arch, f.name)
+        out[f.name] = dict(v) if isinstance(v, Mapping) else v
+    out.update(derived)
+    return out
