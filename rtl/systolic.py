@@ -46,6 +46,8 @@ class SystolicArray(wiring.Component):
     ``load``, and ``psum_out`` (C lanes of accumulator width) from the bottom row."""
 
     def __init__(self, arch: SystolicArch, delay_bug: bool = False):
+        from .require import checked, systolic
+        checked(self, systolic, arch)
         self.R, self.C = arch.rows, arch.cols
         self.wb, self.ab = arch.word_bits, arch.acc_bits
         self.delay_bug = delay_bug          # test hook: an extra output register (a deliberate bug)

@@ -11,6 +11,7 @@ with a ``source`` naming the paper or table they come from; a user YAML file nam
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import math
@@ -88,7 +89,7 @@ def check_fields(obj: Any) -> None:
         t = hints.get(f.name)
         if typing.get_origin(t) is typing.ClassVar:
             continue
-        if typing.get_origin(t) in (Mapping, dict, typing.Mapping) or t in (Mapping, dict):
+        if typing.get_origin(t) in (collections.abc.Mapping, dict) or t in (Mapping, dict):
             need(isinstance(v, Mapping), f.name, f"must be a mapping, got {_kind(v)}")
             args = typing.get_args(t)
             items = {}

@@ -41,6 +41,11 @@ def register(family: str, arch_type: type, presets: Mapping[str, Any]) -> None:
     _registered[family] = (arch_type, dict(presets))
 
 
+def unregister(family: str) -> None:
+    """Remove a family added with :func:`register`."""
+    _registered.pop(family, None)
+
+
 def families() -> dict[str, tuple[type, Mapping[str, Any]]]:
     """family -> (description class, presets)."""
     out = {}

@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 
 from analysis.cli import main
-from sim.gpu import PRESETS, gemm_time
-from workloads import HwsimError
-from workloads.build import gemm_op
+from sim.gpu import PRESETS, gemm_time, simulate
+from workloads import HwsimError, resolve
+from workloads.build import conv_op, gemm_op
 from workloads.trace import Workload
-from sim.gpu import simulate
 
 A100 = PRESETS["a100"]
 
@@ -97,9 +96,15 @@ def test_resnet50_on_a100_from_the_cli(capsys):
     for col in ("name", "cycles", "time_us", "utilization", "tflops", "waves", "bound"):
         assert col in df.columns
     layers, total = df[df.name != "TOTAL"], df[df.name == "TOTAL"]
-    assert len(layers) == 174
-    assert total.cycles.item() == layers.cycles.sum()
-    assert 0 < total.time_us.item() < 10_000
+    from torch import nn
+
+    from workloads.zoo.cnn import resnet50
+    model, _ = resnet50()
+    assert (layers.op == "conv2d").sum() == sum(isinstance(m, nn.Conv2d) for m in model.modules())   # 53
+    assert total.cycles.item() == layers.cycles.sum()          # one stream: kernels run back to back
+    # no faster than its MACs at the fp16 tensor-core peak plus one launch per kernel
+    bound_us = 2 * layers.macs.sum() / (A100.peak_tflops("fp16") * 1e12) * 1e6 + len(layers) * A100.kernel_overhead_us
+    assert total.time_us.item() >= bound_us
     conv = layers[layers.op == "conv2d"]
     assert (conv.utilization <= 1).all() and (conv.tflops <= A100.peak_tflops()).all()
 
@@ -111,3 +116,52 @@ def test_fast_model_tracks_the_event_driven_reference(shape):
     fast = gemm_time(*shape, A100).cycles
     event = gemm_events(*shape, A100)
     assert event == pytest.approx(fast, rel=0.15)
+
+
+# ---- steps, depthwise, precision from the trace -----------------------------------------------------
+def test_an_lstm_runs_one_kernel_per_step():
+    """Regression: the LSTM LM's recurrent GEMM (35 steps) ran as one batched kernel, 48,045
+    cycles where 35 dependent launches take about 300,000. Each step is at least the
+    one-step GEMM run alone, launch included."""
+    wl = resolve("lstm_lm")
+    res = simulate(wl, A100)
+    for layer in ("lstm.weight_hh_l0", "lstm.weight_hh_l1"):
+        op = wl[layer]
+        assert op.steps == 35
+        one = simulate(Workload("step", (dataclasses.replace(op, steps=1, producers=()),)), A100)
+        r = next(o for o in res.ops if o.name == layer)
+        assert r.cycles >= 35 * one.cycles and r.extra.kernels == 35
+        assert r.cycles >= 35 * A100.kernel_overhead_us * A100.clock_mhz
+    cell = [o for o in res.ops if o.name.startswith("lstm.") and wl[o.name].steps == 35]
+    assert len(cell) >= 10 and all(o.extra.kernels == 35 for o in cell)
+
+
+def test_depthwise_convs_run_on_the_cuda_cores():
+    # MobileNetV2's first depthwise layer: 32 channels, 112x112, 3x3, batch 1, fp16
+    dw = conv_op("dw", 1, 32, 112, 112, 32, 3, 3, pad=1, groups=32, bits=16)
+    r = simulate(Workload("dw", (dw,)), A100).ops[0]
+    assert r.extra.path == "cuda-cores" and r.precision == "fp16"
+    # memory-bound: input, weights and output once at DRAM bandwidth, plus the launch
+    nbytes = (32 * 112 * 112 + 32 * 9 + 32 * 112 * 112) * 2
+    assert r.extra.dram_bytes == nbytes
+    assert r.time_us == pytest.approx(nbytes / 1555e3 + A100.kernel_overhead_us, rel=0.01)
+    assert r.extra.bound == "memory"
+    dense = conv_op("c", 1, 32, 112, 112, 32, 3, 3, pad=1, bits=16)
+    assert simulate(Workload("c", (dense,)), A100).ops[0].extra.path == "tensor-cores"
+
+
+@pytest.mark.parametrize("arch, bits, dtype, expect", [
+    ("a100", 32, "float", "fp16"), ("a100", 16, "float", "fp16"), ("a100", 8, "int", "int8"),
+    ("t4", 4, "int", "int4"), ("h100", 8, "float", "fp8"), ("a100", 6, "fixed", "int8"),
+])
+def test_precision_comes_from_the_trace(arch, bits, dtype, expect):
+    from sim.gpu import PRESETS
+    r = simulate(Workload("g", (gemm_op("g", 256, 256, 256, bits=bits, dtype=dtype),)), PRESETS[arch]).ops[0]
+    assert r.precision == expect and f"mac.{expect}" in r.ops
+    peak = PRESETS[arch].peaks(expect).macs_per_s
+    assert r.utilization == pytest.approx(r.macs / (peak * r.time_us * 1e-6))
+
+
+def test_a_precision_the_tensor_cores_lack_is_refused():
+    with pytest.raises(HwsimError, match="fp8.*not supported by a100"):
+        simulate(Workload("g", (gemm_op("g", 64, 64, 64, bits=8, dtype="float"),)), A100)

@@ -24,7 +24,22 @@ def test_systolic_array_random(R, C, M, K, N, seed):
     rng = np.random.default_rng(seed)
     r = verify_systolic(rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N)), _arch(R, C))
     assert r.passed, r.first_mismatch
-    assert r.details["rtl_cycles"] == r.details["model_cycles"]
+
+
+@settings(max_examples=6, deadline=None)
+@given(R=st.integers(1, 4), C=st.integers(1, 4), M=st.integers(1, 9), K=st.integers(1, 9), N=st.integers(1, 9))
+def test_rtl_fold_latency_is_the_timing_models(R, C, M, K, N):
+    """With all operands positive a bottom-row output is non-zero exactly when it carries a
+    product, so the RTL itself shows when each fold's last output leaves the array; that
+    must be the fold latency the whole-workload timing uses (T + R + cols_used - 2)."""
+    from sim.systolic.mapping import folds
+    arch = _arch(R, C)
+    rng = np.random.default_rng(R * 1000 + C * 100 + M * 10 + K + N)
+    r = verify_systolic(rng.integers(1, 128, (M, K)), rng.integers(1, 128, (K, N)), arch)
+    assert r.passed, r.first_mismatch
+    measured = [int(np.flatnonzero(out.any(axis=1)).max()) + 1 for out in r.details["rtl_outputs"]]
+    f = folds(M, N, K, arch)
+    assert measured == f.latency.tolist()
 
 
 def test_systolic_edge_cases():
@@ -123,6 +138,18 @@ def test_dot_reference_specials():
     assert dot4([nzero] * 4, [one] * 4, 0x80000000) == 0x80000000             # all -0
     assert dot4([one] * 4, [one] * 4, 0x3F800000) == 0x40A00000                # 1 + 4 = 5
     assert f32(dot4([0x7BFF] * 4, [0x7BFF] * 4, 0)) == pytest.approx(4 * 65504.0 ** 2)
+
+
+def test_rtl_refuses_what_it_does_not_implement():
+    from workloads.errors import HwsimError
+    A, B = np.ones((3, 3)), np.ones((3, 3))
+    with pytest.raises(HwsimError, match="dataflow: the systolic array RTL supports the weight-stationary"):
+        verify_systolic(A, B, dataclasses.replace(_arch(2, 2), dataflow="os"))
+    with pytest.raises(HwsimError, match="at most 4096 PEs"):
+        verify_systolic(A, B, _arch(100, 100))
+    with pytest.raises(HwsimError, match="pipeline_depth"):
+        verify_eie_pe(synthetic(8, 4, 0.5, 1), synthetic_activations(4, 1.0, 1),
+                      dataclasses.replace(_eie(), pipeline_depth=3), 0)
 
 
 def test_verilog_export_and_cli(tmp_path):

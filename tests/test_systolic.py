@@ -2,6 +2,7 @@
 mapping, the cycle-stepping schedule vs the fast engine, hand-derived cases, TPU checks."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from sim.systolic import PRESETS, SystolicArch, folds, run_gemm, schedule, schedule_cycles, simulate
 from workloads import HwsimError, resolve
-from workloads.build import gemm_op
+from workloads.build import gemm_op, vector_op
 from workloads.trace import Workload
 
 dataflows = st.sampled_from(["ws", "os", "is"])
@@ -129,3 +130,60 @@ def test_tpu_ridge_point_matches_the_paper():
     # TPU paper: the ridge of the roofline is ~1350 MACs per weight byte (65,536 MACs / 48.6 B/cycle)
     tpu = PRESETS["tpu-v1"]
     assert tpu.pes / tpu.dram_bw_bytes_per_cycle == pytest.approx(1350, rel=0.01)
+
+
+# ---- steps, vector ops, wide operands, the cycle engine on whole workloads ----------------------------
+def _small(**kw):
+    return SystolicArch(name="s4", rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=8.0, **kw)
+
+
+def test_recurrent_steps_keep_their_weights_on_chip():
+    """A 2x4x4 int8 GEMM over 3 dependent steps on a 4x4 array, 8 B/cycle.
+    Step 1: 16 weight + 8 input bytes in 3 cycles, 4 to shift the tile in, the last output
+    2 + 4 + 4 - 2 = 8 cycles after the stream starts (cycle 15), 8 output bytes out by 16.
+    Steps 2 and 3: the tile never left the array; 8 input bytes (1 cycle), 8 cycles, 1 to
+    store: 10 each. Without room for the weights every step is a first step."""
+    op = gemm_op("hh", 2, 4, 4, bits=8, dtype="int", steps=3)
+    r = simulate(Workload("rnn", (op,)), _small()).ops[0]
+    assert r.cycles == 16 + 10 + 10
+    assert (r.accesses["dram.weight.reads"], r.accesses["dram.input.reads"]) == (16, 3 * 8)
+    assert r.extra.resident_steps == 2
+    tight = simulate(Workload("rnn", (op,)), _small(filter_sram_kib=0.01)).ops[0]   # 10 bytes: no room
+    assert tight.cycles == 3 * 16 and tight.accesses["dram.weight.reads"] == 3 * 16
+    assert tight.extra.resident_steps == 0
+    # independent copies of different matrices gain nothing: each fetches its own weights
+    cop = simulate(Workload("c", (gemm_op("c", 2, 4, 4, bits=8, dtype="int", copies=3),)), _small()).ops[0]
+    assert cop.cycles == 3 * 16 and cop.accesses["dram.weight.reads"] == 3 * 16
+
+
+def test_vector_ops_run_on_the_lanes_step_by_step():
+    arch = PRESETS["systolic-32"]                       # 32 lanes (one per column)
+    op = vector_op("v", "activation", "sigmoid", 1000, ops_per_element=3)
+    assert simulate(Workload("v", (op,)), arch).ops[0].cycles == math.ceil(3000 / 32)          # 94
+    op = vector_op("v", "activation", "sigmoid", 1000, ops_per_element=3, copies=3, steps=2)
+    r = simulate(Workload("v", (op,)), arch).ops[0]
+    assert r.cycles == 2 * math.ceil(9000 / 32) and r.macs == 0                                   # 564
+    assert r.accesses["ofmap_sram.output.writes"] == 6 * 1000 * 1    # int8 at the array's width
+
+
+def test_wide_operands_stream_at_a_fraction_of_the_rate():
+    """16-bit activations on an 8-bit array: each of the 8 streamed rows occupies the array
+    two cycles, so T = 16 and the fold's last output leaves 16 + 4 + 4 - 2 = 22 cycles after
+    it starts; with the 4-cycle shift-in, 26 compute cycles (8-bit: 4 + 8 + 6 = 18)."""
+    arch = _small()
+    op16 = gemm_op("g", 8, 4, 4, bits=16, dtype="int")
+    op16 = dataclasses.replace(op16, operands=tuple(dataclasses.replace(o, bits=8) if o.role == "weight" else o
+                                                   for o in op16.operands))
+    r16 = simulate(Workload("w", (op16,)), arch).ops[0]
+    r8 = simulate(Workload("n", (gemm_op("g", 8, 4, 4, bits=8, dtype="int"),)), arch).ops[0]
+    assert (r16.extra.compute_cycles, r8.extra.compute_cycles) == (26, 18)
+    assert (r16.extra.rate, r16.precision) == (0.5, "int16")
+
+
+def test_cycle_engine_on_whole_workloads():
+    wl = resolve("lenet300", batch=4)
+    for preset in ("systolic-16", "tpu-v1"):
+        fast, ref = (simulate(wl, PRESETS[preset], engine=e) for e in ("fast", "cycles"))
+        assert fast.rows() == ref.rows() and fast.cycles == ref.cycles
+    stepped = Workload("s", (gemm_op("hh", 3, 40, 40, bits=8, dtype="int", steps=4),))
+    assert simulate(stepped, _small(), engine="fast").rows() == simulate(stepped, _small(), engine="cycles").rows()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .build import conv_op, gemm_op
 from .errors import HwsimError
+from .fileio import atomic_write
 from .trace import Op, Workload, chain
 
 CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
@@ -179,8 +180,4 @@ def write_topology(wl: Workload, path: str | os.PathLike, form: str = "conv") ->
     rows = topology_rows(wl, form)
     header = GEMM_HEADER if form == "gemm" else CONV_HEADER
     text = ",".join(header) + ",\n" + "".join(",".join(str(x) for x in r) + ",\n" for r in rows)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)

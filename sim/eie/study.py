@@ -88,5 +88,10 @@ def plot(rows: list[dict], x: str, y: str, path, title: str, logx: bool = True, 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    import io
+
+    from workloads.fileio import atomic_write
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, buf.getvalue())

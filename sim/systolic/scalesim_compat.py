@@ -730,8 +730,7 @@ def _fmt(v) -> str:
 
 def write_reports(reports: list[LayerReport], outdir: str | Path) -> Path:
     """COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv with SCALE-Sim's columns."""
-    import os
-    import tempfile
+    from workloads.fileio import atomic_write
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -741,10 +740,7 @@ def write_reports(reports: list[LayerReport], outdir: str | Path) -> Path:
         text = ", ".join(cols) + ",\n"
         for lid, rep in enumerate(reports):
             text += f"{lid}, " + ", ".join(_fmt(x) for x in getattr(rep, attr)) + ",\n"
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{fname}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, out / fname)
+        atomic_write(out / fname, text)
     return out
 
 
