@@ -79,7 +79,7 @@ def models(fmt: str) -> None:
 @click.option("--batch", type=int, default=None, help="Batch size (default: the model's own).")
 @click.option("--seq-len", type=int, default=None, help="Sequence length for recurrent models.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the trace here (.json, tensors in a .npz beside it).")
+              help="Write the trace here (.json; with --keep-weights the tensors go to a .npz beside it).")
 @click.option("--keep-weights", is_flag=True, help="Store the real weight tensors in the trace.")
 @click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
               help="Rewrite 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3).")
@@ -88,8 +88,10 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
           winograd: str | None, fmt: str) -> None:
     """Lower MODEL into a workload trace and print one row per op.
 
-    Columns: name, op, kind, M, N, K (the GEMM or im2col view), repeat, macs
-    (repeat included), weight/act density (measured) and bits.
+    Columns: name, op, kind, phase, M, N, K (the GEMM or im2col view of one
+    instance), copies (independent instances; conv groups included) and steps
+    (dependent instances), macs (all instances), weight/act density (measured) and
+    bits, and producers (the ops whose outputs it reads).
     """
     from workloads.spec import resolve
 

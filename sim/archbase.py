@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import math
 import typing
 from pathlib import Path
@@ -29,6 +28,7 @@ class FrozenMap(Mapping[K, V]):
     """An immutable, hashable, picklable mapping (for mapping-valued description fields)."""
 
     __slots__ = ("_d",)
+    _d: dict[K, V]
 
     def __init__(self, items: Mapping[K, V] | typing.Iterable[tuple[K, V]] = ()) -> None:
         object.__setattr__(self, "_d", dict(items))
@@ -103,9 +103,13 @@ def check_fields(obj: Any) -> None:
             _check_scalar(v, t, f.name)
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _check_scalar(v: Any, t: Any, name: str) -> None:

@@ -79,11 +79,21 @@ class Peaks:
 class Machine(Protocol):
     family: ClassVar[str]
     uses_weight_values: ClassVar[bool]     # simulates real weight values when a trace keeps them
-    name: str
-    clock_mhz: float
-    technology_nm: float
-    static_power_w: float
-    source: str
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def clock_mhz(self) -> float: ...
+
+    @property
+    def technology_nm(self) -> float: ...
+
+    @property
+    def static_power_w(self) -> float: ...
+
+    @property
+    def source(self) -> str: ...
 
     def simulate(self, workload: Workload, *, progress: Progress | None = None) -> SimResult: ...
 

@@ -11,7 +11,8 @@ from workloads import HwsimError, resolve
 from workloads.lower import LoweringError, lower
 from workloads.zoo.lenet import LeNet5, LeNet300
 
-# shared/reference/algorithms.md: published MACs for one 224x224 image
+# Published multiply-accumulates for one 224x224 image: torchvision's model documentation
+# (its "GFLOPS" column counts multiply-adds; pytorch.org/vision/stable/models.html)
 PUBLISHED_GMACS = {"alexnet": 0.714, "vgg16": 15.47, "googlenet": 1.50, "resnet18": 1.814,
                    "resnet50": 4.09, "mobilenet_v2": 0.30}
 

@@ -33,11 +33,15 @@ def atomic_write(path: str | os.PathLike, data: Payload, *, binary: bool | None 
         binary = isinstance(data, bytes)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
+        if not callable(data):
+            with os.fdopen(fd, "wb") as fb:
+                fb.write(data.encode("utf-8") if isinstance(data, str) else data)
+        elif binary:
+            with os.fdopen(fd, "wb") as fb:
+                data(fb)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as ft:
+                data(ft)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:

@@ -203,7 +203,7 @@ class _FrozenDims(dict):
     def _ro(self, *a, **k):
         raise TypeError("an op's dims are read-only; build a new Op with dataclasses.replace")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _ro  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _ro
 
     def __reduce__(self):
         return (_FrozenDims, (dict(self),))
@@ -301,7 +301,7 @@ class Workload:
         path.parent.mkdir(parents=True, exist_ok=True)
         if tensors:
             npz = path.with_suffix(".npz")
-            atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)
+            atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)  # type: ignore[arg-type]
             doc["tensors"] = npz.name
         atomic_write(path, lambda f: json.dump(doc, f, indent=1))
         return path
@@ -497,7 +497,7 @@ def _int_list(d: dict, key: str, where: str) -> list[int]:
 
 
 def _posint(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+    return bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1)
 
 
 def _check_operand(o: Operand, w: str) -> None:

@@ -89,7 +89,7 @@ def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTimin
     P, A = e.shape
     if A == 0:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
-    queues = [deque() for _ in range(P)]     # (activation, cycle it becomes visible); head = current
+    queues: list[deque[tuple[int, int]]] = [deque() for _ in range(P)]     # (activation, cycle it becomes visible); head = current
     remaining = [0] * P
     busy = [0] * P
     nxt, t, last, stalls = 0, 0, -1, 0

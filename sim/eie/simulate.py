@@ -47,6 +47,7 @@ class EIEStats:
 
 def layer_for(op: Op, arch: EIEArch, seed: int = 0) -> SparseLayer:
     g = op.gemm
+    assert g is not None, "layer_for takes GEMM-like ops"
     w = op.operand("weight")
     if w is not None and w.values is not None and op.kind == "gemm":
         vals = np.asarray(w.values, dtype=np.float64).reshape(g.N, g.K)
@@ -87,7 +88,7 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
     entries = sum(r.entries for r in runs) * scale
     padding = sum(r.padding for r in runs) * scale
     real = sum(r.real_macs for r in runs) * scale
-    busy = sum(r.busy for r in runs)
+    busy = np.sum([r.busy for r in runs], axis=0)
     # what does not fit on chip streams from DRAM for every vector: the encoded weights if
     # a PE's entries exceed its sparse-matrix SRAM, the pointers if they exceed the pointer SRAM
     spmat_bytes = runs[0].spmat_bytes

@@ -22,7 +22,7 @@ def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, fl
     """depth -> (cycles, load_balance, real_work_fraction) for one layer on ``arch``."""
     P = arch.num_pes
     rows = P * arch.act_regs
-    out = {d: [0, 0.0, 0] for d in depths}
+    out: dict[int, list[float]] = {d: [0, 0.0, 0] for d in depths}
     entries = real_entries = 0
     nz_all = acts != 0
     for r0 in range(0, layer.shape[0], rows):
@@ -36,7 +36,7 @@ def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, fl
                 t = pass_timing(e, d, arch.pipeline_depth)
                 out[d][0] += t.cycles
                 out[d][1] += float(t.busy.sum())
-    return {d: (c, busy / (P * c) if c else 0.0, real_entries / entries if entries else 0.0)
+    return {d: (int(c), busy / (P * c) if c else 0.0, real_entries / entries if entries else 0.0)
             for d, (c, busy, _) in out.items()}
 
 
@@ -44,7 +44,9 @@ def _layers(workload: Workload, arch: EIEArch, seed: int):
     """(op, layer, activation vector) for every GEMM, drawn as ``simulate`` draws them."""
     for op in (o for o in workload.ops if o.is_gemm):
         s = _seed(op.name, seed)
-        yield op, layer_for(op, arch, s), synthetic_activations(op.gemm.K, op.operand("input").density, s, 8)
+        g, a = op.gemm, op.operand("input")
+        assert g is not None
+        yield op, layer_for(op, arch, s), synthetic_activations(g.K, a.density if a else 1.0, s, 8)
 
 
 def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:

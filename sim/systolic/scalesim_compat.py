@@ -218,7 +218,8 @@ class Demand:
 def demand_matrices(ifm: np.ndarray, flt: np.ndarray, ofm: np.ndarray, R: int, C: int, df: str) -> Demand:
     """SCALE-Sim's demand matrices (``systolic_compute_{ws,os,is}``), fold by fold."""
     I, Fm, O = [], [], []
-    d = Demand(None, None, None)
+    empty = np.zeros((0, 0))
+    d = Demand(empty, empty, empty)
     if df == "ws":
         Sr, Sc, T = ifm.shape[1], flt.shape[1], ifm.shape[0]
         for fc in range(math.ceil(Sc / C)):
@@ -310,7 +311,8 @@ class WriteBuffer:
         self.queue: deque = deque()     # undrained lines: [full lines, valid words of a trailing partial line]
         self.since_flush = 0
         self.access = 0
-        self.dmin = self.dmax = None
+        self.dmin: int | None = None
+        self.dmax: int | None = None
 
     def next_event_row(self, S: int) -> float:
         e, W = self.e, self.rows.size
@@ -525,7 +527,8 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
     first_done = False
     last_start, last_end = -2, -1
     count = 0
-    t_start = t_stop = None
+    t_start: int | None = None
+    t_stop: int | None = None
     E = addrs.size
     i, L = 0, 4096
     while i < E:
@@ -579,6 +582,7 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
         if last_end - last_start + 1 <= 0:
             raise HwsimError("SCALE-Sim divides by zero here (two prefetches in one cycle); use a larger SRAM")
         t_stop = last_end + 1
+    assert t_start is not None and t_stop is not None    # set by the first prefetch, or above
     return ReadResult(count, t_start, t_stop)
 
 
@@ -640,9 +644,10 @@ def _timing(n_rows: int, wb: WriteBuffer, reads: list) -> tuple[np.ndarray, dict
     miss_rows = [u.rows[u.miss_elems] for u in reads]
     while True:
         r_read = min((int(mr[p]) for mr, p in zip(miss_rows, ptr) if p < mr.size), default=math.inf)
-        r = min(r_read, wb.next_event_row(S))
-        if r == math.inf:
+        nxt = min(r_read, wb.next_event_row(S))
+        if nxt == math.inf:
             break
+        r = int(nxt)
         wb.store_until(r)
         cycle = r + S
         o = wb.process_row(r, cycle)
@@ -710,6 +715,7 @@ def run_layer(L: Layer, cfg: ScaleSimConfig) -> LayerReport:
     out_first, out_last = int(o_rows[0]), int(o_rows[-1])
     sram.append((out_cycle(out_first), out_cycle(out_last)))
     ri, rf = dram
+    assert wb.dmin is not None and wb.dmax is not None   # the layer wrote its outputs
     num_compute = L.ofmap[0] * L.ofmap[1] * L.K * L.R * L.S * L.C
     overall = int(wb.dmax - min(ri.dram_start, rf.dram_start))
     util = num_compute * 100 / (total_cycles * R * C)
