@@ -165,3 +165,21 @@ def test_precision_comes_from_the_trace(arch, bits, dtype, expect):
 def test_a_precision_the_tensor_cores_lack_is_refused():
     with pytest.raises(HwsimError, match="fp8.*not supported by a100"):
         simulate(Workload("g", (gemm_op("g", 64, 64, 64, bits=8, dtype="float"),)), A100)
+
+
+def test_the_event_reference_runs_whole_workloads():
+    """engine="events" times every GEMM kernel with the simpy reference (plus the launch);
+    vector kernels are the same closed form in both engines."""
+    from sim.gpu.event import gemm_events
+    wl = resolve("lenet5", batch=64)
+    fast, ev = simulate(wl, A100), simulate(wl, A100, engine="events")
+    for f, e, op in zip(fast.ops, ev.ops, wl.ops):
+        if op.is_gemm:
+            g = op.gemm
+            a = op.dims["N"] * op.dims["C"] * op.dims["H"] * op.dims["W"] * 2 if op.kind == "conv" else None
+            want = gemm_events(g.M, g.N, g.K, A100, "fp16", count=g.copies, a_unique_bytes=a,
+                               tile=tuple(int(x) for x in f.extra.tile.split("x")[:2]))
+            assert e.cycles == int(want + A100.kernel_overhead_us * A100.clock_mhz), op.name
+        else:
+            assert e.cycles == f.cycles
+    assert ev.cycles == sum(o.cycles for o in ev.ops)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..result import OpResult, SimResult
 
 PRECISION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+ENGINES = ("fast", "events")
 
 
 @dataclass(frozen=True)
@@ -99,18 +100,21 @@ class GPUArch:
 
     # ---- the Machine interface ------------------------------------------------------
     def simulate(self, workload: Workload, *, precision: str | None = None, accumulate: str = "fp32",
-                 output: str | None = None, progress: Progress | None = None) -> SimResult:
+                 output: str | None = None, engine: str = "fast", progress: Progress | None = None) -> SimResult:
         """Run ``workload``: ``precision`` forces the tensor-core input precision (default:
         from each op's operands); ``accumulate`` is fp32 or fp16; ``output`` the stored
-        output precision (default the input's)."""
+        output precision (default the input's); ``engine`` "fast" (the per-wave closed form)
+        or "events" (GEMM kernels timed by the event-driven reference, ``sim.gpu.event``)."""
         from .simulate import simulate
+        need(engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
         if precision is not None:
             need(precision in PRECISION_BYTES, "precision", f"unknown {precision!r}; one of {', '.join(PRECISION_BYTES)}")
             self.check_precision(precision)
         need(accumulate in ("fp32", "fp16"), "accumulate", f"must be fp32 or fp16, got {accumulate!r}")
         if output is not None:
             need(output in PRECISION_BYTES, "output", f"unknown {output!r}; one of {', '.join(PRECISION_BYTES)}")
-        return simulate(workload, self, precision=precision, accumulate=accumulate, output=output, progress=progress)
+        return simulate(workload, self, precision=precision, accumulate=accumulate, output=output, engine=engine,
+                        progress=progress)
 
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
         return {"l2_sram": MemoryLevel("sram", self.l2_mib * 2 ** 20),

@@ -26,10 +26,11 @@ from .gemm import MMA_EFFICIENCY, gemm_time
 
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] | None = None, acc_bytes: int = 4,
-                mma_efficiency: float = MMA_EFFICIENCY) -> int:
+                mma_efficiency: float = MMA_EFFICIENCY, out_bytes: float | None = None,
+                a_unique_bytes: float | None = None) -> int:
     """Cycles of the GEMM in the event model (same tile and occupancy as the fast model)."""
     fast = gemm_time(M, N, K, arch, precision, count=count, tile=tile, acc_bytes=acc_bytes,
-                     mma_efficiency=mma_efficiency)
+                     mma_efficiency=mma_efficiency, out_bytes=out_bytes, a_unique_bytes=a_unique_bytes)
     BM, BN, BK = fast.tile
     in_b = PRECISION_BYTES[precision]
     per_sm = fast.ctas_per_sm
@@ -41,7 +42,7 @@ def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", 
     load_bytes = (BM + BN) * BK * in_b
     dram_frac = min(1.0, fast.dram_bytes / max(fast.l2_bytes, 1.0))
     per_byte = max(1.0 / arch.l2_bytes_per_clk, dram_frac / arch.dram_bytes_per_clk)
-    out_bytes = BM * BN * in_b
+    tile_out = BM * BN * (in_b if out_bytes is None else out_bytes)
     lat = arch.dram_latency_cycles
 
     env = simpy.Environment()
@@ -71,7 +72,7 @@ def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", 
                     yield core
                     yield env.timeout(mma)
             done = env.event()
-            env.process(transfer(out_bytes, done))
+            env.process(transfer(tile_out, done))
             yield done
 
     for i in range(ctas):

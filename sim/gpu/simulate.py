@@ -106,7 +106,7 @@ def _depthwise(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
 
 
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
-                output: str | None = None) -> OpResult:
+                output: str | None = None, engine: str = "fast") -> OpResult:
     prec = _precision(op, precision)
     arch.check_precision(prec)
     in_b = PRECISION_BYTES[prec]
@@ -123,9 +123,14 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
             return _depthwise(op, arch, prec, overhead)
         a_unique = d["N"] * d["C"] * d["H"] * d["W"] * in_b / d["groups"]
     # one kernel per step, its copies batched
-    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=4 if accumulate == "fp32" else 2,
-                  out_bytes=out_b, a_unique_bytes=a_unique)
-    step = int(t.cycles + overhead)
+    acc_b = 4 if accumulate == "fp32" else 2
+    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=acc_b, out_bytes=out_b, a_unique_bytes=a_unique)
+    kernel = t.cycles
+    if engine == "events":     # the same kernel through the event-driven reference
+        from .event import gemm_events
+        kernel = gemm_events(g.M, g.N, g.K, arch, prec, count=g.copies, tile=(t.tile[0], t.tile[1]), acc_bytes=acc_b,
+                             out_bytes=out_b, a_unique_bytes=a_unique)
+    step = int(kernel + overhead)
     s = g.steps
     cycles = step * s
     time_us = cycles / arch.clock_mhz
@@ -133,7 +138,7 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
     b_role = "weight" if op.operand("weight") else "input2"
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
-                    stall_cycles=int(max(0.0, t.cycles - t.compute_cycles)) * s, precision=prec,
+                    stall_cycles=int(max(0.0, kernel - t.compute_cycles)) * s, precision=prec,
                     accesses={"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
                               "dram.output.writes": out_bytes * s, "l2_sram.input.reads": t.l2_a_bytes * s,
                               f"l2_sram.{b_role}.reads": t.l2_b_bytes * s},
@@ -144,6 +149,6 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
-             output: str | None = None, progress=None) -> SimResult:
-    return run_ops(workload, arch, lambda op: simulate_op(op, arch, precision, accumulate, output), progress,
+             output: str | None = None, engine: str = "fast", progress=None) -> SimResult:
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, precision, accumulate, output, engine), progress,
                    max_concurrent=arch.streams)
