@@ -15,7 +15,44 @@ import click
 from workloads.errors import HwsimError
 
 MODEL_HELP = ("MODEL is a zoo name (see 'hwsim models'), a saved trace .json, a SCALE-Sim topology .csv, "
-              "path/to/file.py:factory, gemm:M,N,K[:fp16] or conv:N,C,H,W,K,R,S[,stride,pad].")
+              "path/to/file.py:factory, gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB], gemm:M,N,K[:fp16] or "
+              "conv:N,C,H,W,K,R,S[,stride,pad].")
+POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed")
+TC_PRECISIONS = ("fp16", "bf16", "tf32", "fp8", "int8", "int4")
+
+
+def _lowering_options(f):
+    """How a torch model is lowered: inference or a training step, precision, attention, decode."""
+    for opt in reversed([
+        click.option("--train", is_flag=True, help="Lower one training step: forward, loss, backward, optimizer."),
+        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+                     help="The update of a training step (SGD with momentum, Adam, AdamW)."),
+        click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none",
+                     show_default=True, help="Activation recomputation of a training step."),
+        click.option("--precision", default=None,
+                     help="The trace's precision as torch.autocast runs it: fp32 (default), fp16-mixed, bf16-mixed, "
+                          "fp8-mixed. On GPUs also a tensor-core type forced for every GEMM: fp16, bf16, tf32, fp8, "
+                          "int8, int4."),
+        click.option("--attention", type=click.Choice(["unfused", "fused"]), default="unfused", show_default=True,
+                     help="Attention as separate QK^T/softmax/PV ops, or as one fused (FlashAttention-style) op."),
+        click.option("--decode", type=int, default=None,
+                     help="Decoders: after the prompt (--seq-len), generate N tokens one at a time with a KV cache."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _how(train, optimizer, recompute, precision, attention, decode):
+    """(the Lowering, a tensor-core precision for the machine or None)."""
+    from workloads.spec import Lowering
+
+    if precision is not None and precision not in POLICIES + TC_PRECISIONS:
+        raise HwsimError(f"--precision: unknown {precision!r}; a trace precision ({', '.join(POLICIES)}) or, on "
+                         f"GPUs, a tensor-core type ({', '.join(TC_PRECISIONS)})")
+    policy = precision if precision in POLICIES else "fp32"
+    tc = precision if precision in TC_PRECISIONS else None
+    return Lowering(train=train, attention=attention, optimizer=optimizer, recompute=recompute, precision=policy,
+                    decode=decode), tc
 
 
 def _emit(rows: list[dict[str, Any]], total: dict[str, Any], fmt: str, title: str = "") -> None:
@@ -83,9 +120,10 @@ def models(fmt: str) -> None:
 @click.option("--keep-weights", is_flag=True, help="Store the real weight tensors in the trace.")
 @click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
               help="Rewrite 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3).")
+@_lowering_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def lower(model: str, batch: int | None, seq_len: int | None, output: str | None, keep_weights: bool,
-          winograd: str | None, fmt: str) -> None:
+          winograd: str | None, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
     """Lower MODEL into a workload trace and print one row per op.
 
     Columns: name, op, kind, phase, M, N, K (the GEMM or im2col view of one
@@ -95,7 +133,10 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
     """
     from workloads.spec import resolve
 
-    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights)
+    how, tc = _how(train, optimizer, recompute, precision, attention, decode)
+    if tc:
+        raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for a trace use {', '.join(POLICIES)}")
+    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights, how=how)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -147,14 +188,16 @@ def _progress(total: int, desc: str):
     return bar, (lambda op: bar.update(1))
 
 
-def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None):
+def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None, train=False,
+              optimizer="adam", recompute="none", attention="unfused", decode=None):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch
     from workloads.spec import resolve
 
     desc = resolve_arch(arch)
+    how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     # only the options the user gave; the machine says which it takes
-    kw = {k: v for k, v in (("seed", seed), ("precision", precision)) if v is not None}
+    kw = {k: v for k, v in (("seed", seed), ("precision", tc)) if v is not None}
     for k in kw:
         if k not in options(desc):
             raise HwsimError(f"--{k}: {desc.family} designs ({desc.name}) take no {k}; "
@@ -162,7 +205,7 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
     if compress:
         wl = _compressed(model, compress, seed or 0)
     else:
-        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values)
+        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -196,8 +239,6 @@ def _design_options(f):
         click.option("--seq-len", type=int, default=None, help="Sequence length of recurrent models."),
         click.option("--seed", type=click.IntRange(min=0), default=None,
                      help="Seed for synthetic weights/activations (machines that draw them: EIE; default 0)."),
-        click.option("--precision", default=None,
-                     help="Tensor-core precision on GPUs (fp16, bf16, tf32, fp8, int8, int4); default from the trace."),
         click.option("--energy-table", "table", default="horowitz45", show_default=True,
                      help="horowitz45, han45, eyeriss65 or a YAML table file."),
         click.option("--node", type=float, default=None,
@@ -214,9 +255,10 @@ def _design_options(f):
 @cli.command()
 @click.argument("model")
 @_design_options
+@_lowering_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table: str, node, compress_plan,
-             winograd, fmt: str) -> None:
+def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node, compress_plan,
+             winograd, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns, the same on every machine: name, op, phase, precision, macs, cycles,
@@ -227,7 +269,8 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, precision, table:
     (EIE: load_balance, starved_cycles; GPU: tflops, waves, bound; systolic:
     compute_cycles, weight_load_cycles).
     """
-    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
+                   optimizer, recompute, attention, decode)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
@@ -242,9 +285,10 @@ simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
 @cli.command()
 @click.argument("model")
 @_design_options
+@_lowering_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
-def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, compress_plan, winograd,
-           out: str) -> None:
+def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, train, optimizer,
+           recompute, precision, attention, decode, out: str) -> None:
     """Simulate MODEL on a design and write a report to OUT.
 
     OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
@@ -252,13 +296,18 @@ def report(model: str, arch: str, batch, seq_len, seed, precision, table, node, 
     """
     from analysis.report import write_report
 
-    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd)
+    ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
+                   optimizer, recompute, attention, decode)
     d = write_report(ev, out)
     s = ev.summary()
+    unit = "samples/s (training steps)" if s["training"] else "inferences/s"
     click.echo(f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "
-               f"{s['throughput_inferences_per_s']:.1f} inferences/s, {s['tops']:.2f} TOPS, "
+               f"{s['throughput_samples_per_s']:.1f} {unit}, {s['tops']:.2f} TOPS, "
                f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ/inference, "
                f"{s['power_w']:.2f} W")
+    if len(s["phases"]) > 1:
+        for ph, v in s["phases"].items():
+            click.echo(f"  {ph:<9} {v['time_us']:12.1f} us {v['energy_pj'] / 1e6:12.2f} uJ {v['macs'] / 1e9:10.3f} GMACs")
     for lv, e in s["energy_by_level_pj"].items():
         click.echo(f"  energy {lv:<12} {e / 1e6:12.2f} uJ")
     click.echo(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
@@ -302,6 +351,44 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
         click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if out:
         click.echo(f"wrote {out}/compare.csv and compare.png")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--batch", type=int, default=None, help="Batch size (default: the model's own).")
+@click.option("--seq-len", type=int, default=None, help="Sequence length.")
+@_lowering_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def memory(model, batch, seq_len, train, optimizer, recompute, precision, attention, decode, fmt) -> None:
+    """Memory footprint of MODEL by category, and its peak over the run.
+
+    Training (--train): weights, gradients, optimizer states (fp32 master weights
+    included under mixed precision), activations kept for backward (after
+    --recompute) and the peak from the graph's lifetimes. Inference: weights,
+    activations alive at once and a decode's KV cache. The JSON keys are params,
+    weights_bytes, gradients_bytes, optimizer_bytes, activations_bytes, kv_cache_bytes
+    and peak_bytes.
+    """
+    import json
+
+    from workloads.memory import CATEGORIES, footprint
+    from workloads.spec import resolve
+
+    how, tc = _how(train, optimizer, recompute, precision, attention, decode)
+    if tc:
+        raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for memory use {', '.join(POLICIES)}")
+    f = footprint(resolve(model, batch=batch, seq_len=seq_len, how=how))
+    if fmt == "json":
+        click.echo(json.dumps(f, indent=1))
+        return
+    kind = f"training step ({f['optimizer']}, recompute {f['recompute']})" if train else "inference"
+    click.echo(f"{f['model']}: {f['params'] / 1e6:,.1f} M parameters, {f['precision']}, {kind}")
+    for k in CATEGORIES:
+        if k in f and (f[k] or k in ("weights_bytes", "peak_bytes")):
+            click.echo(f"  {k[:-6]:<12} {f[k] / 2 ** 30:12.3f} GiB")
+
+
+memory.help = inspect.cleandoc(memory.help) + "\n\n" + MODEL_HELP
 
 
 @cli.command("eie-sweep")

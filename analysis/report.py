@@ -32,6 +32,16 @@ class Evaluation:
     def family(self) -> str:
         return self.arch.family
 
+    def phases(self) -> dict[str, dict[str, float]]:
+        """Time (the ops' own time; overlapping ops counted once each), energy and MACs per phase."""
+        out: dict[str, dict[str, float]] = {}
+        for r in self.rows:
+            p = out.setdefault(r["phase"], {"time_us": 0.0, "energy_pj": 0.0, "macs": 0.0})
+            p["time_us"] += r["time_us"]
+            p["energy_pj"] += r["energy_pj"]
+            p["macs"] += r["macs"]
+        return out
+
     def summary(self) -> dict[str, Any]:
         res = self.result
         t = res.total()
@@ -42,7 +52,9 @@ class Evaluation:
             "workload": self.workload.name, "design": self.arch.name, "machine": self.family,
             "clock_mhz": res.clock_mhz, "batch": self.workload.batch, "ops": len(res.ops), "macs": res.macs,
             "cycles": res.cycles, "time_us": res.time_us, "critical_path_us": t["critical_path_us"],
+            "training": any(o.phase != "forward" for o in self.workload.ops),
             "throughput_inferences_per_s": self.workload.batch / time_s if time_s else 0.0,
+            "throughput_samples_per_s": self.workload.batch / time_s if time_s else 0.0,
             "tops": 2 * res.macs / time_s / 1e12 if time_s else 0.0, "utilization": t["utilization"],
             "energy_pj": e, "energy_per_inference_uj": e / self.workload.batch / 1e6,
             "power_w": e * 1e-12 / time_s if time_s else 0.0,
@@ -51,6 +63,7 @@ class Evaluation:
             "static_power_w": self.arch.static_power_w,
             "energy_by_level_pj": levels, "energy_table": self.table.name,
             "technology_nm": self.table.technology_nm,
+            "phases": self.phases(),
             "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
             "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
         }
@@ -169,7 +182,9 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     atomic_write(out / "ops.csv", df.to_csv(index=False))
     summ = ev.summary()
     atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
-    flat = {k: v for k, v in summ.items() if k != "energy_by_level_pj"}
+    flat = {k: v for k, v in summ.items() if k not in ("energy_by_level_pj", "phases")}
+    for ph, v in summ["phases"].items():
+        flat.update({f"{ph}_{k}": x for k, x in v.items()})
     flat.update({f"energy_{k}_pj": v for k, v in summ["energy_by_level_pj"].items()})
     atomic_write(out / "summary.csv", pd.DataFrame([flat]).to_csv(index=False))
     pngs = plots(ev)

@@ -161,6 +161,33 @@ class SimResult:
         return pd.DataFrame(self.rows())
 
 
+def merge(op: Op, parts: list[OpResult]) -> OpResult:
+    """One op's result from the results of the parts it ran as, one after another (a fused
+    attention on a machine without a fused kernel): cycles, stalls, bytes, operations and
+    useful MACs add up; numeric extras add up, others are the first part's."""
+    first = parts[0]
+    acc: dict[str, float] = {}
+    ops: dict[str, float] = {}
+    for r in parts:
+        for k, v in r.accesses.items():
+            acc[k] = acc.get(k, 0.0) + v
+        for k, v in r.ops.items():
+            ops[k] = ops.get(k, 0.0) + v
+    extra = first.extra
+    if extra is not None:
+        sums = {}
+        for f in dataclasses.fields(extra):
+            vals = [getattr(r.extra, f.name) for r in parts]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                sums[f.name] = type(vals[0])(sum(vals))
+        extra = dataclasses.replace(extra, **sums)
+    peak = max(r.peak_macs_per_cycle for r in parts)
+    return OpResult(op.name, op.op, op.macs, sum(r.cycles for r in parts), first.clock_mhz,
+                    useful_macs=sum(r.useful_macs for r in parts), peak_macs_per_cycle=peak,
+                    stall_cycles=sum(r.stall_cycles for r in parts), precision=first.precision,
+                    accesses=acc, ops=ops, extra=extra)
+
+
 def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpResult],
             progress: "Progress | None" = None, max_concurrent: int | None = None) -> SimResult:
     """Simulate every op with ``simulate_op(op)``, check its access levels against the

@@ -130,7 +130,7 @@ def test_result_columns_mean_the_same_on_every_machine():
             assert 0 <= row["utilization"] <= 1
             dram = sum(v for k, v in o.accesses.items() if kinds[k.split(".")[0]] == "dram")
             assert row["dram_read_bytes"] + row["dram_write_bytes"] == pytest.approx(dram)
-            assert all(k.split(".")[1] in ("input", "weight", "input2", "output") for k in o.accesses)
+            assert all(k.split(".")[1] in ("input", "weight", "input2", "input3", "output") for k in o.accesses)
         # one op at a time on these machines: the ops run back to back in trace order
         assert res.cycles == res.busy_cycles == sum(o.cycles for o in res.ops)
         assert [o.start_cycle for o in res.ops] == list(np.cumsum([0] + [o.cycles for o in res.ops[:-1]]))

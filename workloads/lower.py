@@ -9,20 +9,37 @@ quantized modules (weights unpacked from their packed params), fake-quant/QAT mo
 inside RNN modules only, so an LSTM becomes one input GEMM plus one recurrent GEMM per
 time step).
 
-The dependency graph comes from tensor identity: every tensor an op writes is tagged with
-the op that made it (views and copies carry their source's tag, in-place ops retag their
-storage), and an op's producers are the tags of the tensors it reads. Consecutive
-repetitions of one block of identical ops (an RNN's time steps, a layer applied in a
-loop) are folded into one block: into ``steps`` when a repetition reads an earlier one's
-output (the loop-carried edge then lives in ``steps``, not in the graph), else into
-``copies``.
+**The graph** comes from tensor identity: every tensor an op writes is tagged with the op
+that made it (views and copies carry their source's tag, in-place ops retag the part of
+the storage they write), and an op's producers are the tags of the tensors it reads.
+Consecutive repetitions of one block of identical ops (an RNN's time steps, a layer
+applied in a loop) are folded into one block: into ``steps`` when a repetition reads an
+earlier one's output (the loop-carried edge then lives in ``steps``), else ``copies``.
 
-Densities are measured from the real tensors: weights after masking, activations as
-they arrive at the op.
+**Attention** runs through PyTorch's math backend (``attention="unfused"``): Q/K/V
+projections, QK^T and PV as batched GEMMs with heads as copies, the mask, the softmax.
+With ``attention="fused"`` every ``scaled_dot_product_attention`` call becomes one
+``attention`` op (see ``workloads.trace``), forward and backward. PyTorch's
+``nn.MultiheadAttention``/``nn.Transformer*`` fast path is switched off while lowering, so
+stock layers take the same route.
+
+**Training** (``train=True``): the model runs in train mode with gradients, a loss is
+taken (``loss(output)``, default cross-entropy over the last dimension), and
+``loss.backward()`` runs under the same dispatch mode. Each backward op is named after
+the forward op it differentiates (autograd's sequence numbers link them): a GEMM's
+input-gradient GEMM is ``NAME.dgrad``, its weight-gradient GEMM ``NAME.wgrad``, other
+gradients ``NAME.grad``; all have phase ``backward``. The optimizer update and activation
+recomputation are added by ``workloads.training``.
+
+**Big models** lower on PyTorch's meta device (parameters with shapes and no data):
+densities cannot be measured there and take the ``density`` given (1.0 by default).
+Densities are otherwise measured from the real tensors: weights after masking,
+activations as they arrive at the op.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -30,68 +47,22 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .aten_ops import FAKE_QUANT, IGNORED_OPS, NON_GEMM_OPS
 from .errors import HwsimError
 from .trace import Op, Operand, Workload, conv_output_size
 
-__all__ = ["lower", "LoweringError", "NON_GEMM_OPS", "IGNORED_OPS"]
+__all__ = ["lower", "LoweringError", "NON_GEMM_OPS", "IGNORED_OPS", "ATTENTION_MODES"]
+
+ATTENTION_MODES = ("unfused", "fused")
 
 
 class LoweringError(HwsimError):
     """The model uses an operation the lowering cannot represent."""
 
-
-# aten op name -> (kind, vector ops per output element). Pool windows are computed.
-NON_GEMM_OPS: dict[str, tuple[str, int]] = {
-    **{n: ("activation", 1) for n in (
-        "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardtanh", "hardtanh_", "gelu",
-        "silu", "silu_", "leaky_relu", "leaky_relu_", "hardswish", "hardswish_", "hardsigmoid",
-        "hardsigmoid_", "clamp", "clamp_", "clamp_min", "clamp_min_", "elu", "elu_", "threshold",
-        "relu6", "log_sigmoid_forward", "softplus", "mish")},
-    **{n: ("elementwise", 1) for n in (
-        "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "rsub", "addcmul", "addcdiv",
-        "neg", "exp", "log", "pow", "sqrt", "rsqrt", "reciprocal", "abs", "maximum", "minimum", "round", "floor",
-        "where", "masked_fill", "masked_fill_", "cat", "stack", "embedding", "index_select",
-        "constant_pad_nd", "quantize_per_tensor", "quantize_per_tensor_dynamic",
-        "quantize_per_channel", "dequantize", "sum", "cumsum", "quantized::add",
-        "quantized::add_relu", "quantized::mul", "quantized::cat", "quantized::add_scalar",
-        "_fake_quantize_learnable_per_tensor_affine")},
-    **{n: ("pool", 1) for n in (
-        "max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "_adaptive_avg_pool2d",
-        "adaptive_max_pool2d", "mean", "amax", "quantized::max_pool2d", "max_pool1d",
-        "avg_pool1d", "adaptive_avg_pool2d", "quantized_max_pool2d", "quantized_max_pool1d")},
-    **{n: ("norm", 2) for n in (
-        "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit",
-        "batch_norm")},
-    "native_layer_norm": ("norm", 5),
-    "native_group_norm": ("norm", 5),
-    "_softmax": ("softmax", 3),
-    "_log_softmax": ("softmax", 4),
-}
-
-# Operations that move no data worth costing (views, allocation, metadata) or whose
-# work is accounted elsewhere (fake quantisation sets bits, it is not inference work).
-IGNORED_OPS = frozenset((
-    "view", "_unsafe_view", "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_", "reshape", "_reshape_alias", "t", "transpose", "permute", "expand",
-    "squeeze", "unsqueeze", "flatten", "detach", "alias", "slice", "select", "split",
-    "split_with_sizes", "chunk", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes", "unbind", "clone", "copy_", "_to_copy", "contiguous",
-    "as_strided", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
-    "zeros", "zeros_like", "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like",
-    "fill_", "zero_", "lift_fresh", "lift_fresh_copy", "_local_scalar_dense", "scalar_tensor",
-    "arange", "sym_size", "sym_stride", "is_nonzero", "item", "dropout", "native_dropout",
-    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
-    "fake_quantize_per_tensor_affine_cachemask", "fake_quantize_per_channel_affine_cachemask",
-    "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "fused_moving_avg_obs_fake_quant",
-    "_fused_moving_avg_obs_fq_helper", "aminmax", "_choose_qparams_per_tensor", "choose_qparams",
-    "quantized::linear_prepack", "quantized::conv2d_prepack", "q_scale", "q_zero_point",
-    "int_repr", "_make_per_tensor_quantized_tensor", "copy", "resize_", "set_", "_copy_from",
-    "_has_compatible_shallow_copy_type", "_pack_padded_sequence", "view_as_real", "unfold",
-    "min", "max", "isnan", "any", "all", "eq", "ne", "lt", "gt", "le", "ge", "_assert_async",
-    "_cudnn_rnn_flatten_weight", "stride", "numel", "dim", "size",
-))
-
-_FAKE_QUANT = {n for n in IGNORED_OPS if "fake_quant" in n or "fq_helper" in n}
 
 _DTYPE_BITS = {
     torch.float32: (32, "float"), torch.float16: (16, "float"), torch.bfloat16: (16, "float"),
@@ -106,22 +77,15 @@ if hasattr(torch, "float8_e4m3fn"):
 
 
 def _storage_key(t: torch.Tensor) -> int | None:
+    """The identity of a tensor's storage (shared by its views; also on the meta device)."""
     try:
-        return t.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError):
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, AttributeError):
         return None
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
     return t.dequantize() if t.is_quantized else t
-
-
-def _density(t: torch.Tensor) -> float:
-    n = t.numel()
-    if n == 0:
-        return 0.0
-    r = _real(t)
-    return float(torch.count_nonzero(r)) / n
 
 
 @dataclass
@@ -136,9 +100,11 @@ class _Event:
     steps: int = 1
     id: int = -1
     producers: set[int] = field(default_factory=set)
+    phase: str = "forward"
+    has_weight: bool = False
 
     def signature(self) -> tuple:
-        return (self.base, self.kind, self.op, tuple(sorted(self.dims.items())),
+        return (self.base, self.kind, self.op, self.phase, tuple(sorted(self.dims.items())),
                 tuple((o.role, o.shape, o.bits, o.dtype) for o in self.operands))
 
 
@@ -166,22 +132,39 @@ class _View:
         hi = self.offset + sum((s - 1) * st for s, st in zip(self.sizes, self.strides) if s > 0)
         return lo, (hi + 1) * self.itemsize
 
-    def elements(self) -> np.ndarray:
-        idx = np.array([self.offset * self.itemsize])
-        for s, st in zip(self.sizes, self.strides):
-            idx = (idx[:, None] + np.arange(s) * st * self.itemsize).ravel()
-        return np.unique(idx)
+    def runs(self) -> tuple[np.ndarray, int] | None:
+        """The view as equal runs of contiguous bytes: (sorted run starts, run length), or None
+        if it has more runs than is worth listing."""
+        dims = [(s, st) for s, st in zip(self.sizes, self.strides) if s != 1]
+        if any(s == 0 for s in self.sizes):
+            return np.zeros(0, dtype=np.int64), 0
+        run, inner = 1, len(dims)
+        while inner and dims[inner - 1][1] == run:   # trailing dims that are contiguous
+            run *= dims[inner - 1][0]
+            inner -= 1
+        outer = dims[:inner]
+        if math.prod(s for s, _ in outer) > _MAX_RUNS:
+            return None
+        starts = np.array([self.offset], dtype=np.int64)
+        for s, st in outer:
+            starts = (starts[:, None] + np.arange(s, dtype=np.int64) * st).ravel()
+        return np.sort(starts * self.itemsize), run * self.itemsize
 
     def overlaps(self, other: "_View") -> bool:
         (a0, a1), (b0, b1) = self.span(), other.span()
         if a1 <= b0 or b1 <= a0:
             return False
-        if math.prod(self.sizes) > _EXACT_OVERLAP or math.prod(other.sizes) > _EXACT_OVERLAP:
-            return True                              # large views: the byte spans decide (conservative)
-        return bool(np.intersect1d(self.elements(), other.elements(), assume_unique=True).size)
+        ra, rb = self.runs(), other.runs()
+        if ra is None or rb is None:
+            return True                              # too many runs to list: the byte spans decide (conservative)
+        (sa, la), (sb, lb) = ra, rb
+        # a run [x, x + la) meets some run of the other iff one starts in (x - lb, x + la)
+        lo = np.searchsorted(sb, sa - lb, side="right")
+        hi = np.searchsorted(sb, sa + la, side="left")
+        return bool((hi > lo).any())
 
 
-_EXACT_OVERLAP = 1 << 18   # elements up to which two strided views are compared element by element
+_MAX_RUNS = 1 << 20   # runs up to which two strided views are compared exactly
 
 
 class _Capture(TorchDispatchMode):
@@ -190,22 +173,30 @@ class _Capture(TorchDispatchMode):
         self.lw = lowering
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        return self.lw.on_op(func, args, kwargs)
+        return self.lw.on_op(func, args, kwargs or {})
+
+
+class _Loss(torch.nn.Module):
+    """Stands on the module stack while the loss is computed, so its ops are ``loss.*``."""
 
 
 class _Lowering:
-    def __init__(self, model: torch.nn.Module, keep_weights: bool):
+    def __init__(self, model: torch.nn.Module, keep_weights: bool, density: float = 1.0):
         self.model = model
         self.keep_weights = keep_weights
+        self.declared_density = density
         self.stack: list[tuple[str, torch.nn.Module]] = [("", model)]
         self.gemm_in_call: list[bool] = [False]
         self.params: dict[int, tuple[str, str]] = {}
         self.bits_of: dict[int, int] = {}
         self.events: list[_Event] = []
         self.rnn_ctx: list[Any] = []
+        self.silent = 0                    # > 0 inside a fused op: run, record nothing
         # storage -> [(view or None for all of it, ids of the events that wrote it)], oldest first
         self.made_by: dict[int, list[tuple[_View | None, frozenset[int]]]] = {}
+        # autograd: forward node sequence number -> the event it differentiates
+        self.fwd_by_seq: dict[int, _Event] = {}
+        self.last_seq = torch._C._autograd._get_sequence_nr()
         self.paths = {id(m): p for p, m in model.named_modules()}
         # Storage of parameters and buffers: vector ops on these alone (prune's
         # weight_orig * weight_mask) prepare weights; they are not inference work.
@@ -222,7 +213,7 @@ class _Lowering:
 
     # ---- module hooks ------------------------------------------------------------
     def pre_hook(self, mod, args):
-        path = self.paths[id(mod)]
+        path = self.paths.get(id(mod), type(mod).__name__.lower())
         self.stack.append((path, mod))
         self.gemm_in_call.append(False)
         # Tensors a module computes for itself before forward (prune's weight_orig*mask).
@@ -244,23 +235,47 @@ class _Lowering:
             self.stack.pop()
             self.gemm_in_call.pop()
 
+    @contextlib.contextmanager
+    def scope(self, name: str):
+        """Name the ops run inside after ``name`` (the loss)."""
+        self.paths[id(_LOSS)] = name
+        self.pre_hook(_LOSS, ())
+        try:
+            yield
+        finally:
+            self.post_hook(_LOSS, (), None)
+
     # ---- operand helpers ---------------------------------------------------------
+    def density(self, t: torch.Tensor) -> float:
+        n = t.numel()
+        if n == 0:
+            return 0.0
+        if t.is_meta:
+            return self.declared_density
+        return float(torch.count_nonzero(_real(t))) / n
+
     def operand(self, role: str, t: torch.Tensor, shape=None, keep=False) -> Operand:
         bits, dtype = _DTYPE_BITS.get(t.dtype, (32, "float"))
         fq = self.bits_of.get(_storage_key(t) or -1)
         if fq is not None:
             bits, dtype = fq, "int"
         values = None
-        if keep:
+        if keep and not t.is_meta:
             values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy().copy()
         return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
-                       density=_density(t), values=values)
+                       density=self.density(t), values=values)
 
     def weight_name(self, *tensors: torch.Tensor) -> tuple[int, str] | None:
         for i, t in enumerate(tensors):
             if isinstance(t, torch.Tensor):
-                hit = self.params.get(_storage_key(t) or -1)
+                k = _storage_key(t) or -1
+                hit = self.params.get(k)
                 if hit:
+                    # a weight shared by several modules (a tied LM head) is named after the caller
+                    path, mod = self.stack[-1]
+                    own = getattr(mod, "weight", None)
+                    if path and isinstance(own, torch.Tensor) and _storage_key(own) == k:
+                        return i, path
                     path, pname = hit
                     return i, path if pname == "weight" else f"{path}.{pname}" if path else pname
         return None
@@ -270,9 +285,24 @@ class _Lowering:
         leaf = all(_is_quant_helper(c) for c in mod.children())
         # A leaf names its op after itself (relu, bn1), unless it is a GEMM layer whose
         # extra vector work (an LSTM's gates) then gets path.op.
-        if leaf and path and not self.gemm_in_call[-1]:
+        if leaf and path and not self.gemm_in_call[-1] and mod is not _LOSS:
             return path, type(mod).__name__
         return (f"{path}.{opname}" if path else opname), type(mod).__name__
+
+    def backward_of(self) -> _Event | None | bool:
+        """In backward: the forward event the running autograd node differentiates (None if
+        it has none). False in forward."""
+        node = torch._C._current_autograd_node()
+        if node is None:
+            return False
+        return self.fwd_by_seq.get(node._sequence_nr())
+
+    def grad_name(self, fwd: _Event | None, suffix: str, fallback: str) -> tuple[str, str, str]:
+        """(base, module, op) of a backward event."""
+        if fwd is None:
+            node = torch._C._current_autograd_node()
+            return f"{node.name() if node else 'backward'}.{fallback}", "", fallback
+        return f"{fwd.base}.{suffix}", fwd.module, f"{fwd.op}_{suffix}"
 
     # ---- the graph ---------------------------------------------------------------
     def add(self, ev: _Event, reads: frozenset[int]) -> _Event:
@@ -311,8 +341,19 @@ class _Lowering:
 
     # ---- the dispatch handler ----------------------------------------------------
     def on_op(self, func, args, kwargs):
+        if self.silent:
+            return func(*args, **kwargs)
         reads = self.reads(args, kwargs)
+        n_events = len(self.events)
         out = self.dispatch(func, args, kwargs, reads)
+        # a forward op that made an autograd node: its backward ops will be named after it
+        seq = torch._C._autograd._get_sequence_nr()
+        if seq != self.last_seq and torch._C._current_autograd_node() is None:
+            if len(self.events) > n_events:
+                self.fwd_by_seq[seq - 1] = self.events[-1]
+            elif len(reads) == 1:                        # a view: its gradient belongs to its source
+                self.fwd_by_seq[seq - 1] = self.events[next(iter(reads))]
+        self.last_seq = seq
         return out
 
     def dispatch(self, func, args, kwargs, reads: frozenset[int]):
@@ -322,7 +363,7 @@ class _Lowering:
         key = short if ns == "aten" else full
         bound = _bind(schema, args, kwargs)
 
-        if key in _FAKE_QUANT:
+        if key in FAKE_QUANT:
             out = func(*args, **kwargs)
             qmin, qmax = bound.get("quant_min"), bound.get("quant_max")
             res = out[0] if isinstance(out, (tuple, list)) else out
@@ -337,6 +378,10 @@ class _Lowering:
             self.wrote(out, reads)
             return out
 
+        if key == "convolution_backward":
+            return self.conv_backward(func, args, kwargs, bound)
+        if key in _SDPA_KERNELS:
+            return self.sdpa_kernel(func, args, kwargs, bound, key.endswith("_backward"))
         handler = _GEMM_HANDLERS.get(key)
         if handler is not None:
             pre = handler(self, bound)  # inspects inputs before the op may mutate them
@@ -347,34 +392,7 @@ class _Lowering:
             self.gemm_in_call[-1] = True
             return out
         if key in NON_GEMM_OPS:
-            ins = [v for v in bound.values() if isinstance(v, torch.Tensor)]
-            if key in ("cat", "stack", "quantized::cat"):
-                ins = [t for v in bound.values() if isinstance(v, (list, tuple)) for t in v
-                       if isinstance(t, torch.Tensor)]
-            in_ops = [self.operand("input" if i == 0 else "input2", t) for i, t in enumerate(ins[:2])]
-            in_elems = sum(t.numel() for t in ins)
-            out = func(*args, **kwargs)
-            if ins and all(_storage_key(t) in self.static for t in ins):
-                self.wrote(out, frozenset())      # a weight prepared from parameters (prune's mask)
-                return out
-            res = out[0] if isinstance(out, (tuple, list)) else out
-            if not isinstance(res, torch.Tensor):
-                self.wrote(out, reads)
-                return out
-            kind, per = NON_GEMM_OPS[key]
-            if kind in ("pool", "activation") and ins:  # max/relu of k-bit values stay k-bit
-                b = self.bits_of.get(_storage_key(ins[0]) or -1)
-                if b is not None:
-                    self.bits_of[_storage_key(res)] = b
-            if kind == "pool" and res.numel():
-                per = max(1, round((ins[0].numel() if ins else res.numel()) / res.numel()))
-            name, mtype = self.here(key.replace("quantized::", "q_").rstrip("_"))
-            ev = self.add(_Event(
-                base=name, kind=kind, op=key.replace("quantized::", "q_").rstrip("_"),
-                dims={"elements": res.numel(), "inputs": in_elems, "ops_per_element": per},
-                operands=in_ops + [self.operand("output", res)], module=mtype), reads)
-            self.wrote(out, frozenset((ev.id,)))
-            return out
+            return self.vector(func, args, kwargs, bound, key, reads)
         if key in ("quantized_lstm", "quantized_gru"):
             last = self.quantized_rnn(bound, reads)
             self.gemm_in_call[-1] = True
@@ -383,14 +401,57 @@ class _Lowering:
             return out
         if key in IGNORED_OPS or ns == "prim":
             out = func(*args, **kwargs)
-            self.wrote(out, reads)       # views, copies, in-place fills carry what they read
+            if schema.is_mutable:        # in-place fills and copies carry what they read
+                self.wrote(out, reads)
+            else:                        # copies carry their source's tag; views alias it already
+                inputs = {_storage_key(t) for t in _tensors((args, kwargs))}
+                self.wrote([t for t in _tensors((out,)) if _storage_key(t) not in inputs], reads)
             return out
+        if key == "_native_multi_head_attention":
+            raise LoweringError("aten::_native_multi_head_attention is the fast path of nn.MultiheadAttention, "
+                                "which lowering switches off; call the module rather than the op")
         path, mod = self.stack[-1]
         raise LoweringError(
             f"unsupported operation {full} in module {path or '<root>'!r} ({type(mod).__name__}); "
-            "hwsim lowers convolutions, matmuls, RNNs and the common element-wise, pooling, "
-            "normalisation and softmax ops. Add it to workloads.lower.NON_GEMM_OPS (as a vector op) "
-            "or IGNORED_OPS (if it moves no data) to lower this model")
+            "hwsim lowers convolutions, matmuls, attention, RNNs and the common element-wise, pooling, "
+            "normalisation and softmax ops and their gradients. Add it to workloads.aten_ops.NON_GEMM_OPS "
+            "(as a vector op) or IGNORED_OPS (if it moves no data) to lower this model")
+
+    def vector(self, func, args, kwargs, bound, key: str, reads: frozenset[int]):
+        ins = [v for v in bound.values() if isinstance(v, torch.Tensor)]
+        if key in ("cat", "stack", "quantized::cat"):
+            ins = [t for v in bound.values() if isinstance(v, (list, tuple)) for t in v
+                   if isinstance(t, torch.Tensor)]
+        in_ops = [self.operand("input" if i == 0 else "input2", t) for i, t in enumerate(ins[:2])]
+        in_elems = sum(t.numel() for t in ins)
+        out = func(*args, **kwargs)
+        if ins and all(_storage_key(t) in self.static for t in ins):
+            self.wrote(out, frozenset())      # a weight prepared from parameters (prune's mask)
+            return out
+        res = out[0] if isinstance(out, (tuple, list)) else out
+        if not isinstance(res, torch.Tensor):
+            self.wrote(out, reads)
+            return out
+        kind, per = NON_GEMM_OPS[key]
+        if kind in ("pool", "activation") and ins:  # max/relu of k-bit values stay k-bit
+            b = self.bits_of.get(_storage_key(ins[0]) or -1)
+            if b is not None:
+                self.bits_of[_storage_key(res) or -1] = b
+        if kind == "pool" and res.numel():
+            per = max(1, round((ins[0].numel() if ins else res.numel()) / res.numel()))
+        opname = key.replace("quantized::", "q_").rstrip("_")
+        fwd = self.backward_of()
+        if fwd is False:
+            name, mtype = self.here(opname)
+            phase, op = "forward", opname
+        else:
+            name, mtype, _ = self.grad_name(fwd or None, "grad", opname)
+            phase, op = "backward", opname
+        ev = self.add(_Event(
+            base=name, kind=kind, op=op, dims={"elements": res.numel(), "inputs": in_elems, "ops_per_element": per},
+            operands=in_ops + [self.operand("output", res)], module=mtype, phase=phase), reads)
+        self.wrote(out, frozenset((ev.id,)))
+        return out
 
     # ---- GEMM-like ops -----------------------------------------------------------
     def quantized_rnn(self, b, reads: frozenset[int]) -> int:
@@ -408,19 +469,20 @@ class _Lowering:
         gates = 4 if getattr(mod, "mode", "LSTM") == "LSTM" else 3
         H = mod.hidden_size
         below = reads                 # what layer 0's input GEMM reads
+        cell = None
         for layer in range(mod.num_layers):
             gemm_ids = []
             for kind in ("ih", "hh"):
                 w = weights[f"weight_{kind}_l{layer}"]
                 K = int(w.shape[1])
                 M, steps = (T * B, 1) if kind == "ih" else (B, T)
-                dens = _density(x) if (kind == "ih" and layer == 0) else 1.0
+                dens = self.density(x) if (kind == "ih" and layer == 0) else 1.0
                 ev = self.add(_Event(
                     base=f"{path}.weight_{kind}_l{layer}", kind="gemm", op="linear",
                     dims={"M": M, "N": gates * H, "K": K}, module=type(mod).__name__, steps=steps,
                     operands=[Operand("input", (M, K), 8, "int", dens),
                               self.operand("weight", w, keep=self.keep_weights),
-                              Operand("output", (M, gates * H), 32, "float", 1.0)]),
+                              Operand("output", (M, gates * H), 32, "float", 1.0)], has_weight=True),
                     below if kind == "ih" else reads)   # step 0's hidden state is the op's input
                 gemm_ids.append(ev.id)
             cell = self.add(_Event(
@@ -429,6 +491,7 @@ class _Lowering:
                 operands=[Operand("input", (B, gates * H), 32, "float", 1.0),
                           Operand("output", (B, H), 32, "float", 1.0)]), frozenset(gemm_ids))
             below = frozenset((cell.id,))
+        assert cell is not None
         return cell.id
 
     def gemm_event(self, opname: str, a: torch.Tensor, b: torch.Tensor, batch: int = 1,
@@ -444,7 +507,13 @@ class _Lowering:
             b_op = self.operand("weight", b.transpose(-1, -2), keep=self.keep_weights)
         else:  # activation x activation: the right operand as it is, (K, N)
             b_op = self.operand("input2", b, shape=(batch, K, N) if batch > 1 else (K, N))
-        if hit and hit[1]:
+        fwd = self.backward_of()
+        phase = "forward"
+        if fwd is not False:                 # a gradient GEMM: named after its forward op
+            suffix = "dgrad" if hit else "wgrad" if fwd and fwd.has_weight else "grad"
+            base, mtype, opname = self.grad_name(fwd or None, suffix, opname)
+            phase = "backward"
+        elif hit and hit[1]:
             base, mtype = hit[1], type(self.stack[-1][1]).__name__
         else:
             base, mtype = self.here(opname)
@@ -452,7 +521,7 @@ class _Lowering:
         def finish(out: torch.Tensor) -> _Event:
             return _Event(base=base, kind="gemm", op=opname, dims={"M": M, "N": N, "K": K},
                           operands=[a_op, b_op, self.operand("output", out)], module=mtype,
-                          copies=batch)
+                          copies=batch, phase=phase, has_weight=bool(hit) and phase == "forward")
         return finish
 
     def conv_event(self, opname, x, w, stride, padding, dilation, groups, w_name=None):
@@ -480,9 +549,152 @@ class _Lowering:
                 "groups": int(groups)}
 
         def finish(out: torch.Tensor) -> _Event:
-            return _Event(base=base, kind="conv", op=opname, dims=dims, module=mtype,
+            return _Event(base=base, kind="conv", op=opname, dims=dims, module=mtype, has_weight=True,
                           operands=[in_op, w_op, self.operand("output", out.reshape(N, K, P, Q))])
         return finish
+
+    def conv_backward(self, func, args, kwargs, b):
+        """A convolution's gradients as GEMMs on its im2col view (M = N*P*Q, Kd = C/g*R*S):
+        the input gradient dY[M, K/g] @ W^T (Kd columns), the weight gradient
+        X_col^T[Kd, M] @ dY (K/g columns), each once per group; the bias gradient a sum."""
+        gy, x, w = b["grad_output"], b["input"], b["weight"]
+        mask = list(b.get("output_mask") or (True, True, True))
+        if b.get("transposed"):
+            raise LoweringError("the gradient of a transposed convolution is not supported")
+        fwd = self.backward_of() or None
+        g = int(b["groups"])
+        if x.dim() == 3:
+            N, C, H, W, K, R, S = x.shape[0], x.shape[1], 1, x.shape[2], w.shape[0], 1, w.shape[2]
+            P, Q = 1, gy.shape[2]
+        else:
+            N, C, H, W = (int(s) for s in x.shape)
+            K, _, R, S = (int(s) for s in w.shape)
+            P, Q = int(gy.shape[2]), int(gy.shape[3])
+        M, Kd, Ng = N * P * Q, C // g * R * S, K // g
+        out = func(*args, **kwargs)
+        gx, gw, gb = out
+        tags: list[frozenset[int]] = [frozenset(), frozenset(), frozenset()]
+        specs = []
+        if mask[0] and gx is not None:
+            specs.append((0, "dgrad", {"M": M, "N": Kd, "K": Ng}, self.reads(gy),
+                          [self.operand("input", gy), self.operand("weight", w), self.operand("output", gx)]))
+        if mask[1] and gw is not None:
+            specs.append((1, "wgrad", {"M": Kd, "N": Ng, "K": M}, self.reads(gy, x),
+                          [self.operand("input", x), self.operand("input2", gy), self.operand("output", gw)]))
+        for i, suffix, dims, reads, operands in specs:
+            base, mtype, op = self.grad_name(fwd, suffix, "conv2d")
+            ev = self.add(_Event(base=base, kind="gemm", op=op, dims=dims, operands=operands, module=mtype,
+                                 copies=g, phase="backward"), reads)
+            tags[i] = frozenset((ev.id,))
+        if len(mask) > 2 and mask[2] and gb is not None:
+            base, mtype, _ = self.grad_name(fwd, "bgrad", "sum")
+            ev = self.add(_Event(base=base, kind="elementwise", op="sum", module=mtype, phase="backward",
+                                 dims={"elements": K, "inputs": N * K * P * Q, "ops_per_element": M},
+                                 operands=[self.operand("input", gy), self.operand("output", gb)]), self.reads(gy))
+            tags[2] = frozenset((ev.id,))
+        for t, tag in zip(out, tags):
+            if t is not None:
+                self.wrote(t, tag)
+        return out
+
+    # ---- fused attention ---------------------------------------------------------
+    def sdpa_kernel(self, func, args, kwargs, b, backward: bool):
+        """One of PyTorch's fused attention kernels (reached when a module calls attention
+        from inside another function): one ``attention`` op, forward or backward."""
+        out = func(*args, **kwargs)
+        q, k, v = b["query"], b["key"], b["value"]
+        causal = bool(b.get("is_causal", False))
+        if backward:
+            fwd = self.backward_of() or None
+            base = f"{fwd.base}.grad" if fwd else "attention.grad"
+            ev = self.attention_event(q, k, v, out, causal, True, self.reads(args, kwargs), base=base)
+        else:
+            ev = self.attention_event(q, k, v, out, causal, False, self.reads(q, k, v, b.get("attn_mask")))
+        self.wrote(out, frozenset((ev.id,)))
+        return out
+
+    def attention(self, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        """``scaled_dot_product_attention`` as one fused ``attention`` op (and one for its
+        gradient); the math inside runs without being recorded."""
+        return _FusedAttention.apply(self, q, k, v, attn_mask, dropout_p, bool(is_causal), scale, bool(enable_gqa))
+
+    def attention_event(self, q, k, v, out, causal: bool, backward: bool, reads: frozenset[int],
+                        base: str | None = None) -> _Event:
+        B = math.prod(int(s) for s in q.shape[:-3]) if q.dim() > 3 else 1
+        H, Lq, E = (int(s) for s in q.shape[-3:])
+        Hkv, Lk, Ev = int(k.shape[-3]), int(k.shape[-2]), int(v.shape[-1])
+        dims = {"B": B, "H": H, "Hkv": Hkv, "Lq": Lq, "Lk": Lk, "E": E, "Ev": Ev,
+                "causal": int(causal), "backward": int(backward)}
+        if base is None:
+            base, mtype = self.here("attention")
+        else:
+            stem = self.events[next(iter(reads))] if reads else None
+            mtype = stem.module if stem is not None else ""
+        self.silent += 1             # measuring densities runs ops too: not part of the model
+        try:
+            ops = [self.operand("input", q), self.operand("input2", k), self.operand("input3", v),
+                   self.operand("output", out if isinstance(out, torch.Tensor) else out[0])]
+        finally:
+            self.silent -= 1
+        return self.add(_Event(base=base, kind="attention", op="sdpa_grad" if backward else "sdpa", dims=dims,
+                               operands=ops, module=mtype, phase="backward" if backward else "forward"), reads)
+
+
+class _FusedAttention(torch.autograd.Function):
+    """Fused attention for the lowering: computes with the math kernel, records one op."""
+
+    @staticmethod
+    def forward(ctx, lw, q, k, v, mask, dropout_p, causal, scale, gqa):
+        reads = lw.reads(q, k, v, mask)
+        lw.silent += 1
+        try:
+            with torch.no_grad():
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal,
+                                                     scale=scale, enable_gqa=gqa)
+        finally:
+            lw.silent -= 1
+        ev = lw.attention_event(q, k, v, out, causal, False, reads)
+        lw.wrote(out, frozenset((ev.id,)))
+        ctx.lw, ctx.ev, ctx.args = lw, ev, (mask, dropout_p, causal, scale, gqa)
+        ctx.save_for_backward(q, k, v)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        lw, ev = ctx.lw, ctx.ev
+        q, k, v = ctx.saved_tensors
+        mask, dropout_p, causal, scale, gqa = ctx.args
+        reads = lw.reads(q, k, v, grad) | {ev.id}
+        lw.silent += 1
+        try:
+            with torch.enable_grad():
+                qq, kk, vv = (t.detach().requires_grad_(True) for t in (q, k, v))
+                out = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=mask, dropout_p=dropout_p,
+                                                     is_causal=causal, scale=scale, enable_gqa=gqa)
+                dq, dk, dv = torch.autograd.grad(out, (qq, kk, vv), grad)
+        finally:
+            lw.silent -= 1
+        bev = lw.attention_event(q, k, v, dq, causal, True, frozenset(reads), base=f"{ev.base}.grad")
+        lw.wrote((dq, dk, dv), frozenset((bev.id,)))
+        return None, dq, dk, dv, None, None, None, None, None
+
+
+class _FusedSDPA(TorchFunctionMode):
+    def __init__(self, lw: _Lowering):
+        super().__init__()
+        self.lw = lw
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and not self.lw.silent:
+            return self.lw.attention(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+_LOSS = _Loss()
+_SDPA_KERNELS = frozenset(f"_scaled_dot_product_{k}_attention{suffix}" for k in ("flash", "efficient", "cudnn")
+                          for suffix in ("", "_backward")) | {"_scaled_dot_product_flash_attention_for_cpu",
+                                                                "_scaled_dot_product_flash_attention_for_cpu_backward"}
 
 
 def _is_quant_helper(mod: torch.nn.Module) -> bool:
@@ -602,7 +814,8 @@ def _fold(events: list[_Event], alias: dict[int, int], max_period: int = 64) -> 
                 ops = [Operand(o.role, o.shape, o.bits, o.dtype, d, o.values, o.codebook)
                        for o, d in zip(e.operands, dens)]
                 copies, steps = (e.copies, e.steps * best_r) if dependent else (e.copies * best_r, e.steps)
-                merged.append(_Event(e.base, e.kind, e.op, e.dims, ops, e.module, copies, steps, e.id, prods))
+                merged.append(_Event(e.base, e.kind, e.op, e.dims, ops, e.module, copies, steps, e.id, prods,
+                                     e.phase, e.has_weight))
             block = _fold(merged, alias, max_period) if best_p > 1 else merged
         out.extend(block)
         i += best_p * best_r
@@ -615,7 +828,7 @@ def _resolve(alias: dict[int, int], x: int) -> int:
     return x
 
 
-def _to_ops(events: list[_Event], alias: dict[int, int]) -> list[Op]:
+def _to_ops(events: list[_Event], alias: dict[int, int]) -> tuple[list[Op], dict[int, str]]:
     used: dict[str, int] = {}
     names: dict[int, str] = {}
     ops = []
@@ -631,8 +844,9 @@ def _to_ops(events: list[_Event], alias: dict[int, int]) -> list[Op]:
         names[e.id] = name
         prods = sorted({_resolve(alias, x) for x in e.producers} - {e.id})
         ops.append(Op(name=name, kind=e.kind, op=e.op, dims=e.dims, operands=tuple(e.operands),
-                      copies=e.copies, steps=e.steps, producers=tuple(names[x] for x in prods), module=e.module))
-    return ops
+                      copies=e.copies, steps=e.steps, producers=tuple(names[x] for x in prods if x in names),
+                      phase=e.phase, module=e.module))
+    return ops, names
 
 
 def _tensors(values: Any) -> Iterator[torch.Tensor]:
@@ -645,42 +859,105 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(tuple(v.values()))
 
 
+def default_loss(output: Any) -> torch.Tensor:
+    """Cross-entropy over the last dimension against class 0 (a classifier's or a language
+    model's head), or the mean square of a single-value output."""
+    out = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(out, torch.Tensor):
+        raise HwsimError("training needs a tensor output (or a loss function) to differentiate")
+    if out.dim() >= 2 and out.shape[-1] > 1 and out.is_floating_point():
+        logits = out.reshape(-1, out.shape[-1])
+        return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=out.device))
+    return out.float().pow(2).mean()
+
+
+def blocks_of(model: torch.nn.Module) -> list[str]:
+    """The repeated blocks of a model (transformer layers, residual blocks): the children
+    of every ModuleList/Sequential holding two or more non-leaf modules of one class."""
+    out = []
+    for path, mod in model.named_modules():
+        if isinstance(mod, (torch.nn.ModuleList, torch.nn.Sequential)):
+            kids = list(mod.named_children())
+            types = {type(c) for _, c in kids}
+            if len(kids) >= 2 and len(types) == 1 and any(True for _ in kids[0][1].children()):
+                out.extend(f"{path}.{n}" if path else n for n, _ in kids)
+    return out
+
+
 def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *,
           batch: int | None = None, keep_weights: bool = False, source: str = "",
-          meta: dict | None = None) -> Workload:
+          meta: dict | None = None, train: bool = False, loss: Callable[[Any], torch.Tensor] | None = None,
+          attention: str = "unfused", density: float = 1.0) -> Workload:
     """Run ``model`` once on ``example_input`` and return its workload trace.
 
     ``example_input`` is a tensor or a tuple of positional inputs. ``batch`` defaults to
     the first dimension of the first input. ``keep_weights`` stores the real weight
-    tensors in the trace (for sparse simulators and compression accounting).
+    tensors in the trace (for sparse simulators and compression accounting). ``train``
+    records forward, loss and backward (add the optimizer with ``workloads.training``);
+    ``loss(output)`` defaults to :func:`default_loss`. ``attention`` is ``unfused`` (QK^T,
+    softmax and PV as separate ops) or ``fused`` (one ``attention`` op). ``density`` is
+    the declared density of tensors on the meta device, which has no values to count.
     """
     if not isinstance(model, torch.nn.Module):
         raise HwsimError(f"lower() needs a torch.nn.Module, got {type(model).__name__}")
+    if attention not in ATTENTION_MODES:
+        raise HwsimError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got {attention!r}")
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
     first = next((t for t in inputs if isinstance(t, torch.Tensor)), None)
     if first is None:
         raise HwsimError("lower() needs at least one tensor in example_input")
-    lw = _Lowering(model, keep_weights)
+    lw = _Lowering(model, keep_weights, density)
     handles = []
     for _, mod in model.named_modules():
         handles.append(mod.register_forward_pre_hook(lw.pre_hook))
         handles.append(mod.register_forward_hook(lw.post_hook))
     was_training = model.training
-    model.eval()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    model.train(train)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _Capture(lw):
+        torch.backends.mha.set_fastpath_enabled(False)       # nn.MultiheadAttention's fused path
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.enable_grad() if train else torch.no_grad())
+            stack.enter_context(warnings.catch_warnings())
             warnings.filterwarnings("ignore", message=".*TF32 acceleration.*")
-            model(*inputs)
+            if attention == "unfused":
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+                stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+            else:
+                stack.enter_context(_FusedSDPA(lw))
+            stack.enter_context(_Capture(lw))
+            out = model(*inputs)
+            if train:
+                with lw.scope("loss"):
+                    value = (loss or default_loss)(out)
+                value.backward()
     finally:
         for h in handles:
             h.remove()
         while lw.rnn_ctx:
             lw.rnn_ctx.pop().__exit__(None, None, None)
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     alias: dict[int, int] = {}
-    ops = _to_ops(_fold(lw.events, alias), alias)
+    ops, names = _to_ops(_fold(lw.events, alias), alias)
+    info = dict(meta or {})
+    if train:
+        info["parameters"] = _parameters(model, lw, alias, names)
+        info.setdefault("blocks", blocks_of(model))
     return Workload(name=name or type(model).__name__.lower(), ops=tuple(ops),
                     batch=batch if batch is not None else int(first.shape[0]) if first.dim() else 1,
                     input_shape=tuple(first.shape), source=source or f"torch:{type(model).__name__}",
-                    meta=meta or {})
+                    meta=info)
 
+
+def _parameters(model: torch.nn.Module, lw: _Lowering, alias: dict[int, int], names: dict[int, str]) -> dict:
+    """parameter name -> its shape, bits and the ops that wrote its gradient (after backward)."""
+    out = {}
+    for pname, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        writers = sorted({names[r] for r in (_resolve(alias, x) for x in lw.reads(p.grad)) if r in names}) \
+            if p.grad is not None else []
+        out[pname] = {"shape": [int(s) for s in p.shape], "bits": _DTYPE_BITS.get(p.dtype, (32, "float"))[0],
+                      "grad": writers}
+    return out

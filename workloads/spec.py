@@ -4,8 +4,10 @@ A MODEL argument may be a zoo name (``resnet18``), a saved trace (``net.json``),
 SCALE-Sim topology (``layers.csv``, conv or GEMM form), a user
 model (``path/to/file.py:factory`` where ``factory(batch=.., seq_len=..)`` returns
 ``(module, example_input)``), or an ad-hoc shape for a quick what-if:
-``gemm:M,N,K[:PRECISION]`` or ``conv:N,C,H,W,K,R,S[,stride,pad][:PRECISION]``.
-Only lowering a torch model imports torch.
+``gemm:M,N,K[:PRECISION]`` or ``conv:N,C,H,W,K,R,S[,stride,pad][:PRECISION]``, or a
+GPT of any shape, ``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]``. A torch model lowers for
+inference or, with :class:`Lowering` ``train=True``, as a training step. Only lowering a
+torch model imports torch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .build import conv_op, gemm_op, precision_bits
@@ -76,36 +79,112 @@ def _user_factory(spec: str):
     return f
 
 
-def _call_factory(f, name: str, batch: int | None, seq_len: int | None):
+def _call_factory(f, name: str, batch: int | None, seq_len: int | None, decode: int | None = None):
     params = inspect.signature(f).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     kw = {}
-    if batch is not None:
-        if "batch" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            raise HwsimError(f"{name}: the factory takes no 'batch' argument; drop --batch")
-        kw["batch"] = batch
-    if seq_len is not None:
-        if "seq_len" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            raise HwsimError(f"{name}: the model has no sequence length; drop --seq-len")
-        kw["seq_len"] = seq_len
+    for flag, key, value, why in (("--batch", "batch", batch, "takes no 'batch' argument; drop --batch"),
+                                  ("--seq-len", "seq_len", seq_len, "has no sequence length; drop --seq-len"),
+                                  ("--decode", "decode", decode, "has no decode steps (it is not a decoder); "
+                                                                 "drop --decode")):
+        if value is None:
+            continue
+        if key not in params and not takes_any:
+            raise HwsimError(f"{name}: the model {why}")
+        kw[key] = value
     return f(**kw)
 
 
-def _lower(name: str, made, source: str, keep_weights: bool) -> Workload:
+@dataclass(frozen=True)
+class Lowering:
+    """How a torch model becomes a trace: inference or a training step, and its options."""
+
+    train: bool = False
+    attention: str = "unfused"
+    optimizer: str = "adam"
+    recompute: str = "none"
+    precision: str = "fp32"
+    decode: int | None = None
+
+    def check(self) -> None:
+        from .precision import policy
+        from .training import RECOMPUTE, optimizer
+        policy(self.precision)
+        optimizer(self.optimizer)
+        if self.attention not in ("unfused", "fused"):
+            raise HwsimError(f"--attention must be unfused or fused, got {self.attention!r}")
+        if self.recompute not in RECOMPUTE:
+            raise HwsimError(f"--recompute must be one of {', '.join(RECOMPUTE)}, got {self.recompute!r}")
+        if self.recompute != "none" and not self.train:
+            raise HwsimError("--recompute applies to a training step; add --train")
+        if self.decode is not None and (self.decode < 1):
+            raise HwsimError(f"--decode must be >= 1, got {self.decode}")
+        if self.decode and self.train:
+            raise HwsimError("--decode is inference (one token at a time with a KV cache); drop --train")
+
+
+def _lower(name: str, made, source: str, keep_weights: bool, how: Lowering) -> Workload:
     from .lower import lower  # imports torch
     try:
         module, example = made
     except (TypeError, ValueError):
         raise HwsimError(f"{name}: the factory must return (module, example_input)") from None
-    return lower(module, example, name=name, source=source, keep_weights=keep_weights)
+    meta = _kv_cache(module, example)
+    wl = lower(module, example, name=name, source=source, keep_weights=keep_weights, train=how.train,
+               attention=how.attention, meta=meta)
+    if how.train:
+        from .training import training_step
+        return training_step(wl, optimizer=how.optimizer, recompute=how.recompute, precision=how.precision)
+    from .precision import apply
+    return apply(wl, how.precision) if how.precision != "fp32" else wl
+
+
+def _kv_cache(module, example) -> dict:
+    """A decode's KV cache: 2 x layers x batch x key/value heads x tokens x head dim elements."""
+    from .zoo.transformer import Generate
+    if not isinstance(module, Generate):
+        return {}
+    c = module.model.cfg
+    batch, prompt = example.shape[0], example.shape[1]
+    tokens = prompt + module.steps
+    return {"kv_cache_elements": 2 * c.layers * batch * (c.kv_heads or c.heads) * tokens * c.head_dim,
+            "decode_steps": module.steps, "prompt_tokens": prompt}
 
 
 def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
-            keep_weights: bool = False) -> Workload:
+            keep_weights: bool = False, how: Lowering | None = None) -> Workload:
     """Turn a MODEL argument into a workload (see the module docstring)."""
+    how = how or Lowering()
+    how.check()
     if batch is not None and batch < 1:
         raise HwsimError(f"--batch must be >= 1, got {batch}")
     if seq_len is not None and seq_len < 1:
         raise HwsimError(f"--seq-len must be >= 1, got {seq_len}")
+    torch_model = spec.startswith("gpt:") or re.search(r"\.py:[A-Za-z_]\w*$", spec) or \
+        (spec in ZOO and ZOO[spec].torch)
+    if not torch_model:
+        if how.train or how.decode or how.attention != "unfused":
+            raise HwsimError(f"{spec}: --train, --decode and --attention need a torch model (a zoo model, gpt:..., "
+                             "or file.py:factory); this MODEL is a trace")
+        wl = _trace(spec, batch)
+        if how.precision != "fp32":
+            from .precision import apply
+            wl = apply(wl, how.precision)
+        return wl
+    if spec.startswith("gpt:"):
+        from .zoo.transformer import gpt
+        return _lower(spec, gpt(spec, batch or 1, seq_len, how.decode or 0), f"gpt:{spec[4:]}", keep_weights, how)
+    if re.search(r"\.py:[A-Za-z_]\w*$", spec):
+        f = _user_factory(spec)
+        return _lower(Path(spec.rpartition(":")[0]).stem, _call_factory(f, spec, batch, seq_len, how.decode),
+                      f"user:{spec}", keep_weights, how)
+    entry = ZOO[spec]
+    made = _call_factory(entry.load(), spec, batch, seq_len, how.decode)
+    return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+
+
+def _trace(spec: str, batch: int | None) -> Workload:
+    """A MODEL that is a trace already: an ad-hoc shape, a saved trace, a topology, a trace-native zoo entry."""
     if spec.startswith(("gemm:", "conv:")):
         return adhoc(spec, batch)
     if spec.endswith(".json"):
@@ -113,15 +192,9 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
     if spec.endswith(".csv"):
         from .scalesim_topo import read_topology
         return read_topology(spec)
-    if re.search(r"\.py:[A-Za-z_]\w*$", spec):
-        f = _user_factory(spec)
-        return _lower(Path(spec.rpartition(":")[0]).stem, _call_factory(f, spec, batch, seq_len), f"user:{spec}",
-                      keep_weights)
     entry = ZOO.get(spec)
     if entry is None:
         raise HwsimError(f"unknown model {spec!r}; run 'hwsim models' for the zoo, or give a trace .json, "
-                         "a SCALE-Sim topology .csv, file.py:factory, gemm:M,N,K or conv:N,C,H,W,K,R,S")
-    made = _call_factory(entry.load(), spec, batch, seq_len)
-    if not entry.torch:
-        return made
-    return _lower(spec, made, f"zoo:{spec}", keep_weights)
+                         "a SCALE-Sim topology .csv, file.py:factory, gpt:LAYERS,HIDDEN,HEADS, gemm:M,N,K or "
+                         "conv:N,C,H,W,K,R,S")
+    return _call_factory(entry.load(), spec, batch, None)

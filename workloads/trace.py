@@ -16,6 +16,17 @@ Kinds and their dims
     ``N, C, H, W`` (input), ``K, R, S`` (filters), ``P, Q`` (output), ``stride_h, stride_w,
     pad_h, pad_w, dil_h, dil_w, groups``. Its im2col GEMM view is ``M = N*P*Q``,
     ``N = K/groups``, ``K = C/groups*R*S``, once per group (groups are copies).
+``attention``
+    One fused scaled-dot-product attention (FlashAttention-style: the Lq x Lk score matrix
+    never goes to memory): ``B`` (batch), ``H`` query heads, ``Hkv`` key/value heads
+    (fewer for grouped-query/multi-query attention), ``Lq``, ``Lk`` (query and key lengths;
+    a KV cache makes ``Lk`` > ``Lq``), ``E``, ``Ev`` (head dims), ``causal`` (0/1) and
+    ``backward`` (0/1). Work: the forward is QK^T (Lq x Lk x E) and PV (Lq x Ev x Lk) per
+    head; the backward recomputes QK^T and does dV, dP, dQ, dK (Dao et al., FlashAttention,
+    NeurIPS 2022, Alg. 4): ``Lq Lk (3E + 2Ev)`` MACs per head. MACs count the full score
+    matrix (as Narayanan et al. and PyTorch's FlopCounterMode do); a machine may skip the
+    blocks a causal mask zeroes. Compulsory traffic: Q, K, V and the output (and, backward,
+    the output gradient, the row statistics and dQ, dK, dV), never the score matrix.
 ``elementwise``, ``activation``, ``pool``, ``norm``, ``softmax``
     ``elements`` (output elements), ``inputs`` (input elements read) and
     ``ops_per_element`` (vector operations per output element, e.g. a pooling window).
@@ -70,8 +81,8 @@ READABLE_VERSIONS = (1, 2)
 
 GEMM_KINDS = ("gemm", "conv")
 VECTOR_KINDS = ("elementwise", "activation", "pool", "norm", "softmax")
-KINDS = GEMM_KINDS + VECTOR_KINDS
-ROLES = ("input", "weight", "bias", "output", "input2")
+KINDS = GEMM_KINDS + ("attention",) + VECTOR_KINDS
+ROLES = ("input", "weight", "bias", "output", "input2", "input3")
 DTYPES = ("float", "int", "fixed", "index")
 PHASES = ("forward", "backward", "optimizer")
 
@@ -79,8 +90,10 @@ GEMM_DIMS = ("M", "N", "K")
 CONV_DIMS = ("N", "C", "H", "W", "K", "R", "S", "P", "Q",
              "stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w", "groups")
 VECTOR_DIMS = ("elements", "inputs", "ops_per_element")
-_REQUIRED_DIMS = {"gemm": GEMM_DIMS, "conv": CONV_DIMS, **{k: VECTOR_DIMS for k in VECTOR_KINDS}}
-_ZERO_OK = {"pad_h", "pad_w"}
+ATTENTION_DIMS = ("B", "H", "Hkv", "Lq", "Lk", "E", "Ev", "causal", "backward")
+_REQUIRED_DIMS = {"gemm": GEMM_DIMS, "conv": CONV_DIMS, "attention": ATTENTION_DIMS,
+                  **{k: VECTOR_DIMS for k in VECTOR_KINDS}}
+_ZERO_OK = {"pad_h", "pad_w", "causal", "backward"}
 
 
 @dataclass(frozen=True)
@@ -185,14 +198,55 @@ class Op:
         return None
 
     @property
-    def macs(self) -> int:
+    def gemms(self) -> tuple[Gemm, ...]:
+        """Every GEMM the op does: its GEMM view, or a fused attention's per-head GEMMs (heads
+        as copies) in the order FlashAttention runs them; none for vector ops."""
         g = self.gemm
-        return g.macs if g else 0
+        if g is not None:
+            return (g,)
+        if self.kind != "attention":
+            return ()
+        d = self.dims
+        c = self.copies * d["B"] * d["H"]
+        qk = Gemm(d["Lq"], d["Lk"], d["E"], c, self.steps)
+        pv = Gemm(d["Lq"], d["Ev"], d["Lk"], c, self.steps)
+        if not d["backward"]:
+            return (qk, pv)
+        return (qk, Gemm(d["Lk"], d["Ev"], d["Lq"], c, self.steps), Gemm(d["Lq"], d["Lk"], d["Ev"], c, self.steps),
+                Gemm(d["Lq"], d["E"], d["Lk"], c, self.steps), Gemm(d["Lk"], d["E"], d["Lq"], c, self.steps))
+
+    @property
+    def macs(self) -> int:
+        return sum(g.macs for g in self.gemms)
+
+    def unfused(self) -> tuple["Op", ...]:
+        """A fused ``attention`` op as the ops a machine without a fused kernel runs: its
+        GEMMs (activation x activation, heads as copies) and the softmax (forward) or its
+        gradient (backward), in order, each reading the one before."""
+        if self.kind != "attention":
+            return (self,)
+        d = self.dims
+        q = self.operand("input")
+        bits, dtype = (q.bits, q.dtype) if q is not None else (32, "float")
+        parts: list[Op] = []
+        for i, g in enumerate(self.gemms):
+            parts.append(Op(f"{self.name}#gemm{i}", "gemm", "bmm", {"M": g.M, "N": g.N, "K": g.K},
+                            copies=g.copies, steps=self.steps, phase=self.phase, module=self.module,
+                            producers=(parts[-1].name,) if parts else (),
+                            operands=(Operand("input", (g.M, g.K), bits, dtype), Operand("input2", (g.K, g.N), bits, dtype),
+                                      Operand("output", (g.M, g.N), bits, dtype))))
+            if i == 0:
+                n = self.copies * d["B"] * d["H"] * d["Lq"] * d["Lk"]
+                parts.append(Op(f"{self.name}#softmax", "softmax", "softmax_grad" if d["backward"] else "softmax",
+                                {"elements": n, "inputs": n, "ops_per_element": 4 if d["backward"] else 3},
+                                steps=self.steps, phase=self.phase, module=self.module, producers=(parts[-1].name,),
+                                operands=(Operand("input", (n,), bits, dtype), Operand("output", (n,), bits, dtype))))
+        return tuple(parts)
 
     @property
     def vector_ops(self) -> int:
         """Element operations of a non-GEMM op (all copies and steps)."""
-        if self.is_gemm:
+        if self.is_gemm or self.kind == "attention":
             return 0
         return self.dims["elements"] * self.dims["ops_per_element"] * self.instances
 
@@ -457,7 +511,7 @@ def rewire(ops: Iterable[Op], renamed: Mapping[str, str]) -> list[Op]:
 
 def op_row(op: Op) -> dict[str, Any]:
     """The per-op summary columns shared by ``hwsim lower`` and the simulators."""
-    g = op.gemm
+    g = op.gemm or (op.gemms[0] if op.gemms else None)
     w = op.operand("weight")
     a = op.operand("input")
     return {
@@ -535,6 +589,11 @@ def _check_op(op: Op, w: str) -> None:
         _need(k in d, f"{w}.dims.{k}", f"missing (a {op.kind} op needs {', '.join(_REQUIRED_DIMS[op.kind])})")
         lo = 0 if (k in _ZERO_OK or op.kind in VECTOR_KINDS) else 1
         _need(d[k] >= lo, f"{w}.dims.{k}", f"must be >= {lo}, got {d[k]}")
+    if op.kind == "attention":
+        _need(d["Hkv"] >= 1 and d["H"] % d["Hkv"] == 0, f"{w}.dims.Hkv",
+              f"query heads H={d['H']} must be a multiple of key/value heads Hkv={d['Hkv']}")
+        for flag in ("causal", "backward"):
+            _need(d[flag] in (0, 1), f"{w}.dims.{flag}", f"must be 0 or 1, got {d[flag]}")
     if op.kind == "conv":
         g = d["groups"]
         _need(d["C"] % g == 0 and d["K"] % g == 0, f"{w}.dims.groups",

@@ -20,7 +20,7 @@ import numpy as np
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult, run_ops
+from ..result import OpResult, SimResult, merge, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
 from .engine import LayerRun, run_layer
@@ -63,6 +63,8 @@ def _seed(name: str, seed: int) -> int:
 
 
 def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engine: str = "fast") -> OpResult:
+    if op.kind == "attention":           # no fused kernel: its GEMMs and softmax in turn
+        return merge(op, [simulate_op(p, arch, seed, max_vectors, engine) for p in op.unfused()])
     prec = f"fixed{arch.act_bits}"
     if not op.is_gemm:
         per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies

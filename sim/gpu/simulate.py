@@ -8,7 +8,8 @@ im2col matrix); grouped convolutions with fewer than 8 output channels per group
 
 Copies (a bmm's batch, conv groups, attention heads) run as one batched kernel. Steps are
 one kernel each, one after another, each paying ``kernel_overhead_us``: an LSTM's
-recurrent GEMM over T steps is T dependent launches.
+recurrent GEMM over T steps is T dependent launches. A fused ``attention`` op is one
+FlashAttention-style kernel (``_attention``).
 
 Precision: ``precision=None`` takes it from the trace (int <= 4 bits: int4, int <= 8: int8,
 fp8: fp8, anything else: fp16 mixed precision: fp16 storage, fp32 accumulation).
@@ -31,6 +32,9 @@ from .gemm import gemm_time
 # (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
 VECTOR_BLOCK_THREADS = 128
 VECTOR_ELEMENTS_PER_BLOCK = 512
+# FlashAttention-2's query and key block (Dao, "FlashAttention-2", 2023, Sec. 3.3: 128 x 128
+# for head dimensions up to 128); a causal mask skips the blocks above the diagonal.
+FLASH_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def _precision(op: Op, precision: str | None) -> str:
 
 
 def _vector(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
-    in_b = PRECISION_BYTES[prec]
+    in_b = PRECISION_BYTES.get(prec, 2)
     d = op.dims
     n = op.instances
     per_step_bytes = (d["inputs"] + d["elements"]) * op.copies * in_b
@@ -71,7 +75,8 @@ def _vector(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
     step = int(math.ceil(max(mem, alu) + overhead))
     cycles = step * op.steps
     ctas = math.ceil(d["elements"] * op.copies / VECTOR_ELEMENTS_PER_BLOCK)
-    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
+    peak = arch.sms * arch.tcs_per_sm * max(arch.tc_fma_per_clk.values())
+    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=peak,
                     stall_cycles=int(max(0.0, mem - alu)) * op.steps, precision=prec,
                     accesses={"dram.input.reads": d["inputs"] * n * in_b, "dram.output.writes": d["elements"] * n * in_b},
                     ops={f"vector.{prec}": op.vector_ops},
@@ -105,15 +110,62 @@ def _depthwise(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
                                    dram_bytes=(ins + wts + outs) * s, l2_bytes=(ins + wts) * s))
 
 
+def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) -> OpResult:
+    """A fused attention kernel (FlashAttention): its GEMMs at the tensor-core rate (the
+    blocks a causal mask zeroes skipped) against its compulsory DRAM traffic: Q, K, V, the
+    output and the row statistics (forward); those, the output gradient and dQ, dK, dV
+    (backward). The score matrix never goes to memory."""
+    d = op.dims
+    in_b = PRECISION_BYTES[prec]
+    comp = sum(gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=acc_b).compute_cycles
+               for g in op.gemms) / op.steps
+    frac = 1.0
+    if d["causal"] and d["Lq"] == d["Lk"]:
+        nb = math.ceil(d["Lk"] / FLASH_BLOCK)
+        frac = (nb + 1) / (2 * nb)               # blocks on or below the diagonal
+    c = op.copies * d["B"]
+    q = c * d["H"] * d["Lq"] * d["E"] * in_b
+    k = c * d["Hkv"] * d["Lk"] * d["E"] * in_b
+    v = c * d["Hkv"] * d["Lk"] * d["Ev"] * in_b
+    o = c * d["H"] * d["Lq"] * d["Ev"] * in_b
+    lse = c * d["H"] * d["Lq"] * 4
+    if d["backward"]:
+        reads = {"input": q + o + o + lse, "input2": k, "input3": v}       # Q, O, dO, row statistics
+        writes = q + k + v                                                # dQ, dK, dV
+    else:
+        reads = {"input": q, "input2": k, "input3": v}
+        writes = o + lse
+    mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
+    kernel = max(comp * frac, mem) + arch.dram_latency_cycles
+    step = int(math.ceil(kernel + overhead))
+    s = op.steps
+    cycles = step * s
+    ctas = math.ceil(d["Lq"] / FLASH_BLOCK) * c * d["H"]
+    acc = {f"dram.{r}.reads": b * s for r, b in reads.items()}
+    acc["dram.output.writes"] = writes * s
+    return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs * frac,
+                    peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
+                    stall_cycles=int(max(0.0, kernel - comp * frac)) * s, precision=prec, accesses=acc,
+                    ops={f"mac.{prec}": op.macs * frac},
+                    extra=GPUStats("fused-attention", "compute" if comp * frac >= mem else "memory",
+                                   2 * op.macs * frac / (cycles / arch.clock_mhz * 1e-6) / 1e12, s, ctas=ctas,
+                                   ctas_per_sm=1, dram_bytes=(sum(reads.values()) + writes) * s))
+
+
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
                 output: str | None = None, engine: str = "fast") -> OpResult:
+    overhead = arch.kernel_overhead_us * arch.clock_mhz
+    if not op.is_gemm and op.kind != "attention":
+        # CUDA-core kernels: integer/boolean data as bytes, float data as the GEMMs' type
+        a = op.operand("input")
+        return _vector(op, arch, "int8" if a is not None and a.dtype != "float" else _precision(op, precision),
+                       overhead)
     prec = _precision(op, precision)
     arch.check_precision(prec)
     in_b = PRECISION_BYTES[prec]
     out_b = PRECISION_BYTES[output] if output else in_b
-    overhead = arch.kernel_overhead_us * arch.clock_mhz
-    if not op.is_gemm:
-        return _vector(op, arch, prec, overhead)
+    if op.kind == "attention":
+        return _attention(op, arch, prec, 4 if accumulate == "fp32" else 2, overhead)
     g = op.gemm
     assert g is not None
     a_unique = None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult, run_ops
+from ..result import OpResult, SimResult, merge, run_ops
 from .arch import SystolicArch
 from .mapping import Folds, folds
 from .timing import Schedule, schedule, schedule_cycles
@@ -76,6 +76,8 @@ def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
 
 
 def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True) -> OpResult:
+    if op.kind == "attention":           # no fused kernel: its GEMMs and softmax in turn
+        return merge(op, [simulate_op(p, arch, engine, quantize_float) for p in op.unfused()])
     if not op.is_gemm:
         return _vector(op, arch, quantize_float)
     g = op.gemm

@@ -43,6 +43,17 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("cnn0", "tpu", "cnn0", False, "TPU-paper CNN0: 16 conv, 8M int8 weights, batch 8"),
     ZooEntry("cnn1", "tpu", "cnn1", False, "TPU-paper CNN1: 72 conv + 4 FC + 13 pool, 100M int8 weights, batch 32"),
     ZooEntry("eie-benchmarks", "eie", "eie_benchmarks", False, "The nine EIE benchmark layers (alex6..nt-lstm), paper densities"),
+    ZooEntry("gpt2", "transformer", "gpt2", True, "GPT-2 124M: 12 x 768, 12 heads, vocab 50,257, seq 1,024"),
+    ZooEntry("gpt2-medium", "transformer", "gpt2_medium", True, "GPT-2 355M: 24 x 1024, 16 heads, seq 1,024"),
+    ZooEntry("gpt2-large", "transformer", "gpt2_large", True, "GPT-2 774M: 36 x 1280, 20 heads, seq 1,024"),
+    ZooEntry("gpt2-xl", "transformer", "gpt2_xl", True, "GPT-2 1.5B: 48 x 1600, 25 heads, seq 1,024"),
+    ZooEntry("gpt3-175b", "transformer", "gpt3", True, "GPT-3 175B: 96 x 12288, 96 heads, seq 2,048 (meta device)"),
+    ZooEntry("llama3-8b", "transformer", "llama", True,
+             "Llama 3 8B shape: RMSNorm, SwiGLU, RoPE, 32 query / 8 key-value heads, seq 2,048 (meta device)"),
+    ZooEntry("llama-tiny", "transformer", "llama_tiny", True, "Llama-style decoder at 2 x 256, 8/2 heads, seq 128"),
+    ZooEntry("bert-base", "transformer", "bert", True, "BERT-base: 12 x 768, 12 heads, seq 128", "11.2"),
+    ZooEntry("bert-large", "transformer", "bert_large", True, "BERT-large: 24 x 1024, 16 heads, seq 128"),
+    ZooEntry("vit-b16", "transformer", "vit_b16", True, "ViT-B/16, 224x224", "17.56"),
 )}
 
 TPU_WORKLOADS = ("mlp0", "mlp1", "lstm0", "lstm1", "cnn0", "cnn1")

@@ -1,0 +1,113 @@
+"""Mixed precision as ``torch.autocast`` applies it, as a pass over a trace's graph.
+
+Autocast's documented op lists (PyTorch, "Automatic Mixed Precision package", CUDA op
+reference) decide each forward op's precision:
+
+* **lower precision**: matrix products and convolutions (``mm``, ``bmm``, ``addmm``,
+  ``linear``, ``conv*``, attention): inputs, weights and output in the low-precision
+  type (fp16, bf16; FP8 GEMM inputs with 16-bit outputs for ``fp8-mixed``, as
+  Transformer Engine runs them: Micikevicius et al., "FP8 Formats for Deep Learning",
+  2022);
+* **float32**: softmax, log-softmax, layer/group norm, exp, log, pow, sum, cumsum,
+  rsqrt, reciprocal and the losses: computed and returned in fp32;
+* **everything else** runs in the widest type among its inputs (element-wise ops,
+  activations, pooling, batch norm).
+
+A gradient op keeps the precision of the forward op it differentiates (autocast does not
+act in backward; gradients flow in the forward tensors' types). Mixed-precision training
+keeps the model's weights and gradients in 16 bits and fp32 master weights in the
+optimizer (Micikevicius et al., "Mixed Precision Training", ICLR 2018); fp16 adds loss
+scaling (the loss multiplied by a scale, gradients unscaled and checked before the
+update), bf16 and FP8 recipes do not need it. ``fp32`` leaves the trace as lowered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import HwsimError
+from .trace import Op, Operand, Workload
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    gemm_in: int           # bits of GEMM inputs and weights
+    gemm_out: int          # bits of GEMM outputs
+    low: int               # the 16-bit type's width for other low-precision tensors
+    loss_scaling: bool
+    master_weights: bool   # fp32 master copy in the optimizer
+
+    @property
+    def weight_bits(self) -> int:
+        return self.gemm_out if self.master_weights else 32
+
+
+POLICIES = {
+    "fp32": Policy("fp32", 32, 32, 32, False, False),
+    "fp16-mixed": Policy("fp16-mixed", 16, 16, 16, True, True),
+    "bf16-mixed": Policy("bf16-mixed", 16, 16, 16, False, True),
+    "fp8-mixed": Policy("fp8-mixed", 8, 16, 16, False, True),
+}
+
+LOWER_KINDS = ("gemm", "conv", "attention")
+FP32_OPS = frozenset((
+    "_softmax", "_safe_softmax", "softmax", "_log_softmax", "native_layer_norm", "native_group_norm", "exp", "log", "pow", "sum",
+    "cumsum", "rsqrt", "reciprocal", "mse_loss", "nll_loss_forward", "nll_loss2d_forward",
+    "binary_cross_entropy_with_logits", "_fused_rms_norm",
+))
+
+
+def policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise HwsimError(f"unknown precision {name!r}; one of {', '.join(POLICIES)}") from None
+
+
+def _forward_of(op: Op, by_name: dict[str, Op]) -> Op | None:
+    """The forward op a gradient op differentiates (its name is FORWARD.dgrad/.wgrad/.grad...)."""
+    stem = op.name
+    while "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+        f = by_name.get(stem)
+        if f is not None and f.phase == "forward":
+            return f
+    return None
+
+
+def apply(wl: Workload, name: str) -> Workload:
+    """The trace with every float operand's width set as autocast would run it."""
+    pol = policy(name)
+    if pol.name == "fp32":
+        return replace(wl, meta={**wl.meta, "precision": "fp32"})
+    out_bits: dict[str, int] = {}
+    by_name = {op.name: op for op in wl.ops}
+    ops = []
+    for op in wl.ops:
+        src = op if op.phase == "forward" else (_forward_of(op, by_name) or op)
+        ins = [out_bits[p] for p in op.producers if p in out_bits]      # float outputs only
+        if src.kind in LOWER_KINDS:
+            gin, gout = pol.gemm_in, pol.gemm_out
+        elif src.op in FP32_OPS:
+            gin, gout = None, 32
+        else:
+            gin, gout = None, max(ins, default=pol.low if op.phase != "forward" else 32)
+        widest_in = max(ins, default=32)
+
+        def width(o: Operand) -> Operand:
+            if o.dtype != "float":
+                return o
+            if o.role == "output":
+                bits = gout
+            elif gin is not None:
+                bits = gin
+            else:
+                bits = widest_in
+            return replace(o, bits=bits)
+        new = replace(op, operands=tuple(width(o) for o in op.operands))
+        out = new.operand("output")
+        if out is None or out.dtype == "float":
+            out_bits[op.name] = out.bits if out is not None else gout
+        ops.append(new)
+    return replace(wl, ops=tuple(ops), meta={**wl.meta, "precision": pol.name})
