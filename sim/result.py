@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
@@ -188,14 +188,31 @@ def merge(op: Op, parts: list[OpResult]) -> OpResult:
                     accesses=acc, ops=ops, extra=extra)
 
 
+def shape_key(op: Op) -> tuple:
+    """Everything a machine that ignores names and densities sees of an op: two ops with
+    the same key get the same result on it."""
+    return (op.kind, op.op, tuple(sorted(op.dims.items())), op.copies, op.steps,
+            tuple((o.role, o.shape, o.bits, o.dtype) for o in op.operands))
+
+
 def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpResult],
-            progress: "Progress | None" = None, max_concurrent: int | None = None) -> SimResult:
+            progress: "Progress | None" = None, max_concurrent: int | None = None,
+            same: Callable[[Op], Hashable] | None = None) -> SimResult:
     """Simulate every op with ``simulate_op(op)``, check its access levels against the
-    machine's, and schedule the ops on the workload's graph with the machine's occupancy."""
+    machine's, and schedule the ops on the workload's graph with the machine's occupancy.
+    ``same(op)``: a key under which ops are evaluated once (e.g. :func:`shape_key` for a
+    machine whose results depend on shapes alone: a transformer's identical layers)."""
     levels = arch.memory_levels()
     results = []
+    done: dict[Hashable, OpResult] = {}
     for op in workload.ops:
-        r = simulate_op(op)
+        key = same(op) if same is not None else None
+        if key is not None and key in done:
+            r = dataclasses.replace(done[key], name=op.name, op=op.op)
+        else:
+            r = simulate_op(op)
+            if key is not None:
+                done[key] = r
         for key in r.accesses:
             parts = key.split(".")
             if len(parts) != 3 or parts[0] not in levels or parts[2] not in ("reads", "writes"):

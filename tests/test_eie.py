@@ -227,3 +227,29 @@ def test_eie_sweep_from_the_cli(tmp_path, capsys):
     assert p.speedup.is_monotonic_increasing
     assert main(["eie-sweep", str(trace), "--param", "pes", "--arch", "a100", "-o", str(tmp_path / "x")]) == 2
     assert "eie-sweep needs an EIE design" in capsys.readouterr().err
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 700), cols=st.integers(1, 60), pes=st.integers(1, 70), regs=st.integers(1, 16))
+def test_dense_plan_in_closed_form_equals_the_encoder(rows, cols, pes, regs):
+    from sim.eie.engine import plan_dense, plan_layer
+    arch = dataclasses.replace(EIE, num_pes=pes, act_regs=regs)
+    enc = plan_layer(synthetic(rows, cols, 1.0, 3), arch)
+    fast = plan_dense(rows, cols, arch)
+    assert len(enc.batches) == len(fast.batches)
+    for (r0, e, p, t), (r1, e1, p1, t1) in zip(enc.batches, fast.batches):
+        assert r0 == r1 and t == t1
+        np.testing.assert_array_equal(e, e1)
+        np.testing.assert_array_equal(p, p1)
+    np.testing.assert_array_equal(enc.col_nnz, fast.col_nnz)
+
+
+def test_huge_sparse_layers_are_refused_with_the_estimate():
+    from sim.registry import simulate
+    from workloads.build import gemm_op
+    from workloads.trace import Workload
+    big = Workload("x", (gemm_op("big", 4, 50_000, 50_000, weight_density=0.5),))     # 1.25e9 non-zeros
+    with pytest.raises(HwsimError, match=r"1.25e\+09 non-zeros; encoding it would take about 47 GiB .*max_nonzeros"):
+        simulate(big, "eie-64")
+    dense = Workload("d", (gemm_op("dense", 2, 20_000, 20_000),))                      # dense: a closed form
+    assert simulate(dense, "eie-64").cycles > 0

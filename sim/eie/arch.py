@@ -97,17 +97,22 @@ class EIEArch:
 
     # ---- the Machine interface ------------------------------------------------------
     def simulate(self, workload: Workload, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
-                 progress: Progress | None = None) -> SimResult:
+                 max_nonzeros: int = 200_000_000, progress: Progress | None = None) -> SimResult:
         """Run ``workload``: synthetic weights (where the trace keeps none) and activations
         are drawn from ``seed``; an op with more than ``max_vectors`` activation vectors
-        simulates that many and scales; ``engine`` "fast" (the recurrence) or "cycles"."""
+        simulates that many and scales; ``engine`` "fast" (the recurrence) or "cycles";
+        a sparse layer with more than ``max_nonzeros`` non-zeros is refused (encoding one
+        takes about 40 bytes per non-zero; dense layers take a closed form and no limit)."""
         from .simulate import simulate
+        need(isinstance(max_nonzeros, int) and not isinstance(max_nonzeros, bool) and max_nonzeros >= 1,
+             "max_nonzeros", f"must be an integer >= 1, got {max_nonzeros!r}")
         need(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed",
              f"must be an integer >= 0, got {seed!r}")
         need(isinstance(max_vectors, int) and not isinstance(max_vectors, bool) and max_vectors >= 1,
              "max_vectors", f"must be an integer >= 1, got {max_vectors!r}")
         need(engine in ENGINES, "engine", f"must be one of {', '.join(ENGINES)}, got {engine!r}")
-        return simulate(workload, self, seed=seed, max_vectors=max_vectors, engine=engine, progress=progress)
+        return simulate(workload, self, seed=seed, max_vectors=max_vectors, engine=engine,
+                        max_nonzeros=max_nonzeros, progress=progress)
 
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
         return {"spmat_sram": MemoryLevel("sram", self.spmat_sram_bytes),

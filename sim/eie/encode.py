@@ -154,9 +154,19 @@ def linear_codebook(values: np.ndarray, index_bits: int = 4, frac_bits: int = 12
     k = 2 ** index_bits - 1
     lo, hi = float(values.min()), float(values.max())
     cents = np.linspace(lo, hi, k) if hi > lo else np.full(k, lo)
-    idx = np.abs(values[:, None] - cents[None, :]).argmin(axis=1) + 1
+    idx = nearest(values, cents) + 1
     cb = np.concatenate([[0.0], cents])
     return to_fixed(cb, frac_bits), idx.astype(np.uint8)
+
+
+def nearest(values: np.ndarray, cents: np.ndarray) -> np.ndarray:
+    """Index of the nearest of ``cents`` for every value (the first on a tie), by binary
+    search between sorted midpoints: O(n log k) time and O(n) memory, where the distance
+    matrix would take n x k."""
+    order = np.argsort(cents, kind="stable")
+    c = np.asarray(cents, dtype=np.float64)[order]
+    mids = (c[1:] + c[:-1]) / 2
+    return order[np.searchsorted(mids, np.asarray(values, dtype=np.float64), side="left")]
 
 
 def to_fixed(x: np.ndarray, frac_bits: int, bits: int = 16) -> np.ndarray:
@@ -186,7 +196,7 @@ def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook
             from workloads.codebook import kmeans_share
             nz, _ = kmeans_share(vals, index_bits, k=2 ** index_bits - 1)
         full = np.concatenate([[0.0], nz])
-        idx = np.abs(vals[:, None] - full[None, 1:]).argmin(axis=1) + 1
+        idx = nearest(vals, full[1:]) + 1
         cbf = to_fixed(full, frac_bits)
     else:
         cbf, idx = linear_codebook(vals, index_bits, frac_bits)

@@ -162,14 +162,65 @@ def column_tiles(entries_per_col: np.ndarray, arch: EIEArch) -> list[tuple[int, 
     return tiles
 
 
-def run_layer(layer: SparseLayer, acts: np.ndarray, arch: EIEArch, engine: str = "fast") -> LayerRun:
-    """Simulate ``y = W a`` on ``arch``; ``acts`` is 16-bit fixed point (any radix point)."""
+@dataclass(frozen=True)
+class LayerPlan:
+    """What of a layer's encoding the timing needs, for every activation vector: per row
+    batch, the (PE x column) entry and padding counts and the column tiles."""
+
+    batches: tuple[tuple[int, np.ndarray, np.ndarray, tuple[tuple[int, int], ...]], ...]   # (row0, entries, padding, tiles)
+    col_nnz: np.ndarray          # non-zeros of each column (all rows)
+    shape: tuple[int, int] = (0, 0)
+
+
+def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
+    if layer.nnz == 0:
+        raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
     R, C = layer.shape
+    P = arch.num_pes
+    batch_rows = P * arch.act_regs
+    out = []
+    for r0 in range(0, R, batch_rows):
+        enc = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(batch_rows, R - r0))
+        out.append((r0, enc.entries, enc.padding, tuple(column_tiles(enc.entries, arch))))
+        del enc
+    return LayerPlan(tuple(out), np.bincount(layer.cols, minlength=C), (R, C))
+
+
+def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
+    """The plan of a layer with no zeros, in closed form: row r of a batch belongs to PE
+    r mod P, so PE p holds ceil((rows - p) / P) entries of every column and, with no zero
+    runs, no padding (equal to ``plan_layer`` on such a layer: tested)."""
+    P = arch.num_pes
+    batch_rows = P * arch.act_regs
+    out = []
+    made: dict[int, tuple] = {}          # full batches share one array (run_layer reuses their timing)
+    for r0 in range(0, rows, batch_rows):
+        rb = min(batch_rows, rows - r0)
+        if rb not in made:
+            per_pe = np.maximum(0, (rb - np.arange(P) + P - 1) // P).astype(np.int64)
+            entries = np.repeat(per_pe[:, None], cols, axis=1)
+            made[rb] = (entries, np.zeros_like(entries), tuple(column_tiles(entries, arch)))
+        out.append((r0, *made[rb]))
+    return LayerPlan(tuple(out), np.full(cols, rows, dtype=np.int64), (rows, cols))
+
+
+def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine: str = "fast",
+              plan: LayerPlan | None = None, functional: bool = True) -> LayerRun:
+    """Simulate ``y = W a`` on ``arch``; ``acts`` is 16-bit fixed point (any radix point).
+    ``plan`` (from :func:`plan_layer` or :func:`plan_dense`) saves re-encoding the layer for
+    every vector; ``functional=False`` skips computing ``y`` (the output is then zeros) and
+    then needs no ``layer`` when a plan is given."""
+    if layer is None and (plan is None or functional):
+        raise HwsimError("run_layer needs the layer for its output (or a plan and functional=False)")
+    if layer is not None and layer.nnz == 0:
+        raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
+    if plan is None:
+        assert layer is not None
+        plan = plan_layer(layer, arch)
+    R, C = plan.shape
     acts = np.asarray(acts, dtype=np.int64)
     if acts.shape != (C,):
         raise HwsimError(f"activation vector has shape {list(acts.shape)}, the layer needs ({C},)")
-    if layer.nnz == 0:
-        raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
     timing = pass_timing if engine == "fast" else simulate_cycles
     P = arch.num_pes
     batch_rows = P * arch.act_regs
@@ -177,18 +228,19 @@ def run_layer(layer: SparseLayer, acts: np.ndarray, arch: EIEArch, engine: str =
     busy = np.zeros(P, dtype=np.int64)
     totals = dict(cycles=0, passes=0, compute=0, stalls=0, starved=0, entries=0, padding=0, real=0, nz=0,
                   spmat=0, ptr=0, scans=0, spmat_bytes=0, ptr_bytes=0)
-    batches = range(0, R, batch_rows)
     n_tiles = 0
-    for r0 in batches:
-        enc_full = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(batch_rows, R - r0))
-        tiles = column_tiles(enc_full.entries, arch)
+    seen: dict[tuple[int, int], PassTiming] = {}    # a batch sharing another's counts has its timing
+    for r0, entries, padding, tiles in plan.batches:
         n_tiles = max(n_tiles, len(tiles))
         for c0, nc in tiles:
-            e_tile = enc_full.entries[:, c0:c0 + nc]
-            pad_tile = enc_full.padding[:, c0:c0 + nc]
+            e_tile = entries[:, c0:c0 + nc]
+            pad_tile = padding[:, c0:c0 + nc]
             nzc = np.flatnonzero(acts[c0:c0 + nc])
             e = e_tile[:, nzc]
-            t = timing(e, arch.queue_depth, arch.pipeline_depth)
+            key = (id(entries), c0)
+            if key not in seen:
+                seen[key] = timing(e, arch.queue_depth, arch.pipeline_depth)
+            t = seen[key]
             totals["cycles"] += t.cycles
             totals["compute"] += t.cycles
             totals["stalls"] += t.broadcast_stalls
@@ -209,15 +261,15 @@ def run_layer(layer: SparseLayer, acts: np.ndarray, arch: EIEArch, engine: str =
             totals["spmat"] += int(words.sum())
             totals["spmat_bytes"] += int(e_tile.sum()) * arch.entry_bits // 8
             totals["ptr_bytes"] += P * (nc + 1) * arch.pointer_bits // 8
-        # functional: every non-zero of this batch times its activation
-        sel = (layer.rows >= r0) & (layer.rows < r0 + batch_rows)
-        rows, cols = layer.rows[sel], layer.cols[sel]
-        prod = (layer.codebook[layer.idx[sel]] * acts[cols]) >> layer.frac_bits
-        y += np.bincount(rows, weights=prod, minlength=R).astype(np.int64)
-        totals["real"] += int(np.count_nonzero(acts[cols]))
+        if functional and layer is not None:   # every non-zero of this batch times its activation
+            sel = (layer.rows >= r0) & (layer.rows < r0 + batch_rows)
+            rows, cols = layer.rows[sel], layer.cols[sel]
+            prod = (layer.codebook[layer.idx[sel]] * acts[cols]) >> layer.frac_bits
+            y += np.bincount(rows, weights=prod, minlength=R).astype(np.int64)
+    totals["real"] = int(plan.col_nnz[acts != 0].sum())      # non-zero weights meeting non-zero activations
     lim = 2 ** (arch.act_bits - 1)
     y = np.clip(y, -lim, lim - 1)
-    return LayerRun(cycles=totals["cycles"], passes=totals["passes"], row_batches=len(batches), col_tiles=n_tiles,
+    return LayerRun(cycles=totals["cycles"], passes=totals["passes"], row_batches=len(plan.batches), col_tiles=n_tiles,
                     busy=busy, compute_cycles=totals["compute"], broadcast_stalls=totals["stalls"],
                     starved_cycles=totals["starved"],
                     entries=totals["entries"], padding=totals["padding"], real_macs=totals["real"],

@@ -7,7 +7,8 @@ layer at the op's weight density is drawn. Activation vectors are seeded synthet
 vectors at the op's measured activation density. An op with M > ``max_vectors`` vectors
 simulates ``max_vectors`` of them and scales (``vectors_simulated`` says how many ran).
 Copies and steps are more vectors through the same layer, one after another. Vector ops
-run on the PEs at one element-operation per PE per cycle, one step after another.
+run on the PEs at one element-operation per PE per cycle, one step after another. A fused
+``attention`` op runs as its parts (``Op.unfused``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from workloads.trace import Op, Workload
 from ..result import OpResult, SimResult, merge, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
-from .engine import LayerRun, run_layer
+from .engine import LayerRun, plan_dense, plan_layer, run_layer
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,20 @@ class EIEStats:
     vectors_simulated: int | None = None
 
 
-def layer_for(op: Op, arch: EIEArch, seed: int = 0) -> SparseLayer:
+# Encoding a sparse layer keeps about 40 bytes per non-zero (row, column, index and the sort
+# keys of encode()); above this many the simulation would need over 8 GB.
+MAX_NONZEROS = 200_000_000
+
+
+def layer_for(op: Op, arch: EIEArch, seed: int = 0, max_nonzeros: int = MAX_NONZEROS) -> SparseLayer:
     g = op.gemm
     assert g is not None, "layer_for takes GEMM-like ops"
+    w0 = op.operand("weight")
+    nnz = (w0.density if w0 is not None else 1.0) * g.N * g.K
+    if nnz > max_nonzeros:
+        raise HwsimError(f"op {op.name!r}: a {g.N} x {g.K} layer at density {w0.density if w0 else 1.0:.3g} has "
+                         f"{nnz:.3g} non-zeros; encoding it would take about {nnz * 40 / 2 ** 30:.0f} GiB "
+                         f"(limit {max_nonzeros:.3g} non-zeros); pass max_nonzeros to raise the limit")
     w = op.operand("weight")
     if w is not None and w.values is not None and op.kind == "gemm":
         vals = np.asarray(w.values, dtype=np.float64).reshape(g.N, g.K)
@@ -62,9 +74,10 @@ def _seed(name: str, seed: int) -> int:
     return (zlib.crc32(name.encode()) + 1000003 * seed) & 0x7FFFFFFF
 
 
-def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engine: str = "fast") -> OpResult:
+def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
+                max_nonzeros: int = MAX_NONZEROS) -> OpResult:
     if op.kind == "attention":           # no fused kernel: its GEMMs and softmax in turn
-        return merge(op, [simulate_op(p, arch, seed, max_vectors, engine) for p in op.unfused()])
+        return merge(op, [simulate_op(p, arch, seed, max_vectors, engine, max_nonzeros) for p in op.unfused()])
     prec = f"fixed{arch.act_bits}"
     if not op.is_gemm:
         per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies
@@ -77,12 +90,27 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
     g = op.gemm
     assert g is not None
     s = _seed(op.name, seed)
-    layer = layer_for(op, arch, s)
+    w = op.operand("weight")
+    if w is not None and w.values is not None and op.kind == "gemm":
+        dense = int(np.count_nonzero(w.values)) == w.values.size
+    else:
+        dense = w is None or w.density >= 1.0
+    if dense:                                       # no zeros: the plan in closed form
+        plan, w_density = plan_dense(g.N, g.K, arch), 1.0
+    else:                                           # the encoding is the same for every vector
+        layer = layer_for(op, arch, s, max_nonzeros)
+        plan, w_density = plan_layer(layer, arch), layer.density
     a_op = op.operand("input")
     act_density = a_op.density if a_op is not None else 1.0
     vectors = min(g.M, max_vectors)
-    runs: list[LayerRun] = [run_layer(layer, synthetic_activations(g.K, act_density, s + v, 8), arch, engine)
-                            for v in range(vectors)]
+    runs: list[LayerRun] = []
+    by_pattern: dict[bytes, LayerRun] = {}          # timing depends only on which activations are non-zero
+    for v in range(vectors):
+        acts = synthetic_activations(g.K, act_density, s + v, 8)
+        key = np.packbits(acts != 0).tobytes()
+        if key not in by_pattern:
+            by_pattern[key] = run_layer(None, acts, arch, engine, plan=plan, functional=False)
+        runs.append(by_pattern[key])
     scale = g.M / vectors * g.count
     cyc = sum(r.cycles for r in runs)
     cycles = int(round(cyc * scale))
@@ -116,7 +144,7 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
         real_work_fraction=float(real / entries) if entries else 0.0,
         padding_overhead=float(padding / entries) if entries else 0.0,
         effective_macs=int(round(real)),
-        weight_density=layer.density,
+        weight_density=w_density,
         act_density=act_density,
         broadcast_stalls=int(round(sum(r.broadcast_stalls for r in runs) * scale)),
         starved_cycles=int(round(sum(r.starved_cycles for r in runs) * scale)),
@@ -131,6 +159,7 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
 
 
 def simulate(workload: Workload, arch: EIEArch, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
-             progress=None) -> SimResult:
+             max_nonzeros: int = MAX_NONZEROS, progress=None) -> SimResult:
     """Simulate every op of ``workload`` on ``arch`` (see the module docstring)."""
-    return run_ops(workload, arch, lambda op: simulate_op(op, arch, seed, max_vectors, engine), progress)
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, seed, max_vectors, engine, max_nonzeros),
+                   progress)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult, run_ops
+from ..result import OpResult, SimResult, run_ops, shape_key
 from .arch import PRECISION_BYTES, GPUArch
 from .gemm import gemm_time
 
@@ -203,4 +203,4 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
              output: str | None = None, engine: str = "fast", progress=None) -> SimResult:
     return run_ops(workload, arch, lambda op: simulate_op(op, arch, precision, accumulate, output, engine), progress,
-                   max_concurrent=arch.streams)
+                   max_concurrent=arch.streams, same=shape_key)

@@ -14,7 +14,8 @@ waiting for the one before; a step after the first finds its weights still in th
 when all of them fit (``filter_sram_kib``, which holds the weights in every dataflow), so
 only the first step fetches them, and a single weight-stationary tile stays in the array.
 Vector ops run on ``lanes`` element operations per cycle from on-chip buffers, one step
-after another.
+after another. A fused ``attention`` op runs as its parts (``Op.unfused``): the array has
+no fused attention kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from workloads.trace import Op, Workload
 
-from ..result import OpResult, SimResult, merge, run_ops
+from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .arch import SystolicArch
 from .mapping import Folds, folds
 from .timing import Schedule, schedule, schedule_cycles
@@ -126,4 +127,6 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
 
 def simulate(workload: Workload, arch: SystolicArch, *, engine: str = "fast", quantize_float: bool = True,
              progress=None) -> SimResult:
-    return run_ops(workload, arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress)
+    # identical ops (a transformer's layers) once; the densities are reported, so they are part of the key
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress,
+                   same=lambda op: (shape_key(op), tuple(o.density for o in op.operands)))
