@@ -17,7 +17,7 @@ from workloads.errors import HwsimError
 MODEL_HELP = ("MODEL is a zoo name (see 'hwsim models'), a saved trace .json, a SCALE-Sim topology .csv, "
               "path/to/file.py:factory, gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB], gemm:M,N,K[:fp16] or "
               "conv:N,C,H,W,K,R,S[,stride,pad].")
-POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed")
+POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed", "fp16-o2", "bf16-o2")
 TC_PRECISIONS = ("fp16", "bf16", "tf32", "fp8", "int8", "int4")
 
 
@@ -30,9 +30,10 @@ def _lowering_options(f):
         click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none",
                      show_default=True, help="Activation recomputation of a training step."),
         click.option("--precision", default=None,
-                     help="The trace's precision as torch.autocast runs it: fp32 (default), fp16-mixed, bf16-mixed, "
-                          "fp8-mixed. On GPUs also a tensor-core type forced for every GEMM: fp16, bf16, tf32, fp8, "
-                          "int8, int4."),
+                     help="The trace's precision: fp32 (default); fp16-mixed, bf16-mixed, fp8-mixed as "
+                          "torch.autocast runs them; fp16-o2, bf16-o2 with the model cast to 16 bits (Megatron-LM, "
+                          "DeepSpeed, Apex O2). On GPUs also a tensor-core type forced for every GEMM: fp16, bf16, "
+                          "tf32, fp8, int8, int4."),
         click.option("--attention", type=click.Choice(["unfused", "fused"]), default="unfused", show_default=True,
                      help="Attention as separate QK^T/softmax/PV ops, or as one fused (FlashAttention-style) op."),
         click.option("--decode", type=int, default=None,
@@ -389,6 +390,69 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
 
 
 memory.help = inspect.cleandoc(memory.help) + "\n\n" + MODEL_HELP
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--system", "system_spec", default="dgx-a100", show_default=True,
+              help="A system preset (see 'hwsim systems') or a YAML file {base: PRESET, FIELD: VALUE}.")
+@click.option("--gpus", type=int, default=None, help="Devices to use (default: one node, or --nodes whole nodes).")
+@click.option("--nodes", type=int, default=None, help="Whole nodes to use.")
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree (within a node).")
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline stages.")
+@click.option("--dp", type=int, default=None, help="Data-parallel replicas (default: devices / (tp x pp)).")
+@click.option("--global-batch", type=int, required=True, help="Samples per step over all replicas.")
+@click.option("--microbatch", type=int, default=None, help="Samples per microbatch (default: the fastest that fits).")
+@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default=None,
+              help="Activation recomputation (default: the fastest that fits).")
+@click.option("--schedule", default=None, help="1f1b, gpipe or interleaved:V (default: the fastest that fits).")
+@click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (0: none).")
+@click.option("--precision", default="bf16-o2", show_default=True,
+              help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
+                   "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them) or fp32.")
+@click.option("--attention", type=click.Choice(["unfused", "fused"]), default="unfused", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
+@click.option("--seq-len", type=int, default=None, help="Tokens per sample (transformers; default the model's).")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Hyper-parameter parallel: this many independent copies of the job share the devices.")
+@click.option("--search", is_flag=True, help="Rank every valid (dp, tp, pp, microbatch, recompute, schedule, zero).")
+@click.option("--top", type=int, default=15, show_default=True, help="Rows of --search to print.")
+@click.option("--timeline", type=click.Path(dir_okay=False), default=None,
+              help="Write the step as a Chrome/Perfetto trace JSON (ui.perfetto.dev opens it).")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Write summary.json, the step breakdown and the scaling curve (PNG) here.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule, zero, precision,
+          attention, optimizer, seq_len, jobs, search, top, timeline, out, fmt) -> None:
+    """Simulate one training step of MODEL split over a system's devices.
+
+    Data, tensor (Megatron-style) and pipeline parallelism, ZeRO 1-3, activation
+    recomputation, mixed precision. Each device's compute comes from its own simulator
+    on its shard of the training-step trace; collectives and the pipeline schedule are
+    simulated as events over the system's links. Reports the step time, samples and
+    tokens per second, TFLOP/s per device (Megatron's model FLOPs, and the hardware's),
+    MFU, the split into compute, exposed communication, bubble and optimizer, and memory
+    per device. A configuration that does not fit the device's memory is refused.
+    """
+    from analysis.train_cli import train_command
+    train_command(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
+                  global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule, zero=zero,
+                  precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len, jobs=jobs,
+                  search=search, top=top, timeline=timeline, out=out, fmt=fmt)
+
+
+train.help = inspect.cleandoc(train.help) + "\n\n" + MODEL_HELP
+
+
+@cli.command()
+def systems() -> None:
+    """List the system presets (devices, fabrics, sources)."""
+    from sim.system.topology import PRESETS
+
+    for name, s in PRESETS.items():
+        inter = f", {s.inter.bandwidth_gbs:g} GB/s per device between nodes" if s.inter else ""
+        click.echo(f"{name:<10} {s.devices_per_node} x {s.device} per node, {s.intra.kind} {s.intra.bandwidth_gbs:g} GB/s"
+                   f"{inter}; {s.source}")
 
 
 @cli.command("eie-sweep")

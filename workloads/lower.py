@@ -192,6 +192,7 @@ class _Lowering:
         self.events: list[_Event] = []
         self.rnn_ctx: list[Any] = []
         self.silent = 0                    # > 0 inside a fused op: run, record nothing
+        self.fresh = True                  # the op being dispatched writes new storage
         # storage -> [(view or None for all of it, ids of the events that wrote it)], oldest first
         self.made_by: dict[int, list[tuple[_View | None, frozenset[int]]]] = {}
         # autograd: forward node sequence number -> the event it differentiates
@@ -333,7 +334,9 @@ class _Lowering:
             if not k:
                 continue
             view = _View.of(t)
-            if view is None or view.full:
+            # an op that mutates nothing wrote a new storage (whatever its strides): earlier
+            # tags there belong to a freed tensor whose storage was reused
+            if self.fresh or view is None or view.full:
                 self.made_by[k] = [(None, tag)]
             else:                                        # an in-place op on part of a storage
                 entries = [e for e in self.made_by.get(k, []) if e[0] != view]
@@ -345,6 +348,7 @@ class _Lowering:
             return func(*args, **kwargs)
         reads = self.reads(args, kwargs)
         n_events = len(self.events)
+        self.fresh = not func._schema.is_mutable
         out = self.dispatch(func, args, kwargs, reads)
         # a forward op that made an autograd node: its backward ops will be named after it
         seq = torch._C._autograd._get_sequence_nr()
@@ -500,13 +504,13 @@ class _Lowering:
         M, K = int(a.shape[-2]), int(a.shape[-1])
         N = int(b.shape[-1])
         hit = self.weight_name(b) if w_name is None else (0, w_name)
-        a_op = self.operand("input", a, shape=(batch, M, K) if batch > 1 else (M, K))
+        a_op = self.operand("input", a, shape=(M, K))           # one instance (the trace's convention)
         if w_override is not None:  # already in (N, K) layout
             b_op = self.operand("weight", w_override, keep=self.keep_weights)
         elif hit:  # a weight is stored out x in, (N, K), like nn.Linear
             b_op = self.operand("weight", b.transpose(-1, -2), keep=self.keep_weights)
         else:  # activation x activation: the right operand as it is, (K, N)
-            b_op = self.operand("input2", b, shape=(batch, K, N) if batch > 1 else (K, N))
+            b_op = self.operand("input2", b, shape=(K, N))
         fwd = self.backward_of()
         phase = "forward"
         if fwd is not False:                 # a gradient GEMM: named after its forward op
@@ -520,7 +524,7 @@ class _Lowering:
 
         def finish(out: torch.Tensor) -> _Event:
             return _Event(base=base, kind="gemm", op=opname, dims={"M": M, "N": N, "K": K},
-                          operands=[a_op, b_op, self.operand("output", out)], module=mtype,
+                          operands=[a_op, b_op, self.operand("output", out, shape=(M, N))], module=mtype,
                           copies=batch, phase=phase, has_weight=bool(hit) and phase == "forward")
         return finish
 
@@ -873,13 +877,15 @@ def default_loss(output: Any) -> torch.Tensor:
 
 def blocks_of(model: torch.nn.Module) -> list[str]:
     """The repeated blocks of a model (transformer layers, residual blocks): the children
-    of every ModuleList/Sequential holding two or more non-leaf modules of one class."""
+    of every ModuleList (of any length) or Sequential (of two or more) holding non-leaf
+    modules of one class."""
     out = []
     for path, mod in model.named_modules():
         if isinstance(mod, (torch.nn.ModuleList, torch.nn.Sequential)):
             kids = list(mod.named_children())
             types = {type(c) for _, c in kids}
-            if len(kids) >= 2 and len(types) == 1 and any(True for _ in kids[0][1].children()):
+            least = 1 if isinstance(mod, torch.nn.ModuleList) else 2
+            if len(kids) >= least and len(types) == 1 and any(True for _ in kids[0][1].children()):
                 out.extend(f"{path}.{n}" if path else n for n, _ in kids)
     return out
 

@@ -19,6 +19,13 @@ keeps the model's weights and gradients in 16 bits and fp32 master weights in th
 optimizer (Micikevicius et al., "Mixed Precision Training", ICLR 2018); fp16 adds loss
 scaling (the loss multiplied by a scale, gradients unscaled and checked before the
 update), bf16 and FP8 recipes do not need it. ``fp32`` leaves the trace as lowered.
+
+``fp16-o2`` and ``bf16-o2`` are the other way large models are trained: the model itself
+cast to 16 bits (Apex's O2 level; Megatron-LM's ``--fp16``/``--bf16``; DeepSpeed's fp16
+and bf16 modes), with fp32 master weights in the optimizer. Every tensor is 16-bit,
+norms and softmax included (their kernels accumulate in fp32 and return 16 bits), except
+the loss, which Megatron-LM computes on fp32 logits (``vocab_parallel_cross_entropy``
+casts them). This is what Korthikanti et al. (2022) count activations in.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ class Policy:
     low: int               # the 16-bit type's width for other low-precision tensors
     loss_scaling: bool
     master_weights: bool   # fp32 master copy in the optimizer
+    tensor_core: str       # the GPU tensor-core type its GEMMs run on
+    model_bits: int = 32   # the model's own tensors: 32 under autocast, 16 when the model is cast (O2)
 
     @property
     def weight_bits(self) -> int:
@@ -44,10 +53,12 @@ class Policy:
 
 
 POLICIES = {
-    "fp32": Policy("fp32", 32, 32, 32, False, False),
-    "fp16-mixed": Policy("fp16-mixed", 16, 16, 16, True, True),
-    "bf16-mixed": Policy("bf16-mixed", 16, 16, 16, False, True),
-    "fp8-mixed": Policy("fp8-mixed", 8, 16, 16, False, True),
+    "fp32": Policy("fp32", 32, 32, 32, False, False, "tf32"),
+    "fp16-mixed": Policy("fp16-mixed", 16, 16, 16, True, True, "fp16"),
+    "bf16-mixed": Policy("bf16-mixed", 16, 16, 16, False, True, "bf16"),
+    "fp8-mixed": Policy("fp8-mixed", 8, 16, 16, False, True, "fp8"),
+    "fp16-o2": Policy("fp16-o2", 16, 16, 16, True, True, "fp16", model_bits=16),
+    "bf16-o2": Policy("bf16-o2", 16, 16, 16, False, True, "bf16", model_bits=16),
 }
 
 LOWER_KINDS = ("gemm", "conv", "attention")
@@ -56,6 +67,8 @@ FP32_OPS = frozenset((
     "cumsum", "rsqrt", "reciprocal", "mse_loss", "nll_loss_forward", "nll_loss2d_forward",
     "binary_cross_entropy_with_logits", "_fused_rms_norm",
 ))
+LOSS_OPS = frozenset(("_log_softmax", "nll_loss_forward", "nll_loss2d_forward", "mse_loss",
+                      "binary_cross_entropy_with_logits"))
 
 
 def policy(name: str) -> Policy:
@@ -89,6 +102,8 @@ def apply(wl: Workload, name: str) -> Workload:
         ins = [out_bits[p] for p in op.producers if p in out_bits]      # float outputs only
         if src.kind in LOWER_KINDS:
             gin, gout = pol.gemm_in, pol.gemm_out
+        elif pol.model_bits < 32:                   # the model cast: 16 bits but for the loss
+            gin, gout = None, 32 if src.op in LOSS_OPS else pol.model_bits
         elif src.op in FP32_OPS:
             gin, gout = None, 32
         else:

@@ -163,7 +163,8 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
     torch_model = spec.startswith("gpt:") or re.search(r"\.py:[A-Za-z_]\w*$", spec) or \
         (spec in ZOO and ZOO[spec].torch)
     if not torch_model:
-        if how.train or how.decode or how.attention != "unfused":
+        if (how.train or how.decode or how.attention != "unfused") and \
+                (spec in ZOO or spec.startswith(("gemm:", "conv:")) or spec.endswith((".json", ".csv"))):
             raise HwsimError(f"{spec}: --train, --decode and --attention need a torch model (a zoo model, gpt:..., "
                              "or file.py:factory); this MODEL is a trace")
         wl = _trace(spec, batch)
