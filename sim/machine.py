@@ -16,6 +16,8 @@ A machine is its frozen hardware description (a dataclass per family: ``Systolic
   machine that runs one op at a time returns 1.0 for every op (its time is the sum of its
   ops' times).
 * ``describe()``: the description as plain data (for reports).
+* ``memory_capacity_bytes``: the device's memory (HBM, DRAM), checked when a training
+  configuration is placed on it; 0 where a design does not say.
 
 A new machine is one package ``sim/<family>/`` exporting ``ARCH`` (its description class,
 which implements this Protocol) and ``PRESETS``, plus one line in ``sim.registry.FAMILIES``
@@ -94,6 +96,11 @@ class Machine(Protocol):
 
     @property
     def source(self) -> str: ...
+
+    @property
+    def memory_capacity_bytes(self) -> float:
+        """Device memory for weights, activations and optimizer state (0: not modelled)."""
+        ...
 
     def simulate(self, workload: Workload, *, progress: Progress | None = None) -> SimResult: ...
 

@@ -54,6 +54,10 @@ class ScalarArch:
                             accesses={"dram.input.reads": nbytes}, ops={"mac.fp32": op.macs})
         return run_ops(workload, self, one, progress)
 
+    @property
+    def memory_capacity_bytes(self):
+        return 0.0
+
     def memory_levels(self):
         return {"dram": MemoryLevel("dram", technology="ddr3")}
 

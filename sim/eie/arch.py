@@ -96,6 +96,11 @@ class EIEArch:
         return 2 ** self.index_bits
 
     # ---- the Machine interface ------------------------------------------------------
+    @property
+    def memory_capacity_bytes(self) -> float:
+        return 0.0            # EIE's model keeps layers in its SRAMs and has no device memory
+
+
     def simulate(self, workload: Workload, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
                  max_nonzeros: int = 200_000_000, progress: Progress | None = None) -> SimResult:
         """Run ``workload``: synthetic weights (where the trace keeps none) and activations

@@ -58,6 +58,7 @@ class GPUArch:
     pipeline_stages: int = 3            # global->shared software pipeline depth
     kernel_overhead_us: float = 2.0     # launch + prologue that no overlap hides
     dram_type: str = "hbm2"             # the DRAM technology the energy table prices
+    memory_gb: float = 0.0              # device memory (GB = 1e9 bytes), for training placements
     streams: int = 1                    # concurrent streams the framework issues kernels on
     # Idle power is not modelled yet: GPU results are dynamic energy only.
     static_power_w: float = 0.0
@@ -70,7 +71,7 @@ class GPUArch:
         positive(self, "sms", "tcs_per_sm", "clock_mhz", "dram_gbs", "l2_mib", "l2_bytes_per_clk", "smem_per_sm_kib",
                  "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
                  "technology_nm", "streams")
-        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w")
+        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb")
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
         for p, v in self.tc_fma_per_clk.items():
             need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
@@ -116,6 +117,10 @@ class GPUArch:
         return simulate(workload, self, precision=precision, accumulate=accumulate, output=output, engine=engine,
                         progress=progress)
 
+    @property
+    def memory_capacity_bytes(self) -> float:
+        return self.memory_gb * 1e9
+
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
         return {"l2_sram": MemoryLevel("sram", self.l2_mib * 2 ** 20),
                 "dram": MemoryLevel("dram", technology=self.dram_type)}
@@ -147,35 +152,40 @@ PRESETS = {
     "v100": GPUArch(
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
         dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
-        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2,
-        source="V100 SXM2: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
+        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2, memory_gb=32,
+        source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
                "the Volta/Ampere whitepapers and microbenchmark papers"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", pipeline_stages=2, dram_type="gddr",
+        memory_gb=16,
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
                "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper)"),
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
-        fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3,
+        fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3, memory_gb=40,
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
-               "1555 GB/s, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper"),
+               "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
-        fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4,
+        fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4, memory_gb=80,
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed"),
 }
 
 # H200: H100 compute with faster, larger HBM3e
 PRESETS["h200"] = replace(
-    PRESETS["h100"], name="h200", dram_gbs=4800,
-    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA whitepapers/datasheets)")
+    PRESETS["h100"], name="h200", dram_gbs=4800, memory_gb=141,
+    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet)")
+# A100 80GB: the same chip with 2,039 GB/s HBM2e
+PRESETS["a100-80gb"] = replace(
+    PRESETS["a100"], name="a100-80gb", dram_gbs=2039, memory_gb=80,
+    source="A100 SXM4 80GB: the A100 40GB's compute with 80 GB HBM2e at 2,039 GB/s (NVIDIA A100 datasheet)")
 
 ARCH = GPUArch

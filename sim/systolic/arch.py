@@ -50,6 +50,7 @@ class SystolicArch:
     ifmap_on_chip: bool = False       # activations already resident (TPU unified buffer, fed by the host)
     vector_lanes: int = 0             # element ops per cycle for non-GEMM ops (0: one per column)
     dram_type: str = "ddr3"           # the DRAM technology the energy table prices
+    dram_gib: float = 0.0             # off-chip memory capacity (0: not modelled)
     static_power_w: float = 0.0       # idle power over the run's time; 0: dynamic energy only
     technology_nm: float = 45
     source: str = "SCALE-Sim default configuration (32x32, 64 KiB SRAMs, 10 words/cycle)"
@@ -58,7 +59,7 @@ class SystolicArch:
         check_fields(self)
         positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "ifmap_sram_kib",
                  "filter_sram_kib", "ofmap_sram_kib", "dram_bw_bytes_per_cycle", "prefetch_depth", "technology_nm")
-        at_least(self, 0, "vector_lanes", "static_power_w")
+        at_least(self, 0, "vector_lanes", "static_power_w", "dram_gib")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
 
@@ -90,6 +91,10 @@ class SystolicArch:
         need(isinstance(quantize_float, bool), "quantize_float", f"must be true or false, got {quantize_float!r}")
         return simulate(workload, self, engine=engine, quantize_float=quantize_float, progress=progress)
 
+    @property
+    def memory_capacity_bytes(self) -> float:
+        return self.dram_gib * 2 ** 30
+
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
         return {"ifmap_sram": MemoryLevel("sram", self.ifmap_sram_kib * 1024),
                 "filter_sram": MemoryLevel("sram", self.filter_sram_kib * 1024),
@@ -119,10 +124,10 @@ PRESETS = {
         name="tpu-v1", rows=256, cols=256, dataflow="ws", clock_mhz=700.0, word_bits=8, acc_bits=32,
         ifmap_sram_kib=24 * 1024, filter_sram_kib=4 * 64, ofmap_sram_kib=4 * 1024,
         dram_bw_bytes_per_cycle=34e9 / 700e6, prefetch_depth=4, ifmap_on_chip=True, vector_lanes=256,
-        technology_nm=28, static_power_w=28.0,
+        technology_nm=28, static_power_w=28.0, dram_gib=8,
         source="Jouppi et al., ISCA 2017: 256x256 int8 MACs at 700 MHz, 24 MiB unified buffer, 4 MiB "
                "accumulators, weight FIFO of four 64 KiB tiles, 34 GB/s DDR3 (Table 2, Sec. 2); "
-               "idle power 28 W per die (Table 2)"),
+               "idle power 28 W per die (Table 2); 8 GiB of DDR3"),
     "systolic-16": SystolicArch(name="systolic-16", rows=16, cols=16, clock_mhz=500.0, ifmap_sram_kib=32,
                                 filter_sram_kib=32, ofmap_sram_kib=16, dram_bw_bytes_per_cycle=4.0,
                                 source="edge array in the style of Eyeriss/SCALE-Sim edge configs (16x16, 80 KiB)"),

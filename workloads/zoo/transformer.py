@@ -285,8 +285,8 @@ BERT_LARGE = replace(BERT_BASE, layers=24, hidden=1024, heads=16)
 VIT_B16 = Config(12, 768, 12, seq=197, vocab=1, causal=False)
 
 
-def _build(cls, cfg: Config, *args):
-    meta = cfg.params() * 4 > MATERIALIZE_BYTES
+def _build(cls, cfg: Config, *args, meta: bool = False):
+    meta = meta or cfg.params() * 4 > MATERIALIZE_BYTES
     if meta:
         with torch.device("meta"):
             return cls(cfg, *args), True
@@ -300,14 +300,14 @@ def _tokens(batch: int, seq: int, vocab: int, meta: bool):
     return torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(2))
 
 
-def decoder(cfg: Config, batch: int = 1, seq_len: int | None = None, decode: int = 0):
+def decoder(cfg: Config, batch: int = 1, seq_len: int | None = None, decode: int = 0, meta: bool = False):
     if batch < 1:
         raise HwsimError(f"--batch must be >= 1, got {batch}")
     seq = seq_len or cfg.seq
     if seq + decode > cfg.seq:
         raise HwsimError(f"--seq-len {seq} plus {decode} decode steps is longer than the model's {cfg.seq} "
                          "positions; shorten one of them")
-    model, meta = _build(Decoder, cfg)
+    model, meta = _build(Decoder, cfg, meta=meta)
     x = _tokens(batch, seq, cfg.vocab, meta)
     return (Generate(model, decode) if decode else model), x
 
@@ -317,7 +317,7 @@ def gpt2(size: str = "124m", batch: int = 1, seq_len: int | None = None, decode:
     return decoder(Config(L, h, a), batch, seq_len, decode)
 
 
-def gpt(spec: str, batch: int = 1, seq_len: int | None = None, decode: int = 0):
+def gpt_config(spec: str) -> Config:
     """``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]`` (SEQ default 2048, VOCAB 51200 as Megatron)."""
     body = spec.partition(":")[2]
     try:
@@ -327,8 +327,12 @@ def gpt(spec: str, batch: int = 1, seq_len: int | None = None, decode: int = 0):
     if len(vals) not in (3, 4, 5):
         raise HwsimError(f"bad model {spec!r}: use gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]")
     L, h, a = vals[:3]
-    cfg = Config(L, h, a, seq=vals[3] if len(vals) > 3 else 2048, vocab=vals[4] if len(vals) > 4 else 51200)
-    return decoder(cfg, batch, seq_len, decode)
+    return Config(L, h, a, seq=vals[3] if len(vals) > 3 else 2048, vocab=vals[4] if len(vals) > 4 else 51200)
+
+
+def gpt(spec: str, batch: int = 1, seq_len: int | None = None, decode: int = 0):
+    """A GPT of the shape ``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]`` names (see :func:`gpt_config`)."""
+    return decoder(gpt_config(spec), batch, seq_len, decode)
 
 
 def gpt3(batch: int = 1, seq_len: int | None = None, decode: int = 0):
@@ -372,3 +376,62 @@ def bert_large(batch: int = 1, seq_len: int | None = None):
 
 def llama_tiny(batch: int = 1, seq_len: int | None = None, decode: int = 0):
     return decoder(LLAMA_TINY, batch, seq_len or 128, decode)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A zoo transformer as parallel training sees it: its shape and how to build it with
+    fewer layers (every layer is the same, so one layer's costs stand for all of them)."""
+
+    cfg: Config
+    kind: str                    # decoder | bert | vit
+    block: str                   # the prefix of layer i's ops: f"{block}.{i}."
+    default_seq: int
+
+    def build(self, layers: int, batch: int, seq_len: int | None = None, meta: bool = True):
+        """The model with ``layers`` layers and its input, on the meta device by default
+        (shapes are all parallel training needs)."""
+        cfg = replace(self.cfg, layers=layers)
+        if self.kind == "decoder":
+            return decoder(cfg, batch, seq_len or self.default_seq, meta=meta)
+        if self.kind == "bert":
+            model, on_meta = _build(BERT, cfg, meta=meta)
+            return model, _tokens(batch, seq_len or self.default_seq, cfg.vocab, on_meta)
+        model, on_meta = _build(ViT, cfg, meta=meta)
+        img = torch.empty(batch, 3, 224, 224, device="meta") if on_meta else \
+            torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        return model, img
+
+    def padded(self, tp: int) -> "Family":
+        """The vocabulary padded as Megatron-LM pads it for ``tp``-way tensor parallelism: to a
+        multiple of 128 x tp (``--make-vocab-size-divisible-by 128``; ``_vocab_size_with_padding``
+        in Megatron-LM's tokenizer), so the vocabulary-parallel embedding and head split evenly.
+        ViT's classifier has no vocabulary and is left as it is."""
+        if self.kind == "vit":
+            return self
+        m = 128 * tp
+        return replace(self, cfg=replace(self.cfg, vocab=-(-self.cfg.vocab // m) * m))
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return self.default_seq if self.kind != "vit" else 197
+
+
+def family(spec: str, seq_len: int | None = None) -> Family | None:
+    """The Family of a zoo transformer name or a gpt: spec (None for other models)."""
+    if spec.startswith("gpt:"):
+        cfg = gpt_config(spec)
+        return Family(cfg, "decoder", "h", seq_len or cfg.seq)
+    table = {"gpt2": Config(*GPT2["124m"]), "gpt2-medium": Config(*GPT2["355m"]), "gpt2-large": Config(*GPT2["774m"]),
+             "gpt2-xl": Config(*GPT2["1.5b"]), "gpt3-175b": GPT3_175B, "llama3-8b": LLAMA3_8B,
+             "llama-tiny": LLAMA_TINY}
+    if spec in table:
+        cfg = table[spec]
+        return Family(cfg, "decoder", "h", seq_len or (2048 if spec == "llama3-8b" else 128 if spec == "llama-tiny"
+                                                       else cfg.seq))
+    if spec in ("bert-base", "bert-large"):
+        cfg = BERT_BASE if spec == "bert-base" else BERT_LARGE
+        return Family(cfg, "bert", "layers", seq_len or 128)
+    if spec == "vit-b16":
+        return Family(VIT_B16, "vit", "layers", 197)
+    return None

@@ -1,0 +1,2 @@
+"""Systems of many devices for training at scale: topologies and their links, collectives
+simulated as transfers over them, and pipeline schedules."""

@@ -1,0 +1,251 @@
+"""One training step of a parallel configuration on a system, from per-chunk costs.
+
+Devices are numbered as Megatron-LM places ranks: tensor-parallel ranks innermost (one
+node), then data-parallel, then pipeline stages: device = stage x (dp x tp) + replica x tp
++ tp_rank. Every replica and tensor rank of a stage does the same work, so the step is the
+pipeline of one replica (``sim.system.pipeline``) plus, per stage:
+
+* **data parallel**: the gradients of the stage's last backward are synchronised in
+  buckets of 25 MB (PyTorch DDP's default ``bucket_cap_mb``) as the backward produces them,
+  one bucket after another on the stage's data-parallel group (all-reduce; with ZeRO a
+  reduce-scatter, and an all-gather of the updated parameters after the optimizer).
+  What outlasts the backward is exposed;
+* **ZeRO** (Rajbhandari et al., SC 2020): stage 1 shards the optimizer states over the
+  data-parallel group, stage 2 also the gradients, stage 3 also the weights, which are
+  then all-gathered for every microbatch's forward and backward (exposed where the
+  gathering outlasts the compute it overlaps);
+* **the optimizer**: the stage's update on each device's share of the parameters.
+
+Memory per device: weights, gradients and optimizer states of its chunks (after ZeRO),
+and each chunk's activations times the most microbatches it holds at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from workloads.errors import HwsimError
+
+from . import collectives as coll
+from .pipeline import SCHEDULES, PipelineRun, simulate
+from .topology import System
+
+BUCKET_BYTES = 25 * 2 ** 20     # PyTorch DistributedDataParallel's default bucket_cap_mb = 25
+
+
+@dataclass(frozen=True)
+class Parallel:
+    dp: int
+    tp: int
+    pp: int
+    microbatch: int
+    microbatches: int            # per data-parallel replica per step
+    schedule: str = "1f1b"
+    v: int = 1                   # chunks per device (the interleaved schedule)
+    zero: int = 0
+
+    def __post_init__(self) -> None:
+        for f in ("dp", "tp", "pp", "microbatch", "microbatches", "v"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or v < 1:
+                raise HwsimError(f"{f}: must be an integer >= 1, got {v!r}")
+        if self.schedule not in SCHEDULES:
+            raise HwsimError(f"schedule: one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.zero not in (0, 1, 2, 3):
+            raise HwsimError(f"zero: must be 0, 1, 2 or 3, got {self.zero!r}")
+
+    @property
+    def devices(self) -> int:
+        return self.dp * self.tp * self.pp
+
+    def device(self, stage: int, replica: int = 0, tp_rank: int = 0) -> int:
+        return stage * self.dp * self.tp + replica * self.tp + tp_rank
+
+    def dp_group(self, stage: int, tp_rank: int = 0) -> list[int]:
+        return [self.device(stage, r, tp_rank) for r in range(self.dp)]
+
+    def tp_group(self, stage: int, replica: int = 0) -> list[int]:
+        return [self.device(stage, replica, t) for t in range(self.tp)]
+
+
+@dataclass(frozen=True)
+class ChunkCost:
+    """One chunk (virtual stage) for one microbatch on one device."""
+
+    fwd_us: float                 # forward, tensor-parallel communication included
+    bwd_us: float                 # backward (and recomputation), communication included
+    fwd_comm_us: float            # of which tensor-parallel communication
+    bwd_comm_us: float
+    act_bytes: float              # activations kept for the backward, per microbatch
+    params: float                 # parameters on one device
+    optimizer_us: float           # one device updating all of ``params``
+    send_bytes: float             # the activation passed to the next chunk per microbatch
+    weight_bytes: float = 2.0     # bytes per parameter: weights,
+    grad_bytes: float = 2.0       # gradients,
+    state_bytes: float = 12.0     # optimizer states (master weights included)
+
+
+@dataclass
+class StepResult:
+    step_us: float
+    compute_us: float             # the slowest device's compute (tensor-parallel communication excluded)
+    comm_us: float                # exposed communication (tensor parallel, data parallel, ZeRO)
+    bubble_us: float              # pipeline idle time of that device
+    optimizer_us: float
+    memory: dict[str, float]      # bytes per category on the fullest device
+    capacity_bytes: float
+    pipeline: PipelineRun
+    spans: list[tuple[str, str, float, float]] = field(default_factory=list)   # (track, name, start, end)
+
+    @property
+    def fits(self) -> bool:
+        return self.capacity_bytes <= 0 or self.memory["total_bytes"] <= self.capacity_bytes
+
+
+class Collectives:
+    """Collective times on a system, each simulated once per distinct (kind, group, size)."""
+
+    def __init__(self, system: System):
+        self.sys = system
+        self.cache: dict[tuple, float] = {}
+        self.shapes: dict[tuple[int, ...], tuple] = {}
+
+    def _shape(self, group: Sequence[int]) -> tuple:
+        """What a collective's time depends on: the group's size and how it falls on nodes
+        (on a torus, the devices themselves)."""
+        g = tuple(group)
+        if g not in self.shapes:
+            nodes: dict[int, int] = {}
+            for d in g:
+                node = self.sys.node_of(d)
+                nodes[node] = nodes.get(node, 0) + 1
+            self.shapes[g] = (len(g), tuple(sorted(nodes.values())), self.sys.intra.kind == "torus2d" and g)
+        return self.shapes[g]
+
+    def run(self, kind: str, group: Sequence[int], nbytes: float) -> float:
+        """The time of one collective alone on the system (rings repeat their first step's
+        time: the same on an idle network, see ``collectives``)."""
+        if len(group) < 2 or nbytes <= 0:
+            return 0.0
+        key = (kind, self._shape(group), round(nbytes))
+        if key not in self.cache:
+            many_nodes = len(self._shape(group)[1]) > 1
+            if kind == "allreduce":
+                algo = coll.hierarchical_allreduce if many_nodes and self.sys.devices_per_node > 1 \
+                    else coll.ring_allreduce
+                self.cache[key] = coll.time_us(self.sys, lambda net: algo(net, list(group), nbytes, exact=False))
+            elif kind in ("reduce_scatter", "all_gather"):
+                fn = coll.reduce_scatter if kind == "reduce_scatter" else coll.all_gather
+                self.cache[key] = coll.time_us(self.sys, lambda net: fn(net, list(group), nbytes, exact=False))
+            elif kind == "p2p":
+                self.cache[key] = coll.time_us(self.sys, lambda net: coll.p2p(net, group[0], group[1], nbytes))
+            else:
+                raise HwsimError(f"unknown collective {kind!r}")
+        return self.cache[key]
+
+
+def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_bytes: float,
+         comms: Collectives | None = None, timeline: bool = False) -> StepResult:
+    """Simulate one step of ``par`` (``chunks``: pp x v costs in model order)."""
+    if len(chunks) != par.pp * par.v:
+        raise HwsimError(f"{len(chunks)} chunk costs for {par.pp} stages x {par.v} chunks")
+    if par.devices > system.devices:
+        raise HwsimError(f"dp x tp x pp = {par.devices} devices; the system has {system.devices}")
+    comms = comms or Collectives(system)
+    p, v, m = par.pp, par.v, par.microbatches
+
+    def send(a: int, b: int, kind: str) -> float:
+        src, dst = par.device(a % p), par.device(b % p)
+        return comms.run("p2p", [src, dst], chunks[a].send_bytes if kind == "F" else chunks[b].send_bytes) \
+            if src != dst else 0.0
+
+    zero3 = [0.0] * len(chunks)
+    if par.zero == 3 and par.dp > 1:           # the chunk's weights gathered for every pass
+        for c, ch in enumerate(chunks):
+            ag = comms.run("all_gather", par.dp_group(c % p), ch.params * ch.weight_bytes)
+            zero3[c] = ag
+    run = simulate(p, m, v, par.schedule,
+                   lambda c: chunks[c].fwd_us + max(0.0, zero3[c] - chunks[c].fwd_us + chunks[c].fwd_comm_us),
+                   lambda c: chunks[c].bwd_us + max(0.0, zero3[c] - chunks[c].bwd_us + chunks[c].bwd_comm_us),
+                   send)
+    spans: list[tuple[str, str, float, float]] = []
+    if timeline:          # a task's tensor-parallel collectives are drawn together at its end
+        for t in run.tasks:
+            ch = chunks[t.chunk]
+            comm = min(ch.fwd_comm_us if t.kind == "F" else ch.bwd_comm_us, t.end_us - t.start_us)
+            spans.append((f"stage {t.device}: compute", f"{t.kind}{t.mb} chunk {t.chunk}", t.start_us, t.end_us - comm))
+            if comm > 0:
+                spans.append((f"stage {t.device}: tensor-parallel collectives", f"{t.kind}{t.mb} chunk {t.chunk}",
+                              t.end_us - comm, t.end_us))
+            nxt = t.chunk + 1 if t.kind == "F" else t.chunk - 1
+            if 0 <= nxt < len(chunks) and nxt % p != t.device:
+                spans.append((f"link stage {t.device} -> {nxt % p}", f"{t.kind}{t.mb} {'activation' if t.kind == 'F' else 'gradient'}",
+                              t.end_us, t.end_us + send(t.chunk, nxt, t.kind)))
+    results: list[tuple[tuple[float, float, float, float, float], dict[str, float]]] = []   # per stage
+    lasts_of: list[list] = [[] for _ in range(p)]     # the last backward of each of a device's chunks
+    pipe_end = [0.0] * p
+    for t in run.tasks:
+        pipe_end[t.device] = max(pipe_end[t.device], t.end_us)
+        if t.kind == "B" and t.mb == m - 1:
+            lasts_of[t.device].append(t)
+    for d in range(p):
+        mine = [c for c in range(len(chunks)) if c % p == d]
+        # the last backward of each of the device's chunks releases its gradients
+        lasts = sorted(lasts_of[d], key=lambda t: t.end_us)
+        dp_end = run.last_backward_end_us[d]
+        if par.dp > 1:
+            group = par.dp_group(d)
+            kind = "allreduce" if par.zero == 0 else "reduce_scatter"
+            free = 0.0
+            for t in lasts:
+                ch = chunks[t.chunk]
+                total = ch.params * ch.grad_bytes
+                n = max(1, math.ceil(total / BUCKET_BYTES))
+                bucket_us = comms.run(kind, group, total / n)
+                for k in range(n):
+                    ready = t.start_us + (k + 1) / n * (t.end_us - t.start_us)
+                    s = max(ready, free)
+                    free = s + bucket_us
+                    if timeline:
+                        spans.append((f"stage {d}: data-parallel {kind}", f"bucket {k}", s, free))
+            dp_end = max(dp_end, free)
+        opt = sum(chunks[c].optimizer_us for c in mine) / (par.dp if par.zero >= 1 else 1)
+        gather = 0.0
+        if par.zero in (1, 2) and par.dp > 1:
+            gather = sum(comms.run("all_gather", par.dp_group(d), chunks[c].params * chunks[c].weight_bytes)
+                         for c in mine)
+        end = dp_end + opt + gather
+        if timeline:
+            spans.append((f"stage {d}: compute", "optimizer", dp_end, dp_end + opt))
+            if gather:
+                spans.append((f"stage {d}: data-parallel all_gather", "parameters", dp_end + opt, end))
+        tp_comm = sum((chunks[c].fwd_comm_us + chunks[c].bwd_comm_us) * m for c in mine)
+        z3 = sum(max(0.0, zero3[c] - chunks[c].fwd_us + chunks[c].fwd_comm_us) +
+                 max(0.0, zero3[c] - chunks[c].bwd_us + chunks[c].bwd_comm_us) for c in mine) * m
+        compute = run.busy_us[d] - tp_comm - z3
+        results.append(((end, compute, tp_comm + z3 + (dp_end - pipe_end[d]) + gather, pipe_end[d] - run.busy_us[d],
+                         opt), _memory(par, chunks, mine, run)))
+    worst = max(results, key=lambda r: r[0][0])[0]
+    fullest = max(results, key=lambda r: r[1]["total_bytes"])[1]
+    return StepResult(*worst, fullest, capacity_bytes, run, spans)
+
+
+def _memory(par: Parallel, chunks: Sequence[ChunkCost], mine: list[int], run: PipelineRun) -> dict[str, float]:
+    w = g = o = a = 0.0
+    for c in mine:
+        ch = chunks[c]
+        w += ch.params * ch.weight_bytes / (par.dp if par.zero >= 3 else 1)
+        g += ch.params * ch.grad_bytes / (par.dp if par.zero >= 2 else 1)
+        o += ch.params * ch.state_bytes / (par.dp if par.zero >= 1 else 1)
+        a += ch.act_bytes * run.inflight.get(c, 0)
+    return {"weights_bytes": w, "gradients_bytes": g, "optimizer_bytes": o, "activations_bytes": a,
+            "total_bytes": w + g + o + a}
+
+
+def fits_message(mem: dict[str, float], capacity: float) -> str:
+    gib = 2 ** 30
+    parts = ", ".join(f"{k[:-6]} {v / gib:.1f}" for k, v in mem.items() if k != "total_bytes")
+    return f"needs {mem['total_bytes'] / gib:.1f} GiB per device ({parts} GiB) of {capacity / gib:.1f} GiB"
+

@@ -1,0 +1,201 @@
+"""Systems of many devices: nodes of devices joined by an intra-node fabric, nodes joined by
+a network.
+
+A fabric is ``switch`` (every device has a full-duplex port of ``bandwidth_gbs`` per
+direction into a non-blocking switch: NVSwitch inside a DGX, a rail-optimised fat tree of
+InfiniBand NICs between them) or ``torus2d`` (every device links to its four neighbours,
+``bandwidth_gbs`` per link and direction: a TPU pod). ``latency_us`` is charged once per
+transfer on a switch, once per hop on a torus.
+
+Latencies are calibrations, not measurements: 1 us for an NVLink/NVSwitch transfer and 2 us
+across InfiniBand are the round figures commonly quoted for these links (1-2 us and
+1-5 us), 0.5 us for a torus hop (ICI is quoted as sub-microsecond per neighbour).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from workloads.errors import HwsimError
+
+from ..archbase import check_fields, need, positive
+
+FABRICS = ("switch", "torus2d")
+
+
+@dataclass(frozen=True)
+class Fabric:
+    kind: str
+    bandwidth_gbs: float        # GB/s per device port (switch) or per link (torus), each direction
+    latency_us: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        need(self.kind in FABRICS, "kind", f"must be one of {', '.join(FABRICS)}, got {self.kind!r}")
+        positive(self, "bandwidth_gbs")
+        need(self.latency_us >= 0, "latency_us", f"must be >= 0, got {self.latency_us}")
+
+    @property
+    def bytes_per_us(self) -> float:
+        return self.bandwidth_gbs * 1e3
+
+
+@dataclass(frozen=True)
+class System:
+    """``nodes`` x ``devices_per_node`` copies of ``device`` (a machine preset name, resolved
+    by :func:`device_of`) joined by ``intra`` inside a node and ``inter`` between nodes."""
+
+    kind_name: ClassVar[str] = "system"
+    name: str
+    device: str
+    devices_per_node: int
+    nodes: int
+    intra: Fabric
+    inter: Fabric | None = None
+    source: str = ""
+    device_overrides: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.intra, dict):
+            object.__setattr__(self, "intra", _fabric(self.intra, "intra"))
+        if isinstance(self.inter, dict):
+            object.__setattr__(self, "inter", _fabric(self.inter, "inter"))
+        if isinstance(self.device_overrides, dict):
+            object.__setattr__(self, "device_overrides", tuple(sorted(self.device_overrides.items())))
+        need(isinstance(self.name, str) and bool(self.name), "name", "must be a non-empty string")
+        need(isinstance(self.device, str) and bool(self.device), "device", "must name a device preset")
+        for f in ("devices_per_node", "nodes"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f, f"must be an integer >= 1, got {v!r}")
+        need(isinstance(self.intra, Fabric), "intra", "must be a fabric {kind, bandwidth_gbs, latency_us}")
+        need(self.inter is None or isinstance(self.inter, Fabric), "inter",
+             "must be a fabric {kind, bandwidth_gbs, latency_us} or absent")
+        if self.nodes > 1:
+            need(self.inter is not None, "inter", "a system of several nodes needs a network between them")
+        if self.intra.kind == "torus2d":
+            need(self.nodes == 1, "nodes", "a torus system is one torus: give its size with devices_per_node")
+
+    @property
+    def devices(self) -> int:
+        return self.devices_per_node * self.nodes
+
+    def node_of(self, d: int) -> int:
+        return d // self.devices_per_node
+
+    def torus_shape(self) -> tuple[int, int]:
+        """The most nearly square X x Y with X * Y = devices."""
+        n = self.devices_per_node
+        x = int(math.isqrt(n))
+        while n % x:
+            x -= 1
+        return n // x, x
+
+    def with_devices(self, n: int) -> "System":
+        """The same system with ``n`` devices (whole nodes, or part of one)."""
+        need(isinstance(n, int) and n >= 1, "gpus", f"must be a positive integer, got {n!r}")
+        if self.intra.kind == "torus2d":
+            return dataclasses.replace(self, devices_per_node=n, nodes=1)
+        g = self.devices_per_node
+        if n <= g:
+            return dataclasses.replace(self, devices_per_node=n, nodes=1)
+        need(n % g == 0, "gpus", f"{n} devices do not fill whole nodes of {g}; use a multiple of {g}")
+        return dataclasses.replace(self, nodes=n // g)
+
+    def describe(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["devices"] = self.devices
+        return d
+
+
+def _fabric(d: dict, where: str) -> Fabric:
+    if not isinstance(d, dict):
+        raise HwsimError(f"{where}: must be a mapping {{kind, bandwidth_gbs, latency_us}}")
+    unknown = set(d) - {"kind", "bandwidth_gbs", "latency_us", "source"}
+    if unknown:
+        raise HwsimError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    try:
+        return Fabric(**d)
+    except HwsimError as e:
+        raise HwsimError(f"{where}.{e}") from None
+    except TypeError as e:
+        raise HwsimError(f"{where}: {e}") from None
+
+
+NVLINK_LATENCY_US = 1.0     # calibration (see the module docstring)
+IB_LATENCY_US = 2.0         # calibration
+ICI_LATENCY_US = 0.5        # calibration
+
+PRESETS = {
+    "dgx-a100": System(
+        "dgx-a100", "a100-80gb", 8, 1,
+        intra=Fabric("switch", 300, NVLINK_LATENCY_US,
+                     "NVLink 3 through 6 NVSwitches: 12 links x 25 GB/s = 300 GB/s per GPU each way (600 GB/s "
+                     "bidirectional)"),
+        inter=Fabric("switch", 25, IB_LATENCY_US,
+                     "8 x 200 Gb/s HDR InfiniBand (ConnectX-6) per node, one per GPU: 25 GB/s each way, "
+                     "rail-optimised non-blocking fat tree"),
+        source="NVIDIA DGX A100 system architecture white paper (2020); Selene, Narayanan et al., SC 2021"),
+    "dgx-h100": System(
+        "dgx-h100", "h100", 8, 1,
+        intra=Fabric("switch", 450, NVLINK_LATENCY_US,
+                     "NVLink 4 through 4 NVSwitch chips: 18 links, 900 GB/s per GPU bidirectional"),
+        inter=Fabric("switch", 50, IB_LATENCY_US, "8 x 400 Gb/s NDR InfiniBand (ConnectX-7) per node, one per GPU"),
+        source="NVIDIA DGX H100 documentation (2022)"),
+    "tpu-pod": System(
+        "tpu-pod", "systolic-128", 1024, 1,
+        intra=Fabric("torus2d", 82, ICI_LATENCY_US,
+                     "TPUv3's inter-chip interconnect: 4 links per chip at 656 Gbit/s in a 32 x 32 2-D torus"),
+        source="Jouppi et al., 'A Domain-Specific Supercomputer for Training Deep Neural Networks', CACM 2020 "
+               "(TPUv3 pod); devices are the systolic-128 preset (TPUv3 cores are 128 x 128 MXUs) with 32 GiB "
+               "HBM each",
+        device_overrides=(("dram_gib", 32.0),)),
+}
+
+
+def device_of(system: System) -> Any:
+    """The system's device description (a preset, with the system's overrides)."""
+    from ..archbase import override
+    from ..registry import resolve_arch
+    arch = resolve_arch(system.device)
+    if system.device_overrides:
+        arch = override(arch, dict(system.device_overrides), where=f"{system.name}: device_overrides")
+    return arch
+
+
+def resolve_system(spec: str) -> System:
+    """A preset name or a YAML file ``{base: PRESET, FIELD: VALUE, intra: {...}, ...}``."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if spec.endswith((".yaml", ".yml")):
+        from workloads.yamlio import load_yaml
+        p = Path(spec)
+        doc = load_yaml(p, "system")
+        if not isinstance(doc, dict):
+            raise HwsimError(f"{p}: a system file is a mapping with 'base' and fields to override")
+        base = doc.pop("base", None)
+        if base not in PRESETS:
+            raise HwsimError(f"{p}: base: must name a system preset ({', '.join(PRESETS)}), got {base!r}")
+        fields = {f.name for f in dataclasses.fields(System)}
+        unknown = set(doc) - fields
+        if unknown:
+            raise HwsimError(f"{p}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(fields))}")
+        b = PRESETS[base]
+        for level in ("intra", "inter"):             # a fabric may override some of its fields
+            if isinstance(doc.get(level), dict) and getattr(b, level) is not None:
+                doc[level] = {**dataclasses.asdict(getattr(b, level)), **doc[level]}
+        doc.setdefault("name", p.stem)
+        try:
+            sys = dataclasses.replace(b, **doc)
+        except (HwsimError, TypeError) as e:
+            raise HwsimError(f"{p}: {e}") from None
+        try:
+            device_of(sys)                            # a device that does not resolve fails here
+        except HwsimError as e:
+            raise HwsimError(f"{p}: device: {e}") from None
+        return sys
+    raise HwsimError(f"unknown system {spec!r}; presets: {', '.join(PRESETS)}; or a YAML file with 'base:'")

@@ -1,0 +1,197 @@
+"""Tensor (intra-layer) model parallelism as a transform of a training-step trace: the ops
+one of ``t`` devices runs, and the collectives that hold them together.
+
+**Transformers** (Shoeybi et al., Megatron-LM, 2019, Sec. 3): the first GEMM of attention
+(Q/K/V) and of the MLP (up, gate) is column-parallel (each device computes 1/t of its
+outputs: 1/t of the heads, 1/t of the MLP width), the second (the attention's output
+projection, the MLP's down projection) row-parallel (1/t of its inputs), so everything in
+between (per-head attention, the activation) is split too, and layer norms, residual
+adds and dropout outside are replicated. Per layer and microbatch that costs two
+all-reduces of the layer's output in the forward (after each row-parallel GEMM) and two
+in the backward (the input gradient of each column-parallel group); recomputed forwards
+repeat theirs. The vocabulary is split too: the embedding (one all-reduce of its output
+in the forward) and the LM head (one of its input gradient in the backward), and with it
+the loss's softmax over the vocabulary.
+
+**Other models** (Krizhevsky, "One weird trick", 2014: model parallelism by output
+channels): every layer with weights computes 1/t of its output channels, so the ops on
+its output are split too; the next layer needs all channels, so each such layer's output
+is all-gathered in the forward and its input gradient all-reduced in the backward.
+
+Gradient ops follow their forward op: a column-parallel GEMM's dgrad splits its reduction
+(its forward's N) and its wgrad its rows; a row-parallel GEMM's dgrad and wgrad split the
+forward's K.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .errors import HwsimError
+from .trace import Op, Workload
+
+COLUMN = re.compile(r"(^|\.)(attn\.(qkv|q|kv)|mlp\.(up|gate)|lm_head)$")
+ROW = re.compile(r"(^|\.)(attn\.proj|mlp\.down)$")
+SPLIT = re.compile(r"(^|\.)(attn|mlp)\.")
+GRAD = re.compile(r"\.(dgrad|wgrad|grad|bgrad)(_\d+)?$")
+VOCAB_PARAMS = re.compile(r"(^|\.)(wte|lm_head|word)\.weight$")
+
+
+@dataclass(frozen=True)
+class Comm:
+    """A collective one microbatch needs, per tensor-parallel group."""
+
+    phase: str          # forward | backward (recomputation counts as backward)
+    kind: str           # allreduce | all_gather
+    nbytes: float
+    at: str             # the op it follows
+
+
+def forward_name(name: str) -> str:
+    """The forward op a gradient or recomputed op belongs to."""
+    base = name[:-len(".recompute")] if name.endswith(".recompute") else name
+    return GRAD.sub("", base)
+
+
+def _div(v: int, t: int, what: str, op: Op) -> int:
+    if v % t:
+        raise HwsimError(f"tensor parallelism {t} does not divide {what} = {v} of op {op.name!r}; "
+                         f"pick --tp dividing the model's heads and widths")
+    return v // t
+
+
+def _output_bytes(op: Op) -> float:
+    o = op.operand("output")
+    return o.nbytes * op.copies if o is not None else 0.0
+
+
+def tensor_parallel(wl: Workload, t: int) -> tuple[Workload, list[Comm]]:
+    """The ops one of ``t`` tensor-parallel devices runs, and its collectives."""
+    if t == 1:
+        return wl, []
+    megatron = any(ROW.search(op.name) for op in wl.ops)
+    by_name = {op.name: op for op in wl.ops}
+    ops, comms = [], []
+    for op in wl.ops:
+        fwd_name = forward_name(op.name)
+        fwd = by_name.get(fwd_name, op)
+        if op.phase == "optimizer":
+            ops.append(_param(op, t, megatron))
+            continue
+        if megatron:
+            role = "col" if COLUMN.search(fwd_name) else "row" if ROW.search(fwd_name) else \
+                "split" if SPLIT.search(fwd_name) or fwd_name.startswith("loss.") else "rep"
+            if fwd_name == "wte" and fwd.op == "embedding":
+                role = "rep"
+        else:
+            role = "col" if fwd.operand("weight") is not None and fwd.is_gemm else "split"
+        new = _shard(op, fwd, role, t)
+        ops.append(new)
+        recompute = op.name.endswith(".recompute")
+        phase = "backward" if (op.phase == "backward") else "forward"
+        if megatron:
+            if role == "row" and op.is_gemm and (op.phase == "forward" or recompute):
+                comms.append(Comm(phase, "allreduce", _output_bytes(op), op.name))
+            if op.name == fwd_name + ".dgrad" and role == "col" and not _shares_input(fwd_name, by_name):
+                comms.append(Comm("backward", "allreduce", _output_bytes(op), op.name))
+            if fwd_name == "wte" and op.phase == "forward" and op.op == "embedding":
+                comms.append(Comm("forward", "allreduce", _output_bytes(op), op.name))
+        elif role == "col":
+            if op.phase == "forward" or recompute:
+                comms.append(Comm(phase, "all_gather", _output_bytes(op), op.name))
+            if op.name == fwd_name + ".dgrad":
+                comms.append(Comm("backward", "allreduce", _output_bytes(op), op.name))
+    return replace(wl, ops=tuple(ops), meta={**wl.meta, "tensor_parallel": t}), comms
+
+
+def _shares_input(fwd_name: str, by_name: dict[str, Op]) -> bool:
+    """A column-parallel GEMM reading the same input as an earlier one (Llama's kv after q,
+    an MLP's up after gate) adds its input gradient into that one's: one all-reduce."""
+    if fwd_name.endswith(".attn.kv"):
+        return fwd_name[:-2] + "q" in by_name
+    if fwd_name.endswith(".mlp.up"):
+        return fwd_name[:-2] + "gate" in by_name
+    return False
+
+
+def _out_elements(op: Op) -> int:
+    d = op.dims
+    if op.kind == "gemm":
+        return d["M"] * d["N"] * op.copies
+    if op.kind == "conv":
+        return d["K"] * op.copies
+    if op.kind == "attention":
+        return d["H"] * op.copies
+    return d.get("elements", 1) * op.copies
+
+
+def _shard(op: Op, fwd: Op, role: str, t: int) -> Op:
+    """The op on one device, its output operand cut to its share (activation memory and the
+    collectives' sizes are counted from it)."""
+    new = _shard_dims(op, fwd, role, t)
+    if new is op:
+        return op
+    before, after = _out_elements(op) // op.copies, _out_elements(new) // new.copies
+    out = op.operand("output")
+    if out is None or after == before or after == 0 or before % after:
+        return new
+    k = before // after
+    shape = list(out.shape)
+    for i in reversed(range(len(shape))):         # cut the last axis the share divides
+        if shape[i] % k == 0:
+            shape[i] //= k
+            break
+    else:
+        return new
+    return replace(new, operands=tuple(replace(o, shape=tuple(shape)) if o.role == "output" else o
+                                       for o in new.operands))
+
+
+def _shard_dims(op: Op, fwd: Op, role: str, t: int) -> Op:
+    if role == "rep":
+        return op
+    d = dict(op.dims)
+    if op.kind == "attention":
+        d["H"] = _div(d["H"], t, "heads", op)
+        d["Hkv"] = _div(d["Hkv"], t, "key/value heads", op)
+        return replace(op, dims=d)
+    if op.kind == "conv":
+        if d["groups"] > 1:
+            for k in ("C", "K", "groups"):
+                d[k] = _div(d[k], t, k, op)
+        else:
+            d["K"] = _div(d["K"], t, "output channels", op)
+        return replace(op, dims=d)
+    if op.kind == "gemm":
+        if role == "split":                       # per-head attention GEMMs: heads are copies
+            if op.copies % t == 0:
+                return replace(op, copies=op.copies // t)
+            d["N"] = _div(d["N"], t, "N", op)
+            return replace(op, dims=d)
+        suffix = op.name[len(forward_name(op.name)):]
+        grad = suffix.lstrip(".").split("_")[0].split(".")[0]
+        # the dimension that is the forward's output (col) or input (row) features
+        key = {("col", ""): "N", ("col", "dgrad"): "K", ("col", "wgrad"): "M",
+               ("row", ""): "K", ("row", "dgrad"): "N", ("row", "wgrad"): "N"}.get((role, grad))
+        if key is None:
+            key = "N"
+        d[key] = _div(d[key], t, key, op)
+        return replace(op, dims=d)
+    if op.kind in ("elementwise", "activation", "pool", "norm", "softmax"):
+        if role == "row":
+            return op                             # a row-parallel layer's bias (and its gradient): replicated
+        return replace(op, dims={**d, "elements": max(1, d["elements"] // t), "inputs": max(1, d["inputs"] // t)})
+    return op
+
+
+def _param(op: Op, t: int, megatron: bool) -> Op:
+    """An optimizer update of a split parameter works on 1/t of it."""
+    pname = op.name[len("optimizer."):]
+    layer = pname.rsplit(".", 1)[0]
+    split = (COLUMN.search(layer) is not None or (ROW.search(layer) is not None and pname.endswith(".weight"))
+             or VOCAB_PARAMS.search(pname) is not None) if megatron else True
+    if not split:
+        return op
+    d = dict(op.dims)
+    return replace(op, dims={**d, "elements": max(1, d["elements"] // t), "inputs": max(1, d["inputs"] // t)})
