@@ -1,0 +1,461 @@
+"""Training at scale: a model's training step split over a system's devices by data, tensor
+and pipeline parallelism (and ZeRO), timed and sized.
+
+Every device's compute comes from its own simulator on its shard of the training-step
+trace: the model is lowered for one microbatch (``workloads.spec``), its tensor-parallel
+shard taken (``workloads.shard``) and simulated on the system's device; the pipeline,
+the collectives and the optimizer are then simulated on the system (``sim.system``).
+Nothing here is fitted to a published throughput.
+
+Zoo transformers are lowered with one layer (their layers are identical; the costs of
+one stand for all), other models whole, cut into chunks at their repeated blocks.
+
+Reported per step: time; samples and tokens per second; TFLOP/s per device counting the
+model's FLOPs as Megatron-LM does (Narayanan et al., SC 2021, eq. 3: 96 B s l h^2
+(1 + s/6h + V/16lh) with full recomputation, 72 B s l h^2 (1 + s/6h + V/12lh) without;
+3x the forward for other models) and the hardware FLOPs the devices really execute; MFU
+(model FLOPs without recomputation over the devices' peak, as Chowdhery et al., PaLM,
+2022, define it); the split into compute, exposed communication, pipeline bubble and
+optimizer; memory per device by category.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
+from sim.system.topology import System, device_of
+from workloads.errors import HwsimError
+from workloads.memory import output_bytes
+from workloads.precision import policy
+from workloads.shard import Comm, forward_name, tensor_parallel
+from workloads.trace import Workload
+from workloads.training import optimizer as optimizer_model
+
+RECOMPUTES = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One part of a model for one microbatch on one device: the layers before the first
+    block (embeddings), a block, or what follows (the head and the loss)."""
+
+    fwd_us: float
+    bwd_us: float
+    fwd_comm: tuple[float, ...]      # bytes of each tensor-parallel collective, forward
+    bwd_comm: tuple[float, ...]
+    comm_kinds: tuple[str, ...]      # allreduce | all_gather, for fwd_comm + bwd_comm in order
+    act_bytes: float
+    params: float
+    optimizer_us: float
+    out_bytes: float
+    macs: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to run: the model, the system and the parallel configuration."""
+
+    model: str
+    system: System
+    tp: int
+    pp: int
+    dp: int
+    global_batch: int
+    microbatch: int
+    recompute: str = "full"
+    schedule: str = "1f1b"            # 1f1b | gpipe | interleaved:V
+    zero: int = 0
+    precision: str = "bf16-o2"
+    attention: str = "unfused"
+    optimizer: str = "adam"
+    seq_len: int | None = None
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def chunks_per_device(self) -> int:
+        return int(self.schedule.split(":")[1]) if self.schedule.startswith("interleaved") else 1
+
+    def check(self) -> None:
+        for f in ("tp", "pp", "dp", "global_batch", "microbatch"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise HwsimError(f"--{f.replace('_', '-')}: must be an integer >= 1, got {v!r}")
+        if self.recompute not in RECOMPUTES:
+            raise HwsimError(f"--recompute: one of {', '.join(RECOMPUTES)}, got {self.recompute!r}")
+        if self.schedule not in ("1f1b", "gpipe") and not (
+                self.schedule.startswith("interleaved:") and self.schedule[12:].isdigit() and int(self.schedule[12:]) >= 2):
+            raise HwsimError(f"--schedule: 1f1b, gpipe or interleaved:V (V >= 2), got {self.schedule!r}")
+        if self.zero not in (0, 1, 2, 3):
+            raise HwsimError(f"--zero: 0, 1, 2 or 3, got {self.zero!r}")
+        try:
+            policy(self.precision)
+        except HwsimError as e:
+            raise HwsimError(f"--precision: {e}") from None
+        if self.devices > self.system.devices:
+            raise HwsimError(f"dp x tp x pp = {self.dp} x {self.tp} x {self.pp} = {self.devices} devices; the system "
+                             f"has {self.system.devices}")
+        if self.tp > self.system.devices_per_node and self.system.intra.kind != "torus2d":
+            raise HwsimError(f"--tp {self.tp} spans nodes; tensor parallelism needs the node's fabric "
+                             f"(at most {self.system.devices_per_node})")
+        if self.global_batch % (self.dp * self.microbatch):
+            raise HwsimError(f"--global-batch {self.global_batch} is not a multiple of dp x microbatch = "
+                             f"{self.dp} x {self.microbatch}")
+
+
+class Model:
+    """Costs of a model's regions on a device, for each (microbatch, tp, recompute), simulated once."""
+
+    def __init__(self, job: Job):
+        from workloads.zoo.transformer import family
+        self.job = job
+        self.family = family(job.model, job.seq_len)
+        self.device = device_of(job.system)
+        self.comms = Collectives(job.system)
+        self.cache: dict[tuple, tuple[list[str], dict[str, Region], Workload] | HwsimError] = {}
+        self.lowered: dict[tuple, Workload] = {}
+
+    @property
+    def layers(self) -> int:
+        return self.family.cfg.layers if self.family else 0
+
+    def regions(self, microbatch: int, tp: int, recompute: str) -> tuple[list[str], dict[str, Region], Workload]:
+        """(block names in model order, region name -> cost, the one-device trace)."""
+        key = (microbatch, tp, recompute)
+        if key in self.cache:
+            got = self.cache[key]
+            if isinstance(got, HwsimError):
+                raise got
+            return got
+        try:
+            wl = self._lower(microbatch, recompute, tp)
+            shard, comms = tensor_parallel(wl, tp)
+        except HwsimError as e:          # remembered: the search asks again
+            self.cache[key] = e
+            raise
+        res = self.device.simulate(shard)
+        if self.family:
+            prefix = f"{self.family.block}.0."
+            blocks = [prefix[:-1]]
+        else:
+            blocks = list(wl.meta.get("blocks") or [])
+        names = _assign(shard, blocks)
+        regions = _regions(shard, res, comms, names, blocks)
+        self.cache[key] = out = (blocks, regions, shard)
+        return out
+
+    def vocab(self, tp: int) -> int:
+        """The vocabulary as the job runs it (padded for tensor parallelism)."""
+        assert self.family is not None
+        return self.family.padded(tp).cfg.vocab
+
+    def _lower(self, microbatch: int, recompute: str, tp: int) -> Workload:
+        """The one-device training-step trace of one microbatch; lowered once for every tp
+        that pads the vocabulary alike."""
+        from workloads.spec import Lowering, _lower, resolve
+        how = Lowering(train=True, recompute=recompute, precision=self.job.precision, attention=self.job.attention,
+                       optimizer=self.job.optimizer)
+        if self.family:
+            fam = self.family.padded(tp)
+            key = (microbatch, recompute, fam.cfg.vocab)
+            if key not in self.lowered:
+                made = fam.build(1, microbatch, self.job.seq_len)
+                self.lowered[key] = _lower(self.job.model, made, f"zoo:{self.job.model}", False, how)
+            return self.lowered[key]
+        key = (microbatch, recompute, 0)
+        if key not in self.lowered:
+            self.lowered[key] = resolve(self.job.model, batch=microbatch, seq_len=self.job.seq_len, how=how)
+        return self.lowered[key]
+
+    def chunks(self, job: Job) -> list[ChunkCost]:
+        blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute)
+        n = job.pp * job.chunks_per_device
+        order = self._layer_regions(blocks)
+        if len(order) - 2 < n:
+            raise HwsimError(f"{job.model} has {len(order) - 2} blocks; {job.pp} stages x {job.chunks_per_device} "
+                             f"chunks need at least {n}")
+        per = len(order) - 2
+        if self.family and per % n:
+            raise HwsimError(f"{job.model}'s {per} layers do not split evenly over {job.pp} stages x "
+                             f"{job.chunks_per_device} chunks")
+        bounds = [round(i * per / n) for i in range(n + 1)]
+        pol = policy(job.precision)
+        opt = optimizer_model(job.optimizer)
+        state = 4 * opt.states + (4 if pol.master_weights else 0)
+        out = []
+        for c in range(n):
+            parts = order[1 + bounds[c]:1 + bounds[c + 1]]
+            if c == 0:
+                parts = [order[0]] + parts
+            if c == n - 1:
+                parts = parts + [order[-1]]
+            rs = [regions[r] for r in parts]
+            fc = self._comm_us(job.tp, [b for r in rs for b in r.fwd_comm],
+                               [k for r in rs for k in r.comm_kinds[:len(r.fwd_comm)]])
+            bc = self._comm_us(job.tp, [b for r in rs for b in r.bwd_comm],
+                               [k for r in rs for k in r.comm_kinds[len(r.fwd_comm):]])
+            out.append(ChunkCost(
+                fwd_us=sum(r.fwd_us for r in rs) + fc, bwd_us=sum(r.bwd_us for r in rs) + bc, fwd_comm_us=fc,
+                bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
+                optimizer_us=sum(r.optimizer_us for r in rs), send_bytes=rs[-1].out_bytes,
+                weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state))
+        return out
+
+    def _layer_regions(self, blocks: list[str]) -> list[str]:
+        if self.family:
+            return ["pre"] + blocks * self.layers + ["post"]
+        return ["pre"] + blocks + ["post"]
+
+    def _comm_us(self, tp: int, sizes: list[float], kinds: list[str]) -> float:
+        """Tensor-parallel collectives, within the node's first tp devices (every tp group
+        of a node sees the same fabric)."""
+        group = list(range(tp))
+        return sum(self.comms.run(k, group, b) for b, k in zip(sizes, kinds))
+
+
+def _assign(wl: Workload, blocks: list[str]) -> dict[str, str]:
+    """op name -> region (pre, a block, post)."""
+    out: dict[str, str] = {}
+    seen_block = False
+    by_fwd: dict[str, str] = {}
+    for op in wl.ops:
+        if op.phase == "optimizer":
+            pname = op.name[len("optimizer."):]
+            b = next((b for b in blocks if pname.startswith(b + ".")), None)
+            out[op.name] = b or ("pre" if not _is_post_param(pname, wl) else "post")
+            continue
+        f = forward_name(op.name)
+        if op.phase == "forward":
+            b = next((b for b in blocks if f.startswith(b + ".")), None)
+            if b is not None:
+                seen_block = True
+                region = b
+            else:
+                region = "post" if seen_block else "pre"
+            by_fwd[f] = region
+            out[op.name] = region
+        else:
+            out[op.name] = by_fwd.get(f) or next((b for b in blocks if f.startswith(b + ".")), "post")
+    return out
+
+
+def _is_post_param(pname: str, wl: Workload) -> bool:
+    """A parameter used after the last block (the final norm, an untied head)."""
+    layer = pname.rsplit(".", 1)[0]
+    last_block = max((i for i, op in enumerate(wl.ops) if op.phase == "forward" and op.name.split(".")[0]
+                      in {b.split(".")[0] for b in wl.meta.get("blocks", [])}), default=-1)
+    for i, op in enumerate(wl.ops):
+        if op.phase == "forward" and (op.name == layer or op.name.startswith(layer + ".")):
+            return i > last_block
+    return False
+
+
+def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks: list[str]) -> dict[str, Region]:
+    times = {o.name: o.time_us for o in res.ops}
+    consumers = wl.consumers()
+    phase = {op.name: op.phase for op in wl.ops}
+    acc: dict[str, dict[str, Any]] = {r: dict(fwd=0.0, bwd=0.0, fc=[], bc=[], kinds=[], act=0.0, params=0.0, opt=0.0,
+                                              out=0.0, macs=0.0) for r in ["pre", *blocks, "post"]}
+    for op in wl.ops:
+        a = acc[names[op.name]]
+        if op.phase == "forward":
+            a["fwd"] += times[op.name]
+            if any(phase[c] != "forward" for c in consumers[op.name]):
+                a["act"] += output_bytes(op)
+            a["out"] = output_bytes(op) if op.operand("output") is not None else a["out"]
+        elif op.phase == "backward":
+            a["bwd"] += times[op.name]
+        else:
+            a["opt"] += times[op.name]
+            a["params"] += op.dims["elements"]
+        a["macs"] += op.macs
+    fwd_comms = [c for c in comms if c.phase == "forward"]
+    bwd_comms = [c for c in comms if c.phase == "backward"]
+    for c in fwd_comms:
+        acc[names.get(c.at, "post")]["fc"].append((c.nbytes, c.kind))
+    for c in bwd_comms:
+        acc[names.get(c.at, "post")]["bc"].append((c.nbytes, c.kind))
+    return {r: Region(a["fwd"], a["bwd"], tuple(b for b, _ in a["fc"]), tuple(b for b, _ in a["bc"]),
+                      tuple(k for _, k in a["fc"]) + tuple(k for _, k in a["bc"]), a["act"], a["params"], a["opt"],
+                      a["out"], a["macs"]) for r, a in acc.items()}
+
+
+@dataclass
+class TrainResult:
+    job: Job
+    step: StepResult
+    samples_per_s: float
+    tokens_per_s: float
+    tflops_per_gpu: float            # Megatron's model FLOPs (recomputation counted when used)
+    hardware_tflops_per_gpu: float   # FLOPs the devices execute
+    mfu: float
+    model_flops: float
+    chosen: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        s, j = self.step, self.job
+        gib = 2 ** 30
+        return {
+            "model": j.model, "system": j.system.name, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
+            "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
+            "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
+            "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,
+            "tokens_per_s": self.tokens_per_s, "tflops_per_gpu": self.tflops_per_gpu,
+            "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu, "mfu": self.mfu,
+            "compute_s": s.compute_us * 1e-6, "exposed_comm_s": s.comm_us * 1e-6, "bubble_s": s.bubble_us * 1e-6,
+            "optimizer_s": s.optimizer_us * 1e-6,
+            "memory_per_gpu_gib": {k[:-6]: v / gib for k, v in s.memory.items()},
+            "capacity_gib": s.capacity_bytes / gib, "fits": s.fits, **({"chosen": self.chosen} if self.chosen else {}),
+        }
+
+
+def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainResult:
+    job.check()
+    model = model or Model(job)
+    chunks = model.chunks(job)
+    m = job.global_batch // (job.dp * job.microbatch)
+    par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
+                   job.schedule, job.chunks_per_device, job.zero)
+    sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
+    res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.comms if model.comms.sys == sys else None,
+               timeline=timeline)
+    t = res.step_us * 1e-6
+    tokens = model.family.tokens_per_sample if model.family else 1
+    flops, flops_plain = _model_flops(job, model)
+    hw = 2 * sum(model.regions(job.microbatch, job.tp, job.recompute)[1][r].macs
+                 for r in model._layer_regions(model.regions(job.microbatch, job.tp, job.recompute)[0])) \
+        * m / job.pp
+    peak = model.device.peaks(_tensor_type(job.precision, model.device)).ops_per_s
+    return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t, flops / t / job.devices / 1e12,
+                       hw / t / 1e12, flops_plain / t / job.devices / peak, flops)
+
+
+def _tensor_type(precision: str, device: Any) -> str | None:
+    """The device precision a policy's GEMMs run at, for the peak (None: the device's own)."""
+    table = getattr(device, "tc_fma_per_clk", None)
+    if table is None:
+        return None
+    want = policy(precision).tensor_core
+    return want if want in table else "fp16"
+
+
+def _model_flops(job: Job, model: Model) -> tuple[float, float]:
+    """(Megatron's model FLOPs per step as run, the same without recomputation)."""
+    f = model.family
+    B = job.global_batch
+    if f is not None and f.kind == "decoder":
+        s, l, h, V = f.tokens_per_sample, f.cfg.layers, f.cfg.hidden, model.vocab(job.tp)   # padded, as Megatron counts
+        with_rc = 96 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (16 * l * h))
+        plain = 72 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (12 * l * h))
+        return (with_rc if job.recompute == "full" else plain), plain
+    blocks, regions, _ = model.regions(job.microbatch, 1, "none")
+    fwd = sum(_fwd_macs(model, job.microbatch, r) for r in model._layer_regions(blocks))
+    plain = 3 * 2 * fwd * B / job.microbatch
+    return plain, plain
+
+
+def _fwd_macs(model: Model, microbatch: int, region: str) -> float:
+    blocks, _, wl = model.regions(microbatch, 1, "none")
+    names = _assign(wl, blocks)
+    return sum(op.macs for op in wl.ops if op.phase == "forward" and names[op.name] == region)
+
+
+# ---- choosing what the user left open, and the search ----------------------------------------------
+def candidates(job: Job, microbatch: int | None, recompute: str | None, schedule: str | None,
+               model: Model) -> list[Job]:
+    if model.family and model.layers % job.pp:
+        raise HwsimError(f"{job.model} has {model.layers} layers; --pp {job.pp} must divide them")
+    per_replica = job.global_batch // job.dp if job.global_batch % job.dp == 0 else 0
+    if not per_replica:
+        raise HwsimError(f"--global-batch {job.global_batch} does not split over dp = {job.dp} replicas")
+    bs = [microbatch] if microbatch else [b for b in (1, 2, 4, 8, 16) if per_replica % b == 0]
+    rcs = [recompute] if recompute else list(RECOMPUTES)
+    scheds = [schedule] if schedule else (["1f1b"] + ([f"interleaved:{v}" for v in (2, 4)] if job.pp > 1 else []))
+    out = []
+    for b, rc, sc in itertools.product(bs, rcs, scheds):
+        j = dataclasses.replace(job, microbatch=b, recompute=rc, schedule=sc)
+        if sc.startswith("interleaved"):
+            v = int(sc.split(":")[1])
+            m = per_replica // b
+            if m % job.pp or (model.family and model.layers % (job.pp * v)):
+                continue
+        if model.family and model.layers % (job.pp * j.chunks_per_device):
+            continue
+        out.append(j)
+    return out
+
+
+def best(jobs: list[Job], model: Model) -> tuple[TrainResult | None, list[TrainResult]]:
+    """The fastest configuration that fits, and every result."""
+    results = []
+    errors = []
+    for j in jobs:
+        try:
+            results.append(run(j, model))
+        except HwsimError as e:
+            errors.append(e)
+    if not results and errors:
+        raise errors[0]                   # the same for every setting: the model or the system
+    fitting = [r for r in results if r.step.fits]
+    return (min(fitting, key=lambda r: r.step.step_us) if fitting else None), results
+
+
+def search(job: Job, model: Model, devices: int | None = None) -> list[TrainResult]:
+    """Every valid (dp, tp, pp, microbatch, recompute, schedule, zero) on ``devices`` (default:
+    the system's), fastest first (configurations that do not fit last)."""
+    n = devices or job.system.devices
+    heads = model.family.cfg.heads if model.family else 1
+    results = []
+    for tp in [t for t in (1, 2, 4, 8, 16) if t <= job.system.devices_per_node and n % t == 0 and heads % t == 0]:
+        for pp in [p for p in range(1, n // tp + 1) if (n // tp) % p == 0 and (not model.family or model.layers % p == 0)]:
+            dp = n // (tp * pp)
+            if job.global_batch % dp:
+                continue
+            for zero in ((0, 1, 2, 3) if dp > 1 else (0,)):
+                base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero)
+                for j in candidates(base, None, None, None, model):
+                    try:
+                        results.append(run(j, model))
+                    except HwsimError:
+                        continue
+    return sorted(results, key=lambda r: (not r.step.fits, r.step.step_us))
+
+
+def fits_or_refuse(r: TrainResult) -> None:
+    if not r.step.fits:
+        raise HwsimError(f"{r.job.model} with dp {r.job.dp}, tp {r.job.tp}, pp {r.job.pp}, microbatch "
+                         f"{r.job.microbatch}, recompute {r.job.recompute}, zero {r.job.zero} does not fit: it "
+                         + fits_message(r.step.memory, r.step.capacity_bytes))
+
+
+def perfetto(r: TrainResult) -> dict:
+    """The step as a Chrome/Perfetto trace: a process per pipeline stage (its tp x dp devices
+    run alike), with a track for compute, for its tensor-parallel and data-parallel
+    collectives, and for each link it sends activations or gradients over."""
+    tracks: dict[str, tuple[int, int]] = {}
+    events: list[dict[str, Any]] = []
+    for track, name, start, end in r.step.spans:
+        if track not in tracks:
+            stage = int(re.search(r"stage (\d+)", track).group(1))  # type: ignore[union-attr]
+            tracks[track] = (stage, len(tracks) + 1)
+        pid, tid = tracks[track]
+        events.append({"name": name, "ph": "X", "ts": start, "dur": max(end - start, 0.0), "pid": pid, "tid": tid,
+                       "cat": "compute" if track.endswith("compute") else "comm"})
+    j = r.job
+    events += [{"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": track}}
+               for track, (pid, tid) in tracks.items()]
+    events += [{"name": "process_name", "ph": "M", "pid": s, "args": {"name": f"stage {s} ({j.tp * j.dp} devices: "
+                                                                            f"tp {j.tp} x dp {j.dp})"}}
+               for s in sorted({pid for pid, _ in tracks.values()})]
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"model": j.model, "system": j.system.name, "step_time_us": r.step.step_us}}
+
+
+__all__ = ["Job", "Model", "run", "search", "best", "candidates", "perfetto", "fits_or_refuse"]

@@ -1,0 +1,196 @@
+"""``hwsim train``: resolve the system and the configuration, run it (or search), print and
+write the results."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sim.system.topology import resolve_system
+from workloads.errors import HwsimError
+from workloads.fileio import atomic_write
+
+from .train import Job, Model, TrainResult, best, candidates, fits_or_refuse, perfetto, run, search
+
+COLUMNS = ("dp", "tp", "pp", "microbatch", "recompute", "schedule", "zero", "step_time_s", "samples_per_s",
+           "tflops_per_gpu", "mfu", "compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "fits")
+
+
+def _devices(system, gpus: int | None, nodes: int | None) -> int:
+    if gpus is not None and nodes is not None:
+        raise HwsimError("give --gpus or --nodes, not both")
+    if nodes is not None:
+        if nodes < 1:
+            raise HwsimError(f"--nodes must be >= 1, got {nodes}")
+        return nodes * system.devices_per_node
+    if gpus is not None:
+        if gpus < 1:
+            raise HwsimError(f"--gpus must be >= 1, got {gpus}")
+        return gpus
+    return system.devices
+
+
+def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
+                  zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
+                  fmt) -> None:
+    base = resolve_system(system_spec)
+    n = _devices(base, gpus, nodes)
+    if jobs < 1 or n % jobs:
+        raise HwsimError(f"--jobs {jobs} must divide the {n} devices")
+    n //= jobs
+    system = base.with_devices(n)
+    if dp is None and not search:
+        if n % (tp * pp):
+            raise HwsimError(f"tp x pp = {tp} x {pp} does not divide {n} devices; give --dp or change them")
+        dp = n // (tp * pp)
+    job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
+              precision, attention, optimizer, seq_len)
+    if search:
+        job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1)   # the search sets them
+    job.check()
+    m = Model(job)
+    if search:
+        ranked = search_rows(job, m, n)
+        rows = [r.summary() for r in ranked]
+        if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            import pandas as pd
+            atomic_write(Path(out) / "search.csv", pd.DataFrame([{k: r[k] for k in COLUMNS} for r in rows])
+                         .to_csv(index=False))
+        _print(rows[:top] if fmt == "table" else rows, fmt, f"{model} on {n} x {system.device}: "
+               f"{len(rows)} configurations, fastest first")
+        return
+    result, chosen = _resolve(job, m, microbatch, recompute, schedule)
+    fits_or_refuse(result)
+    if timeline:
+        result = run(result.job, m, timeline=True)
+        Path(timeline).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(timeline, json.dumps(perfetto(result)))
+    s = result.summary()
+    if chosen:
+        s["chosen"] = chosen
+    if jobs > 1:
+        s.update(jobs=jobs, total_samples_per_s=jobs * s["samples_per_s"], total_tokens_per_s=jobs * s["tokens_per_s"])
+    if out:
+        write_report(result, m, s, Path(out))
+    if fmt == "json":
+        click.echo(json.dumps(s, indent=1, default=float))
+    elif fmt == "csv":
+        import pandas as pd
+        click.echo(pd.DataFrame([{k: s[k] for k in COLUMNS}]).to_csv(index=False), nl=False)
+    else:
+        _table(s)
+    if timeline:
+        click.echo(f"wrote {timeline}")
+
+
+def _resolve(job: Job, m: Model, microbatch, recompute, schedule) -> tuple[TrainResult, dict[str, Any]]:
+    """Run the job; where the user left microbatch, recomputation or schedule open, pick the
+    fastest setting that fits and say so."""
+    if microbatch and recompute and schedule:
+        return run(job, m), {}
+    cands = candidates(job, microbatch, recompute, schedule, m)
+    if not cands:
+        raise HwsimError(f"no microbatch size, recomputation and schedule fit the global batch and "
+                         f"{job.pp} stages; give them explicitly")
+    winner, results = best(cands, m)
+    if winner is None:
+        smallest = min(results, key=lambda r: r.step.memory["total_bytes"]) if results else None
+        if smallest is None:
+            raise HwsimError("no configuration could be evaluated")
+        fits_or_refuse(smallest)
+    assert winner is not None
+    chosen = {k: getattr(winner.job, k) for k, given in (("microbatch", microbatch), ("recompute", recompute),
+                                                        ("schedule", schedule)) if not given}
+    return winner, chosen
+
+
+def search_rows(job: Job, m: Model, devices: int) -> list[TrainResult]:
+    ranked = search(job, m, devices)
+    if not ranked:
+        raise HwsimError(f"no valid configuration of {job.model} on {devices} devices")
+    return ranked
+
+
+def _print(rows, fmt: str, title: str) -> None:
+    import pandas as pd
+    df = pd.DataFrame([{k: r[k] for k in COLUMNS} for r in rows])
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1, default=float))
+    elif fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    else:
+        click.echo(title)
+        click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _table(s: dict[str, Any]) -> None:
+    click.echo(f"{s['model']} on {s['devices']} x {s['system']} devices: dp {s['dp']} x tp {s['tp']} x pp {s['pp']}, "
+               f"microbatch {s['microbatch']} x {s['microbatches']}, recompute {s['recompute']}, {s['schedule']}, "
+               f"zero {s['zero']}, {s['precision']}")
+    if "chosen" in s:
+        click.echo("  chosen as the fastest that fits: " + ", ".join(f"{k} {v}" for k, v in s["chosen"].items()))
+    click.echo(f"  step {s['step_time_s']:.4g} s: {s['samples_per_s']:.4g} samples/s, {s['tokens_per_s']:.4g} tokens/s")
+    click.echo(f"  {s['tflops_per_gpu']:.1f} TFLOP/s per device (model FLOPs; hardware {s['hardware_tflops_per_gpu']:.1f}),"
+               f" MFU {100 * s['mfu']:.1f}%")
+    click.echo(f"  compute {s['compute_s']:.4g} s, exposed communication {s['exposed_comm_s']:.4g} s, "
+               f"bubble {s['bubble_s']:.4g} s, optimizer {s['optimizer_s']:.4g} s")
+    mem = s["memory_per_gpu_gib"]
+    click.echo("  memory per device: " + ", ".join(f"{k} {v:.2f}" for k, v in mem.items()) +
+               f" GiB of {s['capacity_gib']:.1f}")
+    if "jobs" in s:
+        click.echo(f"  {s['jobs']} jobs side by side: {s['total_samples_per_s']:.4g} samples/s in all")
+
+
+def write_report(r: TrainResult, m: Model, s: dict[str, Any], out: Path) -> None:
+    """summary.json, breakdown.png (where the step goes) and scaling.png (throughput per
+    device as data-parallel replicas are added, same tp and pp)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import _fig_png
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "summary.json", json.dumps(s, indent=1, default=float))
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    parts = [("compute", s["compute_s"]), ("exposed communication", s["exposed_comm_s"]), ("pipeline bubble", s["bubble_s"]),
+             ("optimizer", s["optimizer_s"])]
+    left = 0.0
+    for (label, v), color in zip(parts, ("tab:blue", "tab:red", "tab:gray", "tab:green")):
+        ax.barh([0], [v], left=left, color=color, label=f"{label} {v:.3g} s")
+        left += v
+    ax.set_yticks([])
+    ax.set_xlabel("seconds per step")
+    ax.set_title(f"{s['model']}: one step on {s['devices']} devices (dp {s['dp']}, tp {s['tp']}, pp {s['pp']})")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2)
+    atomic_write(out / "breakdown.png", _fig_png(fig))
+    points = []
+    j = r.job
+    dp = 1
+    while dp <= j.dp:
+        if j.global_batch % (dp * j.microbatch) == 0:
+            jj = dataclasses.replace(j, dp=dp)
+            try:
+                rr = run(jj, m)
+                points.append((jj.devices, rr.samples_per_s / jj.devices))
+            except HwsimError:
+                pass
+        dp *= 2
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if points:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, "o-", label="simulated")
+        ax.plot(xs, [ys[0]] * len(xs), "k--", label="linear scaling")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("devices (data-parallel replicas x tp x pp)")
+    ax.set_ylabel("samples / s per device")
+    ax.set_title(f"{s['model']}: scaling at tp {j.tp}, pp {j.pp}, global batch {j.global_batch}")
+    ax.legend(fontsize=8)
+    atomic_write(out / "scaling.png", _fig_png(fig))
+    click.echo(f"wrote {out}/ (summary.json, breakdown.png, scaling.png)")
