@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -341,7 +342,7 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
     variants = [(a, None) for a in archs] + [(a, p) for a in archs for p in plans]
     if len(variants) < 2:
         raise HwsimError("compare needs at least two designs (--arch) or a design and a --compress plan")
-    evs = [_evaluate(model, a, batch, seq_len, 0, None, table, None, p) for a, p in variants]
+    evs = [_evaluate(model, a, batch, seq_len, None, None, table, None, p) for a, p in variants]
     labels = [a if p is None else f"{a}+{Path(p).stem}" for a, p in variants]
     df = cmp(evs, out, labels=labels)
     if fmt == "csv":
@@ -351,7 +352,7 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
     else:
         click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if out:
-        click.echo(f"wrote {out}/compare.csv and compare.png")
+        click.echo(f"wrote {Path(out) / 'compare.csv'} and compare.png")
 
 
 @cli.command()
@@ -520,7 +521,7 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
     out = ss.write_reports(reports, outdir)
     for L, r in zip(layers, reports):
         click.echo(f"{L.name:<24} cycles {r.total_cycles:>10}  stalls {r.stall_cycles:>8}")
-    click.echo(f"wrote {out}/ (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
+    click.echo(f"wrote {Path(out)} (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
 
 
 @cli.command()

@@ -193,4 +193,4 @@ def write_report(r: TrainResult, m: Model, s: dict[str, Any], out: Path) -> None
     ax.set_title(f"{s['model']}: scaling at tp {j.tp}, pp {j.pp}, global batch {j.global_batch}")
     ax.legend(fontsize=8)
     atomic_write(out / "scaling.png", _fig_png(fig))
-    click.echo(f"wrote {out}/ (summary.json, breakdown.png, scaling.png)")
+    click.echo(f"wrote {out} (summary.json, breakdown.png, scaling.png)")
