@@ -418,13 +418,18 @@ memory.help = inspect.cleandoc(memory.help) + "\n\n" + MODEL_HELP
               help="Hyper-parameter parallel: this many independent copies of the job share the devices.")
 @click.option("--search", is_flag=True, help="Rank every valid (dp, tp, pp, microbatch, recompute, schedule, zero).")
 @click.option("--top", type=int, default=15, show_default=True, help="Rows of --search to print.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="--search: local processes (one tensor-parallel degree each).")
+@click.option("--cluster", default=None, is_flag=False, flag_value="local",
+              help="--search on Dask distributed: '--cluster' starts a LocalCluster of --workers, "
+                   "'--cluster ADDRESS' joins a scheduler (needs the 'cluster' extra).")
 @click.option("--timeline", type=click.Path(dir_okay=False), default=None,
               help="Write the step as a Chrome/Perfetto trace JSON (ui.perfetto.dev opens it).")
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write summary.json, the step breakdown and the scaling curve (PNG) here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule, zero, precision,
-          attention, optimizer, seq_len, jobs, search, top, timeline, out, fmt) -> None:
+          attention, optimizer, seq_len, jobs, search, top, workers, cluster, timeline, out, fmt) -> None:
     """Simulate one training step of MODEL split over a system's devices.
 
     Data, tensor (Megatron-style) and pipeline parallelism, ZeRO 1-3, activation
@@ -439,7 +444,7 @@ def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch,
     train_command(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                   global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule, zero=zero,
                   precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len, jobs=jobs,
-                  search=search, top=top, timeline=timeline, out=out, fmt=fmt)
+                  search=search, top=top, timeline=timeline, out=out, fmt=fmt, workers=workers, cluster=cluster)
 
 
 train.help = inspect.cleandoc(train.help) + "\n\n" + MODEL_HELP

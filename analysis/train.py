@@ -407,13 +407,21 @@ def best(jobs: list[Job], model: Model) -> tuple[TrainResult | None, list[TrainR
     return (min(fitting, key=lambda r: r.step.step_us) if fitting else None), results
 
 
-def search(job: Job, model: Model, devices: int | None = None) -> list[TrainResult]:
+def tensor_degrees(job: Job, model: Model, devices: int) -> list[int]:
+    """The tensor-parallel degrees a search tries: within a node, dividing the devices and
+    the heads (any degree for other models: their layers refuse what they cannot split)."""
+    heads = model.family.cfg.heads if model.family else 0
+    return [t for t in (1, 2, 4, 8, 16) if t <= job.system.devices_per_node and devices % t == 0
+            and (heads % t == 0)]
+
+
+def search(job: Job, model: Model, devices: int | None = None, tps: list[int] | None = None) -> list[TrainResult]:
     """Every valid (dp, tp, pp, microbatch, recompute, schedule, zero) on ``devices`` (default:
-    the system's), fastest first (configurations that do not fit last)."""
+    the system's; ``tps``: only these tensor-parallel degrees), fastest first
+    (configurations that do not fit last)."""
     n = devices or job.system.devices
-    heads = model.family.cfg.heads if model.family else 1
     results = []
-    for tp in [t for t in (1, 2, 4, 8, 16) if t <= job.system.devices_per_node and n % t == 0 and heads % t == 0]:
+    for tp in tps if tps is not None else tensor_degrees(job, model, n):
         for pp in [p for p in range(1, n // tp + 1) if (n // tp) % p == 0 and (not model.family or model.layers % p == 0)]:
             dp = n // (tp * pp)
             if job.global_batch % dp:
@@ -425,7 +433,47 @@ def search(job: Job, model: Model, devices: int | None = None) -> list[TrainResu
                         results.append(run(j, model))
                     except HwsimError:
                         continue
-    return sorted(results, key=lambda r: (not r.step.fits, r.step.step_us))
+    return sorted(results, key=rank)
+
+
+def rank(r: TrainResult) -> tuple:
+    """Fitting first, fastest first; ties in a fixed order (so that a search reproduces)."""
+    j = r.job
+    return (not r.step.fits, r.step.step_us, j.dp, j.tp, j.pp, j.microbatch, j.recompute, j.schedule, j.zero)
+
+
+def _search_part(job: Job, devices: int, tp: int) -> list[dict[str, Any]]:
+    """One tensor-parallel degree's share of a search, as summaries (what a worker returns)."""
+    return [r.summary() for r in search(job, Model(job), devices, [tp])]
+
+
+def search_summaries(job: Job, model: Model, devices: int, workers: int = 1,
+                     cluster: str | None = None) -> list[dict[str, Any]]:
+    """:func:`search`'s results as summaries, the tensor-parallel degrees spread over local
+    processes (``workers``) or a Dask cluster (``cluster``: ``"local"`` or an address), as
+    sweeps are. Each part evaluates its distinct stages once."""
+    tps = tensor_degrees(job, model, devices)
+    if cluster is None and workers <= 1:
+        return [r.summary() for r in search(job, model, devices, tps)]
+    parts: list[list[dict[str, Any]]] = []
+    if cluster:
+        from dask.distributed import Client, LocalCluster
+        lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) \
+            if cluster == "local" else None
+        client = Client(lc if lc else cluster)
+        try:
+            parts = client.gather([client.submit(_search_part, job, devices, t, pure=False) for t in tps])
+        finally:
+            client.close()
+            if lc:
+                lc.close()
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            parts = list(ex.map(_search_part, [job] * len(tps), [devices] * len(tps), tps))
+    rows = [r for part in parts for r in part]
+    return sorted(rows, key=lambda s: (not s["fits"], s["step_time_s"], s["dp"], s["tp"], s["pp"], s["microbatch"],
+                                       s["recompute"], s["schedule"], s["zero"]))
 
 
 def fits_or_refuse(r: TrainResult) -> None:
@@ -458,4 +506,4 @@ def perfetto(r: TrainResult) -> dict:
             "otherData": {"model": j.model, "system": j.system.name, "step_time_us": r.step.step_us}}
 
 
-__all__ = ["Job", "Model", "run", "search", "best", "candidates", "perfetto", "fits_or_refuse"]
+__all__ = ["Job", "Model", "run", "search", "search_summaries", "best", "candidates", "perfetto", "fits_or_refuse"]

@@ -14,7 +14,7 @@ from sim.system.topology import resolve_system
 from workloads.errors import HwsimError
 from workloads.fileio import atomic_write
 
-from .train import Job, Model, TrainResult, best, candidates, fits_or_refuse, perfetto, run, search
+from .train import Job, Model, TrainResult, best, candidates, fits_or_refuse, perfetto, run, search_summaries
 
 COLUMNS = ("dp", "tp", "pp", "microbatch", "recompute", "schedule", "zero", "step_time_s", "samples_per_s",
            "tflops_per_gpu", "mfu", "compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "fits")
@@ -36,9 +36,16 @@ def _devices(system, gpus: int | None, nodes: int | None) -> int:
 
 def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
-                  fmt) -> None:
+                  fmt, workers: int = 1, cluster: str | None = None) -> None:
     base = resolve_system(system_spec)
     n = _devices(base, gpus, nodes)
+    if workers < 1:
+        raise HwsimError(f"--workers must be >= 1, got {workers}")
+    if cluster:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
     if jobs < 1 or n % jobs:
         raise HwsimError(f"--jobs {jobs} must divide the {n} devices")
     n //= jobs
@@ -54,8 +61,9 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     job.check()
     m = Model(job)
     if search:
-        ranked = search_rows(job, m, n)
-        rows = [r.summary() for r in ranked]
+        rows = search_summaries(job, m, n, workers, cluster)
+        if not rows:
+            raise HwsimError(f"no valid configuration of {job.model} on {n} devices")
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
             import pandas as pd
@@ -107,13 +115,6 @@ def _resolve(job: Job, m: Model, microbatch, recompute, schedule) -> tuple[Train
     chosen = {k: getattr(winner.job, k) for k, given in (("microbatch", microbatch), ("recompute", recompute),
                                                         ("schedule", schedule)) if not given}
     return winner, chosen
-
-
-def search_rows(job: Job, m: Model, devices: int) -> list[TrainResult]:
-    ranked = search(job, m, devices)
-    if not ranked:
-        raise HwsimError(f"no valid configuration of {job.model} on {devices} devices")
-    return ranked
 
 
 def _print(rows, fmt: str, title: str) -> None:

@@ -397,6 +397,12 @@ def test_search_ranks_every_configuration_reproducibly(capsys):
     # every tp dividing the heads, pp dividing the layers, zero only with data parallelism
     assert {r["tp"] for r in rows} == {1, 2, 4, 8} and {r["pp"] for r in rows} == {1, 2, 4}
     assert all(r["zero"] == 0 for r in rows if r["dp"] == 1)
+    # spread over processes, and over a Dask cluster (as sweeps are): the same ranking
+    rc_w, out_w = _hwsim(capsys, *args, "--workers", "2")
+    assert rc_w == 0 and json.loads(out_w) == rows
+    pytest.importorskip("dask.distributed")
+    rc_c, out_c = _hwsim(capsys, *args, "--cluster", "--workers", "2")
+    assert rc_c == 0 and json.loads(out_c) == rows
 
 
 def test_timeline_is_a_perfetto_trace_of_the_step(tmp_path, capsys):
