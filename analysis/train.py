@@ -292,7 +292,7 @@ class TrainResult:
     job: Job
     step: StepResult
     samples_per_s: float
-    tokens_per_s: float
+    tokens_per_s: float | None       # transformers only
     tflops_per_gpu: float            # Megatron's model FLOPs (recomputation counted when used)
     hardware_tflops_per_gpu: float   # FLOPs the devices execute
     mfu: float
@@ -333,7 +333,8 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
                  for r in model._layer_regions(model.regions(job.microbatch, job.tp, job.recompute)[0])) \
         * m / job.pp
     peak = model.device.peaks(_tensor_type(job.precision, model.device)).ops_per_s
-    return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t, flops / t / job.devices / 1e12,
+    return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,
+                       flops / t / job.devices / 1e12,
                        hw / t / 1e12, flops_plain / t / job.devices / peak, flops)
 
 

@@ -82,7 +82,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     if chosen:
         s["chosen"] = chosen
     if jobs > 1:
-        s.update(jobs=jobs, total_samples_per_s=jobs * s["samples_per_s"], total_tokens_per_s=jobs * s["tokens_per_s"])
+        s.update(jobs=jobs, total_samples_per_s=jobs * s["samples_per_s"],
+                 total_tokens_per_s=jobs * s["tokens_per_s"] if s["tokens_per_s"] is not None else None)
     if out:
         write_report(result, m, s, Path(out))
     if fmt == "json":
@@ -135,7 +136,8 @@ def _table(s: dict[str, Any]) -> None:
                f"zero {s['zero']}, {s['precision']}")
     if "chosen" in s:
         click.echo("  chosen as the fastest that fits: " + ", ".join(f"{k} {v}" for k, v in s["chosen"].items()))
-    click.echo(f"  step {s['step_time_s']:.4g} s: {s['samples_per_s']:.4g} samples/s, {s['tokens_per_s']:.4g} tokens/s")
+    tokens = f", {s['tokens_per_s']:.4g} tokens/s" if s["tokens_per_s"] is not None else ""
+    click.echo(f"  step {s['step_time_s']:.4g} s: {s['samples_per_s']:.4g} samples/s{tokens}")
     click.echo(f"  {s['tflops_per_gpu']:.1f} TFLOP/s per device (model FLOPs; hardware {s['hardware_tflops_per_gpu']:.1f}),"
                f" MFU {100 * s['mfu']:.1f}%")
     click.echo(f"  compute {s['compute_s']:.4g} s, exposed communication {s['exposed_comm_s']:.4g} s, "

@@ -495,3 +495,21 @@ def test_meta_lowering_is_the_real_one():
     view = [[(o.name, o.kind, dict(o.dims), o.copies, o.steps, o.producers, o.phase,
               tuple((x.role, x.shape, x.bits) for x in o.operands)) for o in wl.ops] for wl in got]
     assert view[0] == view[1] and len(view[0]) > 50
+
+
+def test_cnn_model_parallel_splits_output_channels(resnet50):
+    """Krizhevsky's model parallelism by output channels on ResNet-50: every conv and the fc
+    layer do half their work at tp 2 (forward and both gradients), each one's output is
+    all-gathered in the forward and each input gradient all-reduced in the backward."""
+    from torch import nn
+
+    from workloads.zoo import ZOO
+    model, _ = ZOO["resnet50"].load()(1)
+    layers = sum(isinstance(mod, (nn.Conv2d, nn.Linear)) for mod in model.modules())
+    _, r1, _ = resnet50.regions(4, 1, "none")
+    _, r2, _ = resnet50.regions(4, 2, "none")
+    assert sum(r.macs for r in r2.values()) == sum(r.macs for r in r1.values()) / 2
+    kinds = [k for r in r2.values() for k in r.comm_kinds]
+    fwd = sum(len(r.fwd_comm) for r in r2.values())
+    assert fwd == layers and kinds.count("all_gather") == layers
+    assert kinds.count("allreduce") == layers - 1          # the first conv's input needs no gradient

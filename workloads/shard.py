@@ -171,6 +171,12 @@ def _shard_dims(op: Op, fwd: Op, role: str, t: int) -> Op:
             return replace(op, dims=d)
         suffix = op.name[len(forward_name(op.name)):]
         grad = suffix.lstrip(".").split("_")[0].split(".")[0]
+        if fwd.kind == "conv":               # a conv's gradient GEMMs (see lower.py's conv backward)
+            if fwd.dims["groups"] > 1:       # grouped: the groups are the copies, split them
+                return replace(op, copies=_div(op.copies, t, "groups", op))
+            ck = {"dgrad": "K", "wgrad": "N"}.get(grad, "N")    # dgrad reduces over, wgrad makes, K_out
+            d[ck] = _div(d[ck], t, ck, op)
+            return replace(op, dims=d)
         # the dimension that is the forward's output (col) or input (row) features
         key = {("col", ""): "N", ("col", "dgrad"): "K", ("col", "wgrad"): "M",
                ("row", ""): "K", ("row", "dgrad"): "N", ("row", "wgrad"): "N"}.get((role, grad))
