@@ -303,7 +303,7 @@ class TrainResult:
         s, j = self.step, self.job
         gib = 2 ** 30
         return {
-            "model": j.model, "system": j.system.name, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
+            "model": j.model, "system": j.system.name, "device": j.system.device, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
             "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
             "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
             "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,

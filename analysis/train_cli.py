@@ -131,7 +131,7 @@ def _print(rows, fmt: str, title: str) -> None:
 
 
 def _table(s: dict[str, Any]) -> None:
-    click.echo(f"{s['model']} on {s['devices']} x {s['system']} devices: dp {s['dp']} x tp {s['tp']} x pp {s['pp']}, "
+    click.echo(f"{s['model']} on {s['devices']} x {s['device']} ({s['system']}): dp {s['dp']} x tp {s['tp']} x pp {s['pp']}, "
                f"microbatch {s['microbatch']} x {s['microbatches']}, recompute {s['recompute']}, {s['schedule']}, "
                f"zero {s['zero']}, {s['precision']}")
     if "chosen" in s:
@@ -190,7 +190,7 @@ def write_report(r: TrainResult, m: Model, s: dict[str, Any], out: Path) -> None
         ax.plot(xs, [ys[0]] * len(xs), "k--", label="linear scaling")
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [str(x) for x in xs])
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.15 * max(ys))
     ax.set_xlabel("devices (data-parallel replicas x tp x pp)")
     ax.set_ylabel("samples / s per device")
     ax.set_title(f"{s['model']}: scaling at tp {j.tp}, pp {j.pp}, global batch {j.global_batch}")
