@@ -94,7 +94,10 @@ def _btree(n: int) -> list[int]:
     return parent
 
 
-def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: int = 64,
+TREE_CHUNKS = 64   # calibration: pipelined chunks per tree (NCCL sizes its chunks by message size)
+
+
+def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: int = TREE_CHUNKS,
                    tag: str = "allreduce") -> Generator:
     n = len(group)
     if n < 2:
