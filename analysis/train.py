@@ -53,7 +53,8 @@ class Region:
     params: float
     optimizer_us: float
     out_bytes: float
-    macs: float
+    macs: float                      # all phases, on one device
+    fwd_macs: float                  # the forward alone
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
     consumers = wl.consumers()
     phase = {op.name: op.phase for op in wl.ops}
     acc: dict[str, dict[str, Any]] = {r: dict(fwd=0.0, bwd=0.0, fc=[], bc=[], kinds=[], act=0.0, params=0.0, opt=0.0,
-                                              out=0.0, macs=0.0) for r in ["pre", *blocks, "post"]}
+                                              out=0.0, macs=0.0, fwd_macs=0.0) for r in ["pre", *blocks, "post"]}
     for op in wl.ops:
         a = acc[names[op.name]]
         if op.phase == "forward":
@@ -276,6 +277,8 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
             a["opt"] += times[op.name]
             a["params"] += op.dims["elements"]
         a["macs"] += op.macs
+        if op.phase == "forward":
+            a["fwd_macs"] += op.macs
     fwd_comms = [c for c in comms if c.phase == "forward"]
     bwd_comms = [c for c in comms if c.phase == "backward"]
     for c in fwd_comms:
@@ -284,7 +287,7 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
         acc[names.get(c.at, "post")]["bc"].append((c.nbytes, c.kind))
     return {r: Region(a["fwd"], a["bwd"], tuple(b for b, _ in a["fc"]), tuple(b for b, _ in a["bc"]),
                       tuple(k for _, k in a["fc"]) + tuple(k for _, k in a["bc"]), a["act"], a["params"], a["opt"],
-                      a["out"], a["macs"]) for r, a in acc.items()}
+                      a["out"], a["macs"], a["fwd_macs"]) for r, a in acc.items()}
 
 
 @dataclass
@@ -329,22 +332,21 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     t = res.step_us * 1e-6
     tokens = model.family.tokens_per_sample if model.family else 1
     flops, flops_plain = _model_flops(job, model)
-    hw = 2 * sum(model.regions(job.microbatch, job.tp, job.recompute)[1][r].macs
-                 for r in model._layer_regions(model.regions(job.microbatch, job.tp, job.recompute)[0])) \
-        * m / job.pp
-    peak = model.device.peaks(_tensor_type(job.precision, model.device)).ops_per_s
+    blocks, regions, _ = model.regions(job.microbatch, job.tp, job.recompute)
+    hw = 2 * sum(regions[r].macs for r in model._layer_regions(blocks)) * m / job.pp   # one device's step
+    peak = _peak_ops_per_s(job.precision, model.device)
     return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,
                        flops / t / job.devices / 1e12,
                        hw / t / 1e12, flops_plain / t / job.devices / peak, flops)
 
 
-def _tensor_type(precision: str, device: Any) -> str | None:
-    """The device precision a policy's GEMMs run at, for the peak (None: the device's own)."""
-    table = getattr(device, "tc_fma_per_clk", None)
-    if table is None:
-        return None
-    want = policy(precision).tensor_core
-    return want if want in table else "fp16"
+def _peak_ops_per_s(precision: str, device: Any) -> float:
+    """The device's peak at the tensor-core type the policy's GEMMs run at, or, where the
+    device has no such type (a systolic array, an A100 asked for FP8), its own peak."""
+    try:
+        return device.peaks(policy(precision).tensor_core).ops_per_s
+    except HwsimError:
+        return device.peaks().ops_per_s
 
 
 def _model_flops(job: Job, model: Model) -> tuple[float, float]:
@@ -357,15 +359,9 @@ def _model_flops(job: Job, model: Model) -> tuple[float, float]:
         plain = 72 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (12 * l * h))
         return (with_rc if job.recompute == "full" else plain), plain
     blocks, regions, _ = model.regions(job.microbatch, 1, "none")
-    fwd = sum(_fwd_macs(model, job.microbatch, r) for r in model._layer_regions(blocks))
+    fwd = sum(regions[r].fwd_macs for r in model._layer_regions(blocks))
     plain = 3 * 2 * fwd * B / job.microbatch
     return plain, plain
-
-
-def _fwd_macs(model: Model, microbatch: int, region: str) -> float:
-    blocks, _, wl = model.regions(microbatch, 1, "none")
-    names = _assign(wl, blocks)
-    return sum(op.macs for op in wl.ops if op.phase == "forward" and names[op.name] == region)
 
 
 # ---- choosing what the user left open, and the search ----------------------------------------------
