@@ -139,16 +139,26 @@ def override(base: Any, values: Mapping[str, Any], where: str = "override") -> A
         raise HwsimError(f"{where}: {e}") from None
 
 
-def load_yaml_arch(path: str | Path, presets: Mapping[str, Any]) -> Any:
-    """Read ``{base: PRESET, FIELD: VALUE, ...}`` and return the overridden description."""
+def load_yaml_arch(path: str | Path, presets: Mapping[str, Any], what: str = "architecture") -> Any:
+    """Read ``{base: PRESET, FIELD: VALUE, ...}`` and return the overridden description. A
+    mapping given for a field that is itself a description (a system's fabric) overrides
+    only the fields it names."""
     from workloads.yamlio import load_yaml
 
     p = Path(path)
-    doc = load_yaml(p, "architecture")
+    doc = load_yaml(p, what)
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: expected a mapping with 'base' and fields to override")
     base = doc.pop("base", None)
     if not isinstance(base, str) or base not in presets:
         raise HwsimError(f"{p}: base: must name a preset ({', '.join(presets)}), got {base!r}")
     doc.setdefault("name", p.stem)
-    return override(presets[base], doc, where=str(p))
+    b = presets[base]
+    for k, v in doc.items():
+        inner = getattr(b, k, None)
+        if isinstance(v, dict) and dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            merged = {**dataclasses.asdict(inner), **v}
+            if "source" in merged and "source" not in v:     # say what no longer is the source's
+                merged["source"] = f"{merged['source']} (overridden in {p.name}: {', '.join(sorted(v))})"
+            doc[k] = merged
+    return override(b, doc, where=str(p))

@@ -454,8 +454,8 @@ def test_bad_options_get_one_line(args, msg, capsys):
 
 @pytest.mark.parametrize("body,msg", [
     ("base: dgx-a100\ninter: {bandwidth_gbs: -1}\n", "inter.bandwidth_gbs: must be a positive number"),
-    ("base: dgx-a100\nfoo: 1\n", "unknown field(s) foo"),
-    ("base: nope\n", "base: must name a system preset"),
+    ("base: dgx-a100\nfoo: 1\n", "unknown field 'foo' for System"),
+    ("base: nope\n", "base: must name a preset (dgx-a100"),
     ("base: dgx-a100\ndevice: nope\n", "nope"),
     ("base: dgx-a100\nintra: {kind: mesh}\n", "intra.kind"),
     ("[1, 2\n", "sys.yaml"),
@@ -473,6 +473,7 @@ def test_system_file_overrides_a_fabric_field(tmp_path):
     p.write_text("base: dgx-a100\ninter: {bandwidth_gbs: 12.5}\n")
     s = resolve_system(str(p))
     assert s.inter.bandwidth_gbs == 12.5 and s.inter.latency_us == DGX.inter.latency_us and s.name == "slow"
+    assert s.inter.source.endswith("(overridden in slow.yaml: bandwidth_gbs)")
     sys = s.with_devices(16)
     assert Collectives(sys).run("p2p", [0, 8], 1e6) == pytest.approx(IB_A + 1e6 / 12.5e3, rel=1e-9)
 

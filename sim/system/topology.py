@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from workloads.errors import HwsimError
@@ -172,30 +171,11 @@ def resolve_system(spec: str) -> System:
     if spec in PRESETS:
         return PRESETS[spec]
     if spec.endswith((".yaml", ".yml")):
-        from workloads.yamlio import load_yaml
-        p = Path(spec)
-        doc = load_yaml(p, "system")
-        if not isinstance(doc, dict):
-            raise HwsimError(f"{p}: a system file is a mapping with 'base' and fields to override")
-        base = doc.pop("base", None)
-        if base not in PRESETS:
-            raise HwsimError(f"{p}: base: must name a system preset ({', '.join(PRESETS)}), got {base!r}")
-        fields = {f.name for f in dataclasses.fields(System)}
-        unknown = set(doc) - fields
-        if unknown:
-            raise HwsimError(f"{p}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(fields))}")
-        b = PRESETS[base]
-        for level in ("intra", "inter"):             # a fabric may override some of its fields
-            if isinstance(doc.get(level), dict) and getattr(b, level) is not None:
-                doc[level] = {**dataclasses.asdict(getattr(b, level)), **doc[level]}
-        doc.setdefault("name", p.stem)
-        try:
-            sys = dataclasses.replace(b, **doc)
-        except (HwsimError, TypeError) as e:
-            raise HwsimError(f"{p}: {e}") from None
+        from ..archbase import load_yaml_arch
+        sys = load_yaml_arch(spec, PRESETS, "system")
         try:
             device_of(sys)                            # a device that does not resolve fails here
         except HwsimError as e:
-            raise HwsimError(f"{p}: device: {e}") from None
+            raise HwsimError(f"{spec}: device: {e}") from None
         return sys
     raise HwsimError(f"unknown system {spec!r}; presets: {', '.join(PRESETS)}; or a YAML file with 'base:'")
