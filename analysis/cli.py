@@ -44,6 +44,12 @@ def _lowering_options(f):
     return f
 
 
+def _cache_option(f):
+    """--no-cache: lower a torch model afresh instead of reading the trace cache (see 'hwsim cache')."""
+    return click.option("--no-cache", "no_cache", is_flag=True,
+                        help="Lower the model afresh: neither read nor write the trace cache ('hwsim cache').")(f)
+
+
 def _how(train, optimizer, recompute, precision, attention, decode):
     """(the Lowering, a tensor-core precision for the machine or None)."""
     from workloads.spec import Lowering
@@ -123,9 +129,11 @@ def models(fmt: str) -> None:
 @click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
               help="Rewrite 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3).")
 @_lowering_options
+@_cache_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def lower(model: str, batch: int | None, seq_len: int | None, output: str | None, keep_weights: bool,
-          winograd: str | None, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
+          winograd: str | None, train, optimizer, recompute, precision, attention, decode, no_cache: bool,
+          fmt: str) -> None:
     """Lower MODEL into a workload trace and print one row per op.
 
     Columns: name, op, kind, phase, M, N, K (the GEMM or im2col view of one
@@ -138,7 +146,7 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     if tc:
         raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for a trace use {', '.join(POLICIES)}")
-    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights, how=how)
+    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights, how=how, cache=not no_cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -159,7 +167,8 @@ lower.help = inspect.cleandoc(lower.help) + "\n\n" + MODEL_HELP
               help="SCALE-Sim's conv topology or its GEMM (M,N,K) topology.")
 @click.option("--batch", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
-def topology(model: str, output: str, form: str, batch: int | None, seq_len: int | None) -> None:
+@_cache_option
+def topology(model: str, output: str, form: str, batch: int | None, seq_len: int | None, no_cache: bool) -> None:
     """Export MODEL as a SCALE-Sim topology CSV (vector ops are left out).
 
     A topology CSV is also accepted wherever a MODEL is, so traces come back the same way.
@@ -167,7 +176,7 @@ def topology(model: str, output: str, form: str, batch: int | None, seq_len: int
     from workloads.scalesim_topo import write_topology
     from workloads.spec import resolve
 
-    wl = resolve(model, batch=batch, seq_len=seq_len)
+    wl = resolve(model, batch=batch, seq_len=seq_len, cache=not no_cache)
     write_topology(wl, output, form)
     click.echo(f"wrote {output} ({form} form)")
 
@@ -191,7 +200,7 @@ def _progress(total: int, desc: str):
 
 
 def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None, train=False,
-              optimizer="adam", recompute="none", attention="unfused", decode=None):
+              optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch
     from workloads.spec import resolve
@@ -207,7 +216,7 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
     if compress:
         wl = _compressed(model, compress, seed or 0)
     else:
-        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how)
+        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how, cache=cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -249,6 +258,7 @@ def _design_options(f):
                      help="Compress the model with this plan (see 'hwsim compress') before simulating."),
         click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
                      help="Run 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3)."),
+        _cache_option,
     ]):
         f = opt(f)
     return f
@@ -260,7 +270,7 @@ def _design_options(f):
 @_lowering_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node, compress_plan,
-             winograd, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
+             winograd, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns, the same on every machine: name, op, phase, precision, macs, cycles,
@@ -272,7 +282,7 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
     compute_cycles, weight_load_cycles).
     """
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode)
+                   optimizer, recompute, attention, decode, cache=not no_cache)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
@@ -289,8 +299,8 @@ simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
 @_design_options
 @_lowering_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
-def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, train, optimizer,
-           recompute, precision, attention, decode, out: str) -> None:
+def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, no_cache, train,
+           optimizer, recompute, precision, attention, decode, out: str) -> None:
     """Simulate MODEL on a design and write a report to OUT.
 
     OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
@@ -299,7 +309,7 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
     from analysis.report import write_report
 
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode)
+                   optimizer, recompute, attention, decode, cache=not no_cache)
     d = write_report(ev, out)
     s = ev.summary()
     unit = "samples/s (training steps)" if s["training"] else "inferences/s"
@@ -331,8 +341,9 @@ report.help = inspect.cleandoc(report.help) + "\n\n" + MODEL_HELP
 @click.option("--energy-table", "table", default="horowitz45", show_default=True)
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write compare.csv and compare.png here.")
+@_cache_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
+def compare(model: str, archs, plans, batch, seq_len, table, out, no_cache, fmt) -> None:
     """Put two or more designs, or compression choices (--compress), side by side on
     MODEL: one table, one plot."""
     from pathlib import Path
@@ -342,7 +353,7 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
     variants = [(a, None) for a in archs] + [(a, p) for a in archs for p in plans]
     if len(variants) < 2:
         raise HwsimError("compare needs at least two designs (--arch) or a design and a --compress plan")
-    evs = [_evaluate(model, a, batch, seq_len, None, None, table, None, p) for a, p in variants]
+    evs = [_evaluate(model, a, batch, seq_len, None, None, table, None, p, cache=not no_cache) for a, p in variants]
     labels = [a if p is None else f"{a}+{Path(p).stem}" for a, p in variants]
     df = cmp(evs, out, labels=labels)
     if fmt == "csv":
@@ -360,8 +371,9 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, fmt) -> None:
 @click.option("--batch", type=int, default=None, help="Batch size (default: the model's own).")
 @click.option("--seq-len", type=int, default=None, help="Sequence length.")
 @_lowering_options
+@_cache_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def memory(model, batch, seq_len, train, optimizer, recompute, precision, attention, decode, fmt) -> None:
+def memory(model, batch, seq_len, train, optimizer, recompute, precision, attention, decode, no_cache, fmt) -> None:
     """Memory footprint of MODEL by category, and its peak over the run.
 
     Training (--train): weights, gradients, optimizer states (fp32 master weights
@@ -379,7 +391,7 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     if tc:
         raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for memory use {', '.join(POLICIES)}")
-    f = footprint(resolve(model, batch=batch, seq_len=seq_len, how=how))
+    f = footprint(resolve(model, batch=batch, seq_len=seq_len, how=how, cache=not no_cache))
     if fmt == "json":
         click.echo(json.dumps(f, indent=1))
         return
@@ -448,6 +460,38 @@ def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch,
 
 
 train.help = inspect.cleandoc(train.help) + "\n\n" + MODEL_HELP
+
+
+@cli.group()
+def cache() -> None:
+    """The trace cache: lowered torch models kept so that later runs skip lowering.
+
+    Entries are keyed by the model, batch, sequence length, lowering options, hwsim and
+    torch versions and the lowering code itself (and a user model file's contents); a
+    stale or corrupt entry is rebuilt. The folder is $HWSIM_CACHE_DIR or the user cache
+    directory; $HWSIM_CACHE_MAX_MB (default 4096) caps its size. --no-cache on a command
+    skips it.
+    """
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is, and its entries (most recently used first)."""
+    from workloads import cache as tc
+
+    es = tc.entries()
+    click.echo(f"{tc.cache_dir()}: {len(es)} entries, {sum(e.bytes for e in es) / 2**20:.1f} MB")
+    for e in es:
+        click.echo(f"  {e.digest}  {e.bytes / 2**20:9.2f} MB  {e.spec}")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cached trace."""
+    from workloads import cache as tc
+
+    n, freed = tc.clear()
+    click.echo(f"removed {n} entries ({freed / 2**20:.1f} MB) from {tc.cache_dir()}")
 
 
 @cli.command()
@@ -537,7 +581,8 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
               help="Run on Dask distributed: '--cluster' starts a LocalCluster, '--cluster ADDRESS' joins a "
                    "scheduler (needs the 'cluster' extra). Default: local processes.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Local processes or LocalCluster workers.")
-def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
+@_cache_option
+def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: bool) -> None:
     """Run a what-if STUDY (YAML grid or random sample over design parameters, trace-level
     compression choices and models). Interrupted sweeps resume: finished points are kept."""
     from analysis.sweep import load_study, run_sweep
@@ -550,7 +595,7 @@ def sweep(study: str, out: str, cluster: str | None, workers: int) -> None:
             import dask.distributed  # noqa: F401
         except ImportError:
             raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
-    df = run_sweep(st, out, cluster=cluster, workers=workers)
+    df = run_sweep(st, out, cluster=cluster, workers=workers, cache=not no_cache)
     click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
 
 

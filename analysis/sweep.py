@@ -164,7 +164,7 @@ def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize:
 
 
 def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, workers: int = 2,
-              progress: bool = True):
+              progress: bool = True, cache: bool = False):
     """Run every point not yet on disk; then write results.csv, pareto.csv and pareto.png."""
     from tqdm import tqdm
 
@@ -178,7 +178,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
     workloads: dict[str, Workload] = {}
     for m in study.models:
         key = json.dumps(m, sort_keys=True)
-        workloads[key] = resolve(m["model"], batch=m.get("batch"), seq_len=m.get("seq_len"))
+        workloads[key] = resolve(m["model"], batch=m.get("batch"), seq_len=m.get("seq_len"), cache=cache)
 
     def save(i: str, pt: dict, row: dict) -> None:
         atomic_write(pts_dir / f"{i}.json", json.dumps({"id": i, "point": pt, "row": row}, default=float))

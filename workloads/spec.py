@@ -62,11 +62,17 @@ def adhoc(spec: str, batch: int | None = None) -> Workload:
     raise HwsimError(f"bad ad-hoc workload {spec!r}: use gemm:M,N,K or conv:N,C,H,W,K,R,S[,stride,pad]")
 
 
-def _user_factory(spec: str):
-    path, _, fname = spec.rpartition(":")
+def _user_factory_path(spec: str) -> Path:
+    path = spec.rpartition(":")[0]
     p = Path(path)
     if not p.is_file():
         raise HwsimError(f"model file {path!r} not found")
+    return p
+
+
+def _user_factory(spec: str):
+    p = _user_factory_path(spec)
+    path, _, fname = spec.rpartition(":")
     modspec = importlib.util.spec_from_file_location(f"hwsim_user_{p.stem}", p)
     mod = importlib.util.module_from_spec(modspec)
     try:
@@ -152,8 +158,12 @@ def _kv_cache(module, example) -> dict:
 
 
 def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
-            keep_weights: bool = False, how: Lowering | None = None) -> Workload:
-    """Turn a MODEL argument into a workload (see the module docstring)."""
+            keep_weights: bool = False, how: Lowering | None = None, cache: bool = False) -> Workload:
+    """Turn a MODEL argument into a workload (see the module docstring).
+
+    With ``cache`` a torch model is lowered once and kept in the trace cache
+    (:mod:`workloads.cache`); later calls with the same key read it back without torch.
+    """
     how = how or Lowering()
     how.check()
     if batch is not None and batch < 1:
@@ -172,6 +182,16 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
             from .precision import apply
             wl = apply(wl, how.precision)
         return wl
+    if spec not in ZOO and not spec.startswith("gpt:"):
+        _user_factory_path(spec)
+    if cache:
+        from .cache import cached, trace_key
+        return cached(trace_key(spec, batch, seq_len, keep_weights, how),
+                      lambda: _lower_torch(spec, batch, seq_len, keep_weights, how))
+    return _lower_torch(spec, batch, seq_len, keep_weights, how)
+
+
+def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool, how: Lowering) -> Workload:
     if spec.startswith("gpt:"):
         from .zoo.transformer import gpt
         return _lower(spec, gpt(spec, batch or 1, seq_len, how.decode or 0), f"gpt:{spec[4:]}", keep_weights, how)

@@ -33,7 +33,7 @@ two equal on cycles, per-PE busy cycles and broadcast stalls.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,35 +56,63 @@ def _work(e: np.ndarray) -> np.ndarray:
     return np.maximum(e, 1)
 
 
-def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
-    """Fast engine. ``e[k, a]``: entries of PE k for the a-th broadcast activation."""
+def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool = True) -> PassTiming:
+    """Fast engine. ``e[k, a]``: entries of PE k for the a-th broadcast activation.
+
+    The recurrence is solved ``depth`` activations at a time: within a block every
+    broadcast waits only on finishes of the block before, so with ``ready[a] = max_k
+    F[k, a - depth] - 1`` the broadcasts are ``B[a] = a + cummax(ready[j] - j)`` and, with
+    ``W`` the running sum of a PE's work, ``F[k, a] = W[k, a] + max(F[k, a0 - 1] -
+    W[k, a0 - 1], cummax_j (B[j] + 1 - W[k, j - 1]))``. Broadcast stalls add up to
+    ``B[A - 1] + 1 - A``. Python loops over A / depth blocks, numpy over the block x PEs.
+
+    When every activation brings each PE the same work (a dense layer: ``e[k, a] = c_k``)
+    the busiest PE bounds every other one's finish and is never starved, so
+    ``F[k*, a] = 1 + (a + 1) c*`` and the broadcasts follow in closed form; one numpy pass
+    then gives every PE's schedule. Without ``schedule`` (the broadcast and start cycles),
+    such a pass is three scalars: the busiest PE does its last entry at cycle ``A c*`` and the CCU, whose
+    ``ready[j] - j`` grows with ``j``, has stalled ``max(0, (A - depth) c* - (A - 1))``
+    cycles by the last broadcast.
+    """
     P, A = e.shape
     if A == 0:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
     w = _work(e).T.astype(np.int64)          # (A, P)
-    S = np.empty((A, P), dtype=np.int64)
+    if not schedule and (w == w[0]).all():
+        c = int(w[0].max())
+        stalls = max(0, (A - depth) * c - (A - 1)) if A > depth else 0
+        return PassTiming(A * c + pipeline_depth, A * w[0], stalls)
+    W = np.cumsum(w, axis=0)                 # W[a] = work of activations 0..a
+    if (w == w[0]).all():
+        c = int(w[0].max())
+        j = np.arange(A, dtype=np.int64)
+        ready = np.where(j >= depth, (j - depth + 1) * c, -1)
+        Bc = j + np.maximum(np.maximum.accumulate(ready - j), 0)
+        F = W + np.maximum(np.maximum.accumulate(Bc[:, None] + 1 - (W - w), axis=0), 0)
+        return PassTiming(int(F[-1].max()) - 1 + pipeline_depth, W[-1].copy(), int(Bc[-1]) + 1 - A, Bc, F - w)
     F = np.empty((A, P), dtype=np.int64)
     Bc = np.empty(A, dtype=np.int64)
-    free = np.zeros(P, dtype=np.int64)
-    b = -1
-    stalls = 0
-    for a in range(A):
-        nb = b + 1
-        if a >= depth:
-            ready = int(F[a - depth].max()) - 1
-            if ready > nb:
-                stalls += ready - nb
-                nb = ready
-        b = nb
-        Bc[a] = b
-        s = np.maximum(free, b + 1)
-        S[a] = s
-        free = F[a] = s + w[a]
-    last = int(free.max()) - 1
-    return PassTiming(last + pipeline_depth, w.sum(axis=0), stalls, Bc, S)
+    b_prev = -1                              # B[-1]: the first broadcast is at cycle 0
+    f_prev = np.zeros(P, dtype=np.int64)     # F[-1] - W[-1]: PEs are free from cycle 0
+    for a0 in range(0, A, depth):
+        a1 = min(a0 + depth, A)
+        idx = np.arange(a0, a1)
+        ready = F[a0 - depth:a1 - depth].max(axis=1) - 1 if a0 >= depth else np.full(a1 - a0, -1, dtype=np.int64)
+        # B[a] = max(B[a0 - 1] + (a - a0 + 1), max_{a0 <= j <= a} ready[j] + (a - j))
+        B = np.maximum(np.maximum.accumulate(ready - idx), b_prev + 1 - a0) + idx
+        Bc[a0:a1] = B
+        Wb = W[a0:a1]
+        Wbefore = Wb - w[a0:a1]              # W[j - 1]
+        start = np.maximum.accumulate(B[:, None] + 1 - Wbefore, axis=0)
+        F[a0:a1] = Wb + np.maximum(start, f_prev[None, :])
+        b_prev = int(B[-1])
+        f_prev = F[a1 - 1] - W[a1 - 1]
+    S = F - w
+    last = int(F[-1].max()) - 1
+    return PassTiming(last + pipeline_depth, w.sum(axis=0), b_prev + 1 - A, Bc, S)
 
 
-def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int) -> PassTiming:
+def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool = False) -> PassTiming:
     """Reference engine: step the CCU, the queues and every PE one cycle at a time."""
     P, A = e.shape
     if A == 0:
@@ -170,6 +198,17 @@ class LayerPlan:
     batches: tuple[tuple[int, np.ndarray, np.ndarray, tuple[tuple[int, int], ...]], ...]   # (row0, entries, padding, tiles)
     col_nnz: np.ndarray          # non-zeros of each column (all rows)
     shape: tuple[int, int] = (0, 0)
+    # per (batch entries, tile start): each PE's column pointers, worked out once per plan
+    pointers: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def tile_pointers(self, entries: np.ndarray, c0: int, nc: int) -> np.ndarray:
+        key = (id(entries), c0)
+        ptr = self.pointers.get(key)
+        if ptr is None:
+            P = entries.shape[0]
+            ptr = np.concatenate([np.zeros((P, 1), dtype=np.int64), np.cumsum(entries[:, c0:c0 + nc], axis=1)], axis=1)
+            self.pointers[key] = ptr
+        return ptr
 
 
 def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
@@ -239,7 +278,7 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
             e = e_tile[:, nzc]
             key = (id(entries), c0)
             if key not in seen:
-                seen[key] = timing(e, arch.queue_depth, arch.pipeline_depth)
+                seen[key] = timing(e, arch.queue_depth, arch.pipeline_depth, schedule=False)
             t = seen[key]
             totals["cycles"] += t.cycles
             totals["compute"] += t.cycles
@@ -254,12 +293,12 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
             totals["ptr"] += 2 * P * nzc.size
             totals["scans"] += nc
             # 64-bit reads: distinct 8-entry words each column's entries span
-            ptr = np.concatenate([np.zeros((P, 1), dtype=np.int64), np.cumsum(e_tile, axis=1)], axis=1)
+            ptr = plan.tile_pointers(entries, c0, nc)
             first, last = ptr[:, nzc], ptr[:, nzc + 1] - 1
             per = arch.entries_per_read
             words = np.where(e > 0, last // per - first // per + 1, 0)
             totals["spmat"] += int(words.sum())
-            totals["spmat_bytes"] += int(e_tile.sum()) * arch.entry_bits // 8
+            totals["spmat_bytes"] += int(ptr[:, -1].sum()) * arch.entry_bits // 8
             totals["ptr_bytes"] += P * (nc + 1) * arch.pointer_bits // 8
         if functional and layer is not None:   # every non-zero of this batch times its activation
             sel = (layer.rows >= r0) & (layer.rows < r0 + batch_rows)

@@ -1,0 +1,130 @@
+"""The trace cache: a hit equals a fresh lowering and needs no torch; stale or corrupt
+entries are rebuilt, never trusted; --no-cache and 'hwsim cache' do what they say."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from workloads import cache
+from workloads.spec import Lowering, resolve
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path / "c"))
+    return tmp_path / "c" / "traces"
+
+
+def _same(a, b):
+    da, ta = a.to_dict()
+    db, tb = b.to_dict()
+    assert da == db
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        np.testing.assert_array_equal(ta[k], tb[k])
+
+
+def test_a_hit_equals_a_fresh_lowering(cache_dir):
+    fresh = resolve("lenet5", batch=2)
+    first = resolve("lenet5", batch=2, cache=True)
+    assert len(cache.entries()) == 1
+    hit = resolve("lenet5", batch=2, cache=True)
+    _same(fresh, first)
+    _same(fresh, hit)
+    # weights kept, a training step, another batch: each its own entry
+    resolve("lenet5", batch=2, keep_weights=True, cache=True)
+    resolve("lenet5", batch=2, how=Lowering(train=True), cache=True)
+    resolve("lenet5", batch=3, cache=True)
+    assert len(cache.entries()) == 4
+    _same(resolve("lenet5", batch=2, keep_weights=True), resolve("lenet5", batch=2, keep_weights=True, cache=True))
+
+
+def test_a_hit_imports_no_torch(cache_dir, tmp_path):
+    code = ("import sys\nfrom workloads.spec import resolve\n"
+            "wl = resolve('lenet300', cache=True)\nprint(len(wl.ops), 'torch' in sys.modules)")
+    env = {"HWSIM_CACHE_DIR": str(tmp_path / "c"), "PATH": "/usr/bin:/bin"}
+    miss = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    hit = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    n = miss.stdout.split()[0]
+    assert miss.stdout.split() == [n, "True"]
+    assert hit.stdout.split() == [n, "False"]
+
+
+@pytest.mark.parametrize("damage", ["flip a byte of the trace", "truncate the tensors", "change the key",
+                                    "remove the trace", "garble the meta"])
+def test_a_damaged_entry_is_rebuilt(cache_dir, capsys, damage):
+    fresh = resolve("lenet5", keep_weights=True)
+    resolve("lenet5", keep_weights=True, cache=True)
+    (entry,) = cache.entries()
+    trace, npz, meta = (cache_dir / f"{entry.digest}{s}" for s in (".json", ".npz", ".meta.json"))
+    if damage == "flip a byte of the trace":
+        b = bytearray(trace.read_bytes())
+        i = b.index(b'"batch":1') + 8
+        b[i] = ord("7")                       # still valid JSON, a different batch
+        trace.write_bytes(bytes(b))
+    elif damage == "truncate the tensors":
+        npz.write_bytes(npz.read_bytes()[:1000])
+    elif damage == "change the key":
+        m = json.loads(meta.read_text())
+        m["key"]["torch"] = "0.0"
+        meta.write_text(json.dumps(m))
+    elif damage == "remove the trace":
+        trace.unlink()
+    else:
+        meta.write_text("{not json")
+    capsys.readouterr()
+    got = resolve("lenet5", keep_weights=True, cache=True)
+    assert "stale or corrupt" in capsys.readouterr().err
+    _same(fresh, got)
+    assert len(cache.entries()) == 1            # rebuilt in place
+    assert "stale or corrupt" not in (resolve("lenet5", keep_weights=True, cache=True) and capsys.readouterr().err)
+
+
+def test_a_changed_user_model_file_is_a_new_entry(cache_dir, tmp_path):
+    f = tmp_path / "net.py"
+    src = textwrap.dedent("""
+        import torch
+        def make(batch=1):
+            return torch.nn.Sequential(torch.nn.Linear(8, {n})), torch.randn(batch, 8)
+    """)
+    f.write_text(src.format(n=4))
+    assert resolve(f"{f}:make", cache=True).ops[0].gemm.N == 4
+    f.write_text(src.format(n=5))
+    assert resolve(f"{f}:make", cache=True).ops[0].gemm.N == 5
+    assert len(cache.entries()) == 2
+
+
+def test_the_size_cap_evicts_least_recently_used(cache_dir, monkeypatch):
+    resolve("lenet5", cache=True)
+    resolve("lenet300", cache=True)
+    resolve("lenet5", cache=True)            # now the most recent
+    sizes = {e.spec: e.bytes for e in cache.entries()}
+    monkeypatch.setenv("HWSIM_CACHE_MAX_MB", str((sizes["lenet5"] + sizes["lenet5"] // 2) / 2**20))
+    resolve("lenet5", batch=3, cache=True)   # a third entry: the oldest two go
+    assert [e.spec for e in cache.entries()] == ["lenet5"]
+    monkeypatch.setenv("HWSIM_CACHE_MAX_MB", "lots")
+    with pytest.raises(Exception, match="HWSIM_CACHE_MAX_MB"):
+        resolve("lenet5", batch=4, cache=True)
+
+
+def test_cli_no_cache_info_and_clear(cache_dir, tmp_path):
+    env = {"HWSIM_CACHE_DIR": str(tmp_path / "c"), "PATH": "/usr/bin:/bin"}
+
+    def hwsim(*args):
+        return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True, text=True,
+                              env=env)
+
+    assert hwsim("lower", "lenet300", "--no-cache").returncode == 0
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
+    assert hwsim("simulate", "lenet300", "--arch", "systolic-16").returncode == 0
+    info = hwsim("cache", "info").stdout
+    assert "1 entries" in info and "lenet300" in info
+    assert hwsim("simulate", "lenet300", "--arch", "systolic-16", "--no-cache").returncode == 0
+    r = hwsim("cache", "clear")
+    assert r.returncode == 0 and "removed 1 entries" in r.stdout
+    assert not list(cache_dir.iterdir())
+    assert "0 entries" in hwsim("cache", "info").stdout

@@ -1,0 +1,263 @@
+"""A cache of lowered traces, so that a model lowers once and later runs never import torch.
+
+An entry is keyed by everything a lowering depends on: the MODEL argument, batch,
+sequence length, whether weights are kept, the :class:`~workloads.spec.Lowering`
+options, the hwsim and torch versions, a digest of the ``workloads`` package's source
+(so that a changed lowering never serves an old trace) and, for a user model
+``file.py:factory``, a digest of that file (a module it imports is not part of the key:
+pass ``--no-cache`` after changing one).
+
+Each entry is three files under ``cache_dir()/traces``: ``KEY.json`` (the trace),
+``KEY.npz`` (its tensors, uncompressed, when kept) and ``KEY.meta.json``, written last,
+which repeats the key's fields and holds the trace's SHA-256 and the tensor file's size
+(each tensor in it is checked against its zip CRC-32 as it is read, which costs nothing
+extra). An entry whose meta is missing, unreadable or for other fields, or whose payload
+does not check, is rebuilt, never trusted; interrupted writes leave no meta and so are
+never read.
+
+The directory is ``$HWSIM_CACHE_DIR`` when set, else the platform's user cache directory
+(``platformdirs``). Entries beyond ``$HWSIM_CACHE_MAX_MB`` (default 4096 MB) are evicted,
+least recently used first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import HwsimError
+from .fileio import atomic_write
+from .trace import Workload
+
+KEY_VERSION = 1
+DEFAULT_MAX_MB = 4096
+
+
+def cache_dir() -> Path:
+    """Where traces are cached: ``$HWSIM_CACHE_DIR`` or the user cache directory."""
+    env = os.environ.get("HWSIM_CACHE_DIR")
+    if env:
+        return Path(env).expanduser() / "traces"
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("hwsim", appauthor=False)) / "traces"
+
+
+def _max_bytes() -> int:
+    raw = os.environ.get("HWSIM_CACHE_MAX_MB", str(DEFAULT_MAX_MB))
+    try:
+        mb = float(raw)
+    except ValueError:
+        raise HwsimError(f"$HWSIM_CACHE_MAX_MB: expected a number of megabytes, got {raw!r}") from None
+    if not (mb >= 0 and mb < float("inf")):
+        raise HwsimError(f"$HWSIM_CACHE_MAX_MB: must be a finite number >= 0, got {raw!r}")
+    return int(mb * 2**20)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+_SOURCE_DIGEST: str | None = None
+
+
+def source_digest() -> str:
+    """SHA-256 over the ``workloads`` package's Python sources (paths and contents)."""
+    global _SOURCE_DIGEST
+    if _SOURCE_DIGEST is None:
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for p in sorted(root.rglob("*.py")):
+            h.update(str(p.relative_to(root)).encode())
+            h.update(b"\0")
+            h.update(p.read_bytes())
+            h.update(b"\0")
+        _SOURCE_DIGEST = h.hexdigest()
+    return _SOURCE_DIGEST
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "none"
+
+
+@dataclass(frozen=True)
+class TraceKey:
+    """Everything a lowered trace depends on; its digest names the entry."""
+
+    spec: str
+    batch: int | None
+    seq_len: int | None
+    keep_weights: bool
+    lowering: tuple[tuple[str, Any], ...]
+    model_file_sha256: str | None
+    hwsim: str
+    torch: str
+    source_sha256: str
+    key_version: int = KEY_VERSION
+
+    def fields(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lowering"] = dict(self.lowering)
+        return d
+
+    @property
+    def digest(self) -> str:
+        return _digest(json.dumps(self.fields(), sort_keys=True).encode())[:32]
+
+
+def trace_key(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool, lowering: Any) -> TraceKey:
+    """The key of a torch MODEL argument lowered with ``lowering`` (a dataclass)."""
+    model_file = None
+    path, sep, _ = spec.rpartition(":")
+    if sep and path.endswith(".py"):
+        try:
+            model_file = _digest(Path(path).read_bytes())
+        except OSError as e:
+            raise HwsimError(f"model file {path!r}: cannot read it ({e.strerror})") from None
+    return TraceKey(spec=spec, batch=batch, seq_len=seq_len, keep_weights=keep_weights,
+                    lowering=tuple(sorted(asdict(lowering).items())), model_file_sha256=model_file,
+                    hwsim=_version("hwsim"), torch=_version("torch"), source_sha256=source_digest())
+
+
+def _paths(key: TraceKey) -> tuple[Path, Path, Path]:
+    d = cache_dir()
+    k = key.digest
+    return d / f"{k}.json", d / f"{k}.npz", d / f"{k}.meta.json"
+
+
+def _warn(msg: str) -> None:
+    print(f"hwsim: {msg}", file=sys.stderr)
+
+
+def load(key: TraceKey) -> Workload | None:
+    """The cached trace for ``key``, or None when there is none or it cannot be trusted
+    (a corrupt or stale entry is reported on stderr and removed)."""
+    trace, npz, meta = _paths(key)
+    if not meta.exists():
+        return None
+    why = None
+    try:
+        m = json.loads(meta.read_text(encoding="utf-8"))
+        if not isinstance(m, dict) or m.get("key") != json.loads(json.dumps(key.fields())):
+            why = "its key fields differ"
+        else:
+            text = trace.read_bytes()
+            if _digest(text) != m.get("trace_sha256"):
+                why = "the trace's digest differs"
+            else:
+                tensors: dict[str, np.ndarray] = {}
+                if m.get("npz_bytes") is not None:
+                    if npz.stat().st_size != m["npz_bytes"]:
+                        why = "the tensor file's size differs"
+                    else:                   # zipfile checks each member's CRC-32 as it reads it
+                        with np.load(npz, allow_pickle=False) as z:
+                            tensors = {k: z[k] for k in z.files}
+                if why is None:
+                    wl = Workload.from_dict(json.loads(text), tensors, where=str(trace))
+                    os.utime(meta)      # least recently used goes first
+                    return wl
+    except (OSError, ValueError, KeyError, HwsimError, zipfile.BadZipFile) as e:
+        why = f"{type(e).__name__}: {e}"
+    _warn(f"cache entry {meta} is stale or corrupt ({why}); lowering again")
+    _remove(key)
+    return None
+
+
+def _remove(key: TraceKey) -> None:
+    for p in reversed(_paths(key)):       # meta first: a half-removed entry is never read
+        p.unlink(missing_ok=True)
+
+
+def store(key: TraceKey, wl: Workload) -> None:
+    """Write ``wl`` under ``key`` (payload first, meta last; every file atomically)."""
+    trace, npz, meta = _paths(key)
+    doc, tensors = wl.to_dict()
+    trace.parent.mkdir(parents=True, exist_ok=True)
+    _remove(key)
+    npz_bytes = None
+    if tensors:
+        buf = io.BytesIO()
+        np.savez(buf, **tensors)  # type: ignore[arg-type]  # uncompressed: loading is the point
+        blob = buf.getvalue()
+        npz_bytes = len(blob)
+        atomic_write(npz, blob, binary=True)
+        doc["tensors"] = npz.name
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    atomic_write(trace, text, binary=True)
+    atomic_write(meta, json.dumps({"key": key.fields(), "trace_sha256": _digest(text), "npz_bytes": npz_bytes,
+                                   "created": time.time()}, indent=1))
+    _evict(_max_bytes())
+
+
+def cached(key: TraceKey, make: Callable[[], Workload]) -> Workload:
+    """The trace under ``key``, lowering it with ``make()`` and storing it on a miss."""
+    wl = load(key)
+    if wl is None:
+        wl = make()
+        try:
+            store(key, wl)
+        except OSError as e:
+            _warn(f"could not write the trace cache in {cache_dir()} ({e.strerror}); continuing without it")
+    return wl
+
+
+@dataclass(frozen=True)
+class Entry:
+    digest: str
+    spec: str
+    bytes: int
+    used: float
+
+
+def entries() -> list[Entry]:
+    """The complete entries in the cache, most recently used first."""
+    d = cache_dir()
+    out: list[Entry] = []
+    if not d.is_dir():
+        return out
+    for meta in d.glob("*.meta.json"):
+        k = meta.name[:-len(".meta.json")]
+        size = sum(p.stat().st_size for p in (meta, d / f"{k}.json", d / f"{k}.npz") if p.exists())
+        try:
+            spec = str(json.loads(meta.read_text(encoding="utf-8"))["key"]["spec"])
+        except (OSError, ValueError, KeyError, TypeError):
+            spec = "?"
+        out.append(Entry(k, spec, size, meta.stat().st_mtime))
+    return sorted(out, key=lambda e: -e.used)
+
+
+def _evict(limit: int) -> None:
+    total = 0
+    for e in entries():
+        total += e.bytes
+        if total > limit:
+            for suffix in (".meta.json", ".json", ".npz"):
+                (cache_dir() / f"{e.digest}{suffix}").unlink(missing_ok=True)
+
+
+def clear() -> tuple[int, int]:
+    """Remove every cache entry (and leftovers of interrupted writes); returns (entries, bytes)."""
+    d = cache_dir()
+    n = freed = 0
+    if not d.is_dir():
+        return 0, 0
+    for p in d.iterdir():
+        name = p.name
+        if p.is_file() and (name.endswith((".json", ".npz")) or ".tmp" in name):
+            n += name.endswith(".meta.json")
+            freed += p.stat().st_size
+            p.unlink()
+    return n, freed
