@@ -128,3 +128,19 @@ def test_cli_no_cache_info_and_clear(cache_dir, tmp_path):
     assert r.returncode == 0 and "removed 1 entries" in r.stdout
     assert not list(cache_dir.iterdir())
     assert "0 entries" in hwsim("cache", "info").stdout
+
+
+def _imported(args, env):
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "analysis.cli", *args], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "import time:" in line}
+
+
+def test_start_up_imports_nothing_heavy(tmp_path):
+    env = {"HWSIM_CACHE_DIR": str(tmp_path / "c"), "PATH": "/usr/bin:/bin"}
+    for args in (["--help"], ["models"], ["archs"], ["cache", "info"]):
+        assert not _imported(args, env) & {"torch", "pandas", "matplotlib"}, args
+    assert "torch" in _imported(["simulate", "lenet300", "--arch", "tpu-v1", "--format", "csv"], env)   # a miss
+    hit = _imported(["simulate", "lenet300", "--arch", "tpu-v1", "--format", "csv"], env)
+    assert not hit & {"torch", "matplotlib"}

@@ -98,6 +98,38 @@ def test_fast_engine_equals_cycle_stepping(pes, acts, depth, pipe, seed, maxe):
     np.testing.assert_array_equal(fast.busy, ref.busy)
 
 
+@settings(max_examples=80, deadline=None)
+@given(work=st.lists(st.integers(0, 9), min_size=1, max_size=6), acts=st.integers(1, 60),
+       depth=st.integers(1, 12), pipe=st.integers(1, 5))
+def test_dense_closed_forms_equal_cycle_stepping(work, acts, depth, pipe):
+    # a dense layer: every activation brings PE k the same c_k entries
+    e = np.repeat(np.array(work)[:, None], acts, axis=1)
+    ref = simulate_cycles(e, depth, pipe)
+    for fast in (pass_timing(e, depth, pipe), pass_timing(e, depth, pipe, schedule=False)):
+        assert (fast.cycles, fast.broadcast_stalls) == (ref.cycles, ref.broadcast_stalls)
+        np.testing.assert_array_equal(fast.busy, ref.busy)
+
+
+def test_block_solution_keeps_the_schedule():
+    # broadcast and start cycles from the blocked solution against a one-activation-at-a-time
+    # reading of the recurrence (numpy over PEs, as the engine did before blocking)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        P, A, depth = rng.integers(1, 9), rng.integers(1, 80), int(rng.integers(1, 10))
+        e = rng.integers(0, 6, size=(P, A))
+        w = np.maximum(e, 1).T
+        F = np.zeros_like(w)
+        B = np.zeros(A, dtype=np.int64)
+        free, b = np.zeros(P, dtype=np.int64), -1
+        for a in range(A):
+            b = max(b + 1, int(F[a - depth].max()) - 1 if a >= depth else -1)
+            B[a] = b
+            free = F[a] = np.maximum(free, b + 1) + w[a]
+        t = pass_timing(e, depth, 4)
+        np.testing.assert_array_equal(t.broadcast, B)
+        np.testing.assert_array_equal(t.start, F - w)
+
+
 def test_hand_derived_schedules():
     # 1 PE, FIFO 8, columns of 2, 3, 1 entries: broadcasts at 0,1,2; work 1-2, 3-5, 6;
     # last entry enters the 4-stage pipeline at cycle 6 and is written at 9 -> 10 cycles.
@@ -253,3 +285,24 @@ def test_huge_sparse_layers_are_refused_with_the_estimate():
         simulate(big, "eie-64")
     dense = Workload("d", (gemm_op("dense", 2, 20_000, 20_000),))                      # dense: a closed form
     assert simulate(dense, "eie-64").cycles > 0
+
+
+def test_plan_from_the_zero_pattern_equals_encoding():
+    # the memory-bounded plan of a real weight matrix against encode()'s CSC counts
+    from sim.eie.engine import plan_from_mask, plan_layer
+    rng = np.random.default_rng(0)
+    for _ in range(120):
+        a = dataclasses.replace(EIE, num_pes=int(rng.integers(1, 9)), act_regs=int(rng.integers(1, 6)),
+                                zero_run_bits=int(rng.integers(1, 5)))
+        R, C = int(rng.integers(1, 60)), int(rng.integers(1, 40))
+        w = rng.normal(size=(R, C)) * (rng.random((R, C)) < rng.uniform(0.02, 0.9))
+        if not w.any():
+            continue
+        ref = plan_layer(from_dense(w), a)
+        got = plan_from_mask(w != 0, a, chunk_elements=int(rng.integers(1, 200)))
+        assert len(ref.batches) == len(got.batches)
+        for (r0, e0, p0, t0), (r1, e1, p1, t1) in zip(ref.batches, got.batches):
+            assert (r0, t0) == (r1, t1)
+            np.testing.assert_array_equal(e0, e1)
+            np.testing.assert_array_equal(p0, p1)
+        np.testing.assert_array_equal(ref.col_nnz, got.col_nnz)

@@ -51,11 +51,12 @@ def test_trace_addresses_for_a_tiny_ws_fold():
 @settings(max_examples=60, deadline=None)
 @given(R=st.integers(1, 8), C=st.integers(1, 8), M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 40),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
-       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]))
-def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, acc):
+       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]),
+       bits=st.sampled_from([4, 8, 16]))
+def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, acc, bits):
     arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
                         ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
-    f = folds(M, N, K, arch)
+    f = folds(M, N, K, arch, a_bits=bits, w_bits=bits, out_bits=bits)   # 4 bits: half bytes
     fast, ref = schedule(f, R, C, bw, depth), schedule_cycles(f, R, C, bw, depth)
     assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
     np.testing.assert_array_equal(fast.start, ref.start)

@@ -23,7 +23,6 @@ least recently used first.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sys
@@ -188,12 +187,9 @@ def store(key: TraceKey, wl: Workload) -> None:
     trace.parent.mkdir(parents=True, exist_ok=True)
     _remove(key)
     npz_bytes = None
-    if tensors:
-        buf = io.BytesIO()
-        np.savez(buf, **tensors)  # type: ignore[arg-type]  # uncompressed: loading is the point
-        blob = buf.getvalue()
-        npz_bytes = len(blob)
-        atomic_write(npz, blob, binary=True)
+    if tensors:                           # uncompressed: loading is the point
+        atomic_write(npz, lambda f: np.savez(f, **tensors), binary=True)  # type: ignore[arg-type]
+        npz_bytes = npz.stat().st_size
         doc["tensors"] = npz.name
     text = json.dumps(doc, separators=(",", ":")).encode()
     atomic_write(trace, text, binary=True)

@@ -262,7 +262,10 @@ class _Lowering:
             bits, dtype = fq, "int"
         values = None
         if keep and not t.is_meta:
-            values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy().copy()
+            # a view of the parameter where it is float32 and contiguous (no second copy of the
+            # model in memory; nothing writes to the parameters once the step is recorded)
+            values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy()
+            values.flags.writeable = False
         return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
                        density=self.density(t), values=values)
 

@@ -225,6 +225,45 @@ def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
     return LayerPlan(tuple(out), np.bincount(layer.cols, minlength=C), (R, C))
 
 
+def plan_from_mask(weights: np.ndarray, arch: EIEArch, chunk_elements: int = 1 << 21) -> LayerPlan:
+    """The plan of a layer from where its non-zeros are (``weights != 0``, rows x cols),
+    without encoding it: equal to ``plan_layer`` on the same layer (tested), in memory
+    bounded by ``chunk_elements`` columns' worth of one row batch at a time.
+
+    Row r of a batch sits on PE ``r mod P`` at local row ``r // P``; a PE's entries in a
+    column are its non-zeros plus one padding entry per ``max_zero_run + 1`` zeros before
+    each non-zero (since the previous one, or the column's start)."""
+    R, C = weights.shape
+    if not weights.any():
+        raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
+    P = arch.num_pes
+    batch_rows = P * arch.act_regs
+    run = arch.max_zero_run + 1
+    out = []
+    for r0 in range(0, R, batch_rows):
+        rb = min(batch_rows, R - r0)
+        L = -(-rb // P)
+        entries = np.empty((P, C), dtype=np.int64)
+        padding = np.empty((P, C), dtype=np.int64)
+        step = max(1, chunk_elements // (L * P))
+        local = np.arange(L, dtype=np.int64)[:, None, None]
+        for c0 in range(0, C, step):
+            cc = min(step, C - c0)
+            m = np.zeros((L * P, cc), dtype=bool)
+            m[:rb] = weights[r0:r0 + rb, c0:c0 + cc] != 0
+            m = m.reshape(L, P, cc)                       # [local row, PE, column]
+            seen = np.maximum.accumulate(np.where(m, local, -1), axis=0)
+            prev = np.concatenate([np.full((1, P, cc), -1, dtype=np.int64), seen[:-1]])
+            pads = np.where(m, (local - prev - 1) // run, 0).sum(axis=0)
+            padding[:, c0:c0 + cc] = pads
+            entries[:, c0:c0 + cc] = m.sum(axis=0) + pads
+        out.append((r0, entries, padding, tuple(column_tiles(entries, arch))))
+    col_nnz = np.zeros(C, dtype=np.int64)
+    for r0 in range(0, R, max(1, chunk_elements // max(C, 1))):
+        col_nnz += np.count_nonzero(weights[r0:r0 + max(1, chunk_elements // max(C, 1))], axis=0)
+    return LayerPlan(tuple(out), col_nnz, (R, C))
+
+
 def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
     """The plan of a layer with no zeros, in closed form: row r of a batch belongs to PE
     r mod P, so PE p holds ceil((rows - p) / P) entries of every column and, with no zero

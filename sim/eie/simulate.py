@@ -24,7 +24,7 @@ from workloads.trace import Op, Workload
 from ..result import OpResult, SimResult, merge, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
-from .engine import LayerRun, plan_dense, plan_layer, run_layer
+from .engine import LayerRun, plan_dense, plan_from_mask, plan_layer, run_layer
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
         dense = w is None or w.density >= 1.0
     if dense:                                       # no zeros: the plan in closed form
         plan, w_density = plan_dense(g.N, g.K, arch), 1.0
+    elif w is not None and w.values is not None and op.kind == "gemm":   # real zeros: where they are
+        vals = np.asarray(w.values).reshape(g.N, g.K)
+        plan, w_density = plan_from_mask(vals, arch), np.count_nonzero(vals) / vals.size
     else:                                           # the encoding is the same for every vector
         layer = layer_for(op, arch, s, max_nonzeros)
         plan, w_density = plan_layer(layer, arch), layer.density

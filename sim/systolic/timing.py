@@ -61,46 +61,67 @@ def compute_cycles(f: Folds, R: int, C: int) -> int:
     return int(f.preload + interval[:-1].sum() + lat[-1]) if f.count else 0
 
 
+def durations(nbytes: np.ndarray, bw: float) -> list[int]:
+    """``ceil(B / bw)`` cycles for every transfer, exactly (0 for none): in integers
+    (``ceil(B q / p)`` with ``bw = p / q``) where the byte counts are whole, else with
+    fractions, the way ``schedule_cycles`` subtracts ``bw`` per cycle."""
+    bwf = _bw(bw)
+    b = np.asarray(nbytes, dtype=np.float64)
+    if b.size and np.all(b == np.floor(b)) and float(np.abs(b).max()) * bwf.denominator < 2.0 ** 62:
+        p, q = bwf.numerator, bwf.denominator
+        n = b.astype(np.int64)
+        return np.where(n > 0, (n * q + p - 1) // p, 0).tolist()
+    return [_dur(float(x), bwf) for x in b]
+
+
 def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
     """Fast engine: the fold/channel recurrence."""
-    lat, interval = _pipeline(f, R, C)
-    bwf = _bw(bw)
+    lat_a, interval_a = _pipeline(f, R, C)
+    lat, interval = lat_a.tolist(), interval_a.tolist()
+    d_load, d_store = durations(f.load, bw), durations(f.store, bw)
+    preload = int(f.preload)
     F = f.count
-    start = np.zeros(F, dtype=np.int64)
-    end = np.zeros(F, dtype=np.int64)
+    start = [0] * F
+    end = [0] * F
     chan = 0              # first cycle the channel is free
     busy = stalls = 0
     stores: list = []     # pending (request cycle, fold): a narrow last fold may end first
-
-    def serve(req: int, nbytes: float) -> int:
-        nonlocal chan, busy
-        d = _dur(nbytes, bwf)
-        if not d:
-            return req
-        chan = max(chan, req) + d
-        busy += d
-        return chan
+    push, pop = heapq.heappush, heapq.heappop
 
     for i in range(F):
-        req = 0 if i < depth else int(start[i - depth])
+        req = 0 if i < depth else start[i - depth]
         while stores and stores[0][0] < req:   # stores requested before this load go first
-            e, j = heapq.heappop(stores)
-            serve(e, f.store[j])
-        done = serve(req, f.load[i])
-        if i == 0:
-            s, stall = done + f.preload, done
+            e, j = pop(stores)
+            d = d_store[j]
+            if d:
+                chan = (chan if chan > e else e) + d
+                busy += d
+        d = d_load[i]
+        if d:
+            chan = (chan if chan > req else req) + d
+            busy += d
+            done = chan
         else:
-            ideal = int(start[i - 1] + interval[i - 1])
-            s = max(ideal, done + f.preload)
-            stall = s - ideal
+            done = req
+        if i == 0:
+            st, stall = done + preload, done
+        else:
+            ideal = start[i - 1] + interval[i - 1]
+            ready = done + preload
+            st = ideal if ideal > ready else ready
+            stall = st - ideal
         stalls += stall
-        start[i], end[i] = s, s + lat[i]
-        heapq.heappush(stores, (int(end[i]), i))
+        start[i] = st
+        end[i] = st + lat[i]
+        push(stores, (end[i], i))
     while stores:
-        e, j = heapq.heappop(stores)
-        serve(e, f.store[j])
-    total = int(max(end.max(initial=0), chan))
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
+        e, j = pop(stores)
+        d = d_store[j]
+        if d:
+            chan = (chan if chan > e else e) + d
+            busy += d
+    total = int(max(max(end, default=0), chan))
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), np.array(start, dtype=np.int64), busy)
 
 
 def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
