@@ -64,6 +64,30 @@ def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, a
     assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9
 
 
+@settings(max_examples=40, deadline=None)
+@given(R=st.integers(1, 6), C=st.integers(1, 6), M=st.integers(1, 300), N=st.integers(1, 300), K=st.integers(1, 300),
+       df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
+       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]))
+def test_periodic_jumps_equal_walking_every_fold(R, C, M, N, K, df, bw, depth, sram, acc):
+    # long runs of repeating folds, where the fast engine adds whole periods at once
+    arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
+                        ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
+    f = folds(M, N, K, arch)
+    a, b = schedule(f, R, C, bw, depth), schedule(f, R, C, bw, depth, jump=False)
+    assert (a.cycles, a.stall_cycles, a.dram_busy_cycles) == (b.cycles, b.stall_cycles, b.dram_busy_cycles)
+    np.testing.assert_array_equal(a.start, b.start)
+
+
+def test_periodic_jumps_equal_cycle_stepping_on_a_long_run():
+    arch = SystolicArch(rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=2.5, prefetch_depth=2,
+                        ifmap_sram_kib=0.05, filter_sram_kib=0.05, ofmap_sram_kib=0.25)
+    f = folds(200, 64, 96, arch)                     # 24 K folds x 16 N tiles x 7 chunks
+    fast, ref = schedule(f, 4, 4, 2.5, 2), schedule_cycles(f, 4, 4, 2.5, 2)
+    assert f.count > 2000
+    assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
+    np.testing.assert_array_equal(fast.start, ref.start)
+
+
 def test_hand_derived_ws_gemm():
     arch = SystolicArch(rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=8.0)
     f = folds(10, 4, 4, arch)                        # one fold: B 4x4 stationary, 10 rows streamed

@@ -79,9 +79,7 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool =
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
     w = _work(e).T.astype(np.int64)          # (A, P)
     if not schedule and (w == w[0]).all():
-        c = int(w[0].max())
-        stalls = max(0, (A - depth) * c - (A - 1)) if A > depth else 0
-        return PassTiming(A * c + pipeline_depth, A * w[0], stalls)
+        return uniform_pass(e[:, 0], A, depth, pipeline_depth)
     W = np.cumsum(w, axis=0)                 # W[a] = work of activations 0..a
     if (w == w[0]).all():
         c = int(w[0].max())
@@ -110,6 +108,18 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool =
     S = F - w
     last = int(F[-1].max()) - 1
     return PassTiming(last + pipeline_depth, w.sum(axis=0), b_prev + 1 - A, Bc, S)
+
+
+def uniform_pass(entries: np.ndarray, A: int, depth: int, pipeline_depth: int) -> PassTiming:
+    """:func:`pass_timing` of ``A`` activations that each bring PE k ``entries[k]`` entries
+    (a dense tile), without the schedule: the busiest PE's last entry is at cycle ``A c*``
+    and the CCU has stalled ``max(0, (A - depth) c* - (A - 1))`` cycles (see there)."""
+    w = _work(np.asarray(entries, dtype=np.int64))
+    if A == 0:
+        return PassTiming(0, np.zeros(w.size, dtype=np.int64), 0)
+    c = int(w.max())
+    stalls = max(0, (A - depth) * c - (A - 1)) if A > depth else 0
+    return PassTiming(A * c + pipeline_depth, A * w, stalls)
 
 
 def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool = False) -> PassTiming:
@@ -198,17 +208,36 @@ class LayerPlan:
     batches: tuple[tuple[int, np.ndarray, np.ndarray, tuple[tuple[int, int], ...]], ...]   # (row0, entries, padding, tiles)
     col_nnz: np.ndarray          # non-zeros of each column (all rows)
     shape: tuple[int, int] = (0, 0)
-    # per (batch entries, tile start): each PE's column pointers, worked out once per plan
-    pointers: dict = field(default_factory=dict, compare=False, repr=False)
+    # per (batch entries, tile start): the tile's per-column totals, worked out once per plan
+    stats: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def tile_pointers(self, entries: np.ndarray, c0: int, nc: int) -> np.ndarray:
+    def tile_stats(self, entries: np.ndarray, padding: np.ndarray, c0: int, nc: int, per_read: int) -> "TileStats":
         key = (id(entries), c0)
-        ptr = self.pointers.get(key)
-        if ptr is None:
-            P = entries.shape[0]
-            ptr = np.concatenate([np.zeros((P, 1), dtype=np.int64), np.cumsum(entries[:, c0:c0 + nc], axis=1)], axis=1)
-            self.pointers[key] = ptr
-        return ptr
+        ts = self.stats.get(key)
+        if ts is None:
+            e = entries[:, c0:c0 + nc]
+            P = e.shape[0]
+            ptr = np.concatenate([np.zeros((P, 1), dtype=np.int64), np.cumsum(e, axis=1)], axis=1)
+            # 64-bit reads: the distinct 8-entry words each column's entries span on each PE
+            words = np.where(e > 0, (ptr[:, 1:] - 1) // per_read - ptr[:, :-1] // per_read + 1, 0)
+            alike = bool((e == e[:, :1]).all())
+            ts = TileStats(e.sum(axis=0), padding[:, c0:c0 + nc].sum(axis=0), words.sum(axis=0),
+                           int(ptr[:, -1].sum()), e[:, 0].copy() if alike else None)
+            self.stats[key] = ts
+        return ts
+
+
+@dataclass(frozen=True)
+class TileStats:
+    """Per column of a tile, summed over PEs: entries, padding entries and 64-bit reads; the
+    tile's encoded entries; and, when every column is alike (a dense tile), each PE's
+    entries per column (the timing then needs only how many activations are non-zero)."""
+
+    entries: np.ndarray
+    padding: np.ndarray
+    words: np.ndarray
+    total_entries: int
+    uniform: np.ndarray | None
 
 
 def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
@@ -311,13 +340,15 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
     for r0, entries, padding, tiles in plan.batches:
         n_tiles = max(n_tiles, len(tiles))
         for c0, nc in tiles:
-            e_tile = entries[:, c0:c0 + nc]
-            pad_tile = padding[:, c0:c0 + nc]
             nzc = np.flatnonzero(acts[c0:c0 + nc])
-            e = e_tile[:, nzc]
+            ts = plan.tile_stats(entries, padding, c0, nc, arch.entries_per_read)
             key = (id(entries), c0)
             if key not in seen:
-                seen[key] = timing(e, arch.queue_depth, arch.pipeline_depth, schedule=False)
+                if ts.uniform is not None and engine == "fast":
+                    seen[key] = uniform_pass(ts.uniform, nzc.size, arch.queue_depth, arch.pipeline_depth)
+                else:
+                    seen[key] = timing(entries[:, c0:c0 + nc][:, nzc], arch.queue_depth, arch.pipeline_depth,
+                                       schedule=False)
             t = seen[key]
             totals["cycles"] += t.cycles
             totals["compute"] += t.cycles
@@ -326,18 +357,13 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
                 totals["starved"] += t.cycles - (arch.pipeline_depth - 1) - int(t.busy.max())
             totals["passes"] += 1
             busy += t.busy
-            totals["entries"] += int(e.sum())
-            totals["padding"] += int(pad_tile[:, nzc].sum())
+            totals["entries"] += int(ts.entries[nzc].sum())
+            totals["padding"] += int(ts.padding[nzc].sum())
             totals["nz"] += nzc.size
             totals["ptr"] += 2 * P * nzc.size
             totals["scans"] += nc
-            # 64-bit reads: distinct 8-entry words each column's entries span
-            ptr = plan.tile_pointers(entries, c0, nc)
-            first, last = ptr[:, nzc], ptr[:, nzc + 1] - 1
-            per = arch.entries_per_read
-            words = np.where(e > 0, last // per - first // per + 1, 0)
-            totals["spmat"] += int(words.sum())
-            totals["spmat_bytes"] += int(ptr[:, -1].sum()) * arch.entry_bits // 8
+            totals["spmat"] += int(ts.words[nzc].sum())
+            totals["spmat_bytes"] += ts.total_entries * arch.entry_bits // 8
             totals["ptr_bytes"] += P * (nc + 1) * arch.pointer_bits // 8
         if functional and layer is not None:   # every non-zero of this batch times its activation
             sel = (layer.rows >= r0) & (layer.rows < r0 + batch_rows)

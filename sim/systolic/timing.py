@@ -61,7 +61,7 @@ def compute_cycles(f: Folds, R: int, C: int) -> int:
     return int(f.preload + interval[:-1].sum() + lat[-1]) if f.count else 0
 
 
-def durations(nbytes: np.ndarray, bw: float) -> list[int]:
+def durations(nbytes: np.ndarray, bw: float) -> np.ndarray:
     """``ceil(B / bw)`` cycles for every transfer, exactly (0 for none): in integers
     (``ceil(B q / p)`` with ``bw = p / q``) where the byte counts are whole, else with
     fractions, the way ``schedule_cycles`` subtracts ``bw`` per cycle."""
@@ -70,26 +70,113 @@ def durations(nbytes: np.ndarray, bw: float) -> list[int]:
     if b.size and np.all(b == np.floor(b)) and float(np.abs(b).max()) * bwf.denominator < 2.0 ** 62:
         p, q = bwf.numerator, bwf.denominator
         n = b.astype(np.int64)
-        return np.where(n > 0, (n * q + p - 1) // p, 0).tolist()
-    return [_dur(float(x), bwf) for x in b]
+        return np.where(n > 0, (n * q + p - 1) // p, 0)
+    return np.array([_dur(float(x), bwf) for x in b], dtype=np.int64)
 
 
-def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
-    """Fast engine: the fold/channel recurrence."""
+def _period(ids: np.ndarray) -> int:
+    """The fold pattern's period: the least common multiple of each kind of fold's most
+    common distance to its previous occurrence, kept if at least half the folds equal the
+    fold one period earlier (else the largest such distance that passes; 0 for none)."""
+    F = ids.size
+    if F < 3:
+        return 0
+    order = np.argsort(ids, kind="stable")
+    sid = ids[order]
+    same = sid[1:] == sid[:-1]
+    gaps = (order[1:] - order[:-1])[same]
+    owner = sid[1:][same]
+    modes = set()
+    for k in np.unique(owner):
+        modes.add(int(np.bincount(gaps[owner == k]).argmax()))
+    lcm = 1
+    for m in modes:
+        lcm = math.lcm(lcm, m)
+        if lcm > F // 2:
+            break
+    for p in [lcm] + sorted(modes, reverse=True):
+        if 0 < p <= F // 2 and np.count_nonzero(ids[p:] == ids[:-p]) * 2 >= F:
+            return p
+    return 0
+
+
+def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True) -> Schedule:
+    """Fast engine: the fold/channel recurrence, over runs of repeating folds in one step.
+
+    Folds repeat with a period ``p`` (a stationary tile's K folds, say). When the state at a
+    period boundary (the channel's free cycle, the pending stores and the last ``depth``
+    starts, all relative to the last start) equals the state ``p`` folds earlier, and the
+    folds ahead keep repeating, every following period is the last one shifted in time:
+    the recurrence is deterministic and shift invariant, so those periods are added in one
+    step (exact; ``jump=False`` walks every fold, and tests check both against
+    ``schedule_cycles``)."""
     lat_a, interval_a = _pipeline(f, R, C)
     lat, interval = lat_a.tolist(), interval_a.tolist()
-    d_load, d_store = durations(f.load, bw), durations(f.store, bw)
+    dl_a, ds_a = durations(f.load, bw), durations(f.store, bw)
+    d_load, d_store = dl_a.tolist(), ds_a.tolist()
     preload = int(f.preload)
     F = f.count
-    start = [0] * F
-    end = [0] * F
+    start = np.zeros(F, dtype=np.int64)
+    st_list = [0] * F
     chan = 0              # first cycle the channel is free
     busy = stalls = 0
     stores: list = []     # pending (request cycle, fold): a narrow last fold may end first
     push, pop = heapq.heappush, heapq.heappop
+    jumped: list[tuple[int, int]] = []
+    p = 0
+    cols = (lat_a, interval_a, dl_a, ds_a)
+    if jump and F > 8:
+        head = min(F, 4096)             # the period, from a prefix (a longer one is not jumped)
+        ids = np.zeros(head, dtype=np.int64)
+        for col in cols:
+            u, inv = np.unique(col[:head], return_inverse=True)
+            ids = ids * u.size + inv.ravel()
+        p = _period(ids)
+    if p:
+        # ahead[i]: how many folds from i on repeat the fold p earlier
+        eq = np.zeros(F + 1, dtype=bool)
+        eq[p:F] = True
+        for col in cols:
+            eq[p:F] &= col[p:] == col[:-p]
+        brk = np.flatnonzero(~eq[:F])                     # positions that break the period
+        nxt_brk = np.full(F + 1, F, dtype=np.int64)
+        nxt_brk[brk] = brk
+        ahead = np.minimum.accumulate(nxt_brk[::-1])[::-1] - np.arange(F + 1)
+        snaps: dict[int, tuple] = {}
 
-    for i in range(F):
-        req = 0 if i < depth else start[i - depth]
+    def state(i: int) -> tuple:
+        # every later transfer is requested at or after `low` (a load at one of the last
+        # `depth` starts, a store at a pending or a later end): the channel's free cycle
+        # matters only above it
+        ref = st_list[i - 1]
+        low = min(st_list[i - depth:i] + [e for e, _ in stores])
+        return (max(chan, low) - ref, tuple(sorted((e - ref, j - i, d_store[j]) for e, j in stores)),
+                tuple(x - ref for x in st_list[i - depth:i]))
+
+    i = 0
+    while i < F:
+        if p and i >= depth + p + 1 and i % p == 0 and ahead[i - 1] > p:
+            now = state(i)
+            before = snaps.get(i - p)
+            snaps = {i: (now, stalls, busy)}
+            if before is not None and before[0] == now:
+                k = int(ahead[i - 1] - 1) // p           # whole periods ahead that repeat
+                if k > 0:
+                    delta = st_list[i - 1] - st_list[i - p - 1]
+                    seg = np.asarray(st_list[i - p:i], dtype=np.int64)
+                    start[i:i + k * p] = (seg[None, :] + delta * np.arange(1, k + 1, dtype=np.int64)[:, None]).ravel()
+                    jumped.append((i, i + k * p))
+                    tail = max(i, i + k * p - depth - p - 1)      # what later folds look back on
+                    st_list[tail:i + k * p] = start[tail:i + k * p].tolist()
+                    stalls += k * (stalls - before[1])
+                    busy += k * (busy - before[2])
+                    chan += k * delta
+                    stores = [(e + k * delta, j + k * p) for e, j in stores]
+                    heapq.heapify(stores)
+                    i += k * p
+                    snaps = {}
+                    continue
+        req = 0 if i < depth else st_list[i - depth]
         while stores and stores[0][0] < req:   # stores requested before this load go first
             e, j = pop(stores)
             d = d_store[j]
@@ -106,22 +193,31 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
         if i == 0:
             st, stall = done + preload, done
         else:
-            ideal = start[i - 1] + interval[i - 1]
+            ideal = st_list[i - 1] + interval[i - 1]
             ready = done + preload
             st = ideal if ideal > ready else ready
             stall = st - ideal
         stalls += stall
-        start[i] = st
-        end[i] = st + lat[i]
-        push(stores, (end[i], i))
+        st_list[i] = st
+        if d_store[i]:                          # a store with nothing to move changes nothing
+            push(stores, (st + lat[i], i))
+        i += 1
     while stores:
         e, j = pop(stores)
         d = d_store[j]
         if d:
             chan = (chan if chan > e else e) + d
             busy += d
-    total = int(max(max(end, default=0), chan))
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), np.array(start, dtype=np.int64), busy)
+    if jumped:
+        walked = np.ones(F, dtype=bool)
+        for a, b in jumped:
+            walked[a:b] = False
+        idx = np.flatnonzero(walked)
+        start[idx] = [st_list[i] for i in idx.tolist()]
+    else:
+        start[:] = st_list
+    total = int(max(int((start + lat_a).max(initial=0)), chan))
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
 
 
 def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
