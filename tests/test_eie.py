@@ -261,18 +261,30 @@ def test_eie_sweep_from_the_cli(tmp_path, capsys):
     assert "eie-sweep needs an EIE design" in capsys.readouterr().err
 
 
-@settings(max_examples=25, deadline=None)
-@given(rows=st.integers(1, 700), cols=st.integers(1, 60), pes=st.integers(1, 70), regs=st.integers(1, 16))
-def test_dense_plan_in_closed_form_equals_the_encoder(rows, cols, pes, regs):
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 700), cols=st.integers(1, 60), pes=st.integers(1, 70), regs=st.integers(1, 16),
+       spmat=st.sampled_from([8, 24, 64, 1 << 17]), ptr=st.sampled_from([4, 10, 32, 1 << 14]))
+def test_dense_plan_in_closed_form_equals_the_encoder(rows, cols, pes, regs, spmat, ptr):
     from sim.eie.engine import plan_dense, plan_layer
-    arch = dataclasses.replace(EIE, num_pes=pes, act_regs=regs)
-    enc = plan_layer(synthetic(rows, cols, 1.0, 3), arch)
+    arch = dataclasses.replace(EIE, num_pes=pes, act_regs=regs, spmat_sram_bytes=spmat, ptr_sram_bytes=ptr)
+    try:
+        enc = plan_layer(synthetic(rows, cols, 1.0, 3), arch)
+    except HwsimError as e:                         # a column that fits no PE: both refuse
+        with pytest.raises(HwsimError, match=str(e).split(":")[1][:20]):
+            plan_dense(rows, cols, arch)
+        return
     fast = plan_dense(rows, cols, arch)
     assert len(enc.batches) == len(fast.batches)
     for (r0, e, p, t), (r1, e1, p1, t1) in zip(enc.batches, fast.batches):
         assert r0 == r1 and t == t1
         np.testing.assert_array_equal(e, e1)
         np.testing.assert_array_equal(p, p1)
+        for c0, nc in t:     # the filled-in tile totals equal those worked out from the counts
+            a = enc.tile_stats(e, p, c0, nc, arch.entries_per_read)
+            b = fast.tile_stats(e1, p1, c0, nc, arch.entries_per_read)
+            for f in ("entries", "padding", "words", "uniform"):
+                np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+            assert a.total_entries == b.total_entries
     np.testing.assert_array_equal(enc.col_nnz, fast.col_nnz)
 
 

@@ -296,19 +296,44 @@ def plan_from_mask(weights: np.ndarray, arch: EIEArch, chunk_elements: int = 1 <
 def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
     """The plan of a layer with no zeros, in closed form: row r of a batch belongs to PE
     r mod P, so PE p holds ceil((rows - p) / P) entries of every column and, with no zero
-    runs, no padding (equal to ``plan_layer`` on such a layer: tested)."""
+    runs, no padding (equal to ``plan_layer`` on such a layer: tested). Nothing of size PEs
+    x columns is built: the counts are broadcast views, the column tiles are equal steps
+    of ``min(spmat capacity // busiest PE's entries, pointers - 1)`` columns, and each
+    tile's totals are filled in from the (at most two) distinct per-PE counts."""
     P = arch.num_pes
     batch_rows = P * arch.act_regs
+    per_read = arch.entries_per_read
+    max_cols = arch.ptr_capacity - 1
+    if max_cols < 1:
+        raise HwsimError(f"{arch.name}: ptr_sram_bytes holds {arch.ptr_capacity} pointers; at least 2 are needed")
     out = []
     made: dict[int, tuple] = {}          # full batches share one array (run_layer reuses their timing)
+    stats: dict = {}
     for r0 in range(0, rows, batch_rows):
         rb = min(batch_rows, rows - r0)
         if rb not in made:
             per_pe = np.maximum(0, (rb - np.arange(P) + P - 1) // P).astype(np.int64)
-            entries = np.repeat(per_pe[:, None], cols, axis=1)
-            made[rb] = (entries, np.zeros_like(entries), tuple(column_tiles(entries, arch)))
+            cmax = int(per_pe.max())
+            if cmax > arch.spmat_capacity:
+                raise HwsimError(f"{arch.name}: one column needs {cmax} entries on a PE but its sparse-matrix SRAM "
+                                 f"holds {arch.spmat_capacity}; raise spmat_sram_bytes or num_pes")
+            step = max(1, min(arch.spmat_capacity // cmax if cmax else cols, max_cols))
+            tiles = tuple((c0, min(step, cols - c0)) for c0 in range(0, cols, step))
+            entries = np.broadcast_to(per_pe[:, None], (P, cols))
+            padding = np.broadcast_to(np.zeros(1, dtype=np.int64)[:, None], (P, cols))
+            counts = {int(c): int(n) for c, n in zip(*np.unique(per_pe, return_counts=True))}
+            for c0, nc in tiles:
+                j = np.arange(nc, dtype=np.int64)
+                words = np.zeros(nc, dtype=np.int64)
+                for c, n in counts.items():
+                    if c:
+                        words += n * (((j + 1) * c - 1) // per_read - (j * c) // per_read + 1)
+                total = int(per_pe.sum())
+                stats[(id(entries), c0)] = TileStats(np.full(nc, total, dtype=np.int64), np.zeros(nc, dtype=np.int64),
+                                                     words, nc * total, per_pe)
+            made[rb] = (entries, padding, tiles)
         out.append((r0, *made[rb]))
-    return LayerPlan(tuple(out), np.full(cols, rows, dtype=np.int64), (rows, cols))
+    return LayerPlan(tuple(out), np.full(cols, rows, dtype=np.int64), (rows, cols), stats)
 
 
 def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine: str = "fast",
