@@ -192,9 +192,11 @@ class Decoder(nn.Module):
             self.wpe = nn.Embedding(cfg.seq, cfg.hidden)
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = _norm(cfg)
-        self.lm_head = nn.Linear(cfg.hidden, cfg.vocab, bias=False)
-        if cfg.tie:
+        if cfg.tie:      # shares the embedding: no second vocab x hidden matrix, not even for a moment
+            self.lm_head = nn.Linear(cfg.hidden, cfg.vocab, bias=False, device="meta")
             self.lm_head.weight = self.wte.weight
+        else:
+            self.lm_head = nn.Linear(cfg.hidden, cfg.vocab, bias=False)
 
     def forward(self, tokens, cache=None):
         L = tokens.shape[1]
