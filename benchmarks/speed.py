@@ -43,11 +43,13 @@ class Refused(Exception):
 def run(cmd: list[str], env: dict, cwd: str | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS in MB) of one command; a refusal (exit 2) raises Refused,
     any other failure stops the benchmark."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode() if p.stderr else ""
+    with tempfile.TemporaryFile() as errf:      # a file, not a pipe: a chatty tool cannot block on it
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     if code == 2:
         raise Refused(err.strip().splitlines()[-1] if err.strip() else "exit 2")

@@ -110,19 +110,19 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
     the recurrence is deterministic and shift invariant, so those periods are added in one
     step (exact; ``jump=False`` walks every fold, and tests check both against
     ``schedule_cycles``)."""
-    lat_a, interval_a = _pipeline(f, R, C)
-    lat, interval = lat_a.tolist(), interval_a.tolist()
+    lat_a, interval_a = (np.ascontiguousarray(a, dtype=np.int64) for a in _pipeline(f, R, C))
     dl_a, ds_a = durations(f.load, bw), durations(f.store, bw)
-    d_load, d_store = dl_a.tolist(), ds_a.tolist()
+    # int64 arrays read through memoryviews: Python ints per index, 8 bytes per fold (lists
+    # would take five times that on the tens of millions of folds of a GPT-3 GEMM)
+    lat, interval, d_load, d_store = (np.ascontiguousarray(a).data for a in (lat_a, interval_a, dl_a, ds_a))
     preload = int(f.preload)
     F = f.count
     start = np.zeros(F, dtype=np.int64)
-    st_list = [0] * F
+    st_list = start.data                 # a memoryview: the walk writes the starts in place
     chan = 0              # first cycle the channel is free
     busy = stalls = 0
     stores: list = []     # pending (request cycle, fold): a narrow last fold may end first
     push, pop = heapq.heappush, heapq.heappop
-    jumped: list[tuple[int, int]] = []
     p = 0
     cols = (lat_a, interval_a, dl_a, ds_a)
     if jump and F > 8:
@@ -133,41 +133,40 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
             ids = ids * u.size + inv.ravel()
         p = _period(ids)
     if p:
-        # ahead[i]: how many folds from i on repeat the fold p earlier
         eq = np.zeros(F + 1, dtype=bool)
         eq[p:F] = True
         for col in cols:
             eq[p:F] &= col[p:] == col[:-p]
-        brk = np.flatnonzero(~eq[:F])                     # positions that break the period
-        nxt_brk = np.full(F + 1, F, dtype=np.int64)
-        nxt_brk[brk] = brk
-        ahead = np.minimum.accumulate(nxt_brk[::-1])[::-1] - np.arange(F + 1)
+        brk = np.append(np.flatnonzero(~eq[:F]), F)      # positions that break the period
+        del eq
         snaps: dict[int, tuple] = {}
+
+    def ahead(i: int) -> int:
+        """How many folds from ``i`` on repeat the fold ``p`` earlier."""
+        return int(brk[np.searchsorted(brk, i)]) - i
 
     def state(i: int) -> tuple:
         # every later transfer is requested at or after `low` (a load at one of the last
         # `depth` starts, a store at a pending or a later end): the channel's free cycle
         # matters only above it
         ref = st_list[i - 1]
-        low = min(st_list[i - depth:i] + [e for e, _ in stores])
+        last = start[i - depth:i].tolist()
+        low = min(last + [e for e, _ in stores])
         return (max(chan, low) - ref, tuple(sorted((e - ref, j - i, d_store[j]) for e, j in stores)),
-                tuple(x - ref for x in st_list[i - depth:i]))
+                tuple(x - ref for x in last))
 
     i = 0
     while i < F:
-        if p and i >= depth + p + 1 and i % p == 0 and ahead[i - 1] > p:
+        if p and i >= depth + p + 1 and i % p == 0 and ahead(i - 1) > p:
             now = state(i)
             before = snaps.get(i - p)
             snaps = {i: (now, stalls, busy)}
             if before is not None and before[0] == now:
-                k = int(ahead[i - 1] - 1) // p           # whole periods ahead that repeat
+                k = (ahead(i - 1) - 1) // p              # whole periods ahead that repeat
                 if k > 0:
                     delta = st_list[i - 1] - st_list[i - p - 1]
-                    seg = np.asarray(st_list[i - p:i], dtype=np.int64)
+                    seg = start[i - p:i]
                     start[i:i + k * p] = (seg[None, :] + delta * np.arange(1, k + 1, dtype=np.int64)[:, None]).ravel()
-                    jumped.append((i, i + k * p))
-                    tail = max(i, i + k * p - depth - p - 1)      # what later folds look back on
-                    st_list[tail:i + k * p] = start[tail:i + k * p].tolist()
                     stalls += k * (stalls - before[1])
                     busy += k * (busy - before[2])
                     chan += k * delta
@@ -208,14 +207,6 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
         if d:
             chan = (chan if chan > e else e) + d
             busy += d
-    if jumped:
-        walked = np.ones(F, dtype=bool)
-        for a, b in jumped:
-            walked[a:b] = False
-        idx = np.flatnonzero(walked)
-        start[idx] = [st_list[i] for i in idx.tolist()]
-    else:
-        start[:] = st_list
     total = int(max(int((start + lat_a).max(initial=0)), chan))
     return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
 
