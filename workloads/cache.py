@@ -39,7 +39,7 @@ from .fileio import atomic_write
 from .trace import Workload
 
 KEY_VERSION = 1
-DEFAULT_MAX_MB = 4096
+DEFAULT_MAX_MB = 4096      # a default cap on the folder (a policy choice, not a measured figure)
 
 
 def cache_dir() -> Path:

@@ -69,19 +69,18 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool =
     When every activation brings each PE the same work (a dense layer: ``e[k, a] = c_k``)
     the busiest PE bounds every other one's finish and is never starved, so
     ``F[k*, a] = 1 + (a + 1) c*`` and the broadcasts follow in closed form; one numpy pass
-    then gives every PE's schedule. Without ``schedule`` (the broadcast and start cycles),
-    such a pass is three scalars: the busiest PE does its last entry at cycle ``A c*`` and the CCU, whose
-    ``ready[j] - j`` grows with ``j``, has stalled ``max(0, (A - depth) c* - (A - 1))``
-    cycles by the last broadcast.
+    then gives every PE's schedule. Without ``schedule`` (the broadcast and start cycles)
+    such a pass is :func:`uniform_pass`, three scalars.
     """
     P, A = e.shape
     if A == 0:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
     w = _work(e).T.astype(np.int64)          # (A, P)
-    if not schedule and (w == w[0]).all():
+    alike = bool((w == w[0]).all())          # a dense tile: every activation, the same work
+    if alike and not schedule:
         return uniform_pass(e[:, 0], A, depth, pipeline_depth)
     W = np.cumsum(w, axis=0)                 # W[a] = work of activations 0..a
-    if (w == w[0]).all():
+    if alike:
         c = int(w[0].max())
         j = np.arange(A, dtype=np.int64)
         ready = np.where(j >= depth, (j - depth + 1) * c, -1)
