@@ -439,9 +439,10 @@ memory.help = inspect.cleandoc(memory.help) + "\n\n" + MODEL_HELP
               help="Write the step as a Chrome/Perfetto trace JSON (ui.perfetto.dev opens it).")
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write summary.json, the step breakdown and the scaling curve (PNG) here.")
+@_cache_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule, zero, precision,
-          attention, optimizer, seq_len, jobs, search, top, workers, cluster, timeline, out, fmt) -> None:
+          attention, optimizer, seq_len, jobs, search, top, workers, cluster, timeline, out, no_cache, fmt) -> None:
     """Simulate one training step of MODEL split over a system's devices.
 
     Data, tensor (Megatron-style) and pipeline parallelism, ZeRO 1-3, activation
@@ -456,7 +457,8 @@ def train(model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch,
     train_command(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                   global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule, zero=zero,
                   precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len, jobs=jobs,
-                  search=search, top=top, timeline=timeline, out=out, fmt=fmt, workers=workers, cluster=cluster)
+                  search=search, top=top, timeline=timeline, out=out, fmt=fmt, workers=workers, cluster=cluster,
+                  cache=not no_cache)
 
 
 train.help = inspect.cleandoc(train.help) + "\n\n" + MODEL_HELP

@@ -114,9 +114,11 @@ class Job:
 class Model:
     """Costs of a model's regions on a device, for each (microbatch, tp, recompute), simulated once."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, cache: bool = False):
+        """``cache``: keep the lowered training steps in the trace cache (``workloads.cache``)."""
         from workloads.zoo.transformer import family
         self.job = job
+        self.use_cache = cache
         self.family = family(job.model, job.seq_len)
         self.device = device_of(job.system)
         self.comms = Collectives(job.system)
@@ -167,12 +169,20 @@ class Model:
             fam = self.family.padded(tp)
             key = (microbatch, recompute, fam.cfg.vocab)
             if key not in self.lowered:
-                made = fam.build(1, microbatch, self.job.seq_len)
-                self.lowered[key] = _lower(self.job.model, made, f"zoo:{self.job.model}", False, how)
+                def make() -> Workload:
+                    made = fam.build(1, microbatch, self.job.seq_len)
+                    return _lower(self.job.model, made, f"zoo:{self.job.model}", False, how)
+                if self.use_cache:          # the padded vocabulary is part of what was lowered
+                    from workloads.cache import cached, trace_key
+                    self.lowered[key] = cached(trace_key(f"{self.job.model}#vocab={fam.cfg.vocab}", microbatch,
+                                                         self.job.seq_len, False, how), make)
+                else:
+                    self.lowered[key] = make()
             return self.lowered[key]
         key = (microbatch, recompute, 0)
         if key not in self.lowered:
-            self.lowered[key] = resolve(self.job.model, batch=microbatch, seq_len=self.job.seq_len, how=how)
+            self.lowered[key] = resolve(self.job.model, batch=microbatch, seq_len=self.job.seq_len, how=how,
+                                        cache=self.use_cache)
         return self.lowered[key]
 
     def chunks(self, job: Job) -> list[ChunkCost]:
@@ -439,9 +449,9 @@ def rank(r: TrainResult) -> tuple:
     return (not r.step.fits, r.step.step_us, j.dp, j.tp, j.pp, j.microbatch, j.recompute, j.schedule, j.zero)
 
 
-def _search_part(job: Job, devices: int, tp: int) -> list[dict[str, Any]]:
+def _search_part(job: Job, devices: int, tp: int, cache: bool = False) -> list[dict[str, Any]]:
     """One tensor-parallel degree's share of a search, as summaries (what a worker returns)."""
-    return [r.summary() for r in search(job, Model(job), devices, [tp])]
+    return [r.summary() for r in search(job, Model(job, cache), devices, [tp])]
 
 
 def search_summaries(job: Job, model: Model, devices: int, workers: int = 1,
@@ -459,7 +469,8 @@ def search_summaries(job: Job, model: Model, devices: int, workers: int = 1,
             if cluster == "local" else None
         client = Client(lc if lc else cluster)
         try:
-            parts = client.gather([client.submit(_search_part, job, devices, t, pure=False) for t in tps])
+            parts = client.gather([client.submit(_search_part, job, devices, t, model.use_cache, pure=False)
+                                   for t in tps])
         finally:
             client.close()
             if lc:
@@ -467,7 +478,8 @@ def search_summaries(job: Job, model: Model, devices: int, workers: int = 1,
     else:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(max_workers=workers) as ex:
-            parts = list(ex.map(_search_part, [job] * len(tps), [devices] * len(tps), tps))
+            parts = list(ex.map(_search_part, [job] * len(tps), [devices] * len(tps), tps,
+                                [model.use_cache] * len(tps)))
     rows = [r for part in parts for r in part]
     return sorted(rows, key=lambda s: (not s["fits"], s["step_time_s"], s["dp"], s["tp"], s["pp"], s["microbatch"],
                                        s["recompute"], s["schedule"], s["zero"]))

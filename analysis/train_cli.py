@@ -36,7 +36,7 @@ def _devices(system, gpus: int | None, nodes: int | None) -> int:
 
 def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
-                  fmt, workers: int = 1, cluster: str | None = None) -> None:
+                  fmt, workers: int = 1, cluster: str | None = None, cache: bool = False) -> None:
     base = resolve_system(system_spec)
     n = _devices(base, gpus, nodes)
     if workers < 1:
@@ -59,7 +59,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     if search:
         job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1)   # the search sets them
     job.check()
-    m = Model(job)
+    m = Model(job, cache)
     if search:
         rows = search_summaries(job, m, n, workers, cluster)
         if not rows:

@@ -144,3 +144,21 @@ def test_start_up_imports_nothing_heavy(tmp_path):
     assert "torch" in _imported(["simulate", "lenet300", "--arch", "tpu-v1", "--format", "csv"], env)   # a miss
     hit = _imported(["simulate", "lenet300", "--arch", "tpu-v1", "--format", "csv"], env)
     assert not hit & {"torch", "matplotlib"}
+
+
+def test_training_steps_come_from_the_cache(cache_dir, monkeypatch):
+    from analysis import train as T
+    from sim.system.topology import PRESETS
+    job = T.Job("gpt:2,128,4,64,1000", PRESETS["dgx-a100"].with_devices(8), 2, 1, 4, 8, 1, "none", "1f1b", 0)
+    fresh = T.run(job, T.Model(job))
+    first = T.run(job, T.Model(job, cache=True))
+    (entry,) = cache.entries()
+    assert entry.spec == "gpt:2,128,4,64,1000#vocab=1024"     # the vocabulary padded to 128 x tp
+    import workloads.spec as S
+
+    def lowered_again(*a, **k):
+        raise AssertionError("lowered again")
+    monkeypatch.setattr(S, "_lower", lowered_again)
+    again = T.run(job, T.Model(job, cache=True))
+    assert fresh.step.step_us == first.step.step_us == again.step.step_us
+    assert fresh.step.memory == again.step.memory
