@@ -180,8 +180,9 @@ def _remove(key: TraceKey) -> None:
         p.unlink(missing_ok=True)
 
 
-def store(key: TraceKey, wl: Workload) -> None:
-    """Write ``wl`` under ``key`` (payload first, meta last; every file atomically)."""
+def store(key: TraceKey, wl: Workload, limit_bytes: int | None = None) -> None:
+    """Write ``wl`` under ``key`` (payload first, meta last; every file atomically), then
+    evict down to ``limit_bytes`` (default ``$HWSIM_CACHE_MAX_MB``)."""
     trace, npz, meta = _paths(key)
     doc, tensors = wl.to_dict()
     trace.parent.mkdir(parents=True, exist_ok=True)
@@ -195,16 +196,17 @@ def store(key: TraceKey, wl: Workload) -> None:
     atomic_write(trace, text, binary=True)
     atomic_write(meta, json.dumps({"key": key.fields(), "trace_sha256": _digest(text), "npz_bytes": npz_bytes,
                                    "created": time.time()}, indent=1))
-    _evict(_max_bytes())
+    _evict(_max_bytes() if limit_bytes is None else limit_bytes)
 
 
 def cached(key: TraceKey, make: Callable[[], Workload]) -> Workload:
     """The trace under ``key``, lowering it with ``make()`` and storing it on a miss."""
+    limit = _max_bytes()                  # a bad setting is refused before any lowering
     wl = load(key)
     if wl is None:
         wl = make()
         try:
-            store(key, wl)
+            store(key, wl, limit)
         except OSError as e:
             _warn(f"could not write the trace cache in {cache_dir()} ({e.strerror}); continuing without it")
     return wl

@@ -122,7 +122,8 @@ def uniform_pass(entries: np.ndarray, A: int, depth: int, pipeline_depth: int) -
 
 
 def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool = False) -> PassTiming:
-    """Reference engine: step the CCU, the queues and every PE one cycle at a time."""
+    """Reference engine: step the CCU, the queues and every PE one cycle at a time.
+    (``schedule`` is taken for :func:`pass_timing`'s signature; no start cycles are kept.)"""
     P, A = e.shape
     if A == 0:
         return PassTiming(0, np.zeros(P, dtype=np.int64), 0)
@@ -287,8 +288,9 @@ def plan_from_mask(weights: np.ndarray, arch: EIEArch, chunk_elements: int = 1 <
             entries[:, c0:c0 + cc] = m.sum(axis=0) + pads
         out.append((r0, entries, padding, tuple(column_tiles(entries, arch))))
     col_nnz = np.zeros(C, dtype=np.int64)
-    for r0 in range(0, R, max(1, chunk_elements // max(C, 1))):
-        col_nnz += np.count_nonzero(weights[r0:r0 + max(1, chunk_elements // max(C, 1))], axis=0)
+    rows_at_once = max(1, chunk_elements // C)
+    for r0 in range(0, R, rows_at_once):
+        col_nnz += np.count_nonzero(weights[r0:r0 + rows_at_once], axis=0)
     return LayerPlan(tuple(out), col_nnz, (R, C))
 
 
@@ -321,13 +323,13 @@ def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
             entries = np.broadcast_to(per_pe[:, None], (P, cols))
             padding = np.broadcast_to(np.zeros(1, dtype=np.int64)[:, None], (P, cols))
             counts = {int(c): int(n) for c, n in zip(*np.unique(per_pe, return_counts=True))}
+            total = int(per_pe.sum())
             for c0, nc in tiles:
                 j = np.arange(nc, dtype=np.int64)
                 words = np.zeros(nc, dtype=np.int64)
                 for c, n in counts.items():
                     if c:
                         words += n * (((j + 1) * c - 1) // per_read - (j * c) // per_read + 1)
-                total = int(per_pe.sum())
                 stats[(id(entries), c0)] = TileStats(np.full(nc, total, dtype=np.int64), np.zeros(nc, dtype=np.int64),
                                                      words, nc * total, per_pe)
             made[rb] = (entries, padding, tiles)
