@@ -90,3 +90,13 @@ def test_bad_topology_names_file_line_and_field(tmp_path):
 def test_cli_bad_input_exit_code(tmp_path, capsys):
     assert main(["scalesim", "-c", str(tmp_path / "none.cfg"), "-t", "x.csv", "-o", str(tmp_path)]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_a_repeated_shape_is_simulated_once(monkeypatch):
+    calls = []
+    real = ss.run_layer
+    monkeypatch.setattr(ss, "run_layer", lambda L, cfg: calls.append(L.name) or real(L, cfg))
+    d = FIX / "ws_8x8_calc_repeats"
+    _, layers, reports = ss.run(d / "scale.cfg", d / "topology.csv")
+    assert [L.name for L in layers] == ["a", "b", "c", "d"] and calls == ["a", "b"]
+    assert reports[0] is reports[2] is reports[3]

@@ -33,6 +33,7 @@ Known SCALE-Sim behaviours this mode keeps (hwsim's own model does not):
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -751,6 +752,14 @@ def write_reports(reports: list[LayerReport], outdir: str | Path) -> Path:
 
 
 def run(config: str | Path, topology: str | Path, gemm: bool | None = None) -> tuple[ScaleSimConfig, list[Layer], list[LayerReport]]:
+    """Every layer of ``topology`` under ``config``. SCALE-Sim simulates each layer afresh
+    (new buffers, no state carried between layers), so layers of the same shape share one
+    report: ResNet-18's four identical ``layer1`` convolutions are simulated once."""
     cfg = read_config(config)
     layers = read_topology(topology, gemm)
-    return cfg, layers, [run_layer(L, cfg) for L in layers]
+    done: dict[tuple, LayerReport] = {}
+    for L in layers:
+        shape = dataclasses.astuple(dataclasses.replace(L, name=""))
+        if shape not in done:
+            done[shape] = run_layer(L, cfg)
+    return cfg, layers, [done[dataclasses.astuple(dataclasses.replace(L, name=""))] for L in layers]
