@@ -89,14 +89,23 @@ def _jsonable(v):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hwsim")
-def cli() -> None:
+@click.option("--debug", is_flag=True, envvar="HWSIM_DEBUG",
+              help="On an error, print the full traceback after the one-line message.")
+def cli(debug: bool) -> None:
     """hwsim: algorithm-hardware co-design of deep-learning accelerators.
 
     PyTorch models are lowered into workload traces (graphs of ops) that drive
     hardware models: cycle-level systolic arrays and EIE, and an analytical per-wave
     tensor-core GPU model with an event-driven reference; energy models and reports
     score the design choices.
+
+    Bad input and failures in your model's code exit 2 with one line; an error in
+    hwsim itself exits 70 ("internal error"); --debug adds the traceback to either.
     """
+    _STATE["debug"] = debug
+
+
+_STATE = {"debug": False}
 
 
 @cli.command()
@@ -606,7 +615,7 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
 @click.option("--plan", type=click.Path(dir_okay=False), default=None,
               help="YAML plan: layers: {NAME: {keep, weight_bits, index_bits}} and optional default:.")
 @click.option("--prune", "prune_frac", type=float, default=None,
-              help="Fraction of weights to remove in every layer (0.9 keeps 10%%); overrides the plan default.")
+              help="Fraction of weights to remove in every layer (0.9 keeps 10%); overrides the plan default.")
 @click.option("--share-bits", type=int, default=None, help="k-means weight sharing to 2**B shared values per layer.")
 @click.option("--quant", "quant_bits", type=int, default=None, help="Linear int-B quantisation instead of sharing.")
 @click.option("--act-bits", type=int, default=None,
@@ -793,13 +802,29 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except HwsimError as e:
         click.echo(f"hwsim: error: {e}", err=True)
+        _traceback(getattr(e, "original", e))
         return 2
     except (OSError, MemoryError) as e:
         click.echo(f"hwsim: error: {e}", err=True)
+        _traceback(e)
         return 2
     except SystemExit as e:  # click's --help / --version
         return e.code if isinstance(e.code, int) else 0
+    except Exception as e:
+        click.echo(f"hwsim: internal error, please report: {type(e).__name__}: {e}"
+                   f"{'' if _STATE['debug'] else ' (--debug shows the traceback)'}", err=True)
+        _traceback(e)
+        return 70
+    finally:
+        _STATE["debug"] = False
     return 0
+
+
+def _traceback(e: BaseException) -> None:
+    """The full traceback of ``e`` on stderr, with --debug (or HWSIM_DEBUG=1)."""
+    if _STATE["debug"]:
+        import traceback
+        click.echo("".join(traceback.format_exception(e)).rstrip(), err=True)
 
 
 if __name__ == "__main__":

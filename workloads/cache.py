@@ -4,8 +4,9 @@ An entry is keyed by everything a lowering depends on: the MODEL argument, batch
 sequence length, whether weights are kept, the :class:`~workloads.spec.Lowering`
 options, the hwsim and torch versions, a digest of the ``workloads`` package's source
 (so that a changed lowering never serves an old trace) and, for a user model
-``file.py:factory``, a digest of that file (a module it imports is not part of the key:
-pass ``--no-cache`` after changing one).
+``file.py:factory``, a digest of that file and of every ``.py`` file beside it (the
+modules it can import from its folder; a module elsewhere is not part of the key: pass
+``--no-cache`` after changing one).
 
 Each entry is three files under ``cache_dir()/traces``: ``KEY.json`` (the trace),
 ``KEY.npz`` (its tensors, uncompressed, when kept) and ``KEY.meta.json``, written last,
@@ -122,13 +123,25 @@ def trace_key(spec: str, batch: int | None, seq_len: int | None, keep_weights: b
     model_file = None
     path, sep, _ = spec.rpartition(":")
     if sep and path.endswith(".py"):
-        try:
-            model_file = _digest(Path(path).read_bytes())
-        except OSError as e:
-            raise HwsimError(f"model file {path!r}: cannot read it ({e.strerror})") from None
+        model_file = _folder_digest(Path(path))
     return TraceKey(spec=spec, batch=batch, seq_len=seq_len, keep_weights=keep_weights,
                     lowering=tuple(sorted(asdict(lowering).items())), model_file_sha256=model_file,
                     hwsim=_version("hwsim"), torch=_version("torch"), source_sha256=source_digest())
+
+
+def _folder_digest(model: Path) -> str:
+    """SHA-256 over the model file and every ``.py`` file beside it (names and bytes): the
+    folder is on the import path while the model loads, so a sibling module it imports is
+    part of the model."""
+    h = hashlib.sha256()
+    try:
+        h.update(model.read_bytes())
+        for f in sorted(model.resolve().parent.glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    except OSError as e:
+        raise HwsimError(f"model file {str(model)!r}: cannot read it or a .py file beside it "
+                         f"({e.strerror}: {e.filename})") from None
+    return h.hexdigest()
 
 
 def _paths(key: TraceKey) -> tuple[Path, Path, Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .build import conv_op, gemm_op, precision_bits
 from .errors import HwsimError
+from .usercode import user_code
 from .trace import Workload
 from .zoo import ZOO
 
@@ -75,10 +76,8 @@ def _user_factory(spec: str):
     path, _, fname = spec.rpartition(":")
     modspec = importlib.util.spec_from_file_location(f"hwsim_user_{p.stem}", p)
     mod = importlib.util.module_from_spec(modspec)
-    try:
+    with user_code(p, "importing the model file"):
         modspec.loader.exec_module(mod)
-    except Exception as e:
-        raise HwsimError(f"{path}: importing the model file failed: {type(e).__name__}: {e}") from None
     f = getattr(mod, fname, None)
     if not callable(f):
         raise HwsimError(f"{path}: no callable {fname!r} (expected factory() -> (module, example_input))")
@@ -196,9 +195,12 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
         from .zoo.transformer import gpt
         return _lower(spec, gpt(spec, batch or 1, seq_len, how.decode or 0), f"gpt:{spec[4:]}", keep_weights, how)
     if re.search(r"\.py:[A-Za-z_]\w*$", spec):
+        path = Path(spec.rpartition(":")[0])
         f = _user_factory(spec)
-        return _lower(Path(spec.rpartition(":")[0]).stem, _call_factory(f, spec, batch, seq_len, how.decode),
-                      f"user:{spec}", keep_weights, how)
+        with user_code(path, f"calling {spec.rpartition(':')[2]}()"):
+            made = _call_factory(f, spec, batch, seq_len, how.decode)
+        with user_code(path, "running the model's forward"):
+            return _lower(path.stem, made, f"user:{spec}", keep_weights, how)
     entry = ZOO[spec]
     made = _call_factory(entry.load(), spec, batch, seq_len, how.decode)
     return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
