@@ -63,21 +63,73 @@ def _how(train, optimizer, recompute, precision, attention, decode):
                     decode=decode), tc
 
 
-def _emit(rows: list[dict[str, Any]], total: dict[str, Any], fmt: str, title: str = "") -> None:
-    """Print per-op rows plus a TOTAL row as a table, CSV or JSON."""
-    import pandas as pd
-
+def _emit(rows: list[dict[str, Any]], total: dict[str, Any], fmt: str, title: str = "",
+          columns: str | None = None, default: tuple[str, ...] | None = None, note: str = "") -> None:
+    """Print per-op rows plus a TOTAL row as a table (``columns``, else ``default``, within
+    120 characters; see analysis/table.py), CSV or JSON (every column)."""
     if fmt == "json":
         import json
-        click.echo(json.dumps({"workload": title, "ops": rows, "total": total}, indent=1, default=_jsonable))
+        doc = {"workload": title, **({"note": note} if note else {}), "ops": rows, "total": total}
+        click.echo(json.dumps(doc, indent=1, default=_jsonable))
         return
-    df = pd.DataFrame(rows + [{"name": "TOTAL", **total}])
+    allrows = rows + [{"name": "TOTAL", **total}]
     if fmt == "csv":
-        click.echo(df.to_csv(index=False, float_format="%.10g"), nl=False)
+        import pandas as pd
+        click.echo(pd.DataFrame(allrows).to_csv(index=False, float_format="%.10g"), nl=False)
+        return
+    from .table import choose, render
+
+    want = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    present = list(dict.fromkeys(k for r in allrows for k in r))
+    if want and want != ["all"]:
+        bad = [c for c in want if c not in present]
+        if bad:
+            raise HwsimError(f"--columns: no column {', '.join(map(repr, bad))}; columns: {', '.join(present)} "
+                             "(or 'all')")
+    cols = choose(allrows, want, default or tuple(present))
+    if title:
+        click.echo(title)
+    if note:
+        click.echo(_wrap(note))
+    click.echo(render(allrows, cols, keep=("name",) + tuple(want or ()), body=len(rows)))
+    if not want and len(cols) < len(present):
+        click.echo(f"({len(cols)} of {len(present)} columns; --columns NAME,... or all, or --format csv for every one)")
+
+
+def _need_parquet(output: str | None) -> None:
+    if not output:
+        raise HwsimError("--format parquet: binary output needs a file; add -o FILE.parquet")
+    import importlib.util
+    if importlib.util.find_spec("pyarrow") is None:
+        raise HwsimError("--format parquet needs pyarrow: pip install -e '.[parquet]' (from the checkout)")
+
+
+def _write_rows(rows: list[dict[str, Any]], path: str, fmt: str) -> None:
+    """Rows to ``path`` as CSV, JSON (records) or Parquet, atomically."""
+    import io
+
+    import pandas as pd
+
+    from workloads.fileio import atomic_write
+
+    df = pd.DataFrame(rows)
+    if fmt == "csv":
+        atomic_write(path, df.to_csv(index=False, float_format="%.10g"))
+    elif fmt == "json":
+        atomic_write(path, df.to_json(orient="records", indent=1))
     else:
-        if title:
-            click.echo(title)
-        click.echo(df.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        for c in df.columns:                 # mixed-type object columns (a TOTAL row's text) as strings
+            if df[c].dtype == object:
+                df[c] = df[c].map(lambda v: None if v is None or v != v else str(v))
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write(path, buf.getvalue())
+
+
+def _columns_option(f):
+    return click.option("--columns", default=None, metavar="NAME,...",
+                        help="Table columns to show (CSV names, comma-separated, or 'all'); "
+                             "the default is a chosen set that fits 120 characters.")(f)
 
 
 def _jsonable(v):
@@ -140,9 +192,10 @@ def models(fmt: str) -> None:
 @_lowering_options
 @_cache_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_columns_option
 def lower(model: str, batch: int | None, seq_len: int | None, output: str | None, keep_weights: bool,
           winograd: str | None, train, optimizer, recompute, precision, attention, decode, no_cache: bool,
-          fmt: str) -> None:
+          fmt: str, columns: str | None) -> None:
     """Lower MODEL into a workload trace and print one row per op.
 
     Columns: name, op, kind, phase, M, N, K (the GEMM or im2col view of one
@@ -163,7 +216,7 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
         wl.save(output)
     rows = wl.rows()
     total = {"op": f"{len(rows)} ops", "macs": wl.macs}
-    _emit(rows, total, fmt, title=f"{wl.name}: batch {wl.batch}, {wl.macs / 1e9:.4g} GMACs")
+    _emit(rows, total, fmt, title=f"{wl.name}: batch {wl.batch}, {wl.macs / 1e9:.4g} GMACs", columns=columns)
 
 
 lower.help = inspect.cleandoc(lower.help) + "\n\n" + MODEL_HELP
@@ -191,13 +244,17 @@ def topology(model: str, output: str, form: str, batch: int | None, seq_len: int
 
 
 @cli.command()
-def archs() -> None:
+@click.option("--precision", "show_precision", is_flag=True,
+              help="Also say, for each preset, what precision a trace's ops run at and where activations live.")
+def archs(show_precision: bool) -> None:
     """List the hardware presets (name, machine family, static power, source)."""
     from sim.registry import presets
 
     for name, arch in presets().items():
         static = f"{arch.static_power_w:g} W idle" if arch.static_power_w else "dynamic only"
         click.echo(f"{name:<14} {arch.family:<9} {static:<13} {arch.source}")
+        if show_precision:
+            click.echo(_wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
 
 
 def _progress(total: int, desc: str):
@@ -277,9 +334,14 @@ def _design_options(f):
 @click.argument("model")
 @_design_options
 @_lowering_options
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
+              show_default=True, help="parquet needs -o and pyarrow (pip install -e '.[parquet]').")
+@_columns_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the rows (every column, TOTAL last) to this file in --format csv, json or parquet.")
 def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node, compress_plan,
-             winograd, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str) -> None:
+             winograd, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str,
+             columns: str | None, output: str | None) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns, the same on every machine: name, op, phase, precision, macs, cycles,
@@ -290,14 +352,25 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
     (EIE: load_balance, starved_cycles; GPU: tflops, waves, bound; systolic:
     compute_cycles, weight_load_cycles).
     """
+    if fmt == "parquet":
+        _need_parquet(output)
+    if output and fmt == "table":
+        raise HwsimError("-o/--output: a file takes --format csv, json or parquet, not the terminal table")
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
                    optimizer, recompute, attention, decode, cache=not no_cache)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
+    if output:
+        _write_rows(ev.rows + [{"name": "TOTAL", **total}], output, fmt)
+        click.echo(f"wrote {output} ({len(ev.rows)} ops + TOTAL, {fmt})")
+        return
+    from .table import SIM_COLUMNS
+
     _emit(ev.rows, total, fmt,
           title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
-                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)")
+                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)", columns=columns, default=SIM_COLUMNS,
+          note=ev.precision_note())
 
 
 simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
@@ -334,7 +407,13 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
     click.echo(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
     if s["energy_static_pj"]:
         click.echo(f"  energy {'static':<12} {s['energy_static_pj'] / 1e6:12.2f} uJ")
+    click.echo(_wrap(ev.precision_note()))
     click.echo(f"wrote {d}/report.html")
+
+
+def _wrap(text: str, width: int = 120) -> str:
+    import textwrap
+    return textwrap.fill(text, width, subsequent_indent="  ")
 
 
 report.help = inspect.cleandoc(report.help) + "\n\n" + MODEL_HELP

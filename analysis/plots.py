@@ -150,7 +150,7 @@ def energy(ev: "Evaluation", top: int = TOP):
     share = 100 * static / total if total else 0.0
     ax2.set_title(f"static {share:.0f}% of {total:,.1f} uJ\n({ev.table.name} at {ev.table.technology_nm:g} nm)",
                   fontsize=10)
-    ax2.legend(fontsize=8, loc="lower center")
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     return fig
 
@@ -181,13 +181,23 @@ def roofline(ev: "Evaluation", peaks, label_top: int = 5):
         if bw:
             ax.plot(xs, np.minimum(xs * bw, peak), "k--", lw=1.2,
                     label=f"DRAM {bw / 1e9:,.1f} GB/s (ridge at {peak / bw:,.0f} ops/B)")
-        alike: dict[tuple, list] = {}            # ops at one point (repeated layers) share a label
+        alike: dict[tuple, list] = {}   # ops within 5% of one another (repeated layers) share a label
         for p in finite:
-            alike.setdefault((round(p[0], 6), round(p[1], 3)), []).append(p)
+            alike.setdefault((round(np.log10(p[0]) / 0.02), round(np.log10(p[1]) / 0.02)), []).append(p)
         groups = sorted(alike.values(), key=lambda g: -sum(p[2] for p in g))[:label_top]
+        from matplotlib.text import OffsetFrom
+        placed: list[tuple[float, float, Any]] = []
         for g in groups:
-            ax.annotate(g[0][3] + (f" (+{len(g) - 1} alike)" if len(g) > 1 else ""), (g[0][0], g[0][1]),
-                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+            lx, ly = np.log10(g[0][0]), np.log10(g[0][1])
+            text = g[0][3] + (f" (+{len(g) - 1} alike)" if len(g) > 1 else "")
+            near = [a for x, y, a in placed if abs(x - lx) < 0.6 and abs(y - ly) < 0.3]
+            if near:     # under the last label of its neighbourhood, with a leader line to the point
+                ann = ax.annotate(text, (g[0][0], g[0][1]), fontsize=7, xytext=(0, -1),
+                                  textcoords=OffsetFrom(near[-1], (0, 0), "points"), va="top",
+                                  arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+            else:
+                ann = ax.annotate(text, (g[0][0], g[0][1]), fontsize=7, xytext=(6, 4), textcoords="offset points")
+            placed.append((lx, ly, ann))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)

@@ -32,6 +32,35 @@ class Evaluation:
     def family(self) -> str:
         return self.arch.family
 
+    def to_frame(self):
+        """The per-op rows (every column of ``hwsim simulate``, energy included) as a pandas
+        DataFrame; ``summary()`` has the totals."""
+        import pandas as pd
+        return pd.DataFrame(self.rows)
+
+    def precision_changes(self) -> dict[str, int]:
+        """``"fp32 -> int8"``: how many ops ran at another precision than the trace states
+        (its input operand's type and width), by change."""
+        out: Counter[str] = Counter()
+        for op, r in zip(self.workload.ops, self.result.ops):
+            o = op.operand("input") or (op.operands[0] if op.operands else None)
+            if o is None or not r.precision:
+                continue
+            kind = {"float": "fp", "int": "int", "fixed": "fixed"}.get(o.dtype, o.dtype)
+            traced = f"{kind}{o.bits}"
+            if traced != r.precision:
+                out[f"{traced} -> {r.precision}"] += 1
+        return dict(out)
+
+    def precision_note(self, rule: bool = False) -> str:
+        """One line for summaries: what the machine changed (and, with ``rule``, its policy)."""
+        ch = self.precision_changes()
+        n = len(self.result.ops)
+        what = "; ".join(f"{k} on {v} of {n} ops" for k, v in sorted(ch.items(), key=lambda kv: -kv[1]))
+        head = f"precision changed by {self.arch.name}: {what}" if ch else "precision: as the trace states"
+        return f"{head}. {self.arch.precision_policy}" if rule else \
+            f"{head} (the design's rule: hwsim archs --precision)"
+
     def phases(self) -> dict[str, dict[str, float]]:
         """Time (the ops' own time; overlapping ops counted once each), energy and MACs per phase."""
         out: dict[str, dict[str, float]] = {}
@@ -64,6 +93,7 @@ class Evaluation:
             "energy_by_level_pj": levels, "energy_table": self.table.name,
             "technology_nm": self.table.technology_nm,
             "phases": self.phases(),
+            "precision_changes": self.precision_changes(), "precision_policy": self.arch.precision_policy,
             "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
             "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
         }
@@ -126,7 +156,8 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     atomic_write(out / "ops.csv", df.to_csv(index=False))
     summ = ev.summary()
     atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
-    flat = {k: v for k, v in summ.items() if k not in ("energy_by_level_pj", "phases")}
+    flat = {k: v for k, v in summ.items() if k not in ("energy_by_level_pj", "phases", "precision_changes")}
+    flat["precision_changes"] = "; ".join(f"{k} ({v} ops)" for k, v in summ["precision_changes"].items()) or "none"
     for ph, v in summ["phases"].items():
         flat.update({f"{ph}_{k}": x for k, x in v.items()})
     flat.update({f"energy_{k}_pj": v for k, v in summ["energy_by_level_pj"].items()})
@@ -136,19 +167,25 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
         atomic_write(out / name, data)
     imgs = "\n".join(f'<h3>{n[:-4].replace("_", " ")}</h3><img src="data:image/png;base64,'
                      f'{base64.b64encode(d).decode()}">' for n, d in pngs.items())
-    stable = pd.DataFrame([{"metric": k, "value": v} for k, v in flat.items()]).to_html(index=False)
+    from .table import _cell
+
+    stable = pd.DataFrame([{"metric": k, "value": _cell(k, v)} for k, v in flat.items()]).to_html(index=False)
     cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes") if c in df.columns]
+    shown = pd.DataFrame({c: [_cell(c, v) for v in df[c]] for c in cols})
     esc = html.escape
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style></head><body>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:60em}} th{{background:#f4f4f4}}
+td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}} img{{max-width:100%}} p{{max-width:70em}}</style></head><body>
 <h1>{esc(summ['workload'])} on {esc(summ['design'])} ({esc(summ['machine'])})</h1>
 <p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>
 <p>Design source: {esc(ev.arch.source)}</p>
+<p>{esc(ev.precision_note(rule=True))}</p>
 <h2>Summary</h2>{stable}
 <h2>Plots</h2>{imgs}
-<h2>Per op</h2>{df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")}
+<h2>Per op</h2><p>Numbers in engineering units (k = 1e3, M = 1e6, G = 1e9); ops.csv has them in full.</p>
+{shown.to_html(index=False)}
 </body></html>"""
     atomic_write(out / "report.html", page)
     return out

@@ -110,6 +110,12 @@ class Machine(Protocol):
 
     def occupancy(self, result: OpResult) -> float: ...
 
+    @property
+    def precision_policy(self) -> str:
+        """One sentence: what precision a trace's ops run at on this machine, and where its
+        activations live (stated in summaries and by `hwsim archs`)."""
+        ...
+
     def describe(self) -> dict[str, Any]: ...
 
 

@@ -190,19 +190,29 @@ def test_v1_traces_migrate():
 def test_v1_traces_simulate_to_the_previous_releases_cycles():
     """Cycles recorded with hwsim 0.1.0 (tests/fixtures/trace_v1/README.md) for every op where
     repeat meant copies and the simulator ran it so: all ops with repeat 1, and GEMMs
-    with repeat > 1 that were independent (a bmm's batch, Winograd's tile GEMMs)."""
+    with repeat > 1 that were independent (a bmm's batch, Winograd's tile GEMMs).
+
+    Not compared since the systolic activation rule (inputs and outputs alike: on chip with
+    ``ifmap_on_chip``, else through DRAM) changed the model itself: ``tpu-v1``, whose GEMM
+    outputs now stay in the unified buffer, and element-wise ops on ``systolic-32``, which
+    now move their activations through DRAM."""
     old = json.loads((V1 / "cycles_v1.json").read_text())
     checked = 0
     for name in ("resnet18", "attention", "vgg_winograd", "lstm_lm"):
         wl = Workload.load(V1 / f"{name}.json")
         rep = old[name]["repeat"]
-        for arch in ("systolic-32", "tpu-v1", "eie-64", "a100"):
+        for arch in ("systolic-32", "eie-64", "a100"):
             res = simulate(wl, arch)
             for op, r in zip(wl.ops, res.ops):
+                if arch == "systolic-32" and not op.is_gemm:
+                    continue
                 if rep[op.name] == 1 or (op.is_gemm and op.steps == 1):
                     assert r.cycles == old[name][arch][op.name], (name, arch, op.name)
                     checked += 1
-    assert checked == 4 * (68 + 6 + 7 + 8)    # every op of the three copy-only traces, the LSTM's unstepped ones
+    gemms = sum(1 for n in ("resnet18", "attention", "vgg_winograd", "lstm_lm")
+                for op in Workload.load(V1 / f"{n}.json").ops
+                if op.is_gemm and (old[n]["repeat"][op.name] == 1 or op.steps == 1))
+    assert checked == 2 * (68 + 6 + 7 + 8) + gemms   # every op of the copy-only traces, the LSTM's unstepped ones
 
 
 # ---- the schedule -----------------------------------------------------------------------------------

@@ -182,13 +182,30 @@ def test_recurrent_steps_keep_their_weights_on_chip():
 
 
 def test_vector_ops_run_on_the_lanes_step_by_step():
-    arch = PRESETS["systolic-32"]                       # 32 lanes (one per column)
+    arch = dataclasses.replace(PRESETS["systolic-32"], ifmap_on_chip=True)   # 32 lanes (one per column)
     op = vector_op("v", "activation", "sigmoid", 1000, ops_per_element=3)
     assert simulate(Workload("v", (op,)), arch).ops[0].cycles == math.ceil(3000 / 32)          # 94
     op = vector_op("v", "activation", "sigmoid", 1000, ops_per_element=3, copies=3, steps=2)
     r = simulate(Workload("v", (op,)), arch).ops[0]
     assert r.cycles == 2 * math.ceil(9000 / 32) and r.macs == 0                                   # 564
-    assert r.accesses["ofmap_sram.output.writes"] == 6 * 1000 * 1    # int8 at the array's width
+    assert r.accesses["ifmap_sram.output.writes"] == 6 * 1000 * 1    # int8 at the array's width
+    assert not any(k.startswith("dram.") for k in r.accesses)
+
+
+def test_activations_follow_one_rule_for_inputs_and_outputs():
+    """Off chip (systolic-32: 10 B/cycle) an element-wise op reads its 1000 int8 inputs from
+    DRAM and writes its 1000 outputs back: 2000 B / 10 = 200 cycles, more than the lanes'
+    94. On chip (the TPU) a GEMM's outputs go back to the unified buffer, not to DRAM."""
+    off = PRESETS["systolic-32"]
+    r = simulate(Workload("v", (vector_op("v", "activation", "sigmoid", 1000, ops_per_element=3),)), off).ops[0]
+    assert (r.cycles, r.stall_cycles) == (200, 200 - 94)
+    assert r.accesses["dram.input.reads"] == r.accesses["dram.output.writes"] == 1000
+    g = gemm_op("g", 64, 32, 32, bits=8, dtype="int")
+    tpu = simulate(Workload("g", (g,)), PRESETS["tpu-v1"]).ops[0]
+    assert tpu.accesses.get("dram.output.writes", 0) == 0 and tpu.accesses.get("dram.input.reads", 0) == 0
+    assert tpu.accesses["ifmap_sram.output.writes"] == 64 * 32          # int8 outputs into the unified buffer
+    offg = simulate(Workload("g", (g,)), off).ops[0]
+    assert offg.accesses["dram.output.writes"] == 64 * 32 and offg.accesses["dram.input.reads"] == 64 * 32
 
 
 def test_wide_operands_stream_at_a_fraction_of_the_rate():

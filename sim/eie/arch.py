@@ -138,8 +138,16 @@ class EIEArch:
     def occupancy(self, result: OpResult) -> float:
         return 1.0
 
+    @property
+    def precision_policy(self) -> str:
+        """What precision the trace's ops run at here (stated in summaries and `hwsim archs`)."""
+        return (f"activations in {self.act_bits}-bit fixed point, weights as {self.index_bits}-bit indices into a "
+                f"codebook of {self.weight_bits}-bit fixed-point values ({self.weight_frac_bits} fraction bits), "
+                "whatever the trace's precision; activations live in the PEs' SRAM and registers.")
+
     def describe(self) -> dict[str, Any]:
-        return describe_fields(self, peak_gmacs=self.num_pes * self.clock_mhz / 1e3, ops_overlap="one op at a time")
+        return describe_fields(self, peak_gmacs=self.num_pes * self.clock_mhz / 1e3, ops_overlap="one op at a time",
+                               precision_policy=self.precision_policy)
 
 
 PRESETS = {

@@ -142,8 +142,15 @@ class GPUArch:
         bw = dram / (result.cycles * self.dram_bytes_per_clk)
         return float(min(1.0, max(slots, bw)))
 
+    @property
+    def precision_policy(self) -> str:
+        """What precision the trace's ops run at here (stated in summaries and `hwsim archs`)."""
+        return (f"GEMMs on tensor cores ({', '.join(self.tc_fma_per_clk)}): float traces of more than 8 bits as fp16 "
+                "with fp32 accumulation (mixed precision), 8-bit floats as fp8, integers as int8/int4; "
+                "--precision forces one type for every GEMM; activations read from and written to device memory.")
+
     def describe(self) -> dict[str, Any]:
-        return describe_fields(self, peak_fp16_tflops=self.peak_tflops("fp16") if "fp16" in self.tc_fma_per_clk
+        return describe_fields(self, precision_policy=self.precision_policy, peak_fp16_tflops=self.peak_tflops("fp16") if "fp16" in self.tc_fma_per_clk
                                else math.nan, ops_overlap="one kernel at a time" if self.streams == 1
                                else f"independent kernels overlap on {self.streams} streams")
 

@@ -115,8 +115,19 @@ class SystolicArch:
     def occupancy(self, result: OpResult) -> float:
         return 1.0
 
+    @property
+    def precision_policy(self) -> str:
+        """What precision the trace's ops run at here (stated in summaries and `hwsim archs`)."""
+        where = ("in the activation SRAM, inputs and outputs alike" if self.ifmap_on_chip
+                 else "read from and written to DRAM")
+        return (f"GEMM operands as int{self.word_bits} (float traces quantised; integer operands keep their "
+                f"width, wider ones stream at a fraction of the rate), int{self.acc_bits} accumulation; "
+                f"element-wise ops at int{self.word_bits} on the vector lanes; activations {where}. "
+                "Change word_bits in an arch YAML to run wider.")
+
     def describe(self) -> dict[str, Any]:
-        return describe_fields(self, pes=self.pes, peak_tops=self.peak_tops, ops_overlap="one op at a time")
+        return describe_fields(self, pes=self.pes, peak_tops=self.peak_tops, ops_overlap="one op at a time",
+                               precision_policy=self.precision_policy)
 
 
 PRESETS = {

@@ -14,8 +14,9 @@ half of the accumulators (``ofmap`` SRAM; the TPU's 2048 of 4096 accumulator row
 partial sums never leave the chip; a stationary tile is fetched for every chunk unless
 the whole stationary operand fits in its SRAM; a streamed operand is fetched once if it
 fits in the active half of its SRAM (the other half is the prefetch buffer), else once
-per fold that needs it; activations marked on-chip (the TPU's unified buffer) cost no
-DRAM traffic; outputs go to DRAM once. With ``weights_resident`` (a later step of a
+per fold that needs it. Activations follow one rule, inputs and outputs alike: with
+``ifmap_on_chip`` (the TPU's unified buffer) they live in the activation SRAM and cost no
+DRAM traffic; otherwise inputs come from DRAM and outputs go to DRAM once. With ``weights_resident`` (a later step of a
 recurrence whose weights stayed in their SRAM) the weight operand costs no DRAM traffic.
 """
 
@@ -51,6 +52,18 @@ class Folds:
 def _tiles(n: int, t: int) -> np.ndarray:
     full, rem = divmod(n, t)
     return np.array([t] * full + ([rem] if rem else []), dtype=np.int64)
+
+
+def _residence(arch: SystolicArch, out: np.ndarray, sram: dict, dram: dict) -> np.ndarray:
+    """Where an op's finished outputs go, by the one activation rule: with ``ifmap_on_chip``
+    activations live in the activation (ifmap) SRAM, inputs and outputs alike (the TPU's
+    unified buffer: results return to it, not to DRAM); otherwise every output is written
+    to DRAM. Returns the bytes each fold stores over the DRAM channel."""
+    if arch.ifmap_on_chip:
+        sram["ifmap_sram.output.writes"] = float(out.sum())
+        return np.zeros_like(out)
+    dram["dram.output.writes"] = float(out.sum())
+    return out
 
 
 def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
@@ -103,8 +116,8 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
             "ofmap_sram.output.writes": float(psum.sum()),
             "ofmap_sram.output.reads": float(np.where(first_k, 0.0, psum).sum() + out.sum() / ob * accb),
         }
-        dram = {f"dram.{s_role}.reads": float(streamed_dram.sum()), f"dram.{x_role}.reads": float(stationary_dram.sum()),
-                "dram.output.writes": float(out.sum())}
+        dram = {f"dram.{s_role}.reads": float(streamed_dram.sum()), f"dram.{x_role}.reads": float(stationary_dram.sum())}
+        out = _residence(arch, out, sram, dram)
         # the psum passes all R rows; the last used column is cols_used - 1 to the right
         return Folds(T=tc, rows_used=kk, cols_used=xx, load=load, store=out, sram=sram, dram=dram,
                      latency=tc + R + xx - 2, interval=np.maximum(tc, R), preload=R)
@@ -128,8 +141,8 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
     sram = {"ifmap_sram.input.reads": float(a_fold.sum()), "filter_sram.weight.reads": float(b_fold.sum()),
             "ofmap_sram.output.writes": float(out.sum()), "ifmap_sram.input.writes": float(a_dram.sum()),
             "filter_sram.weight.writes": float(b_dram.sum()), "ofmap_sram.output.reads": float(out.sum())}
-    dram = {"dram.input.reads": float(a_dram.sum()), "dram.weight.reads": float(b_dram.sum()),
-            "dram.output.writes": float(out.sum())}
+    dram = {"dram.input.reads": float(a_dram.sum()), "dram.weight.reads": float(b_dram.sum())}
+    out = _residence(arch, out, sram, dram)
     # last MAC at K-1 + (rows-1) + (cols-1); then the results drain one row per cycle,
     # overlapped with the next fold
     return Folds(T=np.full(F, K, dtype=np.int64), rows_used=mm, cols_used=nn, load=a_dram + b_dram, store=out,

@@ -66,14 +66,25 @@ def _slowed(f: Folds, rate: float) -> Folds:
 
 
 def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
+    """An element-wise op on the vector lanes. Its activations follow the GEMMs' rule (see
+    ``mapping``): in the activation SRAM with ``ifmap_on_chip``, else read from and written
+    to DRAM, where the op takes at least the channel's time for its bytes."""
     per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies
-    cycles = math.ceil(per_step / arch.lanes) * op.steps
+    compute = math.ceil(per_step / arch.lanes) * op.steps
     b = _bits(op, "output", arch, quantize_float) / 8
     n = op.instances
-    acc = {"ofmap_sram.input.reads": op.dims["inputs"] * n * b, "ofmap_sram.output.writes": op.dims["elements"] * n * b}
+    in_b, out_b = op.dims["inputs"] * n * b, op.dims["elements"] * n * b
+    if arch.ifmap_on_chip:
+        acc = {"ifmap_sram.input.reads": in_b, "ifmap_sram.output.writes": out_b}
+        cycles, busy = compute, 0
+    else:
+        acc = {"dram.input.reads": in_b, "dram.output.writes": out_b}
+        busy = math.ceil((in_b + out_b) / arch.dram_bw_bytes_per_cycle)
+        cycles = max(compute, busy)
     return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.pes,
-                    precision=f"int{arch.word_bits}", accesses=acc, ops={f"vector.int{arch.word_bits}": op.vector_ops},
-                    extra=SystolicStats(cycles, 0, 0, 0, 0.0, 1.0, 0, None, None))
+                    stall_cycles=cycles - compute, precision=f"int{arch.word_bits}", accesses=acc,
+                    ops={f"vector.int{arch.word_bits}": op.vector_ops},
+                    extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None))
 
 
 def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True) -> OpResult:
