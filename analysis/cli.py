@@ -203,12 +203,11 @@ def lower(model: str, batch: int | None, seq_len: int | None, output: str | None
     (dependent instances), macs (all instances), weight/act density (measured) and
     bits, and producers (the ops whose outputs it reads).
     """
-    from workloads.spec import resolve
 
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     if tc:
         raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for a trace use {', '.join(POLICIES)}")
-    wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights, how=how, cache=not no_cache)
+    wl = _resolve(model, batch=batch, seq_len=seq_len, keep_weights=keep_weights, how=how, cache=not no_cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -236,9 +235,8 @@ def topology(model: str, output: str, form: str, batch: int | None, seq_len: int
     A topology CSV is also accepted wherever a MODEL is, so traces come back the same way.
     """
     from workloads.scalesim_topo import write_topology
-    from workloads.spec import resolve
 
-    wl = resolve(model, batch=batch, seq_len=seq_len, cache=not no_cache)
+    wl = _resolve(model, batch=batch, seq_len=seq_len, cache=not no_cache)
     write_topology(wl, output, form)
     click.echo(f"wrote {output} ({form} form)")
 
@@ -257,6 +255,30 @@ def archs(show_precision: bool) -> None:
             click.echo(_wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
 
 
+def _resolve(model: str, **kw):
+    """``workloads.spec.resolve`` with a counter of the ops recorded while a torch model lowers
+    (stderr, terminals only; nothing is shown, and torch not imported, on a cache hit)."""
+    from workloads.progress import ON_OP
+    from workloads.spec import resolve
+
+    bar = None
+
+    def tick(n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+            bar = tqdm(desc=f"lowering {model}", unit=" ops", leave=False, disable=None, file=sys.stderr)
+        bar.update(n - bar.n)
+
+    token = ON_OP.set(tick)
+    try:
+        return resolve(model, **kw)
+    finally:
+        ON_OP.reset(token)
+        if bar is not None:
+            bar.close()
+
+
 def _progress(total: int, desc: str):
     """A tqdm bar on stderr for long runs (hidden when not a terminal)."""
     from tqdm import tqdm
@@ -269,7 +291,6 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
               optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch
-    from workloads.spec import resolve
 
     desc = resolve_arch(arch)
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
@@ -282,7 +303,7 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
     if compress:
         wl = _compressed(model, compress, seed or 0)
     else:
-        wl = resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how, cache=cache)
+        wl = _resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how, cache=cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
@@ -449,7 +470,8 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, no_cache, fmt)
     elif fmt == "json":
         click.echo(df.to_json(orient="records", indent=1))
     else:
-        click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        from .table import render
+        click.echo(render(df.to_dict("records"), list(df.columns), keep=tuple(df.columns)))
     if out:
         click.echo(f"wrote {Path(out) / 'compare.csv'} and compare.png")
 
@@ -474,12 +496,11 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
     import json
 
     from workloads.memory import CATEGORIES, footprint
-    from workloads.spec import resolve
 
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     if tc:
         raise HwsimError(f"--precision {tc} is a GPU tensor-core type; for memory use {', '.join(POLICIES)}")
-    f = footprint(resolve(model, batch=batch, seq_len=seq_len, how=how, cache=not no_cache))
+    f = footprint(_resolve(model, batch=batch, seq_len=seq_len, how=how, cache=not no_cache))
     if fmt == "json":
         click.echo(json.dumps(f, indent=1))
         return
@@ -708,7 +729,17 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the compressed trace (.json + .npz with weights and codebooks).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_bits, huffman, train_on, seed, output,
+def compress(*args, **kw):
+    """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
+    Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total.
+    Runs on one thread, so that its numbers do not depend on the machine's core count."""
+    from workloads.compress.train import one_thread
+
+    with one_thread():
+        _compress(*args, **kw)
+
+
+def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_bits, huffman, train_on, seed, output,
              fmt):
     """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
     Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total."""

@@ -225,6 +225,10 @@ def pareto(df, front, models: list[str], title: str, keys: list[str]):
                         r.energy_per_inference_uj), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        from matplotlib.ticker import FuncFormatter
+        for axis in (ax.xaxis, ax.yaxis):           # 20000, not 2 x 10^4
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}" if str(v)[0] in "25" else ""))
         ax.set_xlabel("latency (us)")
         ax.set_ylabel("energy per inference (uJ)")
         ax.set_title(f"{title}: {m}", fontsize=10)

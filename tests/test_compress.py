@@ -223,3 +223,18 @@ def test_activation_quantisation(trained):
     # without weight sharing, P+Q and P+Q+H equal P (no codebook is charged)
     s = res.report()["layers"][0]
     assert s["bits_pq"] == s["bits_p"] == s["bits_pqh"]
+
+
+def test_compression_runs_on_one_thread_and_restores_the_count():
+    """Accuracies and k-means codebooks must not depend on the core count (issue 17): the
+    compress command trains and clusters on one torch thread and one BLAS thread."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from workloads.compress.train import one_thread
+
+    before = torch.get_num_threads()
+    with one_thread():
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert torch.get_num_threads() == before

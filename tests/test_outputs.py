@@ -121,3 +121,17 @@ def test_the_summary_says_how_precision_changed(capsys):
     assert rc == 0 and "precision changed by a100: fp32 -> tf32 on 1 of 1 ops" in out
     rc, out, _ = _run(capsys, "archs", "--precision")
     assert rc == 0 and out.count("precision:") == len(hwsim.presets())
+
+
+def test_a_lowering_reports_its_progress():
+    """The CLI's 'lowering MODEL: N ops' counter is fed by workloads.progress.ON_OP."""
+    from workloads.progress import ON_OP
+    from workloads.spec import resolve
+
+    seen: list[int] = []
+    token = ON_OP.set(seen.append)
+    try:
+        wl = resolve("lenet300", cache=False)
+    finally:
+        ON_OP.reset(token)
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= len(wl.ops)

@@ -53,6 +53,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .aten_ops import FAKE_QUANT, IGNORED_OPS, NON_GEMM_OPS
 from .errors import HwsimError
+from .progress import ON_OP
 from .trace import Op, Operand, Workload, conv_output_size
 
 __all__ = ["lower", "LoweringError", "NON_GEMM_OPS", "IGNORED_OPS", "ATTENTION_MODES"]
@@ -313,6 +314,9 @@ class _Lowering:
         ev.id = len(self.events)
         ev.producers = set(reads)
         self.events.append(ev)
+        tick = ON_OP.get()
+        if tick is not None:
+            tick(ev.id + 1)
         return ev
 
     def reads(self, *values: Any) -> frozenset[int]:

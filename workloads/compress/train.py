@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch and the BLAS numpy uses on one thread, so that training, k-means and the
+    accuracies they give do not depend on the machine's core count (a parallel reduction
+    sums in another order); the digits models are small enough not to miss the others."""
+    from threadpoolctl import threadpool_limits      # scikit-learn's dependency
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def digits(seed: int = 0):
