@@ -26,7 +26,7 @@ from .errors import HwsimError
 class UserCodeError(HwsimError):
     """An exception raised by the user's model code; ``original`` keeps it for --debug."""
 
-    def __init__(self, message: str, original: BaseException) -> None:
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
         super().__init__(message)
         self.original = original
 
