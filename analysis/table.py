@@ -18,7 +18,10 @@ SIM_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycl
 # terminal headers for long CSV names (the unit stays in the name)
 SHORT = {"stall_cycles": "stalls", "utilization": "util", "dram_read_bytes": "dram_rd_B",
          "dram_write_bytes": "dram_wr_B", "sram_read_bytes": "sram_rd_B", "sram_write_bytes": "sram_wr_B",
-         "weight_density": "w_dens", "act_density": "a_dens", "weight_bits": "w_bits", "act_bits": "a_bits"}
+         "weight_density": "w_dens", "act_density": "a_dens", "weight_bits": "w_bits", "act_bits": "a_bits",
+         "microbatch": "mbatch", "recompute": "recomp", "step_time_s": "step_s", "samples_per_s": "samples/s",
+         "tflops_per_gpu": "TFLOP/s", "compute_s": "comp_s", "exposed_comm_s": "comm_s", "optimizer_s": "optim_s",
+         "energy_per_inference_uj": "uJ/inference"}
 PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 MIN_NAME = 12
 TEXT = ("name", "op", "kind", "phase", "precision", "producers")   # left-aligned
@@ -81,7 +84,8 @@ def render(rows: Sequence[dict], columns: Sequence[str], width: int = 120, keep:
     cells = [[_cell(c, r.get(c)) for c in cols] for r in rows]
     heads = [SHORT.get(c, c) for c in cols]
     w = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
-    over = sum(w) + 2 * (len(w) - 1) - width
+    sep = "  " if sum(w) + 2 * (len(w) - 1) <= width else " "     # one space before cutting text
+    over = sum(w) + len(sep) * (len(w) - 1) - width
     for name_col in ("producers", "name", "op"):        # shorten long texts until it fits
         if over > 0 and name_col in cols:
             i = cols.index(name_col)
@@ -93,7 +97,7 @@ def render(rows: Sequence[dict], columns: Sequence[str], width: int = 120, keep:
                     row[i] = _shorten(row[i], w[i])
     lines = [("(all rows: " + ", ".join(note) + ")") if note else ""]
     text = [c in TEXT or all(isinstance(r.get(c), str) or r.get(c) is None for r in b) for c in cols]
-    fmt = lambda vals: "  ".join(v.ljust(w[i]) if text[i] else v.rjust(w[i])  # noqa: E731
+    fmt = lambda vals: sep.join(v.ljust(w[i]) if text[i] else v.rjust(w[i])  # noqa: E731
                                  for i, v in enumerate(vals)).rstrip()
     lines.append(fmt(heads))
     lines += [fmt(row) for row in cells]

@@ -127,7 +127,8 @@ def _print(rows, fmt: str, title: str) -> None:
         click.echo(df.to_csv(index=False), nl=False)
     else:
         click.echo(title)
-        click.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        from .table import render
+        click.echo(render(df.to_dict("records"), list(df.columns), keep=tuple(c for c in df.columns if c != "fits")))
 
 
 def _table(s: dict[str, Any]) -> None:
