@@ -255,6 +255,12 @@ def archs(show_precision: bool) -> None:
             click.echo(_wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
 
 
+def _keep(desc) -> bool | str:
+    """What a design needs of the weights: the tensors that have zeros (a machine that
+    simulates real values, EIE), or none."""
+    return "sparse" if desc.uses_weight_values else False
+
+
 def _resolve(model: str, **kw):
     """``workloads.spec.resolve`` with a counter of the ops recorded while a torch model lowers
     (stderr, terminals only; nothing is shown, and torch not imported, on a cache hit)."""
@@ -303,7 +309,7 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
     if compress:
         wl = _compressed(model, compress, seed or 0)
     else:
-        wl = _resolve(model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, how=how, cache=cache)
+        wl = _resolve(model, batch=batch, seq_len=seq_len, keep_weights=_keep(desc), how=how, cache=cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))

@@ -42,7 +42,8 @@ def simulate(model: Any, arch: Any, *, batch: int | None = None, seq_len: int | 
 
     desc = resolve_arch(arch)
     wl = model if isinstance(model, Workload) else resolve(
-        model, batch=batch, seq_len=seq_len, keep_weights=desc.uses_weight_values, cache=cache)
+        model, batch=batch, seq_len=seq_len, keep_weights="sparse" if desc.uses_weight_values else False,
+        cache=cache)
     return evaluate(wl, desc, energy_table, node_nm, **options)
 
 

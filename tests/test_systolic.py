@@ -2,6 +2,7 @@
 mapping, the cycle-stepping schedule vs the fast engine, hand-derived cases, TPU checks."""
 
 import dataclasses
+import importlib
 import math
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sim.systolic import PRESETS, SystolicArch, folds, run_gemm, schedule, schedule_cycles, simulate
+from sim.systolic.mapping import outer_tiles
+from sim.systolic.timing import schedule_slices
 from workloads import HwsimError, resolve
 from workloads.build import gemm_op, vector_op
 from workloads.trace import Workload
@@ -62,6 +65,51 @@ def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, a
     np.testing.assert_array_equal(fast.start, ref.start)
     # moving the bytes takes at least bytes / bw cycles
     assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9
+
+
+@settings(max_examples=50, deadline=None)
+@given(R=st.integers(1, 6), C=st.integers(1, 6), M=st.integers(1, 120), N=st.integers(1, 120), K=st.integers(1, 60),
+       df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
+       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]),
+       cuts=st.lists(st.integers(1, 40), min_size=1, max_size=4), ifmap_on_chip=st.booleans())
+def test_slices_of_outer_tiles_schedule_as_one_sequence(R, C, M, N, K, df, bw, depth, sram, acc, cuts,
+                                                         ifmap_on_chip):
+    """A GEMM scheduled a slice of outer tiles at a time (bounded memory) gives the cycles,
+    stalls, compute and DRAM time of the cycle-stepping engine on all its folds at once, and
+    the slices' folds and byte totals are the whole GEMM's."""
+    arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
+                        ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth,
+                        ifmap_on_chip=ifmap_on_chip)
+    whole = folds(M, N, K, arch)
+    n_outer, per = outer_tiles(M, N, K, arch)
+    assert n_outer * per == whole.count
+    bounds = sorted({0, n_outer, *(c % n_outer for c in cuts)})
+    parts = [folds(M, N, K, arch, outer=(a, b)) for a, b in zip(bounds, bounds[1:])]
+    for field in ("T", "rows_used", "cols_used", "load", "store", "latency", "interval"):
+        np.testing.assert_array_equal(np.concatenate([getattr(p, field) for p in parts]), getattr(whole, field))
+    for k, v in {**whole.sram, **whole.dram}.items():
+        assert sum({**p.sram, **p.dram}.get(k, 0.0) for p in parts) == pytest.approx(v)
+    got = schedule_slices(iter(parts), bw, depth)
+    ref = schedule_cycles(whole, R, C, bw, depth)
+    assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
+        (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
+
+
+def test_a_gpt3_sized_gemm_simulates_in_slices_as_a_whole(monkeypatch):
+    """simulate_op slices a GEMM of more than SLICE_FOLDS folds; with a small limit, every
+    dataflow's op result (cycles, stalls, folds, every access) equals the unsliced one."""
+    S = importlib.import_module("sim.systolic.simulate")     # the module (the package exports a function of that name)
+
+    for df in ("ws", "os", "is"):
+        arch = dataclasses.replace(PRESETS["systolic-16"], dataflow=df)
+        op = gemm_op("g", 300, 200, 150, bits=8, dtype="int")
+        whole = S.simulate_op(op, arch)
+        monkeypatch.setattr(S, "SLICE_FOLDS", 7)
+        sliced = S.simulate_op(op, arch)
+        monkeypatch.undo()
+        assert (sliced.cycles, sliced.stall_cycles, sliced.extra.folds) == \
+            (whole.cycles, whole.stall_cycles, whole.extra.folds)
+        assert sliced.accesses == pytest.approx(whole.accesses)
 
 
 @settings(max_examples=40, deadline=None)

@@ -100,7 +100,7 @@ class TraceKey:
     spec: str
     batch: int | None
     seq_len: int | None
-    keep_weights: bool
+    keep_weights: bool | str
     lowering: tuple[tuple[str, Any], ...]
     model_file_sha256: str | None
     hwsim: str
@@ -118,7 +118,8 @@ class TraceKey:
         return _digest(json.dumps(self.fields(), sort_keys=True).encode())[:32]
 
 
-def trace_key(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool, lowering: Any) -> TraceKey:
+def trace_key(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool | str,
+              lowering: Any) -> TraceKey:
     """The key of a torch MODEL argument lowered with ``lowering`` (a dataclass)."""
     model_file = None
     path, sep, _ = spec.rpartition(":")

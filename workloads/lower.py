@@ -182,7 +182,7 @@ class _Loss(torch.nn.Module):
 
 
 class _Lowering:
-    def __init__(self, model: torch.nn.Module, keep_weights: bool, density: float = 1.0):
+    def __init__(self, model: torch.nn.Module, keep_weights: bool | str, density: float = 1.0):
         self.model = model
         self.keep_weights = keep_weights
         self.declared_density = density
@@ -203,6 +203,7 @@ class _Lowering:
         # Storage of parameters and buffers: vector ops on these alone (prune's
         # weight_orig * weight_mask) prepare weights; they are not inference work.
         self.static: set[int] = set()
+        self.late: list[list] = []       # per open module: parameters it made real (see pre_hook)
         for t in list(model.parameters()) + list(model.buffers()):
             k = _storage_key(t)
             if k is not None:
@@ -218,6 +219,16 @@ class _Lowering:
         path = self.paths.get(id(mod), type(mod).__name__.lower())
         self.stack.append((path, mod))
         self.gemm_in_call.append(False)
+        # Parameters made real only now (a model materialised module by module): weights
+        # from here on; forgotten after the forward if the module drops them again.
+        late = []
+        for pname, p in (mod.named_parameters(recurse=False) if isinstance(mod, torch.nn.Module) else ()):
+            k = _storage_key(p)
+            if k is not None and k not in self.params:
+                self.params[k] = (path, pname)
+                self.static.add(k)
+                late.append((k, pname))
+        self.late.append(late)
         # Tensors a module computes for itself before forward (prune's weight_orig*mask).
         for pname in ("weight", "bias"):
             t = getattr(mod, pname, None)
@@ -231,6 +242,10 @@ class _Lowering:
             self.rnn_ctx.append(ctx)
 
     def post_hook(self, mod, args, out):
+        for k, pname in self.late.pop() if self.late else ():
+            if _storage_key(getattr(mod, pname)) != k:   # dropped: its storage may be reused by anything
+                self.params.pop(k, None)
+                self.static.discard(k)
         if isinstance(mod, torch.nn.RNNBase) and self.rnn_ctx:
             self.rnn_ctx.pop().__exit__(None, None, None)
         if len(self.stack) > 1:
@@ -262,13 +277,14 @@ class _Lowering:
         if fq is not None:
             bits, dtype = fq, "int"
         values = None
-        if keep and not t.is_meta:
+        density = self.density(t)
+        if keep and not t.is_meta and (keep is True or density < 1.0):    # "sparse": only with zeros
             # a view of the parameter where it is float32 and contiguous (no second copy of the
             # model in memory; nothing writes to the parameters once the step is recorded)
             values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy()
             values.flags.writeable = False
         return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
-                       density=self.density(t), values=values)
+                       density=density, values=values)
 
     def weight_name(self, *tensors: torch.Tensor) -> tuple[int, str] | None:
         for i, t in enumerate(tensors):
@@ -898,14 +914,15 @@ def blocks_of(model: torch.nn.Module) -> list[str]:
 
 
 def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *,
-          batch: int | None = None, keep_weights: bool = False, source: str = "",
+          batch: int | None = None, keep_weights: bool | str = False, source: str = "",
           meta: dict | None = None, train: bool = False, loss: Callable[[Any], torch.Tensor] | None = None,
           attention: str = "unfused", density: float = 1.0) -> Workload:
     """Run ``model`` once on ``example_input`` and return its workload trace.
 
     ``example_input`` is a tensor or a tuple of positional inputs. ``batch`` defaults to
     the first dimension of the first input. ``keep_weights`` stores the real weight
-    tensors in the trace (for sparse simulators and compression accounting). ``train``
+    tensors in the trace (for sparse simulators and compression accounting); ``"sparse"``
+    stores only those with zeros (a dense tensor's values change no simulator's timing). ``train``
     records forward, loss and backward (add the optimizer with ``workloads.training``);
     ``loss(output)`` defaults to :func:`default_loss`. ``attention`` is ``unfused`` (QK^T,
     softmax and PV as separate ops) or ``fused`` (one ``attention`` op). ``density`` is

@@ -128,7 +128,7 @@ class Lowering:
             raise HwsimError("--decode is inference (one token at a time with a KV cache); drop --train")
 
 
-def _lower(name: str, made, source: str, keep_weights: bool, how: Lowering) -> Workload:
+def _lower(name: str, made, source: str, keep_weights: bool | str, how: Lowering) -> Workload:
     from .lower import lower  # imports torch
     try:
         module, example = made
@@ -157,7 +157,7 @@ def _kv_cache(module, example) -> dict:
 
 
 def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
-            keep_weights: bool = False, how: Lowering | None = None, cache: bool = False) -> Workload:
+            keep_weights: bool | str = False, how: Lowering | None = None, cache: bool = False) -> Workload:
     """Turn a MODEL argument into a workload (see the module docstring).
 
     With ``cache`` a torch model is lowered once and kept in the trace cache
@@ -190,7 +190,8 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
     return _lower_torch(spec, batch, seq_len, keep_weights, how)
 
 
-def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool, how: Lowering) -> Workload:
+def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool | str,
+                 how: Lowering) -> Workload:
     if spec.startswith("gpt:"):
         from .zoo.transformer import gpt
         return _lower(spec, gpt(spec, batch or 1, seq_len, how.decode or 0), f"gpt:{spec[4:]}", keep_weights, how)

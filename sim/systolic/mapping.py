@@ -66,8 +66,24 @@ def _residence(arch: SystolicArch, out: np.ndarray, sram: dict, dram: dict) -> n
     return out
 
 
+def outer_tiles(M: int, N: int, K: int, arch: SystolicArch) -> tuple[int, int]:
+    """(outer tiles, folds per outer tile): the X tiles of ``ws``/``is`` (each K tiles x
+    stream chunks long) or the M tiles of ``os`` (each N tiles long). ``folds(...,
+    outer=(a, b))`` gives the folds of outer tiles a..b-1 alone, so that a GEMM of tens of
+    millions of folds is scheduled a slice at a time in bounded memory."""
+    R, C = arch.rows, arch.cols
+    if arch.dataflow in ("ws", "is"):
+        X, T = (N, M) if arch.dataflow == "ws" else (M, N)
+        t_max = max(1, int(arch.ofmap_sram_kib * 1024 / 2 // (C * arch.acc_bits / 8)))
+        return -(-X // C), -(-T // t_max) * -(-K // R)
+    return -(-M // R), -(-N // C)
+
+
 def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
-          out_bits: int = 8, weights_resident: bool = False) -> Folds:
+          out_bits: int = 8, weights_resident: bool = False, outer: tuple[int, int] | None = None) -> Folds:
+    """The folds of ``C[M,N] = A[M,K] @ B[K,N]`` in the order they run; with ``outer = (a,
+    b)`` only those of outer tiles a..b-1 (see :func:`outer_tiles`), whose DRAM traffic is
+    what they move in the whole GEMM (the first X tile's streamed operand, say)."""
     R, C = arch.rows, arch.cols
     ab, wb, ob, accb = a_bits / 8, w_bits / 8, out_bits / 8, arch.acc_bits / 8
     half = lambda kib: kib * 1024 / 2  # noqa: E731  (the active half of a double buffer)
@@ -78,8 +94,10 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
         X, T, x_bytes, s_bytes = (N, M, wb, ab) if df == "ws" else (M, N, ab, wb)
         t_max = max(1, int(half(arch.ofmap_sram_kib) // (C * accb)))
         kt, xt, tt = _tiles(K, R), _tiles(X, C), _tiles(T, t_max)
+        x0, x1 = outer if outer is not None else (0, xt.size)
+        xt = xt[x0:x1]
         xx, tc, kk = (a.ravel() for a in np.meshgrid(xt, tt, kt, indexing="ij"))  # x outer, t, k inner
-        xi = np.repeat(np.arange(xt.size), tt.size * kt.size)
+        xi = np.repeat(np.arange(x0, x0 + xt.size), tt.size * kt.size)
         F = kk.size
         nk = kt.size
         first_k = np.zeros(F, dtype=bool)
@@ -123,6 +141,8 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
                      latency=tc + R + xx - 2, interval=np.maximum(tc, R), preload=R)
     # output stationary: M tiles (rows) outer, N tiles (cols) inner; K streamed
     mt, nt = _tiles(M, R), _tiles(N, C)
+    m0, m1 = outer if outer is not None else (0, mt.size)
+    mt = mt[m0:m1]
     nn, mm = np.meshgrid(nt, mt, indexing="xy")
     mm, nn = mm.ravel(), nn.ravel()
     F = mm.size
@@ -136,7 +156,8 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
     if weights_resident:
         b_dram = np.zeros(F)
     else:
-        b_dram = np.where(np.arange(F) < nt.size, b_fold, 0.0) if b_fits else b_fold
+        b_dram = np.where(np.arange(F) < nt.size, b_fold, 0.0) if b_fits and m0 == 0 else \
+            (np.zeros(F) if b_fits else b_fold)
     out = mm * nn * ob
     sram = {"ifmap_sram.input.reads": float(a_fold.sum()), "filter_sram.weight.reads": float(b_fold.sum()),
             "ofmap_sram.output.writes": float(out.sum()), "ifmap_sram.input.writes": float(a_dram.sum()),

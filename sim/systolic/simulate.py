@@ -28,8 +28,8 @@ from workloads.trace import Op, Workload
 
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .arch import SystolicArch
-from .mapping import Folds, folds
-from .timing import Schedule, schedule, schedule_cycles
+from .mapping import Folds, folds, outer_tiles
+from .timing import Schedule, schedule, schedule_cycles, schedule_slices
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,28 @@ def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
                     extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None))
 
 
+SLICE_FOLDS = 1 << 20     # folds scheduled at a time (about 100 MB of per-fold arrays); a policy
+
+
+@dataclass(frozen=True)
+class _Totals:
+    """What an op's result needs of its folds: their count and SRAM/DRAM byte totals."""
+
+    count: int
+    sram: dict
+    dram: dict
+
+    @staticmethod
+    def of(parts: list, count: int) -> "_Totals":
+        sram: dict[str, float] = {}
+        dram: dict[str, float] = {}
+        for f in parts:
+            for acc, src in ((sram, f.sram), (dram, f.dram)):
+                for k, v in src.items():
+                    acc[k] = acc.get(k, 0.0) + v
+        return _Totals(count, sram, dram)
+
+
 def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True) -> OpResult:
     if op.kind == "attention":           # no fused kernel: its GEMMs and softmax in turn
         return merge(op, [simulate_op(p, arch, engine, quantize_float) for p in op.unfused()])
@@ -101,11 +123,28 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
     rate = arch.rate(a_bits, w_bits)
     run = schedule if engine == "fast" else schedule_cycles
 
-    def once(resident: bool) -> tuple[Folds, Schedule]:
+    def once(resident: bool) -> tuple[_Totals, Schedule]:
+        n_outer, per = outer_tiles(g.M, g.N, g.K, arch)
+        if engine == "fast" and n_outer * per > SLICE_FOLDS and n_outer > 1:
+            # tens of millions of folds (a GPT-3 GEMM on a small array): a slice of outer
+            # tiles at a time, the recurrence carried across (same cycles, bounded memory)
+            step = max(1, SLICE_FOLDS // per)
+            parts: list[_Totals] = []
+
+            def slices():
+                for a in range(0, n_outer, step):
+                    f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident,
+                                      outer=(a, min(n_outer, a + step))), rate)
+                    parts.append(_Totals(f.count, f.sram, f.dram))    # the totals, not the arrays
+                    yield f
+
+            s = schedule_slices(slices(), arch.dram_bw_bytes_per_cycle, arch.prefetch_depth)
+            return _Totals.of(parts, n_outer * per), s
         f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident), rate)
         if resident and arch.dataflow == "ws" and f.count == 1 and g.copies == 1:
             f = dataclasses.replace(f, preload=0)      # the one weight tile never left the array
-        return f, run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle, arch.prefetch_depth)
+        return _Totals.of([f], f.count), run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle,
+                                            arch.prefetch_depth)
 
     first = once(False)
     runs = [(first, g.copies)]

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
+from typing import Iterable
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -100,6 +101,23 @@ def _period(ids: np.ndarray) -> int:
     return 0
 
 
+@dataclass
+class _Carry:
+    """The recurrence's state between slices of one GEMM's folds."""
+
+    starts: list = field(default_factory=list)   # the last `depth` starts, oldest first
+    last_interval: int = 0
+    chan: int = 0              # first cycle the channel is free
+    stores: list = field(default_factory=list)   # heap of pending (request cycle, cycles to move)
+    stalls: int = 0
+    busy: int = 0
+    end: int = 0               # latest fold end
+    n: int = 0                 # folds scheduled
+    interval_sum: int = 0
+    last_lat: int = 0
+    preload: int = 0
+
+
 def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True) -> Schedule:
     """Fast engine: the fold/channel recurrence, over runs of repeating folds in one step.
 
@@ -110,40 +128,71 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
     the recurrence is deterministic and shift invariant, so those periods are added in one
     step (exact; ``jump=False`` walks every fold, and tests check both against
     ``schedule_cycles``)."""
-    lat_a, interval_a = (np.ascontiguousarray(a, dtype=np.int64) for a in _pipeline(f, R, C))
+    carry = _Carry()
+    start = _walk(f, carry, bw, depth, jump)
+    return _finish(carry, start)
+
+
+def schedule_slices(slices: Iterable[Folds], bw: float, depth: int, jump: bool = True) -> Schedule:
+    """:func:`schedule` of the folds of ``slices`` one after another, as one sequence
+    (``mapping.folds(..., outer=...)`` slices of one GEMM), carrying the recurrence's
+    state across: the same cycles, stalls and DRAM time as one call on all the folds
+    (tested), in the memory of one slice. ``start`` is left empty."""
+    carry = _Carry()
+    for f in slices:
+        _walk(f, carry, bw, depth, jump)
+    return _finish(carry, np.zeros(0, dtype=np.int64))
+
+
+def _finish(carry: _Carry, start: np.ndarray) -> Schedule:
+    chan, busy = carry.chan, carry.busy
+    for e, d in sorted(carry.stores):
+        chan = (chan if chan > e else e) + d
+        busy += d
+    total = int(max(carry.end, chan))
+    compute = carry.preload + carry.interval_sum - carry.last_interval + carry.last_lat if carry.n else 0
+    return Schedule(total, int(carry.stalls), int(compute), start, int(busy))
+
+
+def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndarray:
+    """Schedule the folds of ``f`` after those ``carry`` holds; returns their starts."""
+    lat_a, interval_a = (np.ascontiguousarray(a, dtype=np.int64) for a in _pipeline(f, 0, 0))
     dl_a, ds_a = durations(f.load, bw), durations(f.store, bw)
     # int64 arrays read through memoryviews: Python ints per index, 8 bytes per fold (lists
     # would take five times that on the tens of millions of folds of a GPT-3 GEMM)
     lat, interval, d_load, d_store = (np.ascontiguousarray(a).data for a in (lat_a, interval_a, dl_a, ds_a))
     preload = int(f.preload)
-    F = f.count
-    start = np.zeros(F, dtype=np.int64)
-    st_list = start.data                 # a memoryview: the walk writes the starts in place
-    chan = 0              # first cycle the channel is free
-    busy = stalls = 0
-    stores: list = []     # pending (request cycle, fold): a narrow last fold may end first
+    carry.preload = preload
+    n = f.count
+    h = len(carry.starts)                 # the previous slice's last starts, ahead of this one's
+    start = np.zeros(h + n, dtype=np.int64)
+    start[:h] = carry.starts
+    st_list = start.data                  # a memoryview: the walk writes the starts in place
+    chan, busy, stalls = carry.chan, carry.busy, carry.stalls
+    stores = carry.stores                 # pending (request cycle, cycles to move)
     push, pop = heapq.heappush, heapq.heappop
+    first, done_before, prev_interval = carry.n == 0, carry.n, carry.last_interval
     p = 0
     cols = (lat_a, interval_a, dl_a, ds_a)
-    if jump and F > 8:
-        head = min(F, 4096)             # the period, from a prefix (a longer one is not jumped)
+    if jump and n > 8:
+        head = min(n, 4096)             # the period, from a prefix (a longer one is not jumped)
         ids = np.zeros(head, dtype=np.int64)
         for col in cols:
             u, inv = np.unique(col[:head], return_inverse=True)
             ids = ids * u.size + inv.ravel()
         p = _period(ids)
     if p:
-        eq = np.zeros(F + 1, dtype=bool)
-        eq[p:F] = True
+        eq = np.zeros(n + 1, dtype=bool)
+        eq[p:n] = True
         for col in cols:
-            eq[p:F] &= col[p:] == col[:-p]
-        brk = np.append(np.flatnonzero(~eq[:F]), F)      # positions that break the period
+            eq[p:n] &= col[p:] == col[:-p]
+        brk = np.append(np.flatnonzero(~eq[:n]), n)      # positions that break the period
         del eq
         snaps: dict[int, tuple] = {}
 
-    def ahead(i: int) -> int:
-        """How many folds from ``i`` on repeat the fold ``p`` earlier."""
-        return int(brk[np.searchsorted(brk, i)]) - i
+    def ahead(c: int) -> int:
+        """How many folds from ``c`` on repeat the fold ``p`` earlier."""
+        return int(brk[np.searchsorted(brk, c)]) - c
 
     def state(i: int) -> tuple:
         # every later transfer is requested at or after `low` (a load at one of the last
@@ -152,17 +201,17 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
         ref = st_list[i - 1]
         last = start[i - depth:i].tolist()
         low = min(last + [e for e, _ in stores])
-        return (max(chan, low) - ref, tuple(sorted((e - ref, j - i, d_store[j]) for e, j in stores)),
-                tuple(x - ref for x in last))
+        return (max(chan, low) - ref, tuple(sorted((e - ref, d) for e, d in stores)), tuple(x - ref for x in last))
 
-    i = 0
-    while i < F:
-        if p and i >= depth + p + 1 and i % p == 0 and ahead(i - 1) > p:
+    c = 0
+    while c < n:
+        i = h + c
+        if p and c >= depth + p + 1 and c % p == 0 and ahead(c - 1) > p:
             now = state(i)
-            before = snaps.get(i - p)
-            snaps = {i: (now, stalls, busy)}
+            before = snaps.get(c - p)
+            snaps = {c: (now, stalls, busy)}
             if before is not None and before[0] == now:
-                k = (ahead(i - 1) - 1) // p              # whole periods ahead that repeat
+                k = (ahead(c - 1) - 1) // p              # whole periods ahead that repeat
                 if k > 0:
                     delta = st_list[i - 1] - st_list[i - p - 1]
                     seg = start[i - p:i]
@@ -170,45 +219,44 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
                     stalls += k * (stalls - before[1])
                     busy += k * (busy - before[2])
                     chan += k * delta
-                    stores = [(e + k * delta, j + k * p) for e, j in stores]
+                    stores = [(e + k * delta, d) for e, d in stores]
                     heapq.heapify(stores)
-                    i += k * p
+                    c += k * p
                     snaps = {}
                     continue
-        req = 0 if i < depth else st_list[i - depth]
+        req = 0 if done_before + c < depth else st_list[i - depth]
         while stores and stores[0][0] < req:   # stores requested before this load go first
-            e, j = pop(stores)
-            d = d_store[j]
-            if d:
-                chan = (chan if chan > e else e) + d
-                busy += d
-        d = d_load[i]
+            e, d = pop(stores)
+            chan = (chan if chan > e else e) + d
+            busy += d
+        d = d_load[c]
         if d:
             chan = (chan if chan > req else req) + d
             busy += d
             done = chan
         else:
             done = req
-        if i == 0:
+        if first and c == 0:
             st, stall = done + preload, done
         else:
-            ideal = st_list[i - 1] + interval[i - 1]
+            ideal = st_list[i - 1] + (interval[c - 1] if c else prev_interval)
             ready = done + preload
             st = ideal if ideal > ready else ready
             stall = st - ideal
         stalls += stall
         st_list[i] = st
-        if d_store[i]:                          # a store with nothing to move changes nothing
-            push(stores, (st + lat[i], i))
-        i += 1
-    while stores:
-        e, j = pop(stores)
-        d = d_store[j]
-        if d:
-            chan = (chan if chan > e else e) + d
-            busy += d
-    total = int(max(int((start + lat_a).max(initial=0)), chan))
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
+        if d_store[c]:                          # a store with nothing to move changes nothing
+            push(stores, (st + lat[c], d_store[c]))
+        c += 1
+    if n:
+        carry.end = max(carry.end, int((start[h:] + lat_a).max()))
+        carry.starts = start[max(0, h + n - depth):].tolist()
+        carry.last_interval = int(interval_a[-1])
+        carry.interval_sum += int(interval_a.sum())
+        carry.last_lat = int(lat_a[-1])
+        carry.n += n
+    carry.chan, carry.busy, carry.stalls, carry.stores = chan, busy, stalls, stores
+    return start[h:]
 
 
 def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
