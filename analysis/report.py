@@ -167,12 +167,12 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
         atomic_write(out / name, data)
     imgs = "\n".join(f'<h3>{n[:-4].replace("_", " ")}</h3><img src="data:image/png;base64,'
                      f'{base64.b64encode(d).decode()}">' for n, d in pngs.items())
-    from .table import _cell
+    from .table import cell
 
-    stable = pd.DataFrame([{"metric": k, "value": _cell(k, v)} for k, v in flat.items()]).to_html(index=False)
+    stable = pd.DataFrame([{"metric": k, "value": cell(k, v)} for k, v in flat.items()]).to_html(index=False)
     cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes") if c in df.columns]
-    shown = pd.DataFrame({c: [_cell(c, v) for v in df[c]] for c in cols})
+    shown = pd.DataFrame({c: [cell(c, v) for v in df[c]] for c in cols})
     esc = html.escape
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}

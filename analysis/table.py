@@ -47,7 +47,7 @@ def eng(v: Any) -> str:
     return str(v)
 
 
-def _cell(col: str, v: Any) -> str:
+def cell(col: str, v: Any) -> str:
     if col == "utilization" and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
         return f"{100 * v:.1f}%"
     return eng(v)
@@ -75,13 +75,13 @@ def render(rows: Sequence[dict], columns: Sequence[str], width: int = 120, keep:
     b = list(rows[:body] if body is not None else rows)
     note = []
     for c in list(cols):
-        vals = {_cell(c, r.get(c)) for r in b}
+        vals = {cell(c, r.get(c)) for r in b}
         if c not in keep and len(b) > 1 and len(vals) == 1:
             v = vals.pop()
             if v:
                 note.append(f"{c} {v}")
             cols.remove(c)
-    cells = [[_cell(c, r.get(c)) for c in cols] for r in rows]
+    cells = [[cell(c, r.get(c)) for c in cols] for r in rows]
     heads = [SHORT.get(c, c) for c in cols]
     w = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
     sep = "  " if sum(w) + 2 * (len(w) - 1) <= width else " "     # one space before cutting text
