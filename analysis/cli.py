@@ -6,6 +6,7 @@ traceback. Commands that need no torch do not import it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from pathlib import Path
@@ -253,6 +254,30 @@ def archs(show_precision: bool) -> None:
         click.echo(f"{name:<14} {arch.family:<9} {static:<13} {arch.source}")
         if show_precision:
             click.echo(_wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
+
+
+@contextlib.contextmanager
+def counting(desc: str, unit: str):
+    """A tqdm counter (stderr, terminals only) of the steps a library loop reports with
+    ``workloads.progress.step()`` while the body runs."""
+    from workloads.progress import STEP
+
+    bar = None
+
+    def tick() -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+            bar = tqdm(desc=desc, unit=unit, leave=False, disable=None, file=sys.stderr)
+        bar.update(1)
+
+    token = STEP.set(tick)
+    try:
+        yield
+    finally:
+        STEP.reset(token)
+        if bar is not None:
+            bar.close()
 
 
 def _keep(desc) -> bool | str:
@@ -648,14 +673,16 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     if param == "pes":
-        rows = study.pe_scaling(wl, desc, seed=seed)
+        with counting(f"{wl.name}: PE scaling", " layers"):
+            rows = study.pe_scaling(wl, desc, seed=seed)
         df = pd.DataFrame(rows)
         atomic_write(d / "eie_pes.csv", df.to_csv(index=False))
         study.plot(rows, "pes", "speedup", d / "eie_pes.png", f"{wl.name}: speedup vs PEs (FIFO {desc.queue_depth})",
                    logy=True)
         click.echo(df.pivot(index="pes", columns="layer", values="speedup").round(2).to_string())
     else:
-        rows = study.queue_depth(wl, desc, seed=seed)
+        with counting(f"{wl.name}: FIFO depths", " layers"):
+            rows = study.queue_depth(wl, desc, seed=seed)
         df = pd.DataFrame(rows)
         atomic_write(d / "eie_queue_depth.csv", df.to_csv(index=False))
         study.plot(rows, "queue_depth", "load_balance", d / "eie_queue_depth.png",
@@ -683,7 +710,8 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
     """
     from sim.systolic import scalesim_compat as ss
 
-    cfg, layers, reports = ss.run(config, topology, gemm)
+    with counting("scalesim", " layers"):
+        cfg, layers, reports = ss.run(config, topology, gemm)
     out = ss.write_reports(reports, outdir)
     for L, r in zip(layers, reports):
         click.echo(f"{L.name:<24} cycles {r.total_cycles:>10}  stalls {r.stall_cycles:>8}")

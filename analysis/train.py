@@ -30,6 +30,7 @@ from typing import Any
 from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
 from sim.system.topology import System, device_of
 from workloads.errors import HwsimError
+from workloads.progress import step as progress_step
 from workloads.memory import output_bytes
 from workloads.precision import policy
 from workloads.shard import Comm, forward_name, tensor_parallel
@@ -436,6 +437,7 @@ def search(job: Job, model: Model, devices: int | None = None, tps: list[int] | 
             for zero in ((0, 1, 2, 3) if dp > 1 else (0,)):
                 base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero)
                 for j in candidates(base, None, None, None, model):
+                    progress_step()
                     try:
                         results.append(run(j, model))
                     except HwsimError:

@@ -61,7 +61,9 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     job.check()
     m = Model(job, cache)
     if search:
-        rows = search_summaries(job, m, n, workers, cluster)
+        from .cli import counting
+        with counting(f"searching {job.model} on {n} devices", " configurations"):
+            rows = search_summaries(job, m, n, workers, cluster)
         if not rows:
             raise HwsimError(f"no valid configuration of {job.model} on {n} devices")
         if out:

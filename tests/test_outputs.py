@@ -135,3 +135,24 @@ def test_a_lowering_reports_its_progress():
     finally:
         ON_OP.reset(token)
     assert seen == list(range(1, len(seen) + 1)) and len(seen) >= len(wl.ops)
+
+
+def test_long_loops_report_their_steps(tmp_path):
+    """scalesim layers and EIE study layers tick workloads.progress.step (the CLI's counters)."""
+    from pathlib import Path
+
+    from sim.eie import PRESETS, study
+    from sim.systolic import scalesim_compat as ss
+    from workloads.progress import STEP
+
+    n = [0]
+    token = STEP.set(lambda: n.__setitem__(0, n[0] + 1))
+    try:
+        ex = Path(__file__).resolve().parents[1] / "examples" / "scalesim"
+        _, layers, _ = ss.run(ex / "scale.cfg", ex / "topology.csv")
+        assert n[0] == len(layers) == 3
+        wl = hwsim.lower("eie-benchmarks")
+        study.queue_depth(wl, PRESETS["eie-64"], depths=(1, 2))
+        assert n[0] == 3 + sum(1 for o in wl.ops if o.is_gemm)
+    finally:
+        STEP.reset(token)

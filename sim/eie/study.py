@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from workloads.progress import step
 from workloads.trace import Workload
 
 from .arch import EIEArch
@@ -52,6 +53,7 @@ def _layers(workload: Workload, arch: EIEArch, seed: int):
 def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:
     rows = []
     for op, layer, acts in _layers(workload, arch, seed):
+        step()
         base = None
         for p in pes:
             a = dataclasses.replace(arch, num_pes=p, name=f"{arch.name}@{p}")
@@ -65,6 +67,7 @@ def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> lis
 def queue_depth(workload: Workload, arch: EIEArch, depths=DEPTHS, seed: int = 0) -> list[dict]:
     rows = []
     for op, layer, acts in _layers(workload, arch, seed):
+        step()
         for d, (cyc, lb, _) in _layer_timing(layer, acts, arch, depths).items():
             rows.append({"layer": op.name, "queue_depth": d, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
                          "load_balance": lb})

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from workloads.errors import HwsimError
+from workloads.progress import step
 
 
 # ---- configuration and topology ----------------------------------------------------------
@@ -760,6 +761,7 @@ def run(config: str | Path, topology: str | Path, gemm: bool | None = None) -> t
     done: dict[tuple, LayerReport] = {}
     for L in layers:
         shape = dataclasses.astuple(dataclasses.replace(L, name=""))
+        step()
         if shape not in done:
             done[shape] = run_layer(L, cfg)
     return cfg, layers, [done[dataclasses.astuple(dataclasses.replace(L, name=""))] for L in layers]
