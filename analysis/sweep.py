@@ -72,6 +72,10 @@ def load_study(path: str | Path) -> Study:
         m = {"model": m} if isinstance(m, str) else m
         if not isinstance(m, dict) or "model" not in m or set(m) - {"model", "batch", "seq_len"}:
             raise HwsimError(f"{p}: models[{i}]: expected a name or {{model:, batch:, seq_len:}}, got {m!r}")
+        for j, prev in enumerate(mlist):
+            if json.dumps(prev, sort_keys=True, default=str) == json.dumps(m, sort_keys=True, default=str):
+                raise HwsimError(f"{p}: models[{i}]: the same as models[{j}] ({m['model']!r}); "
+                                 "remove one (each point would run twice under one id)")
         mlist.append(m)
     base = doc.get("base")
     if not isinstance(base, str):
@@ -90,6 +94,11 @@ def load_study(path: str | Path) -> Study:
             raise HwsimError(f"{p}: grid.{k}: not a field of {type(arch).__name__} nor one of {', '.join(TRACE_KEYS)}")
         if not isinstance(v, list) or not v:
             raise HwsimError(f"{p}: grid.{k}: needs a non-empty list of values")
+        seen = [json.dumps(x, sort_keys=True, default=str) for x in v]
+        dup = next((x for i, x in enumerate(v) if seen[i] in seen[:i]), None)
+        if dup is not None:
+            raise HwsimError(f"{p}: grid.{k}: {dup!r} is listed twice; remove one (its points would run twice "
+                             "under one id)")
     keys = sorted(grid)
     combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
     rnd = doc.get("random")
