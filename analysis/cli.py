@@ -257,25 +257,27 @@ def archs(show_precision: bool) -> None:
 
 
 @contextlib.contextmanager
-def counting(desc: str, unit: str):
-    """A tqdm counter (stderr, terminals only) of the steps a library loop reports with
-    ``workloads.progress.step()`` while the body runs."""
+def counting(desc: str, unit: str, hook=None):
+    """A tqdm counter (stderr, terminals only; made at the first step, so nothing shows when
+    nothing runs) fed while the body runs through a ``workloads.progress`` hook: ``STEP``
+    (one call per step, the default) or ``ON_OP`` (called with the count so far)."""
     from workloads.progress import STEP
 
+    hook = hook or STEP
     bar = None
 
-    def tick() -> None:
+    def tick(n: int | None = None) -> None:
         nonlocal bar
         if bar is None:
             from tqdm import tqdm
             bar = tqdm(desc=desc, unit=unit, leave=False, disable=None, file=sys.stderr)
-        bar.update(1)
+        bar.update(1 if n is None else n - bar.n)
 
-    token = STEP.set(tick)
+    token = hook.set(tick)
     try:
         yield
     finally:
-        STEP.reset(token)
+        hook.reset(token)
         if bar is not None:
             bar.close()
 
@@ -288,26 +290,12 @@ def _keep(desc) -> bool | str:
 
 def _resolve(model: str, **kw):
     """``workloads.spec.resolve`` with a counter of the ops recorded while a torch model lowers
-    (stderr, terminals only; nothing is shown, and torch not imported, on a cache hit)."""
+    (nothing is shown, and torch not imported, on a cache hit)."""
     from workloads.progress import ON_OP
     from workloads.spec import resolve
 
-    bar = None
-
-    def tick(n: int) -> None:
-        nonlocal bar
-        if bar is None:
-            from tqdm import tqdm
-            bar = tqdm(desc=f"lowering {model}", unit=" ops", leave=False, disable=None, file=sys.stderr)
-        bar.update(n - bar.n)
-
-    token = ON_OP.set(tick)
-    try:
+    with counting(f"lowering {model}", " ops", ON_OP):
         return resolve(model, **kw)
-    finally:
-        ON_OP.reset(token)
-        if bar is not None:
-            bar.close()
 
 
 def _progress(total: int, desc: str):

@@ -95,10 +95,10 @@ def render(rows: Sequence[dict], columns: Sequence[str], width: int = 120, keep:
                 over -= cut
                 for row in cells:
                     row[i] = _shorten(row[i], w[i])
-    lines = [("(all rows: " + ", ".join(note) + ")") if note else ""]
+    lines = [f"(all rows: {', '.join(note)})"] if note else []
     text = [c in TEXT or all(isinstance(r.get(c), str) or r.get(c) is None for r in b) for c in cols]
     fmt = lambda vals: sep.join(v.ljust(w[i]) if text[i] else v.rjust(w[i])  # noqa: E731
                                  for i, v in enumerate(vals)).rstrip()
     lines.append(fmt(heads))
     lines += [fmt(row) for row in cells]
-    return "\n".join(x for x in lines if x != "") if not note else "\n".join(lines)
+    return "\n".join(lines)

@@ -38,8 +38,8 @@ def _where(e: BaseException, folder: str) -> str | None:
     if not frames:
         return None
     f = frames[-1]
-    shown = os.path.relpath(f.filename) if not os.path.relpath(f.filename).startswith("..") else f.filename
-    return f"{shown}:{f.lineno}"
+    rel = os.path.relpath(f.filename)
+    return f"{f.filename if rel.startswith('..') else rel}:{f.lineno}"
 
 
 def describe(e: BaseException) -> str:

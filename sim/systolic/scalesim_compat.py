@@ -620,11 +620,11 @@ def _read_stalls(u: UserReads, lo: int, hi: int, cycle: int, calls_done: int) ->
     ``service_reads``: each prefetch adds ``lines + 1`` to the last prefetch cycle, the stall
     is applied to the row's offset, twice when positive)."""
     off = 1
-    step = u.lines_per_prefetch + 1
+    per_call = u.lines_per_prefetch + 1
     for k in u.miss_calls[lo:hi]:
         for _ in range(int(k)):
             calls_done += 1
-            lpc = -1 + calls_done * step
+            lpc = -1 + calls_done * per_call
             pot = lpc - (cycle + off)
             off += pot
             if pot > 0:
