@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,11 @@ def _jsonable(v):
 @click.version_option(package_name="hwsim")
 @click.option("--debug", is_flag=True, envvar="HWSIM_DEBUG",
               help="On an error, print the full traceback after the one-line message.")
-def cli(debug: bool) -> None:
+@click.option("--max-memory", default=None, metavar="SIZE", envvar="HWSIM_MAX_MEMORY",
+              help="Refuse a request whose estimated memory is larger (default 4G).")
+@click.option("--max-time", default=None, metavar="DURATION", envvar="HWSIM_MAX_TIME",
+              help="Refuse a request whose estimated run time is longer (default 10m).")
+def cli(debug: bool, max_memory: str | None, max_time: str | None) -> None:
     """hwsim: algorithm-hardware co-design of deep-learning accelerators.
 
     PyTorch models are lowered into workload traces (graphs of ops) that drive
@@ -154,8 +159,17 @@ def cli(debug: bool) -> None:
 
     Bad input and failures in your model's code exit 2 with one line; an error in
     hwsim itself exits 70 ("internal error"); --debug adds the traceback to either.
+    Requests are estimated before they run and refused over --max-memory or --max-time.
     """
     _STATE["debug"] = debug
+    from sim.budget import parse_bytes, parse_seconds
+    # checked here, kept in the environment so that sweep workers see the same limits
+    if max_memory is not None:
+        parse_bytes(max_memory)
+        os.environ["HWSIM_MAX_MEMORY"] = max_memory
+    if max_time is not None:
+        parse_seconds(max_time)
+        os.environ["HWSIM_MAX_TIME"] = max_time
 
 
 _STATE = {"debug": False}
@@ -924,13 +938,18 @@ def rtl_cells(unit: str, size) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    env = {k: os.environ.get(k) for k in ("HWSIM_MAX_MEMORY", "HWSIM_MAX_TIME")}
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("hwsim: aborted", err=True)
         return 130
+    except click.UsageError as e:       # one line, like every other refusal
+        cmd = e.ctx.command_path if e.ctx else "hwsim"
+        click.echo(f"{cmd}: error: {e.format_message().rstrip('.')}; see '{cmd} --help'", err=True)
+        return e.exit_code
     except click.ClickException as e:
-        e.show()
+        click.echo(f"hwsim: error: {e.format_message()}", err=True)
         return e.exit_code
     except HwsimError as e:
         click.echo(f"hwsim: error: {e}", err=True)
@@ -949,6 +968,11 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         _STATE["debug"] = False
+        for k, v in env.items():          # the limits of this call only (tests call main in process)
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return 0
 
 

@@ -293,7 +293,13 @@ def test_huge_sparse_layers_are_refused_with_the_estimate():
     from workloads.build import gemm_op
     from workloads.trace import Workload
     big = Workload("x", (gemm_op("big", 4, 50_000, 50_000, weight_density=0.5),))     # 1.25e9 non-zeros
-    with pytest.raises(HwsimError, match=r"1.25e\+09 non-zeros; encoding it would take about 47 GiB .*max_nonzeros"):
+    # 1.25e9 x 40 B = 46.6 GiB, over the default 4 GiB budget
+    with pytest.raises(HwsimError, match=r"big: a 50000 x 50000 layer on eie-64 would take about 46.6 GB of memory; "
+                                         r"the limit is 4 GB; raise it with hwsim --max-memory"):
+        simulate(big, "eie-64")
+    from sim.budget import limited
+    with limited(max_memory_bytes=2 ** 40), \
+            pytest.raises(HwsimError, match=r"1.25e\+09 non-zeros; encoding it would take about 47 GiB .*max_nonzeros"):
         simulate(big, "eie-64")
     dense = Workload("d", (gemm_op("dense", 2, 20_000, 20_000),))                      # dense: a closed form
     assert simulate(dense, "eie-64").cycles > 0

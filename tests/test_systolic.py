@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 from sim.systolic import PRESETS, SystolicArch, folds, run_gemm, schedule, schedule_cycles, simulate
 from sim.systolic.mapping import outer_tiles
 from sim.systolic.timing import schedule_slices
+from sim.systolic.mapping import full_outer_tiles, slice_runs
 from workloads import HwsimError, resolve
 from workloads.build import gemm_op, vector_op
 from workloads.trace import Workload
@@ -91,6 +92,34 @@ def test_slices_of_outer_tiles_schedule_as_one_sequence(R, C, M, N, K, df, bw, d
         assert sum({**p.sram, **p.dram}.get(k, 0.0) for p in parts) == pytest.approx(v)
     got = schedule_slices(iter(parts), bw, depth)
     ref = schedule_cycles(whole, R, C, bw, depth)
+    assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
+        (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
+
+
+@settings(max_examples=50, deadline=None)
+@given(R=st.integers(1, 5), C=st.integers(1, 5), M=st.integers(1, 90), N=st.integers(1, 90), K=st.integers(1, 40),
+       df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 1000.0]), depth=st.integers(1, 4),
+       sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]), step=st.integers(1, 5))
+def test_runs_of_identical_slices_schedule_as_every_slice(R, C, M, N, K, df, bw, depth, sram, acc, step):
+    """``slice_runs`` covers every outer tile once; each slice of a run of repeats has the
+    same folds as the run's first; and scheduling the runs (later repeats added in one step)
+    gives the cycle-stepping engine's cycles, stalls and DRAM time on all the folds."""
+    arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
+                        ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
+    n_outer, _ = outer_tiles(M, N, K, arch)
+    runs = slice_runs(n_outer, step, full_outer_tiles(M, N, arch))
+    covered = [t for a, b, k in runs for i in range(k) for t in range(a + i * (b - a), b + i * (b - a))]
+    assert covered == list(range(n_outer))
+    items = []
+    for a, b, k in runs:
+        f = folds(M, N, K, arch, outer=(a, b))
+        for i in range(1, k):
+            g = folds(M, N, K, arch, outer=(a + i * (b - a), b + i * (b - a)))
+            for field in ("T", "rows_used", "cols_used", "load", "store", "latency", "interval"):
+                np.testing.assert_array_equal(getattr(g, field), getattr(f, field))
+        items.append((f, k))
+    got = schedule_slices(iter(items), bw, depth)
+    ref = schedule_cycles(folds(M, N, K, arch), R, C, bw, depth)
     assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
         (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
 

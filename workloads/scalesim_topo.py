@@ -21,6 +21,7 @@ SCALE-Sim's output size (so MACs agree with SCALE-Sim's report) with the rows it
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,8 @@ def _fields(line: str) -> list[str]:
 
 def detect_form(path: str | os.PathLike) -> str:
     """``'gemm'`` if the header has M, N, K columns, else ``'conv'``."""
-    with open(path) as f:
-        header = _fields(f.readline())
+    from .yamlio import read_text
+    header = _fields(read_text(path, "SCALE-Sim topology").split("\n", 1)[0])
     return "gemm" if [h.upper() for h in header[1:4]] == ["M", "N", "K"] else "conv"
 
 
@@ -64,12 +65,14 @@ def records(path: str | os.PathLike, form: str | None = None) -> tuple[str, list
     path = Path(path)
     if not path.is_file():
         raise HwsimError(f"{path}: topology file not found")
+    forced = form is not None
     form = form or detect_form(path)
     if form not in ("conv", "gemm"):
         raise HwsimError(f"topology form must be 'conv' or 'gemm', got {form!r}")
     names = GEMM_HEADER if form == "gemm" else CONV_HEADER
     out = []
-    for lineno, line in enumerate(path.read_text().splitlines()[1:], start=2):
+    from .yamlio import read_text
+    for lineno, line in enumerate(read_text(path, "SCALE-Sim topology").splitlines()[1:], start=2):
         if not line.strip():
             continue
         f = _fields(line)
@@ -92,7 +95,10 @@ def records(path: str | os.PathLike, form: str | None = None) -> tuple[str, list
                 n_, m_ = int(nm[0]), int(nm[1])
                 assert 0 < n_ <= m_
             except (ValueError, IndexError, AssertionError):
-                raise HwsimError(f"{where}: sparsity must be N:M with 0 < N <= M, got {f[len(names)]!r}") from None
+                hint = (f"; the row has {len(f)} fields: is it a {'conv' if form == 'gemm' else 'GEMM'} row? "
+                        f"(the form is {form}{', forced by --gemm/--conv' if forced else ' from the header'})"
+                        if len(f) > len(names) + 1 or not re.fullmatch(r"\s*\d+\s*:\s*\d+\s*", f[len(names)]) else "")
+                raise HwsimError(f"{where}: sparsity must be N:M with 0 < N <= M, got {f[len(names)]!r}{hint}") from None
             density = n_ / m_
         if form == "conv" and (vals[2] > vals[0] or vals[3] > vals[1]):
             raise HwsimError(f"{where}: filter {vals[2]}x{vals[3]} is larger than the ifmap {vals[0]}x{vals[1]}")

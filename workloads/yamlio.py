@@ -1,4 +1,13 @@
-"""Read a YAML file with errors that name the file (and line) instead of tracebacks."""
+"""Reading user files: UTF-8 text and YAML, refused in one line that names the file.
+
+Checks made before any parsing, so that no file can make hwsim run away:
+
+* size: at most :data:`MAX_FILE_BYTES` (a trace with a million ops is far smaller);
+* encoding: UTF-8, with the line and byte of the first bad byte;
+* YAML: no Python tags (``safe_load``), nesting at most :data:`MAX_DEPTH` levels, and aliases
+  that expand to at most :data:`MAX_NODES` values ("billion laughs": nine aliases of nine
+  aliases ... are a few hundred bytes that expand to 10^9 values).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +16,85 @@ from typing import Any
 
 from .errors import HwsimError
 
+MAX_FILE_BYTES = 256 * 2 ** 20
+MAX_DEPTH = 100
+MAX_NODES = 1_000_000
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; errors name the file, what it should be and the fix."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise HwsimError(f"{p}: {size / 2 ** 20:.0f} MiB is too large for a {what} "
+                             f"(at most {MAX_FILE_BYTES // 2 ** 20} MiB)")
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise HwsimError(f"{p}: is a folder; expected a {what} file") from None
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise HwsimError(f"{p}: not UTF-8 text (line {line}, byte {e.start}: {data[e.start]:#04x}); "
+                         f"save the {what} as UTF-8") from None
+
 
 def load_yaml(path: str | Path, what: str = "file") -> Any:
+    """The YAML document in ``path`` (safe types only), after the checks above."""
     import yaml
 
     p = Path(path)
+    text = read_text(p, what)
     try:
-        return yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise HwsimError(f"{p}: cannot read {what} ({e.strerror})") from None
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise HwsimError(f"{p}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")) from None
+        raise HwsimError(f"{p}: not valid YAML{_at(e)}: {getattr(e, 'problem', None) or e}; "
+                         f"check the {what}'s syntax") from None
+    except RecursionError:
+        raise HwsimError(f"{p}: YAML nested too deeply to be a {what}") from None
+    if node is None:
+        return None
+    _check_size(node, p, what)
+    try:
+        return yaml.SafeLoader(text).construct_document(node)
+    except yaml.YAMLError as e:
+        raise HwsimError(f"{p}: {getattr(e, 'problem', None) or e}{_at(e)}; a {what} holds plain values only "
+                         f"(no !!python tags)") from None
+
+
+def _at(e: Exception) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f" (line {mark.line + 1})" if mark else ""
+
+
+def _check_size(root: Any, p: Path, what: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and aliases expanding past MAX_NODES values."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    aliased = False
+
+    def size(node: Any, depth: int) -> int:
+        nonlocal aliased
+        if depth > MAX_DEPTH:
+            raise HwsimError(f"{p}: YAML nested more than {MAX_DEPTH} levels deep; a {what} is flat data")
+        key = id(node)
+        if key in sizes:
+            aliased = True
+            return sizes[key]
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c, depth + 1) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        else:
+            n = 1
+        if n > MAX_NODES:
+            raise HwsimError(f"{p}: YAML aliases expand to more than {MAX_NODES:,} values"
+                             f"{' (anchors and aliases: &a / *a)' if aliased else ''}; write the {what} out plainly")
+        sizes[key] = n
+        return n
+
+    size(root, 0)

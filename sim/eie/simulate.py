@@ -21,6 +21,7 @@ import numpy as np
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
+from .. import budget
 from ..result import OpResult, SimResult, merge, run_ops
 from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
@@ -49,6 +50,15 @@ class EIEStats:
 # Encoding a sparse layer keeps about 40 bytes per non-zero (row, column, index and the sort
 # keys of encode()); above this many the simulation would need over 8 GB.
 MAX_NONZEROS = 200_000_000
+# For refusing a request before it runs (sim.budget), measured on this project's 2-core
+# machine (perf_counter over simulate_op on eie-64): a dense 40960^2 layer took 21 us per
+# pass and vector, a dense 4096 x 200000 one 71 us; a 20000^2 layer at density 0.1 took
+# 0.32 us per non-zero to encode and plan. Rounded up; per column, the activation vectors,
+# their non-zero masks and the plan's column totals (int64 each).
+SECONDS_PER_PASS = 100e-6
+SECONDS_PER_NONZERO = 0.4e-6
+BYTES_PER_NONZERO = 40
+BYTES_PER_COLUMN = 32
 
 
 def layer_for(op: Op, arch: EIEArch, seed: int = 0, max_nonzeros: int = MAX_NONZEROS) -> SparseLayer:
@@ -95,6 +105,11 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
         dense = int(np.count_nonzero(w.values)) == w.values.size
     else:
         dense = w is None or w.density >= 1.0
+    encoded = 0.0 if dense or (w is not None and w.values is not None) else (w.density if w else 1.0) * g.N * g.K
+    passes = -(-g.N // (arch.num_pes * arch.act_regs)) * -(-g.K // max(1, arch.ptr_capacity - 1))
+    budget.need(f"{op.name}: a {g.N} x {g.K} layer on {arch.name}",
+                nbytes=encoded * BYTES_PER_NONZERO + g.K * BYTES_PER_COLUMN,
+                seconds=encoded * SECONDS_PER_NONZERO + passes * min(g.M, max_vectors) * SECONDS_PER_PASS)
     if dense:                                       # no zeros: the plan in closed form
         plan, w_density = plan_dense(g.N, g.K, arch), 1.0
     elif w is not None and w.values is not None and op.kind == "gemm":   # real zeros: where they are

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from workloads.errors import HwsimError
 
+from .. import budget
+
 from .arch import PRECISION_BYTES, GPUArch
 
 TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
@@ -140,6 +142,12 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
                       dram_a, dram_b, l2_a, l2_b)
 
 
+# For refusing a request before it runs (sim.budget): 2.9 us per wave and tile shape,
+# measured on this project's 2-core machine (perf_counter over _tile_time, M = 10^7,
+# N = K = 4096 on a100, 11,575 to 37,038 waves per shape), rounded up.
+SECONDS_PER_WAVE = 3e-6
+
+
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
               tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY) -> GemmTiming:
@@ -158,6 +166,9 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     a_u = (a_unique_bytes if a_unique_bytes is not None else M * K * in_b) * count
     b_u = K * N * in_b * count
     candidates = [tile] if tile else TILES
+    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count) // arch.sms) for BM, BN in candidates)   # at most
+    budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
+                f"{len(candidates)} tile shapes)", seconds=waves * SECONDS_PER_WAVE)
     best = None
     for BM, BN in candidates:
         t = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency)

@@ -79,6 +79,30 @@ def outer_tiles(M: int, N: int, K: int, arch: SystolicArch) -> tuple[int, int]:
     return -(-M // R), -(-N // C)
 
 
+def full_outer_tiles(M: int, N: int, arch: SystolicArch) -> int:
+    """How many outer tiles (see :func:`outer_tiles`) are full size (the last may be partial)."""
+    if arch.dataflow in ("ws", "is"):
+        return (N if arch.dataflow == "ws" else M) // arch.cols
+    return M // arch.rows
+
+
+def slice_runs(n_outer: int, step: int, n_full: int) -> list[tuple[int, int, int]]:
+    """Outer tiles ``0..n_outer-1`` in slices of ``step``, as ``(first, end, repeats)`` runs:
+    the first slice alone (it brings a streamed operand that fits on chip, see
+    :func:`folds`), then every following slice of full tiles as one run of identical slices
+    (their folds differ in nothing), then the rest one slice at a time."""
+    runs = [(0, min(step, n_outer), 1)]
+    a = runs[0][1]
+    same = max(0, (n_full - a) // step)
+    if same:
+        runs.append((a, a + step, same))
+        a += same * step
+    while a < n_outer:
+        runs.append((a, min(a + step, n_outer), 1))
+        a += step
+    return runs
+
+
 def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
           out_bits: int = 8, weights_resident: bool = False, outer: tuple[int, int] | None = None) -> Folds:
     """The folds of ``C[M,N] = A[M,K] @ B[K,N]`` in the order they run; with ``outer = (a,

@@ -44,6 +44,8 @@ import numpy as np
 from workloads.errors import HwsimError
 from workloads.progress import step
 
+from .. import budget
+
 
 # ---- configuration and topology ----------------------------------------------------------
 @dataclass(frozen=True)
@@ -68,16 +70,18 @@ class ScaleSimConfig:
 
 def read_config(path: str | Path) -> ScaleSimConfig:
     """Parse a SCALE-Sim ``.cfg``; errors name the file, section and field."""
+    from workloads.yamlio import read_text
+
     p = Path(path)
     cp = configparser.ConfigParser()
+    if not p.is_file():
+        raise HwsimError(f"{p}: config file not found")
     try:
-        read = cp.read(p)
+        cp.read_string(read_text(p, "SCALE-Sim config"), source=str(p))
     except configparser.Error as e:
         raise HwsimError(f"{p}: not a valid SCALE-Sim config ({e.message.splitlines()[0]})") from None
-    if not read:
-        raise HwsimError(f"{p}: config file not found")
 
-    def get(section, key, kind=str):
+    def get(section, key, kind=str, low=None):
         if not cp.has_section(section):
             raise HwsimError(f"{p}: missing section [{section}]")
         if not cp.has_option(section, key):
@@ -85,9 +89,12 @@ def read_config(path: str | Path) -> ScaleSimConfig:
         raw = cp.get(section, key).strip()
         if kind is int:
             try:
-                return int(raw)
+                v = int(raw)
             except ValueError:
                 raise HwsimError(f"{p}: [{section}] {key}: expected an integer, got {raw!r}") from None
+            if low is not None and v < low:
+                raise HwsimError(f"{p}: [{section}] {key}: must be >= {low}, got {v}")
+            return v
         return raw
 
     mode = get("run_presets", "InterfaceBandwidth")
@@ -104,24 +111,23 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     df = get(a, "Dataflow")
     if df not in ("ws", "os", "is"):
         raise HwsimError(f"{p}: [{a}] Dataflow: must be ws, os or is, got {df!r}")
-    cfg = dict(run_name=get("general", "run_name"), rows=get(a, "ArrayHeight", int), cols=get(a, "ArrayWidth", int),
-               ifmap_kb=get(a, "IfmapSramSzkB", int), filter_kb=get(a, "FilterSramSzkB", int),
-               ofmap_kb=get(a, "OfmapSramSzkB", int), ifmap_offset=get(a, "IfmapOffset", int),
-               filter_offset=get(a, "FilterOffset", int), ofmap_offset=get(a, "OfmapOffset", int), dataflow=df,
-               user_bandwidth=mode == "USER")
-    for k in ("rows", "cols", "ifmap_kb", "filter_kb", "ofmap_kb"):
-        if cfg[k] < 1:
-            raise HwsimError(f"{p}: [{a}] {k}: must be >= 1, got {cfg[k]}")
-    if mode == "USER":
+    cfg = dict(run_name=get("general", "run_name"), rows=get(a, "ArrayHeight", int, 1),
+               cols=get(a, "ArrayWidth", int, 1), ifmap_kb=get(a, "IfmapSramSzkB", int, 1),
+               filter_kb=get(a, "FilterSramSzkB", int, 1), ofmap_kb=get(a, "OfmapSramSzkB", int, 1),
+               ifmap_offset=get(a, "IfmapOffset", int, 0), filter_offset=get(a, "FilterOffset", int, 0),
+               ofmap_offset=get(a, "OfmapOffset", int, 0), dataflow=df, user_bandwidth=mode == "USER")
+    if mode == "USER":       # CALC mode ignores these, as SCALE-Sim does
         raw = get(a, "Bandwidth")
         try:
             cfg["bandwidths"] = tuple(int(x) for x in raw.split(","))
         except ValueError:
             raise HwsimError(f"{p}: [{a}] Bandwidth: expected comma-separated integers, got {raw!r}") from None
-        cfg["ifmap_bank_bw"] = get("layout", "IfmapSRAMBankBandwidth", int)
-        cfg["filter_bank_bw"] = get("layout", "FilterSRAMBankBandwidth", int)
-        cfg["ifmap_banks"] = get("layout", "IfmapSRAMBankNum", int)
-        cfg["filter_banks"] = get("layout", "FilterSRAMBankNum", int)
+        if min(cfg["bandwidths"]) < 1:
+            raise HwsimError(f"{p}: [{a}] Bandwidth: words per cycle must be >= 1, got {raw!r}")
+        cfg["ifmap_bank_bw"] = get("layout", "IfmapSRAMBankBandwidth", int, 1)
+        cfg["filter_bank_bw"] = get("layout", "FilterSRAMBankBandwidth", int, 1)
+        cfg["ifmap_banks"] = get("layout", "IfmapSRAMBankNum", int, 1)
+        cfg["filter_banks"] = get("layout", "FilterSRAMBankNum", int, 1)
     return ScaleSimConfig(**cfg)
 
 
@@ -672,8 +678,23 @@ def _timing(n_rows: int, wb: WriteBuffer, reads: list) -> tuple[np.ndarray, dict
     return stall_at, read_off, write_off
 
 
+def demand_bytes(L: Layer, cfg: ScaleSimConfig) -> float:
+    """Estimated peak memory of :func:`run_layer`: the operand matrices (int32, built from
+    int64 index arithmetic) and the demand matrices (folds x (stream + fill + drain rows) x
+    (array rows + 2 x columns), int32, with their skewed copies and service streams).
+    Calibrated: tracemalloc peaks of a 30x30x32 -> 64 3x3 layer at 8x8 and 32x32, ws/os/is,
+    were 1.5-3.3 times the bracket; 4 is used."""
+    R, C = cfg.rows, cfg.cols
+    E, F = L.ofmap
+    M, win = E * F, L.R * L.S * L.C
+    folds, T = {"ws": (-(-L.K // C) * -(-win // R), M), "os": (-(-L.K // C) * -(-M // R), win),
+                "is": (-(-M // C) * -(-win // R), L.K)}[cfg.dataflow]
+    return 4.0 * (folds * (T + 2 * R + 2 * C) * (R + 2 * C) * 4 + (M * win + win * L.K + M * L.K) * 24)
+
+
 def run_layer(L: Layer, cfg: ScaleSimConfig) -> LayerReport:
     R, C = cfg.rows, cfg.cols
+    budget.need(f"layer {L.name!r}: SCALE-Sim's demand matrices on a {R}x{C} array", nbytes=demand_bytes(L, cfg))
     ifm, flt, ofm = operand_matrices(L, cfg)
     d = demand_matrices(ifm, flt, ofm, R, C, cfg.dataflow)
     n_rows = d.ofmap.shape[0]

@@ -133,15 +133,52 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
     return _finish(carry, start)
 
 
-def schedule_slices(slices: Iterable[Folds], bw: float, depth: int, jump: bool = True) -> Schedule:
+def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, depth: int,
+                    jump: bool = True) -> Schedule:
     """:func:`schedule` of the folds of ``slices`` one after another, as one sequence
     (``mapping.folds(..., outer=...)`` slices of one GEMM), carrying the recurrence's
     state across: the same cycles, stalls and DRAM time as one call on all the folds
-    (tested), in the memory of one slice. ``start`` is left empty."""
+    (tested), in the memory of one slice. ``start`` is left empty.
+
+    An item ``(folds, k)`` is that slice ``k`` times in a row. Once one repeat leaves the
+    state (last starts, channel, pending stores, latest end; all relative to the last start)
+    as the repeat before it did, every later repeat is the last one shifted in time, so the
+    remaining ones are added in one step (exact, as in :func:`schedule`; ``jump=False``
+    walks every repeat)."""
     carry = _Carry()
-    for f in slices:
-        _walk(f, carry, bw, depth, jump)
+    for item in slices:
+        f, k = item if isinstance(item, tuple) else (item, 1)
+        prev = None
+        done = 0
+        while done < k:
+            _walk(f, carry, bw, depth, jump)
+            done += 1
+            if not jump or done == k or carry.n < depth or not carry.starts:
+                continue
+            now = (_slice_state(carry), carry.starts[-1], carry.stalls, carry.busy)
+            if prev is not None and prev[0] == now[0]:
+                rest, delta = k - done, now[1] - prev[1]
+                carry.starts = [x + rest * delta for x in carry.starts]
+                carry.chan += rest * delta
+                carry.stores = [(e + rest * delta, d) for e, d in carry.stores]
+                heapq.heapify(carry.stores)
+                carry.end += rest * delta
+                carry.stalls += rest * (now[2] - prev[2])
+                carry.busy += rest * (now[3] - prev[3])
+                carry.n += rest * f.count
+                carry.interval_sum += rest * int(np.asarray(f.interval, dtype=np.int64).sum())
+                done = k
+            prev = now
     return _finish(carry, np.zeros(0, dtype=np.int64))
+
+
+def _slice_state(carry: _Carry) -> tuple:
+    """The recurrence state between slices, relative to the last start (see ``_walk``'s
+    ``state``): what decides how the next slice runs."""
+    ref = carry.starts[-1]
+    low = min(carry.starts + [e for e, _ in carry.stores])
+    return (max(carry.chan, low) - ref, tuple(sorted((e - ref, d) for e, d in carry.stores)),
+            tuple(x - ref for x in carry.starts), carry.end - ref)
 
 
 def _finish(carry: _Carry, start: np.ndarray) -> Schedule:
