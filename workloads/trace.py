@@ -391,6 +391,13 @@ class Workload:
                 raise TraceError(f"{path}: tensors: {ref} is missing; it holds the trace's weights") from None
             except Exception as e:  # zip/format errors of many kinds
                 raise TraceError(f"{npz}: unreadable tensor file ({e})") from None
+            for k, t in tensors.items():
+                if t.dtype.kind == "f" and not np.isfinite(t).all():
+                    bad = int(np.count_nonzero(~np.isfinite(t)))
+                    raise TraceError(f"{npz}: tensor {k!r} holds {bad} NaN or infinite value(s); "
+                                     f"a simulator cannot encode them")
+                if t.dtype.kind not in "fiub":
+                    raise TraceError(f"{npz}: tensor {k!r} has dtype {t.dtype}; expected numbers")
         return cls.from_dict(doc, tensors, where=str(path))
 
     @classmethod
@@ -404,6 +411,7 @@ class Workload:
         _need(ver in READABLE_VERSIONS and not isinstance(ver, bool), f"{where}: version",
               f"this hwsim reads trace versions {', '.join(map(str, READABLE_VERSIONS))}, the file has {ver!r}")
         ops_doc = _field(doc, "ops", list, where)
+        _need(len(ops_doc) > 0, f"{where}: ops", "a trace needs at least one op")
         ops = []
         for i, od in enumerate(ops_doc):
             w = f"{where}: ops[{i}]"
@@ -448,6 +456,7 @@ class Workload:
             try:
                 ops.append(Op(name=name, kind=_field(od, "kind", str, w), op=_field(od, "op", str, w),
                               dims=dims, operands=tuple(operands), module=module, **rep))
+                check_sizes(ops[-1], f"op {name!r}")
             except TraceError as e:
                 raise TraceError(str(e).replace(f"op {name!r}", w, 1)) from None
         if ver == 1:
@@ -606,6 +615,50 @@ def _check_op(op: Op, w: str) -> None:
                   f"dilation={d[dl]} give {want}")
     roles = [o.role for o in op.operands]
     _need(len(roles) == len(set(roles)), f"{w}.operands", f"duplicate roles {roles}")
+
+
+def check_sizes(op: Op, w: str) -> None:
+    """Every operand's shape agrees with the op's dims (a simulator reads the dims; a shape
+    that disagrees means the trace says two different things). Checked on traces read from
+    files: in a forward op the operands are the GEMM's (or the convolution's) tensors
+    exactly; a backward GEMM may read a smaller tensor through im2col."""
+    for o in op.operands:
+        _check_size(op, o, w)
+
+
+def _operand_elements(op: Op, role: str) -> tuple[int, str] | None:
+    """The elements an operand of one instance of ``op`` holds by its dims, and the rule."""
+    d = op.dims
+    if op.kind == "gemm":
+        M, N, K = d["M"], d["N"], d["K"]
+        return {"weight": (N * K, "N x K"), "input": (M * K, "M x K"), "input2": (K * N, "K x N"),
+                "output": (M * N, "M x N")}.get(role)
+    if op.kind == "conv":
+        return {"input": (d["N"] * d["C"] * d["H"] * d["W"], "N x C x H x W"),
+                "weight": (d["K"] * (d["C"] // d["groups"]) * d["R"] * d["S"], "K x C/groups x R x S"),
+                "output": (d["N"] * d["K"] * d["P"] * d["Q"], "N x K x P x Q")}.get(role)
+    if op.kind in VECTOR_KINDS and role == "output":
+        return d["elements"], "elements"
+    return None
+
+
+def _check_size(op: Op, o: Operand, w: str) -> None:
+    n = math.prod(o.shape)
+    if op.kind in VECTOR_KINDS and o.role in ("input", "input2"):
+        _need(n <= op.dims["inputs"] * op.copies, f"{w}.dims.inputs",
+              f"is {op.dims['inputs']} but the {o.role} operand alone has {n} elements (shape {list(o.shape)})")
+        return
+    want = _operand_elements(op, o.role)
+    if want is None:
+        return
+    per = f"{want[1]} = {want[0]}" + (f" per copy ({op.copies} copies)" if op.copies > 1 else "")
+    if op.kind == "gemm" and op.phase != "forward" and o.role != "weight":
+        # a convolution's gradient GEMMs read and write tensors through im2col / col2im
+        _need(n <= want[0] * op.copies, f"{w}.operands[{o.role}].shape",
+              f"{list(o.shape)} holds {n} elements, more than the dims' {per}; fix the shape or the dims")
+    else:    # one copy's tensor, or (as version 1 traces store them) all copies'
+        _need(n in (want[0], want[0] * op.copies), f"{w}.operands[{o.role}].shape",
+              f"{list(o.shape)} holds {n} elements but the dims give {per}; fix the shape or the dims")
 
 
 def _check_workload(wl: Workload) -> None:
