@@ -173,6 +173,7 @@ def cli(debug: bool, max_memory: str | None, max_time: str | None) -> None:
 
 
 _STATE = {"debug": False}
+MAX_WORKERS = 256      # policy: local worker processes one sweep may start
 
 
 @cli.command()
@@ -729,14 +730,16 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
                    "scheduler (needs the 'cluster' extra). Default: local processes.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Local processes or LocalCluster workers.")
 @_cache_option
-def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: bool) -> None:
+@click.option("--max-points", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Refuse a study of more points (designs x models) than this.")
+def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: bool, max_points: int) -> None:
     """Run a what-if STUDY (YAML grid or random sample over design parameters, trace-level
     compression choices and models). Interrupted sweeps resume: finished points are kept."""
     from analysis.sweep import load_study, run_sweep
 
-    if workers < 1:
-        raise HwsimError(f"--workers must be >= 1, got {workers}")
-    st = load_study(study)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise HwsimError(f"--workers must be in 1..{MAX_WORKERS}, got {workers}")
+    st = load_study(study, max_points=max_points)
     if cluster:
         try:
             import dask.distributed  # noqa: F401
@@ -791,9 +794,10 @@ def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_b
         if not 0 <= prune_frac < 1:
             raise HwsimError(f"--prune must be in [0, 1) (the fraction removed), got {prune_frac}")
         p.default["keep"] = 1 - prune_frac
-    for flag, v in (("--share-bits", share_bits), ("--quant", quant_bits), ("--index-bits", index_bits)):
-        if v is not None and v < 1:
-            raise HwsimError(f"{flag} must be >= 1, got {v}")
+    for flag, v in (("--share-bits", share_bits), ("--quant", quant_bits), ("--index-bits", index_bits),
+                    ("--act-bits", act_bits)):
+        if v is not None and not 1 <= v <= 32:
+            raise HwsimError(f"{flag} must be in 1..32 (weights and activations are at most 32-bit), got {v}")
     if share_bits is not None:
         p.default["weight_bits"] = share_bits
     if index_bits is not None:

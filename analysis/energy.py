@@ -43,6 +43,11 @@ VDD = {65: 1.0, 45: 0.9, 32: 0.9, 28: 0.9, 22: 0.85, 16: 0.8, 14: 0.8, 12: 0.8, 
        3: 0.7}
 
 
+# Node scaling extrapolates the VDD table above (held at its ends); outside this range a
+# number of nanometres is not a CMOS process (policy: 1 nm to 1 um).
+NODE_RANGE_NM = (1.0, 1000.0)
+
+
 def vdd(node_nm: float) -> float:
     known = sorted(VDD)
     if node_nm <= known[0]:
@@ -75,8 +80,9 @@ class EnergyTable:
     def at_node(self, node_nm: float) -> "EnergyTable":
         from dataclasses import replace
         if isinstance(node_nm, bool) or not isinstance(node_nm, (int, float)) or not math.isfinite(node_nm) \
-                or node_nm <= 0:
-            raise HwsimError(f"technology node: must be a positive number of nm, got {node_nm!r}")
+                or not NODE_RANGE_NM[0] <= node_nm <= NODE_RANGE_NM[1]:
+            raise HwsimError(f"technology node: must be a number of nm in {NODE_RANGE_NM[0]:g}..{NODE_RANGE_NM[1]:g} "
+                             f"(a CMOS process node), got {node_nm!r}")
         return replace(self, scale=node_factor(self.technology_nm, node_nm), technology_nm=float(node_nm))
 
     # ---- prices ----------------------------------------------------------------------------
@@ -150,35 +156,50 @@ def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
     return table_from_dict(load_yaml(p, "energy table"), str(p))
 
 
+TABLE_KEYS = ("name", "technology_nm", "source", "ops", "sram", "dram_pj_per_bit", "levels_relative",
+              "relative_to_mac", "relative_mac_node_nm")
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
 def table_from_dict(doc: Any, where: str) -> EnergyTable:
     if not isinstance(doc, dict):
         raise HwsimError(f"{where}: an energy table is a mapping with name, technology_nm, source, ops, ...")
     for k in ("name", "technology_nm", "source", "ops"):
         if k not in doc:
             raise HwsimError(f"{where}: {k}: missing")
+    unknown = sorted(str(k) for k in doc if k not in TABLE_KEYS)
+    if unknown:
+        raise HwsimError(f"{where}: {', '.join(unknown)}: unknown key(s); an energy table has {', '.join(TABLE_KEYS)}")
     ops = doc["ops"]
     if not isinstance(ops, dict) or not ops:
         raise HwsimError(f"{where}: ops: must map operation names (add.int8, mul.fp16, ...) to pJ")
     for k, v in ops.items():
-        if not (isinstance(v, (int, float)) and v > 0) or "." not in str(k):
+        if not _positive(v) or "." not in str(k):
             raise HwsimError(f"{where}: ops.{k}: must be 'add|mul.TYPE' with a positive pJ value, got {v!r}")
     nm = doc["technology_nm"]
-    if isinstance(nm, bool) or not isinstance(nm, (int, float)) or not math.isfinite(nm) or nm <= 0:
-        raise HwsimError(f"{where}: technology_nm: must be a positive number, got {nm!r}")
+    if not _positive(nm) or not NODE_RANGE_NM[0] <= nm <= NODE_RANGE_NM[1]:
+        raise HwsimError(f"{where}: technology_nm: must be a number of nm in {NODE_RANGE_NM[0]:g}.."
+                         f"{NODE_RANGE_NM[1]:g}, got {nm!r}")
     sram = []
     for i, pt in enumerate(doc.get("sram") or []):
         try:
             cap, e = float(pt["capacity_kib"]) * 1024, float(pt["pj_per_64b"])
         except (TypeError, KeyError, ValueError):
             raise HwsimError(f"{where}: sram[{i}]: needs capacity_kib and pj_per_64b numbers") from None
-        if cap <= 0 or e <= 0:
-            raise HwsimError(f"{where}: sram[{i}]: capacity and energy must be positive")
+        if not (_positive(cap) and _positive(e)):
+            raise HwsimError(f"{where}: sram[{i}]: capacity and energy must be positive finite numbers")
         sram.append((cap, e))
     dram = doc.get("dram_pj_per_bit") or {}
     rel = doc.get("levels_relative") or {}
     for name, m in (("dram_pj_per_bit", dram), ("levels_relative", rel)):
-        if not isinstance(m, dict) or any(not (isinstance(v, (int, float)) and v > 0) for v in m.values()):
+        if not isinstance(m, dict):
             raise HwsimError(f"{where}: {name}: must map names to positive numbers")
+        for k, v in m.items():
+            if not _positive(v):
+                raise HwsimError(f"{where}: {name}.{k}: must be a positive number, got {v!r}")
     if not sram and not rel:
         raise HwsimError(f"{where}: sram: needs capacity points (or levels_relative with relative_to_mac)")
     if rel and not doc.get("relative_to_mac"):

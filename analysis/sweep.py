@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,23 @@ class Study:
     base_arch: Any = None     # the resolved description (a preset, or a YAML file's design)
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; errors name the field."""
+MAX_POINTS = 10_000     # policy: points a study may hold unless --max-points says more
+_TRACE_RANGES = {"trace.weight_bits": (int, 1, 32), "trace.act_bits": (int, 1, 32),
+                 "trace.weight_density": (float, 0.0, 1.0)}
+
+
+def _grid_point(grid: dict, keys: list[str], index: int) -> dict:
+    """The ``index``-th point of the grid's cross product (the order of itertools.product)."""
+    out = {}
+    for k in reversed(keys):
+        index, j = divmod(index, len(grid[k]))
+        out[k] = grid[k][j]
+    return {k: out[k] for k in keys}
+
+
+def load_study(path: str | Path, max_points: int = MAX_POINTS) -> Study:
+    """Read and validate a study file; errors name the field. A study of more than
+    ``max_points`` points is refused before any point is built."""
     from sim.registry import resolve_arch
 
     from workloads.yamlio import load_yaml
@@ -72,6 +88,12 @@ def load_study(path: str | Path) -> Study:
         m = {"model": m} if isinstance(m, str) else m
         if not isinstance(m, dict) or "model" not in m or set(m) - {"model", "batch", "seq_len"}:
             raise HwsimError(f"{p}: models[{i}]: expected a name or {{model:, batch:, seq_len:}}, got {m!r}")
+        if not isinstance(m["model"], str):
+            raise HwsimError(f"{p}: models[{i}].model: must be a model name or spec, got {m['model']!r}")
+        for k in ("batch", "seq_len"):
+            v = m.get(k)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise HwsimError(f"{p}: models[{i}].{k}: must be an integer >= 1, got {v!r}")
         for j, prev in enumerate(mlist):
             if json.dumps(prev, sort_keys=True, default=str) == json.dumps(m, sort_keys=True, default=str):
                 raise HwsimError(f"{p}: models[{i}]: the same as models[{j}] ({m['model']!r}); "
@@ -99,13 +121,38 @@ def load_study(path: str | Path) -> Study:
         if dup is not None:
             raise HwsimError(f"{p}: grid.{k}: {dup!r} is listed twice; remove one (its points would run twice "
                              "under one id)")
+        if k in _TRACE_RANGES:
+            typ, lo, hi = _TRACE_RANGES[k]
+            for x in v:
+                ok = isinstance(x, (int, float) if typ is float else int) and not isinstance(x, bool) \
+                    and math.isfinite(x) and (lo < x <= hi if typ is float else lo <= x <= hi)
+                if not ok:
+                    rng = f"in ({lo:g}, {hi:g}]" if typ is float else f"an integer in {lo}..{hi}"
+                    raise HwsimError(f"{p}: grid.{k}: {x!r} must be {rng}")
     keys = sorted(grid)
-    combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
+    size = math.prod(len(grid[k]) for k in keys)
     rnd = doc.get("random")
     if rnd is not None:
-        if not isinstance(rnd, dict) or not isinstance(rnd.get("samples"), int) or rnd["samples"] < 1:
-            raise HwsimError(f"{p}: random: needs {{samples: N, seed: S}} with N >= 1")
-        combos = random.Random(rnd.get("seed", 0)).sample(combos, min(rnd["samples"], len(combos)))
+        if not isinstance(rnd, dict) or set(rnd) - {"samples", "seed"}:
+            raise HwsimError(f"{p}: random: needs {{samples: N, seed: S}}")
+        n, seed = rnd.get("samples"), rnd.get("seed", 0)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise HwsimError(f"{p}: random.samples: must be an integer >= 1, got {n!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise HwsimError(f"{p}: random.seed: must be an integer, got {seed!r}")
+        if n > size:
+            raise HwsimError(f"{p}: random.samples: {n} is more than the grid's {size} points; "
+                             f"drop 'random' to run them all")
+        size = n
+    if size * len(mlist) > max_points:
+        raise HwsimError(f"{p}: grid: {size:,} designs x {len(mlist)} model(s) = {size * len(mlist):,} points, "
+                         f"over the limit of {max_points:,}; sample them (random: {{samples: N}}) or raise "
+                         f"--max-points")
+    if rnd is not None:      # indices drawn from the grid's size: the grid is never built whole
+        picks = random.Random(rnd.get("seed", 0)).sample(range(math.prod(len(grid[k]) for k in keys)), size)
+        combos = [_grid_point(grid, keys, i) for i in picks]
+    else:
+        combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
     # validate every design once, so a bad value fails before any work
     for c in combos:
         design = {k: v for k, v in c.items() if not k.startswith("trace.")}

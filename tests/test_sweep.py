@@ -72,7 +72,7 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [0]}\n", "rows: must be a positive number"),
     ("name: x\nbase: systolic-32\ngrid: {rows: [8]}\n", "models: needs a list"),
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nspeed: fast\n", "unknown field(s) speed"),
-    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nrandom: {samples: 0}\n", "random:"),
+    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nrandom: {samples: 0}\n", "random.samples:"),
     ("name: x\nmodels: [mlp1, {model: mlp0}, mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\n",
      "models[2]: the same as models[0] ('mlp1')"),
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8, 16, 8]}\n", "grid.rows: 8 is listed twice"),

@@ -26,6 +26,7 @@ from .share import codes_in_order, finetune_codebooks, share_weights
 from .storage import LayerStorage, layer_storage, totals
 
 KEYS = ("keep", "weight_bits", "index_bits")
+MAX_BITS = 32        # weights are fp32 before compression: more bits store nothing more
 DEFAULT = {"keep": 1.0, "weight_bits": 32, "index_bits": 4}
 
 
@@ -47,8 +48,9 @@ def _check(entry, where: str) -> dict:
         if k == "keep":
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
                 raise HwsimError(f"{where}.keep: must be in (0, 1], got {v!r}")
-        elif not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise HwsimError(f"{where}.{k}: must be an integer >= 1, got {v!r}")
+        elif not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_BITS:
+            raise HwsimError(f"{where}.{k}: must be an integer in 1..{MAX_BITS}, got {v!r}"
+                             + (" (a weight is stored in at most 32 bits, fp32)" if k == "weight_bits" else ""))
     return dict(entry)
 
 

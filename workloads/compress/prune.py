@@ -29,6 +29,10 @@ def magnitude_prune(model: nn.Module, keep: float | Mapping[str, float], scope: 
             raise HwsimError(f"prune: no prunable layer {n!r}; layers: {', '.join(layers)}")
         if not 0 < k <= 1:
             raise HwsimError(f"prune: keep for {n!r} must be in (0, 1], got {k}")
+        size = layers[n].weight.numel()
+        if round(k * size) < 1:
+            raise HwsimError(f"prune: keep {k:g} of {n!r}'s {size} weights keeps none; keep at least "
+                             f"{1 / size:.3g} (one weight)")
     if scope == "global":
         if structured or isinstance(keep, Mapping):
             raise HwsimError("prune: global scope takes one unstructured keep fraction")
