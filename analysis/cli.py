@@ -409,8 +409,12 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
     """
     if fmt == "parquet":
         _need_parquet(output)
-    if output and fmt == "table":
-        raise HwsimError("-o/--output: a file takes --format csv, json or parquet, not the terminal table")
+    if output and fmt == "table":          # the format from the file's suffix
+        fmt = {".csv": "csv", ".json": "json", ".parquet": "parquet"}.get(Path(output).suffix.lower(), "")
+        if not fmt:
+            raise HwsimError(f"-o/--output: {output}: name a .csv, .json or .parquet file, or pass --format")
+        if fmt == "parquet":
+            _need_parquet(output)
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
                    optimizer, recompute, attention, decode, cache=not no_cache)
     res = ev.result
@@ -447,7 +451,9 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
 
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
                    optimizer, recompute, attention, decode, cache=not no_cache)
-    d = write_report(ev, out)
+    from workloads.fileio import locked_folder
+    with locked_folder(out, "report folder"):
+        d = write_report(ev, out)
     s = ev.summary()
     unit = "samples/s (training steps)" if s["training"] else "inferences/s"
     click.echo(f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "
@@ -498,7 +504,9 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, no_cache, fmt)
         raise HwsimError("compare needs at least two designs (--arch) or a design and a --compress plan")
     evs = [_evaluate(model, a, batch, seq_len, None, None, table, None, p, cache=not no_cache) for a, p in variants]
     labels = [a if p is None else f"{a}+{Path(p).stem}" for a, p in variants]
-    df = cmp(evs, out, labels=labels)
+    from workloads.fileio import locked_folder
+    with locked_folder(out, "compare folder") if out else contextlib.nullcontext():
+        df = cmp(evs, out, labels=labels)
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -660,21 +668,26 @@ def systems() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     """EIE scalability (speedup vs PEs) or queue-depth (load balance vs FIFO depth) study."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from sim.eie import EIEArch, study
+    from sim.eie import EIEArch
     from sim.registry import resolve_arch
-    from workloads.fileio import atomic_write
+    from workloads.fileio import locked_folder
     from workloads.spec import resolve
 
     desc = resolve_arch(arch)
     if not isinstance(desc, EIEArch):
         raise HwsimError(f"--arch {arch!r} is a {desc.family} design; eie-sweep needs an EIE design")
     wl = resolve(model)
-    d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
+    with locked_folder(out, "eie-sweep folder") as d:
+        _eie_sweep(wl, desc, param, seed, d)
+    click.echo(f"wrote {d}/")
+
+
+def _eie_sweep(wl, desc, param: str, seed: int, d: Path) -> None:
+    import pandas as pd
+
+    from sim.eie import study
+    from workloads.fileio import atomic_write
+
     if param == "pes":
         with counting(f"{wl.name}: PE scaling", " layers"):
             rows = study.pe_scaling(wl, desc, seed=seed)
@@ -691,7 +704,6 @@ def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
         study.plot(rows, "queue_depth", "load_balance", d / "eie_queue_depth.png",
                    f"{wl.name}: load balance vs FIFO depth ({desc.num_pes} PEs)")
         click.echo(df.pivot(index="queue_depth", columns="layer", values="load_balance").round(3).to_string())
-    click.echo(f"wrote {d}/")
 
 
 @cli.command()
@@ -715,7 +727,9 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
 
     with counting("scalesim", " layers"):
         cfg, layers, reports = ss.run(config, topology, gemm)
-    out = ss.write_reports(reports, outdir)
+    from workloads.fileio import locked_folder
+    with locked_folder(outdir, "report folder"):
+        out = ss.write_reports(reports, outdir)
     for L, r in zip(layers, reports):
         click.echo(f"{L.name:<24} cycles {r.total_cycles:>10}  stalls {r.stall_cycles:>8}")
     click.echo(f"wrote {Path(out)} (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
@@ -745,7 +759,9 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
             import dask.distributed  # noqa: F401
         except ImportError:
             raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
-    df = run_sweep(st, out, cluster=cluster, workers=workers, cache=not no_cache)
+    from workloads.fileio import locked_folder
+    with locked_folder(out, "sweep folder"):
+        df = run_sweep(st, out, cluster=cluster, workers=workers, cache=not no_cache)
     click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
 
 
@@ -845,7 +861,8 @@ def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_b
 
 @cli.command()
 @click.argument("unit", type=click.Choice(["systolic", "eie-pe", "dot"]))
-@click.option("--trials", type=int, default=5, show_default=True)
+@click.option("--trials", type=click.IntRange(1, 100_000), default=5, show_default=True,
+              help="Random stimuli to co-simulate (each is built before the run; at most 100,000).")
 @click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True,
               help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).")
 @click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default="amaranth", show_default=True,
@@ -946,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="hwsim", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("hwsim: aborted", err=True)
+        click.echo("hwsim: interrupted (KeyboardInterrupt); files already written are whole", err=True)
         return 130
     except click.UsageError as e:       # one line, like every other refusal
         cmd = e.ctx.command_path if e.ctx else "hwsim"
@@ -956,17 +973,22 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"hwsim: error: {e.format_message()}", err=True)
         return e.exit_code
     except HwsimError as e:
-        click.echo(f"hwsim: error: {e}", err=True)
+        click.echo(f"hwsim: error: {_one_line(e)}", err=True)
         _traceback(getattr(e, "original", e))
         return 2
-    except (OSError, MemoryError) as e:
-        click.echo(f"hwsim: error: {e}", err=True)
+    except MemoryError as e:
+        click.echo(f"hwsim: error: ran out of memory ({type(e).__name__}{': ' + _one_line(e) if str(e) else ''}); "
+                   f"make the request smaller or lower hwsim --max-memory to be refused before it starts", err=True)
+        _traceback(e)
+        return 2
+    except OSError as e:
+        click.echo(f"hwsim: error: {_one_line(e)}", err=True)
         _traceback(e)
         return 2
     except SystemExit as e:  # click's --help / --version
         return e.code if isinstance(e.code, int) else 0
     except Exception as e:
-        click.echo(f"hwsim: internal error, please report: {type(e).__name__}: {e}"
+        click.echo(f"hwsim: internal error, please report: {type(e).__name__}: {_one_line(e)}"
                    f"{'' if _STATE['debug'] else ' (--debug shows the traceback)'}", err=True)
         _traceback(e)
         return 70
@@ -978,6 +1000,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 os.environ[k] = v
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    """A message on one line (a parser's message may span several)."""
+    return " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip()) or type(e).__name__
 
 
 def _traceback(e: BaseException) -> None:

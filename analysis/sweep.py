@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +220,22 @@ def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize:
     return df[keep].sort_values(x)
 
 
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: ask the kernel to kill this worker when the sweep process that
+    started it dies, however it dies (``kill -9`` included), so that no worker outlives it
+    (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)          # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:          # the parent died before the request took effect
+        os._exit(1)
+
+
 def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, workers: int = 2,
               progress: bool = True, cache: bool = False):
     """Run every point not yet on disk; then write results.csv, pareto.csv and pareto.png."""
@@ -262,7 +279,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
     elif todo:
         from concurrent.futures import ProcessPoolExecutor, as_completed as done
 
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as ex:
             futs = {ex.submit(run_point, study.base_arch, study.energy_table, pt,
                               workloads[json.dumps(pt["model"], sort_keys=True)]): (i, pt) for i, pt in todo}
             for fut in done(futs):

@@ -46,6 +46,7 @@ class Case:
     expect: str = "refuse"                     # refuse | ok
     check: Callable[[Path, str], str | None] | None = None   # for ok: a problem, or None
     mentions: str = ""                         # a refusal must name this (a field, a file)
+    rc: int = 2                                # the exit status of the refusal (130: an interrupt)
 
 
 def run(case: Case, base: Path, env: dict) -> tuple[str, str, float, int]:
@@ -104,7 +105,7 @@ _USELESS = re.compile(r"Unable to allocate|\[Errno \d+\] [^:]*$|error: *$|Traceb
 def judge(case: Case, rc: int, out: str, err: str, d: Path, rss: int) -> tuple[str, str]:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     first = lines[0] if lines else ""
-    if "Traceback (most recent call last)" in err or rc not in (0, 2):
+    if "Traceback (most recent call last)" in err or rc not in (0, case.rc):
         return "traceback", f"exit {rc}: {(lines[-1] if lines else '')[:160]}"
     if rss > MEMORY_LIMIT_MB:
         return "runaway", f"peak {rss} MB (limit {MEMORY_LIMIT_MB} MB); exit {rc}: {first[:120]}"
@@ -232,12 +233,16 @@ def cases(good: dict) -> list[Case]:
                                ("prefetch_depth", "0", "silent"), ("name", "[1, 2]", "silent"),
                                ("static_power_w", "-1", "silent")]:
         arch(f"systolic {field_}: {value}", f"base: systolic-32\n{field_}: {value}\n", cls, field_)
-    arch("rows 1e6 x cols 1e6", "base: systolic-32\nrows: 1000000\ncols: 1000000\n", "unbounded", "rows")
+    C.append(Case("unbounded", "arch: rows 1e6 x cols 1e6 (answers in seconds)", ("simulate", "lenet300", "--arch",
+                  "a.yaml"), {"a.yaml": "base: systolic-32\nrows: 1000000\ncols: 1000000\n"}, expect="ok"))
     for field_, value in [("num_pes", "0"), ("num_pes", "1000000"), ("num_pes", "2.5"), ("queue_depth", "0"),
                           ("index_bits", "64"), ("clock_mhz", ".nan"), ("weight_frac_bits", "-3"),
                           ("spmat_sram_bytes", "0")]:
-        arch(f"eie {field_}: {value}", f"base: eie-64\n{field_}: {value}\n",
-             "unbounded" if value == "1000000" else "silent", field_)
+        if value == "1000000":
+            C.append(Case("unbounded", f"arch: eie {field_}: {value} (answers in seconds)", ("simulate", "lenet300",
+                          "--arch", "a.yaml"), {"a.yaml": f"base: eie-64\n{field_}: {value}\n"}, expect="ok"))
+        else:
+            arch(f"eie {field_}: {value}", f"base: eie-64\n{field_}: {value}\n", "silent", field_)
     for field_, value in [("sms", "0"), ("clock_mhz", "-1"), ("dram_gbs", ".inf"), ("dram_gbs", "0"),
                           ("smem_per_sm_kib", "-1"), ("technology_nm", "0"), ("tc_fma_per_clk", "{fp16: -1}"),
                           ("pipeline_stages", "0"), ("kernel_overhead_us", ".nan")]:
@@ -260,7 +265,8 @@ def cases(good: dict) -> list[Case]:
     cli("message", "--arch missing yaml", "simulate", "lenet300", "--arch", "nope.yaml", mentions="nope.yaml")
     cli("message", "model unknown", "simulate", "resnet19", mentions="resnet19")
     cli("message", "--energy-table missing", "simulate", "lenet300", "--energy-table", "nope.yaml", mentions="nope.yaml")
-    for spec in ("gemm:0,1,1", "gemm:a,b,c", "gemm:1,1", "gemm:1,1,1:fp7", "gemm:-1,2,2", "conv:1,3,8,8,4,3,3,0,1",
+    cli("silent", "spec gemm:1,1,1:fp7", "simulate", "gemm:1,1,1:fp7", mentions="fp7")
+    for spec in ("gemm:0,1,1", "gemm:a,b,c", "gemm:1,1", "gemm:-1,2,2", "conv:1,3,8,8,4,3,3,0,1",
                  "conv:1,3,8,8,4,9,9,1,0", "conv:1,3,8,8,4,3,3,1,1,7", "gemm:1e3,1,1", "gemm:1,1,1,1,1"):
         cli("silent", f"spec {spec}", "simulate", spec, mentions=spec.split(":")[0])
     cli("unbounded", "conv pad 100000", "simulate", "conv:1,64,56,56,64,3,3,1,100000", "--arch", "systolic-32")
@@ -268,7 +274,8 @@ def cases(good: dict) -> list[Case]:
     for a in ("tpu-v1", "systolic-32", "eie-64", "a100", "systolic-16"):
         cli("unbounded", f"gemm 1e5^3 on {a}", "simulate", "gemm:100000,100000,100000", "--arch", a,
             expect="ok")
-    cli("unbounded", "gemm M 1e12 on a100", "simulate", "gemm:1000000000000,4096,4096", "--arch", "a100", expect="ok")
+    cli("unbounded", "gemm M 1e12 on a100", "simulate", "gemm:1000000000000,4096,4096", "--arch", "a100",
+        mentions="--max-time")
     cli("unbounded", "gemm 1e9 x 1e9 x 1 on eie-64", "simulate", "gemm:1,1000000000,1000000000", "--arch", "eie-64")
     cli("message", "--format bogus", "simulate", "lenet300", "--format", "xml", mentions="format")
     cli("message", "--columns unknown", "simulate", "lenet300", "--columns", "cycles,nope", mentions="nope")
@@ -278,10 +285,10 @@ def cases(good: dict) -> list[Case]:
     cli("message", "verify --trials 1e9", "verify", "dot", "--trials", "1e9", mentions="trials")
     cli("unbounded", "verify --trials 10^9", "verify", "dot", "--trials", "1000000000", mentions="trials")
     cli("silent", "verify --trials 0", "verify", "dot", "--trials", "0", mentions="trials")
-    cli("unbounded", "verify --size 1000 1000", "verify", "systolic", "--size", "1000", "1000", mentions="size")
+    cli("unbounded", "verify --size 1000 1000", "verify", "systolic", "--size", "1000", "1000", mentions="1000 x 1000")
     cli("silent", "verify --size 0 4", "verify", "systolic", "--size", "0", "4", mentions="size")
     cli("unbounded", "rtl export --size 1000 1000", "rtl", "export", "systolic", "-o", "x.v", "--size", "1000", "1000",
-        mentions="size")
+        mentions="1000 x 1000")
     cli("message", "eie-sweep on a systolic arch", "eie-sweep", "--param", "pes", "--arch", "tpu-v1", "-o", "o",
         mentions="tpu-v1")
     cli("silent", "train --global-batch 0", "train", "gpt2", "--global-batch", "0", mentions="global-batch")
@@ -324,7 +331,7 @@ def cases(good: dict) -> list[Case]:
     etable("ops not a mapping", lambda d: d.update(ops=[1, 2]), mentions="ops")
     etable("sram capacity 0", lambda d: d["sram"][0].update(capacity_kib=0), mentions="sram")
     etable("sram a mapping", lambda d: d.update(sram={"a": 1}), mentions="sram")
-    etable("dram energy a string", lambda d: d["dram_pj_per_bit"].update(ddr3="x"), mentions="ddr3")
+    etable("dram energy a string", lambda d: d["dram_pj_per_bit"].update(ddr3="x"), mentions="dram_pj_per_bit.ddr3")
     etable("name missing", lambda d: d.pop("name"), mentions="name")
     etable("unknown key", lambda d: d.update(colour="red"), mentions="colour")
     etable("not UTF-8", text=b"name: \xff\n", cls="traceback", mentions="UTF-8")
@@ -406,8 +413,9 @@ def cases(good: dict) -> list[Case]:
         C.append(Case(cls, f"scalesim: {name}", ("scalesim", "-c", "s.cfg", "-t", "t.csv", "-o", "o", *extra),
                       {"s.cfg": c, "t.csv": t}, mentions=mentions))
 
-    def setcfg(key: str, value: str) -> str:
-        return re.sub(rf"(?m)^{key}\s*:.*$", f"{key}: {value}", cfg)
+    def setcfg(key: str, value: str) -> str:      # USER mode, where every bandwidth field is read
+        text = re.sub(r"InterfaceBandwidth: CALC", "InterfaceBandwidth: USER", cfg)
+        return re.sub(rf"(?m)^{key}\s*:.*$", f"{key}: {value}", text)
 
     ss("cfg not UTF-8", c=b"[general]\nrun_name = \xff\n", mentions="UTF-8")
     ss("topology not UTF-8", t=b"Layer name, M, N, K,\n\xff, 1, 2, 3,\n", mentions="UTF-8")
@@ -416,13 +424,13 @@ def cases(good: dict) -> list[Case]:
                        ("Bandwidth", "inf"), ("Bandwidth", "nan"), ("IfmapSramSzkB", "0"), ("Dataflow", "xs"),
                        ("IfmapSRAMBankNum", "0"), ("IfmapSRAMBankBandwidth", "0"), ("ArrayHeight", "eight"),
                        ("OfmapSramSzkB", "-2"), ("ArrayHeight", "100000")]:
-        ss(f"{key}: {value}", c=setcfg(key, value), mentions=key)
+        ss(f"{key}: {value}", c=setcfg(key, value), mentions=key if value != "100000" else "100000x8")
     ss("topology empty", t="", cls="message", mentions="t.csv")
     ss("topology header only", t=topo.splitlines()[0] + "\n", cls="message", mentions="t.csv")
-    ss("row with 4 fields", t=topo.splitlines()[0] + "\nconv1, 34, 34, 3,\n", mentions="conv1")
-    ss("negative dims", t=topo.splitlines()[0] + "\nconv1, -34, 34, 3, 3, 3, 16, 1,\n", mentions="conv1")
-    ss("filter larger than ifmap", t=topo.splitlines()[0] + "\nconv1, 3, 3, 9, 9, 3, 16, 1,\n", mentions="conv1")
-    ss("stride 0", t=topo.splitlines()[0] + "\nconv1, 34, 34, 3, 3, 3, 16, 0,\n", mentions="conv1")
+    ss("row with 4 fields", t=topo.splitlines()[0] + "\nconv1, 34, 34, 3,\n", mentions="t.csv:2")
+    ss("negative dims", t=topo.splitlines()[0] + "\nconv1, -34, 34, 3, 3, 3, 16, 1,\n", mentions="t.csv:2")
+    ss("filter larger than ifmap", t=topo.splitlines()[0] + "\nconv1, 3, 3, 9, 9, 3, 16, 1,\n", mentions="t.csv:2")
+    ss("stride 0", t=topo.splitlines()[0] + "\nconv1, 34, 34, 3, 3, 3, 16, 0,\n", mentions="t.csv:2")
     ss("depthwise 10^6 channels", t=topo.splitlines()[0] + "\ndw, 16, 16, 3, 3, 1000000, 1000000, 1,\n",
        cls="unbounded", mentions="dw")
     ss("--gemm on a conv topology", extra=("--gemm",), cls="message", mentions="gemm")
@@ -443,7 +451,8 @@ def cases(good: dict) -> list[Case]:
     model("factory raises", "def factory():\n    raise RuntimeError('boom')\n", mentions="boom")
     model("factory calls sys.exit(0)", "import sys\n\ndef factory():\n    sys.exit(0)\n", "silent", "exit")
     model("factory calls sys.exit(3)", "import sys\n\ndef factory():\n    sys.exit(3)\n", mentions="exit")
-    model("factory raises KeyboardInterrupt", "def factory():\n    raise KeyboardInterrupt\n", mentions="interrupt")
+    C.append(Case("traceback", "model file: factory raises KeyboardInterrupt", ("simulate", "net.py:factory"),
+                  {"net.py": "def factory():\n    raise KeyboardInterrupt\n"}, mentions="interrupt", rc=130))
     model("returns a number", "def factory():\n    return 3\n", "message", "factory")
     model("forward raises", "import torch\n\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
           "        raise ValueError('bad forward')\n\ndef factory():\n    return M(), torch.zeros(1, 2)\n",

@@ -73,6 +73,12 @@ def at_least(obj: Any, low: float, *names: str) -> None:
         need(v >= low, n, f"must be >= {low:g}, got {v!r}")
 
 
+def at_most(obj: Any, high: float, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        need(v <= high, n, f"must be <= {high:g}, got {v!r}")
+
+
 def _kind(v: Any) -> str:
     return f"{type(v).__name__} {v!r}"[:80]
 

@@ -157,8 +157,8 @@ def test_options_are_keyword_only_and_checked():
 @pytest.mark.parametrize("args, message", [
     (["simulate", "gemm:8,8,8", "--arch", "systolic-32", "--precision", "fp16"], "--precision: systolic designs"),
     (["simulate", "gemm:8,8,8", "--arch", "a100", "--seed", "3"], "--seed: gpu designs (a100) take no seed"),
-    (["simulate", "gemm:8,8,8", "--arch", "tpu-v1", "--node", "0"], "technology node: must be a positive"),
-    (["simulate", "gemm:8,8,8", "--arch", "tpu-v1", "--node", "nan"], "technology node: must be a positive"),
+    (["simulate", "gemm:8,8,8", "--arch", "tpu-v1", "--node", "0"], "technology node: must be a number of nm in 1..1000"),
+    (["simulate", "gemm:8,8,8", "--arch", "tpu-v1", "--node", "nan"], "technology node: must be a number of nm in 1..1000"),
 ])
 def test_cli_refuses_options_a_machine_does_not_take(args, message, capsys):
     assert main(args) == 2

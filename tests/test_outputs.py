@@ -64,7 +64,9 @@ def test_simulate_writes_csv_and_json_files(capsys, tmp_path):
         assert list(df.name) == ["fc0", "fc1", "fc2", "fc3", "fc4", "TOTAL"]
         assert df.cycles.iloc[-1] == df.cycles.iloc[:-1].sum()     # one op at a time on the TPU
     rc, _, err = _run(capsys, "simulate", "mlp0", "--arch", "tpu-v1", "-o", str(tmp_path / "t.txt"))
-    assert rc == 2 and "--format csv, json or parquet" in err
+    assert rc == 2 and "t.txt: name a .csv, .json or .parquet file, or pass --format" in err
+    rc, _, err = _run(capsys, "simulate", "mlp0", "--arch", "tpu-v1", "-o", str(tmp_path / "s.csv"))  # from the suffix
+    assert rc == 0 and pd.read_csv(tmp_path / "s.csv").equals(pd.read_csv(tmp_path / "r.csv"))
 
 
 def test_parquet_needs_a_file_and_pyarrow(capsys, tmp_path, monkeypatch):

@@ -8,10 +8,11 @@ POSIX and Windows). The file gets the mode a plain ``open(path, "w")`` would giv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable, Union
+from typing import IO, Callable, Iterator, Union
 
 Payload = Union[str, bytes, Callable[[IO], object]]
 
@@ -28,10 +29,21 @@ def atomic_write(path: str | os.PathLike, data: Payload, *, binary: bool | None 
     ``binary`` chooses the file mode for a writer function (default text); text and bytes
     choose it themselves. The parent folder must exist.
     """
+    from .errors import HwsimError
+
     p = Path(path)
     if binary is None:
         binary = isinstance(data, bytes)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    if p.is_dir():
+        raise HwsimError(f"{p}: is a folder; name a file to write")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise HwsimError(f"{p.parent}: no such folder; create it first, or write {p.name} elsewhere") from None
+    except NotADirectoryError:
+        raise HwsimError(f"{p.parent}: is not a folder, so {p} cannot be written there") from None
+    except PermissionError:
+        raise HwsimError(f"{p.parent}: no permission to write {p.name} there") from None
     try:
         if not callable(data):
             with os.fdopen(fd, "wb") as fb:
@@ -49,3 +61,34 @@ def atomic_write(path: str | os.PathLike, data: Payload, *, binary: bool | None 
             os.unlink(tmp)
         raise
     return p
+
+
+@contextlib.contextmanager
+def locked_folder(path: str | os.PathLike, what: str = "output folder") -> Iterator[Path]:
+    """Create ``path`` (and its parents) and hold an exclusive lock on it while the block
+    runs, so that two runs writing into one folder cannot mix their files: the second is
+    refused at once, naming the folder. The lock is ``flock`` on the folder itself (no lock
+    file is left behind) and goes with the process, however it ends."""
+    import fcntl
+
+    from .errors import HwsimError
+
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileExistsError:
+        raise HwsimError(f"{p}: is a file; the {what} must be a folder") from None
+    except NotADirectoryError:
+        raise HwsimError(f"{p}: a parent of the {what} is a file") from None
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot create the {what} ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HwsimError(f"{p}: another hwsim run is writing into this {what}; wait for it to finish "
+                             f"or choose another folder") from None
+        yield p
+    finally:
+        os.close(fd)

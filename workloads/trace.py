@@ -355,6 +355,9 @@ class Workload:
         path.parent.mkdir(parents=True, exist_ok=True)
         if tensors:
             npz = path.with_suffix(".npz")
+            if npz.exists() and not _names_tensors(path, npz.name):
+                raise TraceError(f"{npz}: exists and is not the tensor file of a trace at {path.name}; the trace's "
+                                 f"weights would replace it. Move it away or choose another -o")
             atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)  # type: ignore[arg-type]
             doc["tensors"] = npz.name
         atomic_write(path, lambda f: json.dump(doc, f, indent=1))
@@ -475,6 +478,15 @@ class Workload:
 
 
 _RECURRENT = re.compile(r"^(?P<module>.*)\.weight_hh_l\d+(_reverse)?$")
+
+
+def _names_tensors(path: Path, npz_name: str) -> bool:
+    """Whether the trace at ``path`` (if any) names ``npz_name`` as its tensor file: only
+    then is that file an earlier save's, safe to replace."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("tensors") == npz_name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def migrate_v1(ops: list[Op]) -> list[Op]:

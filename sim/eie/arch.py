@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from ..archbase import at_least, check_fields, need, positive
+from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class EIEArch:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        at_most(self, 1000, "technology_nm")   # nm: a CMOS node (as the energy model)
         positive(self, "num_pes", "clock_mhz", "queue_depth", "spmat_sram_bytes", "ptr_sram_bytes",
                  "act_regs", "spmat_width_bits", "index_bits", "zero_run_bits", "pointer_bits", "act_bits",
                  "weight_bits", "pipeline_depth", "technology_nm", "act_sram_bytes")

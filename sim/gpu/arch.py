@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workloads.errors import HwsimError
 
-from ..archbase import at_least, check_fields, need, positive
+from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class GPUArch:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        at_most(self, 1000, "technology_nm")   # nm: a CMOS node (as the energy model)
         positive(self, "sms", "tcs_per_sm", "clock_mhz", "dram_gbs", "l2_mib", "l2_bytes_per_clk", "smem_per_sm_kib",
                  "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
                  "technology_nm", "streams")

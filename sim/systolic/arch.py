@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from ..archbase import at_least, check_fields, need, positive
+from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
 
 if TYPE_CHECKING:
@@ -60,6 +60,12 @@ class SystolicArch:
         positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "ifmap_sram_kib",
                  "filter_sram_kib", "ofmap_sram_kib", "dram_bw_bytes_per_cycle", "prefetch_depth", "technology_nm")
         at_least(self, 0, "vector_lanes", "static_power_w", "dram_gib")
+        # policy bounds, far beyond any design, so that cycle arithmetic stays in int64
+        at_most(self, 2 ** 30, "dram_bw_bytes_per_cycle", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib",
+                "prefetch_depth")
+        at_most(self, 1e6, "clock_mhz")
+        at_most(self, 128, "word_bits", "acc_bits")
+        at_most(self, 1000, "technology_nm")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
 
