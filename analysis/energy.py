@@ -151,9 +151,11 @@ def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
         if not p.exists():
             names = ", ".join(sorted(x.stem for x in TABLES.glob("*.yaml")))
             raise HwsimError(f"unknown energy table {spec!r}; built in: {names}; or a YAML file")
-    from workloads.yamlio import load_yaml
+    from workloads.yamlio import load_yaml_lines, located
 
-    return table_from_dict(load_yaml(p, "energy table"), str(p))
+    doc, lines = load_yaml_lines(p, "energy table")
+    with located(p, lines):
+        return table_from_dict(doc, str(p))
 
 
 TABLE_KEYS = ("name", "technology_nm", "source", "ops", "sram", "dram_pj_per_bit", "levels_relative",

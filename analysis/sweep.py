@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,17 @@ def _grid_point(grid: dict, keys: list[str], index: int) -> dict:
 def load_study(path: str | Path, max_points: int = MAX_POINTS) -> Study:
     """Read and validate a study file; errors name the field. A study of more than
     ``max_points`` points is refused before any point is built."""
-    from sim.registry import resolve_arch
-
-    from workloads.yamlio import load_yaml
+    from workloads.yamlio import load_yaml_lines, located
 
     p = Path(path)
-    doc = load_yaml(p, "study")
+    doc, lines = load_yaml_lines(p, "study")
+    with located(p, lines):
+        return _study(p, doc, max_points)
+
+
+def _study(p: Path, doc: Any, max_points: int) -> Study:
+    from sim.registry import resolve_arch
+
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: a study is a mapping (name, models, base, grid)")
     unknown = set(doc) - {"name", "models", "model", "base", "grid", "random", "energy_table"}
@@ -157,7 +163,13 @@ def load_study(path: str | Path, max_points: int = MAX_POINTS) -> Study:
     # validate every design once, so a bad value fails before any work
     for c in combos:
         design = {k: v for k, v in c.items() if not k.startswith("trace.")}
-        override(arch, design, where=f"{p}: grid point {c}")
+        try:
+            override(arch, design, where="point")
+        except HwsimError as e:              # name the grid key, so that the error gets its line
+            m = re.match(r"point: (\w+): (.*)", str(e))
+            if m and m.group(1) in design:
+                raise HwsimError(f"{p}: grid.{m.group(1)}: {m.group(2)} (in the point {c})") from None
+            raise HwsimError(f"{p}: grid point {c}: {str(e).removeprefix('point: ')}") from None
     points = tuple({"model": m, "design": c} for m in mlist for c in combos)
     return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, str(doc.get("energy_table", "horowitz45")),
                  arch)

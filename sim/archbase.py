@@ -149,10 +149,15 @@ def load_yaml_arch(path: str | Path, presets: Mapping[str, Any], what: str = "ar
     """Read ``{base: PRESET, FIELD: VALUE, ...}`` and return the overridden description. A
     mapping given for a field that is itself a description (a system's fabric) overrides
     only the fields it names."""
-    from workloads.yamlio import load_yaml
+    from workloads.yamlio import load_yaml_lines, located
 
     p = Path(path)
-    doc = load_yaml(p, what)
+    doc, lines = load_yaml_lines(p, what)
+    with located(p, lines):
+        return _arch(p, doc, presets)
+
+
+def _arch(p: Path, doc: Any, presets: Mapping[str, Any]) -> Any:
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: expected a mapping with 'base' and fields to override")
     base = doc.pop("base", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,6 @@ def test_every_study_and_plan_field_is_documented():
 
     for f in ("name", "models", "base", "grid", "random", "energy_table"):
         assert f"| `{f}` |" in DOC
-        assert f'"{f}"' in inspect.getsource(load_study)
+        assert f'"{f}"' in inspect.getsource(sys.modules[load_study.__module__])
     for k in plan.KEYS + ("default", "layers"):
         assert f"| `{k}` |" in DOC

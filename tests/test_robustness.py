@@ -378,3 +378,21 @@ def test_compression_does_not_depend_on_the_thread_count():
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
     assert outs[0] == outs[1]
+
+
+def test_yaml_field_errors_name_the_line(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text("base: systolic-32\nrows: 64\ncols: -3\n")
+    refuse(capsys, ["simulate", "gemm:8,8,8", "--arch", str(tmp_path / "a.yaml")], "a.yaml:3: cols: must be")
+    (tmp_path / "s.yaml").write_text("name: s\nmodels:\n  - mlp0\n  - {model: mlp0, batch: x}\nbase: systolic-32\n"
+                                     "grid: {rows: [8]}\n")
+    refuse(capsys, ["sweep", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "o")], "s.yaml:4: models[1].batch")
+    (tmp_path / "g.yaml").write_text("name: s\nmodels: [mlp0]\nbase: systolic-32\ngrid:\n  cols: [8]\n  rows: [8, 0]\n")
+    refuse(capsys, ["sweep", str(tmp_path / "g.yaml"), "-o", str(tmp_path / "o")], "g.yaml:6: grid.rows: must be")
+    (tmp_path / "e.yaml").write_text("name: t\ntechnology_nm: 45\nsource: x\nops:\n  add.int8: 0.03\n"
+                                     "  mul.int8: -1\nsram: [{capacity_kib: 8, pj_per_64b: 10}]\n")
+    refuse(capsys, ["simulate", "gemm:8,8,8", "--arch", "tpu-v1", "--energy-table", str(tmp_path / "e.yaml")],
+           "e.yaml:6: ops.mul.int8")
+    from workloads.compress.plan import load_plan
+    (tmp_path / "p.yaml").write_text("default: {index_bits: 5}\nlayers:\n  fc1:\n    keep: 2\n")
+    with pytest.raises(HwsimError, match=r"p.yaml:4: layers.fc1.keep: must be in \(0, 1\], got 2"):
+        load_plan(tmp_path / "p.yaml")

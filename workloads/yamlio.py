@@ -11,8 +11,10 @@ Checks made before any parsing, so that no file can make hwsim run away:
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import HwsimError
 
@@ -44,6 +46,12 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 def load_yaml(path: str | Path, what: str = "file") -> Any:
     """The YAML document in ``path`` (safe types only), after the checks above."""
+    return load_yaml_lines(path, what)[0]
+
+
+def load_yaml_lines(path: str | Path, what: str = "file") -> tuple[Any, dict[str, int]]:
+    """:func:`load_yaml` and the line of every key and list item, by dotted path
+    (``grid.rows``, ``models.0.batch``), for :func:`located`."""
     import yaml
 
     p = Path(path)
@@ -56,13 +64,55 @@ def load_yaml(path: str | Path, what: str = "file") -> Any:
     except RecursionError:
         raise HwsimError(f"{p}: YAML nested too deeply to be a {what}") from None
     if node is None:
-        return None
+        return None, {}
     _check_size(node, p, what)
     try:
-        return yaml.SafeLoader(text).construct_document(node)
+        return yaml.SafeLoader(text).construct_document(node), _lines(node)
     except yaml.YAMLError as e:
         raise HwsimError(f"{p}: {getattr(e, 'problem', None) or e}{_at(e)}; a {what} holds plain values only "
                          f"(no !!python tags)") from None
+
+
+def _lines(root: Any) -> dict[str, int]:
+    import yaml
+
+    out: dict[str, int] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{path}.{k.value}" if path else str(k.value)
+                out.setdefault(key, k.start_mark.line + 1)
+                walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                key = f"{path}.{i}" if path else str(i)
+                out.setdefault(key, v.start_mark.line + 1)
+                walk(v, key)
+
+    walk(root, "")
+    return out
+
+
+@contextlib.contextmanager
+def located(path: str | Path, lines: dict[str, int]) -> Iterator[None]:
+    """Add the line to a ``FILE: FIELD: message`` error raised inside the block, where the
+    field (``grid.rows``, ``models[0].batch``, ``layers.fc1.keep``) is a key of the file."""
+    prefix = f"{Path(path)}: "
+    try:
+        yield
+    except HwsimError as e:
+        msg = str(e)
+        if not lines or not msg.startswith(prefix) or msg[len(prefix):].startswith(("line ", "not ")):
+            raise
+        rest = msg[len(prefix):]
+        field = re.split(r"[: ]", rest, maxsplit=1)[0]
+        parts = re.sub(r"\[(\d+)\]", r".\1", field).split(".")
+        for n in range(len(parts), 0, -1):          # the deepest key the file has
+            line = lines.get(".".join(parts[:n]))
+            if line is not None:
+                raise type(e)(f"{Path(path)}:{line}: {rest}") from None
+        raise
 
 
 def _at(e: Exception) -> str:

@@ -55,9 +55,11 @@ def _check(entry, where: str) -> dict:
 
 
 def load_plan(path: str | Path) -> Plan:
-    from ..yamlio import load_yaml
+    from ..yamlio import load_yaml_lines, located
 
-    return plan_from_dict(load_yaml(path, "plan"), str(path))
+    doc, lines = load_yaml_lines(path, "plan")
+    with located(path, lines):
+        return plan_from_dict(doc, str(path))
 
 
 def plan_from_dict(doc, where: str = "plan") -> Plan:
