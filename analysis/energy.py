@@ -123,7 +123,9 @@ class EnergyTable:
         if kind == "dram":
             if dram not in self.dram_pj_per_bit:
                 raise HwsimError(f"energy table {self.name}: no DRAM type {dram!r}; has {', '.join(self.dram_pj_per_bit)}")
-            return self.dram_pj_per_bit[dram] * 8 * self.scale
+            # not node-scaled: a DRAM access costs what the DRAM device and its interface cost
+            # (the table's figure per DRAM type), whatever process the accelerator's logic is in
+            return self.dram_pj_per_bit[dram] * 8
         if kind == "noc":
             return self.sram_pj_64b(1024) / 8 * self.scale
         return self.sram_pj_64b(capacity_bytes) / 8 * self.scale

@@ -140,3 +140,15 @@ def test_cli_compare_compression_choices(tmp_path, capsys):
     df = pd.read_csv(io.StringIO(capsys.readouterr().out.split("wrote")[0]))
     assert list(df.design) == ["eie-64", "eie-64+p10"]
     assert df.time_us[1] < df.time_us[0] / 3          # EIE skips the 90% pruned weights
+
+
+def test_dram_energy_does_not_follow_the_logic_node():
+    """A DRAM access costs what the DRAM device and interface cost (the table's figure per
+    type): moving the accelerator's logic from 45 nm to 7 nm scales its SRAM and MAC energy
+    (Dennard, the VDD table), not its HBM's."""
+    from analysis.energy import load_table, node_factor
+    t45 = load_table("horowitz45")
+    t7 = t45.at_node(7)
+    assert t7.level_pj_per_byte("dram", dram="hbm2") == t45.level_pj_per_byte("dram", dram="hbm2") == 3.9 * 8
+    assert t7.level_pj_per_byte("sram", 64 * 1024) == pytest.approx(
+        t45.level_pj_per_byte("sram", 64 * 1024) * node_factor(45, 7))

@@ -27,10 +27,19 @@ from .gemm import MMA_EFFICIENCY, gemm_time
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] | None = None, acc_bytes: int = 4,
                 mma_efficiency: float = MMA_EFFICIENCY, out_bytes: float | None = None,
-                a_unique_bytes: float | None = None) -> int:
-    """Cycles of the GEMM in the event model (same tile and occupancy as the fast model)."""
+                a_unique_bytes: float | None = None, split_k: int = 1) -> int:
+    """Cycles of the GEMM in the event model (same tile and occupancy as the fast model);
+    with ``split_k`` S, the S-times-wider grid of K/S slices plus the reduction kernel."""
+    if split_k > 1:
+        from .gemm import reduction_cycles
+        ks = -(-K // split_k)
+        base = gemm_events(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency,
+                           out_bytes=acc_bytes, a_unique_bytes=a_unique_bytes)
+        out_b = PRECISION_BYTES[precision] if out_bytes is None else out_bytes
+        return int(math.ceil(base + reduction_cycles(M * N * count * split_k * acc_bytes, M * N * count * out_b,
+                                                     arch)))
     fast = gemm_time(M, N, K, arch, precision, count=count, tile=tile, acc_bytes=acc_bytes,
-                     mma_efficiency=mma_efficiency, out_bytes=out_bytes, a_unique_bytes=a_unique_bytes)
+                     mma_efficiency=mma_efficiency, out_bytes=out_bytes, a_unique_bytes=a_unique_bytes, split_k=1)
     BM, BN, BK = fast.tile
     in_b = PRECISION_BYTES[precision]
     per_sm = fast.ctas_per_sm

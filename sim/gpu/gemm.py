@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -51,6 +52,9 @@ class GemmTiming:
     dram_b_bytes: float = 0.0  # B reads
     l2_a_bytes: float = 0.0    # of l2_bytes: A panels
     l2_b_bytes: float = 0.0
+    split_k: int = 1           # K split over this many CTAs per output tile (1: none)
+    dram_out_write_bytes: float = 0.0   # of dram_bytes: outputs (and split-K partial sums) written
+    dram_out_read_bytes: float = 0.0    # split-K partial sums read back by the reduction
 
     def tflops(self, macs: int, clock_mhz: float) -> float:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
@@ -100,7 +104,13 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         # panels this wave touches (row-major raster over the batch of tile grids)
         last = first + n - 1
         rows = last // tn - first // tn + 1
-        cols = min(tn, n)          # n consecutive CTAs of a row-major raster touch min(tn, n) columns
+        # n consecutive CTAs of a row-major raster touch min(tn, n) columns of one grid; a wave
+        # that spans several grids (copies, or split-K slices, each with its own B) touches
+        # the columns of each
+        grid = tm * tn
+        c0, c1 = first // grid, last // grid
+        cols = min(tn, n) if c0 == c1 else \
+            min(tn, (c0 + 1) * grid - first) + (c1 - c0 - 1) * tn + min(tn, last - c1 * grid + 1)
         if fits_l2:
             wave_dram = None
         else:
@@ -139,7 +149,39 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     else:
         bound = "memory"
     return GemmTiming(cycles, (BM, BN, BK), ctas, per_sm, waves, dram_total, l2_a + l2_b, comp, mem, bound,
-                      dram_a, dram_b, l2_a, l2_b)
+                      dram_a, dram_b, l2_a, l2_b, dram_out_write_bytes=M * N * count * out_bytes)
+
+
+# Split-K (CUTLASS's "parallel split-K", which cuBLAS also picks for thin GEMMs): the K
+# loop of each output tile is cut into S slices run by S CTAs, each writing an fp32 (acc)
+# partial tile; a second kernel reads the S partials and writes the output. The model
+# searches these S (a modelling choice, powers of two) with every tile shape and keeps the
+# fastest, ties to the smaller S.
+SPLITS = (1, 2, 4, 8, 16, 32)
+
+
+def reduction_cycles(partial_bytes: float, final_bytes: float, arch: GPUArch) -> float:
+    """The split-K reduction kernel: read the partial tiles, write the output (DRAM-bound),
+    one DRAM latency, and its own launch (a second kernel)."""
+    return (partial_bytes + final_bytes) / arch.dram_bytes_per_clk + arch.dram_latency_cycles \
+        + arch.kernel_overhead_us * arch.clock_mhz
+
+
+def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
+           acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float) -> GemmTiming | None:
+    """One tile shape with the K loop split ``S`` ways, plus the reduction kernel."""
+    if S == 1:
+        return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff)
+    Ks = -(-K // S)
+    if Ks < bk_for(precision) or -(-K // Ks) < S:     # a slice of at least one K step, and S of them
+        return None
+    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u, mma_eff)
+    if t is None:
+        return None
+    partial = M * N * count * S * acc_bytes
+    final = M * N * count * out_bytes
+    return dataclasses.replace(t, cycles=int(math.ceil(t.cycles + reduction_cycles(partial, final, arch))), dram_bytes=t.dram_bytes + partial + final,
+                               split_k=S, dram_out_write_bytes=partial + final, dram_out_read_bytes=partial)
 
 
 # For refusing a request before it runs (sim.budget): 2.9 us per wave and tile shape,
@@ -150,12 +192,14 @@ SECONDS_PER_WAVE = 3e-6
 
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
-              tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY) -> GemmTiming:
+              tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY,
+              split_k: int | None = None) -> GemmTiming:
     """Cycles of ``count`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` on the tensor cores.
 
     ``acc_bytes``: accumulator width (4: fp32 accumulate). ``out_bytes``: output element
     size (default: the input precision). ``a_unique_bytes``: distinct bytes of A (an
     implicit-GEMM convolution reads its input tensor, smaller than the im2col matrix).
+    ``split_k``: force a K split (default: the fastest of :data:`SPLITS`).
     """
     for name, v in (("M", M), ("N", N), ("K", K), ("count", count)):
         if not isinstance(v, int) or v < 1:
@@ -166,14 +210,16 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     a_u = (a_unique_bytes if a_unique_bytes is not None else M * K * in_b) * count
     b_u = K * N * in_b * count
     candidates = [tile] if tile else TILES
-    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count) // arch.sms) for BM, BN in candidates)   # at most
+    splits = SPLITS if split_k is None else (split_k,)
+    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) for BM, BN in candidates for S in splits)
     budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
-                f"{len(candidates)} tile shapes)", seconds=waves * SECONDS_PER_WAVE)
+                f"{len(candidates)} tile shapes and {len(splits)} K splits)", seconds=waves * SECONDS_PER_WAVE)
     best = None
-    for BM, BN in candidates:
-        t = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency)
-        if t is not None and (best is None or t.cycles < best.cycles):
-            best = t
+    for S in splits:
+        for BM, BN in candidates:
+            t = _split(M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency)
+            if t is not None and (best is None or t.cycles < best.cycles):
+                best = t
     if best is None:
         raise HwsimError(f"no CTA tile fits {arch.name}'s shared memory/registers for {precision}"
                          + (f" with tile {tile}" if tile else ""))

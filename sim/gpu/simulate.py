@@ -51,6 +51,7 @@ class GPUStats:
     ctas_per_sm: int = 0
     dram_bytes: float = 0.0
     l2_bytes: float = 0.0
+    split_k: int = 0          # K split of the GEMM kernel (1: none; 0: not a GEMM)
 
 
 def _precision(op: Op, precision: str | None) -> str:
@@ -181,23 +182,23 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
     if engine == "events":     # the same kernel through the event-driven reference
         from .event import gemm_events
         kernel = gemm_events(g.M, g.N, g.K, arch, prec, count=g.copies, tile=(t.tile[0], t.tile[1]), acc_bytes=acc_b,
-                             out_bytes=out_b, a_unique_bytes=a_unique)
+                             out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k)
     step = int(kernel + overhead)
     s = g.steps
     cycles = step * s
     time_us = cycles / arch.clock_mhz
-    out_bytes = g.M * g.N * g.copies * out_b
     b_role = "weight" if op.operand("weight") else "input2"
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, kernel - t.compute_cycles)) * s, precision=prec,
                     accesses={"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
-                              "dram.output.writes": out_bytes * s, "l2_sram.input.reads": t.l2_a_bytes * s,
+                              "dram.output.writes": t.dram_out_write_bytes * s,
+                              "dram.output.reads": t.dram_out_read_bytes * s, "l2_sram.input.reads": t.l2_a_bytes * s,
                               f"l2_sram.{b_role}.reads": t.l2_b_bytes * s},
                     ops={f"mac.{prec}": op.macs},
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
                                    tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
-                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s))
+                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k))
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
