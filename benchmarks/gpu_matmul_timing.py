@@ -55,21 +55,25 @@ def time_ms(a, b, reps=20, warm=5):
     return statistics.median(out)
 
 
-def graph_time_ms(a, b, per_graph=20, reps=10):
-    """Median ms per GEMM over replays of a CUDA graph of ``per_graph`` matmuls."""
+def capture(fn, warm: int = 3):
+    """A CUDA graph of ``fn()``, warmed up on a side stream first (as capture requires)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):
-            torch.matmul(a, b)
+        for _ in range(warm):
+            fn()
     torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
-        for _ in range(per_graph):
-            torch.matmul(a, b)
-    for _ in range(3):
+        fn()
+    for _ in range(warm):
         g.replay()
     torch.cuda.synchronize()
+    return g
+
+
+def replay_ms(g, reps: int) -> float:
+    """Median ms of one replay of graph ``g``, from CUDA events around each of ``reps``."""
     out = []
     for _ in range(reps):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -77,9 +81,36 @@ def graph_time_ms(a, b, per_graph=20, reps=10):
         g.replay()
         e.record()
         torch.cuda.synchronize()
-        out.append(s.elapsed_time(e) / per_graph)
-    del g
+        out.append(s.elapsed_time(e))
     return statistics.median(out)
+
+
+def replay_energy(g, seconds: float = 3.0):
+    """(mJ per replay, average W) from NVML's total-energy counter over a loop of replays;
+    None where NVML cannot be read."""
+    lib, h = nvml()
+    if lib is None:
+        return None
+    torch.cuda.synchronize()
+    e0, t0, n = lib.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            g.replay()
+        n += 10
+        torch.cuda.synchronize()
+    e1, t1 = lib.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter()
+    return (e1 - e0) / n, (e1 - e0) / 1e3 / (t1 - t0)
+
+
+def graph_time_ms(a, b, per_graph=20, reps=10):
+    """Median ms per GEMM over replays of a CUDA graph of ``per_graph`` matmuls."""
+    def many():
+        for _ in range(per_graph):
+            torch.matmul(a, b)
+    g = capture(many)
+    ms = replay_ms(g, reps) / per_graph
+    del g
+    return ms
 
 
 def nvml():

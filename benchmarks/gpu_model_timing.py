@@ -70,44 +70,11 @@ def time_ms(module, x, device: str, reps: int, warm: int) -> float:
 def graph_ms(module, x, reps: int, warm: int):
     """Median ms of a CUDA graph replay of one forward, and (mJ, W) per replay from NVML
     over a ~3 s loop (None where NVML cannot be read)."""
-    import time
+    from gpu_matmul_timing import capture, replay_energy, replay_ms
+
     with torch.no_grad():
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warm):
-                module(x)
-        torch.cuda.current_stream().wait_stream(side)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            module(x)
-    for _ in range(warm):
-        g.replay()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        g.replay()
-        e.record()
-        torch.cuda.synchronize()
-        out.append(s.elapsed_time(e))
-    energy = None
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        h = pynvml.nvmlDeviceGetHandleByIndex(0)
-        e0, t0, n = pynvml.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter(), 0
-        while time.perf_counter() - t0 < 3.0:
-            for _ in range(10):
-                g.replay()
-            n += 10
-            torch.cuda.synchronize()
-        e1, t1 = pynvml.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter()
-        energy = ((e1 - e0) / n, (e1 - e0) / 1e3 / (t1 - t0))
-    except Exception as exc:
-        print(f"NVML unavailable ({exc})")
-    return statistics.median(out), energy
+        g = capture(lambda: module(x), warm)
+    return replay_ms(g, reps), replay_energy(g)
 
 
 def main() -> None:

@@ -190,7 +190,7 @@ def test_split_k_for_a_thin_gemm_against_its_roofline():
     108 SMs idle unless the K loop is split. Its floor is the weight read from DRAM:
     16384 x 1024 x 2 B / 1555 GB/s = 21.6 us (by hand). With split-K the model lands within
     1.5x of that floor (plus the reduction's launch); without it, over 4x; cuBLAS takes
-    about 10 us for the same shape on an H200 (benchmarks/data/NVIDIA_H200_matmul.csv)."""
+    10-12 us for the same shape on an H200 (benchmarks/data/NVIDIA_H200_matmul.csv)."""
     floor_us = 16384 * 1024 * 2 / 1555e9 * 1e6
     best = gemm_time(1, 1024, 16384, A100, "fp16")
     plain = gemm_time(1, 1024, 16384, A100, "fp16", split_k=1)

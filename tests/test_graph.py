@@ -195,9 +195,10 @@ def test_v1_traces_simulate_to_the_previous_releases_cycles():
     Not compared since the systolic activation rule (inputs and outputs alike: on chip with
     ``ifmap_on_chip``, else through DRAM) changed the model itself: ``tpu-v1``, whose GEMM
     outputs now stay in the unified buffer, and element-wise ops on ``systolic-32``, which
-    now move their activations through DRAM."""
+    now move their activations through DRAM; nor GPU GEMMs that the model now splits along K
+    (split-K, a kernel the old model could not choose)."""
     old = json.loads((V1 / "cycles_v1.json").read_text())
-    checked = 0
+    checked = split = 0
     for name in ("resnet18", "attention", "vgg_winograd", "lstm_lm"):
         wl = Workload.load(V1 / f"{name}.json")
         rep = old[name]["repeat"]
@@ -207,12 +208,16 @@ def test_v1_traces_simulate_to_the_previous_releases_cycles():
                 if arch == "systolic-32" and not op.is_gemm:
                     continue
                 if rep[op.name] == 1 or (op.is_gemm and op.steps == 1):
+                    if arch == "a100" and op.is_gemm and r.extra.split_k > 1:
+                        split += 1
+                        continue
                     assert r.cycles == old[name][arch][op.name], (name, arch, op.name)
                     checked += 1
     gemms = sum(1 for n in ("resnet18", "attention", "vgg_winograd", "lstm_lm")
                 for op in Workload.load(V1 / f"{n}.json").ops
                 if op.is_gemm and (old[n]["repeat"][op.name] == 1 or op.steps == 1))
-    assert checked == 2 * (68 + 6 + 7 + 8) + gemms   # every op of the copy-only traces, the LSTM's unstepped ones
+    # every op of the copy-only traces, the LSTM's unstepped ones
+    assert checked + split == 2 * (68 + 6 + 7 + 8) + gemms and split < gemms / 2
 
 
 # ---- the schedule -----------------------------------------------------------------------------------

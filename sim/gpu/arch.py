@@ -188,11 +188,12 @@ PRESETS = {
 }
 
 # H200: H100 compute with faster, larger HBM3e
-# static_power_w: the card's idle draw, 77.4 W, read by NVML on an H200 SXM after 2 s idle
-# (benchmarks/data/NVIDIA_H200_power.csv, benchmarks/gpu_matmul_timing.py)
+# static_power_w: the card's idle draw read by NVML on an H200 SXM after 2 s idle: 81.0 W
+# (benchmarks/data/NVIDIA_H200_power.csv, benchmarks/gpu_matmul_timing.py; an earlier run
+# of the same script on another H200 read 77.4 W)
 PRESETS["h200"] = replace(
-    PRESETS["h100"], name="h200", dram_gbs=4800, memory_gb=141, static_power_w=77.4,
-    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 77.4 W "
+    PRESETS["h100"], name="h200", dram_gbs=4800, memory_gb=141, static_power_w=81.0,
+    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 81 W "
            "(NVML, benchmarks/data/NVIDIA_H200_power.csv)")
 # A100 80GB: the same chip with 2,039 GB/s HBM2e
 PRESETS["a100-80gb"] = replace(

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -190,6 +191,7 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
 SECONDS_PER_WAVE = 3e-6
 
 
+@functools.lru_cache(maxsize=65536)
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
               tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY,
@@ -210,7 +212,11 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     a_u = (a_unique_bytes if a_unique_bytes is not None else M * K * in_b) * count
     b_u = K * N * in_b * count
     candidates = [tile] if tile else TILES
-    splits = SPLITS if split_k is None else (split_k,)
+    if split_k is not None:
+        splits: tuple[int, ...] = (split_k,)
+    else:   # split only a grid that leaves SMs idle, up to the split that fills them all once
+        small = min(-(-M // BM) * -(-N // BN) for BM, BN in candidates) * count
+        splits = tuple(S for S in SPLITS if S == 1 or (small < arch.sms and small * S // 2 < arch.sms))
     waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) for BM, BN in candidates for S in splits)
     budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
                 f"{len(candidates)} tile shapes and {len(splits)} K splits)", seconds=waves * SECONDS_PER_WAVE)
