@@ -72,7 +72,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from .errors import TraceError
+from .errors import HwsimError, TraceError
 from .fileio import atomic_write
 
 TRACE_FORMAT = "hwsim-trace"
@@ -365,13 +365,15 @@ class Workload:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Workload":
+        from .yamlio import read_text
+
         path = Path(path)
         try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as e:
-            raise TraceError(f"{path}: cannot read trace ({e.strerror})") from None
-        except UnicodeDecodeError as e:
-            raise TraceError(f"{path}: not UTF-8 text (byte {e.start}); a trace is a JSON file") from None
+            text = read_text(path, "trace")            # size and UTF-8 checked, errors name the file
+        except TraceError:
+            raise
+        except HwsimError as e:
+            raise TraceError(str(e)) from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:

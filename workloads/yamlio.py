@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from .errors import HwsimError
 
+# policies, far above any real input (the largest zoo trace is a few MB, 3 levels deep)
 MAX_FILE_BYTES = 256 * 2 ** 20
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from workloads.errors import HwsimError
 
 from .. import budget
-
 from .arch import PRECISION_BYTES, GPUArch
 
 TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
@@ -181,8 +180,10 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
         return None
     partial = M * N * count * S * acc_bytes
     final = M * N * count * out_bytes
-    return dataclasses.replace(t, cycles=int(math.ceil(t.cycles + reduction_cycles(partial, final, arch))), dram_bytes=t.dram_bytes + partial + final,
-                               split_k=S, dram_out_write_bytes=partial + final, dram_out_read_bytes=partial)
+    # t already counts the partial tiles' writes; the reduction reads them and writes the output
+    return dataclasses.replace(t, cycles=int(math.ceil(t.cycles + reduction_cycles(partial, final, arch))),
+                               dram_bytes=t.dram_bytes + partial + final, split_k=S,
+                               dram_out_write_bytes=partial + final, dram_out_read_bytes=partial)
 
 
 # For refusing a request before it runs (sim.budget): 2.9 us per wave and tile shape,
