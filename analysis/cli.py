@@ -271,6 +271,13 @@ def archs(show_precision: bool) -> None:
             click.echo(_wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def counting(desc: str, unit: str, hook=None):
     """A tqdm counter (stderr, terminals only; made at the first step, so nothing shows when
@@ -280,6 +287,10 @@ def counting(desc: str, unit: str, hook=None):
 
     hook = hook or STEP
     bar = None
+
+    if not _stderr_is_terminal():         # tqdm would hide itself; do not even import it
+        yield
+        return
 
     def tick(n: int | None = None) -> None:
         nonlocal bar
@@ -720,10 +731,10 @@ def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None
     Writes SCALE-Sim's three reports with its columns; cycles, stalls and SRAM/DRAM
     access counts equal SCALE-Sim's for ws/os/is and CALC/USER bandwidth modes (sparsity,
     custom layouts and Ramulator are not supported). hwsim's own systolic model, which
-    differs where SCALE-Sim is wrong (see sim/systolic/scalesim_compat.py), is
+    differs where SCALE-Sim is wrong (see sim/scalesim/compat.py), is
     'hwsim simulate TOPOLOGY.csv --arch ...'.
     """
-    from sim.systolic import scalesim_compat as ss
+    from sim.scalesim import compat as ss
 
     with counting("scalesim", " layers"):
         cfg, layers, reports = ss.run(config, topology, gemm)

@@ -144,7 +144,7 @@ def test_long_loops_report_their_steps(tmp_path):
     from pathlib import Path
 
     from sim.eie import PRESETS, study
-    from sim.systolic import scalesim_compat as ss
+    from sim.scalesim import compat as ss
     from workloads.progress import STEP
 
     n = [0]

@@ -3,12 +3,17 @@ tests/fixtures/scalesim/README.md): every number, conv and GEMM topologies, ws/o
 square and non-square arrays, CALC and USER bandwidth modes, with and without stalls."""
 
 import csv
+import dataclasses
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analysis.cli import main
-from sim.systolic import scalesim_compat as ss
+from sim.scalesim import compat as ss
+from sim.scalesim.streams import streams
 from workloads import HwsimError
 
 FIX = Path(__file__).parent / "fixtures" / "scalesim"
@@ -100,3 +105,87 @@ def test_a_repeated_shape_is_simulated_once(monkeypatch):
     _, layers, reports = ss.run(d / "scale.cfg", d / "topology.csv")
     assert [L.name for L in layers] == ["a", "b", "c", "d"] and calls == ["a", "b"]
     assert reports[0] is reports[2] is reports[3]
+
+
+# ---- the stream form against the materialised demand matrices ------------------------------
+_layers = st.builds(
+    lambda R, S, s, dh, dw, C, K: ss.Layer("x", R + dh, S + dw, R, S, C, K, s, s),
+    st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 9), st.integers(0, 9),
+    st.integers(1, 5), st.integers(1, 12))
+_arrays = st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["ws", "os", "is"]),
+                    st.sampled_from(["ws_8x8_calc_conv", "ws_5x3_user_conv_stalls"]))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(_layers, _arrays)
+def test_streams_equal_the_demand_matrices(L, arr):
+    """Addresses in service order and demands per cycle, with no matrix built, are exactly
+    what SCALE-Sim's matrices give when read row by row; so are the whole reports."""
+    rows, cols, df, fix = arr
+    cfg = dataclasses.replace(ss.read_config(FIX / fix / "scale.cfg"), rows=rows, cols=cols, dataflow=df)
+    fast, ref = streams(L, cfg), ss.reference_streams(L, cfg)
+    assert fast.n_rows == ref.n_rows
+    for a, b in zip(fast.addrs + fast.counts, ref.addrs + ref.counts):
+        assert np.array_equal(a, b)
+    assert (fast.ifmap_reads, fast.filter_reads, fast.ofmap_writes) == (ref.ifmap_reads, ref.filter_reads,
+                                                                        ref.ofmap_writes)
+    assert fast.mapping_eff == ref.mapping_eff and fast.compute_util == ref.compute_util
+
+    def report(reference):
+        try:
+            return ss.run_layer(L, cfg, reference=reference)
+        except HwsimError as e:          # SCALE-Sim's own failures are reported alike
+            return str(e)
+    assert report(False) == report(True)
+
+
+def _epochs(addrs, n):
+    """The CALC read buffer's DRAM reads element by element: epochs of 50 x n distinct
+    addresses; a demand whose address the current epoch has not fetched yet is a read."""
+    reads, seen, closes = 0, set(), []
+    for p, a in enumerate(addrs):
+        if a not in seen:
+            seen.add(a)
+            reads += 1
+            if len(seen) == 50 * n:
+                closes.append(p)
+                seen = set()
+    return reads, closes
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.integers(0, 2000), min_size=1, max_size=4000), st.integers(100, 900))
+def test_calc_read_buffer_against_an_element_stepper(addrs, size):
+    n = size // 100
+    a = np.array(addrs, dtype=np.int32)
+    got = ss.read_buffer_calc(a, lambda pos: 1000 + pos, size, 10)
+    reads, closes = _epochs(addrs, n)
+    assert got.dram_reads == reads
+    if closes:      # the first prefetch ends just before the first demand; the last close ends the reads
+        assert got.dram_start == 1000 - math.ceil(50 * n / 10)
+        assert got.dram_stop == 1000 + closes[-1] + 1
+
+
+def test_calc_read_buffer_epochs_by_hand():
+    # 120 addresses twice, then 130 new ones, through 50-address epochs (size 100 -> n = 1):
+    # epochs close at the 50th, 100th, ... distinct address of each epoch; 370 reads in all
+    a = np.array(list(range(120)) * 2 + list(range(200, 330)), dtype=np.int32)
+    got = ss.read_buffer_calc(a, lambda pos: 1000 + pos, 100, 10)
+    assert got.dram_reads == 120 + 120 + 130
+    assert (got.dram_start, got.dram_stop) == (995, 1000 + 349 + 1)
+
+
+def test_demand_estimate_bounds_the_peak():
+    import tracemalloc
+
+    cfg = ss.read_config(FIX / "ws_8x8_calc_conv" / "scale.cfg")
+    for df in ("ws", "os", "is"):
+        for user in (False, True):
+            c = dataclasses.replace(cfg, dataflow=df, user_bandwidth=user, bandwidths=(10,),
+                                    ifmap_kb=64, filter_kb=64, ofmap_kb=64)
+            L = ss.Layer("x", 30, 30, 3, 3, 32, 64, 1, 1)
+            tracemalloc.start()
+            ss.run_layer(L, c)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak <= ss.demand_bytes(L, c), (df, user)

@@ -25,10 +25,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import conv_op, gemm_op
+from typing import TYPE_CHECKING
+
 from .errors import HwsimError
-from .fileio import atomic_write
-from .trace import Op, Workload, chain
+
+if TYPE_CHECKING:          # the trace is imported where a Workload is made: `records` alone starts fast
+    from .trace import Op, Workload
 
 CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
                "Num Filter", "Strides"]
@@ -108,8 +110,11 @@ def records(path: str | os.PathLike, form: str | None = None) -> tuple[str, list
     return form, out
 
 
-def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 8) -> Workload:
+def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 8) -> "Workload":
     """Read a SCALE-Sim topology into a workload of conv (or GEMM) ops at ``bits`` (int)."""
+    from .build import conv_op, gemm_op
+    from .trace import Workload, chain
+
     path = Path(path)
     form, rows = records(path, form)
     ops: list[Op] = []
@@ -139,7 +144,7 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
                     input_shape=ops[0].operand("input").shape)
 
 
-def topology_rows(wl: Workload, form: str = "conv") -> list[list]:
+def topology_rows(wl: "Workload", form: str = "conv") -> list[list]:
     """The rows (without header) of ``wl`` as a SCALE-Sim topology of the given form."""
     rows: list[list] = []
     for op in wl.ops:
@@ -177,8 +182,10 @@ def topology_rows(wl: Workload, form: str = "conv") -> list[list]:
     return rows
 
 
-def write_topology(wl: Workload, path: str | os.PathLike, form: str = "conv") -> Path:
+def write_topology(wl: "Workload", path: str | os.PathLike, form: str = "conv") -> Path:
     """Write ``wl`` as a SCALE-Sim topology CSV (atomically)."""
+    from .fileio import atomic_write
+
     if form not in ("conv", "gemm"):
         raise HwsimError(f"topology form must be 'conv' or 'gemm', got {form!r}")
     if form == "conv" and wl.batch != 1 and any(op.kind == "conv" for op in wl.ops):

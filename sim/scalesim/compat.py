@@ -3,9 +3,11 @@
 This reproduces SCALE-Sim's own model (``scalesim.single_layer_sim`` with sparsity off,
 no custom layouts, no Ramulator), bug for bug, with numpy instead of per-element Python:
 
-* operand matrices of addresses (ifmap ``M x RSC`` with -1 where SCALE-Sim's
-  ``ceil((H - R + s) / s)`` output size reads past the ifmap, filter ``RSC x K``, ofmap
-  ``M x K``) and, per dataflow, the demand matrices (one row per cycle) SCALE-Sim builds;
+* the demands SCALE-Sim's per-dataflow demand matrices (one row per cycle) hold, as
+  streams in service order with demands per cycle (:mod:`sim.scalesim.streams`, from
+  index arithmetic; :func:`reference_streams` builds the matrices, ifmap ``M x RSC``
+  with -1 where SCALE-Sim's ``ceil((H - R + s) / s)`` output size reads past the ifmap,
+  and reads them as SCALE-Sim does; the tests hold the two equal);
 * CALC bandwidth mode: SCALE-Sim's ``ReadBufferEstimateBw`` (addresses grouped in sets of
   ``size/100``, a 50-set active window that slides 50 sets at a time; a DRAM read is a
   demanded address in neither the window nor the set being filled) emulated phase by
@@ -45,6 +47,7 @@ from workloads.errors import HwsimError
 from workloads.progress import step
 
 from .. import budget
+from .streams import Streams, streams
 
 
 # ---- configuration and topology ----------------------------------------------------------
@@ -172,6 +175,8 @@ def read_topology(path: str | Path, gemm: bool | None = None) -> list[Layer]:
 
 # ---- operand and demand matrices -----------------------------------------------------------
 def operand_matrices(L: Layer, cfg: ScaleSimConfig):
+    """SCALE-Sim's operand matrices of addresses: ifmap ``M x RSC`` (im2col, -1 past the
+    ifmap), filter ``RSC x K``, ofmap ``M x K``."""
     E, F = L.ofmap
     M, win = E * F, L.R * L.S * L.C
     i = np.arange(M)[:, None]
@@ -296,12 +301,40 @@ def demand_matrices(ifm: np.ndarray, flt: np.ndarray, ofm: np.ndarray, R: int, C
     return d
 
 
+def reference_streams(L: Layer, cfg: ScaleSimConfig) -> Streams:
+    """:class:`Streams` read off the materialised demand matrices, as SCALE-Sim's memory
+    system reads them (row by row, left to right): the reference for :func:`streams`."""
+    ifm, flt, ofm = operand_matrices(L, cfg)
+    d = demand_matrices(ifm, flt, ofm, cfg.rows, cfg.cols, cfg.dataflow)
+    masks = [m != -1 for m in (d.ifmap, d.filter, d.ofmap)]
+    return Streams(d.ofmap.shape[0], [d.ifmap[masks[0]], d.filter[masks[1]]],
+                   [m.sum(axis=1).astype(np.int64) for m in masks], d.ifmap_reads, d.filter_reads,
+                   d.ofmap_writes, d.mapping_eff, d.compute_util)
+
+
 # ---- memory system -------------------------------------------------------------------------
-def _stream(dm: np.ndarray):
-    """The demanded addresses in service order (row by row, left to right) and their rows."""
-    mask = dm != -1
-    rows = np.repeat(np.arange(dm.shape[0], dtype=np.int32), mask.sum(axis=1))
-    return dm[mask], rows
+class RowMap:
+    """Which demand row each position of a stream falls in, from the demands per row."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts
+        self.cum = np.cumsum(counts)
+        self.size = int(self.cum[-1]) if counts.size else 0
+
+    def row_of(self, pos):
+        """Row of stream position(s) ``pos``."""
+        return np.searchsorted(self.cum, pos, "right")
+
+    def before(self, row: int) -> int:
+        """Stream positions in rows before ``row``."""
+        row = min(row, self.counts.size)
+        return int(self.cum[row - 1]) if row > 0 else 0
+
+    def first_row(self) -> int:
+        return int(self.row_of(0))
+
+    def last_row(self) -> int:
+        return int(self.row_of(self.size - 1))
 
 
 class WriteBuffer:
@@ -310,8 +343,8 @@ class WriteBuffer:
     a write that finds the buffer full while a drain is in flight stalls until it ends.
     Driven in row order by :func:`_timing`; rows without an event are stored in bulk."""
 
-    def __init__(self, rows: np.ndarray, size_bytes: int, bw: int):
-        self.rows, self.bw = rows.astype(np.int64), bw
+    def __init__(self, rows: RowMap, size_bytes: int, bw: int):
+        self.rows, self.bw = rows, bw
         self.total = size_bytes
         self.active = math.ceil(size_bytes * 0.5)
         self.per_drain = math.ceil((self.total - self.active) / bw)
@@ -326,17 +359,17 @@ class WriteBuffer:
         e, W = self.e, self.rows.size
         if e >= W:
             return math.inf
-        ea = max(int(np.searchsorted(self.rows, self.D - S, "left")), e + max(0, self.free - self.active))
+        ea = max(self.rows.before(max(self.D - S, 0)), e + max(0, self.free - self.active))
         eb = e + max(self.free - 1, 0)
         best = math.inf
-        if eb < W and self.rows[eb] + S < self.D:
-            best = int(self.rows[eb])
+        if eb < W and (rb := int(self.rows.row_of(eb))) + S < self.D:
+            best = rb
         if ea < W:
-            best = min(best, int(self.rows[ea]))
+            best = min(best, int(self.rows.row_of(ea)))
         return best
 
     def store_until(self, row: int) -> None:
-        n = max(int(np.searchsorted(self.rows, row, "left")) - self.e, 0)
+        n = max(self.rows.before(row) - self.e, 0)
         self.free -= n
         self.since_flush += n
         self.e += n
@@ -345,7 +378,8 @@ class WriteBuffer:
         """Store the words of ``row`` one by one; returns the row's stall offset."""
         off = 0
         cc = cycle
-        while self.e < self.rows.size and self.rows[self.e] == row:
+        end = self.rows.before(row + 1)
+        while self.e < end:
             self.e += 1
             self.free -= 1
             self.since_flush += 1
@@ -404,7 +438,7 @@ class UserReads:
 
     miss_elems: np.ndarray     # stream positions that miss
     miss_calls: np.ndarray     # new_prefetch() calls each miss makes
-    rows: np.ndarray           # demand row of every stream position
+    miss_rows: np.ndarray      # demand row of each miss
     first_lines: int           # lines fetched by the initial active-buffer prefetch
     lines_per_prefetch: int
     bw: int
@@ -446,7 +480,7 @@ def prefetch_sequences(ifm: np.ndarray, flt: np.ndarray, R: int, C: int, df: str
     return pi.ravel(), _diag_flatten(pf)
 
 
-def read_buffer_user(prefetch: np.ndarray, addrs: np.ndarray, rows: np.ndarray, size_bytes: int, bw: int,
+def read_buffer_user(prefetch: np.ndarray, addrs: np.ndarray, rows: RowMap, size_bytes: int, bw: int,
                      banks: int, what: str) -> UserReads:
     """Emulate SCALE-Sim's USER-mode ``read_buffer``: sets of ``ceil(size/100)`` prefetched
     words (duplicates counted), an active window of sets sliding circularly by the prefetch
@@ -511,7 +545,8 @@ def read_buffer_user(prefetch: np.ndarray, addrs: np.ndarray, rows: np.ndarray, 
         miss_e.append(e)
         miss_k.append(k)
         i, L = e + 1, 4096
-    return UserReads(np.array(miss_e, dtype=np.int64), np.array(miss_k, dtype=np.int64), rows, first_lines, per, bw)
+    me = np.array(miss_e, dtype=np.int64)
+    return UserReads(me, np.array(miss_k, dtype=np.int64), rows.row_of(me), first_lines, per, bw)
 
 
 @dataclass
@@ -521,17 +556,23 @@ class ReadResult:
     dram_stop: int
 
 
-def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size_bytes: int, bw: int) -> ReadResult:
-    """SCALE-Sim's ``ReadBufferEstimateBw`` (CALC mode) for a stream of demanded addresses."""
+def read_buffer_calc(addrs: np.ndarray, cycle_of, size_bytes: int, bw: int) -> ReadResult:
+    """SCALE-Sim's ``ReadBufferEstimateBw`` (CALC mode) for a stream of demanded addresses;
+    ``cycle_of(position)`` is the cycle a stream position is demanded in.
+
+    The buffer splits the stream greedily into epochs of ``50 x size/100`` distinct
+    addresses (a demand is a DRAM read when its address is not yet in the current epoch);
+    the cycle that closes each epoch times the next prefetch."""
     n = size_bytes // 100
     A = P = 50
     if addrs.size == 0:
         raise HwsimError("SCALE-Sim fails on an operand with no demands")
     lo = int(addrs.min())
-    ranks = addrs - lo
-    last = np.full(int(addrs.max()) - lo + 1, -1, dtype=np.int64)
-    stamp = np.full(last.size, -1, dtype=np.int64)
-    s, cur, elems, read_end = 0, 0, 0, A - 1
+    ranks = addrs.astype(np.intp) - lo           # index arrays in intp: no casts per gather
+    last = np.full(int(addrs.max()) - lo + 1, -1, dtype=np.int32)   # epoch that last fetched the address
+    stamp = np.full(last.size, -1, dtype=np.int32)
+    epoch = 0
+    cur, elems, read_end = 0, 0, A - 1
     first_done = False
     last_start, last_end = -2, -1
     count = 0
@@ -542,7 +583,7 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
     while i < E:
         j = min(E, i + L)
         r = ranks[i:j]
-        cand = np.flatnonzero(last[r] < s)
+        cand = np.flatnonzero(last[r] != epoch)
         if cand.size:
             rc = r[cand]
             stamp[rc[::-1]] = cand[::-1]          # first occurrence wins
@@ -552,7 +593,7 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
         needed = (read_end + 1 - cur) * n - elems if n else E + 1
         take = newpos if newpos.size < needed else newpos[:needed]
         if take.size:
-            last[r[take]] = cur + (elems + np.arange(take.size)) // n if n else cur
+            last[r[take]] = epoch
             count += take.size
             if n:
                 elems += take.size
@@ -561,9 +602,9 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
         if newpos.size < needed:
             i, L = j, min(L * 2, 1 << 15)   # small chunks: fewer repeated candidates to de-duplicate
             continue
-        cycle = int(cycles[i + take[-1]])          # this address completes the last active set
+        cycle = cycle_of(i + int(take[-1]))          # this address completes the last active set
         if not first_done:
-            end = first_req - 2
+            end = cycle_of(0) - 2
             start = end - math.ceil(P * n / bw) + 1
             t_start, t_stop = start + 1, end + 1
             last_start, last_end = start, end
@@ -574,7 +615,7 @@ def read_buffer_calc(addrs: np.ndarray, cycles: np.ndarray, first_req: int, size
                                  "use a larger SRAM")
             t_stop = last_end + 1
         last_start, last_end = last_end + 1, cycle
-        s += P
+        epoch += 1
         read_end += P
         i = i + int(take[-1]) + 1
     # complete_all_prefetches
@@ -649,7 +690,7 @@ def _timing(n_rows: int, wb: WriteBuffer, reads: list) -> tuple[np.ndarray, dict
     S = 0
     ptr = [0] * len(reads)
     calls = [0] * len(reads)
-    miss_rows = [u.rows[u.miss_elems] for u in reads]
+    miss_rows = [u.miss_rows for u in reads]
     while True:
         r_read = min((int(mr[p]) for mr, p in zip(miss_rows, ptr) if p < mr.size), default=math.inf)
         nxt = min(r_read, wb.next_event_row(S))
@@ -679,39 +720,57 @@ def _timing(n_rows: int, wb: WriteBuffer, reads: list) -> tuple[np.ndarray, dict
 
 
 def demand_bytes(L: Layer, cfg: ScaleSimConfig) -> float:
-    """Estimated peak memory of :func:`run_layer`: the operand matrices (int32, built from
-    int64 index arithmetic) and the demand matrices (folds x (stream + fill + drain rows) x
-    (array rows + 2 x columns), int32, with their skewed copies and service streams).
-    Calibrated: tracemalloc peaks of a 30x30x32 -> 64 3x3 layer at 8x8 and 32x32, ws/os/is,
-    were 1.5-3.3 times the bracket; 4 is used."""
+    """Estimated peak memory of :func:`run_layer`: per demand of the ifmap and filter
+    streams 16 bytes (the int32 fold parts, their concatenation and the read buffer's intp
+    ranks), int64 index temporaries of the largest skewed block, the CALC read buffer's
+    tables over the address span, the per-row counts and, in USER mode, the operand
+    matrices and the prefetch/membership arrays. ``SCALE`` is a calibration: tracemalloc
+    peaks of run_layer over ResNet-18's first eight layers at 8x8, 32x32 and 128x128,
+    ws/os/is, CALC and USER, were 0.32-1.33 times the bracket (measured 2026-11-27)."""
     R, C = cfg.rows, cfg.cols
     E, F = L.ofmap
     M, win = E * F, L.R * L.S * L.C
-    folds, T = {"ws": (-(-L.K // C) * -(-win // R), M), "os": (-(-L.K // C) * -(-M // R), win),
-                "is": (-(-M // C) * -(-win // R), L.K)}[cfg.dataflow]
-    return 4.0 * (folds * (T + 2 * R + 2 * C) * (R + 2 * C) * 4 + (M * win + win * L.K + M * L.K) * 24)
+    fr, fc = {"ws": (-(-win // R), -(-L.K // C)), "os": (-(-M // R), -(-L.K // C)),
+              "is": (-(-win // R), -(-M // C))}[cfg.dataflow]
+    ifmap = (fc if cfg.dataflow == "ws" else 1) * M * win
+    filt = {"ws": win * L.K, "os": fr * win * L.K, "is": fc * win * L.K}[cfg.dataflow]
+    block = max(M, win, L.K) * min(max(R, C), max(M, win, L.K))
+    span = L.H * L.W * L.C + win * L.K
+    rows = fr * fc * ({"ws": M, "os": win, "is": L.K}[cfg.dataflow] + 2 * R + 2 * C)   # demand rows
+    b = 16 * (ifmap + filt) + 8 * 4 * block + 8 * span + 3 * 8 * rows
+    if cfg.user_bandwidth:
+        b += 24 * (M * win + win * L.K + M * L.K) + 24 * (ifmap + filt)
+    return SCALE * b
 
 
-def run_layer(L: Layer, cfg: ScaleSimConfig) -> LayerReport:
+SCALE = 1.5   # calibration, see demand_bytes
+
+
+def run_layer(L: Layer, cfg: ScaleSimConfig, reference: bool = False) -> LayerReport:
+    """One layer's three report rows. ``reference=True`` builds SCALE-Sim's demand matrices
+    and reads the streams off them (slow; the tests compare the two)."""
     R, C = cfg.rows, cfg.cols
-    budget.need(f"layer {L.name!r}: SCALE-Sim's demand matrices on a {R}x{C} array", nbytes=demand_bytes(L, cfg))
-    ifm, flt, ofm = operand_matrices(L, cfg)
-    d = demand_matrices(ifm, flt, ofm, R, C, cfg.dataflow)
-    n_rows = d.ofmap.shape[0]
-    o_addr, o_rows = _stream(d.ofmap)
-    streams = [_stream(d.ifmap), _stream(d.filter)]
+    if reference:
+        st = reference_streams(L, cfg)
+    else:
+        budget.need(f"layer {L.name!r}: SCALE-Sim's demand streams on a {R}x{C} array", nbytes=demand_bytes(L, cfg))
+        st = streams(L, cfg)
+    n_rows = st.n_rows
+    maps = [RowMap(c) for c in st.counts]
     sizes = (cfg.ifmap_kb * 1024, cfg.filter_kb * 1024)
     if cfg.user_bandwidth:
+        ifm, flt, _ = operand_matrices(L, cfg)
         pi, pf = prefetch_sequences(ifm, flt, R, C, cfg.dataflow)
+        del ifm, flt
         banks = (cfg.ifmap_banks, cfg.filter_banks)
-        reads = [read_buffer_user(pre, a, rws, size, bw, nb, what)
-                 for pre, (a, rws), size, bw, nb, what in zip((pi, pf), streams, sizes,
-                                                             (cfg.ifmap_bank_bw, cfg.filter_bank_bw), banks,
-                                                             ("Ifmap", "Filter"))]
-        wb = WriteBuffer(o_rows, cfg.ofmap_kb * 1024, cfg.bandwidths[0])
+        reads = [read_buffer_user(pre, a, rm, size, bw, nb, what)
+                 for pre, a, rm, size, bw, nb, what in zip((pi, pf), st.addrs, maps, sizes,
+                                                         (cfg.ifmap_bank_bw, cfg.filter_bank_bw), banks,
+                                                         ("Ifmap", "Filter"))]
+        wb = WriteBuffer(maps[2], cfg.ofmap_kb * 1024, cfg.bandwidths[0])
     else:
         reads = []
-        wb = WriteBuffer(o_rows, cfg.ofmap_kb * 1024, C)
+        wb = WriteBuffer(maps[2], cfg.ofmap_kb * 1024, C)
     stall_at, read_off, write_off = _timing(n_rows, wb, reads)
     stall_after = np.cumsum(stall_at)
     stall_before = stall_after - stall_at
@@ -724,31 +783,29 @@ def run_layer(L: Layer, cfg: ScaleSimConfig) -> LayerReport:
     wb.finish(total_cycles)
 
     dram, sram = [], []
-    for q, ((a, rws), size) in enumerate(zip(streams, sizes)):
-        cyc = cyc_before[rws]
+    for q, (a, rm, size) in enumerate(zip(st.addrs, maps, sizes)):
         if cfg.user_bandwidth:
             u = reads[q]
             first = -u.first_lines
             stop = -1 + u.prefetches * (u.lines_per_prefetch + 1)
             dram.append(ReadResult(u.dram_reads, first, stop))
         else:
-            dram.append(read_buffer_calc(a, cyc, int(cyc[0]), size, 10))
-        r0, r1 = int(rws[0]), int(rws[-1])
+            dram.append(read_buffer_calc(a, lambda pos, rm=rm: int(cyc_before[rm.row_of(pos)]), size, 10))
+        r0, r1 = rm.first_row(), rm.last_row()
         sram.append((int(cyc_before[r0] + read_off.get((q, r0), 1)), int(cyc_before[r1] + read_off.get((q, r1), 1))))
-    out_first, out_last = int(o_rows[0]), int(o_rows[-1])
-    sram.append((out_cycle(out_first), out_cycle(out_last)))
+    sram.append((out_cycle(maps[2].first_row()), out_cycle(maps[2].last_row())))
     ri, rf = dram
     assert wb.dmin is not None and wb.dmax is not None   # the layer wrote its outputs
     num_compute = L.ofmap[0] * L.ofmap[1] * L.K * L.R * L.S * L.C
     overall = int(wb.dmax - min(ri.dram_start, rf.dram_start))
     util = num_compute * 100 / (total_cycles * R * C)
-    compute = [overall, total_cycles, stalls, util, sum(d.mapping_eff) / len(d.mapping_eff) * 100,
-               sum(d.compute_util) / len(d.compute_util) * 100]
-    bandwidth = [d.ifmap_reads / total_cycles, d.filter_reads / total_cycles, d.ofmap_writes / total_cycles,
+    compute = [overall, total_cycles, stalls, util, sum(st.mapping_eff) / len(st.mapping_eff) * 100,
+               sum(st.compute_util) / len(st.compute_util) * 100]
+    bandwidth = [st.ifmap_reads / total_cycles, st.filter_reads / total_cycles, st.ofmap_writes / total_cycles,
                  ri.dram_reads / (ri.dram_stop - ri.dram_start + 1), rf.dram_reads / (rf.dram_stop - rf.dram_start + 1),
                  wb.access / (wb.dmax - wb.dmin + 1)]
-    detail = [sram[0][0], sram[0][1], d.ifmap_reads, sram[1][0], sram[1][1], d.filter_reads,
-              sram[2][0], sram[2][1], d.ofmap_writes, ri.dram_start, ri.dram_stop, ri.dram_reads,
+    detail = [sram[0][0], sram[0][1], st.ifmap_reads, sram[1][0], sram[1][1], st.filter_reads,
+              sram[2][0], sram[2][1], st.ofmap_writes, ri.dram_start, ri.dram_stop, ri.dram_reads,
               rf.dram_start, rf.dram_stop, rf.dram_reads, wb.dmin, wb.dmax, wb.access]
     return LayerReport(compute, bandwidth, detail)
 
