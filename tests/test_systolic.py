@@ -306,3 +306,99 @@ def test_cycle_engine_on_whole_workloads():
         assert fast.rows() == ref.rows() and fast.cycles == ref.cycles
     stepped = Workload("s", (gemm_op("hh", 3, 40, 40, bits=8, dtype="int", steps=4),))
     assert simulate(stepped, _small(), engine="fast").rows() == simulate(stepped, _small(), engine="cycles").rows()
+
+
+# ---- convolutions: DRAM moves the input tensor, not its im2col expansion -------------------
+def _conv3x3(**arch):
+    from sim.systolic.simulate import simulate_op
+    from workloads.build import conv_op
+
+    op = conv_op("c", 1, 64, 56, 56, 64, 3, 3, stride=1, pad=1, bits=8, dtype="int")
+    return simulate_op(op, SystolicArch(rows=32, cols=32, dataflow="ws", **arch))
+
+
+def test_a_conv_that_fits_reads_its_input_from_dram_once():
+    # 3x3 conv 64 -> 64 at 56x56, pad 1, int8: the input is 64 x 56 x 56 = 200,704 bytes and
+    # fits half of a 512 KiB ifmap SRAM; its im2col view (3136 x 576 = 1.8 MB) would not
+    r = _conv3x3(ifmap_sram_kib=512)
+    assert r.accesses["dram.input.reads"] == 64 * 56 * 56
+    # the array is still fed im2col: every window position of every output pixel, once per
+    # output-channel tile (64 filters on 32 columns: 2 tiles)
+    assert r.accesses["ifmap_sram.input.reads"] == 3136 * 576 * 2
+
+
+def test_a_conv_that_does_not_fit_reads_each_tile_region():
+    # 64 KiB ifmap SRAM: the 196 KB input does not fit half of it, so every fold fetches the
+    # input its tile reads. 196 KiB of 32-bit accumulators over 32 columns holds 784 output
+    # pixels = 14 output rows per chunk; rows -1..14, 13..28, 27..42, 41..56 clipped to
+    # 0..55 are 15 + 16 + 16 + 15 input rows of 56 columns. A K tile of 32 window positions
+    # (k = 9c + 3r + s) names the channels {k // 9}; 2 output-channel tiles repeat it all.
+    r = _conv3x3(ifmap_sram_kib=64, ofmap_sram_kib=196)
+    rows = [len({y for p in range(14 * t, 14 * t + 14) for y in range(p - 1, p + 2) if 0 <= y < 56})
+            for t in range(4)]
+    assert rows == [15, 16, 16, 15]
+    channels = sum(len({k // 9 for k in range(32 * i, 32 * i + 32)}) for i in range(576 // 32))
+    assert r.accesses["dram.input.reads"] == 2 * sum(rows) * 56 * channels
+
+
+def test_a_strided_1x1_conv_never_fetches_the_rows_it_skips():
+    from sim.systolic.simulate import simulate_op
+    from workloads.build import conv_op
+
+    # ResNet's downsample: 1x1, stride 2, 64 x 56 x 56 -> 128 x 28 x 28 reads every other row
+    # and column: 64 x 28 x 28 bytes
+    op = conv_op("d", 1, 64, 56, 56, 128, 1, 1, stride=2, bits=8, dtype="int")
+    r = simulate_op(op, SystolicArch(rows=32, cols=32, dataflow="ws", ifmap_sram_kib=512))
+    assert r.accesses["dram.input.reads"] == 64 * 28 * 28
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(H=st.integers(1, 12), W=st.integers(1, 12), R=st.integers(1, 4), S=st.integers(1, 4), s=st.integers(1, 3),
+       pad=st.integers(0, 2), dil=st.integers(1, 2), N=st.integers(1, 3), tile=st.integers(1, 40))
+def test_conv_tile_regions_against_a_brute_force(H, W, R, S, s, pad, dil, N, tile):
+    from sim.systolic.convdata import ConvGeometry
+
+    P, Q = (H + 2 * pad - dil * (R - 1) - 1) // s + 1, (W + 2 * pad - dil * (S - 1) - 1) // s + 1
+    if P < 1 or Q < 1:
+        return
+    g = ConvGeometry(N, 1, H, W, R, S, P, Q, s, s, pad, pad, dil, dil)
+
+    def reads(m):                           # input positions (image, y, x) output pixel m reads
+        n, p, q = m // (P * Q), m // Q % P, m % Q
+        return {(n, p * s - pad + r * dil, q * s - pad + c * dil) for r in range(R) for c in range(S)
+                if 0 <= p * s - pad + r * dil < H and 0 <= q * s - pad + c * dil < W}
+
+    M = N * P * Q
+    m0 = np.arange(0, M, tile)
+    m1 = np.minimum(m0 + tile, M)
+    regions = [set().union(*(reads(m) for m in range(a, b))) for a, b in zip(m0, m1)]
+    assert g.row_elements(m0, m1).tolist() == [len(x) for x in regions]
+    every = set().union(*regions)
+    assert g.elements_read == len(every)
+    # kept on chip, the tiles together fetch each element once
+    assert int(g.row_elements(m0, m1, new=True).sum()) == len(every)
+
+
+@pytest.mark.parametrize("df", ["os", "is"])
+def test_output_and_input_stationary_convs_fetch_each_tile_region(df):
+    from sim.systolic.simulate import simulate_op
+    from workloads.build import conv_op
+
+    # 3x3 conv, pad 1, 8 -> 4 channels at 10x10, int8, on 4x4: os tiles the 100 output pixels
+    # by the 4 array rows, is by the 4 array columns; each tile of pixels fetches the input it
+    # reads (brute force below) for all 8 channels (os: all of K at once) or for the channels
+    # of each K tile of 4 window positions (is), once per tile (it fits on chip)
+    op = conv_op("c", 1, 8, 10, 10, 4, 3, 3, stride=1, pad=1, bits=8, dtype="int")
+    r = simulate_op(op, SystolicArch(rows=4, cols=4, dataflow=df, ifmap_sram_kib=64))
+
+    def region(pixels):
+        return len({(p // 10 + dy, p % 10 + dx) for p in pixels for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                    if 0 <= p // 10 + dy < 10 and 0 <= p % 10 + dx < 10})
+
+    tiles = [range(a, min(a + 4, 100)) for a in range(0, 100, 4)]
+    if df == "os":
+        want = sum(region(t) * 8 for t in tiles)
+    else:
+        k_tiles = [range(a, a + 4) for a in range(0, 72, 4)]
+        want = sum(region(t) * len({k // 9 for k in kt}) for t in tiles for kt in k_tiles)
+    assert r.accesses["dram.input.reads"] == want

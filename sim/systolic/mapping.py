@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arch import SystolicArch
+from .convdata import ConvGeometry
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,20 @@ def slice_runs(n_outer: int, step: int, n_full: int) -> list[tuple[int, int, int
     return runs
 
 
+def _bounds(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    end = np.cumsum(tiles)
+    return end - tiles, end
+
+
 def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: int = 8,
-          out_bits: int = 8, weights_resident: bool = False, outer: tuple[int, int] | None = None) -> Folds:
+          out_bits: int = 8, weights_resident: bool = False, outer: tuple[int, int] | None = None,
+          conv: ConvGeometry | None = None) -> Folds:
     """The folds of ``C[M,N] = A[M,K] @ B[K,N]`` in the order they run; with ``outer = (a,
     b)`` only those of outer tiles a..b-1 (see :func:`outer_tiles`), whose DRAM traffic is
-    what they move in the whole GEMM (the first X tile's streamed operand, say)."""
+    what they move in the whole GEMM (the first X tile's streamed operand, say). With
+    ``conv``, ``A`` is that convolution's im2col view: the array and the SRAM reads see
+    im2col tiles, but DRAM moves the input region each tile reads (see ``convdata``), and
+    whether the input fits on chip is judged by the input read, not its expansion."""
     R, C = arch.rows, arch.cols
     ab, wb, ob, accb = a_bits / 8, w_bits / 8, out_bits / 8, arch.acc_bits / 8
     half = lambda kib: kib * 1024 / 2  # noqa: E731  (the active half of a double buffer)
@@ -134,17 +144,35 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
         size = {"ifmap": arch.ifmap_sram_kib, "filter": arch.filter_sram_kib}
         stationary = kk * xx * x_bytes
         streamed_fold = tc * kk * s_bytes
+        ti = np.repeat(np.arange(tt.size), kt.size)[np.arange(F) % (tt.size * kt.size)]
+        ki = np.arange(F) % kt.size
+        k0, k1 = _bounds(kt)
+        # the input operand's DRAM bytes per fold: its im2col tile, or the conv's real region
+        a_all = M * K * ab if conv is None else conv.elements_read * ab
+        if df == "ws":      # streamed input: chunk t of output pixels by K tile k
+            t0, t1 = _bounds(tt)
+            if conv is None:
+                streamed_once, streamed_each = streamed_fold, streamed_fold
+            else:
+                streamed_each = (conv.row_elements(t0, t1) * ab)[ti] * conv.channels(k0, k1)[ki]
+                streamed_once = (conv.row_elements(t0, t1, new=True) * ab)[ti] * conv.new_channels(k0, k1)[ki]
+            streamed_all, stationary_all = a_all, K * X * x_bytes
+        else:               # stationary input: K tile k by M tile x
+            streamed_once = streamed_each = streamed_fold
+            streamed_all = T * K * s_bytes
+            if conv is not None:
+                stationary = (conv.row_elements(*_bounds(_tiles(X, C))) * ab)[xi] * conv.channels(k0, k1)[ki]
+            stationary_all = a_all
         if (arch.ifmap_on_chip and streamed_sram == "ifmap") or (weights_resident and s_role == "weight"):
             streamed_dram = np.zeros(F)
-        elif T * K * s_bytes <= half(size[streamed_sram]):
-            streamed_dram = np.where(xi == 0, streamed_fold, 0.0)   # the first X tile brings it all
+        elif streamed_all <= half(size[streamed_sram]):
+            streamed_dram = np.where(xi == 0, streamed_once, 0.0)   # the first X tile brings it all
         else:
-            streamed_dram = streamed_fold
+            streamed_dram = streamed_each
         if (arch.ifmap_on_chip and stationary_sram == "ifmap") or (weights_resident and x_role == "weight"):
             stationary_dram = np.zeros(F)
-        elif tt.size > 1 and K * X * x_bytes <= half(size[stationary_sram]):
-            first_t = np.repeat(np.arange(tt.size), kt.size)[np.arange(F) % (tt.size * kt.size)] == 0
-            stationary_dram = np.where(first_t, stationary, 0.0)   # kept on chip across chunks
+        elif tt.size > 1 and stationary_all <= half(size[stationary_sram]):
+            stationary_dram = np.where(ti == 0, stationary, 0.0)   # kept on chip across chunks
         else:
             stationary_dram = stationary
         out = np.where(last_k, tc * xx * ob, 0.0)
@@ -152,7 +180,7 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
         load = stationary_dram + streamed_dram
         sram = {
             f"{streamed_sram}_sram.{s_role}.reads": float(streamed_fold.sum()),
-            f"{stationary_sram}_sram.{x_role}.reads": float(stationary.sum()),
+            f"{stationary_sram}_sram.{x_role}.reads": float((kk * xx * x_bytes).sum()),
             f"{streamed_sram}_sram.{s_role}.writes": float(streamed_dram.sum()),
             f"{stationary_sram}_sram.{x_role}.writes": float(stationary_dram.sum()),
             "ofmap_sram.output.writes": float(psum.sum()),
@@ -174,9 +202,15 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
     first_n[::nt.size] = True
     a_fold = mm * K * ab
     b_fold = K * nn * wb
-    a_fits = (R * K * ab) <= arch.ifmap_sram_kib * 1024 / 2
+    if conv is None:
+        a_tile = a_fold                      # DRAM bytes of each fold's M tile of A
+        a_fits = (R * K * ab) <= arch.ifmap_sram_kib * 1024 / 2
+    else:                                    # the conv's input region of each M tile
+        region = conv.row_elements(*_bounds(_tiles(M, R))) * conv.C * ab
+        a_tile = region[np.repeat(np.arange(m0, m1), nt.size)]
+        a_fits = float(region.max()) <= arch.ifmap_sram_kib * 1024 / 2
     b_fits = (K * N * wb) <= arch.filter_sram_kib * 1024 / 2
-    a_dram = np.zeros(F) if arch.ifmap_on_chip else (np.where(first_n, a_fold, 0.0) if a_fits else a_fold)
+    a_dram = np.zeros(F) if arch.ifmap_on_chip else (np.where(first_n, a_tile, 0.0) if a_fits else a_tile)
     if weights_resident:
         b_dram = np.zeros(F)
     else:

@@ -29,6 +29,7 @@ from workloads.trace import Op, Workload
 from .. import budget
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .arch import SystolicArch
+from .convdata import ConvGeometry
 from .mapping import Folds, folds, full_outer_tiles, outer_tiles, slice_runs
 from .timing import Schedule, schedule, schedule_cycles, schedule_slices
 
@@ -129,6 +130,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
     out_bits = _bits(op, "output", arch, quantize_float)
     rate = arch.rate(a_bits, w_bits)
     run = schedule if engine == "fast" else schedule_cycles
+    conv = ConvGeometry.of(op.dims) if op.kind == "conv" else None     # DRAM moves its real input
 
     def once(resident: bool) -> tuple[_Totals, Schedule]:
         n_outer, per = outer_tiles(g.M, g.N, g.K, arch)
@@ -144,7 +146,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
             def slices():
                 for a, b, k in slice_runs(n_outer, step, full_outer_tiles(g.M, g.N, arch)):
                     f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident,
-                                      outer=(a, b)), rate)
+                                      outer=(a, b), conv=conv), rate)
                     parts.append(_Totals(f.count * k, {x: v * k for x, v in f.sram.items()},
                                          {x: v * k for x, v in f.dram.items()}))   # the totals, not the arrays
                     yield f, k
@@ -153,7 +155,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
             return _Totals.of(parts, n_outer * per), s
         budget.need(f"{op.name}: {n_outer * per:,} folds of {g.M}x{g.N}x{g.K} on {arch.name}",
                     nbytes=n_outer * per * BYTES_PER_FOLD, seconds=n_outer * per * SECONDS_PER_FOLD)
-        f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident), rate)
+        f = _slowed(folds(g.M, g.N, g.K, arch, a_bits, w_bits, out_bits, weights_resident=resident, conv=conv), rate)
         if resident and arch.dataflow == "ws" and f.count == 1 and g.copies == 1:
             f = dataclasses.replace(f, preload=0)      # the one weight tile never left the array
         return _Totals.of([f], f.count), run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle,
