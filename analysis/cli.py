@@ -18,6 +18,7 @@ import click
 from workloads.errors import HwsimError
 
 MODEL_HELP = ("MODEL is a zoo name (see 'hwsim models'), a saved trace .json, a SCALE-Sim topology .csv, "
+              "an ONNX model .onnx, "
               "path/to/file.py:factory, gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB], gemm:M,N,K[:fp16] or "
               "conv:N,C,H,W,K,R,S[,stride,pad].")
 POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed", "fp16-o2", "bf16-o2")

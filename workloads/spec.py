@@ -1,7 +1,7 @@
 """Resolve what a user names into a :class:`Workload`.
 
 A MODEL argument may be a zoo name (``resnet18``), a saved trace (``net.json``), a
-SCALE-Sim topology (``layers.csv``, conv or GEMM form), a user
+SCALE-Sim topology (``layers.csv``, conv or GEMM form), an ONNX model (``net.onnx``), a user
 model (``path/to/file.py:factory`` where ``factory(batch=.., seq_len=..)`` returns
 ``(module, example_input)``), or an ad-hoc shape for a quick what-if:
 ``gemm:M,N,K[:PRECISION]`` or ``conv:N,C,H,W,K,R,S[,stride,pad][:PRECISION]``, or a
@@ -173,7 +173,7 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
         (spec in ZOO and ZOO[spec].torch)
     if not torch_model:
         if (how.train or how.decode or how.attention != "unfused") and \
-                (spec in ZOO or spec.startswith(("gemm:", "conv:")) or spec.endswith((".json", ".csv"))):
+                (spec in ZOO or spec.startswith(("gemm:", "conv:")) or spec.endswith((".json", ".csv", ".onnx"))):
             raise HwsimError(f"{spec}: --train, --decode and --attention need a torch model (a zoo model, gpt:..., "
                              "or file.py:factory); this MODEL is a trace")
         wl = _trace(spec, batch)
@@ -216,9 +216,12 @@ def _trace(spec: str, batch: int | None) -> Workload:
     if spec.endswith(".csv"):
         from .scalesim_topo import read_topology
         return read_topology(spec)
+    if spec.endswith(".onnx"):
+        from .onnx_input import read_onnx
+        return read_onnx(spec, batch)
     entry = ZOO.get(spec)
     if entry is None:
         raise HwsimError(f"unknown model {spec!r}; run 'hwsim models' for the zoo, or give a trace .json, "
-                         "a SCALE-Sim topology .csv, file.py:factory, gpt:LAYERS,HIDDEN,HEADS, gemm:M,N,K or "
+                         "a SCALE-Sim topology .csv, an ONNX model .onnx, file.py:factory, gpt:LAYERS,HIDDEN,HEADS, gemm:M,N,K or "
                          "conv:N,C,H,W,K,R,S")
     return _call_factory(entry.load(), spec, batch, None)

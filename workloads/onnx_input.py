@@ -1,0 +1,315 @@
+"""ONNX models as workload traces: ``hwsim lower model.onnx`` (the ``onnx`` extra).
+
+An exported model lowers without torch: ONNX's shape inference gives every tensor's
+shape, the graph gives the edges, and each node becomes one trace op:
+
+* ``Conv``, ``QLinearConv``, ``ConvInteger``: a conv op (groups, strides, symmetric pads,
+  dilations); ``Gemm``, ``MatMul``, ``QLinearMatMul``, ``MatMulInteger``: a GEMM (leading
+  batch dims of a ``MatMul`` with two activations are copies, as a ``bmm``); the right
+  operand is a weight when it is constant (an initialiser, possibly through
+  ``DequantizeLinear``, ``Transpose`` or ``Cast``);
+* pooling, element-wise, activation, normalisation and softmax nodes: vector ops with the
+  element operations per output of :mod:`workloads.aten_ops` for the same computation;
+* nodes that move no data (``Reshape``, ``Flatten``, ``Squeeze``, ``Identity``,
+  ``Dropout``, ...) and nodes whose inputs are all constant (shape arithmetic) are folded
+  away: their consumers read their producers.
+
+Precision: an operand's bits and type come from its tensor's ONNX element type, with a
+tensor produced by ``QuantizeLinear`` (or a constant fed through ``DequantizeLinear``)
+at its quantised width, so QDQ and QLinear models run as int8. Any other operator is
+refused with its node's name; the model file is checked for size and format first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+from .build import conv_op, gemm_op, vector_op
+from .errors import HwsimError
+from .trace import Op, Workload, conv_output_size
+
+MAX_BYTES = 2 << 30       # protobuf's own limit for one model file; a policy
+
+
+# element type -> (bits, dtype); onnx.TensorProto's numbering
+_TYPES = {1: (32, "float"), 2: (8, "int"), 3: (8, "int"), 4: (16, "int"), 5: (16, "int"), 6: (32, "int"),
+          7: (64, "int"), 9: (8, "int"), 10: (16, "float"), 11: (64, "float"), 12: (32, "int"), 13: (64, "int"),
+          16: (16, "float"), 17: (8, "float"), 18: (8, "float"), 19: (8, "float"), 20: (8, "float"),
+          21: (4, "int"), 22: (4, "int")}
+
+# op_type -> (trace kind, element operations per output element); as workloads.aten_ops
+_VECTOR = {
+    **{t: ("activation", 1) for t in ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "HardSigmoid",
+                                      "HardSwish", "Gelu", "Softplus", "Softsign", "Clip", "PRelu", "Erf",
+                                      "Mish", "ThresholdedRelu", "Celu")},
+    **{t: ("elementwise", 1) for t in ("Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Exp", "Log",
+                                       "Neg", "Abs", "Min", "Max", "Sum", "Mean", "Where", "Concat", "Pad",
+                                       "Gather", "Expand", "Tile", "Slice", "Split", "QuantizeLinear",
+                                       "DequantizeLinear", "Floor", "Ceil", "Round", "Sign", "Equal", "Less",
+                                       "Greater", "Not", "And", "Or", "Cos", "Sin", "CumSum", "Resize", "Upsample",
+                                       "DepthToSpace", "SpaceToDepth")},
+    **{t: ("pool", 1) for t in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
+                                "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL2", "ArgMax", "ArgMin",
+                                "LpPool")},
+    "BatchNormalization": ("norm", 2),
+    "InstanceNormalization": ("norm", 5),
+    "LayerNormalization": ("norm", 5),
+    "GroupNormalization": ("norm", 5),
+    "SimplifiedLayerNormalization": ("norm", 4),
+    "Softmax": ("softmax", 3),
+    "LogSoftmax": ("softmax", 3),
+}
+# nodes that only relabel their input (views and no-ops at inference)
+_PASS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose", "Cast", "CastLike"}
+_SHAPE = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike"}
+_CONV = {"Conv", "QLinearConv", "ConvInteger"}
+_MATMUL = {"Gemm", "MatMul", "QLinearMatMul", "MatMulInteger"}
+SUPPORTED = sorted(_CONV | _MATMUL | set(_VECTOR) | _PASS | _SHAPE)
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise HwsimError("reading .onnx models needs the onnx package: pip install 'hwsim[onnx]'") from None
+    return onnx
+
+
+def read_onnx(path: str | Path, batch: int | None = None) -> Workload:
+    """The trace of an ONNX model; ``batch`` replaces the first input's leading dimension."""
+    onnx = _onnx()
+    from google.protobuf.message import DecodeError
+
+    p = Path(path)
+    if not p.is_file():
+        raise HwsimError(f"{p}: model file not found")
+    if p.stat().st_size > MAX_BYTES:
+        raise HwsimError(f"{p}: {p.stat().st_size:,} bytes is over ONNX's 2 GB limit for one file")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except (DecodeError, ValueError, OSError) as e:
+        raise HwsimError(f"{p}: not an ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    g = model.graph
+    if not g.node:
+        raise HwsimError(f"{p}: the graph has no nodes")
+    consts = {t.name for t in g.initializer}
+    inputs = [i for i in g.input if i.name not in consts]
+    if not inputs:
+        raise HwsimError(f"{p}: the graph has no inputs")
+    first = inputs[0].type.tensor_type.shape
+    if batch is not None and first.dim:
+        first.dim[0].ClearField("dim_param")
+        first.dim[0].dim_value = batch
+    for i in inputs:                     # any other free dimension: 1
+        for d in i.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value") or d.dim_value < 1:
+                d.ClearField("dim_param")
+                d.dim_value = 1
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as e:       # onnx raises its own InferenceError and others
+        raise HwsimError(f"{p}: ONNX shape inference failed ({str(e).splitlines()[0]})") from None
+    return _Graph(model.graph, p).workload(p.stem, f"onnx:{p.name}")
+
+
+class _Graph:
+    def __init__(self, g, path: Path):
+        self.g, self.path = g, path
+        self.shape: dict[str, tuple[int, ...]] = {}
+        self.etype: dict[str, int] = {}
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            t = vi.type.tensor_type
+            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+                self.shape[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
+            self.etype[vi.name] = t.elem_type
+        self.const: set[str] = set()
+        for t in g.initializer:
+            self.shape[t.name] = tuple(int(d) for d in t.dims)
+            self.etype[t.name] = t.data_type
+            self.const.add(t.name)
+        self.bits: dict[str, tuple[int, str]] = {}       # quantised widths carried through Q/DQ
+        self.made: dict[str, tuple[str, ...]] = {}       # tensor -> the ops whose output it is
+        self.ops: list[Op] = []
+
+    def fail(self, node, msg: str):
+        raise HwsimError(f"{self.path}: node {node.name or node.op_type!r} ({node.op_type}): {msg}")
+
+    def dims(self, node, name: str) -> tuple[int, ...]:
+        if name not in self.shape:
+            self.fail(node, f"the shape of {name!r} is unknown after shape inference; export with static shapes")
+        return self.shape[name]
+
+    def precision(self, name: str) -> tuple[int, str]:
+        if name in self.bits:
+            return self.bits[name]
+        return _TYPES.get(self.etype.get(name, 1), (32, "float"))
+
+    def producers(self, *names: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for n in names:
+            for m in self.made.get(n, ()):
+                if m not in out:
+                    out.append(m)
+        return tuple(out)
+
+    def unique(self, node, base: str) -> str:
+        """The node's name as a trace op name (``/layer1/conv1/Conv`` -> ``layer1.conv1.Conv``)."""
+        name = node.name.strip("/").replace("/", ".") or f"{base}_{len(self.ops)}"
+        taken = {o.name for o in self.ops}
+        k, cand = 1, name
+        while cand in taken:
+            k += 1
+            cand = f"{name}_{k}"
+        return cand
+
+    def emit(self, node, op: Op) -> None:
+        self.ops.append(op)
+        for o in node.output:
+            self.made[o] = (op.name,)
+
+    def workload(self, name: str, source: str) -> Workload:
+        for node in self.g.node:
+            self.lower(node)
+        if not self.ops:
+            raise HwsimError(f"{self.path}: no operations to simulate after folding constants")
+        first = next((i for i in self.g.input if i.name not in self.const), None)
+        shape = self.shape.get(first.name, ()) if first is not None else ()
+        return Workload(name=name, ops=tuple(self.ops), batch=int(shape[0]) if shape else 1,
+                        input_shape=shape, source=source)
+
+    # ---- one node ----------------------------------------------------------------------
+    def lower(self, node) -> None:
+        t = node.op_type
+        live = [i for i in node.input if i and i not in self.const]
+        if t in _SHAPE or (not live and t not in _CONV | _MATMUL):
+            for o in node.output:                    # constant folding: shapes, constants
+                self.const.add(o)
+            if t == "DequantizeLinear" and node.input[0] in self.const:
+                for o in node.output:
+                    self.bits[o] = self.precision(node.input[0])
+            return
+        if t in _PASS:
+            for o in node.output:
+                self.made[o] = self.producers(*live)
+                if node.input and node.input[0] in self.bits:
+                    self.bits[o] = self.bits[node.input[0]]
+            return
+        if t in _CONV:
+            return self.conv(node)
+        if t in _MATMUL:
+            return self.matmul(node)
+        if t in _VECTOR:
+            return self.vector(node)
+        self.fail(node, f"operator {t} is not supported; hwsim lowers {', '.join(SUPPORTED)}")
+
+    def attrs(self, node) -> dict:
+        onnx = _onnx()
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def conv(self, node) -> None:
+        t = node.op_type
+        x, w = (node.input[0], node.input[3]) if t == "QLinearConv" else (node.input[0], node.input[1])
+        a = self.attrs(node)
+        xs, ws = self.dims(node, x), self.dims(node, w)
+        if len(xs) != 4 or len(ws) != 4:
+            self.fail(node, f"only 2-D convolutions are supported (input {xs}, weight {ws})")
+        N, C, H, W = xs
+        K, Cg, R, S = ws
+        group = int(a.get("group", 1))
+        sh, sw = (int(v) for v in a.get("strides", (1, 1)))
+        dh, dw = (int(v) for v in a.get("dilations", (1, 1)))
+        pads = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            out = self.dims(node, node.output[0])
+            ph, pw = _same_pad(H, R, sh, dh, out[2]), _same_pad(W, S, sw, dw, out[3])
+            if ph < 0 or pw < 0:
+                self.fail(node, "auto_pad SAME with an odd total padding (uneven sides) is not supported")
+        elif pads[0] != pads[2] or pads[1] != pads[3]:
+            self.fail(node, f"asymmetric pads {pads} are not supported; pad the input with a Pad node")
+        else:
+            ph, pw = pads[0], pads[1]
+        if Cg * group != C:
+            self.fail(node, f"weight {ws} with group {group} does not match {C} input channels")
+        xb, xd = self.precision(x)
+        wb, wd = self.precision(w)
+        bits, dtype = max(xb, wb), ("int" if xd == wd == "int" else "float")
+        name = self.unique(node, "conv")
+        op = conv_op(name, N, C, H, W, K, R, S, stride=sh, stride_w=sw, pad=ph, pad_w=pw, groups=group,
+                     bits=bits, dtype=dtype, producers=self.producers(x))
+        if (dh, dw) != (1, 1):
+            P, Q = conv_output_size(H, R, sh, ph, dh), conv_output_size(W, S, sw, pw, dw)
+            out = replace(op.operands[2], shape=(N, K, P, Q))
+            op = replace(op, dims={**op.dims, "P": P, "Q": Q, "dil_h": dh, "dil_w": dw},
+                         operands=(op.operands[0], op.operands[1], out))
+        self.check_out(node, op.operands[2].shape)
+        self.emit(node, op)
+
+    def matmul(self, node) -> None:
+        t = node.op_type
+        a_name, b_name = (node.input[0], node.input[3]) if t == "QLinearMatMul" else (node.input[0], node.input[1])
+        at = self.attrs(node)
+        A, B = self.dims(node, a_name), self.dims(node, b_name)
+        if t == "Gemm":
+            if len(A) != 2 or len(B) != 2:
+                self.fail(node, f"Gemm needs 2-D operands, got {A} and {B}")
+            M, K = (A[1], A[0]) if at.get("transA", 0) else A
+            K2, N = (B[1], B[0]) if at.get("transB", 0) else B
+            copies = 1
+        else:
+            if len(A) < 1 or len(B) < 1:
+                self.fail(node, "MatMul of scalars")
+            A2 = (1,) + A if len(A) == 1 else A
+            B2 = B + (1,) if len(B) == 1 else B
+            M, K, K2, N = A2[-2], A2[-1], B2[-2], B2[-1]
+            lead_a, lead_b = A2[:-2], B2[:-2]
+            if len(lead_b) == 0 or all(d == 1 for d in lead_b):   # x @ W: leading dims of A are rows
+                M, copies = M * math.prod(lead_a), 1
+            else:
+                copies = max(math.prod(lead_a), math.prod(lead_b))
+        if K != K2:
+            self.fail(node, f"inner dimensions differ ({A} x {B})")
+        weight = b_name in self.const
+        ab, ad = self.precision(a_name)
+        bb, bd = self.precision(b_name)
+        bits, dtype = max(ab, bb), ("int" if ad == bd == "int" else "float")
+        op = gemm_op(self.unique(node, "gemm"), M, N, K, copies=copies, bits=bits, dtype=dtype, weight=weight,
+                     op="linear" if weight else "bmm",
+                     producers=self.producers(*(n for n in (a_name, b_name) if n not in self.const)))
+        self.emit(node, op)
+
+    def vector(self, node) -> None:
+        kind, per = _VECTOR[node.op_type]
+        out = node.output[0]
+        elements = math.prod(self.dims(node, out))
+        ins = [i for i in node.input if i]
+        inputs = sum(math.prod(self.shape.get(i, (1,))) for i in ins if i not in self.const) or elements
+        if kind == "pool" and elements:
+            per = max(1, round(inputs / elements))
+        src = next((i for i in ins if i not in self.const), ins[0])
+        if node.op_type == "QuantizeLinear":
+            zp = node.input[2] if len(node.input) > 2 and node.input[2] else None
+            q = _TYPES.get(self.etype.get(zp, 2), (8, "int")) if zp else (8, "int")
+            bits, dtype = q
+            self.bits[out] = q
+        else:
+            bits, dtype = self.precision(src)
+            if node.op_type == "DequantizeLinear" or (kind in ("pool", "activation") and src in self.bits):
+                if src in self.bits:
+                    self.bits[out] = self.bits[src]
+        op = vector_op(self.unique(node, node.op_type.lower()), kind, node.op_type.lower(), max(elements, 1),
+                       inputs=max(inputs, 1), ops_per_element=per, bits=bits, dtype=dtype,
+                       producers=self.producers(*(i for i in ins if i not in self.const)))
+        self.emit(node, op)
+
+    def check_out(self, node, shape: tuple[int, ...]) -> None:
+        got = self.shape.get(node.output[0])
+        if got is not None and tuple(got) != tuple(shape):
+            self.fail(node, f"output {got} differs from the convolution's {shape}")
+
+
+def _same_pad(size: int, k: int, s: int, d: int, out: int) -> int:
+    """One side of SAME padding; -1 when the total is odd (the sides differ)."""
+    total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+    return -1 if total % 2 else total // 2
