@@ -99,11 +99,101 @@ class ConvGeometry:
             covered |= np.isin(rows, r)[:, None] & c[None, :]
         return int(covered.sum())
 
+    # ---- a vectorised form for undilated convs (every tile at once) ------------------------
+    def _axis(self, n_out: int, stride: int, pad: int, taps: int, size: int):
+        """Per output index: the first and last input index of its window (unclipped), the
+        input size, and prefix sums of the windows' lengths clipped to the input."""
+        i = np.arange(n_out)
+        lo, hi = i * stride - pad, i * stride - pad + taps - 1
+        length = np.maximum(0, np.minimum(hi, size - 1) - np.maximum(lo, 0) + 1)
+        return lo, hi, size, np.concatenate([[0], np.cumsum(length)])
+
+    def _span(self, ax, a, b, contiguous: bool):
+        """Inputs read by output indices a..b (arrays, a <= b) along one axis: a count, and
+        for a contiguous axis (overlapping or abutting windows) the interval read."""
+        lo, hi, size, cum = ax
+        if contiguous:
+            first, last = np.maximum(lo[a], 0), np.minimum(hi[b], size - 1)
+            return np.maximum(0, last - first + 1), first, last
+        return cum[b + 1] - cum[a], None, None        # windows do not overlap: their lengths add
+
+    def _fast(self) -> bool:
+        return self.dil_h == 1 and self.dil_w == 1 and (self.stride_w <= self.S or self.stride_h >= self.R)
+
+    def _regions_fast(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """``_region`` for many pixel ranges of one image each (see ``_fast``): the union of
+        the three rectangles by inclusion and exclusion; rows of different output rows do
+        not overlap when the stride is at least the kernel, so there the areas add."""
+        rows_c, cols_c = self.stride_h < self.R, self.stride_w <= self.S
+        ra = self._axis(self.P, self.stride_h, self.pad_h, self.R, self.H)
+        ca = self._axis(self.Q, self.stride_w, self.pad_w, self.S, self.W)
+        pa, qa = np.divmod(s, self.Q)
+        pb, qb = np.divmod(e - 1, self.Q)
+        same = pa == pb
+        zero, last = np.zeros_like(pa), np.full_like(pa, self.Q - 1)
+        # A: row pa, columns qa..(qb or Q-1); C: row pb, columns 0..qb; B: rows pa+1..pb-1, all
+        nA_r, A_r0, A_r1 = self._span(ra, pa, pa, rows_c)
+        nA_c, A_c0, A_c1 = self._span(ca, qa, np.where(same, qb, last), cols_c)
+        nC_r, C_r0, C_r1 = self._span(ra, pb, pb, rows_c)
+        nC_c, C_c0, C_c1 = self._span(ca, zero, qb, cols_c)
+        mid = pb > pa + 1
+        b0, b1 = np.where(mid, pa + 1, 0), np.where(mid, pb - 1, 0)
+        nB_r, B_r0, B_r1 = self._span(ra, b0, b1, rows_c)
+        nB_c, B_c0, B_c1 = self._span(ca, zero, last, cols_c)
+        A = nA_r * nA_c
+        C = np.where(same, 0, nC_r * nC_c)
+        B = np.where(mid, nB_r * nB_c, 0)
+        if not rows_c:
+            return A + B + C
+        ov = lambda a0, a1, b0_, b1_: np.maximum(0, np.minimum(a1, b1_) - np.maximum(a0, b0_) + 1)  # noqa: E731
+        AB = np.where(mid, ov(A_r0, A_r1, B_r0, B_r1) * ov(A_c0, A_c1, B_c0, B_c1), 0)
+        BC = np.where(mid, ov(B_r0, B_r1, C_r0, C_r1) * ov(B_c0, B_c1, C_c0, C_c1), 0)
+        AC_r, AC_c = ov(A_r0, A_r1, C_r0, C_r1), ov(A_c0, A_c1, C_c0, C_c1)
+        AC = np.where(same, 0, AC_r * AC_c)
+        ABC = np.where(mid & ~same, ov(np.maximum(A_r0, C_r0), np.minimum(A_r1, C_r1), B_r0, B_r1)
+                       * ov(np.maximum(A_c0, C_c0), np.minimum(A_c1, C_c1), B_c0, B_c1), 0)
+        return A + B + C - AB - BC - AC + ABC
+
+    def _segments(self, m0: np.ndarray, m1: np.ndarray):
+        """Tiles of pixels m0..m1-1 cut at image boundaries: (tile, image, start, end)."""
+        PQ = self.P * self.Q
+        na, nb = m0 // PQ, (m1 - 1) // PQ
+        cnt = nb - na + 1
+        tile = np.repeat(np.arange(m0.size), cnt)
+        n = np.repeat(na, cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        return tile, n, np.maximum(m0[tile] - n * PQ, 0), np.minimum(m1[tile] - n * PQ, PQ)
+
+    def _row_elements_fast(self, m0: np.ndarray, m1: np.ndarray, new: bool) -> np.ndarray:
+        tile, n, s, e = self._segments(m0, m1)
+        if not new:
+            return np.bincount(tile, weights=self._regions_fast(s, e), minlength=m0.size).astype(np.int64)
+        # whole input rows, those of output rows beyond what the tiles before fetched
+        pa, pb = s // self.Q, (e - 1) // self.Q
+        prev = np.concatenate([[-1], pb[:-1]])
+        first = np.maximum(pa, np.where(np.concatenate([[False], n[1:] == n[:-1]]), prev + 1, 0))
+        lo, hi, H, cum = self._axis(self.P, self.stride_h, self.pad_h, self.R, self.H)
+        f = np.minimum(first, pb)
+        if self.stride_h < self.R:       # overlapping windows: the rows past the last one read
+            before = np.where(first > 0, np.minimum(hi[np.maximum(first - 1, 0)], H - 1), -1)
+            rows = np.maximum(0, np.minimum(hi[pb], H - 1) - np.maximum(before + 1, np.maximum(lo[f], 0)) + 1)
+        else:
+            rows = cum[pb + 1] - cum[f]
+        rows = np.where(first <= pb, rows, 0)
+        return np.bincount(tile, weights=rows * self.cols_read, minlength=m0.size).astype(np.int64)
+
     def row_elements(self, m0: np.ndarray, m1: np.ndarray, new: bool = False) -> np.ndarray:
         """Input elements of one channel that output pixels m0..m1-1 read, per tile. With
         ``new``, only those the tiles before it (in the same list) did not read, as when
         everything read so far stays on chip: counted in whole input rows (a tile's last
         row is finished by the next), so the tiles together read each element once."""
+        m0, m1 = np.asarray(m0, dtype=np.int64), np.asarray(m1, dtype=np.int64)
+        if self._fast():
+            return self._row_elements_fast(m0, m1, new)
+        return self._row_elements_steps(m0, m1, new)
+
+    def _row_elements_steps(self, m0: np.ndarray, m1: np.ndarray, new: bool) -> np.ndarray:
+        """:meth:`row_elements` tile by tile over sets of input rows (any geometry; the
+        reference the vectorised form is tested against)."""
         PQ = self.P * self.Q
         out = np.zeros(len(m0), dtype=np.int64)
         image, fetched = -1, np.zeros(self.H, dtype=bool)     # input rows already read, in `image`
