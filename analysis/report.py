@@ -171,8 +171,13 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
 
     stable = pd.DataFrame([{"metric": k, "value": cell(k, v)} for k, v in flat.items()]).to_html(index=False)
     cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
-                        "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes") if c in df.columns]
+                        "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes",
+                        "tile", "split_k", "fused") if c in df.columns]    # the last three: a GPU's kernel choice
     shown = pd.DataFrame({c: [cell(c, v) for v in df[c]] for c in cols})
+    fusion = getattr(ev.arch, "fusion", None)
+    kernels = "" if fusion is None else (
+        f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); per op the "
+        "tensor-core tile, the K split and the ops each GEMM's epilogue runs (tile, split_k, fused).</p>")
     esc = html.escape
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}
@@ -181,7 +186,7 @@ td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}} img{{max-width:100%}} p
 <h1>{esc(summ['workload'])} on {esc(summ['design'])} ({esc(summ['machine'])})</h1>
 <p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>
 <p>Design source: {esc(ev.arch.source)}</p>
-<p>{esc(ev.precision_note(rule=True))}</p>
+<p>{esc(ev.precision_note(rule=True))}</p>{kernels}
 <h2>Summary</h2>{stable}
 <h2>Plots</h2>{imgs}
 <h2>Per op</h2><p>Numbers in engineering units (k = 1e3, M = 1e6, G = 1e9); ops.csv has them in full.</p>

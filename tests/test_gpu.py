@@ -2,6 +2,7 @@
 precision effects, bad input."""
 
 import dataclasses
+import math
 import io
 
 import pandas as pd
@@ -133,7 +134,9 @@ def test_an_lstm_runs_one_kernel_per_step():
         assert r.cycles >= 35 * one.cycles and r.extra.kernels == 35
         assert r.cycles >= 35 * A100.kernel_overhead_us * A100.clock_mhz
     cell = [o for o in res.ops if o.name.startswith("lstm.") and wl[o.name].steps == 35]
-    assert len(cell) >= 10 and all(o.extra.kernels == 35 for o in cell)
+    # one launch per step, but for the gate add that runs in the recurrent GEMM's epilogue
+    assert len(cell) >= 10 and all(o.extra.kernels == 35 or o.extra.fused.startswith("into") for o in cell)
+    assert [o.name for o in cell if o.extra.kernels == 0] == ["lstm.add", "lstm.add_2"]
 
 
 def test_depthwise_convs_run_on_the_cuda_cores():
@@ -212,3 +215,84 @@ def test_split_k_partials_are_charged_as_dram_traffic():
     assert S > 1
     assert r.accesses["dram.output.reads"] == S * 1024 * 4
     assert r.accesses["dram.output.writes"] == S * 1024 * 4 + 1024 * 2
+
+
+# ---- epilogue fusion -------------------------------------------------------------------------
+def _conv_block(second_reader=False, phase="forward"):
+    from workloads.build import vector_op
+
+    E = 1 * 64 * 56 * 56
+    ops = [vector_op("src", "activation", "relu", E, bits=16),
+           conv_op("c", 1, 64, 56, 56, 64, 3, 3, pad=1, bits=16, producers=("src",)),
+           vector_op("bn", "norm", "batch_norm", E, inputs=E + 4 * 64, ops_per_element=2, bits=16, producers=("c",)),
+           vector_op("relu", "activation", "relu", E, bits=16, producers=("bn",)),
+           vector_op("add", "elementwise", "add", E, inputs=2 * E, bits=16, producers=("relu", "src"))]
+    if second_reader:
+        ops.append(vector_op("peek", "activation", "relu", E, bits=16, producers=("c",)))
+    ops = [dataclasses.replace(o, phase=phase) for o in ops]
+    return Workload("block", tuple(ops)), E
+
+
+def test_epilogue_fusion_by_hand():
+    a100 = PRESETS["a100"]
+    wl, E = _conv_block()
+    on = {r.name: r for r in simulate(wl, a100).ops}
+    off = {r.name: r for r in simulate(wl, dataclasses.replace(a100, fusion="none")).ops}
+    bpc = a100.dram_gbs * 1e9 / (a100.clock_mhz * 1e6)          # DRAM bytes per clock
+    launch = a100.kernel_overhead_us * a100.clock_mhz
+    # fused: no launch; BN reads its 4 x 64 per-channel values, the add reads the residual (fp16)
+    assert on["bn"].cycles == math.ceil(4 * 64 * 2 / bpc) and on["relu"].cycles == 0
+    assert on["add"].cycles == math.ceil(E * 2 / bpc) and on["add"].accesses == {"dram.input2.reads": E * 2}
+    assert on["relu"].accesses == {} and on["c"].extra.fused == "norm+activation+elementwise"
+    assert on["add"].extra.fused == "into c" and on["src"].extra.fused == ""
+    # unfused: a kernel each, reading and writing the whole tensor
+    for n, reads in (("bn", E + 256), ("relu", E), ("add", 2 * E)):
+        assert off[n].cycles >= launch + (reads + E) * 2 / bpc
+        assert off[n].accesses["dram.input.reads"] == reads * 2 and off[n].accesses["dram.output.writes"] == E * 2
+    # the conv is the same kernel either way (its store is the block's output)
+    assert on["c"].cycles == off["c"].cycles and on["c"].accesses == off["c"].accesses
+    saved = sum(off[n].cycles - on[n].cycles for n in ("bn", "relu", "add"))
+    assert simulate(wl, dataclasses.replace(a100, fusion="none")).cycles - simulate(wl, a100).cycles == saved
+
+
+def test_no_fusion_when_the_gemm_output_is_read_twice_or_in_backward():
+    a100 = PRESETS["a100"]
+    wl, _ = _conv_block(second_reader=True)           # the conv's output is stored for "peek"
+    res = {r.name: r for r in simulate(wl, a100).ops}
+    assert res["c"].extra.fused == "" and res["bn"].extra.fused == "" and res["bn"].extra.kernels == 1
+    wl, _ = _conv_block()                            # a training step: nothing fuses
+    wl = Workload("step", wl.ops[:-1] + (dataclasses.replace(wl.ops[-1], phase="backward"),))
+    assert all(r.extra.fused == "" for r in simulate(wl, a100).ops)
+
+
+def test_fusion_field_is_checked_and_resnet50_fuses_its_epilogues():
+    with pytest.raises(HwsimError, match="fusion: must be one of epilogue, none"):
+        dataclasses.replace(PRESETS["a100"], fusion="all")
+    wl = resolve("resnet50")
+    res = simulate(wl, PRESETS["a100"])
+    kinds = {op.name: op.kind for op in wl.ops}
+    fused = [r for r in res.ops if r.extra.fused.startswith("into")]
+    # every BN, ReLU and residual add follows a conv it can fuse into; the pools do not
+    assert sorted({kinds[r.name] for r in fused}) == ["activation", "elementwise", "norm"]
+    assert len(fused) == sum(1 for op in wl.ops if op.kind in ("norm", "activation", "elementwise"))
+
+
+def test_every_gpu_model_constant_is_in_the_sourced_table():
+    import importlib
+
+    from sim.gpu.arch import GPUArch
+    from sim.gpu.constants import CONSTANTS
+
+    names = {c.name for c in CONSTANTS}
+    for c in CONSTANTS:
+        owner, attr = c.name.split(".")
+        obj = GPUArch.__dataclass_fields__[attr].default if owner == "GPUArch" else \
+            getattr(importlib.import_module(f"sim.gpu.{owner}"), attr)
+        assert obj == c.value, c.name
+        assert c.kind in ("published", "measured", "modelling choice", "calibration") and len(c.source) > 20
+    # and every module-level numeric constant of the model has an entry
+    for mod in ("gemm", "simulate"):
+        m = importlib.import_module(f"sim.gpu.{mod}")
+        for attr, v in vars(m).items():
+            if attr.isupper() and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):
+                assert f"{mod}.{attr}" in names, f"sim.gpu.{mod}.{attr} has no entry in sim/gpu/constants.py"

@@ -17,6 +17,7 @@ from workloads.errors import HwsimError
 
 from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
+from .fusion import FUSIONS
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -60,6 +61,8 @@ class GPUArch:
     dram_type: str = "hbm2"             # the DRAM technology the energy table prices
     memory_gb: float = 0.0              # device memory (GB = 1e9 bytes), for training placements
     streams: int = 1                    # concurrent streams the framework issues kernels on
+    fusion: str = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
+                                        # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
     # Idle power is not modelled yet: GPU results are dynamic energy only.
     static_power_w: float = 0.0
     technology_nm: float = 7
@@ -74,6 +77,7 @@ class GPUArch:
                  "technology_nm", "streams")
         at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb")
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
+        need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for p, v in self.tc_fma_per_clk.items():
             need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
             need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")

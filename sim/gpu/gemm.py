@@ -33,7 +33,14 @@ from .arch import PRECISION_BYTES, GPUArch
 
 TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
          (64, 32), (32, 64), (32, 32))
+# The model's constants; each one's value and source is in sim/gpu/constants.py (a test
+# holds the two equal).
 MMA_EFFICIENCY = 0.9
+BK_BYTES = 64                   # bytes of a K step per row
+BIG_TILE_THREADS, SMALL_TILE_THREADS = 256, 128     # threads of a CTA with >= 128x128 outputs, and fewer
+REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
+L2_OPERAND_SHARE = 0.5          # share of L2 that A and B may fill and still be read from DRAM once
+EPILOGUE_LATENCY_SHARE = 0.5    # share of the DRAM latency an epilogue's stores expose
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class GemmTiming:
 
 
 def bk_for(precision: str) -> int:
-    return int(64 / PRECISION_BYTES[precision])
+    return int(BK_BYTES / PRECISION_BYTES[precision])
 
 
 def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_bytes, a_unique, b_unique,
@@ -72,8 +79,8 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     smem = stages * (BM + BN) * BK * in_b
     if smem > arch.smem_per_sm_kib * 1024:
         return None
-    threads = 256 if BM * BN >= 128 * 128 else 128
-    regs_thread = BM * BN * acc_bytes / 4 / threads + 40
+    threads = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
+    regs_thread = BM * BN * acc_bytes / 4 / threads + REGISTER_OVERHEAD
     if regs_thread > 255:
         return None
     per_sm = min(arch.max_ctas_per_sm, int(arch.smem_per_sm_kib * 1024 // smem),
@@ -88,7 +95,7 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     sm_rate = arch.sm_fma_per_clk(precision) * mma_eff
     mma_iter = BM * BN * BK / sm_rate                     # one CTA alone on an SM
     cta_iter_bytes = (BM + BN) * BK * in_b
-    fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 / 2
+    fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 * L2_OPERAND_SHARE
     dram_bw = arch.dram_bytes_per_clk
     total = comp = mem = 0.0
     dram_a = dram_b = l2_a = l2_b = 0.0
@@ -123,7 +130,7 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
         prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
-        epilogue = arch.dram_latency_cycles / 2 + out_bytes_wave / dram_bw
+        epilogue = arch.dram_latency_cycles * EPILOGUE_LATENCY_SHARE + out_bytes_wave / dram_bw
         # the next wave's prologue overlaps this wave's epilogue (CTAs start as slots free)
         boundary = prologue if prev_epilogue is None else max(prologue, prev_epilogue)
         total += boundary + nk * t_iter

@@ -26,6 +26,7 @@ from workloads.trace import Op, Workload
 
 from ..result import OpResult, SimResult, run_ops, shape_key
 from .arch import PRECISION_BYTES, GPUArch
+from .fusion import chains, epilogues
 from .gemm import gemm_time
 
 # PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
@@ -52,6 +53,7 @@ class GPUStats:
     dram_bytes: float = 0.0
     l2_bytes: float = 0.0
     split_k: int = 0          # K split of the GEMM kernel (1: none; 0: not a GEMM)
+    fused: str = ""           # a GEMM: the ops its epilogue runs (+-joined); a fused op: "into HOST"
 
 
 def _precision(op: Op, precision: str | None) -> str:
@@ -153,9 +155,33 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
                                    ctas_per_sm=1, dram_bytes=(sum(reads.values()) + writes) * s))
 
 
+def _epilogue(op: Op, host: str, arch: GPUArch, prec: str) -> OpResult:
+    """An op run in a GEMM's epilogue (``fusion``): no launch, its input is the accumulator
+    tile in registers and its output is the GEMM's store; only a second operand (a
+    residual) is read, at DRAM bandwidth."""
+    in_b = PRECISION_BYTES.get(prec, 2)
+    d = op.dims
+    n = op.instances
+    other = max(0, d["inputs"] - d["elements"]) * n * in_b
+    cycles = int(math.ceil(other / arch.dram_bytes_per_clk))
+    peak = arch.sms * arch.tcs_per_sm * max(arch.tc_fma_per_clk.values())
+    acc = {"dram.input2.reads": other} if other else {}
+    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=peak, stall_cycles=cycles,
+                    precision=prec, accesses=acc, ops={f"vector.{prec}": op.vector_ops},
+                    extra=GPUStats("epilogue", "memory" if other else "latency", 0.0, 0, dram_bytes=other,
+                                   fused=f"into {host}"))
+
+
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
-                output: str | None = None, engine: str = "fast") -> OpResult:
+                output: str | None = None, engine: str = "fast", epilogue_of: str | None = None,
+                epilogue: str = "") -> OpResult:
+    """One op; ``epilogue_of``: the GEMM whose epilogue runs it (fusion); ``epilogue``: for
+    a GEMM, the ops its epilogue runs (shown in its ``fused`` column)."""
     overhead = arch.kernel_overhead_us * arch.clock_mhz
+    if epilogue_of is not None:
+        a = op.operand("input")
+        return _epilogue(op, epilogue_of, arch, "int8" if a is not None and a.dtype != "float" else
+                         _precision(op, precision))
     if not op.is_gemm and op.kind != "attention":
         # CUDA-core kernels: integer/boolean data as bytes, float data as the GEMMs' type
         a = op.operand("input")
@@ -198,10 +224,20 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
                     ops={f"mac.{prec}": op.macs},
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
                                    tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
-                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k))
+                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k,
+                                   fused=epilogue))
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
              output: str | None = None, engine: str = "fast", progress=None) -> SimResult:
-    return run_ops(workload, arch, lambda op: simulate_op(op, arch, precision, accumulate, output, engine), progress,
-                   max_concurrent=arch.streams, same=shape_key)
+    fused = epilogues(workload) if arch.fusion == "epilogue" else {}
+    kinds = {op.name: op.kind for op in workload.ops}
+    chain = {h: "+".join(kinds[o] for o in ops) for h, ops in chains(fused).items()}
+
+    def one(op: Op) -> OpResult:
+        return simulate_op(op, arch, precision, accumulate, output, engine, fused.get(op.name),
+                           chain.get(op.name, ""))
+
+    # identical ops once, unless one is fused and the other not (or into a different chain)
+    return run_ops(workload, arch, one, progress, max_concurrent=arch.streams,
+                   same=lambda op: (shape_key(op), fused.get(op.name), chain.get(op.name)))
