@@ -150,3 +150,29 @@ def test_the_shipped_example_is_this_model():
     wl = read_onnx(shipped, batch=8)
     assert [o.kind for o in wl.ops] == ["conv", "activation", "conv", "norm", "activation", "pool", "gemm"]
     assert sum(o.macs for o in wl.ops) == 8 * (64 * 16 * 9 + 64 * 16 * 9 + 10 * 256)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "lstm_lm"])
+def test_torch_exports_of_a_cnn_and_an_lstm(tmp_path, name):
+    import torch
+
+    from workloads.spec import resolve
+    from workloads.zoo import ZOO
+
+    torch.set_num_threads(1)
+    model, x = ZOO[name].load()()
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (x,), str(path), dynamo=False, opset_version=17)
+    a, b = read_onnx(path), resolve(name)
+    assert sum(o.macs for o in a.ops) == sum(o.macs for o in b.ops)
+    if name == "lstm_lm":
+        # each LSTM layer: the input GEMM over all 35 steps, the recurrent GEMM one step at a time
+        steps = lambda wl: sorted((o.dims["M"], o.dims["N"], o.dims["K"], o.steps) for o in wl.ops if o.is_gemm)  # noqa: E731
+        assert steps(a) == steps(b) == sorted([(35, 2600, 650, 1), (1, 2600, 650, 35)] * 2 + [(35, 10000, 650, 1)])
+        hh = [o for o in a.ops if o.name.endswith(".hh")]
+        assert all(o.producers == (o.name[:-3] + ".ih",) for o in hh)
+    else:       # depthwise convs stay grouped
+        assert sorted(o.dims["groups"] for o in a.ops if o.kind == "conv") == \
+            sorted(o.dims["groups"] for o in b.ops if o.kind == "conv")

@@ -7,7 +7,8 @@ shape, the graph gives the edges, and each node becomes one trace op:
   dilations); ``Gemm``, ``MatMul``, ``QLinearMatMul``, ``MatMulInteger``: a GEMM (leading
   batch dims of a ``MatMul`` with two activations are copies, as a ``bmm``); the right
   operand is a weight when it is constant (an initialiser, possibly through
-  ``DequantizeLinear``, ``Transpose`` or ``Cast``);
+  ``DequantizeLinear``, ``Transpose`` or ``Cast``); ``LSTM``, ``GRU``, ``RNN``: the input
+  GEMM, the recurrent GEMM as one dependent step per time step, and the gate arithmetic;
 * pooling, element-wise, activation, normalisation and softmax nodes: vector ops with the
   element operations per output of :mod:`workloads.aten_ops` for the same computation;
 * nodes that move no data (``Reshape``, ``Flatten``, ``Squeeze``, ``Identity``,
@@ -65,8 +66,9 @@ _VECTOR = {
 _PASS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose", "Cast", "CastLike"}
 _SHAPE = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike"}
 _CONV = {"Conv", "QLinearConv", "ConvInteger"}
+_RNN = {"LSTM": 4, "GRU": 3, "RNN": 1}     # gates per hidden unit
 _MATMUL = {"Gemm", "MatMul", "QLinearMatMul", "MatMulInteger"}
-SUPPORTED = sorted(_CONV | _MATMUL | set(_VECTOR) | _PASS | _SHAPE)
+SUPPORTED = sorted(_CONV | _MATMUL | set(_RNN) | set(_VECTOR) | _PASS | _SHAPE)
 
 
 def _onnx():
@@ -200,6 +202,8 @@ class _Graph:
             return self.conv(node)
         if t in _MATMUL:
             return self.matmul(node)
+        if t in _RNN:
+            return self.rnn(node)
         if t in _VECTOR:
             return self.vector(node)
         self.fail(node, f"operator {t} is not supported; hwsim lowers {', '.join(SUPPORTED)}")
@@ -278,6 +282,40 @@ class _Graph:
                      op="linear" if weight else "bmm",
                      producers=self.producers(*(n for n in (a_name, b_name) if n not in self.const)))
         self.emit(node, op)
+
+    def rnn(self, node) -> None:
+        """An ONNX LSTM/GRU/RNN as the torch lowering has one: the input GEMM over every
+        time step at once, the recurrent GEMM one dependent step per time step (directions
+        as copies), and each step's gate and cell arithmetic."""
+        gates = _RNN[node.op_type]
+        a = self.attrs(node)
+        X, W = self.dims(node, node.input[0]), self.dims(node, node.input[1])
+        if len(X) != 3 or len(W) != 3:
+            self.fail(node, f"expected a 3-D input and weight, got {X} and {W}")
+        seq, batch, feat = (X[1], X[0], X[2]) if int(a.get("layout", 0)) else X
+        dirs, H = W[0], W[1] // gates
+        bits, dtype = max(self.precision(node.input[0])[0], self.precision(node.input[1])[0]), "float"
+        if self.precision(node.input[0])[1] == self.precision(node.input[1])[1] == "int":
+            dtype = "int"
+        base = self.unique(node, node.op_type.lower())
+        ih = gemm_op(f"{base}.ih", seq * batch, gates * H, feat, copies=dirs, bits=bits, dtype=dtype,
+                     producers=self.producers(node.input[0]))
+        hh = gemm_op(f"{base}.hh", batch, gates * H, H, copies=dirs, steps=seq, bits=bits, dtype=dtype,
+                     producers=(ih.name,))
+        g = batch * gates * H
+        add = vector_op(f"{base}.gates", "elementwise", "add", g, inputs=2 * g, copies=dirs, steps=seq, bits=bits,
+                        dtype=dtype, producers=(hh.name,))
+        act = vector_op(f"{base}.act", "activation", "sigmoid_tanh", g, copies=dirs, steps=seq, bits=bits,
+                        dtype=dtype, producers=(add.name,))
+        ops = [ih, hh, add, act]
+        if gates > 1:     # LSTM c = f*c + i*g, h = o*tanh(c); GRU h = (1-z)*n + z*h: five per unit
+            ops.append(vector_op(f"{base}.cell", "elementwise", "cell", batch * H, inputs=2 * batch * H,
+                                 ops_per_element=5, copies=dirs, steps=seq, bits=bits, dtype=dtype,
+                                 producers=(act.name,)))
+        self.ops.extend(ops)
+        for o in node.output:
+            if o:
+                self.made[o] = (ops[-1].name,)
 
     def vector(self, node) -> None:
         kind, per = _VECTOR[node.op_type]
