@@ -334,7 +334,8 @@ def _progress(total: int, desc: str):
 
 
 def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None, train=False,
-              optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True):
+              optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True, mapping="fixed",
+              objective="edp"):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch
 
@@ -355,7 +356,7 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
         wl = wino(wl, int(winograd))
     bar, tick = _progress(len(wl.ops), f"{wl.name} on {desc.name}")
     try:
-        return evaluate(wl, desc, table, node, progress=tick, **kw)
+        return evaluate(wl, desc, table, node, progress=tick, mapping=mapping, objective=objective, **kw)
     finally:
         bar.close()
 
@@ -391,6 +392,10 @@ def _design_options(f):
                      help="Compress the model with this plan (see 'hwsim compress') before simulating."),
         click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
                      help="Run 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3)."),
+        click.option("--mapping", type=click.Choice(["fixed", "search"]), default="fixed", show_default=True,
+                     help="search: each op in the mapping family (dataflow) best for --objective (systolic designs)."),
+        click.option("--objective", type=click.Choice(["edp", "latency", "energy"]), default="edp",
+                     show_default=True, help="What --mapping search minimises per op."),
         _cache_option,
     ]):
         f = opt(f)
@@ -407,7 +412,7 @@ def _design_options(f):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the rows (every column, TOTAL last) to this file in --format csv, json or parquet.")
 def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node, compress_plan,
-             winograd, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str,
+             winograd, mapping, objective, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str,
              columns: str | None, output: str | None) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
@@ -428,7 +433,7 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
         if fmt == "parquet":
             _need_parquet(output)
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode, cache=not no_cache)
+                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
@@ -440,7 +445,9 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
 
     _emit(ev.rows, total, fmt,
           title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
-                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm)", columns=columns, default=SIM_COLUMNS,
+                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm"
+                + (f"; each op in its best dataflow for {objective}, see the dataflow column" if mapping == "search"
+                   else "") + ")", columns=columns, default=SIM_COLUMNS,
           note=ev.precision_note())
 
 
@@ -452,8 +459,8 @@ simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
 @_design_options
 @_lowering_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
-def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, no_cache, train,
-           optimizer, recompute, precision, attention, decode, out: str) -> None:
+def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, mapping, objective,
+           no_cache, train, optimizer, recompute, precision, attention, decode, out: str) -> None:
     """Simulate MODEL on a design and write a report to OUT.
 
     OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
@@ -462,7 +469,7 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
     from analysis.report import write_report
 
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode, cache=not no_cache)
+                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective)
     from workloads.fileio import locked_folder
     with locked_folder(out, "report folder"):
         d = write_report(ev, out)

@@ -14,6 +14,7 @@ from typing import Any
 from sim.machine import Machine, Peaks
 from sim.result import SimResult
 from workloads.fileio import atomic_write
+from workloads.errors import HwsimError
 from workloads.trace import Workload
 
 from .energy import EnergyTable, energy_rows, load_table
@@ -100,15 +101,23 @@ class Evaluation:
 
 
 def evaluate(workload: Workload, arch_spec, table: str | EnergyTable = "horowitz45", node_nm: float | None = None,
-             progress=None, **sim_kw) -> Evaluation:
+             progress=None, mapping: str = "fixed", objective: str = "edp", **sim_kw) -> Evaluation:
     """Simulate ``workload`` on a design and price it; the energy table is scaled to the
-    design's technology node unless ``node_nm`` says otherwise."""
-    from sim.registry import resolve_arch, simulate
+    design's technology node unless ``node_nm`` says otherwise. ``mapping="search"`` runs
+    each op in its best mapping family for ``objective`` (``analysis.mapping``)."""
+    from sim.registry import check_options, resolve_arch, simulate
 
     arch = resolve_arch(arch_spec)
     tab = load_table(table) if isinstance(table, str) else table
     tab = tab.at_node(node_nm if node_nm is not None else arch.technology_nm)
-    res = simulate(workload, arch, progress=progress, **sim_kw)
+    if mapping == "search":
+        from .mapping import search
+        check_options(arch, sim_kw)
+        res, _ = search(workload, arch, tab, objective, progress=progress, **sim_kw)
+    elif mapping == "fixed":
+        res = simulate(workload, arch, progress=progress, **sim_kw)
+    else:
+        raise HwsimError(f"--mapping: must be fixed or search, got {mapping!r}")
     rows, tot = energy_rows(res, arch, tab)
     return Evaluation(workload, arch, tab, res, rows, tot)
 

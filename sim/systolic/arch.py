@@ -7,7 +7,7 @@ the rate: ``rate = (word_bits / a_bits) * (word_bits / w_bits)`` for multiples o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..archbase import at_least, at_most, check_fields, need, positive
@@ -68,6 +68,11 @@ class SystolicArch:
         at_most(self, 1000, "technology_nm")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
+
+    def mapping_families(self) -> dict[str, "SystolicArch"]:
+        """This design in each dataflow its array can run (the mapping families a per-op
+        search chooses among, ``analysis.mapping``), in the order ties are broken."""
+        return {df: replace(self, dataflow=df) for df in DATAFLOWS}
 
     @property
     def pes(self) -> int:

@@ -47,6 +47,7 @@ class SystolicStats:
     resident_steps: int               # steps that found their weights on chip
     weight_density: float | None
     act_density: float | None
+    dataflow: str = ""                # the mapping family the op ran in (ws, os, is)
 
 
 def _bits(op: Op, role: str, arch: SystolicArch, quantize_float: bool) -> int:
@@ -86,7 +87,7 @@ def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
     return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.pes,
                     stall_cycles=cycles - compute, precision=f"int{arch.word_bits}", accesses=acc,
                     ops={f"vector.int{arch.word_bits}": op.vector_ops},
-                    extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None))
+                    extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None, arch.dataflow))
 
 
 SLICE_FOLDS = 1 << 20     # folds scheduled at a time (about 100 MB of per-fold arrays); a policy
@@ -183,7 +184,8 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         compute_cycles=sum(s.compute_cycles * n for (_, s), n in runs), weight_load_cycles=stalls,
         folds=sum(f.count * n for (f, _), n in runs), dram_busy_cycles=sum(s.dram_busy_cycles * n for (_, s), n in runs),
         tops=2 * op.macs / (cycles / arch.clock_mhz * 1e-6) / 1e12 if cycles else 0.0, rate=rate,
-        resident_steps=resident_steps, weight_density=w.density if w else None, act_density=a.density if a else None)
+        resident_steps=resident_steps, weight_density=w.density if w else None, act_density=a.density if a else None,
+        dataflow=arch.dataflow)
     bits = max(a_bits, w_bits)
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs, peak_macs_per_cycle=arch.pes,
                     stall_cycles=stalls, precision=f"int{bits}", accesses=accesses, ops={f"mac.int{bits}": op.macs},

@@ -1,0 +1,61 @@
+"""Per-op mapping search: each op of a workload in the mapping family that serves it best.
+
+A design that can run several mapping families (a systolic array's dataflows ws, os and
+is: ``mapping_families()`` on the machine) simulates the workload once per family; every
+op then takes the family with the lowest objective for that op:
+
+* ``latency``: its cycles;
+* ``energy``: its energy (the design's energy table, priced as ``hwsim simulate`` prices it);
+* ``edp``: energy x cycles.
+
+Ties go to the family listed first (ws, os, is), so the choice is deterministic; ops are
+independent of each other's family (each op's operands come from and go to the same SRAMs
+or DRAM whatever the family), so the per-op optimum is the workload's optimum. The ops
+run in their chosen families on the workload's schedule. The spatial unrolling and tiling
+inside a family are the family's own (``sim/systolic/mapping.py``), not searched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.result import SimResult, run_ops
+from workloads.errors import HwsimError
+from workloads.trace import Workload
+
+from .energy import EnergyTable, op_energy
+
+OBJECTIVES = ("edp", "latency", "energy")
+
+
+@dataclass(frozen=True)
+class Choice:
+    op: str
+    family: str
+    score: float              # the objective of the chosen family
+    scores: dict              # family -> objective
+
+
+def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp", progress=None,
+           **sim_kw) -> tuple[SimResult, list[Choice]]:
+    """``workload`` on ``arch`` with each op in its best mapping family (see the module)."""
+    if objective not in OBJECTIVES:
+        raise HwsimError(f"--objective: must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    families = getattr(arch, "mapping_families", None)
+    if families is None:
+        raise HwsimError(f"--mapping search: {arch.family} designs ({arch.name}) have one mapping; "
+                         "search needs a design with mapping families (a systolic array)")
+    variants = families()
+    levels = arch.memory_levels()
+    runs = {name: v.simulate(workload, **sim_kw) for name, v in variants.items()}
+    chosen, choices = {}, []
+    for i, op in enumerate(workload.ops):
+        scores = {}
+        for name, res in runs.items():
+            r = res.ops[i]
+            e = op_energy(r, levels, table, variants[name].static_power_w).total_pj
+            scores[name] = {"latency": float(r.cycles), "energy": e, "edp": e * r.cycles}[objective]
+        best = min(scores, key=lambda n: (scores[n], list(variants).index(n)))
+        chosen[op.name] = runs[best].ops[i]
+        choices.append(Choice(op.name, best, scores[best], scores))
+    return run_ops(workload, arch, lambda op: chosen[op.name], progress), choices
