@@ -340,6 +340,9 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
     from sim.registry import options, resolve_arch
 
     desc = resolve_arch(arch)
+    if mapping == "search":             # refused before any lowering where there is nothing to search
+        from analysis.mapping import families
+        families(desc)
     how, tc = _how(train, optimizer, recompute, precision, attention, decode)
     # only the options the user gave; the machine says which it takes
     kw = {k: v for k, v in (("seed", seed), ("precision", tc)) if v is not None}

@@ -36,16 +36,21 @@ class Choice:
     scores: dict              # family -> objective
 
 
+def families(arch) -> dict:
+    """The design's mapping families, or a refusal where it has one mapping."""
+    of = getattr(arch, "mapping_families", None)
+    if of is None:
+        raise HwsimError(f"--mapping search: {arch.family} designs ({arch.name}) have one mapping; "
+                         "search needs a design with mapping families (a systolic array)")
+    return of()
+
+
 def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp", progress=None,
            **sim_kw) -> tuple[SimResult, list[Choice]]:
     """``workload`` on ``arch`` with each op in its best mapping family (see the module)."""
     if objective not in OBJECTIVES:
         raise HwsimError(f"--objective: must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    families = getattr(arch, "mapping_families", None)
-    if families is None:
-        raise HwsimError(f"--mapping search: {arch.family} designs ({arch.name}) have one mapping; "
-                         "search needs a design with mapping families (a systolic array)")
-    variants = families()
+    variants = families(arch)
     levels = arch.memory_levels()
     runs = {name: v.simulate(workload, **sim_kw) for name, v in variants.items()}
     chosen, choices = {}, []

@@ -460,6 +460,46 @@ def cases(good: dict) -> list[Case]:
     model("not UTF-8", b"def factory():\n    return '\xff'\n", mentions="net.py")
     model("import error", "import not_a_module_xyz\n", mentions="not_a_module_xyz")
 
+    # -- ONNX models (the onnx extra) and the mapping search
+    def onnx_model(nodes, inits, x_shape, y_shape) -> bytes:
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+                              [numpy_helper.from_array(np.zeros(sh, np.float32), n) for n, sh in inits])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+    try:
+        from onnx import helper as oh
+    except ImportError:
+        oh = None
+    C.append(Case("traceback", "onnx: not protobuf", ("simulate", "m.onnx"), {"m.onnx": b"\x00\xff" * 64},
+                  mentions="not an ONNX model"))
+    C.append(Case("traceback", "onnx: empty file", ("simulate", "m.onnx"), {"m.onnx": b""}, mentions="m.onnx"))
+    C.append(Case("message", "onnx: missing file", ("lower", "none.onnx"), mentions="none.onnx"))
+    if oh is not None:
+        conv = lambda **a: [oh.make_node("Conv", ["x", "w"], ["y"], name="c", **a)]  # noqa: E731
+        C.append(Case("traceback", "onnx: unsupported operator", ("simulate", "m.onnx"),
+                      {"m.onnx": onnx_model([oh.make_node("Det", ["x"], ["y"], name="det")], [], [1, 4, 4], [1])},
+                      mentions="Det"))
+        C.append(Case("silent", "onnx: asymmetric pads", ("simulate", "m.onnx"),
+                      {"m.onnx": onnx_model(conv(pads=[0, 0, 1, 1]), [("w", (2, 1, 2, 2))], [1, 1, 4, 4], [1, 2, 4, 4])},
+                      mentions="asymmetric"))
+        C.append(Case("unbounded", "onnx: a 10^5 x 10^5 image (answers in seconds)", ("simulate", "m.onnx"),
+                      {"m.onnx": onnx_model(conv(), [("w", (64, 3, 3, 3))], [1, 3, 100000, 100000],
+                                            [1, 64, 99998, 99998])}, mentions="limit"))
+        C.append(Case("traceback", "onnx: --batch 0", ("lower", "m.onnx", "--batch", "0"),
+                      {"m.onnx": onnx_model(conv(), [("w", (2, 1, 2, 2))], ["N", 1, 4, 4], ["N", 2, 3, 3])},
+                      mentions="batch"))
+    cli("message", "mapping search on EIE", "simulate", "lenet300", "--arch", "eie-64", "--mapping", "search",
+        mentions="mapping")
+    cli("message", "mapping search on a GPU", "simulate", "lenet300", "--arch", "a100", "--mapping", "search",
+        mentions="mapping")
+    cli("message", "an unknown objective", "simulate", "lenet300", "--mapping", "search", "--objective", "speed",
+        mentions="objective")
+
     # -- files and processes
     def kept(name: str) -> Callable[[Path, str], str | None]:
         return lambda d, out: None if (d / name).exists() else f"{name} was deleted"

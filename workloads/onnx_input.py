@@ -206,7 +206,9 @@ class _Graph:
             return self.rnn(node)
         if t in _VECTOR:
             return self.vector(node)
-        self.fail(node, f"operator {t} is not supported; hwsim lowers {', '.join(SUPPORTED)}")
+        self.fail(node, f"operator {t} is not supported; hwsim lowers convolutions, GEMMs, RNNs, pooling, "
+                        "element-wise, normalisation and softmax nodes (the list: docs/formats.md, "
+                        "workloads.onnx_input.SUPPORTED)")
 
     def attrs(self, node) -> dict:
         onnx = _onnx()

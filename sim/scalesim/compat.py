@@ -724,9 +724,10 @@ def demand_bytes(L: Layer, cfg: ScaleSimConfig) -> float:
     streams 16 bytes (the int32 fold parts, their concatenation and the read buffer's intp
     ranks), int64 index temporaries of the largest skewed block, the CALC read buffer's
     tables over the address span, the per-row counts and, in USER mode, the operand
-    matrices and the prefetch/membership arrays. ``SCALE`` is a calibration: tracemalloc
-    peaks of run_layer over ResNet-18's first eight layers at 8x8, 32x32 and 128x128,
-    ws/os/is, CALC and USER, were 0.32-1.33 times the bracket (measured 2026-11-27)."""
+    matrices, the padded prefetch matrices and the membership arrays. ``SCALE`` is a
+    calibration: tracemalloc peaks of run_layer over ResNet-18's first eight layers at 8x8,
+    32x32 and 128x128, ws/os/is, CALC and USER, were 0.32-1.33 times the bracket (measured
+    2026-11-27); a 100000-row array in USER mode peaked at 4.7 GB (RSS) against 6.9 GB estimated."""
     R, C = cfg.rows, cfg.cols
     E, F = L.ofmap
     M, win = E * F, L.R * L.S * L.C
@@ -739,7 +740,11 @@ def demand_bytes(L: Layer, cfg: ScaleSimConfig) -> float:
     rows = fr * fc * ({"ws": M, "os": win, "is": L.K}[cfg.dataflow] + 2 * R + 2 * C)   # demand rows
     b = 16 * (ifmap + filt) + 8 * 4 * block + 8 * span + 3 * 8 * rows
     if cfg.user_bandwidth:
-        b += 24 * (M * win + win * L.K + M * L.K) + 24 * (ifmap + filt)
+        # the prefetch matrices, padded to the array's rows or columns, and their
+        # anti-diagonal order (int64 index grids and a lexsort): 48 bytes per entry
+        prefetch = {"ws": fr * M * R + fc * win * C, "os": fr * win * R + fc * win * C,
+                    "is": fc * win * C + fr * L.K * R}[cfg.dataflow]
+        b += 24 * (M * win + win * L.K + M * L.K) + 24 * (ifmap + filt) + 48 * prefetch
     return SCALE * b
 
 
