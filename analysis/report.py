@@ -181,7 +181,8 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     stable = pd.DataFrame([{"metric": k, "value": cell(k, v)} for k, v in flat.items()]).to_html(index=False)
     cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes",
-                        "tile", "split_k", "fused") if c in df.columns]    # the last three: a GPU's kernel choice
+                        "dataflow", "tile", "split_k", "fused") if c in df.columns]
+    # dataflow: where a systolic op ran (differs per op under --mapping search); the last three: a GPU's kernel choice
     shown = pd.DataFrame({c: [cell(c, v) for v in df[c]] for c in cols})
     fusion = getattr(ev.arch, "fusion", None)
     kernels = "" if fusion is None else (
