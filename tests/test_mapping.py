@@ -62,3 +62,12 @@ def test_search_is_refused_where_there_is_nothing_to_search(capsys):
     assert main(["simulate", "resnet18", "--arch", "systolic-32", "--mapping", "search", "--objective", "latency",
                  "--columns", "name,cycles,dataflow"]) == 0
     assert "best dataflow for latency" in capsys.readouterr().out
+
+
+def test_the_python_api_takes_the_search_as_the_cli_does(r18):
+    import hwsim
+
+    ev = hwsim.simulate("resnet18", "systolic-32", mapping="search", objective="latency")
+    arch = PRESETS["systolic-32"]
+    res, _ = search(r18, arch, load_table("horowitz45").at_node(arch.technology_nm), "latency")
+    assert ev.result.cycles == res.cycles < hwsim.simulate("resnet18", "systolic-32").result.cycles
