@@ -41,6 +41,8 @@ from workloads.fileio import atomic_write
 from workloads.trace import Operand, Workload
 
 TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
+# how each point is evaluated (``hwsim simulate --mapping/--objective``), not the design
+EVAL_KEYS = {"mapping": ("fixed", "search"), "objective": ("edp", "latency", "energy")}
 
 
 @dataclass(frozen=True)
@@ -119,10 +121,21 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
         raise HwsimError(f"{p}: grid: needs at least one parameter with a list of values")
     fields = {f.name for f in dataclasses.fields(arch)}
     for k, v in grid.items():
-        if k not in fields and k not in TRACE_KEYS:
-            raise HwsimError(f"{p}: grid.{k}: not a field of {type(arch).__name__} nor one of {', '.join(TRACE_KEYS)}")
+        if k not in fields and k not in TRACE_KEYS and k not in EVAL_KEYS:
+            raise HwsimError(f"{p}: grid.{k}: not a field of {type(arch).__name__} nor one of "
+                             f"{', '.join(TRACE_KEYS + tuple(EVAL_KEYS))}")
         if not isinstance(v, list) or not v:
             raise HwsimError(f"{p}: grid.{k}: needs a non-empty list of values")
+        if k in EVAL_KEYS:
+            bad = next((x for x in v if x not in EVAL_KEYS[k]), None)
+            if bad is not None:
+                raise HwsimError(f"{p}: grid.{k}: {bad!r} must be one of {', '.join(EVAL_KEYS[k])}")
+            if k == "mapping" and "search" in v:
+                from .mapping import families
+                try:
+                    families(arch)
+                except HwsimError as e:
+                    raise HwsimError(f"{p}: grid.mapping: {e}") from None
         seen = [json.dumps(x, sort_keys=True, default=str) for x in v]
         dup = next((x for i, x in enumerate(v) if seen[i] in seen[:i]), None)
         if dup is not None:
@@ -162,7 +175,7 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
         combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
     # validate every design once, so a bad value fails before any work
     for c in combos:
-        design = {k: v for k, v in c.items() if not k.startswith("trace.")}
+        design = {k: v for k, v in c.items() if not k.startswith("trace.") and k not in EVAL_KEYS}
         try:
             override(arch, design, where="point")
         except HwsimError as e:              # name the grid key, so that the error gets its line
@@ -209,9 +222,10 @@ def run_point(base: Any, table: str, point: dict, wl: Workload) -> dict:
     Dask worker); every field the point does not set, static power included, is the base's."""
     from analysis.report import evaluate
 
-    design = {k: v for k, v in point["design"].items() if not k.startswith("trace.")}
+    design = {k: v for k, v in point["design"].items() if not k.startswith("trace.") and k not in EVAL_KEYS}
     arch = override(base, {**design, "name": f"{base.name}*"})
-    s = evaluate(apply_trace(wl, point["design"]), arch, table).summary()
+    how = {k: point["design"][k] for k in EVAL_KEYS if k in point["design"]}
+    s = evaluate(apply_trace(wl, point["design"]), arch, table, **how).summary()
     row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
            **point["design"]}
     for k in ("cycles", "time_us", "throughput_inferences_per_s", "tops", "utilization", "energy_pj",

@@ -71,3 +71,20 @@ def test_the_python_api_takes_the_search_as_the_cli_does(r18):
     arch = PRESETS["systolic-32"]
     res, _ = search(r18, arch, load_table("horowitz45").at_node(arch.technology_nm), "latency")
     assert ev.result.cycles == res.cycles < hwsim.simulate("resnet18", "systolic-32").result.cycles
+
+
+def test_a_study_sweeps_the_mapping_search(tmp_path):
+    import csv
+
+    (tmp_path / "s.yaml").write_text("name: m\nmodels: [resnet18]\nbase: systolic-32\n"
+                                     "grid: {rows: [16, 32], mapping: [fixed, search], objective: [latency]}\n")
+    assert main(["sweep", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "o")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "o" / "results.csv")))
+    cyc = {(r["rows"], r["mapping"]): int(float(r["cycles"])) for r in rows}
+    for n in ("16", "32"):                   # per design, the search is never slower
+        assert cyc[(n, "search")] <= cyc[(n, "fixed")]
+    assert cyc[("32", "fixed")] == simulate(resolve("resnet18"), PRESETS["systolic-32"]).cycles
+    (tmp_path / "g.yaml").write_text("models: [mlp0]\nbase: a100\ngrid: {mapping: [search]}\n")
+    with pytest.raises(HwsimError, match="grid.mapping: --mapping search: gpu designs"):
+        from analysis.sweep import load_study
+        load_study(tmp_path / "g.yaml")
