@@ -223,12 +223,14 @@ def pareto(df, front, models: list[str], title: str, keys: list[str]):
         for _, r in f.iterrows():
             ax.annotate(", ".join(f"{k.removeprefix('trace.')}={r[k]}" for k in keys if k in r), (r.time_us,
                         r.energy_per_inference_uj), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
         from matplotlib.ticker import FuncFormatter
-        for axis in (ax.xaxis, ax.yaxis):           # 20000, not 2 x 10^4
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
-            axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}" if str(v)[0] in "25" else ""))
+        for axis, vals, set_scale in ((ax.xaxis, d.time_us, ax.set_xscale),
+                                      (ax.yaxis, d.energy_per_inference_uj, ax.set_yscale)):
+            lo, hi = float(vals.min()), float(vals.max())
+            if lo > 0 and hi / lo > 10:             # a log axis where the points span a decade or more
+                set_scale("log")
+                axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}" if str(v)[0] in "25" else ""))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))     # 20000, not 2 x 10^4
         ax.set_xlabel("latency (us)")
         ax.set_ylabel("energy per inference (uJ)")
         ax.set_title(f"{title}: {m}", fontsize=10)
