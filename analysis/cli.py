@@ -798,6 +798,9 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
 @click.option("--act-bits", type=int, default=None,
               help="Quantise layer input activations to B-bit fixed point (radix point from calibration data).")
 @click.option("--index-bits", type=int, default=None, help="Relative-index width of the sparse format (default 4).")
+@click.option("--structure", default=None, metavar="N:M",
+              help="Prune every layer to N:M structured sparsity along K instead of by --prune (2:4: what sparse "
+                   "tensor cores run); layers whose K is not a multiple of M stay dense.")
 @click.option("--huffman", is_flag=True, help="Show the Huffman stage (bits_pqh, ratio_pqh) in the table.")
 @click.option("--train", "train_on", type=click.Choice(["digits"]), default=None,
               help="Train on scikit-learn's 8x8 digits, retrain after pruning, fine-tune codebooks, report accuracy "
@@ -816,8 +819,8 @@ def compress(*args, **kw):
         _compress(*args, **kw)
 
 
-def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_bits, huffman, train_on, seed, output,
-             fmt):
+def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_bits, structure, huffman, train_on,
+              seed, output, fmt):
     """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
     Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total."""
     import json
@@ -838,6 +841,14 @@ def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_b
             raise HwsimError(f"{flag} must be in 1..32 (weights and activations are at most 32-bit), got {v}")
     if share_bits is not None:
         p.default["weight_bits"] = share_bits
+    if structure is not None:
+        from workloads.trace import structure_nm
+        if structure != "none" and structure_nm(structure) is None:
+            raise HwsimError(f"--structure must be N:M with integers 1 <= N < M <= 64 (e.g. 2:4) or none, "
+                             f"got {structure!r}")
+        if prune_frac is not None and structure != "none":
+            raise HwsimError("use --prune or --structure, not both (a layer is pruned by one of them)")
+        p.default["structure"] = structure
     if index_bits is not None:
         p.default["index_bits"] = index_bits
     if share_bits is not None and quant_bits is not None:
@@ -869,7 +880,8 @@ def _compress(model, plan, prune_frac, share_bits, quant_bits, act_bits, index_b
     if fmt == "json":
         click.echo(json.dumps(rep, indent=1))
         return
-    cols = ["name", "weights", "keep", "weight_bits", "index_bits", "bits_p", "bits_pq"] + (["bits_pqh"] if huffman else [])
+    cols = ["name", "weights", "keep"] + (["structure"] if res.structures else []) + \
+        ["weight_bits", "index_bits", "bits_p", "bits_pq"] + (["bits_pqh"] if huffman else [])
     rows = [{k: r[k] for k in cols} for r in rep["layers"]]
     t = rep["total"]
     total = {"weights": t["weights"], "keep": t["keep"], "bits_p": t["bits_p"], "bits_pq": t["bits_pq"]}

@@ -190,9 +190,9 @@ def merge(op: Op, parts: list[OpResult]) -> OpResult:
 
 def shape_key(op: Op) -> tuple:
     """Everything a machine that ignores names and densities sees of an op: two ops with
-    the same key get the same result on it."""
-    return (op.kind, op.op, tuple(sorted(op.dims.items())), op.copies, op.steps,
-            tuple((o.role, o.shape, o.bits, o.dtype) for o in op.operands))
+    the same key get the same result on it (an N:M structure is part of it)."""
+    return (op.kind, op.op, op.phase, tuple(sorted(op.dims.items())), op.copies, op.steps,
+            tuple((o.role, o.shape, o.bits, o.dtype, o.structure) for o in op.operands))
 
 
 def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpResult],

@@ -8,3 +8,19 @@ os.environ["HWSIM_CACHE_DIR"] = __import__("tempfile").mkdtemp(prefix="hwsim-tes
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_lenet300():
+    """LeNet-300-100 trained on the 8x8 digits (seed 0), and the data; tests deep-copy it
+    before changing it."""
+    from workloads.compress.train import digits, train
+    from workloads.zoo.lenet import LeNet300
+    torch.manual_seed(0)
+    data = digits(0)
+    net = LeNet300(in_size=8)
+    train(net, data, epochs=30)
+    return net, data

@@ -114,12 +114,8 @@ def test_winograd_equals_direct_and_saves_the_formula(m, ratio):
 
 
 @pytest.fixture(scope="module")
-def trained():
-    torch.manual_seed(0)
-    data = digits(0)
-    net = LeNet300(in_size=8)
-    train(net, data, epochs=30)
-    return net, data
+def trained(trained_lenet300):
+    return trained_lenet300
 
 
 def test_digits_prune_to_10pct_and_share_5_bits_keeps_accuracy(trained):

@@ -56,7 +56,7 @@ def test_the_examples_load(tmp_path):
     assert t.ops["mul.int8"] == 0.2 and len(t.sram) == 2
     from workloads.compress.plan import plan_from_dict
     p = plan_from_dict(yaml.safe_load(ex["plan: examples/plan.yaml"]), "doc")
-    assert p.for_layer("fc3") == {"keep": 0.26, "weight_bits": 6, "index_bits": 5}
+    assert p.for_layer("fc3") == {"keep": 0.26, "weight_bits": 6, "index_bits": 5, "structure": "none"}
 
 
 def test_every_arch_field_is_documented():

@@ -163,7 +163,7 @@ def test_round_trip_keeps_the_graph(tmp_path):
     assert [(o.copies, o.steps, o.producers, o.phase) for o in back.ops] == \
         [(3, 1, (), "forward"), (1, 7, ("a",), "forward"), (2, 7, ("b",), "forward")]
     doc = json.loads((tmp_path / "g.json").read_text())
-    assert doc["version"] == 2 and "repeat" not in doc["ops"][0]
+    assert doc["version"] == 3 and "structure" not in doc["ops"][0]["operands"][0] and "repeat" not in doc["ops"][0]
 
 
 def test_a_trace_without_tensors_leaves_an_unrelated_npz_alone(tmp_path):

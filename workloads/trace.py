@@ -49,15 +49,17 @@ ops are stored in an order the model ran them, which is a topological order.
 ``phase`` is ``forward``, ``backward`` or ``optimizer`` (what part of a training step the
 op belongs to; inference traces are all ``forward``).
 
-File format (version 2)
+File format (version 3)
 -----------------------
-``NAME.json``: ``{"format": "hwsim-trace", "version": 2, "name", "batch", "input_shape",
+``NAME.json``: ``{"format": "hwsim-trace", "version": 3, "name", "batch", "input_shape",
 "source", "meta", "tensors"?, "ops": [{"name", "kind", "op", "module", "phase", "copies", "steps",
 "producers": [NAME, ...], "dims": {...}, "operands": [{"role", "shape", "bits", "dtype",
-"density", "values"?, "codebook"?}]}]}``. Real tensors, when kept, live in the ``.npz``
+"density", "structure"?, "values"?, "codebook"?}]}]}``. Real tensors, when kept, live in the ``.npz``
 file that ``tensors`` names (beside the trace) and are referenced from an operand by key.
+Version 3 added ``structure`` (N:M structured sparsity; version 2 files are the same
+without it, so an older hwsim refuses a v3 file rather than run its weights dense).
 Version 1 files (one ``repeat`` field, no graph) are read and migrated (see
-:func:`migrate_v1`); files are always written as version 2.
+:func:`migrate_v1`); files are always written as version 3.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ from .errors import HwsimError, TraceError
 from .fileio import atomic_write
 
 TRACE_FORMAT = "hwsim-trace"
-TRACE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+TRACE_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 GEMM_KINDS = ("gemm", "conv")
 VECTOR_KINDS = ("elementwise", "activation", "pool", "norm", "softmax")
@@ -124,7 +126,9 @@ class Operand:
     ``bits`` is the storage width of one element: 32/16 (/8) for float, any width for
     int and fixed point, and the codebook index width for ``dtype == "index"`` (then
     ``codebook`` holds the shared values). ``density`` is the measured fraction of
-    non-zeros of the real tensor. ``values``, when kept, is the real (decoded) tensor.
+    non-zeros of the real tensor. ``structure`` is ``"N:M"`` when at most N of every M
+    consecutive elements along the reduction (K) dimension are non-zero (2:4 for sparse
+    tensor cores), ``""`` otherwise. ``values``, when kept, is the real (decoded) tensor.
     """
 
     role: str
@@ -134,6 +138,7 @@ class Operand:
     density: float = 1.0
     values: np.ndarray | None = field(default=None, compare=False, repr=False)
     codebook: np.ndarray | None = field(default=None, compare=False, repr=False)
+    structure: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
@@ -326,6 +331,8 @@ class Workload:
             for o in op.operands:
                 od: dict[str, Any] = {"role": o.role, "shape": list(o.shape), "bits": o.bits,
                                       "dtype": o.dtype, "density": o.density}
+                if o.structure:
+                    od["structure"] = o.structure
                 for what in ("values", "codebook"):
                     arr = getattr(o, what)
                     if arr is not None:
@@ -440,7 +447,8 @@ class Workload:
                         shape=tuple(_int_list(pd, "shape", pw)),
                         bits=_field(pd, "bits", int, pw),
                         dtype=_field(pd, "dtype", str, pw),
-                        density=_field(pd, "density", (int, float), pw), **arrays))
+                        density=_field(pd, "density", (int, float), pw),
+                        structure=_field(pd, "structure", str, pw) if "structure" in pd else "", **arrays))
                 except TraceError as e:
                     role = pd.get("role")
                     raise TraceError(str(e).replace(f"operand {role!r}", pw, 1)) from None
@@ -577,6 +585,15 @@ def _posint(v: Any) -> bool:
     return bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1)
 
 
+def structure_nm(spec: str) -> tuple[int, int] | None:
+    """``"N:M"`` -> (N, M), or None when it is not a structured-sparsity pattern."""
+    m = re.fullmatch(r"(\d+):(\d+)", spec)
+    if not m:
+        return None
+    n, mm = int(m.group(1)), int(m.group(2))
+    return (n, mm) if 1 <= n < mm <= 64 else None
+
+
 def _check_operand(o: Operand, w: str) -> None:
     _need(o.role in ROLES, f"{w}.role", f"unknown role {o.role!r}; one of {', '.join(ROLES)}")
     _need(o.dtype in DTYPES, f"{w}.dtype", f"unknown dtype {o.dtype!r}; one of {', '.join(DTYPES)}")
@@ -587,6 +604,14 @@ def _check_operand(o: Operand, w: str) -> None:
         _need(o.bits in (8, 16, 32, 64), f"{w}.bits", f"a float operand is 8, 16, 32 or 64 bits, got {o.bits}")
     _need(isinstance(o.density, (int, float)) and not isinstance(o.density, bool) and 0.0 <= o.density <= 1.0
           and not math.isnan(o.density), f"{w}.density", f"must be a fraction in [0, 1], got {o.density!r}")
+    _need(isinstance(o.structure, str), f"{w}.structure", f"must be a string 'N:M' or '', got {o.structure!r}")
+    if o.structure:
+        nm = structure_nm(o.structure)
+        _need(nm is not None, f"{w}.structure",
+              f"must be 'N:M' with integers 1 <= N < M <= 64 (e.g. '2:4'), got {o.structure!r}")
+        if nm is not None:
+            _need(o.density <= nm[0] / nm[1] + 1e-9, f"{w}.structure",
+                  f"{o.structure} keeps at most {nm[0] / nm[1]:.3g} of the elements, but density is {o.density:.3g}")
     if o.values is not None:
         _need(tuple(np.shape(o.values)) == o.shape, f"{w}.values",
               f"shape {list(np.shape(o.values))} does not match the operand shape {list(o.shape)}")

@@ -7,6 +7,9 @@ Checks made before any parsing, so that no file can make hwsim run away:
 * YAML: no Python tags (``safe_load``), nesting at most :data:`MAX_DEPTH` levels, and aliases
   that expand to at most :data:`MAX_NODES` values ("billion laughs": nine aliases of nine
   aliases ... are a few hundred bytes that expand to 10^9 values).
+
+Plain scalars with colons (``2:4``) are strings, as YAML 1.2 reads them: YAML 1.1's base-60
+numbers would silently turn an N:M sparsity pattern into 124.
 """
 
 from __future__ import annotations
@@ -45,6 +48,27 @@ def read_text(path: str | Path, what: str = "file") -> str:
                          f"save the {what} as UTF-8") from None
 
 
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """PyYAML's safe loader without YAML 1.1's base-60 ints and floats (``2:4`` stays a string)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            def resolve(self, kind, value, implicit):    # type: ignore[no-untyped-def]
+                tag = super().resolve(kind, value, implicit)
+                if kind is yaml.ScalarNode and implicit[0] and ":" in value and \
+                        tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+                    return "tag:yaml.org,2002:str"
+                return tag
+
+        _LOADER = Loader
+    return _LOADER
+
+
 def load_yaml(path: str | Path, what: str = "file") -> Any:
     """The YAML document in ``path`` (safe types only), after the checks above."""
     return load_yaml_lines(path, what)[0]
@@ -58,7 +82,7 @@ def load_yaml_lines(path: str | Path, what: str = "file") -> tuple[Any, dict[str
     p = Path(path)
     text = read_text(p, what)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError as e:
         raise HwsimError(f"{p}: not valid YAML{_at(e)}: {getattr(e, 'problem', None) or e}; "
                          f"check the {what}'s syntax") from None
@@ -68,7 +92,7 @@ def load_yaml_lines(path: str | Path, what: str = "file") -> tuple[Any, dict[str
         return None, {}
     _check_size(node, p, what)
     try:
-        return yaml.SafeLoader(text).construct_document(node), _lines(node)
+        return _loader()(text).construct_document(node), _lines(node)
     except yaml.YAMLError as e:
         raise HwsimError(f"{p}: {getattr(e, 'problem', None) or e}{_at(e)}; a {what} holds plain values only "
                          f"(no !!python tags)") from None

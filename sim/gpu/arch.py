@@ -63,6 +63,8 @@ class GPUArch:
     streams: int = 1                    # concurrent streams the framework issues kernels on
     fusion: str = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
                                         # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
+    # N:M patterns the sparse tensor cores run on a pruned weight (A100/H100: 2:4)
+    sparse_structures: tuple[str, ...] = ()
     # Idle power is not modelled yet: GPU results are dynamic energy only.
     static_power_w: float = 0.0
     technology_nm: float = 7
@@ -78,6 +80,11 @@ class GPUArch:
         at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb")
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
         need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        from workloads.trace import structure_nm
+        ss = self.sparse_structures
+        need(isinstance(ss, (list, tuple)) and all(isinstance(x, str) and structure_nm(x) for x in ss),
+             "sparse_structures", f"must be a list of N:M patterns (e.g. [2:4]), got {ss!r}")
+        object.__setattr__(self, "sparse_structures", tuple(ss))
         for p, v in self.tc_fma_per_clk.items():
             need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
             need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
@@ -180,15 +187,19 @@ PRESETS = {
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3, memory_gb=40,
+        sparse_structures=("2:4",),
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
-               "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper"),
+               "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
+               "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper)"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4, memory_gb=80,
+        sparse_structures=("2:4",),
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
-               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed"),
+               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed; "
+               "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper)"),
 }
 
 # H200: H100 compute with faster, larger HBM3e

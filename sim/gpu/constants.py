@@ -58,6 +58,14 @@ CONSTANTS: tuple[Constant, ...] = (
              "PyTorch's element-wise kernels: 4 elements per thread (Loops.cuh thread_work_size)"),
     Constant("simulate.FLASH_BLOCK", 128, "published",
              "FlashAttention-2's query and key block for head dimensions up to 128 (Dao 2023, Sec. 3.3)"),
+    Constant("simulate.SPARSE_PRECISIONS", ("fp16", "bf16", "fp8", "int8", "int4"), "published",
+             "input types the sparse tensor cores run 2:4 at twice the dense rate (A100 whitepaper: FP16/BF16 "
+             "624, INT8 1248 TOPS sparse; H100 whitepaper: FP8 3958 sparse); TF32 takes 1:2 instead"),
+    Constant("GPUArch.sparse_structures", (), "published",
+             "no sparse tensor cores by default; a100/h100 (and h200, a100-80gb) set ('2:4',): 2:4 fine-grained "
+             "structured sparsity, twice the MMA rate and half the operand (NVIDIA blog 'Exploiting NVIDIA Ampere "
+             "Structured Sparsity with cuSPARSELt', 2021) plus a 2-bit position per kept value (cuSPARSELt's "
+             "compressed layout)"),
     Constant("GPUArch.kernel_overhead_us", 2.0, "calibration",
              "launch and prologue no overlap hides; checked against the shortest CUDA-graph GEMM "
              f"measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL})"),

@@ -17,6 +17,10 @@
    bandwidth. The epilogue writes the output tile in its precision.
 5. **DRAM vs L2.** Every CTA reads its A and B panels through L2. If A and B fit in half
    the L2, DRAM sees each byte once; otherwise each wave fetches the panels its CTAs touch.
+6. **Structured sparsity.** A B operand (the weight) pruned N:M on a card with sparse
+   tensor cores for it runs the MMAs M/N times as fast (2:4: twice, NVIDIA A100 whitepaper)
+   and moves its N/M kept values plus a ceil(log2 M)-bit position per kept value (2:4: a
+   2-bit index each, cuSPARSELt's compressed layout) through DRAM, L2 and shared memory.
 """
 
 from __future__ import annotations
@@ -71,12 +75,22 @@ def bk_for(precision: str) -> int:
     return int(BK_BYTES / PRECISION_BYTES[precision])
 
 
+def sparse_factors(structure: tuple[int, int] | None, precision: str) -> tuple[float, float]:
+    """(MMA rate multiplier, B bytes per dense B byte) of an N:M-pruned B operand."""
+    if structure is None:
+        return 1.0, 1.0
+    n, m = structure
+    meta_bits = math.ceil(math.log2(m))
+    return m / n, n / m * (1 + meta_bits / (8 * PRECISION_BYTES[precision]))
+
+
 def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_bytes, a_unique, b_unique,
-               mma_eff) -> GemmTiming | None:
+               mma_eff, b_structure=None) -> GemmTiming | None:
     in_b = PRECISION_BYTES[precision]
     BK = bk_for(precision)
     stages = arch.pipeline_stages
-    smem = stages * (BM + BN) * BK * in_b
+    rate_x, b_frac = sparse_factors(b_structure, precision)
+    smem = stages * (BM + BN * b_frac) * BK * in_b
     if smem > arch.smem_per_sm_kib * 1024:
         return None
     threads = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
@@ -92,9 +106,9 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
     slots = arch.sms * per_sm
     waves = math.ceil(ctas / slots)
     nk = math.ceil(K / BK)
-    sm_rate = arch.sm_fma_per_clk(precision) * mma_eff
+    sm_rate = arch.sm_fma_per_clk(precision) * mma_eff * rate_x
     mma_iter = BM * BN * BK / sm_rate                     # one CTA alone on an SM
-    cta_iter_bytes = (BM + BN) * BK * in_b
+    cta_iter_bytes = (BM + BN * b_frac) * BK * in_b
     fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 * L2_OPERAND_SHARE
     dram_bw = arch.dram_bytes_per_clk
     total = comp = mem = 0.0
@@ -121,9 +135,9 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         if fits_l2:
             wave_dram = None
         else:
-            wave_dram = (rows * min(BM, M) + cols * min(BN, N)) * K * in_b
+            wave_dram = (rows * min(BM, M) + cols * min(BN, N) * b_frac) * K * in_b
             dram_a += rows * min(BM, M) * K * in_b
-            dram_b += cols * min(BN, N) * K * in_b
+            dram_b += cols * min(BN, N) * K * in_b * b_frac
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
         c_iter = mma_iter * resident
@@ -140,7 +154,7 @@ def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_
         fixed_total += boundary
         mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter, lat_iter) else 0.0
         l2_a += n * nk * BM * BK * in_b
-        l2_b += n * nk * BN * BK * in_b
+        l2_b += n * nk * BN * BK * in_b * b_frac
     total += prev_epilogue or 0.0
     fixed_total += prev_epilogue or 0.0
     if fits_l2:
@@ -175,14 +189,17 @@ def reduction_cycles(partial_bytes: float, final_bytes: float, arch: GPUArch) ->
 
 
 def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
-           acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float) -> GemmTiming | None:
+           acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+           b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     """One tile shape with the K loop split ``S`` ways, plus the reduction kernel."""
     if S == 1:
-        return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff)
+        return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff,
+                          b_structure)
     Ks = -(-K // S)
     if Ks < bk_for(precision) or -(-K // Ks) < S:     # a slice of at least one K step, and S of them
         return None
-    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u, mma_eff)
+    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u, mma_eff,
+                   b_structure)
     if t is None:
         return None
     partial = M * N * count * S * acc_bytes
@@ -203,13 +220,14 @@ SECONDS_PER_WAVE = 3e-6
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
               tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY,
-              split_k: int | None = None) -> GemmTiming:
+              split_k: int | None = None, b_structure: tuple[int, int] | None = None) -> GemmTiming:
     """Cycles of ``count`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` on the tensor cores.
 
     ``acc_bytes``: accumulator width (4: fp32 accumulate). ``out_bytes``: output element
     size (default: the input precision). ``a_unique_bytes``: distinct bytes of A (an
     implicit-GEMM convolution reads its input tensor, smaller than the im2col matrix).
-    ``split_k``: force a K split (default: the fastest of :data:`SPLITS`).
+    ``split_k``: force a K split (default: the fastest of :data:`SPLITS`). ``b_structure``:
+    (N, M) when B is pruned N:M and runs on sparse tensor cores (item 6 above).
     """
     for name, v in (("M", M), ("N", N), ("K", K), ("count", count)):
         if not isinstance(v, int) or v < 1:
@@ -218,7 +236,7 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     in_b = PRECISION_BYTES[precision]
     out_b = in_b if out_bytes is None else out_bytes
     a_u = (a_unique_bytes if a_unique_bytes is not None else M * K * in_b) * count
-    b_u = K * N * in_b * count
+    b_u = K * N * in_b * count * sparse_factors(b_structure, precision)[1]
     candidates = [tile] if tile else TILES
     if split_k is not None:
         splits: tuple[int, ...] = (split_k,)
@@ -231,7 +249,8 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     best = None
     for S in splits:
         for BM, BN in candidates:
-            t = _split(M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency)
+            t = _split(M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency,
+                       b_structure)
             if t is not None and (best is None or t.cycles < best.cycles):
                 best = t
     if best is None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from workloads.trace import Op, Workload
+from workloads.errors import HwsimError
+from workloads.trace import Op, Workload, structure_nm
 
 from ..result import OpResult, SimResult, run_ops, shape_key
 from .arch import PRECISION_BYTES, GPUArch
@@ -53,6 +54,7 @@ class GPUStats:
     dram_bytes: float = 0.0
     l2_bytes: float = 0.0
     split_k: int = 0          # K split of the GEMM kernel (1: none; 0: not a GEMM)
+    sparsity: str = ""        # N:M when the weight ran on sparse tensor cores
     fused: str = ""           # a GEMM: the ops its epilogue runs (+-joined); a fused op: "into HOST"
 
 
@@ -172,6 +174,22 @@ def _epilogue(op: Op, host: str, arch: GPUArch, prec: str) -> OpResult:
                                    fused=f"into {host}"))
 
 
+# Input precisions whose MMAs the sparse tensor cores run 2:4 (A100/H100 whitepapers: FP16,
+# BF16, INT8, INT4 and, on H100, FP8; TF32 takes 1:2 instead, which 2:4 does not imply).
+SPARSE_PRECISIONS = ("fp16", "bf16", "fp8", "int8", "int4")
+
+
+def sparse_structure(op: Op, arch: GPUArch, precision: str) -> str:
+    """The N:M pattern ``op`` runs on sparse tensor cores, or "": a forward GEMM whose
+    weight is marked N:M, on a card whose sparse tensor cores take that pattern at this
+    precision (gradients and activations are dense)."""
+    w = op.operand("weight")
+    if (w is None or not w.structure or op.phase != "forward" or w.structure not in arch.sparse_structures
+            or precision not in SPARSE_PRECISIONS):
+        return ""
+    return w.structure
+
+
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
                 output: str | None = None, engine: str = "fast", epilogue_of: str | None = None,
                 epilogue: str = "") -> OpResult:
@@ -203,10 +221,15 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
         a_unique = d["N"] * d["C"] * d["H"] * d["W"] * in_b / d["groups"]
     # one kernel per step, its copies batched
     acc_b = 4 if accumulate == "fp32" else 2
-    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=acc_b, out_bytes=out_b, a_unique_bytes=a_unique)
+    sparse = sparse_structure(op, arch, prec)
+    t = gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=acc_b, out_bytes=out_b, a_unique_bytes=a_unique,
+                  b_structure=structure_nm(sparse) if sparse else None)
     kernel = t.cycles
     if engine == "events":     # the same kernel through the event-driven reference
         from .event import gemm_events
+        if sparse:
+            raise HwsimError(f"op {op.name!r}: the event-driven engine does not model sparse tensor cores; "
+                             "use --engine fast, or a trace without N:M weights")
         kernel = gemm_events(g.M, g.N, g.K, arch, prec, count=g.copies, tile=(t.tile[0], t.tile[1]), acc_bytes=acc_b,
                              out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k)
     step = int(kernel + overhead)
@@ -225,7 +248,7 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
                                    tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
                                    dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k,
-                                   fused=epilogue))
+                                   fused=epilogue, sparsity=sparse))
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",

@@ -8,7 +8,10 @@ A plan (YAML)::
       features.0: {keep: 0.84, weight_bits: 8}
 
 ``keep`` in (0, 1] is the fraction of weights kept; ``weight_bits`` the shared-weight
-(codebook index) width; ``index_bits`` the relative-index width of the sparse format.
+(codebook index) width; ``index_bits`` the relative-index width of the sparse format;
+``structure`` ``"N:M"`` (e.g. ``"2:4"``, what sparse tensor cores run) prunes to at most N
+non-zeros in every M consecutive weights along the reduction dimension instead of by
+``keep`` (``"none"``: unstructured). The compressed trace marks those weights with it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from . import prune as P
 from .share import codes_in_order, finetune_codebooks, share_weights
 from .storage import LayerStorage, layer_storage, totals
 
-KEYS = ("keep", "weight_bits", "index_bits")
+KEYS = ("keep", "weight_bits", "index_bits", "structure")
 MAX_BITS = 32        # weights are fp32 before compression: more bits store nothing more
-DEFAULT = {"keep": 1.0, "weight_bits": 32, "index_bits": 4}
+DEFAULT = {"keep": 1.0, "weight_bits": 32, "index_bits": 4, "structure": "none"}
 
 
 @dataclass
@@ -45,7 +48,12 @@ def _check(entry, where: str) -> dict:
     for k, v in entry.items():
         if k not in KEYS:
             raise HwsimError(f"{where}.{k}: unknown key; use {', '.join(KEYS)}")
-        if k == "keep":
+        if k == "structure":
+            from ..trace import structure_nm
+            if v != "none" and (not isinstance(v, str) or structure_nm(v) is None):
+                raise HwsimError(f"{where}.structure: must be 'N:M' with integers 1 <= N < M <= 64 "
+                                 f"(e.g. '2:4') or 'none', got {v!r}")
+        elif k == "keep":
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
                 raise HwsimError(f"{where}.keep: must be in (0, 1], got {v!r}")
         elif not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_BITS:
@@ -80,6 +88,7 @@ class CompressionResult:
     accuracy_before: float | None = None
     accuracy_after: float | None = None
     act_bits: int | None = None
+    structures: dict = field(default_factory=dict)      # layer -> "N:M"
 
     def report(self) -> dict:
         t = totals(self.layers)
@@ -87,7 +96,7 @@ class CompressionResult:
             t["accuracy"] = self.accuracy_after
             t["accuracy_before"] = self.accuracy_before
         return {"layers": [{"name": l.name, "weights": l.weights, "keep": l.keep, "weight_bits": l.weight_bits,
-                            "index_bits": l.index_bits, "bits_p": l.bits_p, "bits_pq": l.bits_pq,
+                            "index_bits": l.index_bits, "structure": self.structures.get(l.name, ""), "bits_p": l.bits_p, "bits_pq": l.bits_pq,
                             "bits_pqh": l.bits_pqh} for l in self.layers], "total": t}
 
 
@@ -107,8 +116,14 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
         raise HwsimError(f"plan: unknown layer(s) {', '.join(sorted(unknown))}; this model's layers: "
                          f"{', '.join(layers)}")
     settings = {n: plan.for_layer(n) for n in layers}
+    structures = structures_of(settings, layers, plan.layers)
+    for n in structures:
+        if settings[n]["keep"] < 1:
+            raise HwsimError(f"plan: layer {n!r} has both keep {settings[n]['keep']:g} and structure "
+                             f"{settings[n]['structure']}; a layer is pruned by one of them (structure: none, or keep: 1)")
     before = accuracy(model, data[2], data[3]) if data is not None else None
-    P.magnitude_prune(model, {n: s["keep"] for n, s in settings.items()})
+    P.magnitude_prune(model, {n: s["keep"] for n, s in settings.items() if n not in structures})
+    P.nm_prune(model, structures)
     if data is not None:   # the prune masks keep pruned weights at zero while retraining
         train(model, data, epochs=retrain_epochs, seed=seed)
     P.make_permanent(model)
@@ -138,11 +153,35 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
         w = m.weight.detach().numpy()
         codes = codes_in_order(shared[n]) if n in shared else None
         rows.append(layer_storage(n, w, settings[n]["index_bits"], wbits[n], codes))
-    return CompressionResult(model, rows, shared, before, after, act_bits)
+    for n, (k, m) in structures.items():     # sharing and quantisation keep zeros at zero
+        assert P.satisfies_nm(layers[n].weight, k, m), n
+    return CompressionResult(model, rows, shared, before, after, act_bits,
+                             {n: settings[n]["structure"] for n in structures})
+
+
+def structures_of(settings: dict[str, dict], layers: dict[str, nn.Module] | None = None,
+                  explicit: dict | None = None) -> dict[str, tuple[int, int]]:
+    """Layer -> (N, M) for the layers a plan prunes N:M. A structure from the plan's
+    default skips a layer whose reduction size is not a multiple of M (it stays dense, as
+    NVIDIA's ASP leaves such layers); one named for the layer itself must fit."""
+    from ..trace import structure_nm
+    out = {}
+    for n, s in settings.items():
+        nm = structure_nm(s["structure"]) if s["structure"] != "none" else None
+        if nm is None:
+            continue
+        if layers is not None and layers[n].weight[0].numel() % nm[1]:
+            if explicit is not None and "structure" in explicit.get(n, {}):
+                raise HwsimError(f"plan: layers.{n}.structure: {s['structure']} needs the layer's reduction size "
+                                 f"({layers[n].weight[0].numel()}) to be a multiple of {nm[1]}; use structure: none")
+            continue
+        out[n] = nm
+    return out
 
 
 def compressed_trace(result: CompressionResult, example, name: str):
-    """Lower the compressed model; weights carry their real density, codebook and index width."""
+    """Lower the compressed model; weights carry their real density, codebook and index
+    width, and their N:M structure where the plan pruned them so."""
     from dataclasses import replace
 
     from ..lower import lower
@@ -157,13 +196,16 @@ def compressed_trace(result: CompressionResult, example, name: str):
             na = Operand("input", a.shape, result.act_bits, "fixed", a.density)
             op = replace(op, operands=tuple(na if o.role == "input" else o for o in op.operands))
         w = op.operand("weight")
+        if w is not None and op.phase == "forward" and op.name in result.structures:
+            w = replace(w, structure=result.structures[op.name])
+            op = replace(op, operands=tuple(w if o.role == "weight" else o for o in op.operands))
         if w is not None and op.name in result.shared:
             s = result.shared[op.name]
-            nw = Operand("weight", w.shape, s.bits, "index", w.density, values=w.values,
+            nw = Operand("weight", w.shape, s.bits, "index", w.density, values=w.values, structure=w.structure,
                          codebook=s.codebook.numpy().astype(np.float32))
             op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
         elif w is not None and op.name in bits and bits[op.name] < 32:
-            nw = Operand("weight", w.shape, bits[op.name], "int", w.density, values=w.values)
+            nw = Operand("weight", w.shape, bits[op.name], "int", w.density, values=w.values, structure=w.structure)
             op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
         ops.append(op)
     return wl.with_ops(ops)

@@ -51,6 +51,41 @@ def magnitude_prune(model: nn.Module, keep: float | Mapping[str, float], scope: 
     return model
 
 
+def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The N:M mask of a Linear ([out, in]) or Conv2d ([out, in, kh, kw]) weight: in every
+    group of ``m`` consecutive weights along the reduction dimension (in, then kh, kw: the
+    GEMM's K, as the im2col view flattens it) keep the ``n`` of largest magnitude. Sparse
+    tensor cores take 2:4 along K (NVIDIA A100 whitepaper, 2020)."""
+    flat = weight.detach().reshape(weight.shape[0], -1)
+    K = flat.shape[1]
+    if K % m:
+        raise HwsimError(f"prune: structure {n}:{m} needs the reduction size to be a multiple of {m}; "
+                         f"this layer's is {K} (leave it out of the plan or give it structure: none)")
+    groups = flat.abs().reshape(flat.shape[0], K // m, m)
+    top = groups.topk(n, dim=-1, sorted=False).indices        # ties: torch's topk order, deterministic on CPU
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, top, True)
+    return mask.reshape(weight.shape)
+
+
+def nm_prune(model: nn.Module, structures: Mapping[str, tuple[int, int]]) -> nn.Module:
+    """Prune each named layer to its N:M structure; the masks stay on through retraining
+    (``torch.nn.utils.prune.custom_from_mask``) until :func:`make_permanent`."""
+    layers = prunable(model)
+    for name, (n, m) in structures.items():
+        if name not in layers:
+            raise HwsimError(f"prune: no prunable layer {name!r}; layers: {', '.join(layers)}")
+        tprune.custom_from_mask(layers[name], "weight", nm_mask(layers[name].weight, n, m))
+    return model
+
+
+def satisfies_nm(weight: torch.Tensor, n: int, m: int) -> bool:
+    """Whether at most ``n`` of every ``m`` consecutive weights along K are non-zero."""
+    flat = weight.detach().reshape(weight.shape[0], -1)
+    if flat.shape[1] % m:
+        return False
+    return bool(((flat.reshape(flat.shape[0], -1, m) != 0).sum(-1) <= n).all())
+
+
 def make_permanent(model: nn.Module) -> nn.Module:
     """Fold masks into the weights (``weight_orig * weight_mask`` becomes ``weight``)."""
     for m in prunable(model).values():
