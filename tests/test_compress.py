@@ -13,7 +13,7 @@ from workloads.compress.huffman import code_lengths, encoded_bits
 from workloads.compress.lowrank import split_conv, svd_linear
 from workloads.compress.quantize import binary, fixed_point, kmeans_share, ternary
 from workloads.compress.storage import layer_storage, relative_indices, totals
-from workloads.compress.train import accuracy, digits, distill, train
+from workloads.compress.train import accuracy, distill, train
 from workloads.zoo.lenet import LeNet300
 
 
