@@ -66,6 +66,9 @@ CONSTANTS: tuple[Constant, ...] = (
              "structured sparsity, twice the MMA rate and half the operand (NVIDIA blog 'Exploiting NVIDIA Ampere "
              "Structured Sparsity with cuSPARSELt', 2021) plus a 2-bit position per kept value (cuSPARSELt's "
              "compressed layout)"),
+    Constant("event.SECTOR_BYTES", 32, "published",
+             "the L2 moves data in 32-byte sectors (CUDA C++ Best Practices Guide, coalesced access to global "
+             "memory; the Volta/Ampere/Hopper tuning guides); the event model rounds each block row up to them"),
     Constant("GPUArch.kernel_overhead_us", 2.0, "calibration",
              "launch and prologue no overlap hides; checked against the shortest CUDA-graph GEMM "
              f"measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL})"),

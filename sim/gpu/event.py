@@ -1,90 +1,201 @@
 """Event-driven reference for the tensor-core GEMM model (simpy; the unit of time is a cycle).
 
-Each CTA is a process on its SM (CTAs go to SMs round robin, at most ``ctas_per_sm``
-resident); each SM's tensor cores are one resource the resident CTAs take turns on; all
-global->shared copies and the epilogue's stores share one memory pipe whose per-byte time
-is the slower of L2 and DRAM for this GEMM's mix. A CTA runs the software pipeline for
-real: it issues the loads of the first ``stages - 1`` K steps, then for every step waits
-for its data, issues the load ``stages - 1`` steps ahead, and runs its MMAs; every load
-also waits the DRAM latency after its transfer.
+It is a second, independent model of the same kernel, not a replay of the closed form
+(``gemm.gemm_time``): it is given only the kernel's choice (the CTA tile and the K split,
+as a library's kernel name fixes them) and reads nothing the closed form computes.
 
-``gemm.gemm_time`` is the fast closed form of the same machine; tests hold the two within
-a tolerance on compute-bound, memory-bound and wave-boundary shapes (they are not equal
-cycle for cycle: the closed form charges each wave its slowest resource, the events let
-waves overlap at the edges).
+* **Occupancy** from the kernel's shared memory, registers and threads against the SM's
+  limits (:func:`ctas_per_sm`).
+* **Block scheduler**: CTAs in row-major raster order (batch copies one after another) go
+  to SMs as slots free, the first wave round robin over the SMs.
+* **Software pipeline per CTA**: the loads of the first ``stages - 1`` K steps, then per
+  step: wait for its A and B blocks, issue the load ``stages - 1`` steps ahead, run the
+  step's MMAs on the SM's tensor cores (shared by the resident CTAs).
+* **L2**: an LRU cache of the whole L2's capacity holding A blocks (copy, tile row, K step)
+  and B blocks (copy, tile column, K step), each row of a block rounded up to 32-byte
+  sectors. A hit costs its transfer at the L2 bandwidth; a miss first moves the sectors
+  over HBM (one chip-wide pipe at the DRAM bandwidth) and waits the DRAM latency; a
+  second request for a block in flight waits for that fill instead of fetching it again
+  (miss merging). So CTAs that share an A or B panel reuse it exactly as far as the
+  raster order, the residency and the capacity allow.
+* **Epilogue**: the output tile is written over HBM; the kernel ends when the last write
+  has landed (one DRAM latency after its transfer).
+* **Split-K**: the S-times-larger grid of K/S slices writing accumulator-width partials,
+  then a reduction kernel that reads them and writes the output over HBM, after its launch.
+
+An implicit-GEMM convolution reads fewer distinct A bytes than its im2col matrix holds
+(``a_unique_bytes``); the model charges an A miss that share of its sectors (a miss brings
+in the input pixels of the block, most of which neighbouring blocks share).
+
+Tests (``tests/test_gpu.py``) derive DRAM traffic by hand for small grids and report how
+far this model and the closed form disagree over a shape grid (median and worst).
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import simpy
 
 from .arch import PRECISION_BYTES, GPUArch
-from .gemm import MMA_EFFICIENCY, gemm_time
+from . import gemm as kernel      # the kernel's shape constants (CTA threads, K step), not its timing
+
+SECTOR_BYTES = 32            # L2 sector (NVIDIA: 32-byte sectors of 128-byte lines, Volta-Hopper tuning guides)
+
+
+@dataclass(frozen=True)
+class EventTiming:
+    cycles: int
+    ctas: int
+    ctas_per_sm: int
+    dram_read_bytes: float       # A and B sectors moved over HBM (split-K partials included)
+    dram_write_bytes: float      # output tiles (and split-K partials) written
+    l2_hits: int                 # block requests served by L2 (merged misses included)
+    l2_misses: int               # block requests that went to HBM
+
+
+def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int = 4) -> int:
+    """Resident CTAs of a ``BM x BN`` tile kernel per SM: its pipelined shared memory, its
+    accumulator registers spread over its threads, and its threads, against the SM's
+    limits; 0 if one CTA does not fit."""
+    in_b = PRECISION_BYTES[precision]
+    BK = kernel.BK_BYTES / in_b
+    smem = arch.pipeline_stages * (BM + BN) * BK * in_b
+    threads = kernel.BIG_TILE_THREADS if BM * BN >= 128 * 128 else kernel.SMALL_TILE_THREADS
+    regs = BM * BN * acc_bytes / 4 / threads + kernel.REGISTER_OVERHEAD
+    if smem > arch.smem_per_sm_kib * 1024 or regs > 255:
+        return 0
+    return int(min(arch.max_ctas_per_sm, arch.smem_per_sm_kib * 1024 // smem,
+                   arch.regs_per_sm // (regs * threads), arch.max_threads_per_sm // threads))
+
+
+def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
+             tile: tuple[int, int] = (128, 128), acc_bytes: int = 4, mma_efficiency: float = kernel.MMA_EFFICIENCY,
+             out_bytes: float | None = None, a_unique_bytes: float | None = None) -> EventTiming:
+    """One GEMM kernel (``count`` batched copies) with the given CTA tile, event by event."""
+    BM, BN = tile
+    in_b = PRECISION_BYTES[precision]
+    BK = int(kernel.BK_BYTES / in_b)
+    per_sm = ctas_per_sm(arch, BM, BN, precision, acc_bytes)
+    if per_sm < 1:
+        raise ValueError(f"tile {BM}x{BN} does not fit one SM of {arch.name} at {precision}")
+    out_b = in_b if out_bytes is None else out_bytes
+    tm, tn, nk = -(-M // BM), -(-N // BN), -(-K // BK)
+    grid = tm * tn
+    ctas = grid * count
+    a_scale = 1.0 if a_unique_bytes is None else min(1.0, a_unique_bytes / (M * K * in_b))
+    mma = BM * BN * BK / (arch.sm_fma_per_clk(precision) * mma_efficiency)
+    lat = arch.dram_latency_cycles
+    dram_bpc = arch.dram_bytes_per_clk
+    capacity = arch.l2_mib * 2 ** 20
+
+    env = simpy.Environment()
+    hbm = simpy.Resource(env, capacity=1)
+    l2_port = simpy.Resource(env, capacity=1)
+    cores = [simpy.Resource(env, capacity=1) for _ in range(arch.sms)]
+    l2: OrderedDict = OrderedDict()          # block -> sectors' bytes, least recently used first
+    pending: dict = {}                       # block -> fill event
+    stats = {"rd": 0.0, "wr": 0.0, "hit": 0, "miss": 0, "used": 0.0, "end": 0.0}
+
+    def block_bytes(rows: int, k: int) -> float:
+        width = min(BK, K - k * BK) * in_b
+        return rows * math.ceil(width / SECTOR_BYTES) * SECTOR_BYTES
+
+    def over(port: simpy.Resource, seconds: float):
+        with port.request() as req:
+            yield req
+            yield env.timeout(seconds)
+
+    def fetch(key: tuple, nbytes: float, dram_share: float):
+        if key in l2:
+            l2.move_to_end(key)
+            stats["hit"] += 1
+        elif key in pending:
+            stats["hit"] += 1
+            yield pending[key]
+        else:
+            stats["miss"] += 1
+            fill = pending[key] = env.event()
+            moved = nbytes * dram_share
+            yield from over(hbm, moved / dram_bpc)
+            stats["rd"] += moved
+            yield env.timeout(lat)
+            if nbytes <= capacity:
+                while stats["used"] + nbytes > capacity:
+                    _, old = l2.popitem(last=False)
+                    stats["used"] -= old
+                l2[key] = nbytes
+                stats["used"] += nbytes
+            del pending[key]
+            fill.succeed()
+        yield from over(l2_port, nbytes / arch.l2_bytes_per_clk)
+
+    def load(b: int, tr: int, tc: int, k: int):
+        rows_a, cols_b = min(BM, M - tr * BM), min(BN, N - tc * BN)
+        a = env.process(fetch(("A", b, tr, k), block_bytes(rows_a, k), a_scale))
+        bb = env.process(fetch(("B", b, tc, k), block_bytes(cols_b, k), 1.0))
+        yield a & bb
+
+    def cta(cid: int, sm: int):
+        b, r = divmod(cid, grid)
+        tr, tc = divmod(r, tn)
+        ready: list = [None] * nk
+        for k in range(min(arch.pipeline_stages - 1, nk)):
+            ready[k] = env.process(load(b, tr, tc, k))
+        for k in range(nk):
+            yield ready[k]
+            nxt = k + arch.pipeline_stages - 1
+            if nxt < nk:
+                ready[nxt] = env.process(load(b, tr, tc, nxt))
+            yield from over(cores[sm], mma)
+        out = min(BM, M - tr * BM) * min(BN, N - tc * BN) * out_b
+        yield from over(hbm, out / dram_bpc)
+        stats["wr"] += out
+        stats["end"] = max(stats["end"], env.now + lat)
+
+    nxt_cta = [0]
+
+    def slot(sm: int):
+        while nxt_cta[0] < ctas:
+            cid = nxt_cta[0]
+            nxt_cta[0] += 1
+            yield from cta(cid, sm)
+
+    for _ in range(per_sm):
+        for sm in range(arch.sms):
+            env.process(slot(sm))
+    env.run()
+    return EventTiming(int(math.ceil(max(env.now, stats["end"]))), ctas, per_sm, stats["rd"], stats["wr"],
+                       int(stats["hit"]), int(stats["miss"]))
 
 
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
-                tile: tuple[int, int] | None = None, acc_bytes: int = 4,
-                mma_efficiency: float = MMA_EFFICIENCY, out_bytes: float | None = None,
+                tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
+                mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
                 a_unique_bytes: float | None = None, split_k: int = 1) -> int:
-    """Cycles of the GEMM in the event model (same tile and occupancy as the fast model);
-    with ``split_k`` S, the S-times-wider grid of K/S slices plus the reduction kernel."""
-    if split_k > 1:
-        from .gemm import reduction_cycles
-        ks = -(-K // split_k)
-        base = gemm_events(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency,
-                           out_bytes=acc_bytes, a_unique_bytes=a_unique_bytes)
-        out_b = PRECISION_BYTES[precision] if out_bytes is None else out_bytes
-        return int(math.ceil(base + reduction_cycles(M * N * count * split_k * acc_bytes, M * N * count * out_b,
-                                                     arch)))
-    fast = gemm_time(M, N, K, arch, precision, count=count, tile=tile, acc_bytes=acc_bytes,
-                     mma_efficiency=mma_efficiency, out_bytes=out_bytes, a_unique_bytes=a_unique_bytes, split_k=1)
-    BM, BN, BK = fast.tile
-    in_b = PRECISION_BYTES[precision]
-    per_sm = fast.ctas_per_sm
-    nk = math.ceil(K / BK)
-    ctas = fast.ctas
-    stages = arch.pipeline_stages
-    sm_rate = arch.sm_fma_per_clk(precision) * mma_efficiency
-    mma = BM * BN * BK / sm_rate
-    load_bytes = (BM + BN) * BK * in_b
-    dram_frac = min(1.0, fast.dram_bytes / max(fast.l2_bytes, 1.0))
-    per_byte = max(1.0 / arch.l2_bytes_per_clk, dram_frac / arch.dram_bytes_per_clk)
-    tile_out = BM * BN * (in_b if out_bytes is None else out_bytes)
-    lat = arch.dram_latency_cycles
+    """Cycles of the GEMM kernel with this tile and K split (the split's reduction kernel
+    and its launch included)."""
+    return gemm_detail(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes,
+                       a_unique_bytes, split_k).cycles
 
-    env = simpy.Environment()
-    pipe = simpy.Resource(env, capacity=1)
-    cores = [simpy.Resource(env, capacity=1) for _ in range(arch.sms)]
-    slots = [simpy.Resource(env, capacity=per_sm) for _ in range(arch.sms)]
 
-    def transfer(nbytes: float, done: simpy.Event):
-        with pipe.request() as req:
-            yield req
-            yield env.timeout(nbytes * per_byte)
-        yield env.timeout(lat)
-        done.succeed()
-
-    def cta(sm: int):
-        with slots[sm].request() as slot:
-            yield slot
-            ready = [env.event() for _ in range(nk)]
-            for k in range(min(stages - 1, nk)):
-                env.process(transfer(load_bytes, ready[k]))
-            for k in range(nk):
-                yield ready[k]
-                nxt = k + stages - 1
-                if nxt < nk:
-                    env.process(transfer(load_bytes, ready[nxt]))
-                with cores[sm].request() as core:
-                    yield core
-                    yield env.timeout(mma)
-            done = env.event()
-            env.process(transfer(tile_out, done))
-            yield done
-
-    for i in range(ctas):
-        env.process(cta(i % arch.sms))
-    env.run()
-    return int(math.ceil(env.now))
+def gemm_detail(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
+                tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
+                mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
+                a_unique_bytes: float | None = None, split_k: int = 1) -> EventTiming:
+    """:func:`gemm_events` with its traffic and L2 counts."""
+    if split_k <= 1:
+        return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes, a_unique_bytes)
+    ks = -(-K // split_k)
+    t = gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, acc_bytes,
+                 None if a_unique_bytes is None else a_unique_bytes * ks / K)
+    out_b = PRECISION_BYTES[precision] if out_bytes is None else out_bytes
+    partial = M * N * count * split_k * acc_bytes
+    final = M * N * count * out_b
+    # the reduction kernel: its launch, then the partials in and the output out over HBM
+    reduce = arch.kernel_overhead_us * arch.clock_mhz + (partial + final) / arch.dram_bytes_per_clk \
+        + arch.dram_latency_cycles
+    return EventTiming(int(math.ceil(t.cycles + reduce)), t.ctas, t.ctas_per_sm, t.dram_read_bytes + partial,
+                       t.dram_write_bytes + final, t.l2_hits, t.l2_misses)
