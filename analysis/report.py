@@ -181,14 +181,15 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     stable = pd.DataFrame([{"metric": k, "value": cell(k, v)} for k, v in flat.items()]).to_html(index=False)
     cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes",
-                        "dataflow", "tile", "split_k", "fused", "sparsity") if c in df.columns]
-    # dataflow: where a systolic op ran (differs per op under --mapping search); the last four: a GPU's kernel choice
+                        "dataflow", "tile", "split_k", "stream_k", "fused", "sparsity") if c in df.columns]
+    # dataflow: where a systolic op ran (differs per op under --mapping search); the last five: a GPU's kernel choice
     shown = pd.DataFrame({c: [cell(c, v) for v in df[c]] for c in cols})
     fusion = getattr(ev.arch, "fusion", None)
     kernels = "" if fusion is None else (
         f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); per op the "
-        "tensor-core tile, the K split, the ops each GEMM's epilogue runs and the N:M pattern of a weight run on "
-        "sparse tensor cores (tile, split_k, fused, sparsity).</p>")
+        "tensor-core tile, the K split or stream-K (one wave of persistent CTAs sharing out all K steps), the "
+        "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
+        "stream_k, fused, sparsity).</p>")
     esc = html.escape
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}

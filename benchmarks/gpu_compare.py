@@ -32,11 +32,11 @@ def main() -> None:
         dtype = {"float16": "fp16", "bfloat16": "bf16"}.get(r.dtype, r.dtype)    # torch's names
         t = gemm_time(int(r.M), int(r.N), int(r.K), arch, dtype)
         pred.append(t.cycles / arch.clock_mhz + arch.kernel_overhead_us)
-        splits.append(t.split_k)
+        splits.append("stream-k" if t.stream_k else f"split-k {t.split_k}" if t.split_k > 1 else "tiles")
     df["predicted_us"] = pred
-    df["split_k"] = splits
+    df["kernel"] = splits
     df["rel_error"] = (df.predicted_us - df.time_us) / df.time_us
-    print(df[["dtype", "kind", "M", "N", "K", "time_us", "predicted_us", "split_k", "rel_error"]].round(3)
+    print(df[["dtype", "kind", "M", "N", "K", "time_us", "predicted_us", "kernel", "rel_error"]].round(3)
           .to_string(index=False))
     errs = [abs(e) for e in df.rel_error]
     print(f"median |error| {statistics.median(errs):.1%}, worst {max(errs):.1%} over {len(errs)} GEMMs")

@@ -123,7 +123,7 @@ def test_sparse_tensor_cores_halve_the_math_and_shrink_the_weight_bytes():
 
 def test_sparse_gemv_is_bounded_by_its_compressed_weight_bytes():
     """Batch 1: the weight read decides; the 2:4 weight is 36/64 of the dense bytes, so the
-    kernel cannot beat that roofline and must beat the dense one's."""
+    kernel cannot beat that roofline, nor the dense kernel its own."""
     a100 = PRESETS["a100"]
     wl = adhoc("gemm:1,4096,4096:fp16")
     d = simulate(wl, "a100").ops[0]
@@ -132,8 +132,8 @@ def test_sparse_gemv_is_bounded_by_its_compressed_weight_bytes():
     assert s.accesses["dram.weight.reads"] == pytest.approx(weight * 36 / 64)
     floor = weight * 36 / 64 / a100.dram_bytes_per_clk
     assert floor < s.cycles < d.cycles
+    assert d.cycles > weight / a100.dram_bytes_per_clk
     assert s.extra.sparsity == "2:4" and d.extra.sparsity == ""
-    assert d.cycles / s.cycles < 64 / 36 + 1e-9     # no better than the byte ratio
 
 
 def test_no_sparse_speedup_where_the_hardware_or_the_op_has_none():

@@ -22,6 +22,10 @@ as a library's kernel name fixes them) and reads nothing the closed form compute
   has landed (one DRAM latency after its transfer).
 * **Split-K**: the S-times-larger grid of K/S slices writing accumulator-width partials,
   then a reduction kernel that reads them and writes the output over HBM, after its launch.
+* **Stream-K**: one wave of persistent CTAs, each running an equal share of all tiles' K
+  steps in order (a new software pipeline per tile it enters); a later part of a cut tile
+  writes its accumulator partial through L2 and signals; the CTA that ran the tile's first
+  K step waits for those signals, reads the partials and stores the tile.
 
 An implicit-GEMM convolution reads fewer distinct A bytes than its im2col matrix holds
 (``a_unique_bytes``); the model charges an A miss that share of its sectors (a miss brings
@@ -73,8 +77,12 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
 
 def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
              tile: tuple[int, int] = (128, 128), acc_bytes: int = 4, mma_efficiency: float = kernel.MMA_EFFICIENCY,
-             out_bytes: float | None = None, a_unique_bytes: float | None = None) -> EventTiming:
-    """One GEMM kernel (``count`` batched copies) with the given CTA tile, event by event."""
+             out_bytes: float | None = None, a_unique_bytes: float | None = None,
+             stream_k: bool = False) -> EventTiming:
+    """One GEMM kernel (``count`` batched copies) with the given CTA tile, event by event;
+    ``stream_k``: one wave of persistent CTAs, each running an equal share of all tiles' K
+    steps in order; a tile cut between CTAs is finished by the CTA that ran its first K
+    step, after reading the others' accumulator partials from L2."""
     BM, BN = tile
     in_b = PRECISION_BYTES[precision]
     BK = int(kernel.BK_BYTES / in_b)
@@ -138,22 +146,50 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
         bb = env.process(fetch(("B", b, tc, k), block_bytes(cols_b, k), 1.0))
         yield a & bb
 
-    def cta(cid: int, sm: int):
-        b, r = divmod(cid, grid)
-        tr, tc = divmod(r, tn)
-        ready: list = [None] * nk
-        for k in range(min(arch.pipeline_stages - 1, nk)):
+    def mainloop(sm: int, b: int, tr: int, tc: int, k0: int, k1: int):
+        ready: dict = {}
+        for k in range(k0, min(k0 + arch.pipeline_stages - 1, k1)):
             ready[k] = env.process(load(b, tr, tc, k))
-        for k in range(nk):
-            yield ready[k]
+        for k in range(k0, k1):
+            yield ready.pop(k)
             nxt = k + arch.pipeline_stages - 1
-            if nxt < nk:
+            if nxt < k1:
                 ready[nxt] = env.process(load(b, tr, tc, nxt))
             yield from over(cores[sm], mma)
+
+    def store(tr: int, tc: int):
         out = min(BM, M - tr * BM) * min(BN, N - tc * BN) * out_b
         yield from over(hbm, out / dram_bpc)
         stats["wr"] += out
         stats["end"] = max(stats["end"], env.now + lat)
+
+    def cta(cid: int, sm: int):
+        b, r = divmod(cid, grid)
+        tr, tc = divmod(r, tn)
+        yield from mainloop(sm, b, tr, tc, 0, nk)
+        yield from store(tr, tc)
+
+    partial_bytes = BM * BN * acc_bytes
+
+    def persistent(q: int, sm: int, first: int, last: int):
+        i = first
+        while i < last:
+            t, k0 = divmod(i, nk)
+            k1 = min(nk, k0 + last - i)
+            b, r = divmod(t, grid)
+            tr, tc = divmod(r, tn)
+            yield from mainloop(sm, b, tr, tc, k0, k1)
+            if k0 > 0:                       # a later part of a cut tile: its partial to the workspace
+                yield from over(l2_port, partial_bytes / arch.l2_bytes_per_clk)
+                done[t] += 1
+                if done[t] == need[t]:
+                    signal[t].succeed()
+            else:
+                if need[t]:                  # wait for the other parts, read them, then store
+                    yield signal[t]
+                    yield from over(l2_port, need[t] * partial_bytes / arch.l2_bytes_per_clk)
+                yield from store(tr, tc)
+            i += k1 - k0
 
     nxt_cta = [0]
 
@@ -163,9 +199,26 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
             nxt_cta[0] += 1
             yield from cta(cid, sm)
 
-    for _ in range(per_sm):
-        for sm in range(arch.sms):
-            env.process(slot(sm))
+    if stream_k:
+        P = arch.sms * per_sm
+        iters = ctas * nk
+        bounds = [q * iters // P for q in range(P + 1)]
+        need = {t: 0 for t in range(ctas)}              # parts of each tile that start past its first K step
+        for q in range(P):
+            i = bounds[q]
+            while i < bounds[q + 1]:
+                t, k0 = divmod(i, nk)
+                if k0 > 0:
+                    need[t] += 1
+                i = (t + 1) * nk
+        done = {t: 0 for t in range(ctas)}
+        signal = {t: env.event() for t in range(ctas)}
+        for q in range(P):       # CTA q on SM q mod SMs: the first wave's round robin
+            env.process(persistent(q, q % arch.sms, bounds[q], bounds[q + 1]))
+    else:
+        for _ in range(per_sm):
+            for sm in range(arch.sms):
+                env.process(slot(sm))
     env.run()
     return EventTiming(int(math.ceil(max(env.now, stats["end"]))), ctas, per_sm, stats["rd"], stats["wr"],
                        int(stats["hit"]), int(stats["miss"]))
@@ -174,20 +227,21 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
                 mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
-                a_unique_bytes: float | None = None, split_k: int = 1) -> int:
+                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False) -> int:
     """Cycles of the GEMM kernel with this tile and K split (the split's reduction kernel
-    and its launch included)."""
+    and its launch included), or as stream-K."""
     return gemm_detail(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes,
-                       a_unique_bytes, split_k).cycles
+                       a_unique_bytes, split_k, stream_k).cycles
 
 
 def gemm_detail(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
                 mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
-                a_unique_bytes: float | None = None, split_k: int = 1) -> EventTiming:
+                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False) -> EventTiming:
     """:func:`gemm_events` with its traffic and L2 counts."""
     if split_k <= 1:
-        return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes, a_unique_bytes)
+        return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes, a_unique_bytes,
+                        stream_k)
     ks = -(-K // split_k)
     t = gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, acc_bytes,
                  None if a_unique_bytes is None else a_unique_bytes * ks / K)

@@ -66,6 +66,7 @@ class GemmTiming:
     split_k: int = 1           # K split over this many CTAs per output tile (1: none)
     dram_out_write_bytes: float = 0.0   # of dram_bytes: outputs (and split-K partial sums) written
     dram_out_read_bytes: float = 0.0    # split-K partial sums read back by the reduction
+    stream_k: bool = False     # the MAC-loop iterations spread evenly over one wave of persistent CTAs
 
     def tflops(self, macs: int, clock_mhz: float) -> float:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
@@ -210,6 +211,64 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
                                dram_out_write_bytes=partial + final, dram_out_read_bytes=partial)
 
 
+def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
+              acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+              b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
+    """Stream-K (Osama, Merrill, Cecka, Garland, Owens, PPoPP 2023; CUTLASS's
+    ``GemmUniversalMode::kStreamK``): one wave of ``SMs x CTAs/SM`` persistent CTAs, each
+    running an equal share of all tiles' K-step iterations in order, across tile
+    boundaries. A tile cut between CTAs is finished by the CTA that runs its first K step,
+    last in its range, so the others' accumulator partials (written to and read from an
+    L2-resident workspace) are ready by then: no wave tail, one fix-up per cut tile."""
+    dp = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff, b_structure)
+    if dp is None:
+        return None
+    in_b = PRECISION_BYTES[precision]
+    BK = bk_for(precision)
+    rate_x, b_frac = sparse_factors(b_structure, precision)
+    per_sm = dp.ctas_per_sm
+    P = arch.sms * per_sm
+    tiles = -(-M // BM) * -(-N // BN) * count
+    nk = math.ceil(K / BK)
+    iters = tiles * nk
+    if tiles < 2 or iters < P:
+        return None                       # fewer iterations than CTAs: nothing to spread
+    per = -(-iters // P)                  # iterations of the busiest CTA
+    cuts = sum(1 for q in range(1, P) if (q * iters // P) % nk)      # tiles cut between two CTAs
+    mma_iter = BM * BN * BK / (arch.sm_fma_per_clk(precision) * mma_eff * rate_x)
+    c_iter = mma_iter * per_sm
+    l2_iter = P * (BM + BN * b_frac) * BK * in_b / arch.l2_bytes_per_clk
+    lat_iter = arch.dram_latency_cycles / max(arch.pipeline_stages - 1, 1)
+    partial = BM * BN * acc_bytes
+    l2_in = iters * (BM + BN * b_frac) * BK * in_b
+    # The CTAs walk different tiles at unrelated K steps, so whether they reuse each other's
+    # panels depends on the L2's replacement; the model takes stream-K only where A and B
+    # fit the L2 share and DRAM sees each byte once (the event model shows the rest).
+    if a_u + b_u > arch.l2_mib * 2 ** 20 * L2_OPERAND_SHARE:
+        return None
+    dram_in = a_u + b_u
+    a_share = a_u / (a_u + b_u)
+    main = max(per * c_iter, per * lat_iter, (l2_in + 2 * cuts * partial) / arch.l2_bytes_per_clk,
+               dram_in / arch.dram_bytes_per_clk)
+    segments = -(-per // nk) + 1                          # tiles a CTA's range touches, at most
+    prologue = float(arch.dram_latency_cycles)          # the first loads' transfers are in main's L2 term
+    fixup = float(arch.dram_latency_cycles) if cuts else 0.0     # an owner waits on its peers' flags once
+    out_total = M * N * count * out_bytes
+    epilogue = arch.dram_latency_cycles * EPILOGUE_LATENCY_SHARE * segments \
+        + min(out_total, P * BM * BN * out_bytes) / arch.dram_bytes_per_clk
+    total = prologue + main + fixup + epilogue
+    cycles = int(math.ceil(total))
+    fixed = prologue + fixup + epilogue
+    comp = per * c_iter
+    mem = per * max(l2_iter, lat_iter)
+    bound = "latency" if fixed > total / 2 else "compute" if comp >= mem and c_iter >= max(l2_iter, lat_iter) \
+        else "memory"
+    l2_a = iters * BM * BK * in_b
+    return GemmTiming(cycles, (BM, BN, BK), P, per_sm, 1, dram_in + out_total, l2_in + 2 * cuts * partial, comp,
+                      mem, bound, dram_in * a_share, dram_in * (1 - a_share), l2_a, l2_in - l2_a,
+                      dram_out_write_bytes=out_total, stream_k=True)
+
+
 # For refusing a request before it runs (sim.budget): 2.9 us per wave and tile shape,
 # measured on this project's 2-core machine (perf_counter over _tile_time, M = 10^7,
 # N = K = 4096 on a100, 11,575 to 37,038 waves per shape), rounded up.
@@ -226,7 +285,8 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     ``acc_bytes``: accumulator width (4: fp32 accumulate). ``out_bytes``: output element
     size (default: the input precision). ``a_unique_bytes``: distinct bytes of A (an
     implicit-GEMM convolution reads its input tensor, smaller than the im2col matrix).
-    ``split_k``: force a K split (default: the fastest of :data:`SPLITS`). ``b_structure``:
+    ``split_k``: force a K split (default: the fastest of :data:`SPLITS`, or stream-K, see
+    :func:`_stream_k`; 0 forces stream-K). ``b_structure``:
     (N, M) when B is pruned N:M and runs on sparse tensor cores (item 6 above).
     """
     for name, v in (("M", M), ("N", N), ("K", K), ("count", count)):
@@ -239,11 +299,12 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     b_u = K * N * in_b * count * sparse_factors(b_structure, precision)[1]
     candidates = [tile] if tile else TILES
     if split_k is not None:
-        splits: tuple[int, ...] = (split_k,)
+        splits: tuple[int, ...] = (split_k,) if split_k else ()
     else:   # split only a grid that leaves SMs idle, up to the split that fills them all once
         small = min(-(-M // BM) * -(-N // BN) for BM, BN in candidates) * count
         splits = tuple(S for S in SPLITS if S == 1 or (small < arch.sms and small * S // 2 < arch.sms))
-    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) for BM, BN in candidates for S in splits)
+    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) for BM, BN in candidates
+                for S in splits + ((1,) if not split_k else ()))      # stream-K times the tiled kernel too
     budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
                 f"{len(candidates)} tile shapes and {len(splits)} K splits)", seconds=waves * SECONDS_PER_WAVE)
     best = None
@@ -253,6 +314,15 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
                        b_structure)
             if t is not None and (best is None or t.cycles < best.cycles):
                 best = t
+    if split_k is None or split_k == 0:   # stream-K only where it is strictly faster
+        for BM, BN in candidates:
+            t = _stream_k(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency,
+                          b_structure)
+            if t is not None and (best is None or t.cycles < best.cycles):
+                best = t
+    if best is None and split_k == 0:
+        raise HwsimError(f"stream-K does not apply to a {M}x{N}x{K} GEMM on {arch.name}: it needs more K steps than "
+                         f"one wave of CTAs and A and B within half the L2")
     if best is None:
         raise HwsimError(f"no CTA tile fits {arch.name}'s shared memory/registers for {precision}"
                          + (f" with tile {tile}" if tile else ""))

@@ -54,6 +54,7 @@ class GPUStats:
     dram_bytes: float = 0.0
     l2_bytes: float = 0.0
     split_k: int = 0          # K split of the GEMM kernel (1: none; 0: not a GEMM)
+    stream_k: bool = False    # the GEMM ran as stream-K (one wave of persistent CTAs)
     sparsity: str = ""        # N:M when the weight ran on sparse tensor cores
     fused: str = ""           # a GEMM: the ops its epilogue runs (+-joined); a fused op: "into HOST"
 
@@ -231,7 +232,7 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
             raise HwsimError(f"op {op.name!r}: the event-driven engine does not model sparse tensor cores; "
                              "use --engine fast, or a trace without N:M weights")
         kernel = gemm_events(g.M, g.N, g.K, arch, prec, count=g.copies, tile=(t.tile[0], t.tile[1]), acc_bytes=acc_b,
-                             out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k)
+                             out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k, stream_k=t.stream_k)
     step = int(kernel + overhead)
     s = g.steps
     cycles = step * s
@@ -248,7 +249,7 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
                                    tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
                                    dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k,
-                                   fused=epilogue, sparsity=sparse))
+                                   fused=epilogue, sparsity=sparse, stream_k=t.stream_k))
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
