@@ -65,7 +65,7 @@ class GPUArch:
                                         # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
     # N:M patterns the sparse tensor cores run on a pruned weight (A100/H100: 2:4)
     sparse_structures: tuple[str, ...] = ()
-    # Idle power is not modelled yet: GPU results are dynamic energy only.
+    # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
     static_power_w: float = 0.0
     technology_nm: float = 7
     generation: str = ""
@@ -171,10 +171,11 @@ PRESETS = {
     "v100": GPUArch(
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
         dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
-        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2, memory_gb=32,
+        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2, memory_gb=32, static_power_w=56.6,
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
-               "the Volta/Ampere whitepapers and microbenchmark papers"),
+               "the Volta/Ampere whitepapers and microbenchmark papers; idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
+               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
@@ -187,19 +188,22 @@ PRESETS = {
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3, memory_gb=40,
-        sparse_structures=("2:4",),
+        sparse_structures=("2:4",), static_power_w=50.5,
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
-               "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper)"),
+               "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper); idle 50.5 W: "
+               "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12)"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4, memory_gb=80,
-        sparse_structures=("2:4",),
+        sparse_structures=("2:4",), static_power_w=81.0,
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed; "
-               "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper)"),
+               "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "
+               "H200's NVML reading (same GH100 die and board class; benchmarks/data/NVIDIA_H200_power.csv), no H100 "
+               "idle reading found"),
 }
 
 # H200: H100 compute with faster, larger HBM3e
