@@ -63,7 +63,8 @@ def test_scalesim_quirks_are_kept_and_documented():
 
 @pytest.mark.parametrize("text, message", [
     ("[general]\nrun_name = x\n", r"missing section \[run_presets\]"),
-    ("[general]\nrun_name=x\n[run_presets]\nInterfaceBandwidth: FAST\n", "InterfaceBandwidth: must be USER or CALC"),
+    ("[general]\nrun_name=x\n[run_presets]\nInterfaceBandwidth: FAST\n",
+     r"bad.cfg:4: \[run_presets\] InterfaceBandwidth: must be USER or CALC"),
 ])
 def test_bad_config_names_file_and_field(tmp_path, text, message):
     p = tmp_path / "bad.cfg"
@@ -77,7 +78,8 @@ def test_bad_config_value(tmp_path):
     text = (FIX / "ws_8x8_calc_conv" / "scale.cfg").read_text().replace("ArrayHeight:    8", "ArrayHeight:    eight")
     p = tmp_path / "c.cfg"
     p.write_text(text)
-    with pytest.raises(HwsimError, match=r"\[architecture_presets\] ArrayHeight: expected an integer"):
+    line = next(n for n, x in enumerate(text.splitlines(), 1) if x.startswith("ArrayHeight"))
+    with pytest.raises(HwsimError, match=rf"c.cfg:{line}: \[architecture_presets\] ArrayHeight: expected an integer"):
         ss.read_config(p)
 
 

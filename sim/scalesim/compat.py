@@ -35,6 +35,7 @@ Known SCALE-Sim behaviours this mode keeps (hwsim's own model does not):
 from __future__ import annotations
 
 import configparser
+import re
 import dataclasses
 import math
 from collections import deque
@@ -79,10 +80,26 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     cp = configparser.ConfigParser()
     if not p.is_file():
         raise HwsimError(f"{p}: config file not found")
+    text = read_text(p, "SCALE-Sim config")
     try:
-        cp.read_string(read_text(p, "SCALE-Sim config"), source=str(p))
+        cp.read_string(text, source=str(p))
     except configparser.Error as e:
         raise HwsimError(f"{p}: not a valid SCALE-Sim config ({e.message.splitlines()[0]})") from None
+    lines: dict[tuple[str, str], int] = {}          # (section, key) -> line, for the messages
+    section = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*\[([^\]]+)\]", line)
+        if m:
+            section = m.group(1).strip()
+            continue
+        m = re.match(r"\s*([^:=#;\s][^:=]*?)\s*[:=]", line)
+        if m:
+            lines.setdefault((section, m.group(1).strip().lower()), n)
+
+    def at(section: str, key: str) -> str:
+        """``FILE:LINE: [section] key`` (the line where the key is set, when it is)."""
+        n = lines.get((section, key.lower()))
+        return f"{p}:{n}: [{section}] {key}" if n else f"{p}: [{section}] {key}"
 
     def get(section, key, kind=str, low=None):
         if not cp.has_section(section):
@@ -94,26 +111,26 @@ def read_config(path: str | Path) -> ScaleSimConfig:
             try:
                 v = int(raw)
             except ValueError:
-                raise HwsimError(f"{p}: [{section}] {key}: expected an integer, got {raw!r}") from None
+                raise HwsimError(f"{at(section, key)}: expected an integer, got {raw!r}") from None
             if low is not None and v < low:
-                raise HwsimError(f"{p}: [{section}] {key}: must be >= {low}, got {v}")
+                raise HwsimError(f"{at(section, key)}: must be >= {low}, got {v}")
             return v
         return raw
 
     mode = get("run_presets", "InterfaceBandwidth")
     if mode not in ("USER", "CALC"):
-        raise HwsimError(f"{p}: [run_presets] InterfaceBandwidth: must be USER or CALC, got {mode!r}")
+        raise HwsimError(f"{at('run_presets', 'InterfaceBandwidth')}: must be USER or CALC, got {mode!r}")
     if cp.has_option("run_presets", "UseRamulatorTrace") and cp.get("run_presets", "UseRamulatorTrace").strip() == "True":
-        raise HwsimError(f"{p}: [run_presets] UseRamulatorTrace: Ramulator traces are not supported; set False")
+        raise HwsimError(f"{at('run_presets', 'UseRamulatorTrace')}: Ramulator traces are not supported; set False")
     if cp.has_section("sparsity") and cp.get("sparsity", "SparsitySupport", fallback="false").strip().lower() == "true":
-        raise HwsimError(f"{p}: [sparsity] SparsitySupport: sparsity is not supported in compatibility mode; set false")
+        raise HwsimError(f"{at('sparsity', 'SparsitySupport')}: sparsity is not supported in compatibility mode; set false")
     for key in ("IfmapCustomLayout", "FilterCustomLayout"):
         if cp.has_option("layout", key) and cp.getboolean("layout", key):
-            raise HwsimError(f"{p}: [layout] {key}: custom layouts are not supported; set False")
+            raise HwsimError(f"{at('layout', key)}: custom layouts are not supported; set False")
     a = "architecture_presets"
     df = get(a, "Dataflow")
     if df not in ("ws", "os", "is"):
-        raise HwsimError(f"{p}: [{a}] Dataflow: must be ws, os or is, got {df!r}")
+        raise HwsimError(f"{at(a, 'Dataflow')}: must be ws, os or is, got {df!r}")
     cfg = dict(run_name=get("general", "run_name"), rows=get(a, "ArrayHeight", int, 1),
                cols=get(a, "ArrayWidth", int, 1), ifmap_kb=get(a, "IfmapSramSzkB", int, 1),
                filter_kb=get(a, "FilterSramSzkB", int, 1), ofmap_kb=get(a, "OfmapSramSzkB", int, 1),
@@ -124,9 +141,9 @@ def read_config(path: str | Path) -> ScaleSimConfig:
         try:
             cfg["bandwidths"] = tuple(int(x) for x in raw.split(","))
         except ValueError:
-            raise HwsimError(f"{p}: [{a}] Bandwidth: expected comma-separated integers, got {raw!r}") from None
+            raise HwsimError(f"{at(a, 'Bandwidth')}: expected comma-separated integers, got {raw!r}") from None
         if min(cfg["bandwidths"]) < 1:
-            raise HwsimError(f"{p}: [{a}] Bandwidth: words per cycle must be >= 1, got {raw!r}")
+            raise HwsimError(f"{at(a, 'Bandwidth')}: words per cycle must be >= 1, got {raw!r}")
         cfg["ifmap_bank_bw"] = get("layout", "IfmapSRAMBankBandwidth", int, 1)
         cfg["filter_bank_bw"] = get("layout", "FilterSRAMBankBandwidth", int, 1)
         cfg["ifmap_banks"] = get("layout", "IfmapSRAMBankNum", int, 1)
