@@ -183,7 +183,8 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes",
                         "dataflow", "tile", "split_k", "stream_k", "fused", "sparsity") if c in df.columns]
     # dataflow: where a systolic op ran (differs per op under --mapping search); the last five: a GPU's kernel choice
-    shown = pd.DataFrame({c: [cell(c, v) for v in df[c]] for c in cols})
+    shown = pd.DataFrame({c: [("yes" if v is True or v == 1 else "") if c == "stream_k" else cell(c, v)
+                              for v in df[c]] for c in cols})
     fusion = getattr(ev.arch, "fusion", None)
     kernels = "" if fusion is None else (
         f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); per op the "
