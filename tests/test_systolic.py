@@ -390,11 +390,12 @@ def test_output_and_input_stationary_convs_fetch_each_tile_region(df):
     from workloads.build import conv_op
 
     # 3x3 conv, pad 1, 8 -> 4 channels at 10x10, int8, on 4x4: os tiles the 100 output pixels
-    # by the 4 array rows, is by the 4 array columns; each tile of pixels fetches the input it
-    # reads (brute force below) for all 8 channels (os: all of K at once) or for the channels
-    # of each K tile of 4 window positions (is), once per tile (it fits on chip)
+    # by the 4 array rows, is by the 4 array columns. With 1 KiB of input SRAM the whole
+    # input (800 B) does not fit its 512 B active half, so each tile of pixels fetches the
+    # input it reads (brute force below) for all 8 channels (os: all of K at once) or for the
+    # channels of each K tile of 4 window positions (is)
     op = conv_op("c", 1, 8, 10, 10, 4, 3, 3, stride=1, pad=1, bits=8, dtype="int")
-    r = simulate_op(op, SystolicArch(rows=4, cols=4, dataflow=df, ifmap_sram_kib=64))
+    r = simulate_op(op, SystolicArch(rows=4, cols=4, dataflow=df, ifmap_sram_kib=1))
 
     def region(pixels):
         return len({(p // 10 + dy, p % 10 + dx) for p in pixels for dy in (-1, 0, 1) for dx in (-1, 0, 1)
@@ -407,6 +408,22 @@ def test_output_and_input_stationary_convs_fetch_each_tile_region(df):
         k_tiles = [range(a, a + 4) for a in range(0, 72, 4)]
         want = sum(region(t) * len({k // 9 for k in kt}) for t in tiles for kt in k_tiles)
     assert r.accesses["dram.input.reads"] == want
+    # with 64 KiB the input fits the active half and stays on chip: 8 x 10 x 10 bytes, once
+    r = simulate_op(op, SystolicArch(rows=4, cols=4, dataflow=df, ifmap_sram_kib=64))
+    assert r.accesses["dram.input.reads"] == 8 * 10 * 10
+
+
+@pytest.mark.parametrize("df", ["ws", "os", "is"])
+def test_every_dataflow_reads_a_fitting_conv_input_once(df):
+    """The 3x3 64->64 conv at 56x56 on a 32x32 array with 512 KiB of input SRAM: the input
+    (64 x 56 x 56 = 200,704 B, by hand) fits the active half, so whichever operand the
+    dataflow keeps stationary, DRAM brings each input element once and each weight once."""
+    from sim.systolic.simulate import simulate_op
+    from workloads.build import conv_op
+    op = conv_op("c", 1, 64, 56, 56, 64, 3, 3, stride=1, pad=1, bits=8, dtype="int")
+    r = simulate_op(op, SystolicArch(rows=32, cols=32, dataflow=df, ifmap_sram_kib=512, filter_sram_kib=128))
+    assert r.accesses["dram.input.reads"] == 64 * 56 * 56
+    assert r.accesses["dram.weight.reads"] == 64 * 64 * 9
 
 
 def test_the_zigzag_tpu_like_example_moves_each_tensor_once():

@@ -161,7 +161,11 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
             streamed_once = streamed_each = streamed_fold
             streamed_all = T * K * s_bytes
             if conv is not None:
-                stationary = (conv.row_elements(*_bounds(_tiles(X, C))) * ab)[xi] * conv.channels(k0, k1)[ki]
+                x0b, x1b = _bounds(_tiles(X, C))
+                stationary = (conv.row_elements(x0b, x1b) * ab)[xi] * conv.channels(k0, k1)[ki]
+                # an input that fits the active half stays on chip: each tile fetches only
+                # the rows and channels no earlier tile brought (x outer, k inner)
+                stationary_new = (conv.row_elements(x0b, x1b, new=True) * ab)[xi] * conv.new_channels(k0, k1)[ki]
             stationary_all = a_all
         if (arch.ifmap_on_chip and streamed_sram == "ifmap") or (weights_resident and s_role == "weight"):
             streamed_dram = np.zeros(F)
@@ -171,6 +175,8 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
             streamed_dram = streamed_each
         if (arch.ifmap_on_chip and stationary_sram == "ifmap") or (weights_resident and x_role == "weight"):
             stationary_dram = np.zeros(F)
+        elif df == "is" and conv is not None and stationary_all <= half(size[stationary_sram]):
+            stationary_dram = np.where(ti == 0, stationary_new, 0.0)     # each input element once
         elif tt.size > 1 and stationary_all <= half(size[stationary_sram]):
             stationary_dram = np.where(ti == 0, stationary, 0.0)   # kept on chip across chunks
         else:
@@ -206,9 +212,14 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
         a_tile = a_fold                      # DRAM bytes of each fold's M tile of A
         a_fits = (R * K * ab) <= arch.ifmap_sram_kib * 1024 / 2
     else:                                    # the conv's input region of each M tile
-        region = conv.row_elements(*_bounds(_tiles(M, R))) * conv.C * ab
-        a_tile = region[np.repeat(np.arange(m0, m1), nt.size)]
+        mb = _bounds(_tiles(M, R))
+        region = conv.row_elements(*mb) * conv.C * ab
         a_fits = float(region.max()) <= arch.ifmap_sram_kib * 1024 / 2
+        if conv.elements_read * ab <= arch.ifmap_sram_kib * 1024 / 2:
+            # the whole input fits the active half and stays on chip: each M tile fetches
+            # only the input rows no earlier tile brought, so DRAM moves each element once
+            region = conv.row_elements(*mb, new=True) * conv.C * ab
+        a_tile = region[np.repeat(np.arange(m0, m1), nt.size)]
     b_fits = (K * N * wb) <= arch.filter_sram_kib * 1024 / 2
     a_dram = np.zeros(F) if arch.ifmap_on_chip else (np.where(first_n, a_tile, 0.0) if a_fits else a_tile)
     if weights_resident:
