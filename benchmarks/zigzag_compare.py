@@ -11,9 +11,10 @@ ZigZag runs ``get_hardware_performance_zigzag`` (LOMA temporal mapping search, l
 objective) on its stock ``tpu_like.yaml`` hardware and mapping and its bundled
 ``resnet18.onnx``; hwsim lowers the same ONNX file and simulates it on
 ``examples/zigzag_tpu_like.yaml`` priced by ``examples/zigzag_tpu_like_energy.yaml`` (the
-same file's costs). Per GEMM layer (ZigZag models convs and the fc only): cycles, energy
-split into MAC / on-chip / DRAM, DRAM bytes, and each tool's wall time. Output recorded in
-``benchmarks/data/zigzag_resnet18_tpu_like.txt``.
+same file's costs), once in the design's weight-stationary dataflow and once with the
+per-op mapping search (energy objective). Per GEMM layer (ZigZag models convs and the fc
+only): cycles, energy split into MAC / on-chip / DRAM, DRAM bytes, and each tool's wall
+time. Output recorded in ``benchmarks/data/zigzag_resnet18_tpu_like.txt``.
 """
 
 from __future__ import annotations
@@ -64,16 +65,19 @@ def zigzag_side(python: str) -> dict:
         return json.loads((Path(d) / "zz.json").read_text())
 
 
-def hwsim_side(onnx_path: str) -> tuple[dict, float]:
+def hwsim_side(onnx_path: str, search: str | None = None) -> tuple[dict, float]:
+    """hwsim's rows per op; ``search``: the objective of a per-op mapping search (else
+    the design's fixed weight-stationary dataflow)."""
     from analysis.energy import energy_rows, load_table
+    from analysis.mapping import search as mapping_search
     from sim.registry import resolve_arch
     from workloads.onnx_input import read_onnx
 
     t = time.perf_counter()
     wl = read_onnx(onnx_path)
     arch = resolve_arch(str(ROOT / "examples" / "zigzag_tpu_like.yaml"))
-    res = arch.simulate(wl)
     table = load_table(str(ROOT / "examples" / "zigzag_tpu_like_energy.yaml")).at_node(arch.technology_nm)
+    res = mapping_search(wl, arch, table, search)[0] if search else arch.simulate(wl)
     rows, _ = energy_rows(res, arch, table)
     wall = time.perf_counter() - t
     out = {}
@@ -81,22 +85,16 @@ def hwsim_side(onnx_path: str) -> tuple[dict, float]:
         onchip = sum(v for k, v in r.items() if k.startswith("energy_") and k.endswith("_sram_pj"))
         out[r["name"]] = {"cycles": r["cycles"], "energy_pj": r["energy_pj"], "mac_pj": r["energy_compute_pj"],
                           "onchip_pj": onchip, "dram_pj": r["energy_dram_pj"],
-                          "dram_bytes": r["dram_read_bytes"] + r["dram_write_bytes"], "is_gemm": r["macs"] > 0}
+                          "dram_bytes": r["dram_read_bytes"] + r["dram_write_bytes"], "is_gemm": r["macs"] > 0,
+                          "dataflow": r.get("dataflow", "")}
     return out, wall
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zigzag-python", required=True, help="python of a venv with zigzag-dse==3.9.1 and six")
-    a = ap.parse_args()
-    zz = zigzag_side(a.zigzag_python)
-    hw, hw_wall = hwsim_side(zz["onnx"])
-    print("# python benchmarks/zigzag_compare.py --zigzag-python /tmp/zz-venv/bin/python")
-    print("# ZigZag 3.9.1 (LOMA, latency objective) vs hwsim on tpu_like; ratios are hwsim / ZigZag; "
-          "* marks a ratio more than 10% from 1")
+def table(zz: dict, hw: dict, hw_wall: float, title: str) -> None:
+    print(f"## {title}")
     hdr = (f"{'layer':30s} {'zz cycles':>10s} {'hw cycles':>10s} {'ratio':>6s} | {'zz uJ':>7s} {'hw uJ':>7s} "
            f"{'ratio':>6s} | {'MAC zz/hw':>11s} {'on-chip zz/hw':>15s} {'DRAM zz/hw (uJ)':>17s} | "
-           f"{'zz DRAM kB':>10s} {'hw DRAM kB':>10s} {'ratio':>6s}")
+           f"{'zz DRAM kB':>10s} {'hw DRAM kB':>10s} {'ratio':>6s} df")
     print(hdr)
     tot = {k: 0.0 for k in ("zc", "hc", "ze", "he", "zb", "hb")}
 
@@ -116,7 +114,7 @@ def main() -> None:
               f"{z['energy_pj'] / 1e6:7.2f} {h['energy_pj'] / 1e6:7.2f} {mark(h['energy_pj'] / z['energy_pj'])} | "
               f"{z['mac_pj'] / 1e6:5.2f}/{h['mac_pj'] / 1e6:5.2f} {z['onchip_pj'] / 1e6:7.2f}/{h['onchip_pj'] / 1e6:7.2f} "
               f"{z['dram_pj'] / 1e6:8.2f}/{h['dram_pj'] / 1e6:8.2f} | {z['dram_bytes'] / 1e3:10.1f} "
-              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))}")
+              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))} {h['dataflow']}")
     print(f"{'TOTAL (the GEMM layers)':30s} {tot['zc']:10.0f} {tot['hc']:10.0f} {mark(tot['hc'] / tot['zc'])} | "
           f"{tot['ze'] / 1e6:7.1f} {tot['he'] / 1e6:7.1f} {mark(tot['he'] / tot['ze'])} | {'':45s} | "
           f"{tot['zb'] / 1e3:10.1f} {tot['hb'] / 1e3:10.1f} {mark(tot['hb'] / tot['zb'])}")
@@ -125,6 +123,20 @@ def main() -> None:
           f"{sum(v['cycles'] for v in vec):.0f} cycles, {sum(v['energy_pj'] for v in vec) / 1e6:.1f} uJ")
     print(f"wall time: ZigZag {zz['wall_s']:.1f} s, hwsim {hw_wall:.2f} s (lowering the ONNX file included): "
           f"{zz['wall_s'] / hw_wall:.0f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--zigzag-python", required=True, help="python of a venv with zigzag-dse==3.9.1 and six")
+    a = ap.parse_args()
+    zz = zigzag_side(a.zigzag_python)
+    print("# python benchmarks/zigzag_compare.py --zigzag-python /tmp/zz-venv/bin/python")
+    print("# ZigZag 3.9.1 (LOMA, latency objective) vs hwsim on tpu_like; ratios are hwsim / ZigZag; "
+          "* marks a ratio more than 10% from 1; df: the dataflow hwsim ran the layer in")
+    hw, wall = hwsim_side(zz["onnx"])
+    table(zz, hw, wall, "hwsim: the design's weight-stationary dataflow")
+    hw, wall = hwsim_side(zz["onnx"], search="energy")
+    table(zz, hw, wall, "hwsim --mapping search --objective energy: each layer in its best dataflow")
 
 
 if __name__ == "__main__":
