@@ -82,7 +82,7 @@ def hwsim_side(onnx_path: str, search: str | None = None) -> tuple[dict, float]:
     wall = time.perf_counter() - t
     out = {}
     for r in rows:
-        onchip = sum(v for k, v in r.items() if k.startswith("energy_") and k.endswith("_sram_pj"))
+        onchip = sum(v for k, v in r.items() if k.startswith("energy_") and k.endswith(("_sram_pj", "_reg_pj")))
         out[r["name"]] = {"cycles": r["cycles"], "energy_pj": r["energy_pj"], "mac_pj": r["energy_compute_pj"],
                           "onchip_pj": onchip, "dram_pj": r["energy_dram_pj"],
                           "dram_bytes": r["dram_read_bytes"] + r["dram_write_bytes"], "is_gemm": r["macs"] > 0,

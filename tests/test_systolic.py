@@ -445,5 +445,20 @@ def test_the_zigzag_tpu_like_example_moves_each_tensor_once():
     table = load_table(str(root / "examples" / "zigzag_tpu_like_energy.yaml"))
     assert table.at_node(arch.technology_nm).scale == 1.0
     rows, _ = energy_rows(res, arch, table.at_node(arch.technology_nm))
+    macs = 64 * 56 * 56 * 64 * 9
     assert rows[0]["energy_dram_pj"] == pytest.approx((200_704 * 2 + 36_864) * 8 * 10.94)
-    assert rows[0]["energy_compute_pj"] == pytest.approx(64 * 56 * 56 * 64 * 9 * 0.04)
+    assert rows[0]["energy_compute_pj"] == pytest.approx(macs * 0.04)
+    # the per-PE registers, at ZigZag's prices: one 8-bit weight read a MAC from the 128 B
+    # register file (0.095 pJ), one 16-bit partial-sum read and write in the 2 B output
+    # register (0.021 pJ each)
+    assert rows[0]["energy_pe_weight_reg_pj"] == pytest.approx(macs * 0.095)
+    assert rows[0]["energy_pe_output_reg_pj"] == pytest.approx(macs * 2 * 0.021)
+
+
+def test_pe_registers_are_validated_and_off_by_default():
+    from workloads import HwsimError
+    assert "pe_weight_reg" not in PRESETS["systolic-32"].memory_levels()
+    with pytest.raises(HwsimError, match="pe_reg_bytes.psum: must be one of input, weight, output"):
+        SystolicArch(pe_reg_bytes={"psum": 4})
+    with pytest.raises(HwsimError, match=r"pe_reg_bytes.weight: must be bytes per PE"):
+        SystolicArch(pe_reg_bytes={"weight": 0})

@@ -7,7 +7,7 @@ the rate: ``rate = (word_bits / a_bits) * (word_bits / w_bits)`` for multiples o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..archbase import at_least, at_most, check_fields, need, positive
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DATAFLOWS = ("ws", "os", "is")
 ENGINES = ("fast", "cycles")
+
+
+PE_REG_ROLES = ("input", "weight", "output")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class SystolicArch:
     dram_type: str = "ddr3"           # the DRAM technology the energy table prices
     dram_gib: float = 0.0             # off-chip memory capacity (0: not modelled)
     static_power_w: float = 0.0       # idle power over the run's time; 0: dynamic energy only
+    # per-PE register files as energy levels: operand role (input, weight, output) -> bytes
+    # per PE; each MAC reads its input/weight from its register and reads and writes its
+    # partial sum (acc_bits) in the output register. Empty: registers not priced.
+    pe_reg_bytes: Mapping[str, float] = field(default_factory=dict)
     technology_nm: float = 45
     source: str = "SCALE-Sim default configuration (32x32, 64 KiB SRAMs, 10 words/cycle)"
 
@@ -68,6 +75,9 @@ class SystolicArch:
         at_most(self, 1000, "technology_nm")
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
+        for role, size in self.pe_reg_bytes.items():
+            need(role in PE_REG_ROLES, f"pe_reg_bytes.{role}", f"must be one of {', '.join(PE_REG_ROLES)}")
+            need(0 < size <= 2 ** 20, f"pe_reg_bytes.{role}", f"must be bytes per PE in (0, 1 MiB], got {size!r}")
 
     def mapping_families(self) -> dict[str, "SystolicArch"]:
         """This design in each dataflow its array can run (the mapping families a per-op
@@ -107,7 +117,8 @@ class SystolicArch:
         return self.dram_gib * 2 ** 30
 
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
-        return {"ifmap_sram": MemoryLevel("sram", self.ifmap_sram_kib * 1024),
+        regs = {f"pe_{role}_reg": MemoryLevel("rf", size) for role, size in self.pe_reg_bytes.items()}
+        return {**regs, "ifmap_sram": MemoryLevel("sram", self.ifmap_sram_kib * 1024),
                 "filter_sram": MemoryLevel("sram", self.filter_sram_kib * 1024),
                 "ofmap_sram": MemoryLevel("sram", self.ofmap_sram_kib * 1024),
                 "dram": MemoryLevel("dram", technology=self.dram_type)}

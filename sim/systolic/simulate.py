@@ -178,6 +178,16 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
     for (f, _), n in runs:
         for k, v in {**f.sram, **f.dram}.items():
             accesses[k] = accesses.get(k, 0.0) + v * n
+    # per-PE registers: each MAC reads its operands from them and updates its partial sum
+    macs = float(op.macs)
+    for role in arch.pe_reg_bytes:
+        if role == "output":
+            psum = macs * arch.acc_bits / 8
+            accesses["pe_output_reg.output.reads"] = psum
+            accesses["pe_output_reg.output.writes"] = psum
+        else:
+            width, operand = (a_bits, "input") if role == "input" else (w_bits, w_role)
+            accesses[f"pe_{role}_reg.{operand}.reads"] = macs * width / 8
     w = op.operand("weight")
     a = op.operand("input")
     extra = SystolicStats(
