@@ -213,14 +213,17 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
 
 def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
               acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
-              b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
+              b_structure: tuple[int, int] | None = None, dp: GemmTiming | None = None) -> GemmTiming | None:
     """Stream-K (Osama, Merrill, Cecka, Garland, Owens, PPoPP 2023; CUTLASS's
     ``GemmUniversalMode::kStreamK``): one wave of ``SMs x CTAs/SM`` persistent CTAs, each
     running an equal share of all tiles' K-step iterations in order, across tile
     boundaries. A tile cut between CTAs is finished by the CTA that runs its first K step,
     last in its range, so the others' accumulator partials (written to and read from an
-    L2-resident workspace) are ready by then: no wave tail, one fix-up per cut tile."""
-    dp = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff, b_structure)
+    L2-resident workspace) are ready by then: no wave tail, one fix-up per cut tile.
+    ``dp``: the same tile's data-parallel timing, when already computed."""
+    if dp is None:
+        dp = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff,
+                        b_structure)
     if dp is None:
         return None
     in_b = PRECISION_BYTES[precision]
@@ -308,16 +311,21 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
                 f"{len(candidates)} tile shapes and {len(splits)} K splits)", seconds=waves * SECONDS_PER_WAVE)
     best = None
+    tiled: dict[tuple[int, int], GemmTiming | None] = {}     # the data-parallel kernel per tile
     for S in splits:
         for BM, BN in candidates:
             t = _split(M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency,
                        b_structure)
+            if S == 1:
+                tiled[BM, BN] = t
             if t is not None and (best is None or t.cycles < best.cycles):
                 best = t
     if split_k is None or split_k == 0:   # stream-K only where it is strictly faster
         for BM, BN in candidates:
+            if (BM, BN) in tiled and tiled[BM, BN] is None:
+                continue                  # the tile does not fit an SM
             t = _stream_k(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency,
-                          b_structure)
+                          b_structure, tiled.get((BM, BN)))
             if t is not None and (best is None or t.cycles < best.cycles):
                 best = t
     if best is None and split_k == 0:
