@@ -150,7 +150,7 @@ def cases(good: dict) -> list[Case]:
     C.append(Case("traceback", "trace: empty file", ("simulate", "t.json"), {"t.json": ""}))
     C.append(Case("traceback", "trace: a JSON list", ("simulate", "t.json"), {"t.json": "[1, 2]"}))
     trace("format missing", lambda d: d.pop("format"), mentions="format")
-    trace("version 3", lambda d: d.update(version=3), mentions="version")
+    trace("version 4", lambda d: d.update(version=4), mentions="version")
     trace("version true", lambda d: d.update(version=True), mentions="version")
     trace("ops is a dict", lambda d: d.update(ops={}), mentions="ops")
     trace("no ops", lambda d: d.update(ops=[]), mentions="ops")
@@ -196,6 +196,10 @@ def cases(good: dict) -> list[Case]:
           lambda d: next(o for o in d["ops"] if o["kind"] != "gemm")["dims"].update(elements=10 ** 15),
           mentions="elements")
     trace("shape with a negative size", lambda d: w0(d).update(shape=[-300, 784]), mentions="shape")
+    trace("structure 4:2", lambda d: w0(d).update(structure="4:2"), mentions="structure")
+    trace("structure a number", lambda d: w0(d).update(structure=124), mentions="structure")
+    trace("structure 2:4 with density 0.9", lambda d: w0(d).update(structure="2:4", density=0.9),
+          mentions="structure")
     trace("elements 1e15 on eie", lambda d: next(o for o in d["ops"] if o["kind"] != "gemm")["dims"].update(
         elements=10 ** 15), arch="eie-64", mentions="elements")
     C.append(Case("silent", "trace: NaN weights on EIE", ("simulate", "t.json", "--arch", "eie-64"),
@@ -231,7 +235,8 @@ def cases(good: dict) -> list[Case]:
                                ("dataflow", "xs", "silent"), ("acc_bits", "0", "silent"),
                                ("ifmap_sram_kib", "0", "silent"), ("ifmap_sram_kib", "1e300", "silent"),
                                ("prefetch_depth", "0", "silent"), ("name", "[1, 2]", "silent"),
-                               ("static_power_w", "-1", "silent")]:
+                               ("static_power_w", "-1", "silent"), ("pe_reg_bytes", "{psum: 4}", "silent"),
+                               ("pe_reg_bytes", "{weight: 0}", "silent"), ("pe_reg_bytes", "[1, 2]", "silent")]:
         arch(f"systolic {field_}: {value}", f"base: systolic-32\n{field_}: {value}\n", cls, field_)
     C.append(Case("unbounded", "arch: rows 1e6 x cols 1e6 (answers in seconds)", ("simulate", "lenet300", "--arch",
                   "a.yaml"), {"a.yaml": "base: systolic-32\nrows: 1000000\ncols: 1000000\n"}, expect="ok"))
@@ -393,6 +398,9 @@ def cases(good: dict) -> list[Case]:
     plan("keep 0", "layers: {fc1: {keep: 0}}\n", mentions="keep")
     plan("keep 1e-6", "layers: {fc1: {keep: 1.0e-6}}\n", "traceback", "keep")
     plan("keep a string", "layers: {fc1: {keep: half}}\n", mentions="keep")
+    plan("structure 4:2", "default: {structure: 4:2}\n", mentions="structure")
+    plan("structure and keep", "default: {structure: 2:4, keep: 0.3}\n", mentions="structure")
+    plan("structure on a layer it does not fit", "layers: {fc1: {structure: 3:5}}\n", mentions="structure")
     plan("weight_bits 40", "layers: {fc1: {weight_bits: 40}}\n", mentions="weight_bits")
     plan("weight_bits 64", "layers: {fc1: {weight_bits: 64}}\n", mentions="weight_bits")
     plan("weight_bits 0", "layers: {fc1: {weight_bits: 0}}\n", mentions="weight_bits")
@@ -531,6 +539,12 @@ def cases(good: dict) -> list[Case]:
 
     cli("files", "outputs respect the umask", "simulate", "lenet300", "-o", "o.csv", expect="ok", check=mode644("o.csv"))
     cli("files", "-o into a missing folder", "simulate", "lenet300", "-o", "no/such/o.csv", mentions="no/such")
+    cli("silent", "compress --structure 2-4", "compress", "lenet300", "--structure", "2-4", mentions="--structure")
+    cli("silent", "compress --structure 0:4", "compress", "lenet300", "--structure", "0:4", mentions="--structure")
+    cli("silent", "compress --structure with --prune", "compress", "lenet300", "--structure", "2:4", "--prune", "0.5",
+        mentions="--structure")
+    cli("silent", "gpu arch sparse_structures [2-4]", "simulate", "lenet300", "--arch", "a.yaml",
+        files={"a.yaml": "base: a100\nsparse_structures: [2-4]\n"}, mentions="sparse_structures")
     return C
 
 
