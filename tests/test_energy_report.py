@@ -152,3 +152,31 @@ def test_dram_energy_does_not_follow_the_logic_node():
     assert t7.level_pj_per_byte("dram", dram="hbm2") == t45.level_pj_per_byte("dram", dram="hbm2") == 3.9 * 8
     assert t7.level_pj_per_byte("sram", 64 * 1024) == pytest.approx(
         t45.level_pj_per_byte("sram", 64 * 1024) * node_factor(45, 7))
+
+
+def test_a_small_gemm_on_a100_level_by_level():
+    """1024 x 1024 x 1024 fp16 on a100, priced with horowitz45 at 7 nm, each level by hand:
+    * MACs: 1024^3 x (1.1 pJ fp16 multiply + 0.9 pJ fp32 add) x the 45 -> 7 nm factor
+      (7/45) x (0.75/0.9)^2 (Dennard, the VDD table);
+    * L2 reads: the model's L2 bytes x Horowitz's SRAM curve at 40 MiB (100 pJ per 64 bits at
+      1 MiB, growing as capacity^(log(100/20)/log(1024/32))), / 8 per byte, x the node factor;
+    * HBM: the model's DRAM bytes x 3.9 pJ/bit x 8 (O'Connor et al. 2017; not node-scaled);
+    * idle: 50.5 W x the kernel's time."""
+    from sim.gpu import PRESETS
+    from sim.registry import simulate
+    a100 = PRESETS["a100"]
+    res = simulate(Workload("g", (gemm_op("g", 1024, 1024, 1024, bits=16),)), a100)
+    r = res.ops[0]
+    node = (7 / 45) * (0.75 / 0.9) ** 2
+    alpha = math.log(100 / 20) / math.log(1024 / 32)
+    l2_pj_per_byte = 100 * (40 * 1024 / 1024) ** alpha / 8 * node
+    l2 = sum(v for k, v in r.accesses.items() if k.startswith("l2_sram."))
+    dram = sum(v for k, v in r.accesses.items() if k.startswith("dram."))
+    ev = evaluate(Workload("g", (gemm_op("g", 1024, 1024, 1024, bits=16),)), a100)
+    row = ev.rows[0]
+    assert row["energy_compute_pj"] == pytest.approx(1024 ** 3 * (1.1 + 0.9) * node)
+    assert row["energy_l2_sram_pj"] == pytest.approx(l2 * l2_pj_per_byte)
+    assert row["energy_dram_pj"] == pytest.approx(dram * 3.9 * 8)
+    assert row["energy_static_pj"] == pytest.approx(50.5 * r.time_us * 1e6)
+    assert row["energy_pj"] == pytest.approx(row["energy_compute_pj"] + row["energy_l2_sram_pj"]
+                                             + row["energy_dram_pj"] + row["energy_static_pj"])
