@@ -462,3 +462,27 @@ def test_pe_registers_are_validated_and_off_by_default():
         SystolicArch(pe_reg_bytes={"psum": 4})
     with pytest.raises(HwsimError, match=r"pe_reg_bytes.weight: must be bytes per PE"):
         SystolicArch(pe_reg_bytes={"weight": 0})
+
+
+def test_a_weight_register_file_keeps_partial_sums_in_the_pe():
+    """The 3x3 64->64 conv at 56x56 on a 32x32 ws array: K = 576 is 18 tiles of 32 rows.
+    Without PE registers every tile's 3136 x 64 partial sums (16-bit here) go to the
+    accumulators: 18 x 3136 x 64 x 2 B written. With a 128 B weight register file and an
+    output register per PE, all 18 tiles' weights (18 B) sit in each PE and a row's partial
+    sum accumulates over them before it leaves: written once, 3136 x 64 x 2 B. With 8 B of
+    weight registers the tiles go in groups of 8, 8, 2: three times that. Cycles do not
+    change (the same rows stream and the same weights load)."""
+    from sim.systolic.simulate import simulate_op
+    from workloads.build import conv_op
+    op = conv_op("c", 1, 64, 56, 56, 64, 3, 3, stride=1, pad=1, bits=8, dtype="int")
+    base = SystolicArch(rows=32, cols=32, acc_bits=16, ifmap_sram_kib=1024, ofmap_sram_kib=1024)
+    plain = simulate_op(op, base)
+    full = simulate_op(op, dataclasses.replace(base, pe_reg_bytes={"weight": 128, "output": 2}))
+    eight = simulate_op(op, dataclasses.replace(base, pe_reg_bytes={"weight": 8, "output": 2}))
+    no_out = simulate_op(op, dataclasses.replace(base, pe_reg_bytes={"weight": 128}))
+    psums = 3136 * 64 * 2
+    assert plain.accesses["ofmap_sram.output.writes"] == 18 * psums
+    assert full.accesses["ofmap_sram.output.writes"] == psums
+    assert eight.accesses["ofmap_sram.output.writes"] == 3 * psums
+    assert no_out.accesses["ofmap_sram.output.writes"] == 18 * psums      # nowhere to accumulate
+    assert plain.cycles == full.cycles == eight.cycles

@@ -67,6 +67,19 @@ def _residence(arch: SystolicArch, out: np.ndarray, sram: dict, dram: dict) -> n
     return out
 
 
+def weight_group(arch: SystolicArch, nk: int, w_bits: int = 8) -> int:
+    """K tiles a weight-stationary PE holds at once: with a weight register file and an
+    output register per PE (``pe_reg_bytes``), as many weight tiles as the register file
+    holds (at most all ``nk``), interleaved per streamed row so that each row's partial sum
+    accumulates over them in the output register before it leaves the array (the loop
+    order that keeps partial sums in the PE, as ZigZag's tpu_like mapping runs); else 1.
+    It changes the partial sums' traffic to the accumulators, not the folds' timing."""
+    regs = arch.pe_reg_bytes
+    if arch.dataflow != "ws" or "weight" not in regs or "output" not in regs:
+        return 1
+    return max(1, min(nk, int(regs["weight"] // (w_bits / 8))))
+
+
 def outer_tiles(M: int, N: int, K: int, arch: SystolicArch) -> tuple[int, int]:
     """(outer tiles, folds per outer tile): the X tiles of ``ws``/``is`` (each K tiles x
     stream chunks long) or the M tiles of ``os`` (each N tiles long). ``folds(...,
@@ -193,6 +206,18 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
             "ofmap_sram.output.reads": float(np.where(first_k, 0.0, psum).sum() + out.sum() / ob * accb),
         }
         dram = {f"dram.{s_role}.reads": float(streamed_dram.sum()), f"dram.{x_role}.reads": float(stationary_dram.sum())}
+        G = weight_group(arch, nk, int(w_bits))
+        if G > 1:
+            # G K tiles at a time in the PEs' weight registers, interleaved per streamed row:
+            # each row's partial sum leaves the array (to the accumulators) once per group of
+            # G tiles, not once per tile. The folds keep their per-tile timing: the
+            # interleaved schedule streams the same rows and loads the same weights, and only
+            # saves the fill and drain between the tiles of a group (not modelled)
+            starts = np.flatnonzero(ki % G == 0)
+            psum_g = (tc * xx)[starts] * accb
+            sram["ofmap_sram.output.writes"] = float(psum_g.sum())
+            sram["ofmap_sram.output.reads"] = float(np.where(first_k[starts], 0.0, psum_g).sum()
+                                                    + out.sum() / ob * accb)
         out = _residence(arch, out, sram, dram)
         # the psum passes all R rows; the last used column is cols_used - 1 to the right
         return Folds(T=tc, rows_used=kk, cols_used=xx, load=load, store=out, sram=sram, dram=dram,
