@@ -387,8 +387,9 @@ def _design_options(f):
         click.option("--seq-len", type=int, default=None, help="Sequence length of recurrent models."),
         click.option("--seed", type=click.IntRange(min=0), default=None,
                      help="Seed for synthetic weights/activations (machines that draw them: EIE; default 0)."),
-        click.option("--energy-table", "table", default="horowitz45", show_default=True,
-                     help="horowitz45, han45, eyeriss65 or a YAML table file."),
+        click.option("--energy-table", "table", default=None,
+                     help="horowitz45, han45, eyeriss65 or a YAML table file (default: the design's "
+                          "energy_table, else horowitz45)."),
         click.option("--node", type=float, default=None,
                      help="Technology node (nm) to scale the energy table to (default: the design's)."),
         click.option("--compress", "compress_plan", type=click.Path(dir_okay=False), default=None,
@@ -509,7 +510,8 @@ report.help = inspect.cleandoc(report.help) + "\n\n" + MODEL_HELP
               help="Compression plans to compare on each design, besides the uncompressed model (repeatable).")
 @click.option("--batch", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
-@click.option("--energy-table", "table", default="horowitz45", show_default=True)
+@click.option("--energy-table", "table", default=None,
+              help="Energy table for every design (default: each design's energy_table, else horowitz45).")
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write compare.csv and compare.png here.")
 @_cache_option

@@ -100,15 +100,31 @@ class Evaluation:
         }
 
 
-def evaluate(workload: Workload, arch_spec, table: str | EnergyTable = "horowitz45", node_nm: float | None = None,
+DEFAULT_TABLE = "horowitz45"
+
+
+def design_table(arch) -> str:
+    """The energy table a design is priced with when none is named: its own
+    ``energy_table`` (a built-in name or a file), else :data:`DEFAULT_TABLE`."""
+    return getattr(arch, "energy_table", "") or DEFAULT_TABLE
+
+
+def evaluate(workload: Workload, arch_spec, table: str | EnergyTable | None = None, node_nm: float | None = None,
              progress=None, mapping: str = "fixed", objective: str = "edp", **sim_kw) -> Evaluation:
-    """Simulate ``workload`` on a design and price it; the energy table is scaled to the
-    design's technology node unless ``node_nm`` says otherwise. ``mapping="search"`` runs
-    each op in its best mapping family for ``objective`` (``analysis.mapping``)."""
+    """Simulate ``workload`` on a design and price it with ``table`` (default: the design's
+    own, see :func:`design_table`), scaled to the design's technology node unless
+    ``node_nm`` says otherwise. ``mapping="search"`` runs each op in its best mapping
+    family for ``objective`` (``analysis.mapping``)."""
     from sim.registry import check_options, resolve_arch, simulate
 
     arch = resolve_arch(arch_spec)
-    tab = load_table(table) if isinstance(table, str) else table
+    if table is None:
+        try:
+            tab = load_table(design_table(arch))
+        except HwsimError as e:
+            raise HwsimError(f"design {arch.name}: energy_table: {e}") from None
+    else:
+        tab = load_table(table) if isinstance(table, str) else table
     tab = tab.at_node(node_nm if node_nm is not None else arch.technology_nm)
     if mapping == "search":
         from .mapping import search

@@ -51,7 +51,7 @@ class Study:
     models: tuple[dict, ...]
     base: str                 # as the study names it
     points: tuple[dict, ...]
-    energy_table: str
+    energy_table: str | None        # None: the base design's own (else horowitz45)
     base_arch: Any = None     # the resolved description (a preset, or a YAML file's design)
 
 
@@ -184,7 +184,10 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
                 raise HwsimError(f"{p}: grid.{m.group(1)}: {m.group(2)} (in the point {c})") from None
             raise HwsimError(f"{p}: grid point {c}: {str(e).removeprefix('point: ')}") from None
     points = tuple({"model": m, "design": c} for m in mlist for c in combos)
-    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, str(doc.get("energy_table", "horowitz45")),
+    table = doc.get("energy_table")
+    if table is not None and not isinstance(table, str):
+        raise HwsimError(f"{p}: energy_table: must be a table name or file, got {table!r}")
+    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, table,
                  arch)
 
 
@@ -217,7 +220,7 @@ def apply_trace(wl: Workload, params: dict) -> Workload:
     return wl.with_ops(ops)
 
 
-def run_point(base: Any, table: str, point: dict, wl: Workload) -> dict:
+def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
     """Evaluate one point on a design derived from ``base`` (runs in a worker process or on a
     Dask worker); every field the point does not set, static power included, is the base's."""
     from analysis.report import evaluate

@@ -164,6 +164,9 @@ def _arch(p: Path, doc: Any, presets: Mapping[str, Any]) -> Any:
     if not isinstance(base, str) or base not in presets:
         raise HwsimError(f"{p}: base: must name a preset ({', '.join(presets)}), got {base!r}")
     doc.setdefault("name", p.stem)
+    table = doc.get("energy_table")
+    if isinstance(table, str) and table.endswith((".yaml", ".yml")) and not Path(table).is_absolute():
+        doc["energy_table"] = str(p.parent / table)      # a table file beside the design
     b = presets[base]
     for k, v in doc.items():
         inner = getattr(b, k, None)

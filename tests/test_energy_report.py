@@ -180,3 +180,23 @@ def test_a_small_gemm_on_a100_level_by_level():
     assert row["energy_static_pj"] == pytest.approx(50.5 * r.time_us * 1e6)
     assert row["energy_pj"] == pytest.approx(row["energy_compute_pj"] + row["energy_l2_sram_pj"]
                                              + row["energy_dram_pj"] + row["energy_static_pj"])
+
+
+def test_a_design_carries_its_own_energy_table(tmp_path):
+    """examples/zigzag_tpu_like.yaml names its table (a file beside it): commands price it with
+    that table unless they name one; a table a design names but cannot be read is refused
+    naming the design and the field."""
+    from pathlib import Path
+
+    from workloads.spec import adhoc
+    root = Path(__file__).resolve().parents[1]
+    wl = adhoc("conv:1,64,56,56,64,3,3,1,1:int8")
+    ev = evaluate(wl, str(root / "examples" / "zigzag_tpu_like.yaml"))
+    assert ev.table.name == "zigzag-tpu-like"
+    assert ev.rows[0]["energy_compute_pj"] == pytest.approx(64 * 56 * 56 * 64 * 9 * 0.04)
+    assert evaluate(wl, str(root / "examples" / "zigzag_tpu_like.yaml"), "horowitz45").table.name == "horowitz45"
+    assert evaluate(wl, "systolic-32").table.name == "horowitz45"
+    bad = tmp_path / "d.yaml"
+    bad.write_text("base: systolic-32\nenergy_table: missing.yaml\n")
+    with pytest.raises(HwsimError, match=r"design d: energy_table: .*missing.yaml"):
+        evaluate(wl, str(bad))

@@ -59,6 +59,9 @@ class SystolicArch:
     # per PE; each MAC reads its input/weight from its register and reads and writes its
     # partial sum (acc_bits) in the output register. Empty: registers not priced.
     pe_reg_bytes: Mapping[str, float] = field(default_factory=dict)
+    # the energy table this design is priced with unless a command names one (a built-in
+    # name or a YAML file; in an arch file, relative to it); "": the default, horowitz45
+    energy_table: str = ""
     technology_nm: float = 45
     source: str = "SCALE-Sim default configuration (32x32, 64 KiB SRAMs, 10 words/cycle)"
 
