@@ -236,7 +236,9 @@ def cases(good: dict) -> list[Case]:
                                ("ifmap_sram_kib", "0", "silent"), ("ifmap_sram_kib", "1e300", "silent"),
                                ("prefetch_depth", "0", "silent"), ("name", "[1, 2]", "silent"),
                                ("static_power_w", "-1", "silent"), ("pe_reg_bytes", "{psum: 4}", "silent"),
-                               ("pe_reg_bytes", "{weight: 0}", "silent"), ("pe_reg_bytes", "[1, 2]", "silent")]:
+                               ("pe_reg_bytes", "{weight: 0}", "silent"), ("pe_reg_bytes", "[1, 2]", "silent"),
+                               ("energy_table", "missing.yaml", "traceback"), ("energy_table", "5", "silent"),
+                               ("energy_table", "horowitz99", "silent")]:
         arch(f"systolic {field_}: {value}", f"base: systolic-32\n{field_}: {value}\n", cls, field_)
     C.append(Case("unbounded", "arch: rows 1e6 x cols 1e6 (answers in seconds)", ("simulate", "lenet300", "--arch",
                   "a.yaml"), {"a.yaml": "base: systolic-32\nrows: 1000000\ncols: 1000000\n"}, expect="ok"))
