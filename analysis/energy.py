@@ -224,23 +224,32 @@ class OpEnergy:
 
 
 def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable, static_w: float = 0.0,
-              static_scale: float = 1.0) -> OpEnergy:
+              static_scale: float = 1.0, op_prices: Mapping[str, float] | None = None) -> OpEnergy:
     """Energy of one ``OpResult``: accesses x per-byte level energy + ops x op energy +
-    static power x the op's time x ``static_scale``."""
+    static power x the op's time x ``static_scale``. A level's or an operation's own price
+    (``MemoryLevel.read_pj_per_byte``, a machine's ``op_prices()``) wins over the table's."""
     by_level: dict[str, float] = {}
     by_operand: dict[str, float] = {}
     for key, nbytes in r.accesses.items():
-        level, operand, _ = key.split(".")
+        level, operand, direction = key.split(".")
         lv = levels.get(level)
         if lv is None:
             raise HwsimError(f"op {r.name!r}: access level {level!r} is not one of the machine's memory levels")
-        e = nbytes * table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.technology)
+        own = lv.read_pj_per_byte if direction == "reads" else lv.write_pj_per_byte
+        e = nbytes * (own if own is not None else table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.technology))
         by_level[level] = by_level.get(level, 0.0) + e
         by_operand[operand] = by_operand.get(operand, 0.0) + e
-    compute = sum(n * table.op_pj(k) for k, n in r.ops.items())
+    own_ops = op_prices or {}
+    compute = sum(n * (own_ops[k] if k in own_ops else table.op_pj(k)) for k, n in r.ops.items())
     static = static_w * r.time_us * static_scale * 1e6          # W x us = uJ = 1e6 pJ
     total = compute + static + sum(by_level.values())
     return OpEnergy(total, compute, static, by_level, by_operand)
+
+
+def machine_op_prices(arch: Machine) -> Mapping[str, float]:
+    """The operations a design prices itself (``op_prices()``, where it has one)."""
+    of = getattr(arch, "op_prices", None)
+    return of() if of is not None else {}
 
 
 def energy_rows(result: SimResult, arch: Machine, table: EnergyTable) -> tuple[list[dict], dict]:
@@ -251,7 +260,7 @@ def energy_rows(result: SimResult, arch: Machine, table: EnergyTable) -> tuple[l
     rows = []
     tot: dict[str, float] = {}
     for r in result.ops:
-        e = op_energy(r, levels, table, arch.static_power_w, scale)
+        e = op_energy(r, levels, table, arch.static_power_w, scale, machine_op_prices(arch))
         row = result.row(r)
         row["energy_pj"] = e.total_pj
         row["energy_compute_pj"] = e.compute_pj

@@ -23,7 +23,7 @@ from sim.result import SimResult, run_ops
 from workloads.errors import HwsimError
 from workloads.trace import Workload
 
-from .energy import EnergyTable, op_energy
+from .energy import EnergyTable, machine_op_prices, op_energy
 
 OBJECTIVES = ("edp", "latency", "energy")
 
@@ -58,7 +58,8 @@ def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp",
         scores = {}
         for name, res in runs.items():
             r = res.ops[i]
-            e = op_energy(r, levels, table, variants[name].static_power_w).total_pj
+            e = op_energy(r, levels, table, variants[name].static_power_w, 1.0,
+                          machine_op_prices(variants[name])).total_pj
             scores[name] = {"latency": float(r.cycles), "energy": e, "edp": e * r.cycles}[objective]
         best = min(scores, key=lambda n: (scores[n], list(variants).index(n)))
         chosen[op.name] = runs[best].ops[i]

@@ -65,9 +65,10 @@ def zigzag_side(python: str) -> dict:
         return json.loads((Path(d) / "zz.json").read_text())
 
 
-def hwsim_side(onnx_path: str, search: str | None = None) -> tuple[dict, float]:
+def hwsim_side(onnx_path: str, search: str | None = None, arch_spec: str | None = None) -> tuple[dict, float]:
     """hwsim's rows per op; ``search``: the objective of a per-op mapping search (else
-    the design's fixed weight-stationary dataflow)."""
+    the design's fixed weight-stationary dataflow); ``arch_spec``: another design (the
+    ZigZag files themselves, read as a spatial design) instead of the systolic example."""
     from analysis.energy import energy_rows, load_table
     from analysis.mapping import search as mapping_search
     from sim.registry import resolve_arch
@@ -75,18 +76,19 @@ def hwsim_side(onnx_path: str, search: str | None = None) -> tuple[dict, float]:
 
     t = time.perf_counter()
     wl = read_onnx(onnx_path)
-    arch = resolve_arch(str(ROOT / "examples" / "zigzag_tpu_like.yaml"))
+    arch = resolve_arch(arch_spec or str(ROOT / "examples" / "zigzag_tpu_like.yaml"))
     table = load_table(str(ROOT / "examples" / "zigzag_tpu_like_energy.yaml")).at_node(arch.technology_nm)
     res = mapping_search(wl, arch, table, search)[0] if search else arch.simulate(wl)
     rows, _ = energy_rows(res, arch, table)
     wall = time.perf_counter() - t
+    on_chip = [lv for lv, m in arch.memory_levels().items() if m.on_chip]
     out = {}
     for r in rows:
-        onchip = sum(v for k, v in r.items() if k.startswith("energy_") and k.endswith(("_sram_pj", "_reg_pj")))
+        onchip = sum(r.get(f"energy_{lv}_pj", 0.0) for lv in on_chip)
         out[r["name"]] = {"cycles": r["cycles"], "energy_pj": r["energy_pj"], "mac_pj": r["energy_compute_pj"],
                           "onchip_pj": onchip, "dram_pj": r["energy_dram_pj"],
                           "dram_bytes": r["dram_read_bytes"] + r["dram_write_bytes"], "is_gemm": r["macs"] > 0,
-                          "dataflow": r.get("dataflow", "")}
+                          "dataflow": r.get("dataflow", "") or r.get("mapping", "")}
     return out, wall
 
 
@@ -114,7 +116,7 @@ def table(zz: dict, hw: dict, hw_wall: float, title: str) -> None:
               f"{z['energy_pj'] / 1e6:7.2f} {h['energy_pj'] / 1e6:7.2f} {mark(h['energy_pj'] / z['energy_pj'])} | "
               f"{z['mac_pj'] / 1e6:5.2f}/{h['mac_pj'] / 1e6:5.2f} {z['onchip_pj'] / 1e6:7.2f}/{h['onchip_pj'] / 1e6:7.2f} "
               f"{z['dram_pj'] / 1e6:8.2f}/{h['dram_pj'] / 1e6:8.2f} | {z['dram_bytes'] / 1e3:10.1f} "
-              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))} {h['dataflow']}")
+              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))} {h['dataflow'][:60]}")
     print(f"{'TOTAL (the GEMM layers)':30s} {tot['zc']:10.0f} {tot['hc']:10.0f} {mark(tot['hc'] / tot['zc'])} | "
           f"{tot['ze'] / 1e6:7.1f} {tot['he'] / 1e6:7.1f} {mark(tot['he'] / tot['ze'])} | {'':45s} | "
           f"{tot['zb'] / 1e3:10.1f} {tot['hb'] / 1e3:10.1f} {mark(tot['hb'] / tot['zb'])}")
@@ -137,6 +139,11 @@ def main() -> None:
     table(zz, hw, wall, "hwsim: the design's weight-stationary dataflow")
     hw, wall = hwsim_side(zz["onnx"], search="energy")
     table(zz, hw, wall, "hwsim --mapping search --objective energy: each layer in its best dataflow")
+    z = str(Path(zz["onnx"]).parents[1])
+    spec = f"zigzag:{z}/hardware/tpu_like.yaml:{z}/mapping/tpu_like.yaml"
+    hw, wall = hwsim_side(zz["onnx"], arch_spec=spec)
+    table(zz, hw, wall, f"hwsim --arch zigzag:.../hardware/tpu_like.yaml:.../mapping/tpu_like.yaml (ZigZag's own "
+                        "files as a spatial design; mapping searched for latency; df: unrolling [loops, innermost first])")
 
 
 if __name__ == "__main__":

@@ -45,17 +45,25 @@ class MemoryLevel:
     ``kind``: ``rf`` (register files, scratchpads), ``sram``, ``noc`` (on-chip network),
     ``dram``. ``capacity_bytes`` sizes on-chip storage (energy grows with capacity);
     ``technology`` names the DRAM type in the energy table (``ddr3``, ``lpddr``, ``hbm2``,
-    ``gddr``).
+    ``gddr``). ``read_pj_per_byte`` / ``write_pj_per_byte``: the design's own prices (a
+    design described with per-access energies, as ZigZag and Accelergy describe one);
+    None: the energy table prices the level by its kind and capacity.
     """
 
     kind: str
     capacity_bytes: float = 0.0
     technology: str = ""
+    read_pj_per_byte: float | None = None
+    write_pj_per_byte: float | None = None
 
     def __post_init__(self) -> None:
         from workloads.errors import HwsimError
         if self.kind not in LEVEL_KINDS:
             raise HwsimError(f"memory level kind must be one of {', '.join(LEVEL_KINDS)}, got {self.kind!r}")
+        for n in ("read_pj_per_byte", "write_pj_per_byte"):
+            v = getattr(self, n)
+            if v is not None and not (isinstance(v, (int, float)) and 0 <= v < float("inf")):
+                raise HwsimError(f"memory level {n}: must be a finite number of pJ >= 0, got {v!r}")
 
     @property
     def on_chip(self) -> bool:

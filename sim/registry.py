@@ -3,7 +3,8 @@
 ``FAMILIES`` is the one table: family name -> the package that implements it. A package
 exports ``ARCH`` (its description class, a :class:`~sim.machine.Machine`) and ``PRESETS``
 (name -> description). Code outside hwsim adds a family with :func:`register`.
-``--arch`` takes a preset name or a YAML file ``{base: PRESET, FIELD: VALUE, ...}``.
+``--arch`` takes a preset name, a YAML file ``{base: PRESET, FIELD: VALUE, ...}``, or
+``zigzag:HARDWARE.yaml[:MAPPING.yaml]`` (ZigZag's hardware description, ``sim.spatial.zigzag``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "systolic": "sim.systolic",
     "eie": "sim.eie",
     "gpu": "sim.gpu",
+    "spatial": "sim.spatial",
 }
 
 _registered: dict[str, tuple[type, Mapping[str, Any]]] = {}
@@ -70,10 +72,14 @@ def resolve_arch(spec: str | Any) -> Any:
     table = presets()
     if spec in table:
         return table[spec]
+    if spec.startswith("zigzag:"):
+        from .spatial.zigzag import load
+        return load(spec[len("zigzag:"):])
     if spec.endswith((".yaml", ".yml")):
         from .archbase import load_yaml_arch
         return load_yaml_arch(Path(spec), table)
-    raise HwsimError(f"unknown architecture {spec!r}; presets: {', '.join(table)}; or a YAML file with 'base:'")
+    raise HwsimError(f"unknown architecture {spec!r}; presets: {', '.join(table)}; or a YAML file with 'base:'; "
+                     "or zigzag:HARDWARE.yaml[:MAPPING.yaml]")
 
 
 def options(arch: Any) -> tuple[str, ...]:

@@ -1,0 +1,8 @@
+"""Spatial accelerators described by their memory hierarchy (ZigZag/Timeloop style): a MAC
+array, an ordered list of memory levels, the unrollings it supports; each op mapped by
+an exhaustive search over unrollings and loop orders with LOMA's allocation."""
+
+from .arch import ARCH, PRESETS, Level, SpatialArch
+from .simulate import SpatialStats, simulate, simulate_op
+
+__all__ = ["ARCH", "PRESETS", "Level", "SpatialArch", "SpatialStats", "simulate", "simulate_op"]

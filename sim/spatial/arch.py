@@ -1,0 +1,266 @@
+"""A spatial accelerator described by its memory hierarchy: a 2-D array of MACs under an
+ordered list of memory levels, the way ZigZag and Timeloop describe one.
+
+Each level names the operands it holds (``input``, ``weight``, ``output``; one level may
+hold several, sharing its capacity), its capacity, whether every PE has its own copy
+(``per_pe``: register files, scratchpads) or it serves the whole array, its read and
+write ports (bits per cycle, one shared port or separate ones), its read and write
+energy per access of a port's width, and whether it is double-buffered (then a tile
+occupies half of it, and refills overlap compute). The last level is the off-chip
+memory and holds every operand. ``unrollings`` are the spatial mappings the array
+supports: which loop dimension goes on its rows and which on its columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from ..archbase import at_most, check_fields, need, positive
+from ..machine import LEVEL_KINDS, MemoryLevel, Peaks, describe_fields
+from .nest import DIMS, OPERANDS
+
+if TYPE_CHECKING:
+    from workloads.trace import Workload
+
+    from ..machine import Progress
+    from ..result import OpResult, SimResult
+
+OBJECTIVES = ("latency", "energy", "edp")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One memory level (see the module). Energies are pJ per access of ``read_bits`` /
+    ``write_bits``; a level without energies (0) is priced by the energy table by its
+    ``kind`` and capacity."""
+
+    name: str
+    operands: tuple[str, ...]
+    size_bytes: float = 0.0            # per PE when per_pe; 0 only for the off-chip level (unbounded)
+    per_pe: bool = False
+    read_bits: float = 64.0            # read port width: bits per cycle (per PE when per_pe)
+    write_bits: float = 64.0
+    shared_port: bool = False          # one read/write port: reads and writes take turns
+    read_pj: float = 0.0               # per read of read_bits
+    write_pj: float = 0.0              # per write of write_bits
+    double_buffered: bool = False
+    kind: str = "sram"                 # rf | sram | noc | dram, for the energy table
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        need(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
+             f"must be letters, digits and _, got {self.name!r}")
+        ops = tuple(self.operands) if isinstance(self.operands, (list, tuple)) else None
+        need(ops is not None and len(ops) > 0, f"{self.name}.operands",
+             f"must be a non-empty list of {', '.join(OPERANDS)}")
+        assert ops is not None
+        for o in ops:
+            need(o in OPERANDS, f"{self.name}.operands", f"must be among {', '.join(OPERANDS)}, got {o!r}")
+        need(len(set(ops)) == len(ops), f"{self.name}.operands", "lists an operand twice")
+        object.__setattr__(self, "operands", ops)
+        for n in ("size_bytes", "read_bits", "write_bits", "read_pj", "write_pj"):
+            v = getattr(self, n)
+            need(0 <= v <= 2 ** 50, f"{self.name}.{n}", f"must be in [0, 2^50], got {v!r}")
+        need(self.read_bits > 0 and self.write_bits > 0, f"{self.name}.read_bits",
+             "ports must move a positive number of bits per cycle")
+        need(self.kind in LEVEL_KINDS, f"{self.name}.kind", f"must be one of {', '.join(LEVEL_KINDS)}")
+
+    @property
+    def priced(self) -> bool:
+        return self.read_pj > 0 or self.write_pj > 0
+
+    def memory_level(self, pes: int) -> MemoryLevel:
+        cap = self.size_bytes
+        return MemoryLevel(self.kind, cap, "ddr3" if self.kind == "dram" else "",
+                           read_pj_per_byte=self.read_pj / (self.read_bits / 8) if self.priced else None,
+                           write_pj_per_byte=self.write_pj / (self.write_bits / 8) if self.priced else None)
+
+
+def _level(v: Any, i: int) -> Level:
+    if isinstance(v, Level):
+        return v
+    need(isinstance(v, Mapping), f"levels[{i}]", f"must be a mapping of a level's fields, got {type(v).__name__}")
+    known = set(Level.__dataclass_fields__)
+    for k in v:
+        need(k in known, f"levels[{i}].{k}", f"unknown field; known: {', '.join(sorted(known))}")
+    need("name" in v and "operands" in v, f"levels[{i}]", "needs name and operands")
+    d = dict(v)
+    if isinstance(d.get("operands"), list):
+        d["operands"] = tuple(d["operands"])
+    return Level(**d)
+
+
+def _unrolling(v: Any, i: int) -> tuple[str, str]:
+    parts = v.split(",") if isinstance(v, str) else v
+    need(isinstance(parts, (list, tuple)) and len(parts) == 2, f"unrollings[{i}]",
+         f"must be 'ROWDIMS,COLDIMS' such as 'C,K' or 'FY*C,OY' (dims {', '.join(DIMS)}), got {v!r}")
+    a, b = (str(p).strip() for p in parts)
+    seen: list[str] = []
+    for side in (a, b):
+        for d in side.split("*"):
+            need(d in DIMS, f"unrollings[{i}]", f"{d!r} is not a loop dimension; use {', '.join(DIMS)}")
+            need(d not in seen, f"unrollings[{i}]", f"unrolls {d!r} twice")
+            seen.append(d)
+    return a, b
+
+
+@dataclass(frozen=True)
+class SpatialArch:
+    """A MAC array under a described memory hierarchy (see the module); implements
+    ``sim.machine.Machine``. Every GEMM-like op is mapped by a search over the design's
+    unrollings and loop orders (``sim.spatial.search``), one op at a time."""
+
+    family: ClassVar[str] = "spatial"
+    uses_weight_values: ClassVar[bool] = False
+
+    name: str = "spatial"
+    rows: int = 16
+    cols: int = 16
+    clock_mhz: float = 200.0
+    word_bits: int = 16                # operand width (float traces run at it)
+    acc_bits: int = 32                 # partial sums
+    mac_pj: float = 0.0                # per MAC at word_bits; 0: the energy table's price
+    levels: tuple[Level, ...] = ()
+    # spatial mappings: (rows, columns), each a dimension or several ("FY*C": filter rows,
+    # then as many input channels as the rest of the side holds)
+    unrollings: tuple[tuple[str, str], ...] = (("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX"))
+    objective: str = "latency"         # what the mapping search minimises (ties: the other, then order)
+    vector_lanes: int = 0              # element ops per cycle for non-GEMM ops (0: one per column)
+    static_power_w: float = 0.0
+    dram_gib: float = 0.0
+    energy_table: str = ""
+    technology_nm: float = 65
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "technology_nm")
+        at_most(self, 2 ** 16, "rows", "cols")
+        at_most(self, 1e6, "clock_mhz")
+        at_most(self, 64, "word_bits", "acc_bits")
+        need(0 <= self.mac_pj < 1e6, "mac_pj", f"must be pJ per MAC >= 0, got {self.mac_pj!r}")
+        need(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        levels = self.levels
+        need(isinstance(levels, (list, tuple)) and len(levels) >= 1, "levels",
+             "must list the memory levels, innermost first, the off-chip memory last")
+        lv = tuple(_level(v, i) for i, v in enumerate(levels))
+        object.__setattr__(self, "levels", lv)
+        names = [x.name for x in lv]
+        need(len(set(names)) == len(names), "levels", f"level names must differ: {names}")
+        top = lv[-1]
+        need(set(top.operands) == set(OPERANDS) and not top.per_pe, f"levels[{len(lv) - 1}]",
+             f"the last level ({top.name}) is the off-chip memory: it holds input, weight and output, for the array")
+        for i, x in enumerate(lv[:-1]):
+            need(x.size_bytes > 0, f"levels[{i}].size_bytes", f"{x.name} needs a capacity in bytes")
+        need(not any(x.kind == "dram" for x in lv[:-1]), "levels", "only the last level may be kind dram")
+        per_pe_seen = {o: False for o in OPERANDS}
+        for x in reversed(lv):
+            for o in x.operands:
+                need(not (per_pe_seen[o] and not x.per_pe), f"{x.name}.per_pe",
+                     f"a shared level cannot sit below a per-PE level of {o}")
+                per_pe_seen[o] = per_pe_seen[o] or x.per_pe
+        un = self.unrollings
+        need(isinstance(un, (list, tuple)) and len(un) >= 1, "unrollings", "must list at least one 'ROWDIM,COLDIM'")
+        object.__setattr__(self, "unrollings", tuple(_unrolling(u, i) for i, u in enumerate(un)))
+        need(len(set(self.unrollings)) == len(self.unrollings), "unrollings", "lists an unrolling twice")
+        need(self.vector_lanes >= 0 and self.static_power_w >= 0 and self.dram_gib >= 0, "vector_lanes",
+             "vector_lanes, static_power_w and dram_gib must be >= 0")
+        need(bool(self.name), "name", "must not be empty")
+
+    # ---- derived ----------------------------------------------------------------------
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def lanes(self) -> int:
+        return self.vector_lanes or self.cols
+
+    @property
+    def top(self) -> Level:
+        return self.levels[-1]
+
+    def chain(self, operand: str) -> tuple[int, ...]:
+        """Indices of the levels that hold ``operand``, innermost first."""
+        return tuple(i for i, x in enumerate(self.levels) if operand in x.operands)
+
+    # ---- the Machine interface ------------------------------------------------------
+    def simulate(self, workload: Workload, *, objective: str = "", progress: Progress | None = None) -> SimResult:
+        """Map every op by the search (``objective``: latency, energy or edp; default the
+        design's) and return its cycles and accesses per level."""
+        from .simulate import simulate
+        obj = objective or self.objective
+        need(obj in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {obj!r}")
+        return simulate(workload, replace(self, objective=obj), progress=progress)
+
+    @property
+    def memory_capacity_bytes(self) -> float:
+        return self.dram_gib * 2 ** 30
+
+    def memory_levels(self) -> Mapping[str, MemoryLevel]:
+        return {x.name: x.memory_level(self.pes) for x in self.levels}
+
+    def op_prices(self) -> Mapping[str, float]:
+        """The design's own price of a MAC (``mac.intB`` at its width), where it states one."""
+        return {f"mac.int{self.word_bits}": self.mac_pj} if self.mac_pj else {}
+
+    def peaks(self, precision: str | None = None) -> Peaks:
+        top = self.top
+        bw = top.read_bits / 8 if top.shared_port else (top.read_bits + top.write_bits) / 8
+        return Peaks(f"int{self.word_bits}", self.pes * self.clock_mhz * 1e6, {"dram": bw * self.clock_mhz * 1e6})
+
+    def occupancy(self, result: OpResult) -> float:
+        return 1.0
+
+    @property
+    def precision_policy(self) -> str:
+        return (f"GEMM operands as int{self.word_bits} (float traces quantised), int{self.acc_bits} partial sums; "
+                f"every layer reads its operands from and writes its outputs to {self.top.name}")
+
+    def describe(self) -> dict[str, Any]:
+        d = describe_fields(self, pes=self.pes)
+        d["levels"] = [describe_level(x) for x in self.levels]
+        d["unrollings"] = [",".join(u) for u in self.unrollings]
+        return d
+
+
+def describe_level(x: Level) -> dict[str, Any]:
+    import dataclasses
+    return {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
+
+
+def _eyeriss() -> SpatialArch:
+    # Eyeriss (Chen, Krishna, Emer, Sze, JSSC 2017): 12x14 PEs, 16-bit fixed point, 200 MHz
+    # in 65 nm; per-PE scratchpads of 12 ifmap, 224 filter and 24 psum 16-bit words; a
+    # 108 KB global buffer for ifmaps and psums (filters go from DRAM to the PEs); a 64-bit
+    # off-chip port. Energies per 16-bit access relative to a MAC, Chen/Emer/Sze ISCA 2016
+    # Table IV: RF 1x, array (NoC) 2x, global buffer 6x, DRAM 200x. The MAC is anchored as
+    # the eyeriss65 energy table anchors it: Horowitz's 16-bit multiply + 32-bit add at
+    # 45 nm, 0.9 pJ, scaled to 65 nm by the energy model's node scaling.
+    mac = EYERISS_MAC_PJ
+    rf = dict(per_pe=True, read_bits=16, write_bits=16, read_pj=mac, write_pj=mac, kind="rf")
+    return SpatialArch(
+        name="eyeriss-like", rows=12, cols=14, clock_mhz=200.0, word_bits=16, acc_bits=16, mac_pj=mac,
+        levels=(Level("ifmap_spad", ("input",), 12 * 2, **rf),   # type: ignore[arg-type]
+                Level("filter_spad", ("weight",), 224 * 2, **rf),  # type: ignore[arg-type]
+                Level("psum_spad", ("output",), 24 * 2, **rf),  # type: ignore[arg-type]
+                Level("global_buffer", ("input", "output"), 108 * 1024, read_bits=64, write_bits=64,
+                      read_pj=6 * mac * 4, write_pj=6 * mac * 4, double_buffered=False),
+                Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True,
+                      read_pj=200 * mac * 4, write_pj=200 * mac * 4, kind="dram")),
+        unrollings=(("FY*C", "OY"), ("FY*K", "OY"), ("C", "K")), objective="latency", technology_nm=65,
+        source="Eyeriss, Chen et al. JSSC 2017 (12x14 PEs, 108 KB global buffer, scratchpads 12/224/24 x 16 b, "
+               "200 MHz, 65 nm); energies ISCA 2016 Table IV (RF 1x, buffer 6x, DRAM 200x a 16-bit MAC); "
+               "row stationary as the unrollings FY*C or FY*K by OY (filter rows on PE rows, output rows on PE "
+               "columns, and PE sets of other channels or filters side by side down the rows)")
+
+
+# A 16-bit MAC at 65 nm: Horowitz (ISSCC 2014) 16-bit multiply + 32-bit add at 45 nm, 0.9 pJ,
+# scaled as the energy model scales nodes (E ~ L x Vdd^2, Vdd 0.9 V at 45 nm and 1.0 V at
+# 65 nm): 0.9 x (65/45) x (1.0/0.9)^2 = 1.605 pJ; the eyeriss65 table's anchor.
+EYERISS_MAC_PJ = 0.9 * (65 / 45) * (1.0 / 0.9) ** 2
+
+PRESETS: dict[str, SpatialArch] = {"eyeriss-like": _eyeriss()}
+
+ARCH = SpatialArch

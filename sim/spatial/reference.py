@@ -1,0 +1,148 @@
+"""A reference for ``cost.evaluate``'s access counts: walk the loop nest.
+
+Every temporal iteration is visited in order; at every level boundary each operand's
+tile is identified by the box of coordinates it spans (see ``_tile``) and sized by the
+elements in it (the input's rows and columns through stride and dilation), per PE and
+over the array, computed from the loop indices alone. A tile that differs from the one of
+the iteration before is a refill; an output tile seen before is a read-back of partial
+sums. Nothing here uses which dimensions an operand depends on: that is what the fast
+count's rule (skip the loops just above a tile that its operand ignores) is checked
+against. Linear in the iterations times the PEs: for tests on small nests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Mapping
+
+from .nest import DIMS, OPERANDS, Nest
+
+if TYPE_CHECKING:
+    from .arch import SpatialArch
+    from .cost import Mapping_
+
+
+def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[str, int] | None) -> dict:
+    """Per dimension, the (lo, hi) coordinates the tile below loop ``b`` spans at loop
+    indices ``idx`` (innermost first): for one PE (``pe``: its spatial index per dim) or,
+    with ``pe`` None, over the whole array."""
+    lo = {d: 0 for d in DIMS}
+    span = {d: 1 for d in DIMS}        # temporal extent of the tile per dim
+    scale = {d: 1 for d in DIMS}       # weight of the next loop of d in the temporal index
+    for i, (d, f) in enumerate(m.loops):
+        if i < b:
+            span[d] *= f
+        else:
+            lo[d] += idx[i] * scale[d]
+        scale[d] *= f
+    out = {}
+    for d in DIMS:
+        s = m.spatial.get(d, 1)
+        t_lo, t_hi = lo[d], lo[d] + span[d] - 1     # temporal index range; coordinate = t * s + spatial
+        if pe is None:
+            out[d] = (t_lo * s, t_hi * s + s - 1)
+        else:
+            out[d] = (t_lo * s + pe.get(d, 0), t_hi * s + pe.get(d, 0))
+    return out
+
+
+def _tile(nest: Nest, operand: str, c: dict) -> tuple:
+    """The identity of an operand's tile over the array: the box of its tensor's
+    coordinates it spans; the input's by the output and filter rows and columns its
+    window serves (a controller tracks the window it fetched, so an input block reached
+    again through another output/filter pair, diagonally, is fetched again)."""
+    if operand == "weight":
+        return tuple(c[d] for d in ("G", "K", "C", "FY", "FX"))
+    if operand == "output":
+        return tuple(c[d] for d in ("G", "B", "K", "OY", "OX"))
+    return tuple(c[d] for d in ("G", "B", "C", "OY", "OX", "FY", "FX"))
+
+
+def _count(nest: Nest, operand: str, c: dict, sp: Mapping[str, int], per_pe: bool) -> int:
+    """Elements in the tile: per PE a dim contributes its temporal span (the PE sees one
+    coordinate per step of the array); over the array, the whole coordinate range. The
+    input's rows and columns are those its outputs read through its filter taps."""
+    def ext(d: str) -> int:
+        lo, hi = c[d]
+        s = sp.get(d, 1)
+        return (hi - lo) // s + 1 if per_pe else hi - lo + 1
+
+    def win(o: str, f: str, stride: int, dil: int, size: int) -> int:
+        # distinct input coordinates, counted (for a tile of consecutive outputs and taps)
+        return min(size, len({y * stride + t * dil for y in range(ext(o)) for t in range(ext(f))}))
+
+    if operand == "weight":
+        return ext("G") * ext("K") * ext("C") * ext("FY") * ext("FX")
+    if operand == "output":
+        return ext("G") * ext("B") * ext("K") * ext("OY") * ext("OX")
+    return (ext("G") * ext("B") * ext("C") * win("OY", "FY", nest.stride_y, nest.dil_y, nest.in_h)
+            * win("OX", "FX", nest.stride_x, nest.dil_x, nest.in_w))
+
+
+def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int) -> dict[str, float]:
+    """Bytes per ``level.operand.reads|writes`` by walking every iteration (see the module)."""
+    levels = arch.levels
+    pes = [dict(zip(m.spatial, p)) for p in itertools.product(*(range(f) for f in m.spatial.values()))]
+    acc: dict[str, float] = {}
+
+    def add(i: int | None, o: str, way: str, nbytes: float) -> None:
+        if i is None or nbytes <= 0:
+            return
+        key = f"{levels[i].name}.{o}.{way}"
+        acc[key] = acc.get(key, 0.0) + nbytes
+
+    def size(i: int | None, o: str, idx: tuple, b: int) -> int:
+        if i is None or levels[i].per_pe:
+            return sum(_count(nest, o, _coords(nest, m, idx, b, pe), m.spatial, True) for pe in pes)
+        return _count(nest, o, _coords(nest, m, idx, b, None), m.spatial, False)
+
+    ranges = [range(f) for _, f in m.loops]
+    for o in OPERANDS:
+        chain = [i for i, lv in enumerate(levels) if o in lv.operands]
+        pairs = []
+        child: int | None = None
+        b_child = 0
+        for parent in chain:
+            pairs.append((child, b_child, parent))
+            child, b_child = parent, m.bounds[(parent, o)]
+        moves = {k: {"fill": 0.0, "fill_p": 0.0, "back": 0.0, "back_p": 0.0} for k in range(len(pairs))}
+        prev: dict[int, tuple] = {}
+        seen: dict[int, set] = {k: set() for k in range(len(pairs))}
+        last_idx: dict[int, tuple] = {}
+        # iterate outermost loop slowest: product over reversed loops, then reverse each index tuple
+        for rev in itertools.product(*reversed(ranges)):
+            idx = tuple(reversed(rev))
+            for k, (ch, b, par) in enumerate(pairs):
+                ident = _tile(nest, o, _coords(nest, m, idx, b, None))
+                if prev.get(k) == ident:
+                    continue
+                if o == "output" and k in prev:       # the tile before leaves
+                    pi = last_idx[k]
+                    moves[k]["fill"] += size(ch, o, pi, b)
+                    moves[k]["fill_p"] += size(par, o, pi, b)
+                if o != "output":
+                    moves[k]["fill"] += size(ch, o, idx, b)
+                    moves[k]["fill_p"] += size(par, o, idx, b)
+                elif ident in seen[k]:
+                    moves[k]["back"] += size(ch, o, idx, b)
+                    moves[k]["back_p"] += size(par, o, idx, b)
+                seen[k].add(ident)
+                prev[k] = ident
+                last_idx[k] = idx
+            for k in range(len(pairs)):
+                if o == "output":
+                    last_idx[k] = idx
+        for k, (ch, b, par) in enumerate(pairs):
+            mv = moves[k]
+            if o == "output":
+                mv["fill"] += size(ch, o, last_idx[k], b)           # the last tile leaves
+                mv["fill_p"] += size(par, o, last_idx[k], b)
+                width = arch.acc_bits if mv["back"] > 0 else out_bits
+                add(ch, o, "reads", mv["fill"] * width / 8)
+                add(par, o, "writes", mv["fill_p"] * width / 8)
+                add(ch, o, "writes", mv["back"] * arch.acc_bits / 8)
+                add(par, o, "reads", mv["back_p"] * arch.acc_bits / 8)
+            else:
+                add(par, o, "reads", mv["fill_p"] * bits[o] / 8)
+                add(ch, o, "writes", mv["fill"] * bits[o] / 8)
+    return acc

@@ -1,0 +1,84 @@
+"""Run a workload trace on a spatial design: each GEMM-like op in its best mapping.
+
+Each op is mapped on its own (``search.best``), layer by layer as ZigZag maps them: its
+operands start in the last level (off-chip) and its outputs end there. Copies and conv
+groups are the nest's ``G`` dimension (they can be unrolled or timed like any other);
+steps run one after another, each mapped the same. Element-wise ops run on the vector
+lanes, reading and writing the last level. A fused attention runs as its parts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workloads.errors import HwsimError
+from workloads.trace import Op, Workload
+
+from ..result import OpResult, SimResult, merge, run_ops, shape_key
+from .arch import SpatialArch
+from .nest import of_op
+from .search import best
+
+
+@dataclass(frozen=True)
+class SpatialStats:
+    """The spatial design's own columns."""
+
+    compute_cycles: int          # temporal iterations of the mapping (one array cycle each)
+    active_pes: int              # PEs the unrolling puts to work
+    mapping: str                 # "ROWDIM<f>|COLDIM<f> [temporal loops, innermost first]"
+
+
+def _bits(op: Op, role: str, arch: SpatialArch) -> int:
+    o = op.operand(role)
+    if o is None or o.dtype == "float":
+        return arch.word_bits
+    return o.bits
+
+
+def _vector(op: Op, arch: SpatialArch) -> OpResult:
+    per_step = op.dims["elements"] * op.dims["ops_per_element"] * op.copies
+    compute = math.ceil(per_step / arch.lanes) * op.steps
+    b = _bits(op, "output", arch) / 8
+    n = op.instances
+    in_b, out_b = op.dims["inputs"] * n * b, op.dims["elements"] * n * b
+    top = arch.top
+    acc = {f"{top.name}.input.reads": in_b, f"{top.name}.output.writes": out_b}
+    r, w = in_b * 8 / top.read_bits, out_b * 8 / top.write_bits
+    busy = math.ceil(r + w if top.shared_port else max(r, w))
+    cycles = max(compute, busy)
+    return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.pes,
+                    stall_cycles=cycles - compute, precision=f"int{arch.word_bits}", accesses=acc,
+                    ops={f"vector.int{arch.word_bits}": op.vector_ops}, extra=SpatialStats(compute, 0, ""))
+
+
+def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
+    if op.kind == "attention":
+        return merge(op, [simulate_op(p, arch) for p in op.unfused()])
+    if not op.is_gemm:
+        return _vector(op, arch)
+    w_role = "weight" if op.operand("weight") else "input2"
+    bits = {"input": _bits(op, "input", arch), "weight": _bits(op, w_role, arch)}
+    out_bits = _bits(op, "output", arch)
+    wide = {r: b for r, b in bits.items() if b > arch.word_bits}
+    if wide:
+        raise HwsimError(f"op {op.name!r}: {', '.join(f'{r} int{b}' for r, b in wide.items())} is wider than "
+                         f"{arch.name}'s {arch.word_bits}-bit MACs; quantise the model or raise word_bits")
+    nest = of_op(op)
+    c = best(nest, arch, bits, out_bits)
+    steps = op.steps
+    acc = {}
+    for k, v in c.accesses.items():
+        if w_role != "weight":
+            k = k.replace(".weight.", ".input2.")
+        acc[k] = v * steps
+    prec = arch.word_bits
+    return OpResult(op.name, op.op, op.macs, c.cycles * steps, arch.clock_mhz, useful_macs=op.macs,
+                    peak_macs_per_cycle=arch.pes, stall_cycles=(c.cycles - c.compute_cycles) * steps,
+                    precision=f"int{prec}", accesses=acc, ops={f"mac.int{prec}": op.macs},
+                    extra=SpatialStats(c.compute_cycles * steps, c.active_pes, c.mapping.describe()))
+
+
+def simulate(workload: Workload, arch: SpatialArch, *, progress=None) -> SimResult:
+    return run_ops(workload, arch, lambda op: simulate_op(op, arch), progress, same=shape_key)

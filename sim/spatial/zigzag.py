@@ -1,0 +1,171 @@
+"""Read ZigZag's hardware description (and, optionally, its mapping file) as a spatial design.
+
+``--arch zigzag:HARDWARE.yaml`` or ``--arch zigzag:HARDWARE.yaml:MAPPING.yaml``, in the
+format of ZigZag 3.9 (``zigzag/inputs/hardware/*.yaml``, Mei et al., IEEE TC 2021):
+
+* ``operational_array``: two dimensions (rows ``D1``, columns ``D2``) and the MAC energy
+  (``unit_energy``, pJ);
+* ``memories``: each a level, innermost first as listed; ``size`` in bits; ``operands``
+  I1/I2/O (the input, the weight and the output, as ZigZag's default operand links say,
+  or the mapping file's ``memory_operand_links``); ``r_cost``/``w_cost`` pJ per access
+  of the first read/write port's ``bandwidth_max`` bits; the read (write) bandwidth is
+  the sum of the read (write) ports' ``bandwidth_max``, one ``read_write`` port alone is
+  shared; ``served_dimensions: []`` is a per-PE memory, all dimensions a shared one;
+  ``force_double_buffering`` is double buffering. The last memory is off-chip.
+* the mapping file's ``default`` entry: its ``spatial_mapping`` is the one unrolling the
+  search may use (the dimensions of ``D1`` on rows, of ``D2`` on columns); its temporal
+  ordering, if any, is not imposed (hwsim searches it).
+
+Not expressible, and refused with the field named: more or fewer than two array
+dimensions, a memory that serves only some of them, operands other than I1/I2/O, IMC
+arrays. Operand widths are the workload's (8-bit for ZigZag's ONNX models) with partial
+sums 16 bits wide, as ZigZag's ONNX parser sets them (twice the activation width).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workloads.errors import HwsimError
+
+from .arch import Level, SpatialArch
+
+LINKS = {"I1": "input", "I2": "weight", "O": "output"}          # ZigZag's default memory_operand_links
+ROLE = {"I": "input", "W": "weight", "O": "output"}
+
+
+def _need(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise HwsimError(f"{where}: {msg}")
+
+
+def load(spec: str) -> SpatialArch:
+    """``HARDWARE.yaml`` or ``HARDWARE.yaml:MAPPING.yaml`` (the part after ``zigzag:``)."""
+    from workloads.yamlio import load_yaml_lines, located
+
+    hw_path, _, map_path = spec.partition(".yaml:")
+    hw = Path(hw_path + ".yaml" if map_path else hw_path)
+    doc, lines = load_yaml_lines(hw, "ZigZag hardware file")
+    links = dict(LINKS)
+    unrollings: tuple[tuple[str, str], ...] | None = None
+    note = ""
+    if map_path:
+        mp = Path(map_path)
+        mdoc, mlines = load_yaml_lines(mp, "ZigZag mapping file")
+        with located(mp, mlines):
+            links, unrollings, note = _mapping(mp, mdoc)
+    with located(hw, lines):
+        return _hardware(hw, doc, links, unrollings, note)
+
+
+def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], ...], str]:
+    _need(isinstance(doc, list) and all(isinstance(e, dict) for e in doc), str(p),
+          "expected a list of mapping entries (name, spatial_mapping, memory_operand_links)")
+    entries = {e.get("name"): (i, e) for i, e in enumerate(doc)}
+    _need("default" in entries, str(p), "needs an entry named default (the mapping every layer uses)")
+    i, e = entries["default"]
+    where = f"{p}: {i}"
+    sm = e.get("spatial_mapping")
+    _need(isinstance(sm, dict) and set(sm) <= {"D1", "D2"} and bool(sm), f"{where}.spatial_mapping",
+          "must map D1 and/or D2 to lists of 'DIM, FACTOR'")
+    sides = []
+    for axis in ("D1", "D2"):
+        dims = []
+        for j, u in enumerate(sm.get(axis) or []):
+            _need(isinstance(u, str) and "," in u, f"{where}.spatial_mapping.{axis}.{j}",
+                  f"must be 'DIM, FACTOR', got {u!r}")
+            dims.append(u.split(",")[0].strip())
+        sides.append("*".join(dims) if dims else "G")
+    links = dict(LINKS)
+    mol = e.get("memory_operand_links")
+    if mol is not None:
+        _need(isinstance(mol, dict), f"{where}.memory_operand_links", "must map O, W, I to memory operands")
+        links = {}
+        for role, mem in mol.items():
+            _need(role in ROLE and mem in LINKS, f"{where}.memory_operand_links.{role}",
+                  f"must link one of O, W, I to one of {', '.join(LINKS)}")
+            links[str(mem)] = ROLE[role]
+    ignored = [str(x) for x in entries if x != "default"]
+    note = f"; mapping {p.name}: default unrolling {sides[0]}|{sides[1]}" + (
+        f" (entries not applied: {', '.join(ignored)})" if ignored else "")
+    return links, ((sides[0], sides[1]),), note
+
+
+def _ports(where: str, ports: Any) -> tuple[float, float, float, float, bool]:
+    """(read bits, write bits, bits per priced read, bits per priced write, shared port)."""
+    _need(isinstance(ports, list) and bool(ports), f"{where}.ports", "must list the memory's ports")
+    reads: list[int] = []
+    writes: list[int] = []
+    rw: list[int] = []
+    for j, p in enumerate(ports):
+        _need(isinstance(p, dict) and p.get("type") in ("read", "write", "read_write"), f"{where}.ports.{j}.type",
+              "must be read, write or read_write")
+        bw = p.get("bandwidth_max")
+        _need(isinstance(bw, int) and not isinstance(bw, bool) and 0 < bw <= 2 ** 20, f"{where}.ports.{j}.bandwidth_max",
+              f"must be a positive number of bits per cycle, got {bw!r}")
+        {"read": reads, "write": writes, "read_write": rw}[p["type"]].append(bw)
+    if rw and not reads and not writes and len(rw) == 1:
+        return rw[0], rw[0], rw[0], rw[0], True
+    r_all, w_all = reads + rw, writes + rw
+    _need(bool(r_all) and bool(w_all), f"{where}.ports", "needs a read and a write port (or a read_write one)")
+    return sum(r_all), sum(w_all), r_all[0], w_all[0], False
+
+
+def _number(where: str, v: Any, low: float = 0.0) -> float:
+    _need(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v < 1e18, where,
+          f"must be a number >= {low:g}, got {v!r}")
+    return float(v)
+
+
+def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[str, str], ...] | None,
+              note: str) -> SpatialArch:
+    _need(isinstance(doc, dict), str(p), "expected a ZigZag hardware mapping (name, memories, operational_array)")
+    _need("imc_array" not in doc, f"{p}: imc_array", "in-memory-compute arrays are not modelled; use a digital array")
+    oa = doc.get("operational_array")
+    _need(isinstance(oa, dict), f"{p}: operational_array", "missing (dimensions, sizes, unit_energy)")
+    dims, sizes = oa.get("dimensions"), oa.get("sizes")
+    _need(isinstance(dims, list) and isinstance(sizes, list) and len(dims) == len(sizes) == 2,
+          f"{p}: operational_array.dimensions",
+          f"hwsim's spatial arrays have two dimensions (rows, columns); got {dims!r} of sizes {sizes!r}")
+    for j, s in enumerate(sizes):
+        _need(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 2 ** 16, f"{p}: operational_array.sizes.{j}",
+              f"must be a positive integer, got {s!r}")
+    mac = _number(f"{p}: operational_array.unit_energy", oa.get("unit_energy"))
+    mems = doc.get("memories")
+    _need(isinstance(mems, dict) and bool(mems), f"{p}: memories", "must map memory names to their descriptions")
+    levels = []
+    names = list(mems)
+    for k, (name, m) in enumerate(mems.items()):
+        where = f"{p}: memories.{name}"
+        _need(isinstance(m, dict), where, "must be a mapping (size, r_cost, w_cost, operands, ports, served_dimensions)")
+        ops = m.get("operands")
+        _need(isinstance(ops, list) and bool(ops), f"{where}.operands", "must list I1, I2 and/or O")
+        roles = []
+        for o in ops:
+            _need(o in links, f"{where}.operands", f"{o!r} is not one of {', '.join(links)}")
+            roles.append(links[o])
+        served = m.get("served_dimensions")
+        _need(isinstance(served, list) and (not served or sorted(served) == sorted(dims)),
+              f"{where}.served_dimensions",
+              f"must be [] (one per PE) or all of {dims} (shared by the array); a memory shared along one "
+              f"array axis only is not expressible, got {served!r}")
+        last = k == len(names) - 1
+        size_bits = _number(f"{where}.size", m.get("size"), 1)
+        rb, wb, r_unit, w_unit, shared = _ports(where, m.get("ports"))
+        r_cost = _number(f"{where}.r_cost", m.get("r_cost"))
+        w_cost = _number(f"{where}.w_cost", m.get("w_cost"))
+        db = m.get("force_double_buffering", False)
+        _need(isinstance(db, bool), f"{where}.force_double_buffering", "must be true or false")
+        safe = "".join(ch if ch.isalnum() else "_" for ch in str(name))
+        levels.append(Level(safe, tuple(roles), 0.0 if last else size_bits / 8, per_pe=not served,
+                            read_bits=float(rb), write_bits=float(wb), shared_port=shared,
+                            read_pj=r_cost * rb / r_unit, write_pj=w_cost * wb / w_unit, double_buffered=db,
+                            kind="dram" if last else ("rf" if not served else "sram")))
+    name = doc.get("name") or p.stem
+    kw: dict[str, Any] = {}
+    if unrollings is not None:
+        kw["unrollings"] = unrollings
+    return SpatialArch(name=str(name), rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8, acc_bits=16,
+                       mac_pj=mac, levels=tuple(levels), objective="latency", technology_nm=28,
+                       source=f"ZigZag hardware file {p}{note}", **kw)

@@ -1,0 +1,292 @@
+"""The spatial family: a described memory hierarchy, LOMA-style allocation, access counts
+checked against a walk of the loop nest and against hand derivations, the mapping
+search, the Eyeriss-like preset and ZigZag's hardware files."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+import hypothesis
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from analysis.energy import energy_rows, load_table
+from sim.registry import resolve_arch, simulate
+from sim.spatial import Level, SpatialArch
+from sim.spatial.cost import allocate, evaluate, loops_for, spatial_factors, temporal
+from sim.spatial.nest import DIMS, Nest, window
+from sim.spatial.reference import walk
+from sim.spatial.search import best
+from workloads.errors import HwsimError
+from workloads.spec import adhoc
+
+SMALL = SpatialArch(name="small", rows=2, cols=3, levels=(
+    Level("wreg", ("weight",), 4, per_pe=True, read_bits=8, write_bits=8, kind="rf"),
+    Level("oreg", ("output",), 8, per_pe=True, read_bits=32, write_bits=32, kind="rf"),
+    Level("buf", ("input", "output"), 200, read_bits=64, write_bits=64),
+    Level("dram", ("input", "weight", "output"), 0, kind="dram")),
+    unrollings=(("C", "K"), ("OX", "K"), ("FY*C", "OY")))
+BITS = {"input": 8, "weight": 8}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_counts_equal_a_walk_of_the_nest(data):
+    """For any mapping the allocation yields, the counting rule (refills skip the loops
+    just above a tile that its operand ignores; partial sums read back after their first
+    visit) gives the bytes a walk of every iteration counts from coordinates."""
+    d = data.draw
+    sizes = {"G": d(st.sampled_from([1, 2])), "B": d(st.sampled_from([1, 2])), "K": d(st.sampled_from([3, 6])),
+             "C": d(st.sampled_from([2, 4])), "OY": d(st.sampled_from([2, 3, 4])), "OX": d(st.sampled_from([3, 6])),
+             "FY": d(st.sampled_from([1, 2, 3])), "FX": d(st.sampled_from([1, 3]))}
+    stride = d(st.sampled_from([1, 2]))
+    nest = Nest(sizes, stride, stride, 1, 1, (sizes["OY"] - 1) * stride + sizes["FY"],
+                (sizes["OX"] - 1) * stride + sizes["FX"])
+    un = d(st.sampled_from(SMALL.unrollings))
+    sp = spatial_factors(nest, un, SMALL.rows, SMALL.cols)
+    if any(nest.sizes[k] % f for k, f in sp.items()):
+        return                     # the walk counts real coordinates; the fast count pads partial tiles
+    trips = temporal(nest, sp)
+    order = d(st.permutations([k for k in DIMS if trips[k] > 1]))
+    loops = loops_for(tuple(order), trips)
+    m = allocate(nest, SMALL, un, loops, BITS)
+    if m is None:
+        return
+    hypothesis.event("compared")
+    fast = evaluate(nest, SMALL, m, BITS, 8).accesses
+    ref = walk(nest, SMALL, m, BITS, 8)
+    assert set(fast) == set(ref)
+    for k in ref:
+        assert fast[k] == pytest.approx(ref[k]), k
+
+
+ONE_PE = SpatialArch(name="one", rows=1, cols=1, acc_bits=32, levels=(
+    Level("oreg", ("output",), 4, per_pe=True, read_bits=32, write_bits=32, kind="rf"),
+    Level("buf", ("input", "weight", "output"), 1024),
+    Level("dram", ("input", "weight", "output"), 0, kind="dram")), unrollings=(("C", "K"),))
+GEMM_2x1x4 = Nest({"G": 1, "B": 1, "K": 1, "C": 4, "OY": 1, "OX": 2, "FY": 1, "FX": 1}, in_w=2)
+
+
+def _run(order):
+    loops = loops_for(order, temporal(GEMM_2x1x4, {"C": 1, "K": 1}))
+    m = allocate(GEMM_2x1x4, ONE_PE, ("C", "K"), loops, BITS)
+    assert m is not None
+    return m, evaluate(GEMM_2x1x4, ONE_PE, m, BITS, 8)
+
+
+def test_partial_sums_by_hand_reduction_outermost():
+    """Two outputs, four reduction steps each, on one PE, outputs varying fastest
+    (loops OX2, C2, C2). The 4-byte output register holds one 32-bit partial sum; every
+    one of the 8 MACs moves to another output, so each partial sum leaves the PE 8 times
+    and is read back 6 times (all but the first visit of each of the 2 outputs); the
+    register passes all 8 up to the buffer and gets the 6 back. The buffer holds
+    everything and writes the 2 final 8-bit outputs to DRAM once."""
+    m, c = _run(("OX", "C"))
+    assert m.bounds[(0, "output")] == 0 and m.bounds[(1, "output")] == 3
+    a = c.accesses
+    assert a["oreg.output.writes"] == 8 * 4 + 6 * 4           # from the MAC, then read-backs from the buffer
+    assert a["oreg.output.reads"] == 6 * 4 + 8 * 4            # read-backs to the MAC, then drains to the buffer
+    assert a["buf.output.writes"] == 8 * 4
+    assert a["buf.output.reads"] == 6 * 4 + 2 * 1             # read-backs, then the 2 finals to DRAM
+    assert a["dram.output.writes"] == 2
+    # inputs change every MAC (8 reads of one byte); a weight stays while the 2 outputs
+    # take it (the OX loop inside its C loop), so each of the 4 is read once
+    assert a["buf.input.reads"] == 8 and a["buf.weight.reads"] == 4
+    assert a["dram.input.reads"] == 8 and a["dram.weight.reads"] == 4
+    assert c.compute_cycles == 8
+
+
+def test_partial_sums_by_hand_reduction_innermost():
+    """The same GEMM with the reduction innermost (C2, C2, OX2): each output accumulates
+    in the PE over its 4 MACs and leaves once, final (8 bits): no read-back anywhere; the
+    weight changes every MAC, the input too."""
+    _, c = _run(("C", "OX"))
+    a = c.accesses
+    assert a["oreg.output.writes"] == 2 and a["oreg.output.reads"] == 2
+    assert a["buf.output.writes"] == 2 and a["dram.output.writes"] == 2
+    assert a["buf.output.reads"] == 2                  # only the drain to DRAM
+    assert a["buf.weight.reads"] == 8 and a["buf.input.reads"] == 8
+
+
+def test_window_counts_input_rows_by_hand():
+    assert window(56, 3, 1, 1, 58) == 58           # 3x3 stride 1 over a padded 58-row input
+    assert window(28, 1, 2, 1, 56) == 28           # 1x1 stride 2 reads every other row
+    assert window(28, 3, 2, 1, 58) == 57           # 3x3 stride 2: (28-1)*2 + 3
+    assert window(4, 2, 3, 1, 100) == 8            # windows of 2 rows, 3 apart: 4 x 2
+
+
+def test_stationary_weight_stays_in_the_array():
+    """Weight-stationary by hand: C and K on the array, only OX timed: each weight is read
+    from the buffer once, each input once per output column step, outputs written once."""
+    arch = SpatialArch(name="ws", rows=4, cols=4, levels=(
+        Level("buf", ("input", "weight", "output"), 4096),
+        Level("dram", ("input", "weight", "output"), 0, kind="dram")), unrollings=(("C", "K"),))
+    nest = Nest({"G": 1, "B": 1, "K": 4, "C": 4, "OY": 1, "OX": 16, "FY": 1, "FX": 1}, in_w=16)
+    c = best(nest, arch, BITS, 8)
+    a = c.accesses
+    assert a["buf.weight.reads"] == 16               # the 4x4 weights, once
+    assert a["buf.input.reads"] == 16 * 4            # 16 steps x the 4 inputs of the column
+    assert a["buf.output.writes"] == 16 * 4          # 16 steps x 4 outputs, reduced across the rows
+    assert a["dram.input.reads"] == 64 and a["dram.weight.reads"] == 16 and a["dram.output.writes"] == 64
+    assert c.compute_cycles == 16
+
+
+def test_search_beats_or_equals_every_single_unrolling_and_is_reproducible():
+    arch = resolve_arch("eyeriss-like")
+    for spec in ("conv:1,64,28,28,64,3,3,1,1:int16", "conv:1,3,64,64,32,7,7,2,3:int16", "gemm:16,256,128:int16"):
+        op = adhoc(spec).ops[0]
+        from sim.spatial.nest import of_op
+        nest = of_op(op)
+        b = best(nest, arch, {"input": 16, "weight": 16}, 16)
+        again = best(nest, arch, {"input": 16, "weight": 16}, 16)
+        assert b.mapping.describe() == again.mapping.describe() and b.cycles == again.cycles
+        for u in arch.unrollings:
+            one = dataclasses.replace(arch, unrollings=(u,))
+            assert b.cycles <= best(nest, one, {"input": 16, "weight": 16}, 16).cycles
+
+
+def test_design_prices_reach_the_energy_model():
+    """A level's own pJ per access and the design's MAC price, not the table's."""
+    arch = SpatialArch(name="priced", rows=2, cols=2, mac_pj=0.5, word_bits=8, levels=(
+        Level("buf", ("input", "weight", "output"), 4096, read_bits=64, write_bits=32, read_pj=8.0, write_pj=2.0),
+        Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, read_pj=640.0,
+              write_pj=320.0, kind="dram")), unrollings=(("C", "K"),))
+    res = simulate(adhoc("gemm:8,2,2:int8"), arch)
+    rows, tot = energy_rows(res, arch, load_table("horowitz45"))
+    acc = res.ops[0].accesses
+    reads = sum(v for k, v in acc.items() if k.startswith("buf.") and k.endswith("reads"))
+    writes = sum(v for k, v in acc.items() if k.startswith("buf.") and k.endswith("writes"))
+    assert rows[0]["energy_buf_pj"] == pytest.approx(reads * 8.0 / 8 + writes * 2.0 / 4)
+    dram_r = sum(v for k, v in acc.items() if k.startswith("dram.") and k.endswith("reads"))
+    dram_w = sum(v for k, v in acc.items() if k.startswith("dram.") and k.endswith("writes"))
+    assert rows[0]["energy_dram_pj"] == pytest.approx(dram_r * 640 / 8 + dram_w * 320 / 8)
+    assert rows[0]["energy_compute_pj"] == pytest.approx(8 * 2 * 2 * 0.5)
+
+
+ZZ_HW = """\
+name: mini_tpu
+memories:
+  rf_w:
+    size: 1024
+    r_cost: 0.1
+    w_cost: 0.2
+    area: 0
+    latency: 1
+    operands: [I2]
+    ports:
+      - {name: r, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, tl]}
+      - {name: w, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, fh]}
+    served_dimensions: []
+  sram:
+    size: 1048576
+    r_cost: 40.0
+    w_cost: 36.0
+    area: 0
+    latency: 1
+    operands: [I1, O]
+    ports:
+      - {name: r, type: read, bandwidth_min: 64, bandwidth_max: 256, allocation: [I1, tl]}
+      - {name: w, type: write, bandwidth_min: 64, bandwidth_max: 256, allocation: [O, fh]}
+    served_dimensions: [D1, D2]
+  dram:
+    size: 10000000000
+    r_cost: 700
+    w_cost: 750
+    area: 0
+    latency: 1
+    operands: [I1, I2, O]
+    ports:
+      - {name: rw, type: read_write, bandwidth_min: 64, bandwidth_max: 64, allocation: [I1, fh]}
+    served_dimensions: [D1, D2]
+operational_array:
+  unit_energy: 0.04
+  unit_area: 1
+  dimensions: [D1, D2]
+  sizes: [8, 8]
+"""
+ZZ_MAP = """\
+- name: default
+  spatial_mapping:
+    D1:
+      - K, 8
+    D2:
+      - C, 8
+  memory_operand_links: {O: O, W: I2, I: I1}
+- name: Add
+  spatial_mapping:
+    D1:
+      - G, 8
+"""
+
+
+def test_zigzag_hardware_file_reads_as_levels(tmp_path):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(ZZ_HW)
+    mp = tmp_path / "map.yaml"
+    mp.write_text(ZZ_MAP)
+    arch = resolve_arch(f"zigzag:{hw}:{mp}")
+    assert (arch.rows, arch.cols, arch.mac_pj) == (8, 8, 0.04)
+    rf, sram, dram = arch.levels
+    assert rf.per_pe and rf.size_bytes == 128 and rf.operands == ("weight",) and rf.read_pj == 0.1
+    assert not sram.per_pe and sram.size_bytes == 131072 and sram.operands == ("input", "output")
+    assert sram.read_bits == 256 and sram.read_pj == 40.0
+    assert dram.kind == "dram" and dram.shared_port and dram.read_bits == 64
+    assert arch.unrollings == (("K", "C"),)
+    assert "not applied: Add" in arch.source
+    # the per-bit prices reach the energy model: 700 pJ per 64-bit DRAM read
+    assert arch.memory_levels()["dram"].read_pj_per_byte == pytest.approx(700 / 8)
+    res = simulate(adhoc("gemm:64,8,8:int8"), arch)
+    assert res.ops[0].accesses["dram.weight.reads"] == 64        # the 8x8 weights, once
+    assert res.ops[0].extra.mapping.startswith("K8|C8")
+
+
+@pytest.mark.parametrize("edit, field", [
+    (("sizes: [8, 8]", "sizes: [8, 8, 2]"), "operational_array.dimensions"),
+    (("served_dimensions: []", "served_dimensions: [D1]"), "memories.rf_w.served_dimensions"),
+    (("operands: [I2]", "operands: [X9]"), "memories.rf_w.operands"),
+    (("r_cost: 0.1", "r_cost: cheap"), "memories.rf_w.r_cost"),
+])
+def test_zigzag_files_that_cannot_be_expressed_are_refused(tmp_path, edit, field):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(ZZ_HW.replace(*edit))
+    with pytest.raises(HwsimError) as e:
+        resolve_arch(f"zigzag:{hw}")
+    assert field in str(e.value) and str(hw) in str(e.value)
+
+
+@pytest.mark.parametrize("levels, field", [
+    ([{"name": "buf", "operands": ["input"], "size_bytes": 64}], "levels[0]"),
+    ([{"name": "x", "operands": ["activations"], "size_bytes": 8},
+      {"name": "dram", "operands": ["input", "weight", "output"], "kind": "dram"}], "x.operands"),
+    ([{"name": "buf", "operands": ["input"]},
+      {"name": "dram", "operands": ["input", "weight", "output"], "kind": "dram"}], "levels[0].size_bytes"),
+    ([{"name": "buf", "operands": ["input"], "size_bytes": 8, "colour": "red"}], "levels[0].colour"),
+])
+def test_bad_levels_name_the_field(levels, field):
+    with pytest.raises(HwsimError) as e:
+        SpatialArch(name="bad", levels=levels)
+    assert field in str(e.value)
+
+
+def test_arch_yaml_overrides_a_spatial_preset(tmp_path):
+    f = tmp_path / "eyeriss_big.yaml"
+    f.write_text(textwrap.dedent("""\
+        base: eyeriss-like
+        rows: 24
+        unrollings: ["FY*C,OY", "C,K"]
+        """))
+    arch = resolve_arch(str(f))
+    assert arch.rows == 24 and arch.unrollings == (("FY*C", "OY"), ("C", "K"))
+    assert arch.levels == resolve_arch("eyeriss-like").levels
+
+
+def test_eyeriss_like_runs_a_network_in_its_row_stationary_unrolling():
+    res = simulate(adhoc("conv:1,64,56,56,64,3,3,1,1:int16"), "eyeriss-like")
+    op = res.ops[0]
+    assert op.extra.mapping.startswith("FY3*C4|OY14")          # row stationary fills all 168 PEs
+    assert op.extra.active_pes == 168
+    # every MAC reads its three scratchpads at most once per MAC
+    macs = 64 * 64 * 9 * 56 * 56
+    assert op.accesses["filter_spad.weight.reads"] <= macs * 2
+    assert op.utilization <= 1.0
