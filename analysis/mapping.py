@@ -13,12 +13,16 @@ independent of each other's family (each op's operands come from and go to the s
 or DRAM whatever the family), so the per-op optimum is the workload's optimum. The ops
 run in their chosen families on the workload's schedule. The spatial unrolling and tiling
 inside a family are the family's own (``sim/systolic/mapping.py``), not searched.
+
+A machine that searches its mappings itself (its ``simulate`` takes an ``objective``: a
+spatial design, ``sim.spatial.search``) is asked to, with this objective.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.registry import options
 from sim.result import SimResult, run_ops
 from workloads.errors import HwsimError
 from workloads.trace import Workload
@@ -37,11 +41,15 @@ class Choice:
 
 
 def families(arch) -> dict:
-    """The design's mapping families, or a refusal where it has one mapping."""
+    """The design's mapping families (none for a design that searches its own), or a
+    refusal where it has one mapping."""
     of = getattr(arch, "mapping_families", None)
+    if of is None and "objective" in options(arch):
+        return {}
     if of is None:
         raise HwsimError(f"--mapping search: {arch.family} designs ({arch.name}) have one mapping; "
-                         "search needs a design with mapping families (a systolic array)")
+                         "search needs a design with mapping families (a systolic array) or its own search "
+                         "(a spatial design)")
     return of()
 
 
@@ -50,6 +58,15 @@ def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp",
     """``workload`` on ``arch`` with each op in its best mapping family (see the module)."""
     if objective not in OBJECTIVES:
         raise HwsimError(f"--objective: must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if "objective" in options(arch):        # the machine searches its own mappings (a spatial design)
+        res = arch.simulate(workload, objective=objective, progress=progress, **sim_kw)
+        levels = arch.memory_levels()
+        own = []
+        for r in res.ops:
+            e = op_energy(r, levels, table, arch.static_power_w, 1.0, machine_op_prices(arch)).total_pj
+            score = {"latency": float(r.cycles), "energy": e, "edp": e * r.cycles}[objective]
+            own.append(Choice(r.name, getattr(r.extra, "mapping", ""), score, {}))
+        return res, own
     variants = families(arch)
     levels = arch.memory_levels()
     runs = {name: v.simulate(workload, **sim_kw) for name, v in variants.items()}

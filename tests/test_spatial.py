@@ -290,3 +290,44 @@ def test_eyeriss_like_runs_a_network_in_its_row_stationary_unrolling():
     macs = 64 * 64 * 9 * 56 * 56
     assert op.accesses["filter_spad.weight.reads"] <= macs * 2
     assert op.utilization <= 1.0
+
+
+def test_zigzag_tpu_like_preset_is_the_zigzag_file():
+    """The preset and the shipped ZigZag-format file (read by the ZigZag reader) hold the
+    same levels, array, unrolling and prices."""
+    a = resolve_arch("zigzag-tpu-like")
+    b = resolve_arch("zigzag:examples/zigzag/tpu_like.yaml:examples/zigzag/tpu_like_mapping.yaml")
+    assert a.levels == b.levels and a.unrollings == b.unrollings
+    assert (a.rows, a.cols, a.mac_pj, a.word_bits, a.acc_bits) == (b.rows, b.cols, b.mac_pj, b.word_bits, b.acc_bits)
+
+
+RESNET18_CONVS = ("conv:1,3,224,224,64,7,7,2,3", "conv:1,64,56,56,64,3,3,1,1", "conv:1,64,56,56,128,3,3,2,1",
+                  "conv:1,64,56,56,128,1,1,2,0", "conv:1,128,28,28,128,3,3,1,1", "conv:1,128,28,28,256,3,3,2,1",
+                  "conv:1,128,28,28,256,1,1,2,0", "conv:1,256,14,14,256,3,3,1,1", "conv:1,256,14,14,512,3,3,2,1",
+                  "conv:1,256,14,14,512,1,1,2,0", "conv:1,512,7,7,512,3,3,1,1", "gemm:1,1000,512")
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy"])
+def test_search_beats_or_equals_each_unrolling_on_every_resnet18_layer(objective):
+    from sim.spatial.nest import of_op
+    arch = resolve_arch("eyeriss-like")
+    key = (lambda c: c.cycles) if objective == "latency" else (lambda c: c.energy_pj)
+    for spec in RESNET18_CONVS:
+        nest = of_op(adhoc(spec + ":int16").ops[0])
+        b = best(nest, arch, {"input": 16, "weight": 16}, 16, objective)
+        for u in arch.unrollings:
+            one = best(nest, dataclasses.replace(arch, unrollings=(u,)), {"input": 16, "weight": 16}, 16, objective)
+            assert key(b) <= key(one), (spec, u)
+
+
+def test_mapping_search_flag_asks_a_spatial_design_for_its_objective():
+    from analysis.energy import load_table
+    from analysis.mapping import search
+    wl = adhoc("conv:1,64,28,28,64,3,3,1,1:int16")
+    arch = resolve_arch("eyeriss-like")
+    table = load_table("eyeriss65")
+    lat, _ = search(wl, arch, table, "latency")
+    en, choices = search(wl, arch, table, "energy")
+    e = lambda r: energy_rows(r, arch, table)[1]["energy_pj"]  # noqa: E731
+    assert lat.cycles <= en.cycles and e(en) <= e(lat)
+    assert choices[0].family == en.ops[0].extra.mapping

@@ -261,6 +261,29 @@ def _eyeriss() -> SpatialArch:
 # 65 nm): 0.9 x (65/45) x (1.0/0.9)^2 = 1.605 pJ; the eyeriss65 table's anchor.
 EYERISS_MAC_PJ = 0.9 * (65 / 45) * (1.0 / 0.9) ** 2
 
-PRESETS: dict[str, SpatialArch] = {"eyeriss-like": _eyeriss()}
+def _zigzag_tpu_like() -> SpatialArch:
+    # ZigZag 3.9.1's stock tpu_like.yaml (Mei et al., IEEE TC 2021), figure for figure (as
+    # `--arch zigzag:examples/zigzag/tpu_like.yaml:examples/zigzag/tpu_like_mapping.yaml`
+    # reads it): 32x32 MACs of 0.04 pJ; per PE a 128 B weight register file (0.095 pJ per
+    # 8-bit access) and a 2 B output register (0.021 pJ per 16-bit access, two read and
+    # two write ports); a 2 MB SRAM shared by inputs and outputs (2048-bit ports, 416.16 pJ
+    # per read, 378.4 per write); DRAM on one 64-bit port (700 pJ per read, 750 per write).
+    # Output channels on the rows, input channels on the columns (its mapping file).
+    return SpatialArch(
+        name="zigzag-tpu-like", rows=32, cols=32, clock_mhz=1000.0, word_bits=8, acc_bits=16, mac_pj=0.04,
+        levels=(Level("rf_128B", ("weight",), 128, per_pe=True, read_bits=8, write_bits=8, read_pj=0.095,
+                      write_pj=0.095, kind="rf"),
+                Level("rf_2B", ("output",), 2, per_pe=True, read_bits=32, write_bits=32, read_pj=0.042,
+                      write_pj=0.042, kind="rf"),
+                Level("sram_2MB", ("input", "output"), 2 * 1024 * 1024, read_bits=2048, write_bits=2048,
+                      read_pj=416.16, write_pj=378.4),
+                Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True,
+                      read_pj=700.0, write_pj=750.0, kind="dram")),
+        unrollings=(("K", "C"),), objective="latency", technology_nm=28,
+        source="ZigZag 3.9.1 inputs/hardware/tpu_like.yaml and inputs/mapping/tpu_like.yaml (Mei et al., IEEE TC "
+               "2021); partial sums 16-bit as ZigZag's ONNX parser sets them; clock not stated there (1 GHz nominal)")
+
+
+PRESETS: dict[str, SpatialArch] = {"eyeriss-like": _eyeriss(), "zigzag-tpu-like": _zigzag_tpu_like()}
 
 ARCH = SpatialArch
