@@ -112,6 +112,9 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
     if not isinstance(base, str):
         raise HwsimError(f"{p}: base: needs a preset name (see 'hwsim archs') or an arch YAML file")
     spec = str(p.parent / base) if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute() else base
+    if base.startswith("zigzag:"):             # ZigZag's files, relative to the study like an arch YAML
+        from sim.spatial.zigzag import rebase
+        spec = "zigzag:" + rebase(base[len("zigzag:"):], p.parent)
     try:
         arch = resolve_arch(spec)
     except HwsimError as e:

@@ -331,3 +331,38 @@ def test_mapping_search_flag_asks_a_spatial_design_for_its_objective():
     e = lambda r: energy_rows(r, arch, table)[1]["energy_pj"]  # noqa: E731
     assert lat.cycles <= en.cycles and e(en) <= e(lat)
     assert choices[0].family == en.ops[0].extra.mapping
+
+
+ZZ_SPEC = "zigzag:examples/zigzag/tpu_like.yaml:examples/zigzag/tpu_like_mapping.yaml"
+
+
+def test_spatial_designs_run_through_simulate_report_compare_and_sweep(tmp_path, capsys):
+    import csv
+
+    from analysis.cli import main
+    assert main(["simulate", "lenet5", "--arch", "eyeriss-like", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert any(r["mapping"].startswith(("FY", "C", "K")) for r in rows) and all(int(r["cycles"]) > 0 for r in rows)
+    assert main(["report", "lenet5", "--arch", ZZ_SPEC, "-o", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.html").exists()
+    assert main(["compare", "lenet5", "--arch", "eyeriss-like", "--arch", ZZ_SPEC, "--format", "csv"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) >= 3
+    study = tmp_path / "study.yaml"
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    study.write_text(f"name: s\nmodels: [lenet5]\nbase: zigzag:{root}/examples/zigzag/tpu_like.yaml\n"
+                     "grid:\n  rows: [16, 32]\n")
+    assert main(["sweep", str(study), "-o", str(tmp_path / "sw")]) == 0
+    pts = list(csv.DictReader((tmp_path / "sw" / "results.csv").open()))
+    assert sorted(int(p["rows"]) for p in pts) == [16, 32]
+    # the 16-row array has half the MACs: never faster
+    by = {int(p["rows"]): float(p["cycles"]) for p in pts}
+    assert by[16] >= by[32]
+
+
+def test_zigzag_paths_in_a_study_are_relative_to_it():
+    from pathlib import Path
+
+    from sim.spatial.zigzag import rebase, split
+    assert split("hw.yaml:map.yaml") == ("hw.yaml", "map.yaml") and split("hw.yaml") == ("hw.yaml", "")
+    assert rebase("hw.yaml:map.yaml", Path("/s")) == "/s/hw.yaml:/s/map.yaml"
+    assert rebase("/abs/hw.yaml", Path("/s")) == "/abs/hw.yaml"

@@ -44,19 +44,31 @@ def load(spec: str) -> SpatialArch:
     """``HARDWARE.yaml`` or ``HARDWARE.yaml:MAPPING.yaml`` (the part after ``zigzag:``)."""
     from workloads.yamlio import load_yaml_lines, located
 
-    hw_path, _, map_path = spec.partition(".yaml:")
-    hw = Path(hw_path + ".yaml" if map_path else hw_path)
-    doc, lines = load_yaml_lines(hw, "ZigZag hardware file")
+    hw_path, map_path = split(spec)
+    hw = Path(hw_path)
+    doc, lines = load_yaml_lines(hw, "ZigZag hardware description")
     links = dict(LINKS)
     unrollings: tuple[tuple[str, str], ...] | None = None
     note = ""
     if map_path:
         mp = Path(map_path)
-        mdoc, mlines = load_yaml_lines(mp, "ZigZag mapping file")
+        mdoc, mlines = load_yaml_lines(mp, "ZigZag mapping description")
         with located(mp, mlines):
             links, unrollings, note = _mapping(mp, mdoc)
     with located(hw, lines):
         return _hardware(hw, doc, links, unrollings, note)
+
+
+def split(spec: str) -> tuple[str, str]:
+    """``HARDWARE.yaml[:MAPPING.yaml]`` -> (hardware path, mapping path or "")."""
+    hw, _, mp = spec.partition(".yaml:")
+    return (hw + ".yaml", mp) if mp else (hw, "")
+
+
+def rebase(spec: str, folder: Path) -> str:
+    """The spec with relative paths taken from ``folder`` (a study file's folder)."""
+    parts = [p if not p or Path(p).is_absolute() else str(folder / p) for p in split(spec)]
+    return ":".join(p for p in parts if p)
 
 
 def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], ...], str]:
