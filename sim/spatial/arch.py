@@ -250,6 +250,7 @@ def _eyeriss() -> SpatialArch:
                 Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True,
                       read_pj=200 * mac * 4, write_pj=200 * mac * 4, kind="dram")),
         unrollings=(("FY*C", "OY"), ("FY*K", "OY"), ("C", "K")), objective="latency", technology_nm=65,
+        energy_table="eyeriss65",       # for what the levels do not price: the vector ops
         source="Eyeriss, Chen et al. JSSC 2017 (12x14 PEs, 108 KB global buffer, scratchpads 12/224/24 x 16 b, "
                "200 MHz, 65 nm); energies ISCA 2016 Table IV (RF 1x, buffer 6x, DRAM 200x a 16-bit MAC); "
                "row stationary as the unrollings FY*C or FY*K by OY (filter rows on PE rows, output rows on PE "
