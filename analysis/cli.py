@@ -397,7 +397,9 @@ def _design_options(f):
         click.option("--winograd", type=click.Choice(["2", "4"]), default=None,
                      help="Run 3x3 stride-1 convs as Winograd F(2x2,3x3) or F(4x4,3x3)."),
         click.option("--mapping", type=click.Choice(["fixed", "search"]), default="fixed", show_default=True,
-                     help="search: each op in the mapping family (dataflow) best for --objective (systolic designs)."),
+                     help="search: each op in the mapping family (dataflow) best for --objective (systolic "
+                          "designs); spatial designs always search their mappings, for --objective here "
+                          "(else the design's own objective)."),
         click.option("--objective", type=click.Choice(["edp", "latency", "energy"]), default="edp",
                      show_default=True, help="What --mapping search minimises per op."),
         _cache_option,
