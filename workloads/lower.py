@@ -43,7 +43,8 @@ import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -204,6 +205,7 @@ class _Lowering:
         # weight_orig * weight_mask) prepare weights; they are not inference work.
         self.static: set[int] = set()
         self.late: list[list] = []       # per open module: parameters it made real (see pre_hook)
+        self.on_param: list[Callable[[torch.Tensor], None]] = []     # told of each parameter made real late
         for t in list(model.parameters()) + list(model.buffers()):
             k = _storage_key(t)
             if k is not None:
@@ -228,6 +230,8 @@ class _Lowering:
                 self.params[k] = (path, pname)
                 self.static.add(k)
                 late.append((k, pname))
+                for seen in self.on_param:
+                    seen(p)
         self.late.append(late)
         # Tensors a module computes for itself before forward (prune's weight_orig*mask).
         for pname in ("weight", "bias"):
@@ -956,6 +960,8 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
             else:
                 stack.enter_context(_FusedSDPA(lw))
             stack.enter_context(_Capture(lw))
+            spill = stack.enter_context(_Spill(lw, model, SPILL_MIN_BYTES, SPILL_KEEP_BYTES)) \
+                if train and SPILL_MIN_BYTES is not None else None
             out = model(*inputs)
             if train:
                 with lw.scope("loss"):
@@ -972,7 +978,7 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
     ops, names = _to_ops(_fold(lw.events, alias), alias)
     info = dict(meta or {})
     if train:
-        info["parameters"] = _parameters(model, lw, alias, names)
+        info["parameters"] = _parameters(model, lw, alias, names, spill.grad_writers if spill else {})
         info.setdefault("blocks", blocks_of(model))
     return Workload(name=name or type(model).__name__.lower(), ops=tuple(ops),
                     batch=batch if batch is not None else int(first.shape[0]) if first.dim() else 1,
@@ -980,14 +986,109 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
                     meta=info)
 
 
-def _parameters(model: torch.nn.Module, lw: _Lowering, alias: dict[int, int], names: dict[int, str]) -> dict:
-    """parameter name -> its shape, bits and the ops that wrote its gradient (after backward)."""
+# A training step's lowering keeps the first SPILL_KEEP_BYTES of saved tensors in memory
+# and spills later ones of at least SPILL_MIN_BYTES to a temporary folder (policies: a
+# small model never touches the disk; a small tensor is not worth a file). None: nothing
+# is spilled and gradients are kept until the end (the tests compare the two).
+SPILL_MIN_BYTES: int | None = 1 << 20
+SPILL_KEEP_BYTES = 64 << 20
+
+
+class _Spill:
+    """Keep the tensors autograd saves for backward in a temporary folder while a training
+    step is lowered (beyond the first ``keep_bytes``), and read each back when its backward
+    node runs: the lowering's memory then stops growing with the model's depth (Chen et al. 2016
+    trade recomputation for memory; here it is a disk round trip, exact to the bit, so
+    every density the trace measures is unchanged). The whole storage is kept with the
+    view's geometry, and the events that wrote it (and a fake-quant width) are carried
+    over to the reloaded storage, so producers and operands are what they would have
+    been. The folder is removed when the step is recorded. Gradients are dropped as soon
+    as they are accumulated, once the events that wrote them are noted."""
+
+    def __init__(self, lw: "_Lowering", model: torch.nn.Module, min_bytes: int, keep_bytes: int) -> None:
+        self.lw, self.model, self.min_bytes, self.keep_bytes = lw, model, min_bytes, keep_bytes
+        self.n = 0
+        self.kept = 0
+        self.grad_writers: dict[int, frozenset[int]] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "_Spill":
+        import tempfile
+
+        self.dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="hwsim-lower-")))
+        self._stack.enter_context(torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack))
+        import weakref
+        self.hooked: weakref.WeakSet = weakref.WeakSet()
+        for p in self.model.parameters():
+            self.watch(p)
+        self.lw.on_param.append(self.watch)              # a model that makes its weights real in forward
+        self._stack.callback(self.lw.on_param.remove, self.watch)
+        return self
+
+    def watch(self, p: torch.Tensor) -> None:
+        if isinstance(p, torch.nn.Parameter) and p.requires_grad and not p.is_meta and p not in self.hooked:
+            self.hooked.add(p)
+            self._stack.callback(p.register_post_accumulate_grad_hook(self.accumulated).remove)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    def accumulated(self, p: torch.Tensor) -> None:
+        if p.grad is not None:
+            self.grad_writers[id(p)] = self.grad_writers.get(id(p), frozenset()) | self.lw.reads(p.grad)
+            p.grad = None
+
+    def pack(self, t: torch.Tensor) -> Any:
+        key = _storage_key(t)
+        if t.is_meta or key is None or key in self.lw.static or t.layout != torch.strided:
+            return t
+        nbytes = t.untyped_storage().nbytes()
+        if nbytes < self.min_bytes or self.kept + nbytes <= self.keep_bytes:
+            self.kept += nbytes
+            return t
+        self.n += 1
+        path = self.dir / f"{self.n}.bin"
+        self.lw.silent += 1                      # the copy out is not the model's work
+        try:
+            torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage()).numpy().tofile(path)
+        except OSError as e:
+            raise HwsimError(f"lowering a training step: could not keep saved activations in {self.dir} ({e}); "
+                             "free space there or point TMPDIR at a larger disk") from None
+        finally:
+            self.lw.silent -= 1
+        return (path, t.dtype, t.size(), t.stride(), t.storage_offset(), t.requires_grad,
+                list(self.lw.made_by.get(key, ())), self.lw.bits_of.get(key))
+
+    def unpack(self, packed: Any) -> torch.Tensor:
+        if isinstance(packed, torch.Tensor):
+            return packed
+        path, dtype, size, stride, offset, grad, written, bits = packed
+        self.lw.silent += 1                      # nor is the copy back
+        try:
+            storage = torch.from_numpy(np.fromfile(path, dtype=np.uint8)).untyped_storage()
+            t = torch.empty(0, dtype=dtype).set_(storage, offset, size, stride)
+        finally:
+            self.lw.silent -= 1
+        key = _storage_key(t)
+        if key is not None:              # a new storage: whatever a freed one at this key left is gone
+            self.lw.made_by[key] = list(written)
+            if bits is not None:
+                self.lw.bits_of[key] = bits
+            else:
+                self.lw.bits_of.pop(key, None)
+        return t.requires_grad_(grad) if grad and t.is_floating_point() else t
+
+
+def _parameters(model: torch.nn.Module, lw: _Lowering, alias: dict[int, int], names: dict[int, str],
+                grad_writers: Mapping[int, frozenset[int]]) -> dict:
+    """parameter name -> its shape, bits and the ops that wrote its gradient (noted when it
+    was accumulated, or read from ``.grad`` after backward)."""
     out = {}
     for pname, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        writers = sorted({names[r] for r in (_resolve(alias, x) for x in lw.reads(p.grad)) if r in names}) \
-            if p.grad is not None else []
+        wrote = grad_writers.get(id(p), frozenset()) | (lw.reads(p.grad) if p.grad is not None else frozenset())
+        writers = sorted({names[r] for r in (_resolve(alias, x) for x in wrote) if r in names})
         out[pname] = {"shape": [int(s) for s in p.shape], "bits": _DTYPE_BITS.get(p.dtype, (32, "float"))[0],
                       "grad": writers}
     return out
