@@ -70,9 +70,8 @@ class Level:
     def priced(self) -> bool:
         return self.read_pj > 0 or self.write_pj > 0
 
-    def memory_level(self, pes: int) -> MemoryLevel:
-        cap = self.size_bytes
-        return MemoryLevel(self.kind, cap, "ddr3" if self.kind == "dram" else "",
+    def memory_level(self) -> MemoryLevel:
+        return MemoryLevel(self.kind, self.size_bytes, "ddr3" if self.kind == "dram" else "",
                            read_pj_per_byte=self.read_pj / (self.read_bits / 8) if self.priced else None,
                            write_pj_per_byte=self.write_pj / (self.write_bits / 8) if self.priced else None)
 
@@ -199,7 +198,7 @@ class SpatialArch:
         return self.dram_gib * 2 ** 30
 
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
-        return {x.name: x.memory_level(self.pes) for x in self.levels}
+        return {x.name: x.memory_level() for x in self.levels}
 
     def op_prices(self) -> Mapping[str, float]:
         """The design's own price of a MAC (``mac.intB`` at its width), where it states one."""

@@ -96,13 +96,6 @@ def loops_for(order: tuple[str, ...], trips: Mapping[str, int]) -> tuple[tuple[s
     return tuple((d, p) for d in order for p in prime_factors(trips[d]))
 
 
-def extents(loops: tuple[tuple[str, int], ...], b: int) -> dict[str, int]:
-    ext: dict[str, int] = {}
-    for d, f in loops[:b]:
-        ext[d] = ext.get(d, 1) * f
-    return ext
-
-
 class Footprints:
     """Tile footprints of every operand at every prefix of one loop order, per PE and over
     the array (numpy over the prefixes, once per order)."""
@@ -198,7 +191,6 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     active = 1
     for f in sp.values():
         active *= f
-    n = len(loops)
     levels = arch.levels
     acc: dict[str, float] = {}
     r_bits = [0.0] * len(levels)
@@ -266,7 +258,6 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
         if not lv.double_buffered and i < top:
             stall += fill_bits[i] / per / lv.write_bits
     cycles = int(round(max(compute + stall, busiest) + first))
-    del n
     energy = 0.0
     for key, nbytes in acc.items():
         name, _, way = key.split(".")
