@@ -366,3 +366,29 @@ def test_zigzag_paths_in_a_study_are_relative_to_it():
     assert split("hw.yaml:map.yaml") == ("hw.yaml", "map.yaml") and split("hw.yaml") == ("hw.yaml", "")
     assert rebase("hw.yaml:map.yaml", Path("/s")) == "/s/hw.yaml:/s/map.yaml"
     assert rebase("/abs/hw.yaml", Path("/s")) == "/abs/hw.yaml"
+
+
+@pytest.mark.parametrize("family", ["ws", "os", "is", "rs"])
+def test_the_search_beats_or_equals_each_named_dataflow_on_every_resnet18_layer(family):
+    from sim.spatial.nest import of_op
+    from sim.spatial.search import dataflow
+    arch = resolve_arch("eyeriss-like")
+    fixed = dataclasses.replace(arch, dataflow=family)
+    bits = {"input": 16, "weight": 16}
+    for spec in RESNET18_CONVS:
+        nest = of_op(adhoc(spec + ":int16").ops[0])
+        free = best(nest, arch, bits, 16)
+        try:
+            one = best(nest, fixed, bits, 16)
+        except HwsimError:
+            continue                      # no mapping of that family fits (a 1x1 conv has no filter rows)
+        assert dataflow(one.mapping) in (family, "static")
+        assert free.cycles <= one.cycles, (spec, family)
+
+
+def test_named_dataflows_by_hand():
+    from sim.spatial.search import stationary
+    assert [stationary(d) for d in ("OX", "OY", "B", "C", "FY", "FX", "K", "G")] == \
+        ["ws", "ws", "ws", "os", "os", "os", "is", "none"]
+    with pytest.raises(HwsimError, match="dataflow"):
+        SpatialArch(name="x", dataflow="xs", levels=SMALL.levels)

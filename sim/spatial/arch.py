@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..result import OpResult, SimResult
 
 OBJECTIVES = ("latency", "energy", "edp")
+FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class SpatialArch:
     # then as many input channels as the rest of the side holds)
     unrollings: tuple[tuple[str, str], ...] = (("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX"))
     objective: str = "latency"         # what the mapping search minimises (ties: the other, then order)
+    dataflow: str = ""                 # search only this family (ws, os, is, rs); "": every mapping
     vector_lanes: int = 0              # element ops per cycle for non-GEMM ops (0: one per column)
     static_power_w: float = 0.0
     dram_gib: float = 0.0
@@ -140,6 +142,8 @@ class SpatialArch:
         at_most(self, 64, "word_bits", "acc_bits")
         need(0 <= self.mac_pj < 1e6, "mac_pj", f"must be pJ per MAC >= 0, got {self.mac_pj!r}")
         need(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        need(self.dataflow in ("", *FAMILIES), "dataflow",
+             f"must be one of {', '.join(FAMILIES)} or empty (every mapping), got {self.dataflow!r}")
         levels = self.levels
         need(isinstance(levels, (list, tuple)) and len(levels) >= 1, "levels",
              "must list the memory levels, innermost first, the off-chip memory last")

@@ -10,6 +10,10 @@ still split a dimension between two levels. Each candidate is allocated
 in the design's order, orders in ``itertools.permutations`` order of ``DIMS``. The
 search is exhaustive over that space and deterministic (no sampling, no seed).
 
+A design may name one dataflow (``SpatialArch.dataflow``): then only mappings of that
+family are tried (``DATAFLOWS``: ws, os and is by the operand the innermost timed loop
+leaves in the PEs, rs by the unrolling).
+
 The space is pruned twice: by those restrictions (a heuristic: orders that split a
 dimension's factors apart, or the filter's rows from its columns, are not tried; LOMA
 likewise bounds its orders), and exactly: for the latency objective, an unrolling whose
@@ -23,8 +27,8 @@ from typing import TYPE_CHECKING, Mapping
 
 from workloads.errors import HwsimError
 
-from .cost import Cost, Footprints, allocate, evaluate, loops_for, spatial_factors, temporal
-from .nest import DIMS, Nest
+from .cost import Cost, Footprints, Mapping_, allocate, evaluate, loops_for, spatial_factors, temporal
+from .nest import DIMS, RELEVANT, Nest
 
 if TYPE_CHECKING:
     from .arch import SpatialArch
@@ -49,13 +53,18 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
     if objective in ("energy", "edp") and not (arch.mac_pj and all(x.priced for x in arch.levels)):
         raise HwsimError(f"objective {objective}: {arch.name} must price every level (read_pj, write_pj) and "
                          f"its MAC (mac_pj) for the mapping search; or search for latency")
+    family = arch.dataflow
     found: Cost | None = None
     for un in candidates(nest, arch):
+        if family and (family == "rs") != row_stationary(un):
+            continue
         sp = spatial_factors(nest, un, arch.rows, arch.cols)
         trips = temporal(nest, sp)
         if found is not None and objective == "latency" and _array_cycles(trips) > found.cycles:
             continue              # its array cycles alone exceed the best time: it cannot win
         for order in itertools.permutations(units(trips)):
+            if family and family != "rs" and order and stationary(order[0][0]) != family:
+                continue
             loops = loops_for(tuple(d for u in order for d in u), trips)
             tab = Footprints(nest, sp, loops)
             m = allocate(nest, arch, un, loops, bits, tab)
@@ -65,9 +74,44 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
             if found is None or _key(c, objective) < _key(found, objective):
                 found = c
     if found is None:
+        if family:
+            raise HwsimError(f"{arch.name}: no {family} mapping fits this op (dataflow {family!r}: "
+                             f"{DATAFLOWS[family]}); allow another dataflow or give the levels more capacity")
         raise HwsimError(f"{arch.name}: no mapping fits its memories (the innermost levels cannot hold one "
                          "word of each operand); give its levels more capacity")
     return found
+
+
+DATAFLOWS = {
+    "ws": "weight stationary: the innermost timed loop leaves each PE's weight in place (B, OY or OX)",
+    "os": "output stationary: the innermost timed loop is a reduction (C, FY or FX), partial sums stay in the PE",
+    "is": "input stationary: the innermost timed loop is over output channels (K), inputs stay in the PE",
+    "rs": "row stationary (Eyeriss): filter rows on the array's rows, output rows on its columns",
+}
+
+
+def row_stationary(unrolling: tuple[str, str]) -> bool:
+    rows, cols = (side.split("*") for side in unrolling)
+    return "FY" in rows and "OY" in cols
+
+
+def stationary(dim: str) -> str:
+    """The dataflow an innermost timed loop over ``dim`` makes: the operand it leaves in
+    place (G changes every operand: none)."""
+    if dim not in RELEVANT["weight"]:
+        return "ws"
+    if dim not in RELEVANT["output"]:
+        return "os"
+    if dim not in RELEVANT["input"]:
+        return "is"
+    return "none"
+
+
+def dataflow(m: Mapping_) -> str:
+    """The named dataflow of a mapping (``DATAFLOWS``); ``static`` when nothing is timed."""
+    if row_stationary(m.unrolling):
+        return "rs"
+    return stationary(m.loops[0][0]) if m.loops else "static"
 
 
 def units(trips: Mapping[str, int]) -> list[tuple[str, ...]]:

@@ -18,7 +18,7 @@ from workloads.trace import Op, Workload
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .arch import SpatialArch
 from .nest import of_op
-from .search import best
+from .search import best, dataflow
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class SpatialStats:
     compute_cycles: int          # temporal iterations of the mapping (one array cycle each)
     active_pes: int              # PEs the unrolling puts to work
     mapping: str                 # "ROWDIM<f>|COLDIM<f> [temporal loops, innermost first]"
+    dataflow: str = ""           # the named family of that mapping (ws, os, is, rs; sim.spatial.search)
 
 
 def _bits(op: Op, role: str, arch: SpatialArch) -> int:
@@ -77,7 +78,8 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
     return OpResult(op.name, op.op, op.macs, c.cycles * steps, arch.clock_mhz, useful_macs=op.macs,
                     peak_macs_per_cycle=arch.pes, stall_cycles=(c.cycles - c.compute_cycles) * steps,
                     precision=f"int{prec}", accesses=acc, ops={f"mac.int{prec}": op.macs},
-                    extra=SpatialStats(c.compute_cycles * steps, c.active_pes, c.mapping.describe()))
+                    extra=SpatialStats(c.compute_cycles * steps, c.active_pes, c.mapping.describe(),
+                                       dataflow(c.mapping)))
 
 
 def simulate(workload: Workload, arch: SpatialArch, *, progress=None) -> SimResult:
