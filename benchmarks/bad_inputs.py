@@ -547,6 +547,51 @@ def cases(good: dict) -> list[Case]:
         mentions="--structure")
     cli("silent", "gpu arch sparse_structures [2-4]", "simulate", "lenet300", "--arch", "a.yaml",
         files={"a.yaml": "base: a100\nsparse_structures: [2-4]\n"}, mentions="sparse_structures")
+    # spatial designs and ZigZag's files (session 8)
+    lv = "levels:\n  - {name: buf, operands: [input, weight, output], size_bytes: %s}\n" \
+         "  - {name: dram, operands: [input, weight, output], kind: dram}\n"
+    for name, body, field_ in (
+            ("levels a string", "levels: abc\n", "levels"),
+            ("levels of numbers", "levels: [1, 2]\n", "levels[0]"),
+            ("level size -5", lv % "-5", "size_bytes"),
+            ("level size 1e300", lv % "1.0e300", "size_bytes"),
+            ("level size 0 on chip", lv % "0", "size_bytes"),
+            ("no off-chip level", "levels:\n  - {name: buf, operands: [input], size_bytes: 64}\n", "levels[0]"),
+            ("level unknown field", "levels:\n  - {name: b, operands: [input], size_bytes: 8, colour: red}\n",
+             "colour"),
+            ("level operand misspelt", "levels:\n  - {name: b, operands: [inputs], size_bytes: 8}\n", "operands"),
+            ("unrolling Q,K", "unrollings: ['Q,K']\n", "unrollings"),
+            ("unrolling K,K", "unrollings: ['K,K']\n", "unrollings"),
+            ("unrolling one side", "unrollings: ['K']\n", "unrollings"),
+            ("objective speed", "objective: speed\n", "objective"),
+            ("dataflow xs", "dataflow: xs\n", "dataflow"),
+            ("rows 0", "rows: 0\n", "rows"),
+            ("rows 2**40", "rows: 1099511627776\n", "rows")):
+        cli("silent", f"spatial arch {name}", "simulate", "lenet5", "--arch", "a.yaml",
+            files={"a.yaml": "base: eyeriss-like\n" + body}, mentions=field_)
+    hw = ("name: t\noperational_array: {dimensions: [D1, D2], sizes: [4, 4], unit_energy: 0.1}\nmemories:\n"
+          "  dram:\n    size: 1000000\n    r_cost: 1\n    w_cost: 1\n    operands: [I1, I2, O]\n"
+          "    served_dimensions: [D1, D2]\n"
+          "    ports: [{name: p, type: read_write, bandwidth_min: 8, bandwidth_max: 64}]\n")
+    cli("ok", "zigzag minimal hardware", "simulate", "gemm:8,8,8:int8", "--arch", "zigzag:hw.yaml",
+        files={"hw.yaml": hw}, expect="ok")
+    for name, files, field_ in (
+            ("zigzag missing file", {}, "nothere.yaml"),
+            ("zigzag a list", {"hw.yaml": "- 1\n"}, "hw.yaml"),
+            ("zigzag 3-d array", {"hw.yaml": hw.replace("[D1, D2], sizes: [4, 4]", "[D1, D2, D3], sizes: [4, 4, 2]")},
+             "operational_array"),
+            ("zigzag served D1 only", {"hw.yaml": hw.replace("served_dimensions: [D1, D2]", "served_dimensions: [D1]")},
+             "served_dimensions"),
+            ("zigzag operand X", {"hw.yaml": hw.replace("[I1, I2, O]", "[I1, X, O]")}, "operands"),
+            ("zigzag port bandwidth 0", {"hw.yaml": hw.replace("bandwidth_max: 64", "bandwidth_max: 0")},
+             "bandwidth_max"),
+            ("zigzag r_cost string", {"hw.yaml": hw.replace("r_cost: 1", "r_cost: one")}, "r_cost"),
+            ("zigzag binary", {"hw.yaml": b"\x00\xff\x00"}, "hw.yaml"),
+            ("zigzag mapping without default", {"hw.yaml": hw, "m.yaml": "- name: x\n  spatial_mapping: {D1: ['K, 4']}\n"},
+             "default")):
+        spec = "zigzag:nothere.yaml" if "missing" in name else (
+            "zigzag:hw.yaml:m.yaml" if "m.yaml" in files else "zigzag:hw.yaml")
+        cli("silent", name, "simulate", "gemm:8,8,8:int8", "--arch", spec, files=files, mentions=field_)
     return C
 
 

@@ -258,7 +258,7 @@ def test_zigzag_files_that_cannot_be_expressed_are_refused(tmp_path, edit, field
 @pytest.mark.parametrize("levels, field", [
     ([{"name": "buf", "operands": ["input"], "size_bytes": 64}], "levels[0]"),
     ([{"name": "x", "operands": ["activations"], "size_bytes": 8},
-      {"name": "dram", "operands": ["input", "weight", "output"], "kind": "dram"}], "x.operands"),
+      {"name": "dram", "operands": ["input", "weight", "output"], "kind": "dram"}], "levels[0].operands"),
     ([{"name": "buf", "operands": ["input"]},
       {"name": "dram", "operands": ["input", "weight", "output"], "kind": "dram"}], "levels[0].size_bytes"),
     ([{"name": "buf", "operands": ["input"], "size_bytes": 8, "colour": "red"}], "levels[0].colour"),

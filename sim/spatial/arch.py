@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from workloads.errors import HwsimError
+
 from ..archbase import at_most, check_fields, need, positive
 from ..machine import LEVEL_KINDS, MemoryLevel, Peaks, describe_fields
 from .nest import DIMS, OPERANDS
@@ -88,7 +90,15 @@ def _level(v: Any, i: int) -> Level:
     d = dict(v)
     if isinstance(d.get("operands"), list):
         d["operands"] = tuple(d["operands"])
-    return Level(**d)
+    try:
+        return Level(**d)
+    except HwsimError as e:                 # name the field by its place in the file: levels[i].field
+        msg, name = str(e), str(d.get("name"))
+        for head in (f"{name}.", ""):
+            field_, sep, rest = msg.partition(": ")
+            if sep and field_.startswith(head) and "." not in field_[len(head):]:
+                raise HwsimError(f"levels[{i}].{field_[len(head):]}: {rest}") from None
+        raise
 
 
 def _unrolling(v: Any, i: int) -> tuple[str, str]:
