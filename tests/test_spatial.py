@@ -392,3 +392,24 @@ def test_named_dataflows_by_hand():
         ["ws", "ws", "ws", "os", "os", "os", "is", "none"]
     with pytest.raises(HwsimError, match="dataflow"):
         SpatialArch(name="x", dataflow="xs", levels=SMALL.levels)
+
+
+@pytest.mark.parametrize("double, expected", [(False, 155), (True, 145)])
+def test_time_by_hand(double, expected):
+    """8x8 array, one 1 MiB buffer (256-bit ports) for everything, a 64-bit DRAM port;
+    a 64x8 @ 8x8 int8 GEMM: C and K on the array, 64 timed steps.
+    DRAM reads 512 B of input and 64 B of weights: (512 + 64) x 8 / 64 = 72 cycles; the 512 B
+    of outputs leave after the array stops: 64 cycles; the array's first operands (8 inputs,
+    64 weights) arrive before it starts: 1 + 8 cycles. Single-buffered, the buffer's refills
+    stall the array for their write time: (512 + 64) x 8 / 256 = 18 cycles, so
+    max(64 + 18, 72) + 9 + 64 = 155; double-buffered they overlap: max(64, 72) + 9 + 64 = 145."""
+    arch = SpatialArch(name="t", rows=8, cols=8, word_bits=8, acc_bits=32, levels=(
+        Level("buf", ("input", "weight", "output"), 1 << 20, read_bits=256, write_bits=256, double_buffered=double),
+        Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True, kind="dram")),
+        unrollings=(("C", "K"),))
+    nest = Nest({"G": 1, "B": 1, "K": 8, "C": 8, "OY": 1, "OX": 64, "FY": 1, "FX": 1}, in_w=64)
+    c = best(nest, arch, BITS, 8)
+    assert c.compute_cycles == 64
+    assert c.accesses["dram.input.reads"] == 512 and c.accesses["dram.weight.reads"] == 64
+    assert c.accesses["dram.output.writes"] == 512
+    assert c.cycles == expected
