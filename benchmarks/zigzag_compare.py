@@ -100,7 +100,7 @@ def hwsim_side(onnx_path: str, search: str | None = None, arch_spec: str | None 
         out[r["name"]] = {"cycles": r["cycles"], "energy_pj": r["energy_pj"], "mac_pj": r["energy_compute_pj"],
                           "onchip_pj": onchip, "dram_pj": r["energy_dram_pj"],
                           "dram_bytes": r["dram_read_bytes"] + r["dram_write_bytes"], "is_gemm": r["macs"] > 0,
-                          "dataflow": r.get("dataflow", "") or r.get("mapping", "")}
+                          "dataflow": f"{r.get('dataflow', '')} {r.get('mapping', '')}".strip()}
     return out, wall
 
 
@@ -128,7 +128,7 @@ def table(zz: dict, hw: dict, hw_wall: float, title: str) -> None:
               f"{z['energy_pj'] / 1e6:7.2f} {h['energy_pj'] / 1e6:7.2f} {mark(h['energy_pj'] / z['energy_pj'])} | "
               f"{z['mac_pj'] / 1e6:5.2f}/{h['mac_pj'] / 1e6:5.2f} {z['onchip_pj'] / 1e6:7.2f}/{h['onchip_pj'] / 1e6:7.2f} "
               f"{z['dram_pj'] / 1e6:8.2f}/{h['dram_pj'] / 1e6:8.2f} | {z['dram_bytes'] / 1e3:10.1f} "
-              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))} {h['dataflow'][:60]}")
+              f"{h['dram_bytes'] / 1e3:10.1f} {mark(h['dram_bytes'] / max(z['dram_bytes'], 1))} {h['dataflow'][:64]}")
     print(f"{'TOTAL (the GEMM layers)':30s} {tot['zc']:10.0f} {tot['hc']:10.0f} {mark(tot['hc'] / tot['zc'])} | "
           f"{tot['ze'] / 1e6:7.1f} {tot['he'] / 1e6:7.1f} {mark(tot['he'] / tot['ze'])} | {'':45s} | "
           f"{tot['zb'] / 1e3:10.1f} {tot['hb'] / 1e3:10.1f} {mark(tot['hb'] / tot['zb'])}")

@@ -14,18 +14,18 @@ from hypothesis import given, settings, strategies as st
 from analysis.energy import energy_rows, load_table
 from sim.registry import resolve_arch, simulate
 from sim.spatial import Level, SpatialArch
-from sim.spatial.cost import allocate, evaluate, loops_for, spatial_factors, temporal
+from sim.spatial.cost import Footprints, allocate, evaluate, loops_for, lower_bound, spatial_factors, temporal
 from sim.spatial.nest import DIMS, Nest, window
 from sim.spatial.reference import walk
 from sim.spatial.search import best
 from workloads.errors import HwsimError
 from workloads.spec import adhoc
 
-SMALL = SpatialArch(name="small", rows=2, cols=3, levels=(
-    Level("wreg", ("weight",), 4, per_pe=True, read_bits=8, write_bits=8, kind="rf"),
-    Level("oreg", ("output",), 8, per_pe=True, read_bits=32, write_bits=32, kind="rf"),
-    Level("buf", ("input", "output"), 200, read_bits=64, write_bits=64),
-    Level("dram", ("input", "weight", "output"), 0, kind="dram")),
+SMALL = SpatialArch(name="small", rows=2, cols=3, mac_pj=0.2, levels=(
+    Level("wreg", ("weight",), 4, per_pe=True, read_bits=8, write_bits=8, read_pj=0.1, write_pj=0.1, kind="rf"),
+    Level("oreg", ("output",), 8, per_pe=True, read_bits=32, write_bits=32, read_pj=0.3, write_pj=0.3, kind="rf"),
+    Level("buf", ("input", "output"), 200, read_bits=64, write_bits=64, read_pj=4.0, write_pj=5.0),
+    Level("dram", ("input", "weight", "output"), 0, read_pj=600.0, write_pj=700.0, kind="dram")),
     unrollings=(("C", "K"), ("OX", "K"), ("FY*C", "OY")))
 BITS = {"input": 8, "weight": 8}
 
@@ -54,8 +54,12 @@ def test_counts_equal_a_walk_of_the_nest(data):
     if m is None:
         return
     hypothesis.event("compared")
-    fast = evaluate(nest, SMALL, m, BITS, 8).accesses
+    cost = evaluate(nest, SMALL, m, BITS, 8)
+    fast = cost.accesses
     ref = walk(nest, SMALL, m, BITS, 8)
+    # the search's pruning bound never exceeds what it bounds
+    lb_cycles, lb_energy = lower_bound(nest, SMALL, m, BITS, 8, Footprints(nest, sp, loops))
+    assert lb_cycles <= cost.cycles and lb_energy <= cost.energy_pj + 1e-9
     assert set(fast) == set(ref)
     for k in ref:
         assert fast[k] == pytest.approx(ref[k]), k

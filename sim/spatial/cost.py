@@ -28,9 +28,8 @@ starts, and the last output tile of the outermost on-chip level leaves after it 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-
-import numpy as np
 from typing import TYPE_CHECKING, Mapping
 
 from .nest import DIMS, OPERANDS, RELEVANT, Nest
@@ -98,30 +97,52 @@ def loops_for(order: tuple[str, ...], trips: Mapping[str, int]) -> tuple[tuple[s
 
 class Footprints:
     """Tile footprints of every operand at every prefix of one loop order, per PE and over
-    the array (numpy over the prefixes, once per order)."""
+    the array, built loop by loop (a loop changes only the operands whose dimensions it
+    runs over)."""
 
     def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...]) -> None:
-        n = len(loops)
-        e = np.ones((n + 1, len(DIMS)), dtype=np.int64)
-        for i, (d, f) in enumerate(loops):
-            e[i + 1:, _COL[d]] *= f
-        u = e.copy()
-        for d, f in sp.items():
-            u[:, _COL[d]] *= f
-        self._t = {}
-        for per_pe, x in ((True, e), (False, u)):
-            g, b, k, c, oy, ox, fy, fx = (x[:, j] for j in range(len(DIMS)))
-            ih = np.minimum(np.minimum(nest.in_h, (oy - 1) * nest.stride_y + (fy - 1) * nest.dil_y + 1), oy * fy)
-            iw = np.minimum(np.minimum(nest.in_w, (ox - 1) * nest.stride_x + (fx - 1) * nest.dil_x + 1), ox * fx)
-            self._t[("weight", per_pe)] = (g * k * c * fy * fx).tolist()
-            self._t[("output", per_pe)] = (g * b * k * oy * ox).tolist()
-            self._t[("input", per_pe)] = (g * b * c * ih * iw).tolist()
+        e = dict.fromkeys(DIMS, 1)
+        s = {d: sp.get(d, 1) for d in DIMS}
+        sw = s["G"] * s["K"] * s["C"] * s["FY"] * s["FX"]
+        so = s["G"] * s["B"] * s["K"] * s["OY"] * s["OX"]
+        sgbc = s["G"] * s["B"] * s["C"]
+        sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
+
+        def win(o: int, f: int, st: int, dl: int, size: int) -> int:
+            return min(size, (o - 1) * st + (f - 1) * dl + 1, o * f)
+
+        w = o = gbc = 1
+        wy = wx = uy = ux = 1
+        pw, po, pi, uw, uo, ui = [], [], [], [], [], []
+        for i in range(len(loops) + 1):
+            if i:
+                d, f = loops[i - 1]
+                e[d] *= f
+                if d in ("G", "K", "C", "FY", "FX"):
+                    w *= f
+                if d in ("G", "B", "K", "OY", "OX"):
+                    o *= f
+                if d in ("G", "B", "C"):
+                    gbc *= f
+            if i == 0 or loops[i - 1][0] in ("OY", "FY"):
+                wy = win(e["OY"], e["FY"], sy, dy, H)
+                uy = win(e["OY"] * s["OY"], e["FY"] * s["FY"], sy, dy, H)
+            if i == 0 or loops[i - 1][0] in ("OX", "FX"):
+                wx = win(e["OX"], e["FX"], sx, dx, W)
+                ux = win(e["OX"] * s["OX"], e["FX"] * s["FX"], sx, dx, W)
+            pw.append(w)
+            po.append(o)
+            pi.append(gbc * wy * wx)
+            uw.append(w * sw)
+            uo.append(o * so)
+            ui.append(gbc * sgbc * uy * ux)
+        self._t = {("weight", True): pw, ("output", True): po, ("input", True): pi,
+                   ("weight", False): uw, ("output", False): uo, ("input", False): ui}
 
     def fp(self, o: str, b: int, per_pe: bool) -> int:
         return self._t[(o, per_pe)][b]
 
 
-_COL = {d: i for i, d in enumerate(DIMS)}
 
 
 def _bits(arch: SpatialArch, operand: str, bits: Mapping[str, int]) -> int:
@@ -146,15 +167,22 @@ def allocate(nest: Nest, arch: SpatialArch, unrolling: tuple[str, str], loops: t
                 bounds[(i, o)] = n
             break
         cap = lv.size_bytes / (2 if lv.double_buffered else 1) * 8
-        lo = min(cur[o] for o in lv.operands)
-        best = -1
-        for p in range(n, lo - 1, -1):
-            need_bits = sum(fp(o, max(cur[o], p), lv.per_pe) * _bits(arch, o, bits) for o in lv.operands)
-            if need_bits <= cap:
-                best = p
-                break
-        if best < 0:
+        held = [(o, cur[o], _bits(arch, o, bits)) for o in lv.operands]
+
+        def fits(p: int) -> bool:
+            return sum(fp(o, max(c, p), lv.per_pe) * w for o, c, w in held) <= cap
+
+        lo = min(c for _, c, _ in held)
+        if not fits(lo):
             return None
+        hi = n                                   # footprints grow with the prefix: the longest that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        best = lo
         for o in lv.operands:
             cur[o] = max(cur[o], best)
             bounds[(i, o)] = cur[o]
@@ -184,6 +212,11 @@ def distinct(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _chains(levels: tuple) -> dict[str, tuple[int, ...]]:
+    return {o: tuple(i for i, lv in enumerate(levels) if o in lv.operands) for o in OPERANDS}
+
+
 def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,
              tab: Footprints | None = None) -> Cost:
     """Accesses, cycles and energy of one mapping (see the module)."""
@@ -192,55 +225,50 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     for f in sp.values():
         active *= f
     levels = arch.levels
-    acc: dict[str, float] = {}
-    r_bits = [0.0] * len(levels)
-    w_bits = [0.0] * len(levels)
-    fill_bits = [0.0] * len(levels)
-
-    def add(i: int, o: str, way: str, nbits: float) -> None:
-        if nbits <= 0:
-            return
-        key = f"{levels[i].name}.{o}.{way}"
-        acc[key] = acc.get(key, 0.0) + nbits / 8
-        (r_bits if way == "reads" else w_bits)[i] += nbits
-
+    nlv = len(levels)
+    moved = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)]   # per level: bits read, written per operand
+    fill_bits = [0.0] * nlv
     tab = tab or Footprints(nest, sp, loops)
+    per_pe = [lv.per_pe for lv in levels]
 
     def side(i: int | None, o: str, b: int) -> int:
-        if i is None or levels[i].per_pe:
+        if i is None or per_pe[i]:
             return tab.fp(o, b, True) * active
         return tab.fp(o, b, False)
 
-    for o in OPERANDS:
-        chain = [i for i, lv in enumerate(levels) if o in lv.operands]
+    chains = _chains(levels)
+    for k, o in enumerate(OPERANDS):
         child: int | None = None            # the array's own operand registers
         b_child = 0
-        for parent in chain:
+        r, w = 2 * k, 2 * k + 1
+        for parent in chains[o]:
             nfill = fills(loops, b_child, o)
+            ps = side(parent, o, b_child)
             if o == "output":
-                nd = distinct(loops, b_child, o)
-                reloads = nfill - nd
+                reloads = nfill - distinct(loops, b_child, o)
                 width = arch.acc_bits if reloads > 0 else out_bits
                 if child is not None:
-                    add(child, o, "reads", nfill * side(child, o, b_child) * width)
-                    add(child, o, "writes", reloads * side(child, o, b_child) * arch.acc_bits)
-                add(parent, o, "writes", nfill * side(parent, o, b_child) * width)
-                add(parent, o, "reads", reloads * side(parent, o, b_child) * arch.acc_bits)
+                    cs = side(child, o, b_child)
+                    moved[child][r] += nfill * cs * width
+                    moved[child][w] += reloads * cs * arch.acc_bits
+                moved[parent][w] += nfill * ps * width
+                moved[parent][r] += reloads * ps * arch.acc_bits
             else:
                 width = bits[o]
-                add(parent, o, "reads", nfill * side(parent, o, b_child) * width)
+                moved[parent][r] += nfill * ps * width
                 if child is not None:
-                    add(child, o, "writes", nfill * side(child, o, b_child) * width)
-                    fill_bits[child] += nfill * side(child, o, b_child) * width
+                    nb = nfill * side(child, o, b_child) * width
+                    moved[child][w] += nb
+                    fill_bits[child] += nb
             child, b_child = parent, m.bounds[(parent, o)]
     compute = 1
     for _, f in loops:
         compute *= f
-    top = len(levels) - 1
+    top = nlv - 1
     first = 0.0
     last_out_bits = 0.0
     for o in OPERANDS:
-        below = [i for i in range(top) if o in levels[i].operands]
+        below = [i for i in chains[o] if i < top]
         if not below:
             continue
         if o == "output":       # the last output tile of the outermost on-chip level leaves after the array stops
@@ -248,20 +276,94 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
             first += last_out_bits / levels[top].write_bits
         else:                   # the array's first operands arrive before it starts (refills then stream)
             first += tab.fp(o, 0, False) * bits[o] / levels[top].read_bits
-    w_bits[top] = max(0.0, w_bits[top] - last_out_bits)      # that drain is not overlapped with compute
     busiest = 0.0
     stall = 0.0
+    energy = nest.macs * arch.mac_pj
     for i, lv in enumerate(levels):
+        rb = sum(moved[i][0::2])
+        wb = sum(moved[i][1::2])
+        energy += rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
+        if i == top:
+            wb = max(0.0, wb - last_out_bits)        # that drain is not overlapped with compute
         per = active if lv.per_pe else 1
-        r, w = r_bits[i] / per / lv.read_bits, w_bits[i] / per / lv.write_bits
-        busiest = max(busiest, r + w if lv.shared_port else max(r, w))
+        rc, wc = rb / per / lv.read_bits, wb / per / lv.write_bits
+        busiest = max(busiest, rc + wc if lv.shared_port else max(rc, wc))
         if not lv.double_buffered and i < top:
             stall += fill_bits[i] / per / lv.write_bits
     cycles = int(round(max(compute + stall, busiest) + first))
-    energy = 0.0
-    for key, nbytes in acc.items():
-        name, _, way = key.split(".")
-        lv = next(x for x in levels if x.name == name)
-        energy += nbytes * 8 * ((lv.read_pj / lv.read_bits) if way == "reads" else (lv.write_pj / lv.write_bits))
-    energy += nest.macs * arch.mac_pj
-    return Cost(m, acc, compute, max(cycles, compute), energy, active)
+    names = tuple(lv.name for lv in levels)
+    return Cost(m, _Moved(names, tuple(tuple(x) for x in moved)), compute, max(cycles, compute), energy, active)
+
+
+def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,
+                tab: Footprints) -> tuple[float, float]:
+    """(cycles, energy) no lower than ``evaluate``'s for this mapping, from the last level's
+    traffic alone: its port time against the array's cycles, plus onloading and
+    offloading; the MACs' and the last level's energy. Lets the search skip a candidate
+    that cannot win without counting every level."""
+    levels = arch.levels
+    top = len(levels) - 1
+    lv = levels[top]
+    chains = _chains(levels)
+    rb = wb = 0.0
+    first = 0.0
+    last_out = 0.0
+    for o in OPERANDS:
+        below = [i for i in chains[o] if i < top]
+        child, b = (below[-1], m.bounds[(below[-1], o)]) if below else (None, 0)
+        fp = tab.fp(o, b, False)
+        nfill = fills(m.loops, b, o)
+        if o == "output":
+            reloads = nfill - distinct(m.loops, b, o)
+            width = arch.acc_bits if reloads > 0 else out_bits
+            wb += nfill * fp * width
+            rb += reloads * fp * arch.acc_bits
+            if child is not None:
+                side = tab.fp(o, b, True) * _active(m) if levels[child].per_pe else fp
+                last_out = side * out_bits
+        else:
+            rb += nfill * fp * bits[o]
+            first += tab.fp(o, 0, False) * bits[o] / lv.read_bits
+    energy = nest.macs * arch.mac_pj + rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
+    rc, wc = rb / lv.read_bits, max(0.0, wb - last_out) / lv.write_bits
+    compute = 1
+    for _, f in m.loops:
+        compute *= f
+    busy = rc + wc if lv.shared_port else max(rc, wc)
+    return max(compute, busy) + first + last_out / lv.write_bits - 1, energy * (1 - 1e-9)
+
+
+def _active(m: Mapping_) -> int:
+    n = 1
+    for f in m.spatial.values():
+        n *= f
+    return n
+
+
+class _Moved(Mapping[str, float]):
+    """Bytes per ``level.operand.reads|writes`` (nonzero entries), built when first read:
+    the search compares thousands of candidates by time and energy alone."""
+
+    def __init__(self, names: tuple[str, ...], moved: tuple[tuple[float, ...], ...]) -> None:
+        self._names, self._moved = names, moved
+        self._d: dict[str, float] | None = None
+
+    def _dict(self) -> dict[str, float]:
+        if self._d is None:
+            d = {}
+            for name, row in zip(self._names, self._moved):
+                for k, o in enumerate(OPERANDS):
+                    for j, way in ((2 * k, "reads"), (2 * k + 1, "writes")):
+                        if row[j] > 0:
+                            d[f"{name}.{o}.{way}"] = row[j] / 8
+            self._d = d
+        return self._d
+
+    def __getitem__(self, key: str) -> float:
+        return self._dict()[key]
+
+    def __iter__(self):
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())

@@ -17,7 +17,9 @@ leaves in the PEs, rs by the unrolling).
 The space is pruned twice: by those restrictions (a heuristic: orders that split a
 dimension's factors apart, or the filter's rows from its columns, are not tried; LOMA
 likewise bounds its orders), and exactly: for the latency objective, an unrolling whose
-array cycles alone exceed the best latency found is skipped.
+array cycles alone exceed the best latency found is skipped, and a candidate whose
+lower bound (``cost.lower_bound``: its last level's traffic, onloading and offloading,
+its MAC and last-level energy) is already worse than the best found is not costed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from workloads.errors import HwsimError
 
-from .cost import Cost, Footprints, Mapping_, allocate, evaluate, loops_for, spatial_factors, temporal
+from .cost import Cost, Footprints, Mapping_, allocate, evaluate, lower_bound, loops_for, spatial_factors, temporal
 from .nest import DIMS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -70,6 +72,11 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
             m = allocate(nest, arch, un, loops, bits, tab)
             if m is None:
                 continue
+            if found is not None:
+                lb_c, lb_e = lower_bound(nest, arch, m, bits, out_bits, tab)
+                lb = {"latency": lb_c, "energy": lb_e, "edp": lb_c * lb_e}[objective]
+                if lb > _key(found, objective)[0]:
+                    continue              # cannot win even on its last level's traffic alone
             c = evaluate(nest, arch, m, bits, out_bits, tab)
             if found is None or _key(c, objective) < _key(found, objective):
                 found = c
