@@ -529,7 +529,9 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, no_cache, fmt)
     if len(variants) < 2:
         raise HwsimError("compare needs at least two designs (--arch) or a design and a --compress plan")
     evs = [_evaluate(model, a, batch, seq_len, None, None, table, None, p, cache=not no_cache) for a, p in variants]
-    labels = [a if p is None else f"{a}+{Path(p).stem}" for a, p in variants]
+    # a design by what the user typed, but ZigZag's files by the design's name (paths are long)
+    names = [ev.arch.name if a.startswith("zigzag:") else a for ev, (a, _) in zip(evs, variants)]
+    labels = [n if p is None else f"{n}+{Path(p).stem}" for n, (_, p) in zip(names, variants)]
     from workloads.fileio import locked_folder
     with locked_folder(out, "compare folder") if out else contextlib.nullcontext():
         df = cmp(evs, out, labels=labels)
