@@ -35,6 +35,7 @@ from .nest import DIMS, RELEVANT, Nest
 if TYPE_CHECKING:
     from .arch import SpatialArch
 
+
 def _key(c: Cost, objective: str) -> tuple[float, float]:
     if objective == "latency":
         return (c.cycles, c.energy_pj)
@@ -44,8 +45,8 @@ def _key(c: Cost, objective: str) -> tuple[float, float]:
 
 
 def candidates(nest: Nest, arch: SpatialArch) -> list[tuple[str, str]]:
-    """The design's unrollings, each used where it puts more than one PE to work (a
-    dimension of extent 1 on a side leaves it idle but stays legal)."""
+    """The design's unrollings, in its order (one whose dimension has extent 1 leaves that
+    side of the array idle but stays legal: the search weighs it like any other)."""
     return list(arch.unrollings)
 
 
