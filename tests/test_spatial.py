@@ -237,12 +237,28 @@ def test_zigzag_hardware_file_reads_as_levels(tmp_path):
     assert sram.read_bits == 256 and sram.read_pj == 40.0
     assert dram.kind == "dram" and dram.shared_port and dram.read_bits == 64
     assert arch.unrollings == (("K", "C"),)
-    assert "not applied: Add" in arch.source
+    assert "not applied" in arch.source and "Add" in arch.source
     # the per-bit prices reach the energy model: 700 pJ per 64-bit DRAM read
     assert arch.memory_levels()["dram"].read_pj_per_byte == pytest.approx(700 / 8)
     res = simulate(adhoc("gemm:64,8,8:int8"), arch)
     assert res.ops[0].accesses["dram.weight.reads"] == 64        # the 8x8 weights, once
     assert res.ops[0].extra.mapping.startswith("K8|C8")
+
+
+def test_zigzag_mapping_entries_per_layer_and_per_op_type(tmp_path):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(ZZ_HW)
+    mp = tmp_path / "map.yaml"
+    mp.write_text(ZZ_MAP + "- name: Conv\n  spatial_mapping:\n    D1:\n      - C, 8\n    D2:\n      - K, 8\n"
+                  "- name: /blk/fc/Gemm\n  spatial_mapping:\n    D1:\n      - OX, 8\n    D2:\n      - K, 8\n")
+    arch = resolve_arch(f"zigzag:{hw}:{mp}")
+    assert dict(arch.op_unrollings) == {"conv": "C,K", "blk.fc.Gemm": "OX,K"}
+    assert arch.unrollings_for("anything", "conv") == (("C", "K"),)
+    assert arch.unrollings_for("blk.fc.Gemm", "gemm") == (("OX", "K"),)
+    assert arch.unrollings_for("other", "gemm") == (("K", "C"),)          # the default entry
+    conv = simulate(adhoc("conv:1,16,10,10,16,3,3,1,1:int8"), arch).ops[0]
+    gemm = simulate(adhoc("gemm:64,8,8:int8"), arch).ops[0]
+    assert conv.extra.mapping.startswith("C8|K8") and gemm.extra.mapping.startswith("K8|C8")
 
 
 @pytest.mark.parametrize("edit, field", [

@@ -13,7 +13,7 @@ supports: which loop dimension goes on its rows and which on its columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workloads.errors import HwsimError
@@ -135,6 +135,8 @@ class SpatialArch:
     # spatial mappings: (rows, columns), each a dimension or several ("FY*C": filter rows,
     # then as many input channels as the rest of the side holds)
     unrollings: tuple[tuple[str, str], ...] = (("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX"))
+    # per op: an op name (or a kind, conv or gemm) -> its own "ROWDIMS,COLDIMS" unrolling
+    op_unrollings: Mapping[str, str] = field(default_factory=dict)
     objective: str = "latency"         # what the mapping search minimises (ties: the other, then order)
     dataflow: str = ""                 # search only this family (ws, os, is, rs); "": every mapping
     vector_lanes: int = 0              # element ops per cycle for non-GEMM ops (0: one per column)
@@ -177,6 +179,11 @@ class SpatialArch:
         need(isinstance(un, (list, tuple)) and len(un) >= 1, "unrollings", "must list at least one 'ROWDIM,COLDIM'")
         object.__setattr__(self, "unrollings", tuple(_unrolling(u, i) for i, u in enumerate(un)))
         need(len(set(self.unrollings)) == len(self.unrollings), "unrollings", "lists an unrolling twice")
+        for k, v in self.op_unrollings.items():
+            try:
+                _unrolling(v, 0)
+            except HwsimError as e:
+                raise HwsimError(f"op_unrollings.{k}: {str(e).split(': ', 1)[1]}") from None
         need(self.vector_lanes >= 0 and self.static_power_w >= 0 and self.dram_gib >= 0, "vector_lanes",
              "vector_lanes, static_power_w and dram_gib must be >= 0")
         need(bool(self.name), "name", "must not be empty")
@@ -193,6 +200,12 @@ class SpatialArch:
     @property
     def top(self) -> Level:
         return self.levels[-1]
+
+    def unrollings_for(self, name: str, kind: str) -> tuple[tuple[str, str], ...]:
+        """The unrollings the search may use for one op: its own (by name, then by kind),
+        else the design's."""
+        own = self.op_unrollings.get(name) or self.op_unrollings.get(kind)
+        return (_unrolling(own, 0),) if own else self.unrollings
 
     def chain(self, operand: str) -> tuple[int, ...]:
         """Indices of the levels that hold ``operand``, innermost first."""
@@ -235,6 +248,7 @@ class SpatialArch:
         d = describe_fields(self, pes=self.pes)
         d["levels"] = [describe_level(x) for x in self.levels]
         d["unrollings"] = [",".join(u) for u in self.unrollings]
+        d["op_unrollings"] = dict(self.op_unrollings)
         return d
 
 

@@ -51,14 +51,14 @@ def candidates(nest: Nest, arch: SpatialArch) -> list[tuple[str, str]]:
 
 
 def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
-         objective: str | None = None) -> Cost:
+         objective: str | None = None, unrollings: tuple[tuple[str, str], ...] | None = None) -> Cost:
     objective = objective or arch.objective
     if objective in ("energy", "edp") and not (arch.mac_pj and all(x.priced for x in arch.levels)):
         raise HwsimError(f"objective {objective}: {arch.name} must price every level (read_pj, write_pj) and "
                          f"its MAC (mac_pj) for the mapping search; or search for latency")
     family = arch.dataflow
     found: Cost | None = None
-    for un in candidates(nest, arch):
+    for un in unrollings or candidates(nest, arch):
         if family and (family == "rs") != row_stationary(un):
             continue
         sp = spatial_factors(nest, un, arch.rows, arch.cols)

@@ -67,7 +67,7 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
         raise HwsimError(f"op {op.name!r}: {', '.join(f'{r} int{b}' for r, b in wide.items())} is wider than "
                          f"{arch.name}'s {arch.word_bits}-bit MACs; quantise the model or raise word_bits")
     nest = of_op(op)
-    c = best(nest, arch, bits, out_bits)
+    c = best(nest, arch, bits, out_bits, unrollings=arch.unrollings_for(op.name, op.kind))
     steps = op.steps
     acc = {}
     for k, v in c.accesses.items():
@@ -83,4 +83,7 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
 
 
 def simulate(workload: Workload, arch: SpatialArch, *, progress=None) -> SimResult:
+    if arch.op_unrollings:        # an op may have its own unrolling: alike by shape is not alike enough
+        return run_ops(workload, arch, lambda op: simulate_op(op, arch), progress,
+                       same=lambda op: (shape_key(op), arch.unrollings_for(op.name, op.kind)))
     return run_ops(workload, arch, lambda op: simulate_op(op, arch), progress, same=shape_key)

@@ -13,8 +13,10 @@ format of ZigZag 3.9 (``zigzag/inputs/hardware/*.yaml``, Mei et al., IEEE TC 202
   shared; ``served_dimensions: []`` is a per-PE memory, all dimensions a shared one;
   ``force_double_buffering`` is double buffering. The last memory is off-chip.
 * the mapping file's ``default`` entry: its ``spatial_mapping`` is the one unrolling the
-  search may use (the dimensions of ``D1`` on rows, of ``D2`` on columns); its temporal
-  ordering, if any, is not imposed (hwsim searches it).
+  search may use (the dimensions of ``D1`` on rows, of ``D2`` on columns); an entry named
+  after a layer (its ONNX node name) or an op type (``Conv``, ``Gemm``, ``MatMul``) gives
+  those ops their own; ``Add`` and ``Pooling`` entries are not applied (hwsim runs those
+  ops on its vector lanes); temporal orderings are not imposed (hwsim searches them).
 
 Not expressible, and refused with the field named: more or fewer than two array
 dimensions, a memory that serves only some of them, operands other than I1/I2/O, IMC
@@ -49,14 +51,15 @@ def load(spec: str) -> SpatialArch:
     doc, lines = load_yaml_lines(hw, "ZigZag hardware description")
     links = dict(LINKS)
     unrollings: tuple[tuple[str, str], ...] | None = None
+    per_op: dict[str, str] = {}
     note = ""
     if map_path:
         mp = Path(map_path)
         mdoc, mlines = load_yaml_lines(mp, "ZigZag mapping description")
         with located(mp, mlines):
-            links, unrollings, note = _mapping(mp, mdoc)
+            links, unrollings, per_op, note = _mapping(mp, mdoc)
     with located(hw, lines):
-        return _hardware(hw, doc, links, unrollings, note)
+        return _hardware(hw, doc, links, unrollings, per_op, note)
 
 
 def split(spec: str) -> tuple[str, str]:
@@ -71,14 +74,11 @@ def rebase(spec: str, folder: Path) -> str:
     return ":".join(p for p in parts if p)
 
 
-def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], ...], str]:
-    _need(isinstance(doc, list) and all(isinstance(e, dict) for e in doc), str(p),
-          "expected a list of mapping entries (name, spatial_mapping, memory_operand_links)")
-    entries = {e.get("name"): (i, e) for i, e in enumerate(doc)}
-    _need("default" in entries, str(p), "needs an entry named default (the mapping every layer uses)")
-    i, e = entries["default"]
-    where = f"{p}: {i}"
-    sm = e.get("spatial_mapping")
+ONNX_KINDS = {"Conv": "conv", "Gemm": "gemm", "MatMul": "gemm"}     # a ZigZag entry named by op type
+VECTOR_TYPES = ("Add", "Pooling")       # ZigZag maps these on the array; hwsim runs them on its vector lanes
+
+
+def _sides(where: str, sm: Any) -> tuple[str, str]:
     _need(isinstance(sm, dict) and set(sm) <= {"D1", "D2"} and bool(sm), f"{where}.spatial_mapping",
           "must map D1 and/or D2 to lists of 'DIM, FACTOR'")
     sides = []
@@ -89,6 +89,17 @@ def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], 
                   f"must be 'DIM, FACTOR', got {u!r}")
             dims.append(u.split(",")[0].strip())
         sides.append("*".join(dims) if dims else "G")
+    return sides[0], sides[1]
+
+
+def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], ...], dict[str, str], str]:
+    _need(isinstance(doc, list) and all(isinstance(e, dict) for e in doc), str(p),
+          "expected a list of mapping entries (name, spatial_mapping, memory_operand_links)")
+    entries = {e.get("name"): (i, e) for i, e in enumerate(doc)}
+    _need("default" in entries, str(p), "needs an entry named default (the mapping every layer uses)")
+    i, e = entries["default"]
+    where = f"{p}: {i}"
+    sides = _sides(where, e.get("spatial_mapping"))
     links = dict(LINKS)
     mol = e.get("memory_operand_links")
     if mol is not None:
@@ -98,10 +109,23 @@ def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], 
             _need(role in ROLE and mem in LINKS, f"{where}.memory_operand_links.{role}",
                   f"must link one of O, W, I to one of {', '.join(LINKS)}")
             links[str(mem)] = ROLE[role]
-    ignored = [str(x) for x in entries if x != "default"]
+    per_op: dict[str, str] = {}
+    ignored = []
+    for name, (j, entry) in entries.items():
+        if name == "default":
+            continue
+        if not isinstance(name, str) or name in VECTOR_TYPES:
+            ignored.append(str(name))
+            continue
+        rows, cols = _sides(f"{p}: {j}", entry.get("spatial_mapping"))
+        # an op type (Conv) names every op of that kind; a layer's ONNX name (/layer1/layer1.0/conv1/Conv)
+        # is the trace op's name as hwsim's ONNX reader writes it (layer1.layer1.0.conv1.Conv)
+        per_op[ONNX_KINDS.get(name) or name.strip("/").replace("/", ".")] = f"{rows},{cols}"
     note = f"; mapping {p.name}: default unrolling {sides[0]}|{sides[1]}" + (
-        f" (entries not applied: {', '.join(ignored)})" if ignored else "")
-    return links, ((sides[0], sides[1]),), note
+        f", per op: {', '.join(f'{k} {v}' for k, v in per_op.items())}" if per_op else "") + (
+        f" (entries not applied, their ops run on the vector lanes: {', '.join(ignored)})" if ignored else "") + \
+        "; temporal orderings are searched, not imposed"
+    return links, (sides,), per_op, note
 
 
 def _ports(where: str, ports: Any) -> tuple[float, float, float, float, bool]:
@@ -131,7 +155,7 @@ def _number(where: str, v: Any, low: float = 0.0) -> float:
 
 
 def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[str, str], ...] | None,
-              note: str) -> SpatialArch:
+              per_op: dict[str, str], note: str) -> SpatialArch:
     _need(isinstance(doc, dict), str(p), "expected a ZigZag hardware mapping (name, memories, operational_array)")
     _need("imc_array" not in doc, f"{p}: imc_array", "in-memory-compute arrays are not modelled; use a digital array")
     oa = doc.get("operational_array")
@@ -178,6 +202,8 @@ def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[
     kw: dict[str, Any] = {}
     if unrollings is not None:
         kw["unrollings"] = unrollings
+    if per_op:
+        kw["op_unrollings"] = per_op
     return SpatialArch(name=str(name), rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8, acc_bits=16,
                        mac_pj=mac, levels=tuple(levels), objective="latency", technology_nm=28,
                        source=f"ZigZag hardware file {p}{note}", **kw)
