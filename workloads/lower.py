@@ -997,8 +997,8 @@ SPILL_KEEP_BYTES = 64 << 20
 class _Spill:
     """Keep the tensors autograd saves for backward in a temporary folder while a training
     step is lowered (beyond the first ``keep_bytes``), and read each back when its backward
-    node runs: the lowering's memory then stops growing with the model's depth (Chen et al. 2016
-    trade recomputation for memory; here it is a disk round trip, exact to the bit, so
+    node runs: the lowering's memory then stops growing with the model's depth (Chen et
+    al. 2016 trade recomputation for memory; here it is a disk round trip, exact to the bit, so
     every density the trace measures is unchanged). The whole storage is kept with the
     view's geometry, and the events that wrote it (and a fake-quant width) are carried
     over to the reloaded storage, so producers and operands are what they would have
@@ -1014,10 +1014,10 @@ class _Spill:
 
     def __enter__(self) -> "_Spill":
         import tempfile
+        import weakref
 
         self.dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="hwsim-lower-")))
         self._stack.enter_context(torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack))
-        import weakref
         self.hooked: weakref.WeakSet = weakref.WeakSet()
         for p in self.model.parameters():
             self.watch(p)

@@ -32,7 +32,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
-from .nest import DIMS, OPERANDS, RELEVANT, Nest
+from .nest import DIMS, OPERANDS, RELEVANT, Nest, window
 
 if TYPE_CHECKING:
     from .arch import SpatialArch
@@ -73,7 +73,9 @@ def spatial_factors(nest: Nest, unrolling: tuple[str, str], rows: int, cols: int
     return out
 
 
-def prime_factors(n: int) -> list[int]:
+@functools.lru_cache(maxsize=4096)
+def prime_factors(n: int) -> tuple[int, ...]:
+    """Smallest first (cached: every loop order of an op factors the same trip counts)."""
     out, p = [], 2
     while p * p <= n:
         while n % p == 0:
@@ -82,7 +84,7 @@ def prime_factors(n: int) -> list[int]:
         p += 1
     if n > 1:
         out.append(n)
-    return out
+    return tuple(out)
 
 
 def temporal(nest: Nest, spatial: Mapping[str, int]) -> dict[str, int]:
@@ -107,9 +109,7 @@ class Footprints:
         so = s["G"] * s["B"] * s["K"] * s["OY"] * s["OX"]
         sgbc = s["G"] * s["B"] * s["C"]
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
-
-        def win(o: int, f: int, st: int, dl: int, size: int) -> int:
-            return min(size, (o - 1) * st + (f - 1) * dl + 1, o * f)
+        win = window
 
         w = o = gbc = 1
         wy = wx = uy = ux = 1
@@ -221,9 +221,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
              tab: Footprints | None = None) -> Cost:
     """Accesses, cycles and energy of one mapping (see the module)."""
     loops, sp = m.loops, m.spatial
-    active = 1
-    for f in sp.values():
-        active *= f
+    active = _active(m)
     levels = arch.levels
     nlv = len(levels)
     moved = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)]   # per level: bits read, written per operand

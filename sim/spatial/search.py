@@ -44,12 +44,6 @@ def _key(c: Cost, objective: str) -> tuple[float, float]:
     return (c.energy_pj * c.cycles, c.cycles)
 
 
-def candidates(nest: Nest, arch: SpatialArch) -> list[tuple[str, str]]:
-    """The design's unrollings, in its order (one whose dimension has extent 1 leaves that
-    side of the array idle but stays legal: the search weighs it like any other)."""
-    return list(arch.unrollings)
-
-
 def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
          objective: str | None = None, unrollings: tuple[tuple[str, str], ...] | None = None) -> Cost:
     objective = objective or arch.objective
@@ -58,7 +52,7 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
                          f"its MAC (mac_pj) for the mapping search; or search for latency")
     family = arch.dataflow
     found: Cost | None = None
-    for un in unrollings or candidates(nest, arch):
+    for un in unrollings or arch.unrollings:
         if family and (family == "rs") != row_stationary(un):
             continue
         sp = spatial_factors(nest, un, arch.rows, arch.cols)
