@@ -18,6 +18,10 @@ format of ZigZag 3.9 (``zigzag/inputs/hardware/*.yaml``, Mei et al., IEEE TC 202
   those ops their own; ``Add`` and ``Pooling`` entries are not applied (hwsim runs those
   ops on its vector lanes); temporal orderings are not imposed (hwsim searches them).
 
+ZigZag's files state no clock and no process node: the design runs at a nominal 1 GHz
+(cycles are what compare) and its non-GEMM ops, which the files do not price, are priced
+by the energy table at 28 nm (choices, said in the design's ``source`` and here).
+
 Not expressible, and refused with the field named: more or fewer than two array
 dimensions, a memory that serves only some of them, operands other than I1/I2/O, IMC
 arrays. Operand widths are the workload's (8-bit for ZigZag's ONNX models) with partial
@@ -206,4 +210,5 @@ def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[
         kw["op_unrollings"] = per_op
     return SpatialArch(name=str(name), rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8, acc_bits=16,
                        mac_pj=mac, levels=tuple(levels), objective="latency", technology_nm=28,
-                       source=f"ZigZag hardware file {p}{note}", **kw)
+                       source=f"ZigZag hardware file {p}{note}; clock not stated there (1 GHz nominal), vector ops "
+                              "priced by the energy table at 28 nm", **kw)
