@@ -7,6 +7,12 @@ and only while the ops already running leave room for it: the occupancies (fract
 the machine, from ``Machine.occupancy``) of the ops running at once may not exceed 1, and
 at most ``max_concurrent`` run at once. A machine whose ops each occupy all of it runs
 them back to back (the time is the sum); with zero occupancy the time is the critical path.
+
+On such a one-op-at-a-time machine an op may report a ``tail`` (``OpResult.tail_cycles``):
+its last cycles, in which the machine could already start the next op (a systolic
+array's drain). The next op starts in the tail unless it reads the op's results; then it
+waits for them, a read-after-write stall (``raw_stall``: the cycles an op starts later than
+the machine alone allows, because a producer has not finished).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Timeline:
     end: np.ndarray            # cycle each op ends
     makespan: int              # cycles from the first start to the last end
     critical_path: int         # the longest producer chain, in cycles (unlimited machine)
+    raw_stall: np.ndarray | None = None   # cycles each op waited for a producer beyond the machine
 
 
 def _ready(ops: Sequence[Op], end: np.ndarray, index: dict[str, int], i: int) -> int:
@@ -35,7 +42,7 @@ def _ready(ops: Sequence[Op], end: np.ndarray, index: dict[str, int], i: int) ->
 
 
 def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float],
-             max_concurrent: int | None = None) -> Timeline:
+             max_concurrent: int | None = None, tail: Sequence[int] | None = None) -> Timeline:
     """Start and end cycle of every op (see the module docstring)."""
     n = len(ops)
     dur = np.asarray(cycles, dtype=np.int64)
@@ -48,16 +55,29 @@ def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float
     critical = int(cp_end.max(initial=0))
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
+    raw = np.zeros(n, dtype=np.int64)
     if n and bool((occ >= 1 - _EPS).all()):
-        end[:] = np.cumsum(dur)                 # one op at a time, in order
-        start[:] = end - dur
-        return Timeline(start, end, int(end[-1]), critical)
+        tl = np.zeros(n, dtype=np.int64) if tail is None else np.minimum(np.asarray(tail, dtype=np.int64), dur)
+        if not tl.any():
+            end[:] = np.cumsum(dur)             # one op at a time, in order
+            start[:] = end - dur
+            return Timeline(start, end, int(end[-1]), critical, raw)
+        free = 0                                # the machine may start the next op
+        for i in range(n):
+            first = max(free, int(start[i - 1]) if i else 0)
+            start[i] = max(first, _ready(ops, end, index, i))
+            raw[i] = start[i] - first
+            end[i] = start[i] + dur[i]
+            free = max(free, int(end[i] - tl[i]))
+        return Timeline(start, end, int(end.max()), critical, raw)
     limit = max_concurrent or n or 1
     running: list[tuple[int, float]] = []       # (end, occupancy) heap
     used = 0.0
     t = 0
     for i in range(n):
-        t = max(t, _ready(ops, end, index, i))
+        ready = _ready(ops, end, index, i)
+        raw[i] = max(0, ready - t)
+        t = max(t, ready)
         need = min(float(occ[i]), 1.0)
         while running and (running[0][0] <= t or used + need > 1 + _EPS or len(running) >= limit):
             e, o = heapq.heappop(running)
@@ -67,4 +87,4 @@ def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float
         if dur[i] > 0:
             heapq.heappush(running, (int(end[i]), need))
             used += need
-    return Timeline(start, end, int(end.max(initial=0)), critical)
+    return Timeline(start, end, int(end.max(initial=0)), critical, raw)

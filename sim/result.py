@@ -71,6 +71,11 @@ class OpResult:
     precision: str = ""
     phase: str = "forward"
     start_cycle: int = 0
+    # the last cycles of the op in which a machine that runs one op at a time may already
+    # start the next op, when that op does not read this one's results (a systolic array's
+    # drain); a reader of them waits: a read-after-write stall (``sim.graph``)
+    tail_cycles: int = 0
+    raw_stall_cycles: int = 0         # cycles the schedule held the op for a producer's results
     accesses: Mapping[str, float] = field(default_factory=dict)   # "level.operand.reads|writes" -> bytes
     ops: Mapping[str, float] = field(default_factory=dict)        # "mul.int16" -> count
     extra: Any = None                                             # a frozen dataclass per machine
@@ -185,7 +190,7 @@ def merge(op: Op, parts: list[OpResult]) -> OpResult:
     return OpResult(op.name, op.op, op.macs, sum(r.cycles for r in parts), first.clock_mhz,
                     useful_macs=sum(r.useful_macs for r in parts), peak_macs_per_cycle=peak,
                     stall_cycles=sum(r.stall_cycles for r in parts), precision=first.precision,
-                    accesses=acc, ops=ops, extra=extra)
+                    accesses=acc, ops=ops, extra=extra, tail_cycles=parts[-1].tail_cycles)
 
 
 def shape_key(op: Op) -> tuple:
@@ -221,7 +226,10 @@ def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpR
         results.append(dataclasses.replace(r, phase=op.phase))
         if progress:
             progress(op)
-    tl = schedule(workload.ops, [r.cycles for r in results], [arch.occupancy(r) for r in results], max_concurrent)
-    ops = tuple(dataclasses.replace(r, start_cycle=int(s)) for r, s in zip(results, tl.start))
+    tl = schedule(workload.ops, [r.cycles for r in results], [arch.occupancy(r) for r in results], max_concurrent,
+                  tail=[r.tail_cycles for r in results])
+    assert tl.raw_stall is not None
+    ops = tuple(dataclasses.replace(r, start_cycle=int(s), raw_stall_cycles=int(w))
+                for r, s, w in zip(results, tl.start, tl.raw_stall))
     return SimResult(workload.name, arch.name, arch.family, arch.clock_mhz, ops,
                      {k: v.kind for k, v in levels.items()}, tl.makespan, tl.critical_path)

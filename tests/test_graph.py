@@ -259,3 +259,19 @@ def test_gpu_streams_overlap_independent_kernels():
     chained = simulate(Workload("chain", tuple(chain(ops))), dataclasses.replace(PRESETS["a100"], streams=4))
     assert chained.cycles == 3 * per                         # the graph forbids overlap
     np.testing.assert_array_equal([o.start_cycle for o in chained.ops], [0, per, 2 * per])
+
+
+def test_tails_overlap_the_next_op_unless_it_reads_the_results():
+    """On a one-op-at-a-time machine, b (independent of a) starts in a's 4-cycle tail at 6;
+    c reads b, so it waits out b's 2-cycle tail: a read-after-write stall of 2."""
+    a = gemm_op("a", 4, 4, 4)
+    b = gemm_op("b", 4, 4, 4)
+    c = gemm_op("c", 4, 4, 4, producers=("b",))
+    tl = schedule([a, b, c], [10, 5, 3], [1.0, 1.0, 1.0], tail=[4, 2, 0])
+    assert tl.start.tolist() == [0, 6, 11] and tl.end.tolist() == [10, 11, 14]
+    assert tl.raw_stall.tolist() == [0, 0, 2] and tl.makespan == 14
+    # a tail longer than the op is the whole op: the next starts with it, never before
+    tl = schedule([a, b], [3, 5], [1.0, 1.0], tail=[9, 0])
+    assert tl.start.tolist() == [0, 0] and tl.makespan == 5
+    # no tails: back to back, as before
+    assert schedule([a, b, c], [10, 5, 3], [1.0, 1.0, 1.0]).start.tolist() == [0, 10, 15]

@@ -65,6 +65,10 @@ def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, a
     fast, ref = schedule(f, R, C, bw, depth), schedule_cycles(f, R, C, bw, depth)
     assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
     np.testing.assert_array_equal(fast.start, ref.start)
+    # where the cycles go: the recurrence's per-fold sums equal the reference's cycle-by-cycle count
+    assert (fast.active_cycles, fast.shift_cycles, fast.stream_end) == \
+        (ref.active_cycles, ref.shift_cycles, ref.stream_end)
+    assert fast.active_cycles == f.T.sum() and fast.wait_cycles >= 0 and fast.drain_cycles >= 0
     # moving the bytes takes at least bytes / bw cycles
     assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9
 
@@ -95,6 +99,7 @@ def test_slices_of_outer_tiles_schedule_as_one_sequence(R, C, M, N, K, df, bw, d
     ref = schedule_cycles(whole, R, C, bw, depth)
     assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
         (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
+    assert (got.active_cycles, got.shift_cycles, got.stream_end) == (ref.active_cycles, ref.shift_cycles, ref.stream_end)
 
 
 @settings(max_examples=50, deadline=None)
@@ -123,6 +128,7 @@ def test_runs_of_identical_slices_schedule_as_every_slice(R, C, M, N, K, df, bw,
     ref = schedule_cycles(folds(M, N, K, arch), R, C, bw, depth)
     assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
         (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
+    assert (got.active_cycles, got.shift_cycles, got.stream_end) == (ref.active_cycles, ref.shift_cycles, ref.stream_end)
 
 
 def test_a_gpt3_sized_gemm_simulates_in_slices_as_a_whole(monkeypatch):
@@ -152,7 +158,8 @@ def test_periodic_jumps_equal_walking_every_fold(R, C, M, N, K, df, bw, depth, s
                         ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
     f = folds(M, N, K, arch)
     a, b = schedule(f, R, C, bw, depth), schedule(f, R, C, bw, depth, jump=False)
-    assert (a.cycles, a.stall_cycles, a.dram_busy_cycles) == (b.cycles, b.stall_cycles, b.dram_busy_cycles)
+    assert (a.cycles, a.stall_cycles, a.dram_busy_cycles, a.active_cycles, a.shift_cycles, a.stream_end) == \
+        (b.cycles, b.stall_cycles, b.dram_busy_cycles, b.active_cycles, b.shift_cycles, b.stream_end)
     np.testing.assert_array_equal(a.start, b.start)
 
 
@@ -163,6 +170,8 @@ def test_periodic_jumps_equal_cycle_stepping_on_a_long_run():
     fast, ref = schedule(f, 4, 4, 2.5, 2), schedule_cycles(f, 4, 4, 2.5, 2)
     assert f.count > 2000
     assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
+    assert (fast.active_cycles, fast.shift_cycles, fast.stream_end) == \
+        (ref.active_cycles, ref.shift_cycles, ref.stream_end)
     np.testing.assert_array_equal(fast.start, ref.start)
 
 
@@ -175,6 +184,23 @@ def test_hand_derived_ws_gemm():
     # 10 + 4 + 4 - 2 = 16 cycles after the stream starts; then 40 bytes out in 5 cycles
     assert (s.stall_cycles, s.start.tolist(), s.cycles) == (7, [11], 11 + 16 + 5)
     assert s.compute_cycles == 4 + 16
+    # Table 3's split: 7 cycles waiting for DRAM, 4 shifting, 10 streaming, then the
+    # pipeline's 4 + 4 - 2 = 6 cycles of drain and the 5-cycle store
+    assert (s.wait_cycles, s.shift_cycles, s.active_cycles, s.drain_cycles) == (7, 4, 10, 6 + 5)
+
+
+def test_hand_derived_shift_exposed_between_short_streams():
+    # 4x4 array, B 8x4: two K folds of 3 streamed rows each, weights and input on chip
+    # after the first load; the second tile shifts in under the first stream (3 cycles)
+    # and is exposed for 4 - 3 = 1 cycle (interval max(T, R) = 4)
+    arch = SystolicArch(rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=1000.0, ifmap_on_chip=True,
+                        filter_sram_kib=64)
+    f = folds(3, 4, 8, arch)
+    assert f.T.tolist() == [3, 3] and f.interval.tolist() == [4, 4]
+    s = schedule(f, 4, 4, 1000.0, 2)
+    # load 32 B in 1 cycle; first tile shifts 4 cycles; start 5, then 9
+    assert s.start.tolist() == [5, 9]
+    assert (s.wait_cycles, s.shift_cycles, s.active_cycles, s.stream_end) == (1, 4 + 1, 6, 12)
 
 
 def test_tpu_v1_preset_and_rates():
@@ -192,7 +218,7 @@ def test_mlp0_is_weight_bandwidth_bound_on_tpu():
     tpu = PRESETS["tpu-v1"]
     wl = resolve("mlp0")
     res = simulate(wl, tpu)
-    weight_bytes = sum(op.operand("weight").nbytes for op in wl.ops)
+    weight_bytes = sum(op.operand("weight").nbytes for op in wl.ops if op.is_gemm)
     roofline = weight_bytes / tpu.dram_bw_bytes_per_cycle      # 20 MB at 34 GB/s
     assert roofline <= res.cycles <= 1.15 * roofline
     assert res.total()["utilization"] < 0.2

@@ -163,7 +163,9 @@ PRESETS = {
         technology_nm=28, static_power_w=28.0, dram_gib=8,
         source="Jouppi et al., ISCA 2017: 256x256 int8 MACs at 700 MHz, 24 MiB unified buffer, 4 MiB "
                "accumulators, weight FIFO of four 64 KiB tiles, 34 GB/s DDR3 (Table 2, Sec. 2); "
-               "idle power 28 W per die (Table 2); 8 GiB of DDR3"),
+               "idle power 28 W per die (Table 2); 8 GiB of DDR3; 256 vector lanes: the activation unit "
+               "taken at the matrix unit's rate, one 256-value row per cycle (Sec. 2: the matrix unit reads "
+               "and writes 256 values per clock; the paper gives no separate activation rate)"),
     "systolic-16": SystolicArch(name="systolic-16", rows=16, cols=16, clock_mhz=500.0, ifmap_sram_kib=32,
                                 filter_sram_kib=32, ofmap_sram_kib=16, dram_bw_bytes_per_cycle=4.0,
                                 source="edge array in the style of Eyeriss/SCALE-Sim edge configs (16x16, 80 KiB)"),

@@ -48,6 +48,13 @@ class SystolicStats:
     weight_density: float | None
     act_density: float | None
     dataflow: str = ""                # the mapping family the op ran in (ws, os, is)
+    # where the cycles go, as the TPU paper's performance counters split them (Jouppi et
+    # al., ISCA 2017, Table 3); they add up to ``cycles``
+    array_active_cycles: int = 0      # the array streams operands (Table 3 row 1)
+    weight_shift_cycles: int = 0      # a stationary tile shifts in while nothing streams (row 5)
+    dram_wait_cycles: int = 0         # the array waits for DRAM data (row 4: weight stalls on the TPU)
+    drain_cycles: int = 0             # results leave the array after a stream (between copies, at the end)
+    vector_cycles: int = 0            # element-wise work on the vector lanes (part of row 6)
 
 
 def _bits(op: Op, role: str, arch: SystolicArch, quantize_float: bool) -> int:
@@ -87,7 +94,8 @@ def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
     return OpResult(op.name, op.op, 0, cycles, arch.clock_mhz, peak_macs_per_cycle=arch.pes,
                     stall_cycles=cycles - compute, precision=f"int{arch.word_bits}", accesses=acc,
                     ops={f"vector.int{arch.word_bits}": op.vector_ops},
-                    extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None, arch.dataflow))
+                    extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None, arch.dataflow,
+                                        dram_wait_cycles=cycles - compute, vector_cycles=compute))
 
 
 SLICE_FOLDS = 1 << 20     # folds scheduled at a time (about 100 MB of per-fold arrays); a policy
@@ -195,11 +203,15 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         folds=sum(f.count * n for (f, _), n in runs), dram_busy_cycles=sum(s.dram_busy_cycles * n for (_, s), n in runs),
         tops=2 * op.macs / (cycles / arch.clock_mhz * 1e-6) / 1e12 if cycles else 0.0, rate=rate,
         resident_steps=resident_steps, weight_density=w.density if w else None, act_density=a.density if a else None,
-        dataflow=arch.dataflow)
+        dataflow=arch.dataflow, array_active_cycles=sum(s.active_cycles * n for (_, s), n in runs),
+        weight_shift_cycles=sum(s.shift_cycles * n for (_, s), n in runs),
+        dram_wait_cycles=sum(s.wait_cycles * n for (_, s), n in runs),
+        drain_cycles=sum(s.drain_cycles * n for (_, s), n in runs))
     bits = max(a_bits, w_bits)
+    last = runs[-1][0][1]
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs, peak_macs_per_cycle=arch.pes,
                     stall_cycles=stalls, precision=f"int{bits}", accesses=accesses, ops={f"mac.int{bits}": op.macs},
-                    extra=extra)
+                    extra=extra, tail_cycles=last.drain_cycles)
 
 
 def simulate(workload: Workload, arch: SystolicArch, *, engine: str = "fast", quantize_float: bool = True,

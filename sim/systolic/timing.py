@@ -17,6 +17,12 @@ Rules (both engines below implement exactly these):
   request (loads before stores at the same cycle): a transfer of B bytes takes
   ``ceil(B / bw)`` cycles.
 * Stall cycles are the cycles a fold starts later than the pipeline alone allows.
+* Where the array's cycles go (the TPU paper's Table 3 counters, Jouppi et al. 2017): a
+  cycle before the last stream ends is *active* while a fold streams (``T`` cycles each),
+  else *shift* in the ``preload`` cycles before a fold starts (its tile shifts in then;
+  the double buffer frees at the previous start, at least ``preload`` earlier), else a
+  *wait* for DRAM data. The cycles after the last stream ends are the *drain* (results
+  leaving the array, stores finishing).
 
 ``schedule`` is the fast engine (a recurrence over folds); ``schedule_cycles`` steps every
 cycle. Tests prove they agree on cycles, stalls and DRAM traffic.
@@ -42,6 +48,19 @@ class Schedule:
     compute_cycles: int       # the same folds with unlimited bandwidth
     start: np.ndarray
     dram_busy_cycles: int
+    active_cycles: int = 0    # cycles a fold streams (the sum of T)
+    shift_cycles: int = 0     # cycles not streaming while a stationary tile shifts in
+    stream_end: int = 0       # the cycle the last stream ends; after it the array drains
+
+    @property
+    def wait_cycles(self) -> int:
+        """Cycles before the last stream ends that the array neither streams nor shifts:
+        waiting for DRAM data."""
+        return self.stream_end - self.active_cycles - self.shift_cycles
+
+    @property
+    def drain_cycles(self) -> int:
+        return self.cycles - self.stream_end
 
 
 def _bw(bw: float) -> Fraction:
@@ -116,6 +135,10 @@ class _Carry:
     interval_sum: int = 0
     last_lat: int = 0
     preload: int = 0
+    last_T: int = 0            # the last fold's streamed length
+    active: int = 0            # sum of T
+    shift: int = 0             # exposed shift cycles
+    stream_end: int = 0
 
 
 def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True) -> Schedule:
@@ -155,7 +178,7 @@ def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, dept
             done += 1
             if not jump or done == k or carry.n < depth or not carry.starts:
                 continue
-            now = (_slice_state(carry), carry.starts[-1], carry.stalls, carry.busy)
+            now = (_slice_state(carry), carry.starts[-1], carry.stalls, carry.busy, carry.shift)
             if prev is not None and prev[0] == now[0]:
                 rest, delta = k - done, now[1] - prev[1]
                 carry.starts = [x + rest * delta for x in carry.starts]
@@ -165,6 +188,9 @@ def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, dept
                 carry.end += rest * delta
                 carry.stalls += rest * (now[2] - prev[2])
                 carry.busy += rest * (now[3] - prev[3])
+                carry.shift += rest * (now[4] - prev[4])
+                carry.stream_end += rest * delta
+                carry.active += rest * int(np.asarray(f.T, dtype=np.int64).sum())
                 carry.n += rest * f.count
                 carry.interval_sum += rest * int(np.asarray(f.interval, dtype=np.int64).sum())
                 done = k
@@ -188,16 +214,18 @@ def _finish(carry: _Carry, start: np.ndarray) -> Schedule:
         busy += d
     total = int(max(carry.end, chan))
     compute = carry.preload + carry.interval_sum - carry.last_interval + carry.last_lat if carry.n else 0
-    return Schedule(total, int(carry.stalls), int(compute), start, int(busy))
+    return Schedule(total, int(carry.stalls), int(compute), start, int(busy), int(carry.active), int(carry.shift),
+                    int(carry.stream_end))
 
 
 def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndarray:
     """Schedule the folds of ``f`` after those ``carry`` holds; returns their starts."""
     lat_a, interval_a = (np.ascontiguousarray(a, dtype=np.int64) for a in _pipeline(f, 0, 0))
+    T_a = np.ascontiguousarray(f.T, dtype=np.int64)
     dl_a, ds_a = durations(f.load, bw), durations(f.store, bw)
     # int64 arrays read through memoryviews: Python ints per index, 8 bytes per fold (lists
     # would take five times that on the tens of millions of folds of a GPT-3 GEMM)
-    lat, interval, d_load, d_store = (np.ascontiguousarray(a).data for a in (lat_a, interval_a, dl_a, ds_a))
+    lat, interval, d_load, d_store, T = (np.ascontiguousarray(a).data for a in (lat_a, interval_a, dl_a, ds_a, T_a))
     preload = int(f.preload)
     carry.preload = preload
     n = f.count
@@ -205,12 +233,12 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
     start = np.zeros(h + n, dtype=np.int64)
     start[:h] = carry.starts
     st_list = start.data                  # a memoryview: the walk writes the starts in place
-    chan, busy, stalls = carry.chan, carry.busy, carry.stalls
+    chan, busy, stalls, shift = carry.chan, carry.busy, carry.stalls, carry.shift
     stores = carry.stores                 # pending (request cycle, cycles to move)
     push, pop = heapq.heappush, heapq.heappop
-    first, done_before, prev_interval = carry.n == 0, carry.n, carry.last_interval
+    first, done_before, prev_interval, prev_T = carry.n == 0, carry.n, carry.last_interval, carry.last_T
     p = 0
-    cols = (lat_a, interval_a, dl_a, ds_a)
+    cols = (lat_a, interval_a, dl_a, ds_a, T_a)
     if jump and n > 8:
         head = min(n, 4096)             # the period, from a prefix (a longer one is not jumped)
         ids = np.zeros(head, dtype=np.int64)
@@ -246,7 +274,7 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
         if p and c >= depth + p + 1 and c % p == 0 and ahead(c - 1) > p:
             now = state(i)
             before = snaps.get(c - p)
-            snaps = {c: (now, stalls, busy)}
+            snaps = {c: (now, stalls, busy, shift)}
             if before is not None and before[0] == now:
                 k = (ahead(c - 1) - 1) // p              # whole periods ahead that repeat
                 if k > 0:
@@ -255,6 +283,7 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
                     start[i:i + k * p] = (seg[None, :] + delta * np.arange(1, k + 1, dtype=np.int64)[:, None]).ravel()
                     stalls += k * (stalls - before[1])
                     busy += k * (busy - before[2])
+                    shift += k * (shift - before[3])
                     chan += k * delta
                     stores = [(e + k * delta, d) for e, d in stores]
                     heapq.heapify(stores)
@@ -275,12 +304,16 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
             done = req
         if first and c == 0:
             st, stall = done + preload, done
+            idle = st
         else:
             ideal = st_list[i - 1] + (interval[c - 1] if c else prev_interval)
             ready = done + preload
             st = ideal if ideal > ready else ready
             stall = st - ideal
+            idle = st - st_list[i - 1] - (T[c - 1] if c else prev_T)
         stalls += stall
+        if idle > 0:                            # the tile shifts in during the last `preload` idle cycles
+            shift += idle if idle < preload else preload
         st_list[i] = st
         if d_store[c]:                          # a store with nothing to move changes nothing
             push(stores, (st + lat[c], d_store[c]))
@@ -291,8 +324,11 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
         carry.last_interval = int(interval_a[-1])
         carry.interval_sum += int(interval_a.sum())
         carry.last_lat = int(lat_a[-1])
+        carry.last_T = int(T_a[-1])
+        carry.active += int(T_a.sum())
+        carry.stream_end = int(start[h + n - 1] + T_a[-1])
         carry.n += n
-    carry.chan, carry.busy, carry.stalls, carry.stores = chan, busy, stalls, stores
+    carry.chan, carry.busy, carry.stalls, carry.stores, carry.shift = chan, busy, stalls, stores, shift
     return start[h:]
 
 
@@ -344,4 +380,16 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
                 cur = None
         t += 1
     total = int(max(end.max(initial=0), last_done))
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy)
+    active = shift = stream_end = 0
+    if F:                  # each cycle up to the last stream's end, by what the array does in it
+        T = np.asarray(f.T, dtype=np.int64)
+        stream_end = int(start[-1] + T[-1])
+        nxt = 0            # the first fold that has not started by cycle t
+        for t in range(stream_end):
+            while nxt < F and start[nxt] <= t:
+                nxt += 1
+            if nxt and t < start[nxt - 1] + T[nxt - 1]:
+                active += 1
+            elif nxt < F and t >= start[nxt] - f.preload:
+                shift += 1
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy, active, shift, stream_end)
