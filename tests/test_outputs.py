@@ -61,8 +61,9 @@ def test_simulate_writes_csv_and_json_files(capsys, tmp_path):
         rc, out, err = _run(capsys, "simulate", "mlp0", "--arch", "tpu-v1", "--format", fmt, "-o", str(f))
         assert rc == 0, err
         df = pd.read_csv(f) if fmt == "csv" else pd.DataFrame(json.loads(f.read_text()))
-        assert list(df.name) == ["fc0", "fc1", "fc2", "fc3", "fc4", "TOTAL"]
-        assert df.cycles.iloc[-1] == df.cycles.iloc[:-1].sum()     # one op at a time on the TPU
+        assert list(df.name) == [x for i in range(5) for x in (f"fc{i}", f"fc{i}.relu")] + ["TOTAL"]
+        # one op at a time on the TPU, each reading the one before: no drain overlaps
+        assert df.cycles.iloc[-1] == df.cycles.iloc[:-1].sum()
     rc, _, err = _run(capsys, "simulate", "mlp0", "--arch", "tpu-v1", "-o", str(tmp_path / "t.txt"))
     assert rc == 2 and "t.txt: name a .csv, .json or .parquet file, or pass --format" in err
     rc, _, err = _run(capsys, "simulate", "mlp0", "--arch", "tpu-v1", "-o", str(tmp_path / "s.csv"))  # from the suffix

@@ -22,8 +22,14 @@ def test_tpu_workloads_match_table1(name):
     assert all(op.operand("weight").bits == 8 for op in gemms)
     # ops per weight byte as the paper counts it: MACs per int8 weight byte per batch
     assert wl.macs / weights == pytest.approx(ops_per_byte, rel=0.02)
-    vec = [op for op in wl.ops if not op.is_gemm]
+    vec = [op for op in wl.ops if not op.is_gemm and op.op != "relu"]
     assert (len(gemms), len(vec)) == LAYER_COUNTS[name]
+    # each MLP and CNN layer's ReLU (Table 1's nonlinear function) reads that layer's output
+    relus = [op for op in wl.ops if op.op == "relu"]
+    assert len(relus) == (0 if name.startswith("lstm") else len(gemms))
+    for r in relus:
+        layer = wl[r.producers[0]]
+        assert layer.is_gemm and r.dims["elements"] == layer.operand("output").numel
 
 
 def test_eie_benchmarks_table3():

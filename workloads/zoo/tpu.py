@@ -2,7 +2,9 @@
 approximated from their published layer counts, weight totals, batch sizes and
 "TPU ops per weight byte". The paper gives no layer shapes, so each model uses equal
 layers sized to match the published weights; int8. Layers run in sequence (each reads the
-one before it).
+one before it). Each FC and conv layer of the MLPs and CNNs is followed by its ReLU (Table
+1's nonlinear-function column; the TPU applies it in its activation unit, Sec. 2), an op
+of its own; the LSTMs' sigmoid and tanh are their vector layers.
 
 | name  | layers             | weights | batch | ops/weight byte (published) |
 |-------|--------------------|---------|-------|-----------------------------|
@@ -17,14 +19,24 @@ one before it).
 from __future__ import annotations
 
 from ..build import conv_op, gemm_op, vector_op
-from ..trace import Workload, chain
+from ..trace import Op, Workload, chain
 
 INT8 = {"bits": 8, "dtype": "int"}
 SOURCE = "Jouppi et al., ISCA 2017, Table 1 (shapes approximated; see workloads/zoo/tpu.py)"
 
 
+def _relu(after: Op) -> Op:
+    out = after.operand("output")
+    assert out is not None
+    return vector_op(f"{after.name}.relu", "activation", "relu", out.numel * after.copies, **INT8)
+
+
+def _with_relu(layers: list[Op]) -> list[Op]:
+    return [x for op in layers for x in (op, _relu(op))]
+
+
 def _mlp(name, layers, width, batch):
-    ops = [gemm_op(f"fc{i}", batch, width, width, out_bits=8, **INT8) for i in range(layers)]
+    ops = _with_relu([gemm_op(f"fc{i}", batch, width, width, out_bits=8, **INT8) for i in range(layers)])
     return Workload(name=name, ops=tuple(chain(ops)), batch=batch, input_shape=(batch, width), source=SOURCE)
 
 
@@ -56,7 +68,7 @@ def lstm1(batch: int = 96):
 
 
 def cnn0(batch: int = 8):
-    ops = [conv_op(f"conv{i}", batch, 236, 19, 19, 236, 3, 3, pad=1, **INT8) for i in range(16)]
+    ops = _with_relu([conv_op(f"conv{i}", batch, 236, 19, 19, 236, 3, 3, pad=1, **INT8) for i in range(16)])
     return Workload(name="CNN0", ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 236, 19, 19), source=SOURCE)
 
 
@@ -65,7 +77,7 @@ def cnn1(batch: int = 32):
     pools = 0
     for i in range(72):
         size = 12 if i < 24 else 11
-        ops.append(conv_op(f"conv{i}", batch, 256, size, size, 256, 3, 3, pad=1, **INT8))
+        ops.extend(_with_relu([conv_op(f"conv{i}", batch, 256, size, size, 256, 3, 3, pad=1, **INT8)]))
         if i % 6 == 5 and pools < 13:
             ops.append(vector_op(f"pool{pools}", "pool", "max_pool2d", batch * 256 * size * size,
                                  ops_per_element=1, **INT8))
@@ -74,5 +86,5 @@ def cnn1(batch: int = 32):
         ops.append(vector_op(f"pool{pools}", "pool", "max_pool2d", batch * 256 * 121, **INT8))
         pools += 1
     for i in range(4):
-        ops.append(gemm_op(f"fc{i}", batch, 3792, 3792, out_bits=8, **INT8))
+        ops.extend(_with_relu([gemm_op(f"fc{i}", batch, 3792, 3792, out_bits=8, **INT8)]))
     return Workload(name="CNN1", ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 256, 12, 12), source=SOURCE)
