@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..result import OpResult, SimResult
 
 OBJECTIVES = ("latency", "energy", "edp")
+TIMINGS = ("analytical", "stepped")
 FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
 
 
@@ -139,6 +140,10 @@ class SpatialArch:
     op_unrollings: Mapping[str, str] = field(default_factory=dict)
     objective: str = "latency"         # what the mapping search minimises (ties: the other, then order)
     dataflow: str = ""                 # search only this family (ws, os, is, rs); "": every mapping
+    # how the chosen mapping's cycles are counted: "analytical" (cost.evaluate's roofline over
+    # the ports, as ZigZag counts them) or "stepped" (sim.spatial.stepper: every transfer and
+    # iteration in order, cycle-level; slower: seconds to tens of seconds for a network)
+    timing: str = "analytical"
     vector_lanes: int = 0              # element ops per cycle for non-GEMM ops (0: one per column)
     static_power_w: float = 0.0
     dram_gib: float = 0.0
@@ -156,6 +161,7 @@ class SpatialArch:
         need(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         need(self.dataflow in ("", *FAMILIES), "dataflow",
              f"must be one of {', '.join(FAMILIES)} or empty (every mapping), got {self.dataflow!r}")
+        need(self.timing in TIMINGS, "timing", f"must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         levels = self.levels
         need(isinstance(levels, (list, tuple)) and len(levels) >= 1, "levels",
              "must list the memory levels, innermost first, the off-chip memory last")

@@ -1,0 +1,463 @@
+"""Cycle-level timing of one mapping on a multi-level spatial design: fills, drains and
+port contention at every level, overlap by double buffering.
+
+The rules (the two engines below implement exactly these; tests prove them equal):
+
+* The array runs the mapping's temporal iterations in loop order, one per cycle, each once
+  every tile it uses is in place.
+* A *stream* moves one operand's tiles from a level (the parent) to the level below it
+  that holds the operand (the child; below the innermost level, the array's own operand
+  registers). The child's tile holds the loops below its bound and changes every ``P``
+  iterations, ``P`` being the iterations below the first loop at or above that bound the
+  operand depends on (``cost.fills``): event ``e`` serves iterations ``[eP, (e+1)P)``.
+  Inputs and weights are loaded before the event's first iteration; an output tile is
+  read back before it when it was visited before (partial sums) and written back after
+  its last iteration. A tile arrives in the order the level below uses it: of its ``n``
+  distinct sub-tiles (the tiles of the stream below), the ``k``-th in first-use order is in
+  place ``ceil(d (k + 1) / n)`` cycles after a ``d``-cycle transfer starts.
+* A load is issued when the child has room: on a double-buffered child (and into the
+  array's registers, which are pipelined) when the event before starts, on a
+  single-buffered one the cycle after the event before ends; event 0 at cycle 0. It waits
+  for the parent to hold the data (its sub-tile of the parent stream's event that covers
+  the iteration it serves first); an output tile also waits for the write-back that freed its buffer (the
+  event before on a single buffer, two before on a double one). A write-back is issued the
+  cycle after its tile's last iteration; it waits for the last write-back into the tile
+  from below and for the parent's tile to be in place.
+* A transfer uses the source's read port for ``ceil(source bits / read bits per cycle)``
+  cycles and the destination's write port for ``ceil(destination bits / write bits per
+  cycle)`` (one port where a level has a shared one; per PE on per-PE levels), both from
+  its start; it arrives when the slower is done. A port serves one transfer at a time.
+  Transfers are issued in program order: by the iteration that issues them (cycle 0
+  first), at its start then at its end; at an iteration's end write-backs bottom-up, then
+  loads, shortest first; a load that waits for its parent's event is issued right after
+  that event. Each starts once issued, when its waits are over and every transfer issued
+  before it on one of its ports has finished.
+* The op ends when its last iteration has run and its last write-back has arrived.
+
+``schedule`` is the fast engine (a recurrence over the events in program order, the
+iterations between them in one step); ``schedule_cycles`` steps every cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from .cost import Footprints, Mapping_, _chains, distinct, fills
+from .nest import OPERANDS, RELEVANT, Nest
+
+if TYPE_CHECKING:
+    from .arch import SpatialArch
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One operand's tiles moving between two adjacent levels (see the module)."""
+
+    operand: str
+    child: int                       # level index; -1: the array's operand registers
+    parent: int
+    period: int                      # iterations each tile serves
+    events: int                      # tiles moved (iterations / period)
+    load_cycles: int                 # one load (or read-back of partial sums)
+    store_cycles: int                # one write-back (outputs)
+    load_ports: tuple[tuple[str, int], ...]     # (port, cycles it is busy) per load
+    store_ports: tuple[tuple[str, int], ...]
+    double: bool                     # the child has room for the next tile while this one serves
+    up: int | None                   # the stream that fills the parent (None: the parent is off-chip)
+    down: int | None                 # the stream below the child (outputs: its write-backs feed this tile)
+    revisit: tuple[tuple[int, int], ...] = ()   # outputs: (stride, trip) of the loops whose index > 0 means seen before
+    within: tuple[tuple[int, int], ...] = ()    # (stride, trip) of the loops that pick this tile within the parent's
+
+    def seen_before(self, e: int) -> bool:
+        i = e * self.period
+        return any((i // s) % f for s, f in self.revisit)
+
+    def part(self, e: int) -> tuple[int, int]:
+        """(k, n): event ``e``'s tile is the k-th of the n distinct tiles of the parent's tile,
+        in the order they are first used."""
+        i = e * self.period
+        k, n = 0, 1
+        for s, f in self.within:
+            k += (i // s) % f * n
+            n *= f
+        return k, n
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    cycles: int
+    compute_cycles: int              # iterations (one cycle each)
+    stall_cycles: int                # cycles the array waited for a tile before its last iteration
+    drain_cycles: int                # cycles after the last iteration until the last write-back arrives
+    events: int                      # transfers and allocations scheduled
+
+
+def _port(arch: SpatialArch, i: int, way: str) -> str:
+    lv = arch.levels[i]
+    return f"{lv.name}.rw" if lv.shared_port else f"{lv.name}.{way}"
+
+
+def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,
+            tab: Footprints | None = None) -> tuple[tuple[Stream, ...], int]:
+    """The mapping's streams (parents before children within an operand) and its iterations."""
+    loops = m.loops
+    tab = tab or Footprints(nest, m.spatial, loops)
+    levels = arch.levels
+    stride = [1]
+    for _, f in loops:
+        stride.append(stride[-1] * f)
+    iters = stride[-1]
+    out: list[Stream] = []
+    for o in OPERANDS:
+        chain = (-1,) + _chains(levels)[o]
+        first = len(out)
+        for k in range(len(chain) - 1, 0, -1):           # parents first
+            child, parent = chain[k - 1], chain[k]
+            b = 0 if child < 0 else m.bounds[(child, o)]
+            r = b
+            while r < len(loops) and loops[r][0] not in RELEVANT[o]:
+                r += 1
+            period = stride[r]
+            assert iters // period == fills(loops, b, o)
+            if o == "output":
+                load_w = arch.acc_bits
+                store_w = arch.acc_bits if fills(loops, b, o) > distinct(loops, b, o) else out_bits
+                rev = tuple((stride[j], f) for j, (d, f) in enumerate(loops) if j >= r and d not in RELEVANT[o])
+            else:
+                load_w, store_w, rev = bits[o], 0, ()
+            pl = levels[parent]
+            p_elems = tab.fp(o, b, pl.per_pe)            # per PE on a per-PE level, else over the array
+            c_elems = tab.fp(o, b, levels[child].per_pe) if child >= 0 else 0
+
+            def cyc(elems: int, width: int, per_cycle: float) -> int:
+                return math.ceil(elems * width / per_cycle) if elems and width else 0
+
+            lp: tuple[tuple[str, int], ...] = ((_port(arch, parent, "r"), cyc(p_elems, load_w, pl.read_bits)),)
+            sp: tuple[tuple[str, int], ...] = ((_port(arch, parent, "w"), cyc(p_elems, store_w, pl.write_bits)),)
+            if child >= 0:
+                lp += ((_port(arch, child, "w"), cyc(c_elems, load_w, levels[child].write_bits)),)
+                sp = ((_port(arch, child, "r"), cyc(c_elems, store_w, levels[child].read_bits)),) + sp
+            load, store = max(c for _, c in lp), max(c for _, c in sp)
+            double = child < 0 or levels[child].double_buffered
+            idx = len(out)
+            up = idx - 1 if idx > first else None
+            top_b = m.bounds[(parent, o)] if up is not None else r
+            within = tuple((stride[j], f) for j, (d, f) in enumerate(loops) if r <= j < top_b and d in RELEVANT[o])
+            out.append(Stream(o, child, parent, period, iters // period, load, store, lp, sp, double, up, None, rev,
+                              within))
+        for idx in range(first, len(out) - 1):           # the stream below each one's child
+            out[idx] = replace(out[idx], down=idx + 1)
+    return tuple(out), iters
+
+
+class _Program:
+    """The transfers in program order (shared by both engines: what is issued when, with
+    which waits; never when anything starts). ``emit(kind, s, e, req, waits, ports,
+    cycles)`` receives each; ``waits`` are keys ``("ready"|"wb", stream, event)``."""
+
+    def __init__(self, ss: tuple[Stream, ...], emit: Callable[..., None]) -> None:
+        self.ss = ss
+        self.emit = emit
+        self.issued: set[tuple[int, int]] = set()
+        self.deferred: dict[tuple[int, int], list[tuple[int, int, int]]] = {}   # parent event -> loads waiting
+        n = len(ss)
+        self.load_order = sorted(range(n), key=lambda i: (-ss[i].child, OPERANDS.index(ss[i].operand)))
+        self.store_order = sorted((i for i in range(n) if ss[i].operand == "output"), key=lambda i: ss[i].child)
+        rank = {s: k for k, s in enumerate(self.load_order)}
+        self.shortest = sorted(range(n), key=lambda i: (ss[i].load_cycles, rank[i]))
+
+    def load(self, s: int, e: int, req: int) -> None:
+        st = self.ss[s]
+        waits: list[tuple] = []
+        if st.up is not None:
+            pe = e * st.period // self.ss[st.up].period
+            if (st.up, pe) not in self.issued:
+                self.deferred.setdefault((st.up, pe), []).append((s, e, req))
+                return
+            waits.append(("part", st.up, pe) + st.part(e))
+        kind = "load"
+        if st.operand == "output":
+            k = e - (2 if st.double else 1)
+            if k >= 0:
+                waits.append(("wb", s, k))
+            if not st.seen_before(e):
+                kind = "alloc"
+        self.issued.add((s, e))
+        self.issued.discard((s, e - 2))          # nothing waits on an event two tiles back
+        if kind == "alloc" or not st.load_cycles:
+            self.emit("alloc", s, e, req, waits, (), 0)
+        else:
+            self.emit("load", s, e, req, waits, st.load_ports, st.load_cycles)
+        for x in self.deferred.pop((s, e), ()):
+            self.load(*x)
+
+    def store(self, s: int, e: int, req: int) -> None:
+        st = self.ss[s]
+        waits = []
+        if st.down is not None:
+            d = self.ss[st.down]
+            waits.append(("wb", st.down, (e + 1) * st.period // d.period - 1))
+        if st.up is not None:
+            waits.append(("ready", st.up, e * st.period // self.ss[st.up].period))
+        if st.store_cycles:
+            self.emit("wb", s, e, req, waits, st.store_ports, st.store_cycles)
+        else:
+            self.emit("wbnone", s, e, req, waits, (), 0)
+
+    # Loads issued at one point go shortest first (the controller's DMA policy; ties in
+    # stream order), so that a small tile the array needs whole is not queued behind a
+    # large one it uses a piece at a time.
+
+    def start(self) -> None:
+        for s in self.shortest:
+            self.load(s, 0, 0)
+
+    def needs(self, i: int) -> list[tuple[str, int, int]]:
+        """The tiles iteration ``i`` waits for: the new ones in the array's registers."""
+        return [("ready", s, i // st.period) for s, st in enumerate(self.ss) if st.child < 0 and i % st.period == 0]
+
+    def began(self, i: int, t: int) -> None:
+        """Iteration ``i`` ran at cycle ``t``: its start's issues."""
+        for s in self.shortest:
+            st = self.ss[s]
+            if st.double and i % st.period == 0 and i // st.period + 1 < st.events:
+                self.load(s, i // st.period + 1, t)
+
+    def ended(self, i: int, t: int) -> None:
+        """Iteration ``i`` ran at cycle ``t``: its end's issues, requested at ``t + 1``."""
+        for s in self.store_order:
+            st = self.ss[s]
+            if (i + 1) % st.period == 0:
+                self.store(s, i // st.period, t + 1)
+        for s in self.shortest:
+            st = self.ss[s]
+            if not st.double and (i + 1) % st.period == 0 and i // st.period + 1 < st.events:
+                self.load(s, i // st.period + 1, t + 1)
+
+
+def _value(w: tuple, known: dict, started: dict) -> int | None:
+    """The cycle a wait is over: a tile in place, a write-back arrived, or (``part``) the
+    k-th of n sub-tiles of a tile that arrives progressively; None while unknown."""
+    if w[0] != "part":
+        return known.get(w)
+    key = ("ready", w[1], w[2])
+    if key not in known:
+        return None
+    st, k, n = started[key], w[3], w[4]
+    return st + -(-(known[key] - st) * (k + 1) // n)
+
+
+def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTiming:
+    """Fast engine: each transfer's start is the latest of its request, its waits and its
+    ports' free cycles, in program order; iterations between two event boundaries run back
+    to back and are stepped over.
+
+    Windows of iterations (a stream's tile period) repeat: when the state at a window's
+    start, relative to it, equals the state at the start of the window before, and the
+    windows ahead issue the same program (``_window_key``), each of them is the last one
+    shifted in time (the rules are deterministic and shift invariant, and a time at or
+    before the window's first cycle can delay nothing in it), so they are added in one
+    step (exact; ``jump=False`` walks every window, and tests check both against
+    ``schedule_cycles``)."""
+    free: dict[str, int] = {}
+    known: dict[tuple[str, int, int], int] = {}
+    started: dict[tuple[str, int, int], int] = {}
+    count = [0]
+    last = [0]                                # the latest write-back arrival
+
+    def emit(kind: str, s: int, e: int, req: int, waits: list, ports: tuple[tuple[str, int], ...],
+             cycles: int) -> None:
+        start = req
+        for w in waits:
+            v = _value(w, known, started)
+            assert v is not None, w
+            if v > start:
+                start = v
+        for p, _ in ports:
+            v = free.get(p, 0)
+            if v > start:
+                start = v
+        end = start + cycles
+        for p, c in ports:
+            free[p] = start + c
+        key = ("wb" if kind in ("wb", "wbnone") else "ready", s, e)
+        known[key], started[key] = end, start
+        old = (key[0], s, e - 3)              # nothing waits on a tile three back: bounded memory
+        known.pop(old, None)
+        started.pop(old, None)
+        if key[0] == "wb" and end > last[0]:
+            last[0] = end
+        count[0] += 1
+
+    prog = _Program(ss, emit)
+    prog.start()
+    step = min(st.period for st in ss)
+    win = _window(ss, iters) if jump else 0
+    t = -1
+    stall = 0
+    prev: tuple | None = None
+    i0 = 0
+    while i0 < iters:
+        if win and i0 % win == 0:
+            w = i0 // win
+            key = _window_key(ss, win, w, iters // win)
+            floor = t + 1
+            now = (key, _normal(ss, win, w, floor, known, started, free, prog))
+            if prev is not None and prev[0] == now:
+                delta = t - prev[1]
+                k = 1
+                while w + k < iters // win and _window_key(ss, win, w + k, iters // win) == key:
+                    k += 1
+                # windows w .. w + k - 1 repeat window w - 1, each delta cycles later
+                _shift(ss, win, k, k * delta, floor, known, started, free, prog)
+                stall += k * (stall - prev[2])
+                count[0] += k * (count[0] - prev[3])
+                t += k * delta
+                last[0] = max([last[0]] + [v for (typ, _, _), v in known.items() if typ == "wb"])
+                i0 += k * win
+                prev = None
+                continue
+            prev = (now, t, stall, count[0])
+        ready = t + 1
+        for need in prog.needs(i0):
+            v = known[need]
+            if v > ready:
+                ready = v
+        stall += ready - (t + 1)
+        t = ready
+        prog.began(i0, t)
+        t += step - 1                  # the block's other iterations: no tile changes inside it
+        prog.ended(i0 + step - 1, t)
+        i0 += step
+    cycles = max(t + 1, last[0])
+    return StepTiming(cycles, iters, stall, cycles - (t + 1), count[0])
+
+
+def _window(ss: tuple[Stream, ...], iters: int) -> int:
+    """Iterations per window for the jumps: the longest stream period with at least 16
+    windows in the op (0: none)."""
+    ps = [st.period for st in ss if iters // st.period >= 16]
+    return max(ps, default=0)
+
+
+def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> tuple:
+    """What the program issues in window ``w`` that differs between windows: the tile
+    boundaries of the streams longer than a window, the partial-sum read-backs that the
+    loops outside the window decide (for its tiles and for the next window's first, which
+    it loads ahead), and the last window (no next tiles)."""
+    i, j = w * win, (w + 1) * win
+    out: list = [w == windows - 1]
+    for st in ss:
+        if st.period > win:
+            out.append((i % st.period == 0, j % st.period == 0))
+        elif st.operand == "output":            # this window's tiles and the next one's, loaded ahead
+            out.append((any((i // s) % f for s, f in st.revisit if s >= win),
+                        any((j // s) % f for s, f in st.revisit if s >= win)))
+    return tuple(out)
+
+
+def _normal(ss, win, w, floor, known, started, free, prog) -> tuple:
+    """The engine's state at the start of window ``w``, relative to it: every time after
+    ``floor`` (the first cycle anything in the window can happen) as an offset, every time
+    at or before it as 0 (it can no longer delay anything), events relative to each
+    stream's current one."""
+    cur = [w * win // st.period for st in ss]
+
+    def rel(v: int) -> int:
+        return v - floor if v > floor else 0
+
+    ks = []
+    for (typ, s, e), v in known.items():
+        # a transfer still arriving keeps its exact start (its pieces arrive from it)
+        ks.append((typ, s, e - cur[s], rel(v), started[(typ, s, e)] - floor if v > floor else 0))
+    ks.sort()
+    ports = tuple(sorted((p, rel(v)) for p, v in free.items() if v > floor))
+    issued = tuple(sorted((s, e - cur[s]) for s, e in prog.issued))
+    deferred = tuple(sorted(((u, pe - cur[u]), tuple((s, e - cur[s], rel(r)) for s, e, r in items))
+                            for (u, pe), items in prog.deferred.items()))
+    return (tuple(ks), ports, issued, deferred)
+
+
+def _shift(ss, win, k, delta, floor, known, started, free, prog) -> None:
+    """Move the state ``k`` windows on: events of the streams inside a window advance by
+    their tiles per window, times after ``floor`` by ``delta`` (those at or before it stay:
+    they delay nothing)."""
+    adv = [k * win // st.period if st.period <= win else 0 for st in ss]
+
+    def mv(v: int) -> int:
+        return v + delta if v > floor else v
+
+    nk, ns = {}, {}
+    for (typ, s, e), v in known.items():
+        nk[(typ, s, e + adv[s])] = mv(v)
+        ns[(typ, s, e + adv[s])] = mv(started[(typ, s, e)]) if v > floor else started[(typ, s, e)]
+    known.clear()
+    known.update(nk)
+    started.clear()
+    started.update(ns)
+    for p in free:
+        free[p] = mv(free[p])
+    prog.issued = {(s, e + adv[s]) for s, e in prog.issued}
+    prog.deferred = {(u, pe + adv[u]): [(s, e + adv[s], mv(r)) for s, e, r in items]
+                     for (u, pe), items in prog.deferred.items()}
+
+
+def schedule_cycles(ss: tuple[Stream, ...], iters: int) -> StepTiming:
+    """Reference engine: every cycle, first the array (the next iteration runs if every tile
+    it uses has arrived), then the ports (each issued transfer, in program order, starts if
+    its request and waits are past and its ports are free and not claimed by an earlier
+    waiting transfer)."""
+    known: dict[tuple[str, int, int], int] = {}
+    started: dict[tuple[str, int, int], int] = {}
+    emitted = [0]
+    queue: list[list] = []            # [kind, key, req, waits, ports, cycles], in program order
+    busy: dict[str, int] = {}
+
+    def emit(kind: str, s: int, e: int, req: int, waits: list, ports: tuple[tuple[str, int], ...],
+             cycles: int) -> None:
+        emitted[0] += 1
+        queue.append([kind, ("wb" if kind in ("wb", "wbnone") else "ready", s, e), req, list(waits), ports, cycles])
+
+    prog = _Program(ss, emit)
+    prog.start()
+    i = t = 0
+    last_t = -1
+    stall = 0
+    while True:
+        for item in queue:            # port-free items are in place once their waits are known
+            vals = [_value(w, known, started) for w in item[3]]
+            if not item[4] and all(v is not None for v in vals):
+                known[item[1]] = started[item[1]] = max([item[2]] + vals)
+        queue[:] = [x for x in queue if x[1] not in known]
+        if i < iters:
+            needs = prog.needs(i)
+            if all(k in known and known[k] <= t for k in needs):
+                stall += t - (last_t + 1)
+                prog.began(i, t)
+                prog.ended(i, t)
+                last_t = t
+                i += 1
+        claimed: set[str] = set()
+        for item in queue:
+            kind, key, req, waits, ports, cycles = item
+            if not ports:
+                continue
+            vals = [_value(w, known, started) for w in waits]
+            names = [p for p, _ in ports]
+            ok = req <= t and all(v is not None and v <= t for v in vals) and \
+                all(busy.get(p, 0) <= t for p in names) and not claimed.intersection(names)
+            if ok:
+                for p, c in ports:
+                    busy[p] = t + c
+                known[key], started[key] = t + cycles, t
+            else:
+                claimed.update(names)
+        queue[:] = [x for x in queue if x[1] not in known]
+        if i == iters and not queue:
+            break
+        t += 1
+    last = max((v for (k, _, _), v in known.items() if k == "wb"), default=0)
+    cycles = max(last_t + 1, last)
+    return StepTiming(cycles, iters, stall, cycles - (last_t + 1), emitted[0])

@@ -1,0 +1,152 @@
+"""The spatial family's cycle-level timing (sim.spatial.stepper): the fast engine against
+the cycle-stepping reference on random mappings and designs, and a schedule derived by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import hypothesis
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sim.registry import resolve_arch, simulate
+from sim.spatial import Level, SpatialArch
+from sim.spatial.cost import allocate, loops_for, spatial_factors, temporal
+from sim.spatial.nest import DIMS, Nest
+from sim.spatial.search import best
+from sim.spatial.stepper import schedule, schedule_cycles, streams
+from workloads.errors import HwsimError
+from workloads.spec import adhoc
+
+BITS = {"input": 8, "weight": 8}
+BASE = SpatialArch(name="small", rows=2, cols=3, levels=(
+    Level("wreg", ("weight",), 4, per_pe=True, read_bits=8, write_bits=8, kind="rf"),
+    Level("oreg", ("output",), 8, per_pe=True, read_bits=32, write_bits=32, kind="rf"),
+    Level("buf", ("input", "output"), 200, read_bits=64, write_bits=64),
+    Level("dram", ("input", "weight", "output"), 0, kind="dram")),
+    unrollings=(("C", "K"), ("OX", "K"), ("FY*C", "OY")))
+
+
+SMALL_NESTS = {"G": [1, 2], "B": [1, 2], "K": [3, 6], "C": [2, 4], "OY": [2, 3, 4], "OX": [3, 6], "FY": [1, 2, 3],
+               "FX": [1, 3]}
+LARGER_NESTS = {"G": [1, 2], "B": [1, 2, 4], "K": [3, 6, 12], "C": [2, 4, 8], "OY": [2, 4, 8], "OX": [3, 6, 12],
+                "FY": [1, 3], "FX": [1, 3]}
+
+
+def _random_mapping(d, choices: dict) -> tuple[SpatialArch, Nest, object] | None:
+    """A nest drawn from ``choices``, a variant of BASE (single or double buffers, shared or
+    separate ports, narrow or wide ones, small or large buffer) and a random loop order,
+    allocated; None where the allocation fails."""
+    sizes = {k: d(st.sampled_from(choices[k])) for k in DIMS}
+    stride = d(st.sampled_from([1, 2]))
+    nest = Nest(sizes, stride, stride, 1, 1, (sizes["OY"] - 1) * stride + sizes["FY"],
+                (sizes["OX"] - 1) * stride + sizes["FX"])
+    wreg, oreg, buf, dram = BASE.levels
+    arch = dataclasses.replace(BASE, levels=(
+        dataclasses.replace(wreg, double_buffered=d(st.booleans())),
+        dataclasses.replace(oreg, double_buffered=d(st.booleans())),
+        dataclasses.replace(buf, double_buffered=d(st.booleans()), shared_port=d(st.booleans()),
+                            read_bits=d(st.sampled_from([8, 64, 256])), size_bytes=d(st.sampled_from([60, 200, 4000]))),
+        dataclasses.replace(dram, read_bits=d(st.sampled_from([16, 64])), shared_port=d(st.booleans()))))
+    un = d(st.sampled_from(arch.unrollings))
+    trips = temporal(nest, spatial_factors(nest, un, arch.rows, arch.cols))
+    order = d(st.permutations([k for k in DIMS if trips[k] > 1]))
+    m = allocate(nest, arch, un, loops_for(tuple(order), trips), BITS)
+    return None if m is None else (arch, nest, m)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_fast_engine_equals_cycle_stepping(data):
+    """Any mapping the allocation yields, on designs with single or double buffers, shared
+    or separate ports and narrow or wide ones: the recurrence gives the cycles, stalls and
+    drain that stepping every cycle gives, and never less than the iterations or than the
+    busiest port's work."""
+    drawn = _random_mapping(data.draw, SMALL_NESTS)
+    if drawn is None:
+        return
+    hypothesis.event("compared")
+    arch, nest, m = drawn
+    ss, iters = streams(nest, arch, m, BITS, 8)
+    fast, ref = schedule(ss, iters), schedule_cycles(ss, iters)
+    assert fast == ref
+    busy: dict[str, int] = {}
+    for s in ss:
+        loads = s.events if s.operand != "output" else sum(s.seen_before(e) for e in range(s.events))
+        for p, c in s.load_ports:
+            busy[p] = busy.get(p, 0) + loads * c
+        if s.operand == "output":
+            for p, c in s.store_ports:
+                busy[p] = busy.get(p, 0) + s.events * c
+    assert fast.cycles >= max([iters, *busy.values()])
+    assert fast.cycles == iters + fast.stall_cycles + fast.drain_cycles
+
+
+def _gemm_design(double: bool) -> tuple[SpatialArch, Nest]:
+    arch = SpatialArch(name="t", rows=8, cols=8, word_bits=8, acc_bits=32, levels=(
+        Level("buf", ("input", "weight", "output"), 1 << 20, read_bits=256, write_bits=256, double_buffered=double),
+        Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True, kind="dram")),
+        unrollings=(("C", "K"),))
+    return arch, Nest({"G": 1, "B": 1, "K": 8, "C": 8, "OY": 1, "OX": 64, "FY": 1, "FX": 1}, in_w=64)
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_stepped_schedule_by_hand(double):
+    """8x8 array, one 1 MiB buffer with 256-bit ports, a shared 64-bit DRAM port; a 64x8 @ 8x8
+    int8 GEMM with C and K on the array and 64 timed steps; the whole layer fits the buffer,
+    so each operand is one buffer tile (double buffering changes nothing).
+    Cycle 0 issues the loads shortest first: the 64 B of weights take the DRAM port for 8
+    cycles, then shift into the PEs through the buffer's read port (512 bits: 2 cycles, 8..10);
+    the 512 B of inputs follow on the DRAM port (8..72), arriving a row per cycle, the first
+    at 9, and the first input row moves to the array at 10..11. Iteration 0 runs at 11.
+    Each iteration's 8 outputs (64 bits) go back to the buffer's write port (1 cycle), which
+    the input fill holds for 4096 bits / 256 = 16 cycles (8..24): the first write-back waits
+    until 24, so iteration 2, whose output registers it frees, runs at 25 (12 cycles lost);
+    the rest follow one per cycle, the last at 86. Its write-back arrives at 88, then the
+    512 B of outputs leave on the DRAM port: 64 cycles, done at 152."""
+    arch, nest = _gemm_design(double)
+    c = best(nest, arch, BITS, 8)
+    ss, iters = streams(nest, arch, c.mapping, BITS, 8)
+    for engine in (schedule, schedule_cycles):
+        t = engine(ss, iters)
+        assert (t.cycles, t.compute_cycles, t.stall_cycles, t.drain_cycles) == (152, 64, 11 + 12, 152 - 87)
+
+
+def test_timing_stepped_runs_through_simulate(tmp_path):
+    arch, nest = _gemm_design(True)
+    path = tmp_path / "stepped.yaml"
+    path.write_text("base: eyeriss-like\ntiming: stepped\n")
+    stepped = resolve_arch(str(path))
+    assert isinstance(stepped, SpatialArch) and stepped.timing == "stepped"
+    wl = adhoc("gemm:16,12,24:int8")
+    a = simulate(wl, resolve_arch("eyeriss-like")).ops[0]
+    b = simulate(wl, stepped).ops[0]
+    assert a.extra.mapping == b.extra.mapping and a.macs == b.macs       # the same mapping, counted step by step
+    assert b.cycles >= b.extra.compute_cycles and b.stall_cycles == b.cycles - b.extra.compute_cycles
+    with pytest.raises(HwsimError, match="timing: must be one of analytical, stepped"):
+        dataclasses.replace(arch, timing="fast")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_window_jumps_equal_walking_every_window(data):
+    """Larger nests, where windows of iterations repeat and the fast engine adds them in one
+    step: the same cycles, stalls, drain and transfers as walking every window."""
+    drawn = _random_mapping(data.draw, LARGER_NESTS)
+    if drawn is None:
+        return
+    arch, nest, m = drawn
+    ss, iters = streams(nest, arch, m, BITS, 8)
+    assert schedule(ss, iters) == schedule(ss, iters, jump=False)
+
+
+def test_window_jumps_equal_cycle_stepping_on_a_long_run():
+    arch, nest = _gemm_design(False)
+    nest = Nest({"G": 1, "B": 1, "K": 16, "C": 16, "OY": 1, "OX": 512, "FY": 1, "FX": 1}, in_w=512)
+    lv = (dataclasses.replace(arch.levels[0], size_bytes=4096), arch.levels[1])
+    arch = dataclasses.replace(arch, levels=lv)
+    c = best(nest, arch, BITS, 8)
+    ss, iters = streams(nest, arch, c.mapping, BITS, 8)
+    fast = schedule(ss, iters)
+    assert fast == schedule_cycles(ss, iters) == schedule(ss, iters, jump=False)
+    assert iters >= 2048
