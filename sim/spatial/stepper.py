@@ -254,10 +254,10 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
     ports' free cycles, in program order; iterations between two event boundaries run back
     to back and are stepped over.
 
-    Windows of iterations (a stream's tile period) repeat: when the state at a window's
-    start, relative to it, equals the state at the start of the window before, and the
-    windows ahead issue the same program (``_window_key``), each of them is the last one
-    shifted in time (the rules are deterministic and shift invariant, and a time at or
+    Windows of iterations (a stream's tile period; several sizes, the longest tried first)
+    repeat: when the state at a window's start, relative to it, equals the state at the
+    start of the window before, and the windows ahead issue the same program
+    (``_window_key``), each of them is the last one shifted in time (the rules are deterministic and shift invariant, and a time at or
     before the window's first cycle can delay nothing in it), so they are added in one
     step (exact; ``jump=False`` walks every window, and tests check both against
     ``schedule_cycles``)."""
@@ -294,32 +294,39 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
     prog = _Program(ss, emit)
     prog.start()
     step = min(st.period for st in ss)
-    win = _window(ss, iters) if jump else 0
+    wins = _windows(ss, iters, step) if jump else []
     t = -1
     stall = 0
-    prev: tuple | None = None
+    prev: dict[int, tuple] = {}          # window size -> the state at the last boundary
     i0 = 0
     while i0 < iters:
-        if win and i0 % win == 0:
-            w = i0 // win
-            key = _window_key(ss, win, w, iters // win)
+        jumped = False
+        for win in wins:                  # the longest windows first
+            if i0 % win:
+                continue
+            w, n = i0 // win, iters // win
+            key = _window_key(ss, win, w, n)
             floor = t + 1
             now = (key, _normal(ss, win, w, floor, known, started, free, prog))
-            if prev is not None and prev[0] == now:
-                delta = t - prev[1]
+            p = prev.get(win)
+            if p is not None and p[0] == now:
                 k = 1
-                while w + k < iters // win and _window_key(ss, win, w + k, iters // win) == key:
+                while w + k < n and _window_key(ss, win, w + k, n) == key:
                     k += 1
-                # windows w .. w + k - 1 repeat window w - 1, each delta cycles later
+                # windows w .. w + k - 1 repeat window w - 1, each `delta` cycles later
+                delta = t - p[1]
                 _shift(ss, win, k, k * delta, floor, known, started, free, prog)
-                stall += k * (stall - prev[2])
-                count[0] += k * (count[0] - prev[3])
+                stall += k * (stall - p[2])
+                count[0] += k * (count[0] - p[3])
                 t += k * delta
                 last[0] = max([last[0]] + [v for (typ, _, _), v in known.items() if typ == "wb"])
                 i0 += k * win
-                prev = None
-                continue
-            prev = (now, t, stall, count[0])
+                prev = {x: q for x, q in prev.items() if x > win}    # the longer windows' states stand
+                jumped = True
+                break
+            prev[win] = (now, t, stall, count[0])
+        if jumped:
+            continue
         ready = t + 1
         for need in prog.needs(i0):
             v = known[need]
@@ -335,11 +342,11 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
     return StepTiming(cycles, iters, stall, cycles - (t + 1), count[0])
 
 
-def _window(ss: tuple[Stream, ...], iters: int) -> int:
-    """Iterations per window for the jumps: the longest stream period with at least 16
-    windows in the op (0: none)."""
-    ps = [st.period for st in ss if iters // st.period >= 16]
-    return max(ps, default=0)
+def _windows(ss: tuple[Stream, ...], iters: int, step: int) -> list[int]:
+    """Window sizes for the jumps, longest first: every stream period of at least 8 blocks
+    with at least 4 windows in the op (shorter windows would cost more to compare than to
+    walk)."""
+    return sorted({st.period for st in ss if st.period >= 8 * step and iters // st.period >= 4}, reverse=True)
 
 
 def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> tuple:
