@@ -25,8 +25,10 @@ from .search import best, dataflow
 from .stepper import schedule, streams
 
 # Measured on this project's 2-core machine (perf_counter over stepper.schedule of ResNet-18's
-# layer2.0.conv1 on zigzag-tpu-like, 125,444 transfers): 4.7 us per transfer, iterations
-# between them included; used only to refuse a request before it runs (sim.budget), rounded up.
+# layer2.0.conv1 on zigzag-tpu-like, 125,444 transfers, window jumps off): 4.7 us per
+# transfer, iterations between them included. An upper bound (the window jumps skip most
+# transfers: 3.6 s, not 29 s, for ResNet-18), used only to refuse a request before it runs
+# (sim.budget), rounded up.
 SECONDS_PER_TRANSFER = 6e-6
 
 
