@@ -150,3 +150,17 @@ def test_window_jumps_equal_cycle_stepping_on_a_long_run():
     fast = schedule(ss, iters)
     assert fast == schedule_cycles(ss, iters) == schedule(ss, iters, jump=False)
     assert iters >= 2048
+
+
+def test_a_stepped_op_past_the_time_limit_is_refused_in_one_line():
+    from sim import budget
+    from sim.spatial.simulate import simulate_op
+    from workloads.build import conv_op
+
+    arch = dataclasses.replace(resolve_arch("eyeriss-like"), timing="stepped")
+    op = conv_op("big", 4, 64, 56, 56, 64, 3, 3, pad=1, bits=16, dtype="int")
+    with budget.limited(max_time_s=1e-6), pytest.raises(HwsimError) as e:
+        simulate_op(op, arch)
+    msg = str(e.value)
+    assert msg.startswith("big: stepping its mapping on eyeriss-like passed the") and "--max-time" in msg
+    assert "\n" not in msg

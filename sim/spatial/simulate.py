@@ -12,6 +12,7 @@ lanes, reading and writing the last level. A fused attention runs as its parts.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from workloads.errors import HwsimError
@@ -24,12 +25,6 @@ from .nest import of_op
 from .search import best, dataflow
 from .stepper import schedule, streams
 
-# Measured on this project's 2-core machine (perf_counter over stepper.schedule of ResNet-18's
-# layer2.0.conv1 on zigzag-tpu-like, 125,444 transfers, window jumps off): 4.7 us per
-# transfer, iterations between them included. An upper bound (the window jumps skip most
-# transfers: 3.6 s, not 29 s, for ResNet-18), used only to refuse a request before it runs
-# (sim.budget), rounded up.
-SECONDS_PER_TRANSFER = 6e-6
 
 
 @dataclass(frozen=True)
@@ -65,6 +60,20 @@ def _vector(op: Op, arch: SpatialArch) -> OpResult:
                     ops={f"vector.int{arch.word_bits}": op.vector_ops}, extra=SpatialStats(compute, 0, ""))
 
 
+def _deadline(op: Op, arch: SpatialArch):
+    """A check the stepper calls as it goes: past the time limit (sim.budget), the op is
+    refused in one line. Its transfers are no guide beforehand: the window jumps skip most."""
+    limit = budget.limits().max_time_s
+    end = time.perf_counter() + limit
+
+    def check() -> None:
+        if time.perf_counter() > end:
+            raise HwsimError(f"{op.name}: stepping its mapping on {arch.name} passed the {budget.time_text(limit)} "
+                             f"limit; raise it with hwsim --max-time DURATION (or HWSIM_MAX_TIME), or use timing: "
+                             f"analytical")
+    return check
+
+
 def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
     if op.kind == "attention":
         return merge(op, [simulate_op(p, arch) for p in op.unfused()])
@@ -82,10 +91,7 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
     cycles = c.cycles
     if arch.timing == "stepped":
         ss, iters = streams(nest, arch, c.mapping, bits, out_bits)
-        moves = sum(s.events * (2 if s.operand == "output" else 1) for s in ss)
-        budget.need(f"{op.name}: {moves:,} tile transfers, stepped on {arch.name} (timing: stepped; "
-                    f"timing: analytical counts them at once)", nbytes=0, seconds=moves * SECONDS_PER_TRANSFER)
-        cycles = schedule(ss, iters).cycles
+        cycles = schedule(ss, iters, deadline=_deadline(op, arch)).cycles
     steps = op.steps
     acc = {}
     for k, v in c.accesses.items():

@@ -249,7 +249,8 @@ def _value(w: tuple, known: dict, started: dict) -> int | None:
     return st + -(-(known[key] - st) * (k + 1) // n)
 
 
-def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTiming:
+def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
+             deadline: Callable[[], None] | None = None) -> StepTiming:
     """Fast engine: each transfer's start is the latest of its request, its waits and its
     ports' free cycles, in program order; iterations between two event boundaries run back
     to back and are stepped over.
@@ -260,7 +261,8 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
     (``_window_key``), each of them is the last one shifted in time (the rules are deterministic and shift invariant, and a time at or
     before the window's first cycle can delay nothing in it), so they are added in one
     step (exact; ``jump=False`` walks every window, and tests check both against
-    ``schedule_cycles``)."""
+    ``schedule_cycles``). ``deadline``, if given, is called every few thousand blocks (it
+    raises to stop a run past a time limit)."""
     free: dict[str, int] = {}
     known: dict[tuple[str, int, int], int] = {}
     started: dict[tuple[str, int, int], int] = {}
@@ -295,6 +297,7 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
     prog.start()
     step = min(st.period for st in ss)
     wins = _windows(ss, iters, step) if jump else []
+    blocks = 0
     t = -1
     stall = 0
     prev: dict[int, tuple] = {}          # window size -> the state at the last boundary
@@ -327,6 +330,9 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True) -> StepTimin
             prev[win] = (now, t, stall, count[0])
         if jumped:
             continue
+        blocks += 1
+        if deadline is not None and blocks % 4096 == 0:
+            deadline()                    # raises past the caller's time limit
         ready = t + 1
         for need in prog.needs(i0):
             v = known[need]
