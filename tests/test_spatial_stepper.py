@@ -164,3 +164,26 @@ def test_a_stepped_op_past_the_time_limit_is_refused_in_one_line():
     msg = str(e.value)
     assert msg.startswith("big: stepping its mapping on eyeriss-like passed the") and "--max-time" in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("double, cycles, stall", [(False, 14, 5), (True, 12, 3)])
+def test_double_buffering_by_hand(double, cycles, stall):
+    """One MAC; 8 int8 inputs stream through a buffer that holds 4 of them (a double buffer
+    holds 4 in each half), weights and outputs straight from and to DRAM, whose read and write
+    ports move a byte per cycle each. Cycle 0: the weight (1 byte, 0..1), then the first
+    4 inputs (1..5, one every cycle), input 0 into the MAC at 2..3: iteration 0 runs at 3,
+    then one per cycle, each output written back in a cycle. Single-buffered, inputs 4-7 are
+    fetched only after iteration 3 (at 7..11): input 4 reaches the MAC at 9, 2 cycles late,
+    and the last write-back ends at 14. Double-buffered, they are fetched from cycle 5, as
+    soon as the read port is free, and nothing waits: 12."""
+    arch = SpatialArch(name="db", rows=1, cols=1, word_bits=8, acc_bits=32, levels=(
+        Level("buf", ("input",), 8 if double else 4, read_bits=64, write_bits=64, double_buffered=double),
+        Level("dram", ("input", "weight", "output"), 0, read_bits=8, write_bits=8, kind="dram")),
+        unrollings=(("C", "K"),))
+    nest = Nest({"G": 1, "B": 1, "K": 1, "C": 1, "OY": 1, "OX": 8, "FY": 1, "FX": 1}, in_w=8)
+    m = allocate(nest, arch, ("C", "K"), loops_for(("OX",), temporal(nest, {"C": 1, "K": 1})), BITS)
+    assert m is not None and m.bounds[(0, "input")] == 2           # 4 inputs per buffer tile
+    ss, iters = streams(nest, arch, m, BITS, 8)
+    for engine in (schedule, schedule_cycles):
+        t = engine(ss, iters)
+        assert (t.cycles, t.stall_cycles, t.drain_cycles) == (cycles, stall, 1)
