@@ -97,6 +97,8 @@ class Evaluation:
             "precision_changes": self.precision_changes(), "precision_policy": self.arch.precision_policy,
             "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
             "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
+            # a machine that splits its cycles (a systolic array: the TPU paper's Table 3 rows)
+            "cycle_counters": dict(counters(res)) if (counters := getattr(self.arch, "cycle_counters", None)) else {},
         }
 
 
@@ -181,11 +183,13 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     atomic_write(out / "ops.csv", df.to_csv(index=False))
     summ = ev.summary()
     atomic_write(out / "summary.json", json.dumps(summ, indent=1, default=float))
-    flat = {k: v for k, v in summ.items() if k not in ("energy_by_level_pj", "phases", "precision_changes")}
+    flat = {k: v for k, v in summ.items()
+            if k not in ("energy_by_level_pj", "phases", "precision_changes", "cycle_counters")}
     flat["precision_changes"] = "; ".join(f"{k} ({v} ops)" for k, v in summ["precision_changes"].items()) or "none"
     for ph, v in summ["phases"].items():
         flat.update({f"{ph}_{k}": x for k, x in v.items()})
     flat.update({f"energy_{k}_pj": v for k, v in summ["energy_by_level_pj"].items()})
+    flat.update({f"cycles_{k}": v for k, v in summ["cycle_counters"].items()})
     atomic_write(out / "summary.csv", pd.DataFrame([flat]).to_csv(index=False))
     pngs = plots(ev)
     for name, data in pngs.items():

@@ -238,6 +238,7 @@ def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
               "energy_per_inference_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
         row[k] = s[k]
     row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
+    row.update({f"cycles_{k}": v for k, v in s["cycle_counters"].items()})
     return row
 
 

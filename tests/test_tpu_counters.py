@@ -89,3 +89,22 @@ def test_tpu_workloads_rows_add_up_and_cnn0_is_compute_bound():
     assert conv.extra.array_active_cycles == 9 * 2888 and relu.extra.vector_cycles == relu.cycles == 2663
     t = table3(r, tpu.pes)
     assert t["weight_stall_%"] < 5
+
+
+def test_report_and_summary_carry_the_counters(tmp_path, capsys):
+    """hwsim report on tpu-v1 prints and stores Table 3's rows; a larger batch reuses each
+    weight tile for more rows, so MLP1's weight stalls fall and its array is busier."""
+    import json
+
+    from analysis.cli import main as cli
+    from analysis.report import evaluate
+
+    assert cli(["report", "mlp1", "--arch", "tpu-v1", "-o", str(tmp_path / "r")]) in (0, None)
+    assert "cycles: array active" in capsys.readouterr().out
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())["cycle_counters"]
+    assert s["array_active_%"] + s["weight_stall_%"] + s["weight_shift_%"] + s["non_matrix_%"] == pytest.approx(100)
+    assert "cycles_weight_stall_%" in (tmp_path / "r" / "summary.csv").read_text()
+    small = evaluate(resolve("mlp1"), "tpu-v1").summary()["cycle_counters"]
+    big = evaluate(resolve("mlp1", batch=1344), "tpu-v1").summary()["cycle_counters"]
+    assert big["weight_stall_%"] < small["weight_stall_%"] and big["array_active_%"] > small["array_active_%"]
+    assert evaluate(resolve("mlp1"), "a100").summary()["cycle_counters"] == {}     # machines without the split

@@ -154,6 +154,12 @@ class SystolicArch:
         return describe_fields(self, pes=self.pes, peak_tops=self.peak_tops, ops_overlap="one op at a time",
                                precision_policy=self.precision_policy)
 
+    def cycle_counters(self, result: SimResult) -> dict[str, float]:
+        """Where the whole run's cycles went, as the TPU paper's Table 3 counts them
+        (``counters.table3``; percent of the makespan), for summaries and reports."""
+        from .counters import table3
+        return {k: v for k, v in table3(result, self.pes).items() if v is not None and k != "TOPS"}
+
 
 PRESETS = {
     "tpu-v1": SystolicArch(
