@@ -46,3 +46,57 @@ def test_gradients_are_dropped_once_noted():
     assert all(p.grad is None for p in m.parameters())
     assert w.meta["parameters"]["0.weight"]["grad"] == ["0.wgrad"]
     assert w.meta["parameters"]["2.bias"]["grad"] == ["2.grad"]
+
+
+@pytest.mark.parametrize("spec", ["lenet300", "gpt:2,64,4,16,128"])
+def test_kept_weights_on_disk_give_the_same_trace_and_file(spec, monkeypatch, tmp_path):
+    """Kept weights mapped from a temporary folder: the same values as kept in memory, saved
+    to an npz that np.load reads back equal, and the folder gone once the lowering ends."""
+    import numpy as np
+
+    from workloads.trace import Workload
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(L, "KEEP_ON_DISK_BYTES", None)
+    torch.manual_seed(0)
+    mem = resolve(spec, keep_weights=True, cache=False)
+    monkeypatch.setattr(L, "KEEP_ON_DISK_BYTES", 1)           # every kept weight goes to disk
+    torch.manual_seed(0)
+    disk = resolve(spec, keep_weights=True, cache=False)
+    assert not list(tmp_path.glob("hwsim-weights-*"))          # unlinked; the mappings stay valid
+    pairs = [(a, b) for x, y in zip(mem.ops, disk.ops) for a, b in zip(x.operands, y.operands)]
+    mapped = [b for a, b in pairs if b.values is not None]
+    assert mapped and all(isinstance(b.values.base, np.memmap) or isinstance(b.values, np.memmap) for b in mapped)
+    for a, b in pairs:
+        assert a == b and (a.values is None) == (b.values is None)
+        if a.values is not None:
+            assert np.array_equal(a.values, b.values)
+    mem.save(tmp_path / "mem.json")
+    disk.save(tmp_path / "disk.json")
+    x, y = np.load(tmp_path / "mem.npz"), np.load(tmp_path / "disk.npz")
+    assert sorted(x.files) == sorted(y.files) and x.files
+    for k in x.files:
+        assert np.array_equal(x[k], y[k]) and x[k].dtype == y[k].dtype
+    again = Workload.load(tmp_path / "disk.json")
+    assert again.ops == disk.ops
+
+
+def test_the_npz_writer_reads_back_as_savez_would(tmp_path, monkeypatch):
+    """Every layout a kept tensor can have (C- or Fortran-ordered, strided, empty, mapped
+    from disk, and larger than one slice) reads back with np.load as written."""
+    import numpy as np
+
+    from workloads import tensorfile
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "m.npy", rng.random((300, 7)).astype(np.float32))
+    tensors = {"c": np.arange(12, dtype=np.float32).reshape(3, 4), "f": np.arange(6, dtype=np.int8).reshape(2, 3).T,
+               "strided": np.arange(10)[::3], "empty": np.zeros((0, 4)), "big": rng.random(5000),
+               "mapped": np.load(tmp_path / "m.npy", mmap_mode="r"), "mapped_t": np.load(tmp_path / "m.npy", mmap_mode="r").T}
+    monkeypatch.setattr(tensorfile, "CHUNK_BYTES", 1000)    # several slices per array
+    with open(tmp_path / "x.npz", "wb") as f:
+        tensorfile.write_npz(f, tensors)
+    z = np.load(tmp_path / "x.npz")
+    assert sorted(z.files) == sorted(tensors)
+    for k, v in tensors.items():
+        assert z[k].dtype == v.dtype and z[k].shape == v.shape and np.array_equal(z[k], v), k

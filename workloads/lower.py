@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,8 @@ class _Lowering:
         self.static: set[int] = set()
         self.late: list[list] = []       # per open module: parameters it made real (see pre_hook)
         self.on_param: list[Callable[[torch.Tensor], None]] = []     # told of each parameter made real late
+        self.keep_dir: Path | None = None  # kept weights of at least KEEP_ON_DISK_BYTES go there (lower)
+        self.kept_files = 0
         for t in list(model.parameters()) + list(model.buffers()):
             k = _storage_key(t)
             if k is not None:
@@ -286,9 +289,24 @@ class _Lowering:
             # a view of the parameter where it is float32 and contiguous (no second copy of the
             # model in memory; nothing writes to the parameters once the step is recorded)
             values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy()
+            if self.keep_dir is not None and values.nbytes >= KEEP_ON_DISK_BYTES:
+                values = self.to_disk(values)
             values.flags.writeable = False
         return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
                        density=density, values=values)
+
+    def to_disk(self, values: np.ndarray) -> np.ndarray:
+        """``values`` written to the kept-weights folder and mapped back read-only: the trace
+        holds a large model's weights without holding them in memory (see ``lower``)."""
+        assert self.keep_dir is not None
+        self.kept_files += 1
+        path = self.keep_dir / f"{self.kept_files}.npy"
+        try:
+            np.save(path, values)
+        except OSError as e:
+            raise HwsimError(f"lowering with kept weights: could not write them to {self.keep_dir} ({e}); free space "
+                             "there or point TMPDIR at a larger disk") from None
+        return np.load(path, mmap_mode="r")
 
     def weight_name(self, *tensors: torch.Tensor) -> tuple[int, str] | None:
         for i, t in enumerate(tensors):
@@ -960,6 +978,10 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
             else:
                 stack.enter_context(_FusedSDPA(lw))
             stack.enter_context(_Capture(lw))
+            if keep_weights and KEEP_ON_DISK_BYTES is not None:
+                # unlinked when the lowering ends; the trace's mappings of the files stay valid
+                lw.keep_dir = Path(stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="hwsim-weights-", ignore_cleanup_errors=True)))
             spill = stack.enter_context(_Spill(lw, model, SPILL_MIN_BYTES, SPILL_KEEP_BYTES)) \
                 if train and SPILL_MIN_BYTES is not None else None
             out = model(*inputs)
@@ -992,6 +1014,11 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
 # is spilled and gradients are kept until the end (the tests compare the two).
 SPILL_MIN_BYTES: int | None = 1 << 20
 SPILL_KEEP_BYTES = 64 << 20
+# Kept weights (``keep_weights``) of at least KEEP_ON_DISK_BYTES are written to a temporary
+# folder and mapped back read-only while a model is lowered, so a trace of a large model's
+# weights does not hold them in memory (policy: a small tensor is not worth a file). None:
+# kept weights stay in memory (the tests compare the two).
+KEEP_ON_DISK_BYTES: int | None = 1 << 20
 
 
 class _Spill:

@@ -365,7 +365,8 @@ class Workload:
             if npz.exists() and not _names_tensors(path, npz.name):
                 raise TraceError(f"{npz}: exists and is not the tensor file of a trace at {path.name}; the trace's "
                                  f"weights would replace it. Move it away or choose another -o")
-            atomic_write(npz, lambda f: np.savez_compressed(f, **tensors), binary=True)  # type: ignore[arg-type]
+            from .tensorfile import write_npz
+            atomic_write(npz, lambda f: write_npz(f, tensors), binary=True)
             doc["tensors"] = npz.name
         atomic_write(path, lambda f: json.dump(doc, f, indent=1))
         return path
