@@ -19,10 +19,10 @@ The rules (the two engines below implement exactly these; tests prove them equal
   array's registers, which are pipelined) when the event before starts, on a
   single-buffered one the cycle after the event before ends; event 0 at cycle 0. It waits
   for the parent to hold the data (its sub-tile of the parent stream's event that covers
-  the iteration it serves first); an output tile also waits for the write-back that freed its buffer (the
-  event before on a single buffer, two before on a double one). A write-back is issued the
-  cycle after its tile's last iteration; it waits for the last write-back into the tile
-  from below and for the parent's tile to be in place.
+  the iteration it serves first); an output tile also waits for the write-back that freed
+  its buffer (the event before on a single buffer, two before on a double one). A
+  write-back is issued the cycle after its tile's last iteration; it waits for the last
+  write-back into the tile from below and for the parent's tile to be in place.
 * A transfer uses the source's read port for ``ceil(source bits / read bits per cycle)``
   cycles and the destination's write port for ``ceil(destination bits / write bits per
   cycle)`` (one port where a level has a shared one; per PE on per-PE levels), both from
@@ -34,8 +34,9 @@ The rules (the two engines below implement exactly these; tests prove them equal
   before it on one of its ports has finished.
 * The op ends when its last iteration has run and its last write-back has arrived.
 
-``schedule`` is the fast engine (a recurrence over the events in program order, the
-iterations between them in one step); ``schedule_cycles`` steps every cycle.
+``schedule`` is the fast engine (a recurrence over the transfers in program order, the
+iterations between them in one step, repeating windows of iterations added at once);
+``schedule_cycles`` steps every cycle.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
 class _Program:
     """The transfers in program order (shared by both engines: what is issued when, with
     which waits; never when anything starts). ``emit(kind, s, e, req, waits, ports,
-    cycles)`` receives each; ``waits`` are keys ``("ready"|"wb", stream, event)``."""
+    cycles)`` receives each; ``waits`` are keys ``("ready"|"wb", stream, event)``, or
+    ``("part", stream, event, k, n)`` for the k-th of n pieces of a tile."""
 
     def __init__(self, ss: tuple[Stream, ...], emit: Callable[..., None]) -> None:
         self.ss = ss
@@ -258,11 +260,12 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
     Windows of iterations (a stream's tile period; several sizes, the longest tried first)
     repeat: when the state at a window's start, relative to it, equals the state at the
     start of the window before, and the windows ahead issue the same program
-    (``_window_key``), each of them is the last one shifted in time (the rules are deterministic and shift invariant, and a time at or
-    before the window's first cycle can delay nothing in it), so they are added in one
-    step (exact; ``jump=False`` walks every window, and tests check both against
-    ``schedule_cycles``). ``deadline``, if given, is called every few thousand blocks (it
-    raises to stop a run past a time limit)."""
+    (``_window_key``), each of them is the last one shifted in time (the rules are
+    deterministic and shift invariant, and a time at or before the window's first cycle
+    can delay nothing in it), so they are added in one step (exact; ``jump=False`` walks
+    every window, and tests check both against ``schedule_cycles``). ``deadline``, if
+    given, is called every few thousand blocks (it raises to stop a run past a time
+    limit)."""
     free: dict[str, int] = {}
     known: dict[tuple[str, int, int], int] = {}
     started: dict[tuple[str, int, int], int] = {}
