@@ -34,7 +34,7 @@ class Timeline:
     end: np.ndarray            # cycle each op ends
     makespan: int              # cycles from the first start to the last end
     critical_path: int         # the longest producer chain, in cycles (unlimited machine)
-    raw_stall: np.ndarray | None = None   # cycles each op waited for a producer beyond the machine
+    raw_stall: np.ndarray      # cycles each op waited for a producer beyond the machine
 
 
 def _ready(ops: Sequence[Op], end: np.ndarray, index: dict[str, int], i: int) -> int:

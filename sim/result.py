@@ -228,7 +228,6 @@ def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpR
             progress(op)
     tl = schedule(workload.ops, [r.cycles for r in results], [arch.occupancy(r) for r in results], max_concurrent,
                   tail=[r.tail_cycles for r in results])
-    assert tl.raw_stall is not None
     ops = tuple(dataclasses.replace(r, start_cycle=int(s), raw_stall_cycles=int(w))
                 for r, s, w in zip(results, tl.start, tl.raw_stall))
     return SimResult(workload.name, arch.name, arch.family, arch.clock_mhz, ops,

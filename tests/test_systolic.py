@@ -66,8 +66,8 @@ def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, a
     assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
     np.testing.assert_array_equal(fast.start, ref.start)
     # where the cycles go: the recurrence's per-fold sums equal the reference's cycle-by-cycle count
-    assert (fast.active_cycles, fast.shift_cycles, fast.stream_end) == \
-        (ref.active_cycles, ref.shift_cycles, ref.stream_end)
+    assert (fast.active_cycles, fast.shift_cycles, fast.stream_end, fast.channel_end) == \
+        (ref.active_cycles, ref.shift_cycles, ref.stream_end, ref.channel_end)
     assert fast.active_cycles == f.T.sum() and fast.wait_cycles >= 0 and fast.drain_cycles >= 0
     # moving the bytes takes at least bytes / bw cycles
     assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9

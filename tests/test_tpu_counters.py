@@ -108,3 +108,15 @@ def test_report_and_summary_carry_the_counters(tmp_path, capsys):
     big = evaluate(resolve("mlp1", batch=1344), "tpu-v1").summary()["cycle_counters"]
     assert big["weight_stall_%"] < small["weight_stall_%"] and big["array_active_%"] > small["array_active_%"]
     assert evaluate(resolve("mlp1"), "a100").summary()["cycle_counters"] == {}     # machines without the split
+
+
+def test_no_overlap_while_the_first_op_still_stores_its_outputs():
+    """4x4 array, outputs to DRAM at 8 B/cycle: a 10x4 @ 4x4 GEMM loads 56 B (7 cycles),
+    shifts its tile (4), streams at 11..21, its last output leaves at 27 and the 40 B of
+    outputs take the channel until 32. The array's drain ends with the stores, so an
+    independent second GEMM finds no idle tail to start in: 32 + 32 cycles."""
+    arch = SystolicArch(rows=4, cols=4, dataflow="ws", dram_bw_bytes_per_cycle=8.0)
+    a, b = gemm_op("a", 10, 4, 4, **I8), gemm_op("b", 10, 4, 4, **I8)
+    r = simulate(Workload("two", (a, b)), arch)
+    assert [o.cycles for o in r.ops] == [32, 32] and r.ops[0].tail_cycles == 0
+    assert (r.ops[1].start_cycle, r.cycles) == (32, 64)

@@ -208,10 +208,10 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         dram_wait_cycles=sum(s.wait_cycles * n for (_, s), n in runs),
         drain_cycles=sum(s.drain_cycles * n for (_, s), n in runs))
     bits = max(a_bits, w_bits)
-    last = runs[-1][0][1]
+    last = runs[-1][0][1]      # the next op may start in its drain, once the DRAM channel is idle too
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs, peak_macs_per_cycle=arch.pes,
                     stall_cycles=stalls, precision=f"int{bits}", accesses=accesses, ops={f"mac.int{bits}": op.macs},
-                    extra=extra, tail_cycles=last.drain_cycles)
+                    extra=extra, tail_cycles=last.cycles - max(last.stream_end, last.channel_end))
 
 
 def simulate(workload: Workload, arch: SystolicArch, *, engine: str = "fast", quantize_float: bool = True,

@@ -51,6 +51,7 @@ class Schedule:
     active_cycles: int = 0    # cycles a fold streams (the sum of T)
     shift_cycles: int = 0     # cycles not streaming while a stationary tile shifts in
     stream_end: int = 0       # the cycle the last stream ends; after it the array drains
+    channel_end: int = 0      # the cycle the DRAM channel's last transfer ends
 
     @property
     def wait_cycles(self) -> int:
@@ -215,7 +216,7 @@ def _finish(carry: _Carry, start: np.ndarray) -> Schedule:
     total = int(max(carry.end, chan))
     compute = carry.preload + carry.interval_sum - carry.last_interval + carry.last_lat if carry.n else 0
     return Schedule(total, int(carry.stalls), int(compute), start, int(busy), int(carry.active), int(carry.shift),
-                    int(carry.stream_end))
+                    int(carry.stream_end), int(chan))
 
 
 def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndarray:
@@ -392,4 +393,5 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
                 active += 1
             elif nxt < F and t >= start[nxt] - f.preload:
                 shift += 1
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy, active, shift, stream_end)
+    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy, active, shift, stream_end,
+                    int(last_done))
