@@ -334,7 +334,7 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
         if jumped:
             continue
         blocks += 1
-        if deadline is not None and blocks % 4096 == 0:
+        if deadline is not None and blocks % 4096 == 0:     # policy: a check every few milliseconds
             deadline()                    # raises past the caller's time limit
         ready = t + 1
         for need in prog.needs(i0):
