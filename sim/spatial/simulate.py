@@ -26,7 +26,6 @@ from .search import best, dataflow
 from .stepper import schedule, streams
 
 
-
 @dataclass(frozen=True)
 class SpatialStats:
     """The spatial design's own columns."""

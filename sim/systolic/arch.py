@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
+from .counters import table3
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -157,7 +158,6 @@ class SystolicArch:
     def cycle_counters(self, result: SimResult) -> dict[str, float]:
         """Where the whole run's cycles went, as the TPU paper's Table 3 counts them
         (``counters.table3``; percent of the makespan), for summaries and reports."""
-        from .counters import table3
         return {k: v for k, v in table3(result, self.pes).items() if v is not None and k != "TOPS"}
 
 
