@@ -100,3 +100,82 @@ def test_the_npz_writer_reads_back_as_savez_would(tmp_path, monkeypatch):
     assert sorted(z.files) == sorted(tensors)
     for k, v in tensors.items():
         assert z[k].dtype == v.dtype and z[k].shape == v.shape and np.array_equal(z[k], v), k
+
+
+@pytest.mark.parametrize("spec, extra", [("gpt:2,64,4,16,128", {}), ("llama-tiny", {"seq_len": 16})])
+@pytest.mark.parametrize("keep", [False, "sparse", True])
+def test_paged_out_weights_give_the_same_training_trace(spec, extra, keep, monkeypatch, tmp_path):
+    """A zoo transformer's weights emptied after their module's forward and regenerated
+    when backward reads them: the same trace (and kept values) as weights held throughout,
+    with every saved activation spilled so that the loss's gradient runs in place."""
+    import numpy as np
+
+    from workloads.zoo import lazy
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(L, "SPILL_MIN_BYTES", 0)
+    monkeypatch.setattr(L, "SPILL_KEEP_BYTES", 0)
+    monkeypatch.setattr(lazy, "PAGE_MIN_BYTES", 1 << 60)     # nothing is paged
+    held = resolve(spec, keep_weights=keep, how=Lowering(train=True), cache=False, **extra)
+    calls = {"release": 0, "refill": 0, "in_place": 0}
+    real_release, real_refill, real_in_place = lazy.Pager.release, lazy.Pager.refill, L._log_softmax_backward_in_place
+
+    def count(name, real):
+        def wrapped(*a):
+            out = real(*a)
+            calls[name] += out is not None if name == "in_place" else 1
+            return out
+        return wrapped
+
+    monkeypatch.setattr(lazy.Pager, "release", count("release", real_release))
+    monkeypatch.setattr(lazy.Pager, "refill", count("refill", real_refill))
+    monkeypatch.setattr(L, "_log_softmax_backward_in_place", count("in_place", real_in_place))
+    monkeypatch.setattr(lazy, "PAGE_MIN_BYTES", 0)           # every module's weights are paged
+    paged = resolve(spec, keep_weights=keep, how=Lowering(train=True), cache=False, **extra)
+    assert calls["release"] and calls["refill"] and calls["in_place"] == 1, calls
+    assert paged.ops == held.ops and paged.meta["parameters"] == held.meta["parameters"]
+    for x, y in zip(held.ops, paged.ops):
+        for a, b in zip(x.operands, y.operands):
+            assert (a.values is None) == (b.values is None)
+            if a.values is not None:
+                assert np.array_equal(a.values, b.values)
+
+
+def test_weights_are_empty_while_the_loss_runs(monkeypatch):
+    """Between a module's forward and the backward node that reads them, a paged weight
+    holds no memory: when the loss runs, no paged parameter has any bytes."""
+    from workloads.zoo import lazy
+    from workloads.zoo.transformer import gpt
+
+    monkeypatch.setattr(lazy, "PAGE_MIN_BYTES", 0)
+    model, tokens = gpt("gpt:2,64,4,16,128")
+    seen = []
+
+    def loss(out):
+        params = list({id(p): p for p in model.parameters()}.values())
+        seen.append([p.untyped_storage().nbytes() for p in params if not p.is_meta])
+        return L.default_loss(out)
+
+    w = L.lower(model, tokens, train=True, loss=loss)
+    assert seen and seen[0] and all(n == 0 for n in seen[0])
+    assert w.meta["parameters"]["wte.weight"]["grad"]        # the tied embedding's gradient was still noted
+
+
+def test_the_log_softmax_gradient_in_place_equals_the_op():
+    """Written over the output, block by block: the same bits as aten's kernel; refused
+    (None) where the reduction is not over the last dimension or the output not contiguous."""
+    for shape in [(64, 5000), (3, 7, 333), (2, 1)]:
+        x, g = torch.randn(*shape), torch.randn(*shape)
+        out = torch.log_softmax(x, -1)
+        ref = torch.ops.aten._log_softmax_backward_data(g, out, -1, torch.float32)
+        mine = out.clone()
+        got = L._log_softmax_backward_in_place({"grad_output": g, "output": mine, "dim": -1,
+                                                "input_dtype": torch.float32})
+        assert got is not None and got.data_ptr() == mine.data_ptr() and torch.equal(got, ref)
+    x = torch.randn(8, 6)
+    out0 = torch.log_softmax(x, 0)
+    assert L._log_softmax_backward_in_place({"grad_output": x, "output": out0.clone(), "dim": 0,
+                                             "input_dtype": torch.float32}) is None
+    t = torch.log_softmax(x.t(), -1)
+    assert L._log_softmax_backward_in_place({"grad_output": t, "output": t.t().contiguous().t(), "dim": -1,
+                                             "input_dtype": torch.float32}) is None

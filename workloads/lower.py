@@ -208,6 +208,8 @@ class _Lowering:
         self.late: list[list] = []       # per open module: parameters it made real (see pre_hook)
         self.on_param: list[Callable[[torch.Tensor], None]] = []     # told of each parameter made real late
         self.keep_dir: Path | None = None  # kept weights of at least KEEP_ON_DISK_BYTES go there (lower)
+        self.reloaded: dict[int, int] = {}  # storage the spill folder gave back -> events recorded then
+        self.pager: Any = None             # a training step's pager of weights (``_Spill``)
         self.kept_files = 0
         for t in list(model.parameters()) + list(model.buffers()):
             k = _storage_key(t)
@@ -269,6 +271,12 @@ class _Lowering:
         finally:
             self.post_hook(_LOSS, (), None)
 
+    def private(self, t: Any) -> bool:
+        """Whether ``t`` is a saved tensor the spill folder gave back to the backward node now
+        running (no event recorded since): a copy no one else reads, free to overwrite."""
+        k = _storage_key(t) if isinstance(t, torch.Tensor) else None
+        return k is not None and self.reloaded.get(k) == len(self.events)
+
     # ---- operand helpers ---------------------------------------------------------
     def density(self, t: torch.Tensor) -> float:
         n = t.numel()
@@ -288,21 +296,38 @@ class _Lowering:
         if keep and not t.is_meta and (keep is True or density < 1.0):    # "sparse": only with zeros
             # a view of the parameter where it is float32 and contiguous (no second copy of the
             # model in memory; nothing writes to the parameters once the step is recorded)
-            values = _real(t).detach().float().reshape(shape or tuple(t.shape)).numpy()
-            if self.keep_dir is not None and values.nbytes >= KEEP_ON_DISK_BYTES:
-                values = self.to_disk(values)
+            arr = _real(t).detach().float().reshape(shape or tuple(t.shape))
+            if self.keep_dir is not None and arr.numel() * 4 >= KEEP_ON_DISK_BYTES:
+                values = self.to_disk(arr)
+            else:
+                if self.pager is not None and self.pager.unit(_storage_key(t) or -1) is not None:
+                    arr = arr.clone()    # the weight's storage is emptied after its forward (and
+                values = arr.numpy()     # .numpy() would pin it: numpy views a storage that cannot resize)
             values.flags.writeable = False
         return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
                        density=density, values=values)
 
-    def to_disk(self, values: np.ndarray) -> np.ndarray:
-        """``values`` written to the kept-weights folder and mapped back read-only: the trace
-        holds a large model's weights without holding them in memory (see ``lower``)."""
+    def to_disk(self, arr: torch.Tensor) -> np.ndarray:
+        """``arr`` (float32) written to the kept-weights folder as a ``.npy`` file and mapped
+        back read-only: the trace holds a large model's weights without holding them in
+        memory (see ``lower``). It is written a slice at a time, so that a weight is never
+        copied whole: a transposed view goes out in Fortran order."""
         assert self.keep_dir is not None
         self.kept_files += 1
         path = self.keep_dir / f"{self.kept_files}.npy"
+        reverse = tuple(range(arr.dim() - 1, -1, -1))
+        fortran = not arr.is_contiguous() and arr.dim() > 1 and arr.permute(*reverse).is_contiguous()
+        flat = (arr.permute(*reverse) if fortran else arr.contiguous()).reshape(-1)
+        buf = torch.empty(max(1, min(flat.numel(), KEEP_SLICE_BYTES // 4)), dtype=torch.float32)
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": fortran,
+                  "shape": tuple(arr.shape)}
         try:
-            np.save(path, values)
+            with open(path, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                for i in range(0, flat.numel(), buf.numel()):
+                    n = min(buf.numel(), flat.numel() - i)
+                    buf[:n].copy_(flat[i:i + n])          # one buffer, reused: no slice copies left on the heap
+                    f.write(memoryview(buf[:n].numpy()))
         except OSError as e:
             raise HwsimError(f"lowering with kept weights: could not write them to {self.keep_dir} ({e}); free space "
                              "there or point TMPDIR at a larger disk") from None
@@ -473,7 +498,10 @@ class _Lowering:
                    if isinstance(t, torch.Tensor)]
         in_ops = [self.operand("input" if i == 0 else "input2", t) for i, t in enumerate(ins[:2])]
         in_elems = sum(t.numel() for t in ins)
-        out = func(*args, **kwargs)
+        out = _log_softmax_backward_in_place(bound) if key == "_log_softmax_backward_data" \
+            and self.private(bound.get("output")) else None
+        if out is None:
+            out = func(*args, **kwargs)
         if ins and all(_storage_key(t) in self.static for t in ins):
             self.wrote(out, frozenset())      # a weight prepared from parameters (prune's mask)
             return out
@@ -746,6 +774,34 @@ _SDPA_KERNELS = frozenset(f"_scaled_dot_product_{k}_attention{suffix}" for k in 
                                                                 "_scaled_dot_product_flash_attention_for_cpu_backward"}
 
 
+def _log_softmax_backward_in_place(b: Mapping[str, Any]) -> torch.Tensor | None:
+    """A log-softmax's input gradient written over ``output``, a saved tensor that the
+    spill folder (``_Spill``) gave back to this backward node and that nothing else reads
+    (the caller checks, :meth:`_Lowering.private`). A language model's loss otherwise
+    holds three vocabulary-sized tensors at once (the gradient, the reloaded output and
+    the result; 200 MB each for GPT-2 at 1,024 tokens), the peak of its training step.
+    The op itself runs on blocks of rows (it works row by row, so the values are the same
+    to the bit) and each block is copied over the rows of ``output`` it read. None where
+    the output is not a contiguous tensor of the gradient's shape reduced over its last
+    dimension: the op then runs as it is."""
+    grad, output, dim = b.get("grad_output"), b.get("output"), b.get("dim")
+    if not (isinstance(grad, torch.Tensor) and isinstance(output, torch.Tensor) and isinstance(dim, int)
+            and output.dim() >= 1 and dim % output.dim() == output.dim() - 1 and output.is_contiguous()
+            and output.dtype == grad.dtype and output.shape == grad.shape):
+        return None
+    width = output.shape[-1]
+    rows_out, rows_grad = output.view(-1, width), grad.reshape(-1, width)
+    step = max(1, _LOG_SOFTMAX_BLOCK_BYTES // max(1, width * output.element_size()))
+    for r in range(0, rows_out.shape[0], step):
+        rows_out[r:r + step] = torch.ops.aten._log_softmax_backward_data(
+            rows_grad[r:r + step], rows_out[r:r + step], 1, b["input_dtype"])
+    return output
+
+
+# Rows of a log-softmax gradient computed at a time over a reloaded output (policy: a few MB)
+_LOG_SOFTMAX_BLOCK_BYTES = 8 << 20
+
+
 def _is_quant_helper(mod: torch.nn.Module) -> bool:
     """Observers and fake-quant modules attached by QAT do not make a layer a container."""
     names = [t.__name__ for t in type(mod).__mro__]
@@ -988,6 +1044,7 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
             if train:
                 with lw.scope("loss"):
                     value = (loss or default_loss)(out)
+                del out                    # backward does not read the output; a vocabulary's logits are big
                 value.backward()
     finally:
         for h in handles:
@@ -1013,12 +1070,13 @@ def lower(model: torch.nn.Module, example_input: Any, name: str | None = None, *
 # small model never touches the disk; a small tensor is not worth a file). None: nothing
 # is spilled and gradients are kept until the end (the tests compare the two).
 SPILL_MIN_BYTES: int | None = 1 << 20
-SPILL_KEEP_BYTES = 64 << 20
+SPILL_KEEP_BYTES = 16 << 20
 # Kept weights (``keep_weights``) of at least KEEP_ON_DISK_BYTES are written to a temporary
 # folder and mapped back read-only while a model is lowered, so a trace of a large model's
 # weights does not hold them in memory (policy: a small tensor is not worth a file). None:
 # kept weights stay in memory (the tests compare the two).
 KEEP_ON_DISK_BYTES: int | None = 1 << 20
+KEEP_SLICE_BYTES = 16 << 20      # written a slice of this size at a time (policy: a few MB)
 
 
 class _Spill:
@@ -1030,7 +1088,9 @@ class _Spill:
     view's geometry, and the events that wrote it (and a fake-quant width) are carried
     over to the reloaded storage, so producers and operands are what they would have
     been. The folder is removed when the step is recorded. Gradients are dropped as soon
-    as they are accumulated, once the events that wrote them are noted."""
+    as they are accumulated, once the events that wrote them are noted. A model that makes
+    its weights real as it runs (``workloads.zoo.lazy``) empties them after each module's
+    forward; a backward node that reads one gets it regenerated (:meth:`page_in`)."""
 
     def __init__(self, lw: "_Lowering", model: torch.nn.Module, min_bytes: int, keep_bytes: int) -> None:
         self.lw, self.model, self.min_bytes, self.keep_bytes = lw, model, min_bytes, keep_bytes
@@ -1038,6 +1098,10 @@ class _Spill:
         self.kept = 0
         self.grad_writers: dict[int, frozenset[int]] = {}
         self._stack = contextlib.ExitStack()
+        # a model that makes its weights real as it runs may page them out (workloads.zoo.lazy)
+        self.pager = next((m._hwsim_pager for m in model.modules() if hasattr(m, "_hwsim_pager")), None)
+        # paged-in module -> (events recorded when last unpacked, a storage key of it)
+        self.resident: dict[int, tuple[int, int]] = {}
 
     def __enter__(self) -> "_Spill":
         import tempfile
@@ -1050,6 +1114,10 @@ class _Spill:
             self.watch(p)
         self.lw.on_param.append(self.watch)              # a model that makes its weights real in forward
         self._stack.callback(self.lw.on_param.remove, self.watch)
+        if self.pager is not None:
+            self.pager.enabled, self.lw.pager = True, self.pager
+            self._stack.callback(setattr, self.pager, "enabled", False)
+            self._stack.callback(setattr, self.lw, "pager", None)
         return self
 
     def watch(self, p: torch.Tensor) -> None:
@@ -1088,6 +1156,8 @@ class _Spill:
 
     def unpack(self, packed: Any) -> torch.Tensor:
         if isinstance(packed, torch.Tensor):
+            if self.pager is not None and self.pager.enabled:
+                self.page_in(packed)
             return packed
         path, dtype, size, stride, offset, grad, written, bits = packed
         self.lw.silent += 1                      # nor is the copy back
@@ -1098,12 +1168,37 @@ class _Spill:
             self.lw.silent -= 1
         key = _storage_key(t)
         if key is not None:              # a new storage: whatever a freed one at this key left is gone
+            self.lw.reloaded[key] = len(self.lw.events)     # private to the node that unpacks it
             self.lw.made_by[key] = list(written)
             if bits is not None:
                 self.lw.bits_of[key] = bits
             else:
                 self.lw.bits_of.pop(key, None)
         return t.requires_grad_(grad) if grad and t.is_floating_point() else t
+
+
+    def page_in(self, t: torch.Tensor) -> None:
+        """Refill a paged-out weight that a backward node is about to read, after emptying
+        the weights paged in for earlier nodes. A node unpacks all it saved before it runs
+        an op, so a weight unpacked before the last recorded event belongs to a node that
+        has finished."""
+        assert self.pager is not None
+        key = _storage_key(t)
+        unit = self.pager.unit(key) if key is not None else None
+        if unit is None:
+            return
+        now = len(self.lw.events)
+        if self.pager.empty(key):
+            for k, (mark, owner) in list(self.resident.items()):
+                if mark < now:
+                    self.pager.release(owner)
+                    del self.resident[k]
+            self.lw.silent += 1                  # regenerating values is not the model's work
+            try:
+                self.pager.refill(key)
+            finally:
+                self.lw.silent -= 1
+        self.resident[unit] = (now, key)
 
 
 def _parameters(model: torch.nn.Module, lw: _Lowering, alias: dict[int, int], names: dict[int, str],

@@ -32,6 +32,15 @@ def _mapping(arr: Any) -> mmap.mmap | None:
     return None
 
 
+def release_pages(arr: Any) -> None:
+    """Let the pages of a mapped array (an ``np.memmap`` or a view of one) go once it has been
+    read: they stay valid (a later read maps them back from the file) but stop counting
+    in the process's memory. Nothing for an array in memory."""
+    mapped = _mapping(arr)
+    if mapped is not None:
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
 def write_npz(f: IO[bytes], tensors: Mapping[str, np.ndarray]) -> None:
     """Write ``tensors`` to the open binary file ``f`` as ``np.savez_compressed`` would."""
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:

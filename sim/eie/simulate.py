@@ -20,6 +20,7 @@ import numpy as np
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
+from workloads.tensorfile import release_pages
 
 from .. import budget
 from ..result import OpResult, SimResult, merge, run_ops
@@ -115,6 +116,7 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
     elif w is not None and w.values is not None and op.kind == "gemm":   # real zeros: where they are
         vals = np.asarray(w.values).reshape(g.N, g.K)
         plan, w_density = plan_from_mask(vals, arch), np.count_nonzero(vals) / vals.size
+        release_pages(w.values)                     # a large model's weights, mapped from disk
     else:                                           # the encoding is the same for every vector
         layer = layer_for(op, arch, s, max_nonzeros)
         plan, w_density = plan_layer(layer, arch), layer.density
