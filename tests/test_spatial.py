@@ -435,3 +435,92 @@ def test_time_by_hand(double, expected):
     assert c.accesses["dram.input.reads"] == 512 and c.accesses["dram.weight.reads"] == 64
     assert c.accesses["dram.output.writes"] == 512
     assert c.cycles == expected
+
+
+def _exhaustive(nest, arch, objective, bits=BITS, out_bits=8):
+    """Every unrolling and every order the search may try, each costed; the first of the
+    lowest key wins (no bound, no pruning)."""
+    import itertools
+
+    from sim.spatial.search import _key, units
+    found = None
+    for un in arch.unrollings:
+        sp = spatial_factors(nest, un, arch.rows, arch.cols)
+        trips = temporal(nest, sp)
+        for order in itertools.permutations(units(trips)):
+            loops = loops_for(tuple(d for u in order for d in u), trips)
+            m = allocate(nest, arch, un, loops, bits)
+            if m is None:
+                continue
+            c = evaluate(nest, arch, m, bits, out_bits)
+            if found is None or _key(c, objective) < _key(found, objective):
+                found = c
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_pruned_search_finds_what_costing_every_candidate_finds(data):
+    """The search's shortcuts (unrollings whose array cycles already lose, candidates whose
+    lower bound cannot win on the objective or on its tie-break) change nothing: the same
+    mapping as costing every candidate, for every objective."""
+    d = data.draw
+    sizes = {"G": 1, "B": d(st.sampled_from([1, 2])), "K": d(st.sampled_from([3, 6, 8])),
+             "C": d(st.sampled_from([2, 4, 6])), "OY": d(st.sampled_from([1, 2, 4])), "OX": d(st.sampled_from([3, 6])),
+             "FY": d(st.sampled_from([1, 3])), "FX": d(st.sampled_from([1, 3]))}
+    nest = Nest(sizes, 1, 1, 1, 1, sizes["OY"] + sizes["FY"] - 1, sizes["OX"] + sizes["FX"] - 1)
+    objective = d(st.sampled_from(["latency", "energy", "edp"]))
+    arch = dataclasses.replace(SMALL, objective=objective)
+    want = _exhaustive(nest, arch, objective)
+    got = best(nest, arch, BITS, 8)
+    assert (got.mapping, got.cycles, got.energy_pj) == (want.mapping, want.cycles, want.energy_pj)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_footprints_at_every_prefix_equal_the_nest_s(data):
+    """The footprint tables built loop by loop (and grown from a shared prefix) are the
+    nest's footprint of the tile each prefix spans, per PE and over the array."""
+    d = data.draw
+    sizes = {k: d(st.sampled_from([1, 2, 3, 4])) for k in DIMS}
+    stride = d(st.sampled_from([1, 2]))
+    nest = Nest(sizes, stride, stride, 1, 1, (sizes["OY"] - 1) * stride + sizes["FY"],
+                (sizes["OX"] - 1) * stride + sizes["FX"])
+    un = d(st.sampled_from(SMALL.unrollings))
+    sp = spatial_factors(nest, un, SMALL.rows, SMALL.cols)
+    trips = temporal(nest, sp)
+    order = d(st.permutations([k for k in DIMS if trips[k] > 1]))
+    loops = loops_for(tuple(order), trips)
+    cut = d(st.integers(0, len(loops)))
+    tabs = [Footprints(nest, sp, loops), Footprints(nest, sp, loops[:cut]).grown(loops[cut:])]
+    for b in range(len(loops) + 1):
+        ext = dict.fromkeys(DIMS, 1)
+        for k, f in loops[:b]:
+            ext[k] *= f
+        whole = {k: ext[k] * sp.get(k, 1) for k in DIMS}
+        for o in ("input", "weight", "output"):
+            for tab in tabs:
+                assert tab.fp(o, b, True) == nest.footprint(o, ext)
+                assert tab.fp(o, b, False) == nest.footprint(o, whole)
+
+
+@pytest.mark.parametrize("preset", ["eyeriss-like", "zigzag-tpu-like"])
+def test_the_pruned_search_finds_what_costing_every_candidate_finds_on_resnet18(preset):
+    """The same on real layers, where the shortcuts skip most candidates."""
+    from sim.spatial.nest import of_op
+    from workloads.spec import resolve
+
+    wl = resolve("resnet18", cache=True)
+    seen = set()
+    for op in wl.ops:
+        if not op.is_gemm or op.name in seen:
+            continue
+        seen.add(op.name)
+        nest = of_op(op)
+        for objective in ("latency", "energy", "edp"):
+            arch = dataclasses.replace(resolve_arch(preset), objective=objective)
+            want = _exhaustive(nest, arch, objective, bits={"input": arch.word_bits, "weight": arch.word_bits},
+                               out_bits=arch.word_bits)
+            got = best(nest, arch, {"input": arch.word_bits, "weight": arch.word_bits}, arch.word_bits)
+            assert (got.mapping, got.cycles, got.energy_pj) == (want.mapping, want.cycles, want.energy_pj), \
+                (op.name, objective)

@@ -100,92 +100,123 @@ def loops_for(order: tuple[str, ...], trips: Mapping[str, int]) -> tuple[tuple[s
 class Footprints:
     """Tile footprints of every operand at every prefix of one loop order, per PE and over
     the array, built loop by loop (a loop changes only the operands whose dimensions it
-    runs over)."""
+    runs over). ``grown`` extends a copy by more loops: orders that share a prefix (the
+    search's) share its work."""
 
-    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...]) -> None:
-        e = dict.fromkeys(DIMS, 1)
-        s = {d: sp.get(d, 1) for d in DIMS}
-        sw = s["G"] * s["K"] * s["C"] * s["FY"] * s["FX"]
-        so = s["G"] * s["B"] * s["K"] * s["OY"] * s["OX"]
-        sgbc = s["G"] * s["B"] * s["C"]
+    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...] = ()) -> None:
+        g = sp.get
+        sg, sb, sk, sc = g("G", 1), g("B", 1), g("K", 1), g("C", 1)
+        soy, sox, sfy, sfx = g("OY", 1), g("OX", 1), g("FY", 1), g("FX", 1)
+        sw, so, sgbc = sg * sk * sc * sfy * sfx, sg * sb * sk * soy * sox, sg * sb * sc
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
-        win = window
+        self._c = (sw, so, sgbc, sy, sx, dy, dx, H, W, soy, sox, sfy, sfx)
+        # the input's window rows (columns): min(size, span of the windows, outputs x taps), as nest.window
+        uy = min(H, (soy - 1) * sy + (sfy - 1) * dy + 1, soy * sfy)
+        ux = min(W, (sox - 1) * sx + (sfx - 1) * dx + 1, sox * sfx)
+        wy, wx = min(H, 1), min(W, 1)
+        # w, o, gbc, extents of OY, FY, OX, FX, per-PE and array windows
+        self._s = (1, 1, 1, 1, 1, 1, 1, wy, wx, uy, ux)
+        self._l: tuple[list[int], ...] = ([1], [1], [wy * wx], [sw], [so], [sgbc * uy * ux])
+        self._extend(loops)
 
-        w = o = gbc = 1
-        wy = wx = uy = ux = 1
-        pw, po, pi, uw, uo, ui = [], [], [], [], [], []
-        for i in range(len(loops) + 1):
-            if i:
-                d, f = loops[i - 1]
-                e[d] *= f
-                if d in ("G", "K", "C", "FY", "FX"):
-                    w *= f
-                if d in ("G", "B", "K", "OY", "OX"):
-                    o *= f
-                if d in ("G", "B", "C"):
-                    gbc *= f
-            if i == 0 or loops[i - 1][0] in ("OY", "FY"):
-                wy = win(e["OY"], e["FY"], sy, dy, H)
-                uy = win(e["OY"] * s["OY"], e["FY"] * s["FY"], sy, dy, H)
-            if i == 0 or loops[i - 1][0] in ("OX", "FX"):
-                wx = win(e["OX"], e["FX"], sx, dx, W)
-                ux = win(e["OX"] * s["OX"], e["FX"] * s["FX"], sx, dx, W)
+    def grown(self, loops: tuple[tuple[str, int], ...]) -> "Footprints":
+        new = object.__new__(Footprints)
+        new._c, new._s, new._l = self._c, self._s, tuple(list(x) for x in self._l)
+        new._extend(loops)
+        return new
+
+    def _extend(self, loops: tuple[tuple[str, int], ...]) -> None:
+        sw, so, sgbc, sy, sx, dy, dx, H, W, soy, sox, sfy, sfx = self._c
+        w, o, gbc, eoy, efy, eox, efx, wy, wx, uy, ux = self._s
+        pw, po, pi, uw, uo, ui = self._l
+        for d, f in loops:
+            if d in _W_DIMS:
+                w *= f
+            if d in _O_DIMS:
+                o *= f
+            if d in _GBC:
+                gbc *= f
+            if d == "OY" or d == "FY":
+                if d == "OY":
+                    eoy *= f
+                else:
+                    efy *= f
+                wy = min(H, (eoy - 1) * sy + (efy - 1) * dy + 1, eoy * efy)
+                ny, ty = eoy * soy, efy * sfy
+                uy = min(H, (ny - 1) * sy + (ty - 1) * dy + 1, ny * ty)
+            elif d == "OX" or d == "FX":
+                if d == "OX":
+                    eox *= f
+                else:
+                    efx *= f
+                wx = min(W, (eox - 1) * sx + (efx - 1) * dx + 1, eox * efx)
+                nx, tx = eox * sox, efx * sfx
+                ux = min(W, (nx - 1) * sx + (tx - 1) * dx + 1, nx * tx)
             pw.append(w)
             po.append(o)
             pi.append(gbc * wy * wx)
             uw.append(w * sw)
             uo.append(o * so)
             ui.append(gbc * sgbc * uy * ux)
-        self._t = {("weight", True): pw, ("output", True): po, ("input", True): pi,
-                   ("weight", False): uw, ("output", False): uo, ("input", False): ui}
+        self._s = (w, o, gbc, eoy, efy, eox, efx, wy, wx, uy, ux)
+
+    def table(self, o: str, per_pe: bool) -> list[int]:
+        """The footprints of ``o`` at every prefix (element ``b``: loops[:b])."""
+        return self._l[_SLOT[o] + (0 if per_pe else 3)]
 
     def fp(self, o: str, b: int, per_pe: bool) -> int:
-        return self._t[(o, per_pe)][b]
+        return self._l[_SLOT[o] + (0 if per_pe else 3)][b]
 
 
+_SLOT = {"weight": 0, "output": 1, "input": 2}
+_W_DIMS = frozenset(("G", "K", "C", "FY", "FX"))
+_O_DIMS = frozenset(("G", "B", "K", "OY", "OX"))
+_GBC = frozenset(("G", "B", "C"))
 
 
 def _bits(arch: SpatialArch, operand: str, bits: Mapping[str, int]) -> int:
     return arch.acc_bits if operand == "output" else bits[operand]
 
 
+def level_plan(arch: SpatialArch, bits: Mapping[str, int]) -> tuple[tuple[float, tuple[tuple[str, int], ...], bool],
+                                                                       ...]:
+    """What ``allocate`` needs of each level below the last: the bits it holds for one
+    tile (half its capacity if double-buffered), its operands with their widths, and
+    whether it is per PE. The same for every loop order of an op."""
+    return tuple((lv.size_bytes / (2 if lv.double_buffered else 1) * 8,
+                  tuple((o, _bits(arch, o, bits)) for o in lv.operands), lv.per_pe) for lv in arch.levels[:-1])
+
+
 def allocate(nest: Nest, arch: SpatialArch, unrolling: tuple[str, str], loops: tuple[tuple[str, int], ...],
-             bits: Mapping[str, int], tab: Footprints | None = None) -> Mapping_ | None:
+             bits: Mapping[str, int], tab: Footprints | None = None,
+             plan: tuple[tuple[float, tuple[tuple[str, int], ...], bool], ...] | None = None) -> Mapping_ | None:
     """LOMA's bottom-up allocation (see the module); None where a level cannot hold even
-    the tile of the level below it."""
+    the tile of the level below it. ``plan`` is ``level_plan(arch, bits)``, passed by a
+    caller that allocates many orders."""
     sp = spatial_factors(nest, unrolling, arch.rows, arch.cols)
     n = len(loops)
     cur = {o: 0 for o in OPERANDS}
     bounds: dict[tuple[int, str], int] = {}
     tab = tab or Footprints(nest, sp, loops)
-    fp = tab.fp
-
-    top = len(arch.levels) - 1
-    for i, lv in enumerate(arch.levels):
-        if i == top:
-            for o in lv.operands:
-                bounds[(i, o)] = n
-            break
-        cap = lv.size_bytes / (2 if lv.double_buffered else 1) * 8
-        held = [(o, cur[o], _bits(arch, o, bits)) for o in lv.operands]
-
-        def fits(p: int) -> bool:
-            return sum(fp(o, max(c, p), lv.per_pe) * w for o, c, w in held) <= cap
-
+    for i, (cap, held_bits, per_pe) in enumerate(plan if plan is not None else level_plan(arch, bits)):
+        held = [(tab.table(o, per_pe), cur[o], w) for o, w in held_bits]
         lo = min(c for _, c, _ in held)
-        if not fits(lo):
+        if sum(t[c] * w for t, c, w in held) > cap:     # cannot hold its operands' current tiles
             return None
         hi = n                                   # footprints grow with the prefix: the longest that fits
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if fits(mid):
+            if sum(t[c if c > mid else mid] * w for t, c, w in held) <= cap:
                 lo = mid
             else:
                 hi = mid - 1
-        best = lo
-        for o in lv.operands:
-            cur[o] = max(cur[o], best)
+        for o, _ in held_bits:
+            if lo > cur[o]:
+                cur[o] = lo
             bounds[(i, o)] = cur[o]
+    top = len(arch.levels) - 1
+    for o in arch.levels[top].operands:
+        bounds[(top, o)] = n
     return Mapping_(unrolling, sp, loops, bounds)
 
 
@@ -212,9 +243,18 @@ def distinct(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     return out
 
 
-@functools.lru_cache(maxsize=64)
+_CHAINS: dict[int, tuple[tuple, dict[str, tuple[int, ...]]]] = {}
+
+
 def _chains(levels: tuple) -> dict[str, tuple[int, ...]]:
-    return {o: tuple(i for i, lv in enumerate(levels) if o in lv.operands) for o in OPERANDS}
+    """The levels that hold each operand, innermost first (remembered per levels tuple)."""
+    hit = _CHAINS.get(id(levels))
+    if hit is None or hit[0] is not levels:
+        if len(_CHAINS) > 64:
+            _CHAINS.clear()
+        hit = _CHAINS[id(levels)] = (levels, {o: tuple(i for i, lv in enumerate(levels) if o in lv.operands)
+                                              for o in OPERANDS})
+    return hit[1]
 
 
 def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,

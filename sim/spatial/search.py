@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Mapping
 
 from workloads.errors import HwsimError
 
-from .cost import Cost, Footprints, Mapping_, allocate, evaluate, lower_bound, loops_for, spatial_factors, temporal
+from .cost import (Cost, Footprints, Mapping_, allocate, evaluate, level_plan, lower_bound, loops_for,
+                   spatial_factors, temporal)
 from .nest import DIMS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -44,6 +45,20 @@ def _key(c: Cost, objective: str) -> tuple[float, float]:
     return (c.energy_pj * c.cycles, c.cycles)
 
 
+def _may_win(lb: tuple[float, float], found: Cost, objective: str) -> bool:
+    """Whether a candidate whose (cycles, energy) are at least ``lb`` may still beat
+    ``found``: on the objective's first key, or by the second on a tie of the first. Cycles
+    are whole numbers, so a bound above ``found.cycles - 1`` means at least as many; a
+    tie on both keys goes to ``found``, met first."""
+    lb_c, lb_e = lb
+    at_least_as_slow = lb_c > found.cycles - 1
+    if objective == "latency":
+        return lb_c <= found.cycles and (not at_least_as_slow or lb_e < found.energy_pj)
+    first = lb_e if objective == "energy" else lb_c * lb_e
+    key = _key(found, objective)[0]
+    return first < key or (first == key and not at_least_as_slow)
+
+
 def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
          objective: str | None = None, unrollings: tuple[tuple[str, str], ...] | None = None) -> Cost:
     objective = objective or arch.objective
@@ -51,6 +66,7 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
         raise HwsimError(f"objective {objective}: {arch.name} must price every level (read_pj, write_pj) and "
                          f"its MAC (mac_pj) for the mapping search; or search for latency")
     family = arch.dataflow
+    plan = level_plan(arch, bits)
     found: Cost | None = None
     for un in unrollings or arch.unrollings:
         if family and (family == "rs") != row_stationary(un):
@@ -64,14 +80,11 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
                 continue
             loops = loops_for(tuple(d for u in order for d in u), trips)
             tab = Footprints(nest, sp, loops)
-            m = allocate(nest, arch, un, loops, bits, tab)
+            m = allocate(nest, arch, un, loops, bits, tab, plan)
             if m is None:
                 continue
-            if found is not None:
-                lb_c, lb_e = lower_bound(nest, arch, m, bits, out_bits, tab)
-                lb = {"latency": lb_c, "energy": lb_e, "edp": lb_c * lb_e}[objective]
-                if lb > _key(found, objective)[0]:
-                    continue              # cannot win even on its last level's traffic alone
+            if found is not None and not _may_win(lower_bound(nest, arch, m, bits, out_bits, tab), found, objective):
+                continue                  # cannot win even on its last level's traffic alone
             c = evaluate(nest, arch, m, bits, out_bits, tab)
             if found is None or _key(c, objective) < _key(found, objective):
                 found = c
