@@ -324,3 +324,30 @@ def test_plan_from_the_zero_pattern_equals_encoding():
             np.testing.assert_array_equal(e0, e1)
             np.testing.assert_array_equal(p0, p1)
         np.testing.assert_array_equal(ref.col_nnz, got.col_nnz)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_column_tiles_are_the_greedy_split(data):
+    """Column tiles, checked against a greedy walk: a tile takes columns one at a time
+    while every PE's entries fit its sparse-matrix SRAM and the pointers fit theirs (a
+    column that alone fits is always taken)."""
+    from sim.eie.engine import column_tiles
+
+    d = data.draw
+    P, C = d(st.integers(1, 5)), d(st.integers(1, 40))
+    spmat, ptrs = d(st.integers(3, 12)), d(st.integers(2, 9))
+    arch = dataclasses.replace(PRESETS["eie-64"], num_pes=P)
+    arch = dataclasses.replace(arch, spmat_sram_bytes=spmat * arch.entry_bits // 8,
+                               ptr_sram_bytes=ptrs * arch.pointer_bits // 8)
+    cap, max_cols = arch.spmat_capacity, arch.ptr_capacity - 1
+    entries = np.array(d(st.lists(st.lists(st.integers(0, cap), min_size=C, max_size=C), min_size=P, max_size=P)))
+    want, c0 = [], 0
+    while c0 < C:
+        n, used = 0, np.zeros(P, dtype=np.int64)
+        while c0 + n < C and n < max_cols and (n == 0 or (used + entries[:, c0 + n] <= cap).all()):
+            used += entries[:, c0 + n]
+            n += 1
+        want.append((c0, n))
+        c0 += n
+    assert column_tiles(entries, arch) == want

@@ -189,11 +189,9 @@ def column_tiles(entries_per_col: np.ndarray, arch: EIEArch) -> list[tuple[int, 
                          f"sparse-matrix SRAM holds {arch.spmat_capacity}; raise spmat_sram_bytes or num_pes")
     tiles = []
     c0 = 0
-    cum = np.cumsum(entries_per_col, axis=1)
-    while c0 < C:
-        base = cum[:, c0 - 1] if c0 else np.zeros(P, dtype=np.int64)
-        need = (cum[:, c0:] - base[:, None]).max(axis=0)     # max over PEs, monotone in columns
-        n = int(np.searchsorted(need, arch.spmat_capacity, side="right"))
+    while c0 < C:                # a tile has at most max_cols columns: only those are summed
+        need = np.cumsum(entries_per_col[:, c0:c0 + max_cols], axis=1, dtype=np.int64).max(axis=0)
+        n = int(np.searchsorted(need, arch.spmat_capacity, side="right"))   # need is monotone in columns
         n = max(1, min(n, max_cols, C - c0))
         tiles.append((c0, n))
         c0 += n
