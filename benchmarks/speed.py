@@ -1,6 +1,6 @@
 """Whole-command speed and peak memory, measured in one run (not part of the tests).
 
-    python benchmarks/speed.py [--parts commands,memory,scalesim] [--out benchmarks/data/speed.txt]
+    python benchmarks/speed.py [--parts commands,memory,sweep,scalesim] [--out benchmarks/data/speed.txt]
 
 * ``commands``: for every preset, ``hwsim simulate`` of ResNet-50, the nine EIE benchmark
   layers, the LSTM LM and a GPT-2 training step, cold (``--no-cache``: lowered afresh) and
@@ -10,6 +10,9 @@
   ResNet-50 <= 1.5x the lowering.
 * ``memory``: peak resident memory of every zoo model, lowered afresh (with and without
   its weights kept) and simulated from the cache on every preset. Target: < 1 GB.
+* ``sweep``: ``hwsim sweep`` of 1,000 ResNet-18 designs (a seeded sample of a 1,200-point
+  grid of rows, columns, dataflow and weight bits on ``systolic-32``), 2 workers, as a
+  whole command. Target: under 2 minutes.
 * ``scalesim``: ``hwsim scalesim`` against SCALE-Sim 3.0.0 (its own venv, see
   benchmarks/scalesim_speed.py) on the first 8 ResNet-18 layers, 32x32 and 128x128,
   ws/os/is, CALC mode; reports compared number by number. Target: >= 200x.
@@ -133,6 +136,28 @@ def memory(env: dict, say) -> None:
     say(f"largest peak: {worst[0]:.0f} MB ({worst[1]}); target < 1024 MB")
 
 
+SWEEP = """name: resnet18-designs
+models: [resnet18]
+base: systolic-32
+grid:
+  rows: [4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+  cols: [4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+  dataflow: [ws, os, is]
+  trace.weight_bits: [2, 4, 8, 16]
+random: {samples: 1000, seed: 0}
+"""
+
+
+def sweep(env: dict, say) -> None:
+    """A 1,000-point what-if study as a user runs it (its trace lowered first, 2 workers)."""
+    say("## hwsim sweep: 1,000 ResNet-18 designs (rows x cols x dataflow x weight bits, a sample of 1,200)")
+    d = Path(tempfile.mkdtemp(prefix="hwsim-speed-sweep-"))
+    (d / "study.yaml").write_text(SWEEP)
+    t, m = run(HWSIM + ["sweep", str(d / "study.yaml"), "-o", str(d / "out")], env)
+    points = len((d / "out" / "results.csv").read_text().splitlines()) - 1
+    say(f"{points} points in {t:.1f} s, peak {m:.0f} MB per process (target: under 120 s)")
+
+
 def scalesim(env: dict, say, python: str) -> None:
     from scalesim_speed import CFG, numbers
 
@@ -167,7 +192,7 @@ def scalesim(env: dict, say, python: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="commands,memory,scalesim")
+    ap.add_argument("--parts", default="commands,memory,sweep,scalesim")
     ap.add_argument("--out", default=None, help="Also write the output to this file.")
     ap.add_argument("--scalesim-python", default=os.environ.get("SCALESIM_PYTHON", "/tmp/scalesim-venv/bin/python"))
     a = ap.parse_args()
@@ -191,6 +216,8 @@ def main() -> None:
         commands(env, say)
     if "memory" in parts:
         memory(env, say)
+    if "sweep" in parts:
+        sweep(env, say)
     if "scalesim" in parts:
         scalesim(env, say, a.scalesim_python)
     if a.out:

@@ -295,7 +295,8 @@ class _Lowering:
         density = self.density(t)
         if keep and not t.is_meta and (keep is True or density < 1.0):    # "sparse": only with zeros
             # a view of the parameter where it is float32 and contiguous (no second copy of the
-            # model in memory; nothing writes to the parameters once the step is recorded)
+            # model in memory; nothing writes to the parameters once the step is recorded), or a
+            # file written from it a slice at a time
             arr = _real(t).detach().float().reshape(shape or tuple(t.shape))
             if self.keep_dir is not None and arr.numel() * 4 >= KEEP_ON_DISK_BYTES:
                 values = self.to_disk(arr)
@@ -1176,7 +1177,6 @@ class _Spill:
                 self.lw.bits_of.pop(key, None)
         return t.requires_grad_(grad) if grad and t.is_floating_point() else t
 
-
     def page_in(self, t: torch.Tensor) -> None:
         """Refill a paged-out weight that a backward node is about to read, after emptying
         the weights paged in for earlier nodes. A node unpacks all it saved before it runs
@@ -1189,10 +1189,10 @@ class _Spill:
             return
         now = len(self.lw.events)
         if self.pager.empty(key):
-            for k, (mark, owner) in list(self.resident.items()):
+            for other, (mark, its_key) in list(self.resident.items()):
                 if mark < now:
-                    self.pager.release(owner)
-                    del self.resident[k]
+                    self.pager.release(its_key)
+                    del self.resident[other]
             self.lw.silent += 1                  # regenerating values is not the model's work
             try:
                 self.pager.refill(key)
