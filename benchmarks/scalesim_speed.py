@@ -75,7 +75,8 @@ def main() -> None:
     ap.add_argument("--scalesim-python", default=os.environ.get("SCALESIM_PYTHON", "/tmp/scalesim-venv/bin/python"))
     a = ap.parse_args()
     hwsim = str(Path(sys.executable).with_name("hwsim"))
-    d = Path(tempfile.mkdtemp(prefix="hwsim-bench-"))
+    keep = tempfile.TemporaryDirectory(prefix="hwsim-bench-", ignore_cleanup_errors=True)   # removed at exit
+    d = Path(keep.name)
     (d / "c.cfg").write_text(CFG.format(rows=a.rows, cols=a.cols, df=a.dataflow, mode=a.mode))
     subprocess.run([hwsim, "topology", "resnet18", "-o", str(d / "full.csv")], check=True, capture_output=True)
     lines = (d / "full.csv").read_text().splitlines()

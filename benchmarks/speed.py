@@ -40,6 +40,15 @@ HWSIM = [sys.executable, "-m", "analysis.cli"]
 WORKLOADS = [("resnet50", []), ("eie-benchmarks", []), ("lstm_lm", []), ("gpt2", ["--train"])]
 
 
+_SCRATCH: list[tempfile.TemporaryDirectory] = []
+
+
+def scratch(prefix: str) -> Path:
+    """A temporary folder removed when the benchmark exits (its caches and reports take GBs)."""
+    _SCRATCH.append(tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True))
+    return Path(_SCRATCH[-1].name)
+
+
 class Refused(Exception):
     """hwsim refused the combination (exit 2 with a one-line reason)."""
 
@@ -151,7 +160,7 @@ random: {samples: 1000, seed: 0}
 def sweep(env: dict, say) -> None:
     """A 1,000-point what-if study as a user runs it (its trace lowered first, 2 workers)."""
     say("## hwsim sweep: 1,000 ResNet-18 designs (rows x cols x dataflow x weight bits, a sample of 1,200)")
-    d = Path(tempfile.mkdtemp(prefix="hwsim-speed-sweep-"))
+    d = scratch("hwsim-speed-sweep-")
     (d / "study.yaml").write_text(SWEEP)
     t, m = run(HWSIM + ["sweep", str(d / "study.yaml"), "-o", str(d / "out")], env)
     points = len((d / "out" / "results.csv").read_text().splitlines()) - 1
@@ -165,7 +174,7 @@ def scalesim(env: dict, say, python: str) -> None:
     if not Path(python).exists():
         say(f"skipped: no SCALE-Sim python at {python} (see benchmarks/scalesim_speed.py)")
         return
-    d = Path(tempfile.mkdtemp(prefix="hwsim-speed-"))
+    d = scratch("hwsim-speed-")
     subprocess.run(HWSIM + ["topology", "resnet18", "-o", str(d / "full.csv")], env=env, check=True,
                    capture_output=True)
     lines = (d / "full.csv").read_text().splitlines()
@@ -196,7 +205,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="Also write the output to this file.")
     ap.add_argument("--scalesim-python", default=os.environ.get("SCALESIM_PYTHON", "/tmp/scalesim-venv/bin/python"))
     a = ap.parse_args()
-    env = dict(os.environ, HWSIM_CACHE_DIR=tempfile.mkdtemp(prefix="hwsim-speed-cache-"), OMP_NUM_THREADS="1",
+    env = dict(os.environ, HWSIM_CACHE_DIR=str(scratch("hwsim-speed-cache-")), OMP_NUM_THREADS="1",
                MPLBACKEND="Agg")
     # bytecode as an installed package has it after its first run (an environment with
     # PYTHONDONTWRITEBYTECODE set would otherwise recompile hwsim in every timed command)
