@@ -100,35 +100,21 @@ def loops_for(order: tuple[str, ...], trips: Mapping[str, int]) -> tuple[tuple[s
 class Footprints:
     """Tile footprints of every operand at every prefix of one loop order, per PE and over
     the array, built loop by loop (a loop changes only the operands whose dimensions it
-    runs over). ``grown`` extends a copy by more loops: orders that share a prefix (the
-    search's) share its work."""
+    runs over)."""
 
-    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...] = ()) -> None:
+    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...]) -> None:
         g = sp.get
         sg, sb, sk, sc = g("G", 1), g("B", 1), g("K", 1), g("C", 1)
         soy, sox, sfy, sfx = g("OY", 1), g("OX", 1), g("FY", 1), g("FX", 1)
         sw, so, sgbc = sg * sk * sc * sfy * sfx, sg * sb * sk * soy * sox, sg * sb * sc
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
-        self._c = (sw, so, sgbc, sy, sx, dy, dx, H, W, soy, sox, sfy, sfx)
-        # the input's window rows (columns): min(size, span of the windows, outputs x taps), as nest.window
+        # the input's window rows (columns): min(size, span of the windows, outputs x taps), as
+        # nest.window, per PE (w) and over the array (u)
+        wy, wx = min(H, 1), min(W, 1)
         uy = min(H, (soy - 1) * sy + (sfy - 1) * dy + 1, soy * sfy)
         ux = min(W, (sox - 1) * sx + (sfx - 1) * dx + 1, sox * sfx)
-        wy, wx = min(H, 1), min(W, 1)
-        # w, o, gbc, extents of OY, FY, OX, FX, per-PE and array windows
-        self._s = (1, 1, 1, 1, 1, 1, 1, wy, wx, uy, ux)
-        self._l: tuple[list[int], ...] = ([1], [1], [wy * wx], [sw], [so], [sgbc * uy * ux])
-        self._extend(loops)
-
-    def grown(self, loops: tuple[tuple[str, int], ...]) -> "Footprints":
-        new = object.__new__(Footprints)
-        new._c, new._s, new._l = self._c, self._s, tuple(list(x) for x in self._l)
-        new._extend(loops)
-        return new
-
-    def _extend(self, loops: tuple[tuple[str, int], ...]) -> None:
-        sw, so, sgbc, sy, sx, dy, dx, H, W, soy, sox, sfy, sfx = self._c
-        w, o, gbc, eoy, efy, eox, efx, wy, wx, uy, ux = self._s
-        pw, po, pi, uw, uo, ui = self._l
+        w = o = gbc = eoy = efy = eox = efx = 1
+        pw, po, pi, uw, uo, ui = [1], [1], [wy * wx], [sw], [so], [sgbc * uy * ux]
         for d, f in loops:
             if d in _W_DIMS:
                 w *= f
@@ -158,7 +144,7 @@ class Footprints:
             uw.append(w * sw)
             uo.append(o * so)
             ui.append(gbc * sgbc * uy * ux)
-        self._s = (w, o, gbc, eoy, efy, eox, efx, wy, wx, uy, ux)
+        self._l = (pw, po, pi, uw, uo, ui)
 
     def table(self, o: str, per_pe: bool) -> list[int]:
         """The footprints of ``o`` at every prefix (element ``b``: loops[:b])."""
