@@ -493,6 +493,8 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
     click.echo(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
     if s["energy_static_pj"]:
         click.echo(f"  energy {'static':<12} {s['energy_static_pj'] / 1e6:12.2f} uJ")
+    if s.get("energy_active_pj"):
+        click.echo(f"  energy {'active':<12} {s['energy_active_pj'] / 1e6:12.2f} uJ")
     if s["cycle_counters"]:
         click.echo(_wrap("  cycles: " + ", ".join(f"{k.removesuffix('_%').replace('_', ' ')} {v:.1f}%"
                                                    for k, v in s["cycle_counters"].items())))

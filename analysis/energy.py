@@ -221,6 +221,7 @@ class OpEnergy:
     static_pj: float
     by_level: Mapping[str, float]
     by_operand: Mapping[str, float]
+    active_pj: float = 0.0      # power a busy chip draws beyond idle (``active.*`` ops, priced by the machine)
 
 
 def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable, static_w: float = 0.0,
@@ -240,10 +241,17 @@ def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable
         by_level[level] = by_level.get(level, 0.0) + e
         by_operand[operand] = by_operand.get(operand, 0.0) + e
     own_ops = op_prices or {}
-    compute = sum(n * (own_ops[k] if k in own_ops else table.op_pj(k)) for k, n in r.ops.items())
+    compute = active = 0.0
+    for k, n in r.ops.items():
+        if k.startswith("active."):
+            if k not in own_ops:
+                raise HwsimError(f"op {r.name!r}: {k!r} needs the machine's own price (op_prices)")
+            active += n * own_ops[k]
+        else:
+            compute += n * (own_ops[k] if k in own_ops else table.op_pj(k))
     static = static_w * r.time_us * static_scale * 1e6          # W x us = uJ = 1e6 pJ
-    total = compute + static + sum(by_level.values())
-    return OpEnergy(total, compute, static, by_level, by_operand)
+    total = compute + active + static + sum(by_level.values())
+    return OpEnergy(total, compute, static, by_level, by_operand, active)
 
 
 def machine_op_prices(arch: Machine) -> Mapping[str, float]:
@@ -265,6 +273,7 @@ def energy_rows(result: SimResult, arch: Machine, table: EnergyTable) -> tuple[l
         row["energy_pj"] = e.total_pj
         row["energy_compute_pj"] = e.compute_pj
         row["energy_static_pj"] = e.static_pj
+        row["energy_active_pj"] = e.active_pj
         for lv in levels:
             row[f"energy_{lv}_pj"] = e.by_level.get(lv, 0.0)
         for opnd, v in e.by_operand.items():

@@ -123,6 +123,8 @@ def energy(ev: "Evaluation", top: int = TOP):
     dyn = lambda r: r["energy_pj"] - r.get("energy_static_pj", 0.0)   # noqa: E731
     shown, rest = pick(rows, dyn, top)
     keys = [("compute", "energy_compute_pj")] + [(lv, f"energy_{lv}_pj") for lv in levels]
+    if ev.energy_total.get("energy_active_pj", 0.0):
+        keys.append(("active power", "energy_active_pj"))
     names = [rows[i]["name"] for i in shown] + ([f"other ({len(rest)} ops)"] if rest else [])
     stacks = []
     for n, (label, key) in enumerate(keys):
@@ -148,8 +150,9 @@ def energy(ev: "Evaluation", top: int = TOP):
     ax2.set_xticks([0], ["whole workload"])
     ax2.set_ylabel("energy (uJ)")
     share = 100 * static / total if total else 0.0
-    ax2.set_title(f"static {share:.0f}% of {total:,.1f} uJ\n({ev.table.name} at {ev.table.technology_nm:g} nm)",
-                  fontsize=10)
+    own = all(lv.read_pj_per_byte is not None for lv in ev.arch.memory_levels().values())
+    priced = "the design's own per-access energies" if own else f"{ev.table.name} at {ev.table.technology_nm:g} nm"
+    ax2.set_title(f"static {share:.0f}% of {total:,.1f} uJ\n({priced})", fontsize=10)
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     return fig

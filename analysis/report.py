@@ -90,6 +90,7 @@ class Evaluation:
             "power_w": e * 1e-12 / time_s if time_s else 0.0,
             "energy_compute_pj": self.energy_total.get("energy_compute_pj", 0.0),
             "energy_static_pj": self.energy_total.get("energy_static_pj", 0.0),
+            "energy_active_pj": self.energy_total.get("energy_active_pj", 0.0),
             "static_power_w": self.arch.static_power_w,
             "energy_by_level_pj": levels, "energy_table": self.table.name,
             "technology_nm": self.table.technology_nm,

@@ -7,7 +7,9 @@ gpu_model_timing.py (run on a real GPU; their CSVs are in benchmarks/data/).
 Prints per-shape measured (CUDA-graph replay, so no host launch latency) vs predicted time,
 the median and worst relative error, the GEMMs whose energy NVML read against the model's
 energy, and, with --models, whole networks (CUDA-graph time and NVML energy per forward) vs
-``hwsim simulate``. Nothing here is fitted: the model's constants are what sim/gpu says.
+``hwsim simulate``. Nothing here is fitted: the model's constants are what sim/gpu says
+(the h100/h200 per-event energies were fitted once, to two of the GEMM energy rows, by
+analysis/gpu_calibration.py; those rows are marked "calibration", the rest are held out).
 """
 
 import argparse
@@ -16,6 +18,7 @@ import statistics
 
 import pandas as pd
 
+from analysis.gpu_calibration import CALIBRATION_SHAPES
 from sim.gpu import PRESETS, gemm_time
 
 
@@ -49,9 +52,10 @@ def main() -> None:
             dtype = {"float16": "fp16", "bfloat16": "bf16"}.get(r.dtype, r.dtype)
             s = hwsim.simulate(f"gemm:{r.M},{r.N},{r.K}:{dtype}", a.arch).summary()
             model_mj = s["energy_pj"] / 1e9
+            role = "calibration" if (r.M, r.N, r.K, dtype) in CALIBRATION_SHAPES else "held out"
             print(f"  {r.M}x{r.N}x{r.K} {dtype}: measured {r.energy_mj_per_gemm:8.2f} mJ ({r.avg_power_w:5.0f} W), "
                   f"model {model_mj:8.2f} mJ ({model_mj / 1e3 / (s['time_us'] * 1e-6):5.0f} W): "
-                  f"{model_mj / r.energy_mj_per_gemm:.2f}x")
+                  f"{model_mj / r.energy_mj_per_gemm:.2f}x ({role})")
     if a.models:
         m = pd.read_csv(a.models)
         print("\nWhole networks, fp16, batch B: CUDA-graph time and NVML energy per forward vs hwsim simulate")

@@ -160,6 +160,9 @@ def test_a_small_gemm_on_a100_level_by_level():
       (7/45) x (0.75/0.9)^2 (Dennard, the VDD table);
     * L2 reads: the model's L2 bytes x Horowitz's SRAM curve at 40 MiB (100 pJ per 64 bits at
       1 MiB, growing as capacity^(log(100/20)/log(1024/32))), / 8 per byte, x the node factor;
+    * register file and shared memory: the model's bytes (counted by hand in
+      tests/test_gpu_power.py) x the same curve at a 64 KB SM sub-partition register file and
+      the 164 KB shared memory;
     * HBM: the model's DRAM bytes x 3.9 pJ/bit x 8 (O'Connor et al. 2017; not node-scaled);
     * idle: 50.5 W x the kernel's time."""
     from sim.gpu import PRESETS
@@ -178,8 +181,15 @@ def test_a_small_gemm_on_a100_level_by_level():
     assert row["energy_l2_sram_pj"] == pytest.approx(l2 * l2_pj_per_byte)
     assert row["energy_dram_pj"] == pytest.approx(dram * 3.9 * 8)
     assert row["energy_static_pj"] == pytest.approx(50.5 * r.time_us * 1e6)
-    assert row["energy_pj"] == pytest.approx(row["energy_compute_pj"] + row["energy_l2_sram_pj"]
-                                             + row["energy_dram_pj"] + row["energy_static_pj"])
+    sram = lambda kib: 20 * (kib / 32) ** alpha / 8 * node            # noqa: E731  (32 KB .. 1 MB segment)
+    rf = sum(v for k, v in r.accesses.items() if k.startswith("rf."))
+    smem = sum(v for k, v in r.accesses.items() if k.startswith("smem."))
+    assert rf > 0 and smem > 0
+    assert row["energy_rf_pj"] == pytest.approx(rf * sram(64))
+    assert row["energy_smem_pj"] == pytest.approx(smem * sram(164))
+    assert row["energy_pj"] == pytest.approx(row["energy_compute_pj"] + row["energy_rf_pj"] + row["energy_smem_pj"]
+                                             + row["energy_l2_sram_pj"] + row["energy_dram_pj"]
+                                             + row["energy_static_pj"])
 
 
 def test_a_design_carries_its_own_energy_table(tmp_path):

@@ -10,7 +10,7 @@ whole-chip L2 read bandwidth per clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workloads.errors import HwsimError
@@ -67,6 +67,19 @@ class GPUArch:
     sparse_structures: tuple[str, ...] = ()
     # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
     static_power_w: float = 0.0
+    tdp_w: float = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.power); 0: none
+    # the MMA instruction: m, n and K in bytes (n 0: the CTA tile's N, as wgmma's m64nNk16);
+    # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
+    mma_mnk: tuple[int, int, int] = (16, 8, 32)
+    mma_operands_in_smem: bool = False
+    # Calibrated per-event energies (sim/gpu/constants.py); empty/0: the energy table prices
+    # the MACs and levels by width and capacity, and no power limit applies
+    mac_pj: Mapping[str, float] = field(default_factory=dict)     # per tensor-core FMA, by precision
+    rf_pj_per_byte: float = 0.0
+    smem_pj_per_byte: float = 0.0
+    l2_pj_per_byte: float = 0.0
+    dram_pj_per_byte: float = 0.0
+    active_power_w: float = 0.0         # drawn on top of idle while kernels keep every SM busy
     technology_nm: float = 7
     generation: str = ""
     source: str = ""
@@ -77,7 +90,27 @@ class GPUArch:
         positive(self, "sms", "tcs_per_sm", "clock_mhz", "dram_gbs", "l2_mib", "l2_bytes_per_clk", "smem_per_sm_kib",
                  "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
                  "technology_nm", "streams")
-        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb")
+        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb", "tdp_w",
+                 "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "dram_pj_per_byte", "active_power_w")
+        mnk = self.mma_mnk
+        need(isinstance(mnk, (list, tuple)) and len(mnk) == 3 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                      and x >= 0 for x in mnk) and mnk[0] > 0
+             and mnk[2] > 0, "mma_mnk", f"must be [m, n, k_bytes] of non-negative integers (m, k_bytes > 0), got {mnk!r}")
+        object.__setattr__(self, "mma_mnk", tuple(mnk))
+        need(bool(mnk[1]) or self.mma_operands_in_smem, "mma_mnk",
+             "n may be 0 (the CTA tile's N) only with mma_operands_in_smem: true")
+        for p, v in self.mac_pj.items():
+            need(p in PRECISION_BYTES, "mac_pj", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
+            need(v > 0, f"mac_pj.{p}", f"must be > 0, got {v!r}")
+        if self.mac_pj:
+            missing = [p for p in self.tc_fma_per_clk if p not in self.mac_pj]
+            need(not missing, "mac_pj", f"calibrated energies need a price for every tensor-core precision; "
+                                        f"missing {', '.join(missing)}")
+            need(min(self.rf_pj_per_byte, self.smem_pj_per_byte, self.l2_pj_per_byte, self.dram_pj_per_byte) > 0,
+                 "rf_pj_per_byte", "with mac_pj, the rf, smem, l2 and dram prices must all be > 0")
+        if self.tdp_w and self.calibrated:
+            need(self.tdp_w > self.static_power_w + self.active_power_w, "tdp_w",
+                 f"must exceed static_power_w + active_power_w ({self.static_power_w + self.active_power_w:g} W)")
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
         need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         from workloads.trace import structure_nm
@@ -133,9 +166,32 @@ class GPUArch:
     def memory_capacity_bytes(self) -> float:
         return self.memory_gb * 1e9
 
+    @property
+    def calibrated(self) -> bool:
+        """True when the card prices its own MACs and accesses (and the power limit applies)."""
+        return bool(self.mac_pj)
+
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
-        return {"l2_sram": MemoryLevel("sram", self.l2_mib * 2 ** 20),
-                "dram": MemoryLevel("dram", technology=self.dram_type)}
+        """Register file and shared memory (per SM), L2 and DRAM; at the card's own prices
+        where it has calibrated ones."""
+        def own(kind: str, price: float, capacity: float = 0.0, technology: str = "") -> MemoryLevel:
+            p = price if self.calibrated else None
+            return MemoryLevel(kind, capacity, technology, read_pj_per_byte=p, write_pj_per_byte=p)
+        # the register file is priced per SM sub-partition: Volta to Hopper SMs have four
+        # processing blocks, each with a quarter of the SM's registers (Volta whitepaper, 64 KB each)
+        return {"rf": own("rf", self.rf_pj_per_byte, self.regs_per_sm * 4 / 4),
+                "smem": own("sram", self.smem_pj_per_byte, self.smem_per_sm_kib * 1024),
+                "l2_sram": own("sram", self.l2_pj_per_byte, self.l2_mib * 2 ** 20),
+                "dram": own("dram", self.dram_pj_per_byte, technology=self.dram_type)}
+
+    def op_prices(self) -> Mapping[str, float]:
+        """The card's own prices: a tensor-core FMA by precision, and an SM-cycle of active
+        power (``active.sm_cycles``); empty when uncalibrated."""
+        if not self.calibrated:
+            return {}
+        prices = {f"mac.{p}": v for p, v in self.mac_pj.items()}
+        prices["active.sm_cycles"] = self.active_power_w / (self.sms * self.clock_mhz * 1e6) * 1e12
+        return prices
 
     def peaks(self, precision: str | None = None) -> Peaks:
         p = precision or ("fp16" if "fp16" in self.tc_fma_per_clk else next(iter(self.tc_fma_per_clk)))
@@ -164,46 +220,60 @@ class GPUArch:
     def describe(self) -> dict[str, Any]:
         return describe_fields(self, precision_policy=self.precision_policy, peak_fp16_tflops=self.peak_tflops("fp16") if "fp16" in self.tc_fma_per_clk
                                else math.nan, ops_overlap="one kernel at a time" if self.streams == 1
-                               else f"independent kernels overlap on {self.streams} streams")
+                               else f"independent kernels overlap on {self.streams} streams",
+                               energy_model=f"calibrated per-event energies, {self.active_power_w:g} W active power, "
+                               f"kernels held to the {self.tdp_w:g} W power limit" if self.calibrated and self.tdp_w
+                               else "calibrated per-event energies" if self.calibrated
+                               else "priced by the energy table; no power limit applied")
 
 
 PRESETS = {
     "v100": GPUArch(
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
         dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
-        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", pipeline_stages=2, memory_gb=32, static_power_w=56.6,
+        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
+        tdp_w=300,
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
                "the Volta/Ampere whitepapers and microbenchmark papers; idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
-               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076"),
+               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; 300 W board power (V100 SXM2 datasheet); energies "
+               "not calibrated (the energy table prices them)"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
-        smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", pipeline_stages=2, dram_type="gddr",
-        memory_gb=16,
+        smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
+        dram_type="gddr", memory_gb=16, tdp_w=70,
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
-               "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper)"),
+               "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper); 70 W board "
+               "power (T4 datasheet); no idle reading found; energies not calibrated (the energy table prices them)"),
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
-        fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", pipeline_stages=3, memory_gb=40,
-        sparse_structures=("2:4",), static_power_w=50.5,
+        fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
+        memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400,
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
                "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper); idle 50.5 W: "
-               "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12)"),
+               "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12); 400 W "
+               "maximum (techpowerup.com/gpu-specs/a100-sxm4-40-gb.c3506, glennklockwood.com/garden/processors/A100); "
+               "energies not calibrated (the energy table prices them)"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
-        fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", pipeline_stages=4, memory_gb=80,
-        sparse_structures=("2:4",), static_power_w=81.0,
+        fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
+        pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
+        # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
+        mac_pj={"fp16": 0.4299, "bf16": 0.4299, "tf32": 0.9888, "fp8": 0.2526, "int8": 0.06448},
+        rf_pj_per_byte=0.7414, smem_pj_per_byte=1.3375, l2_pj_per_byte=16.53, dram_pj_per_byte=31.2,
+        active_power_w=178.8,
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed; "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "
                "H200's NVML reading (same GH100 die and board class; benchmarks/data/NVIDIA_H200_power.csv), no H100 "
-               "idle reading found"),
+               "idle reading found; 700 W (hpctech.co.jp H100 SXM5 specifications); per-event energies and active power "
+               "calibrated on an H200 (same die) from NVML energy, analysis.gpu_calibration"),
 }
 
 # H200: H100 compute with faster, larger HBM3e
@@ -212,8 +282,9 @@ PRESETS = {
 # of the same script on another H200 read 77.4 W)
 PRESETS["h200"] = replace(
     PRESETS["h100"], name="h200", dram_gbs=4800, memory_gb=141, static_power_w=81.0,
-    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 81 W "
-           "(NVML, benchmarks/data/NVIDIA_H200_power.csv)")
+    source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 81 W and a 700 W "
+           "power limit (NVML, benchmarks/data/NVIDIA_H200_power.csv); per-event energies and active power calibrated "
+           "from NVML energy of two GEMMs (analysis.gpu_calibration)")
 # A100 80GB: the same chip with 2,039 GB/s HBM2e
 PRESETS["a100-80gb"] = replace(
     PRESETS["a100"], name="a100-80gb", dram_gbs=2039, memory_gb=80,

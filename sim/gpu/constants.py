@@ -72,6 +72,34 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("GPUArch.kernel_overhead_us", 2.0, "calibration",
              "launch and prologue no overlap hides; checked against the shortest CUDA-graph GEMM "
              f"measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL})"),
+    Constant("power.WARP_TILE", 64, "published",
+             "CUTLASS SM70-SM80 tensor-op kernels tile a 128x128-class CTA into 64x64 warp tiles (the warp "
+             "shapes of cutlass_library's generator); each FMA reads 1/64 of an A and a B element from shared memory"),
+    Constant("power.WGMMA_M", 64, "published",
+             "Hopper wgmma.mma_async is m64nNk16 (PTX ISA): a warpgroup's tile is 64 rows x the CTA's N, A and B "
+             "read from shared memory by descriptor"),
+    Constant("GPUArch.mma_mnk", (16, 8, 32), "published",
+             "the MMA instruction as (m, n, K bytes): Ampere mma.sync m16n8k16 fp16 (CUTLASS mma_sm80.h); presets: "
+             "Volta m8n8k4 (8, 8, 8), Turing m16n8k8 (16, 8, 16), Hopper wgmma m64nNk16 (64, N, 32); each MMA reads "
+             "and writes its accumulators in registers, 2 x acc bytes / k per FMA"),
+    Constant("GPUArch.tdp_w", 0.0, "published",
+             "board power limit, none by default; presets: V100 SXM2 300 W, T4 70 W, A100 SXM4 400 W (datasheets), "
+             "H100 SXM5 700 W, H200 700 W (NVML's enforced limit, benchmarks/data/NVIDIA_H200_power.csv)"),
+    Constant("h100.mac_pj", {"fp16": 0.4299, "bf16": 0.4299, "tf32": 0.9888, "fp8": 0.2526, "int8": 0.06448},
+             "calibration",
+             "pJ per tensor-core FMA: Horowitz's 45 nm multiply at the input width + fp32 add (ISSCC 2014) x k = "
+             "0.2149, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
+             f"1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, {H200_MATMUL}); h200 inherits it"),
+    Constant("h100.rf_pj_per_byte", 0.7414, "calibration",
+             "Horowitz's SRAM curve at a 64 KB SM sub-partition register file x k (as mac_pj)"),
+    Constant("h100.smem_pj_per_byte", 1.3375, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
+    Constant("h100.l2_pj_per_byte", 16.53, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
+    Constant("h100.dram_pj_per_byte", 31.2, "published",
+             "3.9 pJ/bit: HBM2 (O'Connor et al., 'Fine-grained DRAM', MICRO 2017) and Samsung's HBM3E figure "
+             "(3.9 pJ/bit, reported by chinaflashmarket.com); the DRAM's own energy, not scaled with the logic node"),
+    Constant("h100.active_power_w", 178.8, "calibration",
+             "W drawn beyond idle while a kernel keeps every SM busy (AccelWattch's constant and SM activation "
+             "power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; fitted with k (as mac_pj)"),
     Constant("GPUArch.fusion", "epilogue", "published",
              "what inference libraries run: cuDNN's fused conv-bias-activation, CUTLASS epilogues, TensorRT's "
              "layer fusion (see sim/gpu/fusion.py)"),

@@ -19,6 +19,7 @@ precision (default: the input's).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -28,7 +29,8 @@ from workloads.trace import Op, Workload, structure_nm
 from ..result import OpResult, SimResult, run_ops, shape_key
 from .arch import PRECISION_BYTES, GPUArch
 from .fusion import chains, epilogues
-from .gemm import gemm_time
+from .gemm import gemm_time, sparse_factors
+from .power import capped_cycles, dynamic_pj, sm_share, sm_traffic
 
 # PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
 # (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
@@ -44,7 +46,7 @@ class GPUStats:
     """The GPU's own columns (per step for the kernel shape, all steps for bytes)."""
 
     path: str                 # tensor-cores | cuda-cores | vector
-    bound: str                # compute | memory | latency
+    bound: str                # compute | memory | latency | power (slowed to the card's power limit)
     tflops: float
     kernels: int              # launches (one per step)
     waves: int = 0
@@ -191,11 +193,30 @@ def sparse_structure(op: Op, arch: GPUArch, precision: str) -> str:
     return w.structure
 
 
+def powered(r: OpResult, arch: GPUArch) -> OpResult:
+    """``r`` on a card with calibrated energies: under its power limit (``sim.gpu.power``),
+    and charged its active power for the SMs its kernel keeps busy (``active.sm_cycles``)."""
+    if not arch.calibrated or not r.cycles:
+        return r
+    share = sm_share(r.extra.ctas, arch)
+    cycles = int(capped_cycles(r.cycles, dynamic_pj(arch, r.accesses, r.ops), share, arch))
+    ops = dict(r.ops)
+    ops["active.sm_cycles"] = share * arch.sms * cycles
+    extra = dataclasses.replace(r.extra, tflops=r.extra.tflops * r.cycles / cycles,
+                                bound="power" if cycles > r.cycles else r.extra.bound)
+    return dataclasses.replace(r, cycles=cycles, ops=ops, extra=extra)
+
+
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
                 output: str | None = None, engine: str = "fast", epilogue_of: str | None = None,
                 epilogue: str = "") -> OpResult:
     """One op; ``epilogue_of``: the GEMM whose epilogue runs it (fusion); ``epilogue``: for
     a GEMM, the ops its epilogue runs (shown in its ``fused`` column)."""
+    return powered(_simulate_op(op, arch, precision, accumulate, output, engine, epilogue_of, epilogue), arch)
+
+
+def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, output: str | None, engine: str,
+                 epilogue_of: str | None, epilogue: str) -> OpResult:
     overhead = arch.kernel_overhead_us * arch.clock_mhz
     if epilogue_of is not None:
         a = op.operand("input")
@@ -235,17 +256,21 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
                              out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k, stream_k=t.stream_k)
     step = int(kernel + overhead)
     s = g.steps
+    b_role = "weight" if op.operand("weight") else "input2"
+    b_frac = sparse_factors(structure_nm(sparse) if sparse else None, prec)[1]
+    inside = sm_traffic(arch, g.M, g.N, g.K, g.copies, (t.tile[0], t.tile[1]), in_b, acc_b, b_role, b_frac,
+                        t.l2_a_bytes, t.l2_b_bytes)
+    accesses = {"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
+                "dram.output.writes": t.dram_out_write_bytes * s, "dram.output.reads": t.dram_out_read_bytes * s,
+                "l2_sram.input.reads": t.l2_a_bytes * s, f"l2_sram.{b_role}.reads": t.l2_b_bytes * s}
+    accesses.update({k: v * s for k, v in inside.items()})
+    ops = {f"mac.{prec}": float(op.macs)}
     cycles = step * s
     time_us = cycles / arch.clock_mhz
-    b_role = "weight" if op.operand("weight") else "input2"
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, kernel - t.compute_cycles)) * s, precision=prec,
-                    accesses={"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
-                              "dram.output.writes": t.dram_out_write_bytes * s,
-                              "dram.output.reads": t.dram_out_read_bytes * s, "l2_sram.input.reads": t.l2_a_bytes * s,
-                              f"l2_sram.{b_role}.reads": t.l2_b_bytes * s},
-                    ops={f"mac.{prec}": op.macs},
+                    accesses=accesses, ops=ops,
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
                                    tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
                                    dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k,

@@ -1,0 +1,95 @@
+"""Inside-the-SM traffic of a tensor-core GEMM, and the card's power limit.
+
+**Register file and shared memory traffic** (what a GEMM kernel moves below L2, per the
+ISA; PTX ISA ``mma.sync`` / ``wgmma.mma_async``, CUTLASS's SM70-SM90 kernels):
+
+* every A and B panel byte that crosses L2 is written once into shared memory (cp.async,
+  TMA);
+* warps read their fragments from shared memory: with a warp tile ``wm x wn`` each FMA
+  reads ``in_b (1/wm + 1/wn)`` bytes. Up to Ampere (``mma.sync``) the fragments go
+  through the register file (ldmatrix writes them, each MMA instruction reads them back,
+  ``in_b (1/m + 1/n)`` per FMA for an ``m x n x k`` instruction); Hopper's ``wgmma``
+  reads A and B straight from shared memory (warpgroup tile 64 x the CTA's N);
+* each MMA instruction reads and writes its accumulators in the register file:
+  ``2 acc_b / k`` bytes per FMA. No operand-reuse cache is credited.
+
+The tensor cores run whole tiles, so the counts are of the padded FMAs
+(``ceil(M/BM) BM x ceil(N/BN) BN x K``).
+
+**Power limit** (``GPUArch.tdp_w``). A kernel whose dynamic power on top of the idle and
+active power would exceed the board limit runs at the limit: the clock drops until it
+fits, and the kernel takes ``dynamic energy / (limit - idle - active)``. The energy per
+operation is held at its full-clock value (lower voltage at the lower clock would make
+it smaller). Only cards with calibrated per-event energies are capped: the limit needs
+the energy the simulator itself knows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from .arch import GPUArch
+
+WARP_TILE = 64          # CUTLASS SM70-SM80 tensor-op kernels: 64x64 warp tiles for 128x128-class CTAs
+WGMMA_M = 64            # Hopper wgmma: m64nNk16, one warpgroup per 64 rows
+
+
+def padded_fmas(M: int, N: int, K: int, count: int, BM: int, BN: int) -> float:
+    """FMAs the tensor cores run for whole ``BM x BN`` tiles."""
+    return float(-(-M // BM) * BM * -(-N // BN) * BN * K * count)
+
+
+def sm_traffic(arch: GPUArch, M: int, N: int, K: int, count: int, tile: tuple[int, int], in_b: float, acc_b: int,
+               b_role: str, b_frac: float = 1.0, l2_a: float = 0.0, l2_b: float = 0.0) -> dict[str, float]:
+    """Register-file and shared-memory bytes of one GEMM kernel, as ``level.operand.direction``
+    access keys. ``b_frac``: share of B's bytes that move (N:M-pruned weights); ``l2_a``,
+    ``l2_b``: the A and B panel bytes that came through L2 (written to shared memory)."""
+    BM, BN = tile
+    f = padded_fmas(M, N, K, count, BM, BN)
+    m, n, k_bytes = arch.mma_mnk
+    k = k_bytes / in_b                      # the instruction's K in elements of this precision
+    if arch.mma_operands_in_smem:           # wgmma: a warpgroup tile of 64 x BN, A and B from smem
+        wm, wn = min(WGMMA_M, BM), BN
+    else:
+        wm, wn = min(WARP_TILE, BM), min(WARP_TILE, BN)
+    smem_a, smem_b = f * in_b / wn, f * in_b / wm * b_frac
+    out = {"smem.input.writes": l2_a, f"smem.{b_role}.writes": l2_b,
+           "smem.input.reads": smem_a, f"smem.{b_role}.reads": smem_b,
+           "rf.output.reads": f * acc_b / k, "rf.output.writes": f * acc_b / k}
+    if not arch.mma_operands_in_smem:      # ldmatrix into registers, then each MMA reads them
+        out["rf.input.writes"], out[f"rf.{b_role}.writes"] = smem_a, smem_b
+        out["rf.input.reads"] = f * in_b / n
+        out[f"rf.{b_role}.reads"] = f * in_b / m * b_frac
+    return out
+
+
+def dynamic_pj(arch: GPUArch, accesses: Mapping[str, float], ops: Mapping[str, float]) -> float:
+    """Energy of an op's accesses and operations at the card's own prices (0 if it has none)."""
+    if not arch.calibrated:
+        return 0.0
+    levels = arch.memory_levels()
+    prices = arch.op_prices()
+    e = 0.0
+    for key, nbytes in accesses.items():
+        lv = levels[key.split(".")[0]]
+        price = lv.read_pj_per_byte if key.endswith(".reads") else lv.write_pj_per_byte
+        e += nbytes * (price or 0.0)
+    return e + sum(n * prices.get(k, 0.0) for k, n in ops.items())
+
+
+def sm_share(ctas: int, arch: GPUArch) -> float:
+    """Share of the SMs a kernel keeps busy: its CTAs over the SMs, at most 1."""
+    return min(1.0, ctas / arch.sms) if ctas else 1.0
+
+
+def capped_cycles(cycles: float, dyn_pj: float, share: float, arch: GPUArch) -> float:
+    """Cycles of a kernel under the card's power limit (``cycles`` if it fits, or no limit)."""
+    if not (arch.tdp_w and arch.calibrated and cycles > 0):
+        return cycles
+    headroom_w = arch.tdp_w - arch.static_power_w - arch.active_power_w * share
+    seconds = cycles / (arch.clock_mhz * 1e6)
+    if dyn_pj * 1e-12 / seconds <= headroom_w:
+        return cycles
+    return math.ceil(dyn_pj * 1e-12 / headroom_w * arch.clock_mhz * 1e6)
