@@ -11,13 +11,25 @@ fitted to two measured GEMMs of the card, and nothing to a throughput:
 * ``k``, the on-chip scale: how much less an on-chip event costs on this card's process than
   Horowitz's 45 nm figure;
 * ``active_power_w``: what the card draws on top of its idle power while kernels keep its
-  SMs busy (clock tree, schedulers, the memory system's standing power; AccelWattch's
-  "constant power" and per-SM activation power).
+  SMs busy at full clock (clock tree, schedulers, the memory system's standing power;
+  AccelWattch's "constant power" and per-SM activation power), an energy per SM cycle: it
+  accrues over the GEMM's full-clock time (its short CUDA-graph timing), idle power over
+  the whole (possibly power-limited) loop.
 
 One compute-bound GEMM (mostly tensor-core and register-file energy) and one DRAM-bound
 GEMV (mostly DRAM, L2 and active power) make the two equations. DRAM energy is not fitted:
 it is the memory's published energy per bit, whatever the logic process. The other measured
-GEMMs and whole networks are held out (``benchmarks/gpu_energy_fit.py``).
+GEMMs and whole networks are held out (``benchmarks/gpu_compare.py``).
+
+Cards nobody here has measured get their own prices one of two ways:
+
+* ``transfer``: a calibration carried to another die by the foundry's published power at
+  the same speed (``PROCESS_POWER``) for the on-chip events, and by transistors x clock x
+  that power for the active power. DRAM keeps its per-bit price. Checked against a
+  published measurement of the target card before a preset takes it
+  (``benchmarks/data/published_gemm.csv``).
+* ``table_prices``: the energy table's prices at the card's node, the ones the card was
+  charged before it priced itself; the card then also runs under its power limit.
 """
 
 from __future__ import annotations
@@ -43,7 +55,8 @@ CALIBRATION_SHAPES = ((4096, 4096, 4096, "fp16"), (1, 8192, 8192, "fp16"))
 
 @dataclass(frozen=True)
 class Measured:
-    """One GEMM's NVML reading: joules per GEMM and the card's average power over the loop."""
+    """One GEMM's NVML reading: joules per GEMM and the card's average power over the loop,
+    and its time in a short CUDA-graph burst (before the power limit slows the clock)."""
 
     M: int
     N: int
@@ -51,6 +64,7 @@ class Measured:
     precision: str
     energy_mj: float
     avg_power_w: float
+    burst_us: float = math.nan
 
     @property
     def seconds(self) -> float:
@@ -82,10 +96,10 @@ def read_measurements(csv: str | Path) -> list[Measured]:
     df = df[df.energy_mj_per_gemm.notna()]
     names = {"float16": "fp16", "bfloat16": "bf16"}
     return [Measured(int(r.M), int(r.N), int(r.K), names.get(r.dtype, r.dtype), float(r.energy_mj_per_gemm),
-                     float(r.avg_power_w)) for r in df.itertuples()]
+                     float(r.avg_power_w), float(r.time_us)) for r in df.itertuples()]
 
 
-def _uncalibrated(arch: GPUArch) -> GPUArch:
+def _unpriced(arch: GPUArch) -> GPUArch:
     return dataclasses.replace(arch, mac_pj={}, rf_pj_per_byte=0.0, smem_pj_per_byte=0.0, l2_pj_per_byte=0.0,
                                dram_pj_per_byte=0.0, active_power_w=0.0)
 
@@ -93,7 +107,7 @@ def _uncalibrated(arch: GPUArch) -> GPUArch:
 def horowitz_prices(arch: GPUArch) -> dict[str, float]:
     """The card's events at Horowitz's 45 nm prices (pJ per FMA or per byte)."""
     t = load_table("horowitz45")
-    levels = _uncalibrated(arch).memory_levels()
+    levels = _unpriced(arch).memory_levels()
     out = {f"mac.{p}": t.op_pj(f"mac.{p}") for p in arch.tc_fma_per_clk}
     for name in ("rf", "smem", "l2_sram"):
         lv = levels[name]
@@ -104,7 +118,7 @@ def horowitz_prices(arch: GPUArch) -> dict[str, float]:
 def _events(arch: GPUArch, M: int, N: int, K: int, precision: str) -> tuple[float, float, float]:
     """(on-chip energy at 45 nm prices in pJ, DRAM bytes, SM share) of one GEMM on ``arch``."""
     from workloads.build import gemm_op
-    r = simulate_op(gemm_op("gemm", M, N, K), _uncalibrated(arch), precision)
+    r = simulate_op(gemm_op("gemm", M, N, K), _unpriced(arch), precision)
     prices = horowitz_prices(arch)
     onchip = sum(n * prices[k] for k, n in r.ops.items() if k.startswith("mac."))
     dram = 0.0
@@ -128,7 +142,10 @@ def calibrate(arch: GPUArch, measured: Sequence[Measured], dram_pj_per_bit: floa
             raise HwsimError(f"calibration: no NVML energy for the {shape} GEMM in the measurements")
         onchip, dram_bytes, share = _events(arch, *shape)
         dynamic = m.energy_mj * 1e-3 - arch.static_power_w * m.seconds        # J beyond idle
-        rows.append(([onchip * 1e-12, share * m.seconds], dynamic - dram_bytes * dram_pj_per_bit * 8 * 1e-12))
+        # active power is an energy per SM cycle: it accrues over the full-clock time (the
+        # burst timing), however long the power limit then stretches the loop
+        full_s = min(m.seconds, m.burst_us * 1e-6) if math.isfinite(m.burst_us) else m.seconds
+        rows.append(([onchip * 1e-12, share * full_s], dynamic - dram_bytes * dram_pj_per_bit * 8 * 1e-12))
     a = np.array([r[0] for r in rows])
     b = np.array([r[1] for r in rows])
     k, active = (float(x) for x in np.linalg.lstsq(a, b, rcond=None)[0])
@@ -140,3 +157,58 @@ def calibrate(arch: GPUArch, measured: Sequence[Measured], dram_pj_per_bit: floa
                        mac_pj={q: k * p[f"mac.{q}"] for q in arch.tc_fma_per_clk},
                        rf_pj_per_byte=k * p["rf"], smem_pj_per_byte=k * p["smem"], l2_pj_per_byte=k * p["l2_sram"],
                        dram_pj_per_byte=dram_pj_per_bit * 8)
+
+
+# Power of the same design at the same speed, relative to a TSMC 16 nm-class process, by
+# the node a GPUArch names (its technology_nm): TSMC's published iso-speed figures.
+#   16, 12: 16FF+ and its 12 nm refinements (TSMC calls 12 nm an improved 16 nm: CC Wei,
+#           TSMC earnings call, 2017); no reduction credited to 12 nm
+#   7:  N7 draws 60% less than 16FF+ (TSMC at N7 volume production, 2018; the chain of its
+#       node pages agrees: 10 nm -35% vs 16FF+, N7 -40% vs 10 nm, 0.65 x 0.60 = 0.39)
+#   5, 4: N5 draws ~30% less than N7 (tsmc.com, 5nm technology); NVIDIA's 4N (Hopper) is
+#       in TSMC's N5 family (Tom's Hardware, 2022)
+PROCESS_POWER = {16: 1.0, 12: 1.0, 7: 0.40, 5: 0.28, 4: 0.28}
+
+
+def process_power(arch: GPUArch) -> float:
+    """The card's process power at the same speed, relative to TSMC 16 nm (``PROCESS_POWER``)."""
+    node = arch.technology_nm
+    if node not in PROCESS_POWER:
+        raise HwsimError(f"{arch.name}: no published process power for a {node:g} nm node; "
+                         f"known: {', '.join(f'{n:g}' for n in sorted(PROCESS_POWER))} nm")
+    return PROCESS_POWER[node]
+
+
+def _active_capacitance(arch: GPUArch) -> float:
+    """Transistors of the SMs the card enables, in billions (the die's, pro rata)."""
+    if not (arch.die_transistors_b and arch.die_sms):
+        raise HwsimError(f"{arch.name}: die_transistors_b and die_sms are needed to scale active power "
+                         "to it; set them from the die's whitepaper")
+    return arch.die_transistors_b * arch.sms / arch.die_sms
+
+
+def transfer(cal: Calibration, source: GPUArch, target: GPUArch) -> Calibration:
+    """``cal`` (fitted on ``source``) carried to ``target``: the on-chip scale ``k`` by the
+    ratio of the two processes' power at the same speed, the active power by that ratio x
+    the enabled transistors x the clock; DRAM is the target memory's per-bit price (the
+    energy table's, as the calibration's own)."""
+    r = process_power(target) / process_power(source)
+    k = cal.k * r
+    active = (cal.active_power_w * r * _active_capacitance(target) / _active_capacitance(source)
+              * target.clock_mhz / source.clock_mhz)
+    p = horowitz_prices(target)
+    return Calibration(k=k, active_power_w=active, mac_pj={q: k * p[f"mac.{q}"] for q in target.tc_fma_per_clk},
+                       rf_pj_per_byte=k * p["rf"], smem_pj_per_byte=k * p["smem"], l2_pj_per_byte=k * p["l2_sram"],
+                       dram_pj_per_byte=load_table("horowitz45").level_pj_per_byte("dram", dram=target.dram_type))
+
+
+def table_prices(arch: GPUArch, table: str = "horowitz45") -> Calibration:
+    """The energy table's prices for ``arch``'s events at its node (no active power): what
+    the analysis charges a card that has no prices of its own."""
+    t = load_table(table).at_node(arch.technology_nm)
+    levels = _unpriced(arch).memory_levels()
+    lv = {name: t.level_pj_per_byte(levels[name].kind, levels[name].capacity_bytes) for name in ("rf", "smem", "l2_sram")}
+    return Calibration(k=t.scale, active_power_w=0.0,
+                       mac_pj={q: t.op_pj(f"mac.{q}") for q in arch.tc_fma_per_clk},
+                       rf_pj_per_byte=lv["rf"], smem_pj_per_byte=lv["smem"], l2_pj_per_byte=lv["l2_sram"],
+                       dram_pj_per_byte=t.level_pj_per_byte("dram", dram=arch.dram_type))

@@ -154,42 +154,74 @@ def test_dram_energy_does_not_follow_the_logic_node():
         t45.level_pj_per_byte("sram", 64 * 1024) * node_factor(45, 7))
 
 
-def test_a_small_gemm_on_a100_level_by_level():
-    """1024 x 1024 x 1024 fp16 on a100, priced with horowitz45 at 7 nm, each level by hand:
-    * MACs: 1024^3 x (1.1 pJ fp16 multiply + 0.9 pJ fp32 add) x the 45 -> 7 nm factor
-      (7/45) x (0.75/0.9)^2 (Dennard, the VDD table);
-    * L2 reads: the model's L2 bytes x Horowitz's SRAM curve at 40 MiB (100 pJ per 64 bits at
-      1 MiB, growing as capacity^(log(100/20)/log(1024/32))), / 8 per byte, x the node factor;
-    * register file and shared memory: the model's bytes (counted by hand in
-      tests/test_gpu_power.py) x the same curve at a 64 KB SM sub-partition register file and
-      the 164 KB shared memory;
-    * HBM: the model's DRAM bytes x 3.9 pJ/bit x 8 (O'Connor et al. 2017; not node-scaled);
-    * idle: 50.5 W x the kernel's time."""
-    from sim.gpu import PRESETS
+def _small_gemm(arch):
     from sim.registry import simulate
+    wl = Workload("g", (gemm_op("g", 1024, 1024, 1024, bits=16),))
+    r = simulate(wl, arch).ops[0]
+    by = {lv: sum(v for k, v in r.accesses.items() if k.startswith(lv + ".")) for lv in ("rf", "smem", "l2_sram", "dram")}
+    return r, by, evaluate(wl, arch).rows[0]
+
+
+def test_a_small_gemm_on_a100_level_by_level():
+    """1024 x 1024 x 1024 fp16 on a100, at its own prices (the H200 calibration carried to
+    N7), each level by hand:
+    * the on-chip scale k: the H200's (re-derived from its NVML file) x 0.40 / 0.28, TSMC's
+      power at the same speed on N7 and on N5 relative to 16FF+;
+    * MACs: 1024^3 x (1.1 pJ fp16 multiply + 0.9 pJ fp32 add, Horowitz 45 nm) x k;
+    * register file, shared memory, L2: the model's bytes (counted by hand in
+      tests/test_gpu_power.py) x Horowitz's SRAM curve (20 pJ per 64 bits at 32 KB, 100 at
+      1 MiB, energy as capacity^(log(100/20)/log(1024/32))) at a 64 KB SM sub-partition
+      register file, the 164 KB shared memory and the 40 MiB L2, / 8 per byte, x k;
+    * HBM: the model's DRAM bytes x 3.9 pJ/bit x 8 (O'Connor et al. 2017; not node-scaled);
+    * active: the model's busy SM cycles (counted in tests/test_gpu_power.py) x the H200's active power (181.6 W)
+      x 0.40/0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) x clock
+      (1410/1830), per SM cycle: / (108 SMs x 1410 MHz);
+    * idle: 50.5 W x the kernel's time.
+    The preset keeps 4 digits of each price, hence rel=2e-3."""
+    from analysis.gpu_calibration import calibrate, read_measurements
+    from sim.gpu import PRESETS
     a100 = PRESETS["a100"]
-    res = simulate(Workload("g", (gemm_op("g", 1024, 1024, 1024, bits=16),)), a100)
-    r = res.ops[0]
-    node = (7 / 45) * (0.75 / 0.9) ** 2
+    r, by, row = _small_gemm(a100)
+    h200 = calibrate(PRESETS["h200"], read_measurements("benchmarks/data/NVIDIA_H200_matmul.csv"), dram_pj_per_bit=3.9)
+    k = h200.k * 0.40 / 0.28
     alpha = math.log(100 / 20) / math.log(1024 / 32)
-    l2_pj_per_byte = 100 * (40 * 1024 / 1024) ** alpha / 8 * node
-    l2 = sum(v for k, v in r.accesses.items() if k.startswith("l2_sram."))
-    dram = sum(v for k, v in r.accesses.items() if k.startswith("dram."))
-    ev = evaluate(Workload("g", (gemm_op("g", 1024, 1024, 1024, bits=16),)), a100)
-    row = ev.rows[0]
-    assert row["energy_compute_pj"] == pytest.approx(1024 ** 3 * (1.1 + 0.9) * node)
-    assert row["energy_l2_sram_pj"] == pytest.approx(l2 * l2_pj_per_byte)
-    assert row["energy_dram_pj"] == pytest.approx(dram * 3.9 * 8)
+    sram = lambda kib: 20 * (kib / 32) ** alpha / 8 * k            # noqa: E731
+    assert row["energy_compute_pj"] == pytest.approx(1024 ** 3 * (1.1 + 0.9) * k, rel=2e-3)
+    assert by["rf"] > 0 and by["smem"] > 0
+    assert row["energy_rf_pj"] == pytest.approx(by["rf"] * sram(64), rel=2e-3)
+    assert row["energy_smem_pj"] == pytest.approx(by["smem"] * sram(164), rel=2e-3)
+    assert row["energy_l2_sram_pj"] == pytest.approx(by["l2_sram"] * sram(40 * 1024), rel=2e-3)
+    assert row["energy_dram_pj"] == pytest.approx(by["dram"] * 3.9 * 8)
+    active_w = h200.active_power_w * (0.40 / 0.28) * (54.2 * 108 / 128) / (80 * 132 / 144) * 1410 / 1830
+    assert row["energy_active_pj"] == pytest.approx(r.ops["active.sm_cycles"] * active_w / (108 * 1410e6) * 1e12,
+                                                    rel=2e-3)
     assert row["energy_static_pj"] == pytest.approx(50.5 * r.time_us * 1e6)
-    sram = lambda kib: 20 * (kib / 32) ** alpha / 8 * node            # noqa: E731  (32 KB .. 1 MB segment)
-    rf = sum(v for k, v in r.accesses.items() if k.startswith("rf."))
-    smem = sum(v for k, v in r.accesses.items() if k.startswith("smem."))
-    assert rf > 0 and smem > 0
-    assert row["energy_rf_pj"] == pytest.approx(rf * sram(64))
-    assert row["energy_smem_pj"] == pytest.approx(smem * sram(164))
     assert row["energy_pj"] == pytest.approx(row["energy_compute_pj"] + row["energy_rf_pj"] + row["energy_smem_pj"]
                                              + row["energy_l2_sram_pj"] + row["energy_dram_pj"]
-                                             + row["energy_static_pj"])
+                                             + row["energy_active_pj"] + row["energy_static_pj"])
+
+
+def test_a_small_gemm_on_a_table_priced_a100_level_by_level():
+    """The same GEMM on an a100 without prices of its own: horowitz45 at 7 nm prices it.
+    * MACs: 1024^3 x (1.1 + 0.9 pJ) x the 45 -> 7 nm factor (7/45) x (0.75/0.9)^2 (Dennard,
+      the VDD table); the SRAM levels: Horowitz's curve x the same factor; HBM as above; no
+      active power."""
+    import dataclasses
+
+    from sim.gpu import PRESETS
+    a100 = dataclasses.replace(PRESETS["a100"], mac_pj={}, rf_pj_per_byte=0.0, smem_pj_per_byte=0.0,
+                               l2_pj_per_byte=0.0, dram_pj_per_byte=0.0, active_power_w=0.0)
+    r, by, row = _small_gemm(a100)
+    node = (7 / 45) * (0.75 / 0.9) ** 2
+    alpha = math.log(100 / 20) / math.log(1024 / 32)
+    sram = lambda kib: 20 * (kib / 32) ** alpha / 8 * node            # noqa: E731  (extrapolated past 1 MiB)
+    assert row["energy_compute_pj"] == pytest.approx(1024 ** 3 * (1.1 + 0.9) * node)
+    assert row["energy_l2_sram_pj"] == pytest.approx(by["l2_sram"] * sram(40 * 1024))
+    assert row["energy_dram_pj"] == pytest.approx(by["dram"] * 3.9 * 8)
+    assert row["energy_static_pj"] == pytest.approx(50.5 * r.time_us * 1e6)
+    assert row["energy_rf_pj"] == pytest.approx(by["rf"] * sram(64))
+    assert row["energy_smem_pj"] == pytest.approx(by["smem"] * sram(164))
+    assert row["energy_active_pj"] == 0.0
 
 
 def test_a_design_carries_its_own_energy_table(tmp_path):

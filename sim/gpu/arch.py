@@ -72,14 +72,18 @@ class GPUArch:
     # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
     mma_mnk: tuple[int, int, int] = (16, 8, 32)
     mma_operands_in_smem: bool = False
-    # Calibrated per-event energies (sim/gpu/constants.py); empty/0: the energy table prices
-    # the MACs and levels by width and capacity, and no power limit applies
+    # The card's own per-event energies (sim/gpu/constants.py: calibrated, transferred or
+    # from the energy table); empty/0: the energy table prices the MACs and levels by width
+    # and capacity, and no power limit applies
     mac_pj: Mapping[str, float] = field(default_factory=dict)     # per tensor-core FMA, by precision
     rf_pj_per_byte: float = 0.0
     smem_pj_per_byte: float = 0.0
     l2_pj_per_byte: float = 0.0
     dram_pj_per_byte: float = 0.0
     active_power_w: float = 0.0         # drawn on top of idle while kernels keep every SM busy
+    energy_source: str = ""             # where the own energies come from (stated by `hwsim archs`)
+    die_transistors_b: float = 0.0      # transistors on the whole die (billions; whitepapers), and
+    die_sms: int = 0                    # its SMs before any are disabled: scale active power between dies
     technology_nm: float = 7
     generation: str = ""
     source: str = ""
@@ -91,6 +95,7 @@ class GPUArch:
                  "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
                  "technology_nm", "streams")
         at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb", "tdp_w",
+                 "die_transistors_b", "die_sms",
                  "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "dram_pj_per_byte", "active_power_w")
         mnk = self.mma_mnk
         need(isinstance(mnk, (list, tuple)) and len(mnk) == 3 and all(isinstance(x, int) and not isinstance(x, bool)
@@ -99,28 +104,28 @@ class GPUArch:
         object.__setattr__(self, "mma_mnk", tuple(mnk))
         need(bool(mnk[1]) or self.mma_operands_in_smem, "mma_mnk",
              "n may be 0 (the CTA tile's N) only with mma_operands_in_smem: true")
+        need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
+        for p, v in self.tc_fma_per_clk.items():
+            need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
+            need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
         for p, v in self.mac_pj.items():
             need(p in PRECISION_BYTES, "mac_pj", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
             need(v > 0, f"mac_pj.{p}", f"must be > 0, got {v!r}")
         if self.mac_pj:
             missing = [p for p in self.tc_fma_per_clk if p not in self.mac_pj]
-            need(not missing, "mac_pj", f"calibrated energies need a price for every tensor-core precision; "
-                                        f"missing {', '.join(missing)}")
+            need(not missing, "mac_pj", f"the card's own energies need a price for every tensor-core precision; "
+                                        f"missing {', '.join(missing)} (add them, or set mac_pj: {{}} and the "
+                                        "*_pj_per_byte fields to 0 to price the card by the energy table)")
             need(min(self.rf_pj_per_byte, self.smem_pj_per_byte, self.l2_pj_per_byte, self.dram_pj_per_byte) > 0,
                  "rf_pj_per_byte", "with mac_pj, the rf, smem, l2 and dram prices must all be > 0")
-        if self.tdp_w and self.calibrated:
-            need(self.tdp_w > self.static_power_w + self.active_power_w, "tdp_w",
-                 f"must exceed static_power_w + active_power_w ({self.static_power_w + self.active_power_w:g} W)")
-        need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
+        if self.tdp_w and self.self_priced:
+            need(self.tdp_w > self.static_power_w, "tdp_w", f"must exceed static_power_w ({self.static_power_w:g} W)")
         need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         from workloads.trace import structure_nm
         ss = self.sparse_structures
         need(isinstance(ss, (list, tuple)) and all(isinstance(x, str) and structure_nm(x) for x in ss),
              "sparse_structures", f"must be a list of N:M patterns (e.g. [2:4]), got {ss!r}")
         object.__setattr__(self, "sparse_structures", tuple(ss))
-        for p, v in self.tc_fma_per_clk.items():
-            need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
-            need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.tc_fma_per_clk:
@@ -167,15 +172,15 @@ class GPUArch:
         return self.memory_gb * 1e9
 
     @property
-    def calibrated(self) -> bool:
+    def self_priced(self) -> bool:
         """True when the card prices its own MACs and accesses (and the power limit applies)."""
         return bool(self.mac_pj)
 
     def memory_levels(self) -> Mapping[str, MemoryLevel]:
         """Register file and shared memory (per SM), L2 and DRAM; at the card's own prices
-        where it has calibrated ones."""
+        where it has them."""
         def own(kind: str, price: float, capacity: float = 0.0, technology: str = "") -> MemoryLevel:
-            p = price if self.calibrated else None
+            p = price if self.self_priced else None
             return MemoryLevel(kind, capacity, technology, read_pj_per_byte=p, write_pj_per_byte=p)
         # the register file is priced per SM sub-partition: Volta to Hopper SMs have four
         # processing blocks, each with a quarter of the SM's registers (Volta whitepaper, 64 KB each)
@@ -186,8 +191,8 @@ class GPUArch:
 
     def op_prices(self) -> Mapping[str, float]:
         """The card's own prices: a tensor-core FMA by precision, and an SM-cycle of active
-        power (``active.sm_cycles``); empty when uncalibrated."""
-        if not self.calibrated:
+        power (``active.sm_cycles``); empty when the energy table prices the card."""
+        if not self.self_priced:
             return {}
         prices = {f"mac.{p}": v for p, v in self.mac_pj.items()}
         prices["active.sm_cycles"] = self.active_power_w / (self.sms * self.clock_mhz * 1e6) * 1e12
@@ -221,10 +226,17 @@ class GPUArch:
         return describe_fields(self, precision_policy=self.precision_policy, peak_fp16_tflops=self.peak_tflops("fp16") if "fp16" in self.tc_fma_per_clk
                                else math.nan, ops_overlap="one kernel at a time" if self.streams == 1
                                else f"independent kernels overlap on {self.streams} streams",
-                               energy_model=f"calibrated per-event energies, {self.active_power_w:g} W active power, "
-                               f"kernels held to the {self.tdp_w:g} W power limit" if self.calibrated and self.tdp_w
-                               else "calibrated per-event energies" if self.calibrated
-                               else "priced by the energy table; no power limit applied")
+                               energy_model=self.energy_model)
+
+    @property
+    def energy_model(self) -> str:
+        """How this card's energy is priced and whether its power limit applies (one line)."""
+        if not self.self_priced:
+            return "priced by the energy table; no power limit applied"
+        own = f"own per-event energies ({self.energy_source})" if self.energy_source else "own per-event energies"
+        active = f", {self.active_power_w:g} W active power" if self.active_power_w else ""
+        limit = f", kernels held to the {self.tdp_w:g} W power limit" if self.tdp_w else ""
+        return own + active + limit
 
 
 PRESETS = {
@@ -232,48 +244,66 @@ PRESETS = {
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
         dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
         fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
-        tdp_w=300,
+        tdp_w=300, die_transistors_b=21.1, die_sms=84,
+        # the energy table's prices at 12 nm (analysis.gpu_calibration.table_prices), see sim/gpu/constants.py
+        mac_pj={"fp16": 0.4214}, rf_pj_per_byte=0.7268, smem_pj_per_byte=0.8773, l2_pj_per_byte=6.053,
+        dram_pj_per_byte=31.2, energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
                "the Volta/Ampere whitepapers and microbenchmark papers; idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
-               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; 300 W board power (V100 SXM2 datasheet); energies "
-               "not calibrated (the energy table prices them)"),
+               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; 300 W board power (V100 SXM2 datasheet); "
+               "21.1 B transistors, 84 SMs on the full GV100 (Volta whitepaper); per-event energies: the energy table's at "
+               "12 nm (the H200 calibration carried here by TSMC's process power puts 8192^3 fp16 at 37 TFLOPS against a "
+               "published 97, so it is not used)"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
-        dram_type="gddr", memory_gb=16, tdp_w=70,
+        dram_type="gddr", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
+        mac_pj={"fp16": 0.4214, "int8": 0.06321, "int4": 0.0316}, rf_pj_per_byte=0.7268, smem_pj_per_byte=0.7268,
+        l2_pj_per_byte=5.014, dram_pj_per_byte=112.0,
+        energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
                "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper); 70 W board "
-               "power (T4 datasheet); no idle reading found; energies not calibrated (the energy table prices them)"),
+               "power (T4 datasheet); idle 16 W: nvidia-smi of an idle Tesla T4 at P0, no processes "
+               "(github.com/sagemathinc/cocalc-docker README); 13.6 B transistors, 48 SMs on the full TU104 (Turing "
+               "whitepaper); per-event energies: the energy table's at 12 nm (as v100)"),
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
         dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
-        memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400,
+        memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
+        # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
+        mac_pj={"fp16": 0.6582, "bf16": 0.6582, "tf32": 1.514, "int8": 0.09873, "int4": 0.04936},
+        rf_pj_per_byte=1.135, smem_pj_per_byte=1.757, l2_pj_per_byte=22.81, dram_pj_per_byte=31.2, active_power_w=124.6,
+        energy_source="the H200 calibration carried from TSMC 4N to N7 by TSMC's published power at the same speed",
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
                "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper); idle 50.5 W: "
                "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12); 400 W "
                "maximum (techpowerup.com/gpu-specs/a100-sxm4-40-gb.c3506, glennklockwood.com/garden/processors/A100); "
-               "energies not calibrated (the energy table prices them)"),
+               "54.2 B transistors, 128 SMs on the full GA100 (A100 whitepaper); per-event energies and active power: the "
+               "H200 calibration carried to N7 (analysis.gpu_calibration.transfer), checked against a published cuBLAS "
+               "8192^3 (benchmarks/data/published_gemm.csv)"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
         dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
         pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
+        die_transistors_b=80.0, die_sms=144,
         # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
-        mac_pj={"fp16": 0.4299, "bf16": 0.4299, "tf32": 0.9888, "fp8": 0.2526, "int8": 0.06448},
-        rf_pj_per_byte=0.7414, smem_pj_per_byte=1.3375, l2_pj_per_byte=16.53, dram_pj_per_byte=31.2,
-        active_power_w=178.8,
+        mac_pj={"fp16": 0.4607, "bf16": 0.4607, "tf32": 1.06, "fp8": 0.2707, "int8": 0.06911},
+        rf_pj_per_byte=0.7946, smem_pj_per_byte=1.433, l2_pj_per_byte=17.71, dram_pj_per_byte=31.2,
+        active_power_w=181.6, energy_source="calibrated on an H200's NVML energy",
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed; "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "
                "H200's NVML reading (same GH100 die and board class; benchmarks/data/NVIDIA_H200_power.csv), no H100 "
                "idle reading found; 700 W (hpctech.co.jp H100 SXM5 specifications); per-event energies and active power "
-               "calibrated on an H200 (same die) from NVML energy, analysis.gpu_calibration"),
+               "calibrated on an H200 (same die) from NVML energy, analysis.gpu_calibration; 80 B transistors, 144 SMs on the "
+               "full GH100 (H100 whitepaper)"),
 }
 
 # H200: H100 compute with faster, larger HBM3e

@@ -85,21 +85,52 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("GPUArch.tdp_w", 0.0, "published",
              "board power limit, none by default; presets: V100 SXM2 300 W, T4 70 W, A100 SXM4 400 W (datasheets), "
              "H100 SXM5 700 W, H200 700 W (NVML's enforced limit, benchmarks/data/NVIDIA_H200_power.csv)"),
-    Constant("h100.mac_pj", {"fp16": 0.4299, "bf16": 0.4299, "tf32": 0.9888, "fp8": 0.2526, "int8": 0.06448},
+    Constant("h100.mac_pj", {"fp16": 0.4607, "bf16": 0.4607, "tf32": 1.06, "fp8": 0.2707, "int8": 0.06911},
              "calibration",
              "pJ per tensor-core FMA: Horowitz's 45 nm multiply at the input width + fp32 add (ISSCC 2014) x k = "
-             "0.2149, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
+             "0.2304, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
              f"1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, {H200_MATMUL}); h200 inherits it"),
-    Constant("h100.rf_pj_per_byte", 0.7414, "calibration",
+    Constant("h100.rf_pj_per_byte", 0.7946, "calibration",
              "Horowitz's SRAM curve at a 64 KB SM sub-partition register file x k (as mac_pj)"),
-    Constant("h100.smem_pj_per_byte", 1.3375, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
-    Constant("h100.l2_pj_per_byte", 16.53, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
+    Constant("h100.smem_pj_per_byte", 1.433, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
+    Constant("h100.l2_pj_per_byte", 17.71, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
     Constant("h100.dram_pj_per_byte", 31.2, "published",
              "3.9 pJ/bit: HBM2 (O'Connor et al., 'Fine-grained DRAM', MICRO 2017) and Samsung's HBM3E figure "
              "(3.9 pJ/bit, reported by chinaflashmarket.com); the DRAM's own energy, not scaled with the logic node"),
-    Constant("h100.active_power_w", 178.8, "calibration",
-             "W drawn beyond idle while a kernel keeps every SM busy (AccelWattch's constant and SM activation "
-             "power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; fitted with k (as mac_pj)"),
+    Constant("h100.active_power_w", 181.6, "calibration",
+             "W drawn beyond idle while a kernel keeps every SM busy at full clock (AccelWattch's constant and SM "
+             "activation power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; an energy per SM cycle, "
+             "fitted with k over each GEMM's CUDA-graph burst time (as mac_pj)"),
+    Constant("GPUArch.die_transistors_b", 0.0, "published",
+             "transistors on the whole die, billions; presets: GV100 21.1, TU104 13.6, GA100 54.2, GH100 80 (the Volta, "
+             "Turing, Ampere and Hopper whitepapers); with die_sms (full-die SMs: 84, 48, 128, 144) it scales active "
+             "power between dies (analysis.gpu_calibration.transfer)"),
+    Constant("GPUArch.die_sms", 0, "published", "SMs on the full die before any are disabled (whitepapers; see "
+             "die_transistors_b)"),
+    Constant("a100.mac_pj", {"fp16": 0.6582, "bf16": 0.6582, "tf32": 1.514, "int8": 0.09873, "int4": 0.04936},
+             "calibration",
+             "the h100 calibration carried from TSMC 4N (N5 family) to N7: k x 0.40 / 0.28 (TSMC's published power at "
+             "the same speed: N7 -60% vs 16FF+, N5 -30% vs N7) on Horowitz's 45 nm relative costs "
+             "(analysis.gpu_calibration.transfer); held out against published A100 GEMMs "
+             "(benchmarks/data/published_gemm.csv: -22% and -27% in time)"),
+    Constant("a100.rf_pj_per_byte", 1.135, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
+    Constant("a100.smem_pj_per_byte", 1.757, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
+    Constant("a100.l2_pj_per_byte", 22.81, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
+    Constant("a100.active_power_w", 124.6, "calibration",
+             "h100's 181.6 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
+             "x clock (1410 / 1830 MHz) (analysis.gpu_calibration.transfer)"),
+    Constant("v100.mac_pj", {"fp16": 0.4214}, "published",
+             "the energy table's: Horowitz's 45 nm fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm by the energy "
+             "model's Dennard rule (analysis.gpu_calibration.table_prices); t4 takes the same at int8/int4 too. The "
+             "h100 calibration carried to 12 nm by TSMC's process power would put 8192^3 fp16 on v100 at 37 TFLOPS "
+             "against a published 97 (benchmarks/data/published_gemm.csv), so it is not used"),
+    Constant("v100.rf_pj_per_byte", 0.7268, "published", "the energy table's SRAM curve at 64 KB, 12 nm (as mac_pj)"),
+    Constant("v100.l2_pj_per_byte", 6.053, "published", "the energy table's SRAM curve at 6 MiB, 12 nm (as mac_pj)"),
+    Constant("t4.dram_pj_per_byte", 112.0, "published",
+             "14 pJ/bit: the energy table's GDDR figure (GDDR5, O'Connor et al., MICRO 2017); no published GDDR6 figure found"),
+    Constant("t4.static_power_w", 16.0, "measured",
+             "nvidia-smi of an idle Tesla T4 at P0 with no processes, 16 W (github.com/sagemathinc/cocalc-docker README, "
+             "2020); a P8 (deep idle) T4 reads 9 W in other logs"),
     Constant("GPUArch.fusion", "epilogue", "published",
              "what inference libraries run: cuDNN's fused conv-bias-activation, CUTLASS epilogues, TensorRT's "
              "layer fusion (see sim/gpu/fusion.py)"),

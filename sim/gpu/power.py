@@ -16,12 +16,13 @@ ISA; PTX ISA ``mma.sync`` / ``wgmma.mma_async``, CUTLASS's SM70-SM90 kernels):
 The tensor cores run whole tiles, so the counts are of the padded FMAs
 (``ceil(M/BM) BM x ceil(N/BN) BN x K``).
 
-**Power limit** (``GPUArch.tdp_w``). A kernel whose dynamic power on top of the idle and
-active power would exceed the board limit runs at the limit: the clock drops until it
-fits, and the kernel takes ``dynamic energy / (limit - idle - active)``. The energy per
-operation is held at its full-clock value (lower voltage at the lower clock would make
-it smaller). Only cards with calibrated per-event energies are capped: the limit needs
-the energy the simulator itself knows.
+**Power limit** (``GPUArch.tdp_w``). A kernel whose dynamic and active power on top of
+the idle power would exceed the board limit runs at the limit: the clock drops until it
+fits. Its energy per event and per SM cycle stays at the full-clock value (a lower voltage
+at the lower clock would make it smaller, so this is conservative), the idle power does
+not drop, and the kernel takes ``(dynamic + active energy) / (limit - idle)``. Only cards
+that price their own events are capped: the limit needs the energy the simulator itself
+knows.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def sm_traffic(arch: GPUArch, M: int, N: int, K: int, count: int, tile: tuple[in
 
 def dynamic_pj(arch: GPUArch, accesses: Mapping[str, float], ops: Mapping[str, float]) -> float:
     """Energy of an op's accesses and operations at the card's own prices (0 if it has none)."""
-    if not arch.calibrated:
+    if not arch.self_priced:
         return 0.0
     levels = arch.memory_levels()
     prices = arch.op_prices()
@@ -85,11 +86,13 @@ def sm_share(ctas: int, arch: GPUArch) -> float:
 
 
 def capped_cycles(cycles: float, dyn_pj: float, share: float, arch: GPUArch) -> float:
-    """Cycles of a kernel under the card's power limit (``cycles`` if it fits, or no limit)."""
-    if not (arch.tdp_w and arch.calibrated and cycles > 0):
+    """Cycles of a kernel under the card's power limit (``cycles`` if it fits, or no limit);
+    ``dyn_pj``: its dynamic energy, ``share``: the share of SMs it keeps busy."""
+    if not (arch.tdp_w and arch.self_priced and cycles > 0):
         return cycles
-    headroom_w = arch.tdp_w - arch.static_power_w - arch.active_power_w * share
     seconds = cycles / (arch.clock_mhz * 1e6)
-    if dyn_pj * 1e-12 / seconds <= headroom_w:
+    joules = dyn_pj * 1e-12 + arch.active_power_w * share * seconds      # energy per cycle held
+    headroom_w = arch.tdp_w - arch.static_power_w
+    if joules / seconds <= headroom_w:
         return cycles
-    return math.ceil(dyn_pj * 1e-12 / headroom_w * arch.clock_mhz * 1e6)
+    return math.ceil(joules / headroom_w * arch.clock_mhz * 1e6)
