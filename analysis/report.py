@@ -213,12 +213,16 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
         "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
         "stream_k, fused, sparsity).</p>")
     esc = html.escape
+    own = getattr(ev.arch, "energy_model", "")
+    pricing = (f"<p>Energy: {esc(own)}; the energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm "
+               f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own and "own" in own else (
+        f"<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:60em}} th{{background:#f4f4f4}}
 td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}} img{{max-width:100%}} p{{max-width:70em}}</style></head><body>
 <h1>{esc(summ['workload'])} on {esc(summ['design'])} ({esc(summ['machine'])})</h1>
-<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>
+{pricing}
 <p>Design source: {esc(ev.arch.source)}</p>
 <p>{esc(ev.precision_note(rule=True))}</p>{kernels}
 <h2>Summary</h2>{stable}

@@ -111,6 +111,16 @@ def test_report_files_and_totals(tmp_path):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
+def test_a_report_says_whose_prices_it_used(tmp_path):
+    """A GPU preset prices its own events; the report says so and where they come from."""
+    from workloads import resolve
+    page = write_report(evaluate(resolve("mlp1"), "a100"), tmp_path / "a").joinpath("report.html").read_text()
+    assert "own per-event energies (the H200 calibration carried from TSMC 4N to N7" in page
+    assert "kernels held to the 400 W power limit" in page and "prices the rest" in page
+    page = write_report(evaluate(resolve("mlp1"), "tpu-v1"), tmp_path / "t").joinpath("report.html").read_text()
+    assert "Energy table horowitz45 at 28 nm" in page
+
+
 def test_compare_two_designs(tmp_path):
     from workloads import resolve
     wl = resolve("gemm:256,256,256:int8")
