@@ -259,9 +259,9 @@ PRESETS = {
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
-        dram_type="gddr", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
+        dram_type="gddr6", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
         mac_pj={"fp16": 0.4214, "int8": 0.06321, "int4": 0.0316}, rf_pj_per_byte=0.7268, smem_pj_per_byte=0.7268,
-        l2_pj_per_byte=5.014, dram_pj_per_byte=112.0,
+        l2_pj_per_byte=5.014, dram_pj_per_byte=60.0,
         energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
                "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper); 70 W board "

@@ -126,8 +126,9 @@ CONSTANTS: tuple[Constant, ...] = (
              "against a published 97 (benchmarks/data/published_gemm.csv), so it is not used"),
     Constant("v100.rf_pj_per_byte", 0.7268, "published", "the energy table's SRAM curve at 64 KB, 12 nm (as mac_pj)"),
     Constant("v100.l2_pj_per_byte", 6.053, "published", "the energy table's SRAM curve at 6 MiB, 12 nm (as mac_pj)"),
-    Constant("t4.dram_pj_per_byte", 112.0, "published",
-             "14 pJ/bit: the energy table's GDDR figure (GDDR5, O'Connor et al., MICRO 2017); no published GDDR6 figure found"),
+    Constant("t4.dram_pj_per_byte", 60.0, "published",
+             "7.5 pJ/bit: GDDR6's average device power in Micron's GDDR6X comparison table (GDDR6 7.5, GDDR6X 7.25, "
+             "HBM2E 6.0 pJ/bit; reproduced at kylolab.com/ultra-bandwidth-solutions.html); the energy table's gddr6"),
     Constant("t4.static_power_w", 16.0, "measured",
              "nvidia-smi of an idle Tesla T4 at P0 with no processes, 16 W (github.com/sagemathinc/cocalc-docker README, "
              "2020); a P8 (deep idle) T4 reads 9 W in other logs"),
