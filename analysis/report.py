@@ -208,7 +208,9 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
                               for v in df[c]] for c in cols})
     fusion = getattr(ev.arch, "fusion", None)
     kernels = "" if fusion is None else (
-        f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); per op the "
+        f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); activations "
+        f"in {getattr(ev.arch, 'layout', 'nhwc').upper()} (layout: {getattr(ev.arch, 'layout', 'nhwc')}; NCHW adds two "
+        "transpose kernels around each tensor-core convolution); per op the "
         "tensor-core tile, the K split or stream-K (one wave of persistent CTAs sharing out all K steps), the "
         "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
         "stream_k, fused, sparsity).</p>")

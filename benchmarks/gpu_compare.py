@@ -60,8 +60,10 @@ def main() -> None:
         m = pd.read_csv(a.models)
         print("\nWhole networks, fp16, batch B: CUDA-graph time and NVML energy per forward vs hwsim simulate")
         for r in m[m["mode"] == "cuda graph"].itertuples():
-            # the measurement ran PyTorch eager modules (captured in a CUDA graph): no epilogue fusion
-            s = hwsim.simulate(r.model, dataclasses.replace(arch, fusion="none"), batch=int(r.batch)).summary()
+            # the measurement ran PyTorch eager modules (captured in a CUDA graph): no epilogue
+            # fusion, and NCHW activations (cuDNN transposes around each tensor-core conv)
+            s = hwsim.simulate(r.model, dataclasses.replace(arch, fusion="none", layout="nchw"),
+                               batch=int(r.batch)).summary()
             mj = s["energy_pj"] / 1e9
             print(f"  {r.model:<10} B={r.batch:<3} time: measured {r.time_us:8.1f} us, model {s['time_us']:8.1f} us "
                   f"({(s['time_us'] - r.time_us) / r.time_us:+.0%}); energy: measured {r.energy_mj:7.1f} mJ, "

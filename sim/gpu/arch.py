@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 PRECISION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
 ENGINES = ("fast", "events")
+LAYOUTS = ("nhwc", "nchw")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class GPUArch:
     streams: int = 1                    # concurrent streams the framework issues kernels on
     fusion: str = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
                                         # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
+    layout: str = "nhwc"                # activations' layout: nhwc (inference libraries, PyTorch channels_last);
+                                        # nchw (PyTorch's default): each tensor-core conv adds two transposes
     # N:M patterns the sparse tensor cores run on a pruned weight (A100/H100: 2:4)
     sparse_structures: tuple[str, ...] = ()
     # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
@@ -121,6 +124,7 @@ class GPUArch:
         if self.tdp_w and self.self_priced:
             need(self.tdp_w > self.static_power_w, "tdp_w", f"must exceed static_power_w ({self.static_power_w:g} W)")
         need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        need(self.layout in LAYOUTS, "layout", f"must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         from workloads.trace import structure_nm
         ss = self.sparse_structures
         need(isinstance(ss, (list, tuple)) and all(isinstance(x, str) and structure_nm(x) for x in ss),

@@ -136,6 +136,11 @@ CONSTANTS: tuple[Constant, ...] = (
              "what inference libraries run: cuDNN's fused conv-bias-activation, CUTLASS epilogues, TensorRT's "
              "layer fusion (see sim/gpu/fusion.py)"),
     Constant("GPUArch.streams", 1, "published", "PyTorch eager issues kernels on one stream"),
+    Constant("GPUArch.layout", "nhwc", "published",
+             "what inference libraries and PyTorch's channels_last run; with nchw (PyTorch's default) cuDNN transposes "
+             "a tensor-core convolution's input to NHWC and its output back (cuDNN developer guide, Tensor "
+             "Transformations: 'NCHW-to-NHWC transformations to call the Tensor Core operations'; MosaicML Composer's "
+             "channels-last method card), each a memory-bound kernel with its own launch"),
 )
 
 

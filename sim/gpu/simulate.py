@@ -260,6 +260,16 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
                              out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k, stream_k=t.stream_k)
     step = int(kernel + overhead)
     s = g.steps
+    # NCHW activations: cuDNN transposes a tensor-core convolution's input to NHWC and its
+    # output back, a memory-bound kernel each (cuDNN developer guide, Tensor Transformations)
+    tr_in = tr_out = 0.0
+    kernels = s
+    if op.kind == "conv" and arch.layout == "nchw":
+        d = op.dims
+        tr_in = d["N"] * d["C"] * d["H"] * d["W"] * in_b * g.copies
+        tr_out = d["N"] * d["K"] * d["P"] * d["Q"] * out_b * g.copies
+        step += int(math.ceil(2 * (tr_in + tr_out) / arch.dram_bytes_per_clk + 2 * overhead))
+        kernels = 3 * s
     b_role = "weight" if op.operand("weight") else "input2"
     b_frac = sparse_factors(structure_nm(sparse) if sparse else None, prec)[1]
     inside = sm_traffic(arch, g.M, g.N, g.K, g.copies, (t.tile[0], t.tile[1]), in_b, acc_b, b_role, b_frac,
@@ -268,6 +278,11 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
                 "dram.output.writes": t.dram_out_write_bytes * s, "dram.output.reads": t.dram_out_read_bytes * s,
                 "l2_sram.input.reads": t.l2_a_bytes * s, f"l2_sram.{b_role}.reads": t.l2_b_bytes * s}
     accesses.update({k: v * s for k, v in inside.items()})
+    if tr_in:
+        accesses["dram.input.reads"] += tr_in * s
+        accesses["dram.input.writes"] = tr_in * s
+        accesses["dram.output.reads"] += tr_out * s
+        accesses["dram.output.writes"] += tr_out * s
     ops = {f"mac.{prec}": float(op.macs)}
     cycles = step * s
     time_us = cycles / arch.clock_mhz
@@ -275,9 +290,10 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, kernel - t.compute_cycles)) * s, precision=prec,
                     accesses=accesses, ops=ops,
-                    extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, s, waves=t.waves,
-                                   tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
-                                   dram_bytes=t.dram_bytes * s, l2_bytes=t.l2_bytes * s, split_k=t.split_k,
+                    extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, kernels,
+                                   waves=t.waves, tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
+                                   dram_bytes=(t.dram_bytes + 2 * (tr_in + tr_out)) * s, l2_bytes=t.l2_bytes * s,
+                                   split_k=t.split_k,
                                    fused=epilogue, sparsity=sparse, stream_k=t.stream_k))
 
 
