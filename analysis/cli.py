@@ -333,13 +333,26 @@ def _progress(total: int, desc: str):
     return bar, (lambda op: bar.update(1))
 
 
+def _kernels(desc, fuse: str | None, layout: str | None):
+    """``desc`` with --fuse / --layout applied (the GPU's ``fusion`` and ``layout`` fields)."""
+    import dataclasses
+    for flag, field, value in (("--fuse", "fusion", fuse), ("--layout", "layout", layout)):
+        if value is None:
+            continue
+        if field not in getattr(desc, "__dataclass_fields__", {}):
+            raise HwsimError(f"{flag}: {desc.family} designs ({desc.name}) have no {field} choice; it applies to "
+                             "GPU designs")
+        desc = dataclasses.replace(desc, **{field: value})
+    return desc
+
+
 def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None, train=False,
               optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True, mapping="fixed",
-              objective="edp"):
+              objective="edp", fuse=None, layout=None):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch
 
-    desc = resolve_arch(arch)
+    desc = _kernels(resolve_arch(arch), fuse, layout)
     if mapping == "search":             # refused before any lowering where there is nothing to search
         from analysis.mapping import families
         families(desc)
@@ -362,6 +375,13 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
         return evaluate(wl, desc, table, node, progress=tick, mapping=mapping, objective=objective, **kw)
     finally:
         bar.close()
+
+
+def _pricing(ev) -> str:
+    """Who priced the energy: the energy table, or the design's own events first."""
+    table = f"{ev.table.name} at {ev.table.technology_nm:g} nm"
+    own = getattr(ev.arch, "self_priced", False)
+    return f"the design's own per-event energies, {table} for the rest" if own else table
 
 
 def _compressed(model: str, plan_path: str, seed: int):
@@ -402,6 +422,13 @@ def _design_options(f):
                           "(else the design's own objective)."),
         click.option("--objective", type=click.Choice(["edp", "latency", "energy"]), default="edp",
                      show_default=True, help="What --mapping search minimises per op."),
+        click.option("--fuse", type=click.Choice(["epilogue", "none"]), default=None,
+                     help="GPUs: run bias, batch norm, activation and residual add in the GEMM's epilogue, as "
+                          "inference libraries do, or a kernel each, as eager PyTorch (default: the design's "
+                          "fusion, epilogue on the presets)."),
+        click.option("--layout", type=click.Choice(["nhwc", "nchw"]), default=None,
+                     help="GPUs: activations' layout; nchw (PyTorch's default) adds cuDNN's two transposes around "
+                          "each tensor-core convolution (default: the design's layout, nhwc on the presets)."),
         _cache_option,
     ]):
         f = opt(f)
@@ -418,8 +445,8 @@ def _design_options(f):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the rows (every column, TOTAL last) to this file in --format csv, json or parquet.")
 def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node, compress_plan,
-             winograd, mapping, objective, no_cache, train, optimizer, recompute, precision, attention, decode, fmt: str,
-             columns: str | None, output: str | None) -> None:
+             winograd, mapping, objective, fuse, layout, no_cache, train, optimizer, recompute, precision, attention,
+             decode, fmt: str, columns: str | None, output: str | None) -> None:
     """Simulate MODEL on a hardware design; one row per op plus totals.
 
     Core columns, the same on every machine: name, op, phase, precision, macs, cycles,
@@ -439,7 +466,8 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
         if fmt == "parquet":
             _need_parquet(output)
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective)
+                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective,
+                   fuse=fuse, layout=layout)
     res = ev.result
     total = res.total()
     total.update(ev.energy_total)
@@ -451,7 +479,7 @@ def simulate(model: str, arch: str, batch, seq_len, seed: int, table: str, node,
 
     _emit(ev.rows, total, fmt,
           title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
-                f"energy: {ev.table.name} at {ev.table.technology_nm:g} nm"
+                f"energy: {_pricing(ev)}"
                 + (f"; each op in its best dataflow for {objective}, see the dataflow column" if mapping == "search"
                    else "") + ")", columns=columns, default=SIM_COLUMNS,
           note=ev.precision_note())
@@ -466,7 +494,7 @@ simulate.help = inspect.cleandoc(simulate.help) + "\n\n" + MODEL_HELP
 @_lowering_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_plan, winograd, mapping, objective,
-           no_cache, train, optimizer, recompute, precision, attention, decode, out: str) -> None:
+           fuse, layout, no_cache, train, optimizer, recompute, precision, attention, decode, out: str) -> None:
     """Simulate MODEL on a design and write a report to OUT.
 
     OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
@@ -475,7 +503,8 @@ def report(model: str, arch: str, batch, seq_len, seed, table, node, compress_pl
     from analysis.report import write_report
 
     ev = _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress_plan, winograd, train,
-                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective)
+                   optimizer, recompute, attention, decode, cache=not no_cache, mapping=mapping, objective=objective,
+                   fuse=fuse, layout=layout)
     from workloads.fileio import locked_folder
     with locked_folder(out, "report folder"):
         d = write_report(ev, out)

@@ -390,3 +390,21 @@ def test_every_gpu_model_constant_is_in_the_sourced_table():
         for attr, v in vars(m).items():
             if attr.isupper() and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):
                 assert f"{mod}.{attr}" in names, f"sim.gpu.{mod}.{attr} has no entry in sim/gpu/constants.py"
+
+
+def test_fuse_and_layout_flags_set_the_gpu_fields(tmp_path, capsys):
+    """--fuse / --layout on the command line give what the arch YAML fields give, and are
+    refused, in one line, on designs that have no such choice."""
+    def total(*args):
+        assert main(["simulate", "conv:1,64,56,56,64,3,3,1,1", *args, "--format", "csv"]) == 0
+        df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+        return int(df[df.name == "TOTAL"].cycles.iloc[0])
+
+    y = tmp_path / "g.yaml"
+    y.write_text("base: a100\nfusion: none\nlayout: nchw\n")
+    flags = total("--arch", "a100", "--fuse", "none", "--layout", "nchw")
+    assert flags == total("--arch", str(y)) > total("--arch", "a100")
+    assert total("--arch", "a100", "--fuse", "epilogue", "--layout", "nhwc") == total("--arch", "a100")
+    assert main(["simulate", "gemm:64,64,64", "--arch", "tpu-v1", "--fuse", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fuse: systolic designs (tpu-v1) have no fusion choice" in err[0]
