@@ -246,3 +246,49 @@ def test_held_out_networks_against_the_h200(row):
     s = hwsim.simulate(row["model"], arch, batch=int(row["batch"])).summary()
     assert s["time_us"] == pytest.approx(float(row["time_us"]), rel=0.35)
     assert s["energy_pj"] / 1e9 == pytest.approx(float(row["energy_mj"]), rel=0.40)
+
+
+def _attention(causal=0):
+    from workloads.trace import Op, Operand
+    dims = {"B": 1, "H": 2, "Hkv": 2, "Lq": 256, "Lk": 256, "E": 64, "Ev": 64, "causal": causal, "backward": 0}
+    shape = (1, 2, 256, 64)
+    return Op("a", "attention", "sdpa", dims, operands=tuple(Operand(r, shape, 16, "float")
+                                                             for r in ("input", "input2", "input3", "output")))
+
+
+def test_fused_attention_traffic_by_hand():
+    """FlashAttention forward, 2 heads of 256 x 64 in fp16 on a100, 128 x 128 blocks:
+    * L2 -> shared memory: Q once (2 x 256 x 64 x 2 B = 64 KiB); K and V once per query
+      block (2 blocks): 128 KiB each;
+    * QK^T: 256 x 256 x 64 FMAs per head at a 128 x 128 tile (64 x 64 warp tiles): A and B
+      each 2 B / 64 per FMA from shared memory into registers; mma.sync m16n8k16 reads A
+      2/8 B and B 2/16 B per FMA; the fp32 scores read and written 4 B / 16 per FMA;
+    * PV: 256 x 64 x 256 FMAs per head at a 128 x 64 tile, the same rates, B being V."""
+    a100 = PRESETS["a100"]
+    r = simulate_op(_attention(), a100, "fp16")
+    a = r.accesses
+    kib = 1024
+    assert a["l2_sram.input.reads"] == a["smem.input.writes"] == 64 * kib
+    assert a["l2_sram.input2.reads"] == a["smem.input2.writes"] == 128 * kib
+    assert a["l2_sram.input3.reads"] == a["smem.input3.writes"] == 128 * kib
+    f = 2 * 256 * 256 * 64                                   # FMAs of each of the two GEMMs
+    assert a["smem.input.reads"] == pytest.approx(2 * f * 2 / 64)             # A of both GEMMs
+    assert a["smem.input2.reads"] == a["smem.input3.reads"] == pytest.approx(f * 2 / 64)
+    assert a["rf.input.reads"] == pytest.approx(2 * f * 2 / 8)
+    assert a["rf.input2.reads"] == a["rf.input3.reads"] == pytest.approx(f * 2 / 16)
+    assert a["rf.output.reads"] == a["rf.output.writes"] == pytest.approx(2 * f * 4 / 16)
+    # a causal mask skips the blocks above the diagonal: (2 + 1) / (2 x 2) of them here
+    c = simulate_op(_attention(causal=1), a100, "fp16").accesses
+    assert c["rf.output.reads"] == pytest.approx(a["rf.output.reads"] * 3 / 4)
+    assert c["l2_sram.input2.reads"] == pytest.approx(a["l2_sram.input2.reads"] * 3 / 4)
+    assert c["l2_sram.input.reads"] == a["l2_sram.input.reads"]
+
+
+def test_cuda_core_depthwise_reads_three_registers_per_fma():
+    from workloads.build import conv_op
+    op = conv_op("d", 1, 64, 56, 56, 64, 3, 3, pad=1, groups=64, bits=16)
+    r = simulate_op(op, H200, "fp16")
+    fmas = 64 * 56 * 56 * 9
+    assert r.ops["fma.fp16"] == fmas
+    assert r.accesses["rf.input.reads"] == r.accesses["rf.weight.reads"] == r.accesses["rf.output.reads"] \
+        == r.accesses["rf.output.writes"] == 4 * fmas

@@ -16,6 +16,14 @@ ISA; PTX ISA ``mma.sync`` / ``wgmma.mma_async``, CUTLASS's SM70-SM90 kernels):
 The tensor cores run whole tiles, so the counts are of the padded FMAs
 (``ceil(M/BM) BM x ceil(N/BN) BN x K``).
 
+**A fused attention kernel** (FlashAttention) is counted as the tensor-core GEMMs it runs,
+at its ``block`` x ``block`` tiles: Q (and, backward, O, dO and the row statistics) crosses
+L2 into shared memory once per CTA, K and V once per query block (forward; backward, the
+other way round), the blocks a causal mask zeroes skipped.
+
+**CUDA-core kernels** (depthwise convolutions): an ``FFMA Rd, Ra, Rb, Rc`` reads three
+32-bit registers and writes one (SASS), whatever the storage type.
+
 **Power limit** (``GPUArch.tdp_w``). A kernel whose dynamic and active power on top of
 the idle power would exceed the board limit runs at the limit: the clock drops until it
 fits. Its energy per event and per SM cycle stays at the full-clock value (a lower voltage
@@ -28,9 +36,11 @@ knows.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 if TYPE_CHECKING:
+    from workloads.trace import Gemm
+
     from .arch import GPUArch
 
 WARP_TILE = 64          # CUTLASS SM70-SM80 tensor-op kernels: 64x64 warp tiles for 128x128-class CTAs
@@ -64,6 +74,44 @@ def sm_traffic(arch: GPUArch, M: int, N: int, K: int, count: int, tile: tuple[in
         out["rf.input.reads"] = f * in_b / n
         out[f"rf.{b_role}.reads"] = f * in_b / m * b_frac
     return out
+
+
+def attention_traffic(arch: GPUArch, gemms: Sequence[Gemm], dims: Mapping[str, int], copies: int, in_b: float,
+                      acc_b: int, frac: float, block: int) -> dict[str, float]:
+    """Register-file, shared-memory and L2 bytes of one fused attention kernel (one step):
+    ``gemms`` its GEMMs (heads as copies), ``copies`` x batch x heads the (batch, head)
+    pairs, ``frac`` the share of blocks a causal mask leaves."""
+    d = dims
+    c = copies * d["B"]
+    q = c * d["H"] * d["Lq"] * d["E"] * in_b
+    k = c * d["Hkv"] * d["Lk"] * d["E"] * in_b
+    v = c * d["Hkv"] * d["Lk"] * d["Ev"] * in_b
+    if d["backward"]:
+        o = c * d["H"] * d["Lq"] * d["Ev"] * in_b
+        nk = -(-d["Lk"] // block)
+        l2 = {"input": (q + 2 * o + c * d["H"] * d["Lq"] * 4) * nk * frac, "input2": k, "input3": v}
+    else:
+        nq = -(-d["Lq"] // block)
+        l2 = {"input": q, "input2": k * nq * frac, "input3": v * nq * frac}
+    out: dict[str, float] = {}
+    for key, b in l2.items():
+        out[f"l2_sram.{key}.reads"] = b
+        out[f"smem.{key}.writes"] = b
+    # the B operand of each GEMM: forward QK^T (K), PV (V); backward QK^T (K), dV (dO),
+    # dP (V), dQ (K), dK (Q)
+    roles = ("input2", "input", "input3", "input2", "input") if d["backward"] else ("input2", "input3")
+    for g, role in zip(gemms, roles):
+        t = sm_traffic(arch, g.M, g.N, g.K, g.copies, (min(block, g.M), min(block, g.N)), in_b, acc_b, role)
+        for key, b in t.items():
+            if not key.endswith(".writes") or key.startswith("rf."):     # smem writes: the L2 traffic above
+                out[key] = out.get(key, 0.0) + b * frac
+    return out
+
+
+def cuda_core_traffic(fmas: float) -> dict[str, float]:
+    """Register bytes of ``fmas`` FFMA instructions' lanes: three 4-byte reads, one write."""
+    return {"rf.input.reads": 4.0 * fmas, "rf.weight.reads": 4.0 * fmas, "rf.output.reads": 4.0 * fmas,
+            "rf.output.writes": 4.0 * fmas}
 
 
 def dynamic_pj(arch: GPUArch, accesses: Mapping[str, float], ops: Mapping[str, float]) -> float:

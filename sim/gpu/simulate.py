@@ -30,7 +30,7 @@ from ..result import OpResult, SimResult, run_ops, shape_key
 from .arch import PRECISION_BYTES, GPUArch
 from .fusion import chains, epilogues
 from .gemm import gemm_time, sparse_factors
-from .power import capped_cycles, dynamic_pj, sm_share, sm_traffic
+from .power import attention_traffic, capped_cycles, cuda_core_traffic, dynamic_pj, sm_share, sm_traffic
 
 # PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
 # (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
@@ -110,7 +110,8 @@ def _depthwise(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, mem - fma)) * s, precision=prec,
                     accesses={"dram.input.reads": ins * s, "dram.weight.reads": wts * s, "dram.output.writes": outs * s,
-                              "l2_sram.input.reads": ins * s, "l2_sram.weight.reads": wts * s},
+                              "l2_sram.input.reads": ins * s, "l2_sram.weight.reads": wts * s,
+                              **cuda_core_traffic(op.macs)},
                     ops={f"fma.{prec}": op.macs},
                     extra=GPUStats("cuda-cores", "memory" if mem >= fma else "compute", 2 * op.macs / t / 1e6, s,
                                    ctas=math.ceil(d["N"] * d["K"] * d["P"] * d["Q"] * op.copies / VECTOR_ELEMENTS_PER_BLOCK),
@@ -151,6 +152,8 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     ctas = math.ceil(d["Lq"] / FLASH_BLOCK) * c * d["H"]
     acc = {f"dram.{r}.reads": b * s for r, b in reads.items()}
     acc["dram.output.writes"] = writes * s
+    inside = attention_traffic(arch, op.gemms, d, op.copies, in_b, acc_b, frac, FLASH_BLOCK)
+    acc.update({key: b * s for key, b in inside.items()})
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs * frac,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, kernel - comp * frac)) * s, precision=prec, accesses=acc,
