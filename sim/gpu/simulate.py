@@ -200,8 +200,8 @@ def powered(r: OpResult, arch: GPUArch) -> OpResult:
     """``r`` on a card that prices its own events: under its power limit (``sim.gpu.power``),
     and charged active power for the SMs its kernel keeps busy (``active.sm_cycles``: the
     op's SM cycles at full clock, whatever clock they run at). The launch gap is charged
-    too: NVML on an H200 shows the card far above idle through eager PyTorch's
-    microsecond gaps (ResNet-50 at batch 1: 194 W average against 81 W idle;
+    too: between short kernels the card stays well above idle (NVML on an H200 reads a
+    CUDA graph of ResNet-50 at batch 1, short kernels back to back, at 194 W against 81 W idle;
     benchmarks/data/NVIDIA_H200_models.csv)."""
     if not arch.self_priced or not r.cycles:
         return r
