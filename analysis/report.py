@@ -215,9 +215,9 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
         "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
         "stream_k, fused, sparsity).</p>")
     esc = html.escape
-    own = getattr(ev.arch, "energy_model", "")
+    own = getattr(ev.arch, "energy_model", "") if getattr(ev.arch, "self_priced", False) else ""
     pricing = (f"<p>Energy: {esc(own)}; the energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm "
-               f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own and "own" in own else (
+               f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own else (
         f"<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}
