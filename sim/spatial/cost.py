@@ -108,11 +108,9 @@ class Footprints:
         soy, sox, sfy, sfx = g("OY", 1), g("OX", 1), g("FY", 1), g("FX", 1)
         sw, so, sgbc = sg * sk * sc * sfy * sfx, sg * sb * sk * soy * sox, sg * sb * sc
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
-        # the input's window rows (columns): min(size, span of the windows, outputs x taps), as
-        # nest.window, per PE (w) and over the array (u)
+        # the input's window rows (columns) per PE (w) and over the array (u)
         wy, wx = min(H, 1), min(W, 1)
-        uy = min(H, (soy - 1) * sy + (sfy - 1) * dy + 1, soy * sfy)
-        ux = min(W, (sox - 1) * sx + (sfx - 1) * dx + 1, sox * sfx)
+        uy, ux = window(soy, sfy, sy, dy, H), window(sox, sfx, sx, dx, W)
         w = o = gbc = eoy = efy = eox = efx = 1
         pw, po, pi, uw, uo, ui = [1], [1], [wy * wx], [sw], [so], [sgbc * uy * ux]
         for d, f in loops:
@@ -127,17 +125,15 @@ class Footprints:
                     eoy *= f
                 else:
                     efy *= f
-                wy = min(H, (eoy - 1) * sy + (efy - 1) * dy + 1, eoy * efy)
-                ny, ty = eoy * soy, efy * sfy
-                uy = min(H, (ny - 1) * sy + (ty - 1) * dy + 1, ny * ty)
+                wy = window(eoy, efy, sy, dy, H)
+                uy = window(eoy * soy, efy * sfy, sy, dy, H)
             elif d == "OX" or d == "FX":
                 if d == "OX":
                     eox *= f
                 else:
                     efx *= f
-                wx = min(W, (eox - 1) * sx + (efx - 1) * dx + 1, eox * efx)
-                nx, tx = eox * sox, efx * sfx
-                ux = min(W, (nx - 1) * sx + (tx - 1) * dx + 1, nx * tx)
+                wx = window(eox, efx, sx, dx, W)
+                ux = window(eox * sox, efx * sfx, sx, dx, W)
             pw.append(w)
             po.append(o)
             pi.append(gbc * wy * wx)
