@@ -380,8 +380,8 @@ def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compres
 def _pricing(ev) -> str:
     """Who priced the energy: the energy table, or the design's own events first."""
     table = f"{ev.table.name} at {ev.table.technology_nm:g} nm"
-    own = getattr(ev.arch, "self_priced", False)
-    return f"the design's own per-event energies, {table} for the rest" if own else table
+    from .energy import prices_itself
+    return f"the design's own per-event energies, {table} for the rest" if prices_itself(ev.arch) else table
 
 
 def _compressed(model: str, plan_path: str, seed: int):

@@ -254,6 +254,11 @@ def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable
     return OpEnergy(total, compute, static, by_level, by_operand, active)
 
 
+def prices_itself(arch: Machine) -> bool:
+    """Whether every memory level of ``arch`` carries its own price (the table prices none of them)."""
+    return all(lv.read_pj_per_byte is not None for lv in arch.memory_levels().values())
+
+
 def machine_op_prices(arch: Machine) -> Mapping[str, float]:
     """The operations a design prices itself (``op_prices()``, where it has one)."""
     of = getattr(arch, "op_prices", None)

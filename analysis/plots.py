@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from .energy import prices_itself
+
 if TYPE_CHECKING:
     from .report import Evaluation
 
@@ -150,8 +152,8 @@ def energy(ev: "Evaluation", top: int = TOP):
     ax2.set_xticks([0], ["whole workload"])
     ax2.set_ylabel("energy (uJ)")
     share = 100 * static / total if total else 0.0
-    own = all(lv.read_pj_per_byte is not None for lv in ev.arch.memory_levels().values())
-    priced = "the design's own per-access energies" if own else f"{ev.table.name} at {ev.table.technology_nm:g} nm"
+    priced = ("the design's own per-access energies" if prices_itself(ev.arch)
+              else f"{ev.table.name} at {ev.table.technology_nm:g} nm")
     ax2.set_title(f"static {share:.0f}% of {total:,.1f} uJ\n({priced})", fontsize=10)
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()

@@ -17,7 +17,7 @@ from workloads.fileio import atomic_write
 from workloads.errors import HwsimError
 from workloads.trace import Workload
 
-from .energy import EnergyTable, energy_rows, load_table
+from .energy import EnergyTable, energy_rows, load_table, prices_itself
 
 
 @dataclass
@@ -215,7 +215,7 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
         "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
         "stream_k, fused, sparsity).</p>")
     esc = html.escape
-    own = getattr(ev.arch, "energy_model", "") if getattr(ev.arch, "self_priced", False) else ""
+    own = getattr(ev.arch, "energy_model", "the design's own per-access energies") if prices_itself(ev.arch) else ""
     pricing = (f"<p>Energy: {esc(own)}; the energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm "
                f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own else (
         f"<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>")
