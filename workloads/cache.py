@@ -39,7 +39,7 @@ from .errors import HwsimError
 from .fileio import atomic_write
 from .trace import Workload
 
-KEY_VERSION = 1
+KEY_VERSION = 2    # 2: a large batch lowers on the meta device (densities declared, not measured)
 DEFAULT_MAX_MB = 4096      # a default cap on the folder (a policy choice, not a measured figure)
 
 

@@ -204,7 +204,19 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
             return _lower(path.stem, made, f"user:{spec}", keep_weights, how)
     entry = ZOO[spec]
     made = _call_factory(entry.load(), spec, batch, seq_len, how.decode)
+    if entry.reference and not keep_weights and not how.train and \
+            float(entry.reference) * 1e9 * (batch or 1) > MATERIALIZE_MACS:
+        module, example = made      # a big batch: shapes on the meta device, densities declared (1.0)
+        made = (module.to("meta"), example.to("meta"))
     return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+
+
+# A zoo CNN whose forward at the requested batch is over this many multiply-accumulates (its
+# published MACs per image x batch) lowers on PyTorch's meta device: the same ops and shapes
+# in seconds, densities declared (1.0) instead of measured. The same rule as the
+# transformers' (workloads.zoo.transformer.MATERIALIZE_MACS, a named assumption: about 3 s
+# of forward on the project's 2-core machine); ResNet-50 at batch 32 is over it.
+MATERIALIZE_MACS = 1e11
 
 
 def _trace(spec: str, batch: int | None) -> Workload:

@@ -3,8 +3,9 @@ ViT-B/16, with prefill and KV-cache decode.
 
 Attention goes through ``F.scaled_dot_product_attention``, which the lowering runs unfused
 (math backend) or as one fused op. Models too big to materialise (their parameters over
-``MATERIALIZE_BYTES``) are built on PyTorch's meta device: shapes without data, so GPT-3
-175B lowers in seconds; their densities are declared (1.0), not measured. The others are
+``MATERIALIZE_BYTES``), or whose forward is over ``MATERIALIZE_MACS`` (a large batch x
+sequence), are built on PyTorch's meta device: shapes without data, so GPT-3 175B lowers in
+seconds; their densities are declared (1.0), not measured. The others are
 built there too but get real weights module by module as they run (:func:`_build`).
 
 Shapes:
@@ -37,6 +38,11 @@ from ..errors import HwsimError
 from .lazy import materialize_lazily
 
 MATERIALIZE_BYTES = 2 * 1024 ** 3     # above this (fp32 parameters) a model is built on the meta device
+# Above this many multiply-accumulates in one forward (about parameters x tokens), the
+# forward's arithmetic would take longer than its lowering is worth (a named assumption:
+# ~3 s on the project's 2-core machine at ~30 GMAC/s), so the model stays on the meta device
+# too: shapes exact, densities declared (1.0). BERT-large at batch 8 x 384 tokens is 1e12.
+MATERIALIZE_MACS = 1e11
 
 
 @dataclass(frozen=True)
@@ -297,14 +303,14 @@ BERT_LARGE = replace(BERT_BASE, layers=24, hidden=1024, heads=16)
 VIT_B16 = Config(12, 768, 12, seq=197, vocab=1, causal=False)
 
 
-def _build(cls, cfg: Config, *args, meta: bool = False):
+def _build(cls, cfg: Config, *args, meta: bool = False, tokens: int = 1):
     """The model and whether it stays on the meta device. A model that fits is built on
     the meta device too, and each module's parameters are made real just before its
     forward (initialised as the module's ``reset_parameters`` does, seeded by the
     parameter's name, so every run sees the same values) and dropped after it unless
     autograd needs them: inference holds one layer's weights at a time, so that GPT-2
     medium or BERT-large lowers in well under 1 GB while its densities are measured."""
-    meta = meta or cfg.params() * 4 > MATERIALIZE_BYTES
+    meta = meta or cfg.params() * 4 > MATERIALIZE_BYTES or cfg.params() * tokens > MATERIALIZE_MACS
     with torch.device("meta"):
         model = cls(cfg, *args)
     if not meta:
@@ -325,7 +331,7 @@ def decoder(cfg: Config, batch: int = 1, seq_len: int | None = None, decode: int
     if seq + decode > cfg.seq:
         raise HwsimError(f"--seq-len {seq} plus {decode} decode steps is longer than the model's {cfg.seq} "
                          "positions; shorten one of them")
-    model, meta = _build(Decoder, cfg, meta=meta)
+    model, meta = _build(Decoder, cfg, meta=meta, tokens=batch * (seq + decode))
     x = _tokens(batch, seq, cfg.vocab, meta)
     return (Generate(model, decode) if decode else model), x
 
@@ -363,12 +369,14 @@ def llama(batch: int = 1, seq_len: int | None = None, decode: int = 0):
 
 def bert(size: str = "base", batch: int = 1, seq_len: int | None = None):
     cfg = BERT_BASE if size == "base" else BERT_LARGE
-    model, meta = _build(BERT, cfg)
+    model, meta = _build(BERT, cfg, tokens=batch * (seq_len or 128))
     return model, _tokens(batch, seq_len or 128, cfg.vocab, meta)
 
 
 def vit_b16(batch: int = 1):
-    model, _meta = _build(ViT, VIT_B16)
+    model, meta = _build(ViT, VIT_B16, tokens=batch * VIT_B16.seq)
+    if meta:
+        return model, torch.zeros(batch, 3, 224, 224, device="meta")
     return model, torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 
 
