@@ -34,18 +34,14 @@ def _devices(system, gpus: int | None, nodes: int | None) -> int:
     return system.devices
 
 
-def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
-                  zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
-                  fmt, workers: int = 1, cluster: str | None = None, cache: bool = False) -> None:
+def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = None, nodes: int | None = None,
+              tp: int = 1, pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
+              recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
+              attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
+              search: bool = False) -> tuple[Job, int]:
+    """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     base = resolve_system(system_spec)
     n = _devices(base, gpus, nodes)
-    if workers < 1:
-        raise HwsimError(f"--workers must be >= 1, got {workers}")
-    if cluster:
-        try:
-            import dask.distributed  # noqa: F401
-        except ImportError:
-            raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
     if jobs < 1 or n % jobs:
         raise HwsimError(f"--jobs {jobs} must divide the {n} devices")
     n //= jobs
@@ -59,6 +55,40 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     if search:
         job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1)   # the search sets them
     job.check()
+    return job, n
+
+
+def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, nodes: int | None = None, tp: int = 1,
+          pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
+          recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
+          attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
+          cache: bool = True) -> TrainResult:
+    """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
+    microbatch, recomputation or schedule are left open, the fastest setting that fits
+    (``result.chosen`` says which). A configuration that does not fit is refused."""
+    job, _ = build_job(model=model, system_spec=system, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
+                       global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
+                       zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len)
+    result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
+    fits_or_refuse(result)
+    return dataclasses.replace(result, chosen=chosen)
+
+
+def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
+                  zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
+                  fmt, workers: int = 1, cluster: str | None = None, cache: bool = False) -> None:
+    if workers < 1:
+        raise HwsimError(f"--workers must be >= 1, got {workers}")
+    if cluster:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
+    job, n = build_job(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
+                       global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
+                       zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
+                       jobs=jobs, search=search)
+    system = job.system
     m = Model(job, cache)
     if search:
         from .cli import counting
