@@ -999,6 +999,76 @@ def verify(unit: str, trials: int, size, backend: str, seed: int) -> None:
         raise SystemExit(1)
 
 
+@cli.command()
+@click.option("--domain", "domains", multiple=True,
+              type=click.Choice(["systolic", "spatial", "eie", "gpu", "train", "compression", "energy"]),
+              help="Run only this domain's rows (repeatable; default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
+              show_default=True, help="table: the per-domain accuracy, fit rows, rows not run and the worst points; "
+                                      "markdown: the per-domain table; csv/json: every row.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Write rows.csv, summary.json, one correlation plot per domain and index.html here.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 when a domain's accuracy is outside validation/data/tolerances.yaml (or, with "
+                   "--readme, when that file's accuracy table is not this run's).")
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A README with a '<!-- hwsim validate: begin/end -->' section: --write-readme rewrites its "
+                   "table, --check compares it with this run.")
+@click.option("--write-readme", is_flag=True, help="Rewrite the --readme file's accuracy table from this run.")
+def validate(domains, fmt: str, out: str | None, check: bool, readme: str | None, write_readme: bool) -> None:
+    """Check hwsim against published measurements: every row of the validation corpus
+    (validation/data/*.csv: the case, the published value, its source) through its
+    domain's reader; per domain the geomean of hwsim/published, the mean absolute error,
+    the worst case and the shares within 10% and 25%. Rows a constant was fitted on
+    (role fit) are listed apart and never counted."""
+    import json
+
+    from validation.report import outcome_rows, readme_section, table_markdown, table_text, validate as run, write_dir
+    from validation.schema import load_rows
+
+    if write_readme and not readme:
+        raise HwsimError("--write-readme needs --readme FILE")
+    if readme and not (check or write_readme):
+        raise HwsimError("--readme does something only with --check or --write-readme")
+    if readme and domains:
+        raise HwsimError("--readme holds the whole corpus's table; leave out --domain")
+    from tqdm import tqdm
+
+    n = sum(1 for r in load_rows() if not domains or r.domain in domains)
+    with tqdm(total=n, desc="validating", unit=" rows", leave=False, file=sys.stderr,
+              disable=not _stderr_is_terminal()) as bar:
+        v = run(domains or None, progress=bar.update)
+    if fmt == "json":
+        click.echo(json.dumps({"domains": [s.as_dict() for s in v.stats], "rows": outcome_rows(v)}, indent=1,
+                              default=float))
+    elif fmt == "csv":
+        import pandas as pd
+        click.echo(pd.DataFrame(outcome_rows(v)).to_csv(index=False), nl=False)
+    elif fmt == "markdown":
+        click.echo(table_markdown(v))
+    else:
+        click.echo(table_text(v))
+    stale = []
+    if readme:
+        from workloads.fileio import atomic_write
+        text = Path(readme).read_text(encoding="utf-8")
+        fresh = readme_section(text, v)
+        if write_readme and fresh != text:
+            atomic_write(readme, fresh)
+            click.echo(f"wrote {readme}", err=fmt != "table")
+        elif fresh != text:
+            stale.append(f"{readme}'s accuracy table is not this run's: hwsim validate --readme {readme} --write-readme")
+    if out:
+        written = write_dir(v, Path(out))
+        click.echo(f"wrote {', '.join(str(p) for p in written)}", err=fmt != "table")
+    if check:
+        bad = v.failures() + stale
+        for line in bad:
+            click.echo(f"hwsim validate: outside tolerance: {line}", err=True)
+        if bad:
+            raise SystemExit(1)
+
+
 @cli.group()
 def rtl() -> None:
     """RTL units: Verilog export and synthesis cell counts."""

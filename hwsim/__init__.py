@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["simulate", "lower", "presets"]
+__all__ = ["simulate", "lower", "presets", "train", "validate"]
 
 
 def lower(model: str, *, batch: int | None = None, seq_len: int | None = None, keep_weights: bool = False,
@@ -51,3 +51,20 @@ def presets() -> list[str]:
     """Every hardware preset's name."""
     from sim.registry import presets as table
     return list(table())
+
+
+def train(model: str, **job: Any):
+    """One training step of ``model`` split over a system (``hwsim train`` without ``--search``):
+    ``system``, ``gpus``/``nodes``, ``tp``, ``pp``, ``dp``, ``global_batch``, ``microbatch``,
+    ``recompute``, ``schedule``, ``zero``, ``precision``, ... as the CLI's options. A
+    :class:`~analysis.train.TrainResult`; ``summary()`` has the step time, TFLOP/s per GPU, MFU."""
+    from analysis.train_cli import train as run
+    return run(model, **job)
+
+
+def validate(domains: Any = None):
+    """Run the validation corpus (``validation/data``), or the rows of ``domains``: a
+    :class:`~validation.report.Validation` with every row's outcome and the per-domain
+    accuracy (``hwsim validate``)."""
+    from validation.report import validate as run
+    return run(domains)

@@ -1,0 +1,73 @@
+"""EIE rows (Han et al., ISCA 2016) on the ``eie-64`` / ``eie-256`` presets: per-layer time of
+the nine benchmark layers (model ``eie-benchmarks``, option ``layer``), and whole-design
+figures (``power_w`` of a layer or the nine, ``per_pe=1`` for one PE's share; ``area_mm2``:
+refused, hwsim has no area model).
+``pes=N`` and ``queue_depth=N`` change the preset as the paper's Fig. 11 and Fig. 8 sweeps do."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sim.registry import resolve_arch
+from workloads.errors import HwsimError
+
+from .base import Reader, Unsupported, evaluation, opt_int, opt_str
+from .schema import Row
+
+__all__ = ["READER"]
+
+QUANTITIES = {"time_us": ("us",), "power_w": ("W", "mW"), "frames_per_s": ("frames/s",),
+              "area_mm2": ("mm2",), "energy_efficiency_frames_per_j": ("frames/J",), "speedup": ("x",)}
+OPTIONS = frozenset({"layer", "pes", "queue_depth", "batch", "per_pe"})
+
+
+def _design(row: Row):
+    desc = resolve_arch(row.design)
+    changes = {k: v for k, v in (("num_pes", opt_int(row, "pes")), ("queue_depth", opt_int(row, "queue_depth")))
+               if v is not None}
+    return dataclasses.replace(desc, **changes) if changes else desc
+
+
+def _layer_time_us(row: Row, design) -> float:
+    layer = opt_str(row, "layer")
+    df = evaluation(row.model, design).to_frame()
+    if layer is None:
+        return float(df["time_us"].sum())
+    hit = df[df["name"] == layer]
+    if hit.empty:
+        raise HwsimError(f"{row.where}: options.layer {layer!r} is not an op of {row.model}; one of "
+                         f"{', '.join(df['name'])}")
+    return float(hit["time_us"].iloc[0])
+
+
+def measure(row: Row) -> float:
+    q = row.quantity
+    if q == "area_mm2":
+        raise Unsupported("hwsim has no area model for EIE (the paper's Table II is place-and-route)")
+    design = _design(row)
+    if q == "time_us":
+        return _layer_time_us(row, design)
+    if q == "speedup":
+        one = dataclasses.replace(design, num_pes=1)
+        return _layer_time_us(row, one) / _layer_time_us(row, design)
+    if q in ("frames_per_s", "energy_efficiency_frames_per_j"):
+        t = _layer_time_us(row, design) * 1e-6
+        if q == "frames_per_s":
+            return 1.0 / t
+        s = evaluation(row.model, design).to_frame()
+        layer = opt_str(row, "layer")
+        pj = float(s[s["name"] == layer]["energy_pj"].iloc[0] if layer else s["energy_pj"].sum())
+        return 1.0 / (pj * 1e-12)
+    if q == "power_w":
+        df = evaluation(row.model, design).to_frame()
+        layer = opt_str(row, "layer")
+        if layer is not None:
+            df = df[df["name"] == layer]
+        w = float(df["energy_pj"].sum()) * 1e-12 / (float(df["time_us"].sum()) * 1e-6)
+        if opt_int(row, "per_pe", 0):
+            w /= design.num_pes          # one PE's share of the design's power
+        return w * (1e3 if row.unit == "mW" else 1.0)
+    raise Unsupported(f"{q} is not computed for EIE")
+
+
+READER = Reader("eie", QUANTITIES, OPTIONS, measure)

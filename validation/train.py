@@ -1,0 +1,55 @@
+"""Training rows: one step of a model split over a multi-GPU system (``hwsim train``,
+``analysis.train``), as published runs configured it.
+
+Options are ``hwsim train``'s: ``gpus``, ``nodes``, ``tp``, ``pp``, ``dp``, ``global_batch``,
+``microbatch``, ``recompute``, ``schedule``, ``zero``, ``precision``, ``seq_len``; what a row
+leaves open (microbatch, recomputation, schedule) is picked as the fastest that fits, as
+``hwsim train`` does. ``sequence_parallel=1`` is refused as unsupported (not modelled yet).
+Quantities: ``tflops_per_gpu`` (Megatron's model FLOPs per GPU per second),
+``step_time_s``, ``tokens_per_s``, ``mfu_percent`` and ``memory_gib_per_gpu``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Reader, Unsupported, opt_int, opt_str
+from .schema import Row
+
+__all__ = ["READER"]
+
+QUANTITIES = {"tflops_per_gpu": ("TFLOP/s",), "step_time_s": ("s",), "tokens_per_s": ("tokens/s",),
+              "mfu_percent": ("%",), "memory_gib_per_gpu": ("GiB", "GB")}
+INTS = ("gpus", "nodes", "tp", "pp", "dp", "global_batch", "microbatch", "zero", "seq_len")
+OPTIONS = frozenset(INTS + ("recompute", "schedule", "precision", "sequence_parallel", "context_parallel"))
+
+
+def measure(row: Row) -> float:
+    if opt_int(row, "sequence_parallel", 0):
+        raise Unsupported("sequence parallelism (Korthikanti et al. 2022) is not modelled")
+    if (opt_int(row, "context_parallel", 1) or 1) > 1:
+        raise Unsupported("context parallelism is not modelled")
+    if "global_batch" not in row.options:
+        raise Unsupported("the source gives no global batch")
+    import hwsim
+    kw: dict[str, Any] = {k: opt_int(row, k) for k in INTS if k in row.options}
+    kw.update({k: opt_str(row, k) for k in ("recompute", "schedule", "precision") if k in row.options})
+    s = hwsim.train(row.model, system=row.design or "dgx-a100", **kw).summary()
+    q = row.quantity
+    if q == "tflops_per_gpu":
+        return float(s["tflops_per_gpu"])
+    if q == "step_time_s":
+        return float(s["step_time_s"])
+    if q == "tokens_per_s":
+        if s["tokens_per_s"] is None:
+            raise Unsupported(f"{row.model} has no tokens")
+        return float(s["tokens_per_s"])
+    if q == "mfu_percent":
+        return 100.0 * float(s["mfu"])
+    if q == "memory_gib_per_gpu":
+        gib = float(s["memory_per_gpu_gib"]["total"])
+        return gib * (2 ** 30 / 1e9 if row.unit == "GB" else 1.0)
+    raise Unsupported(f"{q} is not computed for training")
+
+
+READER = Reader("train", QUANTITIES, OPTIONS, measure)
