@@ -188,3 +188,16 @@ def test_the_documented_row_loads_and_runs():
     assert block is not None
     (o,) = run_rows(read_rows(block.group(1), "formats.md"))
     assert o.status == "ok" and o.row.role == "check" and 0.5 < (o.ratio or 0) < 2
+
+
+def test_every_calibrated_gpu_constant_names_its_fit_rows_and_they_are_marked_fit():
+    from sim.gpu.constants import CONSTANTS, FIT_ROWS
+    rows = {r.id: r for r in load_rows()}
+    names = {c.name for c in CONSTANTS}
+    assert set(FIT_ROWS) <= names
+    for name, ids in FIT_ROWS.items():
+        for i in ids:
+            assert rows[i].role == "fit", (name, i)
+    named = {i for ids in FIT_ROWS.values() for i in ids}
+    assert {r.id for r in rows.values() if r.role == "fit" and r.domain == "gpu"} == named
+    assert all(c.name in FIT_ROWS for c in CONSTANTS if c.kind == "calibration" and c.name.startswith(("h100.", "a100.")))

@@ -188,7 +188,7 @@ rows not run. Ratio = hwsim / published.</p>
 <th>within 25%</th><th class="t">worst</th><th>fit rows</th><th>not run</th></tr>
 {% for s in stats %}<tr><td class="t">{{ s.domain }}</td><td>{{ s.points }}</td><td>{{ "%.3f"|format(s.geomean) }}</td>
 <td>{{ "%.1f"|format(s.mape_pct) }}%</td><td>{{ "%.0f"|format(100 * s.within10) }}%</td>
-<td>{{ "%.0f"|format(100 * s.within25) }}%</td><td class="t">{{ s.worst_id }} ({{ "%.2f"|format(s.worst_ratio) }}x)</td>
+<td>{{ "%.0f"|format(100 * s.within25) }}%</td><td class="t">{{ s.worst_id }} ({{ "%.3g"|format(s.worst_ratio) }}x)</td>
 <td>{{ s.fit_points }}</td><td>{{ s.not_run }}</td></tr>{% endfor %}
 </table>
 {% if failing %}<p class="bad">Outside tolerance: {{ failing|join("; ") }}</p>{% endif %}

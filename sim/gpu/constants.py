@@ -150,3 +150,14 @@ def table() -> str:
     for c in CONSTANTS:
         lines.append(f"| `{c.name}` | {c.value} | {c.kind} | {c.source} |")
     return "\n".join(lines)
+
+# The validation corpus's rows each calibrated constant was set on (validation/data/, role
+# ``fit``): they are listed apart by ``hwsim validate`` and never count as evidence of accuracy.
+_H200_ENERGY_ROWS = ("h200-meas-fp16-4096x4096x4096-energy", "h200-meas-fp16-1x8192x8192-energy")
+FIT_ROWS: dict[str, tuple[str, ...]] = {
+    "GPUArch.kernel_overhead_us": ("h200-meas-fp16-256x256x256-time",),
+    "gemm.MMA_EFFICIENCY": ("h200-meas-bf16-4096x4096x4096-time",),
+    **{f"{card}.{f}": _H200_ENERGY_ROWS for card in ("h100", "a100")
+       for f in ("mac_pj", "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "active_power_w")},
+    "v100.mac_pj": ("v100-gemm-8192x8192x8192-fp16-tflops-published",),
+}

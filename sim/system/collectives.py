@@ -94,7 +94,7 @@ def _btree(n: int) -> list[int]:
     return parent
 
 
-TREE_CHUNKS = 64   # calibration: pipelined chunks per tree (NCCL sizes its chunks by message size)
+TREE_CHUNKS = 64   # assumption (fitted to nothing): pipelined chunks per tree (NCCL sizes its chunks by message size)
 
 
 def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: int = TREE_CHUNKS,

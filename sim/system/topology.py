@@ -7,7 +7,7 @@ InfiniBand NICs between them) or ``torus2d`` (every device links to its four nei
 ``bandwidth_gbs`` per link and direction: a TPU pod). ``latency_us`` is charged once per
 transfer on a switch, once per hop on a torus.
 
-Latencies are calibrations, not measurements: 1 us for an NVLink/NVSwitch transfer and 2 us
+Latencies are named assumptions, neither measured nor fitted to anything: 1 us for an NVLink/NVSwitch transfer and 2 us
 across InfiniBand are the round figures commonly quoted for these links (1-2 us and
 1-5 us), 0.5 us for a torus hop (ICI is quoted as sub-microsecond per neighbour).
 """
@@ -125,9 +125,9 @@ def _fabric(d: dict, where: str) -> Fabric:
         raise HwsimError(f"{where}: {e}") from None
 
 
-NVLINK_LATENCY_US = 1.0     # calibration (see the module docstring)
-IB_LATENCY_US = 2.0         # calibration
-ICI_LATENCY_US = 0.5        # calibration
+NVLINK_LATENCY_US = 1.0     # assumption (see the module docstring)
+IB_LATENCY_US = 2.0         # assumption
+ICI_LATENCY_US = 0.5        # assumption
 
 PRESETS = {
     "dgx-a100": System(
