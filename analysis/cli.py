@@ -336,10 +336,12 @@ def _progress(total: int, desc: str):
 def _kernels(desc, fuse: str | None, layout: str | None):
     """``desc`` with --fuse / --layout applied (the GPU's ``fusion`` and ``layout`` fields)."""
     import dataclasses
+
+    from sim.machine import HasKernelOptions
     for flag, field, value in (("--fuse", "fusion", fuse), ("--layout", "layout", layout)):
         if value is None:
             continue
-        if field not in getattr(desc, "__dataclass_fields__", {}):
+        if not isinstance(desc, HasKernelOptions):
             raise HwsimError(f"{flag}: {desc.family} designs ({desc.name}) have no {field} choice; it applies to "
                              "GPU designs")
         desc = dataclasses.replace(desc, **{field: value})

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from sim.machine import PricesItsOwnOps
 from workloads.errors import HwsimError
 
 if TYPE_CHECKING:
@@ -261,8 +262,7 @@ def prices_itself(arch: Machine) -> bool:
 
 def machine_op_prices(arch: Machine) -> Mapping[str, float]:
     """The operations a design prices itself (``op_prices()``, where it has one)."""
-    of = getattr(arch, "op_prices", None)
-    return of() if of is not None else {}
+    return arch.op_prices() if isinstance(arch, PricesItsOwnOps) else {}
 
 
 def energy_rows(result: SimResult, arch: Machine, table: EnergyTable) -> tuple[list[dict], dict]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.machine import HasMappingFamilies
 from sim.registry import options
 from sim.result import SimResult, run_ops
 from workloads.errors import HwsimError
@@ -43,14 +44,13 @@ class Choice:
 def families(arch) -> dict:
     """The design's mapping families (none for a design that searches its own), or a
     refusal where it has one mapping."""
-    of = getattr(arch, "mapping_families", None)
-    if of is None and "objective" in options(arch):
+    if not isinstance(arch, HasMappingFamilies) and "objective" in options(arch):
         return {}
-    if of is None:
+    if not isinstance(arch, HasMappingFamilies):
         raise HwsimError(f"--mapping search: {arch.family} designs ({arch.name}) have one mapping; "
                          "search needs a design with mapping families (a systolic array) or its own search "
                          "(a spatial design)")
-    return of()
+    return dict(arch.mapping_families())
 
 
 def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp", progress=None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.machine import Machine, Peaks
+from sim.machine import HasCycleCounters, HasEnergyTable, HasKernelOptions, Machine, NamesItsEnergyModel, Peaks
 from sim.result import SimResult
 from workloads.fileio import atomic_write
 from workloads.errors import HwsimError
@@ -99,7 +99,7 @@ class Evaluation:
             "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
             "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
             # a machine that splits its cycles (a systolic array: the TPU paper's Table 3 rows)
-            "cycle_counters": dict(counters(res)) if (counters := getattr(self.arch, "cycle_counters", None)) else {},
+            "cycle_counters": dict(self.arch.cycle_counters(res)) if isinstance(self.arch, HasCycleCounters) else {},
         }
 
 
@@ -109,7 +109,7 @@ DEFAULT_TABLE = "horowitz45"
 def design_table(arch) -> str:
     """The energy table a design is priced with when none is named: its own
     ``energy_table`` (a built-in name or a file), else :data:`DEFAULT_TABLE`."""
-    return getattr(arch, "energy_table", "") or DEFAULT_TABLE
+    return (arch.energy_table if isinstance(arch, HasEnergyTable) else "") or DEFAULT_TABLE
 
 
 def evaluate(workload: Workload, arch_spec, table: str | EnergyTable | None = None, node_nm: float | None = None,
@@ -206,16 +206,10 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     # dataflow: where a systolic op ran (differs per op under --mapping search); the last five: a GPU's kernel choice
     shown = pd.DataFrame({c: [("yes" if v is True or v == 1 else "") if c == "stream_k" else cell(c, v)
                               for v in df[c]] for c in cols})
-    fusion = getattr(ev.arch, "fusion", None)
-    kernels = "" if fusion is None else (
-        f"<p>Kernels: epilogue fusion {'on' if fusion == 'epilogue' else 'off'} (fusion: {fusion}); activations "
-        f"in {getattr(ev.arch, 'layout', 'nhwc').upper()} (layout: {getattr(ev.arch, 'layout', 'nhwc')}; NCHW adds two "
-        "transpose kernels around each tensor-core convolution); per op the "
-        "tensor-core tile, the K split or stream-K (one wave of persistent CTAs sharing out all K steps), the "
-        "ops each GEMM's epilogue runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, "
-        "stream_k, fused, sparsity).</p>")
+    kernels = f"<p>{html.escape(ev.arch.kernel_note())}</p>" if isinstance(ev.arch, HasKernelOptions) else ""
     esc = html.escape
-    own = getattr(ev.arch, "energy_model", "the design's own per-access energies") if prices_itself(ev.arch) else ""
+    own = (ev.arch.energy_model if isinstance(ev.arch, NamesItsEnergyModel) else "the design's own per-access energies") \
+        if prices_itself(ev.arch) else ""
     pricing = (f"<p>Energy: {esc(own)}; the energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm "
                f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own else (
         f"<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>")

@@ -19,6 +19,11 @@ A machine is its frozen hardware description (a dataclass per family: ``Systolic
 * ``memory_capacity_bytes``: the device's memory (HBM, DRAM), checked when a training
   configuration is placed on it; 0 where a design does not say.
 
+Optional capabilities are small Protocols of their own, which ``analysis/`` tests with
+``isinstance`` (never ``getattr``): :class:`PricesItsOwnOps`, :class:`NamesItsEnergyModel`,
+:class:`HasEnergyTable`, :class:`HasCycleCounters`, :class:`HasKernelOptions` (with the
+machine's own words for the report) and :class:`HasMappingFamilies`.
+
 A new machine is one package ``sim/<family>/`` exporting ``ARCH`` (its description class,
 which implements this Protocol) and ``PRESETS``, plus one line in ``sim.registry.FAMILIES``
 (or a call to ``sim.registry.register`` from outside the package).
@@ -125,6 +130,60 @@ class Machine(Protocol):
         ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+# ---- optional capabilities: small Protocols that analysis/ tests with isinstance ------------
+@runtime_checkable
+class PricesItsOwnOps(Protocol):
+    """A machine that prices some of its operations itself (pJ per event, e.g. a calibrated
+    GPU's tensor-core FMA); the energy table prices the rest."""
+
+    def op_prices(self) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class NamesItsEnergyModel(Protocol):
+    """A machine that says in one line where its own prices come from (reports print it)."""
+
+    @property
+    def energy_model(self) -> str: ...
+
+
+@runtime_checkable
+class HasEnergyTable(Protocol):
+    """A design that names the energy table it is priced with ("" for the default)."""
+
+    @property
+    def energy_table(self) -> str: ...
+
+
+@runtime_checkable
+class HasCycleCounters(Protocol):
+    """A machine that splits a run's cycles the way its hardware counters do (TPU v1's Table 3)."""
+
+    def cycle_counters(self, result: SimResult) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class HasKernelOptions(Protocol):
+    """A machine whose kernels can fuse epilogues and take an activation layout (a GPU), with
+    its own words for the report."""
+
+    @property
+    def fusion(self) -> str: ...
+
+    @property
+    def layout(self) -> str: ...
+
+    def kernel_note(self) -> str: ...
+
+
+@runtime_checkable
+class HasMappingFamilies(Protocol):
+    """A machine with several fixed mapping families (dataflows) that ``--mapping search``
+    tries per op."""
+
+    def mapping_families(self) -> Mapping[str, Any]: ...
 
 
 def describe_fields(arch: Any, **derived: Any) -> dict[str, Any]:

@@ -273,3 +273,26 @@ def test_yaml_with_a_string_boolean_is_refused(tmp_path, capsys):
     assert main(["simulate", "gemm:8,8,8", "--arch", str(y)]) == 2
     err = capsys.readouterr().err
     assert str(y) in err and "ifmap_on_chip: must be true or false" in err
+
+
+def test_optional_capabilities_are_declared_protocols_that_analysis_tests_with_isinstance():
+    """What a report, the energy model or the mapping search asks of a machine beyond the
+    Machine protocol is one of sim.machine's capability Protocols; analysis/ never probes a
+    machine with getattr."""
+    import re
+    from pathlib import Path
+
+    from sim.machine import (HasCycleCounters, HasEnergyTable, HasKernelOptions, HasMappingFamilies,
+                             NamesItsEnergyModel, PricesItsOwnOps)
+    from sim.registry import presets
+    caps = (PricesItsOwnOps, NamesItsEnergyModel, HasEnergyTable, HasCycleCounters, HasKernelOptions,
+            HasMappingFamilies)
+    have = {name: {c.__name__ for c in caps if isinstance(a, c)} for name, a in presets().items()}
+    assert have["h100"] == {"PricesItsOwnOps", "NamesItsEnergyModel", "HasKernelOptions"}
+    assert have["tpu-v1"] == {"HasEnergyTable", "HasCycleCounters", "HasMappingFamilies"}
+    assert have["eyeriss-like"] == {"PricesItsOwnOps", "HasEnergyTable"}
+    assert have["eie-64"] == set()
+    root = Path(__file__).resolve().parents[1] / "analysis"
+    probes = [f"{p.name}:{i}" for p in root.glob("*.py") for i, line in enumerate(p.read_text().splitlines(), 1)
+              if re.search(r"getattr\((ev\.)?(self\.)?(arch|desc|machine|device)\b", line)]
+    assert not probes, probes

@@ -232,6 +232,15 @@ class GPUArch:
                                else f"independent kernels overlap on {self.streams} streams",
                                energy_model=self.energy_model)
 
+    def kernel_note(self) -> str:
+        """The report's line on this card's kernel choices (epilogue fusion, cuDNN's layout)."""
+        return (f"Kernels: epilogue fusion {'on' if self.fusion == 'epilogue' else 'off'} (fusion: {self.fusion}); "
+                f"activations in {self.layout.upper()} (layout: {self.layout}; NCHW adds two transpose kernels "
+                "around each tensor-core convolution, as cuDNN runs them); per op the tensor-core tile, the K split "
+                "or stream-K (one wave of persistent CTAs sharing out all K steps), the ops each GEMM's epilogue "
+                "runs and the N:M pattern of a weight run on sparse tensor cores (tile, split_k, stream_k, fused, "
+                "sparsity).")
+
     @property
     def energy_model(self) -> str:
         """How this card's energy is priced and whether its power limit applies (one line)."""
