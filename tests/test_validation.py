@@ -201,3 +201,8 @@ def test_every_calibrated_gpu_constant_names_its_fit_rows_and_they_are_marked_fi
     named = {i for ids in FIT_ROWS.values() for i in ids}
     assert {r.id for r in rows.values() if r.role == "fit" and r.domain == "gpu"} == named
     assert all(c.name in FIT_ROWS for c in CONSTANTS if c.kind == "calibration" and c.name.startswith(("h100.", "a100.")))
+
+
+def test_check_closes_with_a_passed_failed_line(capsys):
+    assert main(["validate", "--domain", "systolic", "--check"]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == "validate: 1 passed, 0 failed"
