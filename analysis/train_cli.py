@@ -125,8 +125,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
         click.echo(pd.DataFrame([{k: s[k] for k in COLUMNS}]).to_csv(index=False), nl=False)
     else:
         _table(s)
-    if timeline:
-        click.echo(f"wrote {timeline}")
+    if timeline:      # on stderr under --format json/csv, so that stdout stays one document
+        click.echo(f"wrote {timeline}", err=fmt != "table")
 
 
 def _resolve(job: Job, m: Model, microbatch, recompute, schedule) -> tuple[TrainResult, dict[str, Any]]:

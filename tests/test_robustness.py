@@ -396,3 +396,23 @@ def test_yaml_field_errors_name_the_line(tmp_path, capsys):
     (tmp_path / "p.yaml").write_text("default: {index_bits: 5}\nlayers:\n  fc1:\n    keep: 2\n")
     with pytest.raises(HwsimError, match=r"p.yaml:4: layers.fc1.keep: must be in \(0, 1\], got 2"):
         load_plan(tmp_path / "p.yaml")
+
+
+def test_device_nodes_and_fifos_are_neither_read_nor_written(tmp_path, capsys):
+    """A FIFO given as a trace would hang and a symlink to /dev/zero never end (stat says 0
+    bytes): both are refused by name. An output that is a device node is refused too,
+    where renaming a temporary file over it would destroy it."""
+    import os
+    import stat
+
+    fifo = tmp_path / "trace.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "arch.yaml"
+    zero.symlink_to("/dev/zero")
+    for args in (["simulate", str(fifo), "--arch", "systolic-16"], ["simulate", "gemm:8,8,8", "--arch", str(zero)],
+                 ["simulate", "gemm:8,8,8", "--arch", "systolic-16", "--format", "csv", "-o", "/dev/full"]):
+        from analysis.cli import main
+        rc = main(args)
+        err = capsys.readouterr().err
+        assert rc == 2 and "is not a regular file" in err and err.count("\n") == 1, (args, err)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

@@ -406,6 +406,10 @@ def test_timeline_is_a_perfetto_trace_of_the_step(tmp_path, capsys):
                                "--schedule", "1f1b", "--timeline", str(path), "--format", "json"])
     assert rc == 0, out
     summary = json.loads(out.split("wrote")[0])
+    rc2 = cli_main(["train", SMALL, "--gpus", "8", "--tp", "2", "--pp", "2", "--global-batch", "16", "--microbatch", "1",
+                    "--recompute", "none", "--schedule", "1f1b", "--timeline", str(path), "--format", "json"])
+    got = capsys.readouterr()
+    assert rc2 == 0 and json.loads(got.out) == summary and got.err.strip() == f"wrote {path}"   # stdout: one document
     trace = json.loads(path.read_text())
     spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     names = {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}

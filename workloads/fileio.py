@@ -3,7 +3,8 @@
 Every file hwsim writes goes through :func:`atomic_write`: the bytes go to a temporary file
 in the same folder, which is then renamed over the target (``os.replace`` is atomic on
 POSIX and Windows). The file gets the mode a plain ``open(path, "w")`` would give it
-(``0o666`` less the process umask), not ``mkstemp``'s private ``0o600``.
+(``0o666`` less the process umask), not ``mkstemp``'s private ``0o600``. Only a regular file
+or a new name is written: renaming over a device node or a FIFO is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def atomic_write(path: str | os.PathLike, data: Payload, *, binary: bool | None 
         binary = isinstance(data, bytes)
     if p.is_dir():
         raise HwsimError(f"{p}: is a folder; name a file to write")
+    if p.exists() and not p.is_file():      # renaming over a device node (/dev/full) would destroy it
+        raise HwsimError(f"{p}: is not a regular file (a device, FIFO or socket); hwsim writes only regular "
+                         "files or new names")
     try:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     except FileNotFoundError:

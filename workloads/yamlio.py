@@ -2,7 +2,8 @@
 
 Checks made before any parsing, so that no file can make hwsim run away:
 
-* size: at most :data:`MAX_FILE_BYTES` (a trace with a million ops is far smaller);
+* a regular file (a FIFO or a device is refused by name: one would hang, the other never end);
+* size: at most :data:`MAX_FILE_BYTES` actually read (a trace with a million ops is far smaller);
 * encoding: UTF-8, with the line and byte of the first bad byte;
 * YAML: no Python tags (``safe_load``), nesting at most :data:`MAX_DEPTH` levels, and aliases
   that expand to at most :data:`MAX_NODES` values ("billion laughs": nine aliases of nine
@@ -29,13 +30,20 @@ MAX_NODES = 1_000_000
 
 def read_text(path: str | Path, what: str = "file") -> str:
     """The UTF-8 text of ``path``; errors name the file, what it should be and the fix."""
+    import stat
+
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise HwsimError(f"{p}: {size / 2 ** 20:.0f} MiB is too large for a {what} "
+        mode = p.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):          # a FIFO would hang, a device (/dev/zero) never end
+            raise HwsimError(f"{p}: is not a regular file (a FIFO, device or socket); give the {what} as a file")
+        with p.open("rb") as f:             # the bound is on what is read, not on what stat says
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise HwsimError(f"{p}: over {MAX_FILE_BYTES // 2 ** 20} MiB is too large for a {what} "
                              f"(at most {MAX_FILE_BYTES // 2 ** 20} MiB)")
-        data = p.read_bytes()
     except IsADirectoryError:
         raise HwsimError(f"{p}: is a folder; expected a {what} file") from None
     except OSError as e:
