@@ -29,7 +29,7 @@ def _lowering_options(f):
     """How a torch model is lowered: inference or a training step, precision, attention, decode."""
     for opt in reversed([
         click.option("--train", is_flag=True, help="Lower one training step: forward, loss, backward, optimizer."),
-        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+        click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default=None,
                      help="The update of a training step (SGD with momentum, Adam, AdamW)."),
         click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="none",
                      show_default=True, help="Activation recomputation of a training step."),
@@ -60,9 +60,11 @@ def _how(train, optimizer, recompute, precision, attention, decode):
     if precision is not None and precision not in POLICIES + TC_PRECISIONS:
         raise HwsimError(f"--precision: unknown {precision!r}; a trace precision ({', '.join(POLICIES)}) or, on "
                          f"GPUs, a tensor-core type ({', '.join(TC_PRECISIONS)})")
+    if optimizer is not None and not train:
+        raise HwsimError("--optimizer applies to a training step; add --train")
     policy = precision if precision in POLICIES else "fp32"
     tc = precision if precision in TC_PRECISIONS else None
-    return Lowering(train=train, attention=attention, optimizer=optimizer, recompute=recompute, precision=policy,
+    return Lowering(train=train, attention=attention, optimizer=optimizer or "adam", recompute=recompute, precision=policy,
                     decode=decode), tc
 
 
@@ -349,7 +351,7 @@ def _kernels(desc, fuse: str | None, layout: str | None):
 
 
 def _evaluate(model, arch, batch, seq_len, seed, precision, table, node, compress=None, winograd=None, train=False,
-              optimizer="adam", recompute="none", attention="unfused", decode=None, cache=True, mapping="fixed",
+              optimizer=None, recompute="none", attention="unfused", decode=None, cache=True, mapping="fixed",
               objective="edp", fuse=None, layout=None):
     from analysis.report import evaluate
     from sim.registry import options, resolve_arch

@@ -95,6 +95,11 @@ class Job:
         if self.schedule not in ("1f1b", "gpipe") and not (
                 self.schedule.startswith("interleaved:") and self.schedule[12:].isdigit() and int(self.schedule[12:]) >= 2):
             raise HwsimError(f"--schedule: 1f1b, gpipe or interleaved:V (V >= 2), got {self.schedule!r}")
+        if self.schedule.startswith("interleaved") and self.pp < 2:
+            raise HwsimError(f"--schedule {self.schedule}: interleaving splits each pipeline stage into chunks; it "
+                             "needs --pp 2 or more")
+        if self.seq_len is not None and (isinstance(self.seq_len, bool) or self.seq_len < 1):
+            raise HwsimError(f"--seq-len: must be an integer >= 1, got {self.seq_len!r}")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"--zero: 0, 1, 2 or 3, got {self.zero!r}")
         try:
@@ -333,6 +338,12 @@ class TrainResult:
 def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainResult:
     job.check()
     model = model or Model(job)
+    if model.family is not None:
+        cfg = model.family.cfg
+        kv = cfg.kv_heads or cfg.heads
+        if cfg.heads % job.tp or kv % job.tp:
+            raise HwsimError(f"--tp {job.tp}: tensor parallelism splits the attention heads; {job.model} has "
+                             f"{cfg.heads} query and {kv} key/value heads, so tp must divide both")
     chunks = model.chunks(job)
     m = job.global_batch // (job.dp * job.microbatch)
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else

@@ -40,6 +40,8 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
               search: bool = False) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
+    if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
+        raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
     base = resolve_system(system_spec)
     n = _devices(base, gpus, nodes)
     if jobs < 1 or n % jobs:

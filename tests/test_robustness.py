@@ -203,7 +203,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc (Linux)")
 def test_kill_9_of_a_sweep_leaves_no_worker_and_the_sweep_resumes(tmp_path):
     study = tmp_path / "s.yaml"
-    study.write_text("name: s\nmodels: [{model: 'gemm:20000,2048,2048', batch: 1}]\nbase: systolic-16\n"
+    study.write_text("name: s\nmodels: ['gemm:20000,2048,2048']\nbase: systolic-16\n"
                      "grid: {dram_bw_bytes_per_cycle: [1, 2, 3, 4, 5, 6, 7, 8]}\n")
     out = tmp_path / "o"
     p = subprocess.Popen([HWSIM, "sweep", str(study), "-o", str(out), "--workers", "2"],
@@ -416,3 +416,19 @@ def test_device_nodes_and_fifos_are_neither_read_nor_written(tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and "is not a regular file" in err and err.count("\n") == 1, (args, err)
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("argv,mentions", [
+    (["simulate", "gemm:4,4,4", "--arch", "systolic-16", "--batch", "3"], ("--batch does not apply", "gemm:4,4,4")),
+    (["simulate", "conv:1,8,8,8,8,3,3", "--arch", "systolic-16", "--batch", "3"], ("--batch does not apply",)),
+    (["lower", "lenet300", "--optimizer", "sgd"], ("--optimizer", "--train")),
+    (["train", "gpt2", "--gpus", "8", "--tp", "8", "--global-batch", "8", "--microbatch", "1", "--recompute", "none",
+      "--schedule", "1f1b"], ("--tp 8", "12 query")),
+    (["train", "gpt2", "--gpus", "8", "--seq-len", "0", "--global-batch", "8"], ("--seq-len", "got 0")),
+    (["train", "gpt2", "--gpus", "8", "--microbatch", "0", "--global-batch", "8"], ("--microbatch", "got 0")),
+    (["train", "gpt2", "--gpus", "8", "--schedule", "interleaved:2", "--global-batch", "8", "--microbatch", "1",
+      "--recompute", "none"], ("interleaved:2", "--pp 2")),
+])
+def test_options_that_do_not_apply_are_refused_not_ignored(capsys, argv, mentions):
+    """Each of these ran before and silently ignored (or reinterpreted) the option."""
+    refuse(capsys, argv, *mentions)

@@ -44,13 +44,17 @@ def adhoc(spec: str, batch: int | None = None) -> Workload:
     kind, _, rest = spec.partition(":")
     shape, _, prec = rest.partition(":")
     bits, dtype = precision_bits(prec) if prec else (32, "float")
+    if batch is not None and kind in ("gemm", "conv"):
+        where = "its rows M" if kind == "gemm" else "its first number N"
+        raise HwsimError(f"--batch does not apply to {spec}: an ad-hoc shape states its own batch ({where}); "
+                         "change the shape instead")
     if kind == "gemm":
         vals = _ints(shape, spec, "M,N,K")
         if len(vals) != 3:
             raise HwsimError(f"bad shape {spec!r}: expected gemm:M,N,K (three integers)")
         M, N, K = vals
         op = gemm_op("gemm", M, N, K, bits=bits, dtype=dtype)
-        return Workload(name=spec, ops=(op,), batch=batch or 1, input_shape=(M, K), source="adhoc")
+        return Workload(name=spec, ops=(op,), batch=1, input_shape=(M, K), source="adhoc")
     if kind == "conv":
         vals = _ints(shape, spec, "N,C,H,W,K,R,S,stride,pad")
         if len(vals) not in (7, 8, 9):
