@@ -12,6 +12,8 @@ its forward for a normalisation, 1 per input element for pooling and embedding (
 
 from __future__ import annotations
 
+__all__ = ["NON_GEMM_OPS", "IGNORED_OPS", "FAKE_QUANT"]
+
 NON_GEMM_OPS: dict[str, tuple[str, int]] = {
     **{n: ("activation", 1) for n in (
         "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardtanh", "hardtanh_", "gelu", "gelu_",

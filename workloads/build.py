@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .trace import Op, Operand, conv_output_size
 
+__all__ = ["precision_bits", "gemm_op", "conv_op", "vector_op"]
+
 _FLOAT_BITS = {"fp32": (32, "float"), "fp16": (16, "float"), "bf16": (16, "float"), "tf32": (32, "float"),
                "fp8": (8, "float"), "int8": (8, "int"), "int16": (16, "int"), "int4": (4, "int"),
                "int32": (32, "int")}

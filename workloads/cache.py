@@ -39,6 +39,9 @@ from .errors import HwsimError
 from .fileio import atomic_write
 from .trace import Workload
 
+__all__ = ["KEY_VERSION", "DEFAULT_MAX_MB", "cache_dir", "source_digest", "TraceKey", "trace_key", "load", "store",
+           "cached", "Entry", "entries", "clear"]
+
 KEY_VERSION = 2    # 2: a large batch lowers on the meta device (densities declared, not measured)
 DEFAULT_MAX_MB = 4096      # a default cap on the folder (a policy choice, not a measured figure)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["kmeans_share"]
+
 
 def kmeans_share(values: np.ndarray, bits: int, iters: int = 30, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ``values`` (the kept weights) into ``2**bits`` shared values.

@@ -4,6 +4,8 @@ Every message names the offending field (or file, line, op) and, where there is 
 the fix. The CLI turns it into a one-line message and exit code 2.
 """
 
+__all__ = ["HwsimError", "LoweringError", "TraceError"]
+
 
 class HwsimError(ValueError):
     """Bad input: an unknown model, a malformed trace, an impossible config."""
@@ -11,3 +13,7 @@ class HwsimError(ValueError):
 
 class TraceError(HwsimError):
     """A trace file or object that does not follow the trace format."""
+
+
+class LoweringError(HwsimError):
+    """The model uses an operation the lowering cannot represent."""

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator, Union
 
+__all__ = ["atomic_write", "locked_folder"]
+
 Payload = Union[str, bytes, Callable[[IO], object]]
 
 

@@ -26,6 +26,8 @@ from typing import Any
 from .precision import policy
 from .trace import Op, Workload
 
+__all__ = ["CATEGORIES", "output_bytes", "footprint"]
+
 CATEGORIES = ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "kv_cache_bytes",
               "peak_bytes")
 

@@ -31,6 +31,8 @@ from .build import conv_op, gemm_op, vector_op
 from .errors import HwsimError
 from .trace import Op, Workload, conv_output_size
 
+__all__ = ["MAX_BYTES", "SUPPORTED", "read_onnx"]
+
 MAX_BYTES = 2 << 30       # protobuf's own limit for one model file; a policy
 
 
@@ -246,9 +248,9 @@ class _Graph:
                      bits=bits, dtype=dtype, producers=self.producers(x))
         if (dh, dw) != (1, 1):
             P, Q = conv_output_size(H, R, sh, ph, dh), conv_output_size(W, S, sw, pw, dw)
-            out = replace(op.operands[2], shape=(N, K, P, Q))
+            dilated = replace(op.operands[2], shape=(N, K, P, Q))
             op = replace(op, dims={**op.dims, "P": P, "Q": Q, "dil_h": dh, "dil_w": dw},
-                         operands=(op.operands[0], op.operands[1], out))
+                         operands=(op.operands[0], op.operands[1], dilated))
         self.check_out(node, op.operands[2].shape)
         self.emit(node, op)
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from .errors import HwsimError
 from .trace import Op, Operand, Workload
 
+__all__ = ["Policy", "POLICIES", "LOWER_KINDS", "FP32_OPS", "LOSS_OPS", "policy", "apply"]
+
 
 @dataclass(frozen=True)
 class Policy:

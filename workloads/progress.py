@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextvars
 from typing import Callable
 
+__all__ = ["ON_OP", "STEP", "step"]
+
 ON_OP: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar("ON_OP", default=None)
 STEP: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("STEP", default=None)
 

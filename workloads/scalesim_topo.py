@@ -32,6 +32,9 @@ from .errors import HwsimError
 if TYPE_CHECKING:          # the trace is imported where a Workload is made: `records` alone starts fast
     from .trace import Op, Workload
 
+__all__ = ["CONV_HEADER", "GEMM_HEADER", "Record", "detect_form", "read_topology", "records", "topology_rows",
+           "write_topology"]
+
 CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
                "Num Filter", "Strides"]
 GEMM_HEADER = ["Layer", "M", "N", "K"]
@@ -139,9 +142,11 @@ def read_topology(path: str | os.PathLike, form: str | None = None, bits: int = 
                                        weight_density=r.density))
         except HwsimError as e:
             raise HwsimError(f"{r.where}: {e}") from None
+    first = ops[0].operand("input")
+    assert first is not None          # conv_op and gemm_op make an input operand
     # a topology lists layers that run one after another
     return Workload(name=path.stem, ops=tuple(chain(ops)), batch=1, source=f"scalesim:{path.name}",
-                    input_shape=ops[0].operand("input").shape)
+                    input_shape=first.shape)
 
 
 def topology_rows(wl: "Workload", form: str = "conv") -> list[list]:
@@ -150,14 +155,14 @@ def topology_rows(wl: "Workload", form: str = "conv") -> list[list]:
     for op in wl.ops:
         if not op.is_gemm:
             continue
+        g = op.gemm
+        assert g is not None              # a GEMM or conv op has its GEMM view
         if form == "gemm":
-            g = op.gemm
             for i in range(g.count):
                 rows.append([op.name if g.count == 1 else f"{op.name}#{i}", g.M, g.N, g.K])
             continue
         d = op.dims
         if op.kind == "gemm":
-            g = op.gemm
             for i in range(g.count):  # an M x K ifmap with N filters of 1 x K, as SCALE-Sim does
                 rows.append([op.name if g.count == 1 else f"{op.name}#{i}", g.M, g.K, 1, g.K, 1, g.N, 1])
             continue
@@ -168,14 +173,14 @@ def topology_rows(wl: "Workload", form: str = "conv") -> list[list]:
         # ceil((H - R + s) / s) ofmap size, where H + 2*pad would add an output when
         # (H + 2*pad - R) is not a multiple of the stride.
         H, W = (d["P"] - 1) * d["stride_h"] + d["R"], (d["Q"] - 1) * d["stride_w"] + d["S"]
-        g = d["groups"]
-        if g == 1:
+        groups = d["groups"]
+        if groups == 1:
             rows.append([op.name, H, W, d["R"], d["S"], d["C"], d["K"], d["stride_h"]])
-        elif g == d["C"]:
+        elif groups == d["C"]:
             name = op.name if "DP" in op.name else f"{op.name}_DP"
-            rows.append([name, H, W, d["R"], d["S"], d["C"], d["K"] // g, d["stride_h"]])
+            rows.append([name, H, W, d["R"], d["S"], d["C"], d["K"] // groups, d["stride_h"]])
         else:
-            raise HwsimError(f"op {op.name!r}: grouped convolution (groups={g}) has no SCALE-Sim conv form; "
+            raise HwsimError(f"op {op.name!r}: grouped convolution (groups={groups}) has no SCALE-Sim conv form; "
                              "export with form 'gemm'")
         for _ in range(op.instances - 1):
             rows.append(list(rows[-1]))

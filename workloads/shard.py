@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from .errors import HwsimError
 from .trace import Op, Workload
 
+__all__ = ["COLUMN", "GRAD", "ROW", "SPLIT", "VOCAB_PARAMS", "Comm", "forward_name", "tensor_parallel"]
+
 COLUMN = re.compile(r"(^|\.)(attn\.(qkv|q|kv)|mlp\.(up|gate)|lm_head)$")
 ROW = re.compile(r"(^|\.)(attn\.proj|mlp\.down)$")
 SPLIT = re.compile(r"(^|\.)(attn|mlp)\.")
@@ -171,7 +173,7 @@ def _shard_dims(op: Op, fwd: Op, role: str, t: int) -> Op:
             return replace(op, dims=d)
         suffix = op.name[len(forward_name(op.name)):]
         grad = suffix.lstrip(".").split("_")[0].split(".")[0]
-        if fwd.kind == "conv":               # a conv's gradient GEMMs (see lower.py's conv backward)
+        if fwd.kind == "conv":               # a conv's gradient GEMMs (see lowering/gemm.py's conv_backward)
             if fwd.dims["groups"] > 1:       # grouped: the groups are the copies, split them
                 return replace(op, copies=_div(op.copies, t, "groups", op))
             ck = {"dgrad": "K", "wgrad": "N"}.get(grad, "N")    # dgrad reduces over, wgrad makes, K_out

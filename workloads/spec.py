@@ -24,6 +24,8 @@ from .usercode import user_code
 from .trace import Workload
 from .zoo import ZOO
 
+__all__ = ["MATERIALIZE_MACS", "Lowering", "adhoc", "resolve"]
+
 _INT = r"\s*(-?\d+)\s*"
 
 
@@ -79,6 +81,7 @@ def _user_factory(spec: str):
     p = _user_factory_path(spec)
     path, _, fname = spec.rpartition(":")
     modspec = importlib.util.spec_from_file_location(f"hwsim_user_{p.stem}", p)
+    assert modspec is not None and modspec.loader is not None     # a .py file always has a source loader
     mod = importlib.util.module_from_spec(modspec)
     with user_code(p, "importing the model file"):
         modspec.loader.exec_module(mod)

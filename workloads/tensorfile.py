@@ -16,6 +16,8 @@ from typing import IO, Any, Mapping
 
 import numpy as np
 
+__all__ = ["CHUNK_BYTES", "release_pages", "write_npz"]
+
 CHUNK_BYTES = 16 << 20        # policy: a slice of a few MB costs little memory and few calls
 
 

@@ -30,6 +30,9 @@ from .errors import HwsimError
 from .precision import POLICIES, apply as apply_precision, policy
 from .trace import Op, Operand, Workload
 
+__all__ = ["RECOMPUTE", "Optimizer", "OPTIMIZERS", "optimizer", "parameters", "add_optimizer", "apply_recompute",
+           "training_step"]
+
 RECOMPUTE = ("none", "selective", "full")
 
 

@@ -22,6 +22,8 @@ from typing import Iterator
 
 from .errors import HwsimError
 
+__all__ = ["UserCodeError", "describe", "user_code"]
+
 
 class UserCodeError(HwsimError):
     """An exception raised by the user's model code; ``original`` keeps it for --debug."""

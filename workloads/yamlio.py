@@ -16,6 +16,7 @@ numbers would silently turn an N:M sparsity pattern into 124.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,8 +28,10 @@ MAX_FILE_BYTES = 256 * 2 ** 20
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000
 
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_yaml", "load_yaml_lines", "located", "read_text"]
 
-def read_text(path: str | Path, what: str = "file") -> str:
+
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
     """The UTF-8 text of ``path``; errors name the file, what it should be and the fix."""
     import stat
 
@@ -66,7 +69,7 @@ def _loader() -> Any:
         import yaml
 
         class Loader(yaml.SafeLoader):
-            def resolve(self, kind, value, implicit):    # type: ignore[no-untyped-def]
+            def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
                 tag = super().resolve(kind, value, implicit)
                 if kind is yaml.ScalarNode and implicit[0] and ":" in value and \
                         tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):

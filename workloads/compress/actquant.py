@@ -12,6 +12,8 @@ from ..errors import HwsimError
 from .prune import prunable
 from .quantize import radix_point
 
+__all__ = ["ActQuant"]
+
 
 class ActQuant:
     """Hooks that quantise every layer input to ``bits`` (call ``remove()`` to undo)."""

@@ -6,6 +6,8 @@ import heapq
 from collections import Counter
 from typing import Iterable
 
+__all__ = ["code_lengths", "encoded_bits"]
+
 
 def code_lengths(freqs: dict) -> dict:
     """Optimal prefix-code length (bits) of each symbol; a lone symbol gets 1 bit."""

@@ -9,15 +9,17 @@ from torch import nn
 
 from ..errors import HwsimError
 
+__all__ = ["split_conv", "svd_linear"]
+
 
 def _rank(s: np.ndarray, rank: int | None, energy: float | None) -> int:
-    if rank is None and energy is None:
-        raise HwsimError("low rank: give rank or energy")
     if energy is not None:
         if not 0 < energy <= 1:
             raise HwsimError(f"low rank: energy must be in (0, 1], got {energy}")
         cum = np.cumsum(s ** 2) / np.sum(s ** 2)
         return int(np.searchsorted(cum, energy - 1e-12) + 1)
+    if rank is None:
+        raise HwsimError("low rank: give rank or energy")
     if rank < 1:
         raise HwsimError(f"low rank: rank must be >= 1, got {rank}")
     return min(rank, s.size)
@@ -42,6 +44,8 @@ def split_conv(conv: nn.Conv2d, rank: int | None = None, energy: float | None = 
     """A K x C x R x S conv as Conv(C -> r, R x 1) then Conv(r -> K, 1 x S)."""
     if conv.groups != 1 or conv.dilation != (1, 1):
         raise HwsimError("split_conv supports ungrouped, undilated convolutions")
+    if isinstance(conv.padding, str):
+        raise HwsimError(f"split_conv needs numeric padding, got padding={conv.padding!r}")
     W = conv.weight.detach().double().numpy()        # K, C, R, S
     K, C, R, S = W.shape
     M = W.transpose(1, 2, 0, 3).reshape(C * R, K * S)  # rows (c, y), cols (k, x)
@@ -56,5 +60,6 @@ def split_conv(conv: nn.Conv2d, rank: int | None = None, energy: float | None = 
         first.weight.copy_(torch.from_numpy(v).float())
         second.weight.copy_(torch.from_numpy(h).float())
         if conv.bias is not None:
+            assert second.bias is not None          # made with a bias where the conv has one
             second.bias.copy_(conv.bias)
     return nn.Sequential(first, second)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from ..errors import HwsimError
 from . import prune as P
 from .share import codes_in_order, finetune_codebooks, share_weights
 from .storage import LayerStorage, layer_storage, totals
+
+__all__ = ["DEFAULT", "KEYS", "MAX_BITS", "CompressionResult", "Plan", "compress", "compressed_trace", "load_plan",
+           "plan_from_dict", "structures_of"]
 
 KEYS = ("keep", "weight_bits", "index_bits", "structure")
 MAX_BITS = 32        # weights are fp32 before compression: more bits store nothing more
@@ -153,13 +157,13 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
         w = m.weight.detach().numpy()
         codes = codes_in_order(shared[n]) if n in shared else None
         rows.append(layer_storage(n, w, settings[n]["index_bits"], wbits[n], codes))
-    for n, (k, m) in structures.items():     # sharing and quantisation keep zeros at zero
-        assert P.satisfies_nm(layers[n].weight, k, m), n
+    for n, (keep_n, group_m) in structures.items():     # sharing and quantisation keep zeros at zero
+        assert P.satisfies_nm(layers[n].weight, keep_n, group_m), n
     return CompressionResult(model, rows, shared, before, after, act_bits,
                              {n: settings[n]["structure"] for n in structures})
 
 
-def structures_of(settings: dict[str, dict], layers: dict[str, nn.Module] | None = None,
+def structures_of(settings: dict[str, dict], layers: Mapping[str, P.Layer] | None = None,
                   explicit: dict | None = None) -> dict[str, tuple[int, int]]:
     """Layer -> (N, M) for the layers a plan prunes N:M. A structure from the plan's
     default skips a layer whose reduction size is not a multiple of M (it stays dense, as
@@ -191,8 +195,8 @@ def compressed_trace(result: CompressionResult, example, name: str):
     bits = {l.name: l.weight_bits for l in result.layers}
     ops = []
     for op in wl.ops:
-        if result.act_bits is not None and op.is_gemm and op.operand("input") is not None:
-            a = op.operand("input")
+        a = op.operand("input")
+        if result.act_bits is not None and op.is_gemm and a is not None:
             na = Operand("input", a.shape, result.act_bits, "fixed", a.density)
             op = replace(op, operands=tuple(na if o.role == "input" else o for o in op.operands))
         w = op.operand("weight")

@@ -12,8 +12,13 @@ from torch import nn
 
 from ..errors import HwsimError
 
+__all__ = ["Layer", "dense_sparse_dense", "iterative", "magnitude_prune", "make_permanent", "masks", "nm_mask",
+           "nm_prune", "prunable", "satisfies_nm"]
 
-def prunable(model: nn.Module) -> dict[str, nn.Module]:
+Layer = nn.Linear | nn.Conv2d     # a layer with weights to prune
+
+
+def prunable(model: nn.Module) -> dict[str, Layer]:
     """Layers with weights to prune: every Linear and Conv2d, by module path."""
     return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
 

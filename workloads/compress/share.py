@@ -4,12 +4,16 @@ fine-tuning, where each centroid is updated by the sum of the gradients of its w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from .prune import Layer
 from .quantize import kmeans_share
+
+__all__ = ["Shared", "codes_in_order", "finetune_codebooks", "share_weights"]
 
 
 @dataclass
@@ -23,7 +27,7 @@ class Shared:
         return torch.where(self.index >= 0, w, torch.zeros_like(w))
 
 
-def share_weights(layers: dict[str, nn.Module], bits: dict[str, int]) -> dict[str, Shared]:
+def share_weights(layers: Mapping[str, Layer], bits: Mapping[str, int]) -> dict[str, Shared]:
     """Cluster each layer's non-zero weights into ``2**bits`` centroids (linear init)."""
     out = {}
     for n, m in layers.items():
@@ -39,7 +43,7 @@ def share_weights(layers: dict[str, nn.Module], bits: dict[str, int]) -> dict[st
     return out
 
 
-def finetune_codebooks(model: nn.Module, layers: dict[str, nn.Module], shared: dict[str, Shared], data,
+def finetune_codebooks(model: nn.Module, layers: Mapping[str, Layer], shared: Mapping[str, Shared], data: Any,
                        epochs: int = 10, lr: float = 1e-3, seed: int = 0) -> None:
     """Train with shared weights: per step, each centroid moves by ``lr`` times the sum of
     its weights' gradients (the weights themselves are rewritten from the codebook); the
@@ -54,6 +58,7 @@ def finetune_codebooks(model: nn.Module, layers: dict[str, nn.Module], shared: d
             for n, s in shared.items():
                 w = layers[n].weight
                 g = w.grad
+                assert g is not None            # every shared layer is in the forward
                 sel = s.index >= 0
                 gsum = torch.zeros_like(s.codebook).index_add_(0, s.index[sel], g[sel])
                 s.codebook -= lr * gsum

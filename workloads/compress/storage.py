@@ -21,6 +21,8 @@ import numpy as np
 
 from .huffman import encoded_bits
 
+__all__ = ["LayerStorage", "relative_indices", "layer_storage", "totals"]
+
 
 @dataclass(frozen=True)
 class LayerStorage:

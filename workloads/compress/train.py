@@ -8,6 +8,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+__all__ = ["one_thread", "digits", "accuracy", "train", "distill"]
+
 
 @contextmanager
 def one_thread() -> Iterator[None]:

@@ -16,6 +16,8 @@ import numpy as np
 from ..errors import HwsimError
 from ..trace import Op, Operand, Workload, rewire
 
+__all__ = ["BT2", "G2", "AT2", "BT4", "G4", "AT4", "MATRICES", "multiplies", "conv2d", "eligible", "lower"]
+
 # F(2x2, 3x3)
 BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G2 = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)

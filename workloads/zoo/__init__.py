@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+__all__ = ["ZooEntry", "ZOO", "TPU_WORKLOADS"]
+
 
 @dataclass(frozen=True)
 class ZooEntry:

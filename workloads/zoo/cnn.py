@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = ["AlexNet", "VGG", "BasicConv2d", "Inception", "GoogLeNet", "BasicBlock", "Bottleneck", "ResNet",
+           "InvertedResidual", "MobileNetV2", "alexnet", "vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v2"]
+
 
 def _init(model: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ..trace import Op, Operand, Workload
 
+__all__ = ["SOURCE", "LAYERS", "eie_benchmarks"]
+
 SOURCE = "Han et al., EIE, ISCA 2016, Table III"
 
 # name, inputs (K), outputs (N), weight density, activation density

@@ -20,6 +20,8 @@ from torch import nn
 
 from ..errors import HwsimError
 
+__all__ = ["PAGE_MIN_BYTES", "Pager", "materialize_lazily"]
+
 # A module whose parameters take fewer bytes than this keeps them through a training step
 # (policy: regenerating a layer norm's 3 KB saves nothing worth its time).
 PAGE_MIN_BYTES = 1 << 20
@@ -38,7 +40,7 @@ def _key(t: torch.Tensor) -> int:
 class Pager:
     """Which module (and seed name) makes each real parameter, so that its storage can be
     emptied and refilled with the same values. ``enabled`` is set by the lowering of a
-    training step (``workloads.lower``), the only reader of the protocol: ``release``,
+    training step (``workloads.lowering.spill``), the only reader of the protocol: ``release``,
     ``refill``, ``unit`` and ``empty``, each taking a parameter storage's key."""
 
     def __init__(self) -> None:

@@ -8,6 +8,8 @@ from torch import nn
 
 from .cnn import _init
 
+__all__ = ["LeNet300", "LeNet5", "lenet300", "lenet5"]
+
 
 class LeNet300(nn.Module):
     def __init__(self, in_size: int = 28, classes: int = 10):

@@ -10,6 +10,8 @@ from torch import nn
 
 from .cnn import AlexNet, _init
 
+__all__ = ["LSTMLanguageModel", "GRUModel", "Captioner", "lstm_lm", "gru", "captioner"]
+
 
 class LSTMLanguageModel(nn.Module):
     """Zaremba et al. (2014) "medium" PTB model: 10k vocabulary, 2 x 650 LSTM, tied sizes."""

@@ -18,10 +18,22 @@ of its own; the LSTMs' sigmoid and tanh are their vector layers.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from ..build import conv_op, gemm_op, vector_op
 from ..trace import Op, Workload, chain
 
-INT8 = {"bits": 8, "dtype": "int"}
+__all__ = ["INT8", "SOURCE", "Precision", "cnn0", "cnn1", "lstm0", "lstm1", "mlp0", "mlp1"]
+
+
+class Precision(TypedDict):
+    """The ``bits`` and ``dtype`` keywords of the ``workloads.build`` op makers."""
+
+    bits: int
+    dtype: str
+
+
+INT8: Precision = {"bits": 8, "dtype": "int"}
 SOURCE = "Jouppi et al., ISCA 2017, Table 1 (shapes approximated; see workloads/zoo/tpu.py)"
 
 
@@ -35,13 +47,13 @@ def _with_relu(layers: list[Op]) -> list[Op]:
     return [x for op in layers for x in (op, _relu(op))]
 
 
-def _mlp(name, layers, width, batch):
+def _mlp(name: str, layers: int, width: int, batch: int) -> Workload:
     ops = _with_relu([gemm_op(f"fc{i}", batch, width, width, out_bits=8, **INT8) for i in range(layers)])
     return Workload(name=name, ops=tuple(chain(ops)), batch=batch, input_shape=(batch, width), source=SOURCE)
 
 
-def _lstm(name, fc, vec, hidden, batch):
-    ops = []
+def _lstm(name: str, fc: int, vec: int, hidden: int, batch: int) -> Workload:
+    ops: list[Op] = []
     for i in range(fc):
         ops.append(gemm_op(f"gate{i}", batch, hidden, 2 * hidden, op="lstm_gate", out_bits=8, **INT8))
         if i < vec:
@@ -51,29 +63,29 @@ def _lstm(name, fc, vec, hidden, batch):
     return Workload(name=name, ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 2 * hidden), source=SOURCE)
 
 
-def mlp0(batch: int = 200):
+def mlp0(batch: int = 200) -> Workload:
     return _mlp("MLP0", 5, 2000, batch)
 
 
-def mlp1(batch: int = 168):
+def mlp1(batch: int = 168) -> Workload:
     return _mlp("MLP1", 4, 1120, batch)
 
 
-def lstm0(batch: int = 64):
+def lstm0(batch: int = 64) -> Workload:
     return _lstm("LSTM0", 24, 34, 1040, batch)
 
 
-def lstm1(batch: int = 96):
+def lstm1(batch: int = 96) -> Workload:
     return _lstm("LSTM1", 37, 19, 680, batch)
 
 
-def cnn0(batch: int = 8):
+def cnn0(batch: int = 8) -> Workload:
     ops = _with_relu([conv_op(f"conv{i}", batch, 236, 19, 19, 236, 3, 3, pad=1, **INT8) for i in range(16)])
     return Workload(name="CNN0", ops=tuple(chain(ops)), batch=batch, input_shape=(batch, 236, 19, 19), source=SOURCE)
 
 
-def cnn1(batch: int = 32):
-    ops = []
+def cnn1(batch: int = 32) -> Workload:
+    ops: list[Op] = []
     pools = 0
     for i in range(72):
         size = 12 if i < 24 else 11

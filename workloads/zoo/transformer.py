@@ -27,7 +27,6 @@ Shapes:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -36,6 +35,11 @@ from torch import nn
 
 from ..errors import HwsimError
 from .lazy import materialize_lazily
+
+__all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "RMSNorm", "rope", "Attention", "MLP", "Block",
+           "Decoder", "Generate", "BERT", "ViT", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY", "BERT_BASE",
+           "BERT_LARGE", "VIT_B16", "decoder", "gpt2", "gpt_config", "gpt", "gpt3", "llama", "bert", "vit_b16",
+           "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "Family", "family"]
 
 MATERIALIZE_BYTES = 2 * 1024 ** 3     # above this (fp32 parameters) a model is built on the meta device
 # Above this many multiply-accumulates in one forward (about parameters x tokens), the
