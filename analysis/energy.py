@@ -35,36 +35,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 from sim.machine import PricesItsOwnOps
 from workloads.errors import HwsimError
 
+from .technology import NODE_RANGE_NM, node_factor, vdd
+
 if TYPE_CHECKING:
     from sim.machine import Machine, MemoryLevel
     from sim.result import OpResult, SimResult
 
+__all__ = ["TABLES", "EnergyTable", "load_table", "TABLE_KEYS", "table_from_dict", "OpEnergy", "op_energy",
+           "prices_itself", "machine_op_prices", "energy_rows"]
+
 TABLES = Path(__file__).parent / "tables"
-VDD = {65: 1.0, 45: 0.9, 32: 0.9, 28: 0.9, 22: 0.85, 16: 0.8, 14: 0.8, 12: 0.8, 10: 0.75, 7: 0.75, 5: 0.7, 4: 0.7,
-       3: 0.7}
-
-
-# Node scaling extrapolates the VDD table above (held at its ends); outside this range a
-# number of nanometres is not a CMOS process (policy: 1 nm to 1 um).
-NODE_RANGE_NM = (1.0, 1000.0)
-
-
-def vdd(node_nm: float) -> float:
-    known = sorted(VDD)
-    if node_nm <= known[0]:
-        return VDD[known[0]]
-    for lo, hi in zip(known, known[1:]):
-        if lo <= node_nm <= hi:
-            f = (node_nm - lo) / (hi - lo)
-            return VDD[lo] + f * (VDD[hi] - VDD[lo])
-    return VDD[known[-1]]
-
-
-def node_factor(from_nm: float, to_nm: float) -> float:
-    """Energy at ``to_nm`` / energy at ``from_nm`` (Dennard: C ~ L, E ~ C V^2)."""
-    return (to_nm / from_nm) * (vdd(to_nm) / vdd(from_nm)) ** 2
-
-
 @dataclass(frozen=True)
 class EnergyTable:
     name: str
@@ -76,15 +56,28 @@ class EnergyTable:
     levels_relative: Mapping[str, float] = field(default_factory=dict)
     relative_to_mac: float = 0.0
     relative_mac_node_nm: float = 45.0
-    scale: float = 1.0                                   # node scaling applied to every number
+    relative_mac_vdd_v: float = 0.9       # Horowitz's figures (the usual MAC anchor) are at 45 nm and 0.9 V
+    vdd_v: float = 0.0                    # the supply the figures hold at; 0: the node's nominal (analysis.technology)
+    scale: float = 1.0                    # node scaling applied to every number, from ``written``
+    written: tuple[float, float] = (0.0, 0.0)   # (nm, V) of the figures as written, once moved by at_node
+
+    @property
+    def supply_v(self) -> float:
+        """The supply voltage the table's prices are at now."""
+        return self.vdd_v or vdd(self.technology_nm)
 
     def at_node(self, node_nm: float) -> "EnergyTable":
+        """The table's prices at another node and its nominal supply (E ~ L x Vdd^2)."""
         from dataclasses import replace
         if isinstance(node_nm, bool) or not isinstance(node_nm, (int, float)) or not math.isfinite(node_nm) \
                 or not NODE_RANGE_NM[0] <= node_nm <= NODE_RANGE_NM[1]:
             raise HwsimError(f"technology node: must be a number of nm in {NODE_RANGE_NM[0]:g}..{NODE_RANGE_NM[1]:g} "
                              f"(a CMOS process node), got {node_nm!r}")
-        return replace(self, scale=node_factor(self.technology_nm, node_nm), technology_nm=float(node_nm))
+        base = self.written if self.written[0] else (self.technology_nm, self.supply_v)
+        if float(node_nm) == base[0]:         # the figures' own node: their own supply, unscaled
+            return replace(self, scale=1.0, technology_nm=base[0], vdd_v=base[1], written=base)
+        return replace(self, scale=node_factor(base[0], node_nm, from_vdd=base[1]), technology_nm=float(node_nm),
+                       vdd_v=0.0, written=base)
 
     # ---- prices ----------------------------------------------------------------------------
     def op_pj(self, key: str) -> float:
@@ -113,7 +106,8 @@ class EnergyTable:
         return base * (bits / ref_bits) ** power * self.scale
 
     def mac_pj(self) -> float:
-        return self.relative_to_mac * node_factor(self.relative_mac_node_nm, self.technology_nm)
+        return self.relative_to_mac * node_factor(self.relative_mac_node_nm, self.technology_nm,
+                                                  from_vdd=self.relative_mac_vdd_v, to_vdd=self.supply_v)
 
     def level_pj_per_byte(self, kind: str, capacity_bytes: float = 0, dram: str = "ddr3") -> float:
         if self.levels_relative:
@@ -161,8 +155,8 @@ def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
         return table_from_dict(doc, str(p))
 
 
-TABLE_KEYS = ("name", "technology_nm", "source", "ops", "sram", "dram_pj_per_bit", "levels_relative",
-              "relative_to_mac", "relative_mac_node_nm")
+TABLE_KEYS = ("name", "technology_nm", "vdd_v", "source", "ops", "sram", "dram_pj_per_bit", "levels_relative",
+              "relative_to_mac", "relative_mac_node_nm", "relative_mac_vdd_v")
 
 
 def _positive(v: Any) -> bool:
@@ -207,12 +201,19 @@ def table_from_dict(doc: Any, where: str) -> EnergyTable:
                 raise HwsimError(f"{where}: {name}.{k}: must be a positive number, got {v!r}")
     if not sram and not rel:
         raise HwsimError(f"{where}: sram: needs capacity points (or levels_relative with relative_to_mac)")
+    def volts(key: str, default: float) -> float:
+        v = doc.get(key, default)
+        if v != default and not (_positive(v) and v <= 5):
+            raise HwsimError(f"{where}: {key}: must be a supply voltage in volts (0 < V <= 5), got {v!r}")
+        return float(v)
+
     if rel and not doc.get("relative_to_mac"):
         raise HwsimError(f"{where}: relative_to_mac: needed with levels_relative (pJ of one MAC)")
     return EnergyTable(name=str(doc["name"]), technology_nm=float(doc["technology_nm"]), source=str(doc["source"]),
                        ops={str(k): float(v) for k, v in ops.items()}, sram=tuple(sram), dram_pj_per_bit=dict(dram),
                        levels_relative=dict(rel), relative_to_mac=float(doc.get("relative_to_mac") or 0),
-                       relative_mac_node_nm=float(doc.get("relative_mac_node_nm") or 45))
+                       relative_mac_node_nm=float(doc.get("relative_mac_node_nm") or 45),
+                       relative_mac_vdd_v=volts("relative_mac_vdd_v", 0.9), vdd_v=volts("vdd_v", 0.0))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ from workloads.errors import HwsimError
 
 from .energy import load_table
 
+__all__ = ["CALIBRATION_SHAPES", "Measured", "Calibration", "read_measurements", "horowitz_prices", "calibrate",
+           "PROCESS_POWER", "process_power", "transfer", "table_prices"]
+
 # The calibration GEMMs (M, N, K, precision): one compute-bound, one DRAM-bound.
 CALIBRATION_SHAPES = ((4096, 4096, 4096, "fp16"), (1, 8192, 8192, "fp16"))
 
@@ -167,7 +170,7 @@ def calibrate(arch: GPUArch, measured: Sequence[Measured], dram_pj_per_bit: floa
 #       node pages agrees: 10 nm -35% vs 16FF+, N7 -40% vs 10 nm, 0.65 x 0.60 = 0.39)
 #   5, 4: N5 draws ~30% less than N7 (tsmc.com, 5nm technology); NVIDIA's 4N (Hopper) is
 #       in TSMC's N5 family (Tom's Hardware, 2022)
-PROCESS_POWER = {16: 1.0, 12: 1.0, 7: 0.40, 5: 0.28, 4: 0.28}
+PROCESS_POWER: dict[float, float] = {16: 1.0, 12: 1.0, 7: 0.40, 5: 0.28, 4: 0.28}
 
 
 def process_power(arch: GPUArch) -> float:

@@ -5,3 +5,5 @@ reference), memory models and the whole-workload schedule.
 Every machine implements ``sim.machine.Machine``; ``sim.registry`` lists them. Reads only
 workload traces (``workloads.trace``); never imports torch.
 """
+
+__all__: list[str] = []

@@ -20,6 +20,8 @@ from typing import Any, Iterator, Mapping, TypeVar
 
 from workloads.errors import HwsimError
 
+__all__ = ["FrozenMap", "need", "positive", "at_least", "at_most", "check_fields", "override", "load_yaml_arch"]
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -51,7 +53,7 @@ class FrozenMap(Mapping[K, V]):
     def __repr__(self) -> str:
         return f"FrozenMap({self._d!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[FrozenMap[K, V]], tuple[dict[K, V]]]:
         return (FrozenMap, (self._d,))
 
 

@@ -20,6 +20,9 @@ from typing import Iterator
 
 from workloads.errors import HwsimError
 
+__all__ = ["DEFAULT_MAX_MEMORY_BYTES", "DEFAULT_MAX_TIME_S", "Limits", "parse_bytes", "parse_seconds", "limits",
+           "limited", "size_text", "time_text", "need"]
+
 DEFAULT_MAX_MEMORY_BYTES = 4 * 2 ** 30   # policy: 4x the peak of any zoo model on any preset (under 1 GB)
 DEFAULT_MAX_TIME_S = 600.0               # policy: a single request answers within ten minutes
 

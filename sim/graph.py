@@ -25,6 +25,8 @@ import numpy as np
 
 from workloads.trace import Op
 
+__all__ = ["Timeline", "schedule"]
+
 _EPS = 1e-9
 
 

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
     from .result import OpResult, SimResult
 
+__all__ = ["LEVEL_KINDS", "Progress", "MemoryLevel", "Peaks", "Machine", "PricesItsOwnOps", "NamesItsEnergyModel",
+           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "describe_fields"]
+
 LEVEL_KINDS = ("rf", "sram", "noc", "dram")
 Progress = Callable[["Op"], None]
 

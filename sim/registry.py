@@ -1,8 +1,8 @@
 """Every machine family and preset, and the one entry point that simulates a workload.
 
 ``FAMILIES`` is the one table: family name -> the package that implements it. A package
-exports ``ARCH`` (its description class, a :class:`~sim.machine.Machine`) and ``PRESETS``
-(name -> description). Code outside hwsim adds a family with :func:`register`.
+exports ``ARCH`` (its description class, a :class:`~sim.machine.Machine`), ``PRESETS``
+(name -> description) and ``CONSTANTS`` (its model's constants with their sources). Code outside hwsim adds a family with :func:`register`.
 ``--arch`` takes a preset name, a YAML file ``{base: PRESET, FIELD: VALUE, ...}``, or
 ``zigzag:HARDWARE.yaml[:MAPPING.yaml]`` (ZigZag's hardware description, ``sim.spatial.zigzag``).
 """
@@ -17,8 +17,14 @@ from typing import Any, Mapping
 from workloads.errors import HwsimError
 from workloads.trace import Workload
 
+from .constants import Constant
 from .machine import Machine
 from .result import SimResult
+
+__all__ = [
+    "FAMILIES", "register", "unregister", "constants", "families", "presets", "resolve_arch", "options", "check_options",
+    "simulate",
+]
 
 FAMILIES: dict[str, str] = {
     "systolic": "sim.systolic",
@@ -28,10 +34,13 @@ FAMILIES: dict[str, str] = {
 }
 
 _registered: dict[str, tuple[type, Mapping[str, Any]]] = {}
+_registered_constants: dict[str, tuple[Constant, ...]] = {}
 
 
-def register(family: str, arch_type: type, presets: Mapping[str, Any]) -> None:
-    """Add a machine family from outside hwsim: its description class and its presets."""
+def register(family: str, arch_type: type, presets: Mapping[str, Any],
+             constants: tuple[Constant, ...] = ()) -> None:
+    """Add a machine family from outside hwsim: its description class, its presets and the
+    constants of its model (with their sources)."""
     if family in FAMILIES:
         raise HwsimError(f"machine family {family!r} is built in")
     for name, arch in presets.items():
@@ -41,11 +50,22 @@ def register(family: str, arch_type: type, presets: Mapping[str, Any]) -> None:
     if clash:
         raise HwsimError(f"preset names already taken: {', '.join(sorted(clash))}")
     _registered[family] = (arch_type, dict(presets))
+    _registered_constants[family] = tuple(constants)
 
 
 def unregister(family: str) -> None:
     """Remove a family added with :func:`register`."""
     _registered.pop(family, None)
+    _registered_constants.pop(family, None)
+
+
+def constants() -> dict[str, tuple[Constant, ...]]:
+    """family -> the constants its model rests on, each with its kind and source."""
+    out: dict[str, tuple[Constant, ...]] = {}
+    for family, module in FAMILIES.items():
+        out[family] = tuple(importlib.import_module(module).CONSTANTS)
+    out.update(_registered_constants)
+    return out
 
 
 def families() -> dict[str, tuple[type, Mapping[str, Any]]]:
@@ -98,6 +118,6 @@ def check_options(arch: Any, opts: Mapping[str, Any]) -> None:
 
 def simulate(workload: Workload, arch_spec: str | Any, **opts: Any) -> SimResult:
     """Simulate ``workload`` on a preset, YAML file or description, with checked options."""
-    arch = resolve_arch(arch_spec)
+    arch: Machine = resolve_arch(arch_spec)
     check_options(arch, opts)
     return arch.simulate(workload, **opts)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, TypeAlias
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .machine import Machine, Progress
+
+__all__ = ["CORE_COLUMNS", "OpResult", "SimResult", "merge", "ShapeKey", "shape_key", "run_ops"]
 
 CORE_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                 "utilization", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes", "dram_write_bytes")
@@ -193,7 +195,12 @@ def merge(op: Op, parts: list[OpResult]) -> OpResult:
                     accesses=acc, ops=ops, extra=extra, tail_cycles=parts[-1].tail_cycles)
 
 
-def shape_key(op: Op) -> tuple:
+# (kind, op, phase, dims, copies, steps, (role, shape, bits, dtype, structure) of each operand)
+ShapeKey: TypeAlias = tuple[str, str, str, tuple[tuple[str, int], ...], int, int,
+                            tuple[tuple[str, tuple[int, ...], int, str, str], ...]]
+
+
+def shape_key(op: Op) -> ShapeKey:
     """Everything a machine that ignores names and densities sees of an op: two ops with
     the same key get the same result on it (an N:M structure is part of it)."""
     return (op.kind, op.op, op.phase, tuple(sorted(op.dims.items())), op.copies, op.steps,

@@ -4,8 +4,8 @@ simulation and whole-workload runs."""
 from .arch import ARCH, PRESETS, EIEArch
 from .encode import SparseLayer, decode, encode, from_dense, synthetic, synthetic_activations
 from .engine import pass_timing, reference_output, run_layer, simulate_cycles
-from .simulate import EIEStats, simulate, simulate_op
+from .simulate import CONSTANTS, EIEStats, simulate, simulate_op
 
-__all__ = ["ARCH", "PRESETS", "EIEArch", "EIEStats", "SparseLayer", "decode", "encode", "from_dense", "synthetic",
+__all__ = ["ARCH", "CONSTANTS", "PRESETS", "EIEArch", "EIEStats", "SparseLayer", "decode", "encode", "from_dense", "synthetic",
            "synthetic_activations", "pass_timing", "reference_output", "run_layer", "simulate_cycles",
            "simulate", "simulate_op"]

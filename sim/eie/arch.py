@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
+__all__ = ["ENGINES", "EIEArch", "PRESETS", "ARCH"]
+
 ENGINES = ("fast", "cycles")
 
 
@@ -90,11 +92,11 @@ class EIEArch:
 
     @property
     def max_zero_run(self) -> int:
-        return 2 ** self.zero_run_bits - 1
+        return int(2 ** self.zero_run_bits) - 1
 
     @property
     def codebook_size(self) -> int:
-        return 2 ** self.index_bits
+        return int(2 ** self.index_bits)
 
     # ---- the Machine interface ------------------------------------------------------
     @property

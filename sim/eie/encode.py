@@ -13,8 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from workloads.errors import HwsimError
+
+__all__ = [
+    "SparseLayer", "PESlice", "Encoded", "encode", "decode", "linear_codebook", "nearest", "to_fixed",
+    "from_dense", "synthetic", "synthetic_activations",
+]
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,9 @@ def decode(s: PESlice, pe: int, num_pes: int) -> tuple[np.ndarray, np.ndarray, n
         rows.append(local[keep] * num_pes + pe)
         cols.append(np.full(int(keep.sum()), j))
         idx.append(v[keep])
-    cat = (lambda a: np.concatenate(a) if a else np.zeros(0, dtype=np.int64))
+    def cat(parts: list[NDArray[np.integer]]) -> NDArray[np.integer]:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
     return cat(rows), cat(cols), cat(idx)
 
 
@@ -166,12 +174,15 @@ def nearest(values: np.ndarray, cents: np.ndarray) -> np.ndarray:
     order = np.argsort(cents, kind="stable")
     c = np.asarray(cents, dtype=np.float64)[order]
     mids = (c[1:] + c[:-1]) / 2
-    return order[np.searchsorted(mids, np.asarray(values, dtype=np.float64), side="left")]
+    nearest_index: NDArray[np.intp] = order[np.searchsorted(mids, np.asarray(values, dtype=np.float64), side="left")]
+    return nearest_index
 
 
 def to_fixed(x: np.ndarray, frac_bits: int, bits: int = 16) -> np.ndarray:
     lim = 2 ** (bits - 1)
-    return np.clip(np.round(np.asarray(x, dtype=np.float64) * 2 ** frac_bits), -lim, lim - 1).astype(np.int64)
+    fixed: NDArray[np.int64] = np.clip(np.round(np.asarray(x, dtype=np.float64) * 2 ** frac_bits), -lim,
+                                       lim - 1).astype(np.int64)
+    return fixed
 
 
 def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook: np.ndarray | None = None) -> SparseLayer:

@@ -34,13 +34,22 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from workloads.errors import HwsimError
 
-from .arch import EIEArch
 from .encode import SparseLayer, encode
+
+if TYPE_CHECKING:
+    from .arch import EIEArch
+
+__all__ = [
+    "PassTiming", "pass_timing", "uniform_pass", "simulate_cycles", "LayerRun", "column_tiles", "LayerPlan",
+    "TileStats", "plan_layer", "plan_from_mask", "plan_dense", "run_layer", "reference_output",
+]
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,9 @@ class PassTiming:
     start: np.ndarray | None = None       # (activations x PEs) cycle each PE pops each activation
 
 
-def _work(e: np.ndarray) -> np.ndarray:
-    return np.maximum(e, 1)
+def _work(e: NDArray[np.integer]) -> NDArray[np.integer]:
+    work: NDArray[np.integer] = np.maximum(e, 1)
+    return work
 
 
 def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool = True) -> PassTiming:
@@ -207,7 +217,7 @@ class LayerPlan:
     col_nnz: np.ndarray          # non-zeros of each column (all rows)
     shape: tuple[int, int] = (0, 0)
     # per (batch entries, tile start): the tile's per-column totals, worked out once per plan
-    stats: dict = field(default_factory=dict, compare=False, repr=False)
+    stats: dict[tuple[int, int], TileStats] = field(default_factory=dict, compare=False, repr=False)
 
     def tile_stats(self, entries: np.ndarray, padding: np.ndarray, c0: int, nc: int, per_read: int) -> "TileStats":
         key = (id(entries), c0)
@@ -306,8 +316,9 @@ def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
     if max_cols < 1:
         raise HwsimError(f"{arch.name}: ptr_sram_bytes holds {arch.ptr_capacity} pointers; at least 2 are needed")
     out = []
-    made: dict[int, tuple] = {}          # full batches share one array (run_layer reuses their timing)
-    stats: dict = {}
+    # full batches share one array (run_layer reuses their timing): rows -> (entries, padding, tiles)
+    made: dict[int, tuple[NDArray[np.int64], NDArray[np.int64], tuple[tuple[int, int], ...]]] = {}
+    stats: dict[tuple[int, int], TileStats] = {}
     for r0 in range(0, rows, batch_rows):
         rb = min(batch_rows, rows - r0)
         if rb not in made:
@@ -411,4 +422,5 @@ def reference_output(layer: SparseLayer, acts: np.ndarray, act_bits: int = 16) -
     w = layer.dense_int()
     y = ((w * np.asarray(acts, dtype=np.int64)[None, :]) >> layer.frac_bits).sum(axis=1)
     lim = 2 ** (act_bits - 1)
-    return np.clip(y, -lim, lim - 1)
+    clipped: NDArray[np.int64] = np.clip(y, -lim, lim - 1)
+    return clipped

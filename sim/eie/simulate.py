@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,10 +24,19 @@ from workloads.trace import Op, Workload
 from workloads.tensorfile import release_pages
 
 from .. import budget
+from ..constants import Constant
+from ..machine import Progress
 from ..result import OpResult, SimResult, merge, run_ops
-from .arch import EIEArch
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
 from .engine import LayerRun, plan_dense, plan_from_mask, plan_layer, run_layer
+
+if TYPE_CHECKING:
+    from .arch import EIEArch
+
+__all__ = [
+    "EIEStats", "MAX_NONZEROS", "SECONDS_PER_PASS", "SECONDS_PER_NONZERO", "BYTES_PER_NONZERO",
+    "BYTES_PER_COLUMN", "CONSTANTS", "layer_for", "simulate_op", "simulate",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,20 @@ SECONDS_PER_PASS = 100e-6
 SECONDS_PER_NONZERO = 0.4e-6
 BYTES_PER_NONZERO = 40
 BYTES_PER_COLUMN = 32
+
+CONSTANTS: tuple[Constant, ...] = (
+    Constant("simulate.MAX_NONZEROS", MAX_NONZEROS, "policy",
+             "non-zeros a layer may hold: encoding keeps about 40 B per non-zero, so 8 GB at most"),
+    Constant("simulate.SECONDS_PER_PASS", SECONDS_PER_PASS, "measured",
+             "perf_counter over simulate_op on eie-64 (dense 40960^2: 21 us per pass and vector; dense 4096 x 200000: "
+             "71 us), rounded up; only for refusing a request over --max-time"),
+    Constant("simulate.SECONDS_PER_NONZERO", SECONDS_PER_NONZERO, "measured",
+             "a 20000^2 layer at density 0.1: 0.32 us per non-zero to encode and plan, rounded up"),
+    Constant("simulate.BYTES_PER_NONZERO", BYTES_PER_NONZERO, "measured",
+             "row, column, codebook index and encode()'s sort keys per non-zero; for --max-memory"),
+    Constant("simulate.BYTES_PER_COLUMN", BYTES_PER_COLUMN, "modelling choice",
+             "per column: the activation vectors, their non-zero masks and the plan's column totals (int64 each)"),
+)
 
 
 def layer_for(op: Op, arch: EIEArch, seed: int = 0, max_nonzeros: int = MAX_NONZEROS) -> SparseLayer:
@@ -179,7 +203,7 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
 
 
 def simulate(workload: Workload, arch: EIEArch, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
-             max_nonzeros: int = MAX_NONZEROS, progress=None) -> SimResult:
+             max_nonzeros: int = MAX_NONZEROS, progress: Progress | None = None) -> SimResult:
     """Simulate every op of ``workload`` on ``arch`` (see the module docstring)."""
     return run_ops(workload, arch, lambda op: simulate_op(op, arch, seed, max_vectors, engine, max_nonzeros),
                    progress)

@@ -1,25 +1,53 @@
 """EIE's scalability (PE count) and activation-queue-depth studies (Han et al., ISCA 2016,
-Fig. 8 and Figs. 11-12), over the nine benchmark layers or any workload's GEMMs."""
+Fig. 8 and Figs. 11-12), over the nine benchmark layers or any workload's GEMMs. The rows
+are plain dicts, one per layer and setting; ``analysis.eie_plots`` draws them."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator, Sequence, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 from workloads.progress import step
-from workloads.trace import Workload
+from workloads.trace import Op, Workload
 
 from .arch import EIEArch
-from .encode import encode, synthetic_activations
+from .encode import SparseLayer, encode, synthetic_activations
 from .engine import column_tiles, pass_timing
 from .simulate import _seed, layer_for
+
+__all__ = ["PES", "DEPTHS", "PEScalingRow", "QueueDepthRow", "pe_scaling", "queue_depth"]
 
 PES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DEPTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, float, float]]:
+class PEScalingRow(TypedDict):
+    """One layer at one PE count (Fig. 8)."""
+
+    layer: str
+    pes: int
+    cycles: int
+    time_us: float
+    speedup: float
+    load_balance: float
+    real_work_fraction: float
+
+
+class QueueDepthRow(TypedDict):
+    """One layer at one activation-queue depth (Figs. 11-12)."""
+
+    layer: str
+    queue_depth: int
+    cycles: int
+    time_us: float
+    load_balance: float
+
+
+def _layer_timing(layer: SparseLayer, acts: NDArray[np.int64], arch: EIEArch,
+                  depths: Sequence[int]) -> dict[int, tuple[int, float, float]]:
     """depth -> (cycles, load_balance, real_work_fraction) for one layer on ``arch``."""
     P = arch.num_pes
     rows = P * arch.act_regs
@@ -41,7 +69,7 @@ def _layer_timing(layer, acts, arch: EIEArch, depths) -> dict[int, tuple[int, fl
             for d, (c, busy, _) in out.items()}
 
 
-def _layers(workload: Workload, arch: EIEArch, seed: int):
+def _layers(workload: Workload, arch: EIEArch, seed: int) -> Iterator[tuple[Op, SparseLayer, NDArray[np.int64]]]:
     """(op, layer, activation vector) for every GEMM, drawn as ``simulate`` draws them."""
     for op in (o for o in workload.ops if o.is_gemm):
         s = _seed(op.name, seed)
@@ -50,8 +78,8 @@ def _layers(workload: Workload, arch: EIEArch, seed: int):
         yield op, layer_for(op, arch, s), synthetic_activations(g.K, a.density if a else 1.0, s, 8)
 
 
-def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> list[dict]:
-    rows = []
+def pe_scaling(workload: Workload, arch: EIEArch, pes: Sequence[int] = PES, seed: int = 0) -> list[PEScalingRow]:
+    rows: list[PEScalingRow] = []
     for op, layer, acts in _layers(workload, arch, seed):
         step()
         base = None
@@ -64,8 +92,9 @@ def pe_scaling(workload: Workload, arch: EIEArch, pes=PES, seed: int = 0) -> lis
     return rows
 
 
-def queue_depth(workload: Workload, arch: EIEArch, depths=DEPTHS, seed: int = 0) -> list[dict]:
-    rows = []
+def queue_depth(workload: Workload, arch: EIEArch, depths: Sequence[int] = DEPTHS,
+                seed: int = 0) -> list[QueueDepthRow]:
+    rows: list[QueueDepthRow] = []
     for op, layer, acts in _layers(workload, arch, seed):
         step()
         for d, (cyc, lb, _) in _layer_timing(layer, acts, arch, depths).items():
@@ -73,30 +102,3 @@ def queue_depth(workload: Workload, arch: EIEArch, depths=DEPTHS, seed: int = 0)
                          "load_balance": lb})
     return rows
 
-
-def plot(rows: list[dict], x: str, y: str, path, title: str, logx: bool = True, logy: bool = False) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    layers = list(dict.fromkeys(r["layer"] for r in rows))
-    for name in layers:
-        pts = [(r[x], r[y]) for r in rows if r["layer"] == name]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-    if logx:
-        ax.set_xscale("log", base=2)
-    if logy:
-        ax.set_yscale("log", base=2)
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=3)
-    fig.tight_layout()
-    import io
-
-    from workloads.fileio import atomic_write
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())

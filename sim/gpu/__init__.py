@@ -3,8 +3,9 @@ software pipeline against shared L2/DRAM bandwidth (an analytical model per wave
 event-driven reference); whole-workload simulation."""
 
 from .arch import ARCH, PRECISION_BYTES, PRESETS, GPUArch
+from .constants import CONSTANTS
 from .gemm import TILES, GemmTiming, gemm_time
 from .simulate import GPUStats, simulate, simulate_op
 
-__all__ = ["ARCH", "PRECISION_BYTES", "PRESETS", "GPUArch", "GPUStats", "TILES", "GemmTiming", "gemm_time",
+__all__ = ["ARCH", "CONSTANTS", "PRECISION_BYTES", "PRESETS", "GPUArch", "GPUStats", "TILES", "GemmTiming", "gemm_time",
            "simulate", "simulate_op"]

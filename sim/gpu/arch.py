@@ -18,6 +18,7 @@ from workloads.errors import HwsimError
 from ..archbase import at_least, at_most, check_fields, need, positive
 from ..machine import MemoryLevel, Peaks, describe_fields
 from .fusion import FUSIONS
+from .precision import PRECISION_BYTES
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
-PRECISION_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+__all__ = ["PRECISION_BYTES", "ENGINES", "LAYOUTS", "GPUArch", "PRESETS", "ARCH"]
+
 ENGINES = ("fast", "events")
 LAYOUTS = ("nhwc", "nchw")
 
@@ -259,7 +261,7 @@ PRESETS = {
         fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
         tdp_w=300, die_transistors_b=21.1, die_sms=84,
         # the energy table's prices at 12 nm (analysis.gpu_calibration.table_prices), see sim/gpu/constants.py
-        mac_pj={"fp16": 0.4214}, rf_pj_per_byte=0.7268, smem_pj_per_byte=0.8773, l2_pj_per_byte=6.053,
+        mac_pj={"fp16": 0.3955}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.8234, l2_pj_per_byte=5.68,
         dram_pj_per_byte=31.2, energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
@@ -273,8 +275,8 @@ PRESETS = {
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
         dram_type="gddr6", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
-        mac_pj={"fp16": 0.4214, "int8": 0.06321, "int4": 0.0316}, rf_pj_per_byte=0.7268, smem_pj_per_byte=0.7268,
-        l2_pj_per_byte=5.014, dram_pj_per_byte=60.0,
+        mac_pj={"fp16": 0.3955, "int8": 0.05932, "int4": 0.02966}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.6821,
+        l2_pj_per_byte=4.705, dram_pj_per_byte=60.0,
         energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
                "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper); 70 W board "

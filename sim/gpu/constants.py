@@ -11,17 +11,9 @@ are in each preset's ``source`` (``hwsim archs``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from ..constants import Constant
 
-
-@dataclass(frozen=True)
-class Constant:
-    name: str          # module.NAME or GPUArch.field
-    value: Any
-    kind: str          # published | measured | modelling choice | calibration
-    source: str
-
+__all__ = ["CONSTANTS", "FIT_ROWS", "H200_MATMUL", "Constant"]
 
 H200_MATMUL = "benchmarks/data/NVIDIA_H200_matmul.csv"
 
@@ -119,13 +111,14 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("a100.active_power_w", 124.6, "calibration",
              "h100's 181.6 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
              "x clock (1410 / 1830 MHz) (analysis.gpu_calibration.transfer)"),
-    Constant("v100.mac_pj", {"fp16": 0.4214}, "published",
-             "the energy table's: Horowitz's 45 nm fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm by the energy "
-             "model's Dennard rule (analysis.gpu_calibration.table_prices); t4 takes the same at int8/int4 too. The "
+    Constant("v100.mac_pj", {"fp16": 0.3955}, "published",
+             "the energy table's: Horowitz's 45 nm, 0.9 V fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm at its "
+             "nominal 0.775 V by the energy model's Dennard rule (analysis.technology, "
+             "analysis.gpu_calibration.table_prices); t4 takes the same at int8/int4 too. The "
              "h100 calibration carried to 12 nm by TSMC's process power would put 8192^3 fp16 on v100 at 37 TFLOPS "
              "against a published 97 (benchmarks/data/published_gemm.csv), so it is not used"),
-    Constant("v100.rf_pj_per_byte", 0.7268, "published", "the energy table's SRAM curve at 64 KB, 12 nm (as mac_pj)"),
-    Constant("v100.l2_pj_per_byte", 6.053, "published", "the energy table's SRAM curve at 6 MiB, 12 nm (as mac_pj)"),
+    Constant("v100.rf_pj_per_byte", 0.6821, "published", "the energy table's SRAM curve at 64 KB, 12 nm (as mac_pj)"),
+    Constant("v100.l2_pj_per_byte", 5.68, "published", "the energy table's SRAM curve at 6 MiB, 12 nm (as mac_pj)"),
     Constant("t4.dram_pj_per_byte", 60.0, "published",
              "7.5 pJ/bit: GDDR6's average device power in Micron's GDDR6X comparison table (GDDR6 7.5, GDDR6X 7.25, "
              "HBM2E 6.0 pJ/bit; reproduced at kylolab.com/ultra-bandwidth-solutions.html); the energy table's gddr6"),

@@ -19,18 +19,24 @@ in the last bits when addends' exponents are far apart.
 from __future__ import annotations
 
 import struct
+from typing import TypeAlias
+
+__all__ = ["NAN32", "round_to_f32", "dot4", "f32"]
 
 NAN32 = 0x7FC00000
 
+# (sign, (mantissa, exponent) or None for an infinity or NaN, "inf" / "nan" / None)
+_Unpacked: TypeAlias = tuple[int, tuple[int, int] | None, str | None]
 
-def _f16(bits: int):
+
+def _f16(bits: int) -> _Unpacked:
     s, e, f = bits >> 15 & 1, bits >> 10 & 0x1F, bits & 0x3FF
     if e == 31:
         return s, None, "nan" if f else "inf"
     return s, (f, -24) if e == 0 else (f | 0x400, e - 25), None
 
 
-def _f32(bits: int):
+def _f32(bits: int) -> _Unpacked:
     s, e, f = bits >> 31 & 1, bits >> 23 & 0xFF, bits & 0x7FFFFF
     if e == 255:
         return s, None, "nan" if f else "inf"
@@ -69,7 +75,7 @@ def dot4(a: list[int], b: list[int], c: int) -> int:
     sc, vc, kc = _f32(c)
     if kc == "nan":
         return NAN32
-    if kc == "inf":
+    if vc is None:                          # kc == "inf"
         infs.append(sc)
     else:
         total += (-1 if sc else 1) * (vc[0] << (vc[1] + 149))
@@ -80,8 +86,8 @@ def dot4(a: list[int], b: list[int], c: int) -> int:
         if ka == "nan" or kb == "nan":
             return NAN32
         s = sa ^ sb
-        if ka == "inf" or kb == "inf":
-            other = vb if ka == "inf" and kb != "inf" else va if kb == "inf" and ka != "inf" else (1, 0)
+        if va is None or vb is None:        # an infinity (no NaN here): ka == "inf" or kb == "inf"
+            other = vb if va is None and vb is not None else va if vb is None and va is not None else (1, 0)
             if other[0] == 0:
                 return NAN32            # inf x 0
             infs.append(s)
@@ -95,4 +101,4 @@ def dot4(a: list[int], b: list[int], c: int) -> int:
 
 
 def f32(bits: int) -> float:
-    return struct.unpack("<f", struct.pack("<I", bits))[0]
+    return float(struct.unpack("<f", struct.pack("<I", bits))[0])

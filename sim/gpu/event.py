@@ -40,11 +40,20 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generator, TypeAlias
 
 import simpy
 
-from .arch import PRECISION_BYTES, GPUArch
+from .precision import PRECISION_BYTES
 from . import gemm as kernel      # the kernel's shape constants (CTA threads, K step), not its timing
+
+if TYPE_CHECKING:
+    from .arch import GPUArch
+
+__all__ = ["SECTOR_BYTES", "EventTiming", "ctas_per_sm", "gemm_run", "gemm_events", "gemm_detail"]
+
+_ProcessBody: TypeAlias = Generator[simpy.Event, object, None]    # a simpy process body
+_Block: TypeAlias = tuple[str, int, int, int]                  # (operand, batch, tile row or column, K step)
 
 SECTOR_BYTES = 32            # L2 sector (NVIDIA: 32-byte sectors of 128-byte lines, Volta-Hopper tuning guides)
 
@@ -103,20 +112,20 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
     hbm = simpy.Resource(env, capacity=1)
     l2_port = simpy.Resource(env, capacity=1)
     cores = [simpy.Resource(env, capacity=1) for _ in range(arch.sms)]
-    l2: OrderedDict = OrderedDict()          # block -> sectors' bytes, least recently used first
-    pending: dict = {}                       # block -> fill event
+    l2: OrderedDict[_Block, float] = OrderedDict()     # block -> sectors' bytes, least recently used first
+    pending: dict[_Block, simpy.Event] = {}            # block -> fill event
     stats = {"rd": 0.0, "wr": 0.0, "hit": 0, "miss": 0, "used": 0.0, "end": 0.0}
 
     def block_bytes(rows: int, k: int) -> float:
         width = min(BK, K - k * BK) * in_b
         return rows * math.ceil(width / SECTOR_BYTES) * SECTOR_BYTES
 
-    def over(port: simpy.Resource, seconds: float):
+    def over(port: simpy.Resource, seconds: float) -> _ProcessBody:
         with port.request() as req:
             yield req
             yield env.timeout(seconds)
 
-    def fetch(key: tuple, nbytes: float, dram_share: float):
+    def fetch(key: _Block, nbytes: float, dram_share: float) -> _ProcessBody:
         if key in l2:
             l2.move_to_end(key)
             stats["hit"] += 1
@@ -140,14 +149,14 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
             fill.succeed()
         yield from over(l2_port, nbytes / arch.l2_bytes_per_clk)
 
-    def load(b: int, tr: int, tc: int, k: int):
+    def load(b: int, tr: int, tc: int, k: int) -> _ProcessBody:
         rows_a, cols_b = min(BM, M - tr * BM), min(BN, N - tc * BN)
         a = env.process(fetch(("A", b, tr, k), block_bytes(rows_a, k), a_scale))
         bb = env.process(fetch(("B", b, tc, k), block_bytes(cols_b, k), 1.0))
         yield a & bb
 
-    def mainloop(sm: int, b: int, tr: int, tc: int, k0: int, k1: int):
-        ready: dict = {}
+    def mainloop(sm: int, b: int, tr: int, tc: int, k0: int, k1: int) -> _ProcessBody:
+        ready: dict[int, simpy.Process] = {}      # K step -> its loads
         for k in range(k0, min(k0 + arch.pipeline_stages - 1, k1)):
             ready[k] = env.process(load(b, tr, tc, k))
         for k in range(k0, k1):
@@ -157,13 +166,13 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
                 ready[nxt] = env.process(load(b, tr, tc, nxt))
             yield from over(cores[sm], mma)
 
-    def store(tr: int, tc: int):
+    def store(tr: int, tc: int) -> _ProcessBody:
         out = min(BM, M - tr * BM) * min(BN, N - tc * BN) * out_b
         yield from over(hbm, out / dram_bpc)
         stats["wr"] += out
         stats["end"] = max(stats["end"], env.now + lat)
 
-    def cta(cid: int, sm: int):
+    def cta(cid: int, sm: int) -> _ProcessBody:
         b, r = divmod(cid, grid)
         tr, tc = divmod(r, tn)
         yield from mainloop(sm, b, tr, tc, 0, nk)
@@ -171,7 +180,7 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 
     partial_bytes = BM * BN * acc_bytes
 
-    def persistent(q: int, sm: int, first: int, last: int):
+    def persistent(q: int, sm: int, first: int, last: int) -> _ProcessBody:
         i = first
         while i < last:
             t, k0 = divmod(i, nk)
@@ -193,7 +202,7 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 
     nxt_cta = [0]
 
-    def slot(sm: int):
+    def slot(sm: int) -> _ProcessBody:
         while nxt_cta[0] < ctas:
             cid = nxt_cta[0]
             nxt_cta[0] += 1

@@ -23,6 +23,8 @@ from collections import defaultdict
 
 from workloads.trace import Op, Workload
 
+__all__ = ["EPILOGUE_ELEMENTWISE", "FUSIONS", "epilogues", "chains"]
+
 EPILOGUE_ELEMENTWISE = ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_")
 FUSIONS = ("epilogue", "none")
 

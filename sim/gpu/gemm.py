@@ -29,11 +29,21 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workloads.errors import HwsimError
 
 from .. import budget
-from .arch import PRECISION_BYTES, GPUArch
+from .precision import PRECISION_BYTES
+
+if TYPE_CHECKING:
+    from .arch import GPUArch
+
+__all__ = [
+    "TILES", "MMA_EFFICIENCY", "BK_BYTES", "BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD",
+    "L2_OPERAND_SHARE", "EPILOGUE_LATENCY_SHARE", "GemmTiming", "bk_for", "sparse_factors", "SPLITS",
+    "reduction_cycles", "SECONDS_PER_WAVE", "gemm_time",
+]
 
 TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
          (64, 32), (32, 64), (32, 32))
@@ -85,8 +95,9 @@ def sparse_factors(structure: tuple[int, int] | None, precision: str) -> tuple[f
     return m / n, n / m * (1 + meta_bits / (8 * PRECISION_BYTES[precision]))
 
 
-def _tile_time(M, N, K, count, arch: GPUArch, precision, BM, BN, acc_bytes, out_bytes, a_unique, b_unique,
-               mma_eff, b_structure=None) -> GemmTiming | None:
+def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
+               acc_bytes: int, out_bytes: float, a_unique: float, b_unique: float, mma_eff: float,
+               b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     in_b = PRECISION_BYTES[precision]
     BK = bk_for(precision)
     stages = arch.pipeline_stages

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
     from .arch import GPUArch
 
+__all__ = ["WARP_TILE", "WGMMA_M", "padded_fmas", "sm_traffic", "attention_traffic", "cuda_core_traffic",
+           "dynamic_pj", "sm_share", "capped_cycles"]
+
 WARP_TILE = 64          # CUTLASS SM70-SM80 tensor-op kernels: 64x64 warp tiles for 128x128-class CTAs
 WGMMA_M = 64            # Hopper wgmma: m64nNk16, one warpgroup per 64 rows
 

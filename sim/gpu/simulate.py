@@ -22,15 +22,25 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload, structure_nm
 
+from ..machine import Progress
 from ..result import OpResult, SimResult, run_ops, shape_key
-from .arch import PRECISION_BYTES, GPUArch
 from .fusion import chains, epilogues
 from .gemm import gemm_time, sparse_factors
 from .power import attention_traffic, capped_cycles, cuda_core_traffic, dynamic_pj, sm_share, sm_traffic
+from .precision import PRECISION_BYTES
+
+if TYPE_CHECKING:
+    from .arch import GPUArch
+
+__all__ = [
+    "VECTOR_BLOCK_THREADS", "VECTOR_ELEMENTS_PER_BLOCK", "FLASH_BLOCK", "GPUStats", "SPARSE_PRECISIONS",
+    "sparse_structure", "powered", "simulate_op", "simulate",
+]
 
 # PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
 # (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
@@ -301,7 +311,7 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
 
 
 def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None, accumulate: str = "fp32",
-             output: str | None = None, engine: str = "fast", progress=None) -> SimResult:
+             output: str | None = None, engine: str = "fast", progress: Progress | None = None) -> SimResult:
     fused = epilogues(workload) if arch.fusion == "epilogue" else {}
     kinds = {op.name: op.kind for op in workload.ops}
     chain = {h: "+".join(kinds[o] for o in ops) for h, ops in chains(fused).items()}

@@ -2,7 +2,7 @@
 array, an ordered list of memory levels, the unrollings it supports; each op mapped by
 an exhaustive search over unrollings and loop orders with LOMA's allocation."""
 
-from .arch import ARCH, PRESETS, Level, SpatialArch
+from .arch import ARCH, CONSTANTS, PRESETS, Level, SpatialArch
 from .simulate import SpatialStats, simulate, simulate_op
 
-__all__ = ["ARCH", "PRESETS", "Level", "SpatialArch", "SpatialStats", "simulate", "simulate_op"]
+__all__ = ["ARCH", "CONSTANTS", "PRESETS", "Level", "SpatialArch", "SpatialStats", "simulate", "simulate_op"]

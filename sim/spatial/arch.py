@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 from workloads.errors import HwsimError
 
 from ..archbase import at_most, check_fields, need, positive
+from ..constants import Constant
 from ..machine import LEVEL_KINDS, MemoryLevel, Peaks, describe_fields
 from .nest import DIMS, OPERANDS
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
     from ..machine import Progress
     from ..result import OpResult, SimResult
+
+__all__ = ["OBJECTIVES", "TIMINGS", "FAMILIES", "Level", "SpatialArch", "describe_level", "EYERISS_MAC_PJ",
+           "CONSTANTS", "PRESETS", "ARCH"]
 
 OBJECTIVES = ("latency", "energy", "edp")
 TIMINGS = ("analytical", "stepped")
@@ -290,10 +294,17 @@ def _eyeriss() -> SpatialArch:
                "columns, and PE sets of other channels or filters side by side down the rows)")
 
 
-# A 16-bit MAC at 65 nm: Horowitz (ISSCC 2014) 16-bit multiply + 32-bit add at 45 nm, 0.9 pJ,
-# scaled as the energy model scales nodes (E ~ L x Vdd^2, Vdd 0.9 V at 45 nm and 1.0 V at
-# 65 nm): 0.9 x (65/45) x (1.0/0.9)^2 = 1.605 pJ; the eyeriss65 table's anchor.
+# A 16-bit MAC at 65 nm: Horowitz (ISSCC 2014) 16-bit multiply + 32-bit add at 45 nm and 0.9 V,
+# 0.9 pJ, scaled as the energy model scales nodes (E ~ L x Vdd^2) to 65 nm at the 1.0 V the
+# eyeriss65 table states: 0.9 x (65/45) x (1.0/0.9)^2 = 1.605 pJ; the eyeriss65 table's anchor.
 EYERISS_MAC_PJ = 0.9 * (65 / 45) * (1.0 / 0.9) ** 2
+
+CONSTANTS: tuple[Constant, ...] = (
+    Constant("arch.EYERISS_MAC_PJ", EYERISS_MAC_PJ, "published",
+             "Horowitz's 45 nm 0.9 V 16-bit multiply + 32-bit add (ISSCC 2014) scaled to 65 nm and 1.0 V "
+             "(E ~ L x Vdd^2; the 1.0 V is the eyeriss65 table's named assumption); the unit Eyeriss's Table IV "
+             "relative energies multiply"),
+)
 
 def _zigzag_tpu_like() -> SpatialArch:
     # ZigZag 3.9.1's stock tpu_like.yaml (Mei et al., IEEE TC 2021), figure for figure (as

@@ -30,12 +30,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from .nest import DIMS, OPERANDS, RELEVANT, Nest, window
 
 if TYPE_CHECKING:
-    from .arch import SpatialArch
+    from .arch import Level, SpatialArch
+
+__all__ = [
+    "Mapping_", "Cost", "spatial_factors", "prime_factors", "temporal", "loops_for", "Footprints",
+    "level_plan", "allocate", "fills", "distinct", "evaluate", "lower_bound",
+]
 
 
 @dataclass(frozen=True)
@@ -225,10 +230,10 @@ def distinct(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     return out
 
 
-_CHAINS: dict[int, tuple[tuple, dict[str, tuple[int, ...]]]] = {}
+_CHAINS: dict[int, tuple[tuple[Level, ...], dict[str, tuple[int, ...]]]] = {}
 
 
-def _chains(levels: tuple) -> dict[str, tuple[int, ...]]:
+def _chains(levels: tuple[Level, ...]) -> dict[str, tuple[int, ...]]:
     """The levels that hold each operand, innermost first (remembered per levels tuple)."""
     hit = _CHAINS.get(id(levels))
     if hit is None or hit[0] is not levels:
@@ -382,7 +387,7 @@ class _Moved(Mapping[str, float]):
     def __getitem__(self, key: str) -> float:
         return self._dict()[key]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._dict())
 
     def __len__(self) -> int:

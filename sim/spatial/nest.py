@@ -13,7 +13,12 @@ stride longer than the window skips, never more than the tensor has.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from workloads.trace import Op
+
+__all__ = ["DIMS", "OPERANDS", "RELEVANT", "REDUCTION", "Nest", "window", "of_op"]
 
 DIMS = ("G", "B", "K", "C", "OY", "OX", "FY", "FX")
 OPERANDS = ("input", "weight", "output")
@@ -60,7 +65,7 @@ def window(outs: int, taps: int, stride: int, dil: int, size: int) -> int:
     return min(size, (outs - 1) * stride + (taps - 1) * dil + 1, outs * taps)
 
 
-def of_op(op) -> Nest:
+def of_op(op: Op) -> Nest:
     """The nest of one step of a trace op (``gemm`` or ``conv``; copies and conv groups on ``G``)."""
     d = op.dims
     if op.kind == "conv":
@@ -69,6 +74,7 @@ def of_op(op) -> Nest:
                  "FY": d["R"], "FX": d["S"]}
         return Nest(sizes, d.get("stride_h", 1), d.get("stride_w", 1), d.get("dil_h", 1), d.get("dil_w", 1),
                     d["H"] + 2 * d.get("pad_h", 0), d["W"] + 2 * d.get("pad_w", 0))
-    g = op.gemm
-    sizes = {"G": g.copies, "B": 1, "K": g.N, "C": g.K, "OY": 1, "OX": g.M, "FY": 1, "FX": 1}
-    return Nest(sizes, in_h=1, in_w=g.M)
+    gemm = op.gemm
+    assert gemm is not None, "of_op takes gemm and conv ops"
+    sizes = {"G": gemm.copies, "B": 1, "K": gemm.N, "C": gemm.K, "OY": 1, "OX": gemm.M, "FY": 1, "FX": 1}
+    return Nest(sizes, in_h=1, in_w=gemm.M)

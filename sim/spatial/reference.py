@@ -13,7 +13,7 @@ against. Linear in the iterations times the PEs: for tests on small nests.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, TypeAlias
 
 from .nest import DIMS, OPERANDS, Nest
 
@@ -21,8 +21,13 @@ if TYPE_CHECKING:
     from .arch import SpatialArch
     from .cost import Mapping_
 
+__all__ = ["walk"]
 
-def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[str, int] | None) -> dict:
+_Box: TypeAlias = dict[str, tuple[int, int]]      # dim -> (lo, hi) coordinates a tile spans
+_Tile: TypeAlias = tuple[tuple[int, int], ...]    # a tile's identity: its box over the operand's dims
+
+
+def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[str, int] | None) -> _Box:
     """Per dimension, the (lo, hi) coordinates the tile below loop ``b`` spans at loop
     indices ``idx`` (innermost first): for one PE (``pe``: its spatial index per dim) or,
     with ``pe`` None, over the whole array."""
@@ -35,7 +40,7 @@ def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[s
         else:
             lo[d] += idx[i] * scale[d]
         scale[d] *= f
-    out = {}
+    out: _Box = {}
     for d in DIMS:
         s = m.spatial.get(d, 1)
         t_lo, t_hi = lo[d], lo[d] + span[d] - 1     # temporal index range; coordinate = t * s + spatial
@@ -46,7 +51,7 @@ def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[s
     return out
 
 
-def _tile(nest: Nest, operand: str, c: dict) -> tuple:
+def _tile(nest: Nest, operand: str, c: _Box) -> _Tile:
     """The identity of an operand's tile over the array: the box of its tensor's
     coordinates it spans; the input's by the output and filter rows and columns its
     window serves (a controller tracks the window it fetched, so an input block reached
@@ -58,7 +63,7 @@ def _tile(nest: Nest, operand: str, c: dict) -> tuple:
     return tuple(c[d] for d in ("G", "B", "C", "OY", "OX", "FY", "FX"))
 
 
-def _count(nest: Nest, operand: str, c: dict, sp: Mapping[str, int], per_pe: bool) -> int:
+def _count(nest: Nest, operand: str, c: _Box, sp: Mapping[str, int], per_pe: bool) -> int:
     """Elements in the tile: per PE a dim contributes its temporal span (the PE sees one
     coordinate per step of the array); over the array, the whole coordinate range. The
     input's rows and columns are those its outputs read through its filter taps."""
@@ -91,7 +96,7 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
         key = f"{levels[i].name}.{o}.{way}"
         acc[key] = acc.get(key, 0.0) + nbytes
 
-    def size(i: int | None, o: str, idx: tuple, b: int) -> int:
+    def size(i: int | None, o: str, idx: tuple[int, ...], b: int) -> int:
         if i is None or levels[i].per_pe:
             return sum(_count(nest, o, _coords(nest, m, idx, b, pe), m.spatial, True) for pe in pes)
         return _count(nest, o, _coords(nest, m, idx, b, None), m.spatial, False)
@@ -106,9 +111,9 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
             pairs.append((child, b_child, parent))
             child, b_child = parent, m.bounds[(parent, o)]
         moves = {k: {"fill": 0.0, "fill_p": 0.0, "back": 0.0, "back_p": 0.0} for k in range(len(pairs))}
-        prev: dict[int, tuple] = {}
-        seen: dict[int, set] = {k: set() for k in range(len(pairs))}
-        last_idx: dict[int, tuple] = {}
+        prev: dict[int, _Tile] = {}                       # pair -> the tile in place
+        seen: dict[int, set[_Tile]] = {k: set() for k in range(len(pairs))}
+        last_idx: dict[int, tuple[int, ...]] = {}
         # iterate outermost loop slowest: product over reversed loops, then reverse each index tuple
         for rev in itertools.product(*reversed(ranges)):
             idx = tuple(reversed(rev))

@@ -36,6 +36,8 @@ from .nest import DIMS, RELEVANT, Nest
 if TYPE_CHECKING:
     from .arch import SpatialArch
 
+__all__ = ["best", "DATAFLOWS", "row_stationary", "stationary", "dataflow", "units"]
+
 
 def _key(c: Cost, objective: str) -> tuple[float, float]:
     if objective == "latency":

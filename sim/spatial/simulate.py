@@ -14,16 +14,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
 from .. import budget
+from ..machine import Progress
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
-from .arch import SpatialArch
 from .nest import of_op
 from .search import best, dataflow
 from .stepper import schedule, streams
+
+if TYPE_CHECKING:
+    from .arch import SpatialArch
+
+__all__ = ["SpatialStats", "simulate_op", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def _vector(op: Op, arch: SpatialArch) -> OpResult:
                     ops={f"vector.int{arch.word_bits}": op.vector_ops}, extra=SpatialStats(compute, 0, ""))
 
 
-def _deadline(op: Op, arch: SpatialArch):
+def _deadline(op: Op, arch: SpatialArch) -> Callable[[], None]:
     """A check the stepper calls as it goes: past the time limit (sim.budget), the op is
     refused in one line. Its transfers are no guide beforehand: the window jumps skip most."""
     limit = budget.limits().max_time_s
@@ -105,7 +111,7 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
                                        dataflow(c.mapping)))
 
 
-def simulate(workload: Workload, arch: SpatialArch, *, progress=None) -> SimResult:
+def simulate(workload: Workload, arch: SpatialArch, *, progress: Progress | None = None) -> SimResult:
     if arch.op_unrollings:        # an op may have its own unrolling: alike by shape is not alike enough
         return run_ops(workload, arch, lambda op: simulate_op(op, arch), progress,
                        same=lambda op: (shape_key(op), arch.unrollings_for(op.name, op.kind)))

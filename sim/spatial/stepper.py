@@ -43,13 +43,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, TypeAlias
 
 from .cost import Footprints, Mapping_, _chains, distinct, fills
 from .nest import OPERANDS, RELEVANT, Nest
 
 if TYPE_CHECKING:
     from .arch import SpatialArch
+
+__all__ = ["Stream", "StepTiming", "streams", "schedule", "schedule_cycles"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,15 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
     return tuple(out), iters
 
 
+_EventKey: TypeAlias = tuple[str, int, int]                            # ("ready"|"wb", stream, event)
+_Wait: TypeAlias = _EventKey | tuple[str, int, int, int, int]           # or ("part", stream, event, k, n)
+_Ports: TypeAlias = tuple[tuple[str, int], ...]                         # (port, cycles it is busy)
+_WindowKey: TypeAlias = tuple[bool | tuple[bool, bool], ...]
+# the engine's state relative to a window (_normal): known events, busy ports, issued and deferred loads
+_State: TypeAlias = tuple[tuple[tuple[str, int, int, int, int], ...], _Ports, tuple[tuple[int, int], ...],
+                         tuple[tuple[tuple[int, int], tuple[tuple[int, int, int], ...]], ...]]
+
+
 class _Program:
     """The transfers in program order (shared by both engines: what is issued when, with
     which waits; never when anything starts). ``emit(kind, s, e, req, waits, ports,
@@ -172,7 +183,7 @@ class _Program:
 
     def load(self, s: int, e: int, req: int) -> None:
         st = self.ss[s]
-        waits: list[tuple] = []
+        waits: list[_Wait] = []
         if st.up is not None:
             pe = e * st.period // self.ss[st.up].period
             if (st.up, pe) not in self.issued:
@@ -197,7 +208,7 @@ class _Program:
 
     def store(self, s: int, e: int, req: int) -> None:
         st = self.ss[s]
-        waits = []
+        waits: list[_Wait] = []
         if st.down is not None:
             d = self.ss[st.down]
             waits.append(("wb", st.down, (e + 1) * st.period // d.period - 1))
@@ -239,15 +250,16 @@ class _Program:
                 self.load(s, i // st.period + 1, t + 1)
 
 
-def _value(w: tuple, known: dict, started: dict) -> int | None:
+def _value(w: _Wait, known: dict[_EventKey, int], started: dict[_EventKey, int]) -> int | None:
     """The cycle a wait is over: a tile in place, a write-back arrived, or (``part``) the
     k-th of n sub-tiles of a tile that arrives progressively; None while unknown."""
-    if w[0] != "part":
+    if len(w) == 3:                   # ("ready"|"wb", stream, event); a "part" wait has five fields
         return known.get(w)
-    key = ("ready", w[1], w[2])
+    _, s, e, k, n = w
+    key = ("ready", s, e)
     if key not in known:
         return None
-    st, k, n = started[key], w[3], w[4]
+    st = started[key]
     return st + -(-(known[key] - st) * (k + 1) // n)
 
 
@@ -272,8 +284,7 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
     count = [0]
     last = [0]                                # the latest write-back arrival
 
-    def emit(kind: str, s: int, e: int, req: int, waits: list, ports: tuple[tuple[str, int], ...],
-             cycles: int) -> None:
+    def emit(kind: str, s: int, e: int, req: int, waits: list[_Wait], ports: _Ports, cycles: int) -> None:
         start = req
         for w in waits:
             v = _value(w, known, started)
@@ -303,7 +314,8 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
     blocks = 0
     t = -1
     stall = 0
-    prev: dict[int, tuple] = {}          # window size -> the state at the last boundary
+    # window size -> ((window key, state), cycle, stalls, transfers) at the last boundary
+    prev: dict[int, tuple[tuple[_WindowKey, _State], int, int, int]] = {}
     i0 = 0
     while i0 < iters:
         jumped = False
@@ -358,13 +370,13 @@ def _windows(ss: tuple[Stream, ...], iters: int, step: int) -> list[int]:
     return sorted({st.period for st in ss if st.period >= 8 * step and iters // st.period >= 4}, reverse=True)
 
 
-def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> tuple:
+def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> _WindowKey:
     """What the program issues in window ``w`` that differs between windows: the tile
     boundaries of the streams longer than a window, the partial-sum read-backs that the
     loops outside the window decide (for its tiles and for the next window's first, which
     it loads ahead), and the last window (no next tiles)."""
     i, j = w * win, (w + 1) * win
-    out: list = [w == windows - 1]
+    out: list[bool | tuple[bool, bool]] = [w == windows - 1]
     for st in ss:
         if st.period > win:
             out.append((i % st.period == 0, j % st.period == 0))
@@ -374,7 +386,8 @@ def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> tuple
     return tuple(out)
 
 
-def _normal(ss, win, w, floor, known, started, free, prog) -> tuple:
+def _normal(ss: tuple[Stream, ...], win: int, w: int, floor: int, known: dict[_EventKey, int],
+            started: dict[_EventKey, int], free: dict[str, int], prog: _Program) -> _State:
     """The engine's state at the start of window ``w``, relative to it: every time after
     ``floor`` (the first cycle anything in the window can happen) as an offset, every time
     at or before it as 0 (it can no longer delay anything), events relative to each
@@ -396,7 +409,8 @@ def _normal(ss, win, w, floor, known, started, free, prog) -> tuple:
     return (tuple(ks), ports, issued, deferred)
 
 
-def _shift(ss, win, k, delta, floor, known, started, free, prog) -> None:
+def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, known: dict[_EventKey, int],
+           started: dict[_EventKey, int], free: dict[str, int], prog: _Program) -> None:
     """Move the state ``k`` windows on: events of the streams inside a window advance by
     their tiles per window, times after ``floor`` by ``delta`` (those at or before it stay:
     they delay nothing)."""
@@ -428,13 +442,13 @@ def schedule_cycles(ss: tuple[Stream, ...], iters: int) -> StepTiming:
     known: dict[tuple[str, int, int], int] = {}
     started: dict[tuple[str, int, int], int] = {}
     emitted = [0]
-    queue: list[list] = []            # [kind, key, req, waits, ports, cycles], in program order
+    # (kind, key, req, waits, ports, cycles), in program order
+    queue: list[tuple[str, _EventKey, int, list[_Wait], _Ports, int]] = []
     busy: dict[str, int] = {}
 
-    def emit(kind: str, s: int, e: int, req: int, waits: list, ports: tuple[tuple[str, int], ...],
-             cycles: int) -> None:
+    def emit(kind: str, s: int, e: int, req: int, waits: list[_Wait], ports: _Ports, cycles: int) -> None:
         emitted[0] += 1
-        queue.append([kind, ("wb" if kind in ("wb", "wbnone") else "ready", s, e), req, list(waits), ports, cycles])
+        queue.append((kind, ("wb" if kind in ("wb", "wbnone") else "ready", s, e), req, list(waits), ports, cycles))
 
     prog = _Program(ss, emit)
     prog.start()
@@ -444,8 +458,9 @@ def schedule_cycles(ss: tuple[Stream, ...], iters: int) -> StepTiming:
     while True:
         for item in queue:            # port-free items are in place once their waits are known
             vals = [_value(w, known, started) for w in item[3]]
-            if not item[4] and all(v is not None for v in vals):
-                known[item[1]] = started[item[1]] = max([item[2]] + vals)
+            over = [v for v in vals if v is not None]
+            if not item[4] and len(over) == len(vals):       # every wait is known
+                known[item[1]] = started[item[1]] = max([item[2]] + over)
         queue[:] = [x for x in queue if x[1] not in known]
         if i < iters:
             needs = prog.needs(i)

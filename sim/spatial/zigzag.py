@@ -37,6 +37,8 @@ from workloads.errors import HwsimError
 
 from .arch import Level, SpatialArch
 
+__all__ = ["LINKS", "ROLE", "load", "split", "rebase", "ONNX_KINDS", "VECTOR_TYPES"]
+
 LINKS = {"I1": "input", "I2": "weight", "O": "output"}          # ZigZag's default memory_operand_links
 ROLE = {"I": "input", "W": "weight", "O": "output"}
 

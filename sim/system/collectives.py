@@ -26,14 +26,19 @@ checks it on every preset); sharing the network with other traffic needs ``exact
 
 from __future__ import annotations
 
-from typing import Callable, Generator, Sequence
+from typing import Callable, Sequence
 
 import simpy
 
 from workloads.errors import HwsimError
 
-from .network import Network
+from .network import Network, ProcessBody
 from .topology import System
+
+__all__ = [
+    "ALGORITHMS", "ring_allreduce", "reduce_scatter", "all_gather", "all_to_all", "p2p", "TREE_CHUNKS",
+    "tree_allreduce", "hierarchical_allreduce", "ALLREDUCE", "time_us", "allreduce_us",
+]
 
 ALGORITHMS = ("ring", "tree", "hierarchical")
 
@@ -42,7 +47,7 @@ def _step(net: Network, pairs: Sequence[tuple[int, int]], nbytes: float, tag: st
     return simpy.AllOf(net.env, [net.transfer(a, b, nbytes, tag) for a, b in pairs])
 
 
-def _ring(net: Network, group: Sequence[int], nbytes: float, steps: int, tag: str, exact: bool) -> Generator:
+def _ring(net: Network, group: Sequence[int], nbytes: float, steps: int, tag: str, exact: bool) -> ProcessBody:
     """``steps`` steps of every device sending ``nbytes / n`` to the next around the ring."""
     n = len(group)
     if n < 2 or steps < 1:
@@ -58,28 +63,28 @@ def _ring(net: Network, group: Sequence[int], nbytes: float, steps: int, tag: st
 
 
 def ring_allreduce(net: Network, group: Sequence[int], nbytes: float, tag: str = "allreduce",
-                   exact: bool = True) -> Generator:
+                   exact: bool = True) -> ProcessBody:
     yield from _ring(net, group, nbytes, 2 * (len(group) - 1), tag, exact)
 
 
 def reduce_scatter(net: Network, group: Sequence[int], nbytes: float, tag: str = "reduce_scatter",
-                   exact: bool = True) -> Generator:
+                   exact: bool = True) -> ProcessBody:
     yield from _ring(net, group, nbytes, len(group) - 1, tag, exact)
 
 
 def all_gather(net: Network, group: Sequence[int], nbytes: float, tag: str = "all_gather",
-               exact: bool = True) -> Generator:
+               exact: bool = True) -> ProcessBody:
     """``nbytes`` is the gathered size on each device (each contributes nbytes / n)."""
     yield from _ring(net, group, nbytes, len(group) - 1, tag, exact)
 
 
-def all_to_all(net: Network, group: Sequence[int], nbytes: float, tag: str = "all_to_all") -> Generator:
+def all_to_all(net: Network, group: Sequence[int], nbytes: float, tag: str = "all_to_all") -> ProcessBody:
     n = len(group)
     pairs = [(a, b) for a in group for b in group if a != b]
     yield _step(net, pairs, nbytes / n, tag)
 
 
-def p2p(net: Network, src: int, dst: int, nbytes: float, tag: str = "p2p") -> Generator:
+def p2p(net: Network, src: int, dst: int, nbytes: float, tag: str = "p2p") -> ProcessBody:
     yield net.transfer(src, dst, nbytes, tag)
 
 
@@ -98,7 +103,7 @@ TREE_CHUNKS = 64   # assumption (fitted to nothing): pipelined chunks per tree (
 
 
 def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: int = TREE_CHUNKS,
-                   tag: str = "allreduce") -> Generator:
+                   tag: str = "allreduce") -> ProcessBody:
     n = len(group)
     if n < 2:
         return
@@ -114,7 +119,7 @@ def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: in
     half = nbytes / 2
     c = max(1, chunks)
 
-    def run(parent: list[int]):
+    def run(parent: list[int]) -> ProcessBody:
         kids: dict[int, list[int]] = {i: [] for i in range(n)}
         for i, p in enumerate(parent):
             if p >= 0:
@@ -122,14 +127,14 @@ def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: in
         up = {(i, k): env.event() for i in range(n) for k in range(c)}    # chunk k of node i reduced
         down = {(i, k): env.event() for i in range(n) for k in range(c)}  # chunk k reached node i
 
-        def reduce(i: int):          # chunk by chunk: the children's partial sums, then up
+        def reduce(i: int) -> ProcessBody:          # chunk by chunk: the children's partial sums, then up
             for k in range(c):
                 yield simpy.AllOf(env, [up[(j, k)] for j in kids[i]])
                 if parent[i] >= 0:
                     yield net.transfer(group[i], group[parent[i]], half / c, tag)
                 up[(i, k)].succeed()
 
-        def broadcast(i: int):       # a chunk goes down as soon as it is reduced (pipelined)
+        def broadcast(i: int) -> ProcessBody:       # a chunk goes down as soon as it is reduced (pipelined)
             for k in range(c):
                 if parent[i] < 0:
                     yield up[(i, k)]
@@ -143,7 +148,7 @@ def tree_allreduce(net: Network, group: Sequence[int], nbytes: float, chunks: in
 
 
 def hierarchical_allreduce(net: Network, group: Sequence[int], nbytes: float, tag: str = "allreduce",
-                           exact: bool = True) -> Generator:
+                           exact: bool = True) -> ProcessBody:
     sys = net.sys
     by_node: dict[int, list[int]] = {}
     for d in group:
@@ -160,12 +165,12 @@ def hierarchical_allreduce(net: Network, group: Sequence[int], nbytes: float, ta
     yield simpy.AllOf(env, [env.process(all_gather(net, x, nbytes, tag, exact)) for x in locals_])
 
 
-ALLREDUCE: dict[str, Callable[..., Generator]] = {
+ALLREDUCE: dict[str, Callable[..., ProcessBody]] = {
     "ring": ring_allreduce, "tree": tree_allreduce, "hierarchical": hierarchical_allreduce,
 }
 
 
-def time_us(system: System, run: Callable[[Network], Generator]) -> float:
+def time_us(system: System, run: Callable[[Network], ProcessBody]) -> float:
     """The time a collective takes alone on ``system``."""
     env = simpy.Environment()
     net = Network(env, system)

@@ -11,11 +11,16 @@ transfer starts or ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Generator, TypeAlias
 
 import simpy
 
 from .topology import System
+
+__all__ = ["ProcessBody", "Span", "Network"]
+
+ProcessBody: TypeAlias = Generator[simpy.Event, object, None]     # what a simpy process runs
 
 _EPS = 1e-9
 
@@ -95,7 +100,7 @@ class Network:
         self.env.process(self._transfer(src, dst, nbytes, done, tag))
         return done
 
-    def _transfer(self, src, dst, nbytes, done, tag):
+    def _transfer(self, src: int, dst: int, nbytes: float, done: simpy.Event, tag: str) -> ProcessBody:
         path, latency = self.route(src, dst)
         start = self.env.now
         yield self.env.timeout(latency)
@@ -143,7 +148,7 @@ class Network:
             self.pending = True
             self.env.process(self._batch())
 
-    def _batch(self):
+    def _batch(self) -> ProcessBody:
         yield self.env.timeout(0)
         self.pending = False
         self._advance()
@@ -156,7 +161,7 @@ class Network:
             dt = min(f.remaining / f.rate for f in self.flows)
             self.env.process(self._wake(max(dt, 0.0), self.generation))
 
-    def _wake(self, dt: float, gen: int):
+    def _wake(self, dt: float, gen: int) -> ProcessBody:
         yield self.env.timeout(dt)
         if gen != self.generation:
             return                                    # rates changed since: a newer wake-up is due

@@ -26,11 +26,15 @@ the two agree task by task on random stages, microbatches, schedules and costs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import simpy
 
 from workloads.errors import HwsimError
+
+from .network import ProcessBody
+
+__all__ = ["SCHEDULES", "Task", "PipelineRun", "order", "simulate", "simulate_events"]
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
@@ -168,11 +172,11 @@ def simulate_events(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int
     held = {c: 0 for c in range(n)}
     most = {c: 0 for c in range(n)}
 
-    def deliver(ev: simpy.Event, delay: float):
+    def deliver(ev: simpy.Event, delay: float) -> ProcessBody:
         yield env.timeout(delay)
         ev.succeed()
 
-    def device(d: int, seq: list[tuple[str, int, int]]):
+    def device(d: int, seq: list[tuple[str, int, int]]) -> ProcessBody:
         for kind, c, mb in seq:
             if kind == "F" and c > 0:
                 yield ready[("F", c, mb)]

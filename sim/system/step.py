@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Sequence, TypeAlias
 
 from workloads.errors import HwsimError
 
 from . import collectives as coll
-from .pipeline import SCHEDULES, PipelineRun, simulate
+from .pipeline import SCHEDULES, PipelineRun, Task, simulate
 from .topology import System
+
+__all__ = [
+    "BUCKET_BYTES", "Parallel", "ChunkCost", "StepResult", "GroupShape", "Collectives", "step", "fits_message",
+]
 
 BUCKET_BYTES = 25 * 2 ** 20     # PyTorch DistributedDataParallel's default bucket_cap_mb = 25
 
@@ -104,15 +108,19 @@ class StepResult:
         return self.capacity_bytes <= 0 or self.memory["total_bytes"] <= self.capacity_bytes
 
 
+# a group's size, its devices per node (sorted) and, on a torus, the devices themselves (else False)
+GroupShape: TypeAlias = tuple[int, tuple[int, ...], bool | tuple[int, ...]]
+
+
 class Collectives:
     """Collective times on a system, each simulated once per distinct (kind, group, size)."""
 
     def __init__(self, system: System):
         self.sys = system
-        self.cache: dict[tuple, float] = {}
-        self.shapes: dict[tuple[int, ...], tuple] = {}
+        self.cache: dict[tuple[str, GroupShape, int], float] = {}      # (kind, group shape, bytes) -> us
+        self.shapes: dict[tuple[int, ...], GroupShape] = {}
 
-    def _shape(self, group: Sequence[int]) -> tuple:
+    def _shape(self, group: Sequence[int]) -> GroupShape:
         """What a collective's time depends on: the group's size and how it falls on nodes
         (on a torus, the devices themselves)."""
         g = tuple(group)
@@ -184,7 +192,7 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
                 spans.append((f"link stage {t.device} -> {nxt % p}", f"{t.kind}{t.mb} {'activation' if t.kind == 'F' else 'gradient'}",
                               t.end_us, t.end_us + send(t.chunk, nxt, t.kind)))
     results: list[tuple[tuple[float, float, float, float, float], dict[str, float]]] = []   # per stage
-    lasts_of: list[list] = [[] for _ in range(p)]     # the last backward of each of a device's chunks
+    lasts_of: list[list[Task]] = [[] for _ in range(p)]     # the last backward of each of a device's chunks
     pipe_end = [0.0] * p
     for t in run.tasks:
         pipe_end[t.device] = max(pipe_end[t.device], t.end_us)

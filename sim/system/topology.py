@@ -23,6 +23,11 @@ from workloads.errors import HwsimError
 
 from ..archbase import check_fields, need, positive
 
+__all__ = [
+    "FABRICS", "Fabric", "System", "NVLINK_LATENCY_US", "IB_LATENCY_US", "ICI_LATENCY_US", "PRESETS",
+    "device_of", "resolve_system",
+]
+
 FABRICS = ("switch", "torus2d")
 
 
@@ -111,7 +116,7 @@ class System:
         return d
 
 
-def _fabric(d: dict, where: str) -> Fabric:
+def _fabric(d: object, where: str) -> Fabric:
     if not isinstance(d, dict):
         raise HwsimError(f"{where}: must be a mapping {{kind, bandwidth_gbs, latency_us}}")
     unknown = set(d) - {"kind", "bandwidth_gbs", "latency_us", "source"}
@@ -172,7 +177,7 @@ def resolve_system(spec: str) -> System:
         return PRESETS[spec]
     if spec.endswith((".yaml", ".yml")):
         from ..archbase import load_yaml_arch
-        sys = load_yaml_arch(spec, PRESETS, "system")
+        sys: System = load_yaml_arch(spec, PRESETS, "system")
         try:
             device_of(sys)                            # a device that does not resolve fails here
         except HwsimError as e:

@@ -4,8 +4,8 @@
 from .arch import ARCH, DATAFLOWS, PRESETS, SystolicArch
 from .array import run_gemm
 from .mapping import folds
-from .simulate import SystolicStats, simulate, simulate_op
+from .simulate import CONSTANTS, SystolicStats, simulate, simulate_op
 from .timing import schedule, schedule_cycles
 
-__all__ = ["ARCH", "DATAFLOWS", "PRESETS", "SystolicArch", "SystolicStats", "run_gemm", "folds", "simulate",
+__all__ = ["ARCH", "CONSTANTS", "DATAFLOWS", "PRESETS", "SystolicArch", "SystolicStats", "run_gemm", "folds", "simulate",
            "simulate_op", "schedule", "schedule_cycles"]

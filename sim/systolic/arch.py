@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
+__all__ = ["DATAFLOWS", "ENGINES", "PE_REG_ROLES", "SystolicArch", "PRESETS", "ARCH"]
+
 DATAFLOWS = ("ws", "os", "is")
 ENGINES = ("fast", "cycles")
 

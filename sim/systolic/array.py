@@ -14,10 +14,14 @@ fold of a GEMM. The fold timing it exhibits is what ``mapping.Folds.latency`` st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .arch import SystolicArch
+
+__all__ = ["FoldTrace", "ArrayRun", "FoldSignals", "stationary_fold", "run_gemm"]
 
 
 @dataclass
@@ -33,7 +37,7 @@ class FoldTrace:
 @dataclass
 class ArrayRun:
     output: np.ndarray
-    folds: list = field(default_factory=list)
+    folds: list[FoldTrace] = field(default_factory=list)
 
     @property
     def streamed_reads(self) -> int:
@@ -48,7 +52,15 @@ class ArrayRun:
         return int(sum((f.reads2 >= 0).sum() for f in self.folds if f.reads2 is not None))
 
 
-def stationary_fold(Xf: np.ndarray, W: np.ndarray, k0: int = 0, Kd: int | None = None) -> dict:
+class FoldSignals(TypedDict):
+    """One stationary fold, cycle by cycle (one row per cycle)."""
+
+    a_in: NDArray[np.int64]      # what enters each array row (cycles x R)
+    bottom: NDArray[np.int64]    # what leaves the bottom of each column (cycles x C)
+    reads: NDArray[np.int64]     # the streamed SRAM address each row reads, -1 for none (cycles x R)
+
+
+def stationary_fold(Xf: np.ndarray, W: np.ndarray, k0: int = 0, Kd: int | None = None) -> FoldSignals:
     """One fold with a stationary R x C tile ``W`` (zero-padded) and streamed rows ``Xf``
     (T x kt): what enters each array row and what leaves the bottom of each column, every
     cycle (the per-cycle state an RTL model is compared against)."""

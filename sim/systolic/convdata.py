@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Ints", "ConvGeometry"]
+
+Ints: TypeAlias = NDArray[np.int64]
+# per output index along one axis: first and last input index of its window (unclipped), the
+# input size, and prefix sums of the windows' lengths clipped to the input
+_Axis: TypeAlias = tuple[Ints, Ints, int, Ints]
 
 
 @dataclass(frozen=True)
@@ -65,18 +74,20 @@ class ConvGeometry:
         """Input elements the whole convolution reads at least once."""
         return self.N * self.C * int(self.rows_read(0, self.P - 1).size) * self.cols_read
 
-    def channels(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
+    def channels(self, k0: np.ndarray, k1: np.ndarray) -> Ints:
         """Channels the window positions k0..k1-1 name (per tile)."""
         rs = self.R * self.S
-        return (np.asarray(k1) - 1) // rs - np.asarray(k0) // rs + 1
+        named: Ints = (np.asarray(k1) - 1) // rs - np.asarray(k0) // rs + 1
+        return named
 
-    def new_channels(self, k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
+    def new_channels(self, k0: np.ndarray, k1: np.ndarray) -> Ints:
         """Channels of each tile of consecutive window positions that the tile before it
         (in the same list) did not already name."""
         rs = self.R * self.S
         first, last = np.asarray(k0) // rs, (np.asarray(k1) - 1) // rs
         prev_last = np.concatenate([[-1], last[:-1]])
-        return last - np.maximum(first, prev_last + 1) + 1
+        new: Ints = last - np.maximum(first, prev_last + 1) + 1
+        return new
 
     def _cols(self, q_lo: int, q_hi: int) -> np.ndarray:
         mask = np.zeros(self.W, dtype=bool)
@@ -100,7 +111,7 @@ class ConvGeometry:
         return int(covered.sum())
 
     # ---- a vectorised form for undilated convs (every tile at once) ------------------------
-    def _axis(self, n_out: int, stride: int, pad: int, taps: int, size: int):
+    def _axis(self, n_out: int, stride: int, pad: int, taps: int, size: int) -> _Axis:
         """Per output index: the first and last input index of its window (unclipped), the
         input size, and prefix sums of the windows' lengths clipped to the input."""
         i = np.arange(n_out)
@@ -108,19 +119,20 @@ class ConvGeometry:
         length = np.maximum(0, np.minimum(hi, size - 1) - np.maximum(lo, 0) + 1)
         return lo, hi, size, np.concatenate([[0], np.cumsum(length)])
 
-    def _span(self, ax, a, b, contiguous: bool):
+    def _span(self, ax: _Axis, a: Ints, b: Ints, contiguous: bool) -> tuple[Ints, Ints, Ints]:
         """Inputs read by output indices a..b (arrays, a <= b) along one axis: a count, and
-        for a contiguous axis (overlapping or abutting windows) the interval read."""
+        the first and last input their windows reach (for a contiguous axis, overlapping or
+        abutting windows, the interval read; otherwise unused)."""
         lo, hi, size, cum = ax
+        first, last = np.maximum(lo[a], 0), np.minimum(hi[b], size - 1)
         if contiguous:
-            first, last = np.maximum(lo[a], 0), np.minimum(hi[b], size - 1)
             return np.maximum(0, last - first + 1), first, last
-        return cum[b + 1] - cum[a], None, None        # windows do not overlap: their lengths add
+        return cum[b + 1] - cum[a], first, last        # windows do not overlap: their lengths add
 
     def _fast(self) -> bool:
         return self.dil_h == 1 and self.dil_w == 1 and (self.stride_w <= self.S or self.stride_h >= self.R)
 
-    def _regions_fast(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    def _regions_fast(self, s: Ints, e: Ints) -> Ints:
         """``_region`` for many pixel ranges of one image each (see ``_fast``): the union of
         the three rectangles by inclusion and exclusion; rows of different output rows do
         not overlap when the stride is at least the kernel, so there the areas add."""
@@ -144,17 +156,24 @@ class ConvGeometry:
         C = np.where(same, 0, nC_r * nC_c)
         B = np.where(mid, nB_r * nB_c, 0)
         if not rows_c:
-            return A + B + C
-        ov = lambda a0, a1, b0_, b1_: np.maximum(0, np.minimum(a1, b1_) - np.maximum(a0, b0_) + 1)  # noqa: E731
+            total: Ints = A + B + C
+            return total
+
+        def ov(a0: Ints, a1: Ints, b0_: Ints, b1_: Ints) -> Ints:
+            """Length of the overlap of the intervals a0..a1 and b0_..b1_."""
+            n: Ints = np.maximum(0, np.minimum(a1, b1_) - np.maximum(a0, b0_) + 1)
+            return n
+
         AB = np.where(mid, ov(A_r0, A_r1, B_r0, B_r1) * ov(A_c0, A_c1, B_c0, B_c1), 0)
         BC = np.where(mid, ov(B_r0, B_r1, C_r0, C_r1) * ov(B_c0, B_c1, C_c0, C_c1), 0)
         AC_r, AC_c = ov(A_r0, A_r1, C_r0, C_r1), ov(A_c0, A_c1, C_c0, C_c1)
         AC = np.where(same, 0, AC_r * AC_c)
         ABC = np.where(mid & ~same, ov(np.maximum(A_r0, C_r0), np.minimum(A_r1, C_r1), B_r0, B_r1)
                        * ov(np.maximum(A_c0, C_c0), np.minimum(A_c1, C_c1), B_c0, B_c1), 0)
-        return A + B + C - AB - BC - AC + ABC
+        union: Ints = A + B + C - AB - BC - AC + ABC
+        return union
 
-    def _segments(self, m0: np.ndarray, m1: np.ndarray):
+    def _segments(self, m0: Ints, m1: Ints) -> tuple[Ints, Ints, Ints, Ints]:
         """Tiles of pixels m0..m1-1 cut at image boundaries: (tile, image, start, end)."""
         PQ = self.P * self.Q
         na, nb = m0 // PQ, (m1 - 1) // PQ

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from ..result import SimResult
 
+__all__ = ["ROWS", "table3"]
+
 ROWS = ("array_active_%", "useful_macs_%", "unused_macs_%", "weight_stall_%", "weight_shift_%",
         "non_matrix_%", "raw_stall_%", "input_stall_%", "TOPS")
 

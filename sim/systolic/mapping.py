@@ -23,11 +23,16 @@ recurrence whose weights stayed in their SRAM) the weight operand costs no DRAM 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .arch import SystolicArch
 from .convdata import ConvGeometry
+
+if TYPE_CHECKING:
+    from .arch import SystolicArch
+
+__all__ = ["Folds", "weight_group", "outer_tiles", "full_outer_tiles", "slice_runs", "folds"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ class Folds:
     cols_used: np.ndarray
     load: np.ndarray         # bytes DRAM -> SRAM needed before the fold starts
     store: np.ndarray        # bytes SRAM -> DRAM once the fold ends
-    sram: dict               # "level.operand.direction" -> bytes (totals)
-    dram: dict               # "dram.operand.direction" -> bytes (totals)
+    sram: dict[str, float]   # "level.operand.direction" -> bytes (totals)
+    dram: dict[str, float]   # "dram.operand.direction" -> bytes (totals)
     latency: np.ndarray      # cycles from a fold's first input to its last output leaving the array
     interval: np.ndarray     # cycles until the next fold may start streaming
     preload: int             # cycles to shift a stationary tile in after its data arrives
@@ -55,7 +60,7 @@ def _tiles(n: int, t: int) -> np.ndarray:
     return np.array([t] * full + ([rem] if rem else []), dtype=np.int64)
 
 
-def _residence(arch: SystolicArch, out: np.ndarray, sram: dict, dram: dict) -> np.ndarray:
+def _residence(arch: SystolicArch, out: np.ndarray, sram: dict[str, float], dram: dict[str, float]) -> np.ndarray:
     """Where an op's finished outputs go, by the one activation rule: with ``ifmap_on_chip``
     activations live in the activation (ifmap) SRAM, inputs and outputs alike (the TPU's
     unified buffer: results return to it, not to DRAM); otherwise every output is written
@@ -133,7 +138,11 @@ def folds(M: int, N: int, K: int, arch: SystolicArch, a_bits: int = 8, w_bits: i
     whether the input fits on chip is judged by the input read, not its expansion."""
     R, C = arch.rows, arch.cols
     ab, wb, ob, accb = a_bits / 8, w_bits / 8, out_bits / 8, arch.acc_bits / 8
-    half = lambda kib: kib * 1024 / 2  # noqa: E731  (the active half of a double buffer)
+
+    def half(kib: float) -> float:
+        """Bytes in the active half of a double buffer of ``kib`` KiB."""
+        return kib * 1024 / 2
+
     df = arch.dataflow
     if df in ("ws", "is"):
         # stationary tile (K tile over rows) x (X tile over cols); the streamed length is cut

@@ -32,13 +32,18 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Iterable
+from typing import Iterable, TypeAlias
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
 from .mapping import Folds
+
+__all__ = ["Schedule", "compute_cycles", "durations", "schedule", "schedule_slices", "schedule_cycles"]
+
+# the recurrence's state relative to the last start: (channel free, pending stores, last starts)
+_WalkState: TypeAlias = tuple[int, tuple[tuple[int, int], ...], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _dur(nbytes: float, bw: Fraction) -> int:
     return 0 if nbytes <= 0 else math.ceil(Fraction(nbytes).limit_denominator(1 << 20) / bw)
 
 
-def _pipeline(f: Folds, R: int, C: int):
+def _pipeline(f: Folds, R: int, C: int) -> tuple[np.ndarray, np.ndarray]:
     return f.latency, f.interval
 
 
@@ -125,10 +130,10 @@ def _period(ids: np.ndarray) -> int:
 class _Carry:
     """The recurrence's state between slices of one GEMM's folds."""
 
-    starts: list = field(default_factory=list)   # the last `depth` starts, oldest first
+    starts: list[int] = field(default_factory=list)   # the last `depth` starts, oldest first
     last_interval: int = 0
     chan: int = 0              # first cycle the channel is free
-    stores: list = field(default_factory=list)   # heap of pending (request cycle, cycles to move)
+    stores: list[tuple[int, int]] = field(default_factory=list)   # heap of pending (request cycle, cycles to move)
     stalls: int = 0
     busy: int = 0
     end: int = 0               # latest fold end
@@ -199,7 +204,7 @@ def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, dept
     return _finish(carry, np.zeros(0, dtype=np.int64))
 
 
-def _slice_state(carry: _Carry) -> tuple:
+def _slice_state(carry: _Carry) -> tuple[int, tuple[tuple[int, int], ...], tuple[int, ...], int]:
     """The recurrence state between slices, relative to the last start (see ``_walk``'s
     ``state``): what decides how the next slice runs."""
     ref = carry.starts[-1]
@@ -254,13 +259,13 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
             eq[p:n] &= col[p:] == col[:-p]
         brk = np.append(np.flatnonzero(~eq[:n]), n)      # positions that break the period
         del eq
-        snaps: dict[int, tuple] = {}
+        snaps: dict[int, tuple[_WalkState, int, int, int]] = {}     # fold -> (state, stalls, busy, shift)
 
     def ahead(c: int) -> int:
         """How many folds from ``c`` on repeat the fold ``p`` earlier."""
         return int(brk[np.searchsorted(brk, c)]) - c
 
-    def state(i: int) -> tuple:
+    def state(i: int) -> _WalkState:
         # every later transfer is requested at or after `low` (a load at one of the last
         # `depth` starts, a store at a pending or a later end): the channel's free cycle
         # matters only above it
@@ -342,7 +347,7 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
     start = np.full(F, -1, dtype=np.int64)
     end = np.full(F, -1, dtype=np.int64)
     done = np.full(F, -1, dtype=np.int64)
-    pending: list = []            # (request cycle, 0 load / 1 store, fold, bytes)
+    pending: list[tuple[int, int, int, Fraction]] = []     # (request cycle, 0 load / 1 store, fold, bytes)
 
     def request(t: int, kind: int, i: int, nbytes: float) -> None:
         if nbytes > 0:
@@ -353,7 +358,8 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
     for i in range(min(depth, F)):
         request(0, 0, i, f.load[i])
     requested = min(depth, F)
-    cur = None
+    cur: tuple[int, int] | None = None      # (0 load / 1 store, fold) of the transfer on the channel
+    left = Fraction(0)                      # its bytes still to move
     busy = stalls = last_done = 0
     nxt = t = 0
     while nxt < F or cur is not None or pending:
@@ -369,12 +375,12 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
                     requested += 1
                 nxt += 1
         if cur is None and pending and pending[0][0] <= t:
-            _, kind, i, nbytes = heapq.heappop(pending)
-            cur = [kind, i, nbytes]
+            _, kind, i, left = heapq.heappop(pending)
+            cur = (kind, i)
         if cur is not None:
             busy += 1
-            cur[2] -= bwf
-            if cur[2] <= 0:
+            left -= bwf
+            if left <= 0:
                 if cur[0] == 0:
                     done[cur[1]] = t + 1
                 last_done = t + 1
