@@ -30,6 +30,8 @@ from workloads.trace import Workload
 
 from .energy import EnergyTable, machine_op_prices, op_energy
 
+__all__ = ["OBJECTIVES", "Choice", "families", "search"]
+
 OBJECTIVES = ("edp", "latency", "energy")
 
 

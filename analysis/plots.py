@@ -16,6 +16,9 @@ from .energy import prices_itself
 if TYPE_CHECKING:
     from .report import Evaluation
 
+__all__ = ["TOP", "LATENCY_PARTS", "pick", "latency_parts", "latency", "utilization", "energy", "roofline", "pareto",
+           "compare"]
+
 TOP = 40
 # latency parts, in stacking order, and their colours
 LATENCY_PARTS = (("compute", "tab:blue"), ("memory stall", "tab:red"), ("weight load", "tab:purple"),

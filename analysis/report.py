@@ -19,6 +19,9 @@ from workloads.trace import Workload
 
 from .energy import EnergyTable, energy_rows, load_table, prices_itself
 
+__all__ = ["Evaluation", "DEFAULT_TABLE", "design_table", "evaluate", "summary_lines", "ceilings", "figures",
+           "plots", "write_report", "compare"]
+
 
 @dataclass
 class Evaluation:
@@ -139,6 +142,32 @@ def evaluate(workload: Workload, arch_spec, table: str | EnergyTable | None = No
         raise HwsimError(f"--mapping: must be fixed or search, got {mapping!r}")
     rows, tot = energy_rows(res, arch, tab)
     return Evaluation(workload, arch, tab, res, rows, tot)
+
+
+def summary_lines(ev: Evaluation) -> list[str]:
+    """The summary ``hwsim report`` prints: throughput, energy per inference and power, each
+    phase (training), the energy by memory level, a machine's cycle counters, the precision."""
+    from .output import wrap
+
+    s = ev.summary()
+    unit = "samples/s (training steps)" if s["training"] else "inferences/s"
+    out = [f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "
+           f"{s['throughput_samples_per_s']:.1f} {unit}, {s['tops']:.2f} TOPS, "
+           f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ/inference, "
+           f"{s['power_w']:.2f} W"]
+    if len(s["phases"]) > 1:
+        out += [f"  {ph:<9} {v['time_us']:12.1f} us {v['energy_pj'] / 1e6:12.2f} uJ {v['macs'] / 1e9:10.3f} GMACs"
+                for ph, v in s["phases"].items()]
+    out += [f"  energy {lv:<12} {e / 1e6:12.2f} uJ" for lv, e in s["energy_by_level_pj"].items()]
+    out.append(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
+    for k in ("static", "active"):
+        if s.get(f"energy_{k}_pj"):
+            out.append(f"  energy {k:<12} {s[f'energy_{k}_pj'] / 1e6:12.2f} uJ")
+    if s["cycle_counters"]:
+        out.append(wrap("  cycles: " + ", ".join(f"{k.removesuffix('_%').replace('_', ' ')} {v:.1f}%"
+                                                 for k, v in s["cycle_counters"].items())))
+    out.append(wrap(ev.precision_note()))
+    return out
 
 
 # ---- ceilings ------------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ from workloads.errors import HwsimError
 from workloads.fileio import atomic_write
 from workloads.trace import Operand, Workload
 
+__all__ = ["TRACE_KEYS", "EVAL_KEYS", "Study", "MAX_POINTS", "load_study", "point_id", "apply_trace", "run_point",
+           "pareto", "die_with_parent", "MAX_WORKERS", "need_dask", "sweep", "run_sweep", "write_results"]
+
 TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
 # how each point is evaluated (``hwsim simulate --mapping/--objective``), not the design
 EVAL_KEYS = {"mapping": ("fixed", "search"), "objective": ("edp", "latency", "energy")}
@@ -92,7 +95,7 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
     models = doc.get("models", [doc["model"]] if "model" in doc else None)
     if not models or not isinstance(models, list):
         raise HwsimError(f"{p}: models: needs a list of models (names or {{model:, batch:, seq_len:}})")
-    mlist = []
+    mlist: list[dict[str, Any]] = []
     for i, m in enumerate(models):
         m = {"model": m} if isinstance(m, str) else m
         if not isinstance(m, dict) or "model" not in m or set(m) - {"model", "batch", "seq_len"}:
@@ -269,6 +272,32 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+MAX_WORKERS = 256      # policy: local worker processes one sweep may start
+
+
+def need_dask() -> None:
+    """Refuse --cluster where Dask is not installed."""
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
+
+
+def sweep(study: str | Path, out: str | Path, cluster: str | None = None, workers: int = 2, cache: bool = True,
+          max_points: int = MAX_POINTS) -> tuple[Study, Any]:
+    """``hwsim sweep``: load the STUDY, run every point not yet in ``out`` (on ``workers``
+    local processes or a Dask ``cluster``) with ``out`` locked; (the study, results)."""
+    from workloads.fileio import locked_folder
+
+    if not 1 <= workers <= MAX_WORKERS:
+        raise HwsimError(f"--workers must be in 1..{MAX_WORKERS}, got {workers}")
+    st = load_study(study, max_points=max_points)
+    if cluster:
+        need_dask()
+    with locked_folder(str(out), "sweep folder"):
+        return st, run_sweep(st, out, cluster=cluster, workers=workers, cache=cache)
+
+
 def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, workers: int = 2,
               progress: bool = True, cache: bool = False):
     """Run every point not yet on disk; then write results.csv, pareto.csv and pareto.png."""
@@ -313,11 +342,11 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
         from concurrent.futures import ProcessPoolExecutor, as_completed as done
 
         with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as ex:
-            futs = {ex.submit(run_point, study.base_arch, study.energy_table, pt,
+            pool = {ex.submit(run_point, study.base_arch, study.energy_table, pt,
                               workloads[json.dumps(pt["model"], sort_keys=True)]): (i, pt) for i, pt in todo}
-            for fut in done(futs):
-                i, pt = futs[fut]
-                save(i, pt, fut.result())
+            for job in done(pool):
+                i, pt = pool[job]
+                save(i, pt, job.result())
                 bar.update(1)
     bar.close()
     return write_results(study, out)

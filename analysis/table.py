@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+__all__ = ["SIM_COLUMNS", "SHORT", "PREFIXES", "MIN_NAME", "TEXT", "eng", "cell", "choose", "render"]
+
 # the simulate table's default columns (CSV names), in order
 SIM_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "time_us", "utilization",
                "dram_read_bytes", "dram_write_bytes", "energy_pj")

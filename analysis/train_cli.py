@@ -16,6 +16,8 @@ from workloads.fileio import atomic_write
 
 from .train import Job, Model, TrainResult, best, candidates, fits_or_refuse, perfetto, run, search_summaries
 
+__all__ = ["COLUMNS", "build_job", "train", "train_command", "write_report"]
+
 COLUMNS = ("dp", "tp", "pp", "microbatch", "recompute", "schedule", "zero", "step_time_s", "samples_per_s",
            "tflops_per_gpu", "mfu", "compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "fits")
 
@@ -82,10 +84,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
-        try:
-            import dask.distributed  # noqa: F401
-        except ImportError:
-            raise HwsimError("--cluster needs Dask: pip install 'hwsim[cluster]'") from None
+        from .sweep import need_dask
+        need_dask()
     job, n = build_job(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
@@ -93,7 +93,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     system = job.system
     m = Model(job, cache)
     if search:
-        from .cli import counting
+        from .progress import counting
         with counting(f"searching {job.model} on {n} devices", " configurations"):
             rows = search_summaries(job, m, n, workers, cluster)
         if not rows:

@@ -16,6 +16,9 @@ from sim.systolic.array import stationary_fold
 
 from .systolic import SystolicArray
 
+__all__ = ["Cosim", "simulate", "pack", "unpack", "systolic_schedule", "verify_systolic", "verify_eie_pe",
+           "EDGE_F16", "EDGE_F32", "dot_stimulus", "verify_dot"]
+
 
 @dataclass
 class Cosim:
@@ -163,7 +166,8 @@ def verify_eie_pe(layer, acts: np.ndarray, arch, pe: int = 0, bug: str | None = 
     dut = EIEPE(arch, s.ptr.tolist(), s.v.tolist(), s.z.tolist(), layer.codebook.tolist(), rows_local,
                 layer.frac_bits)
     total = t.cycles
-    pushes = {int(b): int(a) for a, b in enumerate(t.broadcast)} if nz.size else {}
+    assert not nz.size or (t.broadcast is not None and t.start is not None)   # the fast engine's cycles
+    pushes = {int(b): int(a) for a, b in enumerate(t.broadcast)} if t.broadcast is not None and nz.size else {}
     pops, busy_cycles, accs = [], [0], []
     delay = 1 if bug == "late-pop" else 0
 
@@ -184,7 +188,7 @@ def verify_eie_pe(layer, acts: np.ndarray, arch, pe: int = 0, bug: str | None = 
 
     secs = simulate(dut, bench)
     first = None
-    want_pops = t.start[:, pe].tolist() if nz.size else []
+    want_pops = t.start[:, pe].tolist() if t.start is not None and nz.size else []
     for i, (g, w) in enumerate(zip(pops, want_pops)):
         if g != w:
             first = f"activation {i} (column {int(nz[i])}): RTL pops at cycle {g}, model at {w}"

@@ -23,6 +23,8 @@ from amaranth.lib import wiring
 
 from workloads.errors import HwsimError
 
+__all__ = ["CompiledDesign", "design_key", "run_systolic"]
+
 
 def _mangle(name: str) -> str:
     return "p_" + name.replace("_", "__").replace(".", "_2e")

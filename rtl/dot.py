@@ -10,6 +10,8 @@ from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+__all__ = ["WIDTH", "Dot4"]
+
 WIDTH = 282          # c up to 2^128 in units of 2^-149, plus five addends and a sign
 
 

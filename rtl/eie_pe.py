@@ -25,6 +25,8 @@ from amaranth.lib.wiring import In, Out
 
 from sim.eie.arch import EIEArch
 
+__all__ = ["EIEPE"]
+
 
 class EIEPE(wiring.Component):
     def __init__(self, arch: EIEArch, ptr, entries_v, entries_z, codebook, rows: int, frac_bits: int,

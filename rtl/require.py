@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 from workloads.errors import HwsimError
 
+__all__ = ["MAX_ARRAY_PES", "checked", "require", "systolic", "eie_pe"]
+
 # Elaboration time and memory grow with the PE count (an R x C array is R*C PE modules);
 # beyond this the Python elaborator runs for many minutes.
 MAX_ARRAY_PES = 64 * 64

@@ -19,6 +19,8 @@ from amaranth.lib.wiring import In, Out
 
 from sim.systolic.arch import SystolicArch
 
+__all__ = ["PE", "SystolicArray"]
+
 
 class PE(wiring.Component):
     """One multiply-accumulate cell: ``psum_out <= psum_in + a_in * w``; ``a_out <= a_in``."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from workloads.errors import HwsimError
 
+__all__ = ["UNITS", "build", "verilog", "cells"]
+
 UNITS = ("systolic", "eie-pe", "dot")
 
 
@@ -19,13 +21,13 @@ def build(unit: str, rows: int = 4, cols: int = 4):
     """An elaboratable for ``unit`` at a given size (systolic: R x C from systolic-32; eie-pe:
     a PE of eie-64 holding a small seeded layer slice; dot: the fp16 x 4 dot unit)."""
     if unit == "systolic":
-        from sim.systolic import PRESETS
+        from sim.systolic import PRESETS as SYSTOLIC
         from .systolic import SystolicArray
-        return SystolicArray(dataclasses.replace(PRESETS["systolic-32"], rows=rows, cols=cols))
+        return SystolicArray(dataclasses.replace(SYSTOLIC["systolic-32"], rows=rows, cols=cols))
     if unit == "eie-pe":
-        from sim.eie import PRESETS, encode, synthetic
+        from sim.eie import PRESETS as EIE, encode, synthetic
         from .eie_pe import EIEPE
-        arch = PRESETS["eie-64"]
+        arch = EIE["eie-64"]
         layer = synthetic(64 * rows, 16 * cols, 0.1, seed=0)
         s = encode(layer, arch.num_pes).pe_slice(0)
         return EIEPE(arch, s.ptr.tolist(), s.v.tolist(), s.z.tolist(), layer.codebook.tolist(), rows, layer.frac_bits)

@@ -111,7 +111,7 @@ def test_a_bug_in_hwsim_exits_70_and_says_so(capsys, monkeypatch):
     def boom(*a, **k):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "_emit", boom)
+    monkeypatch.setattr(cli, "emit", boom)
     rc, _, err = _run(capsys, "lower", "gemm:8,8,8")
     assert rc == 70
     assert err.strip() == ("hwsim: internal error, please report: ZeroDivisionError: division by zero "

@@ -61,10 +61,10 @@ def opt_str(row: Row, key: str, default: str | None = None) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _evaluation(model: str, design: Any, batch: int | None, seq_len: int | None,
                 options: tuple[tuple[str, Any], ...]) -> Any:
-    import hwsim
-    return hwsim.simulate(model, design, batch=batch, seq_len=seq_len, **dict(options))
+    from analysis.simulate import simulate
+    return simulate(model, design, batch=batch, seq_len=seq_len, **dict(options))
 
 
 def evaluation(model: str, design: Any, *, batch: int | None = None, seq_len: int | None = None, **options: Any) -> Any:
-    """``hwsim.simulate`` once per distinct case in a run (many rows read one simulation)."""
+    """``hwsim.simulate`` (:func:`analysis.simulate.simulate`) once per distinct case in a run (many rows read one simulation)."""
     return _evaluation(model, design, batch, seq_len, tuple(sorted(options.items())))

