@@ -117,7 +117,15 @@ def check_options(arch: Any, opts: Mapping[str, Any]) -> None:
 
 
 def simulate(workload: Workload, arch_spec: str | Any, **opts: Any) -> SimResult:
-    """Simulate ``workload`` on a preset, YAML file or description, with checked options."""
+    """Simulate ``workload`` on a preset, YAML file or description, with checked options.
+
+        >>> from workloads.build import gemm_op
+        >>> from workloads.trace import Workload
+        >>> wl = Workload("g", (gemm_op("g", 256, 256, 256, bits=8, dtype="int"),))
+        >>> r = simulate(wl, "systolic-16")                 # a 16 x 16 array: 256 MACs a cycle at most
+        >>> r.ops[0].macs, r.cycles >= 256 ** 3 // 256
+        (16777216, True)
+    """
     arch: Machine = resolve_arch(arch_spec)
     check_options(arch, opts)
     return arch.simulate(workload, **opts)

@@ -58,3 +58,23 @@ def test_verify_yields_each_trial():
     trials = list(hwsim.verify("eie-pe", trials=2, size=(2, 1)))
     assert [t.index for t in trials] == [0, 1]
     assert all(t.result.passed and t.result.cycles_compared > 0 for t in trials)
+
+
+def test_every_docstring_example_runs():
+    """The API's examples (``>>>`` in a docstring) are doctests, wherever they are."""
+    import doctest
+    import importlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = 0
+    for pkg in ("workloads", "sim", "analysis", "validation", "hwsim", "rtl"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            if ">>>" not in f.read_text():
+                continue
+            parts = list(f.relative_to(root).with_suffix("").parts)
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+            assert result.failed == 0, name
+            found += result.attempted
+    assert found >= 10

@@ -96,7 +96,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Workload:
-    """A graph of ops lowered from one model run (or built by hand), in a topological order."""
+    """A graph of ops lowered from one model run (or built by hand), in a topological order.
+
+        >>> from workloads.build import gemm_op
+        >>> fc = gemm_op("fc", 8, 10, 300)                  # M x K @ K x N: batch 8, 300 -> 10
+        >>> wl = Workload("mine", (fc,), batch=8)
+        >>> wl.macs == 8 * 10 * 300
+        True
+    """
 
     name: str
     ops: tuple[Op, ...]
