@@ -148,14 +148,27 @@ class SimResult:
     def macs(self) -> int:
         return sum(o.macs for o in self.ops)
 
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """The machine's peak over the run: each op that does MACs weighs its precision's peak
+        by its cycles (ops that do none, an element-wise op or a fused epilogue, count in the
+        time but not here)."""
+        mac_ops = [o for o in self.ops if o.useful_macs and o.cycles]
+        busy = sum(o.cycles for o in mac_ops)
+        return sum(o.peak_macs_per_cycle * o.cycles for o in mac_ops) / busy if busy else 0.0
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (the run's peak MACs per cycle x its makespan)."""
+        denominator = self.peak_macs_per_cycle * self.cycles
+        return sum(o.useful_macs for o in self.ops) / denominator if denominator else 0.0
+
     def total(self) -> dict[str, Any]:
         """The TOTAL row: the makespan, sums, and utilisation over the whole run."""
         cyc = self.cycles
-        peak = max((o.peak_macs_per_cycle for o in self.ops), default=1.0)
-        useful = sum(o.useful_macs for o in self.ops)
         out: dict[str, Any] = {"op": f"{len(self.ops)} ops", "macs": self.macs, "cycles": cyc,
                                "stall_cycles": sum(o.stall_cycles for o in self.ops), "start_us": 0.0,
-                               "time_us": self.time_us, "utilization": useful / (peak * cyc) if cyc else 0.0,
+                               "time_us": self.time_us, "utilization": self.utilization,
                                "critical_path_us": self.critical_path_cycles / self.clock_mhz}
         for o in self.ops:
             for k, v in o.traffic(self._on_chip).items():
