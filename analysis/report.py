@@ -150,14 +150,17 @@ def summary_lines(ev: Evaluation) -> list[str]:
     from .output import wrap
 
     s = ev.summary()
-    unit = "samples/s (training steps)" if s["training"] else "inferences/s"
-    out = [f"{s['workload']} on {s['design']}: {s['cycles']} cycles, {s['time_us']:.1f} us, "
-           f"{s['throughput_samples_per_s']:.1f} {unit}, {s['tops']:.2f} TOPS, "
-           f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ/inference, "
-           f"{s['power_w']:.2f} W"]
+    each = "sample (training step)" if s["training"] else "inference"
+    out = [f"{s['workload']} on {s['design']}: batch {s['batch']}, {s['cycles']} cycles, {s['time_us']:.1f} us per batch, "
+           f"{s['throughput_samples_per_s']:.1f} {each.split(' ')[0]}s/s, {s['tops']:.2f} TOPS, "
+           f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ per {each} "
+           f"({s['energy_pj'] / 1e6:.1f} uJ per batch), {s['power_w']:.2f} W"]
+    out = [wrap(out[0])]
     if len(s["phases"]) > 1:
+        out.append("  per batch, by phase:")
         out += [f"  {ph:<9} {v['time_us']:12.1f} us {v['energy_pj'] / 1e6:12.2f} uJ {v['macs'] / 1e9:10.3f} GMACs"
                 for ph, v in s["phases"].items()]
+    out.append(f"  energy per batch of {s['batch']}, by memory level and kind:")
     out += [f"  energy {lv:<12} {e / 1e6:12.2f} uJ" for lv, e in s["energy_by_level_pj"].items()]
     out.append(f"  energy {'compute':<12} {s['energy_compute_pj'] / 1e6:12.2f} uJ")
     for k in ("static", "active"):
