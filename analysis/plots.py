@@ -4,7 +4,10 @@ legends; :func:`analysis.report.plots` renders them to PNG).
 Conventions shared by every figure: times in us, energy in uJ, utilisation in %, "ops"
 = 2 x MACs (a MAC is a multiply and an add, as in TOPS figures and rooflines). Per-op
 bar charts show the N largest ops in trace order and sum the rest into one "other" bar,
-and say so in the title ("top 40 of 174 ops by time").
+and say so in the title ("top 40 of 174 ops by time"). A workload of more than
+``GROUP_ABOVE`` ops is shown by block and phase instead (``layers.11 backward``: the ops
+named up to their first layer number; the optimizer's as one), so that no bar hides
+hundreds of ops.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from .energy import prices_itself
 if TYPE_CHECKING:
     from .report import Evaluation
 
-__all__ = ["TOP", "LATENCY_PARTS", "pick", "latency_parts", "latency", "utilization", "energy", "roofline", "pareto",
+__all__ = ["TOP", "GROUP_ABOVE", "LATENCY_PARTS", "block_of", "by_block", "pick", "latency_parts", "latency", "utilization", "energy", "roofline", "pareto",
            "compare"]
 
 TOP = 40
+GROUP_ABOVE = 100      # a presentation choice: more ops than this are shown by block and phase
 # latency parts, in stacking order, and their colours
 LATENCY_PARTS = (("compute", "tab:blue"), ("memory stall", "tab:red"), ("weight load", "tab:purple"),
                  ("other", "tab:gray"))
@@ -39,9 +43,43 @@ def pick(rows: list[dict], key: Callable[[dict], float], top: int) -> tuple[list
     return shown, sorted(ranked[top:])
 
 
-def _title_top(what: str, shown: list[int], rest: list[int], by: str) -> str:
+def _title_top(what: str, shown: list[int], rest: list[int], by: str, unit: str = "ops") -> str:
     n = len(shown) + len(rest)
-    return f"{what}, top {len(shown)} of {n} ops by {by}" if rest else f"{what}, all {n} ops"
+    return f"{what}, top {len(shown)} of {n} {unit} by {by}" if rest else f"{what}, all {n} {unit}"
+
+
+def block_of(name: str, phase: str) -> str:
+    """The block an op belongs to: its name up to the first numbered part (``layers.11``), or
+    its first part; the optimizer's ops are one block; other phases than forward are named."""
+    if phase == "optimizer":
+        return "optimizer"
+    parts = name.split(".")
+    cut = next((i for i, p in enumerate(parts) if p.isdigit()), 0)
+    block = ".".join(parts[:cut + 1])
+    return block if phase == "forward" else f"{block} {phase}"
+
+
+def by_block(rows: list[dict]) -> tuple[list[dict], str]:
+    """(``rows`` grouped by :func:`block_of` when there are more than ``GROUP_ABOVE``, in the
+    order blocks first appear, and the unit the bars are: ops or blocks). Numbers add up;
+    utilisation is weighted by time, as the TOTAL row's."""
+    if len(rows) <= GROUP_ABOVE:
+        return rows, "ops"
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(block_of(str(r["name"]), str(r.get("phase", "forward"))), []).append(r)
+    out = []
+    for name, members in groups.items():
+        g: dict[str, Any] = {"name": f"{name} ({len(members)})", "phase": members[0].get("phase", "forward")}
+        for k in {k for m in members for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}:
+            g[k] = sum(float(m.get(k) or 0.0) for m in members if m.get(k) == m.get(k))
+        t = g.get("time_us", 0.0)
+        mac_time = sum(m["time_us"] for m in members if m.get("macs"))
+        g["utilization"] = (sum(m["utilization"] * m["time_us"] for m in members if m.get("macs")) / mac_time
+                            if mac_time else 0.0)
+        g["time_us"] = t
+        out.append(g)
+    return out, "blocks"
 
 
 def latency_parts(r: dict) -> dict[str, float]:
@@ -78,34 +116,35 @@ def _bars(ax, names: list[str], stacks: list[tuple[str, Any, list[float]]]) -> N
 
 
 def latency(ev: "Evaluation", top: int = TOP):
-    rows = ev.rows
+    rows, unit = by_block(ev.rows)
     shown, rest = pick(rows, lambda r: r["time_us"], top)
     parts = [latency_parts(rows[i]) for i in shown]
     names = [rows[i]["name"] for i in shown]
     if rest:
         other = [latency_parts(rows[i]) for i in rest]
         parts.append({p: sum(o[p] for o in other) for p, _ in LATENCY_PARTS})
-        names.append(f"other ({len(rest)} ops)")
+        names.append(f"other ({len(rest)} {unit})")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.28), 4.5))
     _bars(ax, names, [(p, c, [q[p] for q in parts]) for p, c in LATENCY_PARTS])
     ax.set_ylabel("time (us)")
     total = sum(r["time_us"] for r in rows)
-    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: latency per op ({total:,.1f} us in all)",
-                            shown, rest, "time"), fontsize=10)
+    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: latency per {unit[:-1]} ({total:,.1f} us in all)",
+                            shown, rest, "time", unit), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
 
 def utilization(ev: "Evaluation", top: int = TOP):
-    rows = [r for r in ev.rows if r["macs"]]          # ops with MACs: the array's work
+    grouped, unit = by_block(ev.rows)
+    rows = [r for r in grouped if r["macs"]]          # ops (blocks) with MACs: the array's work
     shown, rest = pick(rows, lambda r: r["time_us"], top)
     vals = [100 * rows[i]["utilization"] for i in shown]
     names = [rows[i]["name"] for i in shown]
     if rest:                                           # time-weighted, as the TOTAL row
         t = sum(rows[i]["time_us"] for i in rest)
         vals.append(100 * sum(rows[i]["utilization"] * rows[i]["time_us"] for i in rest) / t if t else 0.0)
-        names.append(f"other ({len(rest)} ops)")
+        names.append(f"other ({len(rest)} {unit})")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.28), 4.5))
     _bars(ax, names, [("utilisation", "tab:green", vals)])
@@ -114,8 +153,8 @@ def utilization(ev: "Evaluation", top: int = TOP):
     hi = max(vals + [overall]) if vals else overall
     ax.set_ylim(0, min(100.0, hi * 1.15) if hi > 0 else 1.0)
     ax.set_ylabel("utilisation (% of peak MACs)")
-    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: utilisation per op (ops with MACs)",
-                            shown, rest, "time"), fontsize=10)
+    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: utilisation per {unit[:-1]} ({unit} with MACs)",
+                            shown, rest, "time", unit), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
@@ -123,14 +162,14 @@ def utilization(ev: "Evaluation", top: int = TOP):
 def energy(ev: "Evaluation", top: int = TOP):
     """Dynamic energy per op by memory level and compute (left); the whole workload's dynamic
     and static energy (right): static power over the run is not an op's doing."""
-    rows = ev.rows
+    rows, unit = by_block(ev.rows)
     levels = list(ev.arch.memory_levels())
     dyn = lambda r: r["energy_pj"] - r.get("energy_static_pj", 0.0)   # noqa: E731
     shown, rest = pick(rows, dyn, top)
     keys = [("compute", "energy_compute_pj")] + [(lv, f"energy_{lv}_pj") for lv in levels]
     if ev.energy_total.get("energy_active_pj", 0.0):
         keys.append(("active power", "energy_active_pj"))
-    names = [rows[i]["name"] for i in shown] + ([f"other ({len(rest)} ops)"] if rest else [])
+    names = [rows[i]["name"] for i in shown] + ([f"other ({len(rest)} {unit})"] if rest else [])
     stacks = []
     for n, (label, key) in enumerate(keys):
         vals = [rows[i].get(key, 0.0) / 1e6 for i in shown]
@@ -142,8 +181,8 @@ def energy(ev: "Evaluation", top: int = TOP):
                                   gridspec_kw={"width_ratios": [max(len(names), 4), 3]})
     _bars(ax, names, stacks)
     ax.set_ylabel("dynamic energy (uJ)")
-    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: dynamic energy per op by level",
-                            shown, rest, "dynamic energy"), fontsize=10)
+    ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: dynamic energy per {unit[:-1]} by level",
+                            shown, rest, "dynamic energy", unit), fontsize=10)
     ax.legend(fontsize=8)
     tot = ev.energy_total
     static = tot.get("energy_static_pj", 0.0) / 1e6
