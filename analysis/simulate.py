@@ -55,17 +55,15 @@ def kernels(desc: Machine, fuse: str | None, layout: str | None) -> Machine:
 
 
 def compressed(model: str, plan_path: str, seed: int) -> Workload:
-    """Compress a zoo model with a plan (no retraining) and lower it with its real weights."""
+    """Compress a torch model (the zoo's or ``file.py:factory``) with a plan (no retraining)
+    and lower it with its real weights."""
     import torch
 
     from workloads.compress import compress, compressed_trace, load_plan
-    from workloads.zoo import ZOO
+    from workloads.spec import torch_model
 
-    entry = ZOO.get(model)
-    if entry is None or not entry.torch:
-        raise HwsimError(f"--compress needs a torch model from the zoo, not {model!r}")
     torch.manual_seed(seed)
-    net, example = entry.load()()
+    net, example = torch_model(model)
     return compressed_trace(compress(net, load_plan(plan_path)), example, model)
 
 

@@ -78,3 +78,19 @@ def test_every_docstring_example_runs():
             assert result.failed == 0, name
             found += result.attempted
     assert found >= 10
+
+
+def test_compress_takes_your_own_model_and_its_trace_simulates(capsys, tmp_path):
+    """``file.py:factory`` compresses like a zoo model: net.py's 4 linear layers pruned to half
+    and quantised to 8 bits; the trace keeps the weights' measured density (0.5) and width."""
+    from pathlib import Path
+
+    net = str(Path(__file__).resolve().parents[1] / "examples" / "model" / "net.py") + ":factory"
+    out = tmp_path / "c.json"
+    assert main(["compress", net, "--prune", "0.5", "--quant", "8", "-o", str(out)]) == 0
+    assert "accuracy not measured" in capsys.readouterr().out
+    wl = hwsim.lower(str(out))
+    dens = [op.operand("weight").density for op in wl.ops if op.operand("weight") is not None]
+    bits = {op.operand("weight").bits for op in wl.ops if op.operand("weight") is not None}
+    assert dens and all(d == pytest.approx(0.5, abs=0.01) for d in dens) and bits == {8}
+    assert hwsim.simulate(str(out), "systolic-16").result.macs == wl.macs

@@ -17,6 +17,7 @@ import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .build import conv_op, gemm_op, precision_bits
 from .errors import HwsimError
@@ -24,7 +25,7 @@ from .usercode import user_code
 from .trace import Workload
 from .zoo import ZOO
 
-__all__ = ["MATERIALIZE_MACS", "Lowering", "adhoc", "resolve"]
+__all__ = ["MATERIALIZE_MACS", "Lowering", "adhoc", "resolve", "torch_model"]
 
 _INT = r"\s*(-?\d+)\s*"
 
@@ -216,6 +217,21 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
         module, example = made      # a big batch: shapes on the meta device, densities declared (1.0)
         made = (module.to("meta"), example.to("meta"))
     return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+
+
+def torch_model(spec: str, batch: int | None = None, seq_len: int | None = None) -> tuple[Any, Any]:
+    """(module, example input) of a torch MODEL: a zoo entry that is a torch model, or
+    ``file.py:factory`` (your code, run as such: its errors exit 2 naming file and line)."""
+    if re.search(r"\.py:[A-Za-z_]\w*$", spec):
+        path = Path(spec.rpartition(":")[0])
+        f = _user_factory(spec)
+        with user_code(path, f"calling {spec.rpartition(':')[2]}()"):
+            return _call_factory(f, spec, batch, seq_len)
+    entry = ZOO.get(spec)
+    if entry is None or not entry.torch:
+        torch_names = ", ".join(n for n, e in ZOO.items() if e.torch)
+        raise HwsimError(f"{spec!r} is not a torch model: give one of the zoo's ({torch_names}) or file.py:factory")
+    return _call_factory(entry.load(), spec, batch, seq_len)
 
 
 # A zoo CNN whose forward at the requested batch is over this many multiply-accumulates (its

@@ -51,8 +51,6 @@ def _compress(model: str, plan: str | None, prune: float | None, share_bits: int
               seed: int) -> Compressed:
     import torch
 
-    from workloads.zoo import ZOO
-
     p = load_plan(plan) if plan else plan_from_dict({})
     if prune is not None:
         if not 0 <= prune < 1:
@@ -92,10 +90,8 @@ def _compress(model: str, plan: str | None, prune: float | None, share_bits: int
         train(net, data, epochs=30, seed=seed)
         example = data[2][:1]
     else:
-        entry = ZOO.get(model)
-        if entry is None or not entry.torch:
-            raise HwsimError(f"compress needs a torch model from the zoo ({', '.join(n for n, e in ZOO.items() if e.torch)})")
-        net, example = entry.load()()
+        from workloads.spec import torch_model
+        net, example = torch_model(model)
     if act_bits is not None and act_bits < 2:
         raise HwsimError(f"--act-bits must be >= 2, got {act_bits}")
     calib = data[0] if data is not None else (example if not isinstance(example, tuple) else None)
