@@ -18,7 +18,7 @@ from workloads.errors import HwsimError
 
 from .cli_options import cache_option, columns_option, design_options, lowering_options, with_model_help
 from .cli_tools import COMMANDS
-from .output import emit, file_format, wrap, write_rows
+from .output import emit, file_format, hanging, wrap, write_rows
 from .simulate import POLICIES, how, pricing, resolve_model
 
 __all__ = ["cli", "main"]
@@ -69,7 +69,7 @@ def models(fmt: str) -> None:
     if fmt == "table":
         w = max(len(r["name"]) for r in rows)
         for r in rows:
-            click.echo(f"{r['name']:<{w}}  {r['description']}")
+            click.echo(hanging(f"{r['name']:<{w}}  ", r["description"]))
     elif fmt == "csv":
         import pandas as pd
         click.echo(pd.DataFrame(rows).to_csv(index=False), nl=False)
@@ -150,7 +150,7 @@ def archs(show_precision: bool, show_sources: bool) -> None:
 
     for name, arch in presets().items():
         static = f"{arch.static_power_w:g} W idle" if arch.static_power_w else "dynamic only"
-        click.echo(f"{name:<14} {arch.family:<9} {static:<13} {arch.source}")
+        click.echo(hanging(f"{name:<14} {arch.family:<9} {static:<13} ", arch.source))
         if show_precision:
             click.echo(wrap(f"  precision: {arch.precision_policy}", 100).replace("\n  ", "\n    "))
     if show_sources:
@@ -214,17 +214,22 @@ def _evaluate(model: str, no_cache: bool, table: str | None, node: float | None,
 @design_options
 @lowering_options
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True, help="Output directory.")
-def report(model: str, out: str, **design: Any) -> None:
+@click.option("--force", is_flag=True, help="Replace a report of another workload or design already in OUT.")
+def report(model: str, out: str, force: bool, **design: Any) -> None:
     """Simulate MODEL on a design and write a report to OUT.
 
     OUT gets ops.csv (per op, with energy), summary.json and summary.csv, the energy
-    breakdown, latency, utilisation and roofline plots, and report.html.
+    breakdown, latency, utilisation and roofline plots, and report.html. A folder holding
+    the report of another workload or design is refused unless --force.
     """
     from workloads.fileio import locked_folder
 
-    from .report import summary_lines, write_report
+    from .report import other_report, summary_lines, write_report
 
     ev = _evaluate(model, **design)
+    held = other_report(out, ev)
+    if held and not force:
+        raise HwsimError(f"-o {out}: holds the report of {held}; name another folder or add --force to replace it")
     with locked_folder(out, "report folder"):
         d = write_report(ev, out)
     for line in summary_lines(ev):
@@ -367,8 +372,8 @@ def systems() -> None:
 
     for name, s in PRESETS.items():
         inter = f", {s.inter.bandwidth_gbs:g} GB/s per device between nodes" if s.inter else ""
-        click.echo(f"{name:<10} {s.devices_per_node} x {s.device} per node, {s.intra.kind} {s.intra.bandwidth_gbs:g} GB/s"
-                   f"{inter}; {s.source}")
+        click.echo(hanging(f"{name:<10} ", f"{s.devices_per_node} x {s.device} per node, {s.intra.kind} "
+                                          f"{s.intra.bandwidth_gbs:g} GB/s{inter}; {s.source}"))
 
 
 for _command in COMMANDS:

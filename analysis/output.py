@@ -11,12 +11,21 @@ import click
 
 from workloads.errors import HwsimError
 
-__all__ = ["emit", "file_format", "jsonable", "need_parquet", "wrap", "write_rows"]
+__all__ = ["emit", "file_format", "hanging", "jsonable", "need_parquet", "wrap", "write_rows"]
 
 
 def wrap(text: str, width: int = 120) -> str:
     """``text`` filled to ``width``, continuation lines indented by two."""
     return textwrap.fill(text, width, subsequent_indent="  ")
+
+
+def hanging(head: str, text: str) -> str:
+    """``head`` then ``text`` filled to the terminal's width (120 columns when not a terminal),
+    continuation lines indented under the text."""
+    import shutil
+
+    width = max(shutil.get_terminal_size((120, 24)).columns, len(head) + 40)
+    return textwrap.fill(text, width, initial_indent=head, subsequent_indent=" " * len(head))
 
 
 def jsonable(v: Any) -> Any:

@@ -19,11 +19,11 @@ from workloads.trace import Workload
 
 from .energy import EnergyTable, energy_rows, load_table, prices_itself
 
-__all__ = ["Evaluation", "DEFAULT_TABLE", "design_table", "evaluate", "summary_lines", "ceilings", "figures",
+__all__ = ["other_report", "Evaluation", "DEFAULT_TABLE", "design_table", "evaluate", "summary_lines", "ceilings", "figures",
            "plots", "write_report", "compare"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Evaluation:
     workload: Workload
     arch: Machine
@@ -35,6 +35,17 @@ class Evaluation:
     @property
     def family(self) -> str:
         return self.arch.family
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"Evaluation({s['workload']!r} on {s['design']!r}: batch {s['batch']}, {s['time_us']:,.1f} us, "
+                f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:,.2f} uJ per "
+                f"{'sample' if s['training'] else 'inference'}; .to_frame() has the {s['ops']} ops)")
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the summary line and the first 20 ops."""
+        import html
+        return f"<p>{html.escape(repr(self))}</p>" + self.to_frame().head(20).to_html(index=False)
 
     def to_frame(self):
         """The per-op rows (every column of ``hwsim simulate``, energy included) as a pandas
@@ -206,6 +217,16 @@ def plots(ev: Evaluation, top: int = 40) -> dict[str, bytes]:
 
 
 # ---- writing -------------------------------------------------------------------------------------
+def other_report(outdir: str | Path, ev: Evaluation) -> str | None:
+    """``'X on Y'`` when ``outdir`` holds the report of another workload or design than ``ev``'s."""
+    try:
+        held = json.loads((Path(outdir) / "summary.json").read_text(encoding="utf-8"))
+        run = (held["workload"], held["design"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None if run == (ev.workload.name, ev.arch.name) else f"{run[0]} on {run[1]}"
+
+
 def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     """ops.csv, summary.json, summary.csv, the PNG plots and report.html (plots embedded)."""
     import pandas as pd

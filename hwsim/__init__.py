@@ -57,13 +57,18 @@ def simulate(model: Any, arch: Any, **options: Any) -> Evaluation:
     return run(model, arch, **options)
 
 
-def report(model: Any, arch: Any, out: str | Path, **options: Any) -> Evaluation:
+def report(model: Any, arch: Any, out: str | Path, force: bool = False, **options: Any) -> Evaluation:
     """``hwsim report``: simulate as :func:`simulate` does and write ops.csv, summary.json,
-    summary.csv, the plots and report.html into ``out``."""
-    from analysis.report import write_report
+    summary.csv, the plots and report.html into ``out`` (a folder holding another workload's
+    or design's report only with ``force``)."""
+    from analysis.report import other_report, write_report
+    from workloads.errors import HwsimError
     from workloads.fileio import locked_folder
 
     ev = simulate(model, arch, **options)
+    held = other_report(out, ev)
+    if held and not force:
+        raise HwsimError(f"{out}: holds the report of {held}; name another folder or pass force=True")
     with locked_folder(out, "report folder"):
         write_report(ev, out)
     return ev

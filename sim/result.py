@@ -124,6 +124,12 @@ class SimResult:
     def _on_chip(self, level: str) -> bool:
         return self.level_kinds[level] != "dram"
 
+    def __repr__(self) -> str:
+        """One line (a notebook shows this, not thousands of op records)."""
+        return (f"SimResult({self.workload!r} on {self.arch!r} ({self.family}): {len(self.ops)} ops, "
+                f"{self.macs:,} MACs, {self.cycles:,} cycles = {self.time_us:,.1f} us, "
+                f"utilisation {100 * self.utilization:.1f}%)")
+
     def row(self, o: OpResult) -> dict[str, Any]:
         r: dict[str, Any] = {"name": o.name, "op": o.op, "phase": o.phase, "precision": o.precision, "macs": o.macs,
                              "cycles": o.cycles, "stall_cycles": o.stall_cycles, "start_us": o.start_us,

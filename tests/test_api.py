@@ -94,3 +94,20 @@ def test_compress_takes_your_own_model_and_its_trace_simulates(capsys, tmp_path)
     bits = {op.operand("weight").bits for op in wl.ops if op.operand("weight") is not None}
     assert dens and all(d == pytest.approx(0.5, abs=0.01) for d in dens) and bits == {8}
     assert hwsim.simulate(str(out), "systolic-16").result.macs == wl.macs
+
+
+def test_a_report_folder_of_another_run_is_refused_unless_forced(capsys, tmp_path):
+    out = str(tmp_path / "r")
+    assert main(["report", "lenet5", "--arch", "systolic-16", "-o", out]) == 0
+    assert main(["report", "lenet5", "--arch", "systolic-16", "-o", out]) == 0          # the same run again
+    capsys.readouterr()
+    assert main(["report", "lenet300", "--arch", "systolic-16", "-o", out]) == 2
+    assert "holds the report of lenet5 on systolic-16" in capsys.readouterr().err
+    assert main(["report", "lenet300", "--arch", "systolic-16", "-o", out, "--force"]) == 0
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["workload"] == "lenet300"
+
+
+def test_results_print_one_line():
+    ev = hwsim.simulate("lenet5", "systolic-16")
+    assert len(repr(ev)) < 200 and "lenet5" in repr(ev) and len(repr(ev.result)) < 200
+    assert "<table" in ev._repr_html_()
