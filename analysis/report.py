@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from collections import Counter
@@ -248,37 +246,27 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     pngs = plots(ev)
     for name, data in pngs.items():
         atomic_write(out / name, data)
-    imgs = "\n".join(f'<h3>{n[:-4].replace("_", " ")}</h3><img src="data:image/png;base64,'
-                     f'{base64.b64encode(d).decode()}">' for n, d in pngs.items())
+    from .report_page import render
     from .table import cell
 
-    stable = pd.DataFrame([{"metric": k, "value": cell(k, v)} for k, v in flat.items()]).to_html(index=False)
-    cols = [c for c in ("name", "op", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
+    cols = [c for c in ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                         "utilization", "energy_pj", "dram_read_bytes", "dram_write_bytes",
                         "dataflow", "tile", "split_k", "stream_k", "fused", "sparsity") if c in df.columns]
     # dataflow: where a systolic op ran (differs per op under --mapping search); the last five: a GPU's kernel choice
-    shown = pd.DataFrame({c: [("yes" if v is True or v == 1 else "") if c == "stream_k" else cell(c, v)
-                              for v in df[c]] for c in cols})
-    kernels = f"<p>{html.escape(ev.arch.kernel_note())}</p>" if isinstance(ev.arch, HasKernelOptions) else ""
-    esc = html.escape
+    def shown(c: str, v: Any) -> tuple[str, Any]:
+        """(the cell's text, its sort key: the number itself, else the text)."""
+        text = ("yes" if v is True or v == 1 else "") if c == "stream_k" else cell(c, v)
+        return text, v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+    ops = [[shown(c, v) for c, v in zip(cols, row)] for row in df[cols].itertuples(index=False)]
     own = (ev.arch.energy_model if isinstance(ev.arch, NamesItsEnergyModel) else "the design's own per-access energies") \
         if prices_itself(ev.arch) else ""
-    pricing = (f"<p>Energy: {esc(own)}; the energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm "
-               f"prices the rest. Table source: {esc(ev.table.source)}</p>") if own else (
-        f"<p>Energy table {esc(ev.table.name)} at {ev.table.technology_nm:g} nm. Source: {esc(ev.table.source)}</p>")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>hwsim report: {esc(summ['workload'])} on {esc(summ['design'])}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:12px;width:auto}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:60em}} th{{background:#f4f4f4}}
-td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}} img{{max-width:100%}} p{{max-width:70em}}</style></head><body>
-<h1>{esc(summ['workload'])} on {esc(summ['design'])} ({esc(summ['machine'])})</h1>
-{pricing}
-<p>Design source: {esc(ev.arch.source)}</p>
-<p>{esc(ev.precision_note(rule=True))}</p>{kernels}
-<h2>Summary</h2>{stable}
-<h2>Plots</h2>{imgs}
-<h2>Per op</h2><p>Numbers in engineering units (k = 1e3, M = 1e6, G = 1e9); ops.csv has them in full.</p>
-{shown.to_html(index=False)}
-</body></html>"""
+    table = f"{ev.table.name} at {ev.table.technology_nm:g} nm"
+    pricing = (f"Energy: {own}; the energy table {table} prices the rest. Table source: {ev.table.source}" if own
+               else f"Energy table {table}. Source: {ev.table.source}")
+    page = render(summ, pricing=pricing, source=ev.arch.source, precision=ev.precision_note(rule=True),
+                  kernels=ev.arch.kernel_note() if isinstance(ev.arch, HasKernelOptions) else "", pngs=pngs,
+                  columns=cols, ops=ops)
     atomic_write(out / "report.html", page)
     return out
 
