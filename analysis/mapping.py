@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.machine import HasMappingFamilies
+from sim.machine import HasMappingFamilies, NamesItsMapping
 from sim.registry import options
 from sim.result import SimResult, run_ops
 from workloads.errors import HwsimError
@@ -67,7 +67,7 @@ def search(workload: Workload, arch, table: EnergyTable, objective: str = "edp",
         for r in res.ops:
             e = op_energy(r, levels, table, arch.static_power_w, 1.0, machine_op_prices(arch)).total_pj
             score = {"latency": float(r.cycles), "energy": e, "edp": e * r.cycles}[objective]
-            own.append(Choice(r.name, getattr(r.extra, "mapping", ""), score, {}))
+            own.append(Choice(r.name, r.extra.mapping if isinstance(r.extra, NamesItsMapping) else "", score, {}))
         return res, own
     variants = families(arch)
     levels = arch.memory_levels()

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .result import OpResult, SimResult
 
 __all__ = ["LEVEL_KINDS", "Progress", "MemoryLevel", "Peaks", "Machine", "PricesItsOwnOps", "NamesItsEnergyModel",
-           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "describe_fields"]
+           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "NamesItsMapping",
+           "describe_fields"]
 
 LEVEL_KINDS = ("rf", "sram", "noc", "dram")
 Progress = Callable[["Op"], None]
@@ -187,6 +188,14 @@ class HasMappingFamilies(Protocol):
     tries per op."""
 
     def mapping_families(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class NamesItsMapping(Protocol):
+    """A machine's per-op statistics (``OpResult.extra``) that name the mapping the op ran in
+    (a spatial design's searched loop nest)."""
+
+    mapping: str
 
 
 def describe_fields(arch: Any, **derived: Any) -> dict[str, Any]:
