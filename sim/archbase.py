@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TypeVar
 
 from workloads.errors import HwsimError
+from workloads.fields import check_known
 
-__all__ = ["FrozenMap", "need", "positive", "at_least", "at_most", "check_fields", "override", "load_yaml_arch"]
+__all__ = ["FrozenMap", "need", "positive", "at_least", "at_most", "check_fields", "known_fields", "check_known_fields",
+           "override", "load_yaml_arch"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -132,13 +134,21 @@ def _check_scalar(v: Any, t: Any, name: str) -> None:
         need(isinstance(v, str), name, f"must be a string, got {_kind(v)}")
 
 
+def known_fields(cls: type) -> frozenset[str]:
+    """The fields a description of class ``cls`` has (what a YAML file may set)."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def check_known_fields(cls: type, values: Mapping[str, Any], where: str, within: str = "") -> None:
+    """Refuse a key of ``values`` that is not a field of ``cls``, naming the nearest one
+    (``a.yaml: rwos: unknown field 'rwos' for SystolicArch; did you mean rows?``); ``within``
+    is the field that holds ``values`` (``intra``: ``a.yaml: intra.kidn: ...``)."""
+    check_known(values, known_fields(cls), f"{where}: {within}." if within else f"{where}: ", owner=cls.__name__)
+
+
 def override(base: Any, values: Mapping[str, Any], where: str = "override") -> Any:
     """``base`` with fields replaced from ``values``; unknown fields are named."""
-    fields = {f.name for f in dataclasses.fields(base)}
-    for k in values:
-        if k not in fields:
-            raise HwsimError(f"{where}: unknown field {k!r} for {type(base).__name__}; "
-                             f"known: {', '.join(sorted(fields))}")
+    check_known_fields(type(base), values, where)
     try:
         return dataclasses.replace(base, **dict(values))
     except HwsimError as e:
@@ -173,6 +183,7 @@ def _arch(p: Path, doc: Any, presets: Mapping[str, Any]) -> Any:
     for k, v in doc.items():
         inner = getattr(b, k, None)
         if isinstance(v, dict) and dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            check_known_fields(type(inner), v, str(p), within=k)
             merged = {**dataclasses.asdict(inner), **v}
             if "source" in merged and "source" not in v:     # say what no longer is the source's
                 merged["source"] = f"{merged['source']} (overridden in {p.name}: {', '.join(sorted(v))})"

@@ -189,11 +189,12 @@ class Workload:
         need(isinstance(meta, dict), f"{where}: meta", "must be an object")
         source = doc.get("source", "")
         need(isinstance(source, str), f"{where}: source", "must be a string")
+        top = f"{where}:"           # errors name the file, then the field: "t.json: batch: ..."
+        name = json_field(doc, "name", str, top)
+        batch = json_field(doc, "batch", int, top)
+        input_shape = tuple(int_list(doc, "input_shape", top))
         try:
-            return cls(name=json_field(doc, "name", str, where), ops=tuple(ops),
-                       batch=json_field(doc, "batch", int, where),
-                       input_shape=tuple(int_list(doc, "input_shape", where)),
-                       source=source, meta=meta)
+            return cls(name=name, ops=tuple(ops), batch=batch, input_shape=input_shape, source=source, meta=meta)
         except TraceError as e:
             raise TraceError(f"{where}: {e}") from None
 

@@ -11,12 +11,14 @@ from typing import Any, Mapping, TypeVar, overload
 import numpy as np
 
 from .errors import HwsimError, TraceError
+from .fields import check_known
 from .fileio import atomic_write
 from .trace_graph import migrate_v1
 from .trace_ops import Op, Operand, Tensor, check_sizes
-from .trace_schema import READABLE_VERSIONS, TRACE_FORMAT, need
+from .trace_schema import (GEMM_OPERANDS, OP_FIELDS, OPERAND_FIELDS, READABLE_VERSIONS, TOP_FIELDS, TRACE_FORMAT,
+                           need)
 
-__all__ = ["json_field", "int_list", "op_doc", "ops_from_doc", "read_trace", "write_trace"]
+__all__ = ["json_field", "int_list", "known_keys", "op_doc", "ops_from_doc", "read_trace", "write_trace"]
 
 T = TypeVar("T")
 
@@ -31,12 +33,14 @@ def json_field(d: Mapping[str, object], key: str, typ: tuple[type[int], type[flo
 
 def json_field(d: Mapping[str, object], key: str, typ: type[object] | tuple[type[int], type[float]],
                where: str) -> object:
-    """``d[key]``, which must be present and of type ``typ`` (a bool is not a number)."""
-    need(key in d, f"{where}.{key}", "missing required field")
+    """``d[key]``, which must be present and of type ``typ`` (a bool is not a number).
+    Errors name ``WHERE.KEY`` (``WHERE KEY`` when ``where`` ends in a colon: the file)."""
+    at = _at(where, key)
+    need(key in d, at, "missing required field")
     v = d[key]
     ok = isinstance(v, typ) and not (isinstance(v, bool) and typ in (int, (int, float)))
     tname = typ.__name__ if isinstance(typ, type) else "number"
-    need(ok, f"{where}.{key}", f"expected {tname}, got {type(v).__name__} {v!r}"[:200])
+    need(ok, at, f"expected {tname}, got {type(v).__name__} {v!r}"[:200])
     return v
 
 
@@ -44,8 +48,34 @@ def int_list(d: Mapping[str, object], key: str, where: str) -> list[int]:
     """``d[key]``, which must be a list of integers."""
     v = json_field(d, key, list, where)
     for k, x in enumerate(v):
-        need(isinstance(x, int) and not isinstance(x, bool), f"{where}.{key}[{k}]", f"must be an integer, got {x!r}")
+        need(isinstance(x, int) and not isinstance(x, bool), f"{_at(where, key)}[{k}]", f"must be an integer, got {x!r}")
     return v
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+
+
+def known_keys(d: Mapping[str, object], fields: Mapping[int, frozenset[str]], ver: int, where: str) -> None:
+    """Refuse a key of ``d`` that is not a field of trace version ``ver`` (``fields``: the
+    fields by version), naming the nearest field; one of a later version says so."""
+    for k in d:
+        if k not in fields[ver]:
+            later = [v for v in sorted(fields) if v > ver and k in fields[v]]
+            note = f"{k} was added in trace version {later[0]}, this file is version {ver}; " if later else ""
+            check_known([k], fields[ver], f"{where} " if where.endswith(":") else f"{where}.", error=TraceError,
+                        note=note)
+
+
+def _check_gemm_operands(op: Op, where: str) -> None:
+    """A GEMM-like op from a file has the two operands it multiplies (a simulator would
+    otherwise price it with made-up widths and densities)."""
+    want = GEMM_OPERANDS.get(op.kind, ())
+    missing = [" or ".join(roles) for roles in want if all(op.operand(r) is None for r in roles)]
+    need(not missing, f"{where}.operands",
+         f"a {op.kind} op multiplies its {' and its '.join(' or '.join(r) for r in want)} operands; "
+         f"missing {', and '.join(missing)} (roles given: {', '.join(o.role for o in op.operands) or 'none'}); "
+         "add each with its role, shape, bits, dtype and density")
 
 
 def op_doc(i: int, op: Op, tensors: dict[str, Tensor]) -> dict[str, Any]:
@@ -79,7 +109,9 @@ def ops_from_doc(doc: object, tensors: Mapping[str, Tensor], where: str) -> list
     ver = doc.get("version")
     need(ver in READABLE_VERSIONS and not isinstance(ver, bool), f"{where}: version",
          f"this hwsim reads trace versions {', '.join(map(str, READABLE_VERSIONS))}, the file has {ver!r}")
-    ops_doc = json_field(doc, "ops", list, where)
+    assert isinstance(ver, int)
+    known_keys(doc, TOP_FIELDS, ver, f"{where}:")
+    ops_doc = json_field(doc, "ops", list, f"{where}:")
     need(len(ops_doc) > 0, f"{where}: ops", "a trace needs at least one op")
     ops = []
     for i, od in enumerate(ops_doc):
@@ -87,10 +119,12 @@ def ops_from_doc(doc: object, tensors: Mapping[str, Tensor], where: str) -> list
         need(isinstance(od, dict), w, "must be an object")
         name = json_field(od, "name", str, w)
         w = f"{where}: ops[{i}] ({name})"
+        known_keys(od, OP_FIELDS, ver, w)
         operands = []
         for j, pd in enumerate(json_field(od, "operands", list, w)):
             pw = f"{w}.operands[{j}]"
             need(isinstance(pd, dict), pw, "must be an object")
+            known_keys(pd, OPERAND_FIELDS, ver, pw)
             arrays = {}
             for what in ("values", "codebook"):
                 key = pd.get(what)
@@ -129,6 +163,7 @@ def ops_from_doc(doc: object, tensors: Mapping[str, Tensor], where: str) -> list
             ops.append(Op(name=name, kind=json_field(od, "kind", str, w), op=json_field(od, "op", str, w),
                           dims=dims, operands=tuple(operands), module=module, **rep))
             check_sizes(ops[-1], f"op {name!r}")
+            _check_gemm_operands(ops[-1], f"op {name!r}")
         except TraceError as e:
             raise TraceError(str(e).replace(f"op {name!r}", w, 1)) from None
     if ver == 1:

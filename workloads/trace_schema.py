@@ -12,7 +12,7 @@ from .errors import TraceError
 
 __all__ = ["TRACE_FORMAT", "TRACE_VERSION", "READABLE_VERSIONS", "GEMM_KINDS", "VECTOR_KINDS", "KINDS", "ROLES",
            "DTYPES", "PHASES", "GEMM_DIMS", "CONV_DIMS", "VECTOR_DIMS", "ATTENTION_DIMS", "REQUIRED_DIMS",
-           "ZERO_OK_DIMS", "need", "is_positive_int", "structure_nm", "conv_output_size"]
+           "ZERO_OK_DIMS", "TOP_FIELDS", "OP_FIELDS", "OPERAND_FIELDS", "GEMM_OPERANDS", "need", "is_positive_int", "structure_nm", "conv_output_size"]
 
 TRACE_FORMAT = "hwsim-trace"
 TRACE_VERSION = 3
@@ -33,6 +33,22 @@ ATTENTION_DIMS = ("B", "H", "Hkv", "Lq", "Lk", "E", "Ev", "causal", "backward")
 REQUIRED_DIMS: dict[str, tuple[str, ...]] = {"gemm": GEMM_DIMS, "conv": CONV_DIMS, "attention": ATTENTION_DIMS,
                                              **{k: VECTOR_DIMS for k in VECTOR_KINDS}}
 ZERO_OK_DIMS = {"pad_h", "pad_w", "causal", "backward"}     # dims that may be 0 in a GEMM or attention op
+
+# The keys each object of a trace file may hold, by format version (anything else is refused:
+# a misspelt key would otherwise leave its field at the default). Version 1 had one ``repeat``
+# and no graph, and its tensors were the .npz beside it; version 3 added ``structure``.
+_TOP_V1 = frozenset({"format", "version", "name", "batch", "input_shape", "source", "meta", "ops"})
+_OP_V1 = frozenset({"name", "kind", "op", "module", "repeat", "dims", "operands"})
+_OP_V2 = frozenset({"name", "kind", "op", "module", "phase", "copies", "steps", "producers", "dims", "operands"})
+_OPERAND_V1 = frozenset({"role", "shape", "bits", "dtype", "density", "values", "codebook"})
+TOP_FIELDS: dict[int, frozenset[str]] = {1: _TOP_V1, 2: _TOP_V1 | {"tensors"}, 3: _TOP_V1 | {"tensors"}}
+OP_FIELDS: dict[int, frozenset[str]] = {1: _OP_V1, 2: _OP_V2, 3: _OP_V2}
+OPERAND_FIELDS: dict[int, frozenset[str]] = {1: _OPERAND_V1, 2: _OPERAND_V1, 3: _OPERAND_V1 | {"structure"}}
+
+# The operands a GEMM-like op read from a file must have: the two it multiplies, each a
+# tuple of the roles that may play it (a linear layer's weight, or a bmm's second input).
+GEMM_OPERANDS: dict[str, tuple[tuple[str, ...], ...]] = {"gemm": (("input",), ("weight", "input2")),
+                                                          "conv": (("input",), ("weight",))}
 
 
 def need(cond: bool, where: str, msg: str) -> None:

@@ -5,7 +5,8 @@ Checks made before any parsing, so that no file can make hwsim run away:
 * a regular file (a FIFO or a device is refused by name: one would hang, the other never end);
 * size: at most :data:`MAX_FILE_BYTES` actually read (a trace with a million ops is far smaller);
 * encoding: UTF-8, with the line and byte of the first bad byte;
-* YAML: no Python tags (``safe_load``), nesting at most :data:`MAX_DEPTH` levels, and aliases
+* YAML: no Python tags (``safe_load``), no key given twice in one mapping (PyYAML keeps the
+  last silently: ``rows: 8`` then ``rows: 16`` would run 16), nesting at most :data:`MAX_DEPTH` levels, and aliases
   that expand to at most :data:`MAX_NODES` values ("billion laughs": nine aliases of nine
   aliases ... are a few hundred bytes that expand to 10^9 values).
 
@@ -102,6 +103,7 @@ def load_yaml_lines(path: str | Path, what: str = "file") -> tuple[Any, dict[str
     if node is None:
         return None, {}
     _check_size(node, p, what)
+    _check_unique_keys(node, p, what)
     try:
         return _loader()(text).construct_document(node), _lines(node)
     except yaml.YAMLError as e:
@@ -154,6 +156,36 @@ def located(path: str | Path, lines: dict[str, int]) -> Iterator[None]:
 def _at(e: Exception) -> str:
     mark = getattr(e, "problem_mark", None)
     return f" (line {mark.line + 1})" if mark else ""
+
+
+def _check_unique_keys(root: Any, p: Path, what: str) -> None:
+    """Refuse a mapping (at any depth) that gives a key twice, naming the key by its dotted
+    path and both lines. Keys merged in with ``<<: *anchor`` may be overridden, as YAML
+    means them to be; each node is visited once (aliases share their node)."""
+    import yaml
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for k, v in node.value:
+                key = f"{path}.{k.value}" if path else str(k.value)
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    line = k.start_mark.line + 1
+                    was = first.get((k.tag, k.value))
+                    if was is not None:
+                        lines = f"lines {was} and {line}" if was != line else f"both on line {line}"
+                        raise HwsimError(f"{p}:{line}: {key}: given twice ({lines}) in the {what}; "
+                                         "keep one")
+                    first[(k.tag, k.value)] = line
+                stack.append((v, key))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node.value))
 
 
 def _check_size(root: Any, p: Path, what: str) -> None:

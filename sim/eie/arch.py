@@ -69,6 +69,15 @@ class EIEArch:
              f"{self.index_bits}")
         need(self.index_bits + self.zero_run_bits <= self.spmat_width_bits, "spmat_width_bits",
              "must hold at least one (index, zero-run) entry")
+        # A PE's pointers p[j], p[j+1] delimit column j's entries on it. Rows are interleaved
+        # (row r on PE r % num_pes) and a row batch is num_pes x act_regs rows, so a column has at
+        # most act_regs entries on a PE (each entry, padding zeros included, takes a row of
+        # its own): a pointer must count 0..act_regs at least. (Addressing the whole 128 KiB
+        # SRAM would take 18 bits, more than the paper's 16: pointers are not that wide.)
+        low = self.act_regs.bit_length()
+        need(self.pointer_bits >= low, "pointer_bits",
+             f"{self.pointer_bits} bit{'' if self.pointer_bits == 1 else 's'} cannot address the up to {self.act_regs} entries one column has on a PE "
+             f"(act_regs = {self.act_regs} rows per PE per row batch); use at least {low} bits")
         need(0 <= self.weight_frac_bits < self.weight_bits, "weight_frac_bits",
              f"must be in [0, weight_bits), got {self.weight_frac_bits}")
 

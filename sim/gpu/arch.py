@@ -26,9 +26,12 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
-__all__ = ["PRECISION_BYTES", "ENGINES", "LAYOUTS", "GPUArch", "PRESETS", "ARCH"]
+__all__ = ["PRECISION_BYTES", "ENGINES", "GENERATIONS", "LAYOUTS", "GPUArch", "PRESETS", "ARCH"]
 
 ENGINES = ("fast", "events")
+# the generations whose tensor cores the presets describe (rates, MMA shapes, energies from
+# their whitepapers); a description of another has no data behind it
+GENERATIONS = ("volta", "turing", "ampere", "hopper")
 LAYOUTS = ("nhwc", "nchw")
 
 
@@ -125,6 +128,9 @@ class GPUArch:
                  "rf_pj_per_byte", "with mac_pj, the rf, smem, l2 and dram prices must all be > 0")
         if self.tdp_w and self.self_priced:
             need(self.tdp_w > self.static_power_w, "tdp_w", f"must exceed static_power_w ({self.static_power_w:g} W)")
+        need(self.generation in ("", *GENERATIONS), "generation",
+             f"this model has no tensor-core data for {self.generation!r}; known: {', '.join(GENERATIONS)} "
+             "(or leave it empty for a card described wholly by its fields)")
         need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         need(self.layout in LAYOUTS, "layout", f"must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         from workloads.trace import structure_nm

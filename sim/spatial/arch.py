@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workloads.errors import HwsimError
+from workloads.fields import check_known
 
-from ..archbase import at_most, check_fields, need, positive
+from ..archbase import at_most, check_fields, known_fields, need, positive
 from ..constants import Constant
 from ..machine import LEVEL_KINDS, MemoryLevel, Peaks, describe_fields
 from .nest import DIMS, OPERANDS
@@ -88,9 +89,7 @@ def _level(v: Any, i: int) -> Level:
     if isinstance(v, Level):
         return v
     need(isinstance(v, Mapping), f"levels[{i}]", f"must be a mapping of a level's fields, got {type(v).__name__}")
-    known = set(Level.__dataclass_fields__)
-    for k in v:
-        need(k in known, f"levels[{i}].{k}", f"unknown field; known: {', '.join(sorted(known))}")
+    check_known(v, known_fields(Level), f"levels[{i}].")
     need("name" in v and "operands" in v, f"levels[{i}]", "needs name and operands")
     d = dict(v)
     if isinstance(d.get("operands"), list):

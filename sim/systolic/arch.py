@@ -27,6 +27,10 @@ ENGINES = ("fast", "cycles")
 
 
 PE_REG_ROLES = ("input", "weight", "output")
+# each operand SRAM, what it holds and the field giving one word's width: it must hold one
+# array edge. (Not the accumulators: the model runs a streamed chunk of a single row when no
+# more fit, outer_tiles' t_max >= 1, so any ofmap_sram_kib > 0 works.)
+SRAM_UNITS = (("ifmap_sram_kib", "inputs", "word_bits"), ("filter_sram_kib", "weights", "word_bits"))
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,32 @@ class SystolicArch:
         at_most(self, 1e6, "clock_mhz")
         at_most(self, 128, "word_bits", "acc_bits")
         at_most(self, 1000, "technology_nm")
+        # one product of two word_bits operands is 2 x word_bits wide (int8 x int8: 16 bits); an
+        # accumulator narrower than that cannot hold even one, let alone the sum of K of them
+        need(self.acc_bits >= 2 * self.word_bits, "acc_bits",
+             f"{self.acc_bits} bits cannot hold one product of two {self.word_bits}-bit operands "
+             f"({2 * self.word_bits} bits); use at least 2 x word_bits = {2 * self.word_bits} "
+             f"(accumulating K products needs more: the presets use 32)")
+        for sram, unit, bits in SRAM_UNITS:
+            self._check_sram_holds_an_edge(sram, unit, getattr(self, bits))
         need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
         for role, size in self.pe_reg_bytes.items():
             need(role in PE_REG_ROLES, f"pe_reg_bytes.{role}", f"must be one of {', '.join(PE_REG_ROLES)}")
             need(0 < size <= 2 ** 20, f"pe_reg_bytes.{role}", f"must be bytes per PE in (0, 1 MiB], got {size!r}")
+
+    def _check_sram_holds_an_edge(self, sram: str, unit: str, bits: int) -> None:
+        """The array takes (or gives) one array edge of words per cycle: max(rows, cols) of
+        them, whatever the dataflow (a mapping search runs every dataflow on one design), and
+        each SRAM is double buffered (the model fills one half while the array reads the
+        other), so each half must hold at least one edge: 2 x max(rows, cols) x bits / 8 bytes."""
+        edge = max(self.rows, self.cols)
+        low = 2 * edge * bits / 8
+        have = getattr(self, sram) * 1024
+        need(have >= low, sram,
+             f"{getattr(self, sram):g} KiB ({have:g} bytes) cannot hold one array edge of {unit}: each half of "
+             f"the double buffer must hold max(rows, cols) = {edge} words of {bits} bits, so the SRAM needs at least "
+             f"{low / 1024:g} KiB ({low:g} bytes)")
 
     def mapping_families(self) -> dict[str, "SystolicArch"]:
         """This design in each dataflow its array can run (the mapping families a per-op
