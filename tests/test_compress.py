@@ -91,8 +91,12 @@ def test_low_rank_exact_at_full_rank_and_smaller_below():
     xi = torch.randn(2, 4, 9, 9)
     assert torch.allclose(split_conv(conv, rank=12)(xi), conv(xi), atol=1e-4)   # rank <= min(C*R, K*S) = 12
     s = split_conv(conv, rank=3)
-    macs = 9 * 9 * (3 * 4 * 3 + 6 * 3 * 3)
-    assert macs < 9 * 9 * 6 * 4 * 9 and s[0].out_channels == 3
+    assert s[0].out_channels == 3
+    # batch 2, 9 x 9 outputs (padding 1 kept along each split axis): the 4 -> 3 channel 3 x 1
+    # conv, then the 3 -> 6 channel 1 x 3 conv, against the 4 -> 6 channel 3 x 3 conv
+    from workloads.lower import lower
+    assert lower(s, xi).macs == 2 * 9 * 9 * (3 * 4 * 3 + 6 * 3 * 3)        # 14,580
+    assert lower(conv, xi).macs == 2 * 9 * 9 * 6 * 4 * 3 * 3                # 34,992
 
 
 @pytest.mark.parametrize("m, ratio", [(2, 2.25), (4, 4.0)])
@@ -187,7 +191,17 @@ def test_cli_json(capsys):
     assert main(["compress", "lenet300", "--prune", "0.9", "--share-bits", "4", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"name", "weights", "keep", "weight_bits", "index_bits", "bits_p", "bits_pq", "bits_pqh"} <= set(doc["layers"][0])
-    assert doc["total"]["ratio_pq"] > doc["total"]["ratio_p"] > 1
+    # first principles, as in test_first_principles_filler_rate: LeNet-300-100's 784x300,
+    # 300x100 and 100x10 weights, magnitude-pruned at random initialisation to p = 0.1, keep
+    # positions spread uniformly; with 4-bit relative indices a gap overflows with
+    # q = 0.9^16, so each kept weight is 1 / (1 - q) stored entries: P stores them as 32 + 4
+    # bits, P+Q as 4 + 4 bits plus a 16 x 32-bit codebook per layer
+    n, p, q = 784 * 300 + 300 * 100 + 100 * 10, 0.1, 0.9 ** 16
+    assert [(lay["name"], lay["weights"], lay["keep"]) for lay in doc["layers"]] == \
+        [("fc1", 784 * 300, p), ("fc2", 300 * 100, p), ("fc3", 100 * 10, p)]
+    entries = n * p / (1 - q)
+    assert doc["total"]["ratio_p"] == pytest.approx(32 * n / (entries * 36), rel=0.01)                # 7.24
+    assert doc["total"]["ratio_pq"] == pytest.approx(32 * n / (entries * 8 + 3 * 16 * 32), rel=0.01)  # 32.4
 
 
 def test_cli_compress_and_winograd_options(tmp_path, capsys):

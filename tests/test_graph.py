@@ -187,44 +187,28 @@ def test_v1_traces_migrate():
     assert all(o.producers == (p.name,) for p, o in zip(attn.ops, attn.ops[1:]))
 
 
-def test_v1_traces_simulate_to_the_previous_releases_cycles():
-    """Cycles recorded with hwsim 0.1.0 (tests/fixtures/trace_v1/README.md) for every op where
-    repeat meant copies and the simulator ran it so: all ops with repeat 1, and GEMMs
-    with repeat > 1 that were independent (a bmm's batch, Winograd's tile GEMMs).
-
-    Not compared since the systolic activation rule (inputs and outputs alike: on chip with
-    ``ifmap_on_chip``, else through DRAM) changed the model itself: ``tpu-v1``, whose GEMM
-    outputs now stay in the unified buffer, and element-wise ops on ``systolic-32``, which
-    now move their activations through DRAM; nor GPU GEMMs that the model now splits along K
-    (split-K) or run as stream-K, kernels the old model could not choose; nor convolutions on ``systolic-32``,
-    whose DRAM traffic is now the input tensor, not its im2col expansion; nor ops a GPU now
-    runs in a GEMM's epilogue (fusion)."""
-    old = json.loads((V1 / "cycles_v1.json").read_text())
-    checked = split = conv_aware = 0        # split: a kernel the old model could not choose
+def test_v1_traces_simulate_as_their_current_version_form(tmp_path):
+    """Migration loses nothing the simulators read: each version 1 trace, loaded (migrated)
+    and saved again as version 3, reloads to the same ops, and every preset family gives
+    the re-saved file the same per-op cycles, accesses and operation counts as the migrated
+    original.
+    What the migration does with ``repeat`` is checked against the v1 files themselves:
+    every op's copies x steps is its v1 ``repeat``."""
     for name in ("resnet18", "attention", "vgg_winograd", "lstm_lm"):
-        wl = Workload.load(V1 / f"{name}.json")
-        rep = old[name]["repeat"]
-        for arch in ("systolic-32", "eie-64", "a100"):
-            res = simulate(wl, arch)
-            for op, r in zip(wl.ops, res.ops):
-                if arch == "systolic-32" and not op.is_gemm:
-                    continue
-                if arch == "systolic-32" and op.kind == "conv":
-                    conv_aware += 1
-                    continue
-                if rep[op.name] == 1 or (op.is_gemm and op.steps == 1):
-                    if arch == "a100" and ((op.is_gemm and (r.extra.split_k > 1 or r.extra.stream_k))
-                                           or r.extra.fused.startswith("into")):
-                        split += 1
-                        continue
-                    assert r.cycles == old[name][arch][op.name], (name, arch, op.name)
-                    checked += 1
-    gemms = sum(1 for n in ("resnet18", "attention", "vgg_winograd", "lstm_lm")
-                for op in Workload.load(V1 / f"{n}.json").ops
-                if op.is_gemm and (old[n]["repeat"][op.name] == 1 or op.steps == 1))
-    # every op of the copy-only traces, the LSTM's unstepped ones
-    assert checked + split + conv_aware == 2 * (68 + 6 + 7 + 8) + gemms and split < checked
-    assert conv_aware < checked / 4
+        v1 = json.loads((V1 / f"{name}.json").read_text())
+        old = Workload.load(V1 / f"{name}.json")
+        assert v1["version"] == 1 and [o["name"] for o in v1["ops"]] == [o.name for o in old.ops]
+        assert [o["repeat"] for o in v1["ops"]] == [o.copies * o.steps for o in old.ops]
+        path = old.save(tmp_path / f"{name}.json")
+        doc = json.loads(path.read_text())
+        assert doc["version"] == 3 and all("repeat" not in o for o in doc["ops"])
+        new = Workload.load(path)
+        assert new.ops == old.ops and (new.name, new.batch) == (old.name, old.batch)
+        for arch in ("systolic-32", "tpu-v1", "eie-64", "a100"):
+            a, b = simulate(old, arch), simulate(new, arch)
+            per_op = lambda res: [(r.name, r.cycles, r.accesses, r.ops) for r in res.ops]  # noqa: E731
+            assert per_op(a) == per_op(b), (name, arch)
+            assert (a.cycles, a.total()) == (b.cycles, b.total()), (name, arch)
 
 
 # ---- the schedule -----------------------------------------------------------------------------------

@@ -306,10 +306,16 @@ def test_eyeriss_like_runs_a_network_in_its_row_stationary_unrolling():
     op = res.ops[0]
     assert op.extra.mapping.startswith("FY3*C4|OY14")          # row stationary fills all 168 PEs
     assert op.extra.active_pes == 168
-    # every MAC reads its three scratchpads at most once per MAC
+    # the innermost temporal loop (FX3) changes the weight every cycle and there is no
+    # register below the scratchpads, so every MAC reads its 16-bit weight (2 bytes) and its
+    # 16-bit input from them
     macs = 64 * 64 * 9 * 56 * 56
-    assert op.accesses["filter_spad.weight.reads"] <= macs * 2
-    assert op.utilization <= 1.0
+    assert op.accesses["filter_spad.weight.reads"] == macs * 2
+    assert op.accesses["ifmap_spad.input.reads"] == macs * 2
+    # compute cycles by hand: FY3 x C4 on the 12 rows, OY14 on the 14 columns, so each PE
+    # runs FX 3 x K 64 x OX 56 x C 64/4 x OY 56/14 temporal steps: the MACs over 168 PEs
+    assert op.extra.compute_cycles == 3 * 64 * 56 * (64 // 4) * (56 // 14) == macs // 168     # 688,128
+    assert op.utilization == pytest.approx(macs / (168 * op.cycles), rel=1e-12)
 
 
 def test_zigzag_tpu_like_preset_is_the_zigzag_file():
