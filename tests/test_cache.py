@@ -111,23 +111,25 @@ def test_the_size_cap_evicts_least_recently_used(cache_dir, monkeypatch):
         resolve("lenet5", batch=4, cache=True)
 
 
-def test_cli_no_cache_info_and_clear(cache_dir, tmp_path):
-    env = {"HWSIM_CACHE_DIR": str(tmp_path / "c"), "PATH": "/usr/bin:/bin"}
+def test_cli_no_cache_info_and_clear(cache_dir, capsys):
+    """In process (the cache_dir fixture points $HWSIM_CACHE_DIR at a scratch folder; the
+    installed command's own process is checked by test_start_up_imports_nothing_heavy)."""
+    from analysis.cli import main
 
     def hwsim(*args):
-        return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True, text=True,
-                              env=env)
+        rc = main(list(args))
+        return rc, capsys.readouterr().out
 
-    assert hwsim("lower", "lenet300", "--no-cache").returncode == 0
+    assert hwsim("lower", "lenet300", "--no-cache")[0] == 0
     assert not cache_dir.exists() or not any(cache_dir.iterdir())
-    assert hwsim("simulate", "lenet300", "--arch", "systolic-16").returncode == 0
-    info = hwsim("cache", "info").stdout
-    assert "1 entries" in info and "lenet300" in info
-    assert hwsim("simulate", "lenet300", "--arch", "systolic-16", "--no-cache").returncode == 0
-    r = hwsim("cache", "clear")
-    assert r.returncode == 0 and "removed 1 entries" in r.stdout
+    assert hwsim("simulate", "lenet300", "--arch", "systolic-16")[0] == 0
+    rc, info = hwsim("cache", "info")
+    assert rc == 0 and "1 entries" in info and "lenet300" in info
+    assert hwsim("simulate", "lenet300", "--arch", "systolic-16", "--no-cache")[0] == 0
+    rc, out = hwsim("cache", "clear")
+    assert rc == 0 and "removed 1 entries" in out
     assert not list(cache_dir.iterdir())
-    assert "0 entries" in hwsim("cache", "info").stdout
+    assert "0 entries" in hwsim("cache", "info")[1]
 
 
 def _imported(args, env):

