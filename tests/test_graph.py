@@ -2,7 +2,6 @@
 flow), copies vs steps, validation of the graph, v1 migration, and the schedule."""
 
 import json
-import operator
 from pathlib import Path
 
 import numpy as np
