@@ -154,8 +154,14 @@ def test_long_loops_report_their_steps(tmp_path):
         ex = Path(__file__).resolve().parents[1] / "examples" / "scalesim"
         _, layers, _ = ss.run(ex / "scale.cfg", ex / "topology.csv")
         assert n[0] == len(layers) == 3
-        wl = hwsim.lower("eie-benchmarks")
-        study.queue_depth(wl, PRESETS["eie-64"], depths=(1, 2))
-        assert n[0] == 3 + sum(1 for o in wl.ops if o.is_gemm)
+        # one tick per GEMM layer (a small sparse MLP: the count, not the layers' size, is checked;
+        # the element-wise op between them is no layer of the study)
+        from workloads.build import gemm_op, vector_op
+        from workloads.trace import Workload
+        wl = Workload("mlp", (gemm_op("fc1", 1, 256, 512, bits=16, dtype="fixed", weight_density=0.1),
+                              vector_op("relu", "activation", "relu", 256),
+                              gemm_op("fc2", 1, 100, 256, bits=16, dtype="fixed", weight_density=0.1)))
+        rows = study.queue_depth(wl, PRESETS["eie-64"], depths=(1, 2))
+        assert n[0] == 3 + 2 and {r["layer"] for r in rows} == {"fc1", "fc2"}
     finally:
         STEP.reset(token)
