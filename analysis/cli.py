@@ -222,16 +222,10 @@ def report(model: str, out: str, force: bool, **design: Any) -> None:
     breakdown, latency, utilisation and roofline plots, and report.html. A folder holding
     the report of another workload or design is refused unless --force.
     """
-    from workloads.fileio import locked_folder
-
-    from .report import other_report, summary_lines, write_report
+    from .report import report_into, summary_lines
 
     ev = _evaluate(model, **design)
-    held = other_report(out, ev)
-    if held and not force:
-        raise HwsimError(f"-o {out}: holds the report of {held}; name another folder or add --force to replace it")
-    with locked_folder(out, "report folder"):
-        d = write_report(ev, out)
+    d = report_into(ev, out, force)
     for line in summary_lines(ev):
         click.echo(line)
     click.echo(f"wrote {d}/report.html")

@@ -65,20 +65,10 @@ def cache_clear() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     """EIE scalability (speedup vs PEs) or queue-depth (load balance vs FIFO depth) study."""
-    from sim.registry import resolve_arch
-    from workloads.fileio import locked_folder
-    from workloads.spec import resolve
-
     from .eie_sweep import eie_sweep as run
 
-    desc = resolve_arch(arch)
-    if desc.family != "eie":             # refused before the model is resolved
-        raise HwsimError(f"--arch {arch!r} is a {desc.family} design; eie-sweep needs an EIE design")
-    wl = resolve(model)
-    with locked_folder(out, "eie-sweep folder") as d:
-        table = run(wl, desc, param, d, seed)
-    click.echo(table.to_string())
-    click.echo(f"wrote {d}/")
+    click.echo(run(model, arch, param, out, seed).to_string())
+    click.echo(f"wrote {out.rstrip('/')}/")
 
 
 @click.command()

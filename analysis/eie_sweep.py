@@ -19,18 +19,30 @@ __all__ = ["PARAMS", "eie_sweep"]
 PARAMS = ("pes", "queue-depth")
 
 
-def eie_sweep(wl: Workload, desc: Any, param: str, out: Path, seed: int = 0) -> Any:
-    """Sweep ``param`` (pes or queue-depth) for every layer of ``wl`` on the EIE design
-    ``desc``; writes ``eie_pes.csv/png`` or ``eie_queue_depth.csv/png`` into ``out`` and
-    returns the table (a DataFrame: one column per layer)."""
+def eie_sweep(model: str, arch: Any, param: str, out: str | Path, seed: int = 0) -> Any:
+    """Sweep ``param`` (pes or queue-depth) for every layer of MODEL on the EIE design
+    ``arch`` (a preset, YAML file or description); writes ``eie_pes.csv/png`` or
+    ``eie_queue_depth.csv/png`` into ``out`` (locked while written) and returns the table
+    (a DataFrame: one column per layer)."""
+    from sim.registry import resolve_arch
+    from workloads.fileio import locked_folder
+    from workloads.spec import resolve
+
+    desc = resolve_arch(arch)
+    if not isinstance(desc, EIEArch):        # refused before the model is resolved
+        raise HwsimError(f"--arch {desc.name!r} is a {desc.family} design; eie-sweep needs an EIE design")
+    if param not in PARAMS:
+        raise HwsimError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
+    wl = resolve(model)
+    with locked_folder(out, "eie-sweep folder") as d:
+        return _sweep(wl, desc, param, d, seed)
+
+
+def _sweep(wl: Workload, desc: EIEArch, param: str, out: Path, seed: int) -> Any:
     import pandas as pd
 
     from .eie_plots import plot
 
-    if not isinstance(desc, EIEArch):
-        raise HwsimError(f"--arch {desc.name!r} is a {desc.family} design; eie-sweep needs an EIE design")
-    if param not in PARAMS:
-        raise HwsimError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
     if param == "pes":
         with counting(f"{wl.name}: PE scaling", " layers"):
             rows = study.pe_scaling(wl, desc, seed=seed)

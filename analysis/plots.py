@@ -73,11 +73,9 @@ def by_block(rows: list[dict]) -> tuple[list[dict], str]:
         g: dict[str, Any] = {"name": f"{name} ({len(members)})", "phase": members[0].get("phase", "forward")}
         for k in {k for m in members for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}:
             g[k] = sum(float(m.get(k) or 0.0) for m in members if m.get(k) == m.get(k))
-        t = g.get("time_us", 0.0)
         mac_time = sum(m["time_us"] for m in members if m.get("macs"))
         g["utilization"] = (sum(m["utilization"] * m["time_us"] for m in members if m.get("macs")) / mac_time
                             if mac_time else 0.0)
-        g["time_us"] = t
         out.append(g)
     return out, "blocks"
 

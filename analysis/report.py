@@ -17,7 +17,7 @@ from workloads.trace import Workload
 
 from .energy import EnergyTable, energy_rows, load_table, prices_itself
 
-__all__ = ["other_report", "Evaluation", "DEFAULT_TABLE", "design_table", "evaluate", "summary_lines", "ceilings", "figures",
+__all__ = ["other_report", "report_into", "Evaluation", "DEFAULT_TABLE", "design_table", "evaluate", "summary_lines", "ceilings", "figures",
            "plots", "write_report", "compare"]
 
 
@@ -223,6 +223,18 @@ def other_report(outdir: str | Path, ev: Evaluation) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return None if run == (ev.workload.name, ev.arch.name) else f"{run[0]} on {run[1]}"
+
+
+def report_into(ev: Evaluation, outdir: str | Path, force: bool = False) -> Path:
+    """``write_report`` into ``outdir``, locked while it is written; a folder holding another
+    workload's or design's report is refused unless ``force``."""
+    from workloads.fileio import locked_folder
+
+    held = other_report(outdir, ev)
+    if held and not force:
+        raise HwsimError(f"-o {outdir}: holds the report of {held}; name another folder or add --force to replace it")
+    with locked_folder(outdir, "report folder"):
+        return write_report(ev, outdir)
 
 
 def write_report(ev: Evaluation, outdir: str | Path) -> Path:

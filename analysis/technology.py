@@ -44,10 +44,12 @@ CONSTANTS: tuple[Constant, ...] = tuple(
 )
 
 
+_KNOWN = sorted(NOMINAL_VDD)
+
+
 def vdd(node_nm: float) -> float:
     """The nominal supply voltage of a node (V), interpolated between the listed nodes."""
-    known = sorted(NOMINAL_VDD)
-    volts = {n: NOMINAL_VDD[n][0] for n in known}
+    known, volts = _KNOWN, {n: v for n, (v, _) in NOMINAL_VDD.items()}
     if node_nm <= known[0]:
         return volts[known[0]]
     for lo, hi in zip(known, known[1:]):

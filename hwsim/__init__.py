@@ -61,16 +61,10 @@ def report(model: Any, arch: Any, out: str | Path, force: bool = False, **option
     """``hwsim report``: simulate as :func:`simulate` does and write ops.csv, summary.json,
     summary.csv, the plots and report.html into ``out`` (a folder holding another workload's
     or design's report only with ``force``)."""
-    from analysis.report import other_report, write_report
-    from workloads.errors import HwsimError
-    from workloads.fileio import locked_folder
+    from analysis.report import report_into
 
     ev = simulate(model, arch, **options)
-    held = other_report(out, ev)
-    if held and not force:
-        raise HwsimError(f"{out}: holds the report of {held}; name another folder or pass force=True")
-    with locked_folder(out, "report folder"):
-        write_report(ev, out)
+    report_into(ev, out, force)
     return ev
 
 
@@ -116,11 +110,7 @@ def eie_sweep(model: str = "eie-benchmarks", *, param: str, out: str | Path, arc
     """``hwsim eie-sweep``: EIE's speedup against PEs (``param="pes"``) or load balance against
     FIFO depth (``"queue-depth"``), written into ``out``; the table (one column per layer)."""
     from analysis.eie_sweep import eie_sweep as run
-    from sim.registry import resolve_arch
-    from workloads.fileio import locked_folder
-
-    with locked_folder(out, "eie-sweep folder") as d:
-        return run(lower(model), resolve_arch(arch), param, d, seed)
+    return run(model, arch, param, out, seed)
 
 
 def scalesim(config: str | Path, topology: str | Path, outdir: str | Path, gemm: bool | None = None) -> Any:

@@ -26,6 +26,9 @@ def test_every_command_is_a_python_function():
     names = _commands(cli)
     assert {"simulate", "report", "compress", "verify", "train", "rtl_export", "cache_info"} <= set(names)
     missing = [n for n in names if not callable(getattr(hwsim, n, None))]
+    from analysis.cli_tools import DOMAINS           # --domain's choices, kept without importing pydantic
+    from validation.schema import DOMAINS as CORPUS
+    assert DOMAINS == CORPUS
     assert not missing, missing
     assert set(names) <= set(hwsim.__all__)
 
