@@ -130,6 +130,7 @@ class Model:
         self.comms = Collectives(job.system)
         self.cache: dict[tuple, tuple[list[str], dict[str, Region], Workload] | HwsimError] = {}
         self.lowered: dict[tuple, Workload] = {}
+        self.chunk_costs: dict[tuple, tuple[ChunkCost, ...]] = {}
 
     @property
     def layers(self) -> int:
@@ -191,7 +192,15 @@ class Model:
                                         cache=self.use_cache)
         return self.lowered[key]
 
-    def chunks(self, job: Job) -> list[ChunkCost]:
+    def chunks(self, job: Job) -> tuple[ChunkCost, ...]:
+        """The pp x v chunk costs in model order; the same for every dp, ZeRO stage and
+        schedule of a chunk count, so worked out once for them all."""
+        key = (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer)
+        if key not in self.chunk_costs:
+            self.chunk_costs[key] = self._chunks(job)
+        return self.chunk_costs[key]
+
+    def _chunks(self, job: Job) -> tuple[ChunkCost, ...]:
         blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute)
         n = job.pp * job.chunks_per_device
         order = self._layer_regions(blocks)
@@ -223,7 +232,7 @@ class Model:
                 bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
                 optimizer_us=sum(r.optimizer_us for r in rs), send_bytes=rs[-1].out_bytes,
                 weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state))
-        return out
+        return tuple(out)
 
     def _layer_regions(self, blocks: list[str]) -> list[str]:
         if self.family:

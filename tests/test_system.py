@@ -16,13 +16,14 @@ import random
 
 import pytest
 import simpy
+from hypothesis import given, settings, strategies as st
 
 from analysis import train as T
 from analysis.cli import main as cli_main
 from sim.system import collectives as C
 from sim.system.network import Network
 from sim.system.pipeline import simulate, simulate_events
-from sim.system.step import Collectives
+from sim.system.step import Collectives, bucket_walk, buckets_end
 from sim.system.topology import PRESETS, resolve_system
 from workloads.errors import HwsimError
 
@@ -190,8 +191,18 @@ def test_fast_pipeline_equals_the_event_simulation():
         ref = simulate_events(p, m, v, sched, f.__getitem__, b.__getitem__, send)
         key = lambda t: (t.device, t.chunk, t.mb, t.kind)   # noqa: E731
         assert sorted(fast.tasks, key=key) == sorted(ref.tasks, key=key)
-        assert (fast.makespan_us, fast.busy_us, fast.last_backward_end_us, fast.inflight) == \
-               (ref.makespan_us, ref.busy_us, ref.last_backward_end_us, ref.inflight)
+        assert (fast.makespan_us, fast.busy_us, fast.last_backward_end_us, fast.inflight, fast.device_end_us,
+                fast.final_backwards) == (ref.makespan_us, ref.busy_us, ref.last_backward_end_us, ref.inflight,
+                                          ref.device_end_us, ref.final_backwards)
+
+
+@settings(max_examples=300, deadline=None)
+@given(free=st.floats(0, 1e6), start=st.floats(0, 1e6), dur=st.floats(0, 1e6), n=st.integers(1, 500),
+       bucket=st.floats(0, 1e4))
+def test_bucket_closed_form_equals_the_walk(free, start, dur, n, bucket):
+    walked = bucket_walk(free, start, start + dur, n, bucket)
+    assert len(walked) == n and all(s1 >= e0 for (_, e0), (s1, _) in zip(walked, walked[1:]))
+    assert buckets_end(free, start, start + dur, n, bucket) == pytest.approx(walked[-1][1], rel=1e-12, abs=1e-9)
 
 
 def test_interleaved_needs_microbatches_in_groups_of_p():

@@ -25,12 +25,15 @@ the two agree task by task on random stages, microbatches, schedules and costs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import simpy
 
 from workloads.errors import HwsimError
+
+from ..archbase import FrozenMap
 
 from .network import ProcessBody
 
@@ -50,13 +53,19 @@ class Task(NamedTuple):
     end_us: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineRun:
-    tasks: list[Task]
+    """A simulated schedule. Per device: busy time, when its last backward ended, when its
+    last task ended, and the backwards of the last microbatch (each of its chunks' last,
+    in the order they ended: they release the chunk's gradients)."""
+
+    tasks: tuple[Task, ...]
     makespan_us: float
-    busy_us: list[float]                 # per device
-    last_backward_end_us: list[float]    # per device
-    inflight: dict[int, int] = field(default_factory=dict)   # chunk -> most microbatches held at once
+    busy_us: tuple[float, ...]
+    last_backward_end_us: tuple[float, ...]
+    inflight: FrozenMap[int, int]                  # chunk -> most microbatches held at once
+    device_end_us: tuple[float, ...]
+    final_backwards: tuple[tuple[Task, ...], ...]
 
     def bubble_us(self, device: int) -> float:
         return self.makespan_us - self.busy_us[device]
@@ -100,22 +109,31 @@ def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], floa
     time in a chunk; ``send_us(from_chunk, to_chunk, kind)``: the point-to-point transfer.
 
     Each device takes its tasks in order as far as their inputs have been computed, in
-    sweeps over the devices, until every task has run (or none can: a deadlock)."""
+    sweeps over the devices, until every task has run (or none can: a deadlock). A search
+    asks for the same pipeline under many settings that do not change it (ZeRO stages 0-2,
+    data-parallel degrees), so runs are remembered by their inputs."""
     if schedule == "interleaved" and v < 2:
         raise HwsimError("the interleaved schedule needs at least 2 chunks per device (interleaved:V, V >= 2)")
     n = p * v
+    return _run(p, m, v, schedule, tuple(fwd_us(c) for c in range(n)), tuple(bwd_us(c) for c in range(n)),
+                tuple(send_us(c, c + 1, "F") for c in range(n - 1)),
+                (0.0,) + tuple(send_us(c, c - 1, "B") for c in range(1, n)))
+
+
+@functools.lru_cache(maxsize=512)
+def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: tuple[float, ...],
+         fsend: tuple[float, ...], bsend: tuple[float, ...]) -> PipelineRun:
+    n = p * v
     seqs = [order(schedule, p, m, v, d) for d in range(p)]
-    fdur = [fwd_us(c) for c in range(n)]
-    bdur = [bwd_us(c) for c in range(n)]
-    fsend = [send_us(c, c + 1, "F") for c in range(n - 1)]
-    bsend = [0.0] + [send_us(c, c - 1, "B") for c in range(1, n)]
-    arrive_f: dict[tuple[int, int], float] = {}      # (chunk, mb) -> its input activation is there
-    arrive_b: dict[tuple[int, int], float] = {}      # (chunk, mb) -> its output gradient is there
-    f_end: dict[tuple[int, int], float] = {}
+    # per (chunk, microbatch), at index chunk * m + mb: when the input activation (F) or the
+    # output gradient (B) is there; None until the task that produces it has run
+    arrive_f: list[float | None] = [0.0] * m + [None] * ((n - 1) * m)
+    arrive_b: list[float | None] = [None] * (n * m)
     pos = [0] * p
     free = [0.0] * p
     busy = [0.0] * p
     last_b = [0.0] * p
+    finals: list[list[Task]] = [[] for _ in range(p)]
     tasks: list[Task] = []
     left = sum(len(q) for q in seqs)
     while left:
@@ -124,25 +142,29 @@ def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], floa
             seq, i, t = seqs[d], pos[d], free[d]
             while i < len(seq):
                 kind, c, mb = seq[i]
-                if kind == "F":
-                    got = arrive_f.get((c, mb)) if c > 0 else 0.0
-                else:
-                    got = arrive_b.get((c, mb)) if c < n - 1 else f_end.get((c, mb))
+                at = c * m + mb
+                got = arrive_f[at] if kind == "F" else arrive_b[at]
                 if got is None:
                     break
                 start = t if t > got else got
-                dur = fdur[c] if kind == "F" else bdur[c]
-                t = start + dur
-                tasks.append(Task(d, c, mb, kind, start, t))
-                busy[d] += dur
                 if kind == "F":
-                    f_end[(c, mb)] = t
+                    t = start + fdur[c]
+                    busy[d] += fdur[c]
                     if c + 1 < n:
-                        arrive_f[(c + 1, mb)] = t + fsend[c]
+                        arrive_f[at + m] = t + fsend[c]
+                    else:                       # the loss: the last chunk's backward starts from its forward
+                        arrive_b[at] = t
+                    tasks.append(Task(d, c, mb, kind, start, t))
                 else:
+                    t = start + bdur[c]
+                    busy[d] += bdur[c]
                     last_b[d] = t
                     if c > 0:
-                        arrive_b[(c - 1, mb)] = t + bsend[c]
+                        arrive_b[at - m] = t + bsend[c]
+                    task = Task(d, c, mb, kind, start, t)
+                    tasks.append(task)
+                    if mb == m - 1:
+                        finals[d].append(task)
                 i += 1
             moved += i - pos[d]
             left -= i - pos[d]
@@ -155,7 +177,8 @@ def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], floa
         for kind, c, _ in seqs[d]:
             held[c] += 1 if kind == "F" else -1
             most[c] = max(most[c], held[c])
-    return PipelineRun(tasks, max(free), busy, last_b, most)
+    return PipelineRun(tuple(tasks), max(free), tuple(busy), tuple(last_b), FrozenMap(most), tuple(free),
+                       tuple(tuple(sorted(f, key=lambda t: t.end_us)) for f in finals))
 
 
 def simulate_events(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], float],
@@ -169,6 +192,8 @@ def simulate_events(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int
     tasks: list[Task] = []
     busy = [0.0] * p
     last_b = [0.0] * p
+    end = [0.0] * p
+    finals: list[list[Task]] = [[] for _ in range(p)]
     held = {c: 0 for c in range(n)}
     most = {c: 0 for c in range(n)}
 
@@ -187,6 +212,9 @@ def simulate_events(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int
             yield env.timeout(dur)
             tasks.append(Task(d, c, mb, kind, start, env.now))
             busy[d] += dur
+            end[d] = env.now
+            if kind == "B" and mb == m - 1:
+                finals[d].append(tasks[-1])
             if kind == "F":
                 done_f[(c, mb)].succeed()
                 held[c] += 1
@@ -205,4 +233,5 @@ def simulate_events(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int
     env.run()
     if len(tasks) != 2 * n * m:
         raise HwsimError(f"the {schedule} schedule deadlocked ({len(tasks)} of {2 * n * m} tasks ran)")
-    return PipelineRun(tasks, env.now, busy, last_b, most)
+    return PipelineRun(tuple(tasks), env.now, tuple(busy), tuple(last_b), FrozenMap(most), tuple(end),
+                       tuple(tuple(f) for f in finals))

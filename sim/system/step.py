@@ -29,11 +29,11 @@ from typing import Sequence, TypeAlias
 from workloads.errors import HwsimError
 
 from . import collectives as coll
-from .pipeline import SCHEDULES, PipelineRun, Task, simulate
+from .pipeline import SCHEDULES, PipelineRun, simulate
 from .topology import System
 
 __all__ = [
-    "BUCKET_BYTES", "Parallel", "ChunkCost", "StepResult", "GroupShape", "Collectives", "step", "fits_message",
+    "BUCKET_BYTES", "Parallel", "ChunkCost", "StepResult", "GroupShape", "Collectives", "step", "bucket_walk", "buckets_end", "fits_message",
 ]
 
 BUCKET_BYTES = 25 * 2 ** 20     # PyTorch DistributedDataParallel's default bucket_cap_mb = 25
@@ -192,16 +192,11 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
                 spans.append((f"link stage {t.device} -> {nxt % p}", f"{t.kind}{t.mb} {'activation' if t.kind == 'F' else 'gradient'}",
                               t.end_us, t.end_us + send(t.chunk, nxt, t.kind)))
     results: list[tuple[tuple[float, float, float, float, float], dict[str, float]]] = []   # per stage
-    lasts_of: list[list[Task]] = [[] for _ in range(p)]     # the last backward of each of a device's chunks
-    pipe_end = [0.0] * p
-    for t in run.tasks:
-        pipe_end[t.device] = max(pipe_end[t.device], t.end_us)
-        if t.kind == "B" and t.mb == m - 1:
-            lasts_of[t.device].append(t)
+    pipe_end = run.device_end_us
     for d in range(p):
         mine = [c for c in range(len(chunks)) if c % p == d]
         # the last backward of each of the device's chunks releases its gradients
-        lasts = sorted(lasts_of[d], key=lambda t: t.end_us)
+        lasts = run.final_backwards[d]
         dp_end = run.last_backward_end_us[d]
         if par.dp > 1:
             group = par.dp_group(d)
@@ -212,12 +207,11 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
                 total = ch.params * ch.grad_bytes
                 n = max(1, math.ceil(total / BUCKET_BYTES))
                 bucket_us = comms.run(kind, group, total / n)
-                for k in range(n):
-                    ready = t.start_us + (k + 1) / n * (t.end_us - t.start_us)
-                    s = max(ready, free)
-                    free = s + bucket_us
-                    if timeline:
+                if timeline:
+                    for k, (s, free) in enumerate(bucket_walk(free, t.start_us, t.end_us, n, bucket_us)):
                         spans.append((f"stage {d}: data-parallel {kind}", f"bucket {k}", s, free))
+                else:
+                    free = buckets_end(free, t.start_us, t.end_us, n, bucket_us)
             dp_end = max(dp_end, free)
         opt = sum(chunks[c].optimizer_us for c in mine) / (par.dp if par.zero >= 1 else 1)
         gather = 0.0
@@ -238,6 +232,27 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
     worst = max(results, key=lambda r: r[0][0])[0]
     fullest = max(results, key=lambda r: r[1]["total_bytes"])[1]
     return StepResult(*worst, fullest, capacity_bytes, run, spans)
+
+
+def bucket_walk(free: float, start_us: float, end_us: float, n: int, bucket_us: float) -> list[tuple[float, float]]:
+    """The (start, end) of each of ``n`` gradient buckets that a backward running from
+    ``start_us`` to ``end_us`` fills evenly (bucket k is ready at the end of its share),
+    synchronised one after another on a link that is free from ``free``."""
+    out = []
+    for k in range(n):
+        s = max(start_us + (k + 1) / n * (end_us - start_us), free)
+        free = s + bucket_us
+        out.append((s, free))
+    return out
+
+
+def buckets_end(free: float, start_us: float, end_us: float, n: int, bucket_us: float) -> float:
+    """When :func:`bucket_walk`'s last bucket ends, in closed form. Each bucket ends at
+    ``max(ready_k, previous end) + b``; unrolled, the last ends at ``max(free + n b,
+    max_k(ready_k + (n - k) b))``, and ``ready_k + (n - k) b`` is linear in k, so its
+    maximum is at the first or the last bucket."""
+    d = end_us - start_us
+    return max(free + n * bucket_us, start_us + 1 / n * d + n * bucket_us, start_us + d + bucket_us)
 
 
 def _memory(par: Parallel, chunks: Sequence[ChunkCost], mine: list[int], run: PipelineRun) -> dict[str, float]:
