@@ -388,3 +388,126 @@ def test_column_tiles_are_the_greedy_split(data):
         want.append((c0, n))
         c0 += n
     assert column_tiles(entries, arch) == want
+
+
+def _encode_by_loops(layer, P, run, row0, rows, col0, cols):
+    """encode() one non-zero at a time: per PE and column, the local rows in order."""
+    cells = {}
+    for r, c, v in zip(layer.rows.tolist(), layer.cols.tolist(), layer.idx.tolist()):
+        if row0 <= r < row0 + rows and col0 <= c < col0 + cols:
+            cells.setdefault(((r - row0) % P, c - col0), []).append(((r - row0) // P, v))
+    entries, padding = np.zeros((P, cols), dtype=np.int64), np.zeros((P, cols), dtype=np.int64)
+    coords = []                                     # (pe, column, local row, index, z, padding entries)
+    for k, j in sorted(cells):
+        prev = -1
+        for lrow, v in sorted(cells[(k, j)]):
+            pads, z = divmod(lrow - prev - 1, run + 1)
+            coords.append((k, j, lrow, v, z, pads))
+            entries[k, j] += pads + 1
+            padding[k, j] += pads
+            prev = lrow
+    return entries, padding, coords
+
+
+def _fields(enc):
+    arrays = (enc.entries, enc.padding, enc.pe, enc.col, enc.lrow, enc.idx, enc.z, enc.pads)
+    return [enc.num_pes, enc.row0, enc.rows, enc.col0, enc.cols] + [(a.dtype.str, a.tolist()) for a in arrays]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 80), cols=st.integers(1, 30), density=st.floats(0.01, 1.0), pes=st.integers(1, 9),
+       run=st.integers(0, 15), shuffle=st.booleans(), seed=st.integers(0, 1000), data=st.data())
+def test_encode_equals_a_loop_over_pes_and_columns(rows, cols, density, pes, run, shuffle, seed, data):
+    layer = synthetic(rows, cols, density, seed)
+    if shuffle:
+        p = np.random.default_rng(seed).permutation(layer.nnz)
+        layer = SparseLayer(layer.shape, layer.rows[p], layer.cols[p], layer.idx[p], layer.codebook)
+    r0, c0 = data.draw(st.integers(0, rows - 1)), data.draw(st.integers(0, cols - 1))
+    nr, nc = data.draw(st.integers(1, rows - r0)), data.draw(st.integers(1, cols - c0))
+    for window in ((0, rows, 0, cols), (r0, nr, c0, nc)):
+        enc = encode(layer, pes, run, *window)
+        entries, padding, coords = _encode_by_loops(layer, pes, run, *window)
+        np.testing.assert_array_equal(enc.entries, entries)
+        np.testing.assert_array_equal(enc.padding, padding)
+        assert list(zip(*(a.tolist() for a in (enc.pe, enc.col, enc.lrow, enc.idx, enc.z, enc.pads)))) == coords
+    # the whole layer skips selecting its non-zeros: the same as selecting them from a larger one
+    big = SparseLayer((rows + 1, cols + 1), np.append(layer.rows, [rows, 0]), np.append(layer.cols, [0, cols]),
+                      np.append(layer.idx, [1, 2]).astype(np.uint8), layer.codebook)
+    assert _fields(encode(layer, pes, run)) == _fields(encode(big, pes, run, rows=rows, cols=cols))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 300), cols=st.integers(1, 40), density=st.floats(0.01, 1.0), pes=st.integers(1, 40),
+       batch=st.integers(1, 400), run=st.integers(0, 15), chunk=st.integers(1, 3000), shuffle=st.booleans(),
+       stray=st.booleans(), seed=st.integers(0, 1000))
+def test_batch_counts_equal_encoding_each_row_batch(rows, cols, density, pes, batch, run, chunk, shuffle, stray,
+                                                    seed):
+    """The sweep's counts-only path against encode() batch by batch, for any layer order and
+    chunking, with non-zeros outside the shape (encode drops them) or not."""
+    from sim.eie.encode import batch_counts, column_major
+    layer = synthetic(rows, cols, density, seed)
+    r, c = layer.rows, layer.cols
+    if stray:
+        r, c = np.append(r, [rows, 0, -1]), np.append(c, [0, cols, 0])
+    if shuffle:
+        p = np.random.default_rng(seed).permutation(r.size)
+        r, c = r[p], c[p]
+    layer = SparseLayer(layer.shape, r, c, np.ones(r.size, dtype=np.uint8), layer.codebook)
+    entries, padding = batch_counts(column_major(layer), pes, batch, run, chunk=chunk)
+    assert entries.shape == padding.shape == (-(-rows // batch), pes, cols)
+    for b, r0 in enumerate(range(0, rows, batch)):
+        enc = encode(layer, pes, run, row0=r0, rows=min(batch, rows - r0))
+        np.testing.assert_array_equal(entries[b], enc.entries)
+        np.testing.assert_array_equal(padding[b], enc.padding)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 4), st.integers(0, 12), st.booleans()), max_size=10),
+       depth=st.integers(1, 6), pipe=st.integers(1, 5), chunk=st.integers(1, 100), seed=st.integers(0, 10_000))
+def test_batched_timing_equals_one_pass_at_a_time(shapes, depth, pipe, chunk, seed):
+    from sim.eie.engine import pass_timings
+    rng = np.random.default_rng(seed)
+    es = [np.repeat(rng.integers(0, 5, size=(P, 1)), A, axis=1) if alike else rng.integers(0, 5, size=(P, A))
+          for P, A, alike in shapes]
+    got = pass_timings(es, depth, pipe, chunk=chunk)
+    assert len(got) == len(es)
+    for e, t in zip(es, got):
+        for ref in (pass_timing(e, depth, pipe, schedule=False), simulate_cycles(e, depth, pipe)):
+            assert (t.cycles, t.broadcast_stalls) == (ref.cycles, ref.broadcast_stalls)
+            np.testing.assert_array_equal(t.busy, ref.busy)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 200), cols=st.integers(1, 40), density=st.floats(0.01, 1.0), ad=st.floats(0.0, 1.0),
+       pes=st.integers(1, 12), regs=st.integers(1, 8), ptr=st.sampled_from([8, 12, 1 << 14]),
+       depths=st.lists(st.integers(1, 9), min_size=1, max_size=3, unique=True), seed=st.integers(0, 1000))
+def test_study_timing_equals_encoding_and_timing_pass_by_pass(rows, cols, density, ad, pes, regs, ptr, depths, seed):
+    """The PE and FIFO studies' per-layer numbers against the step-by-step form: encode()
+    each row batch, split its column tiles, time each pass on its own."""
+    from sim.eie.encode import column_major
+    from sim.eie.engine import column_tiles
+    from sim.eie.study import _layer_timing
+    arch = dataclasses.replace(EIE, num_pes=pes, act_regs=regs, ptr_sram_bytes=ptr)
+    layer, acts = synthetic(rows, cols, density, seed), synthetic_activations(cols, ad, seed)
+    want = {d: [0, 0.0] for d in depths}
+    entries = real = 0
+    for r0 in range(0, rows, pes * regs):
+        enc = encode(layer, pes, arch.max_zero_run, row0=r0, rows=min(pes * regs, rows - r0))
+        for c0, nc in column_tiles(enc.entries, arch):
+            nzc = np.flatnonzero(acts[c0:c0 + nc])
+            e = enc.entries[:, c0:c0 + nc][:, nzc]
+            entries += int(e.sum())
+            real += int(e.sum() - enc.padding[:, c0:c0 + nc][:, nzc].sum())
+            for d in depths:
+                t = pass_timing(e, d, arch.pipeline_depth)
+                want[d][0] += t.cycles
+                want[d][1] += float(t.busy.sum())
+    assert _layer_timing(column_major(layer), acts, arch, depths) == {
+        d: (c, busy / (pes * c) if c else 0.0, real / entries if entries else 0.0) for d, (c, busy) in want.items()}
+
+
+@given(at=st.sets(st.integers(0, 199)))
+def test_marking_sorts_distinct_positions(at):
+    from sim.eie.encode import _marked
+    at = np.array(sorted(at, key=lambda x: (x * 7919) % 211), dtype=np.int64)
+    np.testing.assert_array_equal(np.flatnonzero(_marked(200, at)), np.sort(at))

@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from workloads.errors import HwsimError
 
 __all__ = [
-    "SparseLayer", "PESlice", "Encoded", "encode", "decode", "linear_codebook", "nearest", "to_fixed",
-    "from_dense", "synthetic", "synthetic_activations",
+    "SparseLayer", "PESlice", "Encoded", "encode", "decode", "ColumnMajor", "column_major", "batch_counts",
+    "linear_codebook", "nearest", "to_fixed", "from_dense", "synthetic", "synthetic_activations",
 ]
 
 
@@ -108,21 +108,22 @@ def encode(layer: SparseLayer, num_pes: int, max_run: int = 15, row0: int = 0, r
     R, C = layer.shape
     rows = R - row0 if rows is None else rows
     cols = C - col0 if cols is None else cols
-    sel = (layer.rows >= row0) & (layer.rows < row0 + rows) & (layer.cols >= col0) & (layer.cols < col0 + cols)
-    r = layer.rows[sel] - row0
-    c = layer.cols[sel] - col0
+    if _inside(layer.rows, row0, rows) and _inside(layer.cols, col0, cols):   # nothing to select
+        r, c, v = layer.rows - row0, layer.cols - col0, layer.idx
+    else:
+        sel = (layer.rows >= row0) & (layer.rows < row0 + rows) & (layer.cols >= col0) & (layer.cols < col0 + cols)
+        r, c, v = layer.rows[sel] - row0, layer.cols[sel] - col0, layer.idx[sel]
     L = -(-rows // num_pes)
     nb = 1 << int(max(layer.codebook.size - 1, 1)).bit_length()
     # one packed int64 key sorts by (pe, column, local row) in a single pass
-    key = (((r % num_pes) * cols + c) * L + r // num_pes) * nb + layer.idx[sel]
+    lr, pe = np.divmod(r, num_pes)
+    key = ((pe * cols + c) * L + lr) * nb + v
     key.sort()
-    idx = key % nb
-    key //= nb
-    lrow = key % L
-    key //= L
-    c = key % cols
-    pe = key // cols
-    group = pe.astype(np.int64) * cols + c
+    idx = key & (nb - 1)
+    key >>= nb.bit_length() - 1
+    key, lrow = np.divmod(key, L)
+    pe, c = np.divmod(key, cols)
+    group = key           # pe * cols + c
     first = np.ones(group.size, dtype=bool)
     first[1:] = group[1:] != group[:-1]
     prev = np.empty_like(lrow)
@@ -136,6 +137,91 @@ def encode(layer: SparseLayer, num_pes: int, max_run: int = 15, row0: int = 0, r
     padding = np.bincount(group, weights=pads, minlength=num_pes * cols).reshape(num_pes, cols).astype(np.int64)
     return Encoded(num_pes, row0, rows, col0, cols, entries, padding, pe, c, lrow, idx.astype(np.uint8),
                    z.astype(np.uint8), pads)
+
+
+def _inside(x: NDArray[np.integer], lo: int, n: int) -> bool:
+    """Whether every coordinate in ``x`` lies in ``[lo, lo + n)``."""
+    return x.size == 0 or (int(x.min()) >= lo and int(x.max()) < lo + n)
+
+
+@dataclass(frozen=True)
+class ColumnMajor:
+    """A layer's non-zero rows sorted by (column, row): column j's are
+    ``rows[start[j]:start[j + 1]]``. Made once by :func:`column_major`, it gives every PE
+    count's entry and padding counts (:func:`batch_counts`) without re-selecting rows."""
+
+    shape: tuple[int, int]
+    rows: NDArray[np.signedinteger]      # the narrowest of int16, int32, int64 that holds them
+    start: NDArray[np.int64]
+
+
+def column_major(layer: SparseLayer) -> ColumnMajor:
+    """The layer's non-zeros inside its shape (those :func:`encode` keeps), sorted by (column, row)."""
+    R, C = layer.shape
+    rows, cols = layer.rows.astype(np.int64), layer.cols.astype(np.int64)
+    if not (_inside(rows, 0, R) and _inside(cols, 0, C)):
+        keep = (rows >= 0) & (rows < R) & (cols >= 0) & (cols < C)
+        rows, cols = rows[keep], cols[keep]
+    if rows.size < 2 or bool((rows[1:] >= rows[:-1]).all()):   # row-major already: a stable sort by column
+        order = np.argsort(cols.astype(np.uint16) if C <= 1 << 16 else cols, kind="stable")
+    else:
+        order = np.lexsort((rows, cols))
+    start = np.zeros(C + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=C), out=start[1:])
+    rdt = np.int16 if R <= 1 << 15 else np.int32 if R <= 1 << 31 else np.int64
+    return ColumnMajor((R, C), rows[order].astype(rdt), start)
+
+
+def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 15,
+                 chunk: int = 1 << 22) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``entries[b]`` and ``padding[b]`` (batches x PEs x columns) of ``encode(layer, num_pes,
+    max_run, row0=b * batch_rows, rows=min(batch_rows, R - row0))`` for every row batch b,
+    without the coordinate arrays; about ``chunk`` non-zeros and counts at a time, by columns.
+
+    Row r of a batch sits on PE ``r mod num_pes`` at local row ``r // num_pes``. The key
+    ``((batch, PE, column) group, local row)``, sorted, puts each group's non-zeros together
+    in row order, and a non-zero's zero run is then ``min(key - previous key - 1, local
+    row)``: the local row when it starts its group."""
+    if num_pes < 1 or batch_rows < 1:
+        raise HwsimError(f"num_pes and batch_rows must be >= 1, got {num_pes} and {batch_rows}")
+    R, C = cm.shape
+    nb = -(-R // batch_rows)
+    L = -(-batch_rows // num_pes)
+    G = nb * num_pes                             # (batch, PE) pairs
+    b, r = np.divmod(np.arange(R, dtype=np.int64), batch_rows)
+    lrow, pe = np.divmod(r, num_pes)
+    narrow = G * L <= 2 ** 31 - 1                # int32 keys for up to (2**31 - 1) // (G L) columns
+    width = max(1, min(chunk // max(G, 1), (2 ** 31 - 1) // (G * L) if narrow else C))
+    kdt = np.int32 if narrow else np.int64
+    shift = L.bit_length() - 1 if L & (L - 1) == 0 else -1
+    entries = padding = np.zeros((nb, num_pes, 0), dtype=np.int64)
+    parts: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+    c0 = 0
+    while c0 < C:
+        c1 = min(C, c0 + width, max(c0 + 1, int(np.searchsorted(cm.start, cm.start[c0] + chunk, "right")) - 1))
+        s0, s1 = int(cm.start[c0]), int(cm.start[c1])
+        nc = c1 - c0
+        key: NDArray[np.signedinteger] = np.repeat(np.arange(0, nc * L, L, dtype=kdt), np.diff(cm.start[c0:c1 + 1]))
+        key += (((b * num_pes + pe) * nc) * L + lrow).astype(kdt)[cm.rows[s0:s1]]
+        if G > 1:
+            key.sort()
+        group, gap = (key >> shift, key & (L - 1)) if shift >= 0 else np.divmod(key, L)
+        np.minimum(gap[1:], np.diff(key) - 1, out=gap[1:])
+        pads = gap // (max_run + 1)
+        if 4 * np.count_nonzero(pads) < pads.size:          # padding is rare: count where it is
+            nz = np.flatnonzero(pads)
+            pad = np.bincount(group[nz], weights=pads[nz], minlength=G * nc).astype(np.int64)
+        else:
+            pad = np.bincount(group, weights=pads, minlength=G * nc).astype(np.int64)
+        ent = np.bincount(group, minlength=G * nc) + pad
+        parts.append((ent.reshape(nb, num_pes, nc), pad.reshape(nb, num_pes, nc)))
+        c0 = c1
+    if len(parts) == 1:
+        entries, padding = parts[0]
+    elif parts:
+        entries = np.concatenate([e for e, _ in parts], axis=2)
+        padding = np.concatenate([p for _, p in parts], axis=2)
+    return entries, padding
 
 
 def decode(s: PESlice, pe: int, num_pes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,17 +313,26 @@ def synthetic(rows: int, cols: int, density: float, seed: int = 0, index_bits: i
     total = rows * cols
     nnz = max(1, int(round(density * total)))
     if nnz * 3 > total:
-        flat = np.sort(rng.permutation(total)[:nnz])
+        flat = np.flatnonzero(_marked(total, rng.permutation(total)[:nnz]))
     else:  # draw with replacement, drop repeats (sort-based, fast), keep exactly nnz
         flat = np.zeros(0, dtype=np.int64)
         while flat.size < nnz:
             x = np.sort(np.concatenate([flat, rng.integers(0, total, size=int((nnz - flat.size) * 1.1) + 16)]))
             flat = x[np.concatenate([[True], x[1:] != x[:-1]])]
-        flat = np.sort(flat[rng.permutation(flat.size)[:nnz]])
+        flat = flat[_marked(flat.size, rng.permutation(flat.size)[:nnz])]     # flat ascends: so does this
     k = 2 ** index_bits - 1
     cb = to_fixed(np.concatenate([[0.0], np.linspace(-1.0, 1.0, k)]), frac_bits)
     idx = rng.integers(1, k + 1, size=nnz).astype(np.uint8)
-    return SparseLayer((rows, cols), flat // cols, flat % cols, idx, cb, frac_bits)
+    r, c = np.divmod(flat, cols)
+    return SparseLayer((rows, cols), r, c, idx, cb, frac_bits)
+
+
+def _marked(n: int, at: NDArray[np.integer]) -> NDArray[np.bool_]:
+    """A length-``n`` mask, true at ``at``: ``np.flatnonzero`` of it is ``np.sort(at)`` (for
+    distinct ``at``) in linear time."""
+    m = np.zeros(n, dtype=bool)
+    m[at] = True
+    return m
 
 
 def synthetic_activations(n: int, density: float, seed: int = 0, frac_bits: int = 8) -> np.ndarray:

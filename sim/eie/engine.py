@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from .arch import EIEArch
 
 __all__ = [
-    "PassTiming", "pass_timing", "uniform_pass", "simulate_cycles", "LayerRun", "column_tiles", "LayerPlan",
-    "TileStats", "plan_layer", "plan_from_mask", "plan_dense", "run_layer", "reference_output",
+    "PassTiming", "pass_timing", "pass_timings", "uniform_pass", "simulate_cycles", "LayerRun", "column_tiles",
+    "LayerPlan", "TileStats", "plan_layer", "plan_from_mask", "plan_dense", "run_layer", "reference_output",
 ]
 
 
@@ -97,26 +97,70 @@ def pass_timing(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bool =
         Bc = j + np.maximum(np.maximum.accumulate(ready - j), 0)
         F = W + np.maximum(np.maximum.accumulate(Bc[:, None] + 1 - (W - w), axis=0), 0)
         return PassTiming(int(F[-1].max()) - 1 + pipeline_depth, W[-1].copy(), int(Bc[-1]) + 1 - A, Bc, F - w)
-    F = np.empty((A, P), dtype=np.int64)
-    Bc = np.empty(A, dtype=np.int64)
-    b_prev = -1                              # B[-1]: the first broadcast is at cycle 0
-    f_prev = np.zeros(P, dtype=np.int64)     # F[-1] - W[-1]: PEs are free from cycle 0
+    Fmax, Bc, Fk = _blocked(w[:, None], W[:, None], depth, keep=True)
+    assert Fk is not None
+    S = Fk[:, 0] - w
+    return PassTiming(int(Fmax[-1, 0]) - 1 + pipeline_depth, w.sum(axis=0), int(Bc[-1, 0]) + 1 - A, Bc[:, 0], S)
+
+
+def _blocked(w: NDArray[np.int64], W: NDArray[np.int64], depth: int,
+             keep: bool = False) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64] | None]:
+    """:func:`pass_timing`'s blocks for N passes at once, one numpy step per block: from the
+    work ``w`` and its running sum ``W`` (A x N x P), the busiest PE's finish cycle and the
+    broadcast cycle of every activation (A x N each), and with ``keep`` every PE's F."""
+    A, N, P = w.shape
+    Fmax = np.empty((A, N), dtype=np.int64)
+    Bc = np.empty((A, N), dtype=np.int64)
+    F = np.empty((A, N, P), dtype=np.int64) if keep else None
+    Q = W - w - 1                            # W[j - 1] - 1
+    j1 = np.arange(1, A + 1, dtype=np.int64)[:, None]        # j + 1
+    b_prev = np.full(N, -1, dtype=np.int64)  # B[-1]: the first broadcast is at cycle 0
+    f_prev = np.zeros((N, P), dtype=np.int64)                # F[-1] - W[-1]: PEs are free from cycle 0
     for a0 in range(0, A, depth):
         a1 = min(a0 + depth, A)
-        idx = np.arange(a0, a1)
-        ready = F[a0 - depth:a1 - depth].max(axis=1) - 1 if a0 >= depth else np.full(a1 - a0, -1, dtype=np.int64)
-        # B[a] = max(B[a0 - 1] + (a - a0 + 1), max_{a0 <= j <= a} ready[j] + (a - j))
-        B = np.maximum(np.maximum.accumulate(ready - idx), b_prev + 1 - a0) + idx
+        # B[a] = max(B[a0 - 1] + (a - a0 + 1), max_{a0 <= j <= a} ready[j] + (a - j)),
+        # ready[j] = max_k F[k, j - depth] - 1
+        if a0 >= depth:
+            B = np.maximum.accumulate(Fmax[a0 - depth:a1 - depth] - j1[a0:a1], axis=0)
+            np.maximum(B, b_prev + 1 - a0, out=B)
+        else:
+            B = np.repeat((b_prev + 1 - a0)[None], a1 - a0, axis=0)
+        B += j1[a0:a1] - 1
         Bc[a0:a1] = B
-        Wb = W[a0:a1]
-        Wbefore = Wb - w[a0:a1]              # W[j - 1]
-        start = np.maximum.accumulate(B[:, None] + 1 - Wbefore, axis=0)
-        F[a0:a1] = Wb + np.maximum(start, f_prev[None, :])
-        b_prev = int(B[-1])
-        f_prev = F[a1 - 1] - W[a1 - 1]
-    S = F - w
-    last = int(F[-1].max()) - 1
-    return PassTiming(last + pipeline_depth, w.sum(axis=0), b_prev + 1 - A, Bc, S)
+        start = np.maximum.accumulate(B[:, :, None] - Q[a0:a1], axis=0)    # max_j B[j] + 1 - W[j - 1]
+        np.maximum(start, f_prev, out=start)
+        f_prev = start[-1].copy()
+        start += W[a0:a1]                    # F
+        start.max(axis=2, out=Fmax[a0:a1])
+        if F is not None:
+            F[a0:a1] = start
+        b_prev = B[-1]
+    return Fmax, Bc, F
+
+
+def pass_timings(es: Sequence[np.ndarray], depth: int, pipeline_depth: int,
+                 chunk: int = 1 << 20) -> list[PassTiming]:
+    """``pass_timing(e, depth, pipeline_depth, schedule=False)`` for every ``e`` in ``es``
+    (tested equal): passes of one shape are solved together, about ``chunk`` PE-activations
+    at a time, so the Python loop runs once per block of a group, not of every pass."""
+    out: list[PassTiming | None] = [None] * len(es)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(es):
+        work = _work(e)
+        if e.shape[1] == 0 or bool((work == work[:, :1]).all()):      # pass_timing's own shortcuts
+            out[i] = pass_timing(e, depth, pipeline_depth, schedule=False)
+        else:
+            groups.setdefault(e.shape, []).append(i)
+    for (P, A), members in groups.items():
+        step = max(1, chunk // (P * A))
+        for g0 in range(0, len(members), step):
+            part = members[g0:g0 + step]
+            w: NDArray[np.int64] = np.stack([_work(es[i]).T for i in part], axis=1).astype(np.int64)  # A x N x P
+            Fmax, Bc, _ = _blocked(w, np.cumsum(w, axis=0), depth)
+            busy = w.sum(axis=0)
+            for n, i in enumerate(part):
+                out[i] = PassTiming(int(Fmax[-1, n]) - 1 + pipeline_depth, busy[n], int(Bc[-1, n]) + 1 - A)
+    return [t for t in out if t is not None]
 
 
 def uniform_pass(entries: np.ndarray, A: int, depth: int, pipeline_depth: int) -> PassTiming:

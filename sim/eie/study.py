@@ -14,8 +14,8 @@ from workloads.progress import step
 from workloads.trace import Op, Workload
 
 from .arch import EIEArch
-from .encode import SparseLayer, encode, synthetic_activations
-from .engine import column_tiles, pass_timing
+from .encode import ColumnMajor, SparseLayer, batch_counts, column_major, synthetic_activations
+from .engine import column_tiles, pass_timings
 from .simulate import _seed, layer_for
 
 __all__ = ["PES", "DEPTHS", "PEScalingRow", "QueueDepthRow", "pe_scaling", "queue_depth"]
@@ -46,27 +46,29 @@ class QueueDepthRow(TypedDict):
     load_balance: float
 
 
-def _layer_timing(layer: SparseLayer, acts: NDArray[np.int64], arch: EIEArch,
+def _layer_timing(cm: ColumnMajor, acts: NDArray[np.int64], arch: EIEArch,
                   depths: Sequence[int]) -> dict[int, tuple[int, float, float]]:
     """depth -> (cycles, load_balance, real_work_fraction) for one layer on ``arch``."""
     P = arch.num_pes
-    rows = P * arch.act_regs
-    out: dict[int, list[float]] = {d: [0, 0.0, 0] for d in depths}
+    entries_all, padding_all = batch_counts(cm, P, P * arch.act_regs, arch.max_zero_run)
+    passes = []
     entries = real_entries = 0
     nz_all = acts != 0
-    for r0 in range(0, layer.shape[0], rows):
-        enc = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(rows, layer.shape[0] - r0))
-        for c0, nc in column_tiles(enc.entries, arch):
+    for ent, pad in zip(entries_all, padding_all):       # one row batch: encode(...).entries, .padding
+        for c0, nc in column_tiles(ent, arch):
             nzc = np.flatnonzero(nz_all[c0:c0 + nc])
-            e = enc.entries[:, c0:c0 + nc][:, nzc]
+            e = ent[:, c0:c0 + nc][:, nzc]
             entries += int(e.sum())
-            real_entries += int(e.sum() - enc.padding[:, c0:c0 + nc][:, nzc].sum())
-            for d in depths:
-                t = pass_timing(e, d, arch.pipeline_depth)
-                out[d][0] += t.cycles
-                out[d][1] += float(t.busy.sum())
-    return {d: (int(c), busy / (P * c) if c else 0.0, real_entries / entries if entries else 0.0)
-            for d, (c, busy, _) in out.items()}
+            real_entries += int(e.sum() - pad[:, c0:c0 + nc][:, nzc].sum())
+            passes.append(e)
+    out: dict[int, tuple[int, float, float]] = {}
+    for d in depths:
+        c, busy = 0, 0.0
+        for t in pass_timings(passes, d, arch.pipeline_depth):
+            c += t.cycles
+            busy += float(t.busy.sum())
+        out[d] = (c, busy / (P * c) if c else 0.0, real_entries / entries if entries else 0.0)
+    return out
 
 
 def _layers(workload: Workload, arch: EIEArch, seed: int) -> Iterator[tuple[Op, SparseLayer, NDArray[np.int64]]]:
@@ -83,9 +85,10 @@ def pe_scaling(workload: Workload, arch: EIEArch, pes: Sequence[int] = PES, seed
     for op, layer, acts in _layers(workload, arch, seed):
         step()
         base = None
+        cm = column_major(layer)
         for p in pes:
             a = dataclasses.replace(arch, num_pes=p, name=f"{arch.name}@{p}")
-            cyc, lb, rw = _layer_timing(layer, acts, a, [arch.queue_depth])[arch.queue_depth]
+            cyc, lb, rw = _layer_timing(cm, acts, a, [arch.queue_depth])[arch.queue_depth]
             base = base or cyc
             rows.append({"layer": op.name, "pes": p, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
                          "speedup": base / cyc, "load_balance": lb, "real_work_fraction": rw})
@@ -97,7 +100,7 @@ def queue_depth(workload: Workload, arch: EIEArch, depths: Sequence[int] = DEPTH
     rows: list[QueueDepthRow] = []
     for op, layer, acts in _layers(workload, arch, seed):
         step()
-        for d, (cyc, lb, _) in _layer_timing(layer, acts, arch, depths).items():
+        for d, (cyc, lb, _) in _layer_timing(column_major(layer), acts, arch, depths).items():
             rows.append({"layer": op.name, "queue_depth": d, "cycles": cyc, "time_us": cyc / arch.clock_mhz,
                          "load_balance": lb})
     return rows
