@@ -172,8 +172,8 @@ def test_distillation_trains_a_small_student(trained):
 
 
 @pytest.mark.parametrize("plan, message", [
-    ({"default": {"keep": 0}}, "keep: must be in (0, 1]"),
-    ({"default": {"keep": 1.5}}, "keep: must be in (0, 1]"),
+    ({"default": {"keep": 0}}, "keep: must be a number in (0, 1]"),
+    ({"default": {"keep": 1.5}}, "keep: must be a number in (0, 1]"),
     ({"layers": {"fc9": {"keep": 0.5}}}, "unknown layer(s) fc9"),
     ({"default": {"weight_bits": 0}}, "weight_bits: must be an integer in 1..32"),
     ({"default": {"kept": 0.5}}, "kept: unknown key"),
@@ -248,3 +248,116 @@ def test_compression_runs_on_one_thread_and_restores_the_count():
         assert torch.get_num_threads() == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info())
     assert torch.get_num_threads() == before
+
+
+# --- fast paths equal their straightforward forms -------------------------------------------
+
+def _kmeans_reference(values, bits, iters=30, k=None):
+    """kmeans_share as first written: every value searched among the midpoints, sums by bincount."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    k = min(k or 2 ** bits, max(1, v.size))
+    cents = np.linspace(v.min(), v.max(), k) if v.size else np.zeros(k)
+    idx = np.zeros(v.size, dtype=np.int64)
+    for _ in range(iters):
+        order = np.argsort(cents)
+        c = cents[order]
+        mids = (c[1:] + c[:-1]) / 2
+        idx = order[np.searchsorted(mids, v)]
+        sums = np.bincount(idx, weights=v, minlength=k)
+        cnt = np.bincount(idx, minlength=k)
+        new = np.where(cnt > 0, sums / np.maximum(cnt, 1), cents)
+        if np.allclose(new, cents):
+            break
+        cents = new
+    return cents, idx
+
+
+def _values(data, n):
+    """Test values: few distinct (ties, values on midpoints, -0.0), float32, wide-range float64."""
+    from hypothesis import strategies as st
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    kind = data.draw(st.sampled_from(["ties", "float32", "float64", "wide", "non-finite"]))
+    if kind == "ties":
+        return rng.choice(np.array([-0.0, 0.0, 0.5, 1.0, 1.5, 2.0, -3.0, 4.0, 2.0 ** -30]), n)
+    if kind == "float32":                                       # like kept weights: exact sums
+        return (rng.choice([-1.0, 1.0], n) * rng.uniform(0.05, 1, n)).astype(np.float32)
+    if kind == "float64":
+        return rng.normal(0, 1, n)
+    if kind == "wide":
+        return rng.choice([-1.0, 1.0], n) * 2.0 ** rng.integers(-60, 60, n) * rng.choice([1.0, 1.0 + 2 ** -52], n)
+    return np.append(rng.normal(0, 1, n), data.draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e308])))
+
+
+def test_kmeans_fast_path_equals_the_direct_iterations():
+    """kmeans_share (values sorted once, runs summed where sums are exact) returns the same
+    codebook, bit for bit, and the same index of every value as the direct iterations."""
+    from hypothesis import given, settings, strategies as st
+
+    from workloads.codebook import _sums_exact
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.data())
+    def check(data):
+        v = _values(data, data.draw(st.integers(0, 3000)))
+        bits, iters = data.draw(st.integers(1, 6)), data.draw(st.integers(0, 30))
+        k = data.draw(st.sampled_from([None, 1, 2, 3, 7, 15]))
+        with np.errstate(all="ignore"):                         # inf and nan warn in both
+            got, want = kmeans_share(v, bits, iters, k), _kmeans_reference(v, bits, iters, k)
+        assert got[0].tobytes() == want[0].tobytes() and np.array_equal(got[1], want[1])
+
+    check()
+    # the values above take all three ways: runs summed, bincount's order, direct iterations
+    rng = np.random.default_rng(0)
+    assert _sums_exact(rng.uniform(0.05, 1, 3000).astype(np.float32)) and _sums_exact(np.array([0.5, -0.0, 2.0 ** -30]))
+    assert _sums_exact(rng.normal(0, 1, 100)) is False and _sums_exact(np.array([1.0, 1.0 + 2 ** -52, 2.0])) is False
+    assert _sums_exact(np.array([1.0, np.nan])) is None and _sums_exact(np.array([1e308, 1.0])) is None
+
+
+def test_unsorted_l1_pruning_masks_equal_torchs():
+    """UnsortedL1Unstructured (topk with sorted=False) prunes exactly the weights
+    torch.nn.utils.prune.l1_unstructured prunes, ties included: per layer, again on an
+    already pruned layer, and globally; on both of topk's CPU paths (partial sort, nth_element)."""
+    import torch.nn.utils.prune as tprune
+    from hypothesis import given, settings, strategies as st
+
+    def amount(data, n):
+        return data.draw(st.one_of(st.floats(0, 1), st.integers(0, n), st.sampled_from([1 / 128, 0.9])))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.data())
+    def check(data):
+        shape = data.draw(st.sampled_from([(1, 1), (3, 7), (16, 40), (64, 70), (5, 3, 3, 3)]))
+        v = _values(data, int(np.prod(shape)))[:int(np.prod(shape))]
+        w = torch.tensor(v.reshape(shape), dtype=torch.float32)
+        a, b = (nn.Linear(1, 1, bias=False) for _ in range(2))
+        for m in (a, b):
+            m.weight = nn.Parameter(w.clone())
+        first, second = amount(data, w.numel()), data.draw(st.floats(0, 1))
+        tprune.l1_unstructured(a, "weight", amount=first)
+        P.UnsortedL1Unstructured.apply(b, "weight", amount=first)
+        assert torch.equal(a.weight_mask, b.weight_mask)
+        tprune.l1_unstructured(a, "weight", amount=second)
+        P.UnsortedL1Unstructured.apply(b, "weight", amount=second)
+        assert torch.equal(a.weight_mask, b.weight_mask) and torch.equal(a.weight, b.weight)
+
+        g, h = (nn.Sequential(nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)) for _ in range(2))
+        for m in (g, h):
+            m[0].weight, m[1].weight = nn.Parameter(w.clone()), nn.Parameter(w.flip(0).clone())
+        both = amount(data, 2 * w.numel())
+        tprune.global_unstructured([(g[0], "weight"), (g[1], "weight")], tprune.L1Unstructured, amount=both)
+        tprune.global_unstructured([(h[0], "weight"), (h[1], "weight")], P.UnsortedL1Unstructured, amount=both)
+        assert torch.equal(g[0].weight_mask, h[0].weight_mask) and torch.equal(g[1].weight_mask, h[1].weight_mask)
+
+    check()
+
+
+def test_shared_weights_are_the_codebook_at_kept_weights_and_zero_elsewhere():
+    from workloads.compress.share import share_weights
+
+    m = nn.Linear(30, 20)
+    with torch.no_grad():
+        m.weight[m.weight.abs() < 0.1] = -0.0
+    pruned = m.weight == 0
+    s = share_weights({"fc": m}, {"fc": 3})["fc"]
+    assert torch.equal(m.weight, s.weight()) and not torch.signbit(m.weight[pruned]).any()

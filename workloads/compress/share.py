@@ -35,10 +35,12 @@ def share_weights(layers: Mapping[str, Layer], bits: Mapping[str, int]) -> dict[
         mask = w != 0
         cb, idx = kmeans_share(w[mask].numpy(), bits[n])
         full = torch.full(w.shape, -1, dtype=torch.long)
-        full[mask] = torch.from_numpy(idx)
+        kept = torch.from_numpy(idx)
+        full[mask] = kept
         s = Shared(torch.tensor(cb, dtype=torch.float32), full, bits[n])
-        with torch.no_grad():
-            m.weight.copy_(s.weight())
+        with torch.no_grad():                   # s.weight(), gathering only the kept weights
+            m.weight.zero_()
+            m.weight[mask] = s.codebook[kept]
         out[n] = s
     return out
 
