@@ -31,7 +31,8 @@ __all__ = ["cli", "main"]
 @click.option("--max-memory", default=None, metavar="SIZE", envvar="HWSIM_MAX_MEMORY",
               help="Refuse a request whose estimated memory is larger (default 4G).")
 @click.option("--max-time", default=None, metavar="DURATION", envvar="HWSIM_MAX_TIME",
-              help="Refuse a request whose estimated run time is longer (default 10m).")
+              help="Refuse a request whose estimated run time is longer (default 10m); when given, also stop "
+                   "your model code (file.py:factory) after this long.")
 def cli(debug: bool, max_memory: str | None, max_time: str | None) -> None:
     """hwsim: algorithm-hardware co-design of deep-learning accelerators.
 

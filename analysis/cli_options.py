@@ -18,7 +18,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 MODEL_HELP = ("MODEL is a zoo name (see 'hwsim models'), a saved trace .json, a SCALE-Sim topology .csv, "
               "an ONNX model .onnx, "
               "path/to/file.py:factory, gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB], gemm:M,N,K[:fp16] or "
-              "conv:N,C,H,W,K,R,S[,stride,pad].")
+              "conv:N,C,H,W,K,R,S[,stride,pad]. A file.py:factory is your code: its print() goes to stderr, "
+              "torch is seeded before it runs (with --seed where the command has one, else 0), and "
+              "'hwsim --max-time' stops it when given.")
 
 
 def with_model_help(cmd: click.Command) -> click.Command:
@@ -73,7 +75,8 @@ def design_options(f: F) -> F:
         click.option("--batch", type=int, default=None, help="Batch size (default: the model's own)."),
         click.option("--seq-len", type=int, default=None, help="Sequence length of recurrent models."),
         click.option("--seed", type=click.IntRange(min=0), default=None,
-                     help="Seed for synthetic weights/activations (machines that draw them: EIE; default 0)."),
+                     help="Seed for synthetic weights/activations (machines that draw them: EIE) and torch's "
+                          "seed before a file.py:factory runs (default 0)."),
         click.option("--energy-table", "table", default=None,
                      help="horowitz45, han45, eyeriss65 or a YAML table file (default: the design's "
                           "energy_table, else horowitz45)."),

@@ -27,13 +27,15 @@ def eie_sweep(model: str, arch: Any, param: str, out: str | Path, seed: int = 0)
     from sim.registry import resolve_arch
     from workloads.fileio import locked_folder
     from workloads.spec import resolve
+    from workloads.usercode import seeded
 
     desc = resolve_arch(arch)
     if not isinstance(desc, EIEArch):        # refused before the model is resolved
         raise HwsimError(f"--arch {desc.name!r} is a {desc.family} design; eie-sweep needs an EIE design")
     if param not in PARAMS:
         raise HwsimError(f"--param must be one of {', '.join(PARAMS)}, got {param!r}")
-    wl = resolve(model)
+    with seeded(seed):          # torch's seed before a file.py:factory runs
+        wl = resolve(model)
     with locked_folder(out, "eie-sweep folder") as d:
         return _sweep(wl, desc, param, d, seed)
 

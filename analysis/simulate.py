@@ -91,8 +91,9 @@ def simulate(model: str | Workload, arch: Any, *, batch: int | None = None, seq_
     :class:`~analysis.report.Evaluation`. ``energy_table`` None prices with the design's own
     table; ``precision`` is a trace precision or, on GPUs, a tensor-core type."""
     from sim.registry import options, resolve_arch
-    from workloads.spec import Lowering
+    from workloads.spec import Lowering, is_user_model
     from workloads.trace import Workload
+    from workloads.usercode import seeded
 
     from .report import evaluate
 
@@ -105,6 +106,11 @@ def simulate(model: str | Workload, arch: Any, *, batch: int | None = None, seq_
     if precision == "fp32" and "precision" in options(desc):
         tc = precision          # a machine that picks its own type (a GPU's tensor cores) is held to fp32 too
     kw: dict[str, Any] = {k: v for k, v in (("seed", seed), ("precision", tc)) if v is not None}
+    if seed is not None and "seed" not in options(desc):
+        if not (isinstance(model, str) and is_user_model(model)):   # else it seeds torch for the user's factory
+            raise HwsimError(f"--seed: {desc.family} designs ({desc.name}) take no seed, and {model} runs no "
+                             "code of yours (file.py:factory) to seed; drop --seed")
+        del kw["seed"]
     for k in kw:
         if k not in options(desc):
             raise HwsimError(f"--{k}: {desc.family} designs ({desc.name}) take no {k}; "
@@ -114,15 +120,24 @@ def simulate(model: str | Workload, arch: Any, *, batch: int | None = None, seq_
             raise HwsimError("a Workload is already lowered: leave out batch, seq_len, compress and the lowering "
                              "options, or pass the MODEL's name")
         wl = model
-    elif compress:
-        wl = compressed(model, compress, seed or 0)
     else:
-        wl = resolve_model(model, batch=batch, seq_len=seq_len,
-                           keep_weights="sparse" if desc.uses_weight_values else False, how=lowering, cache=cache)
+        with seeded(seed):      # torch's seed before a file.py:factory runs (default: usercode.DEFAULT_SEED)
+            if compress:
+                wl = compressed(model, compress, seed or 0)
+            else:
+                wl = resolve_model(model, batch=batch, seq_len=seq_len,
+                                   keep_weights="sparse" if desc.uses_weight_values else False, how=lowering,
+                                   cache=cache)
     if winograd:
         from workloads.compress.winograd import lower as wino
         wl = wino(wl, int(winograd))
-    return evaluate(wl, desc, energy_table, node_nm, progress=progress, mapping=mapping, objective=objective, **kw)
+    try:
+        return evaluate(wl, desc, energy_table, node_nm, progress=progress, mapping=mapping, objective=objective,
+                        **kw)
+    except HwsimError as e:      # what this design cannot run: the message names the design's file
+        if isinstance(arch, str) and arch.endswith((".yaml", ".yml")) and not str(e).startswith(arch):
+            raise type(e)(f"{arch}: {e}") from None
+        raise
 
 
 def pricing(ev: Evaluation) -> str:

@@ -6,7 +6,9 @@ calls :func:`need` before it allocates or loops. Over a limit, the request is re
 line with the estimate, the limit and how to raise it, never a MemoryError or a hang.
 
 Limits come from ``HWSIM_MAX_MEMORY`` and ``HWSIM_MAX_TIME`` (the CLI's ``hwsim --max-memory
-16G --max-time 1h``, which sets them for its sweep workers too) or :func:`limited`.
+16G --max-time 1h``, which sets them for its sweep workers too) or :func:`limited`. A time
+limit given so (not the default) also bounds the wall-clock time of the user's own code
+(:mod:`workloads.usercode`), which cannot be estimated from a shape.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ _TIME = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
 
 @dataclass(frozen=True)
 class Limits:
+    """The limits in force; ``time_given``: ``max_time_s`` was set (not the default), so it
+    also stops the user's code after that long."""
+
     max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES
     max_time_s: float = DEFAULT_MAX_TIME_S
+    time_given: bool = False
 
 
 def parse_bytes(text: str, where: str = "--max-memory") -> float:
@@ -71,14 +77,15 @@ def limits() -> Limits:
         return _override[-1]
     mem, t = os.environ.get("HWSIM_MAX_MEMORY"), os.environ.get("HWSIM_MAX_TIME")
     return Limits(parse_bytes(mem, "HWSIM_MAX_MEMORY") if mem else DEFAULT_MAX_MEMORY_BYTES,
-                  parse_seconds(t, "HWSIM_MAX_TIME") if t else DEFAULT_MAX_TIME_S)
+                  parse_seconds(t, "HWSIM_MAX_TIME") if t else DEFAULT_MAX_TIME_S, time_given=bool(t))
 
 
 @contextlib.contextmanager
 def limited(max_memory_bytes: float | None = None, max_time_s: float | None = None) -> Iterator[Limits]:
     cur = limits()
     new = Limits(cur.max_memory_bytes if max_memory_bytes is None else max_memory_bytes,
-                 cur.max_time_s if max_time_s is None else max_time_s)
+                 cur.max_time_s if max_time_s is None else max_time_s,
+                 time_given=cur.time_given or max_time_s is not None)
     _override.append(new)
     try:
         yield new

@@ -55,7 +55,8 @@ def test_a_hit_imports_no_torch(cache_dir, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["flip a byte of the trace", "truncate the tensors", "change the key",
-                                    "remove the trace", "garble the meta"])
+                                    "remove the trace", "garble the meta", "other tensors of the same size",
+                                    "an entry without the tensors' digest"])
 def test_a_damaged_entry_is_rebuilt(cache_dir, capsys, damage):
     fresh = resolve("lenet5", keep_weights=True)
     resolve("lenet5", keep_weights=True, cache=True)
@@ -74,6 +75,21 @@ def test_a_damaged_entry_is_rebuilt(cache_dir, capsys, damage):
         meta.write_text(json.dumps(m))
     elif damage == "remove the trace":
         trace.unlink()
+    elif damage == "other tensors of the same size":
+        size = npz.stat().st_size
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files}
+        name = next(k for k, v in arrays.items() if v.size)
+        arrays[name] = arrays[name].copy()
+        arrays[name].flat[0] += 1             # another value, same dtype and shape
+        np.savez(npz, **arrays)               # a valid zip: every member's CRC-32 is right
+        assert npz.stat().st_size == size
+        with np.load(npz) as z:               # it reads back cleanly, so only the digest tells
+            assert z[name].flat[0] != fresh.to_dict()[1][name].flat[0]
+    elif damage == "an entry without the tensors' digest":
+        m = json.loads(meta.read_text())      # as an older hwsim wrote it
+        del m["npz_sha256"]
+        meta.write_text(json.dumps(m))
     else:
         meta.write_text("{not json")
     capsys.readouterr()
@@ -96,6 +112,27 @@ def test_a_changed_user_model_file_is_a_new_entry(cache_dir, tmp_path):
     f.write_text(src.format(n=5))
     assert resolve(f"{f}:make", cache=True).ops[0].gemm.N == 5
     assert len(cache.entries()) == 2
+
+
+def test_a_user_model_seeded_otherwise_is_a_new_entry(cache_dir, tmp_path):
+    """The seed a file.py:factory runs with is part of its key: --seed 2 never serves --seed 1's trace."""
+    from workloads.usercode import seeded
+
+    f = tmp_path / "net.py"
+    f.write_text(textwrap.dedent("""
+        import torch
+        def make(batch=1):          # torch's default initialisation and an unseeded input
+            return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)), \\
+                torch.randn(batch, 64)
+    """))
+
+    def density(s):
+        with seeded(s):
+            return resolve(f"{f}:make", cache=True).rows()[-1]["act_density"]
+
+    assert density(1) == density(1) != density(2)
+    assert len(cache.entries()) == 2
+    assert resolve(f"{f}:make").rows()[-1]["act_density"] == density(0)       # the default seed is 0
 
 
 def test_the_size_cap_evicts_least_recently_used(cache_dir, monkeypatch):

@@ -6,15 +6,16 @@ options, the hwsim and torch versions, a digest of the ``workloads`` package's s
 (so that a changed lowering never serves an old trace) and, for a user model
 ``file.py:factory``, a digest of that file and of every ``.py`` file beside it (the
 modules it can import from its folder; a module elsewhere is not part of the key: pass
-``--no-cache`` after changing one).
+``--no-cache`` after changing one) and the torch seed its code runs with
+(:func:`workloads.usercode.seed`).
 
 Each entry is three files under ``cache_dir()/traces``: ``KEY.json`` (the trace),
 ``KEY.npz`` (its tensors, uncompressed, when kept) and ``KEY.meta.json``, written last,
-which repeats the key's fields and holds the trace's SHA-256 and the tensor file's size
-(each tensor in it is checked against its zip CRC-32 as it is read, which costs nothing
-extra). An entry whose meta is missing, unreadable or for other fields, or whose payload
-does not check, is rebuilt, never trusted; interrupted writes leave no meta and so are
-never read.
+which repeats the key's fields and holds the SHA-256 of the trace and of the tensor file
+(and that file's size, checked first). A zip CRC-32 only catches accidents: a tensor file
+replaced by another valid one of the same size would pass it, its digest does not. An
+entry whose meta is missing, unreadable or for other fields, or whose payload does not
+check, is rebuilt, never trusted; interrupted writes leave no meta and so are never read.
 
 The directory is ``$HWSIM_CACHE_DIR`` when set, else the platform's user cache directory
 (``platformdirs``). Entries beyond ``$HWSIM_CACHE_MAX_MB`` (default 4096 MB) are evicted,
@@ -42,7 +43,7 @@ from .trace import Workload
 __all__ = ["KEY_VERSION", "DEFAULT_MAX_MB", "cache_dir", "source_digest", "TraceKey", "trace_key", "load", "store",
            "cached", "Entry", "entries", "clear"]
 
-KEY_VERSION = 2    # 2: a large batch lowers on the meta device (densities declared, not measured)
+KEY_VERSION = 3    # 2: a large batch lowers on the meta device; 3: tensor files' SHA-256, user models' seed
 DEFAULT_MAX_MB = 4096      # a default cap on the folder (a policy choice, not a measured figure)
 
 
@@ -109,6 +110,7 @@ class TraceKey:
     hwsim: str
     torch: str
     source_sha256: str
+    seed: int | None = None          # torch's seed for a user model's code; None for the zoo and gpt:
     key_version: int = KEY_VERSION
 
     def fields(self) -> dict[str, Any]:
@@ -124,13 +126,15 @@ class TraceKey:
 def trace_key(spec: str, batch: int | None, seq_len: int | None, keep_weights: bool | str,
               lowering: Any) -> TraceKey:
     """The key of a torch MODEL argument lowered with ``lowering`` (a dataclass)."""
+    from .usercode import seed
     model_file = None
     path, sep, _ = spec.rpartition(":")
     if sep and path.endswith(".py"):
         model_file = _folder_digest(Path(path))
     return TraceKey(spec=spec, batch=batch, seq_len=seq_len, keep_weights=keep_weights,
                     lowering=tuple(sorted(asdict(lowering).items())), model_file_sha256=model_file,
-                    hwsim=_version("hwsim"), torch=_version("torch"), source_sha256=source_digest())
+                    hwsim=_version("hwsim"), torch=_version("torch"), source_sha256=source_digest(),
+                    seed=seed() if model_file is not None else None)
 
 
 def _folder_digest(model: Path) -> str:
@@ -178,9 +182,8 @@ def load(key: TraceKey) -> Workload | None:
                 if m.get("npz_bytes") is not None:
                     if npz.stat().st_size != m["npz_bytes"]:
                         why = "the tensor file's size differs"
-                    else:                   # zipfile checks each member's CRC-32 as it reads it
-                        with np.load(npz, allow_pickle=False) as z:
-                            tensors = {k: z[k] for k in z.files}
+                    else:
+                        tensors, why = _read_tensors(npz, m.get("npz_sha256"))
                 if why is None:
                     wl = Workload.from_dict(json.loads(text), tensors, where=str(trace))
                     os.utime(meta)      # least recently used goes first
@@ -190,6 +193,17 @@ def load(key: TraceKey) -> Workload | None:
     _warn(f"cache entry {meta} is stale or corrupt ({why}); lowering again")
     _remove(key)
     return None
+
+
+def _read_tensors(npz: Path, sha256: Any) -> tuple[dict[str, np.ndarray], str | None]:
+    """The arrays of ``npz`` if its SHA-256 is ``sha256`` (hashed as streamed, then read from
+    the same open file), else ``({}, why)``."""
+    with open(npz, "rb") as f:
+        if hashlib.file_digest(f, "sha256").hexdigest() != sha256:
+            return {}, "the tensor file's digest differs"
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, None
 
 
 def _remove(key: TraceKey) -> None:
@@ -204,15 +218,17 @@ def store(key: TraceKey, wl: Workload, limit_bytes: int | None = None) -> None:
     doc, tensors = wl.to_dict()
     trace.parent.mkdir(parents=True, exist_ok=True)
     _remove(key)
-    npz_bytes = None
+    npz_bytes = npz_sha256 = None
     if tensors:                           # uncompressed: loading is the point
         atomic_write(npz, lambda f: np.savez(f, **tensors), binary=True)  # type: ignore[arg-type]
         npz_bytes = npz.stat().st_size
+        with open(npz, "rb") as f:
+            npz_sha256 = hashlib.file_digest(f, "sha256").hexdigest()
         doc["tensors"] = npz.name
     text = json.dumps(doc, separators=(",", ":")).encode()
     atomic_write(trace, text, binary=True)
     atomic_write(meta, json.dumps({"key": key.fields(), "trace_sha256": _digest(text), "npz_bytes": npz_bytes,
-                                   "created": time.time()}, indent=1))
+                                   "npz_sha256": npz_sha256, "created": time.time()}, indent=1))
     _evict(_max_bytes() if limit_bytes is None else limit_bytes)
 
 

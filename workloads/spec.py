@@ -3,9 +3,10 @@
 A MODEL argument may be a zoo name (``resnet18``), a saved trace (``net.json``), a
 SCALE-Sim topology (``layers.csv``, conv or GEMM form), an ONNX model (``net.onnx``), a user
 model (``path/to/file.py:factory`` where ``factory(batch=.., seq_len=..)`` returns
-``(module, example_input)``), or an ad-hoc shape for a quick what-if:
-``gemm:M,N,K[:PRECISION]`` or ``conv:N,C,H,W,K,R,S[,stride,pad][:PRECISION]``, or a
-GPT of any shape, ``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]``. A torch model lowers for
+``(module, example_input)``; run as the user's code, see :mod:`workloads.usercode`), or an
+ad-hoc shape for a quick what-if: ``gemm:M,N,K[:PRECISION]`` or
+``conv:N,C,H,W,K,R,S[,stride,pad][:PRECISION]``, or a GPT of any shape,
+``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]``. A torch model lowers for
 inference or, with :class:`Lowering` ``train=True``, as a training step. Only lowering a
 torch model imports torch.
 """
@@ -21,11 +22,11 @@ from typing import Any
 
 from .build import conv_op, gemm_op, precision_bits
 from .errors import HwsimError
-from .usercode import user_code
+from .usercode import own_input_failure, user_code
 from .trace import Workload
 from .zoo import ZOO
 
-__all__ = ["MATERIALIZE_MACS", "Lowering", "adhoc", "resolve", "torch_model"]
+__all__ = ["MATERIALIZE_MACS", "Lowering", "adhoc", "is_user_model", "resolve", "torch_model"]
 
 _INT = r"\s*(-?\d+)\s*"
 
@@ -68,6 +69,11 @@ def adhoc(spec: str, batch: int | None = None) -> Workload:
         op = conv_op("conv", N, C, H, W, K, R, S, stride=stride, pad=pad, bits=bits, dtype=dtype)
         return Workload(name=spec, ops=(op,), batch=N, input_shape=(N, C, H, W), source="adhoc")
     raise HwsimError(f"bad ad-hoc workload {spec!r}: use gemm:M,N,K or conv:N,C,H,W,K,R,S[,stride,pad]")
+
+
+def is_user_model(spec: str) -> bool:
+    """Whether MODEL is ``file.py:factory``: the user's code, which hwsim runs."""
+    return re.search(r"\.py:[A-Za-z_]\w*$", spec) is not None
 
 
 def _user_factory_path(spec: str) -> Path:
@@ -177,7 +183,7 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
         raise HwsimError(f"--batch must be >= 1, got {batch}")
     if seq_len is not None and seq_len < 1:
         raise HwsimError(f"--seq-len must be >= 1, got {seq_len}")
-    torch_model = spec.startswith("gpt:") or re.search(r"\.py:[A-Za-z_]\w*$", spec) or \
+    torch_model = spec.startswith("gpt:") or is_user_model(spec) or \
         (spec in ZOO and ZOO[spec].torch)
     if not torch_model:
         if (how.train or how.decode or how.attention != "unfused") and \
@@ -203,13 +209,19 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
     if spec.startswith("gpt:"):
         from .zoo.transformer import gpt
         return _lower(spec, gpt(spec, batch or 1, seq_len, how.decode or 0), f"gpt:{spec[4:]}", keep_weights, how)
-    if re.search(r"\.py:[A-Za-z_]\w*$", spec):
+    if is_user_model(spec):
         path = Path(spec.rpartition(":")[0])
         f = _user_factory(spec)
         with user_code(path, f"calling {spec.rpartition(':')[2]}()"):
             made = _call_factory(f, spec, batch, seq_len, how.decode)
         with user_code(path, "running the model's forward"):
-            return _lower(path.stem, made, f"user:{spec}", keep_weights, how)
+            try:
+                return _lower(path.stem, made, f"user:{spec}", keep_weights, how)
+            except Exception as e:
+                mine = own_input_failure(e, path, made, how.train, f)
+                if mine is None:
+                    raise
+                raise mine from e
     entry = ZOO[spec]
     made = _call_factory(entry.load(), spec, batch, seq_len, how.decode)
     if entry.reference and not keep_weights and not how.train and \
@@ -222,7 +234,7 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
 def torch_model(spec: str, batch: int | None = None, seq_len: int | None = None) -> tuple[Any, Any]:
     """(module, example input) of a torch MODEL: a zoo entry that is a torch model, or
     ``file.py:factory`` (your code, run as such: its errors exit 2 naming file and line)."""
-    if re.search(r"\.py:[A-Za-z_]\w*$", spec):
+    if is_user_model(spec):
         path = Path(spec.rpartition(":")[0])
         f = _user_factory(spec)
         with user_code(path, f"calling {spec.rpartition(':')[2]}()"):
