@@ -62,7 +62,8 @@ def cache_clear() -> None:
 @click.option("--arch", "arch", default="eie-64", show_default=True)
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False), required=True,
               help="Directory for the CSV table and the PNG plot.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of EIE's synthetic weights/activations, and torch's before a file.py:factory runs.")
 def eie_sweep(model: str, param: str, arch: str, out: str, seed: int) -> None:
     """EIE scalability (speedup vs PEs) or queue-depth (load balance vs FIFO depth) study."""
     from .eie_sweep import eie_sweep as run
@@ -138,7 +139,8 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
 @click.option("--train", "train_on", type=click.Choice(["digits"]), default=None,
               help="Train on scikit-learn's 8x8 digits, retrain after pruning, fine-tune codebooks, report accuracy "
                    "(lenet300 / lenet5 only).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the compression's random choices, and torch's before a file.py:factory runs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the compressed trace (.json + .npz with weights and codebooks).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -147,8 +149,10 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
     Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total.
     Runs on one thread, so that its numbers do not depend on the machine's core count."""
     from workloads.compress.job import compress_model
+    from workloads.usercode import seeded
 
-    c = compress_model(model, **flags)
+    with seeded(flags["seed"]):
+        c = compress_model(model, **flags)
     rep = c.report()
     if output:
         c.trace().save(output)
@@ -294,4 +298,17 @@ def rtl_cells(unit: str, size: tuple[int, int]) -> None:
         click.echo(f"  {k:<16} {v}")
 
 
-COMMANDS: tuple[click.Command, ...] = (cache, eie_sweep, scalesim, sweep, compress, verify, validate, rtl)
+@click.command()
+@click.argument("kind")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a KIND file, for an editor's completion and checks: arch
+    (any machine family's YAML), a family's own (systolic, eie, gpu, spatial), system,
+    trace, plan or study (docs/formats.md)."""
+    import json
+
+    from .schemas import schema as json_schema
+
+    click.echo(json.dumps(json_schema(kind), indent=2))
+
+
+COMMANDS: tuple[click.Command, ...] = (cache, eie_sweep, scalesim, sweep, compress, verify, validate, rtl, schema)

@@ -37,16 +37,14 @@ from typing import Any
 
 from sim.archbase import override
 from workloads.errors import HwsimError
+from workloads.fields import check_known
 from workloads.fileio import atomic_write
 from workloads.trace import Operand, Workload
 
+from .study_schema import EVAL_KEYS, TRACE_KEYS, StudyDoc
+
 __all__ = ["TRACE_KEYS", "EVAL_KEYS", "Study", "MAX_POINTS", "load_study", "point_id", "apply_trace", "run_point",
            "pareto", "die_with_parent", "MAX_WORKERS", "need_dask", "sweep", "run_sweep", "write_results"]
-
-TRACE_KEYS = ("trace.weight_density", "trace.weight_bits", "trace.act_bits")
-# how each point is evaluated (``hwsim simulate --mapping/--objective``), not the design
-EVAL_KEYS = {"mapping": ("fixed", "search"), "objective": ("edp", "latency", "energy")}
-
 
 @dataclass(frozen=True)
 class Study:
@@ -59,8 +57,6 @@ class Study:
 
 
 MAX_POINTS = 10_000     # policy: points a study may hold unless --max-points says more
-_TRACE_RANGES = {"trace.weight_bits": (int, 1, 32), "trace.act_bits": (int, 1, 32),
-                 "trace.weight_density": (float, 0.0, 1.0)}
 
 
 def _grid_point(grid: dict, keys: list[str], index: int) -> dict:
@@ -84,36 +80,23 @@ def load_study(path: str | Path, max_points: int = MAX_POINTS) -> Study:
 
 
 def _study(p: Path, doc: Any, max_points: int) -> Study:
+    """The study declared by :class:`~analysis.study_schema.StudyDoc`, then what depends on
+    its base design: grid keys that are its fields, each point a valid design."""
     from sim.registry import resolve_arch
+    from workloads.declared import validate
 
     if not isinstance(doc, dict):
         raise HwsimError(f"{p}: a study is a mapping (name, models, base, grid)")
-    unknown = set(doc) - {"name", "models", "model", "base", "grid", "random", "energy_table"}
-    if unknown:
-        raise HwsimError(f"{p}: unknown field(s) {', '.join(sorted(unknown))}; "
-                         "use name, models, base, grid, random, energy_table")
-    models = doc.get("models", [doc["model"]] if "model" in doc else None)
-    if not models or not isinstance(models, list):
-        raise HwsimError(f"{p}: models: needs a list of models (names or {{model:, batch:, seq_len:}})")
+    sd = validate(StudyDoc, doc, str(p))
     mlist: list[dict[str, Any]] = []
-    for i, m in enumerate(models):
-        m = {"model": m} if isinstance(m, str) else m
-        if not isinstance(m, dict) or "model" not in m or set(m) - {"model", "batch", "seq_len"}:
-            raise HwsimError(f"{p}: models[{i}]: expected a name or {{model:, batch:, seq_len:}}, got {m!r}")
-        if not isinstance(m["model"], str):
-            raise HwsimError(f"{p}: models[{i}].model: must be a model name or spec, got {m['model']!r}")
-        for k in ("batch", "seq_len"):
-            v = m.get(k)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise HwsimError(f"{p}: models[{i}].{k}: must be an integer >= 1, got {v!r}")
+    for i, entry in enumerate(sd.models):
+        m = entry.model_dump(exclude_none=True)
         for j, prev in enumerate(mlist):
-            if json.dumps(prev, sort_keys=True, default=str) == json.dumps(m, sort_keys=True, default=str):
+            if prev == m:
                 raise HwsimError(f"{p}: models[{i}]: the same as models[{j}] ({m['model']!r}); "
                                  "remove one (each point would run twice under one id)")
         mlist.append(m)
-    base = doc.get("base")
-    if not isinstance(base, str):
-        raise HwsimError(f"{p}: base: needs a preset name (see 'hwsim archs') or an arch YAML file")
+    base = sd.base
     spec = str(p.parent / base) if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute() else base
     if base.startswith("zigzag:"):             # ZigZag's files, relative to the study like an arch YAML
         from sim.spatial.zigzag import rebase
@@ -122,50 +105,32 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
         arch = resolve_arch(spec)
     except HwsimError as e:
         raise HwsimError(f"{p}: base: {e}") from None
-    grid = doc.get("grid")
-    if not isinstance(grid, dict) or not grid:
+    grid = sd.grid.values()
+    if not grid:
         raise HwsimError(f"{p}: grid: needs at least one parameter with a list of values")
     fields = {f.name for f in dataclasses.fields(arch)}
     for k, v in grid.items():
         if k not in fields and k not in TRACE_KEYS and k not in EVAL_KEYS:
-            raise HwsimError(f"{p}: grid.{k}: not a field of {type(arch).__name__} nor one of "
-                             f"{', '.join(TRACE_KEYS + tuple(EVAL_KEYS))}")
+            check_known([k], sorted(fields | set(TRACE_KEYS) | set(EVAL_KEYS)), f"{p}: grid.",
+                        owner=type(arch).__name__)
         if not isinstance(v, list) or not v:
             raise HwsimError(f"{p}: grid.{k}: needs a non-empty list of values")
-        if k in EVAL_KEYS:
-            bad = next((x for x in v if x not in EVAL_KEYS[k]), None)
-            if bad is not None:
-                raise HwsimError(f"{p}: grid.{k}: {bad!r} must be one of {', '.join(EVAL_KEYS[k])}")
-            if k == "mapping" and "search" in v:
-                from .mapping import families
-                try:
-                    families(arch)
-                except HwsimError as e:
-                    raise HwsimError(f"{p}: grid.mapping: {e}") from None
+        if k == "mapping" and "search" in v:
+            from .mapping import families
+            try:
+                families(arch)
+            except HwsimError as e:
+                raise HwsimError(f"{p}: grid.mapping: {e}") from None
         seen = [json.dumps(x, sort_keys=True, default=str) for x in v]
         dup = next((x for i, x in enumerate(v) if seen[i] in seen[:i]), None)
         if dup is not None:
             raise HwsimError(f"{p}: grid.{k}: {dup!r} is listed twice; remove one (its points would run twice "
                              "under one id)")
-        if k in _TRACE_RANGES:
-            typ, lo, hi = _TRACE_RANGES[k]
-            for x in v:
-                ok = isinstance(x, (int, float) if typ is float else int) and not isinstance(x, bool) \
-                    and math.isfinite(x) and (lo < x <= hi if typ is float else lo <= x <= hi)
-                if not ok:
-                    rng = f"in ({lo:g}, {hi:g}]" if typ is float else f"an integer in {lo}..{hi}"
-                    raise HwsimError(f"{p}: grid.{k}: {x!r} must be {rng}")
     keys = sorted(grid)
     size = math.prod(len(grid[k]) for k in keys)
-    rnd = doc.get("random")
+    rnd = sd.random
     if rnd is not None:
-        if not isinstance(rnd, dict) or set(rnd) - {"samples", "seed"}:
-            raise HwsimError(f"{p}: random: needs {{samples: N, seed: S}}")
-        n, seed = rnd.get("samples"), rnd.get("seed", 0)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise HwsimError(f"{p}: random.samples: must be an integer >= 1, got {n!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise HwsimError(f"{p}: random.seed: must be an integer, got {seed!r}")
+        n = rnd.samples
         if n > size:
             raise HwsimError(f"{p}: random.samples: {n} is more than the grid's {size} points; "
                              f"drop 'random' to run them all")
@@ -175,7 +140,7 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
                          f"over the limit of {max_points:,}; sample them (random: {{samples: N}}) or raise "
                          f"--max-points")
     if rnd is not None:      # indices drawn from the grid's size: the grid is never built whole
-        picks = random.Random(rnd.get("seed", 0)).sample(range(math.prod(len(grid[k]) for k in keys)), size)
+        picks = random.Random(rnd.seed).sample(range(math.prod(len(grid[k]) for k in keys)), size)
         combos = [_grid_point(grid, keys, i) for i in picks]
     else:
         combos = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
@@ -185,16 +150,12 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
         try:
             override(arch, design, where="point")
         except HwsimError as e:              # name the grid key, so that the error gets its line
-            m = re.match(r"point: (\w+): (.*)", str(e))
-            if m and m.group(1) in design:
-                raise HwsimError(f"{p}: grid.{m.group(1)}: {m.group(2)} (in the point {c})") from None
+            hit = re.match(r"point: (\w+): (.*)", str(e))
+            if hit and hit.group(1) in design:
+                raise HwsimError(f"{p}: grid.{hit.group(1)}: {hit.group(2)} (in the point {c})") from None
             raise HwsimError(f"{p}: grid point {c}: {str(e).removeprefix('point: ')}") from None
     points = tuple({"model": m, "design": c} for m in mlist for c in combos)
-    table = doc.get("energy_table")
-    if table is not None and not isinstance(table, str):
-        raise HwsimError(f"{p}: energy_table: must be a table name or file, got {table!r}")
-    return Study(str(doc.get("name", p.stem)), tuple(mlist), base, points, table,
-                 arch)
+    return Study(sd.name or p.stem, tuple(mlist), base, points, sd.energy_table, arch)
 
 
 def point_id(study: Study, point: dict) -> str:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from workloads.trace import Workload
 
 __all__ = ["archs", "cache_clear", "cache_info", "compare", "compress", "eie_sweep", "lower", "memory", "models",
-           "presets", "report", "rtl_cells", "rtl_export", "scalesim", "simulate", "sweep", "systems", "topology",
+           "presets", "report", "rtl_cells", "rtl_export", "scalesim", "schema", "simulate", "sweep", "systems", "topology",
            "train", "validate", "verify"]
 
 
@@ -154,6 +154,16 @@ def rtl_cells(unit: str, size: tuple[int, int] = (4, 4)) -> dict[str, Any]:
     return cells(unit, *size)
 
 
+def schema(kind: str) -> dict[str, Any]:
+    """``hwsim schema KIND``: the JSON Schema of an arch, family, system, trace, plan or study file.
+
+    >>> schema("systolic")["properties"]["dataflow"]["enum"]
+    ['ws', 'os', 'is']
+    """
+    from analysis.schemas import schema as json_schema
+    return json_schema(kind)
+
+
 def systems() -> list[str]:
     """Every system preset's name (``hwsim systems``)."""
     from sim.system.topology import PRESETS
@@ -178,9 +188,12 @@ def train(model: str, **job: Any) -> TrainResult:
 def compress(model: str, **flags: Any) -> Compressed:
     """``hwsim compress``: ``plan``, ``prune``, ``share_bits``, ``quant_bits``, ``act_bits``,
     ``index_bits``, ``structure``, ``train_on``, ``seed``; ``report()`` has Deep Compression's
-    storage accounting, ``trace()`` the compressed trace."""
+    storage accounting, ``trace()`` the compressed trace. ``seed`` also seeds torch before a
+    ``file.py:factory`` runs, as the command's ``--seed`` does."""
     from workloads.compress.job import compress_model
-    return compress_model(model, **flags)
+    from workloads.usercode import seeded
+    with seeded(flags.get("seed", 0)):
+        return compress_model(model, **flags)
 
 
 def sweep(study: str | Path, out: str | Path, **options: Any) -> Any:

@@ -16,13 +16,15 @@ import dataclasses
 import math
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TypeVar
+from typing import Annotated, Any, Iterator, Literal, Mapping, TypeVar
+
+from annotated_types import Ge, Gt, Le, Lt
 
 from workloads.errors import HwsimError
 from workloads.fields import check_known
 
-__all__ = ["FrozenMap", "need", "positive", "at_least", "at_most", "check_fields", "known_fields", "check_known_fields",
-           "override", "load_yaml_arch"]
+__all__ = ["FrozenMap", "Positive", "PositiveInt", "NonNegative", "NonNegativeInt", "Nm", "Clock", "Rate", "need", "check_fields", "known_fields", "check_known_fields",
+           "override", "file_schema", "load_yaml_arch"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -64,34 +66,30 @@ def need(cond: bool, field: str, msg: str) -> None:
         raise HwsimError(f"{field}: {msg}")
 
 
-def positive(obj: Any, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        need(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, n,
-             f"must be a positive number, got {v!r}")
-
-
-def at_least(obj: Any, low: float, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        need(v >= low, n, f"must be >= {low:g}, got {v!r}")
-
-
-def at_most(obj: Any, high: float, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        need(v <= high, n, f"must be <= {high:g}, got {v!r}")
-
-
 def _kind(v: Any) -> str:
     return f"{type(v).__name__} {v!r}"[:80]
+
+
+# Ranges declared with the field's type (``rows: PositiveInt``): :func:`check_fields` enforces
+# them and ``hwsim schema`` writes them into the JSON Schema (pydantic reads annotated_types).
+Positive = Annotated[float, Gt(0)]
+PositiveInt = Annotated[int, Gt(0)]
+NonNegative = Annotated[float, Ge(0)]
+NonNegativeInt = Annotated[int, Ge(0)]
+# a CMOS node in nm: the energy model's range (analysis.energy.NODE_RANGE_NM; a test holds them equal)
+Nm = Annotated[float, Ge(1), Le(1000)]
+# MHz. Policy bounds, far beyond any design (1 kHz to 1 THz), so that times stay finite
+Clock = Annotated[float, Ge(1e-3), Le(1e6)]
+# a rate (bytes or bits per cycle, GB/s, FMAs per clock): policy bounds for the same reason
+Rate = Annotated[float, Ge(1e-6), Le(2 ** 50)]
 
 
 def check_fields(obj: Any) -> None:
     """Check every dataclass field of ``obj`` against its annotation; freeze mappings.
 
-    Annotations understood: ``int``, ``float``, ``bool``, ``str``, ``Mapping[str, X]`` with
-    X one of those (others are left to the class).
+    Annotations understood: ``int``, ``float``, ``bool``, ``str``, ``Literal[...]``,
+    ``Mapping[str, X]`` with X one of those, each optionally ``Annotated`` with
+    annotated_types bounds (``Gt``, ``Ge``, ``Lt``, ``Le``); others are left to the class.
     """
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
@@ -109,7 +107,7 @@ def check_fields(obj: Any) -> None:
                     _check_scalar(x, args[1], f"{f.name}.{k}")
                 items[k] = x
             object.__setattr__(obj, f.name, FrozenMap(items))
-        elif t in (int, float, bool, str):
+        else:
             _check_scalar(v, t, f.name)
 
 
@@ -118,11 +116,23 @@ _HINTS: dict[type, dict[str, Any]] = {}
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
+        _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
     return _HINTS[cls]
 
 
 def _check_scalar(v: Any, t: Any, name: str) -> None:
+    if typing.get_origin(t) is Annotated:
+        base, *bounds = typing.get_args(t)
+        _check_scalar(v, base, name)
+        if base in (int, float):
+            for b in bounds:
+                _check_bound(v, b, name)
+        return
+    if typing.get_origin(t) is Literal:
+        choices = typing.get_args(t)
+        need(v in choices and isinstance(v, str) == all(isinstance(c, str) for c in choices), name,
+             f"must be one of {', '.join(map(str, choices))}, got {v!r}")
+        return
     if t is bool:
         need(isinstance(v, bool), name, f"must be true or false, got {_kind(v)}")
     elif t is int:
@@ -132,6 +142,17 @@ def _check_scalar(v: Any, t: Any, name: str) -> None:
         need(math.isfinite(v), name, f"must be finite, got {v!r}")
     elif t is str:
         need(isinstance(v, str), name, f"must be a string, got {_kind(v)}")
+
+
+def _check_bound(v: Any, b: Any, name: str) -> None:
+    if isinstance(b, Gt):
+        need(v > b.gt, name, "must be a positive number, got " + repr(v) if b.gt == 0 else f"must be > {b.gt:g}, got {v!r}")
+    elif isinstance(b, Ge):
+        need(v >= b.ge, name, f"must be >= {b.ge:g}, got {v!r}")
+    elif isinstance(b, Lt):
+        need(v < b.lt, name, f"must be < {b.lt:g}, got {v!r}")
+    elif isinstance(b, Le):
+        need(v <= b.le, name, f"must be <= {b.le:g}, got {v!r}")
 
 
 def known_fields(cls: type) -> frozenset[str]:
@@ -155,6 +176,45 @@ def override(base: Any, values: Mapping[str, Any], where: str = "override") -> A
         raise HwsimError(f"{where}: {e}") from None
     except TypeError as e:
         raise HwsimError(f"{where}: {e}") from None
+
+
+def file_schema(cls: type, presets: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The JSON Schema of a YAML file ``{base: PRESET, FIELD: VALUE, ...}`` over ``cls``
+    (what :func:`load_yaml_arch` reads): ``base`` one of ``presets``; every field optional
+    (the preset gives the rest), typed and bounded as ``cls`` declares it; no other key. A
+    field whose value is a description (a system's fabric) takes only the fields it changes.
+    A field's ``metadata["json_schema"]`` replaces what its type says where a file may
+    write it otherwise (``"C,K"`` for an unrolling pair)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(cls).json_schema()
+    defs: dict[str, Any] = schema.get("$defs", {})
+    props: dict[str, Any] = schema["properties"]
+    sample = next(iter(presets.values()), None)
+    for f in dataclasses.fields(cls):
+        if "json_schema" in f.metadata:
+            props[f.name] = dict(f.metadata["json_schema"])
+        inner = getattr(sample, f.name, None)
+        if dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            defs.get(type(inner).__name__, {}).pop("required", None)     # merged into the preset's
+    for d in defs.values():
+        if d.get("type") == "object":
+            d["additionalProperties"] = False
+    for p in props.values():
+        p.pop("default", None)            # the preset's value, not the class's, is the default
+    out: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"hwsim {what} file: {cls.__name__} fields over a preset",
+        "description": " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()),
+        "type": "object",
+        "properties": {"base": {"enum": sorted(presets), "description": f"the {what} preset this file changes"},
+                       **props},
+        "required": ["base"],
+        "additionalProperties": False,
+    }
+    if defs:
+        out["$defs"] = defs
+    return out
 
 
 def load_yaml_arch(path: str | Path, presets: Mapping[str, Any], what: str = "architecture") -> Any:

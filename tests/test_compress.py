@@ -176,7 +176,7 @@ def test_distillation_trains_a_small_student(trained):
     ({"default": {"keep": 1.5}}, "keep: must be a number in (0, 1]"),
     ({"layers": {"fc9": {"keep": 0.5}}}, "unknown layer(s) fc9"),
     ({"default": {"weight_bits": 0}}, "weight_bits: must be an integer in 1..32"),
-    ({"default": {"kept": 0.5}}, "kept: unknown key"),
+    ({"default": {"kept": 0.5}}, "kept: unknown field; did you mean keep?"),
 ])
 def test_bad_plans(plan, message):
     with pytest.raises(HwsimError) as e:

@@ -17,7 +17,7 @@ import pytest
 from analysis.cli import main
 from analysis.report import evaluate
 from sim import registry
-from sim.archbase import check_fields, positive
+from sim.archbase import Clock, Nm, PositiveInt, check_fields
 from sim.machine import Machine, MemoryLevel, Peaks, describe_fields
 from sim.result import OpResult, run_ops
 from sim.systolic import PRESETS as SYS, SystolicArch
@@ -35,15 +35,14 @@ class ScalarArch:
     family: ClassVar[str] = "toy"
     uses_weight_values: ClassVar[bool] = False
     name: str = "toy-1"
-    macs_per_cycle: int = 1
-    clock_mhz: float = 100.0
-    technology_nm: float = 45
+    macs_per_cycle: PositiveInt = 1        # ranges declared with the type, enforced by check_fields
+    clock_mhz: Clock = 100.0
+    technology_nm: Nm = 45
     static_power_w: float = 0.5
     source: str = "a test machine"
 
     def __post_init__(self) -> None:
         check_fields(self)
-        positive(self, "macs_per_cycle", "clock_mhz", "technology_nm")
 
     def simulate(self, workload, *, progress=None):
         def one(op):
@@ -256,8 +255,8 @@ def test_descriptions_are_deeply_immutable():
     ({"ifmap_on_chip": 1}, "ifmap_on_chip: must be true or false, got int 1"),
     ({"rows": True}, "rows: must be an integer, got bool True"),
     ({"rows": 2.5}, "rows: must be an integer"),
-    ({"technology_nm": 0}, "technology_nm: must be a positive number"),
-    ({"technology_nm": -5}, "technology_nm: must be a positive number"),
+    ({"technology_nm": 0}, "technology_nm: must be >= 1, got 0"),
+    ({"technology_nm": -5}, "technology_nm: must be >= 1, got -5"),
     ({"technology_nm": float("inf")}, "technology_nm: must be finite"),
     ({"clock_mhz": float("nan")}, "clock_mhz: must be finite"),
     ({"static_power_w": -1.0}, "static_power_w: must be >= 0"),

@@ -391,7 +391,7 @@ def test_yaml_field_errors_name_the_line(tmp_path, capsys):
            "e.yaml:6: ops.mul.int8")
     from workloads.compress.plan import load_plan
     (tmp_path / "p.yaml").write_text("default: {index_bits: 5}\nlayers:\n  fc1:\n    keep: 2\n")
-    with pytest.raises(HwsimError, match=r"p.yaml:4: layers.fc1.keep: must be in \(0, 1\], got 2"):
+    with pytest.raises(HwsimError, match=r"p.yaml:4: layers.fc1.keep: must be a number in \(0, 1\], got 2"):
         load_plan(tmp_path / "p.yaml")
 
 

@@ -66,12 +66,12 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rowz: [8]}\n", "grid.rowz: not a field of SystolicArch"),
+    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rowz: [8]}\n", "grid.rowz: unknown field 'rowz' for SystolicArch; did you mean rows?"),
     ("name: x\nmodels: [mlp1]\nbase: nope\ngrid: {rows: [8]}\n", "base: unknown architecture"),
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: []}\n", "grid.rows: needs a non-empty list"),
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [0]}\n", "rows: must be a positive number"),
-    ("name: x\nbase: systolic-32\ngrid: {rows: [8]}\n", "models: needs a list"),
-    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nspeed: fast\n", "unknown field(s) speed"),
+    ("name: x\nbase: systolic-32\ngrid: {rows: [8]}\n", "models: missing; add it (names, or {model, batch, seq_len})"),
+    ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nspeed: fast\n", "speed: unknown field; known: base, energy_table, grid, models, name, random"),
     ("name: x\nmodels: [mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\nrandom: {samples: 0}\n", "random.samples:"),
     ("name: x\nmodels: [mlp1, {model: mlp0}, mlp1]\nbase: systolic-32\ngrid: {rows: [8]}\n",
      "models[2]: the same as models[0] ('mlp1')"),

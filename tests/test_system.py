@@ -462,7 +462,7 @@ def test_bad_options_get_one_line(args, msg, capsys):
 
 
 @pytest.mark.parametrize("body,msg", [
-    ("base: dgx-a100\ninter: {bandwidth_gbs: -1}\n", "inter.bandwidth_gbs: must be a positive number"),
+    ("base: dgx-a100\ninter: {bandwidth_gbs: -1}\n", "inter.bandwidth_gbs: must be >= 1e-06, got -1"),
     ("base: dgx-a100\nfoo: 1\n", "unknown field 'foo' for System"),
     ("base: nope\n", "base: must name a preset (dgx-a100"),
     ("base: dgx-a100\ndevice: nope\n", "nope"),

@@ -11,7 +11,8 @@ from typing import Any, Mapping, NoReturn, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from .trace_schema import (DTYPES, GEMM_KINDS, KINDS, PHASES, REQUIRED_DIMS, ROLES, VECTOR_KINDS, ZERO_OK_DIMS,
+from .trace_schema import (DTYPES, FLOAT_BITS, GEMM_KINDS, KINDS, PHASES, REQUIRED_DIMS, ROLES, VECTOR_KINDS, ZERO_OK_DIMS,
+                           OPERAND_BITS,
                            conv_output_size, is_positive_int, need, structure_nm)
 
 __all__ = ["Tensor", "Gemm", "Operand", "Op", "op_row", "check_sizes"]
@@ -211,10 +212,11 @@ def _check_operand(o: Operand, w: str) -> None:
     need(o.role in ROLES, f"{w}.role", f"unknown role {o.role!r}; one of {', '.join(ROLES)}")
     need(o.dtype in DTYPES, f"{w}.dtype", f"unknown dtype {o.dtype!r}; one of {', '.join(DTYPES)}")
     need(all(s >= 0 for s in o.shape), f"{w}.shape", f"sizes must be >= 0, got {list(o.shape)}")
-    need(isinstance(o.bits, (int, np.integer)) and not isinstance(o.bits, bool) and 1 <= o.bits <= 64, f"{w}.bits",
-         f"must be an integer in 1..64, got {o.bits!r}")
+    lo, hi = OPERAND_BITS
+    need(isinstance(o.bits, (int, np.integer)) and not isinstance(o.bits, bool) and lo <= o.bits <= hi, f"{w}.bits",
+         f"must be an integer in {lo}..{hi}, got {o.bits!r}")
     if o.dtype == "float":
-        need(o.bits in (8, 16, 32, 64), f"{w}.bits", f"a float operand is 8, 16, 32 or 64 bits, got {o.bits}")
+        need(o.bits in FLOAT_BITS, f"{w}.bits", f"a float operand is 8, 16, 32 or 64 bits, got {o.bits}")
     need(isinstance(o.density, (int, float)) and not isinstance(o.density, bool) and 0.0 <= o.density <= 1.0
          and not math.isnan(o.density), f"{w}.density", f"must be a fraction in [0, 1], got {o.density!r}")
     need(isinstance(o.structure, str), f"{w}.structure", f"must be a string 'N:M' or '', got {o.structure!r}")

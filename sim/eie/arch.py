@@ -4,9 +4,11 @@ Deep Neural Network", ISCA 2016: Sec. IV and VI, Tables II and V)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Mapping
 
-from ..archbase import at_least, at_most, check_fields, need, positive
+from annotated_types import Gt, Le
+
+from ..archbase import Clock, NonNegative, NonNegativeInt, Nm, PositiveInt, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
 
 if TYPE_CHECKING:
@@ -36,37 +38,30 @@ class EIEArch:
     uses_weight_values: ClassVar[bool] = True
 
     name: str = "eie-64"
-    num_pes: int = 64
-    clock_mhz: float = 800.0
-    queue_depth: int = 8                 # activation FIFO entries per PE
-    spmat_sram_bytes: int = 128 * 1024   # per PE, 64-bit wide
-    ptr_sram_bytes: int = 32 * 1024      # per PE, two banks of 16-bit pointers
-    act_sram_bytes: int = 2 * 1024       # per PE
-    act_regs: int = 64                   # destination activation registers per PE (16-bit)
-    spmat_width_bits: int = 64           # one read returns 8 (v, z) entries
-    index_bits: int = 4                  # virtual weight index (16-entry codebook)
-    zero_run_bits: int = 4               # relative row index
-    pointer_bits: int = 16
-    act_bits: int = 16                   # 16-bit fixed point
-    weight_bits: int = 16                # codebook entries, 16-bit fixed point
-    weight_frac_bits: int = 12           # radix point of codebook values
-    pipeline_depth: int = 4              # lookup | multiply | add | write
+    num_pes: PositiveInt = 64
+    clock_mhz: Clock = 800.0
+    queue_depth: PositiveInt = 8                 # activation FIFO entries per PE
+    spmat_sram_bytes: PositiveInt = 128 * 1024   # per PE, 64-bit wide
+    ptr_sram_bytes: PositiveInt = 32 * 1024      # per PE, two banks of 16-bit pointers
+    act_sram_bytes: PositiveInt = 2 * 1024       # per PE
+    act_regs: PositiveInt = 64                   # destination activation registers per PE (16-bit)
+    spmat_width_bits: PositiveInt = 64           # one read returns 8 (v, z) entries
+    index_bits: Annotated[int, Gt(0), Le(16)] = 4                  # virtual weight index (16-entry codebook)
+    zero_run_bits: PositiveInt = 4               # relative row index
+    pointer_bits: PositiveInt = 16
+    act_bits: PositiveInt = 16                   # 16-bit fixed point
+    weight_bits: PositiveInt = 16                # codebook entries, 16-bit fixed point
+    weight_frac_bits: NonNegativeInt = 12           # radix point of codebook values
+    pipeline_depth: PositiveInt = 4              # lookup | multiply | add | write
     dram_type: str = "lpddr"             # the DRAM technology the energy table prices
     # The paper's 590 mW for EIE-64 (Table II) is total power with no static share published:
     # EIE results are dynamic energy only.
-    static_power_w: float = 0.0
-    technology_nm: float = 45
+    static_power_w: NonNegative = 0.0
+    technology_nm: Nm = 45
     source: str = "Han et al., ISCA 2016, Sec. IV and VI (64 PEs, 800 MHz, 45 nm)"
 
     def __post_init__(self) -> None:
         check_fields(self)
-        at_most(self, 1000, "technology_nm")   # nm: a CMOS node (as the energy model)
-        positive(self, "num_pes", "clock_mhz", "queue_depth", "spmat_sram_bytes", "ptr_sram_bytes",
-                 "act_regs", "spmat_width_bits", "index_bits", "zero_run_bits", "pointer_bits", "act_bits",
-                 "weight_bits", "pipeline_depth", "technology_nm", "act_sram_bytes")
-        at_least(self, 0, "static_power_w")
-        need(self.index_bits <= 16, "index_bits", f"must be at most 16 (a codebook of 2**16 entries), got "
-             f"{self.index_bits}")
         need(self.index_bits + self.zero_run_bits <= self.spmat_width_bits, "spmat_width_bits",
              "must hold at least one (index, zero-run) entry")
         # A PE's pointers p[j], p[j+1] delimit column j's entries on it. Rows are interleaved
@@ -78,7 +73,7 @@ class EIEArch:
         need(self.pointer_bits >= low, "pointer_bits",
              f"{self.pointer_bits} bit{'' if self.pointer_bits == 1 else 's'} cannot address the up to {self.act_regs} entries one column has on a PE "
              f"(act_regs = {self.act_regs} rows per PE per row batch); use at least {low} bits")
-        need(0 <= self.weight_frac_bits < self.weight_bits, "weight_frac_bits",
+        need(self.weight_frac_bits < self.weight_bits, "weight_frac_bits",
              f"must be in [0, weight_bits), got {self.weight_frac_bits}")
 
     @property

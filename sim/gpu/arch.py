@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+import typing
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from workloads.errors import HwsimError
 
-from ..archbase import at_least, at_most, check_fields, need, positive
+from ..archbase import Clock, NonNegative, NonNegativeInt, Nm, Positive, PositiveInt, Rate, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
-from .fusion import FUSIONS
+from .fusion import Fusion
 from .precision import PRECISION_BYTES
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ ENGINES = ("fast", "events")
 # the generations whose tensor cores the presets describe (rates, MMA shapes, energies from
 # their whitepapers); a description of another has no data behind it
 GENERATIONS = ("volta", "turing", "ampere", "hopper")
-LAYOUTS = ("nhwc", "nchw")
+Layout = Literal["nhwc", "nchw"]
+LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
 
 
 @dataclass(frozen=True)
@@ -48,34 +50,34 @@ class GPUArch:
     family: ClassVar[str] = "gpu"
     uses_weight_values: ClassVar[bool] = False
     name: str
-    sms: int
-    tcs_per_sm: int
-    tc_fma_per_clk: Mapping[str, float]
-    clock_mhz: float
-    dram_gbs: float
-    dram_latency_cycles: int
-    l2_mib: float
-    l2_bytes_per_clk: int
-    smem_per_sm_kib: int
-    regs_per_sm: int = 65536            # 32-bit registers
-    max_ctas_per_sm: int = 32
-    max_threads_per_sm: int = 2048
-    fp32_lanes_per_sm: int = 64         # CUDA-core FMA lanes (depthwise convs, non-GEMM math)
+    sms: PositiveInt
+    tcs_per_sm: PositiveInt
+    tc_fma_per_clk: Mapping[str, Rate]
+    clock_mhz: Clock
+    dram_gbs: Rate
+    dram_latency_cycles: NonNegativeInt
+    l2_mib: Positive
+    l2_bytes_per_clk: PositiveInt
+    smem_per_sm_kib: PositiveInt
+    regs_per_sm: PositiveInt = 65536    # 32-bit registers
+    max_ctas_per_sm: PositiveInt = 32
+    max_threads_per_sm: PositiveInt = 2048
+    fp32_lanes_per_sm: PositiveInt = 64         # CUDA-core FMA lanes (depthwise convs, non-GEMM math)
     mma_shape: str = ""
-    pipeline_stages: int = 3            # global->shared software pipeline depth
-    kernel_overhead_us: float = 2.0     # launch + prologue that no overlap hides
+    pipeline_stages: PositiveInt = 3            # global->shared software pipeline depth
+    kernel_overhead_us: NonNegative = 2.0     # launch + prologue that no overlap hides
     dram_type: str = "hbm2"             # the DRAM technology the energy table prices
-    memory_gb: float = 0.0              # device memory (GB = 1e9 bytes), for training placements
-    streams: int = 1                    # concurrent streams the framework issues kernels on
-    fusion: str = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
+    memory_gb: NonNegative = 0.0              # device memory (GB = 1e9 bytes), for training placements
+    streams: PositiveInt = 1                    # concurrent streams the framework issues kernels on
+    fusion: Fusion = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
                                         # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
-    layout: str = "nhwc"                # activations' layout: nhwc (inference libraries, PyTorch channels_last);
+    layout: Layout = "nhwc"                # activations' layout: nhwc (inference libraries, PyTorch channels_last);
                                         # nchw (PyTorch's default): each tensor-core conv adds two transposes
     # N:M patterns the sparse tensor cores run on a pruned weight (A100/H100: 2:4)
     sparse_structures: tuple[str, ...] = ()
     # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
-    static_power_w: float = 0.0
-    tdp_w: float = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.power); 0: none
+    static_power_w: NonNegative = 0.0
+    tdp_w: NonNegative = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.power); 0: none
     # the MMA instruction: m, n and K in bytes (n 0: the CTA tile's N, as wgmma's m64nNk16);
     # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
     mma_mnk: tuple[int, int, int] = (16, 8, 32)
@@ -83,28 +85,38 @@ class GPUArch:
     # The card's own per-event energies (sim/gpu/constants.py: calibrated, transferred or
     # from the energy table); empty/0: the energy table prices the MACs and levels by width
     # and capacity, and no power limit applies
-    mac_pj: Mapping[str, float] = field(default_factory=dict)     # per tensor-core FMA, by precision
-    rf_pj_per_byte: float = 0.0
-    smem_pj_per_byte: float = 0.0
-    l2_pj_per_byte: float = 0.0
-    dram_pj_per_byte: float = 0.0
-    active_power_w: float = 0.0         # drawn on top of idle while kernels keep every SM busy
+    mac_pj: Mapping[str, Positive] = field(default_factory=dict)     # per tensor-core FMA, by precision
+    rf_pj_per_byte: NonNegative = 0.0
+    smem_pj_per_byte: NonNegative = 0.0
+    l2_pj_per_byte: NonNegative = 0.0
+    dram_pj_per_byte: NonNegative = 0.0
+    active_power_w: NonNegative = 0.0         # drawn on top of idle while kernels keep every SM busy
     energy_source: str = ""             # where the own energies come from (stated by `hwsim archs`)
-    die_transistors_b: float = 0.0      # transistors on the whole die (billions; whitepapers), and
-    die_sms: int = 0                    # its SMs before any are disabled: scale active power between dies
-    technology_nm: float = 7
+    die_transistors_b: NonNegative = 0.0      # transistors on the whole die (billions; whitepapers), and
+    die_sms: NonNegativeInt = 0                    # its SMs before any are disabled: scale active power between dies
+    technology_nm: Nm = 7
     generation: str = ""
     source: str = ""
 
+    def _check_a_tile_fits(self) -> None:
+        """The GEMM model's smallest CTA tile (``sim.gpu.gemm.TILES``) fits an SM: its
+        ``pipeline_stages`` K steps of A and B in shared memory, its threads and their
+        registers; a card where none fits could run no GEMM."""
+        from .gemm import BK_BYTES, REGISTER_OVERHEAD, SMALL_TILE_THREADS, TILES
+        BM, BN = min(TILES, key=lambda t: t[0] * t[1])
+        smem = self.pipeline_stages * (BM + BN) * BK_BYTES
+        have = self.smem_per_sm_kib * 1024
+        need(smem <= have, "pipeline_stages",
+             f"{self.pipeline_stages} stages of the smallest CTA tile ({BM}x{BN}, {BK_BYTES}-byte K steps of A and "
+             f"B) need {smem / 1024:g} KiB of shared memory and the SM has {self.smem_per_sm_kib} KiB "
+             f"(smem_per_sm_kib): use at most {have // ((BM + BN) * BK_BYTES)} stages or more shared memory")
+        regs = (BM * BN / SMALL_TILE_THREADS + REGISTER_OVERHEAD) * SMALL_TILE_THREADS     # fp32 accumulators
+        need(SMALL_TILE_THREADS <= self.max_threads_per_sm and regs <= self.regs_per_sm, "regs_per_sm",
+             f"the smallest CTA tile ({BM}x{BN}) takes {SMALL_TILE_THREADS} threads and {regs:g} registers; the SM "
+             f"has {self.max_threads_per_sm} threads (max_threads_per_sm) and {self.regs_per_sm} registers")
+
     def __post_init__(self) -> None:
         check_fields(self)
-        at_most(self, 1000, "technology_nm")   # nm: a CMOS node (as the energy model)
-        positive(self, "sms", "tcs_per_sm", "clock_mhz", "dram_gbs", "l2_mib", "l2_bytes_per_clk", "smem_per_sm_kib",
-                 "regs_per_sm", "max_ctas_per_sm", "fp32_lanes_per_sm", "pipeline_stages", "max_threads_per_sm",
-                 "technology_nm", "streams")
-        at_least(self, 0, "dram_latency_cycles", "kernel_overhead_us", "static_power_w", "memory_gb", "tdp_w",
-                 "die_transistors_b", "die_sms",
-                 "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "dram_pj_per_byte", "active_power_w")
         mnk = self.mma_mnk
         need(isinstance(mnk, (list, tuple)) and len(mnk) == 3 and all(isinstance(x, int) and not isinstance(x, bool)
                                                                       and x >= 0 for x in mnk) and mnk[0] > 0
@@ -115,10 +127,8 @@ class GPUArch:
         need(bool(self.tc_fma_per_clk), "tc_fma_per_clk", "needs at least one precision")
         for p, v in self.tc_fma_per_clk.items():
             need(p in PRECISION_BYTES, "tc_fma_per_clk", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
-            need(v > 0, f"tc_fma_per_clk.{p}", f"must be > 0, got {v!r}")
         for p, v in self.mac_pj.items():
             need(p in PRECISION_BYTES, "mac_pj", f"unknown precision {p!r}; one of {', '.join(PRECISION_BYTES)}")
-            need(v > 0, f"mac_pj.{p}", f"must be > 0, got {v!r}")
         if self.mac_pj:
             missing = [p for p in self.tc_fma_per_clk if p not in self.mac_pj]
             need(not missing, "mac_pj", f"the card's own energies need a price for every tensor-core precision; "
@@ -131,8 +141,7 @@ class GPUArch:
         need(self.generation in ("", *GENERATIONS), "generation",
              f"this model has no tensor-core data for {self.generation!r}; known: {', '.join(GENERATIONS)} "
              "(or leave it empty for a card described wholly by its fields)")
-        need(self.fusion in FUSIONS, "fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        need(self.layout in LAYOUTS, "layout", f"must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        self._check_a_tile_fits()
         from workloads.trace import structure_nm
         ss = self.sparse_structures
         need(isinstance(ss, (list, tuple)) and all(isinstance(x, str) and structure_nm(x) for x in ss),

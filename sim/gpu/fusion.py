@@ -19,14 +19,17 @@ reduction (softmax, layer norm, pooling) or after a CUDA-core depthwise conv.
 
 from __future__ import annotations
 
+import typing
 from collections import defaultdict
+from typing import Literal
 
 from workloads.trace import Op, Workload
 
-__all__ = ["EPILOGUE_ELEMENTWISE", "FUSIONS", "epilogues", "chains"]
+__all__ = ["EPILOGUE_ELEMENTWISE", "Fusion", "FUSIONS", "epilogues", "chains"]
 
 EPILOGUE_ELEMENTWISE = ("add", "sub", "mul", "div", "add_", "sub_", "mul_", "div_")
-FUSIONS = ("epilogue", "none")
+Fusion = Literal["epilogue", "none"]
+FUSIONS: tuple[Fusion, ...] = typing.get_args(Fusion)
 
 
 def _fusable(op: Op) -> bool:

@@ -14,14 +14,17 @@ supports: which loop dimension goes on its rows and which on its columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Mapping
+
+from annotated_types import Ge, Gt, Le, Lt
 
 from workloads.errors import HwsimError
 from workloads.fields import check_known
 
-from ..archbase import at_most, check_fields, known_fields, need, positive
+from ..archbase import Clock, NonNegative, Rate, NonNegativeInt, Nm, check_fields, known_fields, need
 from ..constants import Constant
-from ..machine import LEVEL_KINDS, MemoryLevel, Peaks, describe_fields
+from ..machine import MemoryLevel, Peaks, describe_fields
 from .nest import DIMS, OPERANDS
 
 if TYPE_CHECKING:
@@ -33,9 +36,18 @@ if TYPE_CHECKING:
 __all__ = ["OBJECTIVES", "TIMINGS", "FAMILIES", "Level", "SpatialArch", "describe_level", "EYERISS_MAC_PJ",
            "CONSTANTS", "PRESETS", "ARCH"]
 
-OBJECTIVES = ("latency", "energy", "edp")
-TIMINGS = ("analytical", "stepped")
+Objective = Literal["latency", "energy", "edp"]
+Timing = Literal["analytical", "stepped"]
+OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
+TIMINGS: tuple[Timing, ...] = typing.get_args(Timing)
 FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
+Family = Literal["", "ws", "os", "is", "rs"]      # "": every mapping
+LevelKind = Literal["rf", "sram", "noc", "dram"]  # sim.machine.LEVEL_KINDS, for the energy table
+Amount = Annotated[float, Ge(0), Le(2 ** 50)]      # bytes, bits or pJ: policy bound for int64 arithmetic
+_UNROLLING_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^[A-Z*]+\s*,\s*[A-Z*]+$"},
+                               {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}],
+                     "description": "'ROWDIMS,COLDIMS' such as 'C,K' or 'FY*C,OY'"}
+_UNROLLINGS_SCHEMA = {"type": "array", "items": _UNROLLING_SCHEMA, "minItems": 1}
 
 
 @dataclass(frozen=True)
@@ -46,15 +58,15 @@ class Level:
 
     name: str
     operands: tuple[str, ...]
-    size_bytes: float = 0.0            # per PE when per_pe; 0 only for the off-chip level (unbounded)
+    size_bytes: Amount = 0.0           # per PE when per_pe; 0 only for the off-chip level (unbounded)
     per_pe: bool = False
-    read_bits: float = 64.0            # read port width: bits per cycle (per PE when per_pe)
-    write_bits: float = 64.0
+    read_bits: Rate = 64.0             # read port width: bits per cycle (per PE when per_pe)
+    write_bits: Rate = 64.0
     shared_port: bool = False          # one read/write port: reads and writes take turns
-    read_pj: float = 0.0               # per read of read_bits
-    write_pj: float = 0.0              # per write of write_bits
+    read_pj: Amount = 0.0              # per read of read_bits
+    write_pj: Amount = 0.0             # per write of write_bits
     double_buffered: bool = False
-    kind: str = "sram"                 # rf | sram | noc | dram, for the energy table
+    kind: LevelKind = "sram"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -68,12 +80,6 @@ class Level:
             need(o in OPERANDS, f"{self.name}.operands", f"must be among {', '.join(OPERANDS)}, got {o!r}")
         need(len(set(ops)) == len(ops), f"{self.name}.operands", "lists an operand twice")
         object.__setattr__(self, "operands", ops)
-        for n in ("size_bytes", "read_bits", "write_bits", "read_pj", "write_pj"):
-            v = getattr(self, n)
-            need(0 <= v <= 2 ** 50, f"{self.name}.{n}", f"must be in [0, 2^50], got {v!r}")
-        need(self.read_bits > 0 and self.write_bits > 0, f"{self.name}.read_bits",
-             "ports must move a positive number of bits per cycle")
-        need(self.kind in LEVEL_KINDS, f"{self.name}.kind", f"must be one of {', '.join(LEVEL_KINDS)}")
 
     @property
     def priced(self) -> bool:
@@ -129,42 +135,34 @@ class SpatialArch:
     uses_weight_values: ClassVar[bool] = False
 
     name: str = "spatial"
-    rows: int = 16
-    cols: int = 16
-    clock_mhz: float = 200.0
-    word_bits: int = 16                # operand width (float traces run at it)
-    acc_bits: int = 32                 # partial sums
-    mac_pj: float = 0.0                # per MAC at word_bits; 0: the energy table's price
+    rows: Annotated[int, Gt(0), Le(2 ** 16)] = 16
+    cols: Annotated[int, Gt(0), Le(2 ** 16)] = 16
+    clock_mhz: Clock = 200.0
+    word_bits: Annotated[int, Gt(0), Le(64)] = 16     # operand width (float traces run at it)
+    acc_bits: Annotated[int, Gt(0), Le(64)] = 32      # partial sums
+    mac_pj: Annotated[float, Ge(0), Lt(1e6)] = 0.0    # per MAC at word_bits; 0: the energy table's price
     levels: tuple[Level, ...] = ()
     # spatial mappings: (rows, columns), each a dimension or several ("FY*C": filter rows,
     # then as many input channels as the rest of the side holds)
-    unrollings: tuple[tuple[str, str], ...] = (("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX"))
+    unrollings: tuple[tuple[str, str], ...] = field(default=(("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX")),
+                                                    metadata={"json_schema": _UNROLLINGS_SCHEMA})
     # per op: an op name (or a kind, conv or gemm) -> its own "ROWDIMS,COLDIMS" unrolling
     op_unrollings: Mapping[str, str] = field(default_factory=dict)
-    objective: str = "latency"         # what the mapping search minimises (ties: the other, then order)
-    dataflow: str = ""                 # search only this family (ws, os, is, rs); "": every mapping
+    objective: Objective = "latency"         # what the mapping search minimises (ties: the other, then order)
+    dataflow: Family = ""                 # search only this family (ws, os, is, rs); "": every mapping
     # how the chosen mapping's cycles are counted: "analytical" (cost.evaluate's roofline over
     # the ports, as ZigZag counts them) or "stepped" (sim.spatial.stepper: every transfer and
     # iteration in order, cycle-level; slower: seconds to tens of seconds for a network)
-    timing: str = "analytical"
-    vector_lanes: int = 0              # element ops per cycle for non-GEMM ops (0: one per column)
-    static_power_w: float = 0.0
-    dram_gib: float = 0.0
+    timing: Timing = "analytical"
+    vector_lanes: NonNegativeInt = 0   # element ops per cycle for non-GEMM ops (0: one per column)
+    static_power_w: NonNegative = 0.0
+    dram_gib: NonNegative = 0.0
     energy_table: str = ""
-    technology_nm: float = 65
+    technology_nm: Nm = 65
     source: str = ""
 
     def __post_init__(self) -> None:
         check_fields(self)
-        positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "technology_nm")
-        at_most(self, 2 ** 16, "rows", "cols")
-        at_most(self, 1e6, "clock_mhz")
-        at_most(self, 64, "word_bits", "acc_bits")
-        need(0 <= self.mac_pj < 1e6, "mac_pj", f"must be pJ per MAC >= 0, got {self.mac_pj!r}")
-        need(self.objective in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        need(self.dataflow in ("", *FAMILIES), "dataflow",
-             f"must be one of {', '.join(FAMILIES)} or empty (every mapping), got {self.dataflow!r}")
-        need(self.timing in TIMINGS, "timing", f"must be one of {', '.join(TIMINGS)}, got {self.timing!r}")
         levels = self.levels
         need(isinstance(levels, (list, tuple)) and len(levels) >= 1, "levels",
              "must list the memory levels, innermost first, the off-chip memory last")
@@ -177,6 +175,14 @@ class SpatialArch:
              f"the last level ({top.name}) is the off-chip memory: it holds input, weight and output, for the array")
         for i, x in enumerate(lv[:-1]):
             need(x.size_bytes > 0, f"levels[{i}].size_bytes", f"{x.name} needs a capacity in bytes")
+            # a level holds at least one word of each of its operands (a partial sum is
+            # acc_bits wide), in each half when double-buffered: else no mapping can use it
+            word = sum(self.acc_bits if o == "output" else self.word_bits for o in x.operands)
+            halves = 2 if x.double_buffered else 1
+            need(x.size_bytes * 8 / halves >= word, f"levels[{i}].size_bytes",
+                 f"{x.name}'s {x.size_bytes:g} bytes{' (two halves: double_buffered)' if halves == 2 else ''} cannot "
+                 f"hold one word of each of its operands ({', '.join(x.operands)}: {word} bits at word_bits "
+                 f"{self.word_bits}, acc_bits {self.acc_bits}); give it at least {halves * word / 8:g} bytes")
         need(not any(x.kind == "dram" for x in lv[:-1]), "levels", "only the last level may be kind dram")
         per_pe_seen = {o: False for o in OPERANDS}
         for x in reversed(lv):
@@ -188,13 +194,16 @@ class SpatialArch:
         need(isinstance(un, (list, tuple)) and len(un) >= 1, "unrollings", "must list at least one 'ROWDIM,COLDIM'")
         object.__setattr__(self, "unrollings", tuple(_unrolling(u, i) for i, u in enumerate(un)))
         need(len(set(self.unrollings)) == len(self.unrollings), "unrollings", "lists an unrolling twice")
+        if self.dataflow == "rs":
+            from .search import row_stationary
+            need(any(row_stationary(u) for u in self.unrollings), "dataflow",
+                 "rs (row stationary) needs an unrolling of filter rows on the array's rows and output rows on its "
+                 "columns ('FY,OY' or 'FY*C,OY') among unrollings; add one or choose ws, os or is")
         for k, v in self.op_unrollings.items():
             try:
                 _unrolling(v, 0)
             except HwsimError as e:
                 raise HwsimError(f"op_unrollings.{k}: {str(e).split(': ', 1)[1]}") from None
-        need(self.vector_lanes >= 0 and self.static_power_w >= 0 and self.dram_gib >= 0, "vector_lanes",
-             "vector_lanes, static_power_w and dram_gib must be >= 0")
         need(bool(self.name), "name", "must not be empty")
 
     # ---- derived ----------------------------------------------------------------------
@@ -225,9 +234,8 @@ class SpatialArch:
         """Map every op by the search (``objective``: latency, energy or edp; default the
         design's) and return its cycles and accesses per level."""
         from .simulate import simulate
-        obj = objective or self.objective
-        need(obj in OBJECTIVES, "objective", f"must be one of {', '.join(OBJECTIVES)}, got {obj!r}")
-        return simulate(workload, replace(self, objective=obj), progress=progress)
+        return simulate(workload, replace(self, objective=typing.cast(Objective, objective or self.objective)),
+                        progress=progress)      # the description checks the objective
 
     @property
     def memory_capacity_bytes(self) -> float:

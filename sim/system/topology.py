@@ -16,33 +16,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
+
+from annotated_types import Ge
 
 from workloads.errors import HwsimError
 
-from ..archbase import check_fields, need, positive
+from ..archbase import NonNegative, Rate, check_fields, need
 
 __all__ = [
     "FABRICS", "Fabric", "System", "NVLINK_LATENCY_US", "IB_LATENCY_US", "ICI_LATENCY_US", "PRESETS",
     "device_of", "resolve_system",
 ]
 
-FABRICS = ("switch", "torus2d")
+FabricKind = Literal["switch", "torus2d"]
+FABRICS: tuple[FabricKind, ...] = typing.get_args(FabricKind)
+Count = Annotated[int, Ge(1)]
 
 
 @dataclass(frozen=True)
 class Fabric:
-    kind: str
-    bandwidth_gbs: float        # GB/s per device port (switch) or per link (torus), each direction
-    latency_us: float
+    kind: FabricKind
+    bandwidth_gbs: Rate     # GB/s per device port (switch) or per link (torus), each direction
+    latency_us: NonNegative
     source: str = ""
 
     def __post_init__(self) -> None:
         check_fields(self)
-        need(self.kind in FABRICS, "kind", f"must be one of {', '.join(FABRICS)}, got {self.kind!r}")
-        positive(self, "bandwidth_gbs")
-        need(self.latency_us >= 0, "latency_us", f"must be >= 0, got {self.latency_us}")
 
     @property
     def bytes_per_us(self) -> float:
@@ -57,12 +59,13 @@ class System:
     kind_name: ClassVar[str] = "system"
     name: str
     device: str
-    devices_per_node: int
-    nodes: int
+    devices_per_node: Count
+    nodes: Count
     intra: Fabric
     inter: Fabric | None = None
     source: str = ""
-    device_overrides: tuple[tuple[str, Any], ...] = field(default=())
+    device_overrides: tuple[tuple[str, Any], ...] = field(default=(), metadata={"json_schema": {
+        "type": "object", "description": "fields of the device's description to change, as an architecture file does"}})
 
     def __post_init__(self) -> None:
         if isinstance(self.intra, dict):
@@ -71,11 +74,9 @@ class System:
             object.__setattr__(self, "inter", _fabric(self.inter, "inter"))
         if isinstance(self.device_overrides, dict):
             object.__setattr__(self, "device_overrides", tuple(sorted(self.device_overrides.items())))
-        need(isinstance(self.name, str) and bool(self.name), "name", "must be a non-empty string")
-        need(isinstance(self.device, str) and bool(self.device), "device", "must name a device preset")
-        for f in ("devices_per_node", "nodes"):
-            v = getattr(self, f)
-            need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f, f"must be an integer >= 1, got {v!r}")
+        check_fields(self)
+        need(bool(self.name), "name", "must be a non-empty string")
+        need(bool(self.device), "device", "must name a device preset")
         need(isinstance(self.intra, Fabric), "intra", "must be a fabric {kind, bandwidth_gbs, latency_us}")
         need(self.inter is None or isinstance(self.inter, Fabric), "inter",
              "must be a fabric {kind, bandwidth_gbs, latency_us} or absent")

@@ -7,10 +7,13 @@ the rate: ``rate = (word_bits / a_bits) * (word_bits / w_bits)`` for multiples o
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Mapping
 
-from ..archbase import at_least, at_most, check_fields, need, positive
+from annotated_types import Gt, Le
+
+from ..archbase import Clock, NonNegative, Rate, NonNegativeInt, Nm, PositiveInt, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
 from .counters import table3
 
@@ -22,7 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DATAFLOWS", "ENGINES", "PE_REG_ROLES", "SystolicArch", "PRESETS", "ARCH"]
 
-DATAFLOWS = ("ws", "os", "is")
+Dataflow = Literal["ws", "os", "is"]
+DATAFLOWS: tuple[Dataflow, ...] = typing.get_args(Dataflow)
+# policy bounds, far beyond any design, so that cycle arithmetic stays in int64
+Capacity = Annotated[float, Gt(0), Le(2 ** 30)]
+Bits = Annotated[int, Gt(0), Le(128)]
 ENGINES = ("fast", "cycles")
 
 
@@ -46,22 +53,22 @@ class SystolicArch:
     uses_weight_values: ClassVar[bool] = False
 
     name: str = "systolic-32"
-    rows: int = 32
-    cols: int = 32
-    dataflow: str = "ws"
-    clock_mhz: float = 1000.0
-    word_bits: int = 8
-    acc_bits: int = 32
-    ifmap_sram_kib: float = 64
-    filter_sram_kib: float = 64
-    ofmap_sram_kib: float = 64
-    dram_bw_bytes_per_cycle: float = 10.0
-    prefetch_depth: int = 2           # buffered fold loads (2 = double buffering; TPU weight FIFO: 4)
+    rows: PositiveInt = 32
+    cols: PositiveInt = 32
+    dataflow: Dataflow = "ws"
+    clock_mhz: Clock = 1000.0
+    word_bits: Bits = 8
+    acc_bits: Bits = 32
+    ifmap_sram_kib: Capacity = 64
+    filter_sram_kib: Capacity = 64
+    ofmap_sram_kib: Capacity = 64
+    dram_bw_bytes_per_cycle: Rate = 10.0
+    prefetch_depth: Annotated[int, Gt(0), Le(2 ** 30)] = 2           # buffered fold loads (2 = double buffering; TPU weight FIFO: 4)
     ifmap_on_chip: bool = False       # activations already resident (TPU unified buffer, fed by the host)
-    vector_lanes: int = 0             # element ops per cycle for non-GEMM ops (0: one per column)
+    vector_lanes: NonNegativeInt = 0             # element ops per cycle for non-GEMM ops (0: one per column)
     dram_type: str = "ddr3"           # the DRAM technology the energy table prices
-    dram_gib: float = 0.0             # off-chip memory capacity (0: not modelled)
-    static_power_w: float = 0.0       # idle power over the run's time; 0: dynamic energy only
+    dram_gib: NonNegative = 0.0             # off-chip memory capacity (0: not modelled)
+    static_power_w: NonNegative = 0.0       # idle power over the run's time; 0: dynamic energy only
     # per-PE register files as energy levels: operand role (input, weight, output) -> bytes
     # per PE; each MAC reads its input/weight from its register and reads and writes its
     # partial sum (acc_bits) in the output register. Empty: registers not priced.
@@ -69,20 +76,11 @@ class SystolicArch:
     # the energy table this design is priced with unless a command names one (a built-in
     # name or a YAML file; in an arch file, relative to it); "": the default, horowitz45
     energy_table: str = ""
-    technology_nm: float = 45
+    technology_nm: Nm = 45
     source: str = "SCALE-Sim default configuration (32x32, 64 KiB SRAMs, 10 words/cycle)"
 
     def __post_init__(self) -> None:
         check_fields(self)
-        positive(self, "rows", "cols", "clock_mhz", "word_bits", "acc_bits", "ifmap_sram_kib",
-                 "filter_sram_kib", "ofmap_sram_kib", "dram_bw_bytes_per_cycle", "prefetch_depth", "technology_nm")
-        at_least(self, 0, "vector_lanes", "static_power_w", "dram_gib")
-        # policy bounds, far beyond any design, so that cycle arithmetic stays in int64
-        at_most(self, 2 ** 30, "dram_bw_bytes_per_cycle", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib",
-                "prefetch_depth")
-        at_most(self, 1e6, "clock_mhz")
-        at_most(self, 128, "word_bits", "acc_bits")
-        at_most(self, 1000, "technology_nm")
         # one product of two word_bits operands is 2 x word_bits wide (int8 x int8: 16 bits); an
         # accumulator narrower than that cannot hold even one, let alone the sum of K of them
         need(self.acc_bits >= 2 * self.word_bits, "acc_bits",
@@ -91,7 +89,6 @@ class SystolicArch:
              f"(accumulating K products needs more: the presets use 32)")
         for sram, unit, bits in SRAM_UNITS:
             self._check_sram_holds_an_edge(sram, unit, getattr(self, bits))
-        need(self.dataflow in DATAFLOWS, "dataflow", f"must be one of {', '.join(DATAFLOWS)}, got {self.dataflow!r}")
         need(bool(self.name), "name", "must not be empty")
         for role, size in self.pe_reg_bytes.items():
             need(role in PE_REG_ROLES, f"pe_reg_bytes.{role}", f"must be one of {', '.join(PE_REG_ROLES)}")

@@ -25,16 +25,17 @@ import torch
 from torch import nn
 
 from ..errors import HwsimError
+from ..declared import validate
 from . import prune as P
+from .plan_schema import MAX_BITS, LayerPlan, PlanDoc
 from .share import codes_in_order, finetune_codebooks, share_weights
 from .storage import LayerStorage, layer_storage, totals
 
 __all__ = ["DEFAULT", "KEYS", "MAX_BITS", "CompressionResult", "Plan", "compress", "compressed_trace", "load_plan",
            "plan_from_dict", "structures_of"]
 
-KEYS = ("keep", "weight_bits", "index_bits", "structure")
-MAX_BITS = 32        # weights are fp32 before compression: more bits store nothing more
-DEFAULT = {"keep": 1.0, "weight_bits": 32, "index_bits": 4, "structure": "none"}
+KEYS = tuple(LayerPlan.model_fields)
+DEFAULT = LayerPlan().model_dump()
 
 
 @dataclass
@@ -46,26 +47,6 @@ class Plan:
         return {**DEFAULT, **self.default, **self.layers.get(name, {})}
 
 
-def _check(entry, where: str) -> dict:
-    if not isinstance(entry, dict):
-        raise HwsimError(f"{where}: expected a mapping with {', '.join(KEYS)}")
-    for k, v in entry.items():
-        if k not in KEYS:
-            raise HwsimError(f"{where}.{k}: unknown key; use {', '.join(KEYS)}")
-        if k == "structure":
-            from ..trace import structure_nm
-            if v != "none" and (not isinstance(v, str) or structure_nm(v) is None):
-                raise HwsimError(f"{where}.structure: must be 'N:M' with integers 1 <= N < M <= 64 "
-                                 f"(e.g. '2:4') or 'none', got {v!r}")
-        elif k == "keep":
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v <= 1:
-                raise HwsimError(f"{where}.keep: must be in (0, 1], got {v!r}")
-        elif not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_BITS:
-            raise HwsimError(f"{where}.{k}: must be an integer in 1..{MAX_BITS}, got {v!r}"
-                             + (" (a weight is stored in at most 32 bits, fp32)" if k == "weight_bits" else ""))
-    return dict(entry)
-
-
 def load_plan(path: str | Path) -> Plan:
     from ..yamlio import load_yaml_lines, located
 
@@ -75,13 +56,11 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def plan_from_dict(doc, where: str = "plan") -> Plan:
-    if not isinstance(doc, dict) or set(doc) - {"default", "layers"}:
+    """A plan from its document, checked against :class:`PlanDoc` (errors name ``where``)."""
+    if not isinstance(doc, dict):
         raise HwsimError(f"{where}: a plan has 'default:' and/or 'layers:'")
-    layers = doc.get("layers") or {}
-    if not isinstance(layers, dict):
-        raise HwsimError(f"{where}: layers: must map layer names to settings")
-    return Plan(_check(doc.get("default") or {}, f"{where}: default"),
-                {n: _check(e, f"{where}: layers.{n}") for n, e in layers.items()})
+    p = validate(PlanDoc, doc, where)
+    return Plan(p.default.given(), {n: e.given() for n, e in p.layers.items()})
 
 
 @dataclass
