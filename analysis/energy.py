@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from sim.machine import Machine, MemoryLevel
     from sim.result import OpResult, SimResult
 
-__all__ = ["TABLES", "EnergyTable", "load_table", "TABLE_KEYS", "table_from_dict", "OpEnergy", "op_energy",
+__all__ = ["TABLES", "EnergyTable", "load_table", "table_from_dict", "OpEnergy", "op_energy",
            "prices_itself", "machine_op_prices", "energy_rows"]
 
 TABLES = Path(__file__).parent / "tables"
@@ -155,65 +155,20 @@ def load_table(spec: str | Path = "horowitz45") -> EnergyTable:
         return table_from_dict(doc, str(p))
 
 
-TABLE_KEYS = ("name", "technology_nm", "vdd_v", "source", "ops", "sram", "dram_pj_per_bit", "levels_relative",
-              "relative_to_mac", "relative_mac_node_nm", "relative_mac_vdd_v")
-
-
-def _positive(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
 def table_from_dict(doc: Any, where: str) -> EnergyTable:
+    """An energy table from its document, checked against :class:`~analysis.energy_schema.EnergyTableDoc`."""
+    from workloads.declared import validate
+
+    from .energy_schema import EnergyTableDoc
+
     if not isinstance(doc, dict):
         raise HwsimError(f"{where}: an energy table is a mapping with name, technology_nm, source, ops, ...")
-    for k in ("name", "technology_nm", "source", "ops"):
-        if k not in doc:
-            raise HwsimError(f"{where}: {k}: missing")
-    unknown = sorted(str(k) for k in doc if k not in TABLE_KEYS)
-    if unknown:
-        raise HwsimError(f"{where}: {', '.join(unknown)}: unknown key(s); an energy table has {', '.join(TABLE_KEYS)}")
-    ops = doc["ops"]
-    if not isinstance(ops, dict) or not ops:
-        raise HwsimError(f"{where}: ops: must map operation names (add.int8, mul.fp16, ...) to pJ")
-    for k, v in ops.items():
-        if not _positive(v) or "." not in str(k):
-            raise HwsimError(f"{where}: ops.{k}: must be 'add|mul.TYPE' with a positive pJ value, got {v!r}")
-    nm = doc["technology_nm"]
-    if not _positive(nm) or not NODE_RANGE_NM[0] <= nm <= NODE_RANGE_NM[1]:
-        raise HwsimError(f"{where}: technology_nm: must be a number of nm in {NODE_RANGE_NM[0]:g}.."
-                         f"{NODE_RANGE_NM[1]:g}, got {nm!r}")
-    sram = []
-    for i, pt in enumerate(doc.get("sram") or []):
-        try:
-            cap, e = float(pt["capacity_kib"]) * 1024, float(pt["pj_per_64b"])
-        except (TypeError, KeyError, ValueError):
-            raise HwsimError(f"{where}: sram[{i}]: needs capacity_kib and pj_per_64b numbers") from None
-        if not (_positive(cap) and _positive(e)):
-            raise HwsimError(f"{where}: sram[{i}]: capacity and energy must be positive finite numbers")
-        sram.append((cap, e))
-    dram = doc.get("dram_pj_per_bit") or {}
-    rel = doc.get("levels_relative") or {}
-    for name, m in (("dram_pj_per_bit", dram), ("levels_relative", rel)):
-        if not isinstance(m, dict):
-            raise HwsimError(f"{where}: {name}: must map names to positive numbers")
-        for k, v in m.items():
-            if not _positive(v):
-                raise HwsimError(f"{where}: {name}.{k}: must be a positive number, got {v!r}")
-    if not sram and not rel:
-        raise HwsimError(f"{where}: sram: needs capacity points (or levels_relative with relative_to_mac)")
-    def volts(key: str, default: float) -> float:
-        v = doc.get(key, default)
-        if v != default and not (_positive(v) and v <= 5):
-            raise HwsimError(f"{where}: {key}: must be a supply voltage in volts (0 < V <= 5), got {v!r}")
-        return float(v)
-
-    if rel and not doc.get("relative_to_mac"):
-        raise HwsimError(f"{where}: relative_to_mac: needed with levels_relative (pJ of one MAC)")
-    return EnergyTable(name=str(doc["name"]), technology_nm=float(doc["technology_nm"]), source=str(doc["source"]),
-                       ops={str(k): float(v) for k, v in ops.items()}, sram=tuple(sram), dram_pj_per_bit=dict(dram),
-                       levels_relative=dict(rel), relative_to_mac=float(doc.get("relative_to_mac") or 0),
-                       relative_mac_node_nm=float(doc.get("relative_mac_node_nm") or 45),
-                       relative_mac_vdd_v=volts("relative_mac_vdd_v", 0.9), vdd_v=volts("vdd_v", 0.0))
+    t = validate(EnergyTableDoc, doc, where)
+    return EnergyTable(name=t.name, technology_nm=t.technology_nm, source=t.source, ops=dict(t.ops),
+                       sram=tuple((p.capacity_kib * 1024, p.pj_per_64b) for p in t.sram),
+                       dram_pj_per_bit=dict(t.dram_pj_per_bit), levels_relative=dict(t.levels_relative),
+                       relative_to_mac=t.relative_to_mac, relative_mac_node_nm=t.relative_mac_node_nm,
+                       relative_mac_vdd_v=t.relative_mac_vdd_v, vdd_v=t.vdd_v)
 
 
 @dataclass(frozen=True)

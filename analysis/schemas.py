@@ -2,7 +2,8 @@
 (``hwsim schema KIND``). Each comes from the declaration the reader checks against: a
 machine family's description class (its fields' types, ``Annotated`` bounds and
 ``Literal`` choices), the system description, the trace format's vocabulary
-(:func:`workloads.trace_schema.json_schema`), the compression plan's and the study's pydantic models."""
+(:func:`workloads.trace_schema.json_schema`), the pydantic models of the compression plan,
+the study and the energy table."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from workloads.errors import HwsimError
 __all__ = ["kinds", "schema"]
 
 def kinds() -> tuple[str, ...]:
-    """``arch`` (any family's file), each machine family's own, ``system``, ``trace``, ``plan``, ``study``."""
+    """``arch`` (any family's file), each machine family's own, ``system``, ``trace``, ``plan``, ``study``, ``energy``."""
     from sim.registry import families
-    return ("arch", *families(), "system", "trace", "plan", "study")
+    return ("arch", *families(), "system", "trace", "plan", "study", "energy")
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -36,6 +37,10 @@ def schema(kind: str) -> dict[str, Any]:
     if kind == "trace":
         from workloads.trace_schema import json_schema
         return json_schema()
+    if kind == "energy":
+        from .energy_schema import EnergyTableDoc
+        return {"$schema": "https://json-schema.org/draft/2020-12/schema", **EnergyTableDoc.model_json_schema(),
+                "title": "hwsim energy table (--energy-table)"}
     if kind == "study":
         from .study_schema import StudyDoc
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", **StudyDoc.model_json_schema(),

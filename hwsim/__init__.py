@@ -155,7 +155,7 @@ def rtl_cells(unit: str, size: tuple[int, int] = (4, 4)) -> dict[str, Any]:
 
 
 def schema(kind: str) -> dict[str, Any]:
-    """``hwsim schema KIND``: the JSON Schema of an arch, family, system, trace, plan or study file.
+    """``hwsim schema KIND``: the JSON Schema of an arch, family, system, trace, plan, study or energy table file.
 
     >>> schema("systolic")["properties"]["dataflow"]["enum"]
     ['ws', 'os', 'is']

@@ -37,7 +37,7 @@ def test_every_schema_is_a_valid_json_schema_and_the_command_prints_it(capsys):
     assert json.loads(capsys.readouterr().out) == schema("eie")
     assert main(["schema", "bogus"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "one of arch, systolic, eie, gpu, spatial, system, trace, plan, study" in err
+    assert err.count("\n") == 1 and "one of arch, systolic, eie, gpu, spatial, system, trace, plan, study, energy" in err
 
 
 def test_the_files_hwsim_ships_are_valid():
@@ -53,6 +53,10 @@ def test_the_files_hwsim_ships_are_valid():
     for p in plans:
         assert _valid("plan", yaml.safe_load(open(p))), p
     assert _valid("study", yaml.safe_load(open(ROOT / "examples/study.yaml")))
+    tables = glob.glob(str(ROOT / "analysis/tables/*.yaml")) + [str(ROOT / "examples/zigzag_tpu_like_energy.yaml")]
+    assert len(tables) >= 3
+    for p in tables:
+        assert _valid("energy", yaml.safe_load(open(p))), p
     assert _valid("study", {"model": "mlp0", "base": "tpu-v1", "grid": {"rows": [8]}})
     assert not _valid("study", {"models": ["mlp0"], "base": "tpu-v1", "grid": {"trace.weight_bits": [0]}})
     from sim.system.topology import PRESETS
