@@ -257,27 +257,27 @@ def roofline(ev: "Evaluation", peaks, label_top: int = 5):
 
 
 def pareto(df, front, models: list[str], title: str, keys: list[str]):
-    """Latency vs energy per inference per model; Pareto points labelled with their design
-    (the grid's values at that point)."""
+    """Latency vs energy per sample (an inference or a training sample) per model; Pareto
+    points labelled with their design (the grid's values at that point)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 5), squeeze=False)
     for ax, m in zip(axes[0], models):
         d, f = df[df.model == m], front[front.model == m]
-        ax.scatter(d.time_us, d.energy_per_inference_uj, s=12, alpha=0.5, label=f"design points ({len(d)})")
-        ax.plot(f.time_us, f.energy_per_inference_uj, "r-o", ms=4, label=f"Pareto front ({len(f)})")
+        ax.scatter(d.time_us, d.energy_per_sample_uj, s=12, alpha=0.5, label=f"design points ({len(d)})")
+        ax.plot(f.time_us, f.energy_per_sample_uj, "r-o", ms=4, label=f"Pareto front ({len(f)})")
         for _, r in f.iterrows():
             ax.annotate(", ".join(f"{k.removeprefix('trace.')}={r[k]}" for k in keys if k in r), (r.time_us,
-                        r.energy_per_inference_uj), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                        r.energy_per_sample_uj), fontsize=7, xytext=(4, 4), textcoords="offset points")
         from matplotlib.ticker import FuncFormatter
         for axis, vals, set_scale in ((ax.xaxis, d.time_us, ax.set_xscale),
-                                      (ax.yaxis, d.energy_per_inference_uj, ax.set_yscale)):
+                                      (ax.yaxis, d.energy_per_sample_uj, ax.set_yscale)):
             lo, hi = float(vals.min()), float(vals.max())
             if lo > 0 and hi / lo > 10:             # a log axis where the points span a decade or more
                 set_scale("log")
                 axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}" if str(v)[0] in "25" else ""))
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))     # 20000, not 2 x 10^4
         ax.set_xlabel("latency (us)")
-        ax.set_ylabel("energy per inference (uJ)")
+        ax.set_ylabel("energy per sample (uJ)")
         ax.set_title(f"{title}: {m}", fontsize=10)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -285,11 +285,11 @@ def pareto(df, front, models: list[str], title: str, keys: list[str]):
 
 
 def compare(df, workload: str):
-    """Latency, energy per inference and utilisation (%) of each design, side by side."""
+    """Latency per batch, energy per sample and utilisation (%) of each design, side by side."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    for ax, col, title, scale in zip(axes, ("time_us", "energy_per_inference_uj", "utilization"),
-                                     ("latency (us)", "energy per inference (uJ)", "utilisation (% of peak MACs)"),
+    for ax, col, title, scale in zip(axes, ("time_us", "energy_per_sample_uj", "utilization"),
+                                     ("latency per batch (us)", "energy per sample (uJ)", "utilisation (% of peak MACs)"),
                                      (1, 1, 100)):
         vals = df[col] * scale
         bars = ax.bar(df.design, vals, color=["C%d" % i for i in range(len(df))])

@@ -37,7 +37,7 @@ class Evaluation:
     def __repr__(self) -> str:
         s = self.summary()
         return (f"Evaluation({s['workload']!r} on {s['design']!r}: batch {s['batch']}, {s['time_us']:,.1f} us, "
-                f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:,.2f} uJ per "
+                f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_sample_uj']:,.2f} uJ per "
                 f"{'sample' if s['training'] else 'inference'}; .to_frame() has the {s['ops']} ops)")
 
     def _repr_html_(self) -> str:
@@ -95,10 +95,10 @@ class Evaluation:
             "clock_mhz": res.clock_mhz, "batch": self.workload.batch, "ops": len(res.ops), "macs": res.macs,
             "cycles": res.cycles, "time_us": res.time_us, "critical_path_us": t["critical_path_us"],
             "training": any(o.phase != "forward" for o in self.workload.ops),
-            "throughput_inferences_per_s": self.workload.batch / time_s if time_s else 0.0,
+            # a sample: one inference, or one training sample of a training step's batch
             "throughput_samples_per_s": self.workload.batch / time_s if time_s else 0.0,
             "tops": 2 * res.macs / time_s / 1e12 if time_s else 0.0, "utilization": t["utilization"],
-            "energy_pj": e, "energy_per_inference_uj": e / self.workload.batch / 1e6,
+            "energy_pj": e, "energy_per_sample_uj": e / self.workload.batch / 1e6,
             "power_w": e * 1e-12 / time_s if time_s else 0.0,
             "energy_compute_pj": self.energy_total.get("energy_compute_pj", 0.0),
             "energy_static_pj": self.energy_total.get("energy_static_pj", 0.0),
@@ -154,15 +154,16 @@ def evaluate(workload: Workload, arch_spec, table: str | EnergyTable | None = No
 
 
 def summary_lines(ev: Evaluation) -> list[str]:
-    """The summary ``hwsim report`` prints: throughput, energy per inference and power, each
-    phase (training), the energy by memory level, a machine's cycle counters, the precision."""
+    """The summary ``hwsim report`` prints: throughput, energy per sample (an inference, or a
+    training sample) and power, each phase (training), the energy by memory level, a
+    machine's cycle counters, the precision."""
     from .output import wrap
 
     s = ev.summary()
     each = "sample (training step)" if s["training"] else "inference"
     out = [f"{s['workload']} on {s['design']}: batch {s['batch']}, {s['cycles']} cycles, {s['time_us']:.1f} us per batch, "
            f"{s['throughput_samples_per_s']:.1f} {each.split(' ')[0]}s/s, {s['tops']:.2f} TOPS, "
-           f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_inference_uj']:.1f} uJ per {each} "
+           f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_sample_uj']:.1f} uJ per {each} "
            f"({s['energy_pj'] / 1e6:.1f} uJ per batch), {s['power_w']:.2f} W"]
     out = [wrap(out[0])]
     if len(s["phases"]) > 1:
@@ -293,7 +294,7 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
         label = labels[i] if labels else f"{s['design']}"
         rows.append({"design": label, "machine": s["machine"], "workload": s["workload"], "time_us": s["time_us"],
                      "cycles": s["cycles"], "tops": s["tops"], "utilization": s["utilization"],
-                     "energy_per_inference_uj": s["energy_per_inference_uj"], "power_w": s["power_w"],
+                     "energy_per_sample_uj": s["energy_per_sample_uj"], "power_w": s["power_w"],
                      "dram_bytes": s["dram_bytes"]})
     df = pd.DataFrame(rows)
     if outdir:

@@ -60,7 +60,7 @@ def sections(s: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
                   ("throughput", _num(s["throughput_samples_per_s"], f"{each.split(' ')[0]}s/s"))]),
         ("Work", [("MACs per batch", _num(s["macs"], "")), ("throughput", _num(s["tops"], "TOPS")),
                   ("utilisation", f"{100 * s['utilization']:.1f}% of peak MACs")]),
-        ("Energy", [(f"per {each}", _num(s["energy_per_inference_uj"], "uJ")),
+        ("Energy", [(f"per {each}", _num(s["energy_per_sample_uj"], "uJ")),
                     (f"per batch of {batch}", _num(s["energy_pj"] / 1e6, "uJ")),
                     ("average power", _num(s["power_w"], "W")),
                     ("compute, per batch", _num(s["energy_compute_pj"] / 1e6, "uJ"))]

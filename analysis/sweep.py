@@ -17,7 +17,7 @@ A study file::
 Every finished point is written atomically to ``OUT/points/<id>.json`` (the id hashes the
 point), so a killed sweep restarted with the same study skips what is done and loses
 nothing; ``results.csv`` (one tidy row per point) and the Pareto fronts (latency vs
-energy per inference, and accuracy where a point reports it) are rewritten atomically
+energy per sample, and accuracy where a point reports it) are rewritten atomically
 at the end.
 """
 
@@ -198,15 +198,15 @@ def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
     s = evaluate(apply_trace(wl, point["design"]), arch, table, **how).summary()
     row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
            **point["design"]}
-    for k in ("cycles", "time_us", "throughput_inferences_per_s", "tops", "utilization", "energy_pj",
-              "energy_per_inference_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
+    for k in ("cycles", "time_us", "throughput_samples_per_s", "tops", "utilization", "energy_pj",
+              "energy_per_sample_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
         row[k] = s[k]
     row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
     row.update({f"cycles_{k}": v for k, v in s["cycle_counters"].items()})
     return row
 
 
-def pareto(df, x: str = "time_us", y: str = "energy_per_inference_uj", maximize: tuple[str, ...] = ()):
+def pareto(df, x: str = "time_us", y: str = "energy_per_sample_uj", maximize: tuple[str, ...] = ()):
     """Rows of ``df`` not dominated in (min x, min y, max each of ``maximize``)."""
     import numpy as np
     vals = np.column_stack([df[x].to_numpy(), df[y].to_numpy()] + [-df[m].to_numpy() for m in maximize])

@@ -40,7 +40,7 @@ def test_report_page_sections_carry_units_and_denominators():
 
     s = {"workload": "w", "design": "d", "machine": "gpu", "batch": 8, "ops": 3, "clock_mhz": 1000.0,
          "time_us": 2000.0, "cycles": 2_000_000, "critical_path_us": 1500.0, "throughput_samples_per_s": 4000.0,
-         "macs": 1e9, "tops": 1.0, "utilization": 0.25, "energy_per_inference_uj": 500.0, "energy_pj": 4e9,
+         "macs": 1e9, "tops": 1.0, "utilization": 0.25, "energy_per_sample_uj": 500.0, "energy_pj": 4e9,
          "power_w": 2.0, "energy_compute_pj": 1e9, "energy_by_level_pj": {"dram": 3e9}, "energy_static_pj": 0.0,
          "static_power_w": 0.0, "dram_bytes": 2e6, "sram_bytes": 5e5, "energy_table": "t", "technology_nm": 7.0,
          "phases": {"forward": {"time_us": 1.0, "energy_pj": 1.0, "macs": 1.0}}, "cycle_counters": {},

@@ -95,15 +95,15 @@ def test_static_energy_is_apart_from_dynamic(ev):
 
 def test_pareto_points_carry_their_design():
     df = pd.DataFrame({"model": ["m"] * 3, "rows": [8, 16, 32], "time_us": [3.0, 2.0, 1.0],
-                       "energy_per_inference_uj": [1.0, 2.0, 3.0]})
+                       "energy_per_sample_uj": [1.0, 2.0, 3.0]})
     fig = P.pareto(df, df, ["m"], "study", ["rows"])
     ax = fig.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == ["rows=16", "rows=32", "rows=8"]
-    assert ax.get_xlabel() == "latency (us)" and ax.get_ylabel() == "energy per inference (uJ)"
+    assert ax.get_xlabel() == "latency (us)" and ax.get_ylabel() == "energy per sample (uJ)"
 
 
 def test_compare_shows_utilisation_in_percent():
-    df = pd.DataFrame({"design": ["a", "b"], "time_us": [1.0, 2.0], "energy_per_inference_uj": [3.0, 4.0],
+    df = pd.DataFrame({"design": ["a", "b"], "time_us": [1.0, 2.0], "energy_per_sample_uj": [3.0, 4.0],
                        "utilization": [0.25, 0.5]})
     fig = P.compare(df, "w")
     ax = fig.axes[2]

@@ -96,7 +96,7 @@ def test_random_sample_and_trace_choices(tmp_path):
 
 
 def test_pareto_front():
-    df = pd.DataFrame({"time_us": [1, 2, 3, 2, 4], "energy_per_inference_uj": [5, 3, 1, 4, 0.5]})
+    df = pd.DataFrame({"time_us": [1, 2, 3, 2, 4], "energy_per_sample_uj": [5, 3, 1, 4, 0.5]})
     assert list(pareto(df).index) == [0, 1, 2, 4]
     df["accuracy"] = [0.9, 0.8, 0.7, 0.95, 0.1]
     # with accuracy, point 3 (slower than 0, costlier than 1, but the most accurate) joins the front
