@@ -269,7 +269,7 @@ def compare(model: str, archs, plans, batch, seq_len, table, out, no_cache, fmt)
         from .table import render
         click.echo(render(df.to_dict("records"), list(df.columns), keep=tuple(df.columns)))
     if out:
-        click.echo(f"wrote {Path(out) / 'compare.csv'} and compare.png")
+        click.echo(f"wrote {Path(out) / 'compare.csv'}, compare.png and compare.html")
 
 
 @with_model_help

@@ -301,3 +301,27 @@ def compare(df, workload: str):
     fig.suptitle(f"{workload}: design comparison")
     fig.tight_layout()
     return fig
+
+
+def compare_energy(evals, labels: list[str]):
+    """Energy per sample of each design by where it goes (compute, each memory level, static),
+    stacked: which level makes one design cheaper than another."""
+    plt = _plt()
+    levels = list(dict.fromkeys(lv for ev in evals for lv in ev.arch.memory_levels()))
+    keys = ["compute", *levels, "static", "active"]
+    parts = {k: [ev.energy_total.get(f"energy_{k}_pj", 0.0) / ev.workload.batch / 1e6 for ev in evals]
+             for k in keys}
+    parts = {k: v for k, v in parts.items() if any(v)}
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(evals) + 3), 4.2))
+    bottom = [0.0] * len(evals)
+    for i, (k, vals) in enumerate(parts.items()):
+        ax.bar(labels, vals, bottom=bottom, label=k, color=colors[i % len(colors)])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("energy per sample (uJ)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title("energy per sample by where it goes", fontsize=10)
+    fig.tight_layout()
+    return fig
+

@@ -292,16 +292,22 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
     for i, ev in enumerate(evals):
         s = ev.summary()
         label = labels[i] if labels else f"{s['design']}"
-        rows.append({"design": label, "machine": s["machine"], "workload": s["workload"], "time_us": s["time_us"],
-                     "cycles": s["cycles"], "tops": s["tops"], "utilization": s["utilization"],
-                     "energy_per_sample_uj": s["energy_per_sample_uj"], "power_w": s["power_w"],
-                     "dram_bytes": s["dram_bytes"]})
+        rows.append({"design": label, "machine": s["machine"], "workload": s["workload"], "batch": s["batch"],
+                     "time_us": s["time_us"], "cycles": s["cycles"],
+                     "throughput_samples_per_s": s["throughput_samples_per_s"], "tops": s["tops"],
+                     "utilization": s["utilization"], "energy_per_sample_uj": s["energy_per_sample_uj"],
+                     "power_w": s["power_w"], "dram_bytes": s["dram_bytes"]})
     df = pd.DataFrame(rows)
     if outdir:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "compare.csv", df.to_csv(index=False))
-        from .plots import compare as compare_fig
-        fig = compare_fig(df, rows[0]["workload"])
-        atomic_write(out / "compare.png", _fig_png(fig))
+        from . import plots as P
+        from .compare_page import render
+        pngs = {"compare.png": _fig_png(P.compare(df, rows[0]["workload"])),
+                "energy_by_level.png": _fig_png(P.compare_energy(evals, list(df.design)))}
+        atomic_write(out / "compare.png", pngs["compare.png"])
+        from .simulate import pricing
+        notes = [(r["design"], f"{pricing(ev)}; {ev.arch.source or 'no source given'}") for r, ev in zip(rows, evals)]
+        atomic_write(out / "compare.html", render(rows, rows[0]["workload"], rows[0]["batch"], pngs, notes))
     return df

@@ -3,8 +3,9 @@ not part of the tests: it needs Chromium, `apt-get install chromium` on Debian).
 
     python benchmarks/report_screenshots.py -o shots/ [--chromium /usr/bin/chromium]
 
-It writes two reports (ResNet-50 on tpu-v1; a BERT-base training step on a100) under
-OUT/, renders each report.html with headless Chromium at 1400 px wide, and saves
+It writes two reports (ResNet-50 on tpu-v1; a BERT-base training step on a100) and a
+comparison (ResNet-50 on tpu-v1, a100 and eyeriss-like) under OUT/, renders each page with
+headless Chromium at 1400 px wide, and saves
 OUT/<name>.png (the whole page, cut into 2000 px tall parts: <name>-1.png, ...). It prints
 each page's height and the images it found, so a page that failed to render (no images,
 zero height) shows up without opening anything.
@@ -19,9 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPORTS = {
-    "resnet50_tpu": ["report", "resnet50", "--arch", "tpu-v1"],
-    "bert_train_a100": ["report", "bert-base", "--arch", "a100", "--train", "--batch", "8", "--seq-len", "128"],
+REPORTS = {     # name -> (the command, the page it writes)
+    "resnet50_tpu": (["report", "resnet50", "--arch", "tpu-v1"], "report.html"),
+    "bert_train_a100": (["report", "bert-base", "--arch", "a100", "--train", "--batch", "8", "--seq-len", "128"],
+                        "report.html"),
+    "resnet50_compare": (["compare", "resnet50", "--arch", "tpu-v1", "--arch", "a100", "--arch", "eyeriss-like"],
+                         "compare.html"),
 }
 WIDTH, PART = 1400, 2000
 
@@ -67,11 +71,11 @@ def main() -> None:
         sys.exit(f"no Chromium at {a.chromium!r}: apt-get install chromium (Debian), or pass --chromium PATH")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, args in REPORTS.items():
+    for name, (args, page) in REPORTS.items():
         d = out / name
         subprocess.run([sys.executable, "-m", "analysis.cli", *args, "-o", str(d)], check=True,
                        capture_output=True)
-        html = d / "report.html"
+        html = d / page
         text = html.read_text()
         h = page_height(a.chromium, html)
         parts = shoot(a.chromium, html, out / name, max(h, 800))

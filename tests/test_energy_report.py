@@ -149,6 +149,37 @@ def test_compare_two_designs(tmp_path):
     assert (tmp_path / "compare.png").exists() and (tmp_path / "compare.csv").exists()
 
 
+def test_compare_page_shows_each_design_and_where_its_energy_goes(tmp_path):
+    """compare.html: one row per design with the CSV's figures, names escaped; the stacked
+    energy plot's parts add up to each design's energy per sample."""
+    import html
+    import re
+
+    from analysis.plots import compare_energy
+    from workloads import resolve
+    wl = resolve("mlp1")
+    evs = [evaluate(wl, "tpu-v1"), evaluate(wl, "a100")]
+    df = compare(evs, tmp_path, ["tpu<v1>", "a100"])
+    page = (tmp_path / "compare.html").read_text()
+    assert "tpu&lt;v1&gt;" in page and "tpu<v1>" not in page          # a label is text, never markup
+    rows = re.findall(r"<tr>(<td.*?)</tr>", page)
+    assert len(rows) == 2
+    for row, (_, r) in zip(rows, df.iterrows()):
+        keys = dict(zip(["design", "machine", "time", "sps", "tops", "util", "energy", "power", "dram"],
+                        re.findall(r'data-v="([^"]*)"', row)))
+        assert html.unescape(keys["design"]) == r.design
+        assert float(keys["energy"]) == pytest.approx(r.energy_per_sample_uj)
+        assert float(keys["energy"]) == pytest.approx(evs[_].energy_total["energy_pj"] / wl.batch / 1e6)
+    assert page.count("<img") == 2 and "How each design was priced" in page
+    fig = compare_energy(evs, ["tpu", "a100"])
+    stacked = {}
+    for patch in fig.axes[0].patches:
+        x = round(patch.get_x() + patch.get_width() / 2)
+        stacked[x] = stacked.get(x, 0.0) + patch.get_height()
+    for i in range(2):
+        assert stacked[i] == pytest.approx(df.energy_per_sample_uj[i], rel=1e-9)
+
+
 def test_cnn_vs_mlp_energy_on_tpu():
     from workloads import resolve
     mlp = evaluate(resolve("mlp0"), "tpu-v1").summary()
