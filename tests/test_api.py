@@ -114,3 +114,75 @@ def test_results_print_one_line():
     ev = hwsim.simulate("lenet5", "systolic-16")
     assert len(repr(ev)) < 200 and "lenet5" in repr(ev) and len(repr(ev.result)) < 200
     assert "<table" in ev._repr_html_()
+
+
+# ---- every README simulate/report example: the same call from Python as from the CLI -------------
+_PY_NAMES = {"--arch": "arch", "--batch": "batch", "--seq-len": "seq_len", "--seed": "seed", "--precision": "precision",
+             "--energy-table": "energy_table", "--node": "node_nm", "--compress": "compress", "--winograd": "winograd",
+             "--train": "train", "--optimizer": "optimizer", "--recompute": "recompute", "--attention": "attention",
+             "--decode": "decode", "--mapping": "mapping", "--objective": "objective", "--fuse": "fuse",
+             "--layout": "layout", "--no-cache": "cache"}
+_CLI_ONLY = {"--format", "--columns", "-o", "--output", "--out", "--force"}
+
+
+class _Called(Exception):
+    pass
+
+
+def _readme_examples() -> list[list[str]]:
+    from tests.test_readme import _commands
+    return [c.split()[1:] for c in _commands() if c.split()[1] in ("simulate", "report")]
+
+
+def _python_call(args: list[str]) -> tuple[str, str, dict]:
+    """What a user writes in Python for ``hwsim ARGS``: hwsim.simulate(MODEL, ARCH, **options)."""
+    model, opts, i = args[1], {}, 2
+    while i < len(args):
+        flag = args[i]
+        if flag in ("--train", "--no-cache"):
+            opts[_PY_NAMES[flag]] = flag == "--train"
+            i += 1
+            continue
+        if flag not in _CLI_ONLY:
+            v = args[i + 1]
+            opts[_PY_NAMES[flag]] = int(v) if flag in ("--batch", "--seq-len", "--seed", "--decode") else \
+                float(v) if flag == "--node" else v
+        i += 2
+    return model, opts.pop("arch"), opts
+
+
+def test_every_readme_simulate_and_report_makes_the_same_call_from_python(monkeypatch, tmp_path):
+    """The CLI and hwsim.simulate both end in analysis.simulate.simulate; on every README
+    example the two calls carry the same arguments, defaults included (a spy stops each
+    before it simulates)."""
+    import inspect
+
+    import analysis.simulate as S
+
+    sig = inspect.signature(S.simulate)
+    calls = []
+
+    def spy(*a, **kw):
+        kw.pop("progress", None)
+        bound = sig.bind(*a, **kw)
+        bound.apply_defaults()            # the call as the function sees it, defaults included
+        calls.append(dict(bound.arguments))
+        raise _Called
+
+    monkeypatch.setattr(S, "simulate", spy)
+    monkeypatch.chdir(tmp_path)
+    examples = _readme_examples()
+    assert len(examples) >= 10
+    for args in examples:
+        with pytest.raises(_Called):
+            _run_cli(args)
+        model, arch, opts = _python_call(args)
+        with pytest.raises(_Called):
+            hwsim.simulate(model, arch, **opts)
+        assert calls[-2] == calls[-1], (args, calls[-2], calls[-1])
+
+
+def _run_cli(args: list[str]) -> None:
+    """The CLI's command function, letting the spy's exception through (main() would turn it
+    into an exit code)."""
+    cli.main(args, standalone_mode=False)
