@@ -190,12 +190,14 @@ def simulate(model: str, fmt: str, columns: str | None, output: str | None, **de
         write_rows(ev.rows + [{"name": "TOTAL", **total}], output, fmt)
         click.echo(f"wrote {output} ({len(ev.rows)} ops + TOTAL, {fmt})")
         return
+    from .sparsity import ignored_note
     from .table import SIM_COLUMNS
 
     search = f"; each op in its best dataflow for {design['objective']}, see the dataflow column" \
         if design["mapping"] == "search" else ""
     emit(ev.rows, total, fmt, title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
-         f"energy: {pricing(ev)}{search})", columns=columns, default=SIM_COLUMNS, note=ev.precision_note())
+         f"energy: {pricing(ev)}{search})", columns=columns, default=SIM_COLUMNS,
+         note="; ".join(n for n in (ev.precision_note(), ignored_note(ev.rows, ev.arch)) if n))
 
 
 def _evaluate(model: str, no_cache: bool, table: str | None, node: float | None, compress_plan: str | None,

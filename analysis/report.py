@@ -107,6 +107,7 @@ class Evaluation:
             "energy_by_level_pj": levels, "energy_table": self.table.name,
             "technology_nm": self.table.technology_nm,
             "phases": self.phases(),
+            "sparsity_ignored_ops": sum(1 for r in self.rows if r.get("sparsity_ignored")),
             "precision_changes": self.precision_changes(), "precision_policy": self.arch.precision_policy,
             "dram_bytes": t["dram_read_bytes"] + t["dram_write_bytes"],
             "sram_bytes": t["sram_read_bytes"] + t["sram_write_bytes"],
@@ -150,6 +151,9 @@ def evaluate(workload: Workload, arch_spec, table: str | EnergyTable | None = No
     else:
         raise HwsimError(f"--mapping: must be fixed or search, got {mapping!r}")
     rows, tot = energy_rows(res, arch, tab)
+    from .sparsity import of_op
+    for row, op in zip(rows, workload.ops):
+        row["sparsity_used"], row["sparsity_ignored"] = of_op(op, arch)
     return Evaluation(workload, arch, tab, res, rows, tot)
 
 
@@ -180,6 +184,9 @@ def summary_lines(ev: Evaluation) -> list[str]:
         out.append(wrap("  cycles: " + ", ".join(f"{k.removesuffix('_%').replace('_', ' ')} {v:.1f}%"
                                                  for k, v in s["cycle_counters"].items())))
     out.append(wrap(ev.precision_note()))
+    from .sparsity import ignored_note
+    if ignored_note(ev.rows, ev.arch):
+        out.append(wrap(ignored_note(ev.rows, ev.arch)))
     return out
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.archbase import override
+from sim.machine import DeclaresSparsity
 from workloads.errors import HwsimError
 from workloads.fields import check_known
 from workloads.fileio import atomic_write
@@ -126,6 +127,11 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
         if dup is not None:
             raise HwsimError(f"{p}: grid.{k}: {dup!r} is listed twice; remove one (its points would run twice "
                              "under one id)")
+    dens = grid.get("trace.weight_density", [])
+    if len(dens) > 1 and isinstance(arch, DeclaresSparsity) and "weight_density" not in arch.sparsity_exploited:
+        raise HwsimError(f"{p}: grid.trace.weight_density: {arch.name} ({arch.family}) runs zero weights as dense "
+                         f"ones, so its {len(dens)} values would give the same points; sweep it on a design that "
+                         "skips them (eie-64), or sweep trace.weight_bits or the design instead")
     keys = sorted(grid)
     size = math.prod(len(grid[k]) for k in keys)
     rnd = sd.random

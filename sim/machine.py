@@ -22,7 +22,7 @@ A machine is its frozen hardware description (a dataclass per family: ``Systolic
 Optional capabilities are small Protocols of their own, which ``analysis/`` tests with
 ``isinstance`` (never ``getattr``): :class:`PricesItsOwnOps`, :class:`NamesItsEnergyModel`,
 :class:`HasEnergyTable`, :class:`HasCycleCounters`, :class:`HasKernelOptions` (with the
-machine's own words for the report) and :class:`HasMappingFamilies`.
+machine's own words for the report), :class:`HasMappingFamilies` and :class:`DeclaresSparsity`.
 
 A new machine is one package ``sim/<family>/`` exporting ``ARCH`` (its description class,
 which implements this Protocol) and ``PRESETS``, plus one line in ``sim.registry.FAMILIES``
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .result import OpResult, SimResult
 
 __all__ = ["LEVEL_KINDS", "Progress", "MemoryLevel", "Peaks", "Machine", "PricesItsOwnOps", "NamesItsEnergyModel",
-           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "NamesItsMapping",
+           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "SPARSITY", "DeclaresSparsity",
+           "NamesItsMapping",
            "describe_fields"]
 
 LEVEL_KINDS = ("rf", "sram", "noc", "dram")
@@ -188,6 +189,21 @@ class HasMappingFamilies(Protocol):
     tries per op."""
 
     def mapping_families(self) -> Mapping[str, Any]: ...
+
+
+SPARSITY = ("weight_density", "act_density", "weight_structure")
+
+
+@runtime_checkable
+class DeclaresSparsity(Protocol):
+    """A machine that says which of a trace's sparsity it turns into fewer cycles or less
+    energy (of :data:`SPARSITY`: zero weights or activations skipped, N:M-structured weights
+    on sparse tensor cores); an op's other sparsity runs, and is priced, as dense. Reports
+    name what each op used and what was left unused; a study refuses to sweep a density the
+    machine would ignore."""
+
+    @property
+    def sparsity_exploited(self) -> frozenset[str]: ...
 
 
 @runtime_checkable

@@ -86,7 +86,7 @@ def test_architecture_names_real_modules_and_protocols():
     text = (ROOT / "docs" / "architecture.md").read_text()
     import sim.machine as machine
     for name in ("Machine", "PricesItsOwnOps", "NamesItsEnergyModel", "HasEnergyTable", "HasCycleCounters",
-                 "HasKernelOptions", "HasMappingFamilies"):
+                 "HasKernelOptions", "HasMappingFamilies", "DeclaresSparsity"):
         assert f"`{name}`" in text and hasattr(machine, name), name
     for path in re.findall(r"`((?:workloads|sim|analysis|validation|rtl)/[\w/]+\.py)`", text):
         assert (ROOT / path).exists(), path

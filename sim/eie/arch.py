@@ -77,6 +77,11 @@ class EIEArch:
              f"must be in [0, weight_bits), got {self.weight_frac_bits}")
 
     @property
+    def sparsity_exploited(self) -> frozenset[str]:
+        """Zero weights are not stored and zero activations not broadcast (Han et al., 2016)."""
+        return frozenset({"weight_density", "act_density"})
+
+    @property
     def entry_bits(self) -> int:
         return self.index_bits + self.zero_run_bits
 

@@ -193,6 +193,12 @@ class GPUArch:
         return self.memory_gb * 1e9
 
     @property
+    def sparsity_exploited(self) -> frozenset[str]:
+        """N:M-pruned weights on the card's sparse tensor cores (its ``sparse_structures``);
+        plain density is not: a GEMM with scattered zeros runs as a dense one."""
+        return frozenset({"weight_structure"}) if self.sparse_structures else frozenset()
+
+    @property
     def self_priced(self) -> bool:
         """True when the card prices its own MACs and accesses (and the power limit applies)."""
         return bool(self.mac_pj)

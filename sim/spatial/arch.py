@@ -229,6 +229,11 @@ class SpatialArch:
         """Indices of the levels that hold ``operand``, innermost first."""
         return tuple(i for i, x in enumerate(self.levels) if operand in x.operands)
 
+    @property
+    def sparsity_exploited(self) -> frozenset[str]:
+        """None: the cost model counts every MAC and access, zero or not."""
+        return frozenset()
+
     # ---- the Machine interface ------------------------------------------------------
     def simulate(self, workload: Workload, *, objective: str = "", progress: Progress | None = None) -> SimResult:
         """Map every op by the search (``objective``: latency, energy or edp; default the

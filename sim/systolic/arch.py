@@ -113,6 +113,11 @@ class SystolicArch:
         return {df: replace(self, dataflow=df) for df in DATAFLOWS}
 
     @property
+    def sparsity_exploited(self) -> frozenset[str]:
+        """None: the array multiplies every weight and activation, zero or not (TPU v1)."""
+        return frozenset()
+
+    @property
     def pes(self) -> int:
         return self.rows * self.cols
 
