@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["SIM_COLUMNS", "SHORT", "PREFIXES", "MIN_NAME", "TEXT", "eng", "cell", "choose", "render"]
+__all__ = ["SIM_COLUMNS", "SHORT", "PREFIXES", "MIN_NAME", "TEXT", "eng", "cell", "distinct_width", "choose", "render"]
 
 # the simulate table's default columns (CSV names), in order
 SIM_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "time_us", "utilization",
@@ -59,6 +59,17 @@ def _shorten(s: str, n: int) -> str:
     return s if len(s) <= n else s[:(n - 1) // 2] + "~" + s[-(n - 1 - (n - 1) // 2):]
 
 
+def distinct_width(names: Sequence[str], n: int) -> int:
+    """The least width >= ``n`` at which names distinct in full stay distinct when shortened
+    from the middle (``optimizer.layer1.0.weight`` and ``optimizer.layer2.0.weight`` must not
+    both read ``optim~weight``)."""
+    full = max((len(x) for x in names), default=n)
+    want = len(set(names))
+    while n < full and len({_shorten(x, n) for x in names}) < want:
+        n += 1
+    return n
+
+
 def choose(rows: Sequence[dict], columns: Sequence[str] | None, default: Sequence[str]) -> list[str]:
     """The columns to show: ``columns`` as given (unknown ones refused by the caller), else
     ``default`` less those not present."""
@@ -92,6 +103,8 @@ def render(rows: Sequence[dict], columns: Sequence[str], width: int = 120, keep:
         if over > 0 and name_col in cols:
             i = cols.index(name_col)
             cut = min(over, max(w[i] - MIN_NAME, 0))
+            if name_col == "name":              # op names stay distinct: cut less where shorter ones collide
+                cut = w[i] - distinct_width([row[i] for row in cells], w[i] - cut)
             if cut:
                 w[i] -= cut
                 over -= cut

@@ -165,3 +165,15 @@ def test_long_loops_report_their_steps(tmp_path):
         assert n[0] == 3 + 2 and {r["layer"] for r in rows} == {"fc1", "fc2"}
     finally:
         STEP.reset(token)
+
+
+def test_shortened_op_names_stay_distinct():
+    from analysis.table import render
+    names = [f"optimizer.encoder.layer.{i}.attention.self.query.weight" for i in range(12)] + ["fc"]
+    rows = [{"name": n, "op": "adam", "macs": i, "cycles": 10 * i, "energy_pj": 1e6 * i} for i, n in enumerate(names)]
+    lines = render(rows, ["name", "op", "macs", "cycles", "energy_pj"], width=60).splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("name "))
+    shown = [line.split()[0] for line in lines[head + 1:]]
+    assert len(shown) == len(names) and len(set(shown)) == len(names)
+    assert max(len(s) for s in shown) < max(len(n) for n in names)          # still shortened
+    assert any("~" in s for s in shown) and shown[-1] == "fc"
