@@ -151,7 +151,9 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
     from workloads.compress.job import compress_model
     from workloads.usercode import seeded
 
-    with seeded(flags["seed"]):
+    from .progress import counting
+
+    with seeded(flags["seed"]), counting(f"compressing {model}", " steps"):
         c = compress_model(model, **flags)
     rep = c.report()
     if output:

@@ -361,3 +361,17 @@ def test_shared_weights_are_the_codebook_at_kept_weights_and_zero_elsewhere():
     pruned = m.weight == 0
     s = share_weights({"fc": m}, {"fc": 3})["fc"]
     assert torch.equal(m.weight, s.weight()) and not torch.signbit(m.weight[pruned]).any()
+
+
+def test_compress_reports_progress_per_layer():
+    """A long compress shows progress (hwsim compress wraps it in a terminal counter): one step
+    after pruning, one per layer shared, one per layer whose storage is counted."""
+    from workloads.compress.job import compress_model
+    from workloads.progress import STEP
+    ticks = []
+    token = STEP.set(lambda: ticks.append(1))
+    try:
+        compress_model("lenet300", prune=0.9, share_bits=4)
+    finally:
+        STEP.reset(token)
+    assert len(ticks) == 1 + 3 + 3          # LeNet-300-100: three linear layers

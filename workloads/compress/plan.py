@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import HwsimError
 from ..declared import validate
+from ..errors import HwsimError
+from ..progress import step
 from . import prune as P
 from .plan_schema import MAX_BITS, LayerPlan, PlanDoc
 from .share import codes_in_order, finetune_codebooks, share_weights
@@ -107,6 +108,7 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
     before = accuracy(model, data[2], data[3]) if data is not None else None
     P.magnitude_prune(model, {n: s["keep"] for n, s in settings.items() if n not in structures})
     P.nm_prune(model, structures)
+    step()                                  # progress: pruned
     if data is not None:   # the prune masks keep pruned weights at zero while retraining
         train(model, data, epochs=retrain_epochs, seed=seed)
     P.make_permanent(model)
@@ -136,6 +138,7 @@ def compress(model: nn.Module, plan: Plan, data=None, retrain_epochs: int = 20, 
         w = m.weight.detach().numpy()
         codes = codes_in_order(shared[n]) if n in shared else None
         rows.append(layer_storage(n, w, settings[n]["index_bits"], wbits[n], codes))
+        step()                              # progress: one layer's storage counted
     for n, (keep_n, group_m) in structures.items():     # sharing and quantisation keep zeros at zero
         assert P.satisfies_nm(layers[n].weight, keep_n, group_m), n
     return CompressionResult(model, rows, shared, before, after, act_bits,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..progress import step
 from .prune import Layer
 from .quantize import kmeans_share
 
@@ -42,6 +43,7 @@ def share_weights(layers: Mapping[str, Layer], bits: Mapping[str, int]) -> dict[
             m.weight.zero_()
             m.weight[mask] = s.codebook[kept]
         out[n] = s
+        step()                                  # progress: one layer shared
     return out
 
 
