@@ -325,6 +325,10 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
 @click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default=None,
               help="Activation recomputation (default: the fastest that fits).")
 @click.option("--schedule", default=None, help="1f1b, gpipe or interleaved:V (default: the fastest that fits).")
+@click.option("--stage-layers", default=None, metavar="N,N,...",
+              help="Layers of each pipeline stage (each chunk with interleaved:V), in model order; default: an "
+                   "even split where pp divides the layers, else the split that balances the stages' time "
+                   "(the embedding on the first, the head on the last).")
 @click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (0: none).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "

@@ -128,8 +128,9 @@ def _study(p: Path, doc: Any, max_points: int) -> Study:
             raise HwsimError(f"{p}: grid.{k}: {dup!r} is listed twice; remove one (its points would run twice "
                              "under one id)")
     dens = grid.get("trace.weight_density", [])
+    who = f"{arch.name} ({arch.family})"
     if len(dens) > 1 and isinstance(arch, DeclaresSparsity) and "weight_density" not in arch.sparsity_exploited:
-        raise HwsimError(f"{p}: grid.trace.weight_density: {arch.name} ({arch.family}) runs zero weights as dense "
+        raise HwsimError(f"{p}: grid.trace.weight_density: {who} runs zero weights as dense "
                          f"ones, so its {len(dens)} values would give the same points; sweep it on a design that "
                          "skips them (eie-64), or sweep trace.weight_bits or the design instead")
     keys = sorted(grid)

@@ -76,6 +76,9 @@ class Job:
     attention: str = "unfused"
     optimizer: str = "adam"
     seq_len: int | None = None
+    # layers of each of the pp x v chunks, in model order (None: an even split where the
+    # layers divide, else the balanced partition, :func:`partition`)
+    stage_layers: tuple[int, ...] | None = None
 
     @property
     def devices(self) -> int:
@@ -95,6 +98,13 @@ class Job:
         if self.schedule not in ("1f1b", "gpipe") and not (
                 self.schedule.startswith("interleaved:") and self.schedule[12:].isdigit() and int(self.schedule[12:]) >= 2):
             raise HwsimError(f"--schedule: 1f1b, gpipe or interleaved:V (V >= 2), got {self.schedule!r}")
+        if self.stage_layers is not None:
+            n = self.pp * self.chunks_per_device
+            if len(self.stage_layers) != n or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                                                  for c in self.stage_layers):
+                raise HwsimError(f"--stage-layers: {n} counts >= 1 (one per stage{' chunk' if n > self.pp else ''}: "
+                                 f"pp {self.pp} x {self.chunks_per_device} chunks), got "
+                                 f"{','.join(map(str, self.stage_layers))}")
         if self.schedule.startswith("interleaved") and self.pp < 2:
             raise HwsimError(f"--schedule {self.schedule}: interleaving splits each pipeline stage into chunks; it "
                              "needs --pp 2 or more")
@@ -131,6 +141,7 @@ class Model:
         self.cache: dict[tuple, tuple[list[str], dict[str, Region], Workload] | HwsimError] = {}
         self.lowered: dict[tuple, Workload] = {}
         self.chunk_costs: dict[tuple, tuple[ChunkCost, ...]] = {}
+        self.splits: dict[tuple, tuple[int, ...]] = {}       # the same key -> layers per chunk
 
     @property
     def layers(self) -> int:
@@ -195,12 +206,19 @@ class Model:
     def chunks(self, job: Job) -> tuple[ChunkCost, ...]:
         """The pp x v chunk costs in model order; the same for every dp, ZeRO stage and
         schedule of a chunk count, so worked out once for them all."""
-        key = (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer)
+        key = (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
+               job.stage_layers)
         if key not in self.chunk_costs:
-            self.chunk_costs[key] = self._chunks(job)
+            self.chunk_costs[key] = self._chunks(job, key)
         return self.chunk_costs[key]
 
-    def _chunks(self, job: Job) -> tuple[ChunkCost, ...]:
+    def split(self, job: Job) -> tuple[int, ...]:
+        """The layers (blocks) of each of the job's chunks, in model order."""
+        self.chunks(job)
+        return self.splits[(job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision,
+                            job.optimizer, job.stage_layers)]
+
+    def _chunks(self, job: Job, key: tuple) -> tuple[ChunkCost, ...]:
         blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute)
         n = job.pp * job.chunks_per_device
         order = self._layer_regions(blocks)
@@ -208,10 +226,9 @@ class Model:
             raise HwsimError(f"{job.model} has {len(order) - 2} blocks; {job.pp} stages x {job.chunks_per_device} "
                              f"chunks need at least {n}")
         per = len(order) - 2
-        if self.family and per % n:
-            raise HwsimError(f"{job.model}'s {per} layers do not split evenly over {job.pp} stages x "
-                             f"{job.chunks_per_device} chunks")
-        bounds = [round(i * per / n) for i in range(n + 1)]
+        counts = self.stage_counts(job, per, n, regions, order)
+        self.splits[key] = tuple(counts)
+        bounds = [sum(counts[:i]) for i in range(n + 1)]
         pol = policy(job.precision)
         opt = optimizer_model(job.optimizer)
         state = 4 * opt.states + (4 if pol.master_weights else 0)
@@ -234,6 +251,27 @@ class Model:
                 weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state))
         return tuple(out)
 
+    def stage_counts(self, job: Job, per: int, n: int, regions: dict[str, Region], order: list[str]) -> list[int]:
+        """The blocks (layers) of each of the ``n`` chunks: as ``--stage-layers`` states; an even
+        split where they divide; else the split that balances each chunk's forward and backward
+        time, the embedding on the first and the head on the last (:func:`partition`)."""
+        if job.stage_layers is not None:
+            if sum(job.stage_layers) != per:
+                raise HwsimError(f"--stage-layers: {'+'.join(map(str, job.stage_layers))} = {sum(job.stage_layers)} "
+                                 f"layers; {job.model} has {per}")
+            return list(job.stage_layers)
+        if per % n == 0:
+            return [per // n] * n
+        if not self.family:         # blocks of unequal cost: the nearest even split
+            return [round((i + 1) * per / n) - round(i * per / n) for i in range(n)]
+
+        def cost(r: Region) -> float:
+            return r.fwd_us + r.bwd_us + self._comm_us(job.tp, list(r.fwd_comm) + list(r.bwd_comm), list(r.comm_kinds))
+        extra = [0.0] * n
+        extra[0] += cost(regions[order[0]])
+        extra[-1] += cost(regions[order[-1]])
+        return partition(per, extra, cost(regions[order[1]]))
+
     def _layer_regions(self, blocks: list[str]) -> list[str]:
         if self.family:
             return ["pre"] + blocks * self.layers + ["post"]
@@ -244,6 +282,22 @@ class Model:
         of a node sees the same fabric)."""
         group = list(range(tp))
         return sum(self.comms.run(k, group, b) for b, k in zip(sizes, kinds))
+
+
+def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
+    """Layers of equal cost ``layer_us`` over chunks that also carry ``extra_us`` (the
+    embedding on the first, the head on the last), each at least one layer, minimising the
+    slowest chunk: one layer at a time to the chunk that stays fastest with it (optimal for
+    equal items; Megatron-DeepSpeed and DeepSpeed's pipeline give the first and last stages
+    fewer layers for the same reason)."""
+    n = len(extra_us)
+    if layers < n:
+        raise HwsimError(f"{layers} layers cannot fill {n} pipeline chunks (each needs a layer); use fewer stages")
+    counts = [1] * n
+    for _ in range(layers - n):
+        c = min(range(n), key=lambda i: (extra_us[i] + (counts[i] + 1) * layer_us, i))
+        counts[c] += 1
+    return counts
 
 
 def _assign(wl: Workload, blocks: list[str]) -> dict[str, str]:
@@ -326,6 +380,7 @@ class TrainResult:
     mfu: float
     model_flops: float
     chosen: dict[str, Any] = field(default_factory=dict)
+    stage_layers: tuple[int, ...] = ()     # layers (blocks) of each pipeline chunk, in model order
 
     def summary(self) -> dict[str, Any]:
         s, j = self.step, self.job
@@ -340,7 +395,7 @@ class TrainResult:
             "compute_s": s.compute_us * 1e-6, "exposed_comm_s": s.comm_us * 1e-6, "bubble_s": s.bubble_us * 1e-6,
             "optimizer_s": s.optimizer_us * 1e-6,
             "memory_per_gpu_gib": {k[:-6]: v / gib for k, v in s.memory.items()},
-            "capacity_gib": s.capacity_bytes / gib, "fits": s.fits, **({"chosen": self.chosen} if self.chosen else {}),
+            "capacity_gib": s.capacity_bytes / gib, "fits": s.fits, "stage_layers": list(self.stage_layers), **({"chosen": self.chosen} if self.chosen else {}),
         }
 
 
@@ -368,7 +423,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     peak = _peak_ops_per_s(job.precision, model.device)
     return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,
                        flops / t / job.devices / 1e12,
-                       hw / t / 1e12, flops_plain / t / job.devices / peak, flops)
+                       hw / t / 1e12, flops_plain / t / job.devices / peak, flops, stage_layers=model.split(job))
 
 
 def _peak_ops_per_s(precision: str, device: Any) -> float:
@@ -398,8 +453,8 @@ def _model_flops(job: Job, model: Model) -> tuple[float, float]:
 # ---- choosing what the user left open, and the search ----------------------------------------------
 def candidates(job: Job, microbatch: int | None, recompute: str | None, schedule: str | None,
                model: Model) -> list[Job]:
-    if model.family and model.layers % job.pp:
-        raise HwsimError(f"{job.model} has {model.layers} layers; --pp {job.pp} must divide them")
+    if model.family and model.layers < job.pp:
+        raise HwsimError(f"{job.model} has {model.layers} layers; --pp {job.pp} stages need one each at least")
     per_replica = job.global_batch // job.dp if job.global_batch % job.dp == 0 else 0
     if not per_replica:
         raise HwsimError(f"--global-batch {job.global_batch} does not split over dp = {job.dp} replicas")
@@ -412,10 +467,10 @@ def candidates(job: Job, microbatch: int | None, recompute: str | None, schedule
         if sc.startswith("interleaved"):
             v = int(sc.split(":")[1])
             m = per_replica // b
-            if m % job.pp or (model.family and model.layers % (job.pp * v)):
+            if m % job.pp or (model.family and model.layers < job.pp * v):
                 continue
-        if model.family and model.layers % (job.pp * j.chunks_per_device):
-            continue
+        if job.stage_layers is not None and len(job.stage_layers) != job.pp * j.chunks_per_device:
+            continue                  # the stated split is for another chunk count
         out.append(j)
     return out
 
@@ -537,4 +592,4 @@ def perfetto(r: TrainResult) -> dict:
             "otherData": {"model": j.model, "system": j.system.name, "step_time_us": r.step.step_us}}
 
 
-__all__ = ["Job", "Model", "run", "search", "search_summaries", "best", "candidates", "perfetto", "fits_or_refuse"]
+__all__ = ["partition", "Job", "Model", "run", "search", "search_summaries", "best", "candidates", "perfetto", "fits_or_refuse"]

@@ -40,7 +40,7 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               tp: int = 1, pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
               recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
-              search: bool = False) -> tuple[Job, int]:
+              search: bool = False, stage_layers: str | None = None) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
         raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
@@ -55,24 +55,37 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
             raise HwsimError(f"tp x pp = {tp} x {pp} does not divide {n} devices; give --dp or change them")
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
-              precision, attention, optimizer, seq_len)
+              precision, attention, optimizer, seq_len, _stage_layers(stage_layers))
+    if search and stage_layers:
+        raise HwsimError("--stage-layers states one split; --search tries the even splits of each pp")
     if search:
         job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1)   # the search sets them
     job.check()
     return job, n
 
 
+def _stage_layers(text: str | None) -> tuple[int, ...] | None:
+    """``--stage-layers 5,6,6,...``: each chunk's layers."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise HwsimError(f"--stage-layers: comma-separated layer counts (5,6,6,...), got {text!r}") from None
+
+
 def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, nodes: int | None = None, tp: int = 1,
           pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
           recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
-          cache: bool = True) -> TrainResult:
+          stage_layers: str | None = None, cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
     job, _ = build_job(model=model, system_spec=system, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
-                       zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len)
+                       zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
+                       stage_layers=stage_layers)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -80,7 +93,8 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
 
 def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
-                  fmt, workers: int = 1, cluster: str | None = None, cache: bool = False) -> None:
+                  fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
+                  stage_layers: str | None = None) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -89,7 +103,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     job, n = build_job(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
-                       jobs=jobs, search=search)
+                       jobs=jobs, search=search, stage_layers=stage_layers)
     system = job.system
     m = Model(job, cache)
     if search:
@@ -171,6 +185,9 @@ def _table(s: dict[str, Any]) -> None:
                f"zero {s['zero']}, {s['precision']}")
     if "chosen" in s:
         click.echo("  chosen as the fastest that fits: " + ", ".join(f"{k} {v}" for k, v in s["chosen"].items()))
+    if len(set(s["stage_layers"])) > 1:
+        click.echo(f"  layers per {'chunk' if len(s['stage_layers']) > s['pp'] else 'stage'}: "
+                   f"{','.join(map(str, s['stage_layers']))} (the embedding on the first, the head on the last)")
     tokens = f", {s['tokens_per_s']:.4g} tokens/s" if s["tokens_per_s"] is not None else ""
     click.echo(f"  step {s['step_time_s']:.4g} s: {s['samples_per_s']:.4g} samples/s{tokens}")
     click.echo(f"  {s['tflops_per_gpu']:.1f} TFLOP/s per device (model FLOPs; hardware {s['hardware_tflops_per_gpu']:.1f}),"

@@ -450,7 +450,7 @@ def test_report_writes_the_breakdown_and_scaling_plots(tmp_path, capsys):
     (["--tp", "3"], "does not divide 8 devices"),
     (["--gpus", "16", "--tp", "16"], "spans nodes"),
     (["--schedule", "zig"], "--schedule: 1f1b, gpipe or interleaved:V"),
-    (["--pp", "8"], "has 4 layers; --pp 8 must divide them"),
+    (["--pp", "8"], "has 4 layers; --pp 8 stages need one each at least"),
     (["--gpus", "8", "--nodes", "1"], "not both"),
     (["--jobs", "3"], "--jobs 3 must divide the 8 devices"),
     (["--microbatch", "3"], "not a multiple of dp x microbatch"),
@@ -523,3 +523,40 @@ def test_cnn_model_parallel_splits_output_channels(resnet50):
     fwd = sum(len(r.fwd_comm) for r in r2.values())
     assert fwd == layers and kinds.count("all_gather") == layers
     assert kinds.count("allreduce") == layers - 1          # the first conv's input needs no gradient
+
+
+# ---- uneven pipelines (issue 37) ---------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 5), extra=st.data(), layers=st.integers(1, 12), b=st.floats(0.5, 5))
+def test_the_balanced_partition_is_the_best_of_every_split(n, extra, layers, b):
+    """Greedy filling equals the brute-force minimum of the slowest chunk over every split
+    of the layers (each chunk at least one)."""
+    import itertools
+    if layers < n:
+        with pytest.raises(HwsimError, match="cannot fill"):
+            T.partition(layers, [0.0] * n, b)
+        return
+    e = [extra.draw(st.floats(0, 20)) for _ in range(n)]
+    got = T.partition(layers, e, b)
+    assert sum(got) == layers and min(got) >= 1
+    best = min(max(e[i] + c[i] * b for i in range(n))
+               for c in itertools.product(range(1, layers + 1), repeat=n) if sum(c) == layers)
+    assert max(e[i] + got[i] * b for i in range(n)) == pytest.approx(best)
+
+
+def test_bloom_70_layers_on_12_stages_run_balanced(capsys):
+    """BLOOM-176B's 70 layers over 12 stages (Jean Zay, 384 GPUs): the embedding and the
+    250k-token head make the first and last stages cheaper by fewer layers: 5 + 10 x 6 + 5."""
+    args = ["train", "gpt:70,14336,112,2048,250680", "--gpus", "384", "--tp", "4", "--pp", "12", "--global-batch",
+            "2048", "--microbatch", "2", "--recompute", "full", "--zero", "1", "--schedule", "1f1b", "--format", "json"]
+    assert cli_main(args) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["stage_layers"] == [5] + [6] * 10 + [5] and s["fits"]
+    # a stated split runs as stated, and a wrong one is refused in one line
+    assert cli_main(args + ["--stage-layers", "6,6,6,6,6,6,6,6,6,6,5,5"]) == 0
+    stated = json.loads(capsys.readouterr().out)
+    assert stated["stage_layers"] == [6] * 10 + [5, 5] and stated["step_time_s"] >= s["step_time_s"]
+    for bad, words in (("6,6", "12 counts >= 1"), ("7,6,6,6,6,6,6,6,6,6,6,5", "= 72 layers; gpt:70")):
+        assert cli_main(args + ["--stage-layers", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--stage-layers" in err and words in err, err
