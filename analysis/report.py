@@ -233,16 +233,37 @@ def other_report(outdir: str | Path, ev: Evaluation) -> str | None:
     return None if run == (ev.workload.name, ev.arch.name) else f"{run[0]} on {run[1]}"
 
 
+# every file write_report writes (a folder holding others is not only a report)
+REPORT_FILES = frozenset({"ops.csv", "summary.json", "summary.csv", "report.html", "energy_breakdown.png",
+                          "latency.png", "utilization.png", "roofline.png"})
+
+
 def report_into(ev: Evaluation, outdir: str | Path, force: bool = False) -> Path:
     """``write_report`` into ``outdir``, locked while it is written; a folder holding another
-    workload's or design's report is refused unless ``force``."""
-    from workloads.fileio import locked_folder
+    workload's or design's report is refused unless ``force``.
+
+    The report is written whole into a stage beside ``outdir`` and swapped in
+    (:func:`workloads.fileio.staged_folder`): a run killed at any moment leaves the old report
+    or the new one, never the new CSVs beside the old HTML. Since the folder is replaced whole,
+    one holding files that are not a report's is refused, naming them."""
+    from workloads.fileio import STAGE_MARK, locked_folder, staged_folder
 
     held = other_report(outdir, ev)
     if held and not force:
         raise HwsimError(f"-o {outdir}: holds the report of {held}; name another folder or add --force to replace it")
-    with locked_folder(outdir, "report folder"):
-        return write_report(ev, outdir)
+    with locked_folder(outdir, "report folder") as d:
+        foreign = sorted(p.name for p in d.iterdir()
+                         if p.name not in REPORT_FILES and not p.name.startswith(STAGE_MARK))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise HwsimError(f"-o {outdir}: holds files that are not a report's ({shown}); a report folder is "
+                             "replaced whole, so name a new folder, or one holding only a report")
+        with staged_folder(d) as stage:
+            try:
+                write_report(ev, stage)
+            except HwsimError as e:      # name the report's file, not the stage's
+                raise type(e)(str(e).replace(str(stage), str(outdir).rstrip("/") or "/")) from None
+    return Path(outdir)
 
 
 def write_report(ev: Evaluation, outdir: str | Path) -> Path:

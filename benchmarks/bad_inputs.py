@@ -11,7 +11,7 @@ time limit, and is judged by what a user sees:
   (peak memory over the limit), ``message`` (exit 2 but not one useful line), ``failed``
   (an ``ok`` case that did not succeed or whose check failed).
 
-Run: ``python benchmarks/bad_inputs.py [--jobs 2] [-k SUBSTRING]``; the output of a full run
+Run: ``python benchmarks/bad_inputs.py [--jobs 2] [-k SUBSTRING ...]``; the output of a full run
 is recorded in ``benchmarks/data/bad_inputs.txt``. Not part of the test run (it takes
 minutes); ``tests/test_robustness.py`` holds one case per class in process.
 """
@@ -47,6 +47,7 @@ class Case:
     check: Callable[[Path, str], str | None] | None = None   # for ok: a problem, or None
     mentions: str = ""                         # a refusal must name this (a field, a file)
     rc: int = 2                                # the exit status of the refusal (130: an interrupt)
+    nodes: Mapping[str, str] = field(default_factory=dict)   # name -> "fifo", or the target of a symlink
 
 
 def run(case: Case, base: Path, env: dict) -> tuple[str, str, float, int]:
@@ -59,6 +60,11 @@ def run(case: Case, base: Path, env: dict) -> tuple[str, str, float, int]:
                 p.write_bytes(data)
             else:
                 p.write_text(data.replace("@BASE@", str(base)))
+        for name, what in case.nodes.items():
+            if what == "fifo":
+                os.mkfifo(d / name)
+            else:
+                (d / name).symlink_to(what)
         argv = list(case.argv)
         if argv[0] in ("simulate", "report") and "--arch" not in argv:
             argv += ["--arch", "systolic-32"]          # the one option these commands require
@@ -240,8 +246,10 @@ def cases(good: dict) -> list[Case]:
                                ("energy_table", "missing.yaml", "traceback"), ("energy_table", "5", "silent"),
                                ("energy_table", "horowitz99", "silent")]:
         arch(f"systolic {field_}: {value}", f"base: systolic-32\n{field_}: {value}\n", cls, field_)
+    # SRAMs that hold one array edge (2 x 10^6 bytes, double-buffered): a smaller one is an impossible design
     C.append(Case("unbounded", "arch: rows 1e6 x cols 1e6 (answers in seconds)", ("simulate", "lenet300", "--arch",
-                  "a.yaml"), {"a.yaml": "base: systolic-32\nrows: 1000000\ncols: 1000000\n"}, expect="ok"))
+                  "a.yaml"), {"a.yaml": "base: systolic-32\nrows: 1000000\ncols: 1000000\nifmap_sram_kib: 2048\n"
+                                        "filter_sram_kib: 2048\n"}, expect="ok"))
     for field_, value in [("num_pes", "0"), ("num_pes", "1000000"), ("num_pes", "2.5"), ("queue_depth", "0"),
                           ("index_bits", "64"), ("clock_mhz", ".nan"), ("weight_frac_bits", "-3"),
                           ("spmat_sram_bytes", "0")]:
@@ -592,6 +600,143 @@ def cases(good: dict) -> list[Case]:
         spec = "zigzag:nothere.yaml" if "missing" in name else (
             "zigzag:hw.yaml:m.yaml" if "m.yaml" in files else "zigzag:hw.yaml")
         cli("silent", name, "simulate", "gemm:8,8,8:int8", "--arch", spec, files=files, mentions=field_)
+
+    # -- issue 33 ("input contracts"): each of these once answered, crashed (exit 70), hung or ran away
+    trace("misspelt operand key densty", lambda d: w0(d).update(densty=0.1), mentions="densty")
+    trace("misspelt op key copeis", lambda d: op0(d).update(copeis=4), mentions="copeis")
+    trace("misspelt top-level key opps", lambda d: d.update(opps=[]), mentions="opps")
+    trace("batch 1e12 (a float)", lambda d: d.update(batch=1e12), mentions="batch")
+    trace("batch 10^12 with ops at M=1", lambda d: d.update(batch=10 ** 12), mentions="batch")
+    trace("operands []", lambda d: op0(d).update(operands=[]), mentions="operands")
+    arch("a key given twice", "base: systolic-32\nrows: 8\nrows: 16\n", "silent", "rows")
+    arch("systolic acc_bits 4 under int8 products", "base: systolic-32\nacc_bits: 4\n", "silent", "acc_bits")
+    arch("systolic filter_sram_kib 0.001", "base: systolic-32\nfilter_sram_kib: 0.001\n", "silent", "filter_sram_kib")
+    arch("eie pointer_bits 1", "base: eie-64\npointer_bits: 1\n", "silent", "pointer_bits")
+    arch("gpu generation pascal", "base: a100\ngeneration: pascal\n", "silent", "generation")
+    arch("spatial op_unrollings naming no op", "base: eyeriss-like\nop_unrollings: {nolayer: 'C,K'}\n", "silent",
+         "op_unrollings.nolayer")
+    arch("systolic dram_bw_bytes_per_cycle 1e-300", "base: systolic-32\ndram_bw_bytes_per_cycle: 1.0e-300\n",
+         "traceback", "dram_bw_bytes_per_cycle")
+    # the arch's owners keep this one: rows go to PE r % num_pes, so any count works
+    C.append(Case("silent", "arch: eie num_pes 3 (any count works)", ("simulate", "lenet300", "--arch", "a.yaml"),
+                  {"a.yaml": "base: eie-64\nnum_pes: 3\n"}, expect="ok"))
+    cli("silent", "train --tp 8 on gpt2's 12 heads", "train", "gpt2", "--global-batch", "8", "--tp", "8",
+        mentions="--tp 8")
+    cli("silent", "train --seq-len 0", "train", "gpt2", "--global-batch", "8", "--seq-len", "0", mentions="--seq-len")
+    cli("silent", "train --microbatch 0", "train", "gpt2", "--global-batch", "8", "--microbatch", "0",
+        mentions="--microbatch")
+    cli("silent", "train --schedule interleaved:2 with --pp 1", "train", "gpt2", "--global-batch", "8", "--schedule",
+        "interleaved:2", "--pp", "1", mentions="interleaved:2")
+    cli("silent", "simulate gemm:4,4,4 --batch 3", "simulate", "gemm:4,4,4", "--batch", "3", mentions="--batch")
+    cli("silent", "lower --optimizer sgd without --train", "lower", "lenet300", "--optimizer", "sgd",
+        mentions="--optimizer")
+    cli("files", "train --timeline /dev/full", "train", "gpt2", "--global-batch", "8", "--timeline", "/dev/full",
+        mentions="/dev/full")
+    cli("traceback", "lower lstm_lm --seq-len 10^9", "lower", "lstm_lm", "--seq-len", "1000000000", "--no-cache",
+        mentions="--seq-len")
+    cli("traceback", "lower lenet300 --batch 10^9", "lower", "lenet300", "--batch", "1000000000", "--no-cache",
+        mentions="--batch")
+    cli("traceback", "lower resnet18 --batch 10^6 (answers: shapes on the meta device)", "lower", "resnet18",
+        "--batch", "1000000", "--no-cache", expect="ok")
+
+    def graph(nodes, w=None, opset: int = 17) -> bytes:
+        import numpy as np
+        from onnx import TensorProto, helper, numpy_helper
+
+        w = np.ones((4, 4), np.float32) if w is None else w
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(w, "w")])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+    def outside() -> dict[str, str | bytes]:
+        import onnx
+        from onnx.external_data_helper import set_external_data
+
+        m = onnx.load_model_from_string(graph([oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")]))
+        t = m.graph.initializer[0]
+        data = t.raw_data
+        set_external_data(t, location="../w.bin")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        t.ClearField("raw_data")
+        return {"ext/m.onnx": m.SerializeToString(), "w.bin": data}
+
+    if oh is not None:
+        import numpy as np
+        mm = oh.make_node("MatMul", ["x", "w"], ["h"], name="mm")
+        for name, model_bytes, arch_, field_ in (
+                ("a self-loop", graph([mm, oh.make_node("Add", ["h", "y"], ["y"], name="loop")]), "systolic-32", "loop"),
+                ("a dangling input", graph([mm, oh.make_node("Add", ["h", "ghost"], ["y"], name="add")]), "systolic-32",
+                 "ghost"),
+                ("opset 99", graph([oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")], opset=99), "systolic-32",
+                 "opset"),
+                ("NaN weights on EIE", graph([oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+                                             w=np.full((4, 4), np.nan, np.float32)), "eie-64", "NaN")):
+            C.append(Case("silent", f"onnx: {name}", ("simulate", "m.onnx", "--arch", arch_), {"m.onnx": model_bytes},
+                          mentions=field_))
+        C.append(Case("silent", "onnx: external data outside the model's folder", ("simulate", "ext/m.onnx"), outside(),
+                      mentions="outside the model's folder"))
+        C.append(Case("unbounded", "onnx: a FIFO given as the model", ("simulate", "m.onnx"), nodes={"m.onnx": "fifo"},
+                      mentions="m.onnx"))
+    model("fails on its own input", "import torch\n\ndef factory(batch=1):\n"
+          "    return torch.nn.Linear(8, 4), torch.zeros(batch, 5)\n", mentions="own example input")
+
+    def csv_only(d: Path, out: str) -> str | None:
+        return "the factory's print() is in the CSV" if "HELLO" in out or not out.startswith("name,") else None
+
+    C.append(Case("silent", "model file: print() with --format csv", ("simulate", "net.py:factory", "--format", "csv"),
+                  {"net.py": "import torch\n\ndef factory(batch=1):\n    print('HELLO')\n"
+                             "    return torch.nn.Linear(8, 4), torch.ones(batch, 8)\n"}, expect="ok", check=csv_only))
+
+    def same_again(d: Path, out: str) -> str | None:       # the run again, in its folder: the same numbers
+        argv = ["simulate", "net.py:factory", "--arch", "eie-64", "--seed", "5", "--no-cache", "--format", "csv"]
+        again = subprocess.run([HWSIM, *argv], cwd=d, capture_output=True, text=True).stdout
+        return None if again == out else "two runs with --seed 5 differ"
+
+    C.append(Case("silent", "model file: torch's default initialisation with --seed",
+                  ("simulate", "net.py:factory", "--arch", "eie-64", "--seed", "5", "--no-cache", "--format", "csv"),
+                  {"net.py": "import torch\n\ndef factory(batch=1):\n    m = torch.nn.Linear(64, 64)\n"
+                             "    with torch.no_grad():\n        m.weight[m.weight.abs() < 0.1] = 0\n"
+                             "    return m, torch.randn(batch, 64)\n"}, expect="ok", check=same_again))
+    for name, argv, node in (("a FIFO given as a trace", ("simulate", "t.json"), {"t.json": "fifo"}),
+                             ("a FIFO given as an arch", ("simulate", "lenet300", "--arch", "a.yaml"), {"a.yaml": "fifo"}),
+                             ("a symlink to /dev/zero as a trace", ("simulate", "t.json"), {"t.json": "/dev/zero"}),
+                             ("a symlink to /dev/zero as an arch", ("simulate", "lenet300", "--arch", "a.yaml"),
+                              {"a.yaml": "/dev/zero"})):
+        C.append(Case("unbounded", f"files: {name}", argv, nodes=node, mentions=next(iter(node))))
+    C.append(Case("files", "files: report -o a folder holding other files", ("report", "lenet300", "-o", "r"),
+                  {"r/notes.txt": "mine"}, mentions="notes.txt"))
+
+    def written_through(d: Path, out: str) -> str | None:
+        link = d / "link.csv"
+        return None if link.is_symlink() and (d / "real.csv").read_text().startswith("name,") else \
+            "the symlink was renamed over, not written through"
+
+    C.append(Case("files", "files: -o a symlink to a file", ("simulate", "lenet300", "-o", "link.csv"),
+                  {"real.csv": "old"}, nodes={"link.csv": "real.csv"}, expect="ok", check=written_through))
+
+    def one_report(d: Path, out: str) -> str | None:
+        """Kill a --force report of another workload at several moments: the folder holds one report."""
+        import signal
+
+        def held() -> set[str]:
+            r = d / "r"
+            text = " ".join((r / f).read_text() for f in ("summary.json", "summary.csv", "report.html")
+                            if (r / f).exists())
+            return {w for w in ("lenet300", "gemm:4,4,4") if w in text}
+
+        for delay in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0):
+            p = subprocess.Popen([HWSIM, "report", "gemm:4,4,4", "--arch", "systolic-32", "-o", "r", "--force"],
+                                 cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            if len(held()) != 1:
+                return f"killed after {delay} s: the folder mixes the reports of {sorted(held())}"
+        return None
+
+    C.append(Case("files", "files: report -o killed while replacing an old report", ("report", "lenet300", "-o", "r"),
+                  expect="ok", check=one_report))
     return C
 
 
@@ -620,13 +765,14 @@ def setup(work: Path, env: dict) -> tuple[dict, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("-k", default="", help="only cases whose name contains this")
+    ap.add_argument("-k", action="append", default=[],
+                    help="only cases whose name contains this (repeat: any of them)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bad-inputs-"))
     env = dict(os.environ, HWSIM_CACHE_DIR=str(work / "cache"), OMP_NUM_THREADS="1")
     os.umask(0o022)
     good, nan_trace = setup(work, env)
-    all_cases = [c for c in cases(good) if args.k in c.name]
+    all_cases = [c for c in cases(good) if not args.k or any(k in c.name for k in args.k)]
     for i, c in enumerate(all_cases):       # the NaN trace needs its .npz beside it
         if c.files.get("t.json") == "@NAN_TRACE@":
             all_cases[i] = Case(c.cls, c.name, c.argv, {"t.json": nan_trace, "nan.npz": (work / "nan.npz").read_bytes()},

@@ -210,3 +210,52 @@ def test_the_examples_still_load():
         doc = load_yaml(p)                   # no duplicate keys in any example
         if isinstance(doc, dict) and "base" in doc and "models" not in doc:     # an arch file, not a study
             resolve_arch(str(p))
+
+
+# ---- cross-field rules met where the objects meet (issue 33, item 2) ---------------------------
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d.__setitem__("batch", 10 ** 12),          # 3.6e16 inferences/s from a 4-row GEMM, once
+     ["bad.json: batch: 1000000000000 samples, but the input (input_shape [4, 4]) has 4 rows", "set it to 4 or lower"]),
+    (lambda d: d.update(batch=10 ** 12, input_shape=[]),
+     ["bad.json: batch: 1000000000000 samples, but the ops do 64 operations in all", "fewer than one per sample"]),
+])
+def test_a_batch_the_ops_do_not_process_is_refused(trace, capsys, edit, words):
+    _, write = trace
+    _refused(capsys, _sim(write(edit)), *words)
+    _accepted(capsys, _sim(write(lambda d: d.__setitem__("batch", 4), "ok.json")))     # the input's 4 rows
+
+
+def test_a_spatial_unrolling_for_no_op_is_refused(tmp_path, capsys):
+    """An ``op_unrollings`` entry naming neither an op of the workload nor an op kind was ignored."""
+    p = tmp_path / "s.yaml"
+    p.write_text("base: eyeriss-like\nop_unrollings: {nolayer: 'C,K'}\n")
+    _refused(capsys, ["simulate", "gemm:16,16,16:int8", "--arch", str(p)],
+             "s.yaml: op_unrollings.nolayer: names no op of gemm:16,16,16:int8 (gemm)", "no op kind (gemm, conv",
+             "correct the name or remove the entry")
+    p.write_text("base: eyeriss-like\nop_unrollings: {gemm: 'C,K', conv: 'C,K'}\n")     # by name or by kind
+    _accepted(capsys, ["simulate", "gemm:16,16,16:int8", "--arch", str(p)])
+
+
+# ---- lowering estimates what it will allocate before it allocates (issue 33, item 4) -----------
+@pytest.mark.parametrize("args, words", [
+    (["lower", "lstm_lm", "--seq-len", "1000000000"],          # an allocator error (exit 70) after 33 s, once
+     ["lowering lstm_lm at --seq-len 1,000,000,000", "TB of memory", "hwsim --max-memory SIZE"]),
+    (["lower", "lenet300", "--batch", "1000000000"], ["lowering lenet300 at --batch 1,000,000,000", "of memory"]),
+    (["lower", "resnet18", "--batch", "1000000", "--train"], ["lowering resnet18 at --batch 1,000,000", "of memory"]),
+    (["--max-time", "10", "lower", "lstm_lm", "--seq-len", "1000"],     # 30,486 recorded ops: about 15 s
+     ["lowering lstm_lm at --seq-len 1,000 (on real tensors: ", "ops) would take about", "the limit is 10 s"]),
+])
+def test_a_lowering_over_the_limits_is_refused_before_it_allocates(capsys, args, words):
+    _refused(capsys, [*args, "--no-cache"], *words)
+
+
+def test_a_big_batch_of_a_zoo_cnn_lowers_on_the_meta_device_without_allocating(tmp_path, capsys):
+    """resnet18 at batch 10^6 (a 602 GB input: an allocator error, exit 70, once) is lowered as
+    the meta device's shapes, as a big batch of a zoo CNN was: its factory now runs there too,
+    so the input is never allocated; a request the probe finds small runs as before."""
+    from workloads.spec import resolve
+
+    wl = resolve("resnet18", batch=1_000_000)
+    assert wl.batch == 1_000_000 and wl.input_shape == (1_000_000, 3, 224, 224)
+    assert resolve("resnet18", batch=64).macs == 64 * resolve("resnet18").macs       # meta and real agree
+    _accepted(capsys, ["lower", "lenet300", "--batch", "1000", "--no-cache"])

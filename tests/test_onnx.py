@@ -1,6 +1,7 @@
 """ONNX models as MODEL: graphs built node by node with onnx.helper (numbers by hand), a
 QDQ int8 model, a torch export checked against the torch lowering, and bad files."""
 
+import os
 import warnings
 
 import numpy as np
@@ -182,3 +183,80 @@ def test_torch_exports_of_a_cnn_and_an_lstm(tmp_path, name):
     else:       # depthwise convs stay grouped
         assert sorted(o.dims["groups"] for o in a.ops if o.kind == "conv") == \
             sorted(o.dims["groups"] for o in b.ops if o.kind == "conv")
+
+
+def _mm(tmp_path, nodes, name, w=None, opset=17):
+    """A model around a 4 x 4 weight ``w`` (ones by default) read by the given nodes."""
+    w = np.ones((4, 4), np.float32) if w is None else w
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(w, "w")])
+    path = tmp_path / name
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: _mm(d, [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+                       helper.make_node("Add", ["h", "y"], ["y"], name="loop")], "loop.onnx"),
+     ["loop.onnx: node 'loop' (Add): reads its own output 'y' (a self-loop)", "fix the export"]),
+    (lambda d: _mm(d, [helper.make_node("Add", ["x", "h"], ["a"], name="early"),
+                       helper.make_node("MatMul", ["a", "w"], ["h"], name="mm"),
+                       helper.make_node("Relu", ["h"], ["y"], name="r")], "cycle.onnx"),
+     ["cycle.onnx: node 'early' (Add): reads 'h' before node 'mm' makes it", "cycle"]),
+    (lambda d: _mm(d, [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+                       helper.make_node("Add", ["h", "ghost"], ["y"], name="add")], "dangling.onnx"),
+     ["dangling.onnx: node 'add' (Add): input 'ghost' is not a graph input, an initialiser or any node's output"]),
+    (lambda d: _mm(d, [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "new.onnx", opset=99),
+     ["new.onnx: opset_import: ONNX opset 99 is not one this onnx package knows", "export with opset_version <="]),
+    (lambda d: _mm(d, [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "nan.onnx",
+                   w=np.where(np.eye(4) > 0, np.nan, 1).astype(np.float32)),
+     ["nan.onnx: node 'mm' (MatMul): weight 'w' has 4 NaN or infinite values of 16", "finite weights"]),
+])
+@pytest.mark.parametrize("arch", ["tpu-v1", "eie-64"])
+def test_a_broken_graph_is_refused_not_lowered_without_its_edge(tmp_path, capsys, make, words, arch):
+    """Each of these lowered (a self-loop, a cycle and a dangling input as a graph without
+    that edge, opset 99 through a shape inference that knows none of its nodes, NaN weights
+    on EIE) and answered."""
+    path = make(tmp_path)
+    assert main(["simulate", str(path), "--arch", arch]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwsim: error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def _external(tmp_path, location):
+    from onnx.external_data_helper import set_external_data
+
+    m = onnx.load(str(_mm(tmp_path, [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "inline.onnx")))
+    t = m.graph.initializer[0]
+    (tmp_path / "w.bin").write_bytes(t.raw_data)
+    set_external_data(t, location=location)
+    t.data_location = TensorProto.EXTERNAL
+    t.ClearField("raw_data")
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    path = tmp_path / "sub" / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    return path
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path, capsys):
+    """External data pointing outside the model's folder was dropped without a word."""
+    assert main(["simulate", str(_external(tmp_path, "../w.bin")), "--arch", "tpu-v1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "m.onnx: initialiser 'w': external data '../w.bin' lies outside the model's " \
+        "folder" in err and "keep the data file beside the model" in err, err
+    (tmp_path / "sub" / "w.bin").write_bytes((tmp_path / "w.bin").read_bytes())
+    assert main(["simulate", str(_external(tmp_path, "w.bin")), "--arch", "tpu-v1"]) == 0        # beside it: fine
+    (tmp_path / "sub" / "w.bin").unlink()
+    assert main(["simulate", str(_external(tmp_path, "w.bin")), "--arch", "tpu-v1"]) == 2
+    assert "external data 'w.bin': no such file beside the model" in capsys.readouterr().err
+
+
+def test_a_fifo_given_as_a_model_is_refused_by_name(tmp_path, capsys):
+    fifo = tmp_path / "m.onnx"
+    os.mkfifo(fifo)
+    assert main(["simulate", str(fifo), "--arch", "tpu-v1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "m.onnx: is not a regular file" in err, err

@@ -429,3 +429,108 @@ def test_device_nodes_and_fifos_are_neither_read_nor_written(tmp_path, capsys):
 def test_options_that_do_not_apply_are_refused_not_ignored(capsys, argv, mentions):
     """Each of these ran before and silently ignored (or reinterpreted) the option."""
     refuse(capsys, argv, *mentions)
+
+
+# ---- a report folder is replaced whole; a write that runs out of room says which file -------------
+def _report(out: Path, model: str = "gemm:8,8,8", force: bool = False) -> int:
+    return main(["report", model, "--arch", "systolic-16", "-o", str(out), *(["--force"] if force else [])])
+
+
+def _held(out: Path) -> set[str]:
+    """The workloads the report files in ``out`` are of (one, for a whole report)."""
+    return {json.loads((out / "summary.json").read_text())["workload"]} | \
+        {w for w in ("gemm:8,8,8", "gemm:4,4,4") if w in (out / "report.html").read_text()} | \
+        {w for w in ("gemm:8,8,8", "gemm:4,4,4") if w in (out / "summary.csv").read_text()}
+
+
+def test_a_report_killed_while_written_leaves_the_old_report_whole(tmp_path, capsys, monkeypatch):
+    """A kill during ``report -o`` into an old report folder left the new CSVs beside the old
+    HTML: the report is now written into a stage beside the folder and swapped in."""
+    from analysis import report
+
+    out = tmp_path / "r"
+    assert _report(out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def killed(ev, top=40):                       # after ops.csv and the summaries, before the HTML
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plots", killed)
+    assert _report(out, "gemm:4,4,4", force=True) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and _held(out) == {"gemm:8,8,8"}
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]            # the stage went with the run
+    monkeypatch.undo()
+    (tmp_path / ".r.hwsim-stage-killed").mkdir()                     # as a kill -9 leaves one
+    assert _report(out, "gemm:4,4,4", force=True) == 0
+    assert _held(out) == {"gemm:4,4,4"} and sorted(p.name for p in out.iterdir()) == sorted(report.REPORT_FILES)
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]            # and the next run removed it
+    capsys.readouterr()
+
+
+def test_a_report_replaces_only_a_report(tmp_path, capsys):
+    """The folder is replaced whole, so one holding other files is refused, naming them; a
+    folder given through a symbolic link keeps the link."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refuse(capsys, ["report", "gemm:8,8,8", "--arch", "systolic-16", "-o", str(out)],
+           f"-o {out}: holds files that are not a report's (notes.txt)", "name a new folder")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real")
+    assert _report(link) == 0 and _report(link) == 0
+    assert link.is_symlink() and (tmp_path / "real" / "report.html").is_file()
+    capsys.readouterr()
+
+
+def test_a_report_folder_whose_parent_is_not_writable_is_written_file_by_file(tmp_path, capsys, monkeypatch):
+    """No stage can be made beside the folder (a parent you may not write): the stage goes
+    inside it and the files are moved one by one, each whole; a stage a killed run left
+    there is removed and not taken for a foreign file."""
+    import tempfile
+
+    from workloads import fileio
+
+    made = tempfile.mkdtemp
+
+    def beside_refused(prefix=None, dir=None, **kw):
+        if dir is not None and Path(dir) == tmp_path.resolve():
+            raise PermissionError(13, "Permission denied", str(dir))
+        return made(prefix=prefix, dir=dir, **kw)
+
+    out = tmp_path / "r"
+    assert _report(out) == 0
+    (out / ".hwsim-stage-killed").mkdir()
+    monkeypatch.setattr(fileio.tempfile, "mkdtemp", beside_refused)
+    assert _report(out, "gemm:4,4,4", force=True) == 0
+    from analysis.report import REPORT_FILES
+    assert _held(out) == {"gemm:4,4,4"} and sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+    capsys.readouterr()
+
+
+def test_an_output_link_is_written_through_and_a_full_write_names_the_file(tmp_path):
+    """A symbolic link given as -o is written through (the link stays, its file is replaced),
+    never renamed over; a write over the file-size limit is one line naming the file."""
+    import resource
+
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    (tmp_path / "link.csv").symlink_to(target)
+    assert main(["simulate", "gemm:8,8,8", "--arch", "systolic-16", "-o", str(tmp_path / "link.csv")]) == 0
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text().startswith("name,")
+    (tmp_path / "dev.csv").symlink_to("/dev/full")
+    p = subprocess.run([HWSIM, "simulate", "gemm:8,8,8", "--arch", "systolic-16", "-o", "dev.csv"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "dev.csv: is not a regular file" in p.stderr and p.stderr.count("\n") == 1
+
+    def small() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    p = subprocess.run([HWSIM, "lower", "lenet300", "-o", "big.json", "--no-cache"], cwd=tmp_path, capture_output=True,
+                       text=True, preexec_fn=small)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("hwsim: error: big.json: cannot be written (File too large): over the file-size "
+                               "limit (ulimit -f)"), p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["dev.csv", "link.csv", "real.csv"]

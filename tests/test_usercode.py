@@ -116,6 +116,23 @@ def test_an_import_error_names_the_line(model_dir, capsys):
     assert rc == 2 and err.startswith(f"hwsim: error: {Path('mine/net.py')}:3: ModuleNotFoundError")
 
 
+@pytest.mark.parametrize("net, helper, where, what", [
+    (b"import torch\n\ndef good(:\n", b"WIDTH = 8\n", "net.py:3", "SyntaxError: invalid syntax"),
+    (b"def good():\n    return '\xff'\n", b"WIDTH = 8\n", "net.py:2",
+     "SyntaxError: (unicode error) 'utf-8' codec can't decode byte 0xff"),
+    (b"from helper import WIDTH\n", b"WIDTH = (\n", "helper.py:1", "SyntaxError: '(' was never closed"),
+])
+def test_a_file_that_does_not_compile_names_its_line(model_dir, capsys, net, helper, where, what):
+    """A SyntaxError has no frame in the user's file (importlib compiles it), so it once exited
+    70 as hwsim's own; its file and line are its own attributes. One in a module the model
+    file imports names that module."""
+    (model_dir / "net.py").write_bytes(net)
+    (model_dir / "helper.py").write_bytes(helper)
+    rc, _, err = _run(capsys, "lower", "mine/net.py:good", "--no-cache")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"hwsim: error: {Path('mine') / where}: {what}"), err
+
+
 def test_a_changed_sibling_module_is_a_new_cache_entry(model_dir, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["lower", "mine/net.py:good", "--format", "csv"]) == 0

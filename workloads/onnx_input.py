@@ -87,17 +87,18 @@ def read_onnx(path: str | Path, batch: int | None = None) -> Workload:
     from google.protobuf.message import DecodeError
 
     p = Path(path)
-    if not p.is_file():
-        raise HwsimError(f"{p}: model file not found")
-    if p.stat().st_size > MAX_BYTES:
-        raise HwsimError(f"{p}: {p.stat().st_size:,} bytes is over ONNX's 2 GB limit for one file")
+    data = _read(p)
     try:
-        model = onnx.load(str(p), load_external_data=False)
+        model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, OSError) as e:
         raise HwsimError(f"{p}: not an ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    del data
     g = model.graph
     if not g.node:
         raise HwsimError(f"{p}: the graph has no nodes")
+    _check_opset(model, p)
+    _check_edges(g, p)
+    _check_external(g, p)
     consts = {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in consts]
     if not inputs:
@@ -118,6 +119,119 @@ def read_onnx(path: str | Path, batch: int | None = None) -> Workload:
     return _Graph(model.graph, p).workload(p.stem, f"onnx:{p.name}")
 
 
+def _read(p: Path) -> bytes:
+    """The model file's bytes: a regular file (a FIFO would hang, a device never end), at most
+    :data:`MAX_BYTES` actually read."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise HwsimError(f"{p}: model file not found") from None
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read the model ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise HwsimError(f"{p}: is not a regular file (a folder, FIFO, device or socket); give the ONNX model as a file")
+    try:
+        with p.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise HwsimError(f"{p}: cannot read the model ({e.strerror or e})") from None
+    if len(data) > MAX_BYTES:
+        raise HwsimError(f"{p}: over {MAX_BYTES >> 30} GB is over ONNX's 2 GB limit for one file; keep the "
+                         "weights as external data beside the model")
+    return data
+
+
+def _check_opset(model, p: Path) -> None:
+    """The default domain's opset must be one this onnx package knows: its shape inference
+    would otherwise infer nothing (or guess) for every node."""
+    onnx = _onnx()
+    known = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and not 1 <= o.version <= known:
+            raise HwsimError(f"{p}: opset_import: ONNX opset {o.version} is not one this onnx package knows "
+                             f"(1 to {known}); export with opset_version <= {known}")
+
+
+def _check_edges(g, p: Path) -> None:
+    """Every node input is a graph input, an initialiser or an earlier node's output, every
+    tensor is made once, and every graph output is made: ONNX graphs are acyclic and listed
+    in topological order (onnx.checker's rules), so a self-loop, a cycle or a dangling input
+    is refused here rather than lowered as a graph without that edge."""
+    made = {i.name: "a graph input" for i in g.input} | {t.name: "an initialiser" for t in g.initializer}
+    later: dict[str, str] = {}
+    for n in g.node:
+        for o in n.output:
+            if o:
+                later.setdefault(o, n.name or n.op_type)
+    for n in g.node:
+        who = f"node {n.name or n.op_type!r} ({n.op_type})"
+        for i in n.input:
+            if not i or i in made:
+                continue
+            if i in n.output:
+                raise HwsimError(f"{p}: {who}: reads its own output {i!r} (a self-loop); ONNX graphs are acyclic, "
+                                 "a recurrence is a Loop or an RNN node; fix the export")
+            if i in later:
+                raise HwsimError(f"{p}: {who}: reads {i!r} before node {later[i]!r} makes it: the graph has a "
+                                 "cycle or is not in topological order; fix the export (onnx.checker.check_model "
+                                 "shows the same)")
+            raise HwsimError(f"{p}: {who}: input {i!r} is not a graph input, an initialiser or any node's output "
+                             "(a dangling edge); fix the export or add the input to the graph")
+        for o in n.output:
+            if not o:
+                continue
+            if o in made:
+                raise HwsimError(f"{p}: {who}: output {o!r} is already {made[o]}; each tensor is made once "
+                                 "(ONNX graphs are in SSA form); fix the export")
+            made[o] = f"the output of node {n.name or n.op_type!r}"
+    for o in g.output:
+        if o.name not in made:
+            raise HwsimError(f"{p}: graph output {o.name!r} is made by no node and is no input; fix the export")
+
+
+def _check_external(g, p: Path) -> None:
+    """Weights kept as external data must lie beside the model (in its folder or below), as
+    regular files: hwsim reads only their shapes, but a location outside the folder (or
+    missing) is a broken or hostile model, refused rather than dropped."""
+    import os
+    import stat
+
+    onnx = _onnx()
+    base = p.resolve().parent
+    for t in g.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        what = f"{p}: initialiser {t.name!r}: external data {loc!r}"
+        if not loc:
+            raise HwsimError(f"{what} has no location; fix the export (onnx.save_model(..., save_as_external_data=True))")
+        f = (base / loc).resolve()
+        if os.path.isabs(loc) or not f.is_relative_to(base):
+            raise HwsimError(f"{what} lies outside the model's folder {base}; keep the data file beside the "
+                             "model (a relative location without '..')")
+        try:
+            mode = f.stat().st_mode
+        except OSError:
+            raise HwsimError(f"{what}: no such file beside the model; copy it next to {p.name}") from None
+        if not stat.S_ISREG(mode):
+            raise HwsimError(f"{what} is not a regular file (a folder, FIFO or device); give the weights as a file")
+
+
+def _finite(t) -> int:
+    """How many values of an inline floating-point initialiser are NaN or infinite (0 for
+    other types and for external data, which is not read)."""
+    import numpy as np
+
+    onnx = _onnx()
+    T = onnx.TensorProto
+    if t.data_location == T.EXTERNAL or t.data_type not in (T.FLOAT, T.DOUBLE, T.FLOAT16, T.BFLOAT16):
+        return 0
+    a = onnx.numpy_helper.to_array(t)
+    return int(a.size - np.count_nonzero(np.isfinite(a.astype(np.float32, copy=False))))
+
+
 class _Graph:
     def __init__(self, g, path: Path):
         self.g, self.path = g, path
@@ -129,6 +243,7 @@ class _Graph:
                 self.shape[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
             self.etype[vi.name] = t.elem_type
         self.const: set[str] = set()
+        self.inits = {t.name: t for t in g.initializer}
         for t in g.initializer:
             self.shape[t.name] = tuple(int(d) for d in t.dims)
             self.etype[t.name] = t.data_type
@@ -144,6 +259,15 @@ class _Graph:
         if name not in self.shape:
             self.fail(node, f"the shape of {name!r} is unknown after shape inference; export with static shapes")
         return self.shape[name]
+
+    def weight(self, node, name: str) -> None:
+        """Refuse a weight initialiser with NaN or infinite values: every op reading it would
+        compute nothing meaningful, and a simulator that reads values (EIE) would count them."""
+        t = self.inits.get(name)
+        bad = _finite(t) if t is not None else 0
+        if t is not None and bad:
+            self.fail(node, f"weight {name!r} has {bad:,} NaN or infinite value{'s' if bad > 1 else ''} of "
+                            f"{math.prod(t.dims):,}; export the model with finite weights")
 
     def precision(self, name: str) -> tuple[int, str]:
         if name in self.bits:
@@ -221,6 +345,7 @@ class _Graph:
         x, w = (node.input[0], node.input[3]) if t == "QLinearConv" else (node.input[0], node.input[1])
         a = self.attrs(node)
         xs, ws = self.dims(node, x), self.dims(node, w)
+        self.weight(node, w)
         if len(xs) != 4 or len(ws) != 4:
             self.fail(node, f"only 2-D convolutions are supported (input {xs}, weight {ws})")
         N, C, H, W = xs
@@ -279,6 +404,7 @@ class _Graph:
         if K != K2:
             self.fail(node, f"inner dimensions differ ({A} x {B})")
         weight = b_name in self.const
+        self.weight(node, b_name)
         ab, ad = self.precision(a_name)
         bb, bd = self.precision(b_name)
         bits, dtype = max(ab, bb), ("int" if ad == bd == "int" else "float")
@@ -294,6 +420,8 @@ class _Graph:
         gates = _RNN[node.op_type]
         a = self.attrs(node)
         X, W = self.dims(node, node.input[0]), self.dims(node, node.input[1])
+        for w in node.input[1:3]:
+            self.weight(node, w)
         if len(X) != 3 or len(W) != 3:
             self.fail(node, f"expected a 3-D input and weight, got {X} and {W}")
         seq, batch, feat = (X[1], X[0], X[2]) if int(a.get("layout", 0)) else X

@@ -222,13 +222,27 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
                 if mine is None:
                     raise
                 raise mine from e
+    import torch
+
     entry = ZOO[spec]
-    made = _call_factory(entry.load(), spec, batch, seq_len, how.decode)
+    factory = entry.load()
     if entry.reference and not keep_weights and not how.train and \
             float(entry.reference) * 1e9 * (batch or 1) > MATERIALIZE_MACS:
-        module, example = made      # a big batch: shapes on the meta device, densities declared (1.0)
-        made = (module.to("meta"), example.to("meta"))
-    return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+        with torch.device("meta"):  # a big batch: shapes on the meta device, densities declared (1.0),
+            made = _call_factory(factory, spec, batch, seq_len, how.decode)     # nothing allocated
+        return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+    if entry.module != "transformer":   # the transformers bound their own sizes (positions, the meta device)
+        from .lowering.estimate import check
+        check(spec, factory, batch, seq_len)
+    try:
+        made = _call_factory(factory, spec, batch, seq_len, how.decode)
+        return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
+    except (MemoryError, RuntimeError) as e:    # the estimate's backstop: the allocator said no
+        if not isinstance(e, MemoryError) and "allocate memory" not in str(e):
+            raise
+        shown = ", ".join(f"{k} {v:,}" for k, v in (("--batch", batch), ("--seq-len", seq_len)) if v is not None)
+        raise HwsimError(f"lowering {spec}{' at ' + shown if shown else ''} ran out of memory on this machine; "
+                         "make the request smaller") from None
 
 
 def torch_model(spec: str, batch: int | None = None, seq_len: int | None = None) -> tuple[Any, Any]:

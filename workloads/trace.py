@@ -203,3 +203,13 @@ def _check_workload(wl: Workload) -> None:
     need(isinstance(wl.name, str) and bool(wl.name), "name", "must be a non-empty string")
     need(is_positive_int(wl.batch), "batch", f"must be an integer >= 1, got {wl.batch!r}")
     check_graph(wl.ops)
+    # batch agrees with the ops: the samples are the input's rows, and each is worked on
+    if wl.input_shape:
+        need(wl.batch <= wl.input_shape[0], "batch",
+             f"{wl.batch} samples, but the input (input_shape {list(wl.input_shape)}) has {wl.input_shape[0]} "
+             f"row{'s' if wl.input_shape[0] != 1 else ''}; batch counts the samples the ops process: set it to "
+             f"{wl.input_shape[0]} or lower, or lower the model at that batch")
+    work = sum(op.macs + op.vector_ops for op in wl.ops)
+    need(wl.batch <= work, "batch",
+         f"{wl.batch} samples, but the ops do {work:,} operations in all (fewer than one per sample); set batch "
+         "to the samples the ops process, or lower the model at that batch")

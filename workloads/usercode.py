@@ -53,7 +53,11 @@ class UserCodeError(HwsimError):
 
 
 def _where(e: BaseException, folder: str) -> str | None:
-    """``file:line`` of the innermost frame of ``e`` inside ``folder``, or None."""
+    """``file:line`` of the innermost frame of ``e`` inside ``folder`` (a ``SyntaxError``'s own
+    file and line: it has no frame there), or None."""
+    if isinstance(e, SyntaxError) and e.filename and not e.filename.startswith("<") and \
+            os.path.abspath(e.filename).startswith(folder + os.sep):
+        return f"{_rel(e.filename)}:{e.lineno or 1}"
     frames = [f for f in traceback.extract_tb(e.__traceback__)        # not "<frozen ...>" or "<string>"
               if not f.filename.startswith("<") and os.path.abspath(f.filename).startswith(folder + os.sep)]
     if not frames:

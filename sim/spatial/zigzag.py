@@ -68,6 +68,11 @@ def load(spec: str) -> SpatialArch:
         return _hardware(hw, doc, links, unrollings, per_op, note)
 
 
+# how a design read from ZigZag's files says so in its source: its per-op entries follow ZigZag's
+# rule (an entry naming a layer the workload lacks is unused), not hwsim's (refused)
+SOURCE_PREFIX = "ZigZag hardware file "
+
+
 def split(spec: str) -> tuple[str, str]:
     """``HARDWARE.yaml[:MAPPING.yaml]`` -> (hardware path, mapping path or "")."""
     hw, _, mp = spec.partition(".yaml:")
@@ -212,5 +217,5 @@ def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[
         kw["op_unrollings"] = per_op
     return SpatialArch(name=str(name), rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8, acc_bits=16,
                        mac_pj=mac, levels=tuple(levels), objective="latency", technology_nm=28,
-                       source=f"ZigZag hardware file {p}{note}; clock not stated there (1 GHz nominal), vector ops "
+                       source=f"{SOURCE_PREFIX}{p}{note}; clock not stated there (1 GHz nominal), vector ops "
                               "priced by the energy table at 28 nm", **kw)
