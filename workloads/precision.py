@@ -30,6 +30,7 @@ casts them). This is what Korthikanti et al. (2022) count activations in.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from .errors import HwsimError
@@ -99,6 +100,21 @@ def apply(wl: Workload, name: str) -> Workload:
     out_bits: dict[str, int] = {}
     by_name = {op.name: op for op in wl.ops}
     ops = []
+    # the N identical blocks share their operands, so each operand at a new width is made
+    # (and checked) once: keyed by the operand, its density's type and sign (1 == 1.0 and
+    # 0.0 == -0.0, which are written apart) and the width; one with values is made each time
+    made: dict[tuple[Operand, type, float, int], Operand] = {}
+
+    def at(o: Operand, bits: int) -> Operand:
+        if o.bits == bits:
+            return o
+        if o.values is not None or o.codebook is not None:
+            return replace(o, bits=bits)
+        key = (o, type(o.density), math.copysign(1.0, o.density), bits)
+        new = made.get(key)
+        if new is None:
+            new = made[key] = replace(o, bits=bits)
+        return new
     for op in wl.ops:
         src = op if op.phase == "forward" else (_forward_of(op, by_name) or op)
         ins = [out_bits[p] for p in op.producers if p in out_bits]      # float outputs only
@@ -121,8 +137,10 @@ def apply(wl: Workload, name: str) -> Workload:
                 bits = gin
             else:
                 bits = widest_in
-            return replace(o, bits=bits)
-        new = replace(op, operands=tuple(width(o) for o in op.operands))
+            return at(o, bits)
+        operands = tuple(width(o) for o in op.operands)
+        same = all(a is b for a, b in zip(operands, op.operands))
+        new = op if same else replace(op, operands=operands)
         out = new.operand("output")
         if out is None or out.dtype == "float":
             out_bits[op.name] = out.bits if out is not None else gout

@@ -93,6 +93,7 @@ def add_optimizer(wl: Workload, name: str = "adam") -> Workload:
 def _attention_core(block_ops: list[Op], consumers: Mapping[str, list[str]], by_name: Mapping[str, Op]) -> set[str]:
     """The ops from each QK^T GEMM through the softmax to the PV GEMM (unfused attention)."""
     core: set[str] = set()
+    inside = {op.name for op in block_ops}
     for op in block_ops:
         if op.op not in ("_softmax", "_safe_softmax", "softmax"):
             continue
@@ -102,7 +103,7 @@ def _attention_core(block_ops: list[Op], consumers: Mapping[str, list[str]], by_
             n = by_name[frontier.pop()]
             for p in n.producers:
                 q = by_name[p]
-                if q.phase == "forward" and q.name not in path and q in block_ops and q.kind != "norm":
+                if q.phase == "forward" and q.name not in path and q.name in inside and q.kind != "norm":
                     path.add(q.name)
                     if q.kind != "gemm":
                         frontier.append(q.name)
@@ -119,6 +120,18 @@ def _attention_core(block_ops: list[Op], consumers: Mapping[str, list[str]], by_
     return core
 
 
+def _owners(name: str, order: Mapping[str, int]) -> list[str]:
+    """The blocks of ``order`` that op ``name`` lies in (it starts with the block's name and a
+    dot), in that order: the block names that end where the op's name has a dot."""
+    found = []
+    i = name.find(".")
+    while i >= 0:
+        if name[:i] in order:
+            found.append(name[:i])
+        i = name.find(".", i + 1)
+    return sorted(found, key=order.__getitem__) if len(found) > 1 else found
+
+
 def apply_recompute(wl: Workload, mode: str) -> Workload:
     if mode not in RECOMPUTE:
         raise HwsimError(f"unknown recompute setting {mode!r}; one of {', '.join(RECOMPUTE)}")
@@ -129,21 +142,30 @@ def apply_recompute(wl: Workload, mode: str) -> Workload:
         raise HwsimError(f"{wl.name}: recompute needs the model's repeated blocks (none found); use --recompute none")
     by_name = {op.name: op for op in wl.ops}
     consumers = wl.consumers()
-    chosen: dict[str, list[Op]] = {}
+    order: dict[str, int] = {}
     for b in blocks:
-        fwd = [op for op in wl.ops if op.phase == "forward" and op.name.startswith(b + ".")]
+        order.setdefault(b, len(order))
+    members: dict[str, list[Op]] = {b: [] for b in order}     # each block's forward ops, in order
+    for op in wl.ops:
+        if op.phase == "forward":
+            for b in _owners(op.name, order):
+                members[b].append(op)
+    chosen: dict[str, list[Op]] = {}
+    for b, fwd in members.items():
         if mode == "selective":
             core = _attention_core(fwd, consumers, by_name)
             fwd = [op for op in fwd if op.name in core]
         if fwd:
             chosen[b] = fwd
+    at = {b: i for i, b in enumerate(chosen)}
     ops: list[Op] = []
     done: set[str] = set()
     for op in wl.ops:
         if op.phase == "backward":
-            for b, fwd in chosen.items():
-                if b not in done and op.name.startswith(b + "."):
+            for b in _owners(op.name, at):
+                if b not in done:
                     done.add(b)
+                    fwd = chosen[b]
                     names = {f.name for f in fwd}
                     for f in fwd:
                         ops.append(replace(f, name=f"{f.name}.recompute", phase="backward",
@@ -153,10 +175,13 @@ def apply_recompute(wl: Workload, mode: str) -> Workload:
     recomputed = {b: {f.name for f in fwd} for b, fwd in chosen.items()}
 
     def rewired(op: Op) -> Op:
-        b = next((b for b in recomputed if op.name.startswith(b + ".")), None)
-        if op.phase != "backward" or b is None or op.name.endswith(".recompute"):
+        if op.phase != "backward" or op.name.endswith(".recompute"):
             return op
-        return replace(op, producers=tuple(f"{p}.recompute" if p in recomputed[b] else p for p in op.producers))
+        owners = _owners(op.name, at)
+        if not owners or not any(p in recomputed[owners[0]] for p in op.producers):
+            return op
+        names = recomputed[owners[0]]
+        return replace(op, producers=tuple(f"{p}.recompute" if p in names else p for p in op.producers))
     return replace(wl, ops=tuple(rewired(op) for op in ops), meta={**wl.meta, "recompute": mode})
 
 

@@ -7,6 +7,7 @@
 - ``gemm``: matmuls, convolutions, quantized layers and RNNs, and their gradients;
 - ``attention``: attention as one op (``attention="fused"`` and PyTorch's fused kernels);
 - ``dispatch``: the dispatch mode that routes every op to its handler;
+- ``metaops``: ops on the meta device run once per distinct input (N identical blocks);
 - ``spill``: spilling saved tensors and paging weights while a training step is lowered;
 - ``step``: the default loss, the repeated blocks and the parameters of a training step.
 

@@ -5,7 +5,7 @@ that moves no data) and names each backward op after the forward op it different
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -36,10 +36,10 @@ class Capture(TorchDispatchMode):
 def on_op(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run ``func`` and record it (unless inside a fused op)."""
     if lw.silent:
-        return func(*args, **kwargs)
+        return lw.run(func, args, kwargs)
     reads = lw.reads(args, kwargs)
     n_events = len(lw.events)
-    lw.fresh = not func._schema.is_mutable
+    lw.fresh = not _schema(func).mutable
     out = _dispatch(lw, func, args, kwargs, reads)
     # a forward op that made an autograd node: its backward ops will be named after it
     seq = torch._C._autograd._get_sequence_nr()
@@ -52,20 +52,41 @@ def on_op(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     return out
 
 
-def _bind(schema: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for a, v in zip(schema.arguments, args):
-        d[a.name] = v
+class _Schema(NamedTuple):
+    """What the dispatch reads of an op's schema, read once per op (each read of
+    ``func._schema`` and its arguments builds new objects)."""
+
+    full: str              # e.g. aten::convolution, quantized::linear
+    ns: str
+    key: str               # the name without ``aten::``
+    names: tuple[str, ...]
+    mutable: bool
+
+
+_SCHEMAS: dict[Any, _Schema] = {}
+
+
+def _schema(func: Any) -> _Schema:
+    s = _SCHEMAS.get(func)
+    if s is None:
+        schema = func._schema
+        full = schema.name
+        ns, _, short = full.partition("::")
+        s = _SCHEMAS[func] = _Schema(full, ns, short if ns == "aten" else full,
+                                     tuple(a.name for a in schema.arguments), schema.is_mutable)
+    return s
+
+
+def _bind(names: tuple[str, ...], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    d = dict(zip(names, args))
     d.update(kwargs)
     return d
 
 
 def _dispatch(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reads: frozenset[int]) -> Any:
-    schema = func._schema
-    full = schema.name  # e.g. aten::convolution, quantized::linear
-    ns, _, short = full.partition("::")
-    key = short if ns == "aten" else full
-    bound = _bind(schema, args, kwargs)
+    schema = _schema(func)
+    full, ns, key = schema.full, schema.ns, schema.key
+    bound = _bind(schema.names, args, kwargs)
 
     if key in FAKE_QUANT:
         out = func(*args, **kwargs)
@@ -89,7 +110,7 @@ def _dispatch(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, 
     handler = GEMM_HANDLERS.get(key)
     if handler is not None:
         pre = handler(lw, bound)  # inspects inputs before the op may mutate them
-        out = func(*args, **kwargs)
+        out = lw.run(func, args, kwargs)
         res = out[0] if isinstance(out, (tuple, list)) else out
         ev = lw.add(pre(res), reads)
         lw.wrote(out, frozenset((ev.id,)))
@@ -104,8 +125,8 @@ def _dispatch(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, 
         lw.wrote(out, frozenset((last,)))
         return out
     if key in IGNORED_OPS or ns == "prim":
-        out = func(*args, **kwargs)
-        if schema.is_mutable:        # in-place fills and copies carry what they read
+        out = lw.run(func, args, kwargs)
+        if schema.mutable:           # in-place fills and copies carry what they read
             lw.wrote(out, reads)
         else:                        # copies carry their source's tag; views alias it already
             inputs = {storage_key(t) for t in tensors((args, kwargs))}
@@ -134,7 +155,7 @@ def _vector(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
     out = lw.in_place(bound) if key == "_log_softmax_backward_data" and lw.in_place is not None \
         and lw.private(bound.get("output")) else None
     if out is None:
-        out = func(*args, **kwargs)
+        out = lw.run(func, args, kwargs)
     if ins and all(storage_key(t) in lw.static for t in ins):
         lw.wrote(out, frozenset())      # a weight prepared from parameters (prune's mask)
         return out

@@ -144,7 +144,7 @@ def conv_backward(lw: Recorder, func: Callable[..., Any], args: tuple[Any, ...],
         K, _, R, S = (int(s) for s in w.shape)
         P, Q = int(gy.shape[2]), int(gy.shape[3])
     M, Kd, Ng = N * P * Q, C // g * R * S, K // g
-    out = func(*args, **kwargs)
+    out = lw.run(func, args, kwargs)
     gx, gw, gb = out
     tags: list[frozenset[int]] = [frozenset(), frozenset(), frozenset()]
     specs = []

@@ -5,6 +5,7 @@ each wrote (the graph), and the operands an op's tensors become."""
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping
 
 import torch
@@ -13,7 +14,8 @@ from ..progress import ON_OP
 from ..trace import Operand
 from .events import Event
 from .kept import WeightFolder
-from .tensors import DTYPE_BITS, View, real, storage_key, tensors
+from .metaops import MetaOps
+from .tensors import DTYPE_BITS, View, nonzeros, real, storage_key, tensors
 
 if TYPE_CHECKING:
     from ..zoo.lazy import Pager
@@ -63,6 +65,8 @@ class Recorder:
         self.pager: Pager | None = None    # a training step's pager of weights (``Spill``)
         # a gradient computed over a private reloaded tensor (set by ``Spill`` while it runs)
         self.in_place: Callable[[Mapping[str, Any]], torch.Tensor | None] | None = None
+        self.run = MetaOps()               # runs an op (on the meta device, once per distinct input)
+        self.operands: dict[tuple[Any, ...], Operand] = {}    # operands without values, by what they hold
         for t in list(model.parameters()) + list(model.buffers()):
             k = storage_key(t)
             if k is not None:
@@ -136,7 +140,7 @@ class Recorder:
             return 0.0
         if t.is_meta:
             return self.declared_density
-        return float(torch.count_nonzero(real(t))) / n
+        return float(nonzeros(real(t))) / n
 
     def operand(self, role: str, t: torch.Tensor, shape: tuple[int, ...] | None = None,
                 keep: bool | str = False) -> Operand:
@@ -158,8 +162,16 @@ class Recorder:
                     arr = arr.clone()    # the weight's storage is emptied after its forward (and
                 values = arr.numpy()     # .numpy() would pin it: numpy views a storage that cannot resize)
             values.flags.writeable = False
-        return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
-                       density=density, values=values)
+            return Operand(role=role, shape=tuple(shape or t.shape), bits=bits, dtype=dtype,
+                           density=density, values=values)
+        # one Operand (made and checked once) for every equal one: a model's N identical
+        # blocks read tensors of the same shapes and widths (densities 1 == 1.0 and
+        # 0.0 == -0.0 are told apart, as the trace writes them apart)
+        key = (role, tuple(shape or t.shape), bits, dtype, type(density), math.copysign(1.0, density), density)
+        op = self.operands.get(key)
+        if op is None:
+            op = self.operands[key] = Operand(role=role, shape=key[1], bits=bits, dtype=dtype, density=density)
+        return op
 
     def weight_name(self, *candidates: Any) -> tuple[int, str] | None:
         """(position, name) of the first of ``candidates`` that is a parameter, named after
@@ -220,6 +232,9 @@ class Recorder:
             entries = self.made_by.get(k) if k else None
             if not entries:
                 continue
+            if entries[-1][0] is None:                   # the newest write covers the storage
+                out |= entries[-1][1]
+                continue
             view = View.of(t)
             for region, tag in reversed(entries):        # newest first
                 if region is None or view is None or region.overlaps(view):
@@ -233,9 +248,9 @@ class Recorder:
             k = storage_key(t)
             if not k:
                 continue
-            view = View.of(t)
             # an op that mutates nothing wrote a new storage (whatever its strides): earlier
             # tags there belong to a freed tensor whose storage was reused
+            view = None if self.fresh else View.of(t)
             if self.fresh or view is None or view.full:
                 self.made_by[k] = [(None, tag)]
             else:                                        # an in-place op on part of a storage

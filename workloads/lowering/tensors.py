@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["DTYPE_BITS", "MAX_RUNS", "View", "real", "storage_key", "tensors"]
+__all__ = ["DTYPE_BITS", "MAX_RUNS", "View", "nonzeros", "real", "storage_key", "tensors"]
 
 # dtype -> (bits, trace dtype)
 DTYPE_BITS: dict[torch.dtype, tuple[int, str]] = {
@@ -35,20 +35,80 @@ def storage_key(t: torch.Tensor) -> int | None:
         return None
 
 
+# dtypes numpy compares with zero as torch.count_nonzero does (NaN counts, -0.0 does not);
+# bfloat16 as its bits less the sign
+_NUMPY_TYPES = {torch.float32: "<f4", torch.float64: "<f8", torch.float16: "<f2", torch.bool: "|b1",
+                torch.uint8: "|u1", torch.int8: "|i1", torch.int16: "<i2", torch.int32: "<i4", torch.int64: "<i8",
+                torch.bfloat16: "<u2"}
+_CHUNK = 1 << 16     # elements compared at a time (a chunk and its mask stay in cache)
+_SERIAL = 1 << 15    # fewer elements than this torch counts in one thread (at.parallel's grain), faster
+
+
+class _Memory:
+    """A tensor's elements as numpy sees them (``__array_interface__``), without
+    ``Tensor.numpy()``, which would leave the storage unable to resize (a paged weight's)."""
+
+    def __init__(self, t: torch.Tensor, typestr: str, flat: bool):
+        size = t.element_size()
+        shape, strides = ((t.numel(),), (size,)) if flat else (tuple(t.shape), tuple(s * size for s in t.stride()))
+        self.__array_interface__ = {"data": (t.data_ptr(), True), "shape": shape, "typestr": typestr,
+                                    "strides": strides, "version": 3}
+
+
+def _plain(t: torch.Tensor) -> bool:
+    """A plain CPU tensor with elements, all within its storage (not an emptied weight's view)."""
+    if t.layout != torch.strided or t.device.type != "cpu" or t.is_conj() or t.is_neg() \
+            or type(t) not in (torch.Tensor, torch.nn.Parameter) or t.numel() == 0:
+        return False
+    last = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
+    return t.untyped_storage().nbytes() >= (last + 1) * t.element_size()
+
+
+def nonzeros(t: torch.Tensor) -> int:
+    """``torch.count_nonzero(t)``, counted by numpy where it can (compared with zero a
+    chunk at a time, which numpy vectorises): the same count, faster, and without torch's
+    thread pool, whose wake-up costs milliseconds a call on busy cores."""
+    typestr = _NUMPY_TYPES.get(t.dtype)
+    if typestr is None or t.numel() < _SERIAL or not _plain(t):
+        return int(torch.count_nonzero(t))
+    flat = t.is_contiguous()
+    arr = np.asarray(_Memory(t, typestr, flat))
+    bf16 = t.dtype == torch.bfloat16
+    if not flat:
+        return int(np.count_nonzero((arr & 0x7FFF) if bf16 else arr))
+    n = 0
+    for i in range(0, arr.size, _CHUNK):
+        c = arr[i:i + _CHUNK]
+        n += int(np.count_nonzero(((c & 0x7FFF) if bf16 else c) != 0))
+    return n
+
+
 def real(t: torch.Tensor) -> torch.Tensor:
     """``t``'s values as a float tensor where it is quantized."""
     return t.dequantize() if t.is_quantized else t
 
 
-def tensors(values: Any) -> Iterator[torch.Tensor]:
-    """The tensors among ``values``, searching lists, tuples and dict values."""
+def tensors(values: Any) -> list[torch.Tensor]:
+    """The tensors among ``values``, searching lists, tuples and dict values, in order."""
+    out: list[torch.Tensor] = []
+    _collect(values, out)
+    return out
+
+
+# argument types that hold no tensor (most of an op's arguments: sizes, dims, flags)
+_LEAVES = frozenset((int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format))
+
+
+def _collect(values: Any, out: list[torch.Tensor]) -> None:
     for v in values:
+        if type(v) in _LEAVES:
+            continue
         if isinstance(v, torch.Tensor):
-            yield v
+            out.append(v)
         elif isinstance(v, (list, tuple)):
-            yield from tensors(v)
+            _collect(v, out)
         elif isinstance(v, dict):
-            yield from tensors(tuple(v.values()))
+            _collect(v.values(), out)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,11 @@ PAGE_MIN_BYTES = 1 << 20
 
 
 def _init(first: nn.Module, name: str) -> None:
+    # the CPU generator's seed, which is all ``torch.manual_seed`` sets here: on a machine
+    # without an initialised GPU it also queues a seeding (with a formatted stack, a few ms)
+    # for each accelerator type, never run and never freed
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(zlib.crc32(name.encode()))
+        torch.random.default_generator.manual_seed(zlib.crc32(name.encode()))
         first.reset_parameters()  # type: ignore[operator]
 
 
