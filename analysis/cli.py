@@ -19,7 +19,7 @@ from workloads.errors import HwsimError
 from .cli_options import cache_option, columns_option, design_options, lowering_options, with_model_help
 from .cli_tools import COMMANDS
 from .output import emit, file_format, hanging, wrap, write_rows
-from .simulate import POLICIES, how, pricing, resolve_model
+from .simulate import POLICIES, how, resolve_model
 
 __all__ = ["cli", "main"]
 
@@ -196,7 +196,7 @@ def simulate(model: str, fmt: str, columns: str | None, output: str | None, **de
     search = f"; each op in its best dataflow for {design['objective']}, see the dataflow column" \
         if design["mapping"] == "search" else ""
     emit(ev.rows, total, fmt, title=f"{ev.workload.name} on {ev.arch.name} ({ev.family}, {res.clock_mhz:g} MHz; "
-         f"energy: {pricing(ev)}{search})", columns=columns, default=SIM_COLUMNS,
+         f"energy: {ev.pricing()}{search})", columns=columns, default=SIM_COLUMNS,
          note="; ".join(n for n in (ev.precision_note(), ignored_note(ev.rows, ev.arch)) if n))
 
 

@@ -51,6 +51,13 @@ class Evaluation:
         import pandas as pd
         return pd.DataFrame(self.rows)
 
+    def pricing(self) -> str:
+        """Who priced the energy: the energy table, or the design's own events first."""
+        from .energy import prices_itself
+
+        table = f"{self.table.name} at {self.table.technology_nm:g} nm"
+        return f"the design's own per-event energies, {table} for the rest" if prices_itself(self.arch) else table
+
     def precision_changes(self) -> dict[str, int]:
         """``"fp32 -> int8"``: how many ops ran at another precision than the trace states
         (its input operand's type and width), by change."""
@@ -335,7 +342,6 @@ def compare(evals: list[Evaluation], outdir: str | Path | None = None, labels: l
         pngs = {"compare.png": _fig_png(P.compare(df, rows[0]["workload"])),
                 "energy_by_level.png": _fig_png(P.compare_energy(evals, list(df.design)))}
         atomic_write(out / "compare.png", pngs["compare.png"])
-        from .simulate import pricing
-        notes = [(r["design"], f"{pricing(ev)}; {ev.arch.source or 'no source given'}") for r, ev in zip(rows, evals)]
+        notes = [(r["design"], f"{ev.pricing()}; {ev.arch.source or 'no source given'}") for r, ev in zip(rows, evals)]
         atomic_write(out / "compare.html", render(rows, rows[0]["workload"], rows[0]["batch"], pngs, notes))
     return df

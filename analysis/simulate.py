@@ -17,7 +17,7 @@ if TYPE_CHECKING:                      # the CLI imports this module for --help:
 
     from .report import Evaluation
 
-__all__ = ["POLICIES", "TC_PRECISIONS", "compressed", "how", "kernels", "pricing", "resolve_model", "simulate"]
+__all__ = ["POLICIES", "TC_PRECISIONS", "compressed", "how", "kernels", "resolve_model", "simulate"]
 
 POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed", "fp16-o2", "bf16-o2")
 TC_PRECISIONS = ("fp16", "bf16", "tf32", "fp8", "int8", "int4")
@@ -138,11 +138,3 @@ def simulate(model: str | Workload, arch: Any, *, batch: int | None = None, seq_
         if isinstance(arch, str) and arch.endswith((".yaml", ".yml")) and not str(e).startswith(arch):
             raise type(e)(f"{arch}: {e}") from None
         raise
-
-
-def pricing(ev: Evaluation) -> str:
-    """Who priced the energy: the energy table, or the design's own events first."""
-    from .energy import prices_itself
-
-    table = f"{ev.table.name} at {ev.table.technology_nm:g} nm"
-    return f"the design's own per-event energies, {table} for the rest" if prices_itself(ev.arch) else table

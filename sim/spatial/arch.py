@@ -41,6 +41,7 @@ Timing = Literal["analytical", "stepped"]
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
 TIMINGS: tuple[Timing, ...] = typing.get_args(Timing)
 FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
+ZIGZAG_SOURCE = "ZigZag hardware file "   # how a design read from ZigZag's files (sim.spatial.zigzag) starts its source
 Family = Literal["", "ws", "os", "is", "rs"]      # "": every mapping
 LevelKind = Literal["rf", "sram", "noc", "dram"]  # sim.machine.LEVEL_KINDS, for the energy table
 Amount = Annotated[float, Ge(0), Le(2 ** 50)]      # bytes, bits or pJ: policy bound for int64 arithmetic
@@ -228,6 +229,23 @@ class SpatialArch:
     def chain(self, operand: str) -> tuple[int, ...]:
         """Indices of the levels that hold ``operand``, innermost first."""
         return tuple(i for i, x in enumerate(self.levels) if operand in x.operands)
+
+    def check_op_unrollings(self, workload: Workload) -> None:
+        """Each ``op_unrollings`` entry names an op kind or an op of the workload: an entry
+        naming neither (a misspelt layer, another model's layer) would otherwise be ignored
+        silently. A design read from ZigZag's files keeps ZigZag's rule: its mapping may list
+        layers of other models."""
+        from workloads.trace_schema import KINDS
+
+        if self.source.startswith(ZIGZAG_SOURCE):
+            return
+        names = {op.name for op in workload.ops}
+        for k in self.op_unrollings:
+            if k in KINDS or k in names:
+                continue
+            shown = ", ".join(op.name for op in workload.ops[:8]) + (", ..." if len(workload.ops) > 8 else "")
+            raise HwsimError(f"op_unrollings.{k}: names no op of {workload.name} ({shown}) and no op kind "
+                             f"({', '.join(KINDS)}) on design {self.name}; correct the name or remove the entry")
 
     @property
     def sparsity_exploited(self) -> frozenset[str]:

@@ -111,27 +111,8 @@ def simulate_op(op: Op, arch: SpatialArch) -> OpResult:
                                        dataflow(c.mapping)))
 
 
-def check_op_unrollings(workload: Workload, arch: SpatialArch) -> None:
-    """Each ``op_unrollings`` entry names an op kind or an op of the workload: an entry naming
-    neither (a misspelt layer, another model's layer) would otherwise be ignored silently. A
-    ZigZag mapping file keeps ZigZag's rule: it may list layers of other models."""
-    from workloads.trace_schema import KINDS
-
-    from .zigzag import SOURCE_PREFIX
-
-    if arch.source.startswith(SOURCE_PREFIX):
-        return
-    names = {op.name for op in workload.ops}
-    for k in arch.op_unrollings:
-        if k in KINDS or k in names:
-            continue
-        shown = ", ".join(op.name for op in workload.ops[:8]) + (", ..." if len(workload.ops) > 8 else "")
-        raise HwsimError(f"op_unrollings.{k}: names no op of {workload.name} ({shown}) and no op kind "
-                         f"({', '.join(KINDS)}) on design {arch.name}; correct the name or remove the entry")
-
-
 def simulate(workload: Workload, arch: SpatialArch, *, progress: Progress | None = None) -> SimResult:
-    check_op_unrollings(workload, arch)
+    arch.check_op_unrollings(workload)
     if arch.op_unrollings:        # an op may have its own unrolling: alike by shape is not alike enough
         return run_ops(workload, arch, lambda op: simulate_op(op, arch), progress,
                        same=lambda op: (shape_key(op), arch.unrollings_for(op.name, op.kind)))

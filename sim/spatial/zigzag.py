@@ -35,6 +35,7 @@ from typing import Any
 
 from workloads.errors import HwsimError
 
+from .arch import ZIGZAG_SOURCE as SOURCE_PREFIX
 from .arch import Level, SpatialArch
 
 __all__ = ["LINKS", "ROLE", "load", "split", "rebase", "ONNX_KINDS", "VECTOR_TYPES"]
@@ -70,7 +71,6 @@ def load(spec: str) -> SpatialArch:
 
 # how a design read from ZigZag's files says so in its source: its per-op entries follow ZigZag's
 # rule (an entry naming a layer the workload lacks is unused), not hwsim's (refused)
-SOURCE_PREFIX = "ZigZag hardware file "
 
 
 def split(spec: str) -> tuple[str, str]:
