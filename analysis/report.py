@@ -277,6 +277,8 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     """ops.csv, summary.json, summary.csv, the PNG plots and report.html (plots embedded)."""
     import pandas as pd
 
+    from .sparsity import ignored_note
+
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(ev.rows)
@@ -312,7 +314,7 @@ def write_report(ev: Evaluation, outdir: str | Path) -> Path:
     table = f"{ev.table.name} at {ev.table.technology_nm:g} nm"
     pricing = (f"Energy: {own}; the energy table {table} prices the rest. Table source: {ev.table.source}" if own
                else f"Energy table {table}. Source: {ev.table.source}")
-    page = render(summ, pricing=pricing, source=ev.arch.source, precision=ev.precision_note(rule=True),
+    page = render(summ, pricing=pricing, source=ev.arch.source, precision=" ".join(n for n in (ev.precision_note(rule=True), ignored_note(ev.rows, ev.arch)) if n),
                   kernels=ev.arch.kernel_note() if isinstance(ev.arch, HasKernelOptions) else "", pngs=pngs,
                   columns=cols, ops=ops)
     atomic_write(out / "report.html", page)

@@ -42,10 +42,12 @@ def test_the_declaration_is_what_the_simulator_does(family):
                                                                          else "act 0.1")
 
 
-def test_a_report_says_what_it_ran_as_dense():
+def test_a_report_says_what_it_ran_as_dense(tmp_path):
     ev = evaluate(_gemm(w_density=0.1), "tpu-v1")
     assert ev.summary()["sparsity_ignored_ops"] == 1
     assert any("sparsity not exploited by tpu-v1 on 1 of 1 ops" in line for line in summary_lines(ev))
+    from analysis.report import write_report
+    assert "sparsity not exploited by tpu-v1 on 1 of 1 ops" in (write_report(ev, tmp_path) / "report.html").read_text()
     ev = evaluate(_gemm(w_density=0.1), "eie-64")
     assert ev.summary()["sparsity_ignored_ops"] == 0
     assert not any("not exploited" in line for line in summary_lines(ev))
