@@ -97,6 +97,7 @@ class Evaluation:
         time_s = res.time_us * 1e-6
         e = self.energy_total.get("energy_pj", 0.0)
         levels = {lv: self.energy_total.get(f"energy_{lv}_pj", 0.0) for lv in self.arch.memory_levels()}
+        tokens = self.workload.meta.get("tokens_per_sample")
         return {
             "workload": self.workload.name, "design": self.arch.name, "machine": self.family,
             "clock_mhz": res.clock_mhz, "batch": self.workload.batch, "ops": len(res.ops), "macs": res.macs,
@@ -104,6 +105,10 @@ class Evaluation:
             "training": any(o.phase != "forward" for o in self.workload.ops),
             # a sample: one inference, or one training sample of a training step's batch
             "throughput_samples_per_s": self.workload.batch / time_s if time_s else 0.0,
+            # models that read token ids (workloads.spec: the sequence, plus a decode's tokens)
+            "tokens_per_sample": tokens,
+            "throughput_tokens_per_s": self.workload.batch * tokens / time_s if tokens and time_s else None,
+            "energy_per_token_uj": e / self.workload.batch / tokens / 1e6 if tokens else None,
             "tops": 2 * res.macs / time_s / 1e12 if time_s else 0.0, "utilization": t["utilization"],
             "energy_pj": e, "energy_per_sample_uj": e / self.workload.batch / 1e6,
             "power_w": e * 1e-12 / time_s if time_s else 0.0,
@@ -175,7 +180,9 @@ def summary_lines(ev: Evaluation) -> list[str]:
     out = [f"{s['workload']} on {s['design']}: batch {s['batch']}, {s['cycles']} cycles, {s['time_us']:.1f} us per batch, "
            f"{s['throughput_samples_per_s']:.1f} {each.split(' ')[0]}s/s, {s['tops']:.2f} TOPS, "
            f"utilisation {100 * s['utilization']:.1f}%, {s['energy_per_sample_uj']:.1f} uJ per {each} "
-           f"({s['energy_pj'] / 1e6:.1f} uJ per batch), {s['power_w']:.2f} W"]
+           f"({s['energy_pj'] / 1e6:.1f} uJ per batch), {s['power_w']:.2f} W"
+           + (f"; {s['tokens_per_sample']} tokens per sample: {s['throughput_tokens_per_s']:.4g} tokens/s, "
+              f"{s['energy_per_token_uj']:.4g} uJ per token" if s["tokens_per_sample"] else "")]
     out = [wrap(out[0])]
     if len(s["phases"]) > 1:
         out.append("  per batch, by phase:")

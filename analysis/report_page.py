@@ -57,11 +57,14 @@ def sections(s: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
                  ("batch", f"{batch}"), ("ops", f"{s['ops']:,}"), ("clock", _num(s["clock_mhz"], "MHz"))]),
         ("Time", [("per batch", _num(s["time_us"], "us")), ("cycles", f"{s['cycles']:,}"),
                   ("critical path", _num(s["critical_path_us"], "us")),
-                  ("throughput", _num(s["throughput_samples_per_s"], f"{each.split(' ')[0]}s/s"))]),
+                  ("throughput", _num(s["throughput_samples_per_s"], f"{each.split(' ')[0]}s/s"))]
+         + ([("tokens per sample", f"{s['tokens_per_sample']:,}"),
+             ("throughput", _num(s["throughput_tokens_per_s"], "tokens/s"))] if s.get("tokens_per_sample") else [])),
         ("Work", [("MACs per batch", _num(s["macs"], "")), ("throughput", _num(s["tops"], "TOPS")),
                   ("utilisation", f"{100 * s['utilization']:.1f}% of peak MACs")]),
-        ("Energy", [(f"per {each}", _num(s["energy_per_sample_uj"], "uJ")),
-                    (f"per batch of {batch}", _num(s["energy_pj"] / 1e6, "uJ")),
+        ("Energy", [(f"per {each}", _num(s["energy_per_sample_uj"], "uJ"))]
+         + ([("per token", _num(s["energy_per_token_uj"], "uJ"))] if s.get("tokens_per_sample") else [])
+         + [(f"per batch of {batch}", _num(s["energy_pj"] / 1e6, "uJ")),
                     ("average power", _num(s["power_w"], "W")),
                     ("compute, per batch", _num(s["energy_compute_pj"] / 1e6, "uJ"))]
          + [(f"{lv}, per batch", _num(e / 1e6, "uJ")) for lv, e in s["energy_by_level_pj"].items()]

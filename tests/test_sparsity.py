@@ -70,3 +70,21 @@ def test_a_study_refuses_to_sweep_a_density_the_machine_ignores(tmp_path):
         load_study(p)
     p.write_text("models: [mlp0]\nbase: eie-64\ngrid: {trace.weight_density: [0.1, 0.5]}\n")
     assert len(load_study(p).points) == 2
+
+
+def test_token_models_report_per_token():
+    """A model reading token ids (batch x sequence integers) carries its tokens per sample;
+    the summary divides by them: energy per token, tokens per second (issue 34, units)."""
+    from workloads.spec import Lowering, resolve
+    ev = evaluate(resolve("gpt:2,64,2,32,1000", batch=2), "a100")
+    s = ev.summary()
+    assert s["tokens_per_sample"] == 32
+    assert s["energy_per_token_uj"] == pytest.approx(s["energy_pj"] / 2 / 32 / 1e6)
+    assert s["throughput_tokens_per_s"] == pytest.approx(2 * 32 / (s["time_us"] * 1e-6))
+    assert "32 tokens per sample" in summary_lines(ev)[0]
+    dec = resolve("gpt:2,64,2,32,1000", batch=1, seq_len=16, how=Lowering(decode=4))
+    assert dec.meta["tokens_per_sample"] == 16 + 4 and dec.meta["decode_steps"] == 4
+    train = resolve("gpt:2,64,2,32,1000", batch=2, how=Lowering(train=True))
+    assert train.meta["tokens_per_sample"] == 32                     # a training step keeps it
+    cnn = evaluate(resolve("lenet5"), "systolic-16").summary()
+    assert cnn["tokens_per_sample"] is None and cnn["energy_per_token_uj"] is None

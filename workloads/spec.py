@@ -148,7 +148,7 @@ def _lower(name: str, made, source: str, keep_weights: bool | str, how: Lowering
         module, example = made
     except (TypeError, ValueError):
         raise HwsimError(f"{name}: the factory must return (module, example_input)") from None
-    meta = _kv_cache(module, example)
+    meta = {**_kv_cache(module, example), **_tokens(module, example)}
     wl = lower(module, example, name=name, source=source, keep_weights=keep_weights, train=how.train,
                attention=how.attention, meta=meta)
     if how.train:
@@ -156,6 +156,19 @@ def _lower(name: str, made, source: str, keep_weights: bool | str, how: Lowering
         return training_step(wl, optimizer=how.optimizer, recompute=how.recompute, precision=how.precision)
     from .precision import apply
     return apply(wl, how.precision) if how.precision != "fp32" else wl
+
+
+def _tokens(module, example) -> dict:
+    """Tokens per sample of a model that reads token ids (an integer batch x sequence
+    tensor): the sequence, and a decode's generated tokens; summaries then give energy per
+    token and tokens per second."""
+    import torch
+
+    from .zoo.transformer import Generate
+    if not isinstance(example, torch.Tensor) or example.dim() != 2 or example.is_floating_point() or \
+            example.dtype == torch.bool:
+        return {}
+    return {"tokens_per_sample": int(example.shape[1]) + (module.steps if isinstance(module, Generate) else 0)}
 
 
 def _kv_cache(module, example) -> dict:
