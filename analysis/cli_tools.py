@@ -117,8 +117,13 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
     compression choices and models). Interrupted sweeps resume: finished points are kept."""
     from .sweep import sweep as run
 
+    from .sweep import inert
+
     st, df = run(study, out, cluster=cluster, workers=workers, cache=not no_cache, max_points=max_points)
     click.echo(f"{st.name}: {len(df)} of {len(st.points)} points in {out}/results.csv; Pareto front in {out}/pareto.csv")
+    for k in inert(df, sorted({k for pt in st.points for k in pt["design"]})) if not df.empty else []:
+        click.echo(f"note: {k} ({', '.join(map(str, sorted(df[k].unique())))}) changed no point's time or energy on "
+                   f"{st.base}; the precision_changes and sparsity_ignored_ops columns say what the design made of it")
 
 
 @click.command()

@@ -45,7 +45,7 @@ from workloads.trace import Operand, Workload
 from .study_schema import EVAL_KEYS, TRACE_KEYS, StudyDoc
 
 __all__ = ["TRACE_KEYS", "EVAL_KEYS", "Study", "MAX_POINTS", "load_study", "point_id", "apply_trace", "run_point",
-           "pareto", "die_with_parent", "MAX_WORKERS", "need_dask", "sweep", "run_sweep", "write_results"]
+           "pareto", "inert", "die_with_parent", "MAX_WORKERS", "need_dask", "sweep", "run_sweep", "write_results"]
 
 @dataclass(frozen=True)
 class Study:
@@ -208,6 +208,9 @@ def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
     for k in ("cycles", "time_us", "throughput_samples_per_s", "tops", "utilization", "energy_pj",
               "energy_per_sample_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
         row[k] = s[k]
+    # what the design made of the point's trace: precision it changed, sparsity it ran as dense
+    row["precision_changes"] = "; ".join(f"{k} ({v} ops)" for k, v in s["precision_changes"].items())
+    row["sparsity_ignored_ops"] = s["sparsity_ignored_ops"]
     row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
     row.update({f"cycles_{k}": v for k, v in s["cycle_counters"].items()})
     return row
@@ -337,6 +340,21 @@ def write_results(study: Study, out: Path):
         keys = sorted({k for pt in study.points for k in pt["design"]})
         _plot_pareto(df, front, out / "pareto.png", study.name, keys)
     return df
+
+
+def inert(df, keys: list[str]) -> list[str]:
+    """The grid keys whose values changed no point's time or energy, every other key (and the
+    model) held: a what-if the design ignores (its precision_changes and sparsity_ignored_ops
+    columns say why), named so that it is not read as a finding."""
+    out = []
+    for k in keys:
+        if k not in df.columns or df[k].nunique(dropna=False) < 2:
+            continue
+        others = [c for c in keys if c != k and c in df.columns] + ["model"]
+        groups = [g for _, g in df.groupby(others, dropna=False)]
+        if all(g[k].nunique(dropna=False) > 1 and g[["time_us", "energy_pj"]].nunique().max() == 1 for g in groups):
+            out.append(k)
+    return out
 
 
 def _plot_pareto(df, front, path: Path, title: str, keys: list[str]) -> None:

@@ -101,3 +101,26 @@ def test_pareto_front():
     df["accuracy"] = [0.9, 0.8, 0.7, 0.95, 0.1]
     # with accuracy, point 3 (slower than 0, costlier than 1, but the most accurate) joins the front
     assert set(pareto(df, maximize=("accuracy",)).index) == {0, 1, 2, 3, 4}
+
+
+def test_a_grid_key_that_changes_nothing_is_named():
+    """inert(): a key whose values give the same time and energy with every other key held is
+    named; one that moves any point is not (synthetic results, by hand)."""
+    import pandas as pd
+
+    from analysis.sweep import inert
+    df = pd.DataFrame({"model": ["m"] * 4, "rows": [8, 8, 16, 16], "trace.weight_bits": [8, 16, 8, 16],
+                       "time_us": [2.0, 2.0, 1.0, 1.0], "energy_pj": [5.0, 5.0, 4.0, 4.0]})
+    assert inert(df, ["rows", "trace.weight_bits"]) == ["trace.weight_bits"]
+    df.loc[3, "energy_pj"] = 3.0               # 16 bits now matter at rows 16
+    assert inert(df, ["rows", "trace.weight_bits"]) == []
+
+
+def test_a_point_row_says_what_the_design_made_of_its_trace():
+    from analysis.sweep import run_point
+    from sim.registry import resolve_arch
+    from workloads import resolve
+    wl = resolve("gemm:64,64,64")
+    row = run_point(resolve_arch("a100"), None, {"model": {"model": "g"}, "design": {"trace.weight_bits": 16,
+                                                                                    "trace.act_bits": 16}}, wl)
+    assert row["precision_changes"] == "int16 -> int8 (1 ops)" and row["sparsity_ignored_ops"] == 0
