@@ -209,7 +209,7 @@ def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
               "energy_per_sample_uj", "power_w", "energy_static_pj", "dram_bytes", "sram_bytes"):
         row[k] = s[k]
     # what the design made of the point's trace: precision it changed, sparsity it ran as dense
-    row["precision_changes"] = "; ".join(f"{k} ({v} ops)" for k, v in s["precision_changes"].items())
+    row["precision_changes"] = "; ".join(f"{k} ({v} ops)" for k, v in s["precision_changes"].items()) or "none"
     row["sparsity_ignored_ops"] = s["sparsity_ignored_ops"]
     row.update({f"energy_{k}_pj": v for k, v in s["energy_by_level_pj"].items()})
     row.update({f"cycles_{k}": v for k, v in s["cycle_counters"].items()})
