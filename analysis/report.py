@@ -199,8 +199,9 @@ def summary_lines(ev: Evaluation) -> list[str]:
                                                  for k, v in s["cycle_counters"].items())))
     out.append(wrap(ev.precision_note()))
     from .sparsity import ignored_note
-    if ignored_note(ev.rows, ev.arch):
-        out.append(wrap(ignored_note(ev.rows, ev.arch)))
+    note = ignored_note(ev.rows, ev.arch)
+    if note:
+        out.append(wrap(note))
     return out
 
 

@@ -206,8 +206,7 @@ class Model:
     def chunks(self, job: Job) -> tuple[ChunkCost, ...]:
         """The pp x v chunk costs in model order; the same for every dp, ZeRO stage and
         schedule of a chunk count, so worked out once for them all."""
-        key = (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-               job.stage_layers)
+        key = _chunk_key(job)
         if key not in self.chunk_costs:
             self.chunk_costs[key] = self._chunks(job, key)
         return self.chunk_costs[key]
@@ -215,8 +214,7 @@ class Model:
     def split(self, job: Job) -> tuple[int, ...]:
         """The layers (blocks) of each of the job's chunks, in model order."""
         self.chunks(job)
-        return self.splits[(job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision,
-                            job.optimizer, job.stage_layers)]
+        return self.splits[_chunk_key(job)]
 
     def _chunks(self, job: Job, key: tuple) -> tuple[ChunkCost, ...]:
         blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute)
@@ -282,6 +280,13 @@ class Model:
         of a node sees the same fabric)."""
         group = list(range(tp))
         return sum(self.comms.run(k, group, b) for b, k in zip(sizes, kinds))
+
+
+def _chunk_key(job: Job) -> tuple:
+    """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
+    one chunk count."""
+    return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
+            job.stage_layers)
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -452,7 +457,10 @@ def _model_flops(job: Job, model: Model) -> tuple[float, float]:
 
 # ---- choosing what the user left open, and the search ----------------------------------------------
 def candidates(job: Job, microbatch: int | None, recompute: str | None, schedule: str | None,
-               model: Model) -> list[Job]:
+               model: Model, even: bool = False) -> list[Job]:
+    """The settings left open, each valid combination. Interleaved chunks split the layers
+    unevenly only where the stages already do (pp does not divide them); ``even``: never
+    (what a search tries)."""
     if model.family and model.layers < job.pp:
         raise HwsimError(f"{job.model} has {model.layers} layers; --pp {job.pp} stages need one each at least")
     per_replica = job.global_batch // job.dp if job.global_batch % job.dp == 0 else 0
@@ -467,7 +475,9 @@ def candidates(job: Job, microbatch: int | None, recompute: str | None, schedule
         if sc.startswith("interleaved"):
             v = int(sc.split(":")[1])
             m = per_replica // b
-            if m % job.pp or (model.family and model.layers < job.pp * v):
+            uneven = bool(model.family and model.layers % (job.pp * v))
+            if m % job.pp or (model.family and model.layers < job.pp * v) or \
+                    (uneven and (even or model.layers % job.pp == 0)):   # uneven chunks only where stages are too
                 continue
         if job.stage_layers is not None and len(job.stage_layers) != job.pp * j.chunks_per_device:
             continue                  # the stated split is for another chunk count
@@ -511,7 +521,7 @@ def search(job: Job, model: Model, devices: int | None = None, tps: list[int] | 
                 continue
             for zero in ((0, 1, 2, 3) if dp > 1 else (0,)):
                 base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero)
-                for j in candidates(base, None, None, None, model):
+                for j in candidates(base, None, None, None, model, even=True):
                     progress_step()
                     try:
                         results.append(run(j, model))

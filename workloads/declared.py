@@ -73,11 +73,7 @@ def _step(annotation: Any, key: int | str) -> Any:
     """The type one level down ``annotation`` at ``key`` (a model's field, a dict's value,
     a list's item), or None."""
     from pydantic import BaseModel
-    while typing.get_origin(annotation) is typing.Union or type(annotation).__name__ == "UnionType":
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(inner) != 1:
-            return None
-        annotation = inner[0]
+    annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         fields = annotation.model_fields
         f = fields.get(str(key)) or next((x for x in fields.values() if x.alias == key), None)
@@ -95,8 +91,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     t: Any = model
     for key in loc:
         t = _step(t, key)
-    while typing.get_origin(t) is typing.Union or type(t).__name__ == "UnionType":
-        t = next((a for a in typing.get_args(t) if a is not type(None)), None)
+    t = _unwrap(t)
     return list(t.model_fields) if isinstance(t, type) and issubclass(t, BaseModel) else []
 
 

@@ -99,21 +99,23 @@ class GPUArch:
     source: str = ""
 
     def _check_a_tile_fits(self) -> None:
-        """The GEMM model's smallest CTA tile (``sim.gpu.gemm.TILES``) fits an SM: its
-        ``pipeline_stages`` K steps of A and B in shared memory, its threads and their
-        registers; a card where none fits could run no GEMM."""
-        from .gemm import BK_BYTES, REGISTER_OVERHEAD, SMALL_TILE_THREADS, TILES
+        """The GEMM model's smallest CTA tile (``sim.gpu.gemm.TILES``) fits an SM (the fit rule
+        of ``sim.gpu.event.ctas_per_sm``: ``pipeline_stages`` K steps of A and B in shared
+        memory, threads, registers); a card where none fits could run no GEMM."""
+        from .event import ctas_per_sm
+        from .gemm import BK_BYTES, TILES
         BM, BN = min(TILES, key=lambda t: t[0] * t[1])
-        smem = self.pipeline_stages * (BM + BN) * BK_BYTES
-        have = self.smem_per_sm_kib * 1024
-        need(smem <= have, "pipeline_stages",
-             f"{self.pipeline_stages} stages of the smallest CTA tile ({BM}x{BN}, {BK_BYTES}-byte K steps of A and "
-             f"B) need {smem / 1024:g} KiB of shared memory and the SM has {self.smem_per_sm_kib} KiB "
-             f"(smem_per_sm_kib): use at most {have // ((BM + BN) * BK_BYTES)} stages or more shared memory")
-        regs = (BM * BN / SMALL_TILE_THREADS + REGISTER_OVERHEAD) * SMALL_TILE_THREADS     # fp32 accumulators
-        need(SMALL_TILE_THREADS <= self.max_threads_per_sm and regs <= self.regs_per_sm, "regs_per_sm",
-             f"the smallest CTA tile ({BM}x{BN}) takes {SMALL_TILE_THREADS} threads and {regs:g} registers; the SM "
-             f"has {self.max_threads_per_sm} threads (max_threads_per_sm) and {self.regs_per_sm} registers")
+        for p in self.tc_fma_per_clk:
+            if ctas_per_sm(self, BM, BN, p) >= 1:
+                continue
+            smem = self.pipeline_stages * (BM + BN) * BK_BYTES
+            need(smem <= self.smem_per_sm_kib * 1024, "pipeline_stages",
+                 f"{self.pipeline_stages} stages of the smallest CTA tile ({BM}x{BN}, {BK_BYTES}-byte K steps of A "
+                 f"and B) need {smem / 1024:g} KiB of shared memory and the SM has {self.smem_per_sm_kib} KiB "
+                 f"(smem_per_sm_kib): use at most {self.smem_per_sm_kib * 1024 // ((BM + BN) * BK_BYTES)} stages "
+                 "or more shared memory")
+            need(False, "regs_per_sm", f"the smallest CTA tile ({BM}x{BN}) does not fit an SM's threads "
+                 f"(max_threads_per_sm {self.max_threads_per_sm}) or registers (regs_per_sm {self.regs_per_sm})")
 
     def __post_init__(self) -> None:
         check_fields(self)

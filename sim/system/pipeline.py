@@ -120,7 +120,7 @@ def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], floa
                 (0.0,) + tuple(send_us(c, c - 1, "B") for c in range(1, n)))
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=32)     # a search asks for one pipeline under its ZeRO stages in a row
 def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: tuple[float, ...],
          fsend: tuple[float, ...], bsend: tuple[float, ...]) -> PipelineRun:
     n = p * v

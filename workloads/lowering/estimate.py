@@ -10,8 +10,8 @@ each time step). Over ``hwsim --max-memory`` or ``--max-time`` the request is re
 line (``sim.budget.need``), before anything is allocated.
 
 The coefficients are named assumptions, measured on the project's 2-core machine (busy): the
-lowering holds about twice its largest op's tensors (the op's own, and the copies it takes to
-count their nonzeros), records an op in about half a millisecond, and reads real tensors at
+lowering holds about twice its largest op's tensors (the op's own, and the copies torch takes
+to count a small tensor's nonzeros; large ones are counted without copies, so it errs high), records an op in about half a millisecond, and reads real tensors at
 about 4 s per GiB (``lstm_lm --seq-len 3500``: 107k ops in 46 s, 0.69 GB; ``gru --seq-len
 5000``: 161k ops in 42 s; ``lstm_lm --batch 1000``: 3.4 GB in 18 s, estimated 2.8 GB;
 ``lenet300 --batch 1000000``: 5.7 GB in 29 s, estimated 11 GB).
