@@ -152,7 +152,8 @@ def sweep(study: str, out: str, cluster: str | None, workers: int, no_cache: boo
 def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: Any) -> None:
     """Compress MODEL (prune, share or quantise weights) and account its storage as Deep
     Compression does: bits per weight and ratio after P, P+Q and P+Q+H, per layer and total.
-    Runs on one thread, so that its numbers do not depend on the machine's core count."""
+    MODEL is a zoo torch model, file.py:factory or an ONNX model (.onnx: its convolutions and
+    GEMMs with constant weights; it is not run, so there is no retraining or accuracy). Runs on one thread, so that its numbers do not depend on the machine's core count."""
     from workloads.compress.job import compress_model
     from workloads.usercode import seeded
 
@@ -174,7 +175,9 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
     title = f"{model}: ratio P {t['ratio_p']:.1f}x, P+Q {t['ratio_pq']:.1f}x" + \
         (f", P+Q+H {t['ratio_pqh']:.1f}x" if huffman else "") + \
         (f"; accuracy {100 * t['accuracy_before']:.2f}% -> {100 * t['accuracy']:.2f}% on scikit-learn's digits "
-         "(the model built for their 8x8 inputs)" if "accuracy" in t else "; accuracy not measured (no --train data)")
+         "(the model built for their 8x8 inputs)" if "accuracy" in t else
+         "; accuracy not measured (an ONNX model is not run)" if model.endswith(".onnx") else
+         "; accuracy not measured (no --train data)")
     emit(rows, total, fmt, title=title)
 
 

@@ -54,17 +54,13 @@ def kernels(desc: Machine, fuse: str | None, layout: str | None) -> Machine:
     return desc
 
 
-def compressed(model: str, plan_path: str, seed: int) -> Workload:
-    """Compress a torch model (the zoo's or ``file.py:factory``) with a plan (no retraining)
-    and lower it with its real weights."""
-    import torch
+def compressed(model: str, plan_path: str, seed: int, batch: int | None = None,
+               seq_len: int | None = None) -> Workload:
+    """Compress a torch model (the zoo's or ``file.py:factory``) or an ONNX model with a plan
+    (no retraining) and lower it with its real weights, at ``batch`` and ``seq_len``."""
+    from workloads.compress.job import compress_model
 
-    from workloads.compress import compress, compressed_trace, load_plan
-    from workloads.spec import torch_model
-
-    torch.manual_seed(seed)
-    net, example = torch_model(model)
-    return compressed_trace(compress(net, load_plan(plan_path)), example, model)
+    return compress_model(model, plan=plan_path, seed=seed, batch=batch, seq_len=seq_len).trace()
 
 
 def resolve_model(model: str, **kw: Any) -> Workload:
@@ -123,7 +119,11 @@ def simulate(model: str | Workload, arch: Any, *, batch: int | None = None, seq_
     else:
         with seeded(seed):      # torch's seed before a file.py:factory runs (default: usercode.DEFAULT_SEED)
             if compress:
-                wl = compressed(model, compress, seed or 0)
+                if lowering != Lowering():
+                    raise HwsimError("--compress lowers the compressed model for inference at fp32; leave out "
+                                     "--train, --decode, --attention and --precision (or compress, save with "
+                                     "'hwsim compress -o', and simulate the saved trace)")
+                wl = compressed(model, compress, seed or 0, batch, seq_len)
             else:
                 wl = resolve_model(model, batch=batch, seq_len=seq_len,
                                    keep_weights="sparse" if desc.uses_weight_values else False, how=lowering,

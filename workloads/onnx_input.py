@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .build import conv_op, gemm_op, vector_op
 from .errors import HwsimError
@@ -69,6 +70,7 @@ _PASS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "T
 _SHAPE = {"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike"}
 _CONV = {"Conv", "QLinearConv", "ConvInteger"}
 _RNN = {"LSTM": 4, "GRU": 3, "RNN": 1}     # gates per hidden unit
+_ML_FLOATS = {"bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn"}
 _MATMUL = {"Gemm", "MatMul", "QLinearMatMul", "MatMulInteger"}
 SUPPORTED = sorted(_CONV | _MATMUL | set(_RNN) | set(_VECTOR) | _PASS | _SHAPE)
 
@@ -81,8 +83,12 @@ def _onnx():
     return onnx
 
 
-def read_onnx(path: str | Path, batch: int | None = None) -> Workload:
-    """The trace of an ONNX model; ``batch`` replaces the first input's leading dimension."""
+def read_onnx(path: str | Path, batch: int | None = None, keep_weights: bool | str = False) -> Workload:
+    """The trace of an ONNX model; ``batch`` replaces the first input's leading dimension.
+
+    Each weight's density is measured from its values (:mod:`workloads.onnx_consts`), so a
+    pruned export lowers sparse; ``keep_weights`` stores the values in the trace too, as
+    :func:`workloads.lower.lower` does (``"sparse"``: only weights with zeros)."""
     onnx = _onnx()
     from google.protobuf.message import DecodeError
 
@@ -116,7 +122,7 @@ def read_onnx(path: str | Path, batch: int | None = None) -> Workload:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:       # onnx raises its own InferenceError and others
         raise HwsimError(f"{p}: ONNX shape inference failed ({str(e).splitlines()[0]})") from None
-    return _Graph(model.graph, p).workload(p.stem, f"onnx:{p.name}")
+    return _Graph(model.graph, p, keep_weights).workload(p.stem, f"onnx:{p.name}")
 
 
 def _read(p: Path) -> bytes:
@@ -219,22 +225,12 @@ def _check_external(g, p: Path) -> None:
             raise HwsimError(f"{what} is not a regular file (a folder, FIFO or device); give the weights as a file")
 
 
-def _finite(t) -> int:
-    """How many values of an inline floating-point initialiser are NaN or infinite (0 for
-    other types and for external data, which is not read)."""
-    import numpy as np
-
-    onnx = _onnx()
-    T = onnx.TensorProto
-    if t.data_location == T.EXTERNAL or t.data_type not in (T.FLOAT, T.DOUBLE, T.FLOAT16, T.BFLOAT16):
-        return 0
-    a = onnx.numpy_helper.to_array(t)
-    return int(a.size - np.count_nonzero(np.isfinite(a.astype(np.float32, copy=False))))
-
-
 class _Graph:
-    def __init__(self, g, path: Path):
-        self.g, self.path = g, path
+    def __init__(self, g, path: Path, keep_weights: bool | str = False):
+        from .onnx_consts import Constants
+
+        self.g, self.path, self.keep = g, path, keep_weights
+        self.values = Constants(g, path, _onnx())
         self.shape: dict[str, tuple[int, ...]] = {}
         self.etype: dict[str, int] = {}
         for vi in list(g.input) + list(g.value_info) + list(g.output):
@@ -260,14 +256,52 @@ class _Graph:
             self.fail(node, f"the shape of {name!r} is unknown after shape inference; export with static shapes")
         return self.shape[name]
 
-    def weight(self, node, name: str) -> None:
-        """Refuse a weight initialiser with NaN or infinite values: every op reading it would
-        compute nothing meaningful, and a simulator that reads values (EIE) would count them."""
-        t = self.inits.get(name)
-        bad = _finite(t) if t is not None else 0
-        if t is not None and bad:
-            self.fail(node, f"weight {name!r} has {bad:,} NaN or infinite value{'s' if bad > 1 else ''} of "
-                            f"{math.prod(t.dims):,}; export the model with finite weights")
+    def weight(self, node, name: str, zero: int | None = None) -> tuple[float, Any]:
+        """A constant weight's measured density and its value (None when not computable:
+        density 1.0, as declared). A weight with NaN or infinite values is refused: every op
+        reading it would compute nothing meaningful, and a simulator that reads values (EIE)
+        would count them. ``zero``: the input index of an integer weight's zero point (its
+        value stands for 0)."""
+        import numpy as np
+
+        v = self.values.value(name) if name in self.const else None
+        if v is None or v.size == 0:
+            return 1.0, None
+        zp = self.values.value(node.input[zero]) if zero is not None and len(node.input) > zero and \
+            node.input[zero] else None
+        if zp is not None and np.any(zp):
+            if zp.size > 1 and node.op_type in _CONV:        # per output channel
+                zp = zp.reshape((-1,) + (1,) * (v.ndim - 1))
+            try:
+                v = v.astype(np.int32) - zp.astype(np.int32)
+            except ValueError:
+                self.fail(node, f"zero point {node.input[zero]!r} {zp.shape} does not fit weight {name!r} {v.shape}")
+        if v.dtype.kind == "f" or v.dtype.kind == "V" or str(v.dtype) in _ML_FLOATS:
+            bad = int(v.size - np.count_nonzero(np.isfinite(np.asarray(v, dtype=np.float32))))
+            if bad:
+                self.fail(node, f"weight {name!r} has {bad:,} NaN or infinite value{'s' if bad > 1 else ''} of "
+                                f"{v.size:,}; export the model with finite weights")
+        return int(np.count_nonzero(v)) / v.size, v
+
+    def with_weight(self, op: Op, density: float, value, layout=None) -> Op:
+        """``op`` with its weight operand's measured density, and its value (in the trace's
+        layout: ``layout(value)``) when weights are kept."""
+        import numpy as np
+
+        w = op.operand("weight")
+        if w is None:
+            return op
+        keep = value is not None and (self.keep is True or (self.keep == "sparse" and density < 1))
+        vals = None
+        if keep:
+            a = layout(value) if layout is not None else value
+            if a is None:
+                keep = False
+            else:
+                a = np.asarray(a)
+                vals = np.ascontiguousarray(a.astype(np.float32) if a.dtype.kind not in "iu" else a)
+        nw = replace(w, density=density, values=vals.reshape(w.shape) if vals is not None else None)
+        return replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
 
     def precision(self, name: str) -> tuple[int, str]:
         if name in self.bits:
@@ -314,6 +348,7 @@ class _Graph:
         if t in _SHAPE or (not live and t not in _CONV | _MATMUL):
             for o in node.output:                    # constant folding: shapes, constants
                 self.const.add(o)
+            self.values.made_by(node)
             if t == "DequantizeLinear" and node.input[0] in self.const:
                 for o in node.output:
                     self.bits[o] = self.precision(node.input[0])
@@ -345,7 +380,7 @@ class _Graph:
         x, w = (node.input[0], node.input[3]) if t == "QLinearConv" else (node.input[0], node.input[1])
         a = self.attrs(node)
         xs, ws = self.dims(node, x), self.dims(node, w)
-        self.weight(node, w)
+        density, value = self.weight(node, w, {"QLinearConv": 5, "ConvInteger": 3}.get(t))
         if len(xs) != 4 or len(ws) != 4:
             self.fail(node, f"only 2-D convolutions are supported (input {xs}, weight {ws})")
         N, C, H, W = xs
@@ -377,7 +412,7 @@ class _Graph:
             op = replace(op, dims={**op.dims, "P": P, "Q": Q, "dil_h": dh, "dil_w": dw},
                          operands=(op.operands[0], op.operands[1], dilated))
         self.check_out(node, op.operands[2].shape)
-        self.emit(node, op)
+        self.emit(node, self.with_weight(op, density, value))
 
     def matmul(self, node) -> None:
         t = node.op_type
@@ -404,13 +439,22 @@ class _Graph:
         if K != K2:
             self.fail(node, f"inner dimensions differ ({A} x {B})")
         weight = b_name in self.const
-        self.weight(node, b_name)
+        density, value = self.weight(node, b_name, {"QLinearMatMul": 5, "MatMulInteger": 3}.get(t))
         ab, ad = self.precision(a_name)
         bb, bd = self.precision(b_name)
         bits, dtype = max(ab, bb), ("int" if ad == bd == "int" else "float")
         op = gemm_op(self.unique(node, "gemm"), M, N, K, copies=copies, bits=bits, dtype=dtype, weight=weight,
                      op="linear" if weight else "bmm",
                      producers=self.producers(*(n for n in (a_name, b_name) if n not in self.const)))
+        if weight:      # the trace's weight is (N, K), one copy; ONNX's B is (K, N) unless Gemm's transB
+
+            def layout(b):
+                if t == "Gemm":
+                    return b if at.get("transB", 0) else b.T
+                if copies > 1:
+                    return None
+                return b.reshape(K, N).T
+            op = self.with_weight(op, density, value, layout)
         self.emit(node, op)
 
     def rnn(self, node) -> None:
@@ -420,8 +464,7 @@ class _Graph:
         gates = _RNN[node.op_type]
         a = self.attrs(node)
         X, W = self.dims(node, node.input[0]), self.dims(node, node.input[1])
-        for w in node.input[1:3]:
-            self.weight(node, w)
+        (dw, _), (dr, _) = (self.weight(node, w) for w in node.input[1:3])
         if len(X) != 3 or len(W) != 3:
             self.fail(node, f"expected a 3-D input and weight, got {X} and {W}")
         seq, batch, feat = (X[1], X[0], X[2]) if int(a.get("layout", 0)) else X
@@ -439,6 +482,7 @@ class _Graph:
                         dtype=dtype, producers=(hh.name,))
         act = vector_op(f"{base}.act", "activation", "sigmoid_tanh", g, copies=dirs, steps=seq, bits=bits,
                         dtype=dtype, producers=(add.name,))
+        ih, hh = self.with_weight(ih, dw, None), self.with_weight(hh, dr, None)
         ops = [ih, hh, add, act]
         if gates > 1:     # LSTM c = f*c + i*g, h = o*tanh(c); GRU h = (1-z)*n + z*h: five per unit
             ops.append(vector_op(f"{base}.cell", "elementwise", "cell", batch * H, inputs=2 * batch * H,

@@ -203,7 +203,7 @@ def resolve(spec: str, batch: int | None = None, seq_len: int | None = None,
                 (spec in ZOO or spec.startswith(("gemm:", "conv:")) or spec.endswith((".json", ".csv", ".onnx"))):
             raise HwsimError(f"{spec}: --train, --decode and --attention need a torch model (a zoo model, gpt:..., "
                              "or file.py:factory); this MODEL is a trace")
-        wl = _trace(spec, batch)
+        wl = _trace(spec, batch, keep_weights)
         if how.precision != "fp32":
             from .precision import apply
             wl = apply(wl, how.precision)
@@ -282,7 +282,7 @@ def torch_model(spec: str, batch: int | None = None, seq_len: int | None = None)
 MATERIALIZE_MACS = 1e11
 
 
-def _trace(spec: str, batch: int | None) -> Workload:
+def _trace(spec: str, batch: int | None, keep_weights: bool | str = False) -> Workload:
     """A MODEL that is a trace already: an ad-hoc shape, a saved trace, a topology, a trace-native zoo entry."""
     if spec.startswith(("gemm:", "conv:")):
         return adhoc(spec, batch)
@@ -293,7 +293,7 @@ def _trace(spec: str, batch: int | None) -> Workload:
         return read_topology(spec)
     if spec.endswith(".onnx"):
         from .onnx_input import read_onnx
-        return read_onnx(spec, batch)
+        return read_onnx(spec, batch, keep_weights)
     entry = ZOO.get(spec)
     if entry is None:
         raise HwsimError(f"unknown model {spec!r}; run 'hwsim models' for the zoo, or give a trace .json, "

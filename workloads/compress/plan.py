@@ -32,7 +32,7 @@ from .plan_schema import MAX_BITS, LayerPlan, PlanDoc
 from .share import codes_in_order, finetune_codebooks, share_weights
 from .storage import LayerStorage, layer_storage, totals
 
-__all__ = ["DEFAULT", "KEYS", "MAX_BITS", "CompressionResult", "Plan", "compress", "compressed_trace", "load_plan",
+__all__ = ["DEFAULT", "KEYS", "MAX_BITS", "CompressionResult", "Plan", "compress", "compressed_op", "compressed_trace", "load_plan",
            "plan_from_dict", "structures_of"]
 
 KEYS = tuple(LayerPlan.model_fields)
@@ -66,7 +66,7 @@ def plan_from_dict(doc, where: str = "plan") -> Plan:
 
 @dataclass
 class CompressionResult:
-    model: nn.Module
+    model: nn.Module | None         # None once an ONNX model's trace is rewritten (workloads.compress.onnx)
     layers: list[LayerStorage]
     shared: dict
     accuracy_before: float | None = None
@@ -168,30 +168,38 @@ def structures_of(settings: dict[str, dict], layers: Mapping[str, P.Layer] | Non
 def compressed_trace(result: CompressionResult, example, name: str):
     """Lower the compressed model; weights carry their real density, codebook and index
     width, and their N:M structure where the plan pruned them so."""
+    from ..lower import lower
+
+    if result.model is None:
+        raise HwsimError("this compression result has no torch model to lower (an ONNX model's: use "
+                         "Compressed.trace())")
+    wl = lower(result.model, example, name=name, keep_weights=True, source=f"compressed:{name}")
+    return wl.with_ops([compressed_op(op, result) for op in wl.ops])
+
+
+def compressed_op(op, result: CompressionResult):
+    """``op`` with its operands as ``result`` left them: inputs at ``act_bits`` (fixed point)
+    where activations were quantised, the weight's N:M structure, and shared weights as
+    codebook indices (``dtype`` ``index``) or quantised ones as ints of their width."""
     from dataclasses import replace
 
-    from ..lower import lower
     from ..trace import Operand
 
-    wl = lower(result.model, example, name=name, keep_weights=True, source=f"compressed:{name}")
     bits = {l.name: l.weight_bits for l in result.layers}
-    ops = []
-    for op in wl.ops:
-        a = op.operand("input")
-        if result.act_bits is not None and op.is_gemm and a is not None:
-            na = Operand("input", a.shape, result.act_bits, "fixed", a.density)
-            op = replace(op, operands=tuple(na if o.role == "input" else o for o in op.operands))
-        w = op.operand("weight")
-        if w is not None and op.phase == "forward" and op.name in result.structures:
-            w = replace(w, structure=result.structures[op.name])
-            op = replace(op, operands=tuple(w if o.role == "weight" else o for o in op.operands))
-        if w is not None and op.name in result.shared:
-            s = result.shared[op.name]
-            nw = Operand("weight", w.shape, s.bits, "index", w.density, values=w.values, structure=w.structure,
-                         codebook=s.codebook.numpy().astype(np.float32))
-            op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
-        elif w is not None and op.name in bits and bits[op.name] < 32:
-            nw = Operand("weight", w.shape, bits[op.name], "int", w.density, values=w.values, structure=w.structure)
-            op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
-        ops.append(op)
-    return wl.with_ops(ops)
+    a = op.operand("input")
+    if result.act_bits is not None and op.is_gemm and a is not None:
+        na = Operand("input", a.shape, result.act_bits, "fixed", a.density)
+        op = replace(op, operands=tuple(na if o.role == "input" else o for o in op.operands))
+    w = op.operand("weight")
+    if w is not None and op.phase == "forward" and op.name in result.structures:
+        w = replace(w, structure=result.structures[op.name])
+        op = replace(op, operands=tuple(w if o.role == "weight" else o for o in op.operands))
+    if w is not None and op.name in result.shared:
+        s = result.shared[op.name]
+        nw = Operand("weight", w.shape, s.bits, "index", w.density, values=w.values, structure=w.structure,
+                     codebook=s.codebook.numpy().astype(np.float32))
+        op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
+    elif w is not None and op.name in bits and bits[op.name] < 32:
+        nw = Operand("weight", w.shape, bits[op.name], "int", w.density, values=w.values, structure=w.structure)
+        op = replace(op, operands=tuple(nw if o.role == "weight" else o for o in op.operands))
+    return op
