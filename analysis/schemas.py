@@ -2,7 +2,7 @@
 (``hwsim schema KIND``). Each comes from the declaration the reader checks against: a
 machine family's description class (its fields' types, ``Annotated`` bounds and
 ``Literal`` choices), the system description, the trace format's vocabulary
-(:func:`workloads.trace_schema.json_schema`), the pydantic models of the compression plan,
+(:func:`workloads.trace_doc.json_schema`), the pydantic models of the compression plan,
 the study and the energy table."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def schema(kind: str) -> dict[str, Any]:
         from sim.system.topology import PRESETS, System
         return file_schema(System, PRESETS, "system")
     if kind == "trace":
-        from workloads.trace_schema import json_schema
+        from workloads.trace_doc import json_schema
         return json_schema()
     if kind == "energy":
         from .energy_schema import EnergyTableDoc

@@ -65,7 +65,7 @@ def test_the_files_hwsim_ships_are_valid():
 
 
 def test_a_written_trace_is_valid_and_its_version_1_fixture_too(tmp_path, capsys):
-    from workloads.trace_schema import json_schema
+    from workloads.trace_doc import json_schema
     t = tmp_path / "t.json"
     assert main(["lower", "lenet5", "-o", str(t)]) == 0
     capsys.readouterr()

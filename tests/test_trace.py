@@ -65,7 +65,7 @@ def _corrupt(tmp_path, edit):
     (lambda d: d["ops"][1]["operands"][0].update(density=1.5), "operands[0]"),
     (lambda d: d["ops"][1]["operands"][1].update(values="nope"), "values"),
     (lambda d: d["ops"][0]["dims"].update(P=7), "dims.P"),
-    (lambda d: d["ops"][0].update(kind="fft"), "unknown kind 'fft'"),
+    (lambda d: d["ops"][0].update(kind="fft"), "ops[0] (conv1).kind: unknown kind 'fft'; one of 'gemm', 'conv'"),
     (lambda d: d["ops"][2].update(name="fc"), "duplicate op name"),
     (lambda d: d["ops"][1]["operands"][0].update(bits=0), "bits"),
 ])

@@ -18,7 +18,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from .errors import HwsimError
 from .fields import check_known
 
-__all__ = ["validate", "message"]
+__all__ = ["fields_at", "message", "validate"]
 
 if typing.TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -42,7 +42,7 @@ def message(model: type[BaseModel], e: ValidationError) -> str:
     loc = err["loc"]
     path = _path(loc)
     if err["type"] == "extra_forbidden":
-        fields = _fields_at(model, loc[:-1])
+        fields = fields_at(model, loc[:-1])
         try:
             check_known([loc[-1]], fields, f"{_path(loc[:-1])}." if len(loc) > 1 else "")
         except HwsimError as known:
@@ -54,6 +54,9 @@ def message(model: type[BaseModel], e: ValidationError) -> str:
         return f"{path}: must be {_rule(base, bounds)}, got {got!r}{note}"[:300]
     if err["type"] == "missing":
         return f"{path}: missing; add it" + (f" ({note})" if note else "")
+    if err["type"] == "literal_error":
+        field = str(loc[-1]) if loc and isinstance(loc[-1], str) else "value"
+        return f"{path}: unknown {field} {got!r}; one of {str(err.get('ctx', {}).get('expected', '')).replace(' or ', ', ')}"[:300]
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -86,7 +89,8 @@ def _step(annotation: Any, key: int | str) -> Any:
     return None
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+def fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the object ``loc`` points to in ``model``'s documents."""
     from pydantic import BaseModel
     t: Any = model
     for key in loc:
@@ -118,8 +122,9 @@ def _declared(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[Any, 
         if info is None:
             return None, [], ""
         return _unwrap(info.annotation), list(info.metadata), info.description or ""
-    if isinstance(last, int) and typing.get_origin(t) is list:
-        item = typing.get_args(t)[0]
+    item_of_dict = isinstance(last, str) and typing.get_origin(t) is dict      # a mapping's value: dims.M
+    if item_of_dict or (isinstance(last, int) and typing.get_origin(t) is list):
+        item = typing.get_args(t)[-1]
         if typing.get_origin(item) is typing.Annotated:
             base, *bounds = typing.get_args(item)
             return base, bounds, ""

@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import TraceError
-from .trace_format import int_list, json_field, op_doc, ops_from_doc, read_trace, write_trace
+from .trace_format import op_doc, ops_from_doc, read_trace, write_trace
 from .trace_graph import chain, check_graph, migrate_v1, rewire
 from .trace_ops import Gemm, Op, Operand, Tensor, check_sizes, op_row
 from .trace_schema import (ATTENTION_DIMS, CONV_DIMS, DTYPES, GEMM_DIMS, GEMM_KINDS, KINDS, PHASES,
@@ -184,17 +184,13 @@ class Workload:
     @classmethod
     def from_dict(cls, doc: Any, tensors: Mapping[str, Tensor] | None = None,
                   where: str = "trace") -> "Workload":
-        ops = ops_from_doc(doc, tensors or {}, where)
-        meta = doc.get("meta", {}) or {}
-        need(isinstance(meta, dict), f"{where}: meta", "must be an object")
-        source = doc.get("source", "")
-        need(isinstance(source, str), f"{where}: source", "must be a string")
-        top = f"{where}:"           # errors name the file, then the field: "t.json: batch: ..."
-        name = json_field(doc, "name", str, top)
-        batch = json_field(doc, "batch", int, top)
-        input_shape = tuple(int_list(doc, "input_shape", top))
+        from .trace_doc import parse
+
+        d = parse(doc, where)
+        ops = ops_from_doc(d, tensors or {}, where)
         try:
-            return cls(name=name, ops=tuple(ops), batch=batch, input_shape=input_shape, source=source, meta=meta)
+            return cls(name=d.name, ops=tuple(ops), batch=d.batch, input_shape=tuple(d.input_shape), source=d.source,
+                       meta=dict(d.meta))
         except TraceError as e:
             raise TraceError(f"{where}: {e}") from None
 

@@ -1,71 +1,24 @@
-"""The trace file (format version 3, see :mod:`workloads.trace`): an op to and from its JSON
-object, the ops of a document read and checked field by field (errors name the file, op and
-field), and the ``.json`` and ``.npz`` files read and written whole."""
+"""The trace file (format version 3, see :mod:`workloads.trace`): an op to its JSON object,
+the ops of a declared document (:mod:`workloads.trace_doc`) built and checked across fields
+(errors name the file, op and field), and the ``.json`` and ``.npz`` files read and written
+whole."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, TypeVar, overload
+from typing import Any, Mapping
 
 import numpy as np
 
 from .errors import HwsimError, TraceError
-from .fields import check_known
 from .fileio import atomic_write
 from .trace_graph import migrate_v1
 from .trace_ops import Op, Operand, Tensor, check_sizes
-from .trace_schema import (GEMM_OPERANDS, OP_FIELDS, OPERAND_FIELDS, READABLE_VERSIONS, TOP_FIELDS, TRACE_FORMAT,
-                           need)
+from .trace_doc import OpV1, OpV2, OpV3, TraceDoc
+from .trace_schema import GEMM_OPERANDS, need
 
-__all__ = ["json_field", "int_list", "known_keys", "op_doc", "ops_from_doc", "read_trace", "write_trace"]
-
-T = TypeVar("T")
-
-
-@overload
-def json_field(d: Mapping[str, object], key: str, typ: type[T], where: str) -> T: ...
-
-
-@overload
-def json_field(d: Mapping[str, object], key: str, typ: tuple[type[int], type[float]], where: str) -> float: ...
-
-
-def json_field(d: Mapping[str, object], key: str, typ: type[object] | tuple[type[int], type[float]],
-               where: str) -> object:
-    """``d[key]``, which must be present and of type ``typ`` (a bool is not a number).
-    Errors name ``WHERE.KEY`` (``WHERE KEY`` when ``where`` ends in a colon: the file)."""
-    at = _at(where, key)
-    need(key in d, at, "missing required field")
-    v = d[key]
-    ok = isinstance(v, typ) and not (isinstance(v, bool) and typ in (int, (int, float)))
-    tname = typ.__name__ if isinstance(typ, type) else "number"
-    need(ok, at, f"expected {tname}, got {type(v).__name__} {v!r}"[:200])
-    return v
-
-
-def int_list(d: Mapping[str, object], key: str, where: str) -> list[int]:
-    """``d[key]``, which must be a list of integers."""
-    v = json_field(d, key, list, where)
-    for k, x in enumerate(v):
-        need(isinstance(x, int) and not isinstance(x, bool), f"{_at(where, key)}[{k}]", f"must be an integer, got {x!r}")
-    return v
-
-
-def _at(where: str, key: str) -> str:
-    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
-
-
-def known_keys(d: Mapping[str, object], fields: Mapping[int, frozenset[str]], ver: int, where: str) -> None:
-    """Refuse a key of ``d`` that is not a field of trace version ``ver`` (``fields``: the
-    fields by version), naming the nearest field; one of a later version says so."""
-    for k in d:
-        if k not in fields[ver]:
-            later = [v for v in sorted(fields) if v > ver and k in fields[v]]
-            note = f"{k} was added in trace version {later[0]}, this file is version {ver}; " if later else ""
-            check_known([k], fields[ver], f"{where} " if where.endswith(":") else f"{where}.", error=TraceError,
-                        note=note)
-
+__all__ = ["op_doc", "ops_from_doc", "read_trace", "write_trace"]
 
 def _check_gemm_operands(op: Op, where: str) -> None:
     """A GEMM-like op from a file has the two operands it multiplies (a simulator would
@@ -99,74 +52,42 @@ def op_doc(i: int, op: Op, tensors: dict[str, Tensor]) -> dict[str, Any]:
             "dims": dict(op.dims), "operands": operands}
 
 
-def ops_from_doc(doc: object, tensors: Mapping[str, Tensor], where: str) -> list[Op]:
-    """The ops of a trace document (any readable version; version 1 migrated), checked: the
-    top level, its format and version, and every op and operand field."""
-    if not isinstance(doc, dict):
-        raise TraceError(f"{where}: the top level must be a JSON object")
-    need(doc.get("format") == TRACE_FORMAT, f"{where}: format",
-         f"expected {TRACE_FORMAT!r}, got {doc.get('format')!r}")
-    ver = doc.get("version")
-    need(ver in READABLE_VERSIONS and not isinstance(ver, bool), f"{where}: version",
-         f"this hwsim reads trace versions {', '.join(map(str, READABLE_VERSIONS))}, the file has {ver!r}")
-    assert isinstance(ver, int)
-    known_keys(doc, TOP_FIELDS, ver, f"{where}:")
-    ops_doc = json_field(doc, "ops", list, f"{where}:")
-    need(len(ops_doc) > 0, f"{where}: ops", "a trace needs at least one op")
+def ops_from_doc(doc: TraceDoc, tensors: Mapping[str, Tensor], where: str) -> list[Op]:
+    """The ops of a declared trace document (:func:`workloads.trace_doc.parse`; version 1
+    migrated), built and checked across fields: operand shapes against dims, the operands a
+    GEMM multiplies, and the tensors the operands name."""
     ops = []
+    ops_doc: list[OpV1 | OpV2 | OpV3] = list(doc.ops)
     for i, od in enumerate(ops_doc):
-        w = f"{where}: ops[{i}]"
-        need(isinstance(od, dict), w, "must be an object")
-        name = json_field(od, "name", str, w)
-        w = f"{where}: ops[{i}] ({name})"
-        known_keys(od, OP_FIELDS, ver, w)
+        w = f"{where}: ops[{i}] ({od.name})"
         operands = []
-        for j, pd in enumerate(json_field(od, "operands", list, w)):
+        for j, pd in enumerate(od.operands):
             pw = f"{w}.operands[{j}]"
-            need(isinstance(pd, dict), pw, "must be an object")
-            known_keys(pd, OPERAND_FIELDS, ver, pw)
             arrays = {}
             for what in ("values", "codebook"):
-                key = pd.get(what)
+                key = getattr(pd, what)
                 if key is not None:
-                    need(isinstance(key, str) and key in tensors, f"{pw}.{what}",
+                    need(key in tensors, f"{pw}.{what}",
                          f"references tensor {key!r}, which is missing from the .npz beside the trace")
                     arrays[what] = tensors[key]
             try:
-                operands.append(Operand(
-                    role=json_field(pd, "role", str, pw),
-                    shape=tuple(int_list(pd, "shape", pw)),
-                    bits=json_field(pd, "bits", int, pw),
-                    dtype=json_field(pd, "dtype", str, pw),
-                    density=json_field(pd, "density", (int, float), pw),
-                    structure=json_field(pd, "structure", str, pw) if "structure" in pd else "",
-                    **arrays))
+                operands.append(Operand(role=pd.role, shape=tuple(pd.shape), bits=pd.bits, dtype=pd.dtype,
+                                        density=pd.density, structure=getattr(pd, "structure", ""), **arrays))
             except TraceError as e:
-                role = pd.get("role")
-                raise TraceError(str(e).replace(f"operand {role!r}", pw, 1)) from None
-        dims = json_field(od, "dims", dict, w)
-        for k, v in dims.items():
-            need(isinstance(v, int) and not isinstance(v, bool), f"{w}.dims.{k}",
-                 f"must be an integer, got {v!r}")
+                raise TraceError(str(e).replace(f"operand {pd.role!r}", pw, 1)) from None
         rep: dict[str, Any]
-        if ver == 1:
-            rep = {"copies": json_field(od, "repeat", int, w), "steps": 1, "producers": (), "phase": "forward"}
+        if isinstance(od, OpV1):
+            rep = {"copies": od.repeat, "steps": 1, "producers": (), "phase": "forward"}
         else:
-            prods = json_field(od, "producers", list, w)
-            for k, p in enumerate(prods):
-                need(isinstance(p, str), f"{w}.producers[{k}]", f"must be an op name, got {p!r}")
-            rep = {"copies": json_field(od, "copies", int, w), "steps": json_field(od, "steps", int, w),
-                   "producers": tuple(prods), "phase": json_field(od, "phase", str, w)}
-        module = od.get("module", "")
-        need(isinstance(module, str), f"{w}.module", f"must be a string, got {module!r}")
+            rep = {"copies": od.copies, "steps": od.steps, "producers": tuple(od.producers), "phase": od.phase}
         try:
-            ops.append(Op(name=name, kind=json_field(od, "kind", str, w), op=json_field(od, "op", str, w),
-                          dims=dims, operands=tuple(operands), module=module, **rep))
-            check_sizes(ops[-1], f"op {name!r}")
-            _check_gemm_operands(ops[-1], f"op {name!r}")
+            ops.append(Op(name=od.name, kind=od.kind, op=od.op, dims=dict(od.dims), operands=tuple(operands),
+                          module=od.module, **rep))
+            check_sizes(ops[-1], f"op {od.name!r}")
+            _check_gemm_operands(ops[-1], f"op {od.name!r}")
         except TraceError as e:
-            raise TraceError(str(e).replace(f"op {name!r}", w, 1)) from None
-    if ver == 1:
+            raise TraceError(str(e).replace(f"op {od.name!r}", w, 1)) from None
+    if doc.version == 1:
         ops = migrate_v1(ops)
     return ops
 

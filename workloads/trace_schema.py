@@ -1,6 +1,7 @@
 """The trace format's vocabulary: its version, the op kinds and the dims each needs, operand
 roles and dtypes, phases, and the checks every part of the trace shares (see
-:mod:`workloads.trace` for what they mean). Imports neither torch nor the trace's classes."""
+:mod:`workloads.trace` for what they mean; the file's documents are declared from it in
+:mod:`workloads.trace_doc`). Imports neither torch nor the trace's classes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .errors import TraceError
 
 __all__ = ["TRACE_FORMAT", "TRACE_VERSION", "READABLE_VERSIONS", "GEMM_KINDS", "VECTOR_KINDS", "KINDS", "ROLES",
            "DTYPES", "PHASES", "GEMM_DIMS", "CONV_DIMS", "VECTOR_DIMS", "ATTENTION_DIMS", "REQUIRED_DIMS",
-           "ZERO_OK_DIMS", "OPERAND_BITS", "FLOAT_BITS", "TOP_FIELDS", "json_schema", "OP_FIELDS", "OPERAND_FIELDS", "GEMM_OPERANDS", "need", "is_positive_int", "structure_nm", "conv_output_size"]
+           "ZERO_OK_DIMS", "OPERAND_BITS", "FLOAT_BITS", "GEMM_OPERANDS", "need", "is_positive_int", "structure_nm", "conv_output_size"]
 
 TRACE_FORMAT = "hwsim-trace"
 TRACE_VERSION = 3
@@ -32,20 +33,9 @@ VECTOR_DIMS = ("elements", "inputs", "ops_per_element")
 ATTENTION_DIMS = ("B", "H", "Hkv", "Lq", "Lk", "E", "Ev", "causal", "backward")
 REQUIRED_DIMS: dict[str, tuple[str, ...]] = {"gemm": GEMM_DIMS, "conv": CONV_DIMS, "attention": ATTENTION_DIMS,
                                              **{k: VECTOR_DIMS for k in VECTOR_KINDS}}
-ZERO_OK_DIMS = {"pad_h", "pad_w", "causal", "backward"}
+ZERO_OK_DIMS = {"pad_h", "pad_w", "causal", "backward"}     # dims that may be 0 in a GEMM or attention op
 OPERAND_BITS = (1, 64)              # an operand's width, bits (a float one: FLOAT_BITS)
-FLOAT_BITS = (8, 16, 32, 64)     # dims that may be 0 in a GEMM or attention op
-
-# The keys each object of a trace file may hold, by format version (anything else is refused:
-# a misspelt key would otherwise leave its field at the default). Version 1 had one ``repeat``
-# and no graph, and its tensors were the .npz beside it; version 3 added ``structure``.
-_TOP_V1 = frozenset({"format", "version", "name", "batch", "input_shape", "source", "meta", "ops"})
-_OP_V1 = frozenset({"name", "kind", "op", "module", "repeat", "dims", "operands"})
-_OP_V2 = frozenset({"name", "kind", "op", "module", "phase", "copies", "steps", "producers", "dims", "operands"})
-_OPERAND_V1 = frozenset({"role", "shape", "bits", "dtype", "density", "values", "codebook"})
-TOP_FIELDS: dict[int, frozenset[str]] = {1: _TOP_V1, 2: _TOP_V1 | {"tensors"}, 3: _TOP_V1 | {"tensors"}}
-OP_FIELDS: dict[int, frozenset[str]] = {1: _OP_V1, 2: _OP_V2, 3: _OP_V2}
-OPERAND_FIELDS: dict[int, frozenset[str]] = {1: _OPERAND_V1, 2: _OPERAND_V1, 3: _OPERAND_V1 | {"structure"}}
+FLOAT_BITS = (8, 16, 32, 64)
 
 # The operands a GEMM-like op read from a file must have: the two it multiplies, each a
 # tuple of the roles that may play it (a linear layer's weight, or a bmm's second input).
@@ -75,47 +65,3 @@ def structure_nm(spec: str) -> tuple[int, int] | None:
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def json_schema(version: int = TRACE_VERSION) -> dict[str, object]:
-    """The JSON Schema of a trace file of ``version``, from this module's vocabulary (for
-    editors and other tools; the reader checks more: the graph, conv output sizes, shapes
-    against dims, tensors against the ``.npz``)."""
-    need(version in READABLE_VERSIONS, "version", f"one of {', '.join(map(str, READABLE_VERSIONS))}, got {version!r}")
-    count = {"type": "integer", "minimum": 1}
-    props: dict[str, dict[str, object]] = {
-        "role": {"enum": list(ROLES)}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "bits": {"type": "integer", "minimum": OPERAND_BITS[0], "maximum": OPERAND_BITS[1]}, "dtype": {"enum": list(DTYPES)},
-        "density": {"type": "number", "minimum": 0, "maximum": 1},
-        "values": {"type": "string", "description": "key of the tensor in the .npz the trace names"},
-        "codebook": {"type": "string", "description": "key of the codebook in the .npz (dtype index)"},
-        "structure": {"type": "string", "pattern": r"^(\d+:\d+)?$", "description": "N:M structured sparsity"},
-    }
-    operand = {"type": "object", "additionalProperties": False,
-               "required": ["role", "shape", "bits", "dtype", "density"],
-               "properties": {k: v for k, v in props.items() if k in OPERAND_FIELDS[version]}}
-    by_kind = [{"if": {"properties": {"kind": {"const": k}}},
-                "then": {"properties": {"dims": {"required": list(dims)}}}} for k, dims in REQUIRED_DIMS.items()]
-    op_props: dict[str, object] = {
-        "name": {"type": "string", "minLength": 1}, "kind": {"enum": list(KINDS)}, "op": {"type": "string"},
-        "module": {"type": "string"}, "phase": {"enum": list(PHASES)}, "copies": count, "steps": count,
-        "repeat": count, "producers": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "dims": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        "operands": {"type": "array", "items": operand},
-    }
-    required = ["name", "kind", "op", "dims", "operands"] + \
-        (["repeat"] if version == 1 else ["phase", "copies", "steps", "producers"])
-    op = {"type": "object", "additionalProperties": False, "required": required, "allOf": by_kind,
-          "properties": {k: v for k, v in op_props.items() if k in OP_FIELDS[version]}}
-    top: dict[str, object] = {
-        "format": {"const": TRACE_FORMAT}, "version": {"const": version}, "name": {"type": "string", "minLength": 1},
-        "batch": count, "input_shape": {"type": "array", "items": {"type": "integer"}},
-        "source": {"type": "string"}, "meta": {"type": "object"},
-        "tensors": {"type": "string", "pattern": r"^[^/\\]+\.npz$", "description": "the .npz beside the trace"},
-        "ops": {"type": "array", "minItems": 1, "items": op},
-    }
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": f"hwsim trace, format version {version}", "type": "object", "additionalProperties": False,
-            "required": ["format", "version", "name", "batch", "input_shape", "ops"],
-            "properties": {k: v for k, v in top.items() if k in TOP_FIELDS[version]}}
-
