@@ -3,7 +3,8 @@
 machine family's description class (its fields' types, ``Annotated`` bounds and
 ``Literal`` choices), the system description, the trace format's vocabulary
 (:func:`workloads.trace_doc.json_schema`), the pydantic models of the compression plan,
-the study and the energy table."""
+the study and the energy table, and ZigZag's hardware and mapping files as ZigZag declares
+them (:mod:`sim.spatial.zigzag_schema`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from workloads.errors import HwsimError
 __all__ = ["kinds", "schema"]
 
 def kinds() -> tuple[str, ...]:
-    """``arch`` (any family's file), each machine family's own, ``system``, ``trace``, ``plan``, ``study``, ``energy``."""
+    """``arch`` (any family's file), each machine family's own, ``system``, ``trace``, ``plan``, ``study``,
+    ``energy``, and the peers' files hwsim reads (``zigzag-hardware``, ``zigzag-mapping``)."""
     from sim.registry import families
-    return ("arch", *families(), "system", "trace", "plan", "study", "energy")
+    return ("arch", *families(), "system", "trace", "plan", "study", "energy", "zigzag-hardware", "zigzag-mapping")
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -49,6 +51,9 @@ def schema(kind: str) -> dict[str, Any]:
         from workloads.compress.plan_schema import PlanDoc
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", **PlanDoc.model_json_schema(),
                 "title": "hwsim compression plan"}
+    if kind in ("zigzag-hardware", "zigzag-mapping"):
+        from sim.spatial.zigzag_schema import json_schema as zigzag
+        return zigzag(kind.split("-")[1])
     raise HwsimError(f"schema: unknown kind {kind!r}; one of {', '.join(kinds())}")
 
 

@@ -179,8 +179,8 @@ memories:
     latency: 1
     operands: [I2]
     ports:
-      - {name: r, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, tl]}
-      - {name: w, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: [I2, fh]}
+      - {name: r_port_1, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, tl"]}
+      - {name: w_port_1, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, fh"]}
     served_dimensions: []
   sram:
     size: 1048576
@@ -190,8 +190,8 @@ memories:
     latency: 1
     operands: [I1, O]
     ports:
-      - {name: r, type: read, bandwidth_min: 64, bandwidth_max: 256, allocation: [I1, tl]}
-      - {name: w, type: write, bandwidth_min: 64, bandwidth_max: 256, allocation: [O, fh]}
+      - {name: r_port_1, type: read, bandwidth_min: 64, bandwidth_max: 256, allocation: ["I1, tl"]}
+      - {name: w_port_1, type: write, bandwidth_min: 64, bandwidth_max: 256, allocation: ["O, fh"]}
     served_dimensions: [D1, D2]
   dram:
     size: 10000000000
@@ -201,7 +201,7 @@ memories:
     latency: 1
     operands: [I1, I2, O]
     ports:
-      - {name: rw, type: read_write, bandwidth_min: 64, bandwidth_max: 64, allocation: [I1, fh]}
+      - {name: rw_port_1, type: read_write, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, fh"]}
     served_dimensions: [D1, D2]
 operational_array:
   unit_energy: 0.04

@@ -56,7 +56,11 @@ def message(model: type[BaseModel], e: ValidationError) -> str:
         return f"{path}: missing; add it" + (f" ({note})" if note else "")
     if err["type"] == "literal_error":
         field = str(loc[-1]) if loc and isinstance(loc[-1], str) else "value"
-        return f"{path}: unknown {field} {got!r}; one of {str(err.get('ctx', {}).get('expected', '')).replace(' or ', ', ')}"[:300]
+        expected = str(err.get("ctx", {}).get("expected", "")).replace(" or ", ", ")
+        note = f" ({note})" if note else ""
+        if "," not in expected:         # one allowed value: the field is fixed (a capability hwsim lacks)
+            return f"{path}: must be {expected}, got {got!r}{note}"[:300]
+        return f"{path}: unknown {field} {got!r}; one of {expected}{note}"[:300]
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]

@@ -22,21 +22,29 @@ ZigZag's files state no clock and no process node: the design runs at a nominal 
 (cycles are what compare) and its non-GEMM ops, which the files do not price, are priced
 by the energy table at 28 nm (choices, said in the design's ``source`` and here).
 
-Not expressible, and refused with the field named: more or fewer than two array
-dimensions, a memory that serves only some of them, operands other than I1/I2/O, IMC
-arrays. Operand widths are the workload's (8-bit for ZigZag's ONNX models) with partial
+The files are read against ZigZag's own schema, declared in :mod:`sim.spatial.zigzag_schema`
+(a misspelt key is refused with the nearest field). Not expressible, and refused with the
+field named: more or fewer than two array dimensions, a memory that serves only some of
+them, operands other than I1/I2/O, IMC arrays, costs left to CACTI. Operand widths are the workload's (8-bit for ZigZag's ONNX models) with partial
 sums 16 bits wide, as ZigZag's ONNX parser sets them (twice the activation width).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from typing import Mapping as Mapping_
+
+from pydantic import BaseModel
 
 from workloads.errors import HwsimError
 
 from .arch import ZIGZAG_SOURCE as SOURCE_PREFIX
 from .arch import Level, SpatialArch
+from .zigzag_schema import Hardware, Mapping, Port
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["LINKS", "ROLE", "load", "split", "rebase", "ONNX_KINDS", "VECTOR_TYPES"]
 
@@ -89,46 +97,56 @@ ONNX_KINDS = {"Conv": "conv", "Gemm": "gemm", "MatMul": "gemm"}     # a ZigZag e
 VECTOR_TYPES = ("Add", "Pooling")       # ZigZag maps these on the array; hwsim runs them on its vector lanes
 
 
-def _sides(where: str, sm: Any) -> tuple[str, str]:
-    _need(isinstance(sm, dict) and set(sm) <= {"D1", "D2"} and bool(sm), f"{where}.spatial_mapping",
-          "must map D1 and/or D2 to lists of 'DIM, FACTOR'")
-    sides = []
-    for axis in ("D1", "D2"):
-        dims = []
-        for j, u in enumerate(sm.get(axis) or []):
-            _need(isinstance(u, str) and "," in u, f"{where}.spatial_mapping.{axis}.{j}",
-                  f"must be 'DIM, FACTOR', got {u!r}")
-            dims.append(u.split(",")[0].strip())
-        sides.append("*".join(dims) if dims else "G")
+def _sides(where: str, sm: Mapping_[Any, list[str]] | None) -> tuple[str, str]:
+    """The (rows, columns) unrolling of a declared ``spatial_mapping``: its loops' names joined."""
+    _need(bool(sm), f"{where}.spatial_mapping", "must map D1 and/or D2 to lists of 'DIM, FACTOR'")
+    assert sm is not None
+    extra = sorted(set(sm) - {"D1", "D2"})
+    _need(not extra, f"{where}.spatial_mapping.{extra[0] if extra else ''}",
+          "hwsim's spatial arrays have two dimensions (D1 rows, D2 columns)")
+    sides = ["*".join(u.split(",")[0].strip() for u in sm.get(axis) or []) or "G" for axis in ("D1", "D2")]
     return sides[0], sides[1]
 
 
+def _validate(model: type[M], doc: Any, where: str) -> M:
+    """``doc`` as the declared ``model``; a list document's errors name the entry by its index."""
+    from pydantic import ValidationError
+
+    from workloads.declared import message
+
+    try:
+        return model.model_validate(doc)
+    except ValidationError as e:
+        msg = re.sub(r"^entries\[(\d+)\]", r"\1", message(model, e))
+        raise HwsimError(f"{where}: {msg}") from None
+
+
 def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], ...], dict[str, str], str]:
-    _need(isinstance(doc, list) and all(isinstance(e, dict) for e in doc), str(p),
-          "expected a list of mapping entries (name, spatial_mapping, memory_operand_links)")
-    entries = {e.get("name"): (i, e) for i, e in enumerate(doc)}
+    _need(isinstance(doc, list), str(p), "expected a list of mapping entries (name, spatial_mapping, "
+                                         "memory_operand_links)")
+    m = _validate(Mapping, {"entries": doc}, str(p))
+    entries = {e.name: (i, e) for i, e in enumerate(m.entries)}
     _need("default" in entries, str(p), "needs an entry named default (the mapping every layer uses)")
     i, e = entries["default"]
     where = f"{p}: {i}"
-    sides = _sides(where, e.get("spatial_mapping"))
+    sides = _sides(where, e.spatial_mapping)
     links = dict(LINKS)
-    mol = e.get("memory_operand_links")
+    mol = e.memory_operand_links
     if mol is not None:
-        _need(isinstance(mol, dict), f"{where}.memory_operand_links", "must map O, W, I to memory operands")
         links = {}
-        for role, mem in mol.items():
-            _need(role in ROLE and mem in LINKS, f"{where}.memory_operand_links.{role}",
-                  f"must link one of O, W, I to one of {', '.join(LINKS)}")
+        for role, mem in mol.model_dump().items():
+            _need(mem in LINKS, f"{where}.memory_operand_links.{role}",
+                  f"must link {role} to one of {', '.join(LINKS)}, got {mem!r}")
             links[str(mem)] = ROLE[role]
     per_op: dict[str, str] = {}
     ignored = []
     for name, (j, entry) in entries.items():
         if name == "default":
             continue
-        if not isinstance(name, str) or name in VECTOR_TYPES:
-            ignored.append(str(name))
+        if name in VECTOR_TYPES:
+            ignored.append(name)
             continue
-        rows, cols = _sides(f"{p}: {j}", entry.get("spatial_mapping"))
+        rows, cols = _sides(f"{p}: {j}", entry.spatial_mapping)
         # an op type (Conv) names every op of that kind; a layer's ONNX name (/layer1/layer1.0/conv1/Conv)
         # is the trace op's name as hwsim's ONNX reader writes it (layer1.layer1.0.conv1.Conv)
         per_op[ONNX_KINDS.get(name) or name.strip("/").replace("/", ".")] = f"{rows},{cols}"
@@ -139,19 +157,11 @@ def _mapping(p: Path, doc: Any) -> tuple[dict[str, str], tuple[tuple[str, str], 
     return links, (sides,), per_op, note
 
 
-def _ports(where: str, ports: Any) -> tuple[float, float, float, float, bool]:
+def _ports(where: str, ports: list[Port]) -> tuple[float, float, float, float, bool]:
     """(read bits, write bits, bits per priced read, bits per priced write, shared port)."""
-    _need(isinstance(ports, list) and bool(ports), f"{where}.ports", "must list the memory's ports")
-    reads: list[int] = []
-    writes: list[int] = []
-    rw: list[int] = []
-    for j, p in enumerate(ports):
-        _need(isinstance(p, dict) and p.get("type") in ("read", "write", "read_write"), f"{where}.ports.{j}.type",
-              "must be read, write or read_write")
-        bw = p.get("bandwidth_max")
-        _need(isinstance(bw, int) and not isinstance(bw, bool) and 0 < bw <= 2 ** 20, f"{where}.ports.{j}.bandwidth_max",
-              f"must be a positive number of bits per cycle, got {bw!r}")
-        {"read": reads, "write": writes, "read_write": rw}[p["type"]].append(bw)
+    reads = [q.bandwidth_max for q in ports if q.type == "read"]
+    writes = [q.bandwidth_max for q in ports if q.type == "write"]
+    rw = [q.bandwidth_max for q in ports if q.type == "read_write"]
     if rw and not reads and not writes and len(rw) == 1:
         return rw[0], rw[0], rw[0], rw[0], True
     r_all, w_all = reads + rw, writes + rw
@@ -159,63 +169,39 @@ def _ports(where: str, ports: Any) -> tuple[float, float, float, float, bool]:
     return sum(r_all), sum(w_all), r_all[0], w_all[0], False
 
 
-def _number(where: str, v: Any, low: float = 0.0) -> float:
-    _need(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v < 1e18, where,
-          f"must be a number >= {low:g}, got {v!r}")
-    return float(v)
-
-
 def _hardware(p: Path, doc: Any, links: dict[str, str], unrollings: tuple[tuple[str, str], ...] | None,
               per_op: dict[str, str], note: str) -> SpatialArch:
     _need(isinstance(doc, dict), str(p), "expected a ZigZag hardware mapping (name, memories, operational_array)")
-    _need("imc_array" not in doc, f"{p}: imc_array", "in-memory-compute arrays are not modelled; use a digital array")
-    oa = doc.get("operational_array")
-    _need(isinstance(oa, dict), f"{p}: operational_array", "missing (dimensions, sizes, unit_energy)")
-    dims, sizes = oa.get("dimensions"), oa.get("sizes")
-    _need(isinstance(dims, list) and isinstance(sizes, list) and len(dims) == len(sizes) == 2,
-          f"{p}: operational_array.dimensions",
+    hw = _validate(Hardware, doc, str(p))
+    oa = hw.operational_array
+    dims, sizes = oa.dimensions, oa.sizes
+    _need(len(dims) == len(sizes) == 2, f"{p}: operational_array.dimensions",
           f"hwsim's spatial arrays have two dimensions (rows, columns); got {dims!r} of sizes {sizes!r}")
-    for j, s in enumerate(sizes):
-        _need(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 2 ** 16, f"{p}: operational_array.sizes.{j}",
-              f"must be a positive integer, got {s!r}")
-    mac = _number(f"{p}: operational_array.unit_energy", oa.get("unit_energy"))
-    mems = doc.get("memories")
-    _need(isinstance(mems, dict) and bool(mems), f"{p}: memories", "must map memory names to their descriptions")
     levels = []
-    names = list(mems)
-    for k, (name, m) in enumerate(mems.items()):
+    names = list(hw.memories)
+    for k, (name, m) in enumerate(hw.memories.items()):
         where = f"{p}: memories.{name}"
-        _need(isinstance(m, dict), where, "must be a mapping (size, r_cost, w_cost, operands, ports, served_dimensions)")
-        ops = m.get("operands")
-        _need(isinstance(ops, list) and bool(ops), f"{where}.operands", "must list I1, I2 and/or O")
-        roles = []
-        for o in ops:
-            _need(o in links, f"{where}.operands", f"{o!r} is not one of {', '.join(links)}")
-            roles.append(links[o])
-        served = m.get("served_dimensions")
-        _need(isinstance(served, list) and (not served or sorted(served) == sorted(dims)),
-              f"{where}.served_dimensions",
+        missing = [o for o in m.operands if o not in links]
+        _need(not missing, f"{where}.operands", f"{missing[0]!r} is not one of {', '.join(links)} (the mapping's "
+                                                 "memory_operand_links)" if missing else "")
+        roles = [links[o] for o in m.operands]
+        _need(not m.served_dimensions or sorted(m.served_dimensions) == sorted(dims), f"{where}.served_dimensions",
               f"must be [] (one per PE) or all of {dims} (shared by the array); a memory shared along one "
-              f"array axis only is not expressible, got {served!r}")
+              f"array axis only is not expressible, got {m.served_dimensions!r}")
         last = k == len(names) - 1
-        size_bits = _number(f"{where}.size", m.get("size"), 1)
-        rb, wb, r_unit, w_unit, shared = _ports(where, m.get("ports"))
-        r_cost = _number(f"{where}.r_cost", m.get("r_cost"))
-        w_cost = _number(f"{where}.w_cost", m.get("w_cost"))
-        db = m.get("force_double_buffering", False)
-        _need(isinstance(db, bool), f"{where}.force_double_buffering", "must be true or false")
+        rb, wb, r_unit, w_unit, shared = _ports(where, m.ports)
         safe = "".join(ch if ch.isalnum() else "_" for ch in str(name))
-        levels.append(Level(safe, tuple(roles), 0.0 if last else size_bits / 8, per_pe=not served,
+        levels.append(Level(safe, tuple(roles), 0.0 if last else m.size / 8, per_pe=not m.served_dimensions,
                             read_bits=float(rb), write_bits=float(wb), shared_port=shared,
-                            read_pj=r_cost * rb / r_unit, write_pj=w_cost * wb / w_unit, double_buffered=db,
-                            kind="dram" if last else ("rf" if not served else "sram")))
-    name = doc.get("name") or p.stem
+                            read_pj=m.r_cost * rb / r_unit, write_pj=m.w_cost * wb / w_unit,
+                            double_buffered=m.force_double_buffering,
+                            kind="dram" if last else ("rf" if not m.served_dimensions else "sram")))
     kw: dict[str, Any] = {}
     if unrollings is not None:
         kw["unrollings"] = unrollings
     if per_op:
         kw["op_unrollings"] = per_op
-    return SpatialArch(name=str(name), rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8, acc_bits=16,
-                       mac_pj=mac, levels=tuple(levels), objective="latency", technology_nm=28,
-                       source=f"{SOURCE_PREFIX}{p}{note}; clock not stated there (1 GHz nominal), vector ops "
-                              "priced by the energy table at 28 nm", **kw)
+    return SpatialArch(name=hw.name or p.stem, rows=sizes[0], cols=sizes[1], clock_mhz=1000.0, word_bits=8,
+                       acc_bits=16, mac_pj=oa.unit_energy, levels=tuple(levels), objective="latency",
+                       technology_nm=28, source=f"{SOURCE_PREFIX}{p}{note}; clock not stated there (1 GHz nominal), "
+                                                "vector ops priced by the energy table at 28 nm", **kw)
