@@ -329,6 +329,10 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
               help="Layers of each pipeline stage (each chunk with interleaved:V), in model order; default: an "
                    "even split where pp divides the layers, else the split that balances the stages' time "
                    "(the embedding on the first, the head on the last).")
+@click.option("--sequence-parallel", is_flag=True,
+              help="Sequence parallelism (Korthikanti et al., 2022; transformers, --tp 2 or more): layer norms, "
+                   "dropout and residual adds split along the sequence over the tensor-parallel group, each "
+                   "all-reduce a reduce-scatter and an all-gather. With --search: on wherever tp > 1.")
 @click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (0: none).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
@@ -354,8 +358,8 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
 def train(model: str, no_cache: bool, **job: Any) -> None:
     """Simulate one training step of MODEL split over a system's devices.
 
-    Data, tensor (Megatron-style) and pipeline parallelism, ZeRO 1-3, activation
-    recomputation, mixed precision. Each device's compute comes from its own simulator
+    Data, tensor (Megatron-style, with sequence parallelism) and pipeline parallelism, ZeRO
+    1-3, activation recomputation, mixed precision. Each device's compute comes from its own simulator
     on its shard of the training-step trace; collectives and the pipeline schedule are
     simulated as events over the system's links. Reports the step time, samples and
     tokens per second, TFLOP/s per device (Megatron's model FLOPs, and the hardware's),

@@ -49,7 +49,7 @@ class Region:
     bwd_us: float
     fwd_comm: tuple[float, ...]      # bytes of each tensor-parallel collective, forward
     bwd_comm: tuple[float, ...]
-    comm_kinds: tuple[str, ...]      # allreduce | all_gather, for fwd_comm + bwd_comm in order
+    comm_kinds: tuple[str, ...]      # allreduce | all_gather | reduce_scatter, for fwd_comm + bwd_comm in order
     act_bytes: float
     params: float
     optimizer_us: float
@@ -79,6 +79,7 @@ class Job:
     # layers of each of the pp x v chunks, in model order (None: an even split where the
     # layers divide, else the balanced partition, :func:`partition`)
     stage_layers: tuple[int, ...] | None = None
+    sequence_parallel: bool = False     # Korthikanti et al. 2022 (workloads.shard); nothing to split at tp 1
 
     @property
     def devices(self) -> int:
@@ -147,9 +148,11 @@ class Model:
     def layers(self) -> int:
         return self.family.cfg.layers if self.family else 0
 
-    def regions(self, microbatch: int, tp: int, recompute: str) -> tuple[list[str], dict[str, Region], Workload]:
-        """(block names in model order, region name -> cost, the one-device trace)."""
-        key = (microbatch, tp, recompute)
+    def regions(self, microbatch: int, tp: int, recompute: str,
+                sequence: bool = False) -> tuple[list[str], dict[str, Region], Workload]:
+        """(block names in model order, region name -> cost, the one-device trace);
+        ``sequence``: with sequence parallelism."""
+        key = (microbatch, tp, recompute, sequence)
         if key in self.cache:
             got = self.cache[key]
             if isinstance(got, HwsimError):
@@ -157,7 +160,7 @@ class Model:
             return got
         try:
             wl = self._lower(microbatch, recompute, tp)
-            shard, comms = tensor_parallel(wl, tp)
+            shard, comms = tensor_parallel(wl, tp, sequence)
         except HwsimError as e:          # remembered: the search asks again
             self.cache[key] = e
             raise
@@ -217,7 +220,7 @@ class Model:
         return self.splits[_chunk_key(job)]
 
     def _chunks(self, job: Job, key: tuple) -> tuple[ChunkCost, ...]:
-        blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute)
+        blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
         n = job.pp * job.chunks_per_device
         order = self._layer_regions(blocks)
         if len(order) - 2 < n:
@@ -286,7 +289,7 @@ def _chunk_key(job: Job) -> tuple:
     """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
     one chunk count."""
     return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-            job.stage_layers)
+            job.stage_layers, job.sequence_parallel)
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -394,6 +397,7 @@ class TrainResult:
             "model": j.model, "system": j.system.name, "device": j.system.device, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
             "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
             "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
+            "sequence_parallel": j.sequence_parallel and j.tp > 1,
             "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,
             "tokens_per_s": self.tokens_per_s, "tflops_per_gpu": self.tflops_per_gpu,
             "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu, "mfu": self.mfu,
@@ -423,7 +427,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     t = res.step_us * 1e-6
     tokens = model.family.tokens_per_sample if model.family else 1
     flops, flops_plain = _model_flops(job, model)
-    blocks, regions, _ = model.regions(job.microbatch, job.tp, job.recompute)
+    blocks, regions, _ = model.regions(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
     hw = 2 * sum(regions[r].macs for r in model._layer_regions(blocks)) * m / job.pp   # one device's step
     peak = _peak_ops_per_s(job.precision, model.device)
     return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,

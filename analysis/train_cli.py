@@ -40,7 +40,8 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               tp: int = 1, pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
               recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
-              search: bool = False, stage_layers: str | None = None) -> tuple[Job, int]:
+              search: bool = False, stage_layers: str | None = None,
+              sequence_parallel: bool = False) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
         raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
@@ -55,7 +56,10 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
             raise HwsimError(f"tp x pp = {tp} x {pp} does not divide {n} devices; give --dp or change them")
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
-              precision, attention, optimizer, seq_len, _stage_layers(stage_layers))
+              precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel)
+    if sequence_parallel and not search and tp < 2:
+        raise HwsimError("--sequence-parallel splits along the sequence over the tensor-parallel group; it needs "
+                         f"--tp 2 or more (got --tp {tp})")
     if search and stage_layers:
         raise HwsimError("--stage-layers states one split; --search tries the even splits of each pp")
     if search:
@@ -78,14 +82,14 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
           pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
           recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
-          stage_layers: str | None = None, cache: bool = True) -> TrainResult:
+          stage_layers: str | None = None, sequence_parallel: bool = False, cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
     job, _ = build_job(model=model, system_spec=system, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
-                       stage_layers=stage_layers)
+                       stage_layers=stage_layers, sequence_parallel=sequence_parallel)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -94,7 +98,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
 def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
                   fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
-                  stage_layers: str | None = None) -> None:
+                  stage_layers: str | None = None, sequence_parallel: bool = False) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -103,7 +107,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     job, n = build_job(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
-                       jobs=jobs, search=search, stage_layers=stage_layers)
+                       jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel)
     system = job.system
     m = Model(job, cache)
     if search:

@@ -280,6 +280,39 @@ def test_activations_per_layer_are_korthikantis(small):
         assert rf["h.0"].act_bytes == 2 * sbh
 
 
+def test_sequence_parallelism_splits_every_activation_and_swaps_all_reduces(small):
+    """Korthikanti et al. 2022, Sec. 4.2.2: with sequence parallelism nothing of a layer is
+    replicated, so with selective recomputation a layer keeps 34 s b h / t (eq. 5; 32 / t
+    without their two s b h dropout masks, which hwsim's GPT does not have), and each of
+    the layer's all-reduces becomes a reduce-scatter and an all-gather of the same bytes."""
+    job, m = small
+    cfg = m.family.cfg
+    b, s_, h = 2, 256, cfg.hidden
+    sbh = s_ * b * h
+    _, r1, _ = m.regions(b, 1, "selective")
+    for t in (2, 4):
+        _, tp_only, _ = m.regions(b, t, "selective")
+        _, sp, _ = m.regions(b, t, "selective", True)
+        assert sp["h.0"].act_bytes == pytest.approx(sbh * 32 / t, rel=0.10)
+        assert sp["h.0"].act_bytes == pytest.approx(r1["h.0"].act_bytes / t, rel=1e-12)    # nothing replicated
+        assert sp["h.0"].act_bytes < tp_only["h.0"].act_bytes
+        # forward: an all-gather before the qkv and the MLP's up GEMM, a reduce-scatter after the
+        # projection and the down GEMM; backward the conjugates; each b x s x h in bf16
+        size = 2 * sbh
+        assert sorted(zip(sp["h.0"].comm_kinds, sp["h.0"].fwd_comm + sp["h.0"].bwd_comm)) == \
+            [("all_gather", size)] * 4 + [("reduce_scatter", size)] * 4
+        assert sum(tp_only["h.0"].fwd_comm + tp_only["h.0"].bwd_comm) * 2 == \
+            sum(sp["h.0"].fwd_comm + sp["h.0"].bwd_comm)
+        # the layer's work is split too: its norms and adds run on 1/t of the tokens
+        assert sp["h.0"].fwd_us < tp_only["h.0"].fwd_us
+    _, full, _ = m.regions(b, 4, "full", True)
+    assert sorted(full["h.0"].comm_kinds[len(full["h.0"].fwd_comm):]) == ["all_gather"] * 4 + ["reduce_scatter"] * 4
+    with pytest.raises(HwsimError, match="sequence parallelism splits a transformer's layer norms"):
+        from workloads.shard import tensor_parallel
+        from workloads.spec import resolve
+        tensor_parallel(resolve("resnet18"), 2, sequence=True)
+
+
 def test_hyper_parameter_parallel_jobs_add_up(capsys):
     rc, out = _hwsim(capsys, *["train", SMALL, "--gpus", "8", "--jobs", "2", "--global-batch", "8",
                                       "--microbatch", "2", "--recompute", "none", "--schedule", "1f1b",
@@ -454,6 +487,8 @@ def test_report_writes_the_breakdown_and_scaling_plots(tmp_path, capsys):
     (["--gpus", "8", "--nodes", "1"], "not both"),
     (["--jobs", "3"], "--jobs 3 must divide the 8 devices"),
     (["--microbatch", "3"], "not a multiple of dp x microbatch"),
+    (["--sequence-parallel"], "--sequence-parallel splits along the sequence over the tensor-parallel group; it "
+                              "needs --tp 2 or more (got --tp 1)"),
 ])
 def test_bad_options_get_one_line(args, msg, capsys):
     rc, out = _hwsim(capsys, *["train", SMALL, "--global-batch", "16", *args])

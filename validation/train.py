@@ -4,7 +4,7 @@
 Options are ``hwsim train``'s: ``gpus``, ``nodes``, ``tp``, ``pp``, ``dp``, ``global_batch``,
 ``microbatch``, ``recompute``, ``schedule``, ``zero``, ``precision``, ``seq_len``; what a row
 leaves open (microbatch, recomputation, schedule) is picked as the fastest that fits, as
-``hwsim train`` does. ``sequence_parallel=1`` is refused as unsupported (not modelled yet).
+``hwsim train`` does; ``sequence_parallel=1`` is ``--sequence-parallel``.
 Quantities: ``tflops_per_gpu`` (Megatron's model FLOPs per GPU per second),
 ``step_time_s``, ``tokens_per_s``, ``mfu_percent`` and ``memory_gib_per_gpu``.
 """
@@ -25,8 +25,6 @@ OPTIONS = frozenset(INTS + ("recompute", "schedule", "precision", "sequence_para
 
 
 def measure(row: Row) -> float:
-    if opt_int(row, "sequence_parallel", 0):
-        raise Unsupported("sequence parallelism (Korthikanti et al. 2022) is not modelled")
     if (opt_int(row, "context_parallel", 1) or 1) > 1:
         raise Unsupported("context parallelism is not modelled")
     if "global_batch" not in row.options:
@@ -34,6 +32,7 @@ def measure(row: Row) -> float:
     import hwsim
     kw: dict[str, Any] = {k: opt_int(row, k) for k in INTS if k in row.options}
     kw.update({k: opt_str(row, k) for k in ("recompute", "schedule", "precision") if k in row.options})
+    kw["sequence_parallel"] = bool(opt_int(row, "sequence_parallel", 0))
     s = hwsim.train(row.model, system=row.design or "dgx-a100", **kw).summary()
     q = row.quantity
     if q == "tflops_per_gpu":

@@ -13,6 +13,17 @@ repeat theirs. The vocabulary is split too: the embedding (one all-reduce of its
 in the forward) and the LM head (one of its input gradient in the backward), and with it
 the loss's softmax over the vocabulary.
 
+**Sequence parallelism** (Korthikanti et al., "Reducing Activation Recomputation in Large
+Transformer Models", MLSys 2023, Sec. 4.2.2), for transformers: what plain tensor
+parallelism replicates (layer norms, residual adds, dropout, the position embedding) is
+split along the sequence instead, so its work and its saved activations are 1/t per device;
+each all-reduce becomes a reduce-scatter (after a row-parallel GEMM, and of a
+column-parallel group's input gradient) and an all-gather (of a column-parallel group's
+input in the forward, of a row-parallel GEMM's and of the vocabulary-parallel embedding's
+output gradient in the backward), the same bytes on a ring. The extra all-gather of the input that Megatron repeats in the backward
+for the weight gradient is overlapped with the input-gradient GEMM (Sec. 4.2.2), so it is
+not on the critical path here.
+
 **Other models** (Krizhevsky, "One weird trick", 2014: model parallelism by output
 channels): every layer with weights computes 1/t of its output channels, so the ops on
 its output are split too; the next layer needs all channels, so each such layer's output
@@ -29,7 +40,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .errors import HwsimError
-from .trace import Op, Workload
+from .trace import VECTOR_KINDS, Op, Workload
 
 __all__ = ["COLUMN", "GRAD", "ROW", "SPLIT", "VOCAB_PARAMS", "Comm", "forward_name", "tensor_parallel"]
 
@@ -45,7 +56,7 @@ class Comm:
     """A collective one microbatch needs, per tensor-parallel group."""
 
     phase: str          # forward | backward (recomputation counts as backward)
-    kind: str           # allreduce | all_gather
+    kind: str           # allreduce | all_gather | reduce_scatter
     nbytes: float
     at: str             # the op it follows
 
@@ -68,11 +79,16 @@ def _output_bytes(op: Op) -> float:
     return o.nbytes * op.copies if o is not None else 0.0
 
 
-def tensor_parallel(wl: Workload, t: int) -> tuple[Workload, list[Comm]]:
-    """The ops one of ``t`` tensor-parallel devices runs, and its collectives."""
+def tensor_parallel(wl: Workload, t: int, sequence: bool = False) -> tuple[Workload, list[Comm]]:
+    """The ops one of ``t`` tensor-parallel devices runs, and its collectives; ``sequence``:
+    with sequence parallelism (transformers only)."""
     if t == 1:
         return wl, []
     megatron = any(ROW.search(op.name) for op in wl.ops)
+    if sequence and not megatron:
+        raise HwsimError(f"sequence parallelism splits a transformer's layer norms, dropout and residual adds "
+                         f"along the sequence (Korthikanti et al., 2022); {wl.name} has no Megatron-style "
+                         "attention and MLP layers to pair it with")
     by_name = {op.name: op for op in wl.ops}
     ops, comms = [], []
     for op in wl.ops:
@@ -86,6 +102,8 @@ def tensor_parallel(wl: Workload, t: int) -> tuple[Workload, list[Comm]]:
                 "split" if SPLIT.search(fwd_name) or fwd_name.startswith("loss.") else "rep"
             if fwd_name == "wte" and fwd.op == "embedding":
                 role = "rep"
+            elif sequence and role == "rep" and fwd.kind in VECTOR_KINDS:
+                role = "split"          # along the sequence: the same 1/t of its elements
         else:
             role = "col" if fwd.operand("weight") is not None and fwd.is_gemm else "split"
         new = _shard(op, fwd, role, t)
@@ -93,18 +111,31 @@ def tensor_parallel(wl: Workload, t: int) -> tuple[Workload, list[Comm]]:
         recompute = op.name.endswith(".recompute")
         phase = "backward" if (op.phase == "backward") else "forward"
         if megatron:
+            reduce = "reduce_scatter" if sequence else "allreduce"
             if role == "row" and op.is_gemm and (op.phase == "forward" or recompute):
-                comms.append(Comm(phase, "allreduce", _output_bytes(op), op.name))
+                comms.append(Comm(phase, reduce, _output_bytes(op), op.name))
             if op.name == fwd_name + ".dgrad" and role == "col" and not _shares_input(fwd_name, by_name):
-                comms.append(Comm("backward", "allreduce", _output_bytes(op), op.name))
+                comms.append(Comm("backward", reduce, _output_bytes(op), op.name))
             if fwd_name == "wte" and op.phase == "forward" and op.op == "embedding":
-                comms.append(Comm("forward", "allreduce", _output_bytes(op), op.name))
+                comms.append(Comm("forward", reduce, _output_bytes(op), op.name))
+            if sequence and role == "col" and op.is_gemm and (op.phase == "forward" or recompute) \
+                    and not _shares_input(fwd_name, by_name):
+                comms.append(Comm(phase, "all_gather", _input_bytes(op), op.name))
+            if sequence and ((role == "row" and op.name == fwd_name + ".dgrad") or
+                             (fwd_name == "wte" and op.op == "embedding_dense_backward")):
+                # the conjugate of a reduce-scatter: the output gradient gathered along the sequence
+                comms.append(Comm("backward", "all_gather", _output_bytes(fwd), op.name))
         elif role == "col":
             if op.phase == "forward" or recompute:
                 comms.append(Comm(phase, "all_gather", _output_bytes(op), op.name))
             if op.name == fwd_name + ".dgrad":
                 comms.append(Comm("backward", "allreduce", _output_bytes(op), op.name))
     return replace(wl, ops=tuple(ops), meta={**wl.meta, "tensor_parallel": t}), comms
+
+
+def _input_bytes(op: Op) -> float:
+    i = op.operand("input")
+    return i.nbytes * op.copies if i is not None else 0.0
 
 
 def _shares_input(fwd_name: str, by_name: dict[str, Op]) -> bool:
