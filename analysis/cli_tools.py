@@ -314,7 +314,7 @@ def schema(kind: str) -> None:
     """Print the JSON Schema of a KIND file, for an editor's completion and checks: arch
     (any machine family's YAML), a family's own (systolic, eie, gpu, spatial), system,
     trace, plan, study, energy (an energy table), or a peer's file hwsim reads:
-    zigzag-hardware, zigzag-mapping (docs/formats.md)."""
+    zigzag-hardware, zigzag-mapping, scalesim-config (docs/formats.md)."""
     import json
 
     from .schemas import schema as json_schema

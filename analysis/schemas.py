@@ -4,7 +4,8 @@ machine family's description class (its fields' types, ``Annotated`` bounds and
 ``Literal`` choices), the system description, the trace format's vocabulary
 (:func:`workloads.trace_doc.json_schema`), the pydantic models of the compression plan,
 the study and the energy table, and ZigZag's hardware and mapping files as ZigZag declares
-them (:mod:`sim.spatial.zigzag_schema`)."""
+them (:mod:`sim.spatial.zigzag_schema`), and SCALE-Sim 3.0.0's config
+(:mod:`sim.scalesim.config_schema`)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ __all__ = ["kinds", "schema"]
 
 def kinds() -> tuple[str, ...]:
     """``arch`` (any family's file), each machine family's own, ``system``, ``trace``, ``plan``, ``study``,
-    ``energy``, and the peers' files hwsim reads (``zigzag-hardware``, ``zigzag-mapping``)."""
+    ``energy``, and the peers' files hwsim reads (``zigzag-hardware``, ``zigzag-mapping``,
+    ``scalesim-config``)."""
     from sim.registry import families
-    return ("arch", *families(), "system", "trace", "plan", "study", "energy", "zigzag-hardware", "zigzag-mapping")
+    return ("arch", *families(), "system", "trace", "plan", "study", "energy", "zigzag-hardware", "zigzag-mapping",
+            "scalesim-config")
 
 
 def schema(kind: str) -> dict[str, Any]:
@@ -54,6 +57,9 @@ def schema(kind: str) -> dict[str, Any]:
     if kind in ("zigzag-hardware", "zigzag-mapping"):
         from sim.spatial.zigzag_schema import json_schema as zigzag
         return zigzag(kind.split("-")[1])
+    if kind == "scalesim-config":
+        from sim.scalesim.config_schema import json_schema as scalesim
+        return scalesim()
     raise HwsimError(f"schema: unknown kind {kind!r}; one of {', '.join(kinds())}")
 
 

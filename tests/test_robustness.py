@@ -114,7 +114,7 @@ def test_messages_are_one_line_with_the_field(tmp_path, capsys):
     (tmp_path / "c.cfg").write_text((Path(__file__).parents[1] / "examples" / "scalesim" / "scale.cfg").read_text()
                                     .replace("ArrayHeight:    8", "ArrayHeight: 0"))
     refuse(capsys, ["scalesim", "-c", str(tmp_path / "c.cfg"), "-t", str(tmp_path / "t.csv"), "-o",
-                    str(tmp_path / "o")], "ArrayHeight", "must be >= 1")
+                    str(tmp_path / "o")], "ArrayHeight", "must be an integer >= 1, got 0")
 
 
 def test_user_code_interrupt_and_exit_are_reported(tmp_path, capsys):

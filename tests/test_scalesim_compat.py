@@ -64,7 +64,7 @@ def test_scalesim_quirks_are_kept_and_documented():
 @pytest.mark.parametrize("text, message", [
     ("[general]\nrun_name = x\n", r"missing section \[run_presets\]"),
     ("[general]\nrun_name=x\n[run_presets]\nInterfaceBandwidth: FAST\n",
-     r"bad.cfg:4: \[run_presets\] InterfaceBandwidth: must be USER or CALC"),
+     r"bad.cfg:4: \[run_presets\] InterfaceBandwidth: unknown InterfaceBandwidth 'FAST'; one of 'USER', 'CALC'"),
 ])
 def test_bad_config_names_file_and_field(tmp_path, text, message):
     p = tmp_path / "bad.cfg"
@@ -79,7 +79,7 @@ def test_bad_config_value(tmp_path):
     p = tmp_path / "c.cfg"
     p.write_text(text)
     line = next(n for n, x in enumerate(text.splitlines(), 1) if x.startswith("ArrayHeight"))
-    with pytest.raises(HwsimError, match=rf"c.cfg:{line}: \[architecture_presets\] ArrayHeight: expected an integer"):
+    with pytest.raises(HwsimError, match=rf"c.cfg:{line}: \[architecture_presets\] ArrayHeight: must be an integer >= 1, got 'eight'"):
         ss.read_config(p)
 
 

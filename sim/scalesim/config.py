@@ -1,14 +1,25 @@
-"""SCALE-Sim's ``.cfg`` file: the array, its SRAMs and the interface bandwidth mode."""
+"""SCALE-Sim's ``.cfg`` file: the array, its SRAMs and the interface bandwidth mode.
+
+configparser reads the file as SCALE-Sim does (keys without regard to case); the sections
+are then validated against SCALE-Sim 3.0.0's declared schema (:mod:`.config_schema`), and
+errors name the file, the line and the key as written::
+
+    c.cfg:5: [architecture_presets] ArrayHieght: unknown field; did you mean ArrayHeight?
+"""
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 from workloads.errors import HwsimError
+
+if typing.TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = ["ScaleSimConfig", "read_config"]
 
@@ -33,84 +44,114 @@ class ScaleSimConfig:
     filter_banks: int = 1
 
 
+class _Where:
+    """Where each section and key is set in the file's text, for the messages."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.sections: dict[str, int] = {}
+        self.keys: dict[tuple[str, str], tuple[int, str]] = {}    # (section, key in lower case) -> (line, key)
+        section = ""
+        for n, line in enumerate(text.splitlines(), 1):
+            m = re.match(r"\s*\[([^\]]+)\]", line)
+            if m:
+                section = m.group(1).strip()
+                self.sections.setdefault(section, n)
+                continue
+            m = re.match(r"\s*([^:=#;\s][^:=]*?)\s*[:=]", line)
+            if m:
+                self.keys.setdefault((section, m.group(1).strip().lower()), (n, m.group(1).strip()))
+
+    def at(self, section: str, key: str = "") -> str:
+        """``FILE:LINE: [section] `` where ``key`` (or the section) is set; no line where it is not."""
+        n = self.keys.get((section, key.lower()), (0, ""))[0] if key else self.sections.get(section, 0)
+        return f"{self.path}{f':{n}' if n else ''}: [{section}]{' ' if key else ''}"
+
+    def key(self, section: str, key: str) -> str:
+        """``FILE:LINE: [section] key``, the key as the file writes it."""
+        return f"{self.at(section, key)}{self.written(section, key)}"
+
+    def written(self, section: str, key: str) -> str:
+        """``key`` as the file writes it (configparser has lowered it)."""
+        return self.keys.get((section, key.lower()), (0, key))[1]
+
+
 def read_config(path: str | Path) -> ScaleSimConfig:
-    """Parse a SCALE-Sim ``.cfg``; errors name the file, section and field."""
+    """Parse a SCALE-Sim ``.cfg``; errors name the file, line, section and key, in one line."""
+    from pydantic import ValidationError
+
     from workloads.yamlio import read_text
+
+    from .config_schema import ScaleSimDoc
 
     p = Path(path)
     cp = configparser.ConfigParser()
     if not p.is_file():
         raise HwsimError(f"{p}: config file not found")
     text = read_text(p, "SCALE-Sim config")
+    where = _Where(p, text)
     try:
         cp.read_string(text, source=str(p))
+        doc = _document(cp, where)
     except configparser.Error as e:
         raise HwsimError(f"{p}: not a valid SCALE-Sim config ({e.message.splitlines()[0]})") from None
-    lines: dict[tuple[str, str], int] = {}          # (section, key) -> line, for the messages
-    section = ""
-    for n, line in enumerate(text.splitlines(), 1):
-        m = re.match(r"\s*\[([^\]]+)\]", line)
-        if m:
-            section = m.group(1).strip()
-            continue
-        m = re.match(r"\s*([^:=#;\s][^:=]*?)\s*[:=]", line)
-        if m:
-            lines.setdefault((section, m.group(1).strip().lower()), n)
-
-    def at(section: str, key: str) -> str:
-        """``FILE:LINE: [section] key`` (the line where the key is set, when it is)."""
-        n = lines.get((section, key.lower()))
-        return f"{p}:{n}: [{section}] {key}" if n else f"{p}: [{section}] {key}"
-
-    def get(section: str, key: str) -> str:
-        """The raw value of ``[section] key``, which must be present."""
-        if not cp.has_section(section):
-            raise HwsimError(f"{p}: missing section [{section}]")
-        if not cp.has_option(section, key):
-            raise HwsimError(f"{p}: [{section}] {key}: missing")
-        return cp.get(section, key).strip()
-
-    def integer(section: str, key: str, low: int) -> int:
-        """``[section] key`` as an integer ``>= low``."""
-        raw = get(section, key)
-        try:
-            v = int(raw)
-        except ValueError:
-            raise HwsimError(f"{at(section, key)}: expected an integer, got {raw!r}") from None
-        if v < low:
-            raise HwsimError(f"{at(section, key)}: must be >= {low}, got {v}")
-        return v
-
-    mode = get("run_presets", "InterfaceBandwidth")
-    if mode not in ("USER", "CALC"):
-        raise HwsimError(f"{at('run_presets', 'InterfaceBandwidth')}: must be USER or CALC, got {mode!r}")
-    if cp.has_option("run_presets", "UseRamulatorTrace") and cp.get("run_presets", "UseRamulatorTrace").strip() == "True":
-        raise HwsimError(f"{at('run_presets', 'UseRamulatorTrace')}: Ramulator traces are not supported; set False")
-    if cp.has_section("sparsity") and cp.get("sparsity", "SparsitySupport", fallback="false").strip().lower() == "true":
-        raise HwsimError(f"{at('sparsity', 'SparsitySupport')}: sparsity is not supported in compatibility mode; set false")
-    for key in ("IfmapCustomLayout", "FilterCustomLayout"):
-        if cp.has_option("layout", key) and cp.getboolean("layout", key):
-            raise HwsimError(f"{at('layout', key)}: custom layouts are not supported; set False")
-    a = "architecture_presets"
-    df = get(a, "Dataflow")
-    if df not in ("ws", "os", "is"):
-        raise HwsimError(f"{at(a, 'Dataflow')}: must be ws, os or is, got {df!r}")
-    cfg = ScaleSimConfig(run_name=get("general", "run_name"), rows=integer(a, "ArrayHeight", 1),
-                         cols=integer(a, "ArrayWidth", 1), ifmap_kb=integer(a, "IfmapSramSzkB", 1),
-                         filter_kb=integer(a, "FilterSramSzkB", 1), ofmap_kb=integer(a, "OfmapSramSzkB", 1),
-                         ifmap_offset=integer(a, "IfmapOffset", 0), filter_offset=integer(a, "FilterOffset", 0),
-                         ofmap_offset=integer(a, "OfmapOffset", 0), dataflow=df, user_bandwidth=mode == "USER")
-    if mode != "USER":       # CALC mode ignores the rest, as SCALE-Sim does
-        return cfg
-    raw = get(a, "Bandwidth")
     try:
-        bandwidths = tuple(int(x) for x in raw.split(","))
-    except ValueError:
-        raise HwsimError(f"{at(a, 'Bandwidth')}: expected comma-separated integers, got {raw!r}") from None
-    if min(bandwidths) < 1:
-        raise HwsimError(f"{at(a, 'Bandwidth')}: words per cycle must be >= 1, got {raw!r}")
-    return dataclasses.replace(cfg, bandwidths=bandwidths,
-                               ifmap_bank_bw=integer("layout", "IfmapSRAMBankBandwidth", 1),
-                               filter_bank_bw=integer("layout", "FilterSRAMBankBandwidth", 1),
-                               ifmap_banks=integer("layout", "IfmapSRAMBankNum", 1),
-                               filter_banks=integer("layout", "FilterSRAMBankNum", 1))
+        d = ScaleSimDoc.model_validate(doc)
+    except ValidationError as e:
+        raise HwsimError(_explain(e, where)) from None
+    a = d.architecture_presets
+    cfg = ScaleSimConfig(run_name=d.general.run_name, rows=a.ArrayHeight, cols=a.ArrayWidth, ifmap_kb=a.IfmapSramSzkB,
+                         filter_kb=a.FilterSramSzkB, ofmap_kb=a.OfmapSramSzkB, ifmap_offset=a.IfmapOffset,
+                         filter_offset=a.FilterOffset, ofmap_offset=a.OfmapOffset, dataflow=a.Dataflow,
+                         user_bandwidth=d.run_presets.InterfaceBandwidth == "USER")
+    if not cfg.user_bandwidth:       # CALC mode ignores the rest, as SCALE-Sim does
+        return cfg
+    lay = d.layout                   # USER mode has its banks given (the schema says so)
+    return dataclasses.replace(cfg, bandwidths=tuple(a.Bandwidth), ifmap_bank_bw=lay.IfmapSRAMBankBandwidth,
+                               filter_bank_bw=lay.FilterSRAMBankBandwidth, ifmap_banks=lay.IfmapSRAMBankNum,
+                               filter_banks=lay.FilterSRAMBankNum)
+
+
+def _document(cp: configparser.ConfigParser, where: _Where) -> dict[str, dict[str, str]]:
+    """The file's sections as the schema's document, each key under its field's name. A
+    section or key SCALE-Sim does not define is refused here, with the nearest one, before
+    the values are checked (a misspelt key would otherwise read as the real one missing).
+    A ``[DEFAULT]`` key applies to the sections that have it, as in configparser."""
+    from workloads.fields import check_known, suggest
+
+    from .config_schema import SECTIONS
+
+    fields = {s: {f.lower(): f for f in m.model_fields} for s, m in SECTIONS.items()}
+    defaults = cp.defaults()
+    for k in defaults:
+        if not any(k in f for f in fields.values()):
+            check_known([where.written(cp.default_section, k)], {f for m in SECTIONS.values() for f in m.model_fields},
+                        where.at(cp.default_section, k))
+    doc: dict[str, dict[str, str]] = {}
+    for section in cp.sections():
+        if section not in SECTIONS:
+            raise HwsimError(f"{where.at(section)}: unknown section; {suggest(section, SECTIONS)}")
+        known = fields[section]
+        doc[section] = {}
+        for k, v in cp.items(section):
+            if k not in known and k not in defaults:
+                check_known([where.written(section, k)], known.values(), where.at(section, k))
+            if k in known:
+                doc[section][known[k]] = v
+    return doc
+
+
+def _explain(e: ValidationError, where: _Where) -> str:
+    """The first error of ``e`` in one line, at the section and key it concerns."""
+    from workloads.declared import message
+
+    from .config_schema import ScaleSimDoc
+
+    loc = e.errors()[0]["loc"]
+    if len(loc) == 1:                 # a section left out
+        return f"{where.path}: missing section [{loc[0]}]"
+    text = message(ScaleSimDoc, e)
+    if len(loc) > 1:                  # section.key: ... (or section.key[i]: ...)
+        return f"{where.key(str(loc[0]), str(loc[1]))}{text.removeprefix(f'{loc[0]}.{loc[1]}')}"
+    m = re.match(r"\[(\w+)\] (\w+)(.*)", text)          # a rule across sections names its key
+    return f"{where.key(m.group(1), m.group(2))}{m.group(3)}" if m else f"{where.path}: {text}"
