@@ -309,6 +309,14 @@ def cases(good: dict) -> list[Case]:
     cli("silent", "train --global-batch 0", "train", "gpt2", "--global-batch", "0", mentions="global-batch")
     cli("silent", "train --tp 3 on 8 GPUs", "train", "gpt2", "--global-batch", "8", "--tp", "3", mentions="tp")
     cli("silent", "train --gpus -1", "train", "gpt2", "--global-batch", "8", "--gpus", "-1", mentions="gpus")
+    cli("silent", "train --sequence-parallel at tp 1", "train", "gpt2", "--global-batch", "8", "--sequence-parallel",
+        mentions="--tp 2")
+    cli("silent", "simulate --compress with --train", "simulate", "lenet300", "--compress",
+        str(Path(__file__).resolve().parent.parent / "examples" / "plan.yaml"), "--train", "--arch", "eie-64",
+        mentions="--compress")
+    cli("silent", "compress an ONNX model with --train", "compress",
+        str(Path(__file__).resolve().parent.parent / "examples" / "model" / "small_cnn.onnx"), "--train", "digits",
+        mentions="ONNX")
     cli("silent", "train --jobs 0", "train", "gpt2", "--global-batch", "8", "--search", "--jobs", "0", mentions="jobs")
     cli("message", "train --schedule bogus", "train", "gpt2", "--global-batch", "8", "--schedule", "zigzag",
         mentions="schedule")
@@ -443,6 +451,8 @@ def cases(good: dict) -> list[Case]:
                        ("IfmapSRAMBankNum", "0"), ("IfmapSRAMBankBandwidth", "0"), ("ArrayHeight", "eight"),
                        ("OfmapSramSzkB", "-2"), ("ArrayHeight", "100000")]:
         ss(f"{key}: {value}", c=setcfg(key, value), mentions=key if value != "100000" else "100000x8")
+    ss("cfg key misspelt", c=cfg.replace("ArrayHeight", "ArrayHieght"), cls="silent", mentions="ArrayHeight?")
+    ss("cfg section misspelt", c=cfg.replace("[layout]", "[layuot]"), cls="silent", mentions="layout")
     ss("topology empty", t="", cls="message", mentions="t.csv")
     ss("topology header only", t=topo.splitlines()[0] + "\n", cls="message", mentions="t.csv")
     ss("row with 4 fields", t=topo.splitlines()[0] + "\nconv1, 34, 34, 3,\n", mentions="t.csv:2")
@@ -578,9 +588,10 @@ def cases(good: dict) -> list[Case]:
         cli("silent", f"spatial arch {name}", "simulate", "lenet5", "--arch", "a.yaml",
             files={"a.yaml": "base: eyeriss-like\n" + body}, mentions=field_)
     hw = ("name: t\noperational_array: {dimensions: [D1, D2], sizes: [4, 4], unit_energy: 0.1}\nmemories:\n"
-          "  dram:\n    size: 1000000\n    r_cost: 1\n    w_cost: 1\n    operands: [I1, I2, O]\n"
+          "  dram:\n    size: 1000000\n    r_cost: 1\n    w_cost: 1\n    latency: 1\n    operands: [I1, I2, O]\n"
           "    served_dimensions: [D1, D2]\n"
-          "    ports: [{name: p, type: read_write, bandwidth_min: 8, bandwidth_max: 64}]\n")
+          "    ports: [{name: rw_port_1, type: read_write, bandwidth_min: 8, bandwidth_max: 64,\n"
+          "             allocation: ['I1, fh', 'I1, tl', 'I2, fh', 'I2, tl', 'O, fh', 'O, tl', 'O, fl', 'O, th']}]\n")
     cli("ok", "zigzag minimal hardware", "simulate", "gemm:8,8,8:int8", "--arch", "zigzag:hw.yaml",
         files={"hw.yaml": hw}, expect="ok")
     for name, files, field_ in (
@@ -594,6 +605,9 @@ def cases(good: dict) -> list[Case]:
             ("zigzag port bandwidth 0", {"hw.yaml": hw.replace("bandwidth_max: 64", "bandwidth_max: 0")},
              "bandwidth_max"),
             ("zigzag r_cost string", {"hw.yaml": hw.replace("r_cost: 1", "r_cost: one")}, "r_cost"),
+            ("zigzag key misspelt", {"hw.yaml": hw.replace("r_cost: 1", "r_cots: 1")}, "r_cost?"),
+            ("zigzag in-memory compute", {"hw.yaml": hw.replace("unit_energy: 0.1}", "unit_energy: 0.1, is_imc: true}")},
+             "is_imc"),
             ("zigzag binary", {"hw.yaml": b"\x00\xff\x00"}, "hw.yaml"),
             ("zigzag mapping without default", {"hw.yaml": hw, "m.yaml": "- name: x\n  spatial_mapping: {D1: ['K, 4']}\n"},
              "default")):

@@ -18,7 +18,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from .errors import HwsimError
 from .fields import check_known
 
-__all__ = ["fields_at", "message", "validate"]
+__all__ = ["fields_at", "first_error", "message", "validate"]
 
 if typing.TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -36,9 +36,16 @@ def validate(model: type[M], doc: object, where: str) -> M:
         raise HwsimError(f"{where}: {message(model, e)}") from None
 
 
+def first_error(e: ValidationError) -> Any:
+    """The error to report: an unknown key before the others (a misspelt key is why its
+    field reads as missing), else the first."""
+    errs = e.errors()
+    return next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
+
+
 def message(model: type[BaseModel], e: ValidationError) -> str:
-    """``FIELD: what it must be, got V`` for the first error of ``e``."""
-    err = e.errors()[0]
+    """``FIELD: what it must be, got V`` for :func:`first_error` of ``e``."""
+    err = first_error(e)
     loc = err["loc"]
     path = _path(loc)
     if err["type"] == "extra_forbidden":
@@ -151,12 +158,15 @@ def _rule(t: Any, bounds: list[Any]) -> str:
         elif isinstance(m, Le):
             hi = m.le
     kind = "an integer" if t is int else "a number"
+
+    def g(v: Any) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
     if lo is None and hi is None:
         return kind
     if t is int and not lo_open and not hi_open and lo is not None and hi is not None:
         return f"{kind} in {lo}..{hi}"
     if lo is not None and hi is not None:
-        return f"{kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f"{kind} in {'(' if lo_open else '['}{g(lo)}, {g(hi)}{')' if hi_open else ']'}"
     if lo is not None:
-        return f"{kind} {'>' if lo_open else '>='} {lo:g}"
-    return f"{kind} {'<' if hi_open else '<='} {hi:g}"
+        return f"{kind} {'>' if lo_open else '>='} {g(lo)}"
+    return f"{kind} {'<' if hi_open else '<='} {g(hi)}"

@@ -126,9 +126,9 @@ def parse(doc: object, where: str) -> TraceDoc:
 
 
 def _message(model: type[BaseModel], e: ValidationError, doc: dict) -> str:
-    from .declared import message
+    from .declared import first_error, message
 
-    err = e.errors()[0]
+    err = first_error(e)
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
         key, at = str(loc[-1]), loc[:-1]

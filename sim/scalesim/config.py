@@ -143,11 +143,11 @@ def _document(cp: configparser.ConfigParser, where: _Where) -> dict[str, dict[st
 
 def _explain(e: ValidationError, where: _Where) -> str:
     """The first error of ``e`` in one line, at the section and key it concerns."""
-    from workloads.declared import message
+    from workloads.declared import first_error, message
 
     from .config_schema import ScaleSimDoc
 
-    loc = e.errors()[0]["loc"]
+    loc = first_error(e)["loc"]
     if len(loc) == 1:                 # a section left out
         return f"{where.path}: missing section [{loc[0]}]"
     text = message(ScaleSimDoc, e)
