@@ -241,8 +241,9 @@ def _lower_torch(spec: str, batch: int | None, seq_len: int | None, keep_weights
     factory = entry.load()
     if entry.reference and not keep_weights and not how.train and \
             float(entry.reference) * 1e9 * (batch or 1) > MATERIALIZE_MACS:
-        with torch.device("meta"):  # a big batch: shapes on the meta device, densities declared (1.0),
-            made = _call_factory(factory, spec, batch, seq_len, how.decode)     # nothing allocated
+        from .zoo.lazy import on_meta
+        with on_meta():  # a big batch: shapes on the meta device, densities declared (1.0), nothing allocated
+            made = _call_factory(factory, spec, batch, seq_len, how.decode)
         return _lower(spec, made, f"zoo:{spec}", keep_weights, how)
     if entry.module != "transformer":   # the transformers bound their own sizes (positions, the meta device)
         from .lowering.estimate import check

@@ -82,7 +82,8 @@ def probe(name: str, factory: Callable[..., Any]) -> Probe:
         return _PROBES[name]
     batch = int(_default(factory, "batch") or 1)
     seq = _default(factory, "seq_len")
-    with torch.device("meta"):
+    from ..zoo.lazy import on_meta
+    with on_meta():
         module, example = factory()
     inputs = example if isinstance(example, tuple) else (example,)
     weights = {k for k in (storage_key(t) for t in (*module.parameters(), *module.buffers())) if k is not None}

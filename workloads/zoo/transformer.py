@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HwsimError
-from .lazy import materialize_lazily
+from .lazy import materialize_lazily, on_meta
 
 __all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "RMSNorm", "rope", "Attention", "MLP", "Block",
            "Decoder", "Generate", "BERT", "ViT", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY", "BERT_BASE",
@@ -316,7 +316,7 @@ def _build(cls, cfg: Config, *args, meta: bool = False, tokens: int = 1):
     autograd needs them: inference holds one layer's weights at a time, so that GPT-2
     medium or BERT-large lowers in well under 1 GB while its densities are measured."""
     meta = meta or cfg.params() * 4 > MATERIALIZE_BYTES or cfg.params() * tokens > MATERIALIZE_MACS
-    with torch.device("meta"):
+    with on_meta():
         model = cls(cfg, *args)
     if not meta:
         materialize_lazily(model)
