@@ -133,7 +133,7 @@ class Model:
 
     def __init__(self, job: Job, cache: bool = False):
         """``cache``: keep the lowered training steps in the trace cache (``workloads.cache``)."""
-        from workloads.zoo.transformer import family
+        from workloads.zoo.shapes import family
         self.job = job
         self.use_cache = cache
         self.family = family(job.model, job.seq_len)
@@ -191,7 +191,8 @@ class Model:
             key = (microbatch, recompute, fam.cfg.vocab)
             if key not in self.lowered:
                 def make() -> Workload:
-                    made = fam.build(1, microbatch, self.job.seq_len)
+                    from workloads.zoo.transformer import build
+                    made = build(fam, 1, microbatch, self.job.seq_len)
                     return _lower(self.job.model, made, f"zoo:{self.job.model}", False, how)
                 if self.use_cache:          # the padded vocabulary is part of what was lowered
                     from workloads.cache import cached, trace_key

@@ -216,7 +216,8 @@ SMALL = "gpt:4,512,8,256,51200"
 
 def _params(spec: str) -> int:
     from workloads.zoo.transformer import family
-    model, _ = family(spec).build(family(spec).cfg.layers, 1, meta=True)
+    from workloads.zoo.transformer import build
+    model, _ = build(family(spec), family(spec).cfg.layers, 1, meta=True)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -533,10 +534,10 @@ def test_meta_lowering_is_the_real_one():
     """Parallel training lowers layers on the meta device: the same ops, shapes and graph as
     lowering the model with real tensors."""
     from workloads.spec import Lowering, _lower
-    from workloads.zoo.transformer import family
+    from workloads.zoo.transformer import build, family
     fam = family("gpt:2,128,4,32,512")
     how = Lowering(train=True, recompute="selective", precision="bf16-o2")
-    got = [_lower("g", fam.build(1, 2, meta=meta), "zoo:g", False, how) for meta in (True, False)]
+    got = [_lower("g", build(fam, 1, 2, meta=meta), "zoo:g", False, how) for meta in (True, False)]
     view = [[(o.name, o.kind, dict(o.dims), o.copies, o.steps, o.producers, o.phase,
               tuple((x.role, x.shape, x.bits) for x in o.operands)) for o in wl.ops] for wl in got]
     assert view[0] == view[1] and len(view[0]) > 50

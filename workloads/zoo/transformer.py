@@ -27,77 +27,23 @@ Shapes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataclasses import replace
+
 from ..errors import HwsimError
 from .lazy import materialize_lazily, on_meta
+from .shapes import (BERT_BASE, BERT_LARGE, GPT2, GPT3_175B, LLAMA3_8B, LLAMA_TINY, MATERIALIZE_BYTES, MATERIALIZE_MACS,
+                     VIT_B16, Config, Family, family, gpt_config)
 
 __all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "RMSNorm", "rope", "Attention", "MLP", "Block",
            "Decoder", "Generate", "BERT", "ViT", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY", "BERT_BASE",
            "BERT_LARGE", "VIT_B16", "decoder", "gpt2", "gpt_config", "gpt", "gpt3", "llama", "bert", "vit_b16",
-           "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "Family", "family"]
-
-MATERIALIZE_BYTES = 2 * 1024 ** 3     # above this (fp32 parameters) a model is built on the meta device
-# Above this many multiply-accumulates in one forward (about parameters x tokens), the
-# forward's arithmetic would take longer than its lowering is worth (a named assumption:
-# lowering ran ResNet-50 at batch 64, 262 GMAC, in 18 s on the project's 2-core machine, about
-# 15 GMAC/s, so 1e11 is some 7 s), and the model stays on the meta device too: shapes exact,
-# densities declared (1.0). BERT-large at batch 8 x 384 tokens is 1e12.
-MATERIALIZE_MACS = 1e11
-
-
-@dataclass(frozen=True)
-class Config:
-    layers: int
-    hidden: int
-    heads: int
-    seq: int = 1024                  # positions the model supports
-    vocab: int = 50257
-    kv_heads: int | None = None      # grouped-query attention: fewer key/value heads
-    mlp: int | None = None           # MLP width (default 4 x hidden)
-    norm: str = "layernorm"          # layernorm | rmsnorm
-    act: str = "gelu"                # gelu | swiglu
-    pos: str = "learned"             # learned | rope
-    bias: bool = True
-    tie: bool = True                 # LM head shares the token embedding
-    causal: bool = True
-
-    def __post_init__(self) -> None:
-        for f in ("layers", "hidden", "heads", "seq", "vocab"):
-            v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise HwsimError(f"transformer {f}: must be a positive integer, got {v!r}")
-        if self.hidden % self.heads:
-            raise HwsimError(f"transformer heads: {self.heads} heads do not divide hidden size {self.hidden}; "
-                             "pick heads so that hidden / heads is a whole head dimension")
-        kv = self.kv_heads or self.heads
-        if kv < 1 or self.heads % kv:
-            raise HwsimError(f"transformer kv_heads: {kv} key/value heads must divide the {self.heads} query heads")
-        if self.pos == "rope" and (self.hidden // self.heads) % 2:
-            raise HwsimError("transformer heads: rotary embeddings need an even head dimension")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
-
-    @property
-    def mlp_width(self) -> int:
-        return self.mlp or 4 * self.hidden
-
-    def params(self) -> int:
-        """Parameters (as built here), for choosing the device before building."""
-        h, kv = self.hidden, (self.kv_heads or self.heads) * self.head_dim
-        attn = h * (h + 2 * kv) + h * h + (2 * h + 2 * kv if self.bias else 0)
-        mlp = (3 if self.act == "swiglu" else 2) * h * self.mlp_width + ((self.mlp_width + h) if self.bias else 0)
-        norms = (2 if self.norm == "layernorm" else 1) * 2 * h
-        emb = self.vocab * h + (self.seq * h if self.pos == "learned" else 0)
-        head = 0 if self.tie else self.vocab * h
-        return self.layers * (attn + mlp + norms) + emb + head + (2 if self.norm == "layernorm" else 1) * h
-
+           "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "Family", "family",
+           "build"]
 
 class RMSNorm(nn.Module):
     """x / rms(x) * g (Zhang and Sennrich, 2019), written out so every step lowers."""
@@ -298,16 +244,6 @@ class ViT(nn.Module):
         return self.head(self.ln(x[:, 0]))
 
 
-GPT2 = {"124m": (12, 768, 12), "355m": (24, 1024, 16), "774m": (36, 1280, 20), "1.5b": (48, 1600, 25)}
-GPT3_175B = Config(96, 12288, 96, seq=2048, vocab=50257)
-LLAMA3_8B = Config(32, 4096, 32, seq=8192, vocab=128256, kv_heads=8, mlp=14336, norm="rmsnorm", act="swiglu",
-                   pos="rope", bias=False, tie=False)
-LLAMA_TINY = replace(LLAMA3_8B, layers=2, hidden=256, heads=8, kv_heads=2, mlp=688, vocab=1000, seq=512)
-BERT_BASE = Config(12, 768, 12, seq=512, vocab=30522, causal=False)
-BERT_LARGE = replace(BERT_BASE, layers=24, hidden=1024, heads=16)
-VIT_B16 = Config(12, 768, 12, seq=197, vocab=1, causal=False)
-
-
 def _build(cls, cfg: Config, *args, meta: bool = False, tokens: int = 1):
     """The model and whether it stays on the meta device. A model that fits is built on
     the meta device too, and each module's parameters are made real just before its
@@ -344,19 +280,6 @@ def decoder(cfg: Config, batch: int = 1, seq_len: int | None = None, decode: int
 def gpt2(size: str = "124m", batch: int = 1, seq_len: int | None = None, decode: int = 0):
     L, h, a = GPT2[size]
     return decoder(Config(L, h, a), batch, seq_len, decode)
-
-
-def gpt_config(spec: str) -> Config:
-    """``gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]`` (SEQ default 2048, VOCAB 51200 as Megatron)."""
-    body = spec.partition(":")[2]
-    try:
-        vals = [int(v) for v in body.split(",")]
-    except ValueError:
-        raise HwsimError(f"bad model {spec!r}: use gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB] with integers") from None
-    if len(vals) not in (3, 4, 5):
-        raise HwsimError(f"bad model {spec!r}: use gpt:LAYERS,HIDDEN,HEADS[,SEQ,VOCAB]")
-    L, h, a = vals[:3]
-    return Config(L, h, a, seq=vals[3] if len(vals) > 3 else 2048, vocab=vals[4] if len(vals) > 4 else 51200)
 
 
 def gpt(spec: str, batch: int = 1, seq_len: int | None = None, decode: int = 0):
@@ -409,60 +332,16 @@ def llama_tiny(batch: int = 1, seq_len: int | None = None, decode: int = 0):
     return decoder(LLAMA_TINY, batch, seq_len or 128, decode)
 
 
-@dataclass(frozen=True)
-class Family:
-    """A zoo transformer as parallel training sees it: its shape and how to build it with
-    fewer layers (every layer is the same, so one layer's costs stand for all of them)."""
-
-    cfg: Config
-    kind: str                    # decoder | bert | vit
-    block: str                   # the prefix of layer i's ops: f"{block}.{i}."
-    default_seq: int
-
-    def build(self, layers: int, batch: int, seq_len: int | None = None, meta: bool = True):
-        """The model with ``layers`` layers and its input, on the meta device by default
-        (shapes are all parallel training needs)."""
-        cfg = replace(self.cfg, layers=layers)
-        if self.kind == "decoder":
-            return decoder(cfg, batch, seq_len or self.default_seq, meta=meta)
-        if self.kind == "bert":
-            model, on_meta = _build(BERT, cfg, meta=meta)
-            return model, _tokens(batch, seq_len or self.default_seq, cfg.vocab, on_meta)
-        model, on_meta = _build(ViT, cfg, meta=meta)
-        img = torch.empty(batch, 3, 224, 224, device="meta") if on_meta else \
-            torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-        return model, img
-
-    def padded(self, tp: int) -> "Family":
-        """The vocabulary padded as Megatron-LM pads it for ``tp``-way tensor parallelism: to a
-        multiple of 128 x tp (``--make-vocab-size-divisible-by 128``; ``_vocab_size_with_padding``
-        in Megatron-LM's tokenizer), so the vocabulary-parallel embedding and head split evenly.
-        ViT's classifier has no vocabulary and is left as it is."""
-        if self.kind == "vit":
-            return self
-        m = 128 * tp
-        return replace(self, cfg=replace(self.cfg, vocab=-(-self.cfg.vocab // m) * m))
-
-    @property
-    def tokens_per_sample(self) -> int:
-        return self.default_seq if self.kind != "vit" else 197
-
-
-def family(spec: str, seq_len: int | None = None) -> Family | None:
-    """The Family of a zoo transformer name or a gpt: spec (None for other models)."""
-    if spec.startswith("gpt:"):
-        cfg = gpt_config(spec)
-        return Family(cfg, "decoder", "h", seq_len or cfg.seq)
-    table = {"gpt2": Config(*GPT2["124m"]), "gpt2-medium": Config(*GPT2["355m"]), "gpt2-large": Config(*GPT2["774m"]),
-             "gpt2-xl": Config(*GPT2["1.5b"]), "gpt3-175b": GPT3_175B, "llama3-8b": LLAMA3_8B,
-             "llama-tiny": LLAMA_TINY}
-    if spec in table:
-        cfg = table[spec]
-        return Family(cfg, "decoder", "h", seq_len or (2048 if spec == "llama3-8b" else 128 if spec == "llama-tiny"
-                                                       else cfg.seq))
-    if spec in ("bert-base", "bert-large"):
-        cfg = BERT_BASE if spec == "bert-base" else BERT_LARGE
-        return Family(cfg, "bert", "layers", seq_len or 128)
-    if spec == "vit-b16":
-        return Family(VIT_B16, "vit", "layers", 197)
-    return None
+def build(fam: Family, layers: int, batch: int, seq_len: int | None = None, meta: bool = True):
+    """``fam``'s model with ``layers`` layers and its input, on the meta device by default
+    (shapes are all parallel training needs)."""
+    cfg = replace(fam.cfg, layers=layers)
+    if fam.kind == "decoder":
+        return decoder(cfg, batch, seq_len or fam.default_seq, meta=meta)
+    if fam.kind == "bert":
+        model, on_meta = _build(BERT, cfg, meta=meta)
+        return model, _tokens(batch, seq_len or fam.default_seq, cfg.vocab, on_meta)
+    model, on_meta = _build(ViT, cfg, meta=meta)
+    img = torch.empty(batch, 3, 224, 224, device="meta") if on_meta else \
+        torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    return model, img
