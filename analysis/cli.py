@@ -333,7 +333,14 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
               help="Sequence parallelism (Korthikanti et al., 2022; transformers, --tp 2 or more): layer norms, "
                    "dropout and residual adds split along the sequence over the tensor-parallel group, each "
                    "all-reduce a reduce-scatter and an all-gather. With --search: on wherever tp > 1.")
+@click.option("--tp-comm-overlap", is_flag=True,
+              help="With --sequence-parallel: pipeline each all-gather and reduce-scatter with its GEMM in tp "
+                   "chunks, as Megatron-Core's --tp-comm-overlap does (Transformer Engine's userbuffers).")
 @click.option("--zero", type=click.IntRange(0, 3), default=0, show_default=True, help="ZeRO stage (0: none).")
+@click.option("--overlap-param-gather", is_flag=True,
+              help="With --zero 1 or 2 (a distributed optimizer): the parameters' all-gather after the optimizer "
+                   "step runs under the next step's forward, bucket by bucket (Megatron-Core's "
+                   "--overlap-param-gather).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
                    "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them) or fp32.")

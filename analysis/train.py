@@ -50,6 +50,7 @@ class Region:
     fwd_comm: tuple[float, ...]      # bytes of each tensor-parallel collective, forward
     bwd_comm: tuple[float, ...]
     comm_kinds: tuple[str, ...]      # allreduce | all_gather | reduce_scatter, for fwd_comm + bwd_comm in order
+    comm_gemm_us: tuple[float, ...]  # the GEMM each collective follows (0: none), for fwd_comm + bwd_comm in order
     act_bytes: float
     params: float
     optimizer_us: float
@@ -80,6 +81,8 @@ class Job:
     # layers divide, else the balanced partition, :func:`partition`)
     stage_layers: tuple[int, ...] | None = None
     sequence_parallel: bool = False     # Korthikanti et al. 2022 (workloads.shard); nothing to split at tp 1
+    tp_comm_overlap: bool = False       # each tensor-parallel collective pipelined with its GEMM (overlapped_us)
+    overlap_param_gather: bool = False  # ZeRO 1/2: the parameter all-gather under the next forward (sim.system.step)
 
     @property
     def devices(self) -> int:
@@ -111,8 +114,17 @@ class Job:
                              "needs --pp 2 or more")
         if self.seq_len is not None and (isinstance(self.seq_len, bool) or self.seq_len < 1):
             raise HwsimError(f"--seq-len: must be an integer >= 1, got {self.seq_len!r}")
+        if self.tp_comm_overlap and not self.sequence_parallel:
+            raise HwsimError("--tp-comm-overlap pipelines the all-gathers and reduce-scatters of sequence parallelism "
+                             "with their GEMMs; add --sequence-parallel (Megatron-LM requires it too)")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"--zero: 0, 1, 2 or 3, got {self.zero!r}")
+        if self.overlap_param_gather and self.zero not in (1, 2):
+            raise HwsimError(f"--overlap-param-gather hides the parameter all-gather of a distributed optimizer; it "
+                             f"needs --zero 1 or 2 (got --zero {self.zero})")
+        if self.tp_comm_overlap and self.tp < 2:
+            raise HwsimError(f"--tp-comm-overlap overlaps tensor-parallel collectives; it needs --tp 2 or more "
+                             f"(got --tp {self.tp})")
         try:
             policy(self.precision)
         except HwsimError as e:
@@ -242,10 +254,8 @@ class Model:
             if c == n - 1:
                 parts = parts + [order[-1]]
             rs = [regions[r] for r in parts]
-            fc = self._comm_us(job.tp, [b for r in rs for b in r.fwd_comm],
-                               [k for r in rs for k in r.comm_kinds[:len(r.fwd_comm)]])
-            bc = self._comm_us(job.tp, [b for r in rs for b in r.bwd_comm],
-                               [k for r in rs for k in r.comm_kinds[len(r.fwd_comm):]])
+            fc = sum(self._comm_us(job, r, "forward") for r in rs)
+            bc = sum(self._comm_us(job, r, "backward") for r in rs)
             out.append(ChunkCost(
                 fwd_us=sum(r.fwd_us for r in rs) + fc, bwd_us=sum(r.bwd_us for r in rs) + bc, fwd_comm_us=fc,
                 bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
@@ -268,7 +278,7 @@ class Model:
             return [round((i + 1) * per / n) - round(i * per / n) for i in range(n)]
 
         def cost(r: Region) -> float:
-            return r.fwd_us + r.bwd_us + self._comm_us(job.tp, list(r.fwd_comm) + list(r.bwd_comm), list(r.comm_kinds))
+            return r.fwd_us + r.bwd_us + self._comm_us(job, r, "forward") + self._comm_us(job, r, "backward")
         extra = [0.0] * n
         extra[0] += cost(regions[order[0]])
         extra[-1] += cost(regions[order[-1]])
@@ -279,18 +289,42 @@ class Model:
             return ["pre"] + blocks * self.layers + ["post"]
         return ["pre"] + blocks + ["post"]
 
-    def _comm_us(self, tp: int, sizes: list[float], kinds: list[str]) -> float:
-        """Tensor-parallel collectives, within the node's first tp devices (every tp group
-        of a node sees the same fabric)."""
-        group = list(range(tp))
-        return sum(self.comms.run(k, group, b) for b, k in zip(sizes, kinds))
+    def _comm_us(self, job: Job, r: Region, phase: str) -> float:
+        """The exposed time of a region's tensor-parallel collectives in ``phase``, within the
+        node's first tp devices (every tp group of a node sees the same fabric): each whole,
+        or with ``tp_comm_overlap`` pipelined with the GEMM it follows (:func:`overlapped_us`)."""
+        group = list(range(job.tp))
+        n_fwd = len(r.fwd_comm)
+        part = slice(0, n_fwd) if phase == "forward" else slice(n_fwd, None)
+        sizes = r.fwd_comm if phase == "forward" else r.bwd_comm
+        out = 0.0
+        for b, k, g in zip(sizes, r.comm_kinds[part], r.comm_gemm_us[part]):
+            c = self.comms.run(k, group, b)
+            out += overlapped_us(c, g, job.tp) if job.tp_comm_overlap and g > 0 else c
+        return out
+
+
+def overlapped_us(comm_us: float, gemm_us: float, n: int) -> float:
+    """What a collective adds to the GEMM it is pipelined with (Megatron-Core's
+    ``--tp-comm-overlap`` through Transformer Engine's userbuffers; the decomposition of
+    Wang et al., "Overlap Communication with Dependent Computation via Decomposition in
+    Large Deep Learning Models", ASPLOS 2023): the GEMM is cut into ``n`` (the tensor-parallel
+    degree) chunks along its rows and the collective into its ``n - 1`` ring steps, each
+    step moving the next chunk while the current one multiplies, so the pair takes
+    ``g/n + (n - 1) max(g/n, c/(n - 1))``. A chunk is assumed to run at the whole GEMM's
+    rate, and the transfers to take no SMs from it (copy-engine ring exchange): named
+    assumptions."""
+    if n < 2:
+        return comm_us
+    g, c = gemm_us, comm_us
+    return g / n + (n - 1) * max(g / n, c / (n - 1)) - g
 
 
 def _chunk_key(job: Job) -> tuple:
     """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
     one chunk count."""
     return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-            job.stage_layers, job.sequence_parallel)
+            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap)
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -367,14 +401,13 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
         a["macs"] += op.macs
         if op.phase == "forward":
             a["fwd_macs"] += op.macs
-    fwd_comms = [c for c in comms if c.phase == "forward"]
-    bwd_comms = [c for c in comms if c.phase == "backward"]
-    for c in fwd_comms:
-        acc[names.get(c.at, "post")]["fc"].append((c.nbytes, c.kind))
-    for c in bwd_comms:
-        acc[names.get(c.at, "post")]["bc"].append((c.nbytes, c.kind))
-    return {r: Region(a["fwd"], a["bwd"], tuple(b for b, _ in a["fc"]), tuple(b for b, _ in a["bc"]),
-                      tuple(k for _, k in a["fc"]) + tuple(k for _, k in a["bc"]), a["act"], a["params"], a["opt"],
+    gemms = {op.name for op in wl.ops if op.is_gemm}
+    for c in comms:
+        a = acc[names.get(c.at, "post")]
+        a["fc" if c.phase == "forward" else "bc"].append((c.nbytes, c.kind, times[c.at] if c.at in gemms else 0.0))
+    return {r: Region(a["fwd"], a["bwd"], tuple(x[0] for x in a["fc"]), tuple(x[0] for x in a["bc"]),
+                      tuple(x[1] for x in a["fc"]) + tuple(x[1] for x in a["bc"]),
+                      tuple(x[2] for x in a["fc"]) + tuple(x[2] for x in a["bc"]), a["act"], a["params"], a["opt"],
                       a["out"], a["macs"], a["fwd_macs"]) for r, a in acc.items()}
 
 
@@ -398,7 +431,7 @@ class TrainResult:
             "model": j.model, "system": j.system.name, "device": j.system.device, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
             "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
             "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
-            "sequence_parallel": j.sequence_parallel and j.tp > 1,
+            "sequence_parallel": j.sequence_parallel and j.tp > 1, "tp_comm_overlap": j.tp_comm_overlap and j.tp > 1,
             "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,
             "tokens_per_s": self.tokens_per_s, "tflops_per_gpu": self.tflops_per_gpu,
             "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu, "mfu": self.mfu,
@@ -421,7 +454,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     chunks = model.chunks(job)
     m = job.global_batch // (job.dp * job.microbatch)
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
-                   job.schedule, job.chunks_per_device, job.zero)
+                   job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather)
     sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
     res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.comms if model.comms.sys == sys else None,
                timeline=timeline)
@@ -525,7 +558,9 @@ def search(job: Job, model: Model, devices: int | None = None, tps: list[int] | 
             if job.global_batch % dp:
                 continue
             for zero in ((0, 1, 2, 3) if dp > 1 else (0,)):
-                base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero)
+                base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero,
+                                           overlap_param_gather=job.overlap_param_gather and zero in (1, 2),
+                                           tp_comm_overlap=job.tp_comm_overlap and tp > 1)
                 for j in candidates(base, None, None, None, model, even=True):
                     progress_step()
                     try:

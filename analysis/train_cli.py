@@ -41,7 +41,8 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
               search: bool = False, stage_layers: str | None = None,
-              sequence_parallel: bool = False) -> tuple[Job, int]:
+              sequence_parallel: bool = False, tp_comm_overlap: bool = False,
+              overlap_param_gather: bool = False) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
         raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
@@ -56,14 +57,21 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
             raise HwsimError(f"tp x pp = {tp} x {pp} does not divide {n} devices; give --dp or change them")
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
-              precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel)
+              precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel, tp_comm_overlap,
+              overlap_param_gather)
     if sequence_parallel and not search and tp < 2:
         raise HwsimError("--sequence-parallel splits along the sequence over the tensor-parallel group; it needs "
                          f"--tp 2 or more (got --tp {tp})")
+    if tp_comm_overlap and not sequence_parallel:
+        raise HwsimError("--tp-comm-overlap pipelines the all-gathers and reduce-scatters of sequence parallelism "
+                         "with their GEMMs; add --sequence-parallel (Megatron-LM requires it too)")
     if search and stage_layers:
         raise HwsimError("--stage-layers states one split; --search tries the even splits of each pp")
-    if search:
-        job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1)   # the search sets them
+    if search:      # the search sets them (and applies the overlaps where tp > 1 and ZeRO is 1 or 2)
+        job = dataclasses.replace(job, tp=1, pp=1, dp=1, microbatch=1, zero=1 if overlap_param_gather else job.zero,
+                                  tp_comm_overlap=False)
+        job.check()
+        return dataclasses.replace(job, tp_comm_overlap=tp_comm_overlap), n
     job.check()
     return job, n
 
@@ -82,14 +90,16 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
           pp: int = 1, dp: int | None = None, global_batch: int, microbatch: int | None = None,
           recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
-          stage_layers: str | None = None, sequence_parallel: bool = False, cache: bool = True) -> TrainResult:
+          stage_layers: str | None = None, sequence_parallel: bool = False, tp_comm_overlap: bool = False,
+          overlap_param_gather: bool = False, cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
     job, _ = build_job(model=model, system_spec=system, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
-                       stage_layers=stage_layers, sequence_parallel=sequence_parallel)
+                       stage_layers=stage_layers, sequence_parallel=sequence_parallel, tp_comm_overlap=tp_comm_overlap,
+                       overlap_param_gather=overlap_param_gather)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -98,7 +108,8 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
 def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, microbatch, recompute, schedule,
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
                   fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
-                  stage_layers: str | None = None, sequence_parallel: bool = False) -> None:
+                  stage_layers: str | None = None, sequence_parallel: bool = False,
+                  tp_comm_overlap: bool = False, overlap_param_gather: bool = False) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -107,7 +118,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
     job, n = build_job(model=model, system_spec=system_spec, gpus=gpus, nodes=nodes, tp=tp, pp=pp, dp=dp,
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
-                       jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel)
+                       jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel,
+                       tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather)
     system = job.system
     m = Model(job, cache)
     if search:

@@ -314,6 +314,54 @@ def test_sequence_parallelism_splits_every_activation_and_swaps_all_reduces(smal
         tensor_parallel(resolve("resnet18"), 2, sequence=True)
 
 
+@pytest.mark.parametrize("c, g, n, want", [
+    (30.0, 100.0, 4, 0.0),          # each ring step's 10 us transfer hides under a 25 us GEMM chunk
+    (150.0, 100.0, 4, 75.0),        # 25 + 3 x 50 = 175 us for the pair: 75 more than the GEMM
+    (40.0, 100.0, 2, 0.0),          # 50 + max(50, 40) = 100
+    (80.0, 100.0, 2, 30.0),         # 50 + 80
+    (40.0, 100.0, 1, 40.0),         # nothing to pipeline over one device
+])
+def test_a_collective_pipelined_with_its_gemm_by_hand(c, g, n, want):
+    assert T.overlapped_us(c, g, n) == pytest.approx(want)
+
+
+def test_tp_comm_overlap_hides_what_the_gemms_cover_and_needs_sequence_parallelism(small, capsys):
+    job, m = small
+    base = dataclasses.replace(job, tp=4, dp=2, microbatch=2, recompute="selective", sequence_parallel=True)
+    plain = m.chunks(base)[0]
+    over = m.chunks(dataclasses.replace(base, tp_comm_overlap=True))[0]
+    assert 0 <= over.fwd_comm_us < plain.fwd_comm_us and 0 <= over.bwd_comm_us < plain.bwd_comm_us
+    assert over.fwd_us - over.fwd_comm_us == pytest.approx(plain.fwd_us - plain.fwd_comm_us)   # the GEMMs unchanged
+    # each collective's exposure recomputed from its own time and its GEMM's
+    blocks, regions, _ = m.regions(2, 4, "selective", True)
+    r = regions["h.0"]
+    want = sum(T.overlapped_us(m.comms.run(k, list(range(4)), b), gu, 4) if gu > 0 else m.comms.run(k, list(range(4)), b)
+               for b, k, gu in zip(r.fwd_comm, r.comm_kinds, r.comm_gemm_us))
+    assert m._comm_us(dataclasses.replace(base, tp_comm_overlap=True), r, "forward") == pytest.approx(want)
+    rc, out = _hwsim(capsys, "train", SMALL, "--global-batch", "16", "--tp", "2", "--tp-comm-overlap")
+    assert rc == 2 and "add --sequence-parallel (Megatron-LM requires it too)" in out and out.count("\n") == 1
+
+
+def test_overlap_param_gather_hides_the_gather_under_a_forward(capsys):
+    """ZeRO-1's parameter all-gather after the optimizer, exposed whole, or (Megatron-Core's
+    --overlap-param-gather) under the next forward: exposed max(gather / buckets, gather - forward)."""
+    from sim.system.step import BUCKET_BYTES, ChunkCost, Parallel, step
+    sys_ = DGX.with_devices(16)
+    params = 2e9                                   # 4 GB of bf16 weights: 160 buckets of 25 MB
+    chunk = ChunkCost(fwd_us=5e4, bwd_us=1e5, fwd_comm_us=0.0, bwd_comm_us=0.0, act_bytes=0.0, params=params,
+                      optimizer_us=0.0, send_bytes=0.0)
+    coll = Collectives(sys_)
+    gather = coll.run("all_gather", list(range(16)), params * 2)
+    runs = {o: step(sys_, Parallel(16, 1, 1, 1, 1, zero=1, overlap_param_gather=o), [chunk], 80e9, coll)
+            for o in (False, True)}
+    assert runs[False].step_us - runs[True].step_us == pytest.approx(
+        gather - max(gather / math.ceil(params * 2 / BUCKET_BYTES), gather - chunk.fwd_us), rel=1e-9)
+    with pytest.raises(HwsimError, match="only with ZeRO 1 or 2"):
+        Parallel(16, 1, 1, 1, 1, zero=3, overlap_param_gather=True)
+    rc, out = _hwsim(capsys, "train", SMALL, "--global-batch", "16", "--overlap-param-gather")
+    assert rc == 2 and "needs --zero 1 or 2 (got --zero 0)" in out
+
+
 def test_hyper_parameter_parallel_jobs_add_up(capsys):
     rc, out = _hwsim(capsys, *["train", SMALL, "--gpus", "8", "--jobs", "2", "--global-batch", "8",
                                       "--microbatch", "2", "--recompute", "none", "--schedule", "1f1b",

@@ -49,6 +49,9 @@ class Parallel:
     schedule: str = "1f1b"
     v: int = 1                   # chunks per device (the interleaved schedule)
     zero: int = 0
+    # ZeRO 1/2: the parameters' all-gather after the optimizer hidden under the next step's
+    # forward, bucket by bucket (Megatron-Core's --overlap-param-gather)
+    overlap_param_gather: bool = False
 
     def __post_init__(self) -> None:
         for f in ("dp", "tp", "pp", "microbatch", "microbatches", "v"):
@@ -59,6 +62,9 @@ class Parallel:
             raise HwsimError(f"schedule: one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"zero: must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.overlap_param_gather and self.zero not in (1, 2):
+            raise HwsimError("overlap_param_gather: the parameters are all-gathered after the optimizer step only "
+                             f"with ZeRO 1 or 2 (a distributed optimizer), not zero {self.zero}")
 
     @property
     def devices(self) -> int:
@@ -218,6 +224,10 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
         if par.zero in (1, 2) and par.dp > 1:
             gather = sum(comms.run("all_gather", par.dp_group(d), chunks[c].params * chunks[c].weight_bytes)
                          for c in mine)
+            if par.overlap_param_gather:        # the first bucket waits; the rest run under a forward pass
+                buckets = max(1, math.ceil(sum(chunks[c].params * chunks[c].weight_bytes for c in mine) /
+                                           BUCKET_BYTES))
+                gather = max(gather / buckets, gather - sum(chunks[c].fwd_us for c in mine))
         end = dp_end + opt + gather
         if timeline:
             spans.append((f"stage {d}: compute", "optimizer", dp_end, dp_end + opt))
