@@ -161,3 +161,29 @@ def test_simulate_compress_keeps_the_batch_and_refuses_lowering_options(capsys):
     assert total["macs"] == 8 * (784 * 300 + 300 * 100 + 100 * 10)
     assert main(["simulate", "lenet300", "--compress", "examples/plan.yaml", "--train", "--arch", "eie-64"]) == 2
     assert "--compress lowers the compressed model for inference" in capsys.readouterr().err
+
+
+def test_a_weight_reshaped_and_squeezed_from_constants_keeps_its_values(tmp_path):
+    # a (1, 12) initialiser reshaped to (4, 3) by a constant shape, unsqueezed and squeezed back
+    flat = W.reshape(1, 12)
+    flat[0, 5] = 0                                      # W[1, 2] (-2) pruned
+    nodes = [helper.make_node("Reshape", ["wf", "shape"], ["w1"], name="r"),
+             helper.make_node("Unsqueeze", ["w1", "ax"], ["w2"], name="u"),
+             helper.make_node("Squeeze", ["w2", "ax"], ["w"], name="s"),
+             helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")]
+    inits = [numpy_helper.from_array(flat, "wf"), numpy_helper.from_array(np.array([4, 3], dtype=np.int64), "shape"),
+             numpy_helper.from_array(np.array([0], dtype=np.int64), "ax")]
+    w = read_onnx(_save(tmp_path, nodes, inits, [2, 4], [2, 3]), keep_weights=True).ops[0].operand("weight")
+    assert w.density == pytest.approx(11 / 12)
+    np.testing.assert_array_equal(w.values, flat.reshape(4, 3).T)
+
+
+def test_external_data_whose_length_disagrees_with_its_dims_is_refused(tmp_path):
+    path = _matmul(tmp_path, external=True)
+    m = onnx.load(str(path), load_external_data=False)
+    for e in m.graph.initializer[0].external_data:
+        if e.key == "length":
+            e.value = "40"
+    onnx.save(m, str(path))
+    with pytest.raises(HwsimError, match="external data length 40 is not the 48 bytes of its dims"):
+        read_onnx(path)
