@@ -59,7 +59,7 @@ class PipelineRun:
     last task ended, and the backwards of the last microbatch (each of its chunks' last,
     in the order they ended: they release the chunk's gradients)."""
 
-    tasks: tuple[Task, ...]
+    tasks: tuple[Task, ...]                        # every task as it ran (none when not recorded)
     makespan_us: float
     busy_us: tuple[float, ...]
     last_backward_end_us: tuple[float, ...]
@@ -104,25 +104,27 @@ def order(schedule: str, p: int, m: int, v: int, d: int) -> list[tuple[str, int,
 
 
 def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], float], bwd_us: Callable[[int], float],
-             send_us: Callable[[int, int, str], float]) -> PipelineRun:
+             send_us: Callable[[int, int, str], float], record: bool = True) -> PipelineRun:
     """Run every device's task order. ``fwd_us(chunk)``, ``bwd_us(chunk)``: one microbatch's
     time in a chunk; ``send_us(from_chunk, to_chunk, kind)``: the point-to-point transfer.
 
     Each device takes its tasks in order as far as their inputs have been computed, in
     sweeps over the devices, until every task has run (or none can: a deadlock). A search
     asks for the same pipeline under many settings that do not change it (ZeRO stages 0-2,
-    data-parallel degrees), so runs are remembered by their inputs."""
+    data-parallel degrees), so runs are remembered by their inputs. ``record=False`` keeps
+    only the tasks that end each chunk's backwards (``final_backwards``), not every task
+    (a search does not draw timelines)."""
     if schedule == "interleaved" and v < 2:
         raise HwsimError("the interleaved schedule needs at least 2 chunks per device (interleaved:V, V >= 2)")
     n = p * v
     return _run(p, m, v, schedule, tuple(fwd_us(c) for c in range(n)), tuple(bwd_us(c) for c in range(n)),
                 tuple(send_us(c, c + 1, "F") for c in range(n - 1)),
-                (0.0,) + tuple(send_us(c, c - 1, "B") for c in range(1, n)))
+                (0.0,) + tuple(send_us(c, c - 1, "B") for c in range(1, n)), record)
 
 
 @functools.lru_cache(maxsize=32)     # a search asks for one pipeline under its ZeRO stages in a row
 def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: tuple[float, ...],
-         fsend: tuple[float, ...], bsend: tuple[float, ...]) -> PipelineRun:
+         fsend: tuple[float, ...], bsend: tuple[float, ...], record: bool = True) -> PipelineRun:
     n = p * v
     seqs = [order(schedule, p, m, v, d) for d in range(p)]
     # per (chunk, microbatch), at index chunk * m + mb: when the input activation (F) or the
@@ -154,23 +156,27 @@ def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: t
                         arrive_f[at + m] = t + fsend[c]
                     else:                       # the loss: the last chunk's backward starts from its forward
                         arrive_b[at] = t
-                    tasks.append(Task(d, c, mb, kind, start, t))
+                    if record:
+                        tasks.append(Task(d, c, mb, kind, start, t))
                 else:
                     t = start + bdur[c]
                     busy[d] += bdur[c]
                     last_b[d] = t
                     if c > 0:
                         arrive_b[at - m] = t + bsend[c]
-                    task = Task(d, c, mb, kind, start, t)
-                    tasks.append(task)
-                    if mb == m - 1:
-                        finals[d].append(task)
+                    if record or mb == m - 1:
+                        task = Task(d, c, mb, kind, start, t)
+                        if record:
+                            tasks.append(task)
+                        if mb == m - 1:
+                            finals[d].append(task)
                 i += 1
             moved += i - pos[d]
             left -= i - pos[d]
             pos[d], free[d] = i, t
         if not moved:
-            raise HwsimError(f"the {schedule} schedule deadlocked ({len(tasks)} of {2 * n * m} tasks ran)")
+            ran = sum(pos)
+            raise HwsimError(f"the {schedule} schedule deadlocked ({ran} of {2 * n * m} tasks ran)")
     most = {c: 0 for c in range(n)}
     for d in range(p):              # a chunk's forwards and backwards all run on its device, in its order
         held = {c: 0 for c in range(d, n, p)}

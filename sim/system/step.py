@@ -183,7 +183,7 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
     run = simulate(p, m, v, par.schedule,
                    lambda c: chunks[c].fwd_us + max(0.0, zero3[c] - chunks[c].fwd_us + chunks[c].fwd_comm_us),
                    lambda c: chunks[c].bwd_us + max(0.0, zero3[c] - chunks[c].bwd_us + chunks[c].bwd_comm_us),
-                   send)
+                   send, record=timeline)
     spans: list[tuple[str, str, float, float]] = []
     if timeline:          # a task's tensor-parallel collectives are drawn together at its end
         for t in run.tasks:
