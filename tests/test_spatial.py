@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 from analysis.energy import energy_rows, load_table
 from sim.registry import resolve_arch, simulate
 from sim.spatial import Level, SpatialArch
-from sim.spatial.cost import Footprints, allocate, evaluate, loops_for, lower_bound, spatial_factors, temporal
+from sim.spatial.cost import (ARRAY, PER_PE, Footprints, allocate, evaluate, loops_for, lower_bound, spatial_factors,
+                              temporal)
 from sim.spatial.nest import DIMS, Nest, window
 from sim.spatial.reference import walk
 from sim.spatial.search import best
@@ -263,7 +264,7 @@ def test_zigzag_mapping_entries_per_layer_and_per_op_type(tmp_path):
 
 @pytest.mark.parametrize("edit, field", [
     (("sizes: [8, 8]", "sizes: [8, 8, 2]"), "operational_array.dimensions"),
-    (("served_dimensions: []", "served_dimensions: [D1]"), "memories.rf_w.served_dimensions"),
+    (("served_dimensions: []", "served_dimensions: [D3]"), "memories.rf_w.served_dimensions"),   # no such dimension
     (("operands: [I2]", "operands: [X9]"), "memories.rf_w.operands"),
     (("r_cost: 0.1", "r_cost: cheap"), "memories.rf_w.r_cost"),
 ])
@@ -504,8 +505,8 @@ def test_footprints_at_every_prefix_equal_the_nest_s(data):
             ext[k] *= f
         whole = {k: ext[k] * sp.get(k, 1) for k in DIMS}
         for o in ("input", "weight", "output"):
-            assert tab.fp(o, b, True) == nest.footprint(o, ext)
-            assert tab.fp(o, b, False) == nest.footprint(o, whole)
+            assert tab.fp(o, b, PER_PE) == nest.footprint(o, ext)
+            assert tab.fp(o, b, ARRAY) == nest.footprint(o, whole)
 
 
 @pytest.mark.parametrize("preset", ["eyeriss-like", "zigzag-tpu-like"])

@@ -1,18 +1,22 @@
-"""A spatial accelerator described by its memory hierarchy: a 2-D array of MACs under an
-ordered list of memory levels, the way ZigZag and Timeloop describe one.
+"""A spatial accelerator described by its memory hierarchy: an N-dimensional array of MACs
+under an ordered list of memory levels, the way ZigZag and Timeloop describe one.
 
-Each level names the operands it holds (``input``, ``weight``, ``output``; one level may
-hold several, sharing its capacity), its capacity, whether every PE has its own copy
-(``per_pe``: register files, scratchpads) or it serves the whole array, its read and
-write ports (bits per cycle, one shared port or separate ones), its read and write
+The array has ``rows`` (ZigZag's D1), ``cols`` (D2) and, for a deeper array, ``extra_dims``
+(D3, D4, ...); its MACs are their product (``sim.spatial.array``). Each level names the
+operands it holds (``input``, ``weight``, ``output``; one level may hold several, sharing
+its capacity), its capacity, which array dimensions it is shared along (``served``, as
+ZigZag's ``served_dimensions``: one instance per combination of the others; ``per_pe`` is
+the short form of serving none, the default of serving all), its read and write ports
+(bits per cycle per instance, one shared port or separate ones), its read and write
 energy per access of a port's width, and whether it is double-buffered (then a tile
-occupies half of it, and refills overlap compute). The last level is the off-chip
-memory and holds every operand. ``unrollings`` are the spatial mappings the array
-supports: which loop dimension goes on its rows and which on its columns.
+occupies half of it, and refills overlap compute). The last level is the off-chip memory
+and holds every operand for the whole array. ``unrollings`` are the spatial mappings the
+array supports: which loop dimension goes on each of its dimensions.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Mapping
@@ -25,7 +29,8 @@ from workloads.fields import check_known
 from ..archbase import Clock, NonNegative, Rate, NonNegativeInt, Nm, check_fields, known_fields, need
 from ..constants import Constant
 from ..machine import MemoryLevel, Peaks, describe_fields
-from .nest import DIMS, OPERANDS
+from .array import check_served, served_axes, served_text, unrolling
+from .nest import OPERANDS
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -45,10 +50,14 @@ ZIGZAG_SOURCE = "ZigZag hardware file "   # how a design read from ZigZag's file
 Family = Literal["", "ws", "os", "is", "rs"]      # "": every mapping
 LevelKind = Literal["rf", "sram", "noc", "dram"]  # sim.machine.LEVEL_KINDS, for the energy table
 Amount = Annotated[float, Ge(0), Le(2 ** 50)]      # bytes, bits or pJ: policy bound for int64 arithmetic
-_UNROLLING_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^[A-Z*]+\s*,\s*[A-Z*]+$"},
-                               {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}],
-                     "description": "'ROWDIMS,COLDIMS' such as 'C,K' or 'FY*C,OY'"}
+_SIDE = r"\s*(?:[A-Z]+\d*(?:\*[A-Z]+\d*)*)?\s*"
+_UNROLLING_SCHEMA = {"anyOf": [{"type": "string", "pattern": rf"^{_SIDE}(?:,{_SIDE})+$"},
+                               {"type": "array", "items": {"type": "string"}, "minItems": 2}],
+                     "description": "one side per array dimension: 'ROWDIMS,COLDIMS' such as 'C,K' or 'FY*C,OY'; "
+                                    "'K,C,OX,OY' on a 4-D array; 'OX8' caps OX at 8"}
 _UNROLLINGS_SCHEMA = {"type": "array", "items": _UNROLLING_SCHEMA, "minItems": 1}
+MAX_EXTRA = 6            # policy: D3..D8 (ZigZag names dimensions D0-D9); no stock design has more than 4
+MAX_PES = 2 ** 32        # policy: the bound rows x cols already has
 
 
 @dataclass(frozen=True)
@@ -59,18 +68,31 @@ class Level:
 
     name: str
     operands: tuple[str, ...]
-    size_bytes: Amount = 0.0           # per PE when per_pe; 0 only for the off-chip level (unbounded)
-    per_pe: bool = False
-    read_bits: Rate = 64.0             # read port width: bits per cycle (per PE when per_pe)
+    size_bytes: Amount = 0.0           # per instance (per PE when per_pe); 0 only for the off-chip level (unbounded)
+    per_pe: bool = False               # one instance per PE: it serves no array dimension
+    read_bits: Rate = 64.0             # read port width: bits per cycle, per instance (per PE when per_pe)
     write_bits: Rate = 64.0
     shared_port: bool = False          # one read/write port: reads and writes take turns
     read_pj: Amount = 0.0              # per read of read_bits
     write_pj: Amount = 0.0             # per write of write_bits
     double_buffered: bool = False
     kind: LevelKind = "sram"
+    # the array dimensions ("D1" rows, "D2" columns, "D3", ...) it is shared along, one instance
+    # per combination of the others (ZigZag's served_dimensions); None: per_pe says (none or all)
+    served: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.served is not None:
+            need(isinstance(self.served, (list, tuple)) and all(isinstance(a, str) for a in self.served),
+                 f"{self.name}.served", f"must be a list of array dimensions (D1, D2, ...), got {self.served!r}")
+            need(not (self.per_pe and self.served), f"{self.name}.served",
+                 "a per-PE level (per_pe: true) serves no array dimension; give per_pe or served, not both")
+            if not self.served:         # serving none is the per-PE level: one spelling of it
+                object.__setattr__(self, "per_pe", True)
+                object.__setattr__(self, "served", None)
+            else:
+                object.__setattr__(self, "served", tuple(self.served))
         need(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
              f"must be letters, digits and _, got {self.name!r}")
         ops = tuple(self.operands) if isinstance(self.operands, (list, tuple)) else None
@@ -112,20 +134,6 @@ def _level(v: Any, i: int) -> Level:
         raise
 
 
-def _unrolling(v: Any, i: int) -> tuple[str, str]:
-    parts = v.split(",") if isinstance(v, str) else v
-    need(isinstance(parts, (list, tuple)) and len(parts) == 2, f"unrollings[{i}]",
-         f"must be 'ROWDIMS,COLDIMS' such as 'C,K' or 'FY*C,OY' (dims {', '.join(DIMS)}), got {v!r}")
-    a, b = (str(p).strip() for p in parts)
-    seen: list[str] = []
-    for side in (a, b):
-        for d in side.split("*"):
-            need(d in DIMS, f"unrollings[{i}]", f"{d!r} is not a loop dimension; use {', '.join(DIMS)}")
-            need(d not in seen, f"unrollings[{i}]", f"unrolls {d!r} twice")
-            seen.append(d)
-    return a, b
-
-
 @dataclass(frozen=True)
 class SpatialArch:
     """A MAC array under a described memory hierarchy (see the module); implements
@@ -136,18 +144,23 @@ class SpatialArch:
     uses_weight_values: ClassVar[bool] = False
 
     name: str = "spatial"
-    rows: Annotated[int, Gt(0), Le(2 ** 16)] = 16
-    cols: Annotated[int, Gt(0), Le(2 ** 16)] = 16
+    rows: Annotated[int, Gt(0), Le(2 ** 16)] = 16      # the array's dimension D1
+    cols: Annotated[int, Gt(0), Le(2 ** 16)] = 16      # D2
+    # the sizes of D3, D4, ... for an array of more than two dimensions (ZigZag's 4-D
+    # ascend_like: rows 16, cols 16, extra_dims [2, 2]); the MACs are the product of all
+    extra_dims: tuple[int, ...] = field(default=(), metadata={"json_schema": {
+        "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2 ** 16}, "maxItems": MAX_EXTRA}})
     clock_mhz: Clock = 200.0
     word_bits: Annotated[int, Gt(0), Le(64)] = 16     # operand width (float traces run at it)
     acc_bits: Annotated[int, Gt(0), Le(64)] = 32      # partial sums
     mac_pj: Annotated[float, Ge(0), Lt(1e6)] = 0.0    # per MAC at word_bits; 0: the energy table's price
     levels: tuple[Level, ...] = ()
-    # spatial mappings: (rows, columns), each a dimension or several ("FY*C": filter rows,
-    # then as many input channels as the rest of the side holds)
-    unrollings: tuple[tuple[str, str], ...] = field(default=(("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX")),
+    # spatial mappings: one side per array dimension (rows, columns, extra_dims), each a loop
+    # dimension or several ("FY*C": filter rows, then as many input channels as the rest of
+    # the side holds), each optionally capped ("OX8"); sim.spatial.array
+    unrollings: tuple[tuple[str, ...], ...] = field(default=(("C", "K"), ("K", "C"), ("OX", "K"), ("K", "OX")),
                                                     metadata={"json_schema": _UNROLLINGS_SCHEMA})
-    # per op: an op name (or a kind, conv or gemm) -> its own "ROWDIMS,COLDIMS" unrolling
+    # per op: an op name (or a kind, conv or gemm) -> its own unrolling ("ROWDIMS,COLDIMS")
     op_unrollings: Mapping[str, str] = field(default_factory=dict)
     objective: Objective = "latency"         # what the mapping search minimises (ties: the other, then order)
     dataflow: Family = ""                 # search only this family (ws, os, is, rs); "": every mapping
@@ -164,16 +177,23 @@ class SpatialArch:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        ex = self.extra_dims
+        need(isinstance(ex, (list, tuple)) and len(ex) <= MAX_EXTRA and
+             all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 2 ** 16 for v in ex), "extra_dims",
+             f"must list at most {MAX_EXTRA} sizes (D3, D4, ...), each an integer from 1 to 65536, got {ex!r}")
+        object.__setattr__(self, "extra_dims", tuple(ex))
+        need(self.pes <= MAX_PES, "extra_dims", f"the array's {self.pes:,} MACs exceed {MAX_PES:,}")
         levels = self.levels
         need(isinstance(levels, (list, tuple)) and len(levels) >= 1, "levels",
              "must list the memory levels, innermost first, the off-chip memory last")
-        lv = tuple(_level(v, i) for i, v in enumerate(levels))
+        lv = tuple(self._served(_level(v, i), i) for i, v in enumerate(levels))
         object.__setattr__(self, "levels", lv)
         names = [x.name for x in lv]
         need(len(set(names)) == len(names), "levels", f"level names must differ: {names}")
         top = lv[-1]
-        need(set(top.operands) == set(OPERANDS) and not top.per_pe, f"levels[{len(lv) - 1}]",
-             f"the last level ({top.name}) is the off-chip memory: it holds input, weight and output, for the array")
+        need(set(top.operands) == set(OPERANDS) and not top.per_pe and top.served is None, f"levels[{len(lv) - 1}]",
+             f"the last level ({top.name}) is the off-chip memory: it holds input, weight and output, for the array "
+             "(every array dimension)")
         for i, x in enumerate(lv[:-1]):
             need(x.size_bytes > 0, f"levels[{i}].size_bytes", f"{x.name} needs a capacity in bytes")
             # a level holds at least one word of each of its operands (a partial sum is
@@ -185,15 +205,11 @@ class SpatialArch:
                  f"hold one word of each of its operands ({', '.join(x.operands)}: {word} bits at word_bits "
                  f"{self.word_bits}, acc_bits {self.acc_bits}); give it at least {halves * word / 8:g} bytes")
         need(not any(x.kind == "dram" for x in lv[:-1]), "levels", "only the last level may be kind dram")
-        per_pe_seen = {o: False for o in OPERANDS}
-        for x in reversed(lv):
-            for o in x.operands:
-                need(not (per_pe_seen[o] and not x.per_pe), f"{x.name}.per_pe",
-                     f"a shared level cannot sit below a per-PE level of {o}")
-                per_pe_seen[o] = per_pe_seen[o] or x.per_pe
+        self._check_nested(lv)
+        n = len(self.array)
         un = self.unrollings
         need(isinstance(un, (list, tuple)) and len(un) >= 1, "unrollings", "must list at least one 'ROWDIM,COLDIM'")
-        object.__setattr__(self, "unrollings", tuple(_unrolling(u, i) for i, u in enumerate(un)))
+        object.__setattr__(self, "unrollings", tuple(unrolling(u, f"unrollings[{i}]", n) for i, u in enumerate(un)))
         need(len(set(self.unrollings)) == len(self.unrollings), "unrollings", "lists an unrolling twice")
         if self.dataflow == "rs":
             from .search import row_stationary
@@ -201,16 +217,44 @@ class SpatialArch:
                  "rs (row stationary) needs an unrolling of filter rows on the array's rows and output rows on its "
                  "columns ('FY,OY' or 'FY*C,OY') among unrollings; add one or choose ws, os or is")
         for k, v in self.op_unrollings.items():
-            try:
-                _unrolling(v, 0)
-            except HwsimError as e:
-                raise HwsimError(f"op_unrollings.{k}: {str(e).split(': ', 1)[1]}") from None
+            unrolling(v, f"op_unrollings.{k}", n)
         need(bool(self.name), "name", "must not be empty")
+
+    def _served(self, x: Level, i: int) -> Level:
+        """``x`` with its ``served`` checked against the array's dimensions; serving every one is
+        the default (None), the one spelling of a level shared by the whole array."""
+        if x.served is None:
+            return x
+        n = len(self.array)
+        served = check_served(x.served, f"levels[{i}].served", n)
+        return replace(x, served=None if len(served) == n else served)
+
+    def _check_nested(self, lv: tuple[Level, ...]) -> None:
+        """Each level serves every array dimension the level below it of each of its operands
+        serves: tiles widen on the way out (a buffer shared by 16 PEs cannot feed a register
+        shared by 32)."""
+        n = len(self.array)
+        below: dict[str, Level] = {}
+        for x in lv:
+            mine = served_axes(x, n)
+            for o in x.operands:
+                b = below.get(o)
+                if b is not None and not served_axes(b, n) <= mine:
+                    field_ = "per_pe" if x.served is None else "served"
+                    need(False, f"{x.name}.{field_}",
+                         f"a level must serve every array dimension the level below it serves ({o}: {b.name} serves "
+                         f"{served_text(served_axes(b, n), n)}, {x.name} {served_text(mine, n)})")
+                below[o] = x
 
     # ---- derived ----------------------------------------------------------------------
     @property
+    def array(self) -> tuple[int, ...]:
+        """The sizes of the array's dimensions D1 (rows), D2 (columns), D3, ..."""
+        return (self.rows, self.cols) + tuple(self.extra_dims)
+
+    @property
     def pes(self) -> int:
-        return self.rows * self.cols
+        return math.prod(self.array)
 
     @property
     def lanes(self) -> int:
@@ -220,11 +264,11 @@ class SpatialArch:
     def top(self) -> Level:
         return self.levels[-1]
 
-    def unrollings_for(self, name: str, kind: str) -> tuple[tuple[str, str], ...]:
+    def unrollings_for(self, name: str, kind: str) -> tuple[tuple[str, ...], ...]:
         """The unrollings the search may use for one op: its own (by name, then by kind),
         else the design's."""
         own = self.op_unrollings.get(name) or self.op_unrollings.get(kind)
-        return (_unrolling(own, 0),) if own else self.unrollings
+        return (unrolling(own, f"op_unrollings.{name}", len(self.array)),) if own else self.unrollings
 
     def chain(self, operand: str) -> tuple[int, ...]:
         """Indices of the levels that hold ``operand``, innermost first."""

@@ -1,7 +1,7 @@
 """A mapping of a loop nest onto a spatial design, and what it costs.
 
-A mapping is a spatial unrolling (one dimension on the array's rows, one on its
-columns, each by at most the array's size) and one temporal loop order (the remaining
+A mapping is a spatial unrolling (loop dimensions on each of the array's dimensions, each
+by at most its size: ``sim.spatial.array``) and one temporal loop order (the remaining
 trip counts as prime-factor loops, innermost first). The loops are allocated to the
 memory levels bottom-up, as ZigZag's LOMA allocates them (Symons et al., "LOMA", AICAS
 2021): each level takes the longest prefix of the loop order whose tiles of the
@@ -12,14 +12,17 @@ Access counts follow from the allocation (Timeloop's and ZigZag's rule, Parashar
 ISPASS 2019): a level is refilled once per iteration of the loops above its tile, except
 for the loops just above it that its operand does not depend on (the tile stays: that is
 the reuse a stationary dataflow gets). An output tile leaves its level at every refill
-and is read back for every visit after its first (partial sums). A per-PE level is
-written once per PE; a shared level feeds all the PEs it serves at once (multicast), and
-partial sums reduced across the array reach it once. The array itself keeps the one
+and is read back for every visit after its first (partial sums). Each instance of a level
+(one per PE for a per-PE level, one for a level shared by the whole array, one per
+combination of the dimensions it does not serve otherwise) is written its own tile: the
+tile of the loops below it, spatial ones along the dimensions it serves included; it
+feeds all the PEs it serves at once (multicast), and partial sums reduced across them
+reach it once. The array itself keeps the one
 operand word and the partial sum each PE works on, so a MAC reads its innermost level
 only when those change.
 
 Time is a roofline over the levels: the array's cycles (one per temporal iteration),
-or the busiest port (bits moved / bits per cycle; per PE for per-PE levels), whichever
+or the busiest port (bits moved / bits per cycle; per instance), whichever
 is longer; refills of a level that is not double-buffered stall the array for their
 write time; the array's first operands must arrive from the last level before it
 starts, and the last output tile of the outermost on-chip level leaves after it stops
@@ -30,29 +33,30 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
+from .array import ARRAY, PER_PE, dims_of, groups_for, level_groups, spatial_factors
 from .nest import DIMS, OPERANDS, RELEVANT, Nest, window
 
 if TYPE_CHECKING:
     from .arch import Level, SpatialArch
 
 __all__ = [
-    "Mapping_", "Cost", "spatial_factors", "prime_factors", "temporal", "loops_for", "Footprints",
-    "level_plan", "allocate", "fills", "distinct", "evaluate", "lower_bound",
+    "Mapping_", "Cost", "spatial_factors", "prime_factors", "temporal", "loops_for", "Footprints", "footprints",
+    "level_plan", "allocate", "fills", "distinct", "evaluate", "lower_bound", "ARRAY", "PER_PE",
 ]
 
 
 @dataclass(frozen=True)
 class Mapping_:
-    unrolling: tuple[str, str]
+    unrolling: tuple[str, ...]                      # one side per array dimension
     spatial: Mapping[str, int]                      # dim -> factor on the array
     loops: tuple[tuple[str, int], ...]              # temporal loops, innermost first
     bounds: Mapping[tuple[int, str], int]           # (level index, operand) -> loops below that level's tile
 
     def describe(self) -> str:
         order = " ".join(f"{d}{f}" for d, f in self.loops)
-        sides = ("*".join(f"{d}{self.spatial[d]}" for d in side.split("*")) for side in self.unrolling)
+        sides = ("*".join(f"{d}{self.spatial[d]}" for d in dims_of(side)) or "-" for side in self.unrolling)
         return f"{'|'.join(sides)} [{order}]"
 
 
@@ -64,18 +68,6 @@ class Cost:
     cycles: int
     energy_pj: float                     # the design's own prices (levels and MAC)
     active_pes: int
-
-
-def spatial_factors(nest: Nest, unrolling: tuple[str, str], rows: int, cols: int) -> dict[str, int]:
-    """Each side's dimensions in turn take as much of the side as they can (``FY*C`` on 12
-    rows with a 3x3 filter: FY 3, then C 4)."""
-    out: dict[str, int] = {}
-    for side, cap in zip(unrolling, (rows, cols)):
-        for d in side.split("*"):
-            f = max(1, min(nest.sizes[d], cap))
-            out[d] = f
-            cap //= f
-    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,21 +95,33 @@ def loops_for(order: tuple[str, ...], trips: Mapping[str, int]) -> tuple[tuple[s
 
 
 class Footprints:
-    """Tile footprints of every operand at every prefix of one loop order, per PE and over
-    the array, built loop by loop (a loop changes only the operands whose dimensions it
-    runs over)."""
+    """Tile footprints of every operand at every prefix of one loop order, in one instance of
+    each group of levels (``sim.spatial.array``: by default the whole array, ``ARRAY``, and one
+    PE, ``PER_PE``), built loop by loop (a loop changes only the operands whose dimensions it
+    runs over). ``inst[g]``: the instances of group ``g`` the unrolling puts to work."""
 
-    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...]) -> None:
-        g = sp.get
-        sg, sb, sk, sc = g("G", 1), g("B", 1), g("K", 1), g("C", 1)
-        soy, sox, sfy, sfx = g("OY", 1), g("OX", 1), g("FY", 1), g("FX", 1)
-        sw, so, sgbc = sg * sk * sc * sfy * sfx, sg * sb * sk * soy * sox, sg * sb * sc
+    def __init__(self, nest: Nest, sp: Mapping[str, int], loops: tuple[tuple[str, int], ...],
+                 groups: tuple[Mapping[str, int], ...] | None = None) -> None:
+        groups = groups if groups is not None else (sp, {})
+        active = _prod(sp.values())
+        self.inst = tuple(active // _prod(g.values()) for g in groups)
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
-        # the input's window rows (columns) per PE (w) and over the array (u)
-        wy, wx = min(H, 1), min(W, 1)
-        uy, ux = window(soy, sfy, sy, dy, H), window(sox, sfx, sx, dx, W)
+        # per group: its spatial factors (weight, output, and the input's G*B*C; its window's
+        # rows and columns) and its input window at the current prefix
+        fac = []
+        lists: list[list[int]] = []
+        wys, wxs = [], []
+        for g in groups:
+            s = {d: g.get(d, 1) for d in DIMS}
+            sw = s["G"] * s["K"] * s["C"] * s["FY"] * s["FX"]
+            so = s["G"] * s["B"] * s["K"] * s["OY"] * s["OX"]
+            sgbc = s["G"] * s["B"] * s["C"]
+            fac.append((sw, so, sgbc, s["OY"], s["FY"], s["OX"], s["FX"]))
+            wys.append(window(s["OY"], s["FY"], sy, dy, H))
+            wxs.append(window(s["OX"], s["FX"], sx, dx, W))
+            lists += [[sw], [so], [sgbc * wys[-1] * wxs[-1]]]
         w = o = gbc = eoy = efy = eox = efx = 1
-        pw, po, pi, uw, uo, ui = [1], [1], [wy * wx], [sw], [so], [sgbc * uy * ux]
+        rng = range(len(groups))
         for d, f in loops:
             if d in _W_DIMS:
                 w *= f
@@ -130,29 +134,41 @@ class Footprints:
                     eoy *= f
                 else:
                     efy *= f
-                wy = window(eoy, efy, sy, dy, H)
-                uy = window(eoy * soy, efy * sfy, sy, dy, H)
+                for k in rng:
+                    wys[k] = window(eoy * fac[k][3], efy * fac[k][4], sy, dy, H)
             elif d == "OX" or d == "FX":
                 if d == "OX":
                     eox *= f
                 else:
                     efx *= f
-                wx = window(eox, efx, sx, dx, W)
-                ux = window(eox * sox, efx * sfx, sx, dx, W)
-            pw.append(w)
-            po.append(o)
-            pi.append(gbc * wy * wx)
-            uw.append(w * sw)
-            uo.append(o * so)
-            ui.append(gbc * sgbc * uy * ux)
-        self._l = (pw, po, pi, uw, uo, ui)
+                for k in rng:
+                    wxs[k] = window(eox * fac[k][5], efx * fac[k][6], sx, dx, W)
+            for k in rng:
+                sw, so, sgbc = fac[k][:3]
+                lists[3 * k].append(w * sw)
+                lists[3 * k + 1].append(o * so)
+                lists[3 * k + 2].append(gbc * sgbc * wys[k] * wxs[k])
+        self._l = lists
 
-    def table(self, o: str, per_pe: bool) -> list[int]:
-        """The footprints of ``o`` at every prefix (element ``b``: loops[:b])."""
-        return self._l[_SLOT[o] + (0 if per_pe else 3)]
+    def table(self, o: str, g: int) -> list[int]:
+        """The footprints of ``o`` in one instance of group ``g`` at every prefix (element ``b``: loops[:b])."""
+        return self._l[3 * g + _SLOT[o]]
 
-    def fp(self, o: str, b: int, per_pe: bool) -> int:
-        return self._l[_SLOT[o] + (0 if per_pe else 3)][b]
+    def fp(self, o: str, b: int, g: int) -> int:
+        return self._l[3 * g + _SLOT[o]][b]
+
+
+def footprints(nest: Nest, arch: SpatialArch, unrolling: tuple[str, ...], sp: Mapping[str, int],
+               loops: tuple[tuple[str, int], ...]) -> Footprints:
+    """The footprint tables of the design's groups of levels for this unrolling."""
+    return Footprints(nest, sp, loops, groups_for(arch.levels, unrolling, sp))
+
+
+def _prod(xs: Iterable[int]) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
 
 
 _SLOT = {"weight": 0, "output": 1, "input": 2}
@@ -165,28 +181,31 @@ def _bits(arch: SpatialArch, operand: str, bits: Mapping[str, int]) -> int:
     return arch.acc_bits if operand == "output" else bits[operand]
 
 
-def level_plan(arch: SpatialArch, bits: Mapping[str, int]) -> tuple[tuple[float, tuple[tuple[str, int], ...], bool],
-                                                                       ...]:
-    """What ``allocate`` needs of each level below the last: the bits it holds for one
-    tile (half its capacity if double-buffered), its operands with their widths, and
-    whether it is per PE. The same for every loop order of an op."""
+Plan = tuple[tuple[float, tuple[tuple[str, int], ...], int], ...]
+
+
+def level_plan(arch: SpatialArch, bits: Mapping[str, int]) -> Plan:
+    """What ``allocate`` needs of each level below the last: the bits one instance holds
+    for one tile (half its capacity if double-buffered), its operands with their widths,
+    and its group (``Footprints``). The same for every loop order of an op."""
+    _, group = level_groups(arch.levels)
     return tuple((lv.size_bytes / (2 if lv.double_buffered else 1) * 8,
-                  tuple((o, _bits(arch, o, bits)) for o in lv.operands), lv.per_pe) for lv in arch.levels[:-1])
+                  tuple((o, _bits(arch, o, bits)) for o in lv.operands), group[i])
+                 for i, lv in enumerate(arch.levels[:-1]))
 
 
-def allocate(nest: Nest, arch: SpatialArch, unrolling: tuple[str, str], loops: tuple[tuple[str, int], ...],
-             bits: Mapping[str, int], tab: Footprints | None = None,
-             plan: tuple[tuple[float, tuple[tuple[str, int], ...], bool], ...] | None = None) -> Mapping_ | None:
+def allocate(nest: Nest, arch: SpatialArch, unrolling: tuple[str, ...], loops: tuple[tuple[str, int], ...],
+             bits: Mapping[str, int], tab: Footprints | None = None, plan: Plan | None = None) -> Mapping_ | None:
     """LOMA's bottom-up allocation (see the module); None where a level cannot hold even
     the tile of the level below it. ``plan`` is ``level_plan(arch, bits)``, passed by a
     caller that allocates many orders."""
-    sp = spatial_factors(nest, unrolling, arch.rows, arch.cols)
+    sp = spatial_factors(nest, unrolling, *arch.array)
     n = len(loops)
     cur = {o: 0 for o in OPERANDS}
     bounds: dict[tuple[int, str], int] = {}
-    tab = tab or Footprints(nest, sp, loops)
-    for i, (cap, held_bits, per_pe) in enumerate(plan if plan is not None else level_plan(arch, bits)):
-        held = [(tab.table(o, per_pe), cur[o], w) for o, w in held_bits]
+    tab = tab or footprints(nest, arch, unrolling, sp, loops)
+    for i, (cap, held_bits, g) in enumerate(plan if plan is not None else level_plan(arch, bits)):
+        held = [(tab.table(o, g), cur[o], w) for o, w in held_bits]
         lo = min(c for _, c, _ in held)
         if sum(t[c] * w for t, c, w in held) > cap:     # cannot hold its operands' current tiles
             return None
@@ -253,13 +272,15 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     nlv = len(levels)
     moved = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)]   # per level: bits read, written per operand
     fill_bits = [0.0] * nlv
-    tab = tab or Footprints(nest, sp, loops)
-    per_pe = [lv.per_pe for lv in levels]
+    tab = tab or footprints(nest, arch, m.unrolling, sp, loops)
+    _, group = level_groups(levels)
+    inst = tab.inst
 
     def side(i: int | None, o: str, b: int) -> int:
-        if i is None or per_pe[i]:
-            return tab.fp(o, b, True) * active
-        return tab.fp(o, b, False)
+        """Elements of ``o``'s tile below loop ``b`` in every instance of level ``i`` (None:
+        the PEs' own registers) together."""
+        g = PER_PE if i is None else group[i]
+        return tab.fp(o, b, g) * inst[g]
 
     chains = _chains(levels)
     for k, o in enumerate(OPERANDS):
@@ -300,7 +321,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
             last_out_bits = side(below[-1], o, m.bounds[(below[-1], o)]) * out_bits
             first += last_out_bits / levels[top].write_bits
         else:                   # the array's first operands arrive before it starts (refills then stream)
-            first += tab.fp(o, 0, False) * bits[o] / levels[top].read_bits
+            first += tab.fp(o, 0, ARRAY) * bits[o] / levels[top].read_bits
     busiest = 0.0
     stall = 0.0
     energy = nest.macs * arch.mac_pj
@@ -310,7 +331,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
         energy += rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
         if i == top:
             wb = max(0.0, wb - last_out_bits)        # that drain is not overlapped with compute
-        per = active if lv.per_pe else 1
+        per = inst[group[i]]
         rc, wc = rb / per / lv.read_bits, wb / per / lv.write_bits
         busiest = max(busiest, rc + wc if lv.shared_port else max(rc, wc))
         if not lv.double_buffered and i < top:
@@ -330,13 +351,14 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
     top = len(levels) - 1
     lv = levels[top]
     chains = _chains(levels)
+    _, group = level_groups(levels)
     rb = wb = 0.0
     first = 0.0
     last_out = 0.0
     for o in OPERANDS:
         below = [i for i in chains[o] if i < top]
         child, b = (below[-1], m.bounds[(below[-1], o)]) if below else (None, 0)
-        fp = tab.fp(o, b, False)
+        fp = tab.fp(o, b, ARRAY)
         nfill = fills(m.loops, b, o)
         if o == "output":
             reloads = nfill - distinct(m.loops, b, o)
@@ -344,11 +366,11 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
             wb += nfill * fp * width
             rb += reloads * fp * arch.acc_bits
             if child is not None:
-                side = tab.fp(o, b, True) * _active(m) if levels[child].per_pe else fp
-                last_out = side * out_bits
+                g = group[child]
+                last_out = tab.fp(o, b, g) * tab.inst[g] * out_bits
         else:
             rb += nfill * fp * bits[o]
-            first += tab.fp(o, 0, False) * bits[o] / lv.read_bits
+            first += tab.fp(o, 0, ARRAY) * bits[o] / lv.read_bits
     energy = nest.macs * arch.mac_pj + rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
     rc, wc = rb / lv.read_bits, max(0.0, wb - last_out) / lv.write_bits
     compute = 1

@@ -2,8 +2,10 @@
 
 Every temporal iteration is visited in order; at every level boundary each operand's
 tile is identified by the box of coordinates it spans (see ``_tile``) and sized by the
-elements in it (the input's rows and columns through stride and dilation), per PE and
-over the array, computed from the loop indices alone. A tile that differs from the one of
+elements in it (the input's rows and columns through stride and dilation), in each
+instance of the level (each PE's, the array's, or each group of PEs along the array
+dimensions a level serves, enumerated PE index by PE index), computed from the loop
+indices alone. A tile that differs from the one of
 the iteration before is a refill; an output tile seen before is a read-back of partial
 sums. Nothing here uses which dimensions an operand depends on: that is what the fast
 count's rule (skip the loops just above a tile that its operand ignores) is checked
@@ -13,8 +15,9 @@ against. Linear in the iterations times the PEs: for tests on small nests.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Mapping, TypeAlias
+from typing import TYPE_CHECKING, Collection, Mapping, TypeAlias
 
+from .array import axis_of, served_axes
 from .nest import DIMS, OPERANDS, Nest
 
 if TYPE_CHECKING:
@@ -27,10 +30,10 @@ _Box: TypeAlias = dict[str, tuple[int, int]]      # dim -> (lo, hi) coordinates 
 _Tile: TypeAlias = tuple[tuple[int, int], ...]    # a tile's identity: its box over the operand's dims
 
 
-def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[str, int] | None) -> _Box:
+def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[str, int]) -> _Box:
     """Per dimension, the (lo, hi) coordinates the tile below loop ``b`` spans at loop
-    indices ``idx`` (innermost first): for one PE (``pe``: its spatial index per dim) or,
-    with ``pe`` None, over the whole array."""
+    indices ``idx`` (innermost first), in the PEs whose spatial index is ``pe``'s for the
+    dims it names (one PE when it names all, the whole array when it names none)."""
     lo = {d: 0 for d in DIMS}
     span = {d: 1 for d in DIMS}        # temporal extent of the tile per dim
     scale = {d: 1 for d in DIMS}       # weight of the next loop of d in the temporal index
@@ -44,10 +47,10 @@ def _coords(nest: Nest, m: Mapping_, idx: tuple[int, ...], b: int, pe: Mapping[s
     for d in DIMS:
         s = m.spatial.get(d, 1)
         t_lo, t_hi = lo[d], lo[d] + span[d] - 1     # temporal index range; coordinate = t * s + spatial
-        if pe is None:
+        if d not in pe:
             out[d] = (t_lo * s, t_hi * s + s - 1)
         else:
-            out[d] = (t_lo * s + pe.get(d, 0), t_hi * s + pe.get(d, 0))
+            out[d] = (t_lo * s + pe[d], t_hi * s + pe[d])
     return out
 
 
@@ -63,14 +66,15 @@ def _tile(nest: Nest, operand: str, c: _Box) -> _Tile:
     return tuple(c[d] for d in ("G", "B", "C", "OY", "OX", "FY", "FX"))
 
 
-def _count(nest: Nest, operand: str, c: _Box, sp: Mapping[str, int], per_pe: bool) -> int:
-    """Elements in the tile: per PE a dim contributes its temporal span (the PE sees one
-    coordinate per step of the array); over the array, the whole coordinate range. The
-    input's rows and columns are those its outputs read through its filter taps."""
+def _count(nest: Nest, operand: str, c: _Box, sp: Mapping[str, int], fixed: Collection[str]) -> int:
+    """Elements in the tile: a dim whose spatial index is ``fixed`` contributes its temporal
+    span (the PEs see one coordinate per step of the array); the others, the whole
+    coordinate range. The input's rows and columns are those its outputs read through its
+    filter taps."""
     def ext(d: str) -> int:
         lo, hi = c[d]
         s = sp.get(d, 1)
-        return (hi - lo) // s + 1 if per_pe else hi - lo + 1
+        return (hi - lo) // s + 1 if d in fixed else hi - lo + 1
 
     def win(o: str, f: str, stride: int, dil: int, size: int) -> int:
         # distinct input coordinates, counted (for a tile of consecutive outputs and taps)
@@ -87,7 +91,17 @@ def _count(nest: Nest, operand: str, c: _Box, sp: Mapping[str, int], per_pe: boo
 def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int) -> dict[str, float]:
     """Bytes per ``level.operand.reads|writes`` by walking every iteration (see the module)."""
     levels = arch.levels
-    pes = [dict(zip(m.spatial, p)) for p in itertools.product(*(range(f) for f in m.spatial.values()))]
+    where = axis_of(tuple(m.unrolling))
+    n = len(arch.array)
+
+    def instances(i: int | None) -> list[dict[str, int]]:
+        """Each instance of level ``i`` (None: the PEs' registers) as the spatial indices of the
+        dims on the array dimensions it does not serve."""
+        served = frozenset() if i is None else served_axes(levels[i], n)
+        fixed = [d for d in m.spatial if where[d] not in served]
+        return [dict(zip(fixed, p)) for p in itertools.product(*(range(m.spatial[d]) for d in fixed))]
+
+    inst = {i: instances(i) for i in [None, *range(len(levels))]}
     acc: dict[str, float] = {}
 
     def add(i: int | None, o: str, way: str, nbytes: float) -> None:
@@ -97,9 +111,7 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
         acc[key] = acc.get(key, 0.0) + nbytes
 
     def size(i: int | None, o: str, idx: tuple[int, ...], b: int) -> int:
-        if i is None or levels[i].per_pe:
-            return sum(_count(nest, o, _coords(nest, m, idx, b, pe), m.spatial, True) for pe in pes)
-        return _count(nest, o, _coords(nest, m, idx, b, None), m.spatial, False)
+        return sum(_count(nest, o, _coords(nest, m, idx, b, pe), m.spatial, pe) for pe in inst[i])
 
     ranges = [range(f) for _, f in m.loops]
     for o in OPERANDS:
@@ -118,7 +130,7 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
         for rev in itertools.product(*reversed(ranges)):
             idx = tuple(reversed(rev))
             for k, (ch, b, par) in enumerate(pairs):
-                ident = _tile(nest, o, _coords(nest, m, idx, b, None))
+                ident = _tile(nest, o, _coords(nest, m, idx, b, {}))
                 if prev.get(k) == ident:
                     continue
                 if o == "output" and k in prev:       # the tile before leaves

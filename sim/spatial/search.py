@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Mapping
 
 from workloads.errors import HwsimError
 
-from .cost import (Cost, Footprints, Mapping_, allocate, evaluate, level_plan, lower_bound, loops_for,
-                   spatial_factors, temporal)
+from .array import dims_of, groups_for
+from .cost import Cost, Footprints, Mapping_, allocate, evaluate, level_plan, lower_bound, loops_for, spatial_factors, \
+    temporal
 from .nest import DIMS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _may_win(lb: tuple[float, float], found: Cost, objective: str) -> bool:
 
 
 def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
-         objective: str | None = None, unrollings: tuple[tuple[str, str], ...] | None = None) -> Cost:
+         objective: str | None = None, unrollings: tuple[tuple[str, ...], ...] | None = None) -> Cost:
     objective = objective or arch.objective
     if objective in ("energy", "edp") and not (arch.mac_pj and all(x.priced for x in arch.levels)):
         raise HwsimError(f"objective {objective}: {arch.name} must price every level (read_pj, write_pj) and "
@@ -73,7 +74,8 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
     for un in unrollings or arch.unrollings:
         if family and (family == "rs") != row_stationary(un):
             continue
-        sp = spatial_factors(nest, un, arch.rows, arch.cols)
+        sp = spatial_factors(nest, un, *arch.array)
+        groups = groups_for(arch.levels, un, sp)
         trips = temporal(nest, sp)
         if found is not None and objective == "latency" and _array_cycles(trips) > found.cycles:
             continue              # its array cycles alone exceed the best time: it cannot win
@@ -81,7 +83,7 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
             if family and family != "rs" and order and stationary(order[0][0]) != family:
                 continue
             loops = loops_for(tuple(d for u in order for d in u), trips)
-            tab = Footprints(nest, sp, loops)
+            tab = Footprints(nest, sp, loops, groups)
             m = allocate(nest, arch, un, loops, bits, tab, plan)
             if m is None:
                 continue
@@ -107,9 +109,9 @@ DATAFLOWS = {
 }
 
 
-def row_stationary(unrolling: tuple[str, str]) -> bool:
-    rows, cols = (side.split("*") for side in unrolling)
-    return "FY" in rows and "OY" in cols
+def row_stationary(unrolling: tuple[str, ...]) -> bool:
+    """Filter rows on the array's rows (D1), output rows on its columns (D2)."""
+    return "FY" in dims_of(unrolling[0]) and "OY" in dims_of(unrolling[1])
 
 
 def stationary(dim: str) -> str:

@@ -38,7 +38,7 @@ class SpatialStats:
 
     compute_cycles: int          # temporal iterations of the mapping (one array cycle each)
     active_pes: int              # PEs the unrolling puts to work
-    mapping: str                 # "ROWDIM<f>|COLDIM<f> [temporal loops, innermost first]"
+    mapping: str                 # "ROWDIM<f>|COLDIM<f>[|D3DIM<f>...] [temporal loops, innermost first]"
     dataflow: str = ""           # the named family of that mapping (ws, os, is, rs; sim.spatial.search)
 
 

@@ -25,8 +25,8 @@ The rules (the two engines below implement exactly these; tests prove them equal
   write-back into the tile from below and for the parent's tile to be in place.
 * A transfer uses the source's read port for ``ceil(source bits / read bits per cycle)``
   cycles and the destination's write port for ``ceil(destination bits / write bits per
-  cycle)`` (one port where a level has a shared one; per PE on per-PE levels), both from
-  its start; it arrives when the slower is done. A port serves one transfer at a time.
+  cycle)`` (one port where a level has a shared one; the bits of one instance of a level,
+  each instance with its own ports), both from its start; it arrives when the slower is done. A port serves one transfer at a time.
   Transfers are issued in program order: by the iteration that issues them (cycle 0
   first), at its start then at its end; at an iteration's end write-backs bottom-up, then
   loads, shortest first; a load that waits for its parent's event is issued right after
@@ -45,7 +45,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Mapping, TypeAlias
 
-from .cost import Footprints, Mapping_, _chains, distinct, fills
+from .array import level_groups
+from .cost import Footprints, Mapping_, _chains, distinct, fills, footprints
 from .nest import OPERANDS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
             tab: Footprints | None = None) -> tuple[tuple[Stream, ...], int]:
     """The mapping's streams (parents before children within an operand) and its iterations."""
     loops = m.loops
-    tab = tab or Footprints(nest, m.spatial, loops)
+    tab = tab or footprints(nest, arch, m.unrolling, m.spatial, loops)
+    _, group = level_groups(arch.levels)
     levels = arch.levels
     stride = [1]
     for _, f in loops:
@@ -131,8 +133,8 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
             else:
                 load_w, store_w, rev = bits[o], 0, ()
             pl = levels[parent]
-            p_elems = tab.fp(o, b, pl.per_pe)            # per PE on a per-PE level, else over the array
-            c_elems = tab.fp(o, b, levels[child].per_pe) if child >= 0 else 0
+            p_elems = tab.fp(o, b, group[parent])         # in one instance of the level (one PE's, the array's)
+            c_elems = tab.fp(o, b, group[child]) if child >= 0 else 0
 
             def cyc(elems: int, width: int, per_cycle: float) -> int:
                 return math.ceil(elems * width / per_cycle) if elems and width else 0

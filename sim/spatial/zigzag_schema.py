@@ -7,9 +7,10 @@ requires, the field says so: a memory's ``r_cost``/``w_cost`` and the array's
 ``unit_energy`` must be given (ZigZag may extract them with CACTI, hwsim does not), and
 ``is_imc`` must be false (in-memory-compute arrays are not modelled). Fields ZigZag reads
 for reports hwsim does not make (``area``, ``unit_area``, ``latency``, ``mem_type``, port
-``allocation``, ``dataflows``, ``spatial_mapping_hint``, ``temporal_ordering``) are
-accepted as ZigZag declares them and do not change hwsim's answer (the reader says which
-apply: :mod:`sim.spatial.zigzag`).
+``allocation``, ``dataflows``, ``temporal_ordering``) are accepted as ZigZag declares them
+and do not change hwsim's answer; a mapping entry's ``spatial_mapping_hint`` names the loops
+searched on the dimensions its ``spatial_mapping`` leaves out (the reader says which apply:
+:mod:`sim.spatial.zigzag`).
 """
 
 from __future__ import annotations
