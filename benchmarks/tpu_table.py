@@ -5,7 +5,8 @@
 Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA 2017
 (arXiv:1704.04760), Table 3: where the matrix unit's cycles go, from hardware performance
 counters on production code. hwsim's rows come from ``sim.systolic.counters.table3``
-(see it for what each row counts). The workloads are the zoo's approximations of the
+(see it for what each row counts), the layers run as one instruction stream
+(``sim.systolic.program``: decoupled weight reads, the host link). The workloads are the zoo's approximations of the
 paper's Table 1 (``workloads/zoo/tpu.py``: equal layers sized to the published weights,
 layer counts, batch and ops per weight byte); the paper gives no layer shapes.
 """
@@ -38,7 +39,7 @@ def main() -> None:
     cols: dict[str, dict[str, float | None]] = {}
     for i, name in enumerate(TPU_WORKLOADS):
         res = simulate(resolve(name), tpu)
-        ours = table3(res, tpu.pes)
+        ours = table3(res, tpu.pes, host=True)
         label = res.workload
         cols[f"{label} hwsim"] = ours
         cols[f"{label} paper"] = {k: PAPER[k][i] for k in ROWS}
@@ -46,8 +47,9 @@ def main() -> None:
     print("Table 3 (Jouppi et al. 2017) on tpu-v1: percent of cycles, TOPS at 2 ops per MAC")
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(frame.astype(float).round(1).to_string(na_rep="-"))
-    print("input_stall_%: not modelled (activations stay in the unified buffer; the host's PCIe link is "
-          "outside the machine)")
+    print("the matrix unit's cycles as one instruction stream (sim.systolic.program): weights read ahead "
+          "into the gap before each layer, the input over PCIe Gen3 x16 before the first layer and the output "
+          "after the last")
 
 
 if __name__ == "__main__":

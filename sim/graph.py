@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from workloads.trace import Op
 
-__all__ = ["Timeline", "schedule"]
+__all__ = ["Timeline", "schedule", "schedule_in_order"]
 
 _EPS = 1e-9
 
@@ -43,6 +43,37 @@ def _ready(ops: Sequence[Op], end: np.ndarray, index: dict[str, int], i: int) ->
     return max((int(end[index[p]]) for p in ops[i].producers), default=0)
 
 
+def _critical_path(ops: Sequence[Op], dur: np.ndarray, index: dict[str, int]) -> int:
+    """The longest producer chain: every op as early as its producers allow."""
+    cp_end = np.zeros(len(ops), dtype=np.int64)
+    for i in range(len(ops)):
+        cp_end[i] = _ready(ops, cp_end, index, i) + dur[i]
+    return int(cp_end.max(initial=0))
+
+
+def schedule_in_order(ops: Sequence[Op], run: Callable[[int, int], tuple[int, int]]) -> Timeline:
+    """One op at a time in trace order, each starting in the tail of the one before unless it
+    reads its results (the module docstring), where an op's cycles and tail are known only
+    once its start is: ``run(i, start)`` gives op ``i``'s ``(cycles, tail)`` when it starts
+    at cycle ``start`` (a machine whose DRAM channel runs ahead into the gap before an op)."""
+    n = len(ops)
+    index = {op.name: i for i, op in enumerate(ops)}
+    start = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    raw = np.zeros(n, dtype=np.int64)
+    dur = np.zeros(n, dtype=np.int64)
+    free = 0                                    # the machine may start the next op
+    for i in range(n):
+        first = max(free, int(start[i - 1]) if i else 0)
+        start[i] = max(first, _ready(ops, end, index, i))
+        raw[i] = start[i] - first
+        d, t = run(i, int(start[i]))
+        dur[i] = d
+        end[i] = start[i] + d
+        free = max(free, int(end[i] - min(t, d)))
+    return Timeline(start, end, int(end.max(initial=0)), _critical_path(ops, dur, index), raw)
+
+
 def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float],
              max_concurrent: int | None = None, tail: Sequence[int] | None = None) -> Timeline:
     """Start and end cycle of every op (see the module docstring)."""
@@ -50,11 +81,6 @@ def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float
     dur = np.asarray(cycles, dtype=np.int64)
     occ = np.asarray(occupancy, dtype=float)
     index = {op.name: i for i, op in enumerate(ops)}
-    # critical path: every op as early as its producers allow
-    cp_end = np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        cp_end[i] = _ready(ops, cp_end, index, i) + dur[i]
-    critical = int(cp_end.max(initial=0))
     start = np.zeros(n, dtype=np.int64)
     end = np.zeros(n, dtype=np.int64)
     raw = np.zeros(n, dtype=np.int64)
@@ -63,15 +89,9 @@ def schedule(ops: Sequence[Op], cycles: Sequence[int], occupancy: Sequence[float
         if not tl.any():
             end[:] = np.cumsum(dur)             # one op at a time, in order
             start[:] = end - dur
-            return Timeline(start, end, int(end[-1]), critical, raw)
-        free = 0                                # the machine may start the next op
-        for i in range(n):
-            first = max(free, int(start[i - 1]) if i else 0)
-            start[i] = max(first, _ready(ops, end, index, i))
-            raw[i] = start[i] - first
-            end[i] = start[i] + dur[i]
-            free = max(free, int(end[i] - tl[i]))
-        return Timeline(start, end, int(end.max()), critical, raw)
+            return Timeline(start, end, int(end[-1]), _critical_path(ops, dur, index), raw)
+        return schedule_in_order(ops, lambda i, _: (int(dur[i]), int(tl[i])))
+    critical = _critical_path(ops, dur, index)
     limit = max_concurrent or n or 1
     running: list[tuple[int, float]] = []       # (end, occupancy) heap
     used = 0.0

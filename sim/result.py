@@ -40,19 +40,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, Sequence, TypeAlias
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload
 
-from .graph import schedule
+from .graph import Timeline, schedule
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .machine import Machine, Progress
 
-__all__ = ["CORE_COLUMNS", "OpResult", "SimResult", "merge", "ShapeKey", "shape_key", "run_ops"]
+__all__ = ["CORE_COLUMNS", "OpResult", "SimResult", "merge", "ShapeKey", "shape_key", "run_ops", "checked", "assemble"]
 
 CORE_COLUMNS = ("name", "op", "phase", "precision", "macs", "cycles", "stall_cycles", "start_us", "time_us",
                 "utilization", "sram_read_bytes", "sram_write_bytes", "dram_read_bytes", "dram_write_bytes")
@@ -233,7 +233,6 @@ def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpR
     machine's, and schedule the ops on the workload's graph with the machine's occupancy.
     ``same(op)``: a key under which ops are evaluated once (e.g. :func:`shape_key` for a
     machine whose results depend on shapes alone: a transformer's identical layers)."""
-    levels = arch.memory_levels()
     results = []
     done: dict[Hashable, OpResult] = {}
     for op in workload.ops:
@@ -244,17 +243,28 @@ def run_ops(workload: Workload, arch: "Machine", simulate_op: Callable[[Op], OpR
             r = simulate_op(op)
             if key is not None:
                 done[key] = r
-        for key in r.accesses:
-            parts = key.split(".")
-            if len(parts) != 3 or parts[0] not in levels or parts[2] not in ("reads", "writes"):
-                raise HwsimError(f"{arch.name}: op {op.name!r} reports access {key!r}; keys are "
-                                 f"LEVEL.OPERAND.reads|writes with LEVEL one of {', '.join(levels)}")
-        results.append(dataclasses.replace(r, phase=op.phase))
+        results.append(checked(arch, op, r))
         if progress:
             progress(op)
     tl = schedule(workload.ops, [r.cycles for r in results], [arch.occupancy(r) for r in results], max_concurrent,
                   tail=[r.tail_cycles for r in results])
+    return assemble(workload, arch, results, tl)
+
+
+def checked(arch: "Machine", op: Op, r: OpResult) -> OpResult:
+    """``r`` as op ``op``'s result (its phase), once its access keys name the machine's levels."""
+    levels = arch.memory_levels()
+    for key in r.accesses:
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] not in levels or parts[2] not in ("reads", "writes"):
+            raise HwsimError(f"{arch.name}: op {op.name!r} reports access {key!r}; keys are "
+                             f"LEVEL.OPERAND.reads|writes with LEVEL one of {', '.join(levels)}")
+    return dataclasses.replace(r, phase=op.phase)
+
+
+def assemble(workload: Workload, arch: "Machine", results: Sequence[OpResult], tl: Timeline) -> SimResult:
+    """The run's result: each op's result placed on the timeline ``tl``."""
     ops = tuple(dataclasses.replace(r, start_cycle=int(s), raw_stall_cycles=int(w))
                 for r, s, w in zip(results, tl.start, tl.raw_stall))
     return SimResult(workload.name, arch.name, arch.family, arch.clock_mhz, ops,
-                     {k: v.kind for k, v in levels.items()}, tl.makespan, tl.critical_path)
+                     {k: v.kind for k, v in arch.memory_levels().items()}, tl.makespan, tl.critical_path)

@@ -66,12 +66,13 @@ def test_trace_addresses_for_a_tiny_ws_fold():
 @given(R=st.integers(1, 8), C=st.integers(1, 8), M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 40),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
        sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]),
-       bits=st.sampled_from([4, 8, 16]))
-def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, acc, bits):
+       bits=st.sampled_from([4, 8, 16]), head=st.sampled_from([0, 0, 1, 3, 17, 200]))
+def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, acc, bits, head):
+    """...with or without a head start (the channel running ``head`` cycles before the array)."""
     arch = SystolicArch(rows=R, cols=C, dataflow=df, ifmap_sram_kib=sram, filter_sram_kib=sram,
                         ofmap_sram_kib=acc, dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
     f = folds(M, N, K, arch, a_bits=bits, w_bits=bits, out_bits=bits)   # 4 bits: half bytes
-    fast, ref = schedule(f, R, C, bw, depth), schedule_cycles(f, R, C, bw, depth)
+    fast, ref = schedule(f, R, C, bw, depth, head=head), schedule_cycles(f, R, C, bw, depth, head=head)
     assert (fast.cycles, fast.stall_cycles, fast.dram_busy_cycles) == (ref.cycles, ref.stall_cycles, ref.dram_busy_cycles)
     np.testing.assert_array_equal(fast.start, ref.start)
     # where the cycles go: the recurrence's per-fold sums equal the reference's cycle-by-cycle count
@@ -104,8 +105,9 @@ def test_slices_of_outer_tiles_schedule_as_one_sequence(R, C, M, N, K, df, bw, d
         np.testing.assert_array_equal(np.concatenate([getattr(p, field) for p in parts]), getattr(whole, field))
     for k, v in {**whole.sram, **whole.dram}.items():
         assert sum({**p.sram, **p.dram}.get(k, 0.0) for p in parts) == pytest.approx(v)
-    got = schedule_slices(iter(parts), bw, depth)
-    ref = cycle_stepped(M, N, K, arch, bw, depth)
+    head = cuts[0] % 7        # a head start, or none
+    got = schedule_slices(iter(parts), bw, depth, head=head)
+    ref = schedule_cycles(whole, R, C, bw, depth, head=head)
     assert (got.cycles, got.stall_cycles, got.compute_cycles, got.dram_busy_cycles) == \
         (ref.cycles, ref.stall_cycles, ref.compute_cycles, ref.dram_busy_cycles)
     assert (got.active_cycles, got.shift_cycles, got.stream_end) == (ref.active_cycles, ref.shift_cycles, ref.stream_end)
@@ -212,6 +214,10 @@ def test_hand_derived_shift_exposed_between_short_streams():
     assert (s.wait_cycles, s.shift_cycles, s.active_cycles, s.stream_end) == (1, 4 + 1, 6, 12)
 
 
+# tpu-v1 with each layer on its own: no host link, weights loaded when an op starts
+LAYERWISE_TPU = dataclasses.replace(PRESETS["tpu-v1"], decoupled_weight_reads=False, host_link_bytes_per_cycle=0.0)
+
+
 def test_tpu_v1_preset_and_rates():
     tpu = PRESETS["tpu-v1"]
     assert tpu.peak_tops == pytest.approx(92, rel=0.005)      # Jouppi et al. 2017, Table 2: 92 TOPS (8-bit)
@@ -224,7 +230,7 @@ def test_tpu_v1_preset_and_rates():
 
 
 def test_mlp0_is_weight_bandwidth_bound_on_tpu():
-    tpu = PRESETS["tpu-v1"]
+    tpu = LAYERWISE_TPU
     wl = resolve("mlp0")
     res = simulate(wl, tpu)
     weight_bytes = sum(op.operand("weight").nbytes for op in wl.ops if op.is_gemm)

@@ -34,6 +34,13 @@ ENGINES = ("fast", "cycles")
 
 
 PE_REG_ROLES = ("input", "weight", "output")
+
+# PCIe 3.0 x16, one direction: 16 lanes x 8 GT/s x 128b/130b encoding = 15.75 GB/s of link
+# symbols (PCI-SIG, PCI Express Base Specification 3.0); of each transaction-layer packet,
+# a 256-byte payload (assumption: the maximum payload size servers of the time configured)
+# and 26 bytes of framing token, sequence number, 4-DW header and LCRC (the same
+# specification): 256 / 282 of it carries data. DLLP traffic (acks, flow control) is left out.
+PCIE3_X16_BYTES_PER_S = 16 * 8e9 * 128 / 130 / 8 * 256 / 282
 # each operand SRAM, what it holds and the field giving one word's width: it must hold one
 # array edge. (Not the accumulators: the model runs a streamed chunk of a single row when no
 # more fit, outer_tiles' t_max >= 1, so any ofmap_sram_kib > 0 works.)
@@ -65,6 +72,15 @@ class SystolicArch:
     dram_bw_bytes_per_cycle: Rate = 10.0
     prefetch_depth: Annotated[int, Gt(0), Le(2 ** 30)] = 2           # buffered fold loads (2 = double buffering; TPU weight FIFO: 4)
     ifmap_on_chip: bool = False       # activations already resident (TPU unified buffer, fed by the host)
+    # Read_Weights runs ahead of the matrix unit across ops (decoupled access/execute, Jouppi et
+    # al. 2017 Sec. 2): an op's first prefetch_depth folds load while the array is still busy
+    # with earlier ops or waits for the host. False: an op's loads start when it does, each
+    # layer on its own (as SCALE-Sim runs layers).
+    decoupled_weight_reads: bool = False
+    # the host link in bytes per cycle (0: not modelled): an op that reads the workload's input
+    # first waits for it to arrive (Read_Host_Memory; Table 3's input stalls), and an op whose
+    # output nothing reads sends it back (Write_Host_Memory), the array idle meanwhile
+    host_link_bytes_per_cycle: NonNegative = 0.0
     vector_lanes: NonNegativeInt = 0             # element ops per cycle for non-GEMM ops (0: one per column)
     dram_type: str = "ddr3"           # the DRAM technology the energy table prices
     dram_gib: NonNegative = 0.0             # off-chip memory capacity (0: not modelled)
@@ -187,7 +203,8 @@ class SystolicArch:
     def cycle_counters(self, result: SimResult) -> dict[str, float]:
         """Where the whole run's cycles went, as the TPU paper's Table 3 counts them
         (``counters.table3``; percent of the makespan), for summaries and reports."""
-        return {k: v for k, v in table3(result, self.pes).items() if v is not None and k != "TOPS"}
+        return {k: v for k, v in table3(result, self.pes, self.host_link_bytes_per_cycle > 0).items()
+                if v is not None and k != "TOPS"}
 
 
 PRESETS = {
@@ -195,12 +212,15 @@ PRESETS = {
         name="tpu-v1", rows=256, cols=256, dataflow="ws", clock_mhz=700.0, word_bits=8, acc_bits=32,
         ifmap_sram_kib=24 * 1024, filter_sram_kib=4 * 64, ofmap_sram_kib=4 * 1024,
         dram_bw_bytes_per_cycle=34e9 / 700e6, prefetch_depth=4, ifmap_on_chip=True, vector_lanes=256,
-        technology_nm=28, static_power_w=28.0, dram_gib=8,
+        technology_nm=28, static_power_w=28.0, dram_gib=8, decoupled_weight_reads=True,
+        host_link_bytes_per_cycle=PCIE3_X16_BYTES_PER_S / 700e6,
         source="Jouppi et al., ISCA 2017: 256x256 int8 MACs at 700 MHz, 24 MiB unified buffer, 4 MiB "
                "accumulators, weight FIFO of four 64 KiB tiles, 34 GB/s DDR3 (Table 2, Sec. 2); "
                "idle power 28 W per die (Table 2); 8 GiB of DDR3; 256 vector lanes: the activation unit "
                "taken at the matrix unit's rate, one 256-value row per cycle (Sec. 2: the matrix unit reads "
-               "and writes 256 values per clock; the paper gives no separate activation rate)"),
+               "and writes 256 values per clock; the paper gives no separate activation rate); Read_Weights "
+               "decoupled from the matrix unit (Sec. 2); host link PCIe Gen3 x16 (Sec. 2; its rate: "
+               "sim.systolic.arch.PCIE3_X16_BYTES_PER_S)"),
     "systolic-16": SystolicArch(name="systolic-16", rows=16, cols=16, clock_mhz=500.0, ifmap_sram_kib=32,
                                 filter_sram_kib=32, ofmap_sram_kib=16, dram_bw_bytes_per_cycle=4.0,
                                 source="edge array in the style of Eyeriss/SCALE-Sim edge configs (16x16, 80 KiB)"),

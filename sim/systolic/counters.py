@@ -15,9 +15,12 @@ Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit",
 Here every row comes from the simulation, cycle by cycle (``timing``): rows 1, 4 and 5
 are the GEMM ops' ``array_active_cycles``, ``dram_wait_cycles`` and
 ``weight_shift_cycles``; row 6 is the rest of the makespan (vector ops, drains, RAW
-stalls); row 7 is the schedule's ``raw_stall_cycles`` (``sim.graph``). Row 8 is not
-modelled: the preset keeps activations in the unified buffer (``ifmap_on_chip``) and the
-host link is outside the machine, so it is reported as ``None``.
+stalls, host transfers); row 7 is the cycles the array waits for results a matrix op
+reads: a producer's drain (the schedule's ``raw_stall_cycles``, ``sim.graph``) and the
+element-wise ops between it and the matrix op before (``feeds_matrix``: the Activate whose
+output the next MatrixMultiply reads, less their own host transfers);
+row 8 is the ops' ``host_read_cycles`` (``program``: the input arriving over the host
+link), ``None`` on a design without a host link.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ ROWS = ("array_active_%", "useful_macs_%", "unused_macs_%", "weight_stall_%", "w
         "non_matrix_%", "raw_stall_%", "input_stall_%", "TOPS")
 
 
-def table3(res: SimResult, pes: int) -> dict[str, float | None]:
-    """The Table 3 rows of one systolic run (percent of the makespan; TOPS at 2 ops per MAC)."""
+def table3(res: SimResult, pes: int, host: bool = False) -> dict[str, float | None]:
+    """The Table 3 rows of one systolic run (percent of the makespan; TOPS at 2 ops per MAC);
+    ``host``: the design has a host link (else row 8 is ``None``)."""
     cyc = res.cycles
     if not cyc:
         return {k: 0.0 for k in ROWS}
@@ -44,5 +48,8 @@ def table3(res: SimResult, pes: int) -> dict[str, float | None]:
     return {"array_active_%": active * pct, "useful_macs_%": useful, "unused_macs_%": active * pct - useful,
             "weight_stall_%": stall * pct, "weight_shift_%": shift * pct,
             "non_matrix_%": (cyc - active - stall - shift) * pct,
-            "raw_stall_%": sum(o.raw_stall_cycles for o in res.ops) * pct, "input_stall_%": None,
+            "raw_stall_%": (sum(o.raw_stall_cycles for o in res.ops)
+                            + sum(o.cycles - o.extra.host_read_cycles - o.extra.host_write_cycles
+                                  for o in res.ops if o.extra.feeds_matrix)) * pct,
+            "input_stall_%": sum(o.extra.host_read_cycles for o in res.ops) * pct if host else None,
             "TOPS": 2 * res.macs / (res.time_us * 1e-6) / 1e12}

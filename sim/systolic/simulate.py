@@ -33,6 +33,7 @@ from ..machine import Progress
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .convdata import ConvGeometry
 from .mapping import Folds, folds, full_outer_tiles, outer_tiles, slice_runs
+from .program import run_program
 from .timing import Schedule, schedule, schedule_cycles, schedule_slices
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class SystolicStats:
     dram_wait_cycles: int = 0         # the array waits for DRAM data (row 4: weight stalls on the TPU)
     drain_cycles: int = 0             # results leave the array after a stream (between copies, at the end)
     vector_cycles: int = 0            # element-wise work on the vector lanes (part of row 6)
+    channel_end: int = 0              # the cycle (from the op's start) its last DRAM transfer ends
+    head_start_cycles: int = 0        # cycles its first weight loads ran before it began (decoupled reads)
+    host_read_cycles: int = 0         # its input arriving over the host link before it runs (row 8)
+    host_write_cycles: int = 0        # its output leaving over the host link after it ends (part of row 6)
+    feeds_matrix: bool = False        # an element-wise op whose output a later matrix op reads (row 7)
 
 
 def _bits(op: Op, role: str, arch: SystolicArch, quantize_float: bool) -> int:
@@ -102,7 +108,7 @@ def _vector(op: Op, arch: SystolicArch, quantize_float: bool) -> OpResult:
                     stall_cycles=cycles - compute, precision=f"int{arch.word_bits}", accesses=acc,
                     ops={f"vector.int{arch.word_bits}": op.vector_ops},
                     extra=SystolicStats(compute, 0, 0, busy, 0.0, 1.0, 0, None, None, arch.dataflow,
-                                        dram_wait_cycles=cycles - compute, vector_cycles=compute))
+                                        dram_wait_cycles=cycles - compute, vector_cycles=compute, channel_end=busy))
 
 
 SLICE_FOLDS = 1 << 20     # folds scheduled at a time (about 100 MB of per-fold arrays); a policy
@@ -144,9 +150,15 @@ class _Totals:
         return _Totals(count, sram, dram)
 
 
-def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True) -> OpResult:
+def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float: bool = True,
+                head: int = 0) -> OpResult:
+    """One op alone. ``head``: cycles the DRAM channel is idle before the op begins and may
+    already load its first ``prefetch_depth`` folds (``timing``; decoupled weight reads)."""
     if op.kind == "attention":           # no fused kernel: its GEMMs and softmax in turn
-        return merge(op, [simulate_op(p, arch, engine, quantize_float) for p in op.unfused()])
+        parts = [simulate_op(p, arch, engine, quantize_float) for p in op.unfused()]
+        m = merge(op, parts)             # (its channel ends in its last part)
+        end = m.cycles - parts[-1].cycles + parts[-1].extra.channel_end
+        return dataclasses.replace(m, extra=dataclasses.replace(m.extra, channel_end=end, head_start_cycles=0))
     if not op.is_gemm:
         return _vector(op, arch, quantize_float)
     g = op.gemm
@@ -159,7 +171,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
     run = schedule if engine == "fast" else schedule_cycles
     conv = ConvGeometry.of(op.dims) if op.kind == "conv" else None     # DRAM moves its real input
 
-    def once(resident: bool) -> tuple[_Totals, Schedule]:
+    def once(resident: bool, head: int = 0) -> tuple[_Totals, Schedule]:
         n_outer, per = outer_tiles(g.M, g.N, g.K, arch)
         if engine == "fast" and n_outer * per > SLICE_FOLDS and n_outer > 1:
             # tens of millions of folds (a GPT-3 GEMM on a small array): a slice of outer
@@ -178,7 +190,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
                                          {x: v * k for x, v in f.dram.items()}))   # the totals, not the arrays
                     yield f, k
 
-            s = schedule_slices(slices(), arch.dram_bw_bytes_per_cycle, arch.prefetch_depth)
+            s = schedule_slices(slices(), arch.dram_bw_bytes_per_cycle, arch.prefetch_depth, head=head)
             return _Totals.of(parts, n_outer * per), s
         budget.need(f"{op.name}: {n_outer * per:,} folds of {g.M}x{g.N}x{g.K} on {arch.name}",
                     nbytes=n_outer * per * BYTES_PER_FOLD, seconds=n_outer * per * SECONDS_PER_FOLD)
@@ -186,10 +198,11 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         if resident and arch.dataflow == "ws" and f.count == 1 and g.copies == 1:
             f = dataclasses.replace(f, preload=0)      # the one weight tile never left the array
         return _Totals.of([f], f.count), run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle,
-                                            arch.prefetch_depth)
+                                            arch.prefetch_depth, head=head)
 
     first = once(False)
-    runs = [(first, g.copies)]
+    # the head start helps the first copy's first loads only; later copies and steps start cold
+    runs = [(first, g.copies)] if not head else [(once(False, head), 1), (first, g.copies - 1)]
     resident_steps = 0
     if g.steps > 1:
         weight_bytes = g.copies * g.N * g.K * w_bits / 8
@@ -198,6 +211,7 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
             runs.append((once(True), g.copies * resident_steps))
         else:
             runs.append((first, g.copies * (g.steps - 1)))
+    runs = [r for r in runs if r[1]]
     cycles = sum(s.cycles * n for (_, s), n in runs)
     stalls = sum(s.stall_cycles * n for (_, s), n in runs)
     accesses: dict[str, float] = {}
@@ -224,7 +238,8 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         dataflow=arch.dataflow, array_active_cycles=sum(s.active_cycles * n for (_, s), n in runs),
         weight_shift_cycles=sum(s.shift_cycles * n for (_, s), n in runs),
         dram_wait_cycles=sum(s.wait_cycles * n for (_, s), n in runs),
-        drain_cycles=sum(s.drain_cycles * n for (_, s), n in runs))
+        drain_cycles=sum(s.drain_cycles * n for (_, s), n in runs),
+        channel_end=cycles - runs[-1][0][1].cycles + runs[-1][0][1].channel_end, head_start_cycles=head)
     bits = max(a_bits, w_bits)
     last = runs[-1][0][1]      # the next op may start in its drain, once the DRAM channel is idle too
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs, peak_macs_per_cycle=arch.pes,
@@ -235,5 +250,34 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
 def simulate(workload: Workload, arch: SystolicArch, *, engine: str = "fast", quantize_float: bool = True,
              progress: Progress | None = None) -> SimResult:
     # identical ops (a transformer's layers) once; the densities are reported, so they are part of the key
-    return run_ops(workload, arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress,
-                   same=lambda op: (shape_key(op), tuple(o.density for o in op.operands)))
+    def same(op: Op) -> tuple[object, ...]:
+        return (shape_key(op), tuple(o.density for o in op.operands))
+
+    if arch.decoupled_weight_reads or arch.host_link_bytes_per_cycle:     # one instruction stream
+        res = run_program(workload, arch, lambda op, head: simulate_op(op, arch, engine, quantize_float, head),
+                          same, progress)
+    else:
+        res = run_ops(workload, arch, lambda op: simulate_op(op, arch, engine, quantize_float), progress, same=same)
+    feeds = matrix_feeds(workload)
+    if not feeds:
+        return res
+    ops = tuple(dataclasses.replace(o, extra=dataclasses.replace(o.extra, feeds_matrix=True)) if o.name in feeds
+                else o for o in res.ops)
+    return dataclasses.replace(res, ops=ops)
+
+
+def matrix_feeds(workload: Workload) -> set[str]:
+    """The element-wise ops a matrix op reads through (its producers, and theirs, up to the
+    next matrix op): while they run, the array waits for their results (Table 3's RAW
+    stalls; the TPU's Activate writes the buffer the next MatrixMultiply reads)."""
+    by_name = {op.name: op for op in workload.ops}
+    feeds: set[str] = set()
+    todo = [p for op in workload.ops if op.is_gemm for p in op.producers]
+    while todo:
+        name = todo.pop()
+        op = by_name.get(name)
+        if op is None or op.is_gemm or op.kind == "attention" or name in feeds:
+            continue
+        feeds.add(name)
+        todo.extend(op.producers)
+    return feeds

@@ -17,6 +17,10 @@ Rules (both engines below implement exactly these):
   request (loads before stores at the same cycle): a transfer of B bytes takes
   ``ceil(B / bw)`` cycles.
 * Stall cycles are the cycles a fold starts later than the pipeline alone allows.
+* A head start of ``head`` cycles (``decoupled`` weight reads: the DRAM channel is idle
+  before the op begins, while the array finishes earlier work) lets the first
+  ``prefetch_depth`` loads be requested ``head`` cycles before the op's cycle 0; the first
+  tile still shifts in from cycle 0. All cycles are counted from the op's cycle 0.
 * Where the array's cycles go (the TPU paper's Table 3 counters, Jouppi et al. 2017): a
   cycle before the last stream ends is *active* while a fold streams (``T`` cycles each),
   else *shift* in the ``preload`` cycles before a fold starts (its tile shifts in then;
@@ -138,6 +142,7 @@ class _Carry:
     busy: int = 0
     end: int = 0               # latest fold end
     n: int = 0                 # folds scheduled
+    head: int = 0              # cycles the channel ran before the array's cycle 0 (see the module docstring)
     interval_sum: int = 0
     last_lat: int = 0
     preload: int = 0
@@ -147,7 +152,7 @@ class _Carry:
     stream_end: int = 0
 
 
-def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True) -> Schedule:
+def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True, head: int = 0) -> Schedule:
     """Fast engine: the fold/channel recurrence, over runs of repeating folds in one step.
 
     Folds repeat with a period ``p`` (a stationary tile's K folds, say). When the state at a
@@ -156,14 +161,14 @@ def schedule(f: Folds, R: int, C: int, bw: float, depth: int, jump: bool = True)
     folds ahead keep repeating, every following period is the last one shifted in time:
     the recurrence is deterministic and shift invariant, so those periods are added in one
     step (exact; ``jump=False`` walks every fold, and tests check both against
-    ``schedule_cycles``)."""
-    carry = _Carry()
+    ``schedule_cycles``). ``head``: the head start (module docstring)."""
+    carry = _Carry(head=_head(head))
     start = _walk(f, carry, bw, depth, jump)
     return _finish(carry, start)
 
 
 def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, depth: int,
-                    jump: bool = True) -> Schedule:
+                    jump: bool = True, head: int = 0) -> Schedule:
     """:func:`schedule` of the folds of ``slices`` one after another, as one sequence
     (``mapping.folds(..., outer=...)`` slices of one GEMM), carrying the recurrence's
     state across: the same cycles, stalls and DRAM time as one call on all the folds
@@ -173,8 +178,8 @@ def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, dept
     state (last starts, channel, pending stores, latest end; all relative to the last start)
     as the repeat before it did, every later repeat is the last one shifted in time, so the
     remaining ones are added in one step (exact, as in :func:`schedule`; ``jump=False``
-    walks every repeat)."""
-    carry = _Carry()
+    walks every repeat). ``head``: the head start, before the first slice."""
+    carry = _Carry(head=_head(head))
     for item in slices:
         f, k = item if isinstance(item, tuple) else (item, 1)
         prev = None
@@ -204,6 +209,12 @@ def schedule_slices(slices: Iterable[Folds | tuple[Folds, int]], bw: float, dept
     return _finish(carry, np.zeros(0, dtype=np.int64))
 
 
+def _head(head: int) -> int:
+    if head < 0:
+        raise ValueError(f"a head start is a number of cycles >= 0, got {head}")
+    return int(head)
+
+
 def _slice_state(carry: _Carry) -> tuple[int, tuple[tuple[int, int], ...], tuple[int, ...], int]:
     """The recurrence state between slices, relative to the last start (see ``_walk``'s
     ``state``): what decides how the next slice runs."""
@@ -218,10 +229,11 @@ def _finish(carry: _Carry, start: np.ndarray) -> Schedule:
     for e, d in sorted(carry.stores):
         chan = (chan if chan > e else e) + d
         busy += d
-    total = int(max(carry.end, chan))
+    h = carry.head             # the walk counts from the channel's first cycle; the op from its own
+    total = int(max(carry.end, chan, h)) - h
     compute = carry.preload + carry.interval_sum - carry.last_interval + carry.last_lat if carry.n else 0
-    return Schedule(total, int(carry.stalls), int(compute), start, int(busy), int(carry.active), int(carry.shift),
-                    int(carry.stream_end), int(chan))
+    return Schedule(total, int(carry.stalls), int(compute), start - h, int(busy), int(carry.active), int(carry.shift),
+                    int(carry.stream_end) - h if carry.n else 0, int(chan) - h)
 
 
 def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndarray:
@@ -309,8 +321,10 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
         else:
             done = req
         if first and c == 0:
-            st, stall = done + preload, done
-            idle = st
+            hd = carry.head
+            st = (done if done > hd else hd) + preload
+            stall = st - hd - preload
+            idle = st - hd
         else:
             ideal = st_list[i - 1] + (interval[c - 1] if c else prev_interval)
             ready = done + preload
@@ -338,9 +352,11 @@ def _walk(f: Folds, carry: _Carry, bw: float, depth: int, jump: bool) -> np.ndar
     return start[h:]
 
 
-def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule:
+def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int, head: int = 0) -> Schedule:
     """Reference engine: each cycle, first the array (start a fold if it may), then the
-    channel (take the oldest request if idle, move ``bw`` bytes)."""
+    channel (take the oldest request if idle, move ``bw`` bytes). The channel's clock starts
+    ``head`` cycles before the array's (the head start, module docstring)."""
+    head = _head(head)
     lat, interval = _pipeline(f, R, C)
     bwf = _bw(bw)
     F = f.count
@@ -365,10 +381,10 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
     while nxt < F or cur is not None or pending:
         if nxt < F and done[nxt] >= 0:
             ready = done[nxt] + f.preload
-            ideal = start[nxt - 1] + interval[nxt - 1] if nxt else ready
+            ideal = start[nxt - 1] + interval[nxt - 1] if nxt else head + f.preload
             if t >= max(ideal, ready):
                 start[nxt], end[nxt] = t, t + lat[nxt]
-                stalls += (t - ideal) if nxt else done[nxt]
+                stalls += t - ideal
                 request(int(end[nxt]), 1, nxt, f.store[nxt])
                 if requested < F:
                     request(t, 0, requested, f.load[requested])
@@ -386,18 +402,18 @@ def schedule_cycles(f: Folds, R: int, C: int, bw: float, depth: int) -> Schedule
                 last_done = t + 1
                 cur = None
         t += 1
-    total = int(max(end.max(initial=0), last_done))
+    total = int(max(end.max(initial=0), last_done, head))
     active = shift = stream_end = 0
     if F:                  # each cycle up to the last stream's end, by what the array does in it
         T = np.asarray(f.T, dtype=np.int64)
         stream_end = int(start[-1] + T[-1])
         nxt = 0            # the first fold that has not started by cycle t
-        for t in range(stream_end):
+        for t in range(head, stream_end):
             while nxt < F and start[nxt] <= t:
                 nxt += 1
             if nxt and t < start[nxt - 1] + T[nxt - 1]:
                 active += 1
             elif nxt < F and t >= start[nxt] - f.preload:
                 shift += 1
-    return Schedule(total, int(stalls), compute_cycles(f, R, C), start, busy, active, shift, stream_end,
-                    int(last_done))
+    return Schedule(total - head, int(stalls), compute_cycles(f, R, C), start - head, busy, active, shift,
+                    stream_end - head if F else 0, int(last_done) - head)

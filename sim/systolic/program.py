@@ -1,0 +1,96 @@
+"""A workload as one instruction stream, as the TPU runs it (Jouppi et al., ISCA 2017, Sec. 2).
+
+The TPU's host sends CISC instructions: Read_Host_Memory brings a batch's input over PCIe
+into the unified buffer, Read_Weights fills the weight FIFO from DRAM, MatrixMultiply /
+Convolve stream the buffer through the matrix unit, Activate applies the nonlinearity and
+writes the buffer, Write_Host_Memory returns the results. Read_Weights follows the
+decoupled access/execute philosophy: the weight FIFO loads the next op's first tiles while
+the matrix unit is still busy, drains, or waits for the activation of the layer before.
+
+Here each trace op is one of those instructions' runs, one at a time in trace order
+(``sim.graph.schedule_in_order``; an op waits for its producers, the RAW stall):
+
+* with ``host_link_bytes_per_cycle``, an op that reads the workload's input (no producer)
+  first waits for its input bytes over the host link (Table 3's input stalls), and an op
+  whose output no op reads sends it back over the link after it ends;
+* with ``decoupled_weight_reads``, the cycles the DRAM channel sits idle before an op
+  begins (after the last transfer of the op that used it last, and during the op's own
+  host read) are its head start (``timing``): its first ``prefetch_depth`` folds load then.
+
+Ops are simulated with the head start they meet, once per distinct (shape, head start,
+host transfer) and reused, so a network of repeated layers costs one run per layer kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Callable, Hashable
+
+from workloads.trace import Op, Workload
+
+from ..graph import schedule_in_order
+from ..result import OpResult, SimResult, assemble, checked
+
+if TYPE_CHECKING:
+    from ..machine import Progress
+    from .arch import SystolicArch
+
+__all__ = ["host_bytes", "run_program"]
+
+
+def host_bytes(op: Op, role: str, bits: int) -> float:
+    """Bytes of ``op``'s ``role`` operand (``input`` or ``output``) over all its instances,
+    at ``bits`` per element (the array's width: the host sends quantised data)."""
+    o = op.operand(role)
+    if o is None:
+        return 0.0
+    return o.numel * op.instances * bits / 8
+
+
+def _with_host(r: OpResult, read: int, write: int) -> OpResult:
+    """``r`` preceded by ``read`` and followed by ``write`` host-link cycles, the array idle."""
+    if not read and not write:
+        return r
+    extra = dataclasses.replace(r.extra, host_read_cycles=read, host_write_cycles=write,
+                                channel_end=r.extra.channel_end + read)
+    return dataclasses.replace(r, cycles=r.cycles + read + write, stall_cycles=r.stall_cycles + read,
+                               tail_cycles=0 if write else r.tail_cycles, extra=extra)
+
+
+def run_program(workload: Workload, arch: SystolicArch, simulate_op: Callable[[Op, int], OpResult],
+                same: Callable[[Op], Hashable], progress: Progress | None = None) -> SimResult:
+    """Run ``workload`` as one instruction stream (module docstring). ``simulate_op(op,
+    head)`` runs one op with a head start; ``same(op)`` keys ops that run alike."""
+    ops = workload.ops
+    read_by = {p for op in ops for p in op.producers}
+    link = arch.host_link_bytes_per_cycle
+    results: list[OpResult] = []
+    done: dict[Hashable, OpResult] = {}
+    chan_free = 0                        # the cycle the DRAM channel's last transfer ended
+
+    def run(i: int, start: int) -> tuple[int, int]:
+        nonlocal chan_free
+        op = ops[i]
+        read = write = 0
+        if link:
+            if not op.producers:
+                read = math.ceil(host_bytes(op, "input", arch.word_bits) / link)
+            if op.name not in read_by:
+                write = math.ceil(host_bytes(op, "output", arch.word_bits) / link)
+        head = read + max(0, start - chan_free) if arch.decoupled_weight_reads and op.is_gemm else 0
+        key = (same(op), head)
+        if key in done:
+            r = dataclasses.replace(done[key], name=op.name, op=op.op)
+        else:
+            r = done[key] = simulate_op(op, head)
+        r = checked(arch, op, _with_host(r, read, write))
+        if r.extra.dram_busy_cycles:
+            chan_free = start + r.extra.channel_end
+        results.append(r)
+        if progress:
+            progress(op)
+        return r.cycles, r.tail_cycles
+
+    tl = schedule_in_order(ops, run)
+    return assemble(workload, arch, results, tl)
