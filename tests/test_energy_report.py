@@ -186,12 +186,14 @@ def test_cnn_vs_mlp_energy_on_tpu():
     cnn = evaluate(resolve("cnn0"), "tpu-v1").summary()
     # MLP0 moves each weight byte from DDR3 for 200 MACs; CNN0 for 2888: DRAM dominates the MLP.
     # By hand, at the energy table's DDR3 20.3 pJ/bit (activations stay in the unified
-    # buffer): MLP0's 5 x 2000 x 2000 int8 weights once; CNN0's 16 convs of 2124 x 236 int8
-    # twice, as their 2888 rows exceed the 2048 (half the 4 MiB of 256 32-bit accumulators) one
-    # weight tile can stream
+    # buffer): MLP0's 5 x 2000 x 2000 int8 weights once; CNN0's (AlphaGo's 5 x 5 x 48 x 247, 14
+    # 3 x 3 x 247 x 247 and 1 x 1 x 247 x 1) twice, as their 8 x 19 x 19 = 2888 rows exceed the 2048
+    # (half the 4 MiB of 256 32-bit accumulators) one weight tile can stream, except the last
+    # layer's single 247 x 1 tile, which stays in the array for both halves
+    weights = 25 * 48 * 247 + 14 * 9 * 247 * 247 + 247
     assert mlp["energy_by_level_pj"]["dram"] == pytest.approx(5 * 2000 * 2000 * 8 * 20.3, rel=1e-9)     # 3.25 mJ
-    assert cnn["energy_by_level_pj"]["dram"] == pytest.approx(2 * 16 * 2124 * 236 * 8 * 20.3, rel=1e-9)  # 2.60 mJ
-    assert mlp["macs"] == 5 * 200 * 2000 * 2000 and cnn["macs"] == 16 * 2888 * 236 * 2124
+    assert cnn["energy_by_level_pj"]["dram"] == pytest.approx((2 * weights - 247) * 8 * 20.3, rel=1e-9)  # 2.59 mJ
+    assert mlp["macs"] == 5 * 200 * 2000 * 2000 and cnn["macs"] == 2888 * weights
     share = lambda s: s["energy_by_level_pj"]["dram"] / (s["energy_pj"] - s["energy_static_pj"])  # noqa: E731
     assert share(mlp) > share(cnn)
 
