@@ -337,9 +337,18 @@ def test_huge_sparse_layers_are_refused_with_the_estimate():
     # batch puts 64 entries of every column on each PE, so a pointer tile holds
     # 131072 // 64 = 2048 columns (10 tiles); the last batch 57 on PEs 0-31 (56 on the rest),
     # 131072 // 57 = 2299 columns a tile (9 tiles). With every activation non-zero a tile
-    # takes columns x the busiest PE's entries + the 4-stage pipeline; two vectors
+    # takes columns x the busiest PE's entries + the 4-stage pipeline; two vectors (compute
+    # alone: DRAM loads untimed)
     per_vector = 4 * (20_000 * 64 + 10 * 4) + (20_000 * 57 + 9 * 4)
-    assert simulate(dense, "eie-64").cycles == 2 * per_vector                           # 12,520,392
+    untimed = simulate(dense, dataclasses.replace(EIE, dram_streaming="untimed"))
+    assert untimed.cycles == 2 * per_vector                                              # 12,520,392
+    # the layer does not fit: per PE, all but the first 131072 entries (1 B each) and 16384
+    # pointers (2 B) of 4 x 1,280,000 + 20,000 x 57 (PEs 0-31) or x 56 entries and
+    # 4 x 20,010 + 20,009 pointers are read from DRAM for each vector; by default the PEs wait
+    nbytes = 32 * (6_260_000 - 131_072) + 32 * (6_240_000 - 131_072) + 64 * 2 * (100_049 - 16_384)
+    stalled = simulate(dense, "eie-64")
+    assert stalled.ops[0].accesses["dram.weight.reads"] == untimed.ops[0].accesses["dram.weight.reads"] == 2 * nbytes
+    assert stalled.cycles - untimed.cycles == stalled.ops[0].stall_cycles >= 2 * nbytes * 800 / 4264
 
 
 def test_plan_from_the_zero_pattern_equals_encoding():

@@ -1,8 +1,12 @@
 """EIE rows (Han et al., ISCA 2016) on the ``eie-64`` / ``eie-256`` presets: per-layer time of
 the nine benchmark layers (model ``eie-benchmarks``, option ``layer``), and whole-design
 figures (``power_w`` of a layer or the nine, ``per_pe=1`` for one PE's share; ``area_mm2``:
-refused, hwsim has no area model).
-``pes=N`` and ``queue_depth=N`` change the preset as the paper's Fig. 11 and Fig. 8 sweeps do."""
+refused, hwsim has no area model; ``load_balance`` in %: busy PE-cycles over PEs x compute cycles,
+of a layer or the nine together, Fig. 8's measure; ``speedup`` over the same design with 1 PE,
+or ``base_pes=N`` PEs).
+``pes=N`` and ``queue_depth=N`` change the preset as the paper's Fig. 11 and Fig. 8 sweeps do;
+``dram=stalled|pipelined|untimed`` sets ``dram_streaming`` (how a layer that does not fit the
+SRAMs reads DRAM; the paper's simulator did not time it, see the VGG-6 row)."""
 
 from __future__ import annotations
 
@@ -17,15 +21,31 @@ from .schema import Row
 __all__ = ["READER"]
 
 QUANTITIES = {"time_us": ("us",), "power_w": ("W", "mW"), "frames_per_s": ("frames/s",),
-              "area_mm2": ("mm2",), "energy_efficiency_frames_per_j": ("frames/J",), "speedup": ("x",)}
-OPTIONS = frozenset({"layer", "pes", "queue_depth", "batch", "per_pe"})
+              "area_mm2": ("mm2",), "energy_efficiency_frames_per_j": ("frames/J",), "speedup": ("x",),
+              "load_balance": ("%",)}
+OPTIONS = frozenset({"layer", "pes", "queue_depth", "batch", "per_pe", "base_pes", "dram"})
 
 
 def _design(row: Row):
     desc = resolve_arch(row.design)
-    changes = {k: v for k, v in (("num_pes", opt_int(row, "pes")), ("queue_depth", opt_int(row, "queue_depth")))
-               if v is not None}
+    changes: dict[str, object] = {k: v for k, v in (("num_pes", opt_int(row, "pes")),
+                                                    ("queue_depth", opt_int(row, "queue_depth")),
+                                                    ("dram_streaming", opt_str(row, "dram"))) if v is not None}
     return dataclasses.replace(desc, **changes) if changes else desc
+
+
+def _load_balance(row: Row, design) -> float:
+    """Busy PE-cycles / (PEs x compute cycles) in %, over the layer or every GEMM of the model
+    (compute cycles: the op's cycles less its DRAM stalls)."""
+    df = evaluation(row.model, design).to_frame()
+    df = df[df["load_balance"].notna()]
+    layer = opt_str(row, "layer")
+    if layer is not None:
+        df = df[df["name"] == layer]
+        if df.empty:
+            raise HwsimError(f"{row.where}: options.layer {layer!r} is not a GEMM of {row.model}")
+    compute = df["cycles"] - df["stall_cycles"]
+    return 100.0 * float((df["load_balance"] * compute).sum() / compute.sum())
 
 
 def _layer_time_us(row: Row, design) -> float:
@@ -48,8 +68,10 @@ def measure(row: Row) -> float:
     if q == "time_us":
         return _layer_time_us(row, design)
     if q == "speedup":
-        one = dataclasses.replace(design, num_pes=1)
+        one = dataclasses.replace(design, num_pes=opt_int(row, "base_pes", 1))
         return _layer_time_us(row, one) / _layer_time_us(row, design)
+    if q == "load_balance":
+        return _load_balance(row, design)
     if q in ("frames_per_s", "energy_efficiency_frames_per_j"):
         t = _layer_time_us(row, design) * 1e-6
         if q == "frames_per_s":

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Mapping
 
 from annotated_types import Gt, Le
 
-from ..archbase import Clock, NonNegative, NonNegativeInt, Nm, PositiveInt, check_fields, need
+from ..archbase import Clock, NonNegative, NonNegativeInt, Nm, Positive, PositiveInt, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
+from .dram import DRAM_GBPS, DRAM_STREAMING, DramStreaming
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
-__all__ = ["ENGINES", "EIEArch", "PRESETS", "ARCH"]
+__all__ = ["DRAM_GBPS", "DRAM_STREAMING", "ENGINES", "EIEArch", "PRESETS", "ARCH"]
 
 ENGINES = ("fast", "cycles")
 
@@ -28,10 +29,12 @@ class EIEArch:
 
     One layer runs at a time (the PEs share the activation broadcast), so a workload's time
     is the sum of its ops' times. A layer's encoded weights and pointers are meant to live
-    in the PEs' SRAMs; what does not fit is read from DRAM for every vector and charged
-    DRAM energy, but EIE's model has no DRAM timing (the paper sizes layers to fit), so such
-    layers' times are those of an on-chip layer. ``stall_cycles`` is therefore 0; PEs
-    waiting for activations (load imbalance) are ``starved_cycles``.
+    in the PEs' SRAMs; what does not fit (per PE, in pass order, the entries and pointers
+    beyond each SRAM's capacity) is read from DRAM at ``dram_gbps`` for every vector and
+    charged DRAM energy; ``dram_streaming`` says whether the PEs wait for it (``stalled``,
+    the default: the paper's I/O mode), compute while it loads (``pipelined``) or the loads
+    are not timed (``untimed``), see :mod:`sim.eie.dram`. Cycles spent waiting on DRAM are
+    ``stall_cycles``; PEs waiting for activations (load imbalance) are ``starved_cycles``.
     """
 
     family: ClassVar[str] = "eie"
@@ -54,6 +57,8 @@ class EIEArch:
     weight_frac_bits: NonNegativeInt = 12           # radix point of codebook values
     pipeline_depth: PositiveInt = 4              # lookup | multiply | add | write
     dram_type: str = "lpddr"             # the DRAM technology the energy table prices
+    dram_gbps: Positive = DRAM_GBPS      # GB/s the DMA reads DRAM at (named assumption: sim.eie.dram)
+    dram_streaming: DramStreaming = "stalled"   # how DRAM loads and compute overlap (sim.eie.dram)
     # The paper's 590 mW for EIE-64 (Table II) is total power with no static share published:
     # EIE results are dynamic energy only.
     static_power_w: NonNegative = 0.0
@@ -110,7 +115,7 @@ class EIEArch:
     # ---- the Machine interface ------------------------------------------------------
     @property
     def memory_capacity_bytes(self) -> float:
-        return 0.0            # EIE's model keeps layers in its SRAMs and has no device memory
+        return 0.0            # DRAM capacity is not modelled (layers that do not fit the SRAMs stream from it)
 
 
     def simulate(self, workload: Workload, *, seed: int = 0, max_vectors: int = 8, engine: str = "fast",
@@ -142,10 +147,11 @@ class EIEArch:
 
     def peaks(self, precision: str | None = None) -> Peaks:
         """One MAC per PE per cycle (64 PEs x 800 MHz = 51.2 G MACs/s: the paper's 102 GOP/s,
-        Sec. VI); EIE has no DRAM ceiling (its model does not time DRAM)."""
+        Sec. VI); DRAM at ``dram_gbps`` unless its loads are untimed."""
         p = precision or f"fixed{self.act_bits}"
         need(p == f"fixed{self.act_bits}", "precision", f"{self.name} computes fixed{self.act_bits}, not {p!r}")
-        return Peaks(p, self.num_pes * self.clock_mhz * 1e6)
+        bw = {} if self.dram_streaming == "untimed" else {"dram": self.dram_gbps * 1e9}
+        return Peaks(p, self.num_pes * self.clock_mhz * 1e6, bw)
 
     def occupancy(self, result: OpResult) -> float:
         return 1.0

@@ -19,6 +19,9 @@ What each cycle does (both engines below implement exactly this):
   more than ``num_pes * act_regs`` outputs runs in row batches; columns are split into
   tiles when a PE's pointers or entries exceed its pointer or sparse-matrix SRAM. Each
   (batch, tile) pass broadcasts that tile's non-zero activations again.
+* **DRAM.** When the passes do not all fit the SRAMs together, what does not fit is read
+  from DRAM for every vector, stalling the PEs or overlapped with compute as
+  ``arch.dram_streaming`` says (:mod:`sim.eie.dram`); a layer that fits reads nothing.
 
 ``simulate_cycles`` steps every cycle (the reference). ``pass_timing`` computes the same
 schedule from the recurrence it implies, vectorised over PEs:
@@ -41,6 +44,7 @@ from numpy.typing import NDArray
 
 from workloads.errors import HwsimError
 
+from .dram import load_cycles, pass_loads, stream_time
 from .encode import SparseLayer, encode
 
 if TYPE_CHECKING:
@@ -212,7 +216,7 @@ def simulate_cycles(e: np.ndarray, depth: int, pipeline_depth: int, schedule: bo
 class LayerRun:
     """Everything one layer x one activation vector produced."""
 
-    cycles: int
+    cycles: int                  # compute_cycles + dram_stall_cycles
     passes: int
     row_batches: int
     col_tiles: int
@@ -230,6 +234,8 @@ class LayerRun:
     spmat_bytes: int             # encoded weights (entries x entry bits / 8)
     ptr_bytes: int
     output: np.ndarray           # y as 16-bit fixed point
+    dram_bytes: float = 0.0      # entries and pointers read from DRAM (what does not fit on chip)
+    dram_stall_cycles: int = 0   # cycles the PEs waited for DRAM
 
 
 def column_tiles(entries_per_col: np.ndarray, arch: EIEArch) -> list[tuple[int, int]]:
@@ -274,7 +280,7 @@ class LayerPlan:
             words = np.where(e > 0, (ptr[:, 1:] - 1) // per_read - ptr[:, :-1] // per_read + 1, 0)
             alike = bool((e == e[:, :1]).all())
             ts = TileStats(e.sum(axis=0), padding[:, c0:c0 + nc].sum(axis=0), words.sum(axis=0),
-                           int(ptr[:, -1].sum()), e[:, 0].copy() if alike else None)
+                           int(ptr[:, -1].sum()), e[:, 0].copy() if alike else None, ptr[:, -1].copy())
             self.stats[key] = ts
         return ts
 
@@ -282,14 +288,16 @@ class LayerPlan:
 @dataclass(frozen=True)
 class TileStats:
     """Per column of a tile, summed over PEs: entries, padding entries and 64-bit reads; the
-    tile's encoded entries; and, when every column is alike (a dense tile), each PE's
-    entries per column (the timing then needs only how many activations are non-zero)."""
+    tile's encoded entries; when every column is alike (a dense tile), each PE's entries
+    per column (the timing then needs only how many activations are non-zero); and each
+    PE's entries in the tile (what its sparse-matrix SRAM holds of it)."""
 
     entries: np.ndarray
     padding: np.ndarray
     words: np.ndarray
     total_entries: int
     uniform: np.ndarray | None
+    pe_entries: np.ndarray
 
 
 def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
@@ -384,7 +392,7 @@ def plan_dense(rows: int, cols: int, arch: EIEArch) -> LayerPlan:
                     if c:
                         words += n * (((j + 1) * c - 1) // per_read - (j * c) // per_read + 1)
                 stats[(id(entries), c0)] = TileStats(np.full(nc, total, dtype=np.int64), np.zeros(nc, dtype=np.int64),
-                                                     words, nc * total, per_pe)
+                                                     words, nc * total, per_pe, per_pe * nc)
             made[rb] = (entries, padding, tiles)
         out.append((r0, *made[rb]))
     return LayerPlan(tuple(out), np.full(cols, rows, dtype=np.int64), (rows, cols), stats)
@@ -412,10 +420,13 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
     batch_rows = P * arch.act_regs
     y = np.zeros(R, dtype=np.int64)
     busy = np.zeros(P, dtype=np.int64)
-    totals = dict(cycles=0, passes=0, compute=0, stalls=0, starved=0, entries=0, padding=0, real=0, nz=0,
+    totals = dict(passes=0, compute=0, stalls=0, starved=0, entries=0, padding=0, real=0, nz=0,
                   spmat=0, ptr=0, scans=0, spmat_bytes=0, ptr_bytes=0)
     n_tiles = 0
     seen: dict[tuple[int, int], PassTiming] = {}    # a batch sharing another's counts has its timing
+    compute: list[int] = []                         # per pass, in order: compute cycles,
+    pe_entries: list[np.ndarray] = []               # each PE's entries,
+    pointers: list[int] = []                        # and pointers per PE
     for r0, entries, padding, tiles in plan.batches:
         n_tiles = max(n_tiles, len(tiles))
         for c0, nc in tiles:
@@ -429,7 +440,9 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
                     seen[key] = timing(entries[:, c0:c0 + nc][:, nzc], arch.queue_depth, arch.pipeline_depth,
                                        schedule=False)
             t = seen[key]
-            totals["cycles"] += t.cycles
+            compute.append(t.cycles)
+            pe_entries.append(ts.pe_entries)
+            pointers.append(nc + 1)
             totals["compute"] += t.cycles
             totals["stalls"] += t.broadcast_stalls
             if t.cycles:
@@ -450,15 +463,17 @@ def run_layer(layer: SparseLayer | None, acts: np.ndarray, arch: EIEArch, engine
             prod = (layer.codebook[layer.idx[sel]] * acts[cols]) >> layer.frac_bits
             y += np.bincount(rows, weights=prod, minlength=R).astype(np.int64)
     totals["real"] = int(plan.col_nnz[acts != 0].sum())      # non-zero weights meeting non-zero activations
+    loads = pass_loads(pe_entries, pointers, arch)
+    cycles = stream_time(compute, [load_cycles(float(b), arch) for b in loads], arch.dram_streaming)
     lim = 2 ** (arch.act_bits - 1)
     y = np.clip(y, -lim, lim - 1)
-    return LayerRun(cycles=totals["cycles"], passes=totals["passes"], row_batches=len(plan.batches), col_tiles=n_tiles,
+    return LayerRun(cycles=cycles, passes=totals["passes"], row_batches=len(plan.batches), col_tiles=n_tiles,
                     busy=busy, compute_cycles=totals["compute"], broadcast_stalls=totals["stalls"],
                     starved_cycles=totals["starved"],
                     entries=totals["entries"], padding=totals["padding"], real_macs=totals["real"],
                     nonzero_acts=totals["nz"], spmat_reads=totals["spmat"], ptr_reads=totals["ptr"],
                     act_scans=totals["scans"], spmat_bytes=totals["spmat_bytes"], ptr_bytes=totals["ptr_bytes"],
-                    output=y)
+                    output=y, dram_bytes=float(loads.sum()), dram_stall_cycles=cycles - totals["compute"])
 
 
 def reference_output(layer: SparseLayer, acts: np.ndarray, act_bits: int = 16) -> np.ndarray:

@@ -27,6 +27,7 @@ from .. import budget
 from ..constants import Constant
 from ..machine import Progress
 from ..result import OpResult, SimResult, merge, run_ops
+from .dram import DRAM_GBPS
 from .encode import SparseLayer, from_dense, synthetic, synthetic_activations
 from .engine import LayerRun, plan_dense, plan_from_mask, plan_layer, run_layer
 
@@ -72,6 +73,16 @@ BYTES_PER_NONZERO = 40
 BYTES_PER_COLUMN = 32
 
 CONSTANTS: tuple[Constant, ...] = (
+    Constant("dram.DRAM_GBPS", DRAM_GBPS, "assumption",
+             "EIEArch.dram_gbps: the paper gives no DRAM bandwidth; its energy figures price LPDDR2 (Sec. I, Table I, "
+             "after Horowitz), and one x32 LPDDR2-1066 channel (JEDEC JESD209-2's fastest grade) moves "
+             "1066e6 x 4 B = 4.264 GB/s. Of the nine benchmark layers only VGG-6 (on 64 PEs) does not fit the "
+             "SRAMs and reads DRAM"),
+    Constant("EIEArch.dram_streaming", "stalled", "modelling choice",
+             "how DRAM loads overlap compute: the paper's only loading mechanism is the Central Unit's I/O mode, in "
+             "which 'all of the PEs are idle while the activations and weights in every PE can be accessed by a DMA' "
+             "(Sec. IV), and it describes no second buffer; 'pipelined' (double-buffered) and 'untimed' (the paper's "
+             "simulator: its Fig. 11 scales VGG-6, whose 25K pointers per PE never fit, near-linearly) are options"),
     Constant("simulate.MAX_NONZEROS", MAX_NONZEROS, "policy",
              "non-zeros a layer may hold: encoding keeps about 40 B per non-zero, so 8 GB at most"),
     Constant("simulate.SECONDS_PER_PASS", SECONDS_PER_PASS, "measured",
@@ -163,13 +174,9 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
     padding = sum(r.padding for r in runs) * scale
     real = sum(r.real_macs for r in runs) * scale
     busy = np.sum([r.busy for r in runs], axis=0)
-    # what does not fit on chip streams from DRAM for every vector: the encoded weights if
-    # a PE's entries exceed its sparse-matrix SRAM, the pointers if they exceed the pointer SRAM
-    spmat_bytes = runs[0].spmat_bytes
-    ptr_bytes = runs[0].ptr_bytes
-    spmat_fits = spmat_bytes * 8 / arch.entry_bits / P <= arch.spmat_capacity
-    ptr_fits = ptr_bytes * 8 / arch.pointer_bits / P <= arch.ptr_capacity
-    dram = ((0.0 if spmat_fits else spmat_bytes) + (0.0 if ptr_fits else ptr_bytes)) * scale
+    # what does not fit on chip streams from DRAM for every vector (sim.eie.dram): per PE,
+    # the entries and pointers beyond its sparse-matrix and pointer SRAMs
+    dram = sum(r.dram_bytes for r in runs) * scale
     acc = {
         "spmat_sram.weight.reads": sum(r.spmat_reads for r in runs) * scale * arch.spmat_width_bits / 8,
         "ptr_sram.weight.reads": sum(r.ptr_reads for r in runs) * scale * arch.pointer_bits / 8,
@@ -198,7 +205,8 @@ def simulate_op(op: Op, arch: EIEArch, seed: int = 0, max_vectors: int = 8, engi
         vectors_simulated=vectors,
     )
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=float(real),
-                    peak_macs_per_cycle=P, stall_cycles=0, precision=prec, accesses=acc,
+                    peak_macs_per_cycle=P, stall_cycles=int(round(sum(r.dram_stall_cycles for r in runs) * scale)),
+                    precision=prec, accesses=acc,
                     ops={f"mul.int{arch.act_bits}": entries, f"add.int{arch.act_bits}": entries}, extra=extra)
 
 

@@ -1,6 +1,10 @@
 """EIE's scalability (PE count) and activation-queue-depth studies (Han et al., ISCA 2016,
 Fig. 8 and Figs. 11-12), over the nine benchmark layers or any workload's GEMMs. The rows
-are plain dicts, one per layer and setting; ``analysis.eie_plots`` draws them."""
+are plain dicts, one per layer and setting; ``analysis.eie_plots`` draws them.
+
+The studies time compute only, as the paper's figures do: a layer that does not fit the
+SRAMs is timed as if its DRAM loads took no time (``dram_streaming="untimed"``; the paper's
+Fig. 11 scales VGG-6, whose pointers never fit, near-linearly to 256 PEs)."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ DEPTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class PEScalingRow(TypedDict):
-    """One layer at one PE count (Fig. 8)."""
+    """One layer at one PE count (Figs. 11-13)."""
 
     layer: str
     pes: int
@@ -37,7 +41,7 @@ class PEScalingRow(TypedDict):
 
 
 class QueueDepthRow(TypedDict):
-    """One layer at one activation-queue depth (Figs. 11-12)."""
+    """One layer at one activation-queue depth (Fig. 8)."""
 
     layer: str
     queue_depth: int
