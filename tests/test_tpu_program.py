@@ -92,6 +92,11 @@ def test_mlp0_streams_its_weights_without_a_pause():
     # cycles after the last stream ends (the last tile is 2000 - 7 x 256 = 208 wide), and the
     # next layer waits for the ReLU (four of the five feed a layer; the last feeds the host)
     assert t["raw_stall_%"] == pytest.approx(100 * (5 * 462 + 4 * relu) / r.cycles, rel=1e-9)
+    # every op's cycles are split: the array's (Table 3's rows) and the host link's
+    busy = sum(o.extra.array_active_cycles + o.extra.weight_shift_cycles + o.extra.dram_wait_cycles
+               + o.extra.drain_cycles + o.extra.vector_cycles + o.extra.host_read_cycles
+               + o.extra.host_write_cycles for o in r.ops)
+    assert busy == sum(o.cycles for o in r.ops)
     # the layerwise model pays each layer's first tile load and exposes its drain and ReLU
     alone = simulate(resolve("mlp0"), dataclasses.replace(tpu, decoupled_weight_reads=False,
                                                          host_link_bytes_per_cycle=0.0))
