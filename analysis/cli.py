@@ -341,6 +341,10 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
               help="With --zero 1 or 2 (a distributed optimizer): the parameters' all-gather after the optimizer "
                    "step runs under the next step's forward, bucket by bucket (Megatron-Core's "
                    "--overlap-param-gather).")
+@click.option("--zero3", default=None,
+              help="With --zero 3 (or --search): whose schedule gathers and reduces (sim.system.zero): deepspeed "
+                   "(DeepSpeed's defaults; the default), megatron-deepspeed (its Megatron GPT recipe) or fsdp "
+                   "(PyTorch FSDP's defaults).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
                    "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them) or fp32.")

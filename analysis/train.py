@@ -29,6 +29,7 @@ from typing import Any
 
 from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
 from sim.system.topology import System, device_of
+from sim.system.zero import PRESETS as ZERO3, RegionSteps, chain, module_steps
 from workloads.errors import HwsimError
 from workloads.progress import step as progress_step
 from workloads.memory import output_bytes
@@ -57,6 +58,7 @@ class Region:
     out_bytes: float
     macs: float                      # all phases, on one device
     fwd_macs: float                  # the forward alone
+    steps: RegionSteps = ((), (), ())  # its modules' steps, as ZeRO-3 gathers them (sim.system.zero)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Job:
     sequence_parallel: bool = False     # Korthikanti et al. 2022 (workloads.shard); nothing to split at tp 1
     tp_comm_overlap: bool = False       # each tensor-parallel collective pipelined with its GEMM (overlapped_us)
     overlap_param_gather: bool = False  # ZeRO 1/2: the parameter all-gather under the next forward (sim.system.step)
+    zero3: str = "deepspeed"            # ZeRO-3's implementation (sim.system.zero.PRESETS)
 
     @property
     def devices(self) -> int:
@@ -119,6 +122,8 @@ class Job:
                              "with their GEMMs; add --sequence-parallel (Megatron-LM requires it too)")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"--zero: 0, 1, 2 or 3, got {self.zero!r}")
+        if self.zero3 not in ZERO3:
+            raise HwsimError(f"--zero3: one of {', '.join(ZERO3)}, got {self.zero3!r}")
         if self.overlap_param_gather and self.zero not in (1, 2):
             raise HwsimError(f"--overlap-param-gather hides the parameter all-gather of a distributed optimizer; it "
                              f"needs --zero 1 or 2 (got --zero {self.zero})")
@@ -256,11 +261,14 @@ class Model:
             rs = [regions[r] for r in parts]
             fc = sum(self._comm_us(job, r, "forward") for r in rs)
             bc = sum(self._comm_us(job, r, "backward") for r in rs)
+            zero_seq = chain([(r.steps, self._comm_us(job, r, "forward"), self._comm_us(job, r, "backward"))
+                              for r in rs]) if job.zero == 3 else None
             out.append(ChunkCost(
                 fwd_us=sum(r.fwd_us for r in rs) + fc, bwd_us=sum(r.bwd_us for r in rs) + bc, fwd_comm_us=fc,
                 bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
                 optimizer_us=sum(r.optimizer_us for r in rs), send_bytes=rs[-1].out_bytes,
-                weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state))
+                weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state,
+                zero_seq=zero_seq))
         return tuple(out)
 
     def stage_counts(self, job: Job, per: int, n: int, regions: dict[str, Region], order: list[str]) -> list[int]:
@@ -324,7 +332,7 @@ def _chunk_key(job: Job) -> tuple:
     """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
     one chunk count."""
     return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap)
+            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap, job.zero == 3)
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -401,6 +409,9 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
         a["macs"] += op.macs
         if op.phase == "forward":
             a["fwd_macs"] += op.macs
+    steps = module_steps([(op.name, op.phase, times[op.name], names[op.name]) for op in wl.ops],
+                         [(op.name[len("optimizer."):], op.dims["elements"]) for op in wl.ops if op.phase == "optimizer"],
+                         forward_name)
     gemms = {op.name for op in wl.ops if op.is_gemm}
     for c in comms:
         a = acc[names.get(c.at, "post")]
@@ -408,7 +419,7 @@ def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks
     return {r: Region(a["fwd"], a["bwd"], tuple(x[0] for x in a["fc"]), tuple(x[0] for x in a["bc"]),
                       tuple(x[1] for x in a["fc"]) + tuple(x[1] for x in a["bc"]),
                       tuple(x[2] for x in a["fc"]) + tuple(x[2] for x in a["bc"]), a["act"], a["params"], a["opt"],
-                      a["out"], a["macs"], a["fwd_macs"]) for r, a in acc.items()}
+                      a["out"], a["macs"], a["fwd_macs"], steps.get(r, ((), (), ()))) for r, a in acc.items()}
 
 
 @dataclass
@@ -454,7 +465,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     chunks = model.chunks(job)
     m = job.global_batch // (job.dp * job.microbatch)
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
-                   job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather)
+                   job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather, job.zero3)
     sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
     res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.comms if model.comms.sys == sys else None,
                timeline=timeline)

@@ -42,8 +42,11 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
               search: bool = False, stage_layers: str | None = None,
               sequence_parallel: bool = False, tp_comm_overlap: bool = False,
-              overlap_param_gather: bool = False) -> tuple[Job, int]:
+              overlap_param_gather: bool = False, zero3: str | None = None) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
+    if zero3 is not None and zero != 3 and not search:
+        raise HwsimError(f"--zero3 chooses how ZeRO-3 gathers and reduces; it needs --zero 3 (got --zero {zero}), "
+                         "or leave it out")
     if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
         raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
     base = resolve_system(system_spec)
@@ -58,7 +61,7 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
               precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel, tp_comm_overlap,
-              overlap_param_gather)
+              overlap_param_gather, zero3 or "deepspeed")
     if sequence_parallel and not search and tp < 2:
         raise HwsimError("--sequence-parallel splits along the sequence over the tensor-parallel group; it needs "
                          f"--tp 2 or more (got --tp {tp})")
@@ -91,7 +94,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
           recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
           stage_layers: str | None = None, sequence_parallel: bool = False, tp_comm_overlap: bool = False,
-          overlap_param_gather: bool = False, cache: bool = True) -> TrainResult:
+          overlap_param_gather: bool = False, zero3: str | None = None, cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
@@ -99,7 +102,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        stage_layers=stage_layers, sequence_parallel=sequence_parallel, tp_comm_overlap=tp_comm_overlap,
-                       overlap_param_gather=overlap_param_gather)
+                       overlap_param_gather=overlap_param_gather, zero3=zero3)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -109,7 +112,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
                   fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
                   stage_layers: str | None = None, sequence_parallel: bool = False,
-                  tp_comm_overlap: bool = False, overlap_param_gather: bool = False) -> None:
+                  tp_comm_overlap: bool = False, overlap_param_gather: bool = False, zero3: str | None = None) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -119,7 +122,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel,
-                       tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather)
+                       tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather, zero3=zero3)
     system = job.system
     m = Model(job, cache)
     if search:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence, TypeAlias
+from typing import Callable, Sequence, TypeAlias
 
 from workloads.errors import HwsimError
 
 from . import collectives as coll
+from . import zero as z3
 from .pipeline import SCHEDULES, PipelineRun, simulate
 from .topology import System
 
@@ -52,6 +53,7 @@ class Parallel:
     # ZeRO 1/2: the parameters' all-gather after the optimizer hidden under the next step's
     # forward, bucket by bucket (Megatron-Core's --overlap-param-gather)
     overlap_param_gather: bool = False
+    zero3: str = "deepspeed"     # ZeRO-3's implementation: a preset of ``sim.system.zero``
 
     def __post_init__(self) -> None:
         for f in ("dp", "tp", "pp", "microbatch", "microbatches", "v"):
@@ -62,6 +64,8 @@ class Parallel:
             raise HwsimError(f"schedule: one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"zero: must be 0, 1, 2 or 3, got {self.zero!r}")
+        if self.zero3 not in z3.PRESETS:
+            raise HwsimError(f"zero3: one of {', '.join(z3.PRESETS)}, got {self.zero3!r}")
         if self.overlap_param_gather and self.zero not in (1, 2):
             raise HwsimError("overlap_param_gather: the parameters are all-gathered after the optimizer step only "
                              f"with ZeRO 1 or 2 (a distributed optimizer), not zero {self.zero}")
@@ -95,6 +99,8 @@ class ChunkCost:
     weight_bytes: float = 2.0     # bytes per parameter: weights,
     grad_bytes: float = 2.0       # gradients,
     state_bytes: float = 12.0     # optimizer states (master weights included)
+    # one microbatch module by module, as ZeRO-3 gathers and reduces it (None: the chunk as one)
+    zero_seq: z3.ZeroSeq | None = None
 
 
 @dataclass
@@ -125,6 +131,29 @@ class Collectives:
         self.sys = system
         self.cache: dict[tuple[str, GroupShape, int], float] = {}      # (kind, group shape, bytes) -> us
         self.shapes: dict[tuple[int, ...], GroupShape] = {}
+        self.zero3: dict[tuple[object, ...], tuple[float, float]] = {}   # ZeRO-3 (fwd, bwd) per chunk and group
+        self.keep: list[z3.ZeroSeq] = []
+
+    def zero3_us(self, ch: "ChunkCost", group: Sequence[int], impl: str) -> tuple[float, float]:
+        """A chunk's forward and backward per microbatch under ZeRO-3 (``sim.system.zero``):
+        compute with the all-gathers and reduce-scatters it exposes."""
+        seq = ch.zero_seq or z3.ZeroSeq((ch.params,), (0,), ((0, ch.fwd_us),), ((0, ch.bwd_us, True),))
+        key = (id(seq), impl, self._shape(group), ch.weight_bytes, ch.grad_bytes)
+        if key not in self.zero3:
+            gather, reduce = self.affine("all_gather", group), self.affine("reduce_scatter", group)
+            self.zero3[key] = z3.schedule(seq, z3.resolve(impl), lambda p: gather(p * ch.weight_bytes),
+                                          lambda p: reduce(p * ch.grad_bytes))
+            self.keep.append(seq)            # its id stays its own
+        return self.zero3[key]
+
+    def affine(self, kind: str, group: Sequence[int]) -> Callable[[float], float]:
+        """A ring collective's time as a function of its bytes, from two simulated sizes: each
+        ring step is the latency plus transfers of bytes / n sharing the links, so the time is
+        affine in the bytes (``tests/test_zero.py`` checks it against :meth:`run`)."""
+        lo, hi = 2.0 ** 20, 2.0 ** 30
+        t_lo, t_hi = self.run(kind, group, lo), self.run(kind, group, hi)
+        slope = (t_hi - t_lo) / (hi - lo)
+        return lambda nbytes: 0.0 if nbytes <= 0 or len(group) < 2 else t_lo + (nbytes - lo) * slope
 
     def _shape(self, group: Sequence[int]) -> GroupShape:
         """What a collective's time depends on: the group's size and how it falls on nodes
@@ -175,15 +204,13 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
         return comms.run("p2p", [src, dst], chunks[a].send_bytes if kind == "F" else chunks[b].send_bytes) \
             if src != dst else 0.0
 
-    zero3 = [0.0] * len(chunks)
-    if par.zero == 3 and par.dp > 1:           # the chunk's weights gathered for every pass
-        for c, ch in enumerate(chunks):
-            ag = comms.run("all_gather", par.dp_group(c % p), ch.params * ch.weight_bytes)
-            zero3[c] = ag
-    run = simulate(p, m, v, par.schedule,
-                   lambda c: chunks[c].fwd_us + max(0.0, zero3[c] - chunks[c].fwd_us + chunks[c].fwd_comm_us),
-                   lambda c: chunks[c].bwd_us + max(0.0, zero3[c] - chunks[c].bwd_us + chunks[c].bwd_comm_us),
-                   send, record=timeline)
+    # ZeRO-3: every microbatch gathers the weights module by module and reduce-scatters its
+    # gradients (``sim.system.zero``); what that exposes lengthens the chunk's passes
+    passes = [(ch.fwd_us, ch.bwd_us) for ch in chunks]
+    zero3 = par.zero == 3 and par.dp > 1
+    if zero3:
+        passes = [comms.zero3_us(ch, par.dp_group(c % p), par.zero3) for c, ch in enumerate(chunks)]
+    run = simulate(p, m, v, par.schedule, lambda c: passes[c][0], lambda c: passes[c][1], send, record=timeline)
     spans: list[tuple[str, str, float, float]] = []
     if timeline:          # a task's tensor-parallel collectives are drawn together at its end
         for t in run.tasks:
@@ -204,7 +231,7 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
         # the last backward of each of the device's chunks releases its gradients
         lasts = run.final_backwards[d]
         dp_end = run.last_backward_end_us[d]
-        if par.dp > 1:
+        if par.dp > 1 and not zero3:      # (ZeRO-3 reduces every microbatch, in its passes)
             group = par.dp_group(d)
             kind = "allreduce" if par.zero == 0 else "reduce_scatter"
             free = 0.0
@@ -234,10 +261,9 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
             if gather:
                 spans.append((f"stage {d}: data-parallel all_gather", "parameters", dp_end + opt, end))
         tp_comm = sum((chunks[c].fwd_comm_us + chunks[c].bwd_comm_us) * m for c in mine)
-        z3 = sum(max(0.0, zero3[c] - chunks[c].fwd_us + chunks[c].fwd_comm_us) +
-                 max(0.0, zero3[c] - chunks[c].bwd_us + chunks[c].bwd_comm_us) for c in mine) * m
-        compute = run.busy_us[d] - tp_comm - z3
-        results.append(((end, compute, tp_comm + z3 + (dp_end - pipe_end[d]) + gather, pipe_end[d] - run.busy_us[d],
+        exposed = sum(passes[c][0] - chunks[c].fwd_us + passes[c][1] - chunks[c].bwd_us for c in mine) * m
+        compute = run.busy_us[d] - tp_comm - exposed
+        results.append(((end, compute, tp_comm + exposed + (dp_end - pipe_end[d]) + gather, pipe_end[d] - run.busy_us[d],
                          opt), _memory(par, chunks, mine, run)))
     worst = max(results, key=lambda r: r[0][0])[0]
     fullest = max(results, key=lambda r: r[1]["total_bytes"])[1]

@@ -1,0 +1,294 @@
+"""ZeRO-3's schedule over a chunk's layers, step by step (Rajbhandari et al., "ZeRO: Memory
+Optimizations Toward Training Trillion Parameter Models", SC 2020, Sec. 5-7).
+
+With ZeRO-3 every device holds 1/dp of each weight; before a module runs, its weights are
+all-gathered over the data-parallel group, and released after it (unless used again soon);
+after a module's backward its gradients are reduce-scattered, each device keeping its share.
+A microbatch is a sequence of steps: the forward's modules in order, then the backward's
+(recomputation included) as the trace runs them. One device is simulated, as events:
+
+* **compute** runs the steps one after another; a step starts when the previous has ended
+  and its module's weights are gathered;
+* **all-gathers** run one at a time on their own stream, in the order issued. When the
+  compute reaches a step it issues its module's gather (if not gathered nor in flight) and
+  prefetches the next modules not gathered, while the parameters in flight stay under
+  ``prefetch_params`` (at least one module) and those gathered under ``max_live_params``
+  (DeepSpeed's ``PartitionedParameterCoordinator.fetch_sub_module``);
+* after a step, its module is released unless the parameters of the modules run before its
+  next use are under ``max_reuse_params``;
+* **reduce-scatters** run one at a time on a stream of their own: a module's gradients join
+  the bucket when its last backward step ends; a bucket that would pass
+  ``reduce_bucket_params`` is sent first (DeepSpeed stage 3's ``__add_grad_to_ipg_bucket``);
+  the last bucket is sent when the backward ends, and the microbatch ends when it is done
+  (DeepSpeed waits for its reduce stream at the end of every backward);
+* an all-gather and a reduce-scatter in flight together cross the same ports (every device's
+  NVLink and NIC, both directions, as rings), so each moves at half its rate alone: the
+  max-min fair share of a link between two flows that ``sim.system.network`` gives
+  (processor sharing; latency shared alike, a named simplification).
+
+Each collective's time alone comes from the collective model (``Collectives.run``: the ring
+over the group's links, latency per step). ``schedule`` returns the forward's and the
+backward's time, communication exposed included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+from workloads.errors import HwsimError
+
+__all__ = ["ZeroConfig", "ZeroSeq", "PRESETS", "DEEPSPEED", "MEGATRON_DEEPSPEED", "FSDP", "schedule", "resolve", "module_steps", "chain",
+           "RegionSteps"]
+
+
+@dataclass(frozen=True)
+class ZeroConfig:
+    """How a ZeRO-3 implementation gathers, keeps and reduces (counts in parameters)."""
+
+    name: str
+    granularity: Literal["module", "layer"]   # what is gathered as one: each module, or each layer
+    prefetch_params: float                   # in flight ahead of the compute (at least one unit)
+    max_live_params: float                   # gathered at most (no prefetch beyond)
+    max_reuse_params: float                  # kept gathered if used again within this many
+    reduce_bucket_params: float              # gradients reduce-scattered per bucket (0: each unit's alone)
+    source: str = ""
+
+
+DEEPSPEED = ZeroConfig(
+    "deepspeed", "module", 5e7, 1e9, 1e9, 5e8,
+    "DeepSpeed's defaults (deepspeed/runtime/zero/config.py, DeepSpeedZeroConfig): stage3_prefetch_bucket_size "
+    "5e7, stage3_max_live_parameters 1e9, stage3_max_reuse_distance 1e9, reduce_bucket_size 5e8; overlap_comm "
+    "on for stage 3; parameters fetched per submodule by the module hooks (partitioned_param_coordinator.py)")
+FSDP = ZeroConfig(
+    "fsdp", "layer", 1.0, float("inf"), 0.0, 0.0,
+    "PyTorch FSDP's defaults (torch.distributed.fsdp.FullyShardedDataParallel): FULL_SHARD with each "
+    "transformer layer one FSDP unit (the auto-wrap policy of its tutorials, an assumption), "
+    "reshard_after_forward, backward_prefetch=BACKWARD_PRE and the forward's all-gathers issued ahead by the CPU "
+    "(limit_all_gathers: one unit ahead, prefetch_params 1 here), each unit's gradients reduce-scattered after its backward")
+MEGATRON_DEEPSPEED = ZeroConfig(
+    "megatron-deepspeed", "module", 5e7, 3e9, 3e9, 9e7,
+    "the ZeRO-3 config of DeepSpeed's Megatron GPT examples (microsoft/Megatron-DeepSpeed examples_deepspeed, "
+    "DeepSpeedExamples Megatron-LM-v1.1.5-ZeRO3 ds_zero_stage_3_config): stage3_max_live_parameters 3e9, "
+    "stage3_max_reuse_distance 3e9, stage3_prefetch_bucket_size 5e7, reduce_bucket_size 9e7, overlap_comm true")
+PRESETS = {c.name: c for c in (DEEPSPEED, MEGATRON_DEEPSPEED, FSDP)}
+
+
+def resolve(name: str) -> ZeroConfig:
+    if name not in PRESETS:
+        raise HwsimError(f"unknown ZeRO-3 implementation {name!r}; one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class ZeroSeq:
+    """One microbatch of a chunk as ZeRO-3 runs it: each unit's parameters and layer, the
+    forward steps (unit or -1 for none, compute us) and the backward's (unit, compute us,
+    whether the unit's gradients are complete after it)."""
+
+    params: tuple[float, ...]
+    layer: tuple[int, ...]
+    fwd: tuple[tuple[int, float], ...]
+    bwd: tuple[tuple[int, float, bool], ...]
+
+    def by_layer(self) -> "ZeroSeq":
+        """The same with each layer one unit (its modules' steps in a row merged)."""
+        n = max(self.layer, default=-1) + 1
+        params = [0.0] * n
+        for u, p in enumerate(self.params):
+            params[self.layer[u]] += p
+
+        def merge(steps: list[tuple[int, float, bool]]) -> list[tuple[int, float, bool]]:
+            out: list[tuple[int, float, bool]] = []
+            for u, c, g in steps:
+                lu = self.layer[u] if u >= 0 else -1
+                if out and out[-1][0] == lu:
+                    out[-1] = (lu, out[-1][1] + c, g)
+                else:
+                    out.append((lu, c, g))
+            return out
+        fwd = merge([(u, c, False) for u, c in self.fwd])
+        bwd = merge(list(self.bwd))
+        # a layer's gradients are complete after its last backward step
+        last = {u: i for i, (u, _, _) in enumerate(bwd)}
+        return ZeroSeq(tuple(params), tuple(range(n)), tuple((u, c) for u, c, _ in fwd),
+                       tuple((u, c, last.get(u) == i and u >= 0) for i, (u, c, _) in enumerate(bwd)))
+
+
+def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
+             reduce_us: Callable[[float], float]) -> tuple[float, float]:
+    """(forward us, backward us) of one microbatch, step by step (see the module docstring);
+    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone."""
+    if cfg.granularity == "layer":
+        seq = seq.by_layer()
+    steps = [(u, c, False) for u, c in seq.fwd] + list(seq.bwd)
+    nf = len(seq.fwd)
+    params = seq.params
+    keep = _keeps(steps, params, cfg.max_reuse_params)
+    state = [0] * len(params)          # 0 released, 1 in flight, 2 gathered
+    live = 0.0                         # parameters gathered or in flight
+    gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
+    rq: list[float] = []               # reduce-scatters: work left
+    pending = 0.0                      # gradients in the open bucket
+    t = fwd_end = 0.0
+    i, busy_until = 0, -1.0            # the step computing (busy_until >= 0 while it runs)
+    arrived = -1                       # the last step whose gathers were issued
+
+    def gather(u: int) -> None:
+        nonlocal live
+        state[u] = 1
+        live += params[u]
+        gq.append([float(u), gather_us(params[u])])
+
+    while True:
+        if busy_until < 0 and i < len(steps):
+            u = steps[i][0]
+            if arrived < i:              # the compute reaches step i: fetch it and prefetch
+                arrived = i
+                if u >= 0 and state[u] == 0:
+                    gather(u)
+                budget = min(cfg.max_live_params - live, cfg.prefetch_params)
+                inflight = 0.0
+                j = i + 1
+                while j < len(steps) and budget > 0 and (inflight < budget or inflight == 0):
+                    v = steps[j][0]
+                    if v >= 0 and state[v] == 0:
+                        gather(v)
+                        inflight += params[v]
+                        if inflight >= budget:
+                            break
+                    j += 1
+            if u < 0 or state[u] == 2:
+                busy_until = t + steps[i][1]
+        shared = (1 if gq else 0) + (1 if rq else 0)
+        nxt = [x for x in (busy_until if busy_until >= 0 else None,
+                           t + gq[0][1] * shared if gq else None,
+                           t + rq[0] * shared if rq else None) if x is not None]
+        if not nxt:
+            break
+        t_next = min(nxt)
+        dt = t_next - t
+        if gq:
+            gq[0][1] -= dt / shared
+        if rq:
+            rq[0] -= dt / shared
+        t = t_next
+        if gq and gq[0][1] <= 1e-9 * max(1.0, t):
+            state[int(gq.pop(0)[0])] = 2
+        if rq and rq[0] <= 1e-9 * max(1.0, t):
+            rq.pop(0)
+        if busy_until >= 0 and busy_until <= t:
+            u, _, grads = steps[i]
+            busy_until = -1.0
+            if u >= 0 and not keep[i]:
+                state[u] = 0
+                live -= params[u]
+            if grads and u >= 0:
+                p = params[u]
+                if pending > 0 and pending + p > cfg.reduce_bucket_params:
+                    rq.append(reduce_us(pending))
+                    pending = 0.0
+                pending += p
+                if cfg.reduce_bucket_params <= 0:
+                    rq.append(reduce_us(pending))
+                    pending = 0.0
+            i += 1
+            if i == nf:
+                fwd_end = t
+            if i == len(steps) and pending > 0:     # the backward's end flushes the last bucket
+                rq.append(reduce_us(pending))
+                pending = 0.0
+    if i < len(steps):
+        raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
+    return fwd_end, t - fwd_end
+
+
+def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reuse: float) -> list[bool]:
+    """Per step: whether its unit stays gathered after it (used again before ``reuse``
+    parameters of other units have run)."""
+    out = []
+    for i, (u, _, _) in enumerate(steps):
+        if u < 0:
+            out.append(False)
+            continue
+        seen: set[int] = set()
+        dist = 0.0
+        kept = False
+        for v, _, _ in steps[i + 1:]:
+            if v == u:
+                kept = True
+                break
+            if v >= 0 and v not in seen:
+                seen.add(v)
+                dist += params[v]
+                if dist >= reuse:
+                    break
+        out.append(kept and dist < reuse)
+    return out
+
+
+# a region's (a layer's) steps, by module name: (module -> parameters, forward steps, backward steps)
+RegionSteps = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
+
+
+def module_steps(ops: Sequence[tuple[str, str, float, str]], param_elements: Sequence[tuple[str, float]],
+                 forward_of: Callable[[str], str]) -> dict[str, RegionSteps]:
+    """Per region, its modules' steps from a trace's ops ``(name, phase, us, region)`` in run
+    order: a forward op runs in the module it names if that module has parameters
+    (``param_elements``: ``(module.param, elements)``), else in the module before it; a
+    backward or recomputed op in its forward op's module (``forward_of``); consecutive ops
+    of one module are one step ("" for ops before any module)."""
+    params: dict[str, float] = {}
+    for pname, n in param_elements:
+        mod = pname.rsplit(".", 1)[0]
+        params[mod] = params.get(mod, 0.0) + n
+    unit_of: dict[str, str] = {}
+    acc: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
+    carry: dict[str, str] = {}
+
+    def add(steps: list[tuple[str, float]], mod: str, us: float) -> None:
+        if steps and steps[-1][0] == mod:
+            steps[-1] = (mod, steps[-1][1] + us)
+        else:
+            steps.append((mod, us))
+    for name, phase, us, region in ops:
+        fwd, bwd = acc.setdefault(region, ([], []))
+        if phase == "forward":
+            mod = name if name in params else carry.get(region, "")
+            carry[region] = mod
+            unit_of[name] = mod
+            add(fwd, mod, us)
+        elif phase == "backward":
+            add(bwd, unit_of.get(forward_of(name), ""), us)
+    out: dict[str, RegionSteps] = {}
+    for region, (fwd, bwd) in acc.items():
+        mods = {m for m, _ in fwd + bwd if m}
+        out[region] = (tuple((m, params[m]) for m in sorted(mods)), tuple(fwd), tuple(bwd))
+    return out
+
+
+def chain(parts: Sequence[tuple[RegionSteps, float, float]]) -> ZeroSeq:
+    """A chunk's microbatch from its regions in model order, each with the time its
+    forward's and its backward's tensor-parallel collectives add (to its last step): the
+    forwards in order, then the backwards in reverse, every region's modules units of
+    their own, each region a layer."""
+    params: list[float] = []
+    layer: list[int] = []
+    ids: list[dict[str, int]] = []
+    for k, ((mods, _, _), _, _) in enumerate(parts):
+        ids.append({})
+        for m, p in mods:
+            ids[k][m] = len(params)
+            params.append(p)
+            layer.append(k)
+
+    def steps(k: int, which: int, extra: float) -> list[tuple[int, float]]:
+        got = [(ids[k].get(m, -1) if m else -1, us) for m, us in parts[k][0][which]]
+        if got and extra:
+            got[-1] = (got[-1][0], got[-1][1] + extra)
+        return got
+    fwd = [s for k in range(len(parts)) for s in steps(k, 1, parts[k][1])]
+    bwd = [s for k in reversed(range(len(parts))) for s in steps(k, 2, parts[k][2])]
+    last = {u: i for i, (u, _) in enumerate(bwd)}
+    return ZeroSeq(tuple(params), tuple(layer), tuple(fwd),
+                   tuple((u, us, u >= 0 and last[u] == i) for i, (u, us) in enumerate(bwd)))

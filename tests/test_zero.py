@@ -1,0 +1,158 @@
+"""ZeRO-3's step-by-step schedule (sim.system.zero): numbers worked out by hand from the
+units' sizes, the collective times and the prefetch / reuse / bucket rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.system import zero as z3
+from sim.system.step import ChunkCost, Collectives, Parallel, step
+from sim.system.topology import PRESETS
+from workloads.errors import HwsimError
+
+# gathering or reducing p parameters takes p / 100 us alone (a link of 100 parameters per us)
+G = lambda p: p / 100.0        # noqa: E731
+ALL = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0)     # one unit ahead, release at once, reduce each
+
+
+def seq(fwd: list[tuple[int, float]], bwd: list[tuple[int, float, bool]], params: list[float]) -> z3.ZeroSeq:
+    return z3.ZeroSeq(tuple(params), tuple(range(len(params))), tuple(fwd), tuple(bwd))
+
+
+def test_forward_compute_bound_exposes_only_the_first_gather():
+    # 3 units of 1000 params (10 us to gather) computing 20 us each: gather 0 exposed (10), then
+    # each next gather runs under the previous compute: forward = 10 + 3 x 20
+    s = seq([(0, 20.0), (1, 20.0), (2, 20.0)], [], [1000, 1000, 1000])
+    f, b = z3.schedule(s, ALL, G, G)
+    assert f == pytest.approx(70.0) and b == pytest.approx(0.0)
+
+
+def test_forward_comm_bound_waits_for_every_gather():
+    # gathers of 50 us, compute 20: gathers back to back (unit k gathered at 50 (k + 1)), the
+    # last compute after the last gather: 3 x 50 + 20
+    s = seq([(0, 20.0), (1, 20.0), (2, 20.0)], [], [5000, 5000, 5000])
+    f, _ = z3.schedule(s, ALL, G, G)
+    assert f == pytest.approx(170.0)
+
+
+def test_prefetch_waits_for_the_compute_to_reach_the_previous_unit():
+    # one ahead: unit 2's gather is issued when unit 1 starts (at 10 + 10 = 20 ... unit 1 was
+    # gathered 10..20 under unit 0's compute 10..40); unit 1 starts at 40, unit 2 gathered 40..50,
+    # unit 1 computes 40..70, unit 2 70..100
+    s = seq([(0, 30.0), (1, 30.0), (2, 30.0)], [], [1000, 1000, 1000])
+    f, _ = z3.schedule(s, ALL, G, G)
+    assert f == pytest.approx(100.0)
+
+
+def test_backward_all_gather_and_reduce_scatter_share_the_ports():
+    # backward over 2 units of 1000 params, compute 5 us each; forward none. Unit 1 gathered
+    # 0..10 (alone), unit 0 10..20 (alone: nothing reduces yet); unit 1 computes 10..15, its
+    # gradients reduced from 15 sharing with gather 0 (5 us of its 10 left: both at half
+    # rate until gather 0 ends at 25, the reduce has 5 left), reduce alone 25..30; unit 0
+    # computes 25..30, its reduce 30..40: the backward ends at 40
+    s = seq([], [(1, 5.0, True), (0, 5.0, True)], [1000, 1000])
+    f, b = z3.schedule(s, ALL, G, G)
+    assert f == 0.0 and b == pytest.approx(40.0)
+
+
+def test_reduce_buckets_follow_deepspeeds_rule():
+    # bucket of 1500 params: unit 2's 1000 open it; unit 1's would pass 1500, so 1000 is sent
+    # (10 us) and unit 1's opens the next; unit 0's likewise; the last is flushed at the end.
+    # Gathers are instant (no params to gather: reuse keeps everything), compute 100 each.
+    cfg = z3.ZeroConfig("t", "module", 1.0, float("inf"), 1e12, 1500.0)
+    s = seq([(0, 0.0), (1, 0.0), (2, 0.0)], [(2, 100.0, True), (1, 100.0, True), (0, 100.0, True)], [1000] * 3)
+    sizes: list[float] = []
+
+    def red(p: float) -> float:
+        sizes.append(p)
+        return p / 100.0
+    f, b = z3.schedule(s, cfg, lambda p: 0.0, red)
+    assert sizes == [1000.0, 1000.0, 1000.0]
+    # unit 2's bucket goes when unit 1 ends (200..210), unit 1's when unit 0 ends (300..310), and
+    # the last, flushed at the backward's end, after it on the one reduce stream (310..320)
+    assert b == pytest.approx(300.0 + 2 * 10.0)
+
+
+def test_max_live_stops_the_prefetch_and_reuse_keeps_a_unit():
+    # max_live 1000: while a 1000-param unit is gathered nothing is prefetched, so each gather
+    # (10 us) is exposed: 3 x (10 + 20)
+    cfg = z3.ZeroConfig("t", "module", 5e7, 1000.0, 0.0, 0.0)
+    s = seq([(0, 20.0), (1, 20.0), (2, 20.0)], [], [1000, 1000, 1000])
+    assert z3.schedule(s, cfg, G, G)[0] == pytest.approx(90.0)
+    # unit 0 used twice with unit 1 (1000 params) between: kept under a reuse distance of 2000,
+    # gathered again (exposed: nothing else to overlap) under one of 500
+    s = seq([(0, 20.0), (1, 20.0), (0, 20.0)], [], [1000, 1000])
+    keep = z3.ZeroConfig("t", "module", 1.0, float("inf"), 2000.0, 0.0)
+    drop = z3.ZeroConfig("t", "module", 1.0, float("inf"), 500.0, 0.0)
+    assert z3.schedule(s, keep, G, G)[0] == pytest.approx(10 + 60.0)
+    # dropped: unit 0 regathered 40..50 once unit 1 starts (one ahead), under unit 1's compute
+    assert z3.schedule(s, drop, G, G)[0] == pytest.approx(10 + 60.0)
+    slow = z3.ZeroConfig("t", "module", 1.0, float("inf"), 500.0, 0.0)
+    s2 = seq([(0, 20.0), (1, 5.0), (0, 20.0)], [], [1000, 1000])
+    # regather of unit 0 (10 us) starts when unit 1 starts (30) and ends at 40; unit 1 ends 35
+    assert z3.schedule(s2, slow, G, G)[0] == pytest.approx(40 + 20.0)
+
+
+def test_by_layer_merges_modules():
+    s = z3.ZeroSeq((100.0, 200.0, 300.0), (0, 0, 1), ((0, 1.0), (1, 2.0), (2, 3.0)),
+                   ((2, 3.0, True), (1, 2.0, True), (0, 1.0, True)))
+    m = s.by_layer()
+    assert m.params == (300.0, 300.0)
+    assert m.fwd == ((0, 3.0), (1, 3.0))
+    assert m.bwd == ((1, 3.0, True), (0, 3.0, True))
+
+
+def test_chain_orders_regions_and_marks_gradients():
+    pre = ((("emb", 10.0),), (("", 1.0), ("emb", 2.0)), (("emb", 3.0),))
+    blk = ((("a", 5.0), ("b", 6.0)), (("a", 4.0), ("b", 4.0)), (("b", 1.0), ("a", 1.0), ("b", 2.0), ("a", 2.0)))
+    s = z3.chain([(pre, 0.5, 0.0), (blk, 0.0, 1.0)])
+    assert s.params == (10.0, 5.0, 6.0) and s.layer == (0, 1, 1)
+    assert s.fwd == ((-1, 1.0), (0, 2.5), (1, 4.0), (2, 4.0))
+    assert s.bwd == ((2, 1.0, False), (1, 1.0, False), (2, 2.0, True), (1, 3.0, True), (0, 3.0, True))
+
+
+def test_step_zero3_uses_the_ring_times_of_the_group():
+    # two DGX A100 nodes, dp 16, one chunk of one unit: the gather and the reduce-scatter are
+    # rings over 16 devices whose slowest hop is the 25 GB/s NIC: 15 steps of (2 us + S/16 / 25e3)
+    sys = PRESETS["dgx-a100"].with_devices(16)
+    S = 16 * 25e3 * 100.0                      # bytes: 100 us per ring step of bandwidth
+    params = S / 2
+    ring = 15 * (2.0 + 100.0)
+    comms = Collectives(sys)
+    assert comms.run("all_gather", list(range(16)), S) == pytest.approx(ring)
+    ch = ChunkCost(fwd_us=5000.0, bwd_us=10000.0, fwd_comm_us=0, bwd_comm_us=0, act_bytes=0, params=params,
+                   optimizer_us=0.0, send_bytes=0)
+    # FSDP reshards after the forward: gather, forward, gather again, backward, reduce-scatter
+    r = step(sys, Parallel(16, 1, 1, 1, 1, zero=3, zero3="fsdp"), [ch], 0, comms)
+    assert r.step_us == pytest.approx(ring + 5000 + ring + 10000 + ring, rel=1e-6)
+    assert r.comm_us == pytest.approx(3 * ring, rel=1e-6)
+    # DeepSpeed keeps the unit (used again within stage3_max_reuse_distance): no second gather
+    r = step(sys, Parallel(16, 1, 1, 1, 1, zero=3), [ch], 0, comms)
+    assert r.step_us == pytest.approx(ring + 5000 + 10000 + ring, rel=1e-6)
+
+
+def test_presets_and_bad_names():
+    assert z3.resolve("deepspeed").prefetch_params == 5e7 and z3.resolve("deepspeed").reduce_bucket_params == 5e8
+    assert set(z3.PRESETS) == {"deepspeed", "megatron-deepspeed", "fsdp"}
+    with pytest.raises(HwsimError, match="zero3"):
+        Parallel(2, 1, 1, 1, 1, zero=3, zero3="nope")
+
+
+@pytest.mark.parametrize("system,n", [("dgx-a100", 16), ("dgx-a100", 8), ("tpu-pod", 16)])
+@pytest.mark.parametrize("kind", ["all_gather", "reduce_scatter"])
+def test_affine_ring_time_equals_the_simulated_one(system, n, kind):
+    sys = PRESETS[system].with_devices(n) if system != "tpu-pod" else PRESETS[system]
+    comms = Collectives(sys)
+    group = list(range(n))
+    f = comms.affine(kind, group)
+    for nbytes in (3.0e5, 7.7e7, 2.5e9, 1.0e10):
+        assert f(nbytes) == pytest.approx(comms.run(kind, group, nbytes), rel=1e-9)
+
+
+def test_the_cli_refuses_zero3_without_zero_3(capsys):
+    from analysis.cli import main
+
+    rc = main(["train", "gpt:4,256,4,128,1000", "--gpus", "8", "--global-batch", "16", "--zero", "1",
+               "--zero3", "fsdp"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--zero3" in err and "--zero 3" in err and len(err.strip().splitlines()) == 1
