@@ -26,7 +26,7 @@ TOP = 40
 GROUP_ABOVE = 100      # a presentation choice: more ops than this are shown by block and phase
 # latency parts, in stacking order, and their colours
 LATENCY_PARTS = (("compute", "tab:blue"), ("memory stall", "tab:red"), ("weight load", "tab:purple"),
-                 ("other", "tab:gray"))
+                 ("host link", "tab:orange"), ("other", "tab:gray"))
 
 
 def _plt():
@@ -81,24 +81,33 @@ def by_block(rows: list[dict]) -> tuple[list[dict], str]:
 
 
 def latency_parts(r: dict) -> dict[str, float]:
-    """An op's time (us) split into compute, memory stall, weight load and other.
+    """An op's time (us) split into compute, memory stall, weight load, host link and other.
 
     ``stall_cycles`` is time the compute units wait on memory; of it, a machine that loads
-    weights into the array (systolic: ``weight_load_cycles``) names that part weight load.
-    Compute is ``compute_cycles`` where the machine reports it, else cycles less stalls;
-    other is the rest (pipeline fill and drain, launch overhead, load imbalance)."""
+    weights into the array (systolic: ``weight_load_cycles``) names that part weight load,
+    and one with a host link (systolic: ``host_read_cycles``) the input arriving over it;
+    the output leaving over it (``host_write_cycles``) follows the op. Compute is
+    ``compute_cycles`` where the machine reports it, else cycles less stalls; other is the
+    rest (pipeline fill and drain, launch overhead, load imbalance)."""
     cyc = float(r.get("cycles") or 0)
     t = float(r.get("time_us") or 0)
     if cyc <= 0 or t <= 0:
         return {p: 0.0 for p, _ in LATENCY_PARTS}
     stall = min(float(r.get("stall_cycles") or 0), cyc)
     wl = min(float(r.get("weight_load_cycles") or 0), stall)
+    host_in = min(_cycles(r, "host_read_cycles"), stall - wl)
+    host_out = min(_cycles(r, "host_write_cycles"), cyc - stall)
     comp = r.get("compute_cycles")
-    comp = cyc - stall if comp is None or comp != comp else min(float(comp), cyc - stall)
-    other = max(cyc - stall - comp, 0.0)
+    comp = cyc - stall - host_out if comp is None or comp != comp else min(float(comp), cyc - stall - host_out)
+    other = max(cyc - stall - host_out - comp, 0.0)
     scale = t / cyc
-    return {"compute": comp * scale, "memory stall": (stall - wl) * scale, "weight load": wl * scale,
-            "other": other * scale}
+    return {"compute": comp * scale, "memory stall": (stall - wl - host_in) * scale, "weight load": wl * scale,
+            "host link": (host_in + host_out) * scale, "other": other * scale}
+
+
+def _cycles(r: dict, key: str) -> float:
+    v = r.get(key)
+    return 0.0 if v is None or v != v else float(v)
 
 
 def _bars(ax, names: list[str], stacks: list[tuple[str, Any, list[float]]]) -> None:

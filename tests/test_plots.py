@@ -56,9 +56,16 @@ def test_latency_is_stacked_by_cause(ev):
 
 def test_latency_parts_add_up():
     r = {"cycles": 100, "time_us": 2.0, "stall_cycles": 30, "weight_load_cycles": 20, "compute_cycles": 60}
-    assert P.latency_parts(r) == {"compute": 1.2, "memory stall": 0.2, "weight load": 0.4, "other": 0.2}
+    assert P.latency_parts(r) == {"compute": 1.2, "memory stall": 0.2, "weight load": 0.4, "host link": 0.0,
+                                  "other": 0.2}
     gpu = {"cycles": 100, "time_us": 1.0, "stall_cycles": 25}            # no compute_cycles: the rest computes
-    assert P.latency_parts(gpu) == {"compute": 0.75, "memory stall": 0.25, "weight load": 0.0, "other": 0.0}
+    assert P.latency_parts(gpu) == {"compute": 0.75, "memory stall": 0.25, "weight load": 0.0, "host link": 0.0,
+                                    "other": 0.0}
+    # a TPU op reading the input over PCIe (10 stall cycles) and sending its output back (5)
+    tpu = {"cycles": 100, "time_us": 1.0, "stall_cycles": 30, "weight_load_cycles": 20, "host_read_cycles": 10,
+           "host_write_cycles": 5, "compute_cycles": 60}
+    assert P.latency_parts(tpu) == pytest.approx({"compute": 0.6, "memory stall": 0.0, "weight load": 0.2,
+                                                  "host link": 0.15, "other": 0.05})
 
 
 def test_utilisation_axis_follows_the_data(ev):
