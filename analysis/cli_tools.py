@@ -183,20 +183,45 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
 
 @click.command()
 @click.argument("unit", type=click.Choice(RTL_UNITS))
-@click.option("--trials", type=click.IntRange(1, 100_000), default=5, show_default=True,
-              help="Random stimuli to co-simulate (each is built before the run; at most 100,000).")
-@click.option("--size", nargs=2, type=int, default=(4, 4), show_default=True,
-              help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).")
-@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default="amaranth", show_default=True,
-              help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).")
-@click.option("--seed", type=int, default=0, show_default=True)
-def verify(unit: str, trials: int, size: tuple[int, int], backend: str, seed: int) -> None:
+@click.option("--trials", type=click.IntRange(1, 100_000), default=None,
+              help="Random stimuli to co-simulate (each is built before the run; at most 100,000).  [default: 5]")
+@click.option("--size", nargs=2, type=int, default=None,
+              help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).  [default: 4 4]; with "
+                   "--formal: systolic R C, dot E M (input exponent and fraction bits), eie-pe D N (FIFO depth, "
+                   "slice columns)  [default: 2 2, 2 1, 2 4]")
+@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default=None,
+              help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).  "
+                   "[default: amaranth]")
+@click.option("--seed", type=int, default=None, help="Co-simulation's random stimuli (default 0).")
+@click.option("--formal", is_flag=True,
+              help="Prove the unit's properties for all inputs with yosys's SAT engine instead (the 'synth' extra): "
+                   "k-induction, or a bounded proof to --depth cycles from reset.")
+@click.option("--depth", type=click.IntRange(1, 64), default=None,
+              help="With --formal: the most induction steps (eie-pe: the proof's bound in cycles).  "
+                   "[default: systolic 8, dot 3, eie-pe 12]")
+@click.option("--vcd", type=click.Path(dir_okay=False), default=None,
+              help="With --formal: write a counterexample's waveform here (nothing is written otherwise).")
+@click.option("--bug", default=None, metavar="NAME",
+              help="With --formal: prove a deliberately broken unit (systolic: delay, drop-psum; dot: truncate, "
+                   "subnormal-c; eie-pe: drop-last), to see a counterexample.")
+def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend: str | None, seed: int | None,
+           formal: bool, depth: int | None, vcd: str | None, bug: str | None) -> None:
     """Co-simulate an RTL unit against its cycle-level model on random and edge-case
-    stimuli; prints each trial, the cycles compared and the first mismatch. Exit 1 on mismatch."""
+    stimuli; prints each trial, the cycles compared and the first mismatch. Exit 1 on mismatch.
+    With --formal, prove its properties instead (docs/rtl.md): prints "proved" with the depth
+    and method, or the counterexample's inputs per cycle. Exit 1 on a counterexample."""
+    if formal:
+        for name, v in (("--trials", trials), ("--backend", backend), ("--seed", seed)):
+            if v is not None:
+                raise HwsimError(f"{name} applies to co-simulation; leave it out with --formal")
+        return _prove(unit, size, depth, vcd, bug)
+    for name, v in (("--depth", depth), ("--vcd", vcd), ("--bug", bug)):
+        if v is not None:
+            raise HwsimError(f"{name} applies to formal proofs; add --formal")
     from rtl.verify import verify as run
 
     failed = 0
-    for t in run(unit, trials, size, backend, seed):
+    for t in run(unit, trials or 5, size or (4, 4), backend or "amaranth", seed or 0):
         r = t.result
         failed += not r.passed
         mismatch = r.first_mismatch
@@ -208,6 +233,27 @@ def verify(unit: str, trials: int, size: tuple[int, int], backend: str, seed: in
                        f"compared ({r.seconds:.2f} s)" + (f"; first mismatch: {mismatch}" if mismatch else ""))
     if failed:
         raise SystemExit(1)
+
+
+def _prove(unit: str, size: tuple[int, int] | None, depth: int | None, vcd: str | None, bug: str | None) -> None:
+    from rtl import formal, proofs
+
+    bugs = proofs.bugs(unit)
+    if bug is not None and bug not in bugs:
+        raise HwsimError(f"--bug for {unit} must be one of {', '.join(bugs)}, got {bug!r}")
+    p = proofs.run(unit, size, depth, bug)
+    if p.holds:
+        click.echo(p.summary())
+        if vcd:
+            click.echo(f"no counterexample: nothing written to {vcd}")
+        return
+    failed = proofs.replay(unit, size, bug, p.stimulus)
+    click.echo(p.summary(failed.split(": ", 1)[-1] if failed else None))
+    click.echo(proofs.table(unit, size, p.stimulus))
+    if vcd:
+        formal.write_vcd(p, vcd)
+        click.echo(f"wrote {vcd}")
+    raise SystemExit(1)
 
 
 @click.command()

