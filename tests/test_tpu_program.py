@@ -107,3 +107,18 @@ def test_engines_agree_on_a_whole_tpu_program():
     wl = resolve("lstm1", batch=8)
     fast, ref = (simulate(wl, PRESETS["tpu-v1"], engine=e) for e in ("fast", "cycles"))
     assert fast.rows() == ref.rows() and fast.cycles == ref.cycles
+
+
+def test_only_the_request_input_crosses_the_host_link():
+    """The host sends the workload's input (input_shape: 3 x 8 int8 = 24 B, 6 cycles at 4 B
+    per cycle) before the first op; a constant op without producers (a causal mask, an
+    embedding table) is the model's own data and reads nothing over the link; the last op's
+    3 x 3 output (9 B) goes back in 3 cycles."""
+    from workloads.build import vector_op
+    g0 = gemm_op("g0", 3, 4, 8, **I8)
+    mask = vector_op("mask", "elementwise", "tril", 64, **I8)
+    g1 = dataclasses.replace(gemm_op("g1", 3, 3, 4, **I8), producers=("g0", "mask"))
+    wl = Workload("masked", (g0, mask, g1), batch=3, input_shape=(3, 8))
+    r = simulate(wl, _arch(decoupled_weight_reads=True, host_link_bytes_per_cycle=4.0))
+    assert [o.extra.host_read_cycles for o in r.ops] == [6, 0, 0]
+    assert [o.extra.host_write_cycles for o in r.ops] == [0, 0, 3]

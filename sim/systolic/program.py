@@ -10,9 +10,12 @@ the matrix unit is still busy, drains, or waits for the activation of the layer 
 Here each trace op is one of those instructions' runs, one at a time in trace order
 (``sim.graph.schedule_in_order``; an op waits for its producers, the RAW stall):
 
-* with ``host_link_bytes_per_cycle``, an op that reads the workload's input (no producer)
-  first waits for its input bytes over the host link (Table 3's input stalls), and an op
-  whose output no op reads sends it back over the link after it ends;
+* with ``host_link_bytes_per_cycle``, the first op waits for the workload's input over the
+  host link (``Workload.input_shape``, or the first op's input where the trace gives none;
+  Table 3's input stalls), and an op whose output no op reads sends it back over the link
+  after it ends. Both move elements at the array's word width (the host sends quantised
+  data). Constants with no producer (an embedding table, a causal mask) are the model's own
+  data, loaded with it, not the request's;
 * with ``decoupled_weight_reads``, the cycles the DRAM channel sits idle before an op
   begins (after the last transfer of the op that used it last, and during the op's own
   host read) are its head start (``timing``): its first ``prefetch_depth`` folds load then.
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from .arch import SystolicArch
 
-__all__ = ["host_bytes", "run_program"]
+__all__ = ["host_bytes", "input_bytes", "run_program"]
 
 
 def host_bytes(op: Op, role: str, bits: int) -> float:
@@ -46,6 +49,14 @@ def host_bytes(op: Op, role: str, bits: int) -> float:
     if o is None:
         return 0.0
     return o.numel * op.instances * bits / 8
+
+
+def input_bytes(workload: Workload, bits: int) -> float:
+    """Bytes of the workload's input, at ``bits`` per element: ``input_shape``'s elements, or
+    the first op's input where the trace gives no input shape."""
+    if workload.input_shape:
+        return math.prod(workload.input_shape) * bits / 8
+    return host_bytes(workload.ops[0], "input", bits) if workload.ops else 0.0
 
 
 def _with_host(r: OpResult, read: int, write: int) -> OpResult:
@@ -74,8 +85,8 @@ def run_program(workload: Workload, arch: SystolicArch, simulate_op: Callable[[O
         op = ops[i]
         read = write = 0
         if link:
-            if not op.producers:
-                read = math.ceil(host_bytes(op, "input", arch.word_bits) / link)
+            if i == 0:
+                read = math.ceil(input_bytes(workload, arch.word_bits) / link)
             if op.name not in read_by:
                 write = math.ceil(host_bytes(op, "output", arch.word_bits) / link)
         head = read + max(0, start - chan_free) if arch.decoupled_weight_reads and op.is_gemm else 0
