@@ -14,8 +14,10 @@ the Eyeriss chip's published measurements (Chen et al., JSSC 2017), on ``sim/spa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from sim.spatial.arch import PRESETS, SpatialArch
 from workloads.errors import HwsimError
 
 from .base import Reader, Unsupported, evaluation, opt_int, opt_str
@@ -29,16 +31,23 @@ ZIGZAG_DESIGNS = {
     "zigzag:eyeriss_like": ("examples/zigzag/eyeriss_like.yaml", "examples/zigzag/default_mapping.yaml"),
 }
 ZIGZAG_MODELS = {"zigzag-onnx:resnet18": "resnet18"}
+# The Eyeriss chip's rows run the preset as the chip was run: row stationary (the rows'
+# conditions; the chip has no other dataflow), each layer in the mapping of least energy
+# (Chen, Emer, Sze, ISCA 2016, Sec. V: the RS mapping of each layer is the one of lowest
+# energy found by the optimisation framework; JSSC 2017 Sec. III uses those mappings).
+EYERISS_CHIP = replace(PRESETS["eyeriss-like"], objective="energy", dataflow="rs")
 QUANTITIES = {"cycles": ("cycles",), "energy_pj": ("pJ",), "latency_ms": ("ms",), "power_mw": ("mW",),
               "dram_mb": ("MB",), "frames_per_s": ("frames/s",)}
 
 
-def _case(row: Row) -> tuple[str, str]:
+def _case(row: Row) -> tuple[str, str | SpatialArch]:
     design = row.design
     if design in ZIGZAG_DESIGNS:
         hw, mapping = (ROOT / p for p in ZIGZAG_DESIGNS[design])
         design = f"zigzag:{hw}:{mapping}"
     model = row.model
+    if design == "eyeriss-like":
+        return model, EYERISS_CHIP
     if model.startswith("zigzag-onnx:"):
         if model not in ZIGZAG_MODELS:
             raise Unsupported(f"{model}: ZigZag's export has LRN layers, which hwsim's ONNX reader refuses")

@@ -3,12 +3,20 @@
 Orders are permutations of the dimensions left to time (those with a trip count above
 one), the filter's rows and columns moving as one unit (``FX`` inside ``FY``); a
 dimension's prime-factor loops stay together, smallest innermost, so the allocation can
-still split a dimension between two levels. Each candidate is allocated
+still split a dimension between two levels. Each order has a second form (``hoisted``):
+where the outermost on-chip level of an operand cuts a dimension's run of factors and
+other dimensions follow that run, the factors above the cut move to the outermost place.
+That is the order of a chip that keeps a tile of output channels' partial sums on chip
+while the input channels stream through, and moves to the next tile only then (Eyeriss,
+Chen et al. JSSC 2017: the filters of one K tile stream from DRAM once, the global buffer
+holds that tile's psums and the ifmaps of a few channels); with a dimension's factors
+always together, that order needs the whole of K or of C on chip. Each candidate is allocated
 (``cost.allocate``) and costed (``cost.evaluate``); the best by the objective wins:
 ``latency`` (cycles, then energy), ``energy`` (energy, then cycles) or ``edp``
 (energy x cycles, then cycles). Remaining ties go to the candidate met first: unrollings
-in the design's order, orders in ``itertools.permutations`` order of ``DIMS``. The
-search is exhaustive over that space and deterministic (no sampling, no seed).
+in the design's order, orders in ``itertools.permutations`` order of ``DIMS``, an
+order before its second form. The search is exhaustive over that space (at most twice
+the orders) and deterministic (no sampling, no seed).
 
 A design may name one dataflow (``SpatialArch.dataflow``): then only mappings of that
 family are tried (``DATAFLOWS``: ws, os and is by the operand the innermost timed loop
@@ -32,12 +40,12 @@ from workloads.errors import HwsimError
 from .array import dims_of, groups_for
 from .cost import Cost, Footprints, Mapping_, allocate, evaluate, level_plan, lower_bound, loops_for, spatial_factors, \
     temporal
-from .nest import DIMS, RELEVANT, Nest
+from .nest import DIMS, OPERANDS, RELEVANT, Nest
 
 if TYPE_CHECKING:
     from .arch import SpatialArch
 
-__all__ = ["best", "DATAFLOWS", "row_stationary", "stationary", "dataflow", "units"]
+__all__ = ["best", "DATAFLOWS", "row_stationary", "stationary", "dataflow", "units", "hoisted"]
 
 
 def _key(c: Cost, objective: str) -> tuple[float, float]:
@@ -82,16 +90,21 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
         for order in itertools.permutations(units(trips)):
             if family and family != "rs" and order and stationary(order[0][0]) != family:
                 continue
-            loops = loops_for(tuple(d for u in order for d in u), trips)
-            tab = Footprints(nest, sp, loops, groups)
-            m = allocate(nest, arch, un, loops, bits, tab, plan)
-            if m is None:
-                continue
-            if found is not None and not _may_win(lower_bound(nest, arch, m, bits, out_bits, tab), found, objective):
-                continue                  # cannot win even on its last level's traffic alone
-            c = evaluate(nest, arch, m, bits, out_bits, tab)
-            if found is None or _key(c, objective) < _key(found, objective):
-                found = c
+            loops: tuple[tuple[str, int], ...] | None = loops_for(tuple(d for u in order for d in u), trips)
+            first = True
+            while loops is not None:
+                tab = Footprints(nest, sp, loops, groups)
+                m = allocate(nest, arch, un, loops, bits, tab, plan)
+                loops = hoisted(arch, m) if first and m is not None else None
+                first = False
+                if m is None:
+                    continue
+                if found is not None and \
+                        not _may_win(lower_bound(nest, arch, m, bits, out_bits, tab), found, objective):
+                    continue                  # cannot win even on its last level's traffic alone
+                c = evaluate(nest, arch, m, bits, out_bits, tab)
+                if found is None or _key(c, objective) < _key(found, objective):
+                    found = c
     if found is None:
         if family:
             raise HwsimError(f"{arch.name}: no {family} mapping fits this op (dataflow {family!r}: "
@@ -141,6 +154,26 @@ def units(trips: Mapping[str, int]) -> list[tuple[str, ...]]:
         dims.remove("FX")
         return [("FX", "FY") if d == "FY" else (d,) for d in dims]
     return [(d,) for d in dims]
+
+
+def hoisted(arch: SpatialArch, m: Mapping_) -> tuple[tuple[str, int], ...] | None:
+    """The order's second form (see the module): where the outermost on-chip level of an
+    operand cuts a dimension's run of factors and other dimensions' loops follow that run,
+    the run's factors above the cut move to the outermost place (the first such cut, from
+    the innermost); None where no boundary cuts a run so."""
+    loops = m.loops
+    n = len(loops)
+    cuts = sorted({m.bounds[(chain[-2], o)] for o in OPERANDS if len(chain := arch.chain(o)) > 1})
+    for b in cuts:
+        if not 0 < b < n or loops[b - 1][0] != loops[b][0]:
+            continue
+        d = loops[b][0]
+        e = b
+        while e < n and loops[e][0] == d:
+            e += 1
+        if e < n:                        # other loops follow the run: the remainder can go above them
+            return loops[:b] + loops[e:] + loops[b:e]
+    return None
 
 
 def _array_cycles(trips: Mapping[str, int]) -> int:
