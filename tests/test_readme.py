@@ -122,7 +122,7 @@ def test_every_readme_command_runs(chain, tmp_path, monkeypatch, capsys):
         if shlex.split(cmd)[1:] == _main_job():                 # the "Two commands" main job
             assert rc == 0, got
             _check_main_job_files(tmp_path)
-        if (cmd == "hwsim rtl cells dot" or "--formal" in cmd) and not has_yosys:      # the synth extra
+        if (cmd.startswith(("hwsim rtl cells", "hwsim rtl area")) or "--formal" in cmd) and not has_yosys:  # synth extra
             assert rc == 2 and "pip install -e '.[synth]'" in got.err
             continue
         if rc != 0:
