@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from workloads.trace import Workload
 
 __all__ = ["archs", "cache_clear", "cache_info", "compare", "compress", "eie_sweep", "lower", "memory", "models",
-           "presets", "report", "rtl_cells", "rtl_export", "scalesim", "schema", "simulate", "sweep", "systems", "topology",
+           "presets", "report", "rtl_area", "rtl_cells", "rtl_export", "scalesim", "schema", "simulate", "sweep", "systems", "topology",
            "train", "validate", "verify"]
 
 
@@ -152,6 +152,12 @@ def rtl_cells(unit: str, size: tuple[int, int] = (4, 4)) -> dict[str, Any]:
     """``hwsim rtl cells``: the unit's synthesised cell count (the synth extra)."""
     from rtl.units import cells
     return cells(unit, *size)
+
+
+def rtl_area(unit: str, size: tuple[int, int] | None = None) -> Any:
+    """``hwsim rtl area``: the unit's area in NAND2 equivalents (``rtl.area.Area``; the synth extra)."""
+    from rtl.area import area
+    return area(unit, size)
 
 
 def schema(kind: str) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class SystolicArray(wiring.Component):
                           "psum_out": Out(self.C * self.ab)})
         # built here so that a property harness can name each PE's stationary weight (w_out)
         self.pes = [[PE(self.wb, self.ab) for _ in range(self.C)] for _ in range(self.R)]
+        for pe in (pe for row in self.pes for pe in row):
+            pe._MustUse__silence = True     # used when the array is; an unused array warns for itself
 
     def elaborate(self, platform):
         m = Module()
