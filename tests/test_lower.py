@@ -202,3 +202,20 @@ def test_adhoc_specs():
     for bad in ("gemm:1,2", "gemm:1,x,3", "conv:1,3,4,4,8,5,5", "gemm:1,2,3:fp7", "nonsense"):
         with pytest.raises(HwsimError):
             resolve(bad)
+
+
+def test_an_embedding_lookup_reads_the_rows_it_gathers(tmp_path):
+    """A 1000 x 16 table looked up by 2 x 5 token ids reads 10 rows of 16 and the 10 ids, not
+    the table's 16,000 elements (trace_ops.GATHER_OPS); the table stays its source operand,
+    and the trace round-trips through JSON with it."""
+    from sim.gpu import PRESETS as GPUS
+    from workloads.trace import Workload
+
+    m = torch.nn.Embedding(1000, 16)
+    wl = lower(m, torch.randint(0, 1000, (2, 5)))
+    (op,) = [o for o in wl.ops if o.op == "embedding"]
+    assert op.dims["inputs"] == 2 * 5 * 16 + 2 * 5 and op.operand("input").shape == (1000, 16)
+    assert Workload.load(wl.save(tmp_path / "emb.json")).ops == wl.ops
+    r = GPUS["a100"].simulate(wl).ops[0]
+    bytes_per = r.accesses["dram.output.writes"] / (2 * 5 * 16)      # the op's element width
+    assert r.accesses["dram.input.reads"] == pytest.approx((2 * 5 * 16 + 2 * 5) * bytes_per)

@@ -28,8 +28,10 @@ Kinds and their dims
     blocks a causal mask zeroes. Compulsory traffic: Q, K, V and the output (and, backward,
     the output gradient, the row statistics and dQ, dK, dV), never the score matrix.
 ``elementwise``, ``activation``, ``pool``, ``norm``, ``softmax``
-    ``elements`` (output elements), ``inputs`` (input elements read) and
-    ``ops_per_element`` (vector operations per output element, e.g. a pooling window).
+    ``elements`` (output elements), ``inputs`` (input elements read: a gather, ``GATHER_OPS``
+    such as an embedding lookup, reads the rows it gathers and its indices, not its whole
+    source operand) and ``ops_per_element`` (vector operations per output element, e.g. a
+    pooling window).
 
 Repetition: copies and steps
 ----------------------------

@@ -15,7 +15,12 @@ from .trace_schema import (DTYPES, FLOAT_BITS, GEMM_KINDS, KINDS, PHASES, REQUIR
                            OPERAND_BITS,
                            conv_output_size, is_positive_int, need, structure_nm)
 
-__all__ = ["Tensor", "Gemm", "Operand", "Op", "op_row", "check_sizes"]
+__all__ = ["Tensor", "Gemm", "Operand", "Op", "op_row", "check_sizes", "GATHER_OPS"]
+
+# Vector ops that gather from their first input (an embedding lookup, index_select, gather,
+# advanced indexing): they read the elements they gather, so ``dims.inputs`` counts those and
+# the indices, and the source operand (a 50257 x 768 embedding table) may be larger than it.
+GATHER_OPS = frozenset({"embedding", "index_select", "gather", "index"})
 
 Tensor: TypeAlias = NDArray[Any]     # a real tensor of the trace: any numeric dtype
 
@@ -299,6 +304,8 @@ def _operand_elements(op: Op, role: str) -> tuple[int, str] | None:
 def _check_size(op: Op, o: Operand, w: str) -> None:
     n = math.prod(o.shape)
     if op.kind in VECTOR_KINDS and o.role in ("input", "input2"):
+        if o.role == "input" and op.op in GATHER_OPS:      # the source; dims.inputs counts what is read
+            return
         need(n <= op.dims["inputs"] * op.copies, f"{w}.dims.inputs",
              f"is {op.dims['inputs']} but the {o.role} operand alone has {n} elements (shape {list(o.shape)})")
         return

@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..aten_ops import FAKE_QUANT, IGNORED_OPS, NON_GEMM_OPS
 from ..errors import LoweringError
+from ..trace_ops import GATHER_OPS
 from .attention import SDPA_KERNELS, sdpa_kernel
 from .events import Event
 from .gemm import GEMM_HANDLERS, conv_backward, quantized_rnn
@@ -151,7 +152,6 @@ def _vector(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
         ins = [t for v in bound.values() if isinstance(v, (list, tuple)) for t in v
                if isinstance(t, torch.Tensor)]
     in_ops = [lw.operand("input" if i == 0 else "input2", t) for i, t in enumerate(ins[:2])]
-    in_elems = sum(t.numel() for t in ins)
     out = lw.in_place(bound) if key == "_log_softmax_backward_data" and lw.in_place is not None \
         and lw.private(bound.get("output")) else None
     if out is None:
@@ -163,6 +163,9 @@ def _vector(lw: Recorder, func: Any, args: tuple[Any, ...], kwargs: dict[str, An
     if not isinstance(res, torch.Tensor):
         lw.wrote(out, reads)
         return out
+    # a gather reads the rows it gathers and its indices, not its whole source (trace_ops.GATHER_OPS)
+    in_elems = res.numel() + sum(t.numel() for t in ins[1:]) if key in GATHER_OPS \
+        else sum(t.numel() for t in ins)
     kind, per = NON_GEMM_OPS[key]
     if kind in ("pool", "activation") and ins:  # max/relu of k-bit values stay k-bit
         b = lw.bits_of.get(storage_key(ins[0]) or -1)
