@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sim.systolic import PRESETS, SystolicArch, simulate
-from sim.systolic.arch import PCIE3_X16_BYTES_PER_S
+from sim.systolic.program import PCIE3_X16_BYTES_PER_S
 from sim.systolic.counters import table3
 from workloads import resolve
 from workloads.build import gemm_op

@@ -16,6 +16,7 @@ from annotated_types import Gt, Le
 from ..archbase import Clock, NonNegative, Rate, NonNegativeInt, Nm, PositiveInt, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
 from .counters import table3
+from .program import PCIE3_X16_BYTES_PER_S
 
 if TYPE_CHECKING:
     from workloads.trace import Workload
@@ -35,12 +36,6 @@ ENGINES = ("fast", "cycles")
 
 PE_REG_ROLES = ("input", "weight", "output")
 
-# PCIe 3.0 x16, one direction: 16 lanes x 8 GT/s x 128b/130b encoding = 15.75 GB/s of link
-# symbols (PCI-SIG, PCI Express Base Specification 3.0); of each transaction-layer packet,
-# a 256-byte payload (assumption: the maximum payload size servers of the time configured)
-# and 26 bytes of framing token, sequence number, 4-DW header and LCRC (the same
-# specification): 256 / 282 of it carries data. DLLP traffic (acks, flow control) is left out.
-PCIE3_X16_BYTES_PER_S = 16 * 8e9 * 128 / 130 / 8 * 256 / 282
 # each operand SRAM, what it holds and the field giving one word's width: it must hold one
 # array edge. (Not the accumulators: the model runs a streamed chunk of a single row when no
 # more fit, outer_tiles' t_max >= 1, so any ofmap_sram_kib > 0 works.)
@@ -220,7 +215,7 @@ PRESETS = {
                "taken at the matrix unit's rate, one 256-value row per cycle (Sec. 2: the matrix unit reads "
                "and writes 256 values per clock; the paper gives no separate activation rate); Read_Weights "
                "decoupled from the matrix unit (Sec. 2); host link PCIe Gen3 x16 (Sec. 2; its rate: "
-               "sim.systolic.arch.PCIE3_X16_BYTES_PER_S)"),
+               "sim.systolic.program.PCIE3_X16_BYTES_PER_S)"),
     "systolic-16": SystolicArch(name="systolic-16", rows=16, cols=16, clock_mhz=500.0, ifmap_sram_kib=32,
                                 filter_sram_kib=32, ofmap_sram_kib=16, dram_bw_bytes_per_cycle=4.0,
                                 source="edge array in the style of Eyeriss/SCALE-Sim edge configs (16x16, 80 KiB)"),

@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from .arch import SystolicArch
 
-__all__ = ["host_bytes", "input_bytes", "run_program"]
+__all__ = ["PCIE3_X16_BYTES_PER_S", "host_bytes", "input_bytes", "run_program"]
+
+# PCIe 3.0 x16, one direction: 16 lanes x 8 GT/s x 128b/130b encoding = 15.75 GB/s of link
+# symbols (PCI-SIG, PCI Express Base Specification 3.0); of each transaction-layer packet,
+# a 256-byte payload (assumption: the maximum payload size servers of the time configured)
+# and 26 bytes of framing token, sequence number, 4-DW header and LCRC (the same
+# specification): 256 / 282 of it carries data. DLLP traffic (acks, flow control) is left out.
+PCIE3_X16_BYTES_PER_S = 16 * 8e9 * 128 / 130 / 8 * 256 / 282
 
 
 def host_bytes(op: Op, role: str, bits: int) -> float:

@@ -33,7 +33,7 @@ from ..machine import Progress
 from ..result import OpResult, SimResult, merge, run_ops, shape_key
 from .convdata import ConvGeometry
 from .mapping import Folds, folds, full_outer_tiles, outer_tiles, slice_runs
-from .program import run_program
+from .program import PCIE3_X16_BYTES_PER_S, run_program
 from .timing import Schedule, schedule, schedule_cycles, schedule_slices
 
 if TYPE_CHECKING:
@@ -125,6 +125,10 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("simulate.BYTES_PER_FOLD", BYTES_PER_FOLD, "measured",
              "tracemalloc over folds() and schedule() of 160k and 400k folds on systolic-32: 90-96 B per fold, "
              "rounded up; only for refusing a request over --max-memory before it runs"),
+    Constant("program.PCIE3_X16_BYTES_PER_S", PCIE3_X16_BYTES_PER_S, "published",
+             "PCIe 3.0 x16, one direction: 16 lanes x 8 GT/s x 128b/130b = 15.75 GB/s (PCI Express Base "
+             "Specification 3.0), of which a 256-byte payload per 282-byte TLP (framing token, sequence number, "
+             "4-DW header, LCRC; the 256 B maximum payload an assumption): the tpu-v1 host link"),
     Constant("simulate.SECONDS_PER_FOLD", SECONDS_PER_FOLD, "measured",
              "perf_counter over the same runs on the project's 2-core machine: 82 ns to build a fold, 63-602 ns to "
              "schedule it, rounded up; only for refusing a request over --max-time before it runs"),
