@@ -9,6 +9,14 @@ leaves open (microbatch, recomputation, schedule) is picked as the fastest that 
 ``--overlap-param-gather``, ``zero3=NAME`` ``--zero3 NAME``.
 Quantities: ``tflops_per_gpu`` (Megatron's model FLOPs per GPU per second),
 ``step_time_s``, ``tokens_per_s``, ``mfu_percent`` and ``memory_gib_per_gpu``.
+
+``busbw_gbs`` is one collective alone, as nccl-tests measures it (``validation/data/collectives.csv``):
+``model`` names it (``all_reduce``, ``all_gather``, ``reduce_scatter``), ``design`` the system,
+``gpus`` its size, ``bytes`` the buffer (nccl-tests' ``size``) and ``per_node`` how many of each
+node's devices take part (the first ones; default all). The model's time t is that of the
+collective model the training step uses (``sim.system.step.Collectives``) and the bus bandwidth
+is nccl-tests' (its ``doc/PERFORMANCE.md``): 2 (n-1)/n S / t for an all-reduce, (n-1)/n S / t for
+the others.
 """
 
 from __future__ import annotations
@@ -24,10 +32,32 @@ QUANTITIES = {"tflops_per_gpu": ("TFLOP/s",), "step_time_s": ("s",), "tokens_per
               "mfu_percent": ("%",), "memory_gib_per_gpu": ("GiB", "GB")}
 INTS = ("gpus", "nodes", "tp", "pp", "dp", "global_batch", "microbatch", "zero", "seq_len")
 OPTIONS = frozenset(INTS + ("recompute", "schedule", "precision", "zero3", "sequence_parallel", "tp_comm_overlap",
-                             "overlap_param_gather", "context_parallel"))
+                             "overlap_param_gather", "context_parallel", "bytes", "per_node"))
+QUANTITIES["busbw_gbs"] = ("GB/s",)
+COLLECTIVES = {"all_reduce": ("allreduce", 2), "all_gather": ("all_gather", 1), "reduce_scatter": ("reduce_scatter", 1)}
+
+
+def busbw_gbs(row: Row) -> float:
+    """nccl-tests' bus bandwidth of one collective on a system, from the collective model."""
+    from sim.system.step import Collectives
+    from sim.system.topology import resolve_system
+    if row.model not in COLLECTIVES:
+        raise Unsupported(f"collective {row.model!r} is not one of {', '.join(COLLECTIVES)}")
+    kind, factor = COLLECTIVES[row.model]
+    gpus, nbytes = opt_int(row, "gpus"), opt_int(row, "bytes")
+    if gpus is None or nbytes is None:
+        raise Unsupported("a collective row needs gpus and bytes")
+    system = resolve_system(row.design or "dgx-a100").with_devices(gpus)
+    per_node = opt_int(row, "per_node", system.devices_per_node) or system.devices_per_node
+    group = [d for d in range(system.devices) if d % system.devices_per_node < per_node]
+    n = len(group)
+    t_us = Collectives(system).run(kind, group, float(nbytes))
+    return factor * (n - 1) / n * nbytes / t_us / 1e3
 
 
 def measure(row: Row) -> float:
+    if row.quantity == "busbw_gbs":
+        return busbw_gbs(row)
     if (opt_int(row, "context_parallel", 1) or 1) > 1:
         raise Unsupported("context parallelism is not modelled")
     if "global_batch" not in row.options:

@@ -7,6 +7,26 @@ InfiniBand NICs between them) or ``torus2d`` (every device links to its four nei
 ``bandwidth_gbs`` per link and direction: a TPU pod). ``latency_us`` is charged once per
 transfer on a switch, once per hop on a torus.
 
+``bandwidth_gbs`` is the line rate; ``efficiency`` is the fraction of it that NCCL's collectives
+move at large messages (``bytes_per_us``, the rate every transfer gets): NVLink carries NCCL's
+data in 128-byte payloads with their headers (and the GPU adds its own limits), InfiniBand its
+packets' headers. Each preset's figure is NVIDIA's engineers' published nccl-tests bus bandwidth
+over the line rate (``validation/data/collectives.csv`` holds them as ``fit`` rows, and
+independent measurements as ``check`` rows):
+
+* NVLink 3 (A100): ~230 GB/s all-reduce busbw of 12 x 25 = 300 GB/s: 0.767 (S. Jeaugey, NVIDIA,
+  NVIDIA/nccl-tests issue 149, 2023-07-05: 25 GB/s per link "converts to ~20GB/s effective
+  bandwidth with a 128B payload size", 240 GB/s, "some other bottlenecks on the GPUs limits it to
+  ~230GB/s");
+* NVLink 4 (H100): ~370 GB/s of 450 GB/s: 0.822 ("With the protocol overhead (~20%) NCCL can get
+  an effective NVLink bandwidth of 370GB/s", S. Jeaugey, NVIDIA/nccl-tests issue 212, 2024-05-06:
+  the busbw of rings, i.e. without NVLink SHARP, which is not modelled);
+* HDR InfiniBand (200 Gb/s = 25 GB/s): 24 GB/s inter-node busbw per NIC: 0.96 (S. Jeaugey,
+  NVIDIA/nccl issue 412, 2023-04-24);
+* NDR InfiniBand (400 Gb/s = 50 GB/s): "46-48GB/s per NIC", 47: 0.94 (D. Addison, NVIDIA,
+  NVIDIA/nccl-tests issue 290, 2025-03-03);
+* TPU ICI: no published figure found; 1.0 (the line rate), an assumption.
+
 Latencies are named assumptions, neither measured nor fitted to anything: 1 us for an NVLink/NVSwitch transfer and 2 us
 across InfiniBand are the round figures commonly quoted for these links (1-2 us and
 1-5 us), 0.5 us for a torus hop (ICI is quoted as sub-microsecond per neighbour).
@@ -20,7 +40,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
 from workloads.errors import HwsimError
 
@@ -28,27 +48,32 @@ from ..archbase import NonNegative, Rate, check_fields, need
 
 __all__ = [
     "FABRICS", "Fabric", "System", "NVLINK_LATENCY_US", "IB_LATENCY_US", "ICI_LATENCY_US", "PRESETS",
+    "NVLINK3_EFFICIENCY", "NVLINK4_EFFICIENCY", "HDR_IB_EFFICIENCY", "NDR_IB_EFFICIENCY",
     "device_of", "resolve_system",
 ]
 
 FabricKind = Literal["switch", "torus2d"]
 FABRICS: tuple[FabricKind, ...] = typing.get_args(FabricKind)
 Count = Annotated[int, Ge(1)]
+Efficiency = Annotated[float, Gt(0), Le(1)]
 
 
 @dataclass(frozen=True)
 class Fabric:
     kind: FabricKind
-    bandwidth_gbs: Rate     # GB/s per device port (switch) or per link (torus), each direction
+    bandwidth_gbs: Rate     # GB/s per device port (switch) or per link (torus), each direction: line rate
     latency_us: NonNegative
     source: str = ""
+    efficiency: Efficiency = 1.0    # the fraction of the line rate NCCL's collectives achieve
+
 
     def __post_init__(self) -> None:
         check_fields(self)
 
     @property
     def bytes_per_us(self) -> float:
-        return self.bandwidth_gbs * 1e3
+        """The achieved rate: the line rate times the efficiency, in bytes per microsecond."""
+        return self.bandwidth_gbs * self.efficiency * 1e3
 
 
 @dataclass(frozen=True)
@@ -120,7 +145,7 @@ class System:
 def _fabric(d: object, where: str) -> Fabric:
     if not isinstance(d, dict):
         raise HwsimError(f"{where}: must be a mapping {{kind, bandwidth_gbs, latency_us}}")
-    unknown = set(d) - {"kind", "bandwidth_gbs", "latency_us", "source"}
+    unknown = set(d) - {"kind", "bandwidth_gbs", "latency_us", "source", "efficiency"}
     if unknown:
         raise HwsimError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     try:
@@ -134,22 +159,30 @@ def _fabric(d: object, where: str) -> Fabric:
 NVLINK_LATENCY_US = 1.0     # assumption (see the module docstring)
 IB_LATENCY_US = 2.0         # assumption
 ICI_LATENCY_US = 0.5        # assumption
+# achieved fractions of the line rate (published nccl-tests bus bandwidths; see the module docstring)
+NVLINK3_EFFICIENCY = 230 / 300
+NVLINK4_EFFICIENCY = 370 / 450
+HDR_IB_EFFICIENCY = 24 / 25
+NDR_IB_EFFICIENCY = 47 / 50
 
 PRESETS = {
     "dgx-a100": System(
         "dgx-a100", "a100-80gb", 8, 1,
         intra=Fabric("switch", 300, NVLINK_LATENCY_US,
                      "NVLink 3 through 6 NVSwitches: 12 links x 25 GB/s = 300 GB/s per GPU each way (600 GB/s "
-                     "bidirectional)"),
+                     "bidirectional); NCCL reaches ~230 GB/s of it (nccl-tests issue 149)", NVLINK3_EFFICIENCY),
         inter=Fabric("switch", 25, IB_LATENCY_US,
                      "8 x 200 Gb/s HDR InfiniBand (ConnectX-6) per node, one per GPU: 25 GB/s each way, "
-                     "rail-optimised non-blocking fat tree"),
+                     "rail-optimised non-blocking fat tree; NCCL reaches 24 GB/s per NIC (nccl issue 412)",
+                     HDR_IB_EFFICIENCY),
         source="NVIDIA DGX A100 system architecture white paper (2020); Selene, Narayanan et al., SC 2021"),
     "dgx-h100": System(
         "dgx-h100", "h100", 8, 1,
         intra=Fabric("switch", 450, NVLINK_LATENCY_US,
-                     "NVLink 4 through 4 NVSwitch chips: 18 links, 900 GB/s per GPU bidirectional"),
-        inter=Fabric("switch", 50, IB_LATENCY_US, "8 x 400 Gb/s NDR InfiniBand (ConnectX-7) per node, one per GPU"),
+                     "NVLink 4 through 4 NVSwitch chips: 18 links, 900 GB/s per GPU bidirectional; NCCL's rings "
+                     "reach ~370 GB/s of it (nccl-tests issue 212)", NVLINK4_EFFICIENCY),
+        inter=Fabric("switch", 50, IB_LATENCY_US, "8 x 400 Gb/s NDR InfiniBand (ConnectX-7) per node, one per GPU; "
+                     "NCCL reaches 46-48 GB/s per NIC (nccl-tests issue 290)", NDR_IB_EFFICIENCY),
         source="NVIDIA DGX H100 documentation (2022)"),
     "tpu-pod": System(
         "tpu-pod", "systolic-128", 1024, 1,
