@@ -187,8 +187,8 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
               help="Random stimuli to co-simulate (each is built before the run; at most 100,000).  [default: 5]")
 @click.option("--size", nargs=2, type=int, default=None,
               help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).  [default: 4 4]; with "
-                   "--formal: systolic R C, dot E M (input exponent and fraction bits), eie-pe D N (FIFO depth, "
-                   "slice columns)  [default: 2 2, 2 1, 2 4]")
+                   "--formal: systolic R C, dot and mma E M (input exponent and fraction bits), eie-pe D N (FIFO "
+                   "depth, slice columns)  [default: 2 2, 2 1, 2 4]")
 @click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default=None,
               help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).  "
                    "[default: amaranth]")
@@ -198,12 +198,12 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
                    "k-induction, or a bounded proof to --depth cycles from reset.")
 @click.option("--depth", type=click.IntRange(1, 64), default=None,
               help="With --formal: the most induction steps (eie-pe: the proof's bound in cycles).  "
-                   "[default: systolic 8, dot 3, eie-pe 12]")
+                   "[default: systolic 8, dot 3, mma 3, eie-pe 12]")
 @click.option("--vcd", type=click.Path(dir_okay=False), default=None,
               help="With --formal: write a counterexample's waveform here (nothing is written otherwise).")
 @click.option("--bug", default=None, metavar="NAME",
               help="With --formal: prove a deliberately broken unit (systolic: delay, drop-psum; dot: truncate, "
-                   "subnormal-c; eie-pe: drop-last), to see a counterexample.")
+                   "subnormal-c; mma: transpose, truncate; eie-pe: drop-last), to see a counterexample.")
 def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend: str | None, seed: int | None,
            formal: bool, depth: int | None, vcd: str | None, bug: str | None) -> None:
     """Co-simulate an RTL unit against its cycle-level model on random and edge-case
@@ -225,8 +225,8 @@ def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend:
         r = t.result
         failed += not r.passed
         mismatch = r.first_mismatch
-        if unit == "dot":
-            click.echo(f"dot: {t.what}, {'pass' if r.passed else 'FAIL'}" + (f": {mismatch}" if mismatch else "")
+        if unit in ("dot", "mma"):
+            click.echo(f"{unit}: {t.what}, {'pass' if r.passed else 'FAIL'}" + (f": {mismatch}" if mismatch else "")
                        + f" ({r.seconds:.2f} s)")
         else:
             click.echo(f"trial {t.index}: {t.what}: {'pass' if r.passed else 'FAIL'}, {r.cycles_compared} cycles "

@@ -57,13 +57,14 @@ CELLS: dict[str, tuple[str, float]] = {          # yosys gate -> (NanGate cell, 
 }
 NAND2_UM2 = CELLS["$_NAND_"][1] * ROW_UM     # 0.798 um^2: one NAND2 equivalent
 
-UNITS = ("systolic", "eie-pe", "dot")
+UNITS = ("systolic", "eie-pe", "dot", "mma")
 # systolic: R x C; eie-pe: FIFO depth D, A destination accumulators; dot: None = fp16 x 4 into
-# fp32, or (E, M) = inputs of E exponent and M fraction bits, accumulator E+1, M+1 (as the proofs)
-DEFAULT_SIZES: dict[str, tuple[int, int] | None] = {"systolic": (4, 4), "eie-pe": (8, 4), "dot": None}
+# fp32, or (E, M) = inputs of E exponent and M fraction bits, accumulator E+1, M+1 (as the proofs);
+# mma: the 4x4x4 step (16 dot units) at the same formats
+DEFAULT_SIZES: dict[str, tuple[int, int] | None] = {"systolic": (4, 4), "eie-pe": (8, 4), "dot": None, "mma": None}
 # Named assumption: the largest sizes synthesised on request (yosys's time grows with the
 # size: an 8x8 array takes about 20 s, the fp16 dot unit about 40 s on a 2-core machine)
-LIMITS = {"systolic": (16, 16), "eie-pe": (64, 64), "dot": (5, 10)}
+LIMITS = {"systolic": (16, 16), "eie-pe": (64, 64), "dot": (5, 10), "mma": (5, 10)}
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,8 @@ def check_size(unit: str, size: tuple[int, int] | None) -> tuple[int, int] | Non
     x, y = size
     lx, ly = LIMITS[unit]
     what = {"systolic": ("R", "C"), "eie-pe": ("D (FIFO depth)", "A (accumulators)"),
-            "dot": ("E (exponent bits)", "M (fraction bits)")}[unit]
-    low = 2 if unit == "dot" else 1
+            "dot": ("E (exponent bits)", "M (fraction bits)"), "mma": ("E (exponent bits)", "M (fraction bits)")}[unit]
+    low = 2 if unit in ("dot", "mma") else 1
     if not (low <= x <= lx and 1 <= y <= ly):
         raise HwsimError(f"--size for the area of {unit} is {what[0]} from {low} to {lx} and {what[1]} from 1 to {ly}; "
                          f"got {x} {y}")
@@ -145,15 +146,16 @@ def label(unit: str, size: tuple[int, int] | None) -> str:
         return f"{size[0]}x{size[1]} (8-bit words, 32-bit sums)"
     if unit == "eie-pe" and size:
         return f"FIFO depth {size[0]}, {size[1]} accumulators (16-bit activations, 16 columns)"
+    step = "4x4x4 step, " if unit == "mma" else ""
     if size:
-        return f"e{size[0]}m{size[1]} inputs, e{size[0] + 1}m{size[1] + 1} accumulator"
-    return "fp16 x 4 inputs, fp32 accumulator"
+        return f"{step}e{size[0]}m{size[1]} inputs, e{size[0] + 1}m{size[1] + 1} accumulator"
+    return "4x4x4 step, fp16 inputs, fp32 accumulator" if step else "fp16 x 4 inputs, fp32 accumulator"
 
 
 def build(unit: str, size: tuple[int, int] | None) -> Any:
     """The elaboratable measured: systolic as ``rtl.units.build``; eie-pe: a PE of eie-64 with
     its FIFO depth set, A accumulators and a seeded 16-column slice (as ``rtl.units.build``
-    with ``cols=1``); dot: ``Dot4`` at the formats."""
+    with ``cols=1``); dot: ``Dot4`` at the formats; mma: ``Mma`` (16 ``Dot4``) at the formats."""
     if unit == "systolic":
         from .units import build as unit_build
         assert size
@@ -168,12 +170,14 @@ def build(unit: str, size: tuple[int, int] | None) -> Any:
         s = encode(layer, arch.num_pes).pe_slice(0)
         return EIEPE(arch, s.ptr.tolist(), s.v.tolist(), s.z.tolist(), layer.codebook.tolist(), rows, layer.frac_bits)
     from .dot import Dot4, Format
+    from .mma import Mma
     if size is None:
-        return Dot4()
+        return Dot4() if unit == "dot" else Mma()
     try:
-        return Dot4(fin=Format(*size), facc=Format(size[0] + 1, size[1] + 1))
+        fi, fa = Format(*size), Format(size[0] + 1, size[1] + 1)
+        return Dot4(fin=fi, facc=fa) if unit == "dot" else Mma(fin=fi, facc=fa)
     except ValueError as e:
-        raise HwsimError(f"--size {size[0]} {size[1]} for dot: {e}") from None
+        raise HwsimError(f"--size {size[0]} {size[1]} for {unit}: {e}") from None
 
 
 def area(unit: str, size: tuple[int, int] | None = None) -> Area:

@@ -17,7 +17,8 @@ from sim.systolic.array import stationary_fold
 from .systolic import SystolicArray
 
 __all__ = ["Cosim", "simulate", "pack", "unpack", "systolic_schedule", "verify_systolic", "verify_eie_pe",
-           "EDGE_F16", "EDGE_F32", "dot_stimulus", "verify_dot"]
+           "EDGE_F16", "EDGE_F32", "dot_stimulus", "verify_dot", "MMA_KINDS", "mma_stimulus", "mma_model",
+           "verify_mma"]
 
 
 @dataclass
@@ -266,3 +267,101 @@ def verify_dot(trials: int = 200, seed: int = 0, bug: str | None = None) -> Cosi
                      f"RTL {g:#010x}, model {w:#010x}")
             break
     return Cosim("dot", first is None, len(got), secs, first)
+
+
+# ---- tensor-core MMA step (4x4x4, rtl.mma) -----------------------------------------------------------
+MMA_KINDS = ("any bits", "normal values", "cancellation", "tiny products, large c", "subnormals", "near overflow",
+             "infinities and NaN")
+MmaOperands = tuple[list[int], list[int], list[int]]     # A, B (16 fp16 each, row-major), C (16 fp32)
+
+
+def mma_stimulus(sets: int, seed: int = 0) -> list[MmaOperands]:
+    """Operand sets of the 4x4x4 step, cycling through :data:`MMA_KINDS`: random bit patterns
+    with edge values mixed in, ordinary values, exact cancellation (column 1 of A is minus
+    column 0 and row 1 of B equals row 0: every output's products cancel), tiny products
+    against a large accumulator, fp16 and fp32 subnormals, values near the formats' largest
+    (fp16 products cannot overflow fp32: |d| stays at most fp32's largest), and infinities
+    and NaN among ordinary values."""
+    rng = np.random.default_rng(seed)
+
+    def f16(n: int, p_edge: float = 0.3) -> list[int]:
+        return [int(rng.choice(EDGE_F16)) if rng.random() < p_edge else int(rng.integers(0, 1 << 16)) for _ in range(n)]
+
+    def f32(n: int, p_edge: float = 0.3) -> list[int]:
+        return [int(rng.choice(EDGE_F32)) if rng.random() < p_edge else int(rng.integers(0, 1 << 32)) for _ in range(n)]
+
+    def normal16(n: int) -> list[int]:
+        return [int(x) for x in rng.standard_normal(n).astype(np.float16).view(np.uint16)]
+
+    def signed(lo: int, hi: int, n: int, sign: int) -> list[int]:
+        return [int(rng.integers(lo, hi)) | (sign if rng.random() < 0.5 else 0) for _ in range(n)]
+
+    out = []
+    for i in range(sets):
+        kind = MMA_KINDS[i % len(MMA_KINDS)]
+        if kind == "any bits":
+            a, b, c = f16(16), f16(16), f32(16)
+        elif kind == "normal values":
+            a, b = normal16(16), normal16(16)
+            c = [int(x) for x in (rng.standard_normal(16) * 8).astype(np.float32).view(np.uint32)]
+        elif kind == "cancellation":
+            a, b = [0] * 16, [0] * 16
+            for r in range(4):
+                x = int(rng.integers(0, 0x7C00))
+                a[4 * r], a[4 * r + 1] = x, x ^ 0x8000
+                b[r] = b[4 + r] = int(rng.integers(0, 0x7C00))
+            c = [int(rng.choice([0, 0x80000000])) for _ in range(16)]
+        elif kind == "tiny products, large c":
+            a, b = signed(0, 0x2000, 16, 0x8000), signed(0, 0x3C00, 16, 0x8000)
+            c = signed(0x3F000000, 0x4F000000, 16, 0x80000000)
+        elif kind == "subnormals":
+            a, b = signed(0, 0x400, 16, 0x8000), signed(0, 0x400, 16, 0x8000)
+            c = signed(0, 0x800000, 16, 0x80000000)
+        elif kind == "near overflow":
+            a, b = signed(0x7800, 0x7C00, 16, 0x8000), signed(0x7800, 0x7C00, 16, 0x8000)
+            c = signed(0x7F700000, 0x7F800000, 16, 0x80000000)
+        else:               # infinities and NaN among ordinary values
+            a = [x if rng.random() < 0.8 else int(rng.choice([0x7C00, 0xFC00, 0x7E00, 0x0000])) for x in normal16(16)]
+            b = [x if rng.random() < 0.8 else int(rng.choice([0x7C00, 0xFC00, 0x7E00, 0x8000])) for x in normal16(16)]
+            c = [0x3F800000 if rng.random() < 0.8 else int(rng.choice([0x7F800000, 0xFF800000, 0x7FC00000]))
+                 for _ in range(16)]
+        out.append((a, b, c))
+    return out
+
+
+def mma_model(a: list[int], b: list[int], c: list[int]) -> list[int]:
+    """The GPU model's arithmetic for one step: ``D[i][j] = sim.gpu.dot.dot4(row i of A,
+    column j of B, C[i][j])``, fp32 bits row-major."""
+    from sim.gpu.dot import dot4
+    return [dot4(a[4 * i:4 * i + 4], b[j::4], c[4 * i + j]) for i in range(4) for j in range(4)]
+
+
+def verify_mma(sets: int = 200, seed: int = 0, bug: str | None = None,
+               stimulus: list[MmaOperands] | None = None) -> Cosim:
+    """Drive the RTL MMA one operand set per cycle (:func:`mma_stimulus`, or ``stimulus``);
+    compare each of the 16 outputs (one cycle later) bit for bit with :func:`mma_model`."""
+    from .mma import Mma
+
+    stim = stimulus if stimulus is not None else mma_stimulus(sets, seed)
+    dut = Mma(bug=bug)
+    got: list[list[int]] = []
+
+    async def bench(ctx):
+        inputs = Cat(dut.a, dut.b, dut.c)
+        for a, b, c in stim:
+            ctx.set(inputs, pack(a, 16) | (pack(b, 16) << 256) | (pack(c, 32) << 512))
+            await ctx.tick()
+            got.append(unpack(ctx.get(dut.d), 16, 32, signed=False))
+
+    secs = simulate(dut, bench)
+    first = None
+    for n, ((a, b, c), g) in enumerate(zip(stim, got)):
+        w = mma_model(a, b, c)
+        bad = [k for k in range(16) if g[k] != w[k]]
+        if bad:
+            i, j = divmod(bad[0], 4)
+            first = (f"cycle {n + 1}, D[{i}][{j}] ({len(bad)} of 16 outputs differ): A row {i}="
+                     f"{[hex(x) for x in a[4 * i:4 * i + 4]]} B column {j}={[hex(x) for x in b[j::4]]} "
+                     f"C[{i}][{j}]={c[4 * i + j]:#010x}: RTL {g[bad[0]]:#010x}, model {w[bad[0]]:#010x}")
+            break
+    return Cosim("mma", first is None, len(got), secs, first, {"outputs": 16 * len(got), "rtl_outputs": got})

@@ -10,6 +10,8 @@ the ones the co-simulation runs at full size:
   ``ACC_BITS``-bit accumulators, k-induction;
 - dot, ``size`` = (E, M): four inputs of E exponent and M fraction bits, an accumulator of
   E + 1 and M + 1 (so that every product is exact in it), k-induction;
+- mma, ``size`` = (E, M): the 4x4x4 step at the dot unit's formats, ``DotProps`` on each of
+  its 16 outputs (``MmaProps``), k-induction;
 - eie-pe, ``size`` = (D, N): a PE with a D-deep activation FIFO holding a slice of N columns
   of 0, 1, 2, 3, 0, ... entries (:func:`eie_slice`), proved to a depth (bounded: its
   reference queue is not tied to the PE's FIFO state, so induction does not close).
@@ -32,16 +34,16 @@ __all__ = ["WORD_BITS", "ACC_BITS", "SIZES", "DEPTHS", "LIMITS", "bugs", "Target
 # Named assumptions: proof sizes. Multiplier equivalence is what makes SAT slow: 2 x 2 of
 # 4-bit words proves in seconds, 6-bit words ran past 2 minutes (benchmarks/data/formal.txt).
 WORD_BITS, ACC_BITS = 4, 12
-SIZES: dict[str, tuple[int, int]] = {"systolic": (2, 2), "dot": (2, 1), "eie-pe": (2, 4)}
+SIZES: dict[str, tuple[int, int]] = {"systolic": (2, 2), "dot": (2, 1), "eie-pe": (2, 4), "mma": (2, 1)}
 # The most steps tried: k-induction closes within R + C steps for the array and in 1 for the
-# dot unit; for the PE this is the bound of the proof (cycles from reset).
-DEPTHS: dict[str, int] = {"systolic": 8, "dot": 3, "eie-pe": 12}
+# dot unit and the MMA; for the PE this is the bound of the proof (cycles from reset).
+DEPTHS: dict[str, int] = {"systolic": 8, "dot": 3, "eie-pe": 12, "mma": 3}
 # Named assumption: the PE's proof runs at small value widths (4-bit activations and codebook,
 # 8 destination rows); its properties are about which entries are taken and when, which no
 # value width changes.
 EIE_SMALL: dict[str, Any] = {"num_pes": 1, "act_regs": 8, "pointer_bits": 4, "act_bits": 4, "weight_bits": 4,
                              "weight_frac_bits": 2}
-LIMITS: dict[str, tuple[int, int]] = {"systolic": (4, 4), "dot": (3, 3), "eie-pe": (4, 8)}
+LIMITS: dict[str, tuple[int, int]] = {"systolic": (4, 4), "dot": (3, 3), "eie-pe": (4, 8), "mma": (3, 3)}
 
 
 
@@ -60,8 +62,8 @@ class Target:
 
 def bugs(unit: str) -> tuple[str, ...]:
     """The deliberate mutations ``unit``'s generator can build (its module's ``BUGS``)."""
-    from . import dot, eie_pe, systolic
-    return {"systolic": systolic.BUGS, "dot": dot.BUGS, "eie-pe": eie_pe.BUGS}[unit]
+    from . import dot, eie_pe, mma, systolic
+    return {"systolic": systolic.BUGS, "dot": dot.BUGS, "eie-pe": eie_pe.BUGS, "mma": mma.BUGS}[unit]
 
 
 def eie_slice(columns: int) -> tuple[list[int], list[int], list[int]]:
@@ -81,20 +83,22 @@ def label(unit: str, size: tuple[int, int] | None = None) -> str:
     x, y = size or SIZES[unit]
     if unit == "systolic":
         return f"{x}x{y} ({WORD_BITS}-bit words, {ACC_BITS}-bit sums)"
-    if unit == "dot":
-        return f"e{x}m{y} inputs, e{x + 1}m{y + 1} accumulator"
+    if unit in ("dot", "mma"):
+        return f"{'4x4x4, ' if unit == 'mma' else ''}e{x}m{y} inputs, e{x + 1}m{y + 1} accumulator"
     return f"FIFO depth {x}, {y}-column slice ({EIE_SMALL['act_bits']}-bit activations)"
 
 
-def target(unit: str, size: tuple[int, int] | None = None, bug: str | None = None, checks: str = "comb") -> Target:
+def target(unit: str, size: tuple[int, int] | None = None, bug: str | None = None, checks: str = "comb",
+           outputs: tuple[tuple[int, int], ...] | None = None) -> Target:
     """The property harness of ``unit`` at ``size`` (its default: :data:`SIZES`); ``bug``: one
-    of the unit's deliberate mutations; ``checks``: "sync" to check at clock edges (replay)."""
+    of the unit's deliberate mutations; ``checks``: "sync" to check at clock edges (replay);
+    ``outputs``: for mma, the outputs (i, j) whose properties the harness holds (all 16: None)."""
     if unit not in UNITS:
         raise HwsimError(f"unknown RTL unit {unit!r}; one of {', '.join(UNITS)}")
     x, y = size or SIZES[unit]
     lim = LIMITS[unit]
     if not (1 <= x <= lim[0] and 1 <= y <= lim[1]):
-        what = {"systolic": ("R", "C"), "dot": ("E", "M"), "eie-pe": ("D", "N")}[unit]
+        what = {"systolic": ("R", "C"), "dot": ("E", "M"), "eie-pe": ("D", "N"), "mma": ("E", "M")}[unit]
         raise HwsimError(f"--size for a formal proof of {unit} is {' '.join(what)} with {what[0]} from 1 to {lim[0]} "
                          f"and {what[1]} from 1 to {lim[1]} (a proof's time grows fast with the size); got {x} {y}")
     if unit == "systolic":
@@ -103,13 +107,15 @@ def target(unit: str, size: tuple[int, int] | None = None, bug: str | None = Non
         arch = dataclasses.replace(PRESETS["systolic-32"], rows=x, cols=y, word_bits=WORD_BITS, acc_bits=ACC_BITS)
         h = SystolicProps(arch, bug=bug, checks=checks)
         return Target(unit, (x, y), label(unit, size), h, h.inputs, (h.psum_out,), True)
-    if unit == "dot":
+    if unit in ("dot", "mma"):
         from .dot import DotProps, Format
+        from .mma import MmaProps
         if x < 2:
-            raise HwsimError(f"--size for a formal proof of dot is E M with E >= 2 (an exponent of 1 bit has no "
+            raise HwsimError(f"--size for a formal proof of {unit} is E M with E >= 2 (an exponent of 1 bit has no "
                              f"normal numbers); got {x} {y}")
         fi, fa = Format(x, y), Format(x + 1, y + 1)
-        h = DotProps(fi, fa, bug=bug, checks=checks)
+        h = DotProps(fi, fa, bug=bug, checks=checks) if unit == "dot" else \
+            MmaProps(fi, fa, bug=bug, checks=checks, outputs=outputs)
         return Target(unit, (x, y), label(unit, size), h, h.inputs, (h.d,), True)
     from sim.eie import PRESETS as EIE
     from .eie_pe import EIEPEProps
@@ -131,6 +137,11 @@ def columns(unit: str, size: tuple[int, int] | None = None) -> list[tuple[str, s
         ib = 1 + x + y
         return [(f"a{i}", "a", i * ib, ib, "x") for i in range(4)] + \
             [(f"b{i}", "b", i * ib, ib, "x") for i in range(4)] + [("c", "c", 0, ib + 2, "x")]
+    if unit == "mma":
+        ib = 1 + x + y
+        return [(f"a{i}{k}", "a", (4 * i + k) * ib, ib, "x") for i in range(4) for k in range(4)] + \
+            [(f"b{k}{j}", "b", (4 * k + j) * ib, ib, "x") for k in range(4) for j in range(4)] + \
+            [(f"c{i}{j}", "c", (4 * i + j) * (ib + 2), ib + 2, "x") for i in range(4) for j in range(4)]
     return [("push", "push_valid", 0, 1, "u"), ("col", "push_col", 0, max(1, (y + 1).bit_length()), "u"),
             ("act", "push_a", 0, 4, "s")]
 
@@ -142,9 +153,32 @@ def run(unit: str, size: tuple[int, int] | None = None, depth: int | None = None
         raise HwsimError(f"--depth must be >= 1, got {depth}")
     if not formal.available():
         raise HwsimError(formal.INSTALL)
+    if unit == "mma":
+        return _run_mma(size, depth, bug, timeout_s)
     t = target(unit, size, bug)
     return formal.prove(t.harness, [*t.inputs, *t.outputs], depth or DEPTHS[unit], unit=unit, size=t.label,
                         induct=t.induct, timeout_s=timeout_s)
+
+
+def _run_mma(size: tuple[int, int] | None, depth: int | None, bug: str | None, timeout_s: float) -> formal.Proof:
+    """The MMA's 16 outputs proved one at a time (each a harness of the whole MMA holding one
+    output's four properties): one SAT problem of all 64 did not finish in 10 minutes, four
+    outputs together not in 150 s, one output closes in about 12 s at e2m1 (docs/rtl.md)."""
+    from .mma import N
+    proofs = []
+    for i in range(N):
+        for j in range(N):
+            t = target("mma", size, bug, outputs=((i, j),))
+            p = formal.prove(t.harness, [*t.inputs, *t.outputs], depth or DEPTHS["mma"], unit="mma", size=t.label,
+                             induct=True, timeout_s=timeout_s)
+            proofs.append(p)
+            if not p.holds:
+                p.seconds = sum(q.seconds for q in proofs)
+                return p
+    worst = "bounded" if any(p.result == "bounded" for p in proofs) else "proved"
+    return formal.Proof("mma", proofs[0].size, sum(p.properties for p in proofs), max(p.depth for p in proofs),
+                        proofs[0].method if worst == "proved" else "k-induction, not closed", worst,
+                        sum(p.seconds for p in proofs), log=proofs[-1].log)
 
 
 def table(unit: str, size: tuple[int, int] | None, stimulus: list[dict[str, int]]) -> str:

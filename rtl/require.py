@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from workloads.errors import HwsimError
 
-__all__ = ["MAX_ARRAY_PES", "checked", "require", "systolic", "eie_pe"]
+__all__ = ["MAX_ARRAY_PES", "checked", "require", "systolic", "eie_pe", "mma"]
 
 # Elaboration time and memory grow with the PE count (an R x C array is R*C PE modules);
 # beyond this the Python elaborator runs for many minutes.
@@ -53,3 +53,14 @@ def eie_pe(arch: Any) -> None:
             pipeline_depth=(lambda v: v == 4, "the paper's four-stage pipeline (pipeline_depth 4) only"),
             act_bits=(lambda v: 2 <= v <= 32, "activations of 2 to 32 bits"),
             weight_bits=(lambda v: 2 <= v <= 32, "codebook entries of 2 to 32 bits"))
+
+
+def mma(arch: Any, fma_per_clock: int) -> None:
+    """The MMA RTL is one 4x4x4 fp16 step per clock with fp32 accumulation (``rtl.mma``,
+    ``fma_per_clock`` = its 64): a GPU whose tensor cores run that many fp16 FMA per clock and
+    no other precision (v100)."""
+    FMA_PER_CLOCK = fma_per_clock
+    rates = dict(arch.tc_fma_per_clk)
+    if rates != {"fp16": FMA_PER_CLOCK}:
+        raise HwsimError(f"{arch.name}: tc_fma_per_clk: the tensor-core MMA RTL supports {{fp16: {FMA_PER_CLOCK}}} only "
+                         f"(fp16 inputs, one 4x4x4 step per clock), not {rates}")

@@ -13,12 +13,13 @@ from workloads.errors import HwsimError
 
 __all__ = ["UNITS", "build", "verilog", "cells"]
 
-UNITS = ("systolic", "eie-pe", "dot")
+UNITS = ("systolic", "eie-pe", "dot", "mma")
 
 
 def build(unit: str, rows: int = 4, cols: int = 4):
     """An elaboratable for ``unit`` at a given size (systolic: R x C from systolic-32; eie-pe:
-    a PE of eie-64 holding a small seeded layer slice; dot: the fp16 x 4 dot unit)."""
+    a PE of eie-64 holding a small seeded layer slice; dot: the fp16 x 4 dot unit; mma: the 4x4x4
+    tensor-core step of the v100 preset, checked by ``rtl.require.mma``)."""
     if unit == "systolic":
         from sim.systolic import PRESETS as SYSTOLIC
         from .systolic import SystolicArray
@@ -33,6 +34,10 @@ def build(unit: str, rows: int = 4, cols: int = 4):
     if unit == "dot":
         from .dot import Dot4
         return Dot4()
+    if unit == "mma":
+        from sim.gpu.arch import PRESETS as GPU
+        from .mma import Mma
+        return Mma(GPU["v100"])
     raise HwsimError(f"unknown RTL unit {unit!r}; one of {', '.join(UNITS)}")
 
 

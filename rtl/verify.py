@@ -32,7 +32,7 @@ def verify(unit: str, trials: int = 5, size: tuple[int, int] = (4, 4), backend: 
            seed: int = 0) -> Iterator[Trial]:
     """Co-simulate ``unit`` (one of :data:`rtl.units.UNITS`) on ``trials`` stimuli, yielding each
     trial as it finishes. ``size``: the systolic array's R x C; for eie-pe the PEs in the array
-    and the rows per PE / 16. The dot unit runs all its operand sets as one trial."""
+    and the rows per PE / 16. The dot and mma units run all their operand sets as one trial."""
     if unit not in UNITS:
         raise HwsimError(f"unknown RTL unit {unit!r}; one of {', '.join(UNITS)}")
     if backend not in BACKENDS:
@@ -43,10 +43,14 @@ def verify(unit: str, trials: int = 5, size: tuple[int, int] = (4, 4), backend: 
     if R < 1 or C < 1:
         raise HwsimError(f"--size must be positive, got {R} {C}")
     if backend == "cxxrtl" and unit != "systolic":
-        raise HwsimError("--backend cxxrtl drives the systolic array; use amaranth for eie-pe and dot")
+        raise HwsimError("--backend cxxrtl drives the systolic array; use amaranth for eie-pe, dot and mma")
     if unit == "dot":
         r = cosim.verify_dot(trials, seed)
         yield Trial(0, f"{r.cycles_compared} operand sets", r)
+        return
+    if unit == "mma":
+        r = cosim.verify_mma(trials, seed)
+        yield Trial(0, f"{r.cycles_compared} operand sets ({r.details['outputs']} outputs)", r)
         return
     rng = np.random.default_rng(seed)
     for t in range(trials):
