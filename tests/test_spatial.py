@@ -31,7 +31,7 @@ SMALL = SpatialArch(name="small", rows=2, cols=3, mac_pj=0.2, levels=(
 BITS = {"input": 8, "weight": 8}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_counts_equal_a_walk_of_the_nest(data):
     """For any mapping the allocation yields, the counting rule (refills skip the loops

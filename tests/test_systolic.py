@@ -83,7 +83,7 @@ def test_fast_engine_equals_cycle_stepping(R, C, M, N, K, df, bw, depth, sram, a
     assert fast.dram_busy_cycles >= (f.load.sum() + f.store.sum()) / bw - 1e-9
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(R=st.integers(1, 6), C=st.integers(1, 6), M=st.integers(1, 120), N=st.integers(1, 120), K=st.integers(1, 60),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
        sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]),
@@ -113,7 +113,7 @@ def test_slices_of_outer_tiles_schedule_as_one_sequence(R, C, M, N, K, df, bw, d
     assert (got.active_cycles, got.shift_cycles, got.stream_end) == (ref.active_cycles, ref.shift_cycles, ref.stream_end)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(R=st.integers(1, 5), C=st.integers(1, 5), M=st.integers(1, 90), N=st.integers(1, 90), K=st.integers(1, 40),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 1000.0]), depth=st.integers(1, 4),
        sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]), step=st.integers(1, 5))
