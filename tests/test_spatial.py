@@ -31,7 +31,7 @@ SMALL = SpatialArch(name="small", rows=2, cols=3, mac_pj=0.2, levels=(
 BITS = {"input": 8, "weight": 8}
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data())
 def test_counts_equal_a_walk_of_the_nest(data):
     """For any mapping the allocation yields, the counting rule (refills skip the loops
@@ -469,7 +469,7 @@ def _exhaustive(nest, arch, objective, bits=BITS, out_bits=8):
     return found
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_the_pruned_search_finds_what_costing_every_candidate_finds(data):
     """The search's shortcuts (unrollings whose array cycles already lose, candidates whose
@@ -487,7 +487,7 @@ def test_the_pruned_search_finds_what_costing_every_candidate_finds(data):
     assert (got.mapping, got.cycles, got.energy_pj) == (want.mapping, want.cycles, want.energy_pj)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data())
 def test_footprints_at_every_prefix_equal_the_nest_s(data):
     """The footprint tables built loop by loop are the nest's footprint of the tile each

@@ -127,7 +127,7 @@ def test_timing_stepped_runs_through_simulate(tmp_path):
         dataclasses.replace(arch, timing="fast")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_window_jumps_equal_walking_every_window(data):
     """Larger nests, where windows of iterations repeat and the fast engine adds them in one

@@ -62,7 +62,7 @@ def test_trace_addresses_for_a_tiny_ws_fold():
     assert writes[1:5].tolist() == [[0, -1], [2, 1], [4, 3], [-1, 5]]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(R=st.integers(1, 8), C=st.integers(1, 8), M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(1, 40),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
        sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]),
@@ -159,7 +159,7 @@ def test_a_gpt3_sized_gemm_simulates_in_slices_as_a_whole(monkeypatch):
         assert sliced.accesses == pytest.approx(whole.accesses)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(R=st.integers(1, 6), C=st.integers(1, 6), M=st.integers(1, 300), N=st.integers(1, 300), K=st.integers(1, 300),
        df=dataflows, bw=st.sampled_from([0.3, 1.0, 2.5, 7.0, 1000.0]), depth=st.integers(1, 4),
        sram=st.sampled_from([0.05, 1.0, 64.0]), acc=st.sampled_from([0.05, 0.25, 64.0]))
