@@ -204,9 +204,11 @@ def simulate_op(op: Op, arch: SystolicArch, engine: str = "fast", quantize_float
         return _Totals.of([f], f.count), run(f, arch.rows, arch.cols, arch.dram_bw_bytes_per_cycle,
                                             arch.prefetch_depth, head=head)
 
-    first = once(False)
     # the head start helps the first copy's first loads only; later copies and steps start cold
-    runs = [(first, g.copies)] if not head else [(once(False, head), 1), (first, g.copies - 1)]
+    # (and are scheduled only where there are any)
+    warm = once(False, head) if head else None
+    first = once(False) if warm is None or g.copies > 1 or g.steps > 1 else warm
+    runs = [(first, g.copies)] if warm is None else [(warm, 1), (first, g.copies - 1)]
     resident_steps = 0
     if g.steps > 1:
         weight_bytes = g.copies * g.N * g.K * w_bits / 8
