@@ -424,7 +424,8 @@ def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, kno
     nk, ns = {}, {}
     for (typ, s, e), v in known.items():
         nk[(typ, s, e + adv[s])] = mv(v)
-        ns[(typ, s, e + adv[s])] = mv(started[(typ, s, e)]) if v > floor else started[(typ, s, e)]
+        # a transfer still arriving moves whole, its start too (even one at or before the floor)
+        ns[(typ, s, e + adv[s])] = started[(typ, s, e)] + (delta if v > floor else 0)
     known.clear()
     known.update(nk)
     started.clear()
