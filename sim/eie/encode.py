@@ -179,9 +179,11 @@ def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 
     without the coordinate arrays; about ``chunk`` non-zeros and counts at a time, by columns.
 
     Row r of a batch sits on PE ``r mod num_pes`` at local row ``r // num_pes``. The key
-    ``((batch, PE, column) group, local row)``, sorted, puts each group's non-zeros together
-    in row order, and a non-zero's zero run is then ``min(key - previous key - 1, local
-    row)``: the local row when it starts its group."""
+    ``((PE, column, batch) group, local row)`` in ascending order puts each group's non-zeros
+    together in row order, and a non-zero's zero run is then ``min(key - previous key - 1,
+    local row)``: the local row when it starts its group. The non-zeros come in (column, row)
+    order, which is (column, batch, local row) order for each PE, so a stable sort by PE
+    alone (a radix sort of small integers, linear time) orders the keys."""
     if num_pes < 1 or batch_rows < 1:
         raise HwsimError(f"num_pes and batch_rows must be >= 1, got {num_pes} and {batch_rows}")
     R, C = cm.shape
@@ -190,6 +192,7 @@ def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 
     G = nb * num_pes                             # (batch, PE) pairs
     b, r = np.divmod(np.arange(R, dtype=np.int64), batch_rows)
     lrow, pe = np.divmod(r, num_pes)
+    pe_small = pe.astype(np.uint8 if num_pes <= 1 << 8 else np.uint16 if num_pes <= 1 << 16 else np.int64)
     narrow = G * L <= 2 ** 31 - 1                # int32 keys for up to (2**31 - 1) // (G L) columns
     width = max(1, min(chunk // max(G, 1), (2 ** 31 - 1) // (G * L) if narrow else C))
     kdt = np.int32 if narrow else np.int64
@@ -201,10 +204,12 @@ def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 
         c1 = min(C, c0 + width, max(c0 + 1, int(np.searchsorted(cm.start, cm.start[c0] + chunk, "right")) - 1))
         s0, s1 = int(cm.start[c0]), int(cm.start[c1])
         nc = c1 - c0
-        key: NDArray[np.signedinteger] = np.repeat(np.arange(0, nc * L, L, dtype=kdt), np.diff(cm.start[c0:c1 + 1]))
-        key += (((b * num_pes + pe) * nc) * L + lrow).astype(kdt)[cm.rows[s0:s1]]
-        if G > 1:
-            key.sort()
+        rows = cm.rows[s0:s1]
+        key: NDArray[np.signedinteger] = np.repeat(np.arange(0, nc * nb * L, nb * L, dtype=kdt),
+                                                   np.diff(cm.start[c0:c1 + 1]))
+        key += ((pe * nc * nb + b) * L + lrow).astype(kdt)[rows]
+        if num_pes > 1:
+            key = key[np.argsort(pe_small[rows], kind="stable")]
         group, gap = (key >> shift, key & (L - 1)) if shift >= 0 else np.divmod(key, L)
         np.minimum(gap[1:], np.diff(key) - 1, out=gap[1:])
         pads = gap // (max_run + 1)
@@ -214,10 +219,11 @@ def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 
         else:
             pad = np.bincount(group, weights=pads, minlength=G * nc).astype(np.int64)
         ent = np.bincount(group, minlength=G * nc) + pad
-        parts.append((ent.reshape(nb, num_pes, nc), pad.reshape(nb, num_pes, nc)))
+        # groups are (PE, column, batch); the counts are laid out (batch, PE, column)
+        parts.append((ent.reshape(num_pes, nc, nb).transpose(2, 0, 1), pad.reshape(num_pes, nc, nb).transpose(2, 0, 1)))
         c0 = c1
     if len(parts) == 1:
-        entries, padding = parts[0]
+        entries, padding = np.ascontiguousarray(parts[0][0]), np.ascontiguousarray(parts[0][1])
     elif parts:
         entries = np.concatenate([e for e, _ in parts], axis=2)
         padding = np.concatenate([p for _, p in parts], axis=2)
