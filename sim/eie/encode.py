@@ -118,7 +118,7 @@ def encode(layer: SparseLayer, num_pes: int, max_run: int = 15, row0: int = 0, r
     # one packed int64 key sorts by (pe, column, local row) in a single pass
     lr, pe = np.divmod(r, num_pes)
     key = ((pe * cols + c) * L + lr) * nb + v
-    key.sort()
+    key = _ascending(key, r, c, pe, cols, num_pes)
     idx = key & (nb - 1)
     key >>= nb.bit_length() - 1
     key, lrow = np.divmod(key, L)
@@ -137,6 +137,30 @@ def encode(layer: SparseLayer, num_pes: int, max_run: int = 15, row0: int = 0, r
     padding = np.bincount(group, weights=pads, minlength=num_pes * cols).reshape(num_pes, cols).astype(np.int64)
     return Encoded(num_pes, row0, rows, col0, cols, entries, padding, pe, c, lrow, idx.astype(np.uint8),
                    z.astype(np.uint8), pads)
+
+
+def _small(n: int) -> type[np.unsignedinteger] | None:
+    """The unsigned type of at most 16 bits that holds 0..n-1 (numpy sorts those stably by
+    radix, in linear time), or None."""
+    return np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else None
+
+
+def _ascending(key: NDArray[np.int64], r: NDArray[np.integer], c: NDArray[np.integer], pe: NDArray[np.integer],
+               cols: int, num_pes: int) -> NDArray[np.int64]:
+    """``np.sort(key)`` for keys ordered by (PE, column, local row). Where the non-zeros come
+    in (row, column) order without repeats, as a layer read from a dense matrix does, two
+    stable radix sorts (by column, then by PE) give that order in linear time: for one PE,
+    row order is local-row order."""
+    tc, tp = _small(cols), _small(num_pes)
+    if tc is None or tp is None or key.size < 2:
+        return np.sort(key)
+    rc = r.astype(np.int64) * cols + c
+    if not bool((rc[1:] > rc[:-1]).all()):
+        return np.sort(key)
+    o = np.argsort(c.astype(tc), kind="stable")
+    if num_pes > 1:
+        o = o[np.argsort(pe[o].astype(tp), kind="stable")]
+    return key[o]
 
 
 def _inside(x: NDArray[np.integer], lo: int, n: int) -> bool:
