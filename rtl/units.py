@@ -13,13 +13,17 @@ from workloads.errors import HwsimError
 
 __all__ = ["UNITS", "build", "verilog", "cells"]
 
-UNITS = ("systolic", "eie-pe", "dot", "mma")
+UNITS = ("systolic", "eie-pe", "dot", "mma", "tpu-tile")
+# Named assumption: the exported tile keeps 16 accumulator rows per column (ofmap_sram_kib sized
+# for them), so that its Verilog and synthesis stay small; rtl.layer builds it from the full arch
+TILE_ACC_ROWS = 16
 
 
 def build(unit: str, rows: int = 4, cols: int = 4):
     """An elaboratable for ``unit`` at a given size (systolic: R x C from systolic-32; eie-pe:
     a PE of eie-64 holding a small seeded layer slice; dot: the fp16 x 4 dot unit; mma: the 4x4x4
-    tensor-core step of the v100 preset, checked by ``rtl.require.mma``)."""
+    tensor-core step of the v100 preset, checked by ``rtl.require.mma``; tpu-tile: the TPU-style
+    tile of ``rtl.tpu_tile``, R x C from systolic-32 with :data:`TILE_ACC_ROWS` accumulator rows)."""
     if unit == "systolic":
         from sim.systolic import PRESETS as SYSTOLIC
         from .systolic import SystolicArray
@@ -38,6 +42,12 @@ def build(unit: str, rows: int = 4, cols: int = 4):
         from sim.gpu.arch import PRESETS as GPU
         from .mma import Mma
         return Mma(GPU["v100"])
+    if unit == "tpu-tile":
+        from sim.systolic import PRESETS as SYSTOLIC
+        from .tpu_tile import TpuTile
+        base = SYSTOLIC["systolic-32"]
+        return TpuTile(dataclasses.replace(base, rows=rows, cols=cols,
+                                           ofmap_sram_kib=2 * TILE_ACC_ROWS * cols * base.acc_bits / 8 / 1024))
     raise HwsimError(f"unknown RTL unit {unit!r}; one of {', '.join(UNITS)}")
 
 
