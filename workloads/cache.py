@@ -47,13 +47,20 @@ KEY_VERSION = 3    # 2: a large batch lowers on the meta device; 3: tensor files
 DEFAULT_MAX_MB = 4096      # a default cap on the folder (a policy choice, not a measured figure)
 
 
-def cache_dir() -> Path:
-    """Where traces are cached: ``$HWSIM_CACHE_DIR`` or the user cache directory."""
+def cache_root() -> Path:
+    """hwsim's cache folder: ``$HWSIM_CACHE_DIR``, else the user cache directory. Traces live
+    in ``traces/``; compiled RTL models in ``cxxrtl/``, ``verilator/``, ``tile-cxxrtl/`` and
+    ``tile-verilator/`` (``rtl``)."""
     env = os.environ.get("HWSIM_CACHE_DIR")
     if env:
-        return Path(env).expanduser() / "traces"
+        return Path(env).expanduser()
     from platformdirs import user_cache_dir
-    return Path(user_cache_dir("hwsim", appauthor=False)) / "traces"
+    return Path(user_cache_dir("hwsim", appauthor=False))
+
+
+def cache_dir() -> Path:
+    """Where traces are cached: ``traces/`` in :func:`cache_root`."""
+    return cache_root() / "traces"
 
 
 def _max_bytes() -> int:

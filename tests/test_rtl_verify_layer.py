@@ -1,0 +1,60 @@
+"""``hwsim verify ... --layer`` and ``hwsim verify tpu-tile``: the command line over the TPU
+tile and the EIE array (their checks against numpy and sim/ are in test_rtl_tile.py and
+test_rtl_eie_layer.py); what does not apply is refused in one line, exit 2."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from analysis.cli import main
+
+
+def _run(capsys, *args):
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_tile_random_trials(capsys):
+    rc, out, _ = _run(capsys, "verify", "tpu-tile", "--trials", "3", "--size", "2", "3", "--seed", "4")
+    assert rc == 0
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(": pass, " in x for x in lines)
+    # each trial prints the tile's cycles and sim's: equal on a pass
+    for x in lines:
+        rtl, sim = re.search(r": (\d+) cycles \(sim (\d+)\)", x).groups()
+        assert rtl == sim
+
+
+def test_a_conv_layer_through_the_tile(capsys):
+    # a 5x5 image, 2 -> 3 channels, 3x3 kernel, stride 2, padding 1: 3 x 3 outputs of 3 channels
+    rc, out, _ = _run(capsys, "verify", "systolic", "--layer", "conv:1,2,5,5,3,3,3,2,1:conv", "--size", "2", "3")
+    assert rc == 0, out
+    assert "GEMM 9x18 @ 18x3" in out and "outputs match (27 compared)" in out
+    rtl, sim = re.search(r"cycles RTL ([\d,]+), sim ([\d,]+)", out).groups()
+    assert rtl == sim
+
+
+def test_an_eie_layer(capsys):
+    rc, out, _ = _run(capsys, "verify", "eie-pe", "--layer", "lenet300:fc3", "--size", "4", "2")
+    assert rc == 0, out
+    assert "on 4 EIE PEs (queue depth 2, amaranth): 10x100" in out and "outputs match" in out
+    rtl, sim = re.search(r"cycles RTL ([\d,]+), sim ([\d,]+)", out).groups()
+    assert rtl == sim
+    assert "coverage: queue_full" in out
+
+
+@pytest.mark.parametrize("args, says", [
+    (("tpu-tile", "--formal"), "tpu-tile has no formal proof"),
+    (("dot", "--layer", "resnet18:fc"), "--layer runs systolic, tpu-tile or eie-pe"),
+    (("systolic", "--layer", "resnet18:fc", "--trials", "2"), "--trials applies to random stimuli"),
+    (("eie-pe", "--layer", "lenet300"), "--layer: MODEL:LAYER"),
+    (("eie-pe", "--layer", "lenet300:fc3", "--backend", "cxxrtl"), "--backend cxxrtl does not drive the EIE array"),
+    (("eie-pe", "--backend", "verilator"), "--backend verilator does not drive eie-pe"),
+    (("systolic", "--layer", "resnet18:layer1.0.conv1", "--formal"), "--layer applies to co-simulation"),
+])
+def test_refusals(capsys, args, says):
+    rc, _, err = _run(capsys, "verify", *args)
+    assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
