@@ -8,7 +8,9 @@ the collectives and the optimizer are then simulated on the system (``sim.system
 Nothing here is fitted to a published throughput.
 
 Zoo transformers are lowered with one layer (their layers are identical; the costs of
-one stand for all), other models whole, cut into chunks at their repeated blocks.
+one stand for all), other models whole, cut into chunks at their repeated blocks. A zoo
+transformer's or a ``gpt:`` shape's per-region costs are kept on disk beside the trace cache
+(``analysis.train_cache``), so that a later run reads them instead of the trace.
 
 Reported per step: time; samples and tokens per second; TFLOP/s per device counting the
 model's FLOPs as Megatron-LM does (Narayanan et al., SC 2021, eq. 3: 96 B s l h^2
@@ -25,40 +27,23 @@ import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
 from sim.system.topology import System, device_of
-from sim.system.zero import PRESETS as ZERO3, RegionSteps, chain, module_steps
+from sim.system.zero import PRESETS as ZERO3, ZeroSeq, chain
 from workloads.errors import HwsimError
 from workloads.progress import step as progress_step
-from workloads.memory import output_bytes
 from workloads.precision import policy
-from workloads.shard import Comm, forward_name, tensor_parallel
+from workloads.shard import tensor_parallel
 from workloads.trace import Workload
 from workloads.training import optimizer as optimizer_model
 
+from . import train_cache
+from .train_cache import fast
+from .train_regions import Region, assign, regions_of
+
 RECOMPUTES = ("none", "selective", "full")
-
-
-@dataclass(frozen=True)
-class Region:
-    """One part of a model for one microbatch on one device: the layers before the first
-    block (embeddings), a block, or what follows (the head and the loss)."""
-
-    fwd_us: float
-    bwd_us: float
-    fwd_comm: tuple[float, ...]      # bytes of each tensor-parallel collective, forward
-    bwd_comm: tuple[float, ...]
-    comm_kinds: tuple[str, ...]      # allreduce | all_gather | reduce_scatter, for fwd_comm + bwd_comm in order
-    comm_gemm_us: tuple[float, ...]  # the GEMM each collective follows (0: none), for fwd_comm + bwd_comm in order
-    act_bytes: float
-    params: float
-    optimizer_us: float
-    out_bytes: float
-    macs: float                      # all phases, on one device
-    fwd_macs: float                  # the forward alone
-    steps: RegionSteps = ((), (), ())  # its modules' steps, as ZeRO-3 gathers them (sim.system.zero)
 
 
 @dataclass(frozen=True)
@@ -155,15 +140,51 @@ class Model:
         self.use_cache = cache
         self.family = family(job.model, job.seq_len)
         self.device = device_of(job.system)
-        self.comms = Collectives(job.system)
+        self.fast = fast()                                    # memoised paths (train_cache.fast)
+        self.comms = Collectives(job.system, reference=not self.fast)
+        self.smaller: dict[System, Collectives] = {}           # collectives on the first devices of the system
         self.cache: dict[tuple, tuple[list[str], dict[str, Region], Workload] | HwsimError] = {}
         self.lowered: dict[tuple, Workload] = {}
         self.chunk_costs: dict[tuple, tuple[ChunkCost, ...]] = {}
         self.splits: dict[tuple, tuple[int, ...]] = {}       # the same key -> layers per chunk
+        self.stored: dict[tuple, tuple[list[str], dict[str, Region]]] = {}   # costs from the disk cache
 
     @property
     def layers(self) -> int:
         return self.family.cfg.layers if self.family else 0
+
+    def costs(self, microbatch: int, tp: int, recompute: str,
+              sequence: bool = False) -> tuple[list[str], dict[str, Region]]:
+        """(block names in model order, region name -> cost): :meth:`regions` without the
+        trace, read from the cost cache on disk (``analysis.train_cache``) where the model is a
+        zoo transformer or a ``gpt:`` shape and the cache is on, else simulated."""
+        key = (microbatch, tp, recompute, sequence)
+        if key in self.stored:
+            return self.stored[key]
+        fields = self._cost_fields(microbatch, tp, recompute, sequence) if key not in self.cache else None
+        got = train_cache.load(fields) if fields is not None else None
+        if got is None:
+            blocks, regions, _ = self.regions(microbatch, tp, recompute, sequence)
+            got = (blocks, regions)
+            if fields is not None:
+                train_cache.store(fields, blocks, regions)
+        self.stored[key] = got
+        return got
+
+    def _cost_fields(self, microbatch: int, tp: int, recompute: str, sequence: bool) -> dict[str, Any] | None:
+        """The cost cache's key for these costs, or None where they are not cached: a model
+        that is not a zoo transformer or a ``gpt:`` shape (its trace cache key alone names its
+        source), ``--no-cache``, ``HWSIM_TRAIN_REFERENCE=1``, or a device whose description does
+        not print as its fields."""
+        if not (self.fast and self.use_cache and self.family is not None):
+            return None
+        dev = f"{type(self.device).__module__}.{type(self.device).__qualname__}: {self.device!r}"
+        if " at 0x" in dev:
+            return None
+        j = self.job
+        return {"model": j.model, "family": repr(self.family.padded(tp)), "seq_len": j.seq_len,
+                "microbatch": microbatch, "tp": tp, "sequence_parallel": sequence, "recompute": recompute,
+                "precision": j.precision, "attention": j.attention, "optimizer": j.optimizer, "device": dev}
 
     def regions(self, microbatch: int, tp: int, recompute: str,
                 sequence: bool = False) -> tuple[list[str], dict[str, Region], Workload]:
@@ -187,8 +208,8 @@ class Model:
             blocks = [prefix[:-1]]
         else:
             blocks = list(wl.meta.get("blocks") or [])
-        names = _assign(shard, blocks)
-        regions = _regions(shard, res, comms, names, blocks)
+        names = assign(shard, blocks)
+        regions = regions_of(shard, res, comms, names, blocks)
         self.cache[key] = out = (blocks, regions, shard)
         return out
 
@@ -238,19 +259,21 @@ class Model:
         return self.splits[_chunk_key(job)]
 
     def _chunks(self, job: Job, key: tuple) -> tuple[ChunkCost, ...]:
-        blocks, regions, _ = self.regions(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
+        blocks, regions = self.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
         n = job.pp * job.chunks_per_device
         order = self._layer_regions(blocks)
         if len(order) - 2 < n:
             raise HwsimError(f"{job.model} has {len(order) - 2} blocks; {job.pp} stages x {job.chunks_per_device} "
                              f"chunks need at least {n}")
         per = len(order) - 2
-        counts = self.stage_counts(job, per, n, regions, order)
+        comm = self._comm_of(job, regions)
+        counts = self.stage_counts(job, per, n, regions, order, comm)
         self.splits[key] = tuple(counts)
         bounds = [sum(counts[:i]) for i in range(n + 1)]
         pol = policy(job.precision)
         opt = optimizer_model(job.optimizer)
         state = 4 * opt.states + (4 if pol.master_weights else 0)
+        seqs: dict[tuple[str, ...], ZeroSeq] = {}      # chunks of the same regions share their ZeRO-3 steps
         out = []
         for c in range(n):
             parts = order[1 + bounds[c]:1 + bounds[c + 1]]
@@ -259,10 +282,14 @@ class Model:
             if c == n - 1:
                 parts = parts + [order[-1]]
             rs = [regions[r] for r in parts]
-            fc = sum(self._comm_us(job, r, "forward") for r in rs)
-            bc = sum(self._comm_us(job, r, "backward") for r in rs)
-            zero_seq = chain([(r.steps, self._comm_us(job, r, "forward"), self._comm_us(job, r, "backward"))
-                              for r in rs]) if job.zero == 3 else None
+            fc = sum(comm(r, "forward") for r in parts)
+            bc = sum(comm(r, "backward") for r in parts)
+            zero_seq = None
+            if job.zero == 3:
+                named = tuple(parts)
+                if named not in seqs or not self.fast:
+                    seqs[named] = chain([(regions[r].steps, comm(r, "forward"), comm(r, "backward")) for r in parts])
+                zero_seq = seqs[named]
             out.append(ChunkCost(
                 fwd_us=sum(r.fwd_us for r in rs) + fc, bwd_us=sum(r.bwd_us for r in rs) + bc, fwd_comm_us=fc,
                 bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
@@ -271,7 +298,33 @@ class Model:
                 zero_seq=zero_seq))
         return tuple(out)
 
-    def stage_counts(self, job: Job, per: int, n: int, regions: dict[str, Region], order: list[str]) -> list[int]:
+    def collectives(self, sys: System) -> Collectives:
+        """The collectives on ``sys`` (the job's system, or its first devices): each smaller
+        system's kept on the fast path, made afresh for every step on the reference path."""
+        if self.comms.sys == sys:
+            return self.comms
+        if not self.fast:
+            return Collectives(sys, reference=True)
+        if sys not in self.smaller:
+            self.smaller[sys] = Collectives(sys)
+        return self.smaller[sys]
+
+    def _comm_of(self, job: Job, regions: dict[str, Region]) -> Callable[[str, str], float]:
+        """``(region name, phase) -> _comm_us``; each region's worked out once on the fast path
+        (every layer of a transformer is the same region)."""
+        if not self.fast:
+            return lambda r, phase: self._comm_us(job, regions[r], phase)
+        memo: dict[tuple[str, str], float] = {}
+
+        def comm(r: str, phase: str) -> float:
+            got = memo.get((r, phase))
+            if got is None:
+                got = memo[(r, phase)] = self._comm_us(job, regions[r], phase)
+            return got
+        return comm
+
+    def stage_counts(self, job: Job, per: int, n: int, regions: dict[str, Region], order: list[str],
+                     comm: Callable[[str, str], float] | None = None) -> list[int]:
         """The blocks (layers) of each of the ``n`` chunks: as ``--stage-layers`` states; an even
         split where they divide; else the split that balances each chunk's forward and backward
         time, the embedding on the first and the head on the last (:func:`partition`)."""
@@ -285,12 +338,15 @@ class Model:
         if not self.family:         # blocks of unequal cost: the nearest even split
             return [round((i + 1) * per / n) - round(i * per / n) for i in range(n)]
 
-        def cost(r: Region) -> float:
-            return r.fwd_us + r.bwd_us + self._comm_us(job, r, "forward") + self._comm_us(job, r, "backward")
+        cu = comm or self._comm_of(job, regions)
+
+        def cost(name: str) -> float:
+            r = regions[name]
+            return r.fwd_us + r.bwd_us + cu(name, "forward") + cu(name, "backward")
         extra = [0.0] * n
-        extra[0] += cost(regions[order[0]])
-        extra[-1] += cost(regions[order[-1]])
-        return partition(per, extra, cost(regions[order[1]]))
+        extra[0] += cost(order[0])
+        extra[-1] += cost(order[-1])
+        return partition(per, extra, cost(order[1]))
 
     def _layer_regions(self, blocks: list[str]) -> list[str]:
         if self.family:
@@ -351,77 +407,6 @@ def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
     return counts
 
 
-def _assign(wl: Workload, blocks: list[str]) -> dict[str, str]:
-    """op name -> region (pre, a block, post)."""
-    out: dict[str, str] = {}
-    seen_block = False
-    by_fwd: dict[str, str] = {}
-    for op in wl.ops:
-        if op.phase == "optimizer":
-            pname = op.name[len("optimizer."):]
-            b = next((b for b in blocks if pname.startswith(b + ".")), None)
-            out[op.name] = b or ("pre" if not _is_post_param(pname, wl) else "post")
-            continue
-        f = forward_name(op.name)
-        if op.phase == "forward":
-            b = next((b for b in blocks if f.startswith(b + ".")), None)
-            if b is not None:
-                seen_block = True
-                region = b
-            else:
-                region = "post" if seen_block else "pre"
-            by_fwd[f] = region
-            out[op.name] = region
-        else:
-            out[op.name] = by_fwd.get(f) or next((b for b in blocks if f.startswith(b + ".")), "post")
-    return out
-
-
-def _is_post_param(pname: str, wl: Workload) -> bool:
-    """A parameter used after the last block (the final norm, an untied head)."""
-    layer = pname.rsplit(".", 1)[0]
-    last_block = max((i for i, op in enumerate(wl.ops) if op.phase == "forward" and op.name.split(".")[0]
-                      in {b.split(".")[0] for b in wl.meta.get("blocks", [])}), default=-1)
-    for i, op in enumerate(wl.ops):
-        if op.phase == "forward" and (op.name == layer or op.name.startswith(layer + ".")):
-            return i > last_block
-    return False
-
-
-def _regions(wl: Workload, res, comms: list[Comm], names: dict[str, str], blocks: list[str]) -> dict[str, Region]:
-    times = {o.name: o.time_us for o in res.ops}
-    consumers = wl.consumers()
-    phase = {op.name: op.phase for op in wl.ops}
-    acc: dict[str, dict[str, Any]] = {r: dict(fwd=0.0, bwd=0.0, fc=[], bc=[], kinds=[], act=0.0, params=0.0, opt=0.0,
-                                              out=0.0, macs=0.0, fwd_macs=0.0) for r in ["pre", *blocks, "post"]}
-    for op in wl.ops:
-        a = acc[names[op.name]]
-        if op.phase == "forward":
-            a["fwd"] += times[op.name]
-            if any(phase[c] != "forward" for c in consumers[op.name]):
-                a["act"] += output_bytes(op)
-            a["out"] = output_bytes(op) if op.operand("output") is not None else a["out"]
-        elif op.phase == "backward":
-            a["bwd"] += times[op.name]
-        else:
-            a["opt"] += times[op.name]
-            a["params"] += op.dims["elements"]
-        a["macs"] += op.macs
-        if op.phase == "forward":
-            a["fwd_macs"] += op.macs
-    steps = module_steps([(op.name, op.phase, times[op.name], names[op.name]) for op in wl.ops],
-                         [(op.name[len("optimizer."):], op.dims["elements"]) for op in wl.ops if op.phase == "optimizer"],
-                         forward_name)
-    gemms = {op.name for op in wl.ops if op.is_gemm}
-    for c in comms:
-        a = acc[names.get(c.at, "post")]
-        a["fc" if c.phase == "forward" else "bc"].append((c.nbytes, c.kind, times[c.at] if c.at in gemms else 0.0))
-    return {r: Region(a["fwd"], a["bwd"], tuple(x[0] for x in a["fc"]), tuple(x[0] for x in a["bc"]),
-                      tuple(x[1] for x in a["fc"]) + tuple(x[1] for x in a["bc"]),
-                      tuple(x[2] for x in a["fc"]) + tuple(x[2] for x in a["bc"]), a["act"], a["params"], a["opt"],
-                      a["out"], a["macs"], a["fwd_macs"], steps.get(r, ((), (), ()))) for r, a in acc.items()}
-
-
 @dataclass
 class TrainResult:
     job: Job
@@ -467,12 +452,11 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
                    job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather, job.zero3)
     sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
-    res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.comms if model.comms.sys == sys else None,
-               timeline=timeline)
+    res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.collectives(sys), timeline=timeline)
     t = res.step_us * 1e-6
     tokens = model.family.tokens_per_sample if model.family else 1
     flops, flops_plain = _model_flops(job, model)
-    blocks, regions, _ = model.regions(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
+    blocks, regions = model.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
     hw = 2 * sum(regions[r].macs for r in model._layer_regions(blocks)) * m / job.pp   # one device's step
     peak = _peak_ops_per_s(job.precision, model.device)
     return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,
@@ -498,7 +482,7 @@ def _model_flops(job: Job, model: Model) -> tuple[float, float]:
         with_rc = 96 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (16 * l * h))
         plain = 72 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (12 * l * h))
         return (with_rc if job.recompute == "full" else plain), plain
-    blocks, regions, _ = model.regions(job.microbatch, 1, "none")
+    blocks, regions = model.costs(job.microbatch, 1, "none")
     fwd = sum(regions[r].fwd_macs for r in model._layer_regions(blocks))
     plain = 3 * 2 * fwd * B / job.microbatch
     return plain, plain

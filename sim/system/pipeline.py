@@ -122,11 +122,34 @@ def simulate(p: int, m: int, v: int, schedule: str, fwd_us: Callable[[int], floa
                 (0.0,) + tuple(send_us(c, c - 1, "B") for c in range(1, n)), record)
 
 
+class _Plan(NamedTuple):
+    """What a schedule's task orders fix, whatever the costs: per device its tasks as
+    (is a forward, chunk, microbatch, index chunk x m + microbatch), and the most microbatches
+    each chunk holds at once."""
+
+    tasks: tuple[tuple[tuple[bool, int, int, int], ...], ...]
+    inflight: FrozenMap[int, int]
+
+
+@functools.lru_cache(maxsize=256)    # a search asks for one order under many stage costs
+def _plan(schedule: str, p: int, m: int, v: int) -> _Plan:
+    n = p * v
+    seqs = [order(schedule, p, m, v, d) for d in range(p)]
+    most = {c: 0 for c in range(n)}
+    for d in range(p):              # a chunk's forwards and backwards all run on its device, in its order
+        held = {c: 0 for c in range(d, n, p)}
+        for kind, c, _ in seqs[d]:
+            held[c] += 1 if kind == "F" else -1
+            most[c] = max(most[c], held[c])
+    return _Plan(tuple(tuple((kind == "F", c, mb, c * m + mb) for kind, c, mb in seq) for seq in seqs), FrozenMap(most))
+
+
 @functools.lru_cache(maxsize=32)     # a search asks for one pipeline under its ZeRO stages in a row
 def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: tuple[float, ...],
          fsend: tuple[float, ...], bsend: tuple[float, ...], record: bool = True) -> PipelineRun:
     n = p * v
-    seqs = [order(schedule, p, m, v, d) for d in range(p)]
+    plan = _plan(schedule, p, m, v)
+    seqs = plan.tasks
     # per (chunk, microbatch), at index chunk * m + mb: when the input activation (F) or the
     # output gradient (B) is there; None until the task that produces it has run
     arrive_f: list[float | None] = [0.0] * m + [None] * ((n - 1) * m)
@@ -138,52 +161,51 @@ def _run(p: int, m: int, v: int, schedule: str, fdur: tuple[float, ...], bdur: t
     finals: list[list[Task]] = [[] for _ in range(p)]
     tasks: list[Task] = []
     left = sum(len(q) for q in seqs)
+    last_mb = m - 1
     while left:
         moved = 0
         for d in range(p):
-            seq, i, t = seqs[d], pos[d], free[d]
-            while i < len(seq):
-                kind, c, mb = seq[i]
-                at = c * m + mb
-                got = arrive_f[at] if kind == "F" else arrive_b[at]
-                if got is None:
-                    break
-                start = t if t > got else got
-                if kind == "F":
+            seq, i, t, b, lb = seqs[d], pos[d], free[d], busy[d], last_b[d]
+            size = len(seq)
+            while i < size:
+                fwd, c, mb, at = seq[i]
+                if fwd:
+                    got = arrive_f[at]
+                    if got is None:
+                        break
+                    start = t if t > got else got
                     t = start + fdur[c]
-                    busy[d] += fdur[c]
+                    b += fdur[c]
                     if c + 1 < n:
                         arrive_f[at + m] = t + fsend[c]
                     else:                       # the loss: the last chunk's backward starts from its forward
                         arrive_b[at] = t
                     if record:
-                        tasks.append(Task(d, c, mb, kind, start, t))
+                        tasks.append(Task(d, c, mb, "F", start, t))
                 else:
+                    got = arrive_b[at]
+                    if got is None:
+                        break
+                    start = t if t > got else got
                     t = start + bdur[c]
-                    busy[d] += bdur[c]
-                    last_b[d] = t
+                    b += bdur[c]
+                    lb = t
                     if c > 0:
                         arrive_b[at - m] = t + bsend[c]
-                    if record or mb == m - 1:
-                        task = Task(d, c, mb, kind, start, t)
+                    if record or mb == last_mb:
+                        task = Task(d, c, mb, "B", start, t)
                         if record:
                             tasks.append(task)
-                        if mb == m - 1:
+                        if mb == last_mb:
                             finals[d].append(task)
                 i += 1
             moved += i - pos[d]
             left -= i - pos[d]
-            pos[d], free[d] = i, t
+            pos[d], free[d], busy[d], last_b[d] = i, t, b, lb
         if not moved:
             ran = sum(pos)
             raise HwsimError(f"the {schedule} schedule deadlocked ({ran} of {2 * n * m} tasks ran)")
-    most = {c: 0 for c in range(n)}
-    for d in range(p):              # a chunk's forwards and backwards all run on its device, in its order
-        held = {c: 0 for c in range(d, n, p)}
-        for kind, c, _ in seqs[d]:
-            held[c] += 1 if kind == "F" else -1
-            most[c] = max(most[c], held[c])
-    return PipelineRun(tuple(tasks), max(free), tuple(busy), tuple(last_b), FrozenMap(most), tuple(free),
+    return PipelineRun(tuple(tasks), max(free), tuple(busy), tuple(last_b), plan.inflight, tuple(free),
                        tuple(tuple(sorted(f, key=lambda t: t.end_us)) for f in finals))
 
 

@@ -78,7 +78,9 @@ class Parallel:
         return stage * self.dp * self.tp + replica * self.tp + tp_rank
 
     def dp_group(self, stage: int, tp_rank: int = 0) -> list[int]:
-        return [self.device(stage, r, tp_rank) for r in range(self.dp)]
+        """``device(stage, r, tp_rank)`` for every replica r, in order."""
+        first = self.device(stage, 0, tp_rank)
+        return list(range(first, first + self.dp * self.tp, self.tp))
 
     def tp_group(self, stage: int, replica: int = 0) -> list[int]:
         return [self.device(stage, replica, t) for t in range(self.tp)]
@@ -127,8 +129,10 @@ GroupShape: TypeAlias = tuple[int, tuple[int, ...], bool | tuple[int, ...]]
 class Collectives:
     """Collective times on a system, each simulated once per distinct (kind, group, size)."""
 
-    def __init__(self, system: System):
+    def __init__(self, system: System, reference: bool = False):
+        """``reference``: ZeRO-3 schedules by ``sim.system.zero_reference`` (the first version)."""
         self.sys = system
+        self.reference = reference
         self.cache: dict[tuple[str, GroupShape, int], float] = {}      # (kind, group shape, bytes) -> us
         self.shapes: dict[tuple[int, ...], GroupShape] = {}
         self.zero3: dict[tuple[object, ...], tuple[float, float]] = {}   # ZeRO-3 (fwd, bwd) per chunk and group
@@ -141,7 +145,11 @@ class Collectives:
         key = (id(seq), impl, self._shape(group), ch.weight_bytes, ch.grad_bytes)
         if key not in self.zero3:
             gather, reduce = self.affine("all_gather", group), self.affine("reduce_scatter", group)
-            self.zero3[key] = z3.schedule(seq, z3.resolve(impl), lambda p: gather(p * ch.weight_bytes),
+            if self.reference:
+                from .zero_reference import schedule
+            else:
+                schedule = z3.schedule
+            self.zero3[key] = schedule(seq, z3.resolve(impl), lambda p: gather(p * ch.weight_bytes),
                                           lambda p: reduce(p * ch.grad_bytes))
             self.keep.append(seq)            # its id stays its own
         return self.zero3[key]

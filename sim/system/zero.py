@@ -118,13 +118,18 @@ class ZeroSeq:
 def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
              reduce_us: Callable[[float], float]) -> tuple[float, float]:
     """(forward us, backward us) of one microbatch, step by step (see the module docstring);
-    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone."""
+    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone. The same
+    arithmetic in the same order as ``sim.system.zero_reference.schedule``, the first version
+    (``tests/test_train_speed.py`` checks they agree to the bit), with fewer lookups."""
     if cfg.granularity == "layer":
         seq = seq.by_layer()
     steps = [(u, c, False) for u, c in seq.fwd] + list(seq.bwd)
+    units = [s[0] for s in steps]
+    n = len(steps)
     nf = len(seq.fwd)
     params = seq.params
     keep = _keeps(steps, params, cfg.max_reuse_params)
+    max_live, prefetch, bucket = cfg.max_live_params, cfg.prefetch_params, cfg.reduce_bucket_params
     state = [0] * len(params)          # 0 released, 1 in flight, 2 gathered
     live = 0.0                         # parameters gathered or in flight
     gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
@@ -133,27 +138,24 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
     t = fwd_end = 0.0
     i, busy_until = 0, -1.0            # the step computing (busy_until >= 0 while it runs)
     arrived = -1                       # the last step whose gathers were issued
-
-    def gather(u: int) -> None:
-        nonlocal live
-        state[u] = 1
-        live += params[u]
-        gq.append([float(u), gather_us(params[u])])
-
     while True:
-        if busy_until < 0 and i < len(steps):
-            u = steps[i][0]
+        if busy_until < 0 and i < n:
+            u = units[i]
             if arrived < i:              # the compute reaches step i: fetch it and prefetch
                 arrived = i
                 if u >= 0 and state[u] == 0:
-                    gather(u)
-                budget = min(cfg.max_live_params - live, cfg.prefetch_params)
+                    state[u] = 1
+                    live += params[u]
+                    gq.append([float(u), gather_us(params[u])])
+                budget = min(max_live - live, prefetch)
                 inflight = 0.0
                 j = i + 1
-                while j < len(steps) and budget > 0 and (inflight < budget or inflight == 0):
-                    v = steps[j][0]
+                while j < n and budget > 0 and (inflight < budget or inflight == 0):
+                    v = units[j]
                     if v >= 0 and state[v] == 0:
-                        gather(v)
+                        state[v] = 1
+                        live += params[v]
+                        gq.append([float(v), gather_us(params[v])])
                         inflight += params[v]
                         if inflight >= budget:
                             break
@@ -161,21 +163,27 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
             if u < 0 or state[u] == 2:
                 busy_until = t + steps[i][1]
         shared = (1 if gq else 0) + (1 if rq else 0)
-        nxt = [x for x in (busy_until if busy_until >= 0 else None,
-                           t + gq[0][1] * shared if gq else None,
-                           t + rq[0] * shared if rq else None) if x is not None]
-        if not nxt:
+        t_next = busy_until if busy_until >= 0 else None     # the first of the earliest, as min() takes
+        if gq:
+            x = t + gq[0][1] * shared
+            if t_next is None or x < t_next:
+                t_next = x
+        if rq:
+            x = t + rq[0] * shared
+            if t_next is None or x < t_next:
+                t_next = x
+        if t_next is None:
             break
-        t_next = min(nxt)
         dt = t_next - t
         if gq:
             gq[0][1] -= dt / shared
         if rq:
             rq[0] -= dt / shared
         t = t_next
-        if gq and gq[0][1] <= 1e-9 * max(1.0, t):
+        tol = 1e-9 * (t if t > 1.0 else 1.0)       # max(1.0, t)
+        if gq and gq[0][1] <= tol:
             state[int(gq.pop(0)[0])] = 2
-        if rq and rq[0] <= 1e-9 * max(1.0, t):
+        if rq and rq[0] <= tol:
             rq.pop(0)
         if busy_until >= 0 and busy_until <= t:
             u, _, grads = steps[i]
@@ -185,45 +193,55 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
                 live -= params[u]
             if grads and u >= 0:
                 p = params[u]
-                if pending > 0 and pending + p > cfg.reduce_bucket_params:
+                if pending > 0 and pending + p > bucket:
                     rq.append(reduce_us(pending))
                     pending = 0.0
                 pending += p
-                if cfg.reduce_bucket_params <= 0:
+                if bucket <= 0:
                     rq.append(reduce_us(pending))
                     pending = 0.0
             i += 1
             if i == nf:
                 fwd_end = t
-            if i == len(steps) and pending > 0:     # the backward's end flushes the last bucket
+            if i == n and pending > 0:     # the backward's end flushes the last bucket
                 rq.append(reduce_us(pending))
                 pending = 0.0
-    if i < len(steps):
+    if i < n:
         raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
     return fwd_end, t - fwd_end
 
 
 def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reuse: float) -> list[bool]:
     """Per step: whether its unit stays gathered after it (used again before ``reuse``
-    parameters of other units have run)."""
-    out = []
-    for i, (u, _, _) in enumerate(steps):
-        if u < 0:
-            out.append(False)
+    parameters of other units have run). Only the steps up to the unit's next use are
+    looked at (a unit not used again is released), adding the same parameters in the same
+    order as the reference's scan."""
+    units = [s[0] for s in steps]
+    n = len(units)
+    nxt = [-1] * n                     # the unit's next step (-1: none, or no unit)
+    last: dict[int, int] = {}
+    for i in range(n - 1, -1, -1):
+        u = units[i]
+        if u >= 0:
+            nxt[i] = last.get(u, -1)
+            last[u] = i
+    out = [False] * n
+    for i in range(n):
+        j = nxt[i]
+        if j < 0:
             continue
         seen: set[int] = set()
         dist = 0.0
-        kept = False
-        for v, _, _ in steps[i + 1:]:
-            if v == u:
-                kept = True
-                break
+        kept = True
+        for k in range(i + 1, j):
+            v = units[k]
             if v >= 0 and v not in seen:
                 seen.add(v)
                 dist += params[v]
                 if dist >= reuse:
+                    kept = False
                     break
-        out.append(kept and dist < reuse)
+        out[i] = kept and dist < reuse
     return out
 
 

@@ -1,0 +1,125 @@
+"""ZeRO-3's schedule as first written (``sim.system.zero.schedule`` before it was made
+faster): kept as the reference the fast one is checked against (``tests/test_train_speed.py``),
+and run instead of it under ``HWSIM_TRAIN_REFERENCE=1`` (``analysis.train_cache.fast``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from workloads.errors import HwsimError
+
+from .zero import ZeroConfig, ZeroSeq
+
+__all__ = ["schedule"]
+
+
+def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
+             reduce_us: Callable[[float], float]) -> tuple[float, float]:
+    """(forward us, backward us) of one microbatch, step by step (see the module docstring);
+    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone."""
+    if cfg.granularity == "layer":
+        seq = seq.by_layer()
+    steps = [(u, c, False) for u, c in seq.fwd] + list(seq.bwd)
+    nf = len(seq.fwd)
+    params = seq.params
+    keep = _keeps(steps, params, cfg.max_reuse_params)
+    state = [0] * len(params)          # 0 released, 1 in flight, 2 gathered
+    live = 0.0                         # parameters gathered or in flight
+    gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
+    rq: list[float] = []               # reduce-scatters: work left
+    pending = 0.0                      # gradients in the open bucket
+    t = fwd_end = 0.0
+    i, busy_until = 0, -1.0            # the step computing (busy_until >= 0 while it runs)
+    arrived = -1                       # the last step whose gathers were issued
+
+    def gather(u: int) -> None:
+        nonlocal live
+        state[u] = 1
+        live += params[u]
+        gq.append([float(u), gather_us(params[u])])
+
+    while True:
+        if busy_until < 0 and i < len(steps):
+            u = steps[i][0]
+            if arrived < i:              # the compute reaches step i: fetch it and prefetch
+                arrived = i
+                if u >= 0 and state[u] == 0:
+                    gather(u)
+                budget = min(cfg.max_live_params - live, cfg.prefetch_params)
+                inflight = 0.0
+                j = i + 1
+                while j < len(steps) and budget > 0 and (inflight < budget or inflight == 0):
+                    v = steps[j][0]
+                    if v >= 0 and state[v] == 0:
+                        gather(v)
+                        inflight += params[v]
+                        if inflight >= budget:
+                            break
+                    j += 1
+            if u < 0 or state[u] == 2:
+                busy_until = t + steps[i][1]
+        shared = (1 if gq else 0) + (1 if rq else 0)
+        nxt = [x for x in (busy_until if busy_until >= 0 else None,
+                           t + gq[0][1] * shared if gq else None,
+                           t + rq[0] * shared if rq else None) if x is not None]
+        if not nxt:
+            break
+        t_next = min(nxt)
+        dt = t_next - t
+        if gq:
+            gq[0][1] -= dt / shared
+        if rq:
+            rq[0] -= dt / shared
+        t = t_next
+        if gq and gq[0][1] <= 1e-9 * max(1.0, t):
+            state[int(gq.pop(0)[0])] = 2
+        if rq and rq[0] <= 1e-9 * max(1.0, t):
+            rq.pop(0)
+        if busy_until >= 0 and busy_until <= t:
+            u, _, grads = steps[i]
+            busy_until = -1.0
+            if u >= 0 and not keep[i]:
+                state[u] = 0
+                live -= params[u]
+            if grads and u >= 0:
+                p = params[u]
+                if pending > 0 and pending + p > cfg.reduce_bucket_params:
+                    rq.append(reduce_us(pending))
+                    pending = 0.0
+                pending += p
+                if cfg.reduce_bucket_params <= 0:
+                    rq.append(reduce_us(pending))
+                    pending = 0.0
+            i += 1
+            if i == nf:
+                fwd_end = t
+            if i == len(steps) and pending > 0:     # the backward's end flushes the last bucket
+                rq.append(reduce_us(pending))
+                pending = 0.0
+    if i < len(steps):
+        raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
+    return fwd_end, t - fwd_end
+
+
+def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reuse: float) -> list[bool]:
+    """Per step: whether its unit stays gathered after it (used again before ``reuse``
+    parameters of other units have run)."""
+    out = []
+    for i, (u, _, _) in enumerate(steps):
+        if u < 0:
+            out.append(False)
+            continue
+        seen: set[int] = set()
+        dist = 0.0
+        kept = False
+        for v, _, _ in steps[i + 1:]:
+            if v == u:
+                kept = True
+                break
+            if v >= 0 and v not in seen:
+                seen.add(v)
+                dist += params[v]
+                if dist >= reuse:
+                    break
+        out.append(kept and dist < reuse)
+    return out
