@@ -17,6 +17,9 @@ replaced by another valid one of the same size would pass it, its digest does no
 entry whose meta is missing, unreadable or for other fields, or whose payload does not
 check, is rebuilt, never trusted; interrupted writes leave no meta and so are never read.
 
+``hwsim train``'s per-layer costs (``analysis.train_cache``) sit beside them, one file each
+(``KEY.costs.json``); ``entries``, eviction and ``clear`` count them too.
+
 The directory is ``$HWSIM_CACHE_DIR`` when set, else the platform's user cache directory
 (``platformdirs``). Entries beyond ``$HWSIM_CACHE_MAX_MB`` (default 4096 MB) are evicted,
 least recently used first.
@@ -274,6 +277,16 @@ def entries() -> list[Entry]:
         except (OSError, ValueError, KeyError, TypeError):
             spec = "?"
         out.append(Entry(k, spec, size, meta.stat().st_mtime))
+    for costs in d.glob("*.costs.json"):      # hwsim train's per-layer costs (analysis.train_cache): one file
+        try:
+            spec = f"{json.loads(costs.read_text(encoding='utf-8'))['key']['model']} (training costs)"
+        except (OSError, ValueError, KeyError, TypeError):
+            spec = "? (training costs)"
+        try:
+            st = costs.stat()
+        except OSError:
+            continue
+        out.append(Entry(costs.name[:-len(".json")], spec, st.st_size, st.st_mtime))
     return sorted(out, key=lambda e: -e.used)
 
 
@@ -287,7 +300,8 @@ def _evict(limit: int) -> None:
 
 
 def clear() -> tuple[int, int]:
-    """Remove every cache entry (and leftovers of interrupted writes); returns (entries, bytes)."""
+    """Remove every cache entry, traces and training costs (and leftovers of interrupted
+    writes); returns (entries, bytes)."""
     d = cache_dir()
     n = freed = 0
     if not d.is_dir():
@@ -295,7 +309,7 @@ def clear() -> tuple[int, int]:
     for p in d.iterdir():
         name = p.name
         if p.is_file() and (name.endswith((".json", ".npz")) or ".tmp" in name):
-            n += name.endswith(".meta.json")
+            n += name.endswith((".meta.json", ".costs.json"))
             freed += p.stat().st_size
             p.unlink()
     return n, freed
