@@ -105,3 +105,19 @@ def test_sim_side_does_not_import_torch():
     code = ("import sys, workloads, workloads.trace, workloads.spec, workloads.zoo.tpu, workloads.zoo.eie, sim; "
             "workloads.resolve('mlp0'); workloads.resolve('gemm:4,4,4'); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_strided_1x1_convolutions_input_gradient_reads_back(tmp_path):
+    """col2im writes a 1x1 stride-2 convolution's input gradient into the whole input, four
+    times the GEMM's M x N (a quarter of the pixels are touched, the rest are zeros): a
+    training trace with one saves and loads (ResNet's downsample shortcuts were refused)."""
+    import torch
+
+    from workloads.lower import lower
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 1, stride=2), torch.nn.ReLU())
+    x = torch.zeros(2, 4, 6, 6, requires_grad=True)      # so that its gradient is computed
+    wl = lower(net, x, train=True)
+    dgrad = next(op for op in wl.ops if op.name.endswith(".dgrad"))
+    g = dgrad.gemm
+    assert (g.M, g.N) == (2 * 3 * 3, 4) and dgrad.operand("output").numel == 2 * 4 * 6 * 6 == 4 * g.M * g.N
+    assert Workload.load(wl.save(tmp_path / "t.json")) == wl

@@ -280,7 +280,8 @@ def check_sizes(op: Op, w: str) -> None:
     """Every operand's shape agrees with the op's dims (a simulator reads the dims; a shape
     that disagrees means the trace says two different things). Checked on traces read from
     files: in a forward op the operands are the GEMM's (or the convolution's) tensors
-    exactly; a backward GEMM may read a smaller tensor through im2col."""
+    exactly; a backward GEMM may read a smaller tensor, and a convolution's gradient GEMMs
+    read and write the forward's tensors through im2col / col2im (not checked)."""
     for o in op.operands:
         _check_size(op, o, w)
 
@@ -314,9 +315,16 @@ def _check_size(op: Op, o: Operand, w: str) -> None:
         return
     per = f"{want[1]} = {want[0]}" + (f" per copy ({op.copies} copies)" if op.copies > 1 else "")
     if op.kind == "gemm" and op.phase != "forward" and o.role != "weight":
-        # a convolution's gradient GEMMs read and write tensors through im2col / col2im
+        if op.op.startswith("conv"):
+            # A convolution's gradient GEMMs read and write the forward's tensors through im2col
+            # and col2im, whose geometry the GEMM's dims do not give: a tensor may hold fewer
+            # elements than its GEMM view (overlapping windows) or more (windows that leave
+            # pixels out: a 1x1 convolution of stride 2 reads a quarter of its input, and its
+            # input gradient is zero elsewhere). Nothing to check against the dims.
+            return
+        # other gradient GEMMs may read a smaller tensor (a broadcast operand)
         need(n <= want[0] * op.copies, f"{w}.operands[{o.role}].shape",
              f"{list(o.shape)} holds {n} elements, more than the dims' {per}; fix the shape or the dims")
-    else:    # one copy's tensor, or (as version 1 traces store them) all copies'
-        need(n in (want[0], want[0] * op.copies), f"{w}.operands[{o.role}].shape",
-             f"{list(o.shape)} holds {n} elements but the dims give {per}; fix the shape or the dims")
+        return
+    need(n in (want[0], want[0] * op.copies), f"{w}.operands[{o.role}].shape",
+         f"{list(o.shape)} holds {n} elements but the dims give {per}; fix the shape or the dims")
