@@ -262,6 +262,8 @@ def _verify_layer(unit: str, spec: str, size: tuple[int, int] | None, backend: s
                    + (f" (built in {r.build_seconds:.0f} s)" if r.build_seconds else ""))
         if r.note:
             click.echo(f"  {r.note}")
+        hits = ", ".join(f"{k} {v:,}" for k, v in r.coverage.items())
+        click.echo(f"  coverage: {hits}")
         passed, mismatch = r.passed, r.first_mismatch
     elif unit == "eie-pe":
         if backend == "cxxrtl":

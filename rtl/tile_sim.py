@@ -4,7 +4,8 @@
 fold streams and moves, never when) into the tile's program and memory images. The harness
 of every backend only answers the tile's memory ports (the program, the weight memory, the
 activation buffer) by address and collects what it emits: fold starts, results, the stall
-counter and the cycle ``done`` rises, the op's total cycles. :func:`compare` holds them
+counter and the cycle ``done`` rises, the op's total cycles, and at the end the tile's
+functional-coverage counters (``rtl.tpu_tile.POINTS``). :func:`compare` holds them
 against ``sim.systolic.timing.schedule`` fold by fold. Backends: ``amaranth`` (Amaranth's
 simulator, here), ``cxxrtl`` and ``verilator`` (compiled, ``rtl.tile_native``).
 """
@@ -23,7 +24,8 @@ from sim.systolic.mapping import Folds
 from sim.systolic.timing import Schedule, schedule
 from workloads.errors import HwsimError
 
-from .tpu_tile import ABITS, FBITS, OBITS, QBITS, TileConfig, TpuTile, _bw, chunk_rows, desc_layout, tile_rule
+from .tpu_tile import (ABITS, FBITS, OBITS, QBITS, TileConfig, TpuTile, _bw, chunk_rows, desc_layout, tile_rule,
+                       unpack_coverage)
 
 __all__ = ["BACKENDS", "Program", "TileRun", "Check", "tiles", "gemm_program", "run", "compare", "sim_schedule"]
 
@@ -146,7 +148,9 @@ def gemm_program(A: np.ndarray, B: np.ndarray, arch: SystolicArch, f: Folds) -> 
 @dataclass
 class TileRun:
     """What one backend's run gave: fold starts, total cycles (the cycle ``done`` rose),
-    the stall counter, the sticky error flag, results by output index (unwritten ones 0)."""
+    the stall counter, the sticky error flag, results by output index (unwritten ones 0),
+    the coverage counters when the run ended (point of ``rtl.tpu_tile.POINTS`` -> hits;
+    empty when an Assert stopped Amaranth's simulator)."""
 
     backend: str
     starts: np.ndarray
@@ -159,6 +163,7 @@ class TileRun:
     finished: bool = True
     failure: str | None = None   # an Assert that fired (Amaranth's simulator)
     details: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, int] = field(default_factory=dict)
 
 
 def _sext(v: int, bits: int) -> int:
@@ -196,10 +201,9 @@ def _run_amaranth(prog: Program, arch: SystolicArch, bug: str | None, cap: int, 
                             out[a] = _sext(od >> (ab * j) & amask, ab)
                             written[a] = True
             st["cycles"], st["stalls"], st["error"] = c, ctx.get(dut.stalls), ctx.get(dut.error)
-            if ctx.get(dut.done):
-                st["done"] = True
-                return
-            if c >= cap:
+            if ctx.get(dut.done) or c >= cap:
+                st["done"] = bool(ctx.get(dut.done))
+                st["coverage"] = unpack_coverage(ctx.get(dut.coverage))
                 return
             for addr, port, img in ports:
                 a = ctx.get(addr)
@@ -218,7 +222,8 @@ def _run_amaranth(prog: Program, arch: SystolicArch, bug: str | None, cap: int, 
         failure = f"cycle {st['cycles']}: {e}"
     secs = time.perf_counter() - t0
     return TileRun("amaranth", np.array(starts, dtype=np.int64), st["cycles"], int(st.get("stalls", 0)),
-                   bool(st.get("error", 0)), out, written, secs, st["done"], failure)
+                   bool(st.get("error", 0)), out, written, secs, st["done"], failure,
+                   coverage=st.get("coverage", {}) if failure is None else {})
 
 
 def run(prog: Program, arch: SystolicArch, backend: str = "amaranth", bug: str | None = None,

@@ -34,6 +34,11 @@ accumulators are the bottom row's output registers: column j adds its partial su
 accumulator memory j in the cycle the bottom PE computes it, so a fold's last result is in
 place ``T + R + cols_used - 2`` cycles after its stream began (``timing``'s latency). Not
 ``rtl.systolic.PE``: that PE holds one weight, and a double-buffered tile needs the two more.
+
+Functional coverage (:data:`POINTS`): one 32-bit counter per point, counted from reset and
+read through ``coverage`` (point k in bits ``32k`` to ``32k + 31``); with ``cover=True`` each
+point is also an Amaranth ``Cover`` (for a formal tool; Amaranth's simulator does not count
+covers, so the counters are what the runs report).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from fractions import Fraction
 from typing import Any
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,13 +59,30 @@ from workloads.errors import HwsimError
 
 from .require import MAX_ARRAY_PES, checked, require
 
-__all__ = ["BUGS", "FBITS", "CBITS", "QBITS", "ABITS", "OBITS", "MAX_DEPTH", "TileConfig", "desc_layout",
-           "tile_rule", "DBPE", "TpuTile"]
+__all__ = ["BUGS", "POINTS", "FBITS", "CBITS", "QBITS", "ABITS", "OBITS", "MAX_DEPTH", "TileConfig", "desc_layout",
+           "tile_rule", "DBPE", "TpuTile", "unpack_coverage"]
 
 # deliberate mutations, for tests that the co-simulation catches a broken tile: "late-shift"
 # starts shifting a tile one cycle after its load is done (a timing bug); "no-first" adds a
 # chunk's first K fold to whatever the accumulators held (a data bug)
 BUGS = ("late-shift", "no-first")
+
+# functional coverage points, in the order of the ``coverage`` port (one counter each)
+POINTS: dict[str, str] = {
+    "weight_stall": "cycles the array could take the next fold (stream free, R cycles since the last start) but its "
+                    "weight tile is not in (the stall counter)",
+    "late_start": "folds started later than the pipeline allows (after at least one weight_stall cycle)",
+    "back_to_back": "folds started exactly max(T, R) after the previous start (no bubble)",
+    "fifo_full": "cycles every weight FIFO slot holds a tile of a fold not yet started: the next load waits for a slot",
+    "shift_overlap": "cycles the next weight tile shifts in while a fold streams (the double buffer in use)",
+    "channel_idle": "cycles the DRAM channel moves nothing while a fold streams",
+    "store_wait": "stores that wait for the channel (taken after the cycle they are requested)",
+    "accumulate": "folds that add into partial sums already in the accumulators (K folds after a chunk's first)",
+    "partial_k": "folds of a partial K tile (kt < R: array rows idle, zero weights shifted in)",
+    "partial_n": "folds of a partial column tile (xt < C: array columns idle, no accumulator writes)",
+    "short_stream": "folds that stream fewer rows than the array has (T < R: the R-cycle shift sets the pace)",
+    "acc_overflow": "accumulator writes whose add wraps (a signed overflow at acc_bits; the result wraps, as the reference does)",
+}
 
 # Named assumptions: field widths (a program outside them is refused by rtl.layer before it runs)
 FBITS = 20      # folds in one program < 2^20 (resnet18 layer1.0.conv1 on 8x8: 2,304)
@@ -194,12 +216,12 @@ class TpuTile(wiring.Component):
     """The tile (module docstring). ``checks``: Amaranth ``Assert``s on its invariants (for
     Amaranth's simulator); every backend also sees them as the sticky ``error`` output."""
 
-    def __init__(self, arch: SystolicArch, bug: str | None = None, checks: bool = True):
+    def __init__(self, arch: SystolicArch, bug: str | None = None, checks: bool = True, cover: bool = False):
         checked(self, tile_rule, arch)
         if bug is not None and bug not in BUGS:
             self._MustUse__silence = True
             raise HwsimError(f"unknown tile bug {bug!r}; one of {', '.join(BUGS)}")
-        self.arch, self.bug, self.checks = arch, bug, checks
+        self.arch, self.bug, self.checks, self.cover = arch, bug, checks, cover
         self.cfg = cfg = TileConfig.of(arch)
         self.desc = desc_layout(cfg)
         R, C = cfg.R, cfg.C
@@ -211,7 +233,8 @@ class TpuTile(wiring.Component):
             "w_addr": Out(ABITS), "w_data": In(C * cfg.wb),
             "a_addr": Out(ABITS), "a_data": In(R * cfg.wb),
             "o_valid": Out(C), "o_addr": Out(C * OBITS), "o_data": Out(C * cfg.ab),
-            "started": Out(1), "stalls": Out(CBITS), "done": Out(1), "error": Out(1)})
+            "started": Out(1), "stalls": Out(CBITS), "done": Out(1), "error": Out(1),
+            "coverage": Out(len(POINTS) * CBITS)})
         self.pes = [[DBPE(cfg.wb, cfg.ab) for _ in range(C)] for _ in range(R)]
         for pe in (pe for row in self.pes for pe in row):
             pe._MustUse__silence = True
@@ -351,8 +374,10 @@ class TpuTile(wiring.Component):
         m.d.comb += go.eq((shifted | shift_last) & (~streaming | last_tau) & (nstart < F))
         # a stall: the pipeline would take the next fold (the stream is free and R cycles
         # passed since the last start, or since cycle 0 for the first), but its tile is not in
+        stall_now = Signal()
+        m.d.comb += stall_now.eq((nstart < F) & ~streaming & (since == R))
         m.d.sync += since.eq(Mux(since == R, R, since + 1))
-        with m.If((nstart < F) & ~streaming & (since == R)):
+        with m.If(stall_now):
             m.d.sync += stalls.eq(stalls + 1)
         m.d.comb += self.stalls.eq(stalls)
         with m.If(streaming):
@@ -397,7 +422,7 @@ class TpuTile(wiring.Component):
                      ctl.eof.eq(last_tau), ctl.xt.eq(cur.xt), ctl.oaddr.eq(oacc), ctl.store.eq(cur.store)]
         col = _delayed(m, ctl, R - 1, "ctl")
         ended = Signal(FBITS)
-        events, stores = [], []
+        events, stores, overflows = [], [], []
         for j in range(C):
             if j:
                 col = _delayed(m, col, 1, f"ctl_{j}")
@@ -405,12 +430,16 @@ class TpuTile(wiring.Component):
             m.submodules[f"acc_{j}"] = mem
             rd, wr = mem.read_port(domain="comb"), mem.write_port()
             en = col.valid & (j < col.xt)
-            prev = rd.data.as_signed() if self.bug == "no-first" else Mux(col.first, 0, rd.data.as_signed())
+            prev = Signal(signed(ab), name=f"acc_{j}_prev")
+            m.d.comb += prev.eq(rd.data.as_signed() if self.bug == "no-first" else Mux(col.first, 0, rd.data.as_signed()))
             total = Signal(signed(ab), name=f"acc_{j}_sum")
             m.d.comb += [rd.addr.eq(col.row), total.eq(prev + pes[R - 1][j].sum),
                          wr.addr.eq(col.row), wr.data.eq(total), wr.en.eq(en)]
             m.d.sync += [self.o_valid[j].eq(en & (col.last | self.emit_partial)), self.o_addr[j * OBITS:(j + 1) * OBITS].eq(col.oaddr + j),
                          self.o_data[j * ab:(j + 1) * ab].eq(total)]
+            ov = Signal(name=f"acc_{j}_overflow")      # operands of one sign, a sum of the other
+            m.d.comb += ov.eq(en & (prev[-1] == pes[R - 1][j].sum[-1]) & (total[-1] != prev[-1]))
+            overflows.append(ov)
             ev = Signal(name=f"fold_end_{j}")
             m.d.comb += ev.eq(en & col.eof & (j == col.xt - 1))
             events.append(ev)
@@ -432,4 +461,42 @@ class TpuTile(wiring.Component):
             m.d.sync += sq_head.eq(Mux(sq_head == SQ - 1, 0, sq_head + 1))
         m.d.sync += sq_n.eq(sq_n + push - pop)
         m.d.comb += [self.done.eq((ended == F) & ~busy & (ldone == F) & (sq_n == 0)), self.error.eq(err)]
+
+        # ---- functional coverage (POINTS): a counter per point, optionally a Cover ----------------
+        stall_seen = Signal()                   # a weight_stall cycle since the last start
+        m.d.sync += stall_seen.eq(~go & (stall_seen | stall_now))
+        ovf = Cat(*overflows)
+        hits = {
+            "late_start": go & (stall_seen | stall_now),
+            # the start (the cycle after go) is the last one's + R (since = R - 1: T <= R), or the
+            # cycle after its stream (T > R; go needs the shift, R cycles from the last start)
+            "back_to_back": go & (nstart != 0) & ((since == R - 1) | (streaming & last_tau)),
+            "fifo_full": (lnext < F) & (lnext == nstart + D),
+            "shift_overlap": sh_now & streaming,
+            "channel_idle": streaming & ~busy & ~take_load & ~take_store,
+            "store_wait": take_store & (head_e != now),
+            "accumulate": go & ~self.p_ar.first,
+            "partial_k": go & (self.p_ar.kt != R),
+            "partial_n": go & (self.p_ar.xt != C),
+            "short_stream": go & (self.p_ar.T < R),
+        }
+        counters = []
+        for name in POINTS:
+            if name == "weight_stall":
+                cnt, hit = stalls, stall_now
+            else:
+                cnt = Signal(CBITS, name=f"cov_{name}")
+                inc = sum(overflows) if name == "acc_overflow" else hits[name]
+                hit = ovf.any() if name == "acc_overflow" else hits[name]
+                m.d.sync += cnt.eq(cnt + inc)
+            counters.append(cnt)
+            if self.cover:
+                m.d.comb += Cover(hit)      # (no message: Amaranth's simulator would print every hit)
+        m.d.comb += self.coverage.eq(Cat(*counters))
         return m
+
+
+def unpack_coverage(value: int) -> dict[str, int]:
+    """The ``coverage`` port's value as {point: hits}, in :data:`POINTS` order."""
+    mask = (1 << CBITS) - 1
+    return {name: value >> (CBITS * k) & mask for k, name in enumerate(POINTS)}

@@ -90,26 +90,44 @@ def _systolic_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: s
     return Trial(t, f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}", cosim.verify_systolic(A, B, arch, backend))
 
 
+TILE_REDRAWS = 100    # a bound on redrawing a trial's GEMM (a policy: refusals are rare, about 1 in 10 draws at 2x3)
+
+
 def _tile_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: str) -> Trial:
     """A random int8 GEMM through the TPU tile (systolic-32 at R x C) at a random DRAM bandwidth
-    and prefetch depth: outputs against numpy, fold starts and cycles against ``sim/``."""
+    and prefetch depth: outputs against numpy, fold starts and cycles against ``sim/``; the
+    tile's coverage counters (``rtl.tpu_tile.POINTS``) in the result's details, those hit in
+    the line."""
     from sim.systolic.mapping import folds
 
     from .layer import small_arch
     from .tile_sim import compare, gemm_program, run, sim_schedule
 
-    bw = float(rng.choice([0.5, 1.5, 4.0, 10.0, 48.0]))
-    depth = int(rng.integers(1, 5))
-    arch = dataclasses.replace(small_arch(R, C), dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
-    kind, A, B = _int8_gemm(t, rng, R, C)
-    M, K, N = A.shape + B.shape[1:]
-    f = folds(M, N, K, arch)
-    r = run(gemm_program(A, B, arch, f), arch, backend)
+    skipped = 0
+    while True:     # draw until the tile takes the program (see rtl.tile_sim.gemm_program's refusals)
+        bw = float(rng.choice([0.5, 1.5, 4.0, 10.0, 48.0]))
+        depth = int(rng.integers(1, 5))
+        arch = dataclasses.replace(small_arch(R, C), dram_bw_bytes_per_cycle=bw, prefetch_depth=depth)
+        kind, A, B = _int8_gemm(t, rng, R, C)
+        M, K, N = A.shape + B.shape[1:]
+        f = folds(M, N, K, arch)
+        try:
+            prog = gemm_program(A, B, arch, f)
+            break
+        except HwsimError:
+            skipped += 1
+            if skipped == TILE_REDRAWS:
+                raise HwsimError(f"{TILE_REDRAWS} GEMMs drawn for trial {t} on {R}x{C}: the tile refuses every "
+                                 "one (stores that sim/ requests in one cycle or out of fold order); try another "
+                                 "--size or --seed") from None
+    r = run(prog, arch, backend)
     c = compare(r, sim_schedule(f, arch), A @ B, acc_bits=arch.acc_bits)
     res = cosim.Cosim("tpu-tile", c.passed, r.cycles, r.seconds, c.first_mismatch,
-                      {"cycles_rtl": c.cycles_rtl, "cycles_sim": c.cycles_sim})
-    return Trial(t, f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}, {bw:g} B/cycle, {depth} slot(s): "
-                    f"{c.cycles_rtl} cycles (sim {c.cycles_sim})", res)
+                      {"cycles_rtl": c.cycles_rtl, "cycles_sim": c.cycles_sim, "coverage": dict(r.coverage)})
+    hit = ", ".join(f"{k} {v}" for k, v in r.coverage.items() if v) or "none"
+    redrawn = f" ({skipped} drawn before it refused by the tile)" if skipped else ""
+    return Trial(t, f"{kind} {M}x{K} @ {K}x{N}{redrawn} on {R}x{C}, {bw:g} B/cycle, {depth} slot(s): "
+                    f"{c.cycles_rtl} cycles (sim {c.cycles_sim}); coverage hits: {hit}", res)
 
 
 def _eie_trial(t: int, rng: np.random.Generator, R: int, C: int, seed: int) -> Trial:

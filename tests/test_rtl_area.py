@@ -92,7 +92,7 @@ def test_without_yosys_one_line(monkeypatch, capsys):
 
 
 @verilator
-@pytest.mark.parametrize("unit", ["systolic", "eie-pe", "dot", "tpu-tile"])
+@pytest.mark.parametrize("unit", ["systolic", "eie-pe", "dot", "mma", "tpu-tile"])
 def test_exported_unit_lints_clean(unit, tmp_path):
     from analysis.cli import main
     out = tmp_path / "x.v"

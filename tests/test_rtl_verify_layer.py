@@ -26,6 +26,8 @@ def test_tile_random_trials(capsys):
     for x in lines:
         rtl, sim = re.search(r": (\d+) cycles \(sim (\d+)\)", x).groups()
         assert rtl == sim
+        # the tile's coverage points hit; the first fold always waits for its load (a stall)
+        assert "; coverage hits: weight_stall " in x
 
 
 def test_a_conv_layer_through_the_tile(capsys):
@@ -35,6 +37,11 @@ def test_a_conv_layer_through_the_tile(capsys):
     assert "GEMM 9x18 @ 18x3" in out and "outputs match (27 compared)" in out
     rtl, sim = re.search(r"cycles RTL ([\d,]+), sim ([\d,]+)", out).groups()
     assert rtl == sim
+    # the tile's coverage points (rtl.tpu_tile.POINTS), every one listed with its hits
+    from rtl.tpu_tile import POINTS
+    line = next(x for x in out.splitlines() if x.startswith("  coverage: "))
+    hits = dict(p.rsplit(" ", 1) for p in line[len("  coverage: "):].split(", "))
+    assert list(hits) == list(POINTS) and int(hits["accumulate"].replace(",", "")) > 0
 
 
 def test_an_eie_layer(capsys):
@@ -58,3 +65,10 @@ def test_an_eie_layer(capsys):
 def test_refusals(capsys, args, says):
     rc, _, err = _run(capsys, "verify", *args)
     assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_gemm_the_tile_refuses_is_drawn_again(capsys):
+    # at 2x3, seed 0, trial 1's first draw has two folds whose stores sim/ requests in one
+    # cycle, which the tile's store queue refuses (rtl.tile_sim.gemm_program): drawn again
+    rc, out, _ = _run(capsys, "verify", "tpu-tile", "--trials", "2", "--size", "2", "3")
+    assert rc == 0 and "(1 drawn before it refused by the tile)" in out.splitlines()[1]
