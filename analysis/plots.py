@@ -134,6 +134,9 @@ def latency(ev: "Evaluation", top: int = TOP):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.28), 4.5))
     _bars(ax, names, [(p, c, [q[p] for q in parts]) for p, c in LATENCY_PARTS])
+    tallest = max((sum(q.values()) for q in parts), default=0.0)
+    if tallest > 0:     # stacked bars' sticky edges leave no headroom: the tallest would touch the frame
+        ax.set_ylim(0, tallest * 1.08)
     ax.set_ylabel("time (us)")
     total = sum(r["time_us"] for r in rows)
     ax.set_title(_title_top(f"{ev.workload.name} on {ev.arch.name}: latency per {unit[:-1]} ({total:,.1f} us in all)",

@@ -52,6 +52,11 @@ def test_latency_is_stacked_by_cause(ev):
     legend = _legend(lat)
     assert set(legend) <= {p for p, _ in P.LATENCY_PARTS} and "compute" in legend and "weight load" in legend
     assert lat.get_ylabel() == "time (us)"
+    # the tallest stack stands below the frame (stacked bars' sticky edges gave no headroom)
+    tops: dict[float, float] = {}
+    for bar in lat.patches:
+        tops[bar.get_x()] = max(tops.get(bar.get_x(), 0.0), bar.get_y() + bar.get_height())
+    assert lat.get_ylim()[1] == pytest.approx(1.08 * max(tops.values()))
 
 
 def test_latency_parts_add_up():
