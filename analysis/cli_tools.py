@@ -191,7 +191,7 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
                    "depth, slice columns)  [default: 2 2, 2 1, 2 4]")
 @click.option("--backend", type=click.Choice(["amaranth", "cxxrtl", "verilator"]), default=None,
               help="Amaranth's simulator; CXXRTL compiled with g++ (systolic, tpu-tile; much faster for long runs); "
-                   "Verilator (tpu-tile, and eie-pe with --layer; the 'lint' extra).  [default: amaranth]")
+                   "Verilator (tpu-tile; systolic and eie-pe with --layer; the 'lint' extra).  [default: amaranth]")
 @click.option("--layer", default=None, metavar="MODEL:LAYER",
               help="Run one whole layer through the RTL instead of random stimuli, outputs bit for bit against "
                    "numpy and cycles against the cycle model: systolic/tpu-tile on the TPU tile (e.g. "
