@@ -43,6 +43,7 @@ __all__ = ["OBJECTIVES", "TIMINGS", "FAMILIES", "Level", "SpatialArch", "describ
 
 Objective = Literal["latency", "energy", "edp"]
 Timing = Literal["analytical", "stepped"]
+OperandRegisters = Literal["pe", "port", "none"]
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
 TIMINGS: tuple[Timing, ...] = typing.get_args(Timing)
 FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
@@ -168,6 +169,20 @@ class SpatialArch:
     # the ports, as ZigZag counts them) or "stepped" (sim.spatial.stepper: every transfer and
     # iteration in order, cycle-level; slower: seconds to tens of seconds for a network)
     timing: Timing = "analytical"
+    # What a PE holds outside the declared levels (sim.spatial.cost: the access counts of each
+    # operand's innermost level). pe_accumulator: the PE accumulates its partial sum in a
+    # register of its own, so the innermost output level is written when the partial sum
+    # leaves the PE and read when it comes back; false: every MAC reads the partial sum from
+    # that level and writes it back, the first MAC of a fresh output writing only (ZigZag's
+    # read-modify-write; its 3.9.1 cost model, zigzag/mapping/mapping.py calc_data_access).
+    pe_accumulator: bool = True
+    # operand_registers: "pe": the PE holds the input and weight words it multiplies in
+    # registers of its own, so an operand's innermost level is read only when its word
+    # changes; "port": ZigZag 3.9.1's rule: a word stays at the innermost level's read port
+    # while unchanged if that port delivers an instance's words for one cycle in one read, and
+    # is read every MAC otherwise (its access_same_data_considered_as_no_access, which its
+    # get_hardware_performance_zigzag sets); "none": read every MAC
+    operand_registers: OperandRegisters = "pe"
     vector_lanes: NonNegativeInt = 0   # element ops per cycle for non-GEMM ops (0: one per column)
     static_power_w: NonNegative = 0.0
     dram_gib: NonNegative = 0.0
@@ -399,6 +414,7 @@ def _zigzag_tpu_like() -> SpatialArch:
                 Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True,
                       read_pj=700.0, write_pj=750.0, kind="dram")),
         unrollings=(("K", "C"),), objective="latency", technology_nm=28,
+        pe_accumulator=False, operand_registers="port",     # ZigZag's cost model's PEs (sim.spatial.zigzag)
         source="ZigZag 3.9.1 inputs/hardware/tpu_like.yaml and inputs/mapping/tpu_like.yaml (Mei et al., IEEE TC "
                "2021); partial sums 16-bit as ZigZag's ONNX parser sets them; clock not stated there (1 GHz nominal)")
 

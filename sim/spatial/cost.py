@@ -17,9 +17,13 @@ and is read back for every visit after its first (partial sums). Each instance o
 combination of the dimensions it does not serve otherwise) is written its own tile: the
 tile of the loops below it, spatial ones along the dimensions it serves included; it
 feeds all the PEs it serves at once (multicast), and partial sums reduced across them
-reach it once. The array itself keeps the one
-operand word and the partial sum each PE works on, so a MAC reads its innermost level
-only when those change.
+reach it once. Below each operand's innermost level are the PEs' own registers, as the
+design says (``held``): with ``pe_accumulator`` the PE keeps the partial sum it works on,
+so the innermost output level is written when the partial sum leaves and read when it
+comes back; without, every MAC reads it there and writes it back (ZigZag's
+read-modify-write). With ``operand_registers`` "pe" the PE keeps its input and weight
+words, so their innermost levels are read only when a word changes; "none": every MAC
+reads them; "port": ZigZag's rule, held where the level's read port delivers them whole.
 
 Time is a roofline over the levels: the array's cycles (one per temporal iteration),
 or the busiest port (bits moved / bits per cycle; per instance), whichever
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Mapping_", "Cost", "spatial_factors", "prime_factors", "temporal", "loops_for", "Footprints", "footprints",
-    "level_plan", "allocate", "fills", "distinct", "evaluate", "lower_bound", "ARRAY", "PER_PE",
+    "level_plan", "allocate", "fills", "held", "array_fills", "distinct", "evaluate", "lower_bound", "ARRAY", "PER_PE",
 ]
 
 
@@ -249,6 +253,26 @@ def distinct(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     return out
 
 
+def held(arch: SpatialArch, operand: str, tile_bits: float, port_bits: float) -> bool:
+    """Whether the PEs keep ``operand``'s word (an output's partial sum) while it does not
+    change, so that its innermost level is read (an output's written) only when it changes
+    (``SpatialArch.pe_accumulator`` and ``operand_registers``); ``tile_bits``: what one
+    instance of that level hands the array per iteration, ``port_bits``: its read port."""
+    if operand == "output":
+        return arch.pe_accumulator
+    mode = arch.operand_registers
+    return mode == "pe" or (mode == "port" and tile_bits <= port_bits)
+
+
+def array_fills(arch: SpatialArch, loops: tuple[tuple[str, int], ...], operand: str, tile_bits: float,
+                port_bits: float) -> int:
+    """How often the innermost level of ``operand`` hands the array its words: when they
+    change where the PEs hold them (``held``), else every iteration."""
+    if held(arch, operand, tile_bits, port_bits):
+        return fills(loops, 0, operand)
+    return _prod(f for _, f in loops)
+
+
 _CHAINS: dict[int, tuple[tuple[Level, ...], dict[str, tuple[int, ...]]]] = {}
 
 
@@ -288,7 +312,11 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
         b_child = 0
         r, w = 2 * k, 2 * k + 1
         for parent in chains[o]:
-            nfill = fills(loops, b_child, o)
+            if child is None:               # the PEs' registers, as the design has them
+                word = arch.acc_bits if o == "output" else bits[o]
+                nfill = array_fills(arch, loops, o, tab.fp(o, 0, group[parent]) * word, levels[parent].read_bits)
+            else:
+                nfill = fills(loops, b_child, o)
             ps = side(parent, o, b_child)
             if o == "output":
                 reloads = nfill - distinct(loops, b_child, o)
@@ -359,7 +387,11 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
         below = [i for i in chains[o] if i < top]
         child, b = (below[-1], m.bounds[(below[-1], o)]) if below else (None, 0)
         fp = tab.fp(o, b, ARRAY)
-        nfill = fills(m.loops, b, o)
+        if child is None:                   # the last level is the operand's innermost
+            word = arch.acc_bits if o == "output" else bits[o]
+            nfill = array_fills(arch, m.loops, o, tab.fp(o, 0, group[top]) * word, lv.read_bits)
+        else:
+            nfill = fills(m.loops, b, o)
         if o == "output":
             reloads = nfill - distinct(m.loops, b, o)
             width = arch.acc_bits if reloads > 0 else out_bits

@@ -7,7 +7,8 @@ instance of the level (each PE's, the array's, or each group of PEs along the ar
 dimensions a level serves, enumerated PE index by PE index), computed from the loop
 indices alone. A tile that differs from the one of
 the iteration before is a refill; an output tile seen before is a read-back of partial
-sums. Nothing here uses which dimensions an operand depends on: that is what the fast
+sums; below the innermost level, where the PEs hold no word of an operand
+(``cost.held``), every iteration is a new tile. Nothing here uses which dimensions an operand depends on: that is what the fast
 count's rule (skip the loops just above a tile that its operand ignores) is checked
 against. Linear in the iterations times the PEs: for tests on small nests.
 """
@@ -18,6 +19,7 @@ import itertools
 from typing import TYPE_CHECKING, Collection, Mapping, TypeAlias
 
 from .array import axis_of, served_axes
+from .cost import held
 from .nest import DIMS, OPERANDS, Nest
 
 if TYPE_CHECKING:
@@ -122,6 +124,13 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
         for parent in chain:
             pairs.append((child, b_child, parent))
             child, b_child = parent, m.bounds[(parent, o)]
+        # below the innermost level: the PEs' registers hold no word of the operand (cost.held),
+        # so every iteration is a new tile there
+        zero = tuple(0 for _ in m.loops)
+        first = inst[chain[0]][0]
+        word = arch.acc_bits if o == "output" else bits[o]
+        every = not held(arch, o, _count(nest, o, _coords(nest, m, zero, 0, first), m.spatial, first) * word,
+                         levels[chain[0]].read_bits)
         moves = {k: {"fill": 0.0, "fill_p": 0.0, "back": 0.0, "back_p": 0.0} for k in range(len(pairs))}
         prev: dict[int, _Tile] = {}                       # pair -> the tile in place
         seen: dict[int, set[_Tile]] = {k: set() for k in range(len(pairs))}
@@ -131,7 +140,7 @@ def walk(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], ou
             idx = tuple(reversed(rev))
             for k, (ch, b, par) in enumerate(pairs):
                 ident = _tile(nest, o, _coords(nest, m, idx, b, {}))
-                if prev.get(k) == ident:
+                if prev.get(k) == ident and not (k == 0 and every):
                     continue
                 if o == "output" and k in prev:       # the tile before leaves
                     pi = last_idx[k]

@@ -10,6 +10,8 @@ The rules (the two engines below implement exactly these; tests prove them equal
   registers). The child's tile holds the loops below its bound and changes every ``P``
   iterations, ``P`` being the iterations below the first loop at or above that bound the
   operand depends on (``cost.fills``): event ``e`` serves iterations ``[eP, (e+1)P)``.
+  Below the innermost level ``P`` is 1 where the PEs hold no word of the operand
+  (``cost.held``: every iteration reads it, and an output is read back and written back).
   Inputs and weights are loaded before the event's first iteration; an output tile is
   read back before it when it was visited before (partial sums) and written back after
   its last iteration. A tile arrives in the order the level below uses it: of its ``n``
@@ -46,7 +48,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Mapping, TypeAlias
 
 from .array import level_groups
-from .cost import Footprints, Mapping_, _chains, distinct, fills, footprints
+from .cost import Footprints, Mapping_, _chains, distinct, fills, footprints, held
 from .nest import OPERANDS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -122,13 +124,16 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
             child, parent = chain[k - 1], chain[k]
             b = 0 if child < 0 else m.bounds[(child, o)]
             r = b
-            while r < len(loops) and loops[r][0] not in RELEVANT[o]:
+            word = arch.acc_bits if o == "output" else bits[o]
+            keep = child >= 0 or held(arch, o, tab.fp(o, 0, group[parent]) * word, levels[parent].read_bits)
+            while keep and r < len(loops) and loops[r][0] not in RELEVANT[o]:
                 r += 1
-            period = stride[r]
-            assert iters // period == fills(loops, b, o)
+            period = stride[r]               # the PEs' registers holding no word: every iteration
+            nfill = iters // period
+            assert nfill == (fills(loops, b, o) if keep else iters)
             if o == "output":
                 load_w = arch.acc_bits
-                store_w = arch.acc_bits if fills(loops, b, o) > distinct(loops, b, o) else out_bits
+                store_w = arch.acc_bits if nfill > distinct(loops, b, o) else out_bits
                 rev = tuple((stride[j], f) for j, (d, f) in enumerate(loops) if j >= r and d not in RELEVANT[o])
             else:
                 load_w, store_w, rev = bits[o], 0, ()

@@ -42,6 +42,15 @@ to one that divides the layer (``check 3`` of its conversion stage), hwsim keeps
 factor and pads the last tile. Operand widths are the workload's (8-bit for ZigZag's ONNX
 models) with partial sums 16 bits wide, as ZigZag's ONNX parser sets them (twice the
 activation width).
+
+The PEs hold what ZigZag's cost model gives them (``pe_accumulator`` false,
+``operand_registers`` "port"; ZigZag 3.9.1's ``zigzag/mapping/mapping.py``,
+``calc_data_access``): no register of their own for the partial sum, so every MAC reads
+it from the innermost output memory and writes it back (the first MAC of an output
+writes only); an input or weight word stays at its innermost memory's read port while it
+does not change where that port carries the words one instance hands the array per cycle
+(``access_same_data_considered_as_no_access``, set by ``get_hardware_performance_zigzag``),
+and is read every MAC where it does not.
 """
 
 from __future__ import annotations
@@ -315,6 +324,6 @@ def _hardware(p: Path, hw: Hardware, mapping: _Map | None) -> SpatialArch:
     note = mapping.note if mapping is not None else ""
     return SpatialArch(name=hw.name or p.stem, rows=sizes[0], cols=sizes[1], extra_dims=tuple(sizes[2:]),
                        clock_mhz=1000.0, word_bits=8, acc_bits=16, mac_pj=oa.unit_energy, levels=tuple(levels),
-                       objective="latency", technology_nm=28,
+                       pe_accumulator=False, operand_registers="port", objective="latency", technology_nm=28,
                        source=f"{SOURCE_PREFIX}{p}{note}; clock not stated there (1 GHz nominal), "
                               "vector ops priced by the energy table at 28 nm", **kw)
