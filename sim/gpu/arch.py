@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Mapping
+
+from annotated_types import Gt, Le
 
 from workloads.errors import HwsimError
 
@@ -35,6 +37,18 @@ ENGINES = ("fast", "events")
 GENERATIONS = ("volta", "turing", "ampere", "hopper")
 Layout = Literal["nhwc", "nchw"]
 LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
+# a share of a datasheet figure, in (0, 1]
+Efficiency = Annotated[float, Gt(0), Le(1)]
+
+# Sustained DRAM bandwidth a streaming kernel reaches, measured (GB/s), and the kernel and source
+# (sim/gpu/constants.py registers them): the presets' dram_efficiency is this over dram_gbs
+DRAM_ACHIEVED_GBS = {
+    "v100": 814.0,      # triad, gpu-benches gpu-stream/v100.txt (a V100 PCIe 16GB: 900 GB/s HBM2, as SXM2)
+    "a100": 1360.0,     # triad, gpu-benches gpu-stream/a100_40.txt (an A100 40GB: 1555 GB/s HBM2)
+    "a100-80gb": 1700.0,  # Triad, Azure ND A100 v4 (A100-SXM4-80GB)
+    "h100": 2970.0,     # Triad, Azure ND H100 v5 (H100 80GB HBM3, the SXM5 part)
+    "h200": 4150.0,     # Triad, Azure ND H200 v5 (H200 141GB)
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,12 @@ class GPUArch:
                                         # nchw (PyTorch's default): each tensor-core conv adds two transposes
     # N:M patterns the sparse tensor cores run on a pruned weight (A100/H100: 2:4)
     sparse_structures: tuple[str, ...] = ()
+    # Share of dram_gbs that streaming kernels sustain (a measured STREAM-triad bandwidth over
+    # the datasheet peak; sim/gpu/constants.py names each preset's source): every DRAM *time*
+    # (GEMM operand and output streams, element-wise kernels, split-K reductions, the event
+    # model's HBM server) runs at dram_gbs x dram_efficiency; DRAM energy per byte, the
+    # roofline's ridge and peaks() keep the datasheet figure. 1: the peak (no measurement).
+    dram_efficiency: Efficiency = 1.0
     # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
     static_power_w: NonNegative = 0.0
     tdp_w: NonNegative = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.power); 0: none
@@ -165,8 +185,15 @@ class GPUArch:
         return self.tcs_per_sm * self.tc_fma_per_clk[precision]
 
     @property
+    def dram_achievable_gbs(self) -> float:
+        """The DRAM bandwidth kernels sustain (GB/s): ``dram_gbs x dram_efficiency``."""
+        return self.dram_gbs * self.dram_efficiency
+
+    @property
     def dram_bytes_per_clk(self) -> float:
-        return self.dram_gbs * 1e9 / (self.clock_mhz * 1e6)
+        """DRAM bytes per SM clock that kernels sustain (the achievable rate, not the peak):
+        what every DRAM time of the model divides by."""
+        return self.dram_achievable_gbs * 1e9 / (self.clock_mhz * 1e6)
 
     @property
     def ridge_flop_per_byte(self) -> float:
@@ -280,7 +307,8 @@ class GPUArch:
 PRESETS = {
     "v100": GPUArch(
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
-        dram_gbs=900, dram_latency_cycles=600, l2_mib=6, l2_bytes_per_clk=2048, smem_per_sm_kib=96,
+        dram_gbs=900, dram_efficiency=DRAM_ACHIEVED_GBS["v100"] / 900, dram_latency_cycles=600, l2_mib=6,
+        l2_bytes_per_clk=2048, smem_per_sm_kib=96,
         fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
         tdp_w=300, die_transistors_b=21.1, die_sms=84,
         # the energy table's prices at 12 nm (analysis.gpu_calibration.table_prices), see sim/gpu/constants.py
@@ -289,7 +317,8 @@ PRESETS = {
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
                "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
                "the Volta/Ampere whitepapers and microbenchmark papers; idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
-               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; 300 W board power (V100 SXM2 datasheet); "
+               "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; kernels sustain 814 GB/s (STREAM triad on a V100, "
+               "github.com/te42kyfo/gpu-benches gpu-stream/v100.txt); 300 W board power (V100 SXM2 datasheet); "
                "21.1 B transistors, 84 SMs on the full GV100 (Volta whitepaper); per-event energies: the energy table's at "
                "12 nm (the H200 calibration carried here by TSMC's process power puts 8192^3 fp16 at 37 TFLOPS against a "
                "published 97, so it is not used)"),
@@ -304,12 +333,14 @@ PRESETS = {
         source="T4: 40 SMs x 8 TCs, 65 TFLOPS FP16 / 130 TOPS INT8 / 260 TOPS INT4 at 1590 MHz, 320 GB/s GDDR6, "
                "4 MB L2 (NVIDIA whitepapers/datasheets); smem 64 KB/SM, L2 1024 B/clk: assumed (Turing whitepaper); 70 W board "
                "power (T4 datasheet); idle 16 W: nvidia-smi of an idle Tesla T4 at P0, no processes "
-               "(github.com/sagemathinc/cocalc-docker README); 13.6 B transistors, 48 SMs on the full TU104 (Turing "
+               "(github.com/sagemathinc/cocalc-docker README); DRAM time at the 320 GB/s peak: no streaming-kernel measurement "
+               "of a T4 was found (an assumption; other cards sustain 83-90%); 13.6 B transistors, 48 SMs on the full TU104 (Turing "
                "whitepaper); per-event energies: the energy table's at 12 nm (as v100)"),
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
-        dram_gbs=1555, dram_latency_cycles=700, l2_mib=40, l2_bytes_per_clk=5120, smem_per_sm_kib=164,
+        dram_gbs=1555, dram_efficiency=DRAM_ACHIEVED_GBS["a100"] / 1555, dram_latency_cycles=700, l2_mib=40,
+        l2_bytes_per_clk=5120, smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
         memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
@@ -320,14 +351,16 @@ PRESETS = {
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
                "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper); idle 50.5 W: "
                "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12); 400 W "
-               "maximum (techpowerup.com/gpu-specs/a100-sxm4-40-gb.c3506, glennklockwood.com/garden/processors/A100); "
+               "maximum (techpowerup.com/gpu-specs/a100-sxm4-40-gb.c3506, glennklockwood.com/garden/processors/A100); kernels "
+               "sustain 1360 GB/s (STREAM triad on an A100 40GB, github.com/te42kyfo/gpu-benches gpu-stream/a100_40.txt); "
                "54.2 B transistors, 128 SMs on the full GA100 (A100 whitepaper); per-event energies and active power: the "
                "H200 calibration carried to N7 (analysis.gpu_calibration.transfer), checked against a published cuBLAS "
                "8192^3 (benchmarks/data/published_gemm.csv)"),
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
-        dram_gbs=3350, dram_latency_cycles=800, l2_mib=50, l2_bytes_per_clk=5120, smem_per_sm_kib=228,
+        dram_gbs=3350, dram_efficiency=DRAM_ACHIEVED_GBS["h100"] / 3350, dram_latency_cycles=800, l2_mib=50,
+        l2_bytes_per_clk=5120, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
         pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
@@ -341,7 +374,8 @@ PRESETS = {
                "H200's NVML reading (same GH100 die and board class; benchmarks/data/NVIDIA_H200_power.csv), no H100 "
                "idle reading found; 700 W (hpctech.co.jp H100 SXM5 specifications); per-event energies and active power "
                "calibrated on an H200 (same die) from NVML energy, analysis.gpu_calibration; 80 B transistors, 144 SMs on the "
-               "full GH100 (H100 whitepaper)"),
+               "full GH100 (H100 whitepaper); kernels sustain 2970 GB/s (STREAM triad, Azure ND H100 v5, "
+               "github.com/Azure/AI-benchmarking-guide Azure_Results/ND_H100_v5_results.md)"),
 }
 
 # H200: H100 compute with faster, larger HBM3e
@@ -349,13 +383,18 @@ PRESETS = {
 # (benchmarks/data/NVIDIA_H200_power.csv, benchmarks/gpu_matmul_timing.py; an earlier run
 # of the same script on another H200 read 77.4 W)
 PRESETS["h200"] = replace(
-    PRESETS["h100"], name="h200", dram_gbs=4800, memory_gb=141, static_power_w=81.0,
+    PRESETS["h100"], name="h200", dram_gbs=4800, dram_efficiency=DRAM_ACHIEVED_GBS["h200"] / 4800, memory_gb=141,
+    static_power_w=81.0,
     source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 81 W and a 700 W "
            "power limit (NVML, benchmarks/data/NVIDIA_H200_power.csv); per-event energies and active power calibrated "
-           "from NVML energy of two GEMMs (analysis.gpu_calibration)")
+           "from NVML energy of two GEMMs (analysis.gpu_calibration); kernels sustain 4150 GB/s (STREAM triad, Azure ND "
+           "H200 v5, github.com/Azure/AI-benchmarking-guide Azure_Results/ND_H200_v5_results.md)")
 # A100 80GB: the same chip with 2,039 GB/s HBM2e
 PRESETS["a100-80gb"] = replace(
-    PRESETS["a100"], name="a100-80gb", dram_gbs=2039, memory_gb=80,
-    source="A100 SXM4 80GB: the A100 40GB's compute with 80 GB HBM2e at 2,039 GB/s (NVIDIA A100 datasheet)")
+    PRESETS["a100"], name="a100-80gb", dram_gbs=2039, dram_efficiency=DRAM_ACHIEVED_GBS["a100-80gb"] / 2039,
+    memory_gb=80,
+    source="A100 SXM4 80GB: the A100 40GB's compute with 80 GB HBM2e at 2,039 GB/s (NVIDIA A100 datasheet); kernels "
+           "sustain 1700 GB/s (STREAM triad on A100-SXM4-80GB, Azure ND A100 v4, github.com/Azure/AI-benchmarking-guide "
+           "Azure_Results/ND_A100_v4_results.md)")
 
 ARCH = GPUArch

@@ -61,6 +61,32 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("event.SECTOR_BYTES", 32, "published",
              "the L2 moves data in 32-byte sectors (CUDA C++ Best Practices Guide, coalesced access to global "
              "memory; the Volta/Ampere/Hopper tuning guides); the event model rounds each block row up to them"),
+    Constant("GPUArch.dram_efficiency", 1.0, "published",
+             "share of the datasheet DRAM bandwidth that kernels sustain, for every DRAM time (energy per byte, the "
+             "ridge and peaks() keep dram_gbs); 1 where no measurement was found (t4, an assumption). Presets: a "
+             "STREAM triad (a[i] = b[i] + s * c[i]: two read streams, one write) measured on the card over its "
+             "dram_gbs, below"),
+    Constant("v100.dram_efficiency", 814 / 900, "published",
+             "814 GB/s, triad at full occupancy (1024 threads x 2 blocks/SM) on a V100 (the repository's examples name a "
+             "Tesla V100 PCIe 16GB: 900 GB/s HBM2, the SXM2's memory; read 866, scale 802): D. Ernst, "
+             "github.com/te42kyfo/gpu-benches gpu-stream/v100.txt; over 900 GB/s"),
+    Constant("a100.dram_efficiency", 1360 / 1555, "published",
+             "1360 GB/s, triad at full occupancy on an A100 40GB (form factor not stated; both 40GB parts are 1555 GB/s "
+             "HBM2; read 1490, scale 1381): github.com/te42kyfo/gpu-benches gpu-stream/a100_40.txt; over 1555 GB/s"),
+    Constant("a100-80gb.dram_efficiency", 1700 / 2039, "published",
+             "1.70 TB/s, Triad on an A100-SXM4-80GB (Copy 1.61, Dot 1.75): Microsoft Azure, ND A100 v4 results, "
+             "github.com/Azure/AI-benchmarking-guide Azure_Results/ND_A100_v4_results.md; over 2039 GB/s. "
+             "gpu-benches cuda-stream/a100_80.txt measures 1759 GB/s triad on an A100 80GB"),
+    Constant("h100.dram_efficiency", 2970 / 3350, "published",
+             "2.97 TB/s, Triad on an 'NVIDIA H100 80GB HBM3' (the SXM5 part; Copy 2.90, Dot 3.18): Microsoft Azure, "
+             "ND H100 v5 results, Azure/AI-benchmarking-guide Azure_Results/ND_H100_v5_results.md (read from the "
+             "forks yosoyjay/ and samuel-bohman/AI-benchmarking-guide); over 3350 GB/s. The H100 PCIe (HBM2e, "
+             "2 TB/s) and H800 measurements of gpu-benches and Luo et al. 2024 are another memory and not used"),
+    Constant("h200.dram_efficiency", 4150 / 4800, "published",
+             "4.15 TB/s, Triad on an H200 141GB (Copy 4.01, Dot 4.48): Microsoft Azure, ND H200 v5 results, "
+             "github.com/Azure/AI-benchmarking-guide Azure_Results/ND_H200_v5_results.md; over 4800 GB/s. "
+             "gpu-benches gpu-stream/h200.txt measures less (triad 3534 GB/s with only 2 blocks per SM); this "
+             f"project's H200 GEMV 1x8192x8192 bf16 moves 134 MB in 34.7 us, 3.87 TB/s with launch ({H200_MATMUL})"),
     Constant("GPUArch.kernel_overhead_us", 2.0, "calibration",
              "launch and prologue no overlap hides; checked against the shortest CUDA-graph GEMM "
              f"measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL})"),
