@@ -186,7 +186,8 @@ def geometry(case: LayerCase) -> Geometry:
     entries = int(encode(lay, P, arch.max_zero_run).entries.sum(axis=1).max(initial=0))
     if entries > arch.spmat_capacity:
         raise HwsimError(f"{case.name}: a PE holds {entries} entries, its sparse-matrix SRAM {arch.spmat_capacity}")
-    if int(np.abs(case.acts).max(initial=0)) >= 1 << (arch.act_bits - 1):
+    lim = 1 << (arch.act_bits - 1)
+    if int(case.acts.min(initial=0)) < -lim or int(case.acts.max(initial=0)) > lim - 1:
         raise HwsimError(f"{case.name}: activations exceed {arch.act_bits} bits")
     # Named choice: 32-bit destination registers (the 16-bit output plus 16 guard bits); a
     # layer whose sums could wrap them is refused rather than compared against int64 numpy
@@ -465,7 +466,8 @@ def _cxx(args: list[str], cwd: Path) -> None:
     r = subprocess.run(["g++", "-std=c++17", "-w", f"-I{inc}", f"-I{inc / 'vltstd'}", *_DEFINES, *args],
                        cwd=cwd, capture_output=True, text=True)
     if r.returncode:
-        raise HwsimError(f"g++ failed building the Verilator model: {r.stderr[-800:]}")
+        first = next((ln for ln in r.stderr.splitlines() if "error" in ln), "no error line")
+        raise HwsimError(f"g++ failed building the Verilator model: {first.strip()[:300]}")
 
 
 def _runtime() -> list[Path]:
@@ -503,17 +505,20 @@ def verilator_build(arch: EIEArch, geom: Geometry, bug: str | None = None) -> tu
     runtime = _runtime()
     d.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=d))
-    (tmp / "eie_layer.v").write_text(verilog.convert(EIELayer(arch, geom, bug=bug), name="eie_layer"))
-    (tmp / "harness.cpp").write_text(_HARNESS)
-    r = subprocess.run([*verilator_command(), "--cc", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
-                        "--x-initial", "0", "--top-module", "eie_layer", "--Mdir", "obj", "eie_layer.v"],
-                       cwd=tmp, capture_output=True, text=True)
-    if r.returncode:
-        raise HwsimError(f"verilator failed on the EIE array: {(r.stdout + r.stderr)[-800:]}")
-    gen = sorted(str(p.relative_to(tmp)) for p in (tmp / "obj").glob("Veie_layer*.cpp"))
-    _cxx([VERILATOR_CFLAGS, "-Iobj", "harness.cpp", *gen, *map(str, runtime), "-pthread", "-o", "Veie"], tmp)
-    os.replace(tmp / "Veie", exe)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:                                   # the build folder goes, whether the build succeeds or not
+        (tmp / "eie_layer.v").write_text(verilog.convert(EIELayer(arch, geom, bug=bug), name="eie_layer"))
+        (tmp / "harness.cpp").write_text(_HARNESS)
+        r = subprocess.run([*verilator_command(), "--cc", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
+                            "--x-initial", "0", "--top-module", "eie_layer", "--Mdir", "obj", "eie_layer.v"],
+                           cwd=tmp, capture_output=True, text=True)
+        if r.returncode:
+            first = next((ln for ln in (r.stdout + r.stderr).splitlines() if "Error" in ln), "no error line")
+            raise HwsimError(f"verilator failed on the EIE array: {first.strip()[:300]}")
+        gen = sorted(str(p.relative_to(tmp)) for p in (tmp / "obj").glob("Veie_layer*.cpp"))
+        _cxx([VERILATOR_CFLAGS, "-Iobj", "harness.cpp", *gen, *map(str, runtime), "-pthread", "-o", "Veie"], tmp)
+        os.replace(tmp / "Veie", exe)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return exe, time.perf_counter() - t0
 
 
@@ -526,7 +531,8 @@ def _run_verilator(case: LayerCase, geom: Geometry, images: list[PEImage], bug: 
         "\n".join(f"{m} {k} {a} {d}" for m, k, a, d in loads) + "\n"
     r = subprocess.run([str(exe)], input=text, capture_output=True, text=True)
     if r.returncode:
-        raise HwsimError(f"the Verilator model failed ({r.returncode}): {r.stderr[-400:]}")
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise HwsimError(f"the Verilator model failed ({r.returncode}): {last}")
     vals, stats, head = r.stdout.splitlines()[:3]
     ticks, secs, total, total_s = head.split()
     st = [int(x) for x in stats.split()]
@@ -549,7 +555,9 @@ def run_case(case: LayerCase, backend: str = "amaranth", bug: str | None = None,
     arch, lay = case.arch, case.layer
     want = reference(lay, case.acts, arch.act_bits)
     model = run_layer(lay, case.acts, arch)
-    assert model.passes == 1 and model.dram_stall_cycles == 0, "geometry() admits one on-chip pass only"
+    if model.passes != 1 or model.dram_stall_cycles:
+        raise HwsimError(f"internal: sim.eie runs {case.name} in {model.passes} passes with DRAM stalls; "
+                         "geometry() admits one on-chip pass only")
     run = simulate_rtl(case, geom, backend, bug, load_port, max_cycles, min_seconds)
     ccu = run.stats[-1]
     busy = tuple(int(s["busy"]) for s in run.stats[:-1])

@@ -15,7 +15,7 @@ The tile's functional-coverage counters (``rtl.tpu_tile.POINTS``) come back with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,8 @@ __all__ = ["LayerResult", "small_arch", "im2col", "conv_reference", "prefix", "r
 # Amaranth's simulator runs the 16x16 tile at under a hundred cycles/s on this project's 2-core
 # machine (about 15,000 PE-cycles/s; benchmarks/data/rtl_layer.txt): the whole of
 # layer1.0.conv1 (about half a million cycles) would take hours. Policy: it runs an op whole
-# when sim's cycles x PEs are at most PYSIM_MAX_PE_CYCLES (some 15 s), else its first
+# when its folds' serial cycles (streams plus a shift each) x PEs are at most PYSIM_MAX_PE_CYCLES
+# (some 15 s), else its first
 # PYSIM_FOLDS folds (the first loads, stalls and K accumulations), partial sums compared
 PYSIM_MAX_PE_CYCLES = 200_000
 PYSIM_FOLDS = 4
@@ -112,13 +113,16 @@ def prefix(f: Folds, n: int) -> Folds:
     return dataclasses.replace(f, **cut)
 
 
-def expected_prefix(A: np.ndarray, B: np.ndarray, full: np.ndarray, arch: SystolicArch,
-                    n: int) -> tuple[np.ndarray, np.ndarray]:
+def expected_prefix(A: np.ndarray, B: np.ndarray, full: np.ndarray, arch: SystolicArch, n: int,
+                    partial: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(what the first ``n`` folds leave in each output, which outputs they touch): ``full``
-    (the independent reference) where all K folds ran, else the partial sum of the K tiles
-    that did (``A[:, :k] @ B[:k]``, int64)."""
+    (the independent reference) where all K folds ran, else the partial sum over the first
+    ``k`` reduction indices of the K tiles that did: ``partial(k)`` (an ``[M, N]`` reference
+    made without ``A``, e.g. the direct convolution with the later taps' weights zeroed), or
+    ``A[:, :k] @ B[:k]`` (int64) where none is given."""
     M, K = A.shape
     N = B.shape[1]
+    sums: dict[int, np.ndarray] = {}
     tt, kt, xt = tiles(M, chunk_rows(arch)), tiles(K, arch.rows), tiles(N, arch.cols)
     nk, nt = len(kt), len(tt)
     exp = np.zeros((M, N), dtype=np.int64)
@@ -129,7 +133,14 @@ def expected_prefix(A: np.ndarray, B: np.ndarray, full: np.ndarray, arch: Systol
         r0, c0 = sum(tt[:ti]), xi * arch.cols
         rows, cols = slice(r0, r0 + tt[ti]), slice(c0, c0 + xt[xi])
         k = sum(kt[:done])
-        exp[rows, cols] = full[rows, cols] if done == nk else A[rows, :k] @ B[:k, cols]
+        if done == nk:
+            exp[rows, cols] = full[rows, cols]
+        elif partial is not None:
+            if k not in sums:
+                sums[k] = partial(k)
+            exp[rows, cols] = sums[k][rows, cols]
+        else:
+            exp[rows, cols] = A[rows, :k] @ B[:k, cols]
         where[rows, cols] = True
     return exp, where
 
@@ -178,8 +189,9 @@ def run_systolic_layer(model: str, layer: str, arch: SystolicArch | str | None =
     f_all = folds(g.M, g.N, g.K, arch, wb, wb, wb, conv=conv)     # as simulate_op folds it (quantize_float)
     F = f_all.count
     note = ""
+    # the folds' streams plus a shift each: a size for Amaranth's simulator that reads nothing of sim's schedule
     if folds_run is None and backend == "amaranth" and \
-            sim_schedule(f_all, arch).cycles * arch.pes > PYSIM_MAX_PE_CYCLES:
+            (int(np.sum(f_all.T)) + F * arch.rows) * arch.pes > PYSIM_MAX_PE_CYCLES:
         folds_run = min(F, PYSIM_FOLDS)
         note = (f"Amaranth's simulator: the first {folds_run} of {F} folds (the whole layer would take hours), "
                 "partial sums compared")
@@ -203,13 +215,20 @@ def run_systolic_layer(model: str, layer: str, arch: SystolicArch | str | None =
         w = rng.integers(lo, hi, (d["K"], conv.C, conv.R, conv.S), dtype=np.int64)
         A, B = im2col(x, conv), w.reshape(d["K"], -1).T
         expected = conv_reference(x, w, conv)
+
+        def taps(k: int) -> np.ndarray:     # the first k reduction indices (c R + r) S + s: the rest zeroed
+            wk = w.reshape(d["K"], -1).copy()
+            wk[:, k:] = 0
+            return conv_reference(x, wk.reshape(w.shape), conv)
+        partial: Callable[[int], np.ndarray] | None = taps
     else:
         A = rng.integers(lo, hi, (g.M, g.K), dtype=np.int64)
         B = rng.integers(lo, hi, (g.K, g.N), dtype=np.int64)
         expected = A @ B
+        partial = None
     prog = gemm_program(A, B, arch, f)
     r = run(prog, arch, backend, partial=n < F)
-    want, where = expected_prefix(A, B, expected, arch, n)
+    want, where = expected_prefix(A, B, expected, arch, n, partial)
     c = compare(r, s, want, where, arch.acc_bits)
     return LayerResult(model, layer, arch.name, backend, seed, (g.M, g.N, g.K), F, n, c.outputs_match,
                        c.outputs_compared, c.cycles_rtl, c.cycles_sim, c.stalls_rtl, c.stalls_sim, c.first_mismatch,

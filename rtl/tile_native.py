@@ -33,6 +33,9 @@ from .tpu_tile import CBITS, OBITS, POINTS, TileConfig, TpuTile
 __all__ = ["OPT", "design_key", "build", "run_native"]
 
 OPT = "-O2"      # a choice: g++ optimisation of both backends (the same, for a fair rate comparison)
+# the harness reads o_valid as two 32-bit chunks: at most 64 columns (64 x 64-bit sums = 128
+# chunks of o_data, inside _MAX_CHUNKS)
+HARNESS_COLS = 64
 _MAX_CHUNKS = 1024   # the harness's port buffer (32-bit chunks): o_data of 64 lanes x 64 bits is 128
 _INFO = 5            # the run's info words (cycles, stalls, error, starts, done) ahead of the coverage counters
 assert CBITS == 32   # the harness reads one coverage counter per 32-bit chunk
@@ -116,10 +119,17 @@ def _harness(ports: dict[str, tuple[bool, int]], get: Callable[[str, int, int], 
     return "\n".join(lines) + "\n"
 
 
+def _first_error(log: str) -> str:
+    """A tool's first error line (one line for the error message), else its last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    hit = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
+    return hit[:300]
+
+
 def _compile(cmd: list[str], cwd: str, what: str) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if r.returncode:
-        raise HwsimError(f"{what} failed: {(r.stderr or r.stdout)[-600:]}")
+        raise HwsimError(f"{what} failed: {_first_error(r.stderr or r.stdout)}")
 
 
 def _build_cxxrtl(dut: TpuTile, lib: Path) -> None:
@@ -186,7 +196,7 @@ def _build_verilator(dut: TpuTile, lib: Path) -> None:
                             "-Mdir", "obj", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
                             "-Wno-lint", "-Wno-style"], capture_output=True, text=True, cwd=d, env=env)
         if r.returncode:
-            raise HwsimError(f"verilator failed: {(r.stderr or r.stdout)[-600:]}")
+            raise HwsimError(f"verilator failed: {_first_error(r.stderr or r.stdout)}")
         inc = root / "include"
         srcs = sorted(str(p.relative_to(d)) for p in (Path(d) / "obj").glob("Vtile*.cpp"))
         _compile(["g++", "-std=c++17", OPT, "-shared", "-fPIC", "-w", "-Iobj", f"-I{inc}", f"-I{inc / 'vltstd'}",
@@ -196,6 +206,9 @@ def _build_verilator(dut: TpuTile, lib: Path) -> None:
 
 def build(arch: SystolicArch, backend: str, bug: str | None = None) -> tuple[ctypes.CDLL, float]:
     """The compiled tile (cached); and the seconds spent building it (0 when cached)."""
+    if arch.cols > HARNESS_COLS:
+        raise HwsimError(f"the {backend} tile harness reads at most {HARNESS_COLS} columns' results a cycle; "
+                         f"{arch.name} has {arch.cols}: use --size with at most {HARNESS_COLS} columns or --backend amaranth")
     if shutil.which("g++") is None:
         raise HwsimError(f"the {backend} backend needs g++ on PATH; use --backend amaranth")
     if backend == "verilator":

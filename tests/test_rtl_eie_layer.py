@@ -234,3 +234,10 @@ def test_cover_statements_simulate_like_the_counters():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [(11, 10)]
+
+
+def test_the_most_negative_activation_is_taken():
+    # -2**15 is a 16-bit activation (it was refused as exceeding 16 bits)
+    case = _hand(3, 2, [(0, 0), (1, 0), (2, 1)], [-(1 << 15), 7])
+    r = L.run_case(case)
+    assert r.passed and r.outputs_match, r.first_mismatch

@@ -72,3 +72,12 @@ def test_a_gemm_the_tile_refuses_is_drawn_again(capsys):
     # cycle, which the tile's store queue refuses (rtl.tile_sim.gemm_program): drawn again
     rc, out, _ = _run(capsys, "verify", "tpu-tile", "--trials", "2", "--size", "2", "3")
     assert rc == 0 and "(1 drawn before it refused by the tile)" in out.splitlines()[1]
+
+
+def test_a_conv_prefix_is_checked_against_the_direct_convolution():
+    # the first 2 of the conv's folds: partial sums over the first K tile's taps, from the
+    # direct convolution with the later taps' weights zeroed (not from the im2col GEMM)
+    from rtl.layer import run_systolic_layer, small_arch
+    r = run_systolic_layer("conv:1,2,5,5,3,3,3,2,1", "conv", small_arch(2, 3), seed=1, folds_run=2)
+    assert r.passed and r.folds_run == 2 < r.folds and r.outputs_compared > 0
+    assert "partial sums compared" in r.note
