@@ -225,9 +225,10 @@ def test_cover_statements_simulate_like_the_counters():
         await ctx.tick()
         ctx.set(dut.start, 0)
         n = 0
-        while not ctx.get(dut.done):
+        while not ctx.get(dut.done) and n < 100_000:      # a bound: a broken design fails, not hangs
             await ctx.tick()
             n += 1
+        assert ctx.get(dut.done), "the array never raised done"
         ctx.set(dut.st_pe, 1)                 # the central unit's counters: cycles first
         seen.append((n, ctx.get(dut.st_data)))
 
