@@ -441,14 +441,12 @@ def _cache_dir() -> Path:
 
 
 def _design_key(arch: EIEArch, geom: Geometry, bug: str | None) -> str:
-    import amaranth
-
-    from . import eie_layer_pe
-    src = Path(eie_layer_pe.__file__).read_text() + _HARNESS + VERILATOR_CFLAGS
+    from . import eie_layer_pe, lint
+    src = Path(eie_layer_pe.__file__).read_text() + Path(lint.__file__).read_text() + _HARNESS + VERILATOR_CFLAGS
     fields = {f.name: getattr(arch, f.name) for f in dataclasses.fields(arch)
               if f.name in ("num_pes", "queue_depth", "act_bits", "weight_bits", "weight_frac_bits", "index_bits",
                             "zero_run_bits", "pointer_bits", "pipeline_depth")}
-    text = f"{fields}|{geom}|{bug}|{amaranth.__version__}|{src}"
+    text = f"{fields}|{geom}|{bug}|{lint.toolchain()}|{_DEFINES}|{src}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

