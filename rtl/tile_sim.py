@@ -148,9 +148,10 @@ def gemm_program(A: np.ndarray, B: np.ndarray, arch: SystolicArch, f: Folds) -> 
 @dataclass
 class TileRun:
     """What one backend's run gave: fold starts, total cycles (the cycle ``done`` rose),
-    the stall counter, the sticky error flag, results by output index (unwritten ones 0),
-    the coverage counters when the run ended (point of ``rtl.tpu_tile.POINTS`` -> hits;
-    empty when an Assert stopped Amaranth's simulator)."""
+    the stall counter, the sticky error flag, results by output index (unwritten ones 0; the
+    last write kept) with how many times each was written and how many writes went past the
+    last output, the coverage counters when the run ended (point of ``rtl.tpu_tile.POINTS``
+    -> hits; empty when an Assert stopped Amaranth's simulator)."""
 
     backend: str
     starts: np.ndarray
@@ -158,12 +159,14 @@ class TileRun:
     stalls: int
     error: bool
     out: np.ndarray
-    written: np.ndarray          # which outputs the tile wrote
+    written: np.ndarray          # how many times the tile wrote each output
     seconds: float
     finished: bool = True
     failure: str | None = None   # an Assert that fired (Amaranth's simulator)
     details: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, int] = field(default_factory=dict)
+    strays: int = 0              # writes to an address past the last output
+    partial: bool = False        # every fold's partial sums left the tile (an output is written once per K fold)
 
 
 def _sext(v: int, bits: int) -> int:
@@ -178,7 +181,7 @@ def _run_amaranth(prog: Program, arch: SystolicArch, bug: str | None, cap: int, 
     desc, wimg, aimg = Program.ints(prog.desc), Program.ints(prog.weights), Program.ints(prog.acts)
     starts: list[int] = []
     out = np.zeros(prog.n_out, dtype=np.int64)
-    written = np.zeros(prog.n_out, dtype=bool)
+    written = np.zeros(prog.n_out + 1, dtype=np.int64)      # the last slot counts writes past the outputs
     st: dict[str, Any] = {"cycles": 0, "done": False}
     ports = [(dut.p_ch_addr, dut.p_ch.as_value(), desc), (dut.p_wr_addr, dut.p_wr.as_value(), desc),
              (dut.p_ar_addr, dut.p_ar.as_value(), desc), (dut.w_addr, dut.w_data, wimg), (dut.a_addr, dut.a_data, aimg)]
@@ -199,7 +202,7 @@ def _run_amaranth(prog: Program, arch: SystolicArch, bug: str | None, cap: int, 
                         a = oa >> (OBITS * j) & omask
                         if a < prog.n_out:
                             out[a] = _sext(od >> (ab * j) & amask, ab)
-                            written[a] = True
+                        written[min(a, prog.n_out)] += 1
             st["cycles"], st["stalls"], st["error"] = c, ctx.get(dut.stalls), ctx.get(dut.error)
             if ctx.get(dut.done) or c >= cap:
                 st["done"] = bool(ctx.get(dut.done))
@@ -224,8 +227,9 @@ def _run_amaranth(prog: Program, arch: SystolicArch, bug: str | None, cap: int, 
         failure = f"cycle {st['cycles']}: {e}"
     secs = time.perf_counter() - t0
     return TileRun("amaranth", np.array(starts, dtype=np.int64), st["cycles"], int(st.get("stalls", 0)),
-                   bool(st.get("error", 0)), out, written, secs, st["done"], failure,
-                   coverage=st.get("coverage", {}) if failure is None else {})
+                   bool(st.get("error", 0)), out, written[:-1], secs, st["done"], failure,
+                   coverage=st.get("coverage", {}) if failure is None else {}, strays=int(written[-1]),
+                   partial=partial)
 
 
 def run(prog: Program, arch: SystolicArch, backend: str = "amaranth", bug: str | None = None,
@@ -240,7 +244,7 @@ def run(prog: Program, arch: SystolicArch, backend: str = "amaranth", bug: str |
     if backend == "amaranth":
         return _run_amaranth(prog, arch, bug, cap, partial)
     from .tile_native import run_native
-    return TileRun(backend, **run_native(prog, arch, backend, bug, cap, partial))
+    return TileRun(backend, **run_native(prog, arch, backend, bug, cap, partial), partial=partial)
 
 
 def sim_schedule(f: Folds, arch: SystolicArch) -> Schedule:
@@ -294,10 +298,19 @@ def compare(r: TileRun, s: Schedule, expected: np.ndarray, where: np.ndarray | N
         elif r.stalls != s.stall_cycles:
             first = f"stall cycles: RTL {r.stalls}, sim {s.stall_cycles}"
     got = r.out
-    wrong = np.flatnonzero(want & ((got != exp) | ~r.written))
-    ok = wrong.size == 0 and r.finished
-    if first is None and not ok:
-        i = int(wrong[0]) if wrong.size else 0
+    wrong = np.flatnonzero(want & ((got != exp) | (r.written == 0)))
+    # a whole run writes each output once: a second write (a wrong value overwritten) is a fault
+    again = np.flatnonzero(want & (r.written > 1)) if not r.partial else np.zeros(0, dtype=np.int64)
+    ok = wrong.size == 0 and again.size == 0 and r.strays == 0 and r.finished
+    if first is None and wrong.size:
+        i = int(wrong[0])
         first = (f"output [{i}] (element {i} row-major): RTL {got[i] if r.written[i] else 'never written'}, "
                  f"numpy {exp[i]} ({wrong.size} of {int(want.sum())} differ)")
+    elif first is None and again.size:
+        i = int(again[0])
+        first = f"output [{i}] written {int(r.written[i])} times ({again.size} outputs written more than once)"
+    elif first is None and r.strays:
+        first = f"the tile wrote {r.strays} results to addresses past the last output"
+    elif first is None and not ok:
+        first = "the tile did not finish"
     return Check(ok, int(want.sum()), r.cycles, int(s.cycles), r.stalls, int(s.stall_cycles), first)

@@ -124,3 +124,20 @@ def test_compiled_backends_agree(backend):
         c = compare(run(gemm_program(A, B, arch, f), arch, backend), s, A @ B)
         assert c.passed, c.first_mismatch
 
+
+
+def test_compare_refuses_an_output_written_twice_or_past_the_end():
+    # a whole run writes each output once: a wrong value later overwritten by the right one
+    # must not pass, nor a write to an address past the outputs
+    from rtl.tile_sim import TileRun
+    arch = _arch(2, 2, bw=2.0, depth=1, on_chip=True)
+    A, B, f, s = _case(arch, 3, 4, 2)
+    r = run(gemm_program(A, B, arch, f), arch)
+    assert compare(r, s, A @ B).passed and (r.written == 1).all() and r.strays == 0
+    twice = dataclasses.replace(r, written=np.where(np.arange(r.written.size) == 3, 2, r.written))
+    c = compare(twice, s, A @ B)
+    assert not c.passed and c.first_mismatch.startswith("output [3] written 2 times")
+    assert compare(dataclasses.replace(twice, partial=True), s, A @ B).passed   # partial sums: once per K fold
+    stray = compare(dataclasses.replace(r, strays=1), s, A @ B)
+    assert not stray.passed and "past the last output" in stray.first_mismatch
+    assert isinstance(r, TileRun)
