@@ -196,7 +196,8 @@ def compress(model: str, huffman: bool, output: str | None, fmt: str, **flags: A
               help="Run one whole layer through the RTL instead of random stimuli, outputs bit for bit against "
                    "numpy and cycles against the cycle model: systolic/tpu-tile on the TPU tile (e.g. "
                    "resnet18:layer1.0.conv1; --size R C, default 16 16), eie-pe on an array of EIE PEs (e.g. "
-                   "lenet300:fc1, eie-benchmarks:alex7; --size P D: PEs and queue depth, default 8 8).")
+                   "lenet300:fc1; --size P D: PEs and queue depth, default 8 8; one pass: a layer needing more "
+                   "destination registers than act_regs per PE is refused).")
 @click.option("--seed", type=int, default=None, help="Co-simulation's random stimuli (default 0).")
 @click.option("--formal", is_flag=True,
               help="Prove the unit's properties for all inputs with yosys's SAT engine instead (the 'synth' extra): "

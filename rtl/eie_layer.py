@@ -176,10 +176,12 @@ def geometry(case: LayerCase) -> Geometry:
     rows = -(-R // P)
     if rows > arch.act_regs:
         raise HwsimError(f"{case.name}: {R} rows need {rows} destination registers per PE on {P} PEs, the arch has "
-                         f"act_regs={arch.act_regs}; the EIE array RTL runs one pass (slice the layer with rows=)")
+                         f"act_regs={arch.act_regs}; the EIE array RTL runs one pass: more PEs (--size P D), "
+                         "or a slice (rtl.eie_layer.run_eie_layer rows=)")
     if C + 1 > arch.ptr_capacity:
         raise HwsimError(f"{case.name}: {C} columns need {C + 1} pointers, the pointer SRAM holds "
-                         f"{arch.ptr_capacity}; the EIE array RTL runs one pass (slice the layer with cols=)")
+                         f"{arch.ptr_capacity}; the EIE array RTL runs one pass: a slice "
+                         "(rtl.eie_layer.run_eie_layer cols=)")
     if lay.frac_bits != arch.weight_frac_bits or lay.codebook.size > arch.codebook_size:
         raise HwsimError(f"{case.name}: the codebook ({lay.codebook.size} entries, {lay.frac_bits} fraction bits) "
                          f"is not the arch's ({arch.codebook_size}, {arch.weight_frac_bits})")
