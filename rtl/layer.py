@@ -229,7 +229,7 @@ def run_systolic_layer(model: str, layer: str, arch: SystolicArch | str | None =
     prog = gemm_program(A, B, arch, f)
     r = run(prog, arch, backend, partial=n < F)
     want, where = expected_prefix(A, B, expected, arch, n, partial)
-    c = compare(r, s, want, where, arch.acc_bits)
+    c = compare(r, s, want, where, acc_bits=arch.acc_bits)
     return LayerResult(model, layer, arch.name, backend, seed, (g.M, g.N, g.K), F, n, c.outputs_match,
                        c.outputs_compared, c.cycles_rtl, c.cycles_sim, c.stalls_rtl, c.stalls_sim, c.first_mismatch,
                        r.seconds, r.cycles / r.seconds if r.seconds > 0 else 0.0,

@@ -270,7 +270,7 @@ class Check:
 
 
 def compare(r: TileRun, s: Schedule, expected: np.ndarray, where: np.ndarray | None = None,
-            acc_bits: int = 32) -> Check:
+            *, acc_bits: int) -> Check:
     """Fold starts, stalls and total cycles against ``s``; outputs against ``expected`` (the
     int64 product, wrapped to the accumulators' width), where ``where`` (default: all)."""
     exp = expected.ravel().astype(np.int64)

@@ -51,7 +51,7 @@ def test_two_folds_by_hand():
     assert list(s.start) == [4, 8] and (s.cycles, s.stall_cycles) == (13, 3)
     r = run(gemm_program(A, B, arch, f), arch)
     assert list(r.starts) == [4, 8] and (r.cycles, r.stalls) == (13, 3)
-    assert compare(r, s, A @ B).passed
+    assert compare(r, s, A @ B, acc_bits=arch.acc_bits).passed
 
 
 CASES = [   # (R, C, bandwidth, prefetch depth, activations on chip, accumulator rows, M, K, N)
@@ -70,7 +70,7 @@ def test_cycles_and_results_match_sim(R, C, bw, depth, on_chip, acc_rows, M, K, 
     ref = schedule_cycles(f, R, C, bw, depth)            # sim's two engines agree first
     assert list(ref.start) == list(s.start) and ref.cycles == s.cycles and ref.stall_cycles == s.stall_cycles
     r = run(gemm_program(A, B, arch, f), arch)
-    c = compare(r, s, A @ B)
+    c = compare(r, s, A @ B, acc_bits=arch.acc_bits)
     assert c.passed, c.first_mismatch
     assert c.cycles_rtl == s.cycles and c.outputs_compared == M * N
 
@@ -79,9 +79,9 @@ def test_broken_tiles_are_caught():
     arch = _arch(3, 2, 1.5, 2, False, 5)
     A, B, f, s = _case(arch, 13, 7, 5)
     p = gemm_program(A, B, arch, f)
-    late = compare(run(p, arch, bug="late-shift"), s, A @ B)
+    late = compare(run(p, arch, bug="late-shift"), s, A @ B, acc_bits=arch.acc_bits)
     assert not late.passed and late.first_mismatch.startswith("fold 0: RTL started it at cycle")
-    stale = compare(run(p, arch, bug="no-first"), s, A @ B)
+    stale = compare(run(p, arch, bug="no-first"), s, A @ B, acc_bits=arch.acc_bits)
     assert not stale.outputs_match and stale.first_mismatch.startswith("output [")
 
 
@@ -121,7 +121,7 @@ def test_compiled_backends_agree(backend):
     arch = _arch(3, 2, 1.5, 2, False, 5)
     for M, K, N in ((13, 7, 5), (4, 3, 2)):
         A, B, f, s = _case(arch, M, K, N)
-        c = compare(run(gemm_program(A, B, arch, f), arch, backend), s, A @ B)
+        c = compare(run(gemm_program(A, B, arch, f), arch, backend), s, A @ B, acc_bits=arch.acc_bits)
         assert c.passed, c.first_mismatch
 
 
@@ -133,11 +133,12 @@ def test_compare_refuses_an_output_written_twice_or_past_the_end():
     arch = _arch(2, 2, bw=2.0, depth=1, on_chip=True)
     A, B, f, s = _case(arch, 3, 4, 2)
     r = run(gemm_program(A, B, arch, f), arch)
-    assert compare(r, s, A @ B).passed and (r.written == 1).all() and r.strays == 0
+    assert compare(r, s, A @ B, acc_bits=arch.acc_bits).passed and (r.written == 1).all() and r.strays == 0
     twice = dataclasses.replace(r, written=np.where(np.arange(r.written.size) == 3, 2, r.written))
-    c = compare(twice, s, A @ B)
+    c = compare(twice, s, A @ B, acc_bits=arch.acc_bits)
     assert not c.passed and c.first_mismatch.startswith("output [3] written 2 times")
-    assert compare(dataclasses.replace(twice, partial=True), s, A @ B).passed   # partial sums: once per K fold
-    stray = compare(dataclasses.replace(r, strays=1), s, A @ B)
+    # partial sums: written once per K fold
+    assert compare(dataclasses.replace(twice, partial=True), s, A @ B, acc_bits=arch.acc_bits).passed
+    stray = compare(dataclasses.replace(r, strays=1), s, A @ B, acc_bits=arch.acc_bits)
     assert not stray.passed and "past the last output" in stray.first_mismatch
     assert isinstance(r, TileRun)
