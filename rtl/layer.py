@@ -40,6 +40,7 @@ __all__ = ["LayerResult", "small_arch", "im2col", "conv_reference", "prefix", "r
 # PYSIM_FOLDS folds (the first loads, stalls and K accumulations), partial sums compared
 PYSIM_MAX_PE_CYCLES = 200_000
 PYSIM_FOLDS = 4
+PYSIM_PE_CYCLES_PER_S = 15_000   # the rate above (a measurement on this project's machine), for the estimate said
 
 
 def small_arch(rows: int = 16, cols: int = 16, base: str = "systolic-32") -> SystolicArch:
@@ -190,10 +191,13 @@ def run_systolic_layer(model: str, layer: str, arch: SystolicArch | str | None =
     F = f_all.count
     note = ""
     # the folds' streams plus a shift each: a size for Amaranth's simulator that reads nothing of sim's schedule
-    if folds_run is None and backend == "amaranth" and \
-            (int(np.sum(f_all.T)) + F * arch.rows) * arch.pes > PYSIM_MAX_PE_CYCLES:
+    pe_cycles = (int(np.sum(f_all.T)) + F * arch.rows) * arch.pes
+    if folds_run is None and backend == "amaranth" and pe_cycles > PYSIM_MAX_PE_CYCLES:
         folds_run = min(F, PYSIM_FOLDS)
-        note = (f"Amaranth's simulator: the first {folds_run} of {F} folds (the whole layer would take hours), "
+        whole = pe_cycles / PYSIM_PE_CYCLES_PER_S
+        took = f"{whole / 3600:.1f} hours" if whole >= 3600 else f"{whole / 60:.0f} minutes" if whole >= 60 \
+            else f"{whole:.0f} s"
+        note = (f"Amaranth's simulator: the first {folds_run} of {F} folds (the whole layer, about {took} there), "
                 "partial sums compared")
     n = F if folds_run is None else folds_run
     if not 1 <= n <= F:
