@@ -135,7 +135,7 @@ def latency(ev: "Evaluation", top: int = TOP):
     fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.28), 4.5))
     _bars(ax, names, [(p, c, [q[p] for q in parts]) for p, c in LATENCY_PARTS])
     tallest = max((sum(q.values()) for q in parts), default=0.0)
-    if tallest > 0:     # stacked bars' sticky edges leave no headroom: the tallest would touch the frame
+    if tallest > 0:     # stacked bars' sticky edges leave no headroom; 8% above the tallest (a layout choice)
         ax.set_ylim(0, tallest * 1.08)
     ax.set_ylabel("time (us)")
     total = sum(r["time_us"] for r in rows)

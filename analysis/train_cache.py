@@ -51,25 +51,12 @@ def code_digest() -> str:
     and this module."""
     global _CODE_DIGEST
     if _CODE_DIGEST is None:
+        from workloads.cache import files_digest
         root = Path(__file__).resolve().parent.parent
-        h = hashlib.sha256()
         files = [*sorted((root / "sim").rglob("*.py")), *sorted((root / "workloads").rglob("*.py")),
                  *(root / "analysis" / f for f in ("train.py", "train_regions.py", "train_cache.py"))]
-        for p in files:
-            h.update(str(p.relative_to(root)).encode())
-            h.update(b"\0")
-            h.update(p.read_bytes())
-            h.update(b"\0")
-        _CODE_DIGEST = h.hexdigest()
+        _CODE_DIGEST = files_digest(root, files)
     return _CODE_DIGEST
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "none"
 
 
 _VERSIONS: dict[str, str] = {}
@@ -78,7 +65,8 @@ _VERSIONS: dict[str, str] = {}
 def versions() -> dict[str, str]:
     """The hwsim and torch versions (torch's lowering makes the traces the costs come from)."""
     if not _VERSIONS:
-        _VERSIONS.update(hwsim=_version("hwsim"), torch=_version("torch"))
+        from workloads.cache import dist_version
+        _VERSIONS.update(hwsim=dist_version("hwsim"), torch=dist_version("torch"))
     return dict(_VERSIONS)
 
 

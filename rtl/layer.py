@@ -32,15 +32,17 @@ from .tpu_tile import chunk_rows, tile_rule
 __all__ = ["LayerResult", "small_arch", "im2col", "conv_reference", "prefix", "run_systolic_layer",
            "PYSIM_FOLDS", "PYSIM_MAX_PE_CYCLES", "expected_prefix"]
 
-# Amaranth's simulator runs the 16x16 tile at under a hundred cycles/s on this project's 2-core
-# machine (about 15,000 PE-cycles/s; benchmarks/data/rtl_layer.txt): the whole of
-# layer1.0.conv1 (about half a million cycles) would take hours. Policy: it runs an op whole
-# when its folds' serial cycles (streams plus a shift each) x PEs are at most PYSIM_MAX_PE_CYCLES
-# (some 15 s), else its first
-# PYSIM_FOLDS folds (the first loads, stalls and K accumulations), partial sums compared
+# Amaranth's simulator runs the 16x16 tile at 118-142 cycles/s on this project's 2-core machine
+# (30,000-36,000 PE-cycles/s; benchmarks/data/rtl_layer.txt) and the 4x4 tile at about 860
+# (14,000 PE-cycles/s; `hwsim verify systolic --layer resnet18:layer4.0.conv2 --size 4 4`): the
+# whole of layer1.0.conv1 (about half a million cycles) would take hours. Policy: it runs an op
+# whole when its folds' serial cycles (streams plus a shift each) x PEs are at most
+# PYSIM_MAX_PE_CYCLES (seconds), else its first PYSIM_FOLDS folds (the first loads, stalls and K
+# accumulations), partial sums compared
 PYSIM_MAX_PE_CYCLES = 200_000
 PYSIM_FOLDS = 4
-PYSIM_PE_CYCLES_PER_S = 15_000   # the rate above (a measurement on this project's machine), for the estimate said
+# for the estimate the note gives: the slower of the two rates above (an assumption for other sizes)
+PYSIM_PE_CYCLES_PER_S = 15_000
 
 
 def small_arch(rows: int = 16, cols: int = 16, base: str = "systolic-32") -> SystolicArch:

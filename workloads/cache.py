@@ -35,7 +35,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -84,19 +84,29 @@ def _digest(data: bytes) -> str:
 _SOURCE_DIGEST: str | None = None
 
 
+def files_digest(root: Path, files: Iterable[Path]) -> str:
+    """SHA-256 over ``files`` in the order given: each one's path relative to ``root``, then its bytes."""
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(root)).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def source_digest() -> str:
     """SHA-256 over the ``workloads`` package's Python sources (paths and contents)."""
     global _SOURCE_DIGEST
     if _SOURCE_DIGEST is None:
         root = Path(__file__).parent
-        h = hashlib.sha256()
-        for p in sorted(root.rglob("*.py")):
-            h.update(str(p.relative_to(root)).encode())
-            h.update(b"\0")
-            h.update(p.read_bytes())
-            h.update(b"\0")
-        _SOURCE_DIGEST = h.hexdigest()
+        _SOURCE_DIGEST = files_digest(root, sorted(root.rglob("*.py")))
     return _SOURCE_DIGEST
+
+
+def dist_version(dist: str) -> str:
+    """An installed distribution's version, or "none"."""
+    return _version(dist)
 
 
 def _version(dist: str) -> str:
