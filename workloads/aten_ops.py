@@ -5,7 +5,8 @@ The per-element counts are operation counts of the standard formulas, not measur
 one for an element-wise op or an activation (whatever its transcendental cost), a pooling
 window's size (computed per op), 2 for batch norm (scale and shift with folded
 statistics), 5 for layer/group norm (mean, variance, normalise, scale, shift), 3 for
-softmax (exponent, sum, divide). A backward op counts the derivative and its product
+softmax (exponent, sum, divide); a top-k selection is counted as a pooling window over the
+dimension it selects from. A backward op counts the derivative and its product
 with the incoming gradient: 2 for an activation, 4 for softmax (y (g - sum(g y))), twice
 its forward for a normalisation, 1 per input element for pooling and embedding (a scatter).
 """
@@ -32,7 +33,7 @@ NON_GEMM_OPS: dict[str, tuple[str, int]] = {
         "quantize_per_channel", "dequantize", "sum", "cumsum", "quantized::add",
         "quantized::add_relu", "quantized::mul", "quantized::cat", "quantized::add_scalar",
         "_fake_quantize_learnable_per_tensor_affine", "cos", "sin", "tril", "triu", "logical_not",
-        "bitwise_not", "repeat_interleave", "index", "gather", "scatter_add", "index_add", "lerp",
+        "bitwise_not", "repeat_interleave", "index", "gather", "scatter", "scatter_add", "index_add", "lerp",
         "embedding_dense_backward", "slice_backward", "select_backward", "index_select_backward",
         "nll_loss_forward", "nll_loss_backward", "nll_loss2d_forward", "nll_loss2d_backward",
         "native_dropout_backward", "masked_fill_backward", "sgn", "sign")},
@@ -43,7 +44,8 @@ NON_GEMM_OPS: dict[str, tuple[str, int]] = {
         "adaptive_max_pool2d", "mean", "amax", "quantized::max_pool2d", "max_pool1d",
         "avg_pool1d", "adaptive_avg_pool2d", "quantized_max_pool2d", "quantized_max_pool1d",
         "max_pool2d_with_indices_backward", "avg_pool2d_backward", "_adaptive_avg_pool2d_backward",
-        "adaptive_max_pool2d_backward", "var_mean", "var", "argmax", "argmin")},
+        "adaptive_max_pool2d_backward", "var_mean", "var", "argmax", "argmin",
+        "topk")},                                       # a selection: a comparison per input element
     **{n: ("norm", 2) for n in (
         "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit",
         "batch_norm", "_native_batch_norm_legit_functional")},

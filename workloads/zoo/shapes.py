@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from ..errors import HwsimError
 
 __all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY",
-           "BERT_BASE", "BERT_LARGE", "VIT_B16", "gpt_config", "Family", "family"]
+           "BERT_BASE", "BERT_LARGE", "VIT_B16", "MIXTRAL_8X7B", "DEEPSEEK_MOE_16B", "MOE_TINY", "gpt_config", "Family", "family"]
 
 MATERIALIZE_BYTES = 2 * 1024 ** 3     # above this (fp32 parameters) a model is built on the meta device
 # Above this many multiply-accumulates in one forward (about parameters x tokens), the
@@ -37,6 +37,14 @@ class Config:
     bias: bool = True
     tie: bool = True                 # LM head shares the token embedding
     causal: bool = True
+    # mixture of experts (workloads.zoo.moe): 0 experts is a dense MLP in every layer
+    experts: int = 0                 # routed experts per MoE layer
+    top_k: int = 2                   # experts each token is routed to
+    expert_mlp: int | None = None    # each expert's MLP width (default: mlp_width)
+    shared_experts: int = 0          # experts every token goes through (DeepSeekMoE), as one MLP
+    dense_layers: int = 0            # the first layers keep a dense MLP of mlp_width (DeepSeekMoE)
+    capacity_factor: float | None = None   # None: dropless; else each expert takes cf x tokens x k / experts
+    renorm_top_k: bool = False       # the k routing weights divided by their sum (Mixtral)
 
     def __post_init__(self) -> None:
         for f in ("layers", "hidden", "heads", "seq", "vocab"):
@@ -51,6 +59,22 @@ class Config:
             raise HwsimError(f"transformer kv_heads: {kv} key/value heads must divide the {self.heads} query heads")
         if self.pos == "rope" and (self.hidden // self.heads) % 2:
             raise HwsimError("transformer heads: rotary embeddings need an even head dimension")
+        if self.experts:
+            if not 1 <= self.top_k <= self.experts:
+                raise HwsimError(f"transformer top_k: {self.top_k} must be between 1 and the {self.experts} experts")
+            if not 0 <= self.dense_layers < self.layers:
+                raise HwsimError(f"transformer dense_layers: {self.dense_layers} must leave at least one of the "
+                                 f"{self.layers} layers an MoE layer")
+            if self.capacity_factor is not None and not self.capacity_factor > 0:
+                raise HwsimError(f"transformer capacity_factor: must be positive, got {self.capacity_factor!r}")
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.experts else 0
+
+    @property
+    def expert_width(self) -> int:
+        return self.expert_mlp or self.mlp_width
 
     @property
     def head_dim(self) -> int:
@@ -64,11 +88,28 @@ class Config:
         """Parameters (as built here), for choosing the device before building."""
         h, kv = self.hidden, (self.kv_heads or self.heads) * self.head_dim
         attn = h * (h + 2 * kv) + h * h + (2 * h + 2 * kv if self.bias else 0)
-        mlp = (3 if self.act == "swiglu" else 2) * h * self.mlp_width + ((self.mlp_width + h) if self.bias else 0)
+        mats = 3 if self.act == "swiglu" else 2
+
+        def mlp_of(width: int) -> int:
+            return mats * h * width + ((width + h) if self.bias else 0)
+        mlp = mlp_of(self.mlp_width)
         norms = (2 if self.norm == "layernorm" else 1) * 2 * h
         emb = self.vocab * h + (self.seq * h if self.pos == "learned" else 0)
         head = 0 if self.tie else self.vocab * h
-        return self.layers * (attn + mlp + norms) + emb + head + (2 if self.norm == "layernorm" else 1) * h
+        dense = self.layers - self.moe_layers
+        moe = h * self.experts + self.experts * mlp_of(self.expert_width) + \
+            (mlp_of(self.shared_experts * self.expert_width) if self.shared_experts else 0)
+        return dense * (attn + mlp + norms) + self.moe_layers * (attn + moe + norms) + emb + head + \
+            (2 if self.norm == "layernorm" else 1) * h
+
+    def active_params(self) -> int:
+        """Parameters one token runs through: every expert but its ``top_k`` routed ones left out."""
+        if not self.experts:
+            return self.params()
+        mats = 3 if self.act == "swiglu" else 2
+        idle = (self.experts - self.top_k) * (mats * self.hidden * self.expert_width +
+                                              ((self.expert_width + self.hidden) if self.bias else 0))
+        return self.params() - self.moe_layers * idle
 
 
 GPT2 = {"124m": (12, 768, 12), "355m": (24, 1024, 16), "774m": (36, 1280, 20), "1.5b": (48, 1600, 25)}
@@ -79,6 +120,21 @@ LLAMA_TINY = replace(LLAMA3_8B, layers=2, hidden=256, heads=8, kv_heads=2, mlp=6
 BERT_BASE = Config(12, 768, 12, seq=512, vocab=30522, causal=False)
 BERT_LARGE = replace(BERT_BASE, layers=24, hidden=1024, heads=16)
 VIT_B16 = Config(12, 768, 12, seq=197, vocab=1, causal=False)
+# Mixtral 8x7B (Jiang et al., "Mixtral of Experts", arXiv:2401.04088, Table 1): 32 layers of
+# dim 4096, 32 heads (head_dim 128), 8 key/value heads, hidden_dim 14336, vocabulary 32000,
+# context 32768, 8 experts, top 2 (the k gates renormalised: a softmax over the top-k logits);
+# SwiGLU experts, RMSNorm, RoPE, untied head. Published: 46.7B parameters, 12.9B active.
+MIXTRAL_8X7B = Config(32, 4096, 32, seq=32768, vocab=32000, kv_heads=8, mlp=14336, norm="rmsnorm", act="swiglu",
+                      pos="rope", bias=False, tie=False, experts=8, top_k=2, renorm_top_k=True)
+# DeepSeekMoE 16B (Dai et al., "DeepSeekMoE", arXiv:2401.06066, Sec. 5.1.1 and Appendix A):
+# 28 layers of 2048, 16 heads (head dim 128), the first layer a dense FFN (intermediate 10944),
+# the others 2 shared + 64 routed experts of intermediate 1408, 6 routed per token; vocabulary
+# 102400, context 4096; SwiGLU, RMSNorm, RoPE, untied head. Published: 16.4B parameters,
+# 2.8B active.
+DEEPSEEK_MOE_16B = Config(28, 2048, 16, seq=4096, vocab=102400, mlp=10944, norm="rmsnorm", act="swiglu", pos="rope",
+                          bias=False, tie=False, experts=64, top_k=6, expert_mlp=1408, shared_experts=2,
+                          dense_layers=1)
+MOE_TINY = replace(MIXTRAL_8X7B, layers=2, hidden=256, heads=8, kv_heads=2, mlp=512, vocab=1000, seq=512, experts=4)
 
 
 def gpt_config(spec: str) -> Config:

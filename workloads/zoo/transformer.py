@@ -21,6 +21,9 @@ Shapes:
   embeddings, grouped-query attention (Ainslie et al., 2023), no biases, untied head; the
   default is Llama 3 8B's shape (Meta's model card: 32 x 4096, 32 query and 8 key/value
   heads, MLP 14,336, vocabulary 128,256); ``llama-tiny`` is the same design at 2 x 256.
+* Mixture-of-experts decoders (:mod:`workloads.zoo.moe`): Mixtral 8x7B (Jiang et al., 2024)
+  and DeepSeekMoE 16B (Dai et al., 2024), shapes and sources in :mod:`workloads.zoo.shapes`;
+  ``moe-tiny`` is Mixtral's design at 2 x 256 with 4 experts.
 * ViT-B/16 (Dosovitskiy et al., 2021): 16x16 patches of a 224x224 image, 12 x 768,
   12 heads, MLP 3,072, a class token, 1,000 classes.
 """
@@ -36,13 +39,14 @@ from dataclasses import replace
 
 from ..errors import HwsimError
 from .lazy import materialize_lazily, on_meta
-from .shapes import (BERT_BASE, BERT_LARGE, GPT2, GPT3_175B, LLAMA3_8B, LLAMA_TINY, MATERIALIZE_BYTES, MATERIALIZE_MACS,
-                     VIT_B16, Config, Family, family, gpt_config)
+from .moe import MoE
+from .shapes import (BERT_BASE, BERT_LARGE, DEEPSEEK_MOE_16B, GPT2, GPT3_175B, LLAMA3_8B, LLAMA_TINY, MATERIALIZE_BYTES,
+                     MATERIALIZE_MACS, MIXTRAL_8X7B, MOE_TINY, VIT_B16, Config, Family, family, gpt_config)
 
 __all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "RMSNorm", "rope", "Attention", "MLP", "Block",
            "Decoder", "Generate", "BERT", "ViT", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY", "BERT_BASE",
            "BERT_LARGE", "VIT_B16", "decoder", "gpt2", "gpt_config", "gpt", "gpt3", "llama", "bert", "vit_b16",
-           "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "Family", "family",
+           "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "mixtral", "deepseek_moe", "moe_tiny", "Family", "family",
            "build"]
 
 class RMSNorm(nn.Module):
@@ -130,9 +134,10 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm (GPT, Llama) or post-norm (BERT) transformer layer."""
 
-    def __init__(self, cfg: Config, post_norm: bool = False):
+    def __init__(self, cfg: Config, post_norm: bool = False, moe: bool = False):
         super().__init__()
-        self.ln1, self.attn, self.ln2, self.mlp = _norm(cfg), Attention(cfg), _norm(cfg), MLP(cfg)
+        self.ln1, self.attn, self.ln2 = _norm(cfg), Attention(cfg), _norm(cfg)
+        self.mlp = MoE(cfg) if moe else MLP(cfg)
         self.post_norm = post_norm
 
     def forward(self, x, cache=None):
@@ -152,7 +157,7 @@ class Decoder(nn.Module):
         self.wte = nn.Embedding(cfg.vocab, cfg.hidden)
         if cfg.pos == "learned":
             self.wpe = nn.Embedding(cfg.seq, cfg.hidden)
-        self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.h = nn.ModuleList(Block(cfg, moe=bool(cfg.experts) and i >= cfg.dense_layers) for i in range(cfg.layers))
         self.ln_f = _norm(cfg)
         if cfg.tie:      # shares the embedding: no second vocab x hidden matrix, not even for a moment
             self.lm_head = nn.Linear(cfg.hidden, cfg.vocab, bias=False, device="meta")
@@ -330,6 +335,18 @@ def bert_large(batch: int = 1, seq_len: int | None = None):
 
 def llama_tiny(batch: int = 1, seq_len: int | None = None, decode: int = 0):
     return decoder(LLAMA_TINY, batch, seq_len or 128, decode)
+
+
+def mixtral(batch: int = 1, seq_len: int | None = None, decode: int = 0):
+    return decoder(MIXTRAL_8X7B, batch, seq_len or 2048, decode)
+
+
+def deepseek_moe(batch: int = 1, seq_len: int | None = None, decode: int = 0):
+    return decoder(DEEPSEEK_MOE_16B, batch, seq_len or 2048, decode)
+
+
+def moe_tiny(batch: int = 1, seq_len: int | None = None, decode: int = 0):
+    return decoder(MOE_TINY, batch, seq_len or 128, decode)
 
 
 def build(fam: Family, layers: int, batch: int, seq_len: int | None = None, meta: bool = True):
