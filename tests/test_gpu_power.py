@@ -78,8 +78,8 @@ def test_calibration_reproduces_the_preset_constants():
         eqs.append((onchip * 1e-12, share * t_full, e_j - H200.static_power_w * t_loop - dram * 3.9 * 8 * 1e-12))
     (a11, a12, b1), (a21, a22, b2) = eqs
     det = a11 * a22 - a12 * a21
-    assert c.k == pytest.approx((b1 * a22 - a12 * b2) / det, rel=1e-9)            # 0.2304
-    assert c.active_power_w == pytest.approx((a11 * b2 - a21 * b1) / det, rel=1e-9)  # 181.6 W
+    assert c.k == pytest.approx((b1 * a22 - a12 * b2) / det, rel=1e-9)            # 0.2270
+    assert c.active_power_w == pytest.approx((a11 * b2 - a21 * b1) / det, rel=1e-9)  # 189.4 W
 
 
 def _measured(M, N, K):
@@ -172,7 +172,7 @@ def test_a100_carries_the_h200_calibration_by_tsmcs_process_power():
     a100 = PRESETS["a100"]
     t = transfer(c, H200, a100)
     assert t.k == pytest.approx(c.k * PROCESS_POWER[7] / PROCESS_POWER[4])
-    # by hand: 181.6 W x 0.40/0.28 x (54.2 x 108/128) / (80 x 132/144) x 1410/1830
+    # by hand: 189.4 W x 0.40/0.28 x (54.2 x 108/128) / (80 x 132/144) x 1410/1830
     assert t.active_power_w == pytest.approx(c.active_power_w * (0.40 / 0.28) * (54.2 * 108 / 128) / (80 * 132 / 144)
                                              * 1410 / 1830)
     for p, v in t.mac_pj.items():

@@ -11,6 +11,9 @@ Models:
 * a zoo model or ``gpt:...``, options ``batch``, ``seq_len``, ``precision``, ``layout``
   (``nchw`` for PyTorch's default, as the H200 networks were measured), ``fuse``
   (``none`` for eager PyTorch) and ``train=1`` (a training step: forward, backward, optimizer).
+
+Every model takes ``launch`` (``graph``, the default, or ``eager``: how the kernels were
+launched, ``GPUArch.launch``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ QUANTITIES = {
     "tflops": ("TFLOP/s", "TOP/s"), "time_us": ("us",), "latency_ms": ("ms",), "samples_per_s": ("samples/s",),
     "tokens_per_s": ("tokens/s",), "ms_per_token": ("ms",), "energy_mj": ("mJ",), "power_w": ("W",),
 }
-OPTIONS = frozenset({"precision", "causal", "backward", "batch", "seq_len", "layout", "fuse", "train", "decode"})
+OPTIONS = frozenset({"precision", "causal", "backward", "batch", "seq_len", "layout", "fuse", "train", "decode",
+                     "launch"})
 
 
 def _ints(spec: str, n: int, row: Row) -> list[int]:
@@ -56,7 +60,8 @@ def attention_workload(B: int, H: int, L: int, E: int, causal: int, backward: in
 def _design(row: Row) -> Any:
     from sim.registry import resolve_arch
     desc = resolve_arch(row.design)
-    changes = {f: v for f, v in (("layout", opt_str(row, "layout")), ("fusion", opt_str(row, "fuse"))) if v}
+    changes = {f: v for f, v in (("layout", opt_str(row, "layout")), ("fusion", opt_str(row, "fuse")),
+                                 ("launch", opt_str(row, "launch"))) if v}
     return dataclasses.replace(desc, **changes) if changes else desc
 
 

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
-__all__ = ["PRECISION_BYTES", "ENGINES", "GENERATIONS", "LAYOUTS", "GPUArch", "PRESETS", "ARCH"]
+__all__ = ["PRECISION_BYTES", "ENGINES", "GENERATIONS", "LAYOUTS", "LAUNCHES", "L2_ACHIEVED_GBS", "LATENCY_NS", "GPUArch",
+           "PRESETS", "ARCH"]
 
 ENGINES = ("fast", "events")
 # the generations whose tensor cores the presets describe (rates, MMA shapes, energies from
@@ -37,6 +38,8 @@ ENGINES = ("fast", "events")
 GENERATIONS = ("volta", "turing", "ampere", "hopper")
 Layout = Literal["nhwc", "nchw"]
 LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
+Launch = Literal["graph", "eager"]
+LAUNCHES: tuple[Launch, ...] = typing.get_args(Launch)
 # a share of a datasheet figure, in (0, 1]
 Efficiency = Annotated[float, Gt(0), Le(1)]
 
@@ -49,6 +52,35 @@ DRAM_ACHIEVED_GBS = {
     "h100": 2970.0,     # Triad, Azure ND H100 v5 (H100 80GB HBM3, the SXM5 part)
     "h200": 4150.0,     # Triad, Azure ND H200 v5 (H200 141GB)
 }
+
+# Read bandwidth a kernel sustains from the whole L2 (GB/s), measured with a working set
+# inside the L2 (sim/gpu/constants.py registers them): the presets' l2_bytes_per_clk is this
+# over their clock. D. Ernst, github.com/te42kyfo/gpu-benches: the cuda-cache table of its
+# README (V100 PCIe 16GB, 1 MB set: 2482 GB/s), gpu-l2-cache/a100_80.txt (plateau over 2-25 MB
+# sets: 5.4 TB/s), gpu-l2-cache/h200.txt (plateau over 4-40 MB sets: 9.8 TB/s; the h100 preset
+# is the same GH100 die with the same 132 SMs and 50 MB L2)
+L2_ACHIEVED_GBS = {"v100": 2482.0, "a100": 5400.0, "h100": 9800.0}
+
+# Load-to-use latencies measured by pointer chasing (ns; cycles over the measuring clock),
+# github.com/te42kyfo/gpu-benches: README's cuda-latency table (V100 PCIe at 1380 MHz: L2 214,
+# DRAM 436 cycles), cuda-latency/a100_40.txt (1410 MHz: L2 213 near / 425 far partition, DRAM
+# 574), gpu-latency/h100_pcie.txt (1755 MHz: L2 265 near / 475 far, DRAM 658). An L2 hit is
+# the mean of the near and far partition (a semaphore or partial tile sits in one partition;
+# the SMs touching it are spread over both: a modelling choice); the presets take cycles at
+# their own clock.
+LATENCY_NS = {
+    "v100": {"l2": 214 / 1.380, "dram": 436 / 1.380},
+    "a100": {"l2": (213 + 425) / 2 / 1.410, "dram": 574 / 1.410},
+    "h100": {"l2": (265 + 475) / 2 / 1.755, "dram": 658 / 1.755},
+}
+
+
+def _cycles(card: str, level: str, clock_mhz: float) -> int:
+    return round(LATENCY_NS[card][level] * clock_mhz / 1e3)
+
+
+def _l2_per_clk(card: str, clock_mhz: float) -> int:
+    return round(L2_ACHIEVED_GBS[card] * 1e3 / clock_mhz)
 
 
 @dataclass(frozen=True)
@@ -79,7 +111,12 @@ class GPUArch:
     fp32_lanes_per_sm: PositiveInt = 64         # CUDA-core FMA lanes (depthwise convs, non-GEMM math)
     mma_shape: str = ""
     pipeline_stages: PositiveInt = 3            # global->shared software pipeline depth
-    kernel_overhead_us: NonNegative = 2.0     # launch + prologue that no overlap hides
+    kernel_overhead_us: NonNegative = 2.0     # launch + prologue that no overlap hides, kernels in a CUDA graph
+    # how the framework launches kernels: graph (CUDA graph replay, what this project's H200
+    # rows measured) or eager (one launch call per kernel, each adding eager_extra_us)
+    launch: Launch = "graph"
+    eager_extra_us: NonNegative = 1.28        # per-kernel time an eager launch adds over a graph launch
+    l2_latency_cycles: NonNegativeInt = 300   # load-to-use latency of an L2 hit (split-K hand-offs, stream-K fix-ups)
     dram_type: str = "hbm2"             # the DRAM technology the energy table prices
     memory_gb: NonNegative = 0.0              # device memory (GB = 1e9 bytes), for training placements
     streams: PositiveInt = 1                    # concurrent streams the framework issues kernels on
@@ -179,6 +216,12 @@ class GPUArch:
         """Dense tensor-core peak: SMs x TCs x FMA/clk x 2 x clock."""
         self.check_precision(precision)
         return self.sms * self.tcs_per_sm * self.tc_fma_per_clk[precision] * 2 * self.clock_mhz * 1e6 / 1e12
+
+    @property
+    def launch_us(self) -> float:
+        """Time each kernel launch adds (us): ``kernel_overhead_us``, plus ``eager_extra_us``
+        when kernels are launched eagerly rather than replayed from a CUDA graph."""
+        return self.kernel_overhead_us + (self.eager_extra_us if self.launch == "eager" else 0.0)
 
     def sm_fma_per_clk(self, precision: str) -> float:
         self.check_precision(precision)
@@ -307,16 +350,17 @@ class GPUArch:
 PRESETS = {
     "v100": GPUArch(
         name="v100", technology_nm=12, generation="volta", sms=80, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64}, clock_mhz=1530,
-        dram_gbs=900, dram_efficiency=DRAM_ACHIEVED_GBS["v100"] / 900, dram_latency_cycles=600, l2_mib=6,
-        l2_bytes_per_clk=2048, smem_per_sm_kib=96,
+        dram_gbs=900, dram_efficiency=DRAM_ACHIEVED_GBS["v100"] / 900,
+        dram_latency_cycles=_cycles("v100", "dram", 1530), l2_mib=6, l2_bytes_per_clk=_l2_per_clk("v100", 1530),
+        l2_latency_cycles=_cycles("v100", "l2", 1530), smem_per_sm_kib=96,
         fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
         tdp_w=300, die_transistors_b=21.1, die_sms=84,
         # the energy table's prices at 12 nm (analysis.gpu_calibration.table_prices), see sim/gpu/constants.py
         mac_pj={"fp16": 0.3955}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.8234, l2_pj_per_byte=5.68,
         dram_pj_per_byte=31.2, energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
         source="V100 SXM2 32GB: 80 SMs x 8 TCs x 64 FP16 FMA/clk at 1530 MHz = 125.3 TFLOPS, 900 GB/s HBM2, 6 MB L2, "
-               "96 KB smem (NVIDIA whitepapers/datasheets); L2 2048 B/clk and ~600-cycle DRAM latency: assumed from "
-               "the Volta/Ampere whitepapers and microbenchmark papers; idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
+               "96 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and L2/DRAM latencies measured "
+               "(L2_ACHIEVED_GBS, LATENCY_NS: a V100 PCIe's); idle 56.6 W: nvidia-smi -q of an idle V100-SXM2-32GB "
                "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; kernels sustain 814 GB/s (STREAM triad on a V100, "
                "github.com/te42kyfo/gpu-benches gpu-stream/v100.txt); 300 W board power (V100 SXM2 datasheet); "
                "21.1 B transistors, 84 SMs on the full GV100 (Volta whitepaper); per-event energies: the energy table's at "
@@ -324,7 +368,7 @@ PRESETS = {
                "published 97, so it is not used)"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
-        clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024,
+        clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024, l2_latency_cycles=236,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
         dram_type="gddr6", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
         mac_pj={"fp16": 0.3955, "int8": 0.05932, "int4": 0.02966}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.6821,
@@ -339,16 +383,17 @@ PRESETS = {
     "a100": GPUArch(
         name="a100", technology_nm=7, generation="ampere", sms=108, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 256, "bf16": 256, "tf32": 128, "int8": 512, "int4": 1024}, clock_mhz=1410,
-        dram_gbs=1555, dram_efficiency=DRAM_ACHIEVED_GBS["a100"] / 1555, dram_latency_cycles=700, l2_mib=40,
-        l2_bytes_per_clk=5120, smem_per_sm_kib=164,
+        dram_gbs=1555, dram_efficiency=DRAM_ACHIEVED_GBS["a100"] / 1555,
+        dram_latency_cycles=_cycles("a100", "dram", 1410), l2_mib=40, l2_bytes_per_clk=_l2_per_clk("a100", 1410),
+        l2_latency_cycles=_cycles("a100", "l2", 1410), smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
         memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
-        mac_pj={"fp16": 0.6582, "bf16": 0.6582, "tf32": 1.514, "int8": 0.09873, "int4": 0.04936},
-        rf_pj_per_byte=1.135, smem_pj_per_byte=1.757, l2_pj_per_byte=22.81, dram_pj_per_byte=31.2, active_power_w=124.6,
+        mac_pj={"fp16": 0.6484, "bf16": 0.6484, "tf32": 1.491, "int8": 0.09727, "int4": 0.04863},
+        rf_pj_per_byte=1.118, smem_pj_per_byte=1.731, l2_pj_per_byte=22.48, dram_pj_per_byte=31.2, active_power_w=130.0,
         energy_source="the H200 calibration carried from TSMC 4N to N7 by TSMC's published power at the same speed",
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
-               "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk: Ampere whitepaper; "
+               "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS); "
                "2:4 sparse tensor cores at twice the dense rate (624 FP16 / 1248 INT8 TOPS sparse, A100 whitepaper); idle 50.5 W: "
                "nvidia-smi of two idle A100-SXM4-40GB at P0, 52 W and 49 W (github.com/mrnorman/miniWeather/issues/12); 400 W "
                "maximum (techpowerup.com/gpu-specs/a100-sxm4-40-gb.c3506, glennklockwood.com/garden/processors/A100); kernels "
@@ -359,17 +404,18 @@ PRESETS = {
     "h100": GPUArch(
         name="h100", technology_nm=4, generation="hopper", sms=132, tcs_per_sm=4,
         tc_fma_per_clk={"fp16": 512, "bf16": 512, "tf32": 256, "fp8": 1024, "int8": 1024}, clock_mhz=1830,
-        dram_gbs=3350, dram_efficiency=DRAM_ACHIEVED_GBS["h100"] / 3350, dram_latency_cycles=800, l2_mib=50,
-        l2_bytes_per_clk=5120, smem_per_sm_kib=228,
+        dram_gbs=3350, dram_efficiency=DRAM_ACHIEVED_GBS["h100"] / 3350,
+        dram_latency_cycles=_cycles("h100", "dram", 1830), l2_mib=50, l2_bytes_per_clk=_l2_per_clk("h100", 1830),
+        l2_latency_cycles=_cycles("h100", "l2", 1830), eager_extra_us=0.18, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
         pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
         # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
-        mac_pj={"fp16": 0.4607, "bf16": 0.4607, "tf32": 1.06, "fp8": 0.2707, "int8": 0.06911},
-        rf_pj_per_byte=0.7946, smem_pj_per_byte=1.433, l2_pj_per_byte=17.71, dram_pj_per_byte=31.2,
-        active_power_w=181.6, energy_source="calibrated on an H200's NVML energy",
+        mac_pj={"fp16": 0.4539, "bf16": 0.4539, "tf32": 1.044, "fp8": 0.2667, "int8": 0.06809},
+        rf_pj_per_byte=0.7828, smem_pj_per_byte=1.412, l2_pj_per_byte=17.45, dram_pj_per_byte=31.2,
+        active_power_w=189.4, energy_source="calibrated on an H200's NVML energy",
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
-               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 5120 B/clk assumed; "
+               "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS: the H200's and an H100 PCIe's); "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "
                "H200's NVML reading (same GH100 die and board class; benchmarks/data/NVIDIA_H200_power.csv), no H100 "
                "idle reading found; 700 W (hpctech.co.jp H100 SXM5 specifications); per-event energies and active power "

@@ -40,7 +40,40 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("gemm.EPILOGUE_LATENCY_SHARE", 0.5, "modelling choice",
              "half the DRAM latency of an epilogue's stores is exposed (stores need no round trip)"),
     Constant("gemm.SPLITS", (1, 2, 4, 8, 16, 32), "modelling choice",
-             "split-K factors searched with every tile (CUTLASS's parallel split-K), powers of two"),
+             "split-K factors searched with every tile, each reduced by a second kernel (CUTLASS's parallel split-K) "
+             "and in the kernel (serial split-K), powers of two"),
+    Constant("gemm.HANDOFF_L2_TRIPS", 3, "published",
+             "L2 round trips one serial split-K hand-off waits: the spinning ld.global.acquire seeing the previous "
+             "slice's release, the load of the tile it summed, and the st.global.release that orders this slice's "
+             "stores of the tile (NVIDIA/cutlass include/cutlass/semaphore.h and gemm/kernel/gemm.h, SplitKSerial)"),
+    Constant("GPUArch.l2_latency_cycles", 300, "modelling choice",
+             "an L2 hit's load-to-use latency for a card described by its fields, an assumption within the measured "
+             "213-386 cycles of the presets; presets: pointer chasing (github.com/te42kyfo/gpu-benches: README "
+             "cuda-latency V100 214 cycles at 1380 MHz; cuda-latency/a100_40.txt 213 near / 425 far partition at "
+             "1410 MHz; gpu-latency/h100_pcie.txt 265 / 475 at 1755 MHz), the mean of the two partitions, converted "
+             "to ns and back at the preset's clock (v100 237, a100 319, h100/h200 386); t4: 236 cycles measured on the "
+             "same TU104 die (RTX 2070, github.com/sjfeng1999/gpu-arch-microbenchmark README)"),
+    Constant("v100.dram_latency_cycles", 483, "published",
+             "DRAM load-to-use latency 436 cycles at 1380 MHz (316 ns; gpu-benches README cuda-latency table, V100 PCIe "
+             "16GB) at 1530 MHz; the earlier 600 was an assumption. Also a100 574 (cuda-latency/a100_40.txt, "
+             "1410 MHz) and h100/h200 686 (658 cycles at 1755 MHz on an H100 PCIe, gpu-latency/h100_pcie.txt, "
+             "carried to the SXM parts' HBM3/HBM3e at 1830 MHz); t4 keeps 600, an assumption (no measurement found)"),
+    Constant("a100.l2_bytes_per_clk", 3830, "published",
+             "achievable L2 read bandwidth, 5.4 TB/s over 2-25 MB working sets on an A100 80GB "
+             "(github.com/te42kyfo/gpu-benches gpu-l2-cache/a100_80.txt), at 1410 MHz; replaces the 5120 B/clk "
+             "peak. v100: 2482 GB/s (gpu-benches README cuda-cache table, V100 PCIe 16GB, 1 MB set) = 1622 B/clk at "
+             "1530 MHz; h100/h200: 9.8 TB/s over 4-40 MB sets on an H200 (gpu-l2-cache/h200.txt; the H100 SXM is the "
+             "same die, SMs and L2) = 5355 B/clk at 1830 MHz; t4 keeps 1024 B/clk, an assumption (no measurement "
+             "found)"),
+    Constant("GPUArch.launch", "graph", "published",
+             "kernels replayed from a CUDA graph: what this project's H200 rows measured (benchmarks/gpu_matmul_timing.py, "
+             "gpu_model_timing.py); eager adds eager_extra_us per kernel"),
+    Constant("GPUArch.eager_extra_us", 1.28, "published",
+             "per-kernel time eager launches add over CUDA-graph launches, from back-to-back dependent 64 kB scale "
+             "kernels (github.com/te42kyfo/gpu-benches gpu-small-kernels, best block size): A100 80GB 2.62 us eager "
+             "(a100_80.txt) against 1.34 us graph (a100_80_graph.txt); presets without a measurement take it; h100/h200: "
+             "0.18 us, H200 2.52 us eager (h200.txt) against 2.34 us graph (h200_graph.txt). These C++ launches "
+             "exclude a framework's own per-op host time"),
     Constant("gemm.SECONDS_PER_WAVE", 3e-6, "measured",
              "wall time per wave and tile shape of this model (perf_counter on the project's 2-core "
              "machine); used only to refuse requests over the time limit"),
@@ -88,8 +121,10 @@ CONSTANTS: tuple[Constant, ...] = (
              "gpu-benches gpu-stream/h200.txt measures less (triad 3534 GB/s with only 2 blocks per SM); this "
              f"project's H200 GEMV 1x8192x8192 bf16 moves 134 MB in 34.7 us, 3.87 TB/s with launch ({H200_MATMUL})"),
     Constant("GPUArch.kernel_overhead_us", 2.0, "calibration",
-             "launch and prologue no overlap hides; checked against the shortest CUDA-graph GEMM "
-             f"measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL})"),
+             "launch and prologue no overlap hides, kernels in a CUDA graph; checked against the shortest CUDA-graph "
+             f"GEMM measured on an H200, 2.9-3.1 us for 256^3 (launch, prologue and DRAM latency, {H200_MATMUL}); "
+             "consistent with the 2.34 us between back-to-back tiny kernels of a CUDA graph on an H200 "
+             "(github.com/te42kyfo/gpu-benches gpu-small-kernels/h200_graph.txt)"),
     Constant("power.WARP_TILE", 64, "published",
              "CUTLASS SM70-SM80 tensor-op kernels tile a 128x128-class CTA into 64x64 warp tiles (the warp "
              "shapes of cutlass_library's generator); each FMA reads 1/64 of an A and a B element from shared memory"),
@@ -103,19 +138,19 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("GPUArch.tdp_w", 0.0, "published",
              "board power limit, none by default; presets: V100 SXM2 300 W, T4 70 W, A100 SXM4 400 W (datasheets), "
              "H100 SXM5 700 W, H200 700 W (NVML's enforced limit, benchmarks/data/NVIDIA_H200_power.csv)"),
-    Constant("h100.mac_pj", {"fp16": 0.4607, "bf16": 0.4607, "tf32": 1.06, "fp8": 0.2707, "int8": 0.06911},
+    Constant("h100.mac_pj", {"fp16": 0.4539, "bf16": 0.4539, "tf32": 1.044, "fp8": 0.2667, "int8": 0.06809},
              "calibration",
              "pJ per tensor-core FMA: Horowitz's 45 nm multiply at the input width + fp32 add (ISSCC 2014) x k = "
-             "0.2304, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
+             "0.2270, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
              f"1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, {H200_MATMUL}); h200 inherits it"),
-    Constant("h100.rf_pj_per_byte", 0.7946, "calibration",
+    Constant("h100.rf_pj_per_byte", 0.7828, "calibration",
              "Horowitz's SRAM curve at a 64 KB SM sub-partition register file x k (as mac_pj)"),
-    Constant("h100.smem_pj_per_byte", 1.433, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
-    Constant("h100.l2_pj_per_byte", 17.71, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
+    Constant("h100.smem_pj_per_byte", 1.412, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
+    Constant("h100.l2_pj_per_byte", 17.45, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
     Constant("h100.dram_pj_per_byte", 31.2, "published",
              "3.9 pJ/bit: HBM2 (O'Connor et al., 'Fine-grained DRAM', MICRO 2017) and Samsung's HBM3E figure "
              "(3.9 pJ/bit, reported by chinaflashmarket.com); the DRAM's own energy, not scaled with the logic node"),
-    Constant("h100.active_power_w", 181.6, "calibration",
+    Constant("h100.active_power_w", 189.4, "calibration",
              "W drawn beyond idle while a kernel keeps every SM busy at full clock (AccelWattch's constant and SM "
              "activation power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; an energy per SM cycle, "
              "fitted with k over each GEMM's CUDA-graph burst time (as mac_pj)"),
@@ -125,17 +160,17 @@ CONSTANTS: tuple[Constant, ...] = (
              "power between dies (analysis.gpu_calibration.transfer)"),
     Constant("GPUArch.die_sms", 0, "published", "SMs on the full die before any are disabled (whitepapers; see "
              "die_transistors_b)"),
-    Constant("a100.mac_pj", {"fp16": 0.6582, "bf16": 0.6582, "tf32": 1.514, "int8": 0.09873, "int4": 0.04936},
+    Constant("a100.mac_pj", {"fp16": 0.6484, "bf16": 0.6484, "tf32": 1.491, "int8": 0.09727, "int4": 0.04863},
              "calibration",
              "the h100 calibration carried from TSMC 4N (N5 family) to N7: k x 0.40 / 0.28 (TSMC's published power at "
              "the same speed: N7 -60% vs 16FF+, N5 -30% vs N7) on Horowitz's 45 nm relative costs "
              "(analysis.gpu_calibration.transfer); held out against published A100 GEMMs "
              "(benchmarks/data/published_gemm.csv: -22% and -27% in time)"),
-    Constant("a100.rf_pj_per_byte", 1.135, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
-    Constant("a100.smem_pj_per_byte", 1.757, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
-    Constant("a100.l2_pj_per_byte", 22.81, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
-    Constant("a100.active_power_w", 124.6, "calibration",
-             "h100's 181.6 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
+    Constant("a100.rf_pj_per_byte", 1.118, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
+    Constant("a100.smem_pj_per_byte", 1.731, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
+    Constant("a100.l2_pj_per_byte", 22.48, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
+    Constant("a100.active_power_w", 130.0, "calibration",
+             "h100's 189.4 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
              "x clock (1410 / 1830 MHz) (analysis.gpu_calibration.transfer)"),
     Constant("v100.mac_pj", {"fp16": 0.3955}, "published",
              "the energy table's: Horowitz's 45 nm, 0.9 V fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm at its "

@@ -20,8 +20,13 @@ as a library's kernel name fixes them) and reads nothing the closed form compute
   raster order, the residency and the capacity allow.
 * **Epilogue**: the output tile is written over HBM; the kernel ends when the last write
   has landed (one DRAM latency after its transfer).
-* **Split-K**: the S-times-larger grid of K/S slices writing accumulator-width partials,
-  then a reduction kernel that reads them and writes the output over HBM, after its launch.
+* **Split-K**: the S-times-larger grid of K/S slices (slices outermost in the launch
+  order). Parallel: each writes an accumulator-width partial over HBM, then a reduction
+  kernel reads them and writes the output, after its launch. Serial (CUTLASS's semaphore):
+  slice k waits for slice k - 1's release of the tile, one L2 round trip for its spinning
+  acquire to see it and one to load the tile, reads and adds the tile over the L2 port,
+  writes it back and releases (its stores ordered first: a third round trip); the last
+  slice stores the tile over HBM.
 * **Stream-K**: one wave of persistent CTAs, each running an equal share of all tiles' K
   steps in order (a new software pipeline per tile it enters); a later part of a cut tile
   writes its accumulator partial through L2 and signals; the CTA that ran the tile's first
@@ -87,11 +92,13 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
 def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
              tile: tuple[int, int] = (128, 128), acc_bytes: int = 4, mma_efficiency: float = kernel.MMA_EFFICIENCY,
              out_bytes: float | None = None, a_unique_bytes: float | None = None,
-             stream_k: bool = False) -> EventTiming:
+             stream_k: bool = False, serial_slices: int = 1) -> EventTiming:
     """One GEMM kernel (``count`` batched copies) with the given CTA tile, event by event;
     ``stream_k``: one wave of persistent CTAs, each running an equal share of all tiles' K
     steps in order; a tile cut between CTAs is finished by the CTA that ran its first K
-    step, after reading the others' accumulator partials from L2."""
+    step, after reading the others' accumulator partials from L2. ``serial_slices`` S > 1:
+    the ``count`` copies are S K-slices of ``count / S`` GEMMs (slice outermost) that
+    reduce each output tile in turn through L2 (serial split-K)."""
     BM, BN = tile
     in_b = PRECISION_BYTES[precision]
     BK = int(kernel.BK_BYTES / in_b)
@@ -172,11 +179,34 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
         stats["wr"] += out
         stats["end"] = max(stats["end"], env.now + lat)
 
+    S = serial_slices
+    gemms = count // S
+    l2_lat = arch.l2_latency_cycles
+    released = {(b, k): env.event() for b in range(count) for k in range(grid) if S > 1}
+
+    def reduce_in_turn(b: int, r: int, tr: int, tc: int) -> _ProcessBody:
+        """Serial split-K: this slice's turn at the tile (CUTLASS Semaphore wait/release)."""
+        k, g = divmod(b, gemms)
+        tile = min(BM, M - tr * BM) * min(BN, N - tc * BN) * out_b
+        if k:
+            yield released[b - gemms, r]
+            yield env.timeout(2 * l2_lat)                  # the acquire sees the release; the tile's load
+            yield from over(l2_port, tile / arch.l2_bytes_per_clk)
+        if k == S - 1:
+            yield from store(tr, tc)
+            return
+        yield from over(l2_port, tile / arch.l2_bytes_per_clk)
+        yield env.timeout(l2_lat)                          # the release waits for the stores
+        released[b, r].succeed()
+
     def cta(cid: int, sm: int) -> _ProcessBody:
         b, r = divmod(cid, grid)
         tr, tc = divmod(r, tn)
         yield from mainloop(sm, b, tr, tc, 0, nk)
-        yield from store(tr, tc)
+        if S > 1:
+            yield from reduce_in_turn(b, r, tr, tc)
+        else:
+            yield from store(tr, tc)
 
     partial_bytes = BM * BN * acc_bytes
 
@@ -236,29 +266,34 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
                 mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
-                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False) -> int:
-    """Cycles of the GEMM kernel with this tile and K split (the split's reduction kernel
-    and its launch included), or as stream-K."""
+                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False,
+                serial: bool = False) -> int:
+    """Cycles of the GEMM kernel with this tile and K split (a parallel split's reduction
+    kernel and its launch included; ``serial``: reduced in the kernel), or as stream-K."""
     return gemm_detail(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes,
-                       a_unique_bytes, split_k, stream_k).cycles
+                       a_unique_bytes, split_k, stream_k, serial).cycles
 
 
 def gemm_detail(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
                 mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
-                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False) -> EventTiming:
+                a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False,
+                serial: bool = False) -> EventTiming:
     """:func:`gemm_events` with its traffic and L2 counts."""
     if split_k <= 1:
         return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes, a_unique_bytes,
                         stream_k)
     ks = -(-K // split_k)
+    if serial:
+        return gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, out_bytes,
+                        None if a_unique_bytes is None else a_unique_bytes * ks / K, serial_slices=split_k)
     t = gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, acc_bytes,
                  None if a_unique_bytes is None else a_unique_bytes * ks / K)
     out_b = PRECISION_BYTES[precision] if out_bytes is None else out_bytes
     partial = M * N * count * split_k * acc_bytes
     final = M * N * count * out_b
     # the reduction kernel: its launch, then the partials in and the output out over HBM
-    reduce = arch.kernel_overhead_us * arch.clock_mhz + (partial + final) / arch.dram_bytes_per_clk \
+    reduce = arch.launch_us * arch.clock_mhz + (partial + final) / arch.dram_bytes_per_clk \
         + arch.dram_latency_cycles
     return EventTiming(int(math.ceil(t.cycles + reduce)), t.ctas, t.ctas_per_sm, t.dram_read_bytes + partial,
                        t.dram_write_bytes + final, t.l2_hits, t.l2_misses)

@@ -17,7 +17,12 @@
    bandwidth. The epilogue writes the output tile in its precision.
 5. **DRAM vs L2.** Every CTA reads its A and B panels through L2. If A and B fit in half
    the L2, DRAM sees each byte once; otherwise each wave fetches the panels its CTAs touch.
-6. **Structured sparsity.** A B operand (the weight) pruned N:M on a card with sparse
+6. **Split-K** (a grid that leaves SMs idle): the K loop of each output tile is cut into S
+   slices run by S CTAs, reduced either by a second kernel (CUTLASS's parallel split-K) or
+   in turn inside the one kernel (serial split-K: each slice waits on a semaphore for the
+   previous slice's sum of the tile, reads it through L2, adds and writes it back); or the
+   K steps of all tiles are spread over one wave of CTAs (stream-K). The cheapest is taken.
+7. **Structured sparsity.** A B operand (the weight) pruned N:M on a card with sparse
    tensor cores for it runs the MMAs M/N times as fast (2:4: twice, NVIDIA A100 whitepaper)
    and moves its N/M kept values plus a ceil(log2 M)-bit position per kept value (2:4: a
    2-bit index each, cuSPARSELt's compressed layout) through DRAM, L2 and shared memory.
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TILES", "MMA_EFFICIENCY", "BK_BYTES", "BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD",
     "L2_OPERAND_SHARE", "EPILOGUE_LATENCY_SHARE", "GemmTiming", "bk_for", "sparse_factors", "SPLITS",
-    "reduction_cycles", "SECONDS_PER_WAVE", "gemm_time",
+    "reduction_cycles", "HANDOFF_L2_TRIPS", "handoff_cycles", "SECONDS_PER_WAVE", "gemm_time",
 ]
 
 TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (64, 128), (64, 64),
@@ -77,6 +82,8 @@ class GemmTiming:
     dram_out_write_bytes: float = 0.0   # of dram_bytes: outputs (and split-K partial sums) written
     dram_out_read_bytes: float = 0.0    # split-K partial sums read back by the reduction
     stream_k: bool = False     # the MAC-loop iterations spread evenly over one wave of persistent CTAs
+    serial: bool = False       # split-K slices reduce in turn inside the one kernel (no reduction kernel)
+    l2_out_bytes: float = 0.0  # split-K partial tiles written to and read back from L2 (serial)
 
     def tflops(self, macs: int, clock_mhz: float) -> float:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
@@ -197,7 +204,56 @@ def reduction_cycles(partial_bytes: float, final_bytes: float, arch: GPUArch) ->
     """The split-K reduction kernel: read the partial tiles, write the output (DRAM-bound),
     one DRAM latency, and its own launch (a second kernel)."""
     return (partial_bytes + final_bytes) / arch.dram_bytes_per_clk + arch.dram_latency_cycles \
-        + arch.kernel_overhead_us * arch.clock_mhz
+        + arch.launch_us * arch.clock_mhz
+
+
+# Serial split-K (CUTLASS include/cutlass/gemm/kernel/gemm.h with SplitKSerial, and
+# GemmUniversal's kGemm mode with split_k_slices > 1; semaphore.h): after its main loop the
+# CTA of slice k spins on the tile's semaphore (ld.global.acquire) until it reads k, reads
+# the tile the earlier slices summed (the output tensor D, in the output's type), adds its
+# accumulators, stores D and releases the semaphore to k + 1 (st.global.release, which
+# orders the stores before it). One hand-off between consecutive slices thus waits three
+# L2 round trips (the release seen by the spinning acquire, the tile's load, the stores
+# ordered before the release) and moves the tile twice through L2.
+HANDOFF_L2_TRIPS = 3
+
+
+def handoff_cycles(tile_bytes: float, arch: GPUArch) -> float:
+    """One serial split-K hand-off: its L2 round trips, and the tile read and written by one
+    CTA at its SM's even share of the chip's L2 bandwidth."""
+    return HANDOFF_L2_TRIPS * arch.l2_latency_cycles + 2 * tile_bytes * arch.sms / arch.l2_bytes_per_clk
+
+
+def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
+            acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+            b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
+    """One tile shape with the K loop split ``S`` ways, reduced serially in the kernel.
+
+    CUTLASS launches the slices as the grid's outermost dimension, so a wave holds slices
+    ``first // T .. last // T`` of the ``T`` tiles; within a wave the slices of a tile hand
+    off in turn at its end (a slice whose predecessor ran in an earlier wave waits for
+    nothing but still reads the tile). The output reaches DRAM once: the partial tiles stay
+    in the (write-back) L2."""
+    Ks = -(-K // S)
+    if Ks < bk_for(precision) or -(-K // Ks) < S:
+        return None
+    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, out_bytes / S, a_u, b_u, mma_eff,
+                   b_structure)
+    if t is None:
+        return None
+    T = -(-M // BM) * -(-N // BN) * count
+    slots = arch.sms * t.ctas_per_sm
+    ctas = T * S
+    tile_bytes = M * N * count * out_bytes / T      # the epilogue moves a tile's in-bounds elements only
+    chain = 0.0
+    for w in range(t.waves):
+        first, last = w * slots, min(ctas, (w + 1) * slots) - 1
+        s0, s1 = first // T, last // T
+        handoffs = s1 - s0 + (1 if s0 else 0)      # slices present, less the first unless it waits
+        chain += handoffs * handoff_cycles(tile_bytes, arch)
+    l2_out = 2 * (S - 1) * M * N * count * out_bytes
+    return dataclasses.replace(t, cycles=int(math.ceil(t.cycles + chain)), split_k=S, serial=True,
+                               l2_out_bytes=l2_out)
 
 
 def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
@@ -266,7 +322,7 @@ def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str,
                dram_in / arch.dram_bytes_per_clk)
     segments = -(-per // nk) + 1                          # tiles a CTA's range touches, at most
     prologue = float(arch.dram_latency_cycles)          # the first loads' transfers are in main's L2 term
-    fixup = float(arch.dram_latency_cycles) if cuts else 0.0     # an owner waits on its peers' flags once
+    fixup = float(arch.l2_latency_cycles) if cuts else 0.0     # an owner waits on its peers' flags (in L2) once
     out_total = M * N * count * out_bytes
     epilogue = arch.dram_latency_cycles * EPILOGUE_LATENCY_SHARE * segments \
         + min(out_total, P * BM * BN * out_bytes) / arch.dram_bytes_per_clk
@@ -293,15 +349,17 @@ SECONDS_PER_WAVE = 3e-6
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
               tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY,
-              split_k: int | None = None, b_structure: tuple[int, int] | None = None) -> GemmTiming:
+              split_k: int | None = None, b_structure: tuple[int, int] | None = None,
+              serial: bool | None = None) -> GemmTiming:
     """Cycles of ``count`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` on the tensor cores.
 
     ``acc_bytes``: accumulator width (4: fp32 accumulate). ``out_bytes``: output element
     size (default: the input precision). ``a_unique_bytes``: distinct bytes of A (an
     implicit-GEMM convolution reads its input tensor, smaller than the im2col matrix).
     ``split_k``: force a K split (default: the fastest of :data:`SPLITS`, or stream-K, see
-    :func:`_stream_k`; 0 forces stream-K). ``b_structure``:
-    (N, M) when B is pruned N:M and runs on sparse tensor cores (item 6 above).
+    :func:`_stream_k`; 0 forces stream-K). ``serial``: force how a K split reduces (True:
+    in the kernel, :func:`_serial`; False: a second kernel; default: the faster).
+    ``b_structure``: (N, M) when B is pruned N:M and runs on sparse tensor cores (item 7 above).
     """
     for name, v in (("M", M), ("N", N), ("K", K), ("count", count)):
         if not isinstance(v, int) or v < 1:
@@ -317,21 +375,25 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     else:   # split only a grid that leaves SMs idle, up to the split that fills them all once
         small = min(-(-M // BM) * -(-N // BN) for BM, BN in candidates) * count
         splits = tuple(S for S in SPLITS if S == 1 or (small < arch.sms and small * S // 2 < arch.sms))
-    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) for BM, BN in candidates
-                for S in splits + ((1,) if not split_k else ()))      # stream-K times the tiled kernel too
+    modes = {None: (False, True), True: (True,), False: (False,)}[serial]
+    # each split timed once per reduction mode; stream-K times the tiled kernel too
+    waves = sum(-(-(-(-M // BM) * -(-N // BN) * count * S) // arch.sms) * (len(modes) if S > 1 else 1)
+                for BM, BN in candidates for S in splits + ((1,) if not split_k else ()))
     budget.need(f"a {M}x{N}x{K} GEMM{f' x {count}' if count > 1 else ''} on {arch.name} ({waves:,} waves over "
                 f"{len(candidates)} tile shapes and {len(splits)} K splits)", seconds=waves * SECONDS_PER_WAVE)
     best = None
     tiled: dict[tuple[int, int], GemmTiming | None] = {}     # the data-parallel kernel per tile
     for S in splits:
         for BM, BN in candidates:
-            t = _split(M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency,
-                       b_structure)
-            if S == 1:
-                tiled[BM, BN] = t
-            if t is not None and (best is None or t.cycles < best.cycles):
-                best = t
-    if split_k is None or split_k == 0:   # stream-K only where it is strictly faster
+            for ser in modes if S > 1 else (False,):
+                args = (M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency,
+                        b_structure)
+                t = _serial(*args) if ser else _split(*args)
+                if S == 1:
+                    tiled[BM, BN] = t
+                if t is not None and (best is None or t.cycles < best.cycles):
+                    best = t
+    if (split_k is None and serial is None) or split_k == 0:   # stream-K only where it is strictly faster
         for BM, BN in candidates:
             if (BM, BN) in tiled and tiled[BM, BN] is None:
                 continue                  # the tile does not fit an SM

@@ -7,7 +7,7 @@ im2col matrix); grouped convolutions with fewer than 8 output channels per group
 (read inputs, write outputs at DRAM bandwidth, or the CUDA-core rate if slower).
 
 Copies (a bmm's batch, conv groups, attention heads) run as one batched kernel. Steps are
-one kernel each, one after another, each paying ``kernel_overhead_us``: an LSTM's
+one kernel each, one after another, each paying its launch (``GPUArch.launch_us``): an LSTM's
 recurrent GEMM over T steps is T dependent launches. A fused ``attention`` op is one
 FlashAttention-style kernel (``_attention``).
 
@@ -66,6 +66,7 @@ class GPUStats:
     dram_bytes: float = 0.0
     l2_bytes: float = 0.0
     split_k: int = 0          # K split of the GEMM kernel (1: none; 0: not a GEMM)
+    split_serial: bool = False  # the K split reduces in the kernel (serial split-K), not in a second kernel
     stream_k: bool = False    # the GEMM ran as stream-K (one wave of persistent CTAs)
     sparsity: str = ""        # N:M when the weight ran on sparse tensor cores
     fused: str = ""           # a GEMM: the ops its epilogue runs (+-joined); a fused op: "into HOST"
@@ -234,7 +235,7 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
 
 def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, output: str | None, engine: str,
                  epilogue_of: str | None, epilogue: str) -> OpResult:
-    overhead = arch.kernel_overhead_us * arch.clock_mhz
+    overhead = arch.launch_us * arch.clock_mhz
     if epilogue_of is not None:
         a = op.operand("input")
         return _epilogue(op, epilogue_of, arch, "int8" if a is not None and a.dtype != "float" else
@@ -270,7 +271,8 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
             raise HwsimError(f"op {op.name!r}: the event-driven engine does not model sparse tensor cores; "
                              "use --engine fast, or a trace without N:M weights")
         kernel = gemm_events(g.M, g.N, g.K, arch, prec, count=g.copies, tile=(t.tile[0], t.tile[1]), acc_bytes=acc_b,
-                             out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k, stream_k=t.stream_k)
+                             out_bytes=out_b, a_unique_bytes=a_unique, split_k=t.split_k, stream_k=t.stream_k,
+                             serial=t.serial)
     step = int(kernel + overhead)
     s = g.steps
     # NCHW activations: cuDNN transposes a tensor-core convolution's input to NHWC and its
@@ -290,6 +292,8 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
     accesses = {"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
                 "dram.output.writes": t.dram_out_write_bytes * s, "dram.output.reads": t.dram_out_read_bytes * s,
                 "l2_sram.input.reads": t.l2_a_bytes * s, f"l2_sram.{b_role}.reads": t.l2_b_bytes * s}
+    if t.l2_out_bytes:        # serial split-K: partial tiles written to and read back from L2
+        accesses["l2_sram.output.writes"] = accesses["l2_sram.output.reads"] = t.l2_out_bytes / 2 * s
     accesses.update({k: v * s for k, v in inside.items()})
     if tr_in:
         accesses["dram.input.reads"] += tr_in * s
@@ -306,7 +310,7 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
                     extra=GPUStats("tensor-cores", t.bound, 2 * op.macs / (time_us * 1e-6) / 1e12, kernels,
                                    waves=t.waves, tile="x".join(map(str, t.tile)), ctas=t.ctas, ctas_per_sm=t.ctas_per_sm,
                                    dram_bytes=(t.dram_bytes + 2 * (tr_in + tr_out)) * s, l2_bytes=t.l2_bytes * s,
-                                   split_k=t.split_k,
+                                   split_k=t.split_k, split_serial=t.serial,
                                    fused=epilogue, sparsity=sparse, stream_k=t.stream_k))
 
 
