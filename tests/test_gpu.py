@@ -114,16 +114,18 @@ def test_resnet50_on_a100_from_the_cli(capsys):
 
 
 # The shape grid both GEMM models run with the same kernel (tile, K split): square, thin,
-# batch-1, ResNet-50 conv layers as GEMMs (batch 1), a vocabulary projection, split-K shapes.
-GRID = [(512, 512, 512), (2048, 2048, 1024), (16, 4096, 4096), (1, 4096, 4096), (3136, 64, 576),
-        (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (128, 30522, 768), (1, 1024, 16384),
+# ResNet-50 conv layers as GEMMs (batch 1), a vocabulary projection, split-K shapes. (The
+# batch-1 GEMVs 1 x 4096 x 4096 and 1 x 1024 x 16384 ran the same kernels as 16 x 4096 x 4096
+# and 64 x 1024 x 16384 at the same agreement, -3.5% and -1.3%, and are left out for time.)
+GRID = [(512, 512, 512), (2048, 2048, 1024), (16, 4096, 4096), (3136, 64, 576),
+        (784, 128, 1152), (196, 256, 2304), (49, 512, 4608), (128, 30522, 768),
         (64, 1024, 16384), (27 * 128, 17 * 128, 512)]
 
 
 def test_fast_model_and_the_independent_event_model_agree_on_a_shape_grid():
     """The event model is given the kernel (tile, K split) and nothing else the closed form
-    computes. Measured (a100, the 12 shapes of GRID, six of them now serial split-K): cycles
-    3.9% apart at the median, 12.0% at worst (512^3 split 2 serially, the event model the
+    computes. Measured (a100, the 10 shapes of GRID, five of them serial split-K): cycles
+    5.0% apart at the median, 12.0% at worst (512^3 split 2 serially, the event model the
     faster: its hand-off moves the tile over the chip's L2 port, the closed form at one SM's
     share); DRAM reads agree within 0.4% (everything fits L2). On t4's 4 MB L2 the
     two L2 models part: for 4096 x 1024 x 1024 the closed form refetches B's panels every
