@@ -35,7 +35,9 @@ LARGER_NESTS = {"G": [1, 2], "B": [1, 2, 4], "K": [3, 6, 12], "C": [2, 4, 8], "O
 
 def _random_mapping(d, choices: dict) -> tuple[SpatialArch, Nest, object] | None:
     """A nest drawn from ``choices``, a variant of BASE (single or double buffers, shared or
-    separate ports, narrow or wide ones, small or large buffer) and a random loop order,
+    separate ports, narrow or wide ones, small or large buffer; the weight register single-
+    buffered with separate ports takes its next tile in the last pass over its current one,
+    and a narrow write port makes that refill outlast the pass) and a random loop order,
     allocated; None where the allocation fails."""
     sizes = {k: d(st.sampled_from(choices[k])) for k in DIMS}
     stride = d(st.sampled_from([1, 2]))
@@ -43,7 +45,8 @@ def _random_mapping(d, choices: dict) -> tuple[SpatialArch, Nest, object] | None
                 (sizes["OX"] - 1) * stride + sizes["FX"])
     wreg, oreg, buf, dram = BASE.levels
     arch = dataclasses.replace(BASE, levels=(
-        dataclasses.replace(wreg, double_buffered=d(st.booleans())),
+        dataclasses.replace(wreg, double_buffered=d(st.booleans()), shared_port=d(st.booleans()),
+                            write_bits=d(st.sampled_from([8, 2]))),
         dataclasses.replace(oreg, double_buffered=d(st.booleans())),
         dataclasses.replace(buf, double_buffered=d(st.booleans()), shared_port=d(st.booleans()),
                             read_bits=d(st.sampled_from([8, 64, 256])), size_bytes=d(st.sampled_from([60, 200, 4000]))),
@@ -166,18 +169,24 @@ def test_a_stepped_op_past_the_time_limit_is_refused_in_one_line():
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("double, cycles, stall", [(False, 14, 5), (True, 12, 3)])
-def test_double_buffering_by_hand(double, cycles, stall):
+@pytest.mark.parametrize("double, shared, cycles, stall", [(False, True, 14, 5), (False, False, 12, 3),
+                                                            (True, False, 12, 3)])
+def test_double_buffering_by_hand(double, shared, cycles, stall):
     """One MAC; 8 int8 inputs stream through a buffer that holds 4 of them (a double buffer
     holds 4 in each half), weights and outputs straight from and to DRAM, whose read and write
     ports move a byte per cycle each. Cycle 0: the weight (1 byte, 0..1), then the first
     4 inputs (1..5, one every cycle), input 0 into the MAC at 2..3: iteration 0 runs at 3,
-    then one per cycle, each output written back in a cycle. Single-buffered, inputs 4-7 are
-    fetched only after iteration 3 (at 7..11): input 4 reaches the MAC at 9, 2 cycles late,
-    and the last write-back ends at 14. Double-buffered, they are fetched from cycle 5, as
-    soon as the read port is free, and nothing waits: 12."""
+    then one per cycle, each output written back in a cycle. Single-buffered on one shared
+    port, inputs 4-7 are fetched only after iteration 3 (at 7..11): input 4 reaches the MAC at
+    9, 2 cycles late, and the last write-back ends at 14. Double-buffered, they are fetched
+    from cycle 5, as soon as the DRAM port is free, and nothing waits: 12. Single-buffered
+    with separate read and write ports, the tile's one loop is over inputs, so its last pass
+    is all of it: the refill may start once the MAC has begun reading input 0 (cycle 2) and
+    takes the DRAM port at 5, as the double buffer does (input 4 overwrites input 0, input 5
+    input 1 at 7, after the MAC read it at 3, ...): 12."""
     arch = SpatialArch(name="db", rows=1, cols=1, word_bits=8, acc_bits=32, levels=(
-        Level("buf", ("input",), 8 if double else 4, read_bits=64, write_bits=64, double_buffered=double),
+        Level("buf", ("input",), 8 if double else 4, read_bits=64, write_bits=64, double_buffered=double,
+              shared_port=shared),
         Level("dram", ("input", "weight", "output"), 0, read_bits=8, write_bits=8, kind="dram")),
         unrollings=(("C", "K"),))
     nest = Nest({"G": 1, "B": 1, "K": 1, "C": 1, "OY": 1, "OX": 8, "FY": 1, "FX": 1}, in_w=8)
@@ -189,10 +198,68 @@ def test_double_buffering_by_hand(double, cycles, stall):
         assert (t.cycles, t.stall_cycles, t.drain_cycles) == (cycles, stall, 1)
 
 
+def _one_word_register(double: bool, shared: bool, write_bits: int = 8) -> tuple[SpatialArch, Nest, object]:
+    """One MAC whose weight sits in a one-byte register (two bytes when double-buffered) filled
+    from DRAM; 4 filters (K) over 4 output columns (OX): OX innermost, so the weight changes
+    every 4 iterations (3 refills after the first), as the 3-D and 4-D ZigZag designs' rf_1B."""
+    arch = SpatialArch(name="w", rows=1, cols=1, word_bits=8, acc_bits=32, levels=(
+        Level("wreg", ("weight",), 2 if double else 1, per_pe=True, read_bits=8, write_bits=write_bits,
+              shared_port=shared, double_buffered=double, kind="rf"),
+        Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, kind="dram")),
+        unrollings=(("C", "K"),))
+    nest = Nest({"G": 1, "B": 1, "K": 4, "C": 1, "OY": 1, "OX": 4, "FY": 1, "FX": 1}, in_w=4)
+    m = allocate(nest, arch, ("C", "K"), (("OX", 4), ("K", 4)), BITS)
+    assert m is not None and m.bounds[(0, "weight")] == 1          # the register holds one weight over OX
+    return arch, nest, m
+
+
+def test_one_word_register_refilled_in_its_window():
+    """The register's tile is one weight; above it OX 4, which the weight does not depend on,
+    so its last pass is the last iteration (``last_pass`` 1) and a one-cycle refill fits it.
+    Stepped: with separate read and write ports the refill is hidden as a double buffer hides
+    it (the same cycles); on one shared port it waits for the tile's last iteration, and each
+    of the 3 refills after the first costs the array at least its one-cycle write. Closed form
+    (``evaluate``): 16 iterations + the first fill (1 cycle) + 3 x max(0, 1 - 1) = 17, against
+    16 + 4 x 1 = 20 on a shared port (the ports' traffic, 2.5 cycles of DRAM reads, does not
+    bind; the first operands' 16 bits on a 64-bit port round away)."""
+    from sim.spatial.cost import evaluate, last_pass
+
+    runs = {}
+    for double, shared in ((False, False), (True, False), (False, True)):
+        arch, nest, m = _one_word_register(double, shared)
+        ss, iters = streams(nest, arch, m, BITS, 8)
+        runs[(double, shared)] = schedule(ss, iters)
+        assert runs[(double, shared)] == schedule_cycles(ss, iters)
+        if not double:
+            assert last_pass(m.loops, m.bounds[(0, "weight")], "weight") == 1
+            assert evaluate(nest, arch, m, BITS, 8).cycles == (20 if shared else 17)
+    assert runs[(False, False)].cycles == runs[(True, False)].cycles
+    assert runs[(False, True)].cycles >= runs[(False, False)].cycles + 3
+
+
+def test_a_refill_longer_than_its_window_stalls():
+    """The same register with a 2-bit write port: a refill takes 4 cycles and its window is
+    1 iteration, so the closed form waits 4 + 3 x (4 - 1) = 13 cycles: 16 + 13 = 29. Stepped,
+    the PE holds the weight it multiplies (``operand_registers`` pe), so the register's word is
+    no longer needed once the PE has begun reading it: the refill may start a whole tile
+    earlier than ZigZag's window and the array waits less than the closed form says, but
+    more than with the 8-bit port."""
+    from sim.spatial.cost import evaluate
+
+    arch, nest, m = _one_word_register(False, False, write_bits=2)
+    assert evaluate(nest, arch, m, BITS, 8).cycles == 29
+    ss, iters = streams(nest, arch, m, BITS, 8)
+    slow = schedule(ss, iters)
+    assert slow == schedule_cycles(ss, iters)
+    arch8, nest8, m8 = _one_word_register(False, False)
+    fast = schedule(*streams(nest8, arch8, m8, BITS, 8))
+    assert fast.cycles < slow.cycles < 29
+
+
 def test_window_jumps_on_a_known_counterexample():
     """Found by a random draw: a transfer that started exactly at a window's floor and was still
     arriving kept its old start when the windows were added at once (699 cycles, not 700)."""
-    vals = iter([1, 2, 6, 4, 2, 3, 2, 3, 1, False, True, False, False, 64, 4000, 16, False, ("C", "K"),
+    vals = iter([1, 2, 6, 4, 2, 3, 2, 3, 1, False, False, 8, True, False, False, 64, 4000, 16, False, ("C", "K"),
                  ["C", "B", "K", "OY", "OX", "FY", "FX"]])
     arch, nest, m = _random_mapping(lambda _: next(vals), SMALL_NESTS)
     ss, iters = streams(nest, arch, m, BITS, 8)

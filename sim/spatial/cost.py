@@ -27,15 +27,32 @@ reads them; "port": ZigZag's rule, held where the level's read port delivers the
 
 Time is a roofline over the levels: the array's cycles (one per temporal iteration),
 or the busiest port (bits moved / bits per cycle; per instance), whichever
-is longer; refills of a level that is not double-buffered stall the array for their
-write time; the array's first operands must arrive from the last level before it
+is longer; refills of a level that is not double-buffered stall the array
+(``_refill_stall``); the array's first operands must arrive from the last level before it
 starts, and the last output tile of the outermost on-chip level leaves after it stops
 (ZigZag's onloading and offloading, Mei et al. 2021).
+
+A single-buffered level with separate read and write ports takes the next tile of an input
+or weight in the last pass over its current one (``last_pass``, ``windowed``): the array
+waits only for what a refill's write time exceeds that window by. This is ZigZag 3.9.1's
+memory-updating window (``zigzag/mapping/mapping.py``: ``inst_data_trans_window`` = the
+period over its top irrelevant loops; ``zigzag/cost_model``: ``stall_or_slack`` =
+(real - allowed cycles) x (periods - 1)), with three differences: ZigZag grants a whole
+period (a double buffer) to any level whose tile, over its top relevant loops, takes at most
+half of it, where hwsim grants it to a level declared ``double_buffered``; ZigZag combines a
+port's transfers and takes the worst port, where hwsim adds the levels' stalls to the
+array's cycles and keeps its roofline over the ports; ZigZag gives an output's write-back a
+window too, where hwsim moves an output tile whole after its last iteration. The stepper
+(``sim.spatial.stepper``, hwsim's ground truth) starts such a refill once the level below
+has begun reading the last pass, which is earlier where it takes whole tiles of its own
+(the PEs' registers holding a word: up to one of their tiles), and lets a tile arrive
+piece by piece; this closed form keeps ZigZag's window and whole tiles.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
@@ -47,7 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Mapping_", "Cost", "spatial_factors", "prime_factors", "temporal", "loops_for", "Footprints", "footprints",
-    "level_plan", "allocate", "fills", "held", "array_fills", "distinct", "evaluate", "lower_bound", "ARRAY", "PER_PE",
+    "level_plan", "allocate", "fills", "last_pass", "windowed", "held", "array_fills", "distinct", "evaluate",
+    "lower_bound", "ARRAY", "PER_PE",
 ]
 
 
@@ -243,6 +261,32 @@ def fills(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     return out
 
 
+def last_pass(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
+    """Iterations of the last pass over a tile that holds loops[:b] (ZigZag's memory-updating
+    window): the tile's life (``fills``' period, the run of loops just above it that
+    ``operand`` does not depend on included) less the loops at its top that ``operand``
+    does not depend on, which go over the same words again. In the last pass each word is
+    read for the last time, so a single buffer may take the next tile's words behind it."""
+    rel = RELEVANT[operand]
+    r = b
+    while r < len(loops) and loops[r][0] not in rel:
+        r += 1
+    while r > 0 and loops[r - 1][0] not in rel:
+        r -= 1
+    out = 1
+    for _, f in loops[:r]:
+        out *= f
+    return out
+
+
+def windowed(level: Level, operand: str) -> bool:
+    """Whether a single-buffered level takes its next tile of ``operand`` in the last pass
+    over its current one (``last_pass``): an input or weight (an output tile leaves whole
+    after its last iteration), on a level with separate read and write ports (one shared
+    port serves the reads of the current tile until it ends)."""
+    return not level.double_buffered and not level.shared_port and operand != "output"
+
+
 def distinct(loops: tuple[tuple[str, int], ...], b: int, operand: str) -> int:
     """Different tiles of ``operand`` the loops above loops[:b] visit."""
     rel = RELEVANT[operand]
@@ -295,7 +339,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     levels = arch.levels
     nlv = len(levels)
     moved = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)]   # per level: bits read, written per operand
-    fill_bits = [0.0] * nlv
+    stall = 0.0
     tab = tab or footprints(nest, arch, m.unrolling, sp, loops)
     _, group = level_groups(levels)
     inst = tab.inst
@@ -331,9 +375,10 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
                 width = bits[o]
                 moved[parent][r] += nfill * ps * width
                 if child is not None:
-                    nb = nfill * side(child, o, b_child) * width
-                    moved[child][w] += nb
-                    fill_bits[child] += nb
+                    moved[child][w] += nfill * side(child, o, b_child) * width
+                    if not levels[child].double_buffered:
+                        stall += _refill_stall(levels[child], o, tab.fp(o, b_child, group[child]) * width, nfill,
+                                               last_pass(loops, b_child, o))
             child, b_child = parent, m.bounds[(parent, o)]
     compute = 1
     for _, f in loops:
@@ -351,7 +396,6 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
         else:                   # the array's first operands arrive before it starts (refills then stream)
             first += tab.fp(o, 0, ARRAY) * bits[o] / levels[top].read_bits
     busiest = 0.0
-    stall = 0.0
     energy = nest.macs * arch.mac_pj
     for i, lv in enumerate(levels):
         rb = sum(moved[i][0::2])
@@ -362,11 +406,23 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
         per = inst[group[i]]
         rc, wc = rb / per / lv.read_bits, wb / per / lv.write_bits
         busiest = max(busiest, rc + wc if lv.shared_port else max(rc, wc))
-        if not lv.double_buffered and i < top:
-            stall += fill_bits[i] / per / lv.write_bits
     cycles = int(round(max(compute + stall, busiest) + first))
     names = tuple(lv.name for lv in levels)
     return Cost(m, _Moved(names, tuple(tuple(x) for x in moved)), compute, max(cycles, compute), energy, active)
+
+
+def _refill_stall(level: Level, operand: str, tile_bits: float, nfill: int, window: int) -> float:
+    """Cycles the array waits for ``nfill`` refills of a single-buffered level, each writing
+    ``tile_bits`` into one instance in ``d`` cycles at the level's write port (whole cycles,
+    as the stepper moves a tile; the port above it counts in the roofline). The first is
+    loaded before the array starts, in full. Each later one is written in the last
+    ``window`` iterations of the tile it replaces where ``windowed`` (ZigZag's memory-
+    updating window; the array waits ``d - window`` where it does not fit, ZigZag's
+    ``stall_or_slack`` of a transfer), else after that tile's last iteration (``d``)."""
+    d = math.ceil(tile_bits / level.write_bits)
+    if windowed(level, operand):
+        return d + (nfill - 1) * max(0, d - window)
+    return nfill * d
 
 
 def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,

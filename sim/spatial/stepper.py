@@ -18,8 +18,16 @@ The rules (the two engines below implement exactly these; tests prove them equal
   distinct sub-tiles (the tiles of the stream below), the ``k``-th in first-use order is in
   place ``ceil(d (k + 1) / n)`` cycles after a ``d``-cycle transfer starts.
 * A load is issued when the child has room: on a double-buffered child (and into the
-  array's registers, which are pipelined) when the event before starts, on a
-  single-buffered one the cycle after the event before ends; event 0 at cycle 0. It waits
+  array's registers, which are pipelined) when the event before starts; on a
+  single-buffered one with separate read and write ports (inputs and weights,
+  ``cost.windowed``) when the stream below begins reading the last pass over the tile it
+  replaces (``cost.last_pass``, rounded up to whole tiles of that stream): the words read
+  before it are no longer needed, and the load waits for that read to start (it writes
+  behind the reads; it is not held behind each word's read: where the port outruns them
+  the stepper lets it, as it changes no tile's arrival before its first use); on any other
+  single-buffered child the cycle after the event before ends (one shared port serves the
+  reads of the current tile until it ends; an output tile leaves whole after its last
+  iteration); event 0 at cycle 0. It waits
   for the parent to hold the data (its sub-tile of the parent stream's event that covers
   the iteration it serves first); an output tile also waits for the write-back that freed
   its buffer (the event before on a single buffer, two before on a double one). A
@@ -48,7 +56,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Mapping, TypeAlias
 
 from .array import level_groups
-from .cost import Footprints, Mapping_, _chains, distinct, fills, footprints, held
+from .cost import Footprints, Mapping_, _chains, distinct, fills, footprints, held, last_pass, windowed
 from .nest import OPERANDS, RELEVANT, Nest
 
 if TYPE_CHECKING:
@@ -75,6 +83,18 @@ class Stream:
     down: int | None                 # the stream below the child (outputs: its write-backs feed this tile)
     revisit: tuple[tuple[int, int], ...] = ()   # outputs: (stride, trip) of the loops whose index > 0 means seen before
     within: tuple[tuple[int, int], ...] = ()    # (stride, trip) of the loops that pick this tile within the parent's
+    # when the load of tile e + 1 is issued: at the start of iteration (e + 1) * period - lead, or
+    # (at_end) at the end of the iteration before it; a double buffer: lead = period; a single one
+    # refilled after its tile: lead 0, at_end
+    lead: int = 0
+    at_end: bool = True
+    trail: int | None = None         # a refill in the last pass: the stream below, whose reads it follows
+    pass_lead: int = 0               # the last pass, in whole tiles of that stream (iterations)
+
+    def trailed(self, e: int, below: int) -> int:
+        """The event of the stream below (period ``below``) whose load the refill of tile ``e`` follows:
+        the first of the last pass over tile ``e - 1``."""
+        return (e * self.period - self.pass_lead) // below
 
     def seen_before(self, e: int) -> bool:
         i = e * self.period
@@ -157,6 +177,16 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
             within = tuple((stride[j], f) for j, (d, f) in enumerate(loops) if r <= j < top_b and d in RELEVANT[o])
             out.append(Stream(o, child, parent, period, iters // period, load, store, lp, sp, double, up, None, rev,
                               within))
+        for idx in range(len(out) - 1, first - 1, -1):   # bottom-up: each refill's lead follows the reads below it
+            this = out[idx]
+            if this.double:
+                out[idx] = replace(this, lead=this.period, at_end=False)
+            elif windowed(levels[this.child], o) and this.events > 1:
+                below = out[idx + 1]
+                w = last_pass(loops, m.bounds[(this.child, o)], o)
+                span = -(-w // below.period) * below.period   # the last pass in whole tiles below (or the period)
+                out[idx] = replace(this, lead=span + below.lead, at_end=below.at_end, trail=idx + 1,
+                                   pass_lead=span)
         for idx in range(first, len(out) - 1):           # the stream below each one's child
             out[idx] = replace(out[idx], down=idx + 1)
     return tuple(out), iters
@@ -165,10 +195,12 @@ def streams(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int],
 _EventKey: TypeAlias = tuple[str, int, int]                            # ("ready"|"wb", stream, event)
 _Wait: TypeAlias = _EventKey | tuple[str, int, int, int, int]           # or ("part", stream, event, k, n)
 _Ports: TypeAlias = tuple[tuple[str, int], ...]                         # (port, cycles it is busy)
-_WindowKey: TypeAlias = tuple[bool | tuple[bool, bool], ...]
-# the engine's state relative to a window (_normal): known events, busy ports, issued and deferred loads
+_WindowKey: TypeAlias = tuple[bool | int | tuple[bool, bool], ...]
+# the engine's state relative to a window (_normal): known events, busy ports, issued and deferred loads,
+# each stream's last issued load
 _State: TypeAlias = tuple[tuple[tuple[str, int, int, int, int], ...], _Ports, tuple[tuple[int, int], ...],
-                         tuple[tuple[tuple[int, int], tuple[tuple[int, int, int], ...]], ...]]
+                         tuple[tuple[tuple[int, int], tuple[tuple[int, int, int], ...]], ...],
+                         tuple[tuple[int, int], ...]]
 
 
 class _Program:
@@ -181,12 +213,16 @@ class _Program:
         self.ss = ss
         self.emit = emit
         self.issued: set[tuple[int, int]] = set()
+        self.latest: dict[int, int] = {}         # stream -> the last tile whose load was issued
         self.deferred: dict[tuple[int, int], list[tuple[int, int, int]]] = {}   # parent event -> loads waiting
         n = len(ss)
         self.load_order = sorted(range(n), key=lambda i: (-ss[i].child, OPERANDS.index(ss[i].operand)))
         self.store_order = sorted((i for i in range(n) if ss[i].operand == "output"), key=lambda i: ss[i].child)
         rank = {s: k for k, s in enumerate(self.load_order)}
         self.shortest = sorted(range(n), key=lambda i: (ss[i].load_cycles, rank[i]))
+        # refills that follow the reads below them: issued after those reads, bottom-up
+        self.trailing = sorted((i for i in range(n) if ss[i].trail is not None), key=lambda i: (ss[i].child, i))
+        self.plain = [i for i in self.shortest if ss[i].trail is None]
 
     def load(self, s: int, e: int, req: int) -> None:
         st = self.ss[s]
@@ -197,6 +233,13 @@ class _Program:
                 self.deferred.setdefault((st.up, pe), []).append((s, e, req))
                 return
             waits.append(("part", st.up, pe) + st.part(e))
+        if st.trail is not None:        # it overwrites words no longer needed: it starts once their reads have
+            re = st.trailed(e, self.ss[st.trail].period)
+            if self.latest.get(st.trail, -1) < re:
+                self.deferred.setdefault((st.trail, re), []).append((s, e, req))
+                return
+            if (st.trail, re) in self.issued:       # (else two loads back: started before this one is issued)
+                waits.append(("began", st.trail, re))
         kind = "load"
         if st.operand == "output":
             k = e - (2 if st.double else 1)
@@ -206,6 +249,7 @@ class _Program:
                 kind = "alloc"
         self.issued.add((s, e))
         self.issued.discard((s, e - 2))          # nothing waits on an event two tiles back
+        self.latest[s] = e
         if kind == "alloc" or not st.load_cycles:
             self.emit("alloc", s, e, req, waits, (), 0)
         else:
@@ -233,6 +277,21 @@ class _Program:
     def start(self) -> None:
         for s in self.shortest:
             self.load(s, 0, 0)
+        for s in self.trailing:         # refills whose issue point comes before the first iteration
+            st = self.ss[s]
+            e = 1
+            while e < st.events and e * st.period - st.lead - st.at_end < 0:
+                self.load(s, e, 0)
+                e += 1
+
+    def _next(self, s: int, i: int) -> int:
+        """The tile whose load stream ``s`` issues at iteration ``i`` (at its start; at its end where
+        ``at_end``, ``i`` then the next iteration), or 0 for none."""
+        st = self.ss[s]
+        if (i + st.lead) % st.period:
+            return 0
+        e = (i + st.lead) // st.period
+        return e if 1 <= e < st.events else 0
 
     def needs(self, i: int) -> list[tuple[str, int, int]]:
         """The tiles iteration ``i`` waits for: the new ones in the array's registers."""
@@ -240,10 +299,12 @@ class _Program:
 
     def began(self, i: int, t: int) -> None:
         """Iteration ``i`` ran at cycle ``t``: its start's issues."""
-        for s in self.shortest:
-            st = self.ss[s]
-            if st.double and i % st.period == 0 and i // st.period + 1 < st.events:
-                self.load(s, i // st.period + 1, t)
+        for group in (self.plain, self.trailing):
+            for s in group:
+                if not self.ss[s].at_end:
+                    e = self._next(s, i)
+                    if e:
+                        self.load(s, e, t)
 
     def ended(self, i: int, t: int) -> None:
         """Iteration ``i`` ran at cycle ``t``: its end's issues, requested at ``t + 1``."""
@@ -251,16 +312,21 @@ class _Program:
             st = self.ss[s]
             if (i + 1) % st.period == 0:
                 self.store(s, i // st.period, t + 1)
-        for s in self.shortest:
-            st = self.ss[s]
-            if not st.double and (i + 1) % st.period == 0 and i // st.period + 1 < st.events:
-                self.load(s, i // st.period + 1, t + 1)
+        for group in (self.plain, self.trailing):
+            for s in group:
+                if self.ss[s].at_end:
+                    e = self._next(s, i + 1)
+                    if e:
+                        self.load(s, e, t + 1)
 
 
 def _value(w: _Wait, known: dict[_EventKey, int], started: dict[_EventKey, int]) -> int | None:
     """The cycle a wait is over: a tile in place, a write-back arrived, or (``part``) the
     k-th of n sub-tiles of a tile that arrives progressively; None while unknown."""
     if len(w) == 3:                   # ("ready"|"wb", stream, event); a "part" wait has five fields
+        if w[0] == "began":           # the start of a load
+            key = ("ready", w[1], w[2])
+            return started[key] if key in known else None
         return known.get(w)
     _, s, e, k, n = w
     key = ("ready", s, e)
@@ -381,12 +447,16 @@ def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> _Wind
     """What the program issues in window ``w`` that differs between windows: the tile
     boundaries of the streams longer than a window, the partial-sum read-backs that the
     loops outside the window decide (for its tiles and for the next window's first, which
-    it loads ahead), and the last window (no next tiles)."""
+    it loads ahead), where in it the longer streams issue their next loads, and the last
+    windows (no next tiles: those within the longest lead of the end differ)."""
     i, j = w * win, (w + 1) * win
-    out: list[bool | tuple[bool, bool]] = [w == windows - 1]
+    tail = max(st.lead for st in ss)
+    out: list[bool | int | tuple[bool, bool]] = [w == windows - 1, min(0, windows * win - j - tail)]
     for st in ss:
         if st.period > win:
             out.append((i % st.period == 0, j % st.period == 0))
+            off = (-st.lead - i) % st.period
+            out.append(off if off <= win else -1)
         elif st.operand == "output":            # this window's tiles and the next one's, loaded ahead
             out.append((any((i // s) % f for s, f in st.revisit if s >= win),
                         any((j // s) % f for s, f in st.revisit if s >= win)))
@@ -413,7 +483,8 @@ def _normal(ss: tuple[Stream, ...], win: int, w: int, floor: int, known: dict[_E
     issued = tuple(sorted((s, e - cur[s]) for s, e in prog.issued))
     deferred = tuple(sorted(((u, pe - cur[u]), tuple((s, e - cur[s], rel(r)) for s, e, r in items))
                             for (u, pe), items in prog.deferred.items()))
-    return (tuple(ks), ports, issued, deferred)
+    latest = tuple(sorted((s, e - cur[s]) for s, e in prog.latest.items()))
+    return (tuple(ks), ports, issued, deferred, latest)
 
 
 def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, known: dict[_EventKey, int],
@@ -438,6 +509,7 @@ def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, kno
     for p in free:
         free[p] = mv(free[p])
     prog.issued = {(s, e + adv[s]) for s, e in prog.issued}
+    prog.latest = {s: e + adv[s] for s, e in prog.latest.items()}
     prog.deferred = {(u, pe + adv[u]): [(s, e + adv[s], mv(r)) for s, e, r in items]
                      for (u, pe), items in prog.deferred.items()}
 
