@@ -3,6 +3,9 @@ units' sizes, the collective times and the prefetch / reuse / bucket rules."""
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
 import pytest
 
 from sim.system import zero as z3
@@ -112,15 +115,22 @@ def test_chain_orders_regions_and_marks_gradients():
 
 
 def test_step_zero3_uses_the_ring_times_of_the_group():
-    # two DGX A100 nodes, dp 16, one chunk of one unit: the gather and the reduce-scatter are
-    # rings over 16 devices whose slowest hop is the NIC, 24 GB/s achieved of its 25 GB/s HDR
-    # line rate (sim.system.constants): 15 steps of (2 us + S/16 / 24e3)
+    # two DGX A100 nodes, dp 16, one chunk of one unit. NCCL's rings: 8 at once, one per NIC,
+    # each with S/8; the NIC hop (24 GB/s achieved of HDR's 25) binds (a GPU's NVLink port
+    # carries the 7 other rings at 230/7 = 32.9 GB/s each): bus bandwidth 8 x 24 = 192 GB/s.
+    # NCCL 2.9.6's model for an all-gather over n = 16 ranks on N = 2 nodes (tuning.cc):
+    #   LL     3.6 + 14 x 0.47 x 1.8 + 1 x 2.7 = 18.144 us, min(22.5, 192/4) x 16/15 = 24 GB/s
+    #   LL128  10 + 14 x 1.9 + 1 x 4.0 = 40.6 us, 192 x 0.92 x 16/15 = 188.4 GB/s
+    #   Simple 8.4 + 14 x 3.4 + 1 x 9.6 = 65.6 us, 192 x 16/15 = 204.8 GB/s
+    # at S = 38.4 MB: 1618, 244.4 and 253.1 us: LL128
     sys = PRESETS["dgx-a100"].with_devices(16)
-    S = 16 * 24e3 * 100.0                      # bytes: 100 us per ring step of bandwidth
+    S = 38.4e6
     params = S / 2
-    ring = 15 * (2.0 + 100.0)
+    ring = 40.6 + S / (192 * 0.92 * 16 / 15 * 1e3)
     comms = Collectives(sys)
-    assert comms.run("all_gather", list(range(16)), S) == pytest.approx(ring)
+    assert comms.busbw_gbs("all_gather", list(range(16))) == pytest.approx(192.0, rel=1e-9)
+    assert comms.run("all_gather", list(range(16)), S) == pytest.approx(ring, rel=1e-9)
+    assert comms.run("reduce_scatter", list(range(16)), S) == pytest.approx(ring, rel=1e-9)
     ch = ChunkCost(fwd_us=5000.0, bwd_us=10000.0, fwd_comm_us=0, bwd_comm_us=0, act_bytes=0, params=params,
                    optimizer_us=0.0, send_bytes=0)
     # FSDP reshards after the forward: gather, forward, gather again, backward, reduce-scatter
@@ -134,7 +144,11 @@ def test_step_zero3_uses_the_ring_times_of_the_group():
 
 def test_presets_and_bad_names():
     assert z3.resolve("deepspeed").prefetch_params == 5e7 and z3.resolve("deepspeed").reduce_bucket_params == 5e8
-    assert set(z3.PRESETS) == {"deepspeed", "megatron-deepspeed", "fsdp"}
+    assert set(z3.PRESETS) == {"deepspeed", "deepspeed-2021", "megatron-deepspeed", "fsdp"}
+    old = z3.resolve("deepspeed-2021")          # DeepSpeed v0.3.14's constants.py defaults
+    assert (old.prefetch_params, old.max_live_params, old.max_reuse_params, old.reduce_bucket_params,
+            old.persist_params) == (5e7, 1e9, 1e9, 5e8, 1e5)
+    assert old.per_tensor and old.fetch_sync and not z3.DEEPSPEED.per_tensor
     with pytest.raises(HwsimError, match="zero3"):
         Parallel(2, 1, 1, 1, 1, zero=3, zero3="nope")
 
@@ -157,3 +171,88 @@ def test_the_cli_refuses_zero3_without_zero_3(capsys):
                "--zero3", "fsdp"])
     err = capsys.readouterr().err
     assert rc == 2 and "--zero3" in err and "--zero 3" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- DeepSpeed of 2021: a collective per tensor, persistent small tensors, device syncs ----------
+GL = lambda p: 5.0 + p / 100.0      # noqa: E731  a collective: 5 us of latency, then 100 parameters per us
+
+
+def test_per_tensor_gathers_pay_the_latency_per_tensor():
+    # one unit of tensors 1000, 1000 and 50 parameters; 50 < persist 100 stays gathered. Per
+    # tensor: (5 + 10) + (5 + 10) = 30 us, then 20 us of compute; per unit, one collective of
+    # 2000: 5 + 20 = 25 us
+    s = z3.ZeroSeq((2050.0,), (0,), ((0, 20.0),), (), ((1000.0, 1000.0, 50.0),))
+    tensor = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True, persist_params=100.0)
+    unit = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, persist_params=100.0)
+    assert z3.schedule(s, tensor, GL, GL) == pytest.approx((50.0, 0.0))
+    assert z3.schedule(s, unit, GL, GL) == pytest.approx((45.0, 0.0))
+
+
+def test_per_tensor_buckets_fill_tensor_by_tensor():
+    # backward of the same unit (nothing persistent), bucket 1500: the gather is 15 + 15 + 5.5 =
+    # 35.5 us, compute 20; then tensor 1000 opens the bucket, the second 1000 would pass 1500 so
+    # the first goes alone (15 us), then [1000, 50] at the end (15 + 5.5): 35.5 + 20 + 35.5
+    s = z3.ZeroSeq((2050.0,), (0,), (), ((0, 20.0, True),), ((1000.0, 1000.0, 50.0),))
+    cfg = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 1500.0, per_tensor=True)
+    assert z3.schedule(s, cfg, GL, GL) == pytest.approx((0.0, 91.0))
+
+
+def test_fetch_sync_waits_for_the_reduce_scatters_in_flight():
+    # three units of 1000 (10 us per collective), one ahead, each released at once, gradients
+    # reduced per unit. With DeepSpeed 2021's sync: u0 gathered 0-10 (idle device), u1
+    # prefetched 10-20 under u0's compute 10-30; RS(u0) 30-40; u1 at hand computes 30-35 (no
+    # new prefetch: a handle is out), RS(u1) 40-50; u2 waits for the idle device (50), is
+    # gathered 50-60, computes 60-80, RS(u2) 80-90. Without: u1's step prefetches u2 at 30,
+    # sharing the links with RS(u0) (both done at 50); RS(u1) 50-60; u2 computes 50-70, RS 70-80
+    bwd = ((0, 20.0, True), (1, 5.0, True), (2, 20.0, True))
+    s = seq([], list(bwd), [1000, 1000, 1000])
+    sync = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True, fetch_sync=True)
+    free = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True)
+    assert z3.schedule(s, sync, G, G) == pytest.approx((0.0, 90.0))
+    assert z3.schedule(s, free, G, G) == pytest.approx((0.0, 80.0))
+
+
+def test_persistent_units_never_wait_for_a_gather():
+    # u1 (50 parameters) persists under 100: u0 gathered 0-10 and u2 prefetched 10-20, steps at
+    # 10-20, 20-30, 30-40. Without persistence u1 is the one prefetched (0.5 us), and u2, not
+    # prefetched while that handle is out, is gathered on the idle device at 30: 30-40, 40-50
+    s = seq([(0, 10.0), (1, 10.0), (2, 10.0)], [], [1000, 50, 1000])
+    cfg = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True, fetch_sync=True,
+                        persist_params=100.0)
+    assert z3.schedule(s, cfg, G, G) == pytest.approx((40.0, 0.0))
+    assert z3.schedule(s, dataclasses.replace(cfg, persist_params=0.0), G, G) == pytest.approx((50.0, 0.0))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_and_reference_schedules_agree_with_tensors(seed):
+    """The fast schedule against the first one (zero_reference), to the bit, on random units
+    of several tensors under every preset (tests/test_train_speed.py does it without tensors)."""
+    from sim.system import zero_reference as ref
+    rng = random.Random(seed)
+    units = rng.randrange(1, 7)
+    tensors = tuple(tuple(float(rng.choice([0, 10, 5e4, 2e5, 5e7, 3e8])) for _ in range(rng.randrange(1, 4)))
+                    for _ in range(units))
+    params = tuple(sum(t) for t in tensors)
+    fwd = tuple((rng.randrange(-1, units), rng.random() * 100) for _ in range(rng.randrange(0, 20)))
+    bwd = tuple((rng.randrange(-1, units), rng.random() * 100, rng.random() < 0.5) for _ in range(rng.randrange(0, 20)))
+    s = z3.ZeroSeq(params, tuple(rng.randrange(0, 3) for _ in range(units)), fwd, bwd, tensors)
+    g = lambda p: 30.0 + p * 1e-5          # noqa: E731
+    r = lambda p: 60.0 + p * 1e-5          # noqa: E731
+    for cfg in z3.PRESETS.values():
+        for c in (cfg, dataclasses.replace(cfg, prefetch_params=1e5, max_live_params=4e8, max_reuse_params=1e8)):
+            assert repr(z3.schedule(s, c, g, r)) == repr(ref.schedule(s, c, g, r))
+
+
+def test_module_steps_keep_each_tensor_and_chain_groups_them_by_module():
+    # a linear (weight 6, bias 2) then a norm (weight 3): the region lists the three tensors
+    # module by module; chain makes each module a unit of its tensors, in that order
+    ops = [("fc", "forward", 4.0, "b0"), ("act", "forward", 1.0, "b0"), ("ln", "forward", 2.0, "b0"),
+           ("ln.bwd", "backward", 3.0, "b0"), ("fc.bwd", "backward", 5.0, "b0")]
+    steps = z3.module_steps(ops, [("fc.weight", 6.0), ("fc.bias", 2.0), ("ln.weight", 3.0)],
+                            lambda name: name.removesuffix(".bwd"))
+    mods, fwd, bwd = steps["b0"]
+    assert mods == (("fc.weight", 6.0), ("fc.bias", 2.0), ("ln.weight", 3.0))
+    assert fwd == (("fc", 5.0), ("ln", 2.0)) and bwd == (("ln", 3.0), ("fc", 5.0))
+    s = z3.chain([(steps["b0"], 0.0, 0.0)])
+    assert s.params == (8.0, 3.0) and s.tensors == ((6.0, 2.0), (3.0,))
+    assert s.fwd == ((0, 5.0), (1, 2.0)) and s.bwd == ((1, 3.0, True), (0, 5.0, True))

@@ -6,15 +6,20 @@ textbook ones (Thakur, Rabenseifner and Gropp, IJHPCA 2005; Patarasuk and Yuan, 
 Sanders, Speck and Traeff, Parallel Computing 2009, for the double binary tree):
 
 * ``ring_allreduce``: a reduce-scatter and an all-gather around a ring, 2(n-1) steps of
-  S/n bytes per device: 2 (n-1)/n S/B + 2 (n-1) a on a non-blocking fabric;
-* ``reduce_scatter``, ``all_gather``: one half of that each;
+  S/n bytes per device: 2 (n-1)/n S/B + 2 (n-1) a on a non-blocking fabric. Across nodes
+  with several of the group's devices and NICs each, k rings at once, one per NIC, each with
+  S/k (``ring_channels``: NCCL's channels), so the network part of the bus bandwidth is k
+  NICs' rate, as far as the intra-node fabric carries the k rings;
+* ``reduce_scatter``, ``all_gather``: one half of that each (on the same rings);
 * ``tree_allreduce``: two binary trees (each device interior in at most one), each carrying
   half the data, reduced up and broadcast down in pipelined chunks: about 2 log2(n) a +
   2 S/B for many chunks;
 * ``all_to_all``: every device sends S/n to every other at once;
 * ``p2p``: one transfer;
 * ``hierarchical_allreduce``: reduce-scatter inside each node, all-reduce across nodes of
-  the shards (every local rank on its own NIC, in parallel), all-gather inside each node.
+  the shards (every local rank on its own NIC, in parallel), all-gather inside each node,
+  the three phases one after the other: the network idles during the intra-node phases,
+  where the rings of ``ring_allreduce`` keep NVLink and the NICs busy at once.
 
 S is the bytes each device contributes (the buffer size).
 
@@ -36,7 +41,7 @@ from .network import Network, ProcessBody
 from .topology import System
 
 __all__ = [
-    "ALGORITHMS", "ring_allreduce", "reduce_scatter", "all_gather", "all_to_all", "p2p", "TREE_CHUNKS",
+    "ALGORITHMS", "ring_channels", "ring_allreduce", "reduce_scatter", "all_gather", "all_to_all", "p2p", "TREE_CHUNKS",
     "tree_allreduce", "hierarchical_allreduce", "ALLREDUCE", "time_us", "allreduce_us",
 ]
 
@@ -47,17 +52,60 @@ def _step(net: Network, pairs: Sequence[tuple[int, int]], nbytes: float, tag: st
     return simpy.AllOf(net.env, [net.transfer(a, b, nbytes, tag) for a, b in pairs])
 
 
+def ring_channels(sys: System, group: Sequence[int]) -> list[list[int]]:
+    """The rings (NCCL's channels) a ring collective over ``group`` runs at once, each carrying
+    an equal share of the data.
+
+    Inside one node, or where some node holds one device of the group (a rail: every hop
+    crosses the network), or the nodes hold different numbers of them: one ring, in the
+    group's order. Across nodes that each hold m > 1 of the group's devices on k > 1 distinct
+    NICs: k rings, one per NIC, as NCCL builds them (S. Jeaugey, NVIDIA/nccl issue 412: one
+    ring per NIC, so that the rings' network hops use every NIC at once). Ring c goes through
+    the m devices of each node in turn on the intra-node fabric and crosses to the next node
+    from its device L[r] (r = c m / k, the first device on NIC c) to the same local rank of the
+    next node (the same rail), which runs through its m devices the other way round and
+    leaves from L[r + 1] to L[r + 1] of the next: every NIC carries one ring out and one in
+    (the two ends of a node's chain may share a NIC, in its two directions). The rings share
+    the links as the network says: a ring's step is as slow as its slowest hop, the NIC
+    (S / (k n) at the NIC's rate) unless the k - 1 or k rings sharing a device's
+    intra-node port are slower."""
+    if sys.intra.kind == "torus2d":
+        return [list(group)]
+    by_node: dict[int, list[int]] = {}
+    for d in group:
+        by_node.setdefault(sys.node_of(d), []).append(d)
+    locals_ = list(by_node.values())
+    m = len(locals_[0])
+    if len(locals_) < 2 or m < 2 or any(len(x) != m for x in locals_):
+        return [list(group)]
+    k = min(len({sys.nic_of(d) for d in x}) for x in locals_)
+    if k < 2:
+        return [list(group)]
+    rings = []
+    for c in range(k):
+        r = c * m // k
+        order: list[int] = []
+        for i, x in enumerate(locals_):
+            fwd = x[r + 1:] + x[:r + 1]               # enters at x[r + 1], leaves from x[r]
+            order += fwd if i % 2 == 0 else fwd[::-1]  # enters at x[r], leaves from x[r + 1]
+        rings.append(order)
+    return rings
+
+
 def _ring(net: Network, group: Sequence[int], nbytes: float, steps: int, tag: str, exact: bool) -> ProcessBody:
-    """``steps`` steps of every device sending ``nbytes / n`` to the next around the ring."""
+    """``steps`` steps of every device sending ``nbytes / n`` to the next around the ring,
+    split over the rings of :func:`ring_channels` (k rings: nbytes / (k n) each)."""
     n = len(group)
     if n < 2 or steps < 1:
         return
-    pairs = [(group[i], group[(i + 1) % n]) for i in range(n)]
+    rings = ring_channels(net.sys, group)
+    pairs = [(ring[i], ring[(i + 1) % n]) for ring in rings for i in range(n)]
+    chunk = nbytes / n / len(rings)
     t0 = net.env.now
-    yield _step(net, pairs, nbytes / n, tag)
+    yield _step(net, pairs, chunk, tag)
     if exact:
         for _ in range(steps - 1):
-            yield _step(net, pairs, nbytes / n, tag)
+            yield _step(net, pairs, chunk, tag)
     else:
         yield net.env.timeout((steps - 1) * (net.env.now - t0))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..constants import Constant
 from .collectives import TREE_CHUNKS
+from .nccl import BASE_LAT_US, HW_LAT_US, LL128_GENERATIONS, LL_MAX_BW_GBS, TREE_CORRECTION
 from .step import BUCKET_BYTES
 from .topology import (HDR_IB_EFFICIENCY, IB_LATENCY_US, ICI_LATENCY_US, NDR_IB_EFFICIENCY, NVLINK3_EFFICIENCY,
                        NVLINK4_EFFICIENCY, NVLINK_LATENCY_US)
@@ -34,6 +35,21 @@ CONSTANTS: tuple[Constant, ...] = (
              "NVIDIA, NVIDIA/nccl-tests issue 290, 2025-03-03); the fit row coll-ndr-ib-allreduce-1nic-busbw-fit"),
     Constant("collectives.TREE_CHUNKS", TREE_CHUNKS, "assumption",
              "pipelined chunks per tree all-reduce (NCCL sizes its chunks by message size); fitted to nothing"),
+    Constant("nccl.BASE_LAT_US", BASE_LAT_US, "published",
+             "NCCL's base latency per algorithm (tree, ring) and protocol (LL, LL128, Simple), us: baseLat of "
+             "NVIDIA/nccl v2.9.6-1 src/graph/tuning.cc (2021-04-12)"),
+    Constant("nccl.HW_LAT_US", HW_LAT_US, "published",
+             "NCCL's latency per step on NVLink and on the network, per algorithm and protocol, us: hwLat of NVIDIA/nccl "
+             "v2.9.6-1 src/graph/tuning.cc (ring Simple 3.4 us per NVLink step, 9.6 us per network step)"),
+    Constant("nccl.LL_MAX_BW_GBS", LL_MAX_BW_GBS, "published",
+             "NCCL's cap on the LL protocol's bus bandwidth (one node by GPU, across nodes by host CPU; 1, 2, more "
+             "nodes), GB/s: llMaxBws of NVIDIA/nccl v2.9.6-1 src/graph/tuning.cc"),
+    Constant("nccl.TREE_CORRECTION", TREE_CORRECTION, "published",
+             "NCCL's correction of tree bandwidth by size, 64 B to 256 MB: treeCorrectionFactor of NVIDIA/nccl v2.9.6-1 "
+             "src/graph/tuning.cc; with the protocols' factors there (LL 1/4, LL128 0.92 or 0.7, tree 0.92, 1/3.8, "
+             "7/9 or 0.915) and the ring all-reduce's 1.9x latency across nodes (ncclTopoGetAlgoTime)"),
+    Constant("nccl.LL128_GENERATIONS", LL128_GENERATIONS, "published",
+             "GPUs whose LL128 NCCL enables over NVLink: Volta and Ampere (v2.9.6-1 tuning.cc), Hopper (v2.18.1-1)"),
     Constant("step.BUCKET_BYTES", BUCKET_BYTES, "published",
              "PyTorch DistributedDataParallel's default bucket_cap_mb = 25: gradients all-reduced per 25 MiB bucket"),
 )

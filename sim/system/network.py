@@ -1,7 +1,8 @@
 """Transfers over a system's links, as events (simpy; the unit of time is a microsecond).
 
-Every device has an up and a down port into its node's switch and, across nodes, an up and
-a down port into the network (its NIC); on a torus, a link to each neighbour in each
+Every device has an up and a down port into its node's switch and, across nodes, reaches the
+network through an up and a down port of its NIC (``System.nic_of``: one per device unless
+``nics_per_node`` says fewer, which the node's devices then share); on a torus, a link to each neighbour in each
 direction. A transfer waits its fabric's latency (per hop on a torus), then moves its bytes
 along its path; transfers that share a link share its bandwidth max-min fairly (the
 fluid model of congestion-controlled networks: every flow gets an equal share of its
@@ -88,7 +89,8 @@ class Network:
             return (self._link(f"up{src}", bw), self._link(f"down{dst}", bw)), s.intra.latency_us
         assert s.inter is not None
         bw = s.inter.bytes_per_us
-        return (self._link(f"nic_up{src}", bw), self._link(f"nic_down{dst}", bw)), s.inter.latency_us
+        (na, i), (nb, j) = s.nic_of(src), s.nic_of(dst)
+        return (self._link(f"nic_up{na}.{i}", bw), self._link(f"nic_down{nb}.{j}", bw)), s.inter.latency_us
 
     # ---- transfers ---------------------------------------------------------------------------
     def transfer(self, src: int, dst: int, nbytes: float, tag: str = "") -> simpy.Event:

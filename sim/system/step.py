@@ -22,6 +22,7 @@ and each chunk's activations times the most microbatches it holds at once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, TypeAlias
@@ -29,6 +30,7 @@ from typing import Callable, Sequence, TypeAlias
 from workloads.errors import HwsimError
 
 from . import collectives as coll
+from . import nccl
 from . import zero as z3
 from .pipeline import SCHEDULES, PipelineRun, simulate
 from .topology import System
@@ -122,12 +124,20 @@ class StepResult:
         return self.capacity_bytes <= 0 or self.memory["total_bytes"] <= self.capacity_bytes
 
 
-# a group's size, its devices per node (sorted) and, on a torus, the devices themselves (else False)
-GroupShape: TypeAlias = tuple[int, tuple[int, ...], bool | tuple[int, ...]]
+# a group's size, its devices per node (sorted), on a torus the devices themselves (else False), and
+# how many NICs it reaches the network through (0 on one node)
+GroupShape: TypeAlias = tuple[int, tuple[int, ...], bool | tuple[int, ...], int]
 
 
 class Collectives:
-    """Collective times on a system, each simulated once per distinct (kind, group, size)."""
+    """Collective times on a system, each worked out once per distinct (kind, group, size).
+
+    On a GPU system (a switch fabric) an all-reduce, all-gather or reduce-scatter takes what
+    NCCL's own model says of the (algorithm, protocol) it picks (``sim.system.nccl``: its
+    latency per step and per protocol), at the bus bandwidth of hwsim's Simple rings over the
+    group's links (one ring per NIC, simulated once per group shape with the fabrics'
+    latencies left out: NCCL's model charges its own). On a torus, and for point-to-point
+    sends, the transfers are simulated with the fabrics' latencies."""
 
     def __init__(self, system: System, reference: bool = False):
         """``reference``: ZeRO-3 schedules by ``sim.system.zero_reference`` (the first version)."""
@@ -137,6 +147,9 @@ class Collectives:
         self.shapes: dict[tuple[int, ...], GroupShape] = {}
         self.zero3: dict[tuple[object, ...], tuple[float, float]] = {}   # ZeRO-3 (fwd, bwd) per chunk and group
         self.keep: list[z3.ZeroSeq] = []
+        self.busbw: dict[tuple[str, GroupShape], float] = {}          # NCCL's Simple ring bus bandwidth, GB/s
+        self.nccl = system.intra.kind == "switch"
+        self._tuning: tuple[str, bool] | None = None
 
     def zero3_us(self, ch: "ChunkCost", group: Sequence[int], impl: str) -> tuple[float, float]:
         """A chunk's forward and backward per microbatch under ZeRO-3 (``sim.system.zero``):
@@ -155,45 +168,95 @@ class Collectives:
         return self.zero3[key]
 
     def affine(self, kind: str, group: Sequence[int]) -> Callable[[float], float]:
-        """A ring collective's time as a function of its bytes, from two simulated sizes: each
-        ring step is the latency plus transfers of bytes / n sharing the links, so the time is
-        affine in the bytes (``tests/test_zero.py`` checks it against :meth:`run`)."""
+        """A collective's time as a function of its bytes. Under NCCL an all-gather's or a
+        reduce-scatter's candidates are rings, each affine in the bytes (its latency plus
+        bytes over its bandwidth): the least of the three protocols'. Otherwise (a torus)
+        from two simulated sizes: each ring step is the latency plus transfers of bytes / n
+        sharing the links, so the time is affine in the bytes (``tests/test_zero.py`` checks
+        both against :meth:`run`)."""
+        if len(group) < 2:
+            return lambda nbytes: 0.0
+        if self.nccl and kind in ("all_gather", "reduce_scatter"):
+            shape = self._shape(group)
+            bw = self.busbw_gbs(kind, group)
+            gen, amd = self.tuning()
+            lines = [(c.latency_us, 1 / (1e3 * c.bandwidth_gbs))
+                     for c in nccl.candidates(kind, 2.0 ** 30, shape[0], len(shape[1]), bw, gen, amd)]
+
+            def least(nbytes: float) -> float:
+                if nbytes <= 0:
+                    return 0.0
+                best = lines[0][0] + nbytes * lines[0][1]
+                for lat, inv in lines[1:]:
+                    t = lat + nbytes * inv
+                    if t < best:
+                        best = t
+                return best
+            return least
         lo, hi = 2.0 ** 20, 2.0 ** 30
         t_lo, t_hi = self.run(kind, group, lo), self.run(kind, group, hi)
         slope = (t_hi - t_lo) / (hi - lo)
-        return lambda nbytes: 0.0 if nbytes <= 0 or len(group) < 2 else t_lo + (nbytes - lo) * slope
+        return lambda nbytes: 0.0 if nbytes <= 0 else t_lo + (nbytes - lo) * slope
 
     def _shape(self, group: Sequence[int]) -> GroupShape:
-        """What a collective's time depends on: the group's size and how it falls on nodes
-        (on a torus, the devices themselves)."""
+        """What a collective's time depends on: the group's size, how it falls on nodes, how
+        many NICs it reaches through (on a torus, the devices themselves)."""
         g = tuple(group)
         if g not in self.shapes:
             nodes: dict[int, int] = {}
             for d in g:
                 node = self.sys.node_of(d)
                 nodes[node] = nodes.get(node, 0) + 1
-            self.shapes[g] = (len(g), tuple(sorted(nodes.values())), self.sys.intra.kind == "torus2d" and g)
+            nics = len({self.sys.nic_of(d) for d in g}) if self.sys.nodes > 1 else 0
+            self.shapes[g] = (len(g), tuple(sorted(nodes.values())), self.sys.intra.kind == "torus2d" and g, nics)
         return self.shapes[g]
 
+    def tuning(self) -> tuple[str, bool]:
+        """What NCCL's model reads of the system: the GPUs' generation, whether the hosts are AMD."""
+        if self._tuning is None:
+            from .topology import device_of
+            self._tuning = (str(getattr(device_of(self.sys), "generation", "")), self.sys.host_cpu == "amd")
+        return self._tuning
+
+    def busbw_gbs(self, kind: str, group: Sequence[int]) -> float:
+        """The bus bandwidth (GB/s) of NCCL's Simple rings over ``group``: hwsim's rings (one per
+        NIC) on the system's links with the fabrics' latencies left out, at 1 GiB (alone on
+        the network the time is then linear in the bytes)."""
+        key = (kind, self._shape(group))
+        if key not in self.busbw:
+            fn = {"allreduce": coll.ring_allreduce, "reduce_scatter": coll.reduce_scatter,
+                  "all_gather": coll.all_gather}[kind]
+            s = self.sys
+            bare = dataclasses.replace(s, intra=dataclasses.replace(s.intra, latency_us=0.0),
+                                       inter=None if s.inter is None else dataclasses.replace(s.inter, latency_us=0.0))
+            size = 2.0 ** 30
+            t = coll.time_us(bare, lambda net: fn(net, list(group), size, exact=False))
+            n = len(group)
+            self.busbw[key] = (2 if kind == "allreduce" else 1) * (n - 1) / n * size / t / 1e3
+        return self.busbw[key]
+
     def run(self, kind: str, group: Sequence[int], nbytes: float) -> float:
-        """The time of one collective alone on the system (rings repeat their first step's
-        time: the same on an idle network, see ``collectives``)."""
+        """The time of one collective alone on the system (see the class docstring; simulated
+        rings repeat their first step's time: the same on an idle network, see ``collectives``)."""
         if len(group) < 2 or nbytes <= 0:
             return 0.0
         key = (kind, self._shape(group), round(nbytes))
         if key not in self.cache:
-            many_nodes = len(self._shape(group)[1]) > 1
-            if kind == "allreduce":
-                algo = coll.hierarchical_allreduce if many_nodes and self.sys.devices_per_node > 1 \
-                    else coll.ring_allreduce
-                self.cache[key] = coll.time_us(self.sys, lambda net: algo(net, list(group), nbytes, exact=False))
+            if kind not in ("allreduce", "reduce_scatter", "all_gather", "p2p"):
+                raise HwsimError(f"unknown collective {kind!r}")
+            if kind != "p2p" and self.nccl:
+                shape = self._shape(group)
+                gen, amd = self.tuning()
+                self.cache[key] = nccl.tuned(kind, nbytes, shape[0], len(shape[1]), self.busbw_gbs(kind, group),
+                                             gen, amd).time_us
+            elif kind == "allreduce":
+                self.cache[key] = coll.time_us(self.sys, lambda net: coll.ring_allreduce(net, list(group), nbytes,
+                                                                                          exact=False))
             elif kind in ("reduce_scatter", "all_gather"):
                 fn = coll.reduce_scatter if kind == "reduce_scatter" else coll.all_gather
                 self.cache[key] = coll.time_us(self.sys, lambda net: fn(net, list(group), nbytes, exact=False))
-            elif kind == "p2p":
-                self.cache[key] = coll.time_us(self.sys, lambda net: coll.p2p(net, group[0], group[1], nbytes))
             else:
-                raise HwsimError(f"unknown collective {kind!r}")
+                self.cache[key] = coll.time_us(self.sys, lambda net: coll.p2p(net, group[0], group[1], nbytes))
         return self.cache[key]
 
 

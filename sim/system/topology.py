@@ -7,6 +7,12 @@ InfiniBand NICs between them) or ``torus2d`` (every device links to its four nei
 ``bandwidth_gbs`` per link and direction: a TPU pod). ``latency_us`` is charged once per
 transfer on a switch, once per hop on a torus.
 
+Between nodes every device reaches the network through a NIC: one per device by default (DGX
+A100 and H100: eight 200/400 Gb/s NICs per node, GPU i on NIC i, each NIC on its own rail of the
+fat tree), or ``nics_per_node`` shared evenly by the node's devices. ``host_cpu`` (Intel or
+AMD) is what NCCL's tuning model reads for its LL protocol's bandwidth across nodes
+(``sim.system.nccl``).
+
 ``bandwidth_gbs`` is the line rate; ``efficiency`` is the fraction of it that NCCL's collectives
 move at large messages (``bytes_per_us``, the rate every transfer gets): NVLink carries NCCL's
 data in 128-byte payloads with their headers (and the GPU adds its own limits), InfiniBand its
@@ -91,6 +97,8 @@ class System:
     source: str = ""
     device_overrides: tuple[tuple[str, Any], ...] = field(default=(), metadata={"json_schema": {
         "type": "object", "description": "fields of the device's description to change, as an architecture file does"}})
+    nics_per_node: Count | None = None   # network ports per node (None: one per device, as on a DGX)
+    host_cpu: Literal["intel", "amd"] = "intel"   # the hosts' CPUs: NCCL's LL protocol model reads it
 
     def __post_init__(self) -> None:
         if isinstance(self.intra, dict):
@@ -109,6 +117,8 @@ class System:
             need(self.inter is not None, "inter", "a system of several nodes needs a network between them")
         if self.intra.kind == "torus2d":
             need(self.nodes == 1, "nodes", "a torus system is one torus: give its size with devices_per_node")
+        need(self.nics_per_node is None or self.nics_per_node <= self.devices_per_node, "nics_per_node",
+             f"must be at most devices_per_node ({self.devices_per_node}): each NIC serves whole devices")
 
     @property
     def devices(self) -> int:
@@ -116,6 +126,18 @@ class System:
 
     def node_of(self, d: int) -> int:
         return d // self.devices_per_node
+
+    @property
+    def nics(self) -> int:
+        """Network ports per node: ``nics_per_node``, or one per device."""
+        return self.nics_per_node or self.devices_per_node
+
+    def nic_of(self, d: int) -> tuple[int, int]:
+        """(node, port) of the NIC device ``d`` reaches the network through: the node's devices
+        split evenly over its NICs, in order (with one NIC per device, device i of a node owns
+        NIC i: the rail-optimised layout)."""
+        g = self.devices_per_node
+        return d // g, (d % g) * self.nics // g
 
     def torus_shape(self) -> tuple[int, int]:
         """The most nearly square X x Y with X * Y = devices."""
@@ -132,7 +154,8 @@ class System:
             return dataclasses.replace(self, devices_per_node=n, nodes=1)
         g = self.devices_per_node
         if n <= g:
-            return dataclasses.replace(self, devices_per_node=n, nodes=1)
+            nics = None if self.nics_per_node is None else max(1, self.nics_per_node * n // g)
+            return dataclasses.replace(self, devices_per_node=n, nodes=1, nics_per_node=nics)
         need(n % g == 0, "gpus", f"{n} devices do not fill whole nodes of {g}; use a multiple of {g}")
         return dataclasses.replace(self, nodes=n // g)
 
@@ -175,7 +198,9 @@ PRESETS = {
                      "8 x 200 Gb/s HDR InfiniBand (ConnectX-6) per node, one per GPU: 25 GB/s each way, "
                      "rail-optimised non-blocking fat tree; NCCL reaches 24 GB/s per NIC (nccl issue 412)",
                      HDR_IB_EFFICIENCY),
-        source="NVIDIA DGX A100 system architecture white paper (2020); Selene, Narayanan et al., SC 2021"),
+        source="NVIDIA DGX A100 system architecture white paper (2020: two AMD EPYC 7742 hosts); Selene, "
+               "Narayanan et al., SC 2021",
+        host_cpu="amd"),
     "dgx-h100": System(
         "dgx-h100", "h100", 8, 1,
         intra=Fabric("switch", 450, NVLINK_LATENCY_US,
@@ -183,7 +208,7 @@ PRESETS = {
                      "reach ~370 GB/s of it (nccl-tests issue 212)", NVLINK4_EFFICIENCY),
         inter=Fabric("switch", 50, IB_LATENCY_US, "8 x 400 Gb/s NDR InfiniBand (ConnectX-7) per node, one per GPU; "
                      "NCCL reaches 46-48 GB/s per NIC (nccl-tests issue 290)", NDR_IB_EFFICIENCY),
-        source="NVIDIA DGX H100 documentation (2022)"),
+        source="NVIDIA DGX H100 documentation (2022: two Intel Xeon Platinum 8480C hosts)"),
     "tpu-pod": System(
         "tpu-pod", "systolic-128", 1024, 1,
         intra=Fabric("torus2d", 82, ICI_LATENCY_US,

@@ -26,8 +26,26 @@ A microbatch is a sequence of steps: the forward's modules in order, then the ba
   max-min fair share of a link between two flows that ``sim.system.network`` gives
   (processor sharing; latency shared alike, a named simplification).
 
-Each collective's time alone comes from the collective model (``Collectives.run``: the ring
-over the group's links, latency per step). ``schedule`` returns the forward's and the
+DeepSpeed as Narayanan et al. measured it in spring 2021 (``DEEPSPEED_2021``: v0.3.12 to
+v0.5.4, before the coalesced all-gathers of microsoft/DeepSpeed#1188) differs in three ways,
+each a field of :class:`ZeroConfig`:
+
+* ``per_tensor``: every parameter tensor is all-gathered by a collective of its own
+  (``partition_parameters.py``: ``_all_gather`` calls ``_allgather_param`` per parameter) and
+  its gradient reduce-scattered by one of its own (``_reduce_scatter_gradients``), so each
+  tensor pays the collective's latency; a bucket of gradients fills tensor by tensor;
+* ``persist_params``: tensors under ``stage3_param_persistence_threshold`` elements are never
+  partitioned (``persistent_parameters``): not gathered, not released (their gradients are
+  still reduce-scattered);
+* ``fetch_sync``: a module whose parameters are fetched, or still in flight, waits for the
+  whole device (``fetch_sub_module``: every in-flight handle, then ``torch.cuda.synchronize()``,
+  which also waits for the reduce-scatters in flight; ``_allgather_param`` synchronises
+  before each gather too); only then are the next modules prefetched, and a module whose
+  parameters are at hand prefetches only with no gather in flight
+  (``prefetch_next_sub_modules``).
+
+Each collective's time alone comes from the collective model (``Collectives.affine``: NCCL's
+model at the bus bandwidth of the group's rings). ``schedule`` returns the forward's and the
 backward's time, communication exposed included.
 """
 
@@ -38,8 +56,8 @@ from typing import Callable, Literal, Sequence
 
 from workloads.errors import HwsimError
 
-__all__ = ["ZeroConfig", "ZeroSeq", "PRESETS", "DEEPSPEED", "MEGATRON_DEEPSPEED", "FSDP", "schedule", "resolve", "module_steps", "chain",
-           "RegionSteps"]
+__all__ = ["ZeroConfig", "ZeroSeq", "PRESETS", "DEEPSPEED", "DEEPSPEED_2021", "MEGATRON_DEEPSPEED", "FSDP", "schedule",
+           "resolve", "module_steps", "chain", "RegionSteps"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,9 @@ class ZeroConfig:
     max_reuse_params: float                  # kept gathered if used again within this many
     reduce_bucket_params: float              # gradients reduce-scattered per bucket (0: each unit's alone)
     source: str = ""
+    per_tensor: bool = False                 # a collective per tensor (else per unit)
+    persist_params: float = 0.0              # tensors under this many elements stay gathered
+    fetch_sync: bool = False                 # a fetch waits for the device; prefetch only with nothing in flight
 
 
 DEEPSPEED = ZeroConfig(
@@ -71,7 +92,15 @@ MEGATRON_DEEPSPEED = ZeroConfig(
     "the ZeRO-3 config of DeepSpeed's Megatron GPT examples (microsoft/Megatron-DeepSpeed examples_deepspeed, "
     "DeepSpeedExamples Megatron-LM-v1.1.5-ZeRO3 ds_zero_stage_3_config): stage3_max_live_parameters 3e9, "
     "stage3_max_reuse_distance 3e9, stage3_prefetch_bucket_size 5e7, reduce_bucket_size 9e7, overlap_comm true")
-PRESETS = {c.name: c for c in (DEEPSPEED, MEGATRON_DEEPSPEED, FSDP)}
+DEEPSPEED_2021 = ZeroConfig(
+    "deepspeed-2021", "module", 5e7, 1e9, 1e9, 5e8,
+    "DeepSpeed v0.3.14 (2021-04-08), its ZeRO-3 from v0.3.12 (March 2021) to the coalesced gathers of #1188 "
+    "(October 2021): deepspeed/runtime/zero/constants.py defaults stage3_prefetch_bucket_size 5e7, "
+    "stage3_max_live_parameters 1e9, stage3_max_reuse_distance 1e9, reduce_bucket_size 5e8, "
+    "stage3_param_persistence_threshold 1e5; partition_parameters.py gathers (_allgather_param) and reduce-scatters "
+    "(_reduce_scatter_gradient) one parameter at a time; stage3.py's fetch_sub_module synchronises the device",
+    per_tensor=True, persist_params=1e5, fetch_sync=True)
+PRESETS = {c.name: c for c in (DEEPSPEED, DEEPSPEED_2021, MEGATRON_DEEPSPEED, FSDP)}
 
 
 def resolve(name: str) -> ZeroConfig:
@@ -84,19 +113,26 @@ def resolve(name: str) -> ZeroConfig:
 class ZeroSeq:
     """One microbatch of a chunk as ZeRO-3 runs it: each unit's parameters and layer, the
     forward steps (unit or -1 for none, compute us) and the backward's (unit, compute us,
-    whether the unit's gradients are complete after it)."""
+    whether the unit's gradients are complete after it); each unit's tensors (elements
+    each; none given: each unit one tensor)."""
 
     params: tuple[float, ...]
     layer: tuple[int, ...]
     fwd: tuple[tuple[int, float], ...]
     bwd: tuple[tuple[int, float, bool], ...]
+    tensors: tuple[tuple[float, ...], ...] = ()
+
+    def tensors_of(self, u: int) -> tuple[float, ...]:
+        return self.tensors[u] if self.tensors else (self.params[u],)
 
     def by_layer(self) -> "ZeroSeq":
         """The same with each layer one unit (its modules' steps in a row merged)."""
         n = max(self.layer, default=-1) + 1
         params = [0.0] * n
+        tensors: list[tuple[float, ...]] = [()] * n
         for u, p in enumerate(self.params):
             params[self.layer[u]] += p
+            tensors[self.layer[u]] += self.tensors_of(u)
 
         def merge(steps: list[tuple[int, float, bool]]) -> list[tuple[int, float, bool]]:
             out: list[tuple[int, float, bool]] = []
@@ -112,7 +148,8 @@ class ZeroSeq:
         # a layer's gradients are complete after its last backward step
         last = {u: i for i, (u, _, _) in enumerate(bwd)}
         return ZeroSeq(tuple(params), tuple(range(n)), tuple((u, c) for u, c, _ in fwd),
-                       tuple((u, c, last.get(u) == i and u >= 0) for i, (u, c, _) in enumerate(bwd)))
+                       tuple((u, c, last.get(u) == i and u >= 0) for i, (u, c, _) in enumerate(bwd)),
+                       tuple(tensors))
 
 
 def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
@@ -130,37 +167,74 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
     params = seq.params
     keep = _keeps(steps, params, cfg.max_reuse_params)
     max_live, prefetch, bucket = cfg.max_live_params, cfg.prefetch_params, cfg.reduce_bucket_params
-    state = [0] * len(params)          # 0 released, 1 in flight, 2 gathered
+    per_tensor, sync = cfg.per_tensor, cfg.fetch_sync
+    gp, gwork, resident = _gathers(seq, cfg, gather_us)
+    state = [2 if r else 0 for r in resident]     # 0 released, 1 in flight, 2 gathered
     live = 0.0                         # parameters gathered or in flight
     gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
     rq: list[float] = []               # reduce-scatters: work left
     pending = 0.0                      # gradients in the open bucket
+    pend: list[float] = []             # its tensors (per tensor)
     t = fwd_end = 0.0
     i, busy_until = 0, -1.0            # the step computing (busy_until >= 0 while it runs)
     arrived = -1                       # the last step whose gathers were issued
+    waiting = False                    # (fetch_sync) step i waits for the device
+    handles = False                    # (fetch_sync) gathers issued since the device last synchronised
+
+    def ahead(i: int) -> None:         # prefetch the next units not gathered, within the budgets
+        nonlocal live
+        budget = min(max_live - live, prefetch)
+        inflight = 0.0
+        j = i + 1
+        while j < n and budget > 0 and (inflight < budget or inflight == 0):
+            v = units[j]
+            if v >= 0 and state[v] == 0:
+                state[v] = 1
+                live += gp[v]
+                gq.append([float(v), gwork[v]])
+                inflight += gp[v]
+                if inflight >= budget:
+                    break
+            j += 1
+
+    def flush() -> None:               # the open bucket, one collective per tensor
+        nonlocal pend
+        w = 0.0
+        for x in pend:
+            w += reduce_us(x)
+        rq.append(w)
+        pend = []
+
     while True:
         if busy_until < 0 and i < n:
             u = units[i]
             if arrived < i:              # the compute reaches step i: fetch it and prefetch
                 arrived = i
-                if u >= 0 and state[u] == 0:
-                    state[u] = 1
-                    live += params[u]
-                    gq.append([float(u), gather_us(params[u])])
-                budget = min(max_live - live, prefetch)
-                inflight = 0.0
-                j = i + 1
-                while j < n and budget > 0 and (inflight < budget or inflight == 0):
-                    v = units[j]
-                    if v >= 0 and state[v] == 0:
-                        state[v] = 1
-                        live += params[v]
-                        gq.append([float(v), gather_us(params[v])])
-                        inflight += params[v]
-                        if inflight >= budget:
-                            break
-                    j += 1
-            if u < 0 or state[u] == 2:
+                if sync:
+                    waiting = u >= 0 and state[u] != 2
+                    if not waiting and not handles:
+                        k = len(gq)
+                        ahead(i)
+                        handles = len(gq) > k
+                else:
+                    if u >= 0 and state[u] == 0:
+                        state[u] = 1
+                        live += gp[u]
+                        gq.append([float(u), gwork[u]])
+                    ahead(i)
+            if sync:
+                if waiting and not gq and not rq:
+                    if state[u] == 0:        # gathered now, on an idle device
+                        state[u] = 1
+                        live += gp[u]
+                        gq.append([float(u), gwork[u]])
+                    else:
+                        waiting = False
+                        ahead(i)
+                        handles = len(gq) > 0
+                if not waiting:
+                    busy_until = t + steps[i][1]
+            elif u < 0 or state[u] == 2:
                 busy_until = t + steps[i][1]
         shared = (1 if gq else 0) + (1 if rq else 0)
         t_next = busy_until if busy_until >= 0 else None     # the first of the earliest, as min() takes
@@ -188,27 +262,61 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
         if busy_until >= 0 and busy_until <= t:
             u, _, grads = steps[i]
             busy_until = -1.0
-            if u >= 0 and not keep[i]:
+            if u >= 0 and not keep[i] and not resident[u]:
                 state[u] = 0
-                live -= params[u]
+                live -= gp[u]
             if grads and u >= 0:
-                p = params[u]
-                if pending > 0 and pending + p > bucket:
-                    rq.append(reduce_us(pending))
-                    pending = 0.0
-                pending += p
-                if bucket <= 0:
-                    rq.append(reduce_us(pending))
-                    pending = 0.0
+                if per_tensor:
+                    for p in seq.tensors_of(u):
+                        if pending > 0 and pending + p > bucket:
+                            flush()
+                            pending = 0.0
+                        pending += p
+                        pend.append(p)
+                        if bucket <= 0:
+                            flush()
+                            pending = 0.0
+                else:
+                    p = params[u]
+                    if pending > 0 and pending + p > bucket:
+                        rq.append(reduce_us(pending))
+                        pending = 0.0
+                    pending += p
+                    if bucket <= 0:
+                        rq.append(reduce_us(pending))
+                        pending = 0.0
             i += 1
             if i == nf:
                 fwd_end = t
             if i == n and pending > 0:     # the backward's end flushes the last bucket
-                rq.append(reduce_us(pending))
+                if per_tensor:
+                    flush()
+                else:
+                    rq.append(reduce_us(pending))
                 pending = 0.0
     if i < n:
         raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
     return fwd_end, t - fwd_end
+
+
+def _gathers(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float]
+             ) -> tuple[list[float], list[float], list[bool]]:
+    """Per unit: the parameters a fetch gathers (its tensors of at least ``persist_params``
+    elements), that gather's time (per tensor, one collective each, in order), and whether
+    it is resident (persistence leaves it nothing to gather)."""
+    if not cfg.per_tensor and cfg.persist_params <= 0:
+        return list(seq.params), [gather_us(p) for p in seq.params], [False] * len(seq.params)
+    gp, work, resident = [], [], []
+    for u in range(len(seq.params)):
+        mine = [x for x in seq.tensors_of(u) if not x < cfg.persist_params]
+        total = w = 0.0
+        for x in mine:
+            total += x
+            w += gather_us(x)
+        gp.append(total)
+        work.append(w if cfg.per_tensor else gather_us(total))
+        resident.append(not mine)
+    return gp, work, resident
 
 
 def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reuse: float) -> list[bool]:
@@ -245,7 +353,7 @@ def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reus
     return out
 
 
-# a region's (a layer's) steps, by module name: (module -> parameters, forward steps, backward steps)
+# a region's (a layer's) steps: (each tensor "module.param" -> elements, forward steps, backward steps by module)
 RegionSteps = tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]
 
 
@@ -255,11 +363,11 @@ def module_steps(ops: Sequence[tuple[str, str, float, str]], param_elements: Seq
     order: a forward op runs in the module it names if that module has parameters
     (``param_elements``: ``(module.param, elements)``), else in the module before it; a
     backward or recomputed op in its forward op's module (``forward_of``); consecutive ops
-    of one module are one step ("" for ops before any module)."""
-    params: dict[str, float] = {}
+    of one module are one step ("" for ops before any module). The region's tensors are
+    listed module by module (sorted), each module's in the order given."""
+    params: dict[str, list[tuple[str, float]]] = {}
     for pname, n in param_elements:
-        mod = pname.rsplit(".", 1)[0]
-        params[mod] = params.get(mod, 0.0) + n
+        params.setdefault(pname.rsplit(".", 1)[0], []).append((pname, n))
     unit_of: dict[str, str] = {}
     acc: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
     carry: dict[str, str] = {}
@@ -281,7 +389,7 @@ def module_steps(ops: Sequence[tuple[str, str, float, str]], param_elements: Seq
     out: dict[str, RegionSteps] = {}
     for region, (fwd, bwd) in acc.items():
         mods = {m for m, _ in fwd + bwd if m}
-        out[region] = (tuple((m, params[m]) for m in sorted(mods)), tuple(fwd), tuple(bwd))
+        out[region] = (tuple(t for m in sorted(mods) for t in params[m]), tuple(fwd), tuple(bwd))
     return out
 
 
@@ -289,19 +397,27 @@ def chain(parts: Sequence[tuple[RegionSteps, float, float]]) -> ZeroSeq:
     """A chunk's microbatch from its regions in model order, each with the time its
     forward's and its backward's tensor-parallel collectives add (to its last step): the
     forwards in order, then the backwards in reverse, every region's modules units of
-    their own, each region a layer."""
+    their own (their tensors kept), each region a layer."""
     params: list[float] = []
     layer: list[int] = []
     ids: list[dict[str, int]] = []
+    tensors: list[tuple[float, ...]] = []
     for k, ((mods, _, _), _, _) in enumerate(parts):
         ids.append({})
-        for m, p in mods:
-            ids[k][m] = len(params)
-            params.append(p)
-            layer.append(k)
+        for name, p in mods:                   # a module's tensors in a row
+            m = name.rsplit(".", 1)[0]
+            if m not in ids[k]:
+                ids[k][m] = len(params)
+                params.append(0.0)
+                tensors.append(())
+                layer.append(k)
+            u = ids[k][m]
+            params[u] += p
+            tensors[u] += (p,)
 
     def steps(k: int, which: int, extra: float) -> list[tuple[int, float]]:
-        got = [(ids[k].get(m, -1) if m else -1, us) for m, us in parts[k][0][which]]
+        region = parts[k][0][1] if which == 1 else parts[k][0][2]
+        got = [(ids[k].get(m, -1) if m else -1, us) for m, us in region]
         if got and extra:
             got[-1] = (got[-1][0], got[-1][1] + extra)
         return got
@@ -309,4 +425,4 @@ def chain(parts: Sequence[tuple[RegionSteps, float, float]]) -> ZeroSeq:
     bwd = [s for k in reversed(range(len(parts))) for s in steps(k, 2, parts[k][2])]
     last = {u: i for i, (u, _) in enumerate(bwd)}
     return ZeroSeq(tuple(params), tuple(layer), tuple(fwd),
-                   tuple((u, us, u >= 0 and last[u] == i) for i, (u, us) in enumerate(bwd)))
+                   tuple((u, us, u >= 0 and last[u] == i) for i, (u, us) in enumerate(bwd)), tuple(tensors))

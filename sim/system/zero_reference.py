@@ -23,40 +23,94 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
     nf = len(seq.fwd)
     params = seq.params
     keep = _keeps(steps, params, cfg.max_reuse_params)
-    state = [0] * len(params)          # 0 released, 1 in flight, 2 gathered
+    tensored = cfg.per_tensor or cfg.persist_params > 0
+
+    def gathered(u: int) -> list[float]:      # the tensors a fetch of unit u gathers
+        if not tensored:
+            return [params[u]]
+        return [x for x in seq.tensors_of(u) if not x < cfg.persist_params]
+
+    def size(u: int) -> float:
+        if not tensored:
+            return params[u]
+        total = 0.0
+        for x in gathered(u):
+            total += x
+        return total
+
+    resident = [tensored and not gathered(u) for u in range(len(params))]
+    state = [2 if r else 0 for r in resident]     # 0 released, 1 in flight, 2 gathered
     live = 0.0                         # parameters gathered or in flight
     gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
     rq: list[float] = []               # reduce-scatters: work left
     pending = 0.0                      # gradients in the open bucket
+    pend: list[float] = []             # its tensors (per tensor)
     t = fwd_end = 0.0
     i, busy_until = 0, -1.0            # the step computing (busy_until >= 0 while it runs)
     arrived = -1                       # the last step whose gathers were issued
+    waiting = False                    # (fetch_sync) step i waits for the device
+    handles = False                    # (fetch_sync) gathers issued since the device last synchronised
 
     def gather(u: int) -> None:
         nonlocal live
         state[u] = 1
-        live += params[u]
-        gq.append([float(u), gather_us(params[u])])
+        live += size(u)
+        if cfg.per_tensor:
+            w = 0.0
+            for x in gathered(u):
+                w += gather_us(x)
+        else:
+            w = gather_us(size(u))
+        gq.append([float(u), w])
+
+    def prefetch(i: int) -> bool:
+        """The next units not gathered, within the budgets; whether any was issued."""
+        budget = min(cfg.max_live_params - live, cfg.prefetch_params)
+        inflight = 0.0
+        issued = False
+        j = i + 1
+        while j < len(steps) and budget > 0 and (inflight < budget or inflight == 0):
+            v = steps[j][0]
+            if v >= 0 and state[v] == 0:
+                gather(v)
+                issued = True
+                inflight += size(v)
+                if inflight >= budget:
+                    break
+            j += 1
+        return issued
+
+    def reduce_bucket() -> None:
+        nonlocal pend
+        w = 0.0
+        for x in pend:
+            w += reduce_us(x)
+        rq.append(w)
+        pend = []
 
     while True:
         if busy_until < 0 and i < len(steps):
             u = steps[i][0]
             if arrived < i:              # the compute reaches step i: fetch it and prefetch
                 arrived = i
-                if u >= 0 and state[u] == 0:
-                    gather(u)
-                budget = min(cfg.max_live_params - live, cfg.prefetch_params)
-                inflight = 0.0
-                j = i + 1
-                while j < len(steps) and budget > 0 and (inflight < budget or inflight == 0):
-                    v = steps[j][0]
-                    if v >= 0 and state[v] == 0:
-                        gather(v)
-                        inflight += params[v]
-                        if inflight >= budget:
-                            break
-                    j += 1
-            if u < 0 or state[u] == 2:
+                if cfg.fetch_sync:
+                    waiting = u >= 0 and state[u] != 2
+                    if not waiting and not handles:
+                        handles = prefetch(i)
+                else:
+                    if u >= 0 and state[u] == 0:
+                        gather(u)
+                    prefetch(i)
+            if cfg.fetch_sync:
+                if waiting and not gq and not rq:       # the device is idle
+                    if state[u] == 0:
+                        gather(u)
+                    else:
+                        waiting = False
+                        handles = prefetch(i)
+                if not waiting:
+                    busy_until = t + steps[i][1]
+            elif u < 0 or state[u] == 2:
                 busy_until = t + steps[i][1]
         shared = (1 if gq else 0) + (1 if rq else 0)
         nxt = [x for x in (busy_until if busy_until >= 0 else None,
@@ -78,23 +132,35 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
         if busy_until >= 0 and busy_until <= t:
             u, _, grads = steps[i]
             busy_until = -1.0
-            if u >= 0 and not keep[i]:
+            if u >= 0 and not keep[i] and not resident[u]:
                 state[u] = 0
-                live -= params[u]
+                live -= size(u)
             if grads and u >= 0:
-                p = params[u]
-                if pending > 0 and pending + p > cfg.reduce_bucket_params:
-                    rq.append(reduce_us(pending))
-                    pending = 0.0
-                pending += p
-                if cfg.reduce_bucket_params <= 0:
-                    rq.append(reduce_us(pending))
-                    pending = 0.0
+                for p in (seq.tensors_of(u) if cfg.per_tensor else (params[u],)):
+                    if pending > 0 and pending + p > cfg.reduce_bucket_params:
+                        if cfg.per_tensor:
+                            reduce_bucket()
+                        else:
+                            rq.append(reduce_us(pending))
+                        pending = 0.0
+                    pending += p
+                    pend.append(p)
+                    if cfg.reduce_bucket_params <= 0:
+                        if cfg.per_tensor:
+                            reduce_bucket()
+                        else:
+                            rq.append(reduce_us(pending))
+                        pending = 0.0
+                if not cfg.per_tensor:
+                    pend = []
             i += 1
             if i == nf:
                 fwd_end = t
             if i == len(steps) and pending > 0:     # the backward's end flushes the last bucket
-                rq.append(reduce_us(pending))
+                if cfg.per_tensor:
+                    reduce_bucket()
+                else:
+                    rq.append(reduce_us(pending))
                 pending = 0.0
     if i < len(steps):
         raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
