@@ -84,6 +84,13 @@ def tensor_parallel(wl: Workload, t: int, sequence: bool = False) -> tuple[Workl
     with sequence parallelism (transformers only)."""
     if t == 1:
         return wl, []
+    experts = next((op.name for op in wl.ops if op.phase == "forward" and op.kind == "gemm" and op.copies > 1
+                    and op.operand("weight") is not None), None)
+    if experts is not None:
+        raise HwsimError(f"--tp {t}: {wl.name}'s {experts} multiplies by a batch of weight matrices (a mixture of "
+                         "experts' grouped experts), which tensor parallelism here would split without the expert "
+                         "parallelism's all-to-all dispatch and combine (not modelled yet); use --tp 1, so that "
+                         "every data-parallel replica holds every expert")
     megatron = any(ROW.search(op.name) for op in wl.ops)
     if sequence and not megatron:
         raise HwsimError(f"sequence parallelism splits a transformer's layer norms, dropout and residual adds "
