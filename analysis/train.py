@@ -39,7 +39,7 @@ from workloads.shard import tensor_parallel
 from workloads.trace import Workload
 from workloads.training import optimizer as optimizer_model
 
-from . import train_cache
+from . import train_cache, train_fp8
 from .train_cache import fast
 from .train_regions import Region, assign, regions_of
 
@@ -116,9 +116,11 @@ class Job:
             raise HwsimError(f"--tp-comm-overlap overlaps tensor-parallel collectives; it needs --tp 2 or more "
                              f"(got --tp {self.tp})")
         try:
-            policy(self.precision)
+            pol = policy(self.precision)
         except HwsimError as e:
             raise HwsimError(f"--precision: {e}") from None
+        if pol.te_fp8:
+            train_fp8.check_system(self.system)
         if self.devices > self.system.devices:
             raise HwsimError(f"dp x tp x pp = {self.dp} x {self.tp} x {self.pp} = {self.devices} devices; the system "
                              f"has {self.system.devices}")
@@ -148,6 +150,7 @@ class Model:
         self.chunk_costs: dict[tuple, tuple[ChunkCost, ...]] = {}
         self.splits: dict[tuple, tuple[int, ...]] = {}       # the same key -> layers per chunk
         self.stored: dict[tuple, tuple[list[str], dict[str, Region]]] = {}   # costs from the disk cache
+        self.fp8_memo: dict[tuple, float] = {}                # fp8-hybrid's per-step kernels (train_fp8)
 
     @property
     def layers(self) -> int:
@@ -296,7 +299,7 @@ class Model:
                 optimizer_us=sum(r.optimizer_us for r in rs), send_bytes=rs[-1].out_bytes,
                 weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state,
                 zero_seq=zero_seq))
-        return tuple(out)
+        return train_fp8.adjust(job, self, out, counts) if pol.te_fp8 else tuple(out)
 
     def collectives(self, sys: System) -> Collectives:
         """The collectives on ``sys`` (the job's system, or its first devices): each smaller
@@ -388,7 +391,7 @@ def _chunk_key(job: Job) -> tuple:
     """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
     one chunk count."""
     return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap, job.zero == 3)
+            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap, job.zero == 3, *train_fp8.chunk_key(job))
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -447,12 +450,16 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
         if cfg.heads % job.tp or kv % job.tp:
             raise HwsimError(f"--tp {job.tp}: tensor parallelism splits the attention heads; {job.model} has "
                              f"{cfg.heads} query and {kv} key/value heads, so tp must divide both")
+    if train_fp8.applies(job):
+        train_fp8.check(job, model)
     chunks = model.chunks(job)
     m = job.global_batch // (job.dp * job.microbatch)
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
                    job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather, job.zero3)
     sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
     res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.collectives(sys), timeline=timeline)
+    if train_fp8.applies(job):
+        res = train_fp8.with_weight_copies(res, job, model, model.split(job))
     t = res.step_us * 1e-6
     tokens = model.family.tokens_per_sample if model.family else 1
     flops, flops_plain = _model_flops(job, model)

@@ -5,9 +5,9 @@ reference) decide each forward op's precision:
 
 * **lower precision**: matrix products and convolutions (``mm``, ``bmm``, ``addmm``,
   ``linear``, ``conv*``, attention): inputs, weights and output in the low-precision
-  type (fp16, bf16; FP8 GEMM inputs with 16-bit outputs for ``fp8-mixed``, as
-  Transformer Engine runs them: Micikevicius et al., "FP8 Formats for Deep Learning",
-  2022);
+  type (fp16, bf16; FP8 GEMM inputs with 16-bit outputs for ``fp8-mixed``, the formats of
+  Micikevicius et al., "FP8 Formats for Deep Learning", 2022, applied to every GEMM-like op
+  with no casts: an upper bound; ``fp8-hybrid`` below is how they are run at scale);
 * **float32**: softmax, log-softmax, layer/group norm, exp, log, pow, sum, cumsum,
   rsqrt, reciprocal and the losses: computed and returned in fp32;
 * **everything else** runs in the widest type among its inputs (element-wise ops,
@@ -26,6 +26,13 @@ and bf16 modes), with fp32 master weights in the optimizer. Every tensor is 16-b
 norms and softmax included (their kernels accumulate in fp32 and return 16 bits), except
 the loss, which Megatron-LM computes on fp32 logits (``vocab_parallel_cross_entropy``
 casts them). This is what Korthikanti et al. (2022) count activations in.
+
+``fp8-hybrid`` is FP8 training as it is run at scale: Megatron-LM/NeMo with Transformer
+Engine (``--bf16 --fp8-format hybrid``, delayed scaling). The model is ``bf16-o2``; only the
+Linear layers of its repeated blocks run FP8 GEMMs (E4M3 forward, E5M2 gradients), with the
+cast and transpose kernels TE runs around them (:mod:`workloads.fp8`); attention, the
+embedding and the LM head stay bf16. ``fp8-mixed`` is the autocast-style upper bound instead:
+every GEMM-like op (attention and the head included) takes FP8 inputs, with no casts.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from dataclasses import dataclass, replace
 from .errors import HwsimError
 from .trace import Op, Operand, Workload
 
-__all__ = ["Policy", "POLICIES", "LOWER_KINDS", "FP32_OPS", "LOSS_OPS", "policy", "apply"]
+__all__ = ["Policy", "POLICIES", "FP8_RECIPES", "NAMES", "LOWER_KINDS", "FP32_OPS", "LOSS_OPS", "policy", "apply"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Policy:
     master_weights: bool   # fp32 master copy in the optimizer
     tensor_core: str       # the GPU tensor-core type its GEMMs run on
     model_bits: int = 32   # the model's own tensors: 32 under autocast, 16 when the model is cast (O2)
+    te_fp8: bool = False   # the blocks' Linear layers in FP8 as Transformer Engine runs them (workloads.fp8)
 
     @property
     def weight_bits(self) -> int:
@@ -63,6 +71,13 @@ POLICIES = {
     "fp16-o2": Policy("fp16-o2", 16, 16, 16, True, True, "fp16", model_bits=16),
     "bf16-o2": Policy("bf16-o2", 16, 16, 16, False, True, "bf16", model_bits=16),
 }
+# FP8 recipes: bf16-o2's widths, then workloads.fp8's pass sets the FP8 Linear layers' to 8 bits and
+# adds Transformer Engine's casts. The tensor-core type (the peak MFU is taken against) is that of the
+# FP8 GEMMs, as fp8-mixed's.
+FP8_RECIPES = {
+    "fp8-hybrid": Policy("fp8-hybrid", 16, 16, 16, False, True, "fp8", model_bits=16, te_fp8=True),
+}
+NAMES = (*POLICIES, *FP8_RECIPES)
 
 LOWER_KINDS = ("gemm", "conv", "attention")
 FP32_OPS = frozenset((
@@ -75,10 +90,10 @@ LOSS_OPS = frozenset(("_log_softmax", "nll_loss_forward", "nll_loss2d_forward", 
 
 
 def policy(name: str) -> Policy:
-    try:
-        return POLICIES[name]
-    except KeyError:
-        raise HwsimError(f"unknown precision {name!r}; one of {', '.join(POLICIES)}") from None
+    got = POLICIES.get(name) or FP8_RECIPES.get(name)
+    if got is None:
+        raise HwsimError(f"unknown precision {name!r}; one of {', '.join(NAMES)}")
+    return got
 
 
 def _forward_of(op: Op, by_name: dict[str, Op]) -> Op | None:
@@ -93,8 +108,13 @@ def _forward_of(op: Op, by_name: dict[str, Op]) -> Op | None:
 
 
 def apply(wl: Workload, name: str) -> Workload:
-    """The trace with every float operand's width set as autocast would run it."""
+    """The trace with every float operand's width set as autocast would run it (``fp8-hybrid``:
+    as ``bf16-o2``, then Transformer Engine's FP8 Linear layers, :mod:`workloads.fp8`)."""
     pol = policy(name)
+    if pol.te_fp8:
+        from .fp8 import transformer_engine
+        wl = transformer_engine(apply(wl, "bf16-o2"))
+        return replace(wl, meta={**wl.meta, "precision": pol.name})
     if pol.name == "fp32":
         return replace(wl, meta={**wl.meta, "precision": "fp32"})
     out_bits: dict[str, int] = {}
