@@ -343,11 +343,14 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
                    "--overlap-param-gather).")
 @click.option("--zero3", default=None,
               help="With --zero 3 (or --search): whose schedule gathers and reduces (sim.system.zero): deepspeed "
-                   "(DeepSpeed's defaults; the default), megatron-deepspeed (its Megatron GPT recipe) or fsdp "
+                   "(DeepSpeed's defaults; the default), deepspeed-2021 (DeepSpeed v0.3.14: a collective per parameter "
+                   "tensor, a device sync per module fetch), megatron-deepspeed (its Megatron GPT recipe) or fsdp "
                    "(PyTorch FSDP's defaults).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
-                   "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them) or fp32.")
+                   "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them), fp8-hybrid (FP8 as Transformer "
+                   "Engine runs it under Megatron-LM/NeMo: the blocks' Linear layers in FP8 with TE's casts, the "
+                   "rest bf16-o2; GPUs with FP8 tensor cores) or fp32.")
 @click.option("--attention", type=click.Choice(["unfused", "fused"]), default="unfused", show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
 @click.option("--seq-len", type=int, default=None, help="Tokens per sample (transformers; default the model's).")

@@ -46,7 +46,8 @@ def lowering_options(f: F) -> F:
         click.option("--precision", default=None,
                      help=f"The trace's precision: fp32 (default); fp16-mixed, bf16-mixed, fp8-mixed as "
                           "torch.autocast runs them; fp16-o2, bf16-o2 with the model cast to 16 bits (Megatron-LM, "
-                          f"DeepSpeed, Apex O2). On GPUs also a tensor-core type forced for every GEMM: "
+                          "DeepSpeed, Apex O2); fp8-hybrid, bf16-o2 with a transformer's block Linear layers in FP8 "
+                          f"and Transformer Engine's casts. On GPUs also a tensor-core type forced for every GEMM: "
                           f"{', '.join(TC_PRECISIONS)}."),
         click.option("--attention", type=click.Choice(["unfused", "fused"]), default="unfused", show_default=True,
                      help="Attention as separate QK^T/softmax/PV ops, or as one fused (FlashAttention-style) op."),

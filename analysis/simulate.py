@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from workloads.errors import HwsimError
+from workloads.precision import NAMES as PRECISION_NAMES
 
 if TYPE_CHECKING:                      # the CLI imports this module for --help: nothing heavy at import
     from sim.machine import Machine
@@ -19,7 +20,7 @@ if TYPE_CHECKING:                      # the CLI imports this module for --help:
 
 __all__ = ["POLICIES", "TC_PRECISIONS", "compressed", "how", "kernels", "resolve_model", "simulate"]
 
-POLICIES = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed", "fp16-o2", "bf16-o2")
+POLICIES = PRECISION_NAMES      # the trace precisions (workloads.precision): autocast's, O2's, the FP8 recipes
 TC_PRECISIONS = ("fp16", "bf16", "tf32", "fp8", "int8", "int4")
 
 

@@ -188,3 +188,16 @@ def test_other_precisions_keep_their_chunk_key():
     j = _job(precision="bf16-o2")
     assert F8.chunk_key(j) == () and not F8.applies(j)
     assert T._chunk_key(j) == T._chunk_key(dataclasses.replace(j, global_batch=32, dp=1))
+
+
+def test_memory_counts_the_fp8_weight_copies_by_hand():
+    """``hwsim memory``'s footprint: fp8-hybrid holds bf16-o2's weights plus TE's FP8 copies,
+    2 bytes per parameter of the blocks' Linear layers. gpt:2,128,4 (MLP 512): per layer
+    qkv 128 x 384 + proj 128 x 128 + up 128 x 512 + down 512 x 128 = 196,608, two layers."""
+    from workloads.memory import footprint
+    from workloads.spec import Lowering, resolve
+    spec = "gpt:2,128,4,64,1000"
+    fp8 = footprint(resolve(spec, how=Lowering(train=True, precision="fp8-hybrid")))
+    bf16 = footprint(resolve(spec, how=Lowering(train=True, precision="bf16-o2")))
+    assert fp8["weights_bytes"] - bf16["weights_bytes"] == 2 * 2 * 196_608
+    assert fp8["gradients_bytes"] == bf16["gradients_bytes"] and fp8["optimizer_bytes"] == bf16["optimizer_bytes"]

@@ -6,7 +6,8 @@ Options are ``hwsim train``'s: ``gpus``, ``nodes``, ``tp``, ``pp``, ``dp``, ``gl
 leaves open (microbatch, recomputation, schedule) is picked as the fastest that fits, as
 ``hwsim train`` does; ``sequence_parallel=1`` is ``--sequence-parallel`` and
 ``tp_comm_overlap=1`` ``--tp-comm-overlap``, ``overlap_param_gather=1``
-``--overlap-param-gather``, ``zero3=NAME`` ``--zero3 NAME``.
+``--overlap-param-gather``, ``zero3=NAME`` ``--zero3 NAME``, ``attention=fused|unfused``
+``--attention`` (default unfused, as ``hwsim train``).
 Quantities: ``tflops_per_gpu`` (Megatron's model FLOPs per GPU per second),
 ``step_time_s``, ``tokens_per_s``, ``mfu_percent`` and ``memory_gib_per_gpu``.
 
@@ -31,7 +32,7 @@ __all__ = ["READER"]
 QUANTITIES = {"tflops_per_gpu": ("TFLOP/s",), "step_time_s": ("s",), "tokens_per_s": ("tokens/s",),
               "mfu_percent": ("%",), "memory_gib_per_gpu": ("GiB", "GB")}
 INTS = ("gpus", "nodes", "tp", "pp", "dp", "global_batch", "microbatch", "zero", "seq_len")
-OPTIONS = frozenset(INTS + ("recompute", "schedule", "precision", "zero3", "sequence_parallel", "tp_comm_overlap",
+OPTIONS = frozenset(INTS + ("recompute", "schedule", "precision", "zero3", "attention", "sequence_parallel", "tp_comm_overlap",
                              "overlap_param_gather", "context_parallel", "bytes", "per_node"))
 QUANTITIES["busbw_gbs"] = ("GB/s",)
 COLLECTIVES = {"all_reduce": ("allreduce", 2), "all_gather": ("all_gather", 1), "reduce_scatter": ("reduce_scatter", 1)}
@@ -64,7 +65,8 @@ def measure(row: Row) -> float:
         raise Unsupported("the source gives no global batch")
     import hwsim
     kw: dict[str, Any] = {k: opt_int(row, k) for k in INTS if k in row.options}
-    kw.update({k: opt_str(row, k) for k in ("recompute", "schedule", "precision", "zero3") if k in row.options})
+    kw.update({k: opt_str(row, k) for k in ("recompute", "schedule", "precision", "zero3", "attention")
+               if k in row.options})
     kw["sequence_parallel"] = bool(opt_int(row, "sequence_parallel", 0))
     kw["tp_comm_overlap"] = bool(opt_int(row, "tp_comm_overlap", 0))
     kw["overlap_param_gather"] = bool(opt_int(row, "overlap_param_gather", 0))

@@ -3,7 +3,8 @@
 Training (a trace from ``workloads.training.training_step``):
 
 * ``weights_bytes``: parameters at the width the model computes with (fp32, or 16 bits
-  under mixed precision);
+  under mixed precision); under ``fp8-hybrid`` also Transformer Engine's FP8 copies of the
+  FP8 layers' weights, row-wise and transposed (2 bytes per parameter, :mod:`workloads.fp8`);
 * ``gradients_bytes``: one gradient per parameter at the same width;
 * ``optimizer_bytes``: the optimizer's fp32 states (SGD momentum 1, Adam/AdamW 2 per
   parameter) plus, under mixed precision, the fp32 master weights. Mixed-precision Adam
@@ -62,6 +63,10 @@ def footprint(wl: Workload) -> dict[str, Any]:
         weights = params * (pol.weight_bits / 8)
     else:
         params, weights = _weights(wl)
+    if pol.te_fp8:      # Transformer Engine's FP8 copies of those weights (row-wise and transposed) beside them
+        fp8 = {op.name: w.numel for op in wl.ops if op.phase == "forward" and op.is_gemm
+               and (w := op.operand("weight")) is not None and w.bits == 8}
+        weights += 2 * sum(fp8.values())
     consumers = wl.consumers()
     phase = {op.name: op.phase for op in wl.ops}
     kept = sum(output_bytes(op) for op in wl.ops
