@@ -214,13 +214,29 @@ def test_fetch_sync_waits_for_the_reduce_scatters_in_flight():
 
 def test_persistent_units_never_wait_for_a_gather():
     # u1 (50 parameters) persists under 100: u0 gathered 0-10 and u2 prefetched 10-20, steps at
-    # 10-20, 20-30, 30-40. Without persistence u1 is the one prefetched (0.5 us), and u2, not
-    # prefetched while that handle is out, is gathered on the idle device at 30: 30-40, 40-50
+    # 10-20, 20-30, 30-40 (u2's fetch at 30 synchronises: its gather is done)
     s = seq([(0, 10.0), (1, 10.0), (2, 10.0)], [], [1000, 50, 1000])
     cfg = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True, fetch_sync=True,
                         persist_params=100.0)
     assert z3.schedule(s, cfg, G, G) == pytest.approx((40.0, 0.0))
-    assert z3.schedule(s, dataclasses.replace(cfg, persist_params=0.0), G, G) == pytest.approx((50.0, 0.0))
+    # without persistence u1 is the one prefetched (10-10.5) and u2 is not while that handle is
+    # out; u1 is still in flight to DeepSpeed at its step (20), so its fetch synchronises the
+    # idle device and then prefetches u2 (20-30) under u1's step (20-30); u2's fetch
+    # synchronises at 30 and it computes 30-40
+    assert z3.schedule(s, dataclasses.replace(cfg, persist_params=0.0), G, G) == pytest.approx((40.0, 0.0))
+
+
+def test_a_prefetched_unit_synchronises_at_its_fetch():
+    # two units of 1000 (10 us), one ahead, u1 used after a 50 us step of u0: u0 gathered 0-10,
+    # u1 prefetched 10-20 under u0's step 10-60. u1's gather is done by 60, but DeepSpeed marks
+    # it available only when a fetch synchronises: its fetch waits for the device, where the
+    # reduce-scatter of u0's gradients (issued at 60, 10 us) is in flight: u1 computes 70-80,
+    # and its own reduce-scatter runs 80-90
+    s = seq([], [(0, 50.0, True), (1, 10.0, True)], [1000, 1000])
+    cfg = z3.ZeroConfig("t", "module", 1.0, float("inf"), 0.0, 0.0, per_tensor=True, fetch_sync=True)
+    assert z3.schedule(s, cfg, G, G) == pytest.approx((0.0, 90.0))
+    # without the sync: u1 computes 60-70 beside u0's reduce-scatter, its own after it: 80
+    assert z3.schedule(s, dataclasses.replace(cfg, fetch_sync=False), G, G) == pytest.approx((0.0, 80.0))
 
 
 @pytest.mark.parametrize("seed", range(40))

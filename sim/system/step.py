@@ -14,7 +14,11 @@ pipeline of one replica (``sim.system.pipeline``) plus, per stage:
   data-parallel group, stage 2 also the gradients, stage 3 also the weights, which are
   then all-gathered for every microbatch's forward and backward (exposed where the
   gathering outlasts the compute it overlaps);
-* **the optimizer**: the stage's update on each device's share of the parameters.
+* **the optimizer**: the stage's update on each device's share of the parameters;
+* **the framework** (``sim.system.framework``): host time the devices wait for, shown apart
+  (``StepResult.framework``): ZeRO-3's list collectives issued per rank (DeepSpeed 2021),
+  passes whose kernels the host launches slower than they run, the optimizer's per-tensor
+  host loop, data loading (off unless set).
 
 Memory per device: weights, gradients and optimizer states of its chunks (after ZeRO),
 and each chunk's activations times the most microbatches it holds at once.
@@ -32,6 +36,7 @@ from workloads.errors import HwsimError
 from . import collectives as coll
 from . import nccl
 from . import zero as z3
+from .framework import DS2021_GATHER, DS2021_REDUCE, HOST, Host
 from .pipeline import SCHEDULES, PipelineRun, simulate
 from .topology import System
 
@@ -105,6 +110,9 @@ class ChunkCost:
     state_bytes: float = 12.0     # optimizer states (master weights included)
     # one microbatch module by module, as ZeRO-3 gathers and reduces it (None: the chunk as one)
     zero_seq: z3.ZeroSeq | None = None
+    fwd_kernels: int = 0          # kernels the host launches per microbatch, forward (0: not counted)
+    bwd_kernels: int = 0          # and backward (recomputation included)
+    tensors: int = 0              # parameter tensors the optimizer steps (0: not counted)
 
 
 @dataclass
@@ -118,6 +126,9 @@ class StepResult:
     capacity_bytes: float
     pipeline: PipelineRun
     spans: list[tuple[str, str, float, float]] = field(default_factory=list)   # (track, name, start, end)
+    framework_us: float = 0.0     # host time the slowest device waits for (sim.system.framework)
+    # its terms: zero3_collectives, launch, optimizer, data_loading
+    framework: dict[str, float] = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
@@ -145,7 +156,8 @@ class Collectives:
         self.reference = reference
         self.cache: dict[tuple[str, GroupShape, int], float] = {}      # (kind, group shape, bytes) -> us
         self.shapes: dict[tuple[int, ...], GroupShape] = {}
-        self.zero3: dict[tuple[object, ...], tuple[float, float]] = {}   # ZeRO-3 (fwd, bwd) per chunk and group
+        # ZeRO-3 (fwd, bwd) per chunk and group, and their framework (host) parts
+        self.zero3: dict[tuple[object, ...], tuple[tuple[float, float], tuple[float, float]]] = {}
         self.keep: list[z3.ZeroSeq] = []
         self.busbw: dict[tuple[str, GroupShape], float] = {}          # NCCL's Simple ring bus bandwidth, GB/s
         self.nccl = system.intra.kind == "switch"
@@ -153,7 +165,17 @@ class Collectives:
 
     def zero3_us(self, ch: "ChunkCost", group: Sequence[int], impl: str) -> tuple[float, float]:
         """A chunk's forward and backward per microbatch under ZeRO-3 (``sim.system.zero``):
-        compute with the all-gathers and reduce-scatters it exposes."""
+        compute with the all-gathers and reduce-scatters it exposes, and the host time of
+        issuing them where the implementation's host is modelled (:meth:`zero3_framework_us`)."""
+        return self._zero3(ch, group, impl)[0]
+
+    def zero3_framework_us(self, ch: "ChunkCost", group: Sequence[int], impl: str) -> tuple[float, float]:
+        """Of :meth:`zero3_us`, what the framework's host adds: the same schedule with the
+        collectives' per-rank loops and copies (``sim.system.framework``) less without them."""
+        return self._zero3(ch, group, impl)[1]
+
+    def _zero3(self, ch: "ChunkCost", group: Sequence[int], impl: str
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
         seq = ch.zero_seq or z3.ZeroSeq((ch.params,), (0,), ((0, ch.fwd_us),), ((0, ch.bwd_us, True),))
         key = (id(seq), impl, self._shape(group), ch.weight_bytes, ch.grad_bytes)
         if key not in self.zero3:
@@ -162,8 +184,18 @@ class Collectives:
                 from .zero_reference import schedule
             else:
                 schedule = z3.schedule
-            self.zero3[key] = schedule(seq, z3.resolve(impl), lambda p: gather(p * ch.weight_bytes),
-                                          lambda p: reduce(p * ch.grad_bytes))
+            cfg = z3.resolve(impl)
+            wb, gb = ch.weight_bytes, ch.grad_bytes
+            plain = schedule(seq, cfg, lambda p: gather(p * wb), lambda p: reduce(p * gb))
+            full = plain
+            if cfg.list_collectives and cfg.fetch_sync and self.nccl and len(group) > 1:
+                from .topology import device_of
+                n, dev = len(group), device_of(self.sys)
+                ag, rs = DS2021_GATHER, DS2021_REDUCE
+                full = schedule(seq, cfg, lambda p: ag.stream_us(gather(p * wb), n, p * wb, dev),
+                                lambda p: rs.stream_us(reduce(p * gb), n, p * gb, dev),
+                                lambda p: ag.host_us(n), lambda p: rs.host_us(n))
+            self.zero3[key] = (full, (full[0] - plain[0], full[1] - plain[1]))
             self.keep.append(seq)            # its id stays its own
         return self.zero3[key]
 
@@ -261,8 +293,9 @@ class Collectives:
 
 
 def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_bytes: float,
-         comms: Collectives | None = None, timeline: bool = False) -> StepResult:
-    """Simulate one step of ``par`` (``chunks``: pp x v costs in model order)."""
+         comms: Collectives | None = None, timeline: bool = False, host: Host = HOST) -> StepResult:
+    """Simulate one step of ``par`` (``chunks``: pp x v costs in model order; ``host``: the
+    framework's host costs, ``sim.system.framework``)."""
     if len(chunks) != par.pp * par.v:
         raise HwsimError(f"{len(chunks)} chunk costs for {par.pp} stages x {par.v} chunks")
     if par.devices > system.devices:
@@ -278,9 +311,18 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
     # ZeRO-3: every microbatch gathers the weights module by module and reduce-scatters its
     # gradients (``sim.system.zero``); what that exposes lengthens the chunk's passes
     passes = [(ch.fwd_us, ch.bwd_us) for ch in chunks]
+    host_us = [0.0] * len(chunks)    # per chunk and microbatch: the framework's host time in its passes
     zero3 = par.zero == 3 and par.dp > 1
     if zero3:
         passes = [comms.zero3_us(ch, par.dp_group(c % p), par.zero3) for c, ch in enumerate(chunks)]
+        host_us = [sum(comms.zero3_framework_us(ch, par.dp_group(c % p), par.zero3)) for c, ch in enumerate(chunks)]
+    launch_us = [0.0] * len(chunks)  # a pass takes at least its kernels' host launches
+    for c, ch in enumerate(chunks):
+        f, b = passes[c]
+        hf, hb = ch.fwd_kernels * host.op_us, ch.bwd_kernels * host.op_us
+        if hf > f or hb > b:
+            launch_us[c] = max(hf - f, 0.0) + max(hb - b, 0.0)
+            passes[c] = (max(f, hf), max(b, hb))
     run = simulate(p, m, v, par.schedule, lambda c: passes[c][0], lambda c: passes[c][1], send, record=timeline)
     spans: list[tuple[str, str, float, float]] = []
     if timeline:          # a task's tensor-parallel collectives are drawn together at its end
@@ -295,7 +337,8 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
             if 0 <= nxt < len(chunks) and nxt % p != t.device:
                 spans.append((f"link stage {t.device} -> {nxt % p}", f"{t.kind}{t.mb} {'activation' if t.kind == 'F' else 'gradient'}",
                               t.end_us, t.end_us + send(t.chunk, nxt, t.kind)))
-    results: list[tuple[tuple[float, float, float, float, float], dict[str, float]]] = []   # per stage
+    # per stage: (end, compute, comm, bubble, optimizer), memory, framework terms
+    results: list[tuple[tuple[float, float, float, float, float], dict[str, float], dict[str, float]]] = []
     pipe_end = run.device_end_us
     for d in range(p):
         mine = [c for c in range(len(chunks)) if c % p == d]
@@ -318,6 +361,9 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
                     free = buckets_end(free, t.start_us, t.end_us, n, bucket_us)
             dp_end = max(dp_end, free)
         opt = sum(chunks[c].optimizer_us for c in mine) / (par.dp if par.zero >= 1 else 1)
+        frame = {"zero3_collectives": sum(host_us[c] for c in mine) * m, "launch": sum(launch_us[c] for c in mine) * m,
+                 "optimizer": sum(chunks[c].tensors for c in mine) * host.optimizer_tensor_us,
+                 "data_loading": host.data_loading_us}
         gather = 0.0
         if par.zero in (1, 2) and par.dp > 1:
             gather = sum(comms.run("all_gather", par.dp_group(d), chunks[c].params * chunks[c].weight_bytes)
@@ -326,19 +372,24 @@ def step(system: System, par: Parallel, chunks: Sequence[ChunkCost], capacity_by
                 buckets = max(1, math.ceil(sum(chunks[c].params * chunks[c].weight_bytes for c in mine) /
                                            BUCKET_BYTES))
                 gather = max(gather / buckets, gather - sum(chunks[c].fwd_us for c in mine))
-        end = dp_end + opt + gather
+        tail = frame["optimizer"] + frame["data_loading"]     # the host's, after the last backward
+        end = dp_end + opt + gather + tail
         if timeline:
             spans.append((f"stage {d}: compute", "optimizer", dp_end, dp_end + opt))
             if gather:
-                spans.append((f"stage {d}: data-parallel all_gather", "parameters", dp_end + opt, end))
+                spans.append((f"stage {d}: data-parallel all_gather", "parameters", dp_end + opt,
+                              dp_end + opt + gather))
+            if tail:
+                spans.append((f"stage {d}: framework (host)", "optimizer host, data loading", end - tail, end))
         tp_comm = sum((chunks[c].fwd_comm_us + chunks[c].bwd_comm_us) * m for c in mine)
-        exposed = sum(passes[c][0] - chunks[c].fwd_us + passes[c][1] - chunks[c].bwd_us for c in mine) * m
-        compute = run.busy_us[d] - tp_comm - exposed
+        in_passes = frame["zero3_collectives"] + frame["launch"]
+        exposed = sum(passes[c][0] - chunks[c].fwd_us + passes[c][1] - chunks[c].bwd_us for c in mine) * m - in_passes
+        compute = run.busy_us[d] - tp_comm - exposed - in_passes
         results.append(((end, compute, tp_comm + exposed + (dp_end - pipe_end[d]) + gather, pipe_end[d] - run.busy_us[d],
-                         opt), _memory(par, chunks, mine, run)))
-    worst = max(results, key=lambda r: r[0][0])[0]
+                         opt), _memory(par, chunks, mine, run), frame))
+    worst_r = max(results, key=lambda r: r[0][0])
     fullest = max(results, key=lambda r: r[1]["total_bytes"])[1]
-    return StepResult(*worst, fullest, capacity_bytes, run, spans)
+    return StepResult(*worst_r[0], fullest, capacity_bytes, run, spans, sum(worst_r[2].values()), worst_r[2])
 
 
 def bucket_walk(free: float, start_us: float, end_us: float, n: int, bucket_us: float) -> list[tuple[float, float]]:

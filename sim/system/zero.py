@@ -42,7 +42,18 @@ each a field of :class:`ZeroConfig`:
   which also waits for the reduce-scatters in flight; ``_allgather_param`` synchronises
   before each gather too); only then are the next modules prefetched, and a module whose
   parameters are at hand prefetches only with no gather in flight
-  (``prefetch_next_sub_modules``).
+  (``prefetch_next_sub_modules``). A prefetched parameter stays in flight to DeepSpeed
+  (``ZeroParamStatus.INFLIGHT``) until a fetch synchronises, even once its gather is done,
+  so fetching it synchronises the device.
+
+With ``list_collectives`` (DeepSpeed 2021 on PyTorch 1.8) the host's time to issue each
+collective (``gather_host``, ``reduce_host``: its per-rank Python loop and copies,
+``sim.system.framework``) is on the host's own timeline: a step's compute starts only once
+the host has issued the prefetch before it (its kernels are launched after the pre-forward
+hook returns; with several tensors, each gather after the previous one completed, as
+``_allgather_param`` synchronises first); a bucket of gradients is issued only once the
+reduction stream is idle (``reduce_ipg_grads``: ``reduction_stream.synchronize()``), and the
+next step waits for the host to have issued it.
 
 Each collective's time alone comes from the collective model (``Collectives.affine``: NCCL's
 model at the bus bandwidth of the group's rings). ``schedule`` returns the forward's and the
@@ -74,6 +85,9 @@ class ZeroConfig:
     per_tensor: bool = False                 # a collective per tensor (else per unit)
     persist_params: float = 0.0              # tensors under this many elements stay gathered
     fetch_sync: bool = False                 # a fetch waits for the device; prefetch only with nothing in flight
+    # collectives issued in PyTorch 1.8's list form with a Python loop over the ranks
+    # (sim.system.framework): the host's time to issue them is modelled where fetch_sync holds
+    list_collectives: bool = False
 
 
 DEEPSPEED = ZeroConfig(
@@ -98,8 +112,11 @@ DEEPSPEED_2021 = ZeroConfig(
     "(October 2021): deepspeed/runtime/zero/constants.py defaults stage3_prefetch_bucket_size 5e7, "
     "stage3_max_live_parameters 1e9, stage3_max_reuse_distance 1e9, reduce_bucket_size 5e8, "
     "stage3_param_persistence_threshold 1e5; partition_parameters.py gathers (_allgather_param) and reduce-scatters "
-    "(_reduce_scatter_gradient) one parameter at a time; stage3.py's fetch_sub_module synchronises the device",
-    per_tensor=True, persist_params=1e5, fetch_sync=True)
+    "(_reduce_scatter_gradient) one parameter at a time (contiguous_gradients true, as DeepSpeedExamples' "
+    "Megatron-LM-v1.1.5-ZeRO3 ds_zero_stage_3_config sets it; false would all-reduce buckets); stage3.py's "
+    "fetch_sub_module synchronises the device; torch.distributed's list-form all_gather/reduce_scatter with a "
+    "per-rank Python loop (sim.system.framework)",
+    per_tensor=True, persist_params=1e5, fetch_sync=True, list_collectives=True)
 PRESETS = {c.name: c for c in (DEEPSPEED, DEEPSPEED_2021, MEGATRON_DEEPSPEED, FSDP)}
 
 
@@ -153,9 +170,11 @@ class ZeroSeq:
 
 
 def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
-             reduce_us: Callable[[float], float]) -> tuple[float, float]:
+             reduce_us: Callable[[float], float], gather_host: Callable[[float], float] | None = None,
+             reduce_host: Callable[[float], float] | None = None) -> tuple[float, float]:
     """(forward us, backward us) of one microbatch, step by step (see the module docstring);
-    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone. The same
+    ``gather_us(params)``, ``reduce_us(params)``: a collective's time alone; ``gather_host``,
+    ``reduce_host``: the host's time to issue one (modelled with ``fetch_sync``). The same
     arithmetic in the same order as ``sim.system.zero_reference.schedule``, the first version
     (``tests/test_train_speed.py`` checks they agree to the bit), with fewer lookups."""
     if cfg.granularity == "layer":
@@ -168,7 +187,9 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
     keep = _keeps(steps, params, cfg.max_reuse_params)
     max_live, prefetch, bucket = cfg.max_live_params, cfg.prefetch_params, cfg.reduce_bucket_params
     per_tensor, sync = cfg.per_tensor, cfg.fetch_sync
+    hosted = sync and gather_host is not None and reduce_host is not None
     gp, gwork, resident = _gathers(seq, cfg, gather_us)
+    gsync = _gather_sync(seq, cfg, gather_us, gather_host) if hosted and gather_host is not None else []
     state = [2 if r else 0 for r in resident]     # 0 released, 1 in flight, 2 gathered
     live = 0.0                         # parameters gathered or in flight
     gq: list[list[float]] = []         # all-gathers in flight: [unit, work left (us alone)]
@@ -180,11 +201,15 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
     arrived = -1                       # the last step whose gathers were issued
     waiting = False                    # (fetch_sync) step i waits for the device
     handles = False                    # (fetch_sync) gathers issued since the device last synchronised
+    unsynced: set[int] = set()         # (fetch_sync) their units: in flight to DeepSpeed until then
+    host_free = 0.0                    # (hosted) when the host has issued what it was issuing
+    flushq: list[tuple[float, float]] = []    # (hosted) buckets waiting for an idle reduction stream
 
-    def ahead(i: int) -> None:         # prefetch the next units not gathered, within the budgets
-        nonlocal live
+    def ahead(i: int) -> float:        # prefetch the next units not gathered, within the budgets
+        nonlocal live                  # (returns the host's time to issue them, when hosted)
         budget = min(max_live - live, prefetch)
-        inflight = 0.0
+        inflight = h = 0.0
+        last = -1
         j = i + 1
         while j < n and budget > 0 and (inflight < budget or inflight == 0):
             v = units[j]
@@ -193,29 +218,52 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
                 live += gp[v]
                 gq.append([float(v), gwork[v]])
                 inflight += gp[v]
+                if sync:
+                    unsynced.add(v)
+                if hosted:
+                    if last >= 0:
+                        h += gwork[last]
+                    last = v
                 if inflight >= budget:
                     break
             j += 1
+        if last >= 0:
+            h += gsync[last]
+        return h
 
-    def flush() -> None:               # the open bucket, one collective per tensor
+    def submit(w: float, h: float, now: float) -> None:   # a bucket's reduce-scatters
+        nonlocal host_free
+        if not hosted:
+            rq.append(w)
+        elif rq:
+            flushq.append((w, h))
+        else:
+            host_free = (host_free if host_free > now else now) + h
+            rq.append(w)
+
+    def flush(now: float) -> None:     # the open bucket, one collective per tensor
         nonlocal pend
-        w = 0.0
+        w = h = 0.0
         for x in pend:
             w += reduce_us(x)
-        rq.append(w)
+            if hosted and reduce_host is not None:
+                h += reduce_host(x)
+        submit(w, h, now)
         pend = []
 
     while True:
-        if busy_until < 0 and i < n:
+        if busy_until < 0 and i < n and not (hosted and (host_free > t or flushq)):
             u = units[i]
             if arrived < i:              # the compute reaches step i: fetch it and prefetch
                 arrived = i
                 if sync:
-                    waiting = u >= 0 and state[u] != 2
+                    waiting = u >= 0 and (state[u] != 2 or u in unsynced)
                     if not waiting and not handles:
                         k = len(gq)
-                        ahead(i)
+                        h = ahead(i)
                         handles = len(gq) > k
+                        if hosted:
+                            host_free = t + h
                 else:
                     if u >= 0 and state[u] == 0:
                         state[u] = 1
@@ -228,12 +276,18 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
                         state[u] = 1
                         live += gp[u]
                         gq.append([float(u), gwork[u]])
+                        unsynced.add(u)
+                        if hosted:
+                            host_free = t + gsync[u]
                     else:
                         waiting = False
-                        ahead(i)
+                        unsynced.clear()
+                        h = ahead(i)
                         handles = len(gq) > 0
+                        if hosted:
+                            host_free = t + h
                 if not waiting:
-                    busy_until = t + steps[i][1]
+                    busy_until = (host_free if host_free > t else t) + steps[i][1]
             elif u < 0 or state[u] == 2:
                 busy_until = t + steps[i][1]
         shared = (1 if gq else 0) + (1 if rq else 0)
@@ -246,6 +300,8 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
             x = t + rq[0] * shared
             if t_next is None or x < t_next:
                 t_next = x
+        if hosted and busy_until < 0 and i < n and host_free > t and (t_next is None or host_free < t_next):
+            t_next = host_free
         if t_next is None:
             break
         dt = t_next - t
@@ -259,6 +315,9 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
             state[int(gq.pop(0)[0])] = 2
         if rq and rq[0] <= tol:
             rq.pop(0)
+            if flushq:                 # the host, waiting for the reduction stream, issues the next bucket
+                w, h = flushq.pop(0)
+                submit(w, h, t)
         if busy_until >= 0 and busy_until <= t:
             u, _, grads = steps[i]
             busy_until = -1.0
@@ -269,30 +328,30 @@ def schedule(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
                 if per_tensor:
                     for p in seq.tensors_of(u):
                         if pending > 0 and pending + p > bucket:
-                            flush()
+                            flush(t)
                             pending = 0.0
                         pending += p
                         pend.append(p)
                         if bucket <= 0:
-                            flush()
+                            flush(t)
                             pending = 0.0
                 else:
                     p = params[u]
                     if pending > 0 and pending + p > bucket:
-                        rq.append(reduce_us(pending))
+                        submit(reduce_us(pending), reduce_host(pending) if hosted and reduce_host else 0.0, t)
                         pending = 0.0
                     pending += p
                     if bucket <= 0:
-                        rq.append(reduce_us(pending))
+                        submit(reduce_us(pending), reduce_host(pending) if hosted and reduce_host else 0.0, t)
                         pending = 0.0
             i += 1
             if i == nf:
                 fwd_end = t
             if i == n and pending > 0:     # the backward's end flushes the last bucket
                 if per_tensor:
-                    flush()
+                    flush(t)
                 else:
-                    rq.append(reduce_us(pending))
+                    submit(reduce_us(pending), reduce_host(pending) if hosted and reduce_host else 0.0, t)
                 pending = 0.0
     if i < n:
         raise HwsimError("ZeRO-3 schedule stalled: a step's parameters were never gathered")
@@ -317,6 +376,27 @@ def _gathers(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float]
         work.append(w if cfg.per_tensor else gather_us(total))
         resident.append(not mine)
     return gp, work, resident
+
+
+def _gather_sync(seq: ZeroSeq, cfg: ZeroConfig, gather_us: Callable[[float], float],
+                 gather_host: Callable[[float], float]) -> list[float]:
+    """Per unit: the host's time to issue its fetch, each gather after the previous one is
+    done (``_allgather_param`` synchronises the device first): the collectives before the
+    last alone, then the last one's issue (0 for a resident unit)."""
+    out = []
+    for u in range(len(seq.params)):
+        mine = [x for x in seq.tensors_of(u) if not x < cfg.persist_params] if cfg.per_tensor or \
+            cfg.persist_params > 0 else [seq.params[u]]
+        if not cfg.per_tensor and mine:
+            total = 0.0
+            for x in mine:
+                total += x
+            mine = [total]
+        h = 0.0
+        for x in mine[:-1]:
+            h += gather_us(x)
+        out.append(h + gather_host(mine[-1]) if mine else 0.0)
+    return out
 
 
 def _keeps(steps: list[tuple[int, float, bool]], params: tuple[float, ...], reuse: float) -> list[bool]:
