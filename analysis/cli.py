@@ -346,6 +346,10 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
                    "(DeepSpeed's defaults; the default), deepspeed-2021 (DeepSpeed v0.3.14: a collective per parameter "
                    "tensor, a device sync per module fetch), megatron-deepspeed (its Megatron GPT recipe) or fsdp "
                    "(PyTorch FSDP's defaults).")
+@click.option("--ep", type=int, default=1, show_default=True,
+              help="Expert parallelism of a mixture of experts (mixtral-8x7b, moe-tiny): its experts split over "
+                   "this many data-parallel replicas of a node, tokens dispatched and combined by all-to-alls "
+                   "(analysis.train_moe). With --search: 1 tries every degree that splits the experts.")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
                    "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them), fp8-hybrid (FP8 as Transformer "

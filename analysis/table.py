@@ -22,7 +22,7 @@ SHORT = {"stall_cycles": "stalls", "utilization": "util", "dram_read_bytes": "dr
          "dram_write_bytes": "dram_wr_B", "sram_read_bytes": "sram_rd_B", "sram_write_bytes": "sram_wr_B",
          "weight_density": "w_dens", "act_density": "a_dens", "weight_bits": "w_bits", "act_bits": "a_bits",
          "microbatch": "mbatch", "recompute": "recomp", "step_time_s": "step_s", "samples_per_s": "samples/s",
-         "tflops_per_gpu": "TFLOP/s", "compute_s": "comp_s", "exposed_comm_s": "comm_s", "optimizer_s": "optim_s",
+         "tflops_per_gpu": "TFLOP/s", "compute_s": "comp_s", "exposed_comm_s": "comm_s", "optimizer_s": "optim_s", "framework_s": "frame_s",
          "energy_per_sample_uj": "uJ/sample"}
 PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 MIN_NAME = 12

@@ -39,7 +39,7 @@ from workloads.shard import tensor_parallel
 from workloads.trace import Workload
 from workloads.training import optimizer as optimizer_model
 
-from . import train_cache, train_fp8
+from . import train_cache, train_fp8, train_moe
 from .train_cache import fast
 from .train_regions import Region, assign, regions_of
 
@@ -71,6 +71,7 @@ class Job:
     tp_comm_overlap: bool = False       # each tensor-parallel collective pipelined with its GEMM (overlapped_us)
     overlap_param_gather: bool = False  # ZeRO 1/2: the parameter all-gather under the next forward (sim.system.step)
     zero3: str = "deepspeed"            # ZeRO-3's implementation (sim.system.zero.PRESETS)
+    ep: int = 1                         # expert parallelism of a mixture of experts (analysis.train_moe)
 
     @property
     def devices(self) -> int:
@@ -81,7 +82,7 @@ class Job:
         return int(self.schedule.split(":")[1]) if self.schedule.startswith("interleaved") else 1
 
     def check(self) -> None:
-        for f in ("tp", "pp", "dp", "global_batch", "microbatch"):
+        for f in ("tp", "pp", "dp", "global_batch", "microbatch", "ep"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise HwsimError(f"--{f.replace('_', '-')}: must be an integer >= 1, got {v!r}")
@@ -157,24 +158,25 @@ class Model:
         return self.family.cfg.layers if self.family else 0
 
     def costs(self, microbatch: int, tp: int, recompute: str,
-              sequence: bool = False) -> tuple[list[str], dict[str, Region]]:
+              sequence: bool = False, ep: int = 1) -> tuple[list[str], dict[str, Region]]:
         """(block names in model order, region name -> cost): :meth:`regions` without the
         trace, read from the cost cache on disk (``analysis.train_cache``) where the model is a
         zoo transformer or a ``gpt:`` shape and the cache is on, else simulated."""
-        key = (microbatch, tp, recompute, sequence)
+        key = (microbatch, tp, recompute, sequence, ep)
         if key in self.stored:
             return self.stored[key]
-        fields = self._cost_fields(microbatch, tp, recompute, sequence) if key not in self.cache else None
+        fields = self._cost_fields(microbatch, tp, recompute, sequence, ep) if key not in self.cache else None
         got = train_cache.load(fields) if fields is not None else None
         if got is None:
-            blocks, regions, _ = self.regions(microbatch, tp, recompute, sequence)
+            blocks, regions, _ = self.regions(microbatch, tp, recompute, sequence, ep)
             got = (blocks, regions)
             if fields is not None:
                 train_cache.store(fields, blocks, regions)
         self.stored[key] = got
         return got
 
-    def _cost_fields(self, microbatch: int, tp: int, recompute: str, sequence: bool) -> dict[str, Any] | None:
+    def _cost_fields(self, microbatch: int, tp: int, recompute: str, sequence: bool,
+                     ep: int = 1) -> dict[str, Any] | None:
         """The cost cache's key for these costs, or None where they are not cached: a model
         that is not a zoo transformer or a ``gpt:`` shape (its trace cache key alone names its
         source), ``--no-cache``, ``HWSIM_TRAIN_REFERENCE=1``, or a device whose description does
@@ -187,21 +189,24 @@ class Model:
         j = self.job
         return {"model": j.model, "family": repr(self.family.padded(tp)), "seq_len": j.seq_len,
                 "microbatch": microbatch, "tp": tp, "sequence_parallel": sequence, "recompute": recompute,
-                "precision": j.precision, "attention": j.attention, "optimizer": j.optimizer, "device": dev}
+                "precision": j.precision, "attention": j.attention, "optimizer": j.optimizer, "device": dev,
+                **({"ep": ep} if ep > 1 else {})}
 
     def regions(self, microbatch: int, tp: int, recompute: str,
-                sequence: bool = False) -> tuple[list[str], dict[str, Region], Workload]:
+                sequence: bool = False, ep: int = 1) -> tuple[list[str], dict[str, Region], Workload]:
         """(block names in model order, region name -> cost, the one-device trace);
-        ``sequence``: with sequence parallelism."""
-        key = (microbatch, tp, recompute, sequence)
+        ``sequence``: with sequence parallelism; ``ep``: expert parallelism (its all-to-alls
+        join the tensor-parallel collectives, :mod:`analysis.train_moe`)."""
+        key = (microbatch, tp, recompute, sequence, ep)
         if key in self.cache:
             got = self.cache[key]
             if isinstance(got, HwsimError):
                 raise got
             return got
         try:
-            wl = self._lower(microbatch, recompute, tp)
+            wl = self._lower(microbatch, recompute, tp, ep)
             shard, comms = tensor_parallel(wl, tp, sequence)
+            comms = comms + (train_moe.a2a_comms(shard) if ep > 1 else [])
         except HwsimError as e:          # remembered: the search asks again
             self.cache[key] = e
             raise
@@ -221,7 +226,7 @@ class Model:
         assert self.family is not None
         return self.family.padded(tp).cfg.vocab
 
-    def _lower(self, microbatch: int, recompute: str, tp: int) -> Workload:
+    def _lower(self, microbatch: int, recompute: str, tp: int, ep: int = 1) -> Workload:
         """The one-device training-step trace of one microbatch; lowered once for every tp
         that pads the vocabulary alike."""
         from workloads.spec import Lowering, _lower, resolve
@@ -229,7 +234,9 @@ class Model:
                        optimizer=self.job.optimizer)
         if self.family:
             fam = self.family.padded(tp)
-            key = (microbatch, recompute, fam.cfg.vocab)
+            if ep > 1:
+                fam = dataclasses.replace(fam, cfg=dataclasses.replace(fam.cfg, ep=ep))
+            key = (microbatch, recompute, fam.cfg.vocab, ep)
             if key not in self.lowered:
                 def make() -> Workload:
                     from workloads.zoo.transformer import build
@@ -237,12 +244,13 @@ class Model:
                     return _lower(self.job.model, made, f"zoo:{self.job.model}", False, how)
                 if self.use_cache:          # the padded vocabulary is part of what was lowered
                     from workloads.cache import cached, trace_key
-                    self.lowered[key] = cached(trace_key(f"{self.job.model}#vocab={fam.cfg.vocab}", microbatch,
+                    self.lowered[key] = cached(trace_key(f"{self.job.model}#vocab={fam.cfg.vocab}"
+                                                         + (f"#ep={ep}" if ep > 1 else ""), microbatch,
                                                          self.job.seq_len, False, how), make)
                 else:
                     self.lowered[key] = make()
             return self.lowered[key]
-        key = (microbatch, recompute, 0)
+        key = (microbatch, recompute, 0, 1)
         if key not in self.lowered:
             self.lowered[key] = resolve(self.job.model, batch=microbatch, seq_len=self.job.seq_len, how=how,
                                         cache=self.use_cache)
@@ -262,7 +270,7 @@ class Model:
         return self.splits[_chunk_key(job)]
 
     def _chunks(self, job: Job, key: tuple) -> tuple[ChunkCost, ...]:
-        blocks, regions = self.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
+        blocks, regions = self.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel, job.ep)
         n = job.pp * job.chunks_per_device
         order = self._layer_regions(blocks)
         if len(order) - 2 < n:
@@ -366,6 +374,9 @@ class Model:
         sizes = r.fwd_comm if phase == "forward" else r.bwd_comm
         out = 0.0
         for b, k, g in zip(sizes, r.comm_kinds[part], r.comm_gemm_us[part]):
+            if k == "all_to_all":         # expert parallelism's dispatch and combine, over its group
+                out += train_moe.a2a_us(self.comms.sys, job.ep, b)
+                continue
             c = self.comms.run(k, group, b)
             out += overlapped_us(c, g, job.tp) if job.tp_comm_overlap and g > 0 else c
         return out
@@ -391,7 +402,8 @@ def _chunk_key(job: Job) -> tuple:
     """What a job's chunk costs depend on: the same for every dp, ZeRO stage and schedule of
     one chunk count."""
     return (job.microbatch, job.tp, job.recompute, job.pp, job.chunks_per_device, job.precision, job.optimizer,
-            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap, job.zero == 3, *train_fp8.chunk_key(job))
+            job.stage_layers, job.sequence_parallel, job.tp_comm_overlap, job.zero == 3, job.ep,
+            *train_fp8.chunk_key(job))
 
 
 def partition(layers: int, extra_us: list[float], layer_us: float) -> list[int]:
@@ -430,12 +442,14 @@ class TrainResult:
             "model": j.model, "system": j.system.name, "device": j.system.device, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
             "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
             "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
+            **({"ep": j.ep} if j.ep > 1 else {}),
             "sequence_parallel": j.sequence_parallel and j.tp > 1, "tp_comm_overlap": j.tp_comm_overlap and j.tp > 1,
             "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,
             "tokens_per_s": self.tokens_per_s, "tflops_per_gpu": self.tflops_per_gpu,
             "hardware_tflops_per_gpu": self.hardware_tflops_per_gpu, "mfu": self.mfu,
             "compute_s": s.compute_us * 1e-6, "exposed_comm_s": s.comm_us * 1e-6, "bubble_s": s.bubble_us * 1e-6,
-            "optimizer_s": s.optimizer_us * 1e-6,
+            "optimizer_s": s.optimizer_us * 1e-6, "framework_s": s.framework_us * 1e-6,
+            "framework_terms_s": {k: v * 1e-6 for k, v in s.framework.items()},
             "memory_per_gpu_gib": {k[:-6]: v / gib for k, v in s.memory.items()},
             "capacity_gib": s.capacity_bytes / gib, "fits": s.fits, "stage_layers": list(self.stage_layers), **({"chosen": self.chosen} if self.chosen else {}),
         }
@@ -452,6 +466,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
                              f"{cfg.heads} query and {kv} key/value heads, so tp must divide both")
     if train_fp8.applies(job):
         train_fp8.check(job, model)
+    train_moe.check(job, model)
     chunks = model.chunks(job)
     m = job.global_batch // (job.dp * job.microbatch)
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
@@ -463,7 +478,7 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     t = res.step_us * 1e-6
     tokens = model.family.tokens_per_sample if model.family else 1
     flops, flops_plain = _model_flops(job, model)
-    blocks, regions = model.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel)
+    blocks, regions = model.costs(job.microbatch, job.tp, job.recompute, job.sequence_parallel, job.ep)
     hw = 2 * sum(regions[r].macs for r in model._layer_regions(blocks)) * m / job.pp   # one device's step
     peak = _peak_ops_per_s(job.precision, model.device)
     return TrainResult(job, res, job.global_batch / t, job.global_batch * tokens / t if model.family else None,
@@ -484,7 +499,7 @@ def _model_flops(job: Job, model: Model) -> tuple[float, float]:
     """(Megatron's model FLOPs per step as run, the same without recomputation)."""
     f = model.family
     B = job.global_batch
-    if f is not None and f.kind == "decoder":
+    if f is not None and f.kind == "decoder" and not f.cfg.experts:     # a mixture of experts: from its trace
         s, l, h, V = f.tokens_per_sample, f.cfg.layers, f.cfg.hidden, model.vocab(job.tp)   # padded, as Megatron counts
         with_rc = 96 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (16 * l * h))
         plain = 72 * B * s * l * h ** 2 * (1 + s / (6 * h) + V / (12 * l * h))
@@ -559,8 +574,8 @@ def search(job: Job, model: Model, devices: int | None = None, tps: list[int] | 
             dp = n // (tp * pp)
             if job.global_batch % dp:
                 continue
-            for zero in ((0, 1, 2, 3) if dp > 1 else (0,)):
-                base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero,
+            for zero, ep in itertools.product((0, 1, 2, 3) if dp > 1 else (0,), train_moe.degrees(job, model, dp)):
+                base = dataclasses.replace(job, tp=tp, pp=pp, dp=dp, zero=zero, ep=ep,
                                            overlap_param_gather=job.overlap_param_gather and zero in (1, 2),
                                            tp_comm_overlap=job.tp_comm_overlap and tp > 1)
                 for j in candidates(base, None, None, None, model, even=True):

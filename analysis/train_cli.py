@@ -19,7 +19,7 @@ from .train import Job, Model, TrainResult, best, candidates, fits_or_refuse, pe
 __all__ = ["COLUMNS", "build_job", "train", "train_command", "write_report"]
 
 COLUMNS = ("dp", "tp", "pp", "microbatch", "recompute", "schedule", "zero", "step_time_s", "samples_per_s",
-           "tflops_per_gpu", "mfu", "compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "fits")
+           "tflops_per_gpu", "mfu", "compute_s", "exposed_comm_s", "bubble_s", "optimizer_s", "framework_s", "fits")
 
 
 def _devices(system, gpus: int | None, nodes: int | None) -> int:
@@ -42,7 +42,7 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None, jobs: int = 1,
               search: bool = False, stage_layers: str | None = None,
               sequence_parallel: bool = False, tp_comm_overlap: bool = False,
-              overlap_param_gather: bool = False, zero3: str | None = None) -> tuple[Job, int]:
+              overlap_param_gather: bool = False, zero3: str | None = None, ep: int = 1) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     if zero3 is not None and zero != 3 and not search:
         raise HwsimError(f"--zero3 chooses how ZeRO-3 gathers and reduces; it needs --zero 3 (got --zero {zero}), "
@@ -61,7 +61,7 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
               precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel, tp_comm_overlap,
-              overlap_param_gather, zero3 or "deepspeed")
+              overlap_param_gather, zero3 or "deepspeed", ep)
     if sequence_parallel and not search and tp < 2:
         raise HwsimError("--sequence-parallel splits along the sequence over the tensor-parallel group; it needs "
                          f"--tp 2 or more (got --tp {tp})")
@@ -94,7 +94,8 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
           recompute: str | None = None, schedule: str | None = None, zero: int = 0, precision: str = "bf16-o2",
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
           stage_layers: str | None = None, sequence_parallel: bool = False, tp_comm_overlap: bool = False,
-          overlap_param_gather: bool = False, zero3: str | None = None, cache: bool = True) -> TrainResult:
+          overlap_param_gather: bool = False, zero3: str | None = None, ep: int = 1,
+          cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
@@ -102,7 +103,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        stage_layers=stage_layers, sequence_parallel=sequence_parallel, tp_comm_overlap=tp_comm_overlap,
-                       overlap_param_gather=overlap_param_gather, zero3=zero3)
+                       overlap_param_gather=overlap_param_gather, zero3=zero3, ep=ep)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -112,7 +113,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                   zero, precision, attention, optimizer, seq_len, jobs, search: bool, top, timeline, out,
                   fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
                   stage_layers: str | None = None, sequence_parallel: bool = False,
-                  tp_comm_overlap: bool = False, overlap_param_gather: bool = False, zero3: str | None = None) -> None:
+                  tp_comm_overlap: bool = False, overlap_param_gather: bool = False, zero3: str | None = None,
+                  ep: int = 1) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -122,7 +124,8 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                        global_batch=global_batch, microbatch=microbatch, recompute=recompute, schedule=schedule,
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel,
-                       tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather, zero3=zero3)
+                       tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather, zero3=zero3,
+                       ep=ep)
     system = job.system
     m = Model(job, cache)
     if search:
@@ -199,7 +202,8 @@ def _print(rows, fmt: str, title: str) -> None:
 
 
 def _table(s: dict[str, Any]) -> None:
-    click.echo(f"{s['model']} on {s['devices']} x {s['device']} ({s['system']}): dp {s['dp']} x tp {s['tp']} x pp {s['pp']}, "
+    ep = f" (ep {s['ep']})" if "ep" in s else ""
+    click.echo(f"{s['model']} on {s['devices']} x {s['device']} ({s['system']}): dp {s['dp']} x tp {s['tp']} x pp {s['pp']}{ep}, "
                f"microbatch {s['microbatch']} x {s['microbatches']}, recompute {s['recompute']}, {s['schedule']}, "
                f"zero {s['zero']}, {s['precision']}")
     if "chosen" in s:
@@ -212,7 +216,11 @@ def _table(s: dict[str, Any]) -> None:
     click.echo(f"  {s['tflops_per_gpu']:.1f} TFLOP/s per device (model FLOPs; hardware {s['hardware_tflops_per_gpu']:.1f}),"
                f" MFU {100 * s['mfu']:.1f}%")
     click.echo(f"  compute {s['compute_s']:.4g} s, exposed communication {s['exposed_comm_s']:.4g} s, "
-               f"bubble {s['bubble_s']:.4g} s, optimizer {s['optimizer_s']:.4g} s")
+               f"bubble {s['bubble_s']:.4g} s, optimizer {s['optimizer_s']:.4g} s, framework (host) "
+               f"{s['framework_s']:.4g} s")
+    if s["framework_s"] > 0:
+        click.echo("    framework: " + ", ".join(f"{k.replace('_', ' ')} {v:.4g} s"
+                                                 for k, v in s["framework_terms_s"].items() if v))
     mem = s["memory_per_gpu_gib"]
     click.echo("  memory per device: " + ", ".join(f"{k} {v:.2f}" for k, v in mem.items()) +
                f" GiB of {s['capacity_gib']:.1f}")
@@ -232,9 +240,9 @@ def write_report(r: TrainResult, m: Model, s: dict[str, Any], out: Path) -> None
     atomic_write(out / "summary.json", json.dumps(s, indent=1, default=float))
     fig, ax = plt.subplots(figsize=(7, 2.6))
     parts = [("compute", s["compute_s"]), ("exposed communication", s["exposed_comm_s"]), ("pipeline bubble", s["bubble_s"]),
-             ("optimizer", s["optimizer_s"])]
+             ("optimizer", s["optimizer_s"]), ("framework (host)", s["framework_s"])]
     left = 0.0
-    for (label, v), color in zip(parts, ("tab:blue", "tab:red", "tab:gray", "tab:green")):
+    for (label, v), color in zip(parts, ("tab:blue", "tab:red", "tab:gray", "tab:green", "tab:purple")):
         ax.barh([0], [v], left=left, color=color, label=f"{label} {v:.3g} s")
         left += v
     ax.set_yticks([])

@@ -21,6 +21,13 @@ GShard's and Switch's capacity factor: ``ceil(cf x tokens x k / experts)`` slots
 computed whether filled or not, and tokens past an expert's capacity dropped (their slot
 index points at a spare row that is never read back).
 
+With expert parallelism (``cfg.ep``: Lepikhin et al., 2021; Megatron-Core's
+``--expert-model-parallel-size``) a device holds ``experts / ep`` of the experts and, after
+the all-to-all dispatch (which the training step times: ``analysis.train_moe``), each of its
+experts computes the tokens the ``ep`` devices of its group routed to it: ``ep x capacity``
+rows, the same rows in all as without it. The buffers and the router keep their shapes; only
+the experts' weights and the GEMMs' grouping change.
+
 Shared experts (Dai et al., 2024, "DeepSeekMoE") see every token; they run as one dense MLP
 of ``shared_experts x expert width``, which computes the same as separate experts summed.
 """
@@ -67,8 +74,8 @@ class MoE(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        E, h, f = cfg.experts, cfg.hidden, cfg.expert_width
-        self.router = nn.Linear(h, E, bias=False)
+        E, h, f = cfg.experts // cfg.ep, cfg.hidden, cfg.expert_width      # this device's experts
+        self.router = nn.Linear(h, cfg.experts, bias=False)
         if cfg.act == "swiglu":
             self.w_gate = nn.Parameter(torch.empty(E, h, f))
         self.w_up = nn.Parameter(torch.empty(E, h, f))
@@ -107,7 +114,7 @@ class MoE(nn.Module):
         row = torch.where(slot < C, choice * C + slot, torch.full_like(slot, spare))
         src = xt.repeat_interleave(k, dim=0)                                # [T*k, h]
         buf = xt.new_zeros(spare + 1, shape[-1]).index_add(0, row, src)
-        tokens = buf[:spare].view(E, C, shape[-1])
+        tokens = buf[:spare].view(E // cfg.ep, cfg.ep * C, shape[-1])     # each local expert: its rows from ep devices
         if cfg.act == "swiglu":
             hid = F.silu(torch.bmm(tokens, self.w_gate)) * torch.bmm(tokens, self.w_up)
         else:

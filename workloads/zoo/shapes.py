@@ -45,6 +45,7 @@ class Config:
     dense_layers: int = 0            # the first layers keep a dense MLP of mlp_width (DeepSeekMoE)
     capacity_factor: float | None = None   # None: dropless; else each expert takes cf x tokens x k / experts
     renorm_top_k: bool = False       # the k routing weights divided by their sum (Mixtral)
+    ep: int = 1                      # expert parallelism: this device holds experts / ep of them
 
     def __post_init__(self) -> None:
         for f in ("layers", "hidden", "heads", "seq", "vocab"):
@@ -67,6 +68,9 @@ class Config:
                                  f"{self.layers} layers an MoE layer")
             if self.capacity_factor is not None and not self.capacity_factor > 0:
                 raise HwsimError(f"transformer capacity_factor: must be positive, got {self.capacity_factor!r}")
+        if not isinstance(self.ep, int) or self.ep < 1 or (self.experts or 1) % self.ep:
+            raise HwsimError(f"--ep {self.ep}: expert parallelism splits the {self.experts} experts evenly; "
+                             "use a divisor of the expert count (1 for a dense model)")
 
     @property
     def moe_layers(self) -> int:
@@ -182,11 +186,11 @@ def family(spec: str, seq_len: int | None = None) -> Family | None:
         return Family(cfg, "decoder", "h", seq_len or cfg.seq)
     table = {"gpt2": Config(*GPT2["124m"]), "gpt2-medium": Config(*GPT2["355m"]), "gpt2-large": Config(*GPT2["774m"]),
              "gpt2-xl": Config(*GPT2["1.5b"]), "gpt3-175b": GPT3_175B, "llama3-8b": LLAMA3_8B,
-             "llama-tiny": LLAMA_TINY}
-    if spec in table:
+             "llama-tiny": LLAMA_TINY, "mixtral-8x7b": MIXTRAL_8X7B, "moe-tiny": MOE_TINY}
+    if spec in table:          # (deepseek-moe-16b's dense first layer is not one of the others: no Family)
         cfg = table[spec]
-        return Family(cfg, "decoder", "h", seq_len or (2048 if spec == "llama3-8b" else 128 if spec == "llama-tiny"
-                                                       else cfg.seq))
+        return Family(cfg, "decoder", "h", seq_len or (2048 if spec in ("llama3-8b", "mixtral-8x7b") else
+                                                       128 if spec in ("llama-tiny", "moe-tiny") else cfg.seq))
     if spec in ("bert-base", "bert-large"):
         cfg = BERT_BASE if spec == "bert-base" else BERT_LARGE
         return Family(cfg, "bert", "layers", seq_len or 128)
