@@ -16,8 +16,8 @@ design in ``--cache`` (minutes per design), so the hwsim side reruns alone in se
 
 The second table says what the totals are made of: the mapping's iterations on each side,
 hwsim's cost model applied to ZigZag's own mapping of every layer (the cost models compared
-without the searches), and hwsim's search with every refill overlapped (what is left of one
-mechanism since the memory-updating window). Nothing here tunes a constant to close a gap:
+without the searches), and hwsim's search with every refill overlapped (what is left of the
+single-buffer refills since the memory-updating window). Nothing here tunes a constant to close a gap:
 ``MECHANISMS`` and ``NOTES`` say which mechanism differs where a design is off. Output: ``benchmarks/data/zigzag_stock_designs.txt``.
 """
 
@@ -290,62 +290,69 @@ def per_layer(r: dict) -> None:
 
 # Why they differ: the mechanisms (no constant is tuned to close a gap). Measured by the second
 # table: "on ZigZag's mapping" separates the cost models from the mapping searches, "refills
-# overlapped" removes what is left of mechanism 1 alone.
+# overlapped" removes what is left of mechanism 3 alone.
 MECHANISMS = (
-    "1. single-buffer refills: a single-buffered level with separate read and write ports now takes the next tile "
-    "of an input or weight in the last pass over its current one (sim.spatial.cost.last_pass, ZigZag's memory-"
-    "updating window; the stepper likewise, once the level below has begun reading that pass) and the array waits "
-    "only for what the refill's write time exceeds it by, as ZigZag counts it. Registers of one word refilled every "
-    "cycle or few (the 3-D and 4-D designs' rf_1B, eyeriss's and generic_array's per-PE registers) no longer cost a "
-    "cycle per refill: on ZigZag's own mappings hwsim's cycles went from 1.4-2.9x ZigZag's to 1.00-1.11x. Left: "
-    "ZigZag grants a whole period to any level whose tile takes at most half of it, hwsim to a level declared "
-    "double-buffered, and ZigZag takes the worst port where hwsim adds the levels' stalls.",
-    "2. the accumulator: ZigZag charges the innermost output register a read and a write per MAC (its read-modify-"
-    "write of the partial sum) and keeps an unchanged operand word at its register's port; hwsim's own presets "
-    "keep the partial sum and operands in the PE and charge the registers only when they change, and designs read "
-    "from ZigZag files take ZigZag's rule (SpatialArch.pe_accumulator = false, operand_registers = port). "
-    "eyeriss_like's rf_16B on layer1.0.conv1: ZigZag 409 uJ, hwsim 363 uJ (2 uJ under the PE-register rule).",
-    "3. port words: ZigZag charges a whole port word (r_cost per bandwidth_max bits) per access of a narrower "
-    "operand; hwsim prices by the bit (read_pj / read_bits): generic_array_cacti's 16-bit rf_I and rf_W ports carry "
-    "8-bit operands at half hwsim's price of ZigZag's.",
-    "4. uneven factors: ZigZag rounds a spatial factor to one that divides the layer (eyeriss_like's K 14 -> 12, "
-    "C 12 -> 10; tesla's OX 8 -> 7 on 28 columns) and runs uneven temporal loops; hwsim keeps the factor and pads the "
-    "last tile. The iteration counts agree on every design (the temporal columns); the on-ZigZag's-mapping diagnostic "
-    "rounds ZigZag's uneven loops up.",
+    "1. ZigZag's counting conventions, which designs read from ZigZag files now take (docs/formats.md): partial "
+    "sums read back once per write, the first included, wherever a reduction is left above (psum_reads: writes); "
+    "an unchanged operand word not read again whatever the port's width (operand_registers: pe; ZigZag's port-width "
+    "test feeds a count its cost model never reads); each transfer priced in whole accesses of the port "
+    "(port_words: ZigZag's bandwidth_min, r_cost per bandwidth_max: eyeriss's 24-bit rf_16B charges a 16-bit "
+    "partial sum 1.5 pJ where hwsim charged 1.0, generic_array's 16-bit rf_I/rf_W ports a whole word per 8-bit "
+    "operand); on- and offloading as ZigZag counts them (loading: overlapped: each boundary's first input and last "
+    "output tile, a tile crossing once per layer hidden in its port's idle cycles; ascend's layer1.0.conv1 offloads "
+    "30 cycles where hwsim drained the 25,088 of the whole output). On ZigZag's own mapping of layer1.0.conv1 "
+    "hwsim now gives ZigZag's energy_total to the pJ and its latency_total2 to the cycle on ascend_like, "
+    "edge_tpu_like, meta_prototype, tesla_npu_like and generic_array_cacti (tests/test_spatial_zigzag_rules.py), "
+    "and on tpu_like its energy, its cycles less the systolic drain hwsim does not model (a cycle per PE along each "
+    "unrolled side, less one: 62 on K 32 x C 32).",
+    "2. the conv input's padding: a window is clipped to the unpadded tensor (ZigZag's clip; the zero padding is "
+    "not stored), which brings DRAM's input traffic to ZigZag's (tpu_like's onloading 279,454 cycles, both).",
+    "3. single-buffer refills: a level's memory-updating window as ZigZag's (sim.spatial.cost.last_pass); left: "
+    "ZigZag grants a whole period to a level whose tile takes at most half of it and combines a port's stalls, "
+    "where hwsim keeps its roofline over the ports and adds the levels' stalls (meta_prototype's layer4 0.97-1.00, "
+    "layer2.0.downsample 1.04 on ZigZag's mapping).",
+    "4. uneven factors: ZigZag prices energy with fractional spatial factors (eyeriss_like's K 64 as 12.8 x 5, "
+    "C as 10.7 x 6: 136.5 PEs' worth of register accesses) and rounds them for timing; hwsim pads the last tile "
+    "(K 14 x 5: 168 PEs charged). The iteration counts agree (the temporal columns); the on-ZigZag's-mapping "
+    "diagnostic rounds ZigZag's factors down (K 12, C 10) and its temporal loops up, hence eyeriss's 0.90 there.",
     "5. the last memory: hwsim reads a file's last memory as off-chip and unbounded; gemm_l1's is its 512 KiB l1, in "
     "which ZigZag finds no mapping of ResNet-18's larger layers.",
-    "6. near-ties: where every candidate is compute-bound both searches meet the same cycles with mappings whose "
-    "energies differ several-fold (gemm_l1_l3+default's conv1: ZigZag's 8.5 mJ, hwsim's 0.4; layer3.0.conv1: 0.2 "
-    "against 1.4, for 50 cycles fewer of 129,078); the cost models agree on ZigZag's mapping (0.92).",
+    "6. the searches: with the latency objective a search takes the fastest mapping whatever its energy, and the "
+    "two search different spaces: hwsim keeps a dimension's factors together and FX inside FY, and gives the "
+    "operands of a shared level one common tile bound; LOMA permutes single prime factors and may give each "
+    "operand of a shared level its own bound (zigzag/opt/loma/memory_allocator.py). On ascend_like hwsim's picks "
+    "are slower than ZigZag's mappings in hwsim's own model (layer1.0.conv1: 113,370 cycles and 94.1 uJ against "
+    "112,998 and 64.4 uJ; over the network 3.04 M cycles and 2,154 uJ against 3.00 M and 1,795): ZigZag's order "
+    "splits FX from FY (hwsim's allocation on that order: 113,298 cycles) and its allocation gives the shared "
+    "sram_1MB_A a different bound per operand. Letting FX and FY move apart (6x the orders) brings ascend to 1.05 "
+    "but eyeriss to 1.07, generic_array to 0.94 and gemm_l1_l3+default to 1.57: near-ties, not a cost model.",
     "7. one loop on two dimensions: ZigZag's generator may unroll a loop on two array dimensions (gemm_l1_l3+default's "
     "fc: C 8 on D2 and C 8 on D3); an hwsim unrolling puts a loop on one.",
-    "8. the output offload: hwsim writes the last output tile of the outermost on-chip level back after the array "
-    "stops, whole (ascend_like's layer1.0.conv1: the layer's 200,704 outputs through DRAM's 64-bit port, 25,088 "
-    "cycles of its 25,642 over the iterations, on ZigZag's mapping); ZigZag writes finished outputs back within "
-    "the output's memory-updating window and counts as offloading only the last tile of the lowest level (30 "
-    "cycles). This is most of the 7-11% left on the 3-D and 4-D designs (also with every level double-buffered: "
-    "the refills-overlapped column).",
+    "8. one price per memory: hwsim prices a level by its first port; ZigZag prices each operand by the port "
+    "allocated to it (gemm_l1_l3's l1 takes outputs through a 2,048-bit port, inputs through 512-bit ones: its "
+    "output energy 2.3x ZigZag's on ZigZag's mapping, 206 of 24,596 uJ).",
 )
 NOTES: dict[str, str] = {
     "tpu_like": "agrees (the validation corpus's rows): ZigZag's stock file gives a memory's ports twice, which "
                 "hwsim refuses, so hwsim reads examples/zigzag/tpu_like.yaml, the same figures",
-    "eyeriss_like": "2-D: cycles 1.00 (1.36 before the window, mechanism 1); energy by 2 (0.77 on ZigZag's "
-                    "mapping, the on-chip share)",
-    "generic_array_cacti": "2-D: cycles 1.00 (1.08 before the window); energy by 2 and 3",
-    "ascend_like": "4-D: energy on ZigZag's mapping 0.99; cycles by 8 (1.09 on ZigZag's mapping); the latency "
-                   "search, ranking by hwsim's cycles, picks mappings with twice ZigZag's on-chip energy (1.20)",
-    "edge_tpu_like": "4-D: cycles 1.04, energy 1.10 (1.96 before the window: the search no longer spills partial "
-                     "sums to avoid rf_1B refills); energy on ZigZag's mapping 1.00",
-    "meta_prototype": "4-D: energy on ZigZag's mapping 0.97; cycles by 8 (1.11 on ZigZag's mapping)",
-    "tesla_npu_like": "3-D, its mapping uses 8 of D2's 32 (OX, 8): 1,024 of 4,096 MACs, in both; energy on ZigZag's "
-                      "mapping 1.00; cycles by 8 (1.11 on ZigZag's mapping, 2.90 before the window)",
+    "eyeriss_like": "2-D: cycles 0.98, energy 0.98 (0.84 before ZigZag's conventions, 1); per layer 0.88-1.30 (6, "
+                    "and 4: hwsim's padded K 14 and C 12)",
+    "generic_array_cacti": "2-D: cycles 1.00, energy 1.02 (0.70 before port words, 1); 1.00 on ZigZag's mapping",
+    "ascend_like": "4-D: cycles 1.01 (1.08 before ZigZag's offloading, 1), energy 1.18: the search (6); 0.98 on "
+                   "ZigZag's mapping",
+    "edge_tpu_like": "4-D: cycles 1.00, energy 1.06 (6); 0.99 on ZigZag's mapping",
+    "meta_prototype": "4-D: cycles 1.01 (1.09 before, 1), energy 1.03; 0.97 on ZigZag's mapping (4: layer4's 7x7 "
+                      "on OX 4 x OY 4)",
+    "tesla_npu_like": "3-D, its mapping uses 8 of D2's 32 (OX, 8): 1,024 of 4,096 MACs, in both; cycles 1.00 (1.10 "
+                      "before, 1), energy 0.96 (6); 0.99 on ZigZag's mapping",
     "gemm_l1": "its mapping unrolls a linalg GEMM's loops D0-D2: hwsim refuses the field; ZigZag finds no mapping "
                "(5)",
     "gemm_l1_l3": "its mapping unrolls D0-D2, which hwsim refuses; ZigZag drops the unknown loops silently and runs "
                   "every layer on one MAC (1.81 G cycles)",
     "gemm_l1+default": "ZigZag finds no mapping in its 512 KiB top memory (5); hwsim, reading it as off-chip, runs it",
     "gemm_l1_l3+default": "3-D; default.yaml maps K and C only, D3 searched by both (ZigZag's generator, hwsim's "
-                          "unrollings): cycles 1.00, energy by 6 and 7",
+                          "unrollings): cycles 1.00, energy 1.38 by 6 and 7 (0.77 before: the same near-ties, "
+                          "another way); 1.01 on ZigZag's mapping",
 }
 
 

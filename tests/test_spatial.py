@@ -329,6 +329,8 @@ def test_zigzag_tpu_like_preset_is_the_zigzag_file():
     b = resolve_arch("zigzag:examples/zigzag/tpu_like.yaml:examples/zigzag/tpu_like_mapping.yaml")
     assert a.levels == b.levels and a.unrollings == b.unrollings
     assert (a.rows, a.cols, a.mac_pj, a.word_bits, a.acc_bits) == (b.rows, b.cols, b.mac_pj, b.word_bits, b.acc_bits)
+    rules = ("pe_accumulator", "operand_registers", "psum_reads", "port_words", "loading")
+    assert [getattr(a, k) for k in rules] == [getattr(b, k) for k in rules] == [False, "pe", "writes", True, "overlapped"]
 
 
 RESNET18_CONVS = ("conv:1,3,224,224,64,7,7,2,3", "conv:1,64,56,56,64,3,3,1,1", "conv:1,64,56,56,128,3,3,2,1",

@@ -29,6 +29,8 @@ ONE_PE = SpatialArch(name="one-pe", rows=1, cols=1, word_bits=8, acc_bits=16, ma
     Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, read_pj=100.0, write_pj=100.0,
           kind="dram")),
     unrollings=(("K", "C"),))
+# ZigZag's PEs keep no partial sum (its read-modify-write per MAC); ZigZag's full count also
+# reads the partial sum on each output's first MAC (psum_reads: tests/test_spatial_zigzag_rules.py)
 ZIGZAG = dataclasses.replace(ONE_PE, pe_accumulator=False, operand_registers="port")
 # O[k] += W[k][c] * I[c], K = 2, C = 3: 6 MACs
 GEMV = Nest({"G": 1, "B": 1, "K": 2, "C": 3, "OY": 1, "OX": 1, "FY": 1, "FX": 1})
@@ -78,7 +80,7 @@ def test_zigzag_read_modify_write_by_hand():
     ("pe", 16, 3), ("port", 16, 3), ("port", 4, 6), ("none", 16, 6)])
 def test_operand_registers_by_hand(registers, read_bits, input_reads):
     """K innermost, then C: the input word I[c] is the same for both k. Held by the PE
-    ("pe"), or at a read port that carries a whole 8-bit word ("port", ZigZag's rule), it is
+    ("pe"), or at a read port that carries a whole 8-bit word ("port"), it is
     read from the rf once per c (3 reads); read every MAC (6) where the PE holds none or the
     port carries 4 bits. Weights change every MAC (6 reads); partial sums leave the PE every
     MAC either way (K moves): 6 writes of 16 bits, 4 read back, with or without an
@@ -146,8 +148,10 @@ def test_zigzag_designs_have_zigzags_pes_and_presets_keep_theirs():
     root = Path(__file__).resolve().parents[1] / "examples" / "zigzag"
     zz = resolve_arch(f"zigzag:{root / 'eyeriss_like.yaml'}:{root / 'default_mapping.yaml'}")
     assert isinstance(zz, SpatialArch)
-    assert (zz.pe_accumulator, zz.operand_registers) == (False, "port")
+    rules = ("pe_accumulator", "operand_registers", "psum_reads", "port_words", "loading")
+    assert [getattr(zz, k) for k in rules] == [False, "pe", "writes", True, "overlapped"]
     tpu = resolve_arch("zigzag-tpu-like")
-    assert isinstance(tpu, SpatialArch) and (tpu.pe_accumulator, tpu.operand_registers) == (False, "port")
+    assert isinstance(tpu, SpatialArch) and [getattr(tpu, k) for k in rules] == [getattr(zz, k) for k in rules]
     eyeriss = resolve_arch("eyeriss-like")
-    assert isinstance(eyeriss, SpatialArch) and (eyeriss.pe_accumulator, eyeriss.operand_registers) == (True, "pe")
+    assert isinstance(eyeriss, SpatialArch)
+    assert [getattr(eyeriss, k) for k in rules] == [True, "pe", "revisits", False, "tile"]

@@ -44,6 +44,8 @@ __all__ = ["OBJECTIVES", "TIMINGS", "FAMILIES", "Level", "SpatialArch", "describ
 Objective = Literal["latency", "energy", "edp"]
 Timing = Literal["analytical", "stepped"]
 OperandRegisters = Literal["pe", "port", "none"]
+Loading = Literal["tile", "overlapped"]
+PsumReads = Literal["revisits", "writes"]
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
 TIMINGS: tuple[Timing, ...] = typing.get_args(Timing)
 FAMILIES = ("ws", "os", "is", "rs")     # named dataflows (sim.spatial.search.DATAFLOWS)
@@ -76,6 +78,10 @@ class Level:
     shared_port: bool = False          # one read/write port: reads and writes take turns
     read_pj: Amount = 0.0              # per read of read_bits
     write_pj: Amount = 0.0             # per write of write_bits
+    # with the design's port_words: the bits of the smallest access (ZigZag's bandwidth_min), to
+    # whole numbers of which each tile transfer is rounded up; 0: the port's whole width
+    read_access_bits: Amount = 0.0
+    write_access_bits: Amount = 0.0
     double_buffered: bool = False
     kind: LevelKind = "sram"
     # the array dimensions ("D1" rows, "D2" columns, "D3", ...) it is shared along, one instance
@@ -104,6 +110,15 @@ class Level:
             need(o in OPERANDS, f"{self.name}.operands", f"must be among {', '.join(OPERANDS)}, got {o!r}")
         need(len(set(ops)) == len(ops), f"{self.name}.operands", "lists an operand twice")
         object.__setattr__(self, "operands", ops)
+        for way in ("read", "write"):
+            acc, port = getattr(self, f"{way}_access_bits"), getattr(self, f"{way}_bits")
+            need(acc <= port, f"{self.name}.{way}_access_bits", f"{acc:g} bits exceed the {way} port's {port:g}; an "
+                 "access is at most the port's width (0: the whole port)")
+
+    @property
+    def access_bits(self) -> tuple[float, float]:
+        """(read, write) bits of one access, as ``port_words`` rounds transfers to them."""
+        return self.read_access_bits or self.read_bits, self.write_access_bits or self.write_bits
 
     @property
     def priced(self) -> bool:
@@ -173,16 +188,40 @@ class SpatialArch:
     # operand's innermost level). pe_accumulator: the PE accumulates its partial sum in a
     # register of its own, so the innermost output level is written when the partial sum
     # leaves the PE and read when it comes back; false: every MAC reads the partial sum from
-    # that level and writes it back, the first MAC of a fresh output writing only (ZigZag's
-    # read-modify-write; its 3.9.1 cost model, zigzag/mapping/mapping.py calc_data_access).
+    # that level and writes it back, the first MAC of a fresh output writing only unless
+    # psum_reads is "writes" (ZigZag 3.9.1's read-modify-write, zigzag/mapping/mapping.py).
     pe_accumulator: bool = True
     # operand_registers: "pe": the PE holds the input and weight words it multiplies in
     # registers of its own, so an operand's innermost level is read only when its word
-    # changes; "port": ZigZag 3.9.1's rule: a word stays at the innermost level's read port
-    # while unchanged if that port delivers an instance's words for one cycle in one read, and
-    # is read every MAC otherwise (its access_same_data_considered_as_no_access, which its
-    # get_hardware_performance_zigzag sets); "none": read every MAC
+    # changes (ZigZag 3.9.1 counts so too: with access_same_data_considered_as_no_access its
+    # energy and timing take the innermost level's reads per period of the stationary loops
+    # below it, zigzag/mapping/mapping.py calc_req_mem_bw_and_data_transfer_rate, whatever the
+    # port's width); "port": a word stays at the innermost level's read port while unchanged
+    # if that port delivers an instance's words for one cycle in one read, and is read every
+    # MAC otherwise; "none": read every MAC
     operand_registers: OperandRegisters = "pe"
+    # port_words: false: a level's accesses are priced by the bit (read_pj / read_bits per bit
+    # moved); true: ZigZag 3.9.1's rule (zigzag/cost_model/cost_model.py, _calc_memory_access):
+    # each tile moved into or out of one instance of a level is rounded up to whole accesses of
+    # the level's read_access_bits / write_access_bits, priced read_pj x access / read_bits, so a
+    # narrower operand pays a whole port word; the accesses then count those words' bytes
+    port_words: bool = False
+    # loading (timing: analytical): what crosses the level boundaries before the array starts
+    # and after it stops. "tile": the array's first operands from the last level, and the last
+    # output tile of the outermost on-chip level, whole; "overlapped": ZigZag 3.9.1's rule
+    # (zigzag/cost_model/cost_model.py, calc_loading_single_port, calc_onloading_combined,
+    # calc_offloading_combined): every boundary's first input tile and last output tile (the
+    # slower of its two ports), except that a tile crossing once per layer streams in its
+    # ports' idle cycles during the compute and adds only what they leave (at least the
+    # innermost level's tile)
+    loading: Loading = "tile"
+    # psum_reads: how often a level holding partial sums reads them back. "revisits": when an
+    # output tile comes back for more of its reduction (not on its first visit); "writes":
+    # ZigZag 3.9.1's count (zigzag/mapping/mapping.py, calc_req_mem_bw_and_data_transfer_rate:
+    # rd_out_to_low copies wr_in_by_low where psum_flag): one read per write, the first
+    # included, at every level with a reduction left above it, in time or across its
+    # instances, and then at the partial-sum width
+    psum_reads: PsumReads = "revisits"
     vector_lanes: NonNegativeInt = 0   # element ops per cycle for non-GEMM ops (0: one per column)
     static_power_w: NonNegative = 0.0
     dram_gib: NonNegative = 0.0
@@ -408,13 +447,14 @@ def _zigzag_tpu_like() -> SpatialArch:
         levels=(Level("rf_128B", ("weight",), 128, per_pe=True, read_bits=8, write_bits=8, read_pj=0.095,
                       write_pj=0.095, kind="rf"),
                 Level("rf_2B", ("output",), 2, per_pe=True, read_bits=32, write_bits=32, read_pj=0.042,
-                      write_pj=0.042, kind="rf"),
+                      write_pj=0.042, read_access_bits=16, write_access_bits=16, kind="rf"),
                 Level("sram_2MB", ("input", "output"), 2 * 1024 * 1024, read_bits=2048, write_bits=2048,
-                      read_pj=416.16, write_pj=378.4),
+                      read_pj=416.16, write_pj=378.4, read_access_bits=64, write_access_bits=64),
                 Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, shared_port=True,
                       read_pj=700.0, write_pj=750.0, kind="dram")),
         unrollings=(("K", "C"),), objective="latency", technology_nm=28,
-        pe_accumulator=False, operand_registers="port",     # ZigZag's cost model's PEs (sim.spatial.zigzag)
+        # ZigZag's cost model's conventions, as sim.spatial.zigzag reads its designs
+        pe_accumulator=False, operand_registers="pe", port_words=True, loading="overlapped", psum_reads="writes",
         source="ZigZag 3.9.1 inputs/hardware/tpu_like.yaml and inputs/mapping/tpu_like.yaml (Mei et al., IEEE TC "
                "2021); partial sums 16-bit as ZigZag's ONNX parser sets them; clock not stated there (1 GHz nominal)")
 

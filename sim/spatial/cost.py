@@ -6,7 +6,9 @@ trip counts as prime-factor loops, innermost first). The loops are allocated to 
 memory levels bottom-up, as ZigZag's LOMA allocates them (Symons et al., "LOMA", AICAS
 2021): each level takes the longest prefix of the loop order whose tiles of the
 operands it holds fit its capacity (half of it when double-buffered), shared by those
-operands. The prefix below a level is the tile it holds.
+operands (LOMA's allocator may give the operands of a shared level different prefixes,
+the combination that least refills them: ``zigzag/opt/loma/memory_allocator.py``). The
+prefix below a level is the tile it holds.
 
 Access counts follow from the allocation (Timeloop's and ZigZag's rule, Parashar et al.,
 ISPASS 2019): a level is refilled once per iteration of the loops above its tile, except
@@ -22,15 +24,20 @@ design says (``held``): with ``pe_accumulator`` the PE keeps the partial sum it 
 so the innermost output level is written when the partial sum leaves and read when it
 comes back; without, every MAC reads it there and writes it back (ZigZag's
 read-modify-write). With ``operand_registers`` "pe" the PE keeps its input and weight
-words, so their innermost levels are read only when a word changes; "none": every MAC
-reads them; "port": ZigZag's rule, held where the level's read port delivers them whole.
+words, so their innermost levels are read only when a word changes (ZigZag's count too);
+"none": every MAC reads them; "port": held where the level's read port delivers them whole.
+With ``psum_reads`` "writes" a level that holds partial sums reads one back per write, the
+first included (ZigZag's count). With ``port_words`` each tile moved into or out of an
+instance is priced in whole accesses of the level's port (``Level.access_bits``; ZigZag's
+``_calc_memory_access``), and the accesses count those words' bytes.
 
 Time is a roofline over the levels: the array's cycles (one per temporal iteration),
 or the busiest port (bits moved / bits per cycle; per instance), whichever
 is longer; refills of a level that is not double-buffered stall the array
-(``_refill_stall``); the array's first operands must arrive from the last level before it
-starts, and the last output tile of the outermost on-chip level leaves after it stops
-(ZigZag's onloading and offloading, Mei et al. 2021).
+(``_refill_stall``); then what crosses before the array starts and after it stops
+(``SpatialArch.loading``): the array's first operands from the last level and the last
+output tile of the outermost on-chip level, whole ("tile"), or ZigZag's on- and
+offloading (Mei et al. 2021; ``_loading``, "overlapped").
 
 A single-buffered level with separate read and write ports takes the next tile of an input
 or weight in the last pass over its current one (``last_pass``, ``windowed``): the array
@@ -57,7 +64,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from .array import ARRAY, PER_PE, dims_of, groups_for, level_groups, spatial_factors
-from .nest import DIMS, OPERANDS, RELEVANT, Nest, window
+from .nest import DIMS, OPERANDS, REDUCTION, RELEVANT, Nest, window
 
 if TYPE_CHECKING:
     from .arch import Level, SpatialArch
@@ -127,6 +134,9 @@ class Footprints:
         groups = groups if groups is not None else (sp, {})
         active = _prod(sp.values())
         self.inst = tuple(active // _prod(g.values()) for g in groups)
+        # the reduction (C, FY, FX) a group's instances leave to the levels above them
+        red = _prod(sp.get(d, 1) for d in REDUCTION)
+        self.reduced = tuple(red > _prod(g.get(d, 1) for d in REDUCTION) for g in groups)
         sy, sx, dy, dx, H, W = nest.stride_y, nest.stride_x, nest.dil_y, nest.dil_x, nest.in_h, nest.in_w
         # per group: its spatial factors (weight, output, and the input's G*B*C; its window's
         # rows and columns) and its input window at the current prefix
@@ -318,6 +328,7 @@ def array_fills(arch: SpatialArch, loops: tuple[tuple[str, int], ...], operand: 
 
 
 _CHAINS: dict[int, tuple[tuple[Level, ...], dict[str, tuple[int, ...]]]] = {}
+Edge = tuple[str, int, int, int, int, int]      # operand, child level, parent level, bound, transfers, bits a word
 
 
 def _chains(levels: tuple[Level, ...]) -> dict[str, tuple[int, ...]]:
@@ -339,18 +350,27 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     levels = arch.levels
     nlv = len(levels)
     moved = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)]   # per level: bits read, written per operand
+    # what the accesses are priced at: the bits moved, or with port_words whole accesses of them
+    priced = [[0.0] * (2 * len(OPERANDS)) for _ in range(nlv)] if arch.port_words else moved
     stall = 0.0
     tab = tab or footprints(nest, arch, m.unrolling, sp, loops)
     _, group = level_groups(levels)
     inst = tab.inst
 
-    def side(i: int | None, o: str, b: int) -> int:
-        """Elements of ``o``'s tile below loop ``b`` in every instance of level ``i`` (None:
-        the PEs' own registers) together."""
-        g = PER_PE if i is None else group[i]
-        return tab.fp(o, b, g) * inst[g]
+    def move(i: int, slot: int, n: int, o: str, b: int, width: int) -> None:
+        """``n`` transfers of ``o``'s tile below loop ``b`` (``width`` bits a word) into or out
+        of (``slot`` odd or even) every instance of level ``i``."""
+        g = group[i]
+        one = tab.fp(o, b, g) * width
+        moved[i][slot] += n * inst[g] * one
+        if priced is not moved:
+            a = levels[i].access_bits[slot & 1]
+            priced[i][slot] += n * inst[g] * math.ceil(one / a) * a
 
     chains = _chains(levels)
+    edges: list[Edge] = []              # tile transfers between levels, each operand's innermost first
+    overlapped = arch.loading == "overlapped"
+    every_write = arch.psum_reads == "writes"
     for k, o in enumerate(OPERANDS):
         child: int | None = None            # the array's own operand registers
         b_child = 0
@@ -361,68 +381,117 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
                 nfill = array_fills(arch, loops, o, tab.fp(o, 0, group[parent]) * word, levels[parent].read_bits)
             else:
                 nfill = fills(loops, b_child, o)
-            ps = side(parent, o, b_child)
             if o == "output":
                 reloads = nfill - distinct(loops, b_child, o)
+                if every_write and (reloads > 0 or tab.reduced[group[parent]]):
+                    reloads = nfill             # it holds partial sums: one read back per write
                 width = arch.acc_bits if reloads > 0 else out_bits
                 if child is not None:
-                    cs = side(child, o, b_child)
-                    moved[child][r] += nfill * cs * width
-                    moved[child][w] += reloads * cs * arch.acc_bits
-                moved[parent][w] += nfill * ps * width
-                moved[parent][r] += reloads * ps * arch.acc_bits
+                    edges.append((o, child, parent, b_child, nfill, width))
+                    move(child, r, nfill, o, b_child, width)
+                    move(child, w, reloads, o, b_child, arch.acc_bits)
+                move(parent, w, nfill, o, b_child, width)
+                move(parent, r, reloads, o, b_child, arch.acc_bits)
             else:
                 width = bits[o]
-                moved[parent][r] += nfill * ps * width
+                move(parent, r, nfill, o, b_child, width)
                 if child is not None:
-                    moved[child][w] += nfill * side(child, o, b_child) * width
+                    edges.append((o, child, parent, b_child, nfill, width))
+                    move(child, w, nfill, o, b_child, width)
                     if not levels[child].double_buffered:
                         stall += _refill_stall(levels[child], o, tab.fp(o, b_child, group[child]) * width, nfill,
-                                               last_pass(loops, b_child, o))
+                                               last_pass(loops, b_child, o), not overlapped)
             child, b_child = parent, m.bounds[(parent, o)]
     compute = 1
     for _, f in loops:
         compute *= f
     top = nlv - 1
     first = 0.0
-    last_out_bits = 0.0
-    for o in OPERANDS:
-        below = [i for i in chains[o] if i < top]
-        if not below:
-            continue
-        if o == "output":       # the last output tile of the outermost on-chip level leaves after the array stops
-            last_out_bits = side(below[-1], o, m.bounds[(below[-1], o)]) * out_bits
-            first += last_out_bits / levels[top].write_bits
-        else:                   # the array's first operands arrive before it starts (refills then stream)
-            first += tab.fp(o, 0, ARRAY) * bits[o] / levels[top].read_bits
-    busiest = 0.0
+    edge = [[0.0, 0.0] for _ in range(nlv)]     # per level: bits (per instance) read, written before or after
+    if overlapped:              # each boundary's first input tile and last output tile (``_loading``)
+        for o, c, p, b, _, width in edges:
+            out = o == "output"
+            edge[c][0 if out else 1] += tab.fp(o, b, group[c]) * width
+            edge[p][1 if out else 0] += tab.fp(o, b, group[p]) * width
+    else:
+        for o in OPERANDS:          # the array's first operands arrive before it starts (refills then stream)
+            if o != "output" and any(i < top for i in chains[o]):
+                first += tab.fp(o, 0, ARRAY) * bits[o] / levels[top].read_bits
+        drains = [x for x in edges if x[0] == "output"]
+        if drains:              # the last output tile of the outermost on-chip level leaves after the array stops
+            _, c, p, b, _, _ = drains[-1]
+            edge[p][1] = tab.fp("output", b, group[c]) * inst[group[c]] * out_bits / inst[group[p]]
+            first += edge[p][1] / levels[p].write_bits
     energy = nest.macs * arch.mac_pj
+    busy = []                   # per level: (read, write) port cycles during the compute; one shared port: both
     for i, lv in enumerate(levels):
-        rb = sum(moved[i][0::2])
-        wb = sum(moved[i][1::2])
-        energy += rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
-        if i == top:
-            wb = max(0.0, wb - last_out_bits)        # that drain is not overlapped with compute
+        energy += sum(priced[i][0::2]) * lv.read_pj / lv.read_bits + sum(priced[i][1::2]) * lv.write_pj / lv.write_bits
         per = inst[group[i]]
-        rc, wc = rb / per / lv.read_bits, wb / per / lv.write_bits
-        busiest = max(busiest, rc + wc if lv.shared_port else max(rc, wc))
-    cycles = int(round(max(compute + stall, busiest) + first))
+        rc = max(0.0, sum(moved[i][0::2]) / per - edge[i][0]) / lv.read_bits
+        wc = max(0.0, sum(moved[i][1::2]) / per - edge[i][1]) / lv.write_bits
+        busy.append((rc + wc, rc + wc) if lv.shared_port else (rc, wc))
+    span = max([compute + stall] + [max(x) for x in busy])
+    if overlapped:
+        first += _loading(levels, tab, group, edges, busy, span)
+    cycles = int(round(span + first))
     names = tuple(lv.name for lv in levels)
-    return Cost(m, _Moved(names, tuple(tuple(x) for x in moved)), compute, max(cycles, compute), energy, active)
+    return Cost(m, _Moved(names, tuple(tuple(x) for x in priced)), compute, max(cycles, compute), energy, active)
 
 
-def _refill_stall(level: Level, operand: str, tile_bits: float, nfill: int, window: int) -> float:
+def _loading(levels: tuple[Level, ...], tab: Footprints, group: tuple[int, ...], edges: list[Edge],
+             busy: list[tuple[float, float]], span: float) -> float:
+    """Cycles before and after the compute under ZigZag 3.9.1's on- and offloading
+    (``SpatialArch.loading`` "overlapped"; its ``calc_loading_single_port``,
+    ``calc_onloading_combined``, ``calc_offloading_combined``). Each edge costs the slower of
+    its two sides (the child's write and the parent's read of an input's first tile, the
+    child's read and the parent's write of an output's last one; per instance). A side of a
+    tile that crosses once per layer instead takes its port's idle cycles while the array
+    runs (``span`` less the port's ``busy``), the longest such transfer first, and keeps what they leave, at least the
+    operand's innermost tile through that port. The offload adds up the output's edges; per
+    input, its edges add up, and the two inputs' sums overlap where no port of theirs is
+    shared: a side is shared where its level holds both inputs (one read port)."""
+    lowest: dict[str, int] = {}             # elements of each operand's innermost tile
+    once: list[tuple[int, int, int, tuple[int, int], int]] = []     # (cycles, edge, side, port, floor)
+    sides = [[0.0, 0.0] for _ in edges]
+    for k, (o, c, p, b, n, width) in enumerate(edges):
+        lowest.setdefault(o, tab.fp(o, b, group[c]))
+        for side, (i, way) in enumerate(((c, 0), (p, 1)) if o == "output" else ((c, 1), (p, 0))):
+            port = levels[i].write_bits if way else levels[i].read_bits
+            sides[k][side] = t = math.ceil(tab.fp(o, b, group[i]) * width / port)
+            if n == 1:
+                once.append((t, k, side, (i, 0 if levels[i].shared_port else way),
+                             math.ceil(lowest[o] * width / port)))
+    idle: dict[tuple[int, int], float] = {}
+    for t, k, side, key, floor in sorted(once, key=lambda x: -x[0]):
+        spare = idle.setdefault(key, max(0.0, span - busy[key[0]][key[1]]))
+        cut = min(max(0, t - floor), spare)
+        idle[key] = spare - cut
+        sides[k][side] = t - cut
+    both = [i for i, lv in enumerate(levels) if "input" in lv.operands and "weight" in lv.operands]
+    part = {o: [0.0, 0.0, 0.0] for o in ("input", "weight")}        # shared, half-shared, separate
+    off = 0.0
+    for (o, c, p, *_), ts in zip(edges, sides):
+        if o == "output":
+            off += max(ts)
+        else:
+            part[o][2 - (c in both) - (p in both)] += max(ts)
+    (s1, h1, i1), (s2, h2, i2) = part["input"], part["weight"]
+    return off + min(s1 + max(s2 + h2 + i2, h1 + i1), s2 + max(s1 + h1 + i1, h2 + i2))
+
+
+def _refill_stall(level: Level, operand: str, tile_bits: float, nfill: int, window: int, first: bool = True) -> float:
     """Cycles the array waits for ``nfill`` refills of a single-buffered level, each writing
     ``tile_bits`` into one instance in ``d`` cycles at the level's write port (whole cycles,
     as the stepper moves a tile; the port above it counts in the roofline). The first is
     loaded before the array starts, in full. Each later one is written in the last
     ``window`` iterations of the tile it replaces where ``windowed`` (ZigZag's memory-
     updating window; the array waits ``d - window`` where it does not fit, ZigZag's
-    ``stall_or_slack`` of a transfer), else after that tile's last iteration (``d``)."""
+    ``stall_or_slack`` of a transfer), else after that tile's last iteration (``d``).
+    ``first`` false: the first load is counted as onloading (``_loading``), not here."""
     d = math.ceil(tile_bits / level.write_bits)
     if windowed(level, operand):
-        return d + (nfill - 1) * max(0, d - window)
-    return nfill * d
+        return d * first + (nfill - 1) * max(0, d - window)
+    return (nfill - 1 + first) * d
 
 
 def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int], out_bits: int,
@@ -437,8 +506,8 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
     chains = _chains(levels)
     _, group = level_groups(levels)
     rb = wb = 0.0
-    first = 0.0
-    last_out = 0.0
+    first = drain = 0.0
+    last_out = first_in = 0.0
     for o in OPERANDS:
         below = [i for i in chains[o] if i < top]
         child, b = (below[-1], m.bounds[(below[-1], o)]) if below else (None, 0)
@@ -456,16 +525,23 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
             if child is not None:
                 g = group[child]
                 last_out = tab.fp(o, b, g) * tab.inst[g] * out_bits
+                if arch.loading == "overlapped":     # the last transfer leaves after; its time is at least 0
+                    last_out, drain = fp * width, 0.0
+                else:
+                    drain = last_out / lv.write_bits
         else:
             rb += nfill * fp * bits[o]
-            first += tab.fp(o, 0, ARRAY) * bits[o] / lv.read_bits
+            if child is not None and arch.loading == "overlapped":     # the first tile arrives before
+                first_in += fp * bits[o]
+            elif child is not None:
+                first += tab.fp(o, 0, ARRAY) * bits[o] / lv.read_bits
     energy = nest.macs * arch.mac_pj + rb * lv.read_pj / lv.read_bits + wb * lv.write_pj / lv.write_bits
-    rc, wc = rb / lv.read_bits, max(0.0, wb - last_out) / lv.write_bits
+    rc, wc = max(0.0, rb - first_in) / lv.read_bits, max(0.0, wb - last_out) / lv.write_bits
     compute = 1
     for _, f in m.loops:
         compute *= f
     busy = rc + wc if lv.shared_port else max(rc, wc)
-    return max(compute, busy) + first + last_out / lv.write_bits - 1, energy * (1 - 1e-9)
+    return max(compute, busy) + first + drain - 1, energy * (1 - 1e-9)
 
 
 def _active(m: Mapping_) -> int:

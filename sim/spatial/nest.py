@@ -37,7 +37,9 @@ class Nest:
     stride_x: int = 1
     dil_y: int = 1
     dil_x: int = 1
-    in_h: int = 1                     # the input tensor's rows and columns (windows are clipped to them)
+    # the input tensor's rows and columns, unpadded (windows are clipped to them: a conv's zero
+    # padding is not stored, as ZigZag 3.9.1 clips, zigzag/workload/layer_node.py calc_tensor_dim)
+    in_h: int = 1
     in_w: int = 1
 
     @property
@@ -73,7 +75,7 @@ def of_op(op: Op) -> Nest:
         sizes = {"G": g * op.copies, "B": d["N"], "K": d["K"] // g, "C": d["C"] // g, "OY": d["P"], "OX": d["Q"],
                  "FY": d["R"], "FX": d["S"]}
         return Nest(sizes, d.get("stride_h", 1), d.get("stride_w", 1), d.get("dil_h", 1), d.get("dil_w", 1),
-                    d["H"] + 2 * d.get("pad_h", 0), d["W"] + 2 * d.get("pad_w", 0))
+                    d["H"], d["W"])
     gemm = op.gemm
     assert gemm is not None, "of_op takes gemm and conv ops"
     sizes = {"G": gemm.copies, "B": 1, "K": gemm.N, "C": gemm.K, "OY": 1, "OX": gemm.M, "FY": 1, "FX": 1}

@@ -43,14 +43,18 @@ factor and pads the last tile. Operand widths are the workload's (8-bit for ZigZ
 models) with partial sums 16 bits wide, as ZigZag's ONNX parser sets them (twice the
 activation width).
 
-The PEs hold what ZigZag's cost model gives them (``pe_accumulator`` false,
-``operand_registers`` "port"; ZigZag 3.9.1's ``zigzag/mapping/mapping.py``,
-``calc_data_access``): no register of their own for the partial sum, so every MAC reads
-it from the innermost output memory and writes it back (the first MAC of an output
-writes only); an input or weight word stays at its innermost memory's read port while it
-does not change where that port carries the words one instance hands the array per cycle
-(``access_same_data_considered_as_no_access``, set by ``get_hardware_performance_zigzag``),
-and is read every MAC where it does not.
+The design counts as ZigZag 3.9.1's cost model counts (``zigzag/mapping/mapping.py``,
+``zigzag/cost_model/cost_model.py``): ``pe_accumulator`` false (every MAC reads the partial
+sum from the innermost output memory and writes it back), ``psum_reads`` "writes" (a
+memory holding partial sums reads one back per write, the first included), ``operand_registers``
+"pe" (an unchanged input or weight word is not read again: ZigZag's energy and timing count
+the innermost memory's reads per period of the stationary loops below it, whatever its
+port's width), ``port_words`` (each tile moved is rounded up to whole accesses of the port's
+``bandwidth_min`` bits, priced ``r_cost`` per ``bandwidth_max``: ``read_access_bits``) and
+``loading`` "overlapped" (ZigZag's on- and offloading). Left as hwsim has it: one price per
+memory (the first port's; ZigZag prices each operand by the port allocated to it, which
+differs where a memory's ports differ in width: gemm_l1_l3's l1 serves outputs through a
+2048-bit port, inputs through 512-bit ones).
 """
 
 from __future__ import annotations
@@ -241,16 +245,34 @@ def _mapping(p: Path, doc: Any, hw: Hardware) -> _Map:
     return _Map(links, unrollings, per_op, note)
 
 
-def _ports(where: str, ports: list[Port]) -> tuple[float, float, float, float, bool]:
-    """(read bits, write bits, bits per priced read, bits per priced write, shared port)."""
-    reads = [q.bandwidth_max for q in ports if q.type == "read"]
-    writes = [q.bandwidth_max for q in ports if q.type == "write"]
-    rw = [q.bandwidth_max for q in ports if q.type == "read_write"]
+class _Ports(NamedTuple):
+    read_bits: float          # the read ports' bandwidth_max together
+    write_bits: float
+    read_unit: float          # the first read port's bandwidth_max: what r_cost is per
+    write_unit: float
+    read_access: float        # the first read port's bandwidth_min: the smallest access (port_words)
+    write_access: float
+    shared: bool
+
+
+def _access(least: float, port: float) -> float:
+    """A level's ``read_access_bits`` (``write_access_bits``): the port's bandwidth_min, 0
+    (the whole port) where that is the port's width."""
+    return 0.0 if least >= port else float(least)
+
+
+def _ports(where: str, ports: list[Port]) -> _Ports:
+    reads = [q for q in ports if q.type == "read"]
+    writes = [q for q in ports if q.type == "write"]
+    rw = [q for q in ports if q.type == "read_write"]
     if rw and not reads and not writes and len(rw) == 1:
-        return rw[0], rw[0], rw[0], rw[0], True
+        q = rw[0]
+        return _Ports(q.bandwidth_max, q.bandwidth_max, q.bandwidth_max, q.bandwidth_max, q.bandwidth_min,
+                      q.bandwidth_min, True)
     r_all, w_all = reads + rw, writes + rw
     _need(bool(r_all) and bool(w_all), f"{where}.ports", "needs a read and a write port (or a read_write one)")
-    return sum(r_all), sum(w_all), r_all[0], w_all[0], False
+    return _Ports(sum(q.bandwidth_max for q in r_all), sum(q.bandwidth_max for q in w_all), r_all[0].bandwidth_max,
+                  w_all[0].bandwidth_max, r_all[0].bandwidth_min, w_all[0].bandwidth_min, False)
 
 
 def _hardware_doc(p: Path, doc: Any) -> Hardware:
@@ -307,14 +329,17 @@ def _hardware(p: Path, hw: Hardware, mapping: _Map | None) -> SpatialArch:
                                                  "memory_operand_links)" if missing else "")
         roles = [links[o] for o in m.operands]
         last = k == len(names) - 1
-        rb, wb, r_unit, w_unit, shared = _ports(where, m.ports)
+        pt = _ports(where, m.ports)
         safe = "".join(ch if ch.isalnum() else "_" for ch in str(name))
         # a memory replicated along some dimension (a register, per PE or per group of PEs) is
         # priced as rf by the energy table where its costs are not given; one for the array as sram
         kind: LevelKind = "dram" if last else ("rf" if len(served[k]) < len(dims) else "sram")
         levels.append(Level(safe, tuple(roles), 0.0 if last else m.size / 8, served=tuple(served[k]),
-                            read_bits=float(rb), write_bits=float(wb), shared_port=shared,
-                            read_pj=m.r_cost * rb / r_unit, write_pj=m.w_cost * wb / w_unit,
+                            read_bits=float(pt.read_bits), write_bits=float(pt.write_bits), shared_port=pt.shared,
+                            read_pj=m.r_cost * pt.read_bits / pt.read_unit,
+                            write_pj=m.w_cost * pt.write_bits / pt.write_unit,
+                            read_access_bits=_access(pt.read_access, pt.read_bits),
+                            write_access_bits=_access(pt.write_access, pt.write_bits),
                             double_buffered=m.force_double_buffering, kind=kind))
     kw: dict[str, Any] = {}
     if mapping is not None:
@@ -324,6 +349,7 @@ def _hardware(p: Path, hw: Hardware, mapping: _Map | None) -> SpatialArch:
     note = mapping.note if mapping is not None else ""
     return SpatialArch(name=hw.name or p.stem, rows=sizes[0], cols=sizes[1], extra_dims=tuple(sizes[2:]),
                        clock_mhz=1000.0, word_bits=8, acc_bits=16, mac_pj=oa.unit_energy, levels=tuple(levels),
-                       pe_accumulator=False, operand_registers="port", objective="latency", technology_nm=28,
+                       pe_accumulator=False, operand_registers="pe", port_words=True, loading="overlapped",
+                       psum_reads="writes", objective="latency", technology_nm=28,
                        source=f"{SOURCE_PREFIX}{p}{note}; clock not stated there (1 GHz nominal), "
                               "vector ops priced by the energy table at 28 nm", **kw)
