@@ -350,6 +350,9 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
               help="Expert parallelism of a mixture of experts (mixtral-8x7b, moe-tiny): its experts split over "
                    "this many data-parallel replicas of a node, tokens dispatched and combined by all-to-alls "
                    "(analysis.train_moe). With --search: 1 tries every degree that splits the experts.")
+@click.option("--data-loading-ms", type=float, default=0.0, show_default=True,
+              help="Host time per step the data loader's workers do not hide (ms): a framework term of the "
+                   "step, shown apart (off by default: loaders usually hide it).")
 @click.option("--precision", default="bf16-o2", show_default=True,
               help="bf16-o2 or fp16-o2 (the model cast to 16 bits, fp32 master weights: Megatron-LM, DeepSpeed), "
                    "fp16-mixed, bf16-mixed, fp8-mixed (as torch.autocast runs them), fp8-hybrid (FP8 as Transformer "

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sim.system.framework import HOST
 from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
 from sim.system.topology import System, device_of
 from sim.system.zero import PRESETS as ZERO3, ZeroSeq, chain
@@ -72,6 +73,7 @@ class Job:
     overlap_param_gather: bool = False  # ZeRO 1/2: the parameter all-gather under the next forward (sim.system.step)
     zero3: str = "deepspeed"            # ZeRO-3's implementation (sim.system.zero.PRESETS)
     ep: int = 1                         # expert parallelism of a mixture of experts (analysis.train_moe)
+    data_loading_ms: float = 0.0        # host time per step the data loader does not hide (sim.system.framework)
 
     @property
     def devices(self) -> int:
@@ -106,6 +108,9 @@ class Job:
         if self.tp_comm_overlap and not self.sequence_parallel:
             raise HwsimError("--tp-comm-overlap pipelines the all-gathers and reduce-scatters of sequence parallelism "
                              "with their GEMMs; add --sequence-parallel (Megatron-LM requires it too)")
+        if not isinstance(self.data_loading_ms, (int, float)) or isinstance(self.data_loading_ms, bool) or \
+                not 0 <= self.data_loading_ms < float("inf"):
+            raise HwsimError(f"--data-loading-ms: a time >= 0 per step, got {self.data_loading_ms!r}")
         if self.zero not in (0, 1, 2, 3):
             raise HwsimError(f"--zero: 0, 1, 2 or 3, got {self.zero!r}")
         if self.zero3 not in ZERO3:
@@ -285,6 +290,7 @@ class Model:
         opt = optimizer_model(job.optimizer)
         state = 4 * opt.states + (4 if pol.master_weights else 0)
         seqs: dict[tuple[str, ...], ZeroSeq] = {}      # chunks of the same regions share their ZeRO-3 steps
+        eager = getattr(self.device, "family", "") == "gpu"
         out = []
         for c in range(n):
             parts = order[1 + bounds[c]:1 + bounds[c + 1]]
@@ -305,6 +311,10 @@ class Model:
                 fwd_us=sum(r.fwd_us for r in rs) + fc, bwd_us=sum(r.bwd_us for r in rs) + bc, fwd_comm_us=fc,
                 bwd_comm_us=bc, act_bytes=sum(r.act_bytes for r in rs), params=sum(r.params for r in rs),
                 optimizer_us=sum(r.optimizer_us for r in rs), send_bytes=rs[-1].out_bytes,
+                # the host's eager launches and optimizer loop (sim.system.framework): PyTorch on GPUs
+                fwd_kernels=sum(r.fwd_kernels for r in rs) if eager else 0,
+                bwd_kernels=sum(r.bwd_kernels for r in rs) if eager else 0,
+                tensors=sum(r.tensors for r in rs) if eager else 0,
                 weight_bytes=pol.weight_bits / 8, grad_bytes=pol.weight_bits / 8, state_bytes=state,
                 zero_seq=zero_seq))
         return train_fp8.adjust(job, self, out, counts) if pol.te_fp8 else tuple(out)
@@ -472,7 +482,9 @@ def run(job: Job, model: Model | None = None, timeline: bool = False) -> TrainRe
     par = Parallel(job.dp, job.tp, job.pp, job.microbatch, m, "interleaved" if job.chunks_per_device > 1 else
                    job.schedule, job.chunks_per_device, job.zero, job.overlap_param_gather, job.zero3)
     sys = job.system.with_devices(job.devices) if job.devices < job.system.devices else job.system
-    res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.collectives(sys), timeline=timeline)
+    host = dataclasses.replace(HOST, data_loading_us=job.data_loading_ms * 1e3)
+    res = step(sys, par, chunks, model.device.memory_capacity_bytes, model.collectives(sys), timeline=timeline,
+               host=host)
     if train_fp8.applies(job):
         res = train_fp8.with_weight_copies(res, job, model, model.split(job))
     t = res.step_us * 1e-6

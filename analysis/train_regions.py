@@ -34,6 +34,9 @@ class Region:
     macs: float                      # all phases, on one device
     fwd_macs: float                  # the forward alone
     steps: RegionSteps = ((), (), ())  # its modules' steps, as ZeRO-3 gathers them (sim.system.zero)
+    fwd_kernels: int = 0             # kernels the host launches (ops that take time), forward
+    bwd_kernels: int = 0             # and backward, recomputation included
+    tensors: int = 0                 # parameter tensors the optimizer steps
 
 
 def assign(wl: Workload, blocks: list[str]) -> dict[str, str]:
@@ -78,17 +81,22 @@ def regions_of(wl: Workload, res, comms: list[Comm], names: dict[str, str], bloc
     consumers = wl.consumers()
     phase = {op.name: op.phase for op in wl.ops}
     acc: dict[str, dict[str, Any]] = {r: dict(fwd=0.0, bwd=0.0, fc=[], bc=[], kinds=[], act=0.0, params=0.0, opt=0.0,
-                                              out=0.0, macs=0.0, fwd_macs=0.0) for r in ["pre", *blocks, "post"]}
+                                              out=0.0, macs=0.0, fwd_macs=0.0, fk=0, bk=0, tensors=0)
+                                 for r in ["pre", *blocks, "post"]}
     for op in wl.ops:
         a = acc[names[op.name]]
+        launched = times[op.name] > 0            # an op fused into another's epilogue takes no launch
         if op.phase == "forward":
+            a["fk"] += launched
             a["fwd"] += times[op.name]
             if any(phase[c] != "forward" for c in consumers[op.name]):
                 a["act"] += output_bytes(op)
             a["out"] = output_bytes(op) if op.operand("output") is not None else a["out"]
         elif op.phase == "backward":
+            a["bk"] += launched
             a["bwd"] += times[op.name]
         else:
+            a["tensors"] += 1
             a["opt"] += times[op.name]
             a["params"] += op.dims["elements"]
         a["macs"] += op.macs
@@ -104,4 +112,5 @@ def regions_of(wl: Workload, res, comms: list[Comm], names: dict[str, str], bloc
     return {r: Region(a["fwd"], a["bwd"], tuple(x[0] for x in a["fc"]), tuple(x[0] for x in a["bc"]),
                       tuple(x[1] for x in a["fc"]) + tuple(x[1] for x in a["bc"]),
                       tuple(x[2] for x in a["fc"]) + tuple(x[2] for x in a["bc"]), a["act"], a["params"], a["opt"],
-                      a["out"], a["macs"], a["fwd_macs"], steps.get(r, ((), (), ()))) for r, a in acc.items()}
+                      a["out"], a["macs"], a["fwd_macs"], steps.get(r, ((), (), ())), a["fk"], a["bk"], a["tensors"])
+            for r, a in acc.items()}

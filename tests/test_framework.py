@@ -178,3 +178,32 @@ def test_a_deepspeed_2021_run_is_the_reference_runs_to_the_bit(monkeypatch):
     a, b = T.run(job, ref_m), T.run(job, fast_m)
     assert repr(a.summary()) == repr(b.summary()) and repr(a.step.framework) == repr(b.step.framework)
     assert b.step.framework["zero3_collectives"] > 0
+
+
+def test_train_counts_each_layers_launches_and_tensors_on_gpus_only():
+    """hwsim train wires the counts: a 2-layer gpt:2,128,4 step on 8 A100s launches kernels
+    shorter than the host's 4.62 us per eager op, so its passes are host-bound (a launch
+    term), and Adam's host loop runs per parameter tensor: 2 layers x 12 + 2 embeddings +
+    the final norm's 2 = 28 tensors x 4 us; on a TPU pod (XLA, no eager host) both are 0."""
+    from analysis.train_cli import build_job
+    from analysis.train import run
+    from sim.system.framework import HOST
+    job = build_job(model="gpt:2,128,4,64,1000", gpus=8, global_batch=8, microbatch=1, recompute="none")[0]
+    terms = run(job).step.framework
+    assert terms["launch"] > 0
+    assert terms["optimizer"] == pytest.approx(28 * HOST.optimizer_tensor_us)
+    tpu = build_job(model="gpt:2,128,4,64,1000", system_spec="tpu-pod", gpus=8, global_batch=8, microbatch=1,
+                    recompute="none")[0]
+    assert run(tpu).step.framework_us == 0.0
+
+
+def test_data_loading_is_off_unless_asked_and_adds_its_time_to_the_step():
+    from analysis.train_cli import build_job
+    from analysis.train import run
+    kw = dict(model="gpt:2,128,4,64,1000", gpus=8, global_batch=8, microbatch=1, recompute="none")
+    off, on = run(build_job(**kw)[0]), run(build_job(**kw, data_loading_ms=2.0)[0])
+    assert off.step.framework["data_loading"] == 0.0 and on.step.framework["data_loading"] == 2000.0
+    assert on.step.step_us - off.step.step_us == pytest.approx(2000.0)
+    from workloads.errors import HwsimError
+    with pytest.raises(HwsimError, match="--data-loading-ms"):
+        build_job(**kw, data_loading_ms=-1.0)

@@ -538,8 +538,9 @@ def test_report_writes_the_breakdown_and_scaling_plots(tmp_path, capsys):
     for f in ("summary.json", "breakdown.png", "scaling.png"):
         assert (tmp_path / "r" / f).stat().st_size > 1000 or f == "summary.json"
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert s["step_time_s"] == pytest.approx(s["compute_s"] + s["exposed_comm_s"] + s["bubble_s"] + s["optimizer_s"],
-                                             rel=1e-9)
+    assert s["step_time_s"] == pytest.approx(s["compute_s"] + s["exposed_comm_s"] + s["bubble_s"] + s["optimizer_s"]
+                                             + s["framework_s"], rel=1e-9)
+    assert s["framework_s"] == pytest.approx(sum(s["framework_terms_s"].values()), rel=1e-9)
 
 
 @pytest.mark.parametrize("args,msg", [
