@@ -342,13 +342,13 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
     ports' free cycles, in program order; iterations between two event boundaries run back
     to back and are stepped over.
 
-    Windows of iterations (a stream's tile period; several sizes, the longest tried first)
-    repeat: when the state at a window's start, relative to it, equals the state at the
-    start of the window before, and the windows ahead issue the same program
-    (``_window_key``), each of them is the last one shifted in time (the rules are
-    deterministic and shift invariant, and a time at or before the window's first cycle
-    can delay nothing in it), so they are added in one step (exact; ``jump=False`` walks
-    every window, and tests check both against ``schedule_cycles``). ``deadline``, if
+    Windows of iterations (``_windows``: several sizes, the longest tried first) repeat:
+    when the state at a window's start, relative to it (``_normal``: less what the windows
+    cannot touch), equals the state at the start of the window before, and the windows ahead
+    issue the same program (``_window_key``), each of them is the last one shifted in time
+    (the rules are deterministic and shift invariant, and a time at or before the window's
+    first cycle can delay nothing in it), so they are added in one step (exact; ``jump=False``
+    walks every window, and tests check both against ``schedule_cycles``). ``deadline``, if
     given, is called every few thousand blocks (it raises to stop a run past a time
     limit)."""
     free: dict[str, int] = {}
@@ -388,7 +388,7 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
     t = -1
     stall = 0
     # window size -> ((window key, state), cycle, stalls, transfers) at the last boundary
-    prev: dict[int, tuple[tuple[_WindowKey, _State], int, int, int]] = {}
+    prev: dict[int, tuple[tuple[_WindowKey, _State | None], int, int, int]] = {}
     i0 = 0
     while i0 < iters:
         jumped = False
@@ -398,9 +398,13 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
             w, n = i0 // win, iters // win
             key = _window_key(ss, win, w, n)
             floor = t + 1
-            now = (key, _normal(ss, win, w, floor, known, started, free, prog))
             p = prev.get(win)
-            if p is not None and p[0] == now:
+            # the state matters only where the window before or the one after has the same key, and
+            # while a longer stream's tile is still arriving it matches neither (its time stays, the floor moves)
+            keep = ((p is not None and p[0][0] == key) or (w + 1 < n and _window_key(ss, win, w + 1, n) == key)) \
+                and _settled(ss, win, w, floor, known)
+            now = (key, _normal(ss, win, w, floor, known, started, free, prog) if keep else None)
+            if keep and p is not None and p[0] == now:
                 k = 1
                 while w + k < n and _window_key(ss, win, w + k, n) == key:
                     k += 1
@@ -412,7 +416,8 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
                 t += k * delta
                 last[0] = max([last[0]] + [v for (typ, _, _), v in known.items() if typ == "wb"])
                 i0 += k * win
-                prev = {x: q for x, q in prev.items() if x > win}    # the longer windows' states stand
+                # the longer windows' states stand where the jump stays inside their current window
+                prev = {x: q for x, q in prev.items() if x > win and (i0 - 1) // x == (i0 - k * win) // x}
                 jumped = True
                 break
             prev[win] = (now, t, stall, count[0])
@@ -437,24 +442,36 @@ def schedule(ss: tuple[Stream, ...], iters: int, jump: bool = True,
 
 
 def _windows(ss: tuple[Stream, ...], iters: int, step: int) -> list[int]:
-    """Window sizes for the jumps, longest first: every stream period of at least 8 blocks
-    with at least 4 windows in the op (shorter windows would cost more to compare than to
-    walk)."""
-    return sorted({st.period for st in ss if st.period >= 8 * step and iters // st.period >= 4}, reverse=True)
+    """Window sizes for the jumps, longest first: every loop stride the streams show (their
+    periods and the strides of the loops that pick or revisit their tiles; each a multiple of
+    every shorter one, so a window holds whole tiles of the streams inside it) of at least 8
+    blocks with at least 4 windows in the op (shorter windows would cost more to compare than
+    to walk). Not only periods: where the loops above a tile change what is read back, or a
+    tile is longer than the op has windows, the program repeats over a stride no stream has."""
+    sizes = {st.period for st in ss}
+    for st in ss:
+        for s, f in st.within + st.revisit:
+            sizes.update((s, s * f))
+    return sorted((w for w in sizes if w % step == 0 and w >= 8 * step and iters // w >= 4 and iters % w == 0),
+                  reverse=True)
 
 
 def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> _WindowKey:
     """What the program issues in window ``w`` that differs between windows: the tile
-    boundaries of the streams longer than a window, the partial-sum read-backs that the
-    loops outside the window decide (for its tiles and for the next window's first, which
-    it loads ahead), where in it the longer streams issue their next loads, and the last
-    windows (no next tiles: those within the longest lead of the end differ)."""
+    boundaries of the streams longer than a window, how far the next one is where a load
+    issued ahead in the window (``reach``: the longest lead of the streams inside it) serves
+    a tile past it, the partial-sum read-backs that the loops outside the window decide (for
+    its tiles and for the next window's first, which it loads ahead), where in it the longer
+    streams issue their next loads, and the last windows (no next tiles: those within
+    ``reach`` of the end differ)."""
     i, j = w * win, (w + 1) * win
-    tail = max(st.lead for st in ss)
-    out: list[bool | int | tuple[bool, bool]] = [w == windows - 1, min(0, windows * win - j - tail)]
+    reach = max((st.lead + st.at_end for st in ss if st.period <= win), default=0)
+    out: list[bool | int | tuple[bool, bool]] = [w == windows - 1, min(0, windows * win - j - reach)]
     for st in ss:
         if st.period > win:
             out.append((i % st.period == 0, j % st.period == 0))
+            nxt = -j % st.period
+            out.append(nxt if nxt < reach else -1)
             off = (-st.lead - i) % st.period
             out.append(off if off <= win else -1)
         elif st.operand == "output":            # this window's tiles and the next one's, loaded ahead
@@ -463,23 +480,49 @@ def _window_key(ss: tuple[Stream, ...], win: int, w: int, windows: int) -> _Wind
     return tuple(out)
 
 
+def _settled(ss: tuple[Stream, ...], win: int, w: int, floor: int, known: dict[_EventKey, int]) -> bool:
+    """Whether the current tile of every stream longer than a window is in place by ``floor``
+    (else this window's state can match neither the one before nor the one after)."""
+    for s, st in enumerate(ss):
+        if st.period > win:
+            e = w * win // st.period
+            if known.get(("ready", s, e), floor) > floor or known.get(("wb", s, e), floor) > floor:
+                return False
+    return True
+
+
+def _inside(ss: tuple[Stream, ...], win: int) -> tuple[list[bool], set[str]]:
+    """The streams whose tiles change inside a window (period at most ``win``) and the ports
+    their transfers take: all a run of equal windows moves (see ``_normal``)."""
+    short = [st.period <= win for st in ss]
+    ports = {p for st, x in zip(ss, short) if x for p, _ in st.load_ports + st.store_ports}
+    return short, ports
+
+
 def _normal(ss: tuple[Stream, ...], win: int, w: int, floor: int, known: dict[_EventKey, int],
             started: dict[_EventKey, int], free: dict[str, int], prog: _Program) -> _State:
     """The engine's state at the start of window ``w``, relative to it: every time after
     ``floor`` (the first cycle anything in the window can happen) as an offset, every time
     at or before it as 0 (it can no longer delay anything), events relative to each
-    stream's current one."""
+    stream's current one. Left out, as nothing in a run of equal windows reads or writes
+    them (and a jump leaves them as they are, ``_shift``): the tiles of the streams longer
+    than a window other than their current one (a refill or write-back in flight across the
+    run; the key keeps out of a run a window whose loads ahead reach the next tile) and the
+    ports only those streams take. Without this a slow refill overlapping many windows (a
+    single buffer refilled in the last pass) kept every window apart."""
     cur = [w * win // st.period for st in ss]
+    short, used = _inside(ss, win)
 
     def rel(v: int) -> int:
         return v - floor if v > floor else 0
 
     ks = []
     for (typ, s, e), v in known.items():
-        # a transfer still arriving keeps its exact start (its pieces arrive from it)
-        ks.append((typ, s, e - cur[s], rel(v), started[(typ, s, e)] - floor if v > floor else 0))
+        if short[s] or e == cur[s]:
+            # a transfer still arriving keeps its exact start (its pieces arrive from it)
+            ks.append((typ, s, e - cur[s], rel(v), started[(typ, s, e)] - floor if v > floor else 0))
     ks.sort()
-    ports = tuple(sorted((p, rel(v)) for p, v in free.items() if v > floor))
+    ports = tuple(sorted((p, rel(v)) for p, v in free.items() if v > floor and p in used))
     issued = tuple(sorted((s, e - cur[s]) for s, e in prog.issued))
     deferred = tuple(sorted(((u, pe - cur[u]), tuple((s, e - cur[s], rel(r)) for s, e, r in items))
                             for (u, pe), items in prog.deferred.items()))
@@ -490,15 +533,20 @@ def _normal(ss: tuple[Stream, ...], win: int, w: int, floor: int, known: dict[_E
 def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, known: dict[_EventKey, int],
            started: dict[_EventKey, int], free: dict[str, int], prog: _Program) -> None:
     """Move the state ``k`` windows on: events of the streams inside a window advance by
-    their tiles per window, times after ``floor`` by ``delta`` (those at or before it stay:
-    they delay nothing)."""
-    adv = [k * win // st.period if st.period <= win else 0 for st in ss]
+    their tiles per window, their times and those of the ports they take after ``floor`` by
+    ``delta`` (those at or before it stay: they delay nothing); the longer streams' tiles and
+    the ports only they take stay as they are (nothing in the windows touches them)."""
+    short, used = _inside(ss, win)
+    adv = [k * win // st.period if x else 0 for st, x in zip(ss, short)]
 
     def mv(v: int) -> int:
         return v + delta if v > floor else v
 
     nk, ns = {}, {}
     for (typ, s, e), v in known.items():
+        if not short[s]:
+            nk[(typ, s, e)], ns[(typ, s, e)] = v, started[(typ, s, e)]
+            continue
         nk[(typ, s, e + adv[s])] = mv(v)
         # a transfer still arriving moves whole, its start too (even one at or before the floor)
         ns[(typ, s, e + adv[s])] = started[(typ, s, e)] + (delta if v > floor else 0)
@@ -507,7 +555,8 @@ def _shift(ss: tuple[Stream, ...], win: int, k: int, delta: int, floor: int, kno
     started.clear()
     started.update(ns)
     for p in free:
-        free[p] = mv(free[p])
+        if p in used:
+            free[p] = mv(free[p])
     prog.issued = {(s, e + adv[s]) for s, e in prog.issued}
     prog.latest = {s: e + adv[s] for s, e in prog.latest.items()}
     prog.deferred = {(u, pe + adv[u]): [(s, e + adv[s], mv(r)) for s, e, r in items]
