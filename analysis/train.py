@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sim.machine import LaunchesKernels
 from sim.system.framework import HOST
 from sim.system.step import ChunkCost, Collectives, Parallel, StepResult, fits_message, step
 from sim.system.topology import System, device_of
@@ -290,7 +291,7 @@ class Model:
         opt = optimizer_model(job.optimizer)
         state = 4 * opt.states + (4 if pol.master_weights else 0)
         seqs: dict[tuple[str, ...], ZeroSeq] = {}      # chunks of the same regions share their ZeRO-3 steps
-        eager = getattr(self.device, "family", "") == "gpu"
+        eager = isinstance(self.device, LaunchesKernels)
         out = []
         for c in range(n):
             parts = order[1 + bounds[c]:1 + bounds[c + 1]]

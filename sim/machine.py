@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .result import OpResult, SimResult
 
 __all__ = ["LEVEL_KINDS", "Progress", "MemoryLevel", "Peaks", "Machine", "PricesItsOwnOps", "NamesItsEnergyModel",
-           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "HasMappingFamilies", "SPARSITY", "DeclaresSparsity",
+           "HasEnergyTable", "HasCycleCounters", "HasKernelOptions", "LaunchesKernels", "HasMappingFamilies", "SPARSITY", "DeclaresSparsity",
            "NamesItsMapping",
            "describe_fields"]
 
@@ -181,6 +181,17 @@ class HasKernelOptions(Protocol):
     def layout(self) -> str: ...
 
     def kernel_note(self) -> str: ...
+
+
+@runtime_checkable
+class LaunchesKernels(Protocol):
+    """A machine whose every op is a kernel a host framework launches (a GPU under PyTorch):
+    ``launch_us`` is the time each launch adds on the device. A training step's framework
+    terms (``sim.system.framework``: host-bound launches, the optimizer's host loop) apply to
+    such a machine only; compiled-graph machines (a TPU under XLA) issue no per-op launch."""
+
+    @property
+    def launch_us(self) -> float: ...
 
 
 @runtime_checkable
