@@ -3,8 +3,9 @@ the Eyeriss chip's published measurements (Chen et al., JSSC 2017), on ``sim/spa
 
 * ``zigzag-onnx:resnet18`` is ZigZag's bundled ``resnet18.onnx``: torchvision's ResNet-18 at
   224x224, batch 1, which is the zoo's ``resnet18`` (the same layers and names).
-  ``zigzag-onnx:alexnet`` is ZigZag's own AlexNet export, which hwsim cannot read (its LRN
-  layers), so those rows are unsupported. ``zigzag:tpu_like`` and ``zigzag:eyeriss_like``
+  ``zigzag-onnx:alexnet`` is ZigZag's own AlexNet export (the original two-GPU AlexNet of
+  BVLC Caffe: grouped convolutions, LRN; its weights' external data file is not shipped), which
+  is the zoo's ``alexnet-bvlc`` layer for layer. ``zigzag:tpu_like`` and ``zigzag:eyeriss_like``
   are ZigZag's stock hardware with its stock mapping (``examples/zigzag/``; ZigZag ships no
   eyeriss_like mapping, so ``default.yaml``, as ZigZag's own runs use). ZigZag's totals
   cover its conv/GEMM layers only, and so do these rows' network totals.
@@ -30,7 +31,7 @@ ZIGZAG_DESIGNS = {
     "zigzag:tpu_like": ("examples/zigzag/tpu_like.yaml", "examples/zigzag/tpu_like_mapping.yaml"),
     "zigzag:eyeriss_like": ("examples/zigzag/eyeriss_like.yaml", "examples/zigzag/default_mapping.yaml"),
 }
-ZIGZAG_MODELS = {"zigzag-onnx:resnet18": "resnet18"}
+ZIGZAG_MODELS = {"zigzag-onnx:resnet18": "resnet18", "zigzag-onnx:alexnet": "alexnet-bvlc"}
 # The Eyeriss chip's rows run the preset as the chip was run: row stationary (the rows'
 # conditions; the chip has no other dataflow), each layer in the mapping of least energy
 # (Chen, Emer, Sze, ISCA 2016, Sec. V: the RS mapping of each layer is the one of lowest
@@ -50,7 +51,7 @@ def _case(row: Row) -> tuple[str, str | SpatialArch]:
         return model, EYERISS_CHIP
     if model.startswith("zigzag-onnx:"):
         if model not in ZIGZAG_MODELS:
-            raise Unsupported(f"{model}: ZigZag's export has LRN layers, which hwsim's ONNX reader refuses")
+            raise Unsupported(f"{model}: not one of ZigZag's bundled workloads hwsim has ({', '.join(ZIGZAG_MODELS)})")
         model = ZIGZAG_MODELS[model]
     return model, design
 

@@ -40,7 +40,7 @@ NON_GEMM_OPS: dict[str, tuple[str, int]] = {
     **{n: ("elementwise", 2) for n in ("native_dropout",)},          # a random draw and a product
     **{n: ("elementwise", 3) for n in ("mse_loss", "mse_loss_backward", "binary_cross_entropy_with_logits")},
     **{n: ("pool", 1) for n in (
-        "max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "_adaptive_avg_pool2d",
+        "max_pool2d_with_indices", "max_pool2d", "avg_pool2d", "avg_pool3d", "_adaptive_avg_pool2d",
         "adaptive_max_pool2d", "mean", "amax", "quantized::max_pool2d", "max_pool1d",
         "avg_pool1d", "adaptive_avg_pool2d", "quantized_max_pool2d", "quantized_max_pool1d",
         "max_pool2d_with_indices_backward", "avg_pool2d_backward", "_adaptive_avg_pool2d_backward",

@@ -28,6 +28,8 @@ class ZooEntry:
 
 ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("alexnet", "cnn", "alexnet", True, "AlexNet (torchvision variant), 224x224", "0.714"),
+    ZooEntry("alexnet-bvlc", "cnn", "alexnet_bvlc", True,
+             "the original two-GPU AlexNet (BVLC Caffe, ZigZag's alexnet.onnx): grouped convs, LRN, 224x224"),
     ZooEntry("vgg16", "cnn", "vgg16", True, "VGG-16, 224x224", "15.47"),
     ZooEntry("googlenet", "cnn", "googlenet", True, "GoogLeNet / Inception v1 (torchvision), 224x224", "1.50"),
     ZooEntry("resnet18", "cnn", "resnet18", True, "ResNet-18, 224x224", "1.814"),

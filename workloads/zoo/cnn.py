@@ -6,6 +6,7 @@ ImageNet weights cannot be fetched offline, and MACs and shapes do not depend on
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AlexNet", "VGG", "BasicConv2d", "Inception", "GoogLeNet", "BasicBlock", "Bottleneck", "ResNet",
@@ -45,6 +46,35 @@ class AlexNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class AlexNetBVLC(nn.Module):
+    """The original two-GPU AlexNet (Krizhevsky, Sutskever, Hinton, NIPS 2012, Fig. 2) as the
+    BVLC Caffe model defines it and ZigZag 3.9.1's bundled ``alexnet.onnx`` exports it:
+    96-256-384-384-256 filters, conv2, conv4 and conv5 in two groups (the two GPUs' halves),
+    local response normalisation (size 5, alpha 1e-4, beta 0.75, k 1) after the first two
+    ReLUs, 224x224 input with conv1 unpadded, and the last pool padded on the bottom and
+    right only (ONNX pads 0,0,1,1; a zero pad after a ReLU pools as ONNX's) so that 256 x 6 x 6
+    reach the classifier."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True))
+        self.pool5 = nn.MaxPool2d(3, 2)
+        self.classifier = nn.Sequential(
+            nn.Linear(256 * 36, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(), nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        x = self.pool5(F.pad(self.features(x), (0, 1, 0, 1)))
+        return torch.softmax(self.classifier(torch.flatten(x, 1)), 1)
 
 
 class VGG(nn.Module):
@@ -244,6 +274,10 @@ def _image(batch: int, size: int = 224) -> torch.Tensor:
 
 def alexnet(batch: int = 1):
     return _init(AlexNet()), _image(batch)
+
+
+def alexnet_bvlc(batch: int = 1):
+    return _init(AlexNetBVLC()), _image(batch)
 
 
 def vgg16(batch: int = 1):
