@@ -379,13 +379,14 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
 def train(model: str, no_cache: bool, **job: Any) -> None:
     """Simulate one training step of MODEL split over a system's devices.
 
-    Data, tensor (Megatron-style, with sequence parallelism) and pipeline parallelism, ZeRO
-    1-3, activation recomputation, mixed precision. Each device's compute comes from its own simulator
-    on its shard of the training-step trace; collectives and the pipeline schedule are
-    simulated as events over the system's links. Reports the step time, samples and
-    tokens per second, TFLOP/s per device (Megatron's model FLOPs, and the hardware's),
-    MFU, the split into compute, exposed communication, bubble and optimizer, and memory
-    per device. A configuration that does not fit the device's memory is refused.
+    Data, tensor (Megatron-style, with sequence parallelism), pipeline and expert parallelism,
+    ZeRO 1-3, activation recomputation, mixed precision and FP8. Each device's compute comes
+    from its own simulator on its shard of the training-step trace; collectives (as NCCL's
+    tuning model times them) and the pipeline schedule are simulated as events over the
+    system's links. Reports the step time, samples and tokens per second, TFLOP/s per device
+    (Megatron's model FLOPs, and the hardware's), MFU, the split into compute, exposed
+    communication, bubble, optimizer and the framework's host time, and memory per device. A
+    configuration that does not fit the device's memory is refused.
     """
     from .train_cli import train_command
     train_command(model=model, cache=not no_cache, **job)
