@@ -78,22 +78,17 @@ def degrees(job: "Job", model: "Model", dp: int) -> list[int]:
 
 def a2a_comms(wl: Workload) -> list[Comm]:
     """The all-to-alls of a lowered training step's MoE layers: at each forward dispatch and
-    combine, at their gradients, and at their recomputation (backward phase)."""
+    combine, at their gradients, and at their recomputation (backward phase), each of the
+    layer's routed rows (the combine's output)."""
+    by_name = {op.name: op for op in wl.ops}
     out = []
     for op in wl.ops:
         base = forward_name(op.name).removesuffix(".recompute")
-        if not (base.endswith(DISPATCH) or base.endswith(COMBINE)):
-            continue
-        if op.op not in ("index_add", "index_select"):
-            continue          # the gradients' other ops (slice_backward)
-        sel = op.name if op.op == "index_select" else None
-        combine = next((o for o in wl.ops if o.name == base.replace(DISPATCH, COMBINE)), None)
-        if combine is None or (sel is None and op.op != "index_add"):
-            continue
-        rows = combine.operand("output")
+        if op.op not in ("index_add", "index_select") or not base.endswith((DISPATCH, COMBINE)):
+            continue                  # (the gradients' other ops: slice_backward)
+        rows = by_name[base.replace(DISPATCH, COMBINE)].operand("output")
         assert rows is not None
-        phase = "forward" if op.phase == "forward" else "backward"
-        out.append(Comm(phase, "all_to_all", rows.nbytes, op.name))
+        out.append(Comm("forward" if op.phase == "forward" else "backward", "all_to_all", rows.nbytes, op.name))
     return out
 
 

@@ -90,14 +90,9 @@ def test_without_fetch_sync_the_host_is_not_modelled():
 @pytest.mark.parametrize("seed", range(60))
 def test_fast_and_reference_schedules_agree_with_the_host(seed):
     """The fast schedule against the first one, to the bit, with the host's issue times."""
+    from test_zero import random_seq
     rng = random.Random(seed)
-    units = rng.randrange(1, 7)
-    tensors = tuple(tuple(float(rng.choice([0, 10, 5e4, 2e5, 5e7, 3e8])) for _ in range(rng.randrange(1, 4)))
-                    for _ in range(units))
-    params = tuple(sum(t) for t in tensors)
-    fwd = tuple((rng.randrange(-1, units), rng.random() * 100) for _ in range(rng.randrange(0, 20)))
-    bwd = tuple((rng.randrange(-1, units), rng.random() * 100, rng.random() < 0.5) for _ in range(rng.randrange(0, 20)))
-    s = z3.ZeroSeq(params, tuple(rng.randrange(0, 3) for _ in range(units)), fwd, bwd, tensors)
+    s = random_seq(rng)
     a, b = rng.random() * 50, rng.random() * 1e-5
     g = lambda p: 30.0 + a + p * b         # noqa: E731
     r = lambda p: 60.0 + p * b             # noqa: E731

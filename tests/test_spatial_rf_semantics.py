@@ -110,6 +110,21 @@ def test_stepper_moves_what_the_cost_model_counts(arch):
     assert schedule(ss, iters).cycles >= c.compute_cycles
 
 
+def draw_mapping(d, arch: SpatialArch):
+    """A small conv nest (K, C, OX, FX drawn), one of ``arch``'s unrollings and a random loop
+    order, allocated to its levels: (nest, spatial factors, loops, mapping), or None where the
+    tiles do not fit."""
+    sizes = {k: 1 for k in DIMS} | {"K": d(st.sampled_from([3, 6])), "C": d(st.sampled_from([2, 4])),
+                                    "OX": d(st.sampled_from([3, 6])), "FX": d(st.sampled_from([1, 3]))}
+    nest = Nest(sizes, 1, 1, 1, 1, 1, sizes["OX"] + sizes["FX"] - 1)
+    un = d(st.sampled_from(arch.unrollings))
+    sp = spatial_factors(nest, un, arch.rows, arch.cols)
+    trips = temporal(nest, sp)
+    loops = loops_for(tuple(d(st.permutations([k for k in DIMS if trips[k] > 1]))), trips)
+    m = allocate(nest, arch, un, loops, BITS)
+    return None if m is None else (nest, sp, loops, m)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_semantics_agree_with_the_walk_and_the_engines(data):
@@ -124,17 +139,10 @@ def test_semantics_agree_with_the_walk_and_the_engines(data):
         Level("buf", ("input", "output"), 4000, read_bits=d(st.sampled_from([8, 64])), write_bits=64),
         Level("dram", ("input", "weight", "output"), 0, kind="dram")),
         unrollings=(("C", "K"), ("OX", "K")))
-    sizes = {k: 1 for k in DIMS} | {"K": d(st.sampled_from([3, 6])), "C": d(st.sampled_from([2, 4])),
-                                    "OX": d(st.sampled_from([3, 6])), "FX": d(st.sampled_from([1, 3]))}
-    nest = Nest(sizes, 1, 1, 1, 1, 1, sizes["OX"] + sizes["FX"] - 1)
-    un = d(st.sampled_from(arch.unrollings))
-    sp = spatial_factors(nest, un, arch.rows, arch.cols)
-    trips = temporal(nest, sp)
-    order = d(st.permutations([k for k in DIMS if trips[k] > 1]))
-    loops = loops_for(tuple(order), trips)
-    m = allocate(nest, arch, un, loops, BITS)
-    if m is None:
+    drawn = draw_mapping(d, arch)
+    if drawn is None:
         return
+    nest, sp, loops, m = drawn
     hypothesis.event("compared")
     c = evaluate(nest, arch, m, BITS, OUT_BITS)
     assert walk(nest, arch, m, BITS, OUT_BITS) == pytest.approx(dict(c.accesses))

@@ -16,7 +16,8 @@ from sim.registry import resolve_arch
 from sim.spatial import Level, SpatialArch
 from sim.spatial.cost import Footprints, Mapping_, allocate, evaluate, loops_for, lower_bound, spatial_factors, \
     temporal
-from sim.spatial.nest import DIMS, Nest, of_op
+from sim.spatial.nest import Nest, of_op
+from test_spatial_rf_semantics import draw_mapping
 from workloads.errors import HwsimError
 from workloads.spec import adhoc
 
@@ -238,16 +239,10 @@ def test_the_search_bound_stays_below_under_zigzags_rules(data):
               shared_port=d(st.booleans()), double_buffered=d(st.booleans()), read_pj=2.0, write_pj=2.0),
         Level("dram", ("input", "weight", "output"), 0, read_pj=50.0, write_pj=50.0, kind="dram")),
         unrollings=(("C", "K"), ("OX", "K")))
-    sizes = {k: 1 for k in DIMS} | {"K": d(st.sampled_from([3, 6])), "C": d(st.sampled_from([2, 4])),
-                                    "OX": d(st.sampled_from([3, 6])), "FX": d(st.sampled_from([1, 3]))}
-    nest = Nest(sizes, 1, 1, 1, 1, 1, sizes["OX"] + sizes["FX"] - 1)
-    un = d(st.sampled_from(arch.unrollings))
-    sp = spatial_factors(nest, un, arch.rows, arch.cols)
-    trips = temporal(nest, sp)
-    loops = loops_for(tuple(d(st.permutations([k for k in DIMS if trips[k] > 1]))), trips)
-    m = allocate(nest, arch, un, loops, BITS)
-    if m is None:
+    drawn = draw_mapping(d, arch)
+    if drawn is None:
         return
+    nest, sp, loops, m = drawn
     archs = {"revisits": arch, "writes": dataclasses.replace(arch, psum_reads="writes")}
     costs = {p: evaluate(nest, a, m, BITS, 8) for p, a in archs.items()}
     for p, c in costs.items():

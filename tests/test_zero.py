@@ -239,19 +239,25 @@ def test_a_prefetched_unit_synchronises_at_its_fetch():
     assert z3.schedule(s, dataclasses.replace(cfg, fetch_sync=False), G, G) == pytest.approx((0.0, 80.0))
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_fast_and_reference_schedules_agree_with_tensors(seed):
-    """The fast schedule against the first one (zero_reference), to the bit, on random units
-    of several tensors under every preset (tests/test_train_speed.py does it without tensors)."""
-    from sim.system import zero_reference as ref
-    rng = random.Random(seed)
+def random_seq(rng: random.Random) -> "z3.ZeroSeq":
+    """A random chunk for the fast-vs-reference checks: up to six units of one to three
+    tensors each (sizes around the small-tensor and bucket thresholds), up to 20 forward and
+    backward steps."""
     units = rng.randrange(1, 7)
     tensors = tuple(tuple(float(rng.choice([0, 10, 5e4, 2e5, 5e7, 3e8])) for _ in range(rng.randrange(1, 4)))
                     for _ in range(units))
     params = tuple(sum(t) for t in tensors)
     fwd = tuple((rng.randrange(-1, units), rng.random() * 100) for _ in range(rng.randrange(0, 20)))
     bwd = tuple((rng.randrange(-1, units), rng.random() * 100, rng.random() < 0.5) for _ in range(rng.randrange(0, 20)))
-    s = z3.ZeroSeq(params, tuple(rng.randrange(0, 3) for _ in range(units)), fwd, bwd, tensors)
+    return z3.ZeroSeq(params, tuple(rng.randrange(0, 3) for _ in range(units)), fwd, bwd, tensors)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_and_reference_schedules_agree_with_tensors(seed):
+    """The fast schedule against the first one (zero_reference), to the bit, on random units
+    of several tensors under every preset (tests/test_train_speed.py does it without tensors)."""
+    from sim.system import zero_reference as ref
+    s = random_seq(random.Random(seed))
     g = lambda p: 30.0 + p * 1e-5          # noqa: E731
     r = lambda p: 60.0 + p * 1e-5          # noqa: E731
     for cfg in z3.PRESETS.values():
