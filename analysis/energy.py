@@ -184,10 +184,12 @@ class OpEnergy:
 def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable, static_w: float = 0.0,
               static_scale: float = 1.0, op_prices: Mapping[str, float] | None = None) -> OpEnergy:
     """Energy of one ``OpResult``: accesses x per-byte level energy + ops x op energy +
-    static power x the op's time x ``static_scale``. A level's or an operation's own price
+    static power x the op's time x ``static_scale``; on-chip energies x the square of the
+    voltage the op ran at (``OpResult.voltage``). A level's or an operation's own price
     (``MemoryLevel.read_pj_per_byte``, a machine's ``op_prices()``) wins over the table's."""
     by_level: dict[str, float] = {}
     by_operand: dict[str, float] = {}
+    v2 = r.voltage ** 2             # on-chip dynamic energy at the voltage the op ran at (DRAM: its own rail)
     for key, nbytes in r.accesses.items():
         level, operand, direction = key.split(".")
         lv = levels.get(level)
@@ -195,6 +197,8 @@ def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable
             raise HwsimError(f"op {r.name!r}: access level {level!r} is not one of the machine's memory levels")
         own = lv.read_pj_per_byte if direction == "reads" else lv.write_pj_per_byte
         e = nbytes * (own if own is not None else table.level_pj_per_byte(lv.kind, lv.capacity_bytes, lv.technology))
+        if lv.kind != "dram":
+            e *= v2
         by_level[level] = by_level.get(level, 0.0) + e
         by_operand[operand] = by_operand.get(operand, 0.0) + e
     own_ops = op_prices or {}
@@ -203,9 +207,9 @@ def op_energy(r: OpResult, levels: Mapping[str, MemoryLevel], table: EnergyTable
         if k.startswith("active."):
             if k not in own_ops:
                 raise HwsimError(f"op {r.name!r}: {k!r} needs the machine's own price (op_prices)")
-            active += n * own_ops[k]
+            active += n * own_ops[k] * v2
         else:
-            compute += n * (own_ops[k] if k in own_ops else table.op_pj(k))
+            compute += n * (own_ops[k] if k in own_ops else table.op_pj(k)) * v2
     static = static_w * r.time_us * static_scale * 1e6          # W x us = uJ = 1e6 pJ
     total = compute + active + static + sum(by_level.values())
     return OpEnergy(total, compute, static, by_level, by_operand, active)

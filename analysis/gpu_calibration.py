@@ -43,6 +43,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sim.gpu.arch import GPUArch
+from sim.gpu.dvfs import HELD_AT_LIMIT, voltage
 from sim.gpu.power import sm_share
 from sim.gpu.simulate import simulate_op
 from workloads.errors import HwsimError
@@ -148,7 +149,12 @@ def calibrate(arch: GPUArch, measured: Sequence[Measured], dram_pj_per_bit: floa
         # active power is an energy per SM cycle: it accrues over the full-clock time (the
         # burst timing), however long the power limit then stretches the loop
         full_s = min(m.seconds, m.burst_us * 1e-6) if math.isfinite(m.burst_us) else m.seconds
-        rows.append(([onchip * 1e-12, share * full_s], dynamic - dram_bytes * dram_pj_per_bit * 8 * 1e-12))
+        # a loop held at the power limit ran at the clock share burst / loop time, and at the
+        # voltage of the card's curve there: its on-chip energies are the nominal ones x v^2
+        # (sim.gpu.dvfs); a loop below the limit ran at the nominal clock
+        held = arch.tdp_w and m.avg_power_w >= HELD_AT_LIMIT * arch.tdp_w
+        v2 = voltage(arch.vf_curve, full_s / m.seconds) ** 2 if held else 1.0
+        rows.append(([onchip * 1e-12 * v2, share * full_s * v2], dynamic - dram_bytes * dram_pj_per_bit * 8 * 1e-12))
     a = np.array([r[0] for r in rows])
     b = np.array([r[1] for r in rows])
     k, active = (float(x) for x in np.linalg.lstsq(a, b, rcond=None)[0])

@@ -78,6 +78,9 @@ class OpResult:
     # drain); a reader of them waits: a read-after-write stall (``sim.graph``)
     tail_cycles: int = 0
     raw_stall_cycles: int = 0         # cycles the schedule held the op for a producer's results
+    # the core supply voltage the op ran at, a share of the machine's nominal (a power
+    # manager's DVFS, sim.gpu.dvfs): its on-chip dynamic energies scale by the square
+    voltage: float = 1.0
     accesses: Mapping[str, float] = field(default_factory=dict)   # "level.operand.reads|writes" -> bytes
     ops: Mapping[str, float] = field(default_factory=dict)        # "mul.int16" -> count
     extra: Any = None                                             # a frozen dataclass per machine

@@ -124,7 +124,7 @@ def test_a_report_says_whose_prices_it_used(tmp_path):
     from workloads import resolve
     page = write_report(evaluate(resolve("mlp1"), "a100"), tmp_path / "a").joinpath("report.html").read_text()
     assert "own per-event energies (the H200 calibration carried from TSMC 4N to N7" in page
-    assert "kernels held to the 400 W power limit" in page and "prices the rest" in page
+    assert "the 400 W power limit held by lowering clock and voltage" in page and "prices the rest" in page
     page = write_report(evaluate(resolve("mlp1"), "tpu-v1"), tmp_path / "t").joinpath("report.html").read_text()
     assert "Energy table horowitz45 at 28 nm" in page
 
@@ -269,14 +269,17 @@ def test_a_small_gemm_on_a100_level_by_level():
       1 MiB, energy as capacity^(log(100/20)/log(1024/32))) at a 64 KB SM sub-partition
       register file, the 164 KB shared memory and the 40 MiB L2, / 8 per byte, x k;
     * HBM: the model's DRAM bytes x 3.9 pJ/bit x 8 (O'Connor et al. 2017; not node-scaled);
-    * active: the model's busy SM cycles (counted in tests/test_gpu_power.py) x the H200's active power (181.6 W)
+    * active: the model's busy SM cycles (counted in tests/test_gpu_power.py) x the H200's active power
       x 0.40/0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) x clock
       (1410/1830), per SM cycle: / (108 SMs x 1410 MHz);
     * idle: 50.5 W x the kernel's time.
-    The preset keeps 4 digits of each price, hence rel=2e-3."""
+    The preset keeps 4 digits of each price, hence rel=2e-3. Run without the power limit, at
+    the nominal clock and voltage (the power manager's clock and voltage: tests/test_gpu_dvfs.py)."""
+    import dataclasses
+
     from analysis.gpu_calibration import calibrate, read_measurements
     from sim.gpu import PRESETS
-    a100 = PRESETS["a100"]
+    a100 = dataclasses.replace(PRESETS["a100"], tdp_w=0.0)
     r, by, row = _small_gemm(a100)
     h200 = calibrate(PRESETS["h200"], read_measurements("benchmarks/data/NVIDIA_H200_matmul.csv"), dram_pj_per_bit=3.9)
     k = h200.k * 0.40 / 0.28

@@ -5,13 +5,14 @@ held-out measurements (NVML here, published GEMM timings), and the power limit."
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 import hwsim
 from analysis.gpu_calibration import (PROCESS_POWER, calibrate, horowitz_prices, read_measurements, table_prices,
                                       transfer)
 from sim.gpu import PRESETS
-from sim.gpu.power import capped_cycles, padded_fmas, sm_traffic
+from sim.gpu.power import padded_fmas, sm_traffic
 from workloads import HwsimError
 from workloads.build import gemm_op
 from sim.gpu.simulate import simulate_op
@@ -55,8 +56,10 @@ def test_calibration_reproduces_the_preset_constants():
         assert getattr(H200, f) == pytest.approx(getattr(c, f), rel=2e-3), f
     # k and the active power re-derived from the two NVML rows (read here with the csv
     # module), two equations in two unknowns solved by Cramer's rule: per GEMM,
-    #   E - idle x t_loop - DRAM bytes x 3.9 pJ/bit x 8 = k x (45 nm on-chip pJ) + active x share x t_full
-    # with t_loop = E / avg power (the throttled loop), t_full = min(t_loop, the CUDA-graph burst time)
+    #   E - idle x t_loop - DRAM bytes x 3.9 pJ/bit x 8 = (k x (45 nm on-chip pJ) + active x share x t_full) x v^2
+    # with t_loop = E / avg power (the throttled loop), t_full = min(t_loop, the CUDA-graph burst time),
+    # v the voltage share of the preset's curve at the clock share t_full / t_loop where the loop
+    # averaged within 3% of the 700 W limit (held there), else 1
     import csv
     with open(H200_CSV) as f:
         meas = {(int(r["M"]), int(r["N"]), int(r["K"])): r for r in csv.DictReader(f)
@@ -75,11 +78,15 @@ def test_calibration_reproduces_the_preset_constants():
                                                              if not key.startswith("dram."))
         dram = sum(n for key, n in ev.accesses.items() if key.startswith("dram."))
         share = min(1.0, ev.extra.ctas / H200.sms)
-        eqs.append((onchip * 1e-12, share * t_full, e_j - H200.static_power_w * t_loop - dram * 3.9 * 8 * 1e-12))
+        held = float(r["avg_power_w"]) >= 0.97 * 700
+        v2 = np.interp(t_full / t_loop, *zip(*H200.vf_curve)) ** 2 if held else 1.0
+        assert held == (shape == (4096, 4096, 4096))
+        eqs.append((onchip * 1e-12 * v2, share * t_full * v2,
+                    e_j - H200.static_power_w * t_loop - dram * 3.9 * 8 * 1e-12))
     (a11, a12, b1), (a21, a22, b2) = eqs
     det = a11 * a22 - a12 * a21
-    assert c.k == pytest.approx((b1 * a22 - a12 * b2) / det, rel=1e-9)            # 0.2270
-    assert c.active_power_w == pytest.approx((a11 * b2 - a21 * b1) / det, rel=1e-9)  # 189.4 W
+    assert c.k == pytest.approx((b1 * a22 - a12 * b2) / det, rel=1e-9)            # 0.4644
+    assert c.active_power_w == pytest.approx((a11 * b2 - a21 * b1) / det, rel=1e-9)  # 49.41 W
 
 
 def _measured(M, N, K):
@@ -106,20 +113,43 @@ def test_8192_cubed_is_power_limited_where_published_runs_show_it(name):
 def _hand_power_limit(arch, M, N, K):
     """(full-clock seconds, power-limited seconds, the op run without a limit) of an fp16 GEMM:
     its events at the preset's own per-event prices (each access at its level's read or write
-    price, each FMA at mac_pj), plus the active power over the full-clock time, delivered
-    within the limit less the idle power (sim/gpu/power.py's rule, share 1)."""
+    price, each FMA at mac_pj), plus the active power over the full-clock time (share 1). At
+    clock share s the on-chip part costs v(s)^2 (v: the preset's voltage curve, interpolated
+    linearly), the DRAM part does not, and the kernel takes max(T0 / s, its DRAM bytes at the
+    achievable bandwidth); the clock is where idle + energy / time meets the limit, found by
+    bisection here (with no curve, v = 1 and time = energy / (limit - idle))."""
     free = simulate_op(gemm_op("g", M, N, K, bits=16), dataclasses.replace(arch, tdp_w=0.0), "fp16")
     levels = arch.memory_levels()
-    dyn = free.ops["mac.fp16"] * arch.mac_pj["fp16"]
+    onchip = free.ops["mac.fp16"] * arch.mac_pj["fp16"]
+    dram = dram_bytes = 0.0
     for key, n in free.accesses.items():
         lv = levels[key.split(".")[0]]
-        dyn += n * ((lv.read_pj_per_byte if key.endswith(".reads") else lv.write_pj_per_byte) or 0.0)
+        e = n * ((lv.read_pj_per_byte if key.endswith(".reads") else lv.write_pj_per_byte) or 0.0)
+        if key.startswith("dram."):
+            dram, dram_bytes = dram + e, dram_bytes + n
+        else:
+            onchip += e
     full_s = free.cycles / (arch.clock_mhz * 1e6)
-    return full_s, (dyn * 1e-12 + arch.active_power_w * full_s) / (arch.tdp_w - arch.static_power_w), free
+    e_v = onchip * 1e-12 + arch.active_power_w * full_s
+    t_dram = dram_bytes / (arch.dram_gbs * arch.dram_efficiency * 1e9)
+    assert free.extra.bound in ("compute", "memory") and free.extra.tile   # tensor cores or L2: DRAM overlapped
+
+    def power(s):
+        v = np.interp(s, *zip(*arch.vf_curve)) if arch.vf_curve else 1.0
+        return arch.static_power_w + (e_v * v * v + dram * 1e-12) / max(full_s / s, t_dram)
+
+    if power(1.0) <= arch.tdp_w:
+        return full_s, full_s, free
+    lo, hi = 0.1, 1.0
+    for _ in range(60):
+        lo, hi = ((lo + hi) / 2, hi) if power((lo + hi) / 2) <= arch.tdp_w else (lo, (lo + hi) / 2)
+    return full_s, full_s / lo, free
 
 
 def test_power_limit_stretches_a_kernel_by_hand():
-    arch = dataclasses.replace(H200, tdp_w=400.0)
+    """With no voltage curve the voltage stays nominal: the kernel's energy is what it is at
+    any clock, so it takes (dynamic + active energy) / (limit - idle)."""
+    arch = dataclasses.replace(H200, tdp_w=400.0, vf_curve=())
     op = gemm_op("g", 8192, 8192, 8192, bits=16)
     free = simulate_op(op, dataclasses.replace(H200, tdp_w=0.0), "fp16")
     capped = simulate_op(op, arch, "fp16")
@@ -130,19 +160,23 @@ def test_power_limit_stretches_a_kernel_by_hand():
     full_s = free.cycles / (arch.clock_mhz * 1e6)
     seconds = (dyn * 1e-12 + arch.active_power_w * full_s) / (400.0 - arch.static_power_w)
     assert capped.cycles == pytest.approx(seconds * arch.clock_mhz * 1e6, rel=1e-6)
-    assert capped.cycles > free.cycles
-    # the SM cycles charged active power are the op's own at full clock, whatever the clock
-    assert capped.ops["active.sm_cycles"] == free.ops["active.sm_cycles"] == arch.sms * free.cycles
-    assert capped_cycles(100, 1.0, 1.0, arch) == 100          # 1 pJ in 100 cycles is far below any limit
+    assert capped.cycles > free.cycles and capped.voltage == 1.0
+    assert capped.extra.sm_clock_mhz == pytest.approx(arch.clock_mhz * free.cycles / capped.cycles, rel=1e-6)
+    # the SM cycles charged active power are the op's own: as many cycles, at a lower clock
+    assert capped.ops["active.sm_cycles"] == pytest.approx(free.ops["active.sm_cycles"], rel=1e-6)
+    assert free.ops["active.sm_cycles"] == arch.sms * free.cycles
 
 
 def test_active_power_is_charged_for_busy_sms():
     arch = dataclasses.replace(H200, tdp_w=0.0)                   # no limit: the kernel runs at full clock
     s = hwsim.simulate("gemm:8192,8192,8192:fp16", arch).summary()
     assert s["energy_active_pj"] == pytest.approx(H200.active_power_w * s["time_us"] * 1e6, rel=1e-6)
-    # under the limit the clock drops; the active energy per SM cycle does not change
+    # under the limit the clock drops: as many SM cycles, each at the lower voltage's v^2
     capped = hwsim.simulate("gemm:8192,8192,8192:fp16", "h200").summary()
-    assert capped["time_us"] > s["time_us"] and capped["energy_active_pj"] == pytest.approx(s["energy_active_pj"])
+    free_s, capped_s, _ = _hand_power_limit(H200, 8192, 8192, 8192)
+    v = np.interp(free_s / capped_s, *zip(*H200.vf_curve))
+    assert capped["time_us"] == pytest.approx(capped_s * 1e6, rel=1e-6)
+    assert capped["energy_active_pj"] == pytest.approx(s["energy_active_pj"] * v * v, rel=1e-6)
 
 
 def test_a_card_without_prices_is_priced_by_the_table_and_not_capped():
@@ -218,7 +252,7 @@ def test_the_transfer_fails_its_check_at_12_nm_so_v100_keeps_the_table_prices():
     assert tflops(carried) < 0.5 * 97.36
     # table prices (no active power): by hand it fits under the limit, so it runs at full clock
     free_s, capped_s, _ = _hand_power_limit(v100, 8192, 8192, 8192)
-    assert capped_s < free_s
+    assert capped_s == free_s
     assert tflops(v100) == pytest.approx(flops / free_s / 1e12, rel=1e-9)
 
 

@@ -20,6 +20,7 @@ from workloads.errors import HwsimError
 
 from ..archbase import Clock, NonNegative, NonNegativeInt, Nm, Positive, PositiveInt, Rate, check_fields, need
 from ..machine import MemoryLevel, Peaks, describe_fields
+from .dvfs import GA100_VF
 from .fusion import Fusion
 from .precision import PRECISION_BYTES
 
@@ -134,7 +135,11 @@ class GPUArch:
     dram_efficiency: Efficiency = 1.0
     # Idle power drawn over the run's time (sourced per preset; 0: dynamic energy only)
     static_power_w: NonNegative = 0.0
-    tdp_w: NonNegative = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.power); 0: none
+    tdp_w: NonNegative = 0.0                  # board power limit (W); kernels over it slow down (sim.gpu.dvfs); 0: none
+    # the voltage-frequency curve the power manager lowers clock and voltage along
+    # (sim.gpu.dvfs): (clock share, voltage share) points of the nominal clock and voltage,
+    # ascending, ending at (1, 1); empty: the voltage stays nominal as the clock falls
+    vf_curve: tuple[tuple[float, float], ...] = ()
     # the MMA instruction: m, n and K in bytes (n 0: the CTA tile's N, as wgmma's m64nNk16);
     # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
     mma_mnk: tuple[int, int, int] = (16, 8, 32)
@@ -195,6 +200,19 @@ class GPUArch:
                                         "*_pj_per_byte fields to 0 to price the card by the energy table)")
             need(min(self.rf_pj_per_byte, self.smem_pj_per_byte, self.l2_pj_per_byte, self.dram_pj_per_byte) > 0,
                  "rf_pj_per_byte", "with mac_pj, the rf, smem, l2 and dram prices must all be > 0")
+        vf = self.vf_curve
+        ok = isinstance(vf, (list, tuple)) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                 for x in p) for p in vf)
+        need(ok, "vf_curve", f"must be a list of [clock share, voltage share] pairs, got {vf!r}")
+        pts = tuple((float(a), float(b)) for a, b in vf)
+        if pts:
+            need(all(0 < a <= 1 and 0 < b <= 1 for a, b in pts), "vf_curve",
+                 "clock and voltage shares must be in (0, 1] (shares of the nominal clock and voltage)")
+            need(all(x[0] < y[0] and x[1] <= y[1] for x, y in zip(pts, pts[1:])), "vf_curve",
+                 "points must rise in clock, with the voltage never falling")
+            need(pts[-1] == (1.0, 1.0), "vf_curve", "the last point must be [1, 1]: the nominal clock at the nominal voltage")
+        object.__setattr__(self, "vf_curve", pts)
         if self.tdp_w and self.self_priced:
             need(self.tdp_w > self.static_power_w, "tdp_w", f"must exceed static_power_w ({self.static_power_w:g} W)")
         need(self.generation in ("", *GENERATIONS), "generation",
@@ -343,7 +361,10 @@ class GPUArch:
             return "priced by the energy table; no power limit applied"
         own = f"own per-event energies ({self.energy_source})" if self.energy_source else "own per-event energies"
         active = f", {self.active_power_w:g} W active power" if self.active_power_w else ""
-        limit = f", kernels held to the {self.tdp_w:g} W power limit" if self.tdp_w else ""
+        limit = ""
+        if self.tdp_w:
+            limit = (f", the {self.tdp_w:g} W power limit held by lowering clock "
+                     + ("and voltage (DVFS)" if self.vf_curve else "at the nominal voltage"))
         return own + active + limit
 
 
@@ -364,7 +385,7 @@ PRESETS = {
                "(no processes) in github.com/NVIDIA/nvidia-docker/issues/1076; kernels sustain 814 GB/s (STREAM triad on a V100, "
                "github.com/te42kyfo/gpu-benches gpu-stream/v100.txt); 300 W board power (V100 SXM2 datasheet); "
                "21.1 B transistors, 84 SMs on the full GV100 (Volta whitepaper); per-event energies: the energy table's at "
-               "12 nm (the H200 calibration carried here by TSMC's process power puts 8192^3 fp16 at 37 TFLOPS against a "
+               "12 nm (the H200 calibration carried here by TSMC's process power puts 8192^3 fp16 at 24 TFLOPS against a "
                "published 97, so it is not used)"),
     "t4": GPUArch(
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
@@ -388,9 +409,10 @@ PRESETS = {
         l2_latency_cycles=_cycles("a100", "l2", 1410), smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
         memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
+        vf_curve=GA100_VF,      # derived from an A100-PCIe's power at locked clocks (sim.gpu.dvfs)
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
-        mac_pj={"fp16": 0.6484, "bf16": 0.6484, "tf32": 1.491, "int8": 0.09727, "int4": 0.04863},
-        rf_pj_per_byte=1.118, smem_pj_per_byte=1.731, l2_pj_per_byte=22.48, dram_pj_per_byte=31.2, active_power_w=130.0,
+        mac_pj={"fp16": 1.327, "bf16": 1.327, "tf32": 3.052, "int8": 0.1990, "int4": 0.09951},
+        rf_pj_per_byte=2.288, smem_pj_per_byte=3.542, l2_pj_per_byte=45.99, dram_pj_per_byte=31.2, active_power_w=33.91,
         energy_source="the H200 calibration carried from TSMC 4N to N7 by TSMC's published power at the same speed",
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS); "
@@ -410,10 +432,13 @@ PRESETS = {
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
         pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
+        # no voltage-frequency data is published for GH100: GA100's curve (sim.gpu.dvfs) in
+        # shares of the nominal clock, a named assumption (sim/gpu/constants.py)
+        vf_curve=GA100_VF,
         # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
-        mac_pj={"fp16": 0.4539, "bf16": 0.4539, "tf32": 1.044, "fp8": 0.2667, "int8": 0.06809},
-        rf_pj_per_byte=0.7828, smem_pj_per_byte=1.412, l2_pj_per_byte=17.45, dram_pj_per_byte=31.2,
-        active_power_w=189.4, energy_source="calibrated on an H200's NVML energy",
+        mac_pj={"fp16": 0.9288, "bf16": 0.9288, "tf32": 2.136, "fp8": 0.5457, "int8": 0.1393},
+        rf_pj_per_byte=1.602, smem_pj_per_byte=2.890, l2_pj_per_byte=35.71, dram_pj_per_byte=31.2,
+        active_power_w=49.41, energy_source="calibrated on an H200's NVML energy",
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS: the H200's and an H100 PCIe's); "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "

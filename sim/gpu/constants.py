@@ -12,6 +12,7 @@ are in each preset's ``source`` (``hwsim archs``).
 from __future__ import annotations
 
 from ..constants import Constant
+from .dvfs import A100_PCIE_POWER, GA100_VF
 
 __all__ = ["CONSTANTS", "FIT_ROWS", "H200_MATMUL", "Constant"]
 
@@ -138,19 +139,44 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("GPUArch.tdp_w", 0.0, "published",
              "board power limit, none by default; presets: V100 SXM2 300 W, T4 70 W, A100 SXM4 400 W (datasheets), "
              "H100 SXM5 700 W, H200 700 W (NVML's enforced limit, benchmarks/data/NVIDIA_H200_power.csv)"),
-    Constant("h100.mac_pj", {"fp16": 0.4539, "bf16": 0.4539, "tf32": 1.044, "fp8": 0.2667, "int8": 0.06809},
+    Constant("GPUArch.vf_curve", (), "published",
+             "no curve: the voltage stays nominal as the power manager lowers the clock (v100, t4: no voltage data found); "
+             "a100, a100-80gb: sim.gpu.dvfs.GA100_VF, derived from an A100-PCIe's NVML board power at ten locked clocks "
+             "running one FP32 kernel (KernelTuner/kernel_tuner_tutorial energy/data/"
+             "synthetic_fp32_cache_NVIDIA_A100-PCIE-40GB.json @ 9d3f087): linear to 1005 MHz (constant voltage; an A100 "
+             "SXM4 reads 712.5 mV at 1080 MHz as at 210 MHz idle, NVIDIA/nvidia-docker#1648), then v = sqrt((P - P0) / "
+             "(c f)): 0.726 of the top voltage at and below 0.71 of the clock; an upper bound on the rise (leakage grows "
+             "too). h100, h200: the same curve in shares of the nominal clock, a named assumption (no GH100 voltage data "
+             "published)"),
+    Constant("simulate.DRAM_BOUND_SHARE", 0.75, "modelling choice",
+             "a memory-bound kernel whose DRAM bytes take at least 3/4 of its time keeps its DRAM time as the power "
+             "manager lowers the clock (sim.gpu.dvfs); an L2-bound GEMM (8192^3 fp16 on h100: DRAM 0.6 of its time, "
+             "overlapped) stretches whole"),
+    Constant("dvfs.HELD_AT_LIMIT", 0.97, "modelling choice",
+             "analysis.gpu_calibration: an NVML loop averaging within 3% of the power limit ran held at it (the H200's "
+             "GEMM loops 690-695 W of 700 W; its GEMV 478 W)"),
+    Constant("dvfs.A100_PCIE_POWER", A100_PCIE_POWER, "measured",
+             "board power (W) of an A100-PCIE-40GB at ten locked SM clocks (MHz) running one synthetic FP32 kernel, NVML "
+             "(KernelTuner/kernel_tuner_tutorial energy/data/synthetic_fp32_cache_NVIDIA_A100-PCIE-40GB.json @ 9d3f087)"),
+    Constant("dvfs.A100_PCIE_KNEE_MHZ", 1005.0, "measured",
+             "the last clock of that table's linear part (0.042-0.049 W/MHz up to it, 0.10-0.27 above)"),
+    Constant("dvfs.GA100_VF", GA100_VF, "measured",
+             "(clock share, voltage share) derived from A100_PCIE_POWER by sim.gpu.dvfs.vf_from_power"),
+    Constant("h100.mac_pj", {"fp16": 0.9288, "bf16": 0.9288, "tf32": 2.136, "fp8": 0.5457, "int8": 0.1393},
              "calibration",
-             "pJ per tensor-core FMA: Horowitz's 45 nm multiply at the input width + fp32 add (ISSCC 2014) x k = "
-             "0.2270, the on-chip scale fitted with the active power to NVML energy of a 4096^3 fp16 GEMM and an "
-             f"1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, {H200_MATMUL}); h200 inherits it"),
-    Constant("h100.rf_pj_per_byte", 0.7828, "calibration",
+             "pJ per tensor-core FMA at the nominal clock and voltage: Horowitz's 45 nm multiply at the input width + "
+             "fp32 add (ISSCC 2014) x k = 0.4644, the on-chip scale fitted with the active power to NVML energy of a "
+             "4096^3 fp16 GEMM and an 1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, "
+             f"{H200_MATMUL}); the GEMM's loop ran held at the power limit, at 0.83 of the clock (its burst time over "
+             "its loop time) and so at the voltage vf_curve gives there, which the fit divides out; h200 inherits it"),
+    Constant("h100.rf_pj_per_byte", 1.602, "calibration",
              "Horowitz's SRAM curve at a 64 KB SM sub-partition register file x k (as mac_pj)"),
-    Constant("h100.smem_pj_per_byte", 1.412, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
-    Constant("h100.l2_pj_per_byte", 17.45, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
+    Constant("h100.smem_pj_per_byte", 2.890, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
+    Constant("h100.l2_pj_per_byte", 35.71, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
     Constant("h100.dram_pj_per_byte", 31.2, "published",
              "3.9 pJ/bit: HBM2 (O'Connor et al., 'Fine-grained DRAM', MICRO 2017) and Samsung's HBM3E figure "
              "(3.9 pJ/bit, reported by chinaflashmarket.com); the DRAM's own energy, not scaled with the logic node"),
-    Constant("h100.active_power_w", 189.4, "calibration",
+    Constant("h100.active_power_w", 49.41, "calibration",
              "W drawn beyond idle while a kernel keeps every SM busy at full clock (AccelWattch's constant and SM "
              "activation power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; an energy per SM cycle, "
              "fitted with k over each GEMM's CUDA-graph burst time (as mac_pj)"),
@@ -160,23 +186,23 @@ CONSTANTS: tuple[Constant, ...] = (
              "power between dies (analysis.gpu_calibration.transfer)"),
     Constant("GPUArch.die_sms", 0, "published", "SMs on the full die before any are disabled (whitepapers; see "
              "die_transistors_b)"),
-    Constant("a100.mac_pj", {"fp16": 0.6484, "bf16": 0.6484, "tf32": 1.491, "int8": 0.09727, "int4": 0.04863},
+    Constant("a100.mac_pj", {"fp16": 1.327, "bf16": 1.327, "tf32": 3.052, "int8": 0.1990, "int4": 0.09951},
              "calibration",
              "the h100 calibration carried from TSMC 4N (N5 family) to N7: k x 0.40 / 0.28 (TSMC's published power at "
              "the same speed: N7 -60% vs 16FF+, N5 -30% vs N7) on Horowitz's 45 nm relative costs "
              "(analysis.gpu_calibration.transfer); held out against published A100 GEMMs "
-             "(benchmarks/data/published_gemm.csv: -22% and -27% in time)"),
-    Constant("a100.rf_pj_per_byte", 1.118, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
-    Constant("a100.smem_pj_per_byte", 1.731, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
-    Constant("a100.l2_pj_per_byte", 22.48, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
-    Constant("a100.active_power_w", 130.0, "calibration",
-             "h100's 189.4 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
+             "(benchmarks/data/published_gemm.csv: -16% and -22% in TFLOPS, in a loop at the 400 W limit)"),
+    Constant("a100.rf_pj_per_byte", 2.288, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
+    Constant("a100.smem_pj_per_byte", 3.542, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
+    Constant("a100.l2_pj_per_byte", 45.99, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
+    Constant("a100.active_power_w", 33.91, "calibration",
+             "h100's 49.41 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
              "x clock (1410 / 1830 MHz) (analysis.gpu_calibration.transfer)"),
     Constant("v100.mac_pj", {"fp16": 0.3955}, "published",
              "the energy table's: Horowitz's 45 nm, 0.9 V fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm at its "
              "nominal 0.775 V by the energy model's Dennard rule (analysis.technology, "
              "analysis.gpu_calibration.table_prices); t4 takes the same at int8/int4 too. The "
-             "h100 calibration carried to 12 nm by TSMC's process power would put 8192^3 fp16 on v100 at 37 TFLOPS "
+             "h100 calibration carried to 12 nm by TSMC's process power would put 8192^3 fp16 on v100 at 24 TFLOPS "
              "against a published 97 (benchmarks/data/published_gemm.csv), so it is not used"),
     Constant("v100.rf_pj_per_byte", 0.6821, "published", "the energy table's SRAM curve at 64 KB, 12 nm (as mac_pj)"),
     Constant("v100.l2_pj_per_byte", 5.68, "published", "the energy table's SRAM curve at 6 MiB, 12 nm (as mac_pj)"),

@@ -24,13 +24,8 @@ other way round), the blocks a causal mask zeroes skipped.
 **CUDA-core kernels** (depthwise convolutions): an ``FFMA Rd, Ra, Rb, Rc`` reads three
 32-bit registers and writes one (SASS), whatever the storage type.
 
-**Power limit** (``GPUArch.tdp_w``). A kernel whose dynamic and active power on top of
-the idle power would exceed the board limit runs at the limit: the clock drops until it
-fits. Its energy per event and per SM cycle stays at the full-clock value (a lower voltage
-at the lower clock would make it smaller, so this is conservative), the idle power does
-not drop, and the kernel takes ``(dynamic + active energy) / (limit - idle)``. Only cards
-that price their own events are capped: the limit needs the energy the simulator itself
-knows.
+**Power limit** (``GPUArch.tdp_w``): the board's power manager (``sim.gpu.dvfs``) lowers
+clock and voltage until a workload's kernels fit it; ``dynamic_pj`` prices what they ask.
 """
 
 from __future__ import annotations
@@ -44,7 +39,7 @@ if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = ["WARP_TILE", "WGMMA_M", "padded_fmas", "sm_traffic", "attention_traffic", "cuda_core_traffic",
-           "dynamic_pj", "sm_share", "capped_cycles"]
+           "dynamic_pj", "sm_share"]
 
 WARP_TILE = 64          # CUTLASS SM70-SM80 tensor-op kernels: 64x64 warp tiles for 128x128-class CTAs
 WGMMA_M = 64            # Hopper wgmma: m64nNk16, one warpgroup per 64 rows
@@ -134,16 +129,3 @@ def dynamic_pj(arch: GPUArch, accesses: Mapping[str, float], ops: Mapping[str, f
 def sm_share(ctas: int, arch: GPUArch) -> float:
     """Share of the SMs a kernel keeps busy: its CTAs over the SMs, at most 1."""
     return min(1.0, ctas / arch.sms) if ctas else 1.0
-
-
-def capped_cycles(cycles: float, dyn_pj: float, share: float, arch: GPUArch) -> float:
-    """Cycles of a kernel under the card's power limit (``cycles`` if it fits, or no limit);
-    ``dyn_pj``: its dynamic energy, ``share``: the share of SMs it keeps busy."""
-    if not (arch.tdp_w and arch.self_priced and cycles > 0):
-        return cycles
-    seconds = cycles / (arch.clock_mhz * 1e6)
-    joules = dyn_pj * 1e-12 + arch.active_power_w * share * seconds      # energy per cycle held
-    headroom_w = arch.tdp_w - arch.static_power_w
-    if joules / seconds <= headroom_w:
-        return cycles
-    return math.ceil(joules / headroom_w * arch.clock_mhz * 1e6)

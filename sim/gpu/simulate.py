@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Hashable, Sequence
 
 from workloads.errors import HwsimError
 from workloads.trace import Op, Workload, structure_nm
@@ -31,15 +31,16 @@ from ..machine import Progress
 from ..result import OpResult, SimResult, run_ops, shape_key
 from .fusion import chains, epilogues
 from .gemm import gemm_time, sparse_factors
-from .power import attention_traffic, capped_cycles, cuda_core_traffic, dynamic_pj, sm_share, sm_traffic
+from .dvfs import Demand, mix_clock, stretched, voltage
+from .power import attention_traffic, cuda_core_traffic, dynamic_pj, sm_share, sm_traffic
 from .precision import PRECISION_BYTES
 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = [
-    "VECTOR_BLOCK_THREADS", "VECTOR_ELEMENTS_PER_BLOCK", "FLASH_BLOCK", "GPUStats", "SPARSE_PRECISIONS",
-    "sparse_structure", "powered", "simulate_op", "simulate",
+    "VECTOR_BLOCK_THREADS", "VECTOR_ELEMENTS_PER_BLOCK", "FLASH_BLOCK", "DRAM_BOUND_SHARE", "dram_bound", "GPUStats", "SPARSE_PRECISIONS",
+    "sparse_structure", "demand", "clock_share", "powered", "simulate_op", "simulate",
 ]
 
 # PyTorch's element-wise CUDA kernels: 128 threads per block, 4 elements per thread
@@ -70,6 +71,7 @@ class GPUStats:
     stream_k: bool = False    # the GEMM ran as stream-K (one wave of persistent CTAs)
     sparsity: str = ""        # N:M when the weight ran on sparse tensor cores
     fused: str = ""           # a GEMM: the ops its epilogue runs (+-joined); a fused op: "into HOST"
+    sm_clock_mhz: float = 0.0  # the SM clock the board's power manager ran the kernel at (sim.gpu.dvfs); 0: not priced
 
 
 def _precision(op: Op, precision: str | None) -> str:
@@ -207,22 +209,56 @@ def sparse_structure(op: Op, arch: GPUArch, precision: str) -> str:
     return w.structure
 
 
-def powered(r: OpResult, arch: GPUArch) -> OpResult:
-    """``r`` on a card that prices its own events: under its power limit (``sim.gpu.power``),
-    and charged active power for the SMs its kernel keeps busy (``active.sm_cycles``: the
-    op's SM cycles at full clock, whatever clock they run at). The launch gap is charged
-    too: between short kernels the card stays well above idle (NVML on an H200 reads a
-    CUDA graph of ResNet-50 at batch 1, short kernels back to back, at 194 W against 81 W idle;
-    benchmarks/data/NVIDIA_H200_models.csv)."""
+def demand(r: OpResult, arch: GPUArch) -> Demand:
+    """What kernel result ``r`` (at the nominal clock) asks of the board: its time, its DRAM
+    bytes' time, its on-chip dynamic and active energy (the core rail) and its DRAM energy."""
+    share = sm_share(r.extra.ctas, arch)
+    dram = {k: v for k, v in r.accesses.items() if k.startswith("dram.")}
+    onchip = {k: v for k, v in r.accesses.items() if not k.startswith("dram.")}
+    seconds = r.cycles / (arch.clock_mhz * 1e6)
+    t_dram = sum(dram.values()) / (arch.dram_achievable_gbs * 1e9)
+    return Demand(seconds, t_dram, dynamic_pj(arch, onchip, r.ops) * 1e-12, dynamic_pj(arch, dram, {}) * 1e-12,
+                  arch.active_power_w * share, dram_bound(r, t_dram, seconds))
+
+
+# A memory-bound kernel whose DRAM bytes take at least this share of its time is DRAM-bound
+# for the power manager (its DRAM time does not stretch with the clock); below it, an
+# L2-bound GEMM (an 8192^3 fp16 on h100: 0.6), whose L2 runs on the SM clock. A modelling choice.
+DRAM_BOUND_SHARE = 0.75
+
+
+def dram_bound(r: OpResult, t_dram: float, seconds: float) -> bool:
+    """Whether a kernel is DRAM-bound for the power manager: the model calls it memory-bound
+    and its DRAM bytes take at least ``DRAM_BOUND_SHARE`` of its time."""
+    return r.extra.bound == "memory" and t_dram >= DRAM_BOUND_SHARE * seconds
+
+
+def clock_share(results: Sequence[OpResult], arch: GPUArch) -> float:
+    """The clock share (of ``clock_mhz``) the board's power manager settles at for a loop
+    of these kernels (``sim.gpu.dvfs.mix_clock``); 1 on a card with no limit or own prices."""
+    if not (arch.self_priced and arch.tdp_w):
+        return 1.0
+    return mix_clock([demand(r, arch) for r in results if r.cycles], arch.vf_curve, arch.static_power_w, arch.tdp_w)
+
+
+def powered(r: OpResult, arch: GPUArch, s: float = 1.0) -> OpResult:
+    """``r`` on a card that prices its own events, at clock share ``s`` (its power manager's,
+    :func:`clock_share`) and the voltage of its curve there: what of its time runs on the SM
+    clock stretches by ``1 / s``, its DRAM time does not (``sim.gpu.dvfs.stretched``); charged active power for the SM cycles its kernel holds (``active.sm_cycles``).
+    The launch gap is charged too: between short kernels the card stays well above idle
+    (NVML on an H200 reads a CUDA graph of ResNet-50 at batch 1, short kernels back to back,
+    at 194 W against 81 W idle; benchmarks/data/NVIDIA_H200_models.csv)."""
     if not arch.self_priced or not r.cycles:
         return r
     share = sm_share(r.extra.ctas, arch)
-    cycles = int(capped_cycles(r.cycles, dynamic_pj(arch, r.accesses, r.ops), share, arch))
+    dram_cycles = sum(v for k, v in r.accesses.items() if k.startswith("dram.")) / arch.dram_bytes_per_clk
+    slow = dram_bound(r, dram_cycles, r.cycles)
+    cycles = max(r.cycles, int(math.ceil(stretched(r.cycles, dram_cycles, s, slow)))) if s < 1.0 else r.cycles
     ops = dict(r.ops)
-    ops["active.sm_cycles"] = share * arch.sms * r.cycles
+    ops["active.sm_cycles"] = share * arch.sms * cycles * s      # the SM cycles held at the lower clock
     extra = dataclasses.replace(r.extra, tflops=r.extra.tflops * r.cycles / cycles,
-                                bound="power" if cycles > r.cycles else r.extra.bound)
-    return dataclasses.replace(r, cycles=cycles, ops=ops, extra=extra)
+                                bound="power" if cycles > r.cycles else r.extra.bound, sm_clock_mhz=arch.clock_mhz * s)
+    return dataclasses.replace(r, cycles=cycles, ops=ops, extra=extra, voltage=voltage(arch.vf_curve, s))
 
 
 def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate: str = "fp32",
@@ -230,7 +266,8 @@ def simulate_op(op: Op, arch: GPUArch, precision: str | None = None, accumulate:
                 epilogue: str = "") -> OpResult:
     """One op; ``epilogue_of``: the GEMM whose epilogue runs it (fusion); ``epilogue``: for
     a GEMM, the ops its epilogue runs (shown in its ``fused`` column)."""
-    return powered(_simulate_op(op, arch, precision, accumulate, output, engine, epilogue_of, epilogue), arch)
+    r = _simulate_op(op, arch, precision, accumulate, output, engine, epilogue_of, epilogue)
+    return powered(r, arch, clock_share([r], arch))
 
 
 def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, output: str | None, engine: str,
@@ -320,10 +357,27 @@ def simulate(workload: Workload, arch: GPUArch, *, precision: str | None = None,
     kinds = {op.name: op.kind for op in workload.ops}
     chain = {h: "+".join(kinds[o] for o in ops) for h, ops in chains(fused).items()}
 
-    def one(op: Op) -> OpResult:
-        return simulate_op(op, arch, precision, accumulate, output, engine, fused.get(op.name),
-                           chain.get(op.name, ""))
+    def key(op: Op) -> Hashable:
+        return (shape_key(op), fused.get(op.name), chain.get(op.name))
 
-    # identical ops once, unless one is fused and the other not (or into a different chain)
-    return run_ops(workload, arch, one, progress, max_concurrent=arch.streams,
-                   same=lambda op: (shape_key(op), fused.get(op.name), chain.get(op.name)))
+    # each distinct kernel once at the nominal clock, unless one is fused and the other not
+    # (or into a different chain); then the clock the power manager holds for the loop of
+    # the whole workload's kernels (sim.gpu.dvfs), and every kernel at it
+    nominal: dict[Hashable, OpResult] = {}
+    for op in workload.ops:
+        k = key(op)
+        if k not in nominal:
+            nominal[k] = _simulate_op(op, arch, precision, accumulate, output, engine, fused.get(op.name),
+                                      chain.get(op.name, ""))
+        if progress:
+            progress(op)
+    # a training trace's optimizer runs once per step, its other ops once per microbatch: in
+    # a step of many microbatches the optimizer's share of the board's average is negligible,
+    # so the clock is the repeated part's (an optimizer-only trace: its own)
+    repeated = [op for op in workload.ops if op.phase != "optimizer"] or list(workload.ops)
+    s = clock_share([nominal[key(op)] for op in repeated], arch)
+
+    def one(op: Op) -> OpResult:
+        return powered(nominal[key(op)], arch, s)
+
+    return run_ops(workload, arch, one, None, max_concurrent=arch.streams, same=key)
