@@ -128,3 +128,23 @@ def test_bad_voltage_curves_are_refused():
                         (((0.5, 1.0, 2.0),), "pairs")]:
         with pytest.raises(HwsimError, match=word):
             dataclasses.replace(A100, vf_curve=curve)
+
+
+def test_a_burst_runs_at_the_nominal_clock_and_is_a_design_field(tmp_path, capsys):
+    """power: burst (a run shorter than the limiter's window) runs every kernel at the nominal
+    clock and voltage, as with no limit at all; the field is set from a YAML design and a
+    value it does not know is refused in one line naming it."""
+    from analysis.cli import main
+    op = gemm_op("g", 8192, 8192, 8192, bits=16)
+    free = simulate_op(op, dataclasses.replace(A100, tdp_w=0.0))
+    burst = simulate_op(op, dataclasses.replace(A100, power="burst"))
+    assert burst.cycles == free.cycles and burst.voltage == 1.0 and burst.extra.sm_clock_mhz == A100.clock_mhz
+    assert simulate_op(op, A100).cycles > free.cycles
+    y = tmp_path / "burst.yaml"
+    y.write_text("base: a100\npower: burst\n")
+    assert main(["simulate", "gemm:8192,8192,8192:fp16", "--arch", str(y), "--format", "csv"]) == 0
+    assert f"{free.cycles}" in capsys.readouterr().out
+    y.write_text("base: a100\npower: cold\n")
+    assert main(["simulate", "gemm:64,64,64", "--arch", str(y)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "power" in err[0] and "burst" in err[0]

@@ -13,7 +13,9 @@ Models:
   (``none`` for eager PyTorch) and ``train=1`` (a training step: forward, backward, optimizer).
 
 Every model takes ``launch`` (``graph``, the default, or ``eager``: how the kernels were
-launched, ``GPUArch.launch``).
+launched, ``GPUArch.launch``) and ``power`` (``sustained``, the default: the run in a loop at
+the board's power limit, or ``burst``: a run of a few dozen calls from a cool card, at the
+nominal clock; ``GPUArch.power``), each as the row's source says it ran.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ QUANTITIES = {
     "tokens_per_s": ("tokens/s",), "ms_per_token": ("ms",), "energy_mj": ("mJ",), "power_w": ("W",),
 }
 OPTIONS = frozenset({"precision", "causal", "backward", "batch", "seq_len", "layout", "fuse", "train", "decode",
-                     "launch"})
+                     "launch", "power"})
 
 
 def _ints(spec: str, n: int, row: Row) -> list[int]:
@@ -61,7 +63,7 @@ def _design(row: Row) -> Any:
     from sim.registry import resolve_arch
     desc = resolve_arch(row.design)
     changes = {f: v for f, v in (("layout", opt_str(row, "layout")), ("fusion", opt_str(row, "fuse")),
-                                 ("launch", opt_str(row, "launch"))) if v}
+                                 ("launch", opt_str(row, "launch")), ("power", opt_str(row, "power"))) if v}
     return dataclasses.replace(desc, **changes) if changes else desc
 
 

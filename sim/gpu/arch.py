@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..machine import Progress
     from ..result import OpResult, SimResult
 
-__all__ = ["PRECISION_BYTES", "ENGINES", "GENERATIONS", "LAYOUTS", "LAUNCHES", "L2_ACHIEVED_GBS", "LATENCY_NS", "GPUArch",
+__all__ = ["PRECISION_BYTES", "ENGINES", "GENERATIONS", "LAYOUTS", "LAUNCHES", "POWER_STATES", "L2_ACHIEVED_GBS", "LATENCY_NS", "GPUArch",
            "PRESETS", "ARCH"]
 
 ENGINES = ("fast", "events")
@@ -41,6 +41,8 @@ Layout = Literal["nhwc", "nchw"]
 LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
 Launch = Literal["graph", "eager"]
 LAUNCHES: tuple[Launch, ...] = typing.get_args(Launch)
+PowerState = Literal["sustained", "burst"]
+POWER_STATES: tuple[PowerState, ...] = typing.get_args(PowerState)
 # a share of a datasheet figure, in (0, 1]
 Efficiency = Annotated[float, Gt(0), Le(1)]
 
@@ -140,6 +142,10 @@ class GPUArch:
     # (sim.gpu.dvfs): (clock share, voltage share) points of the nominal clock and voltage,
     # ascending, ending at (1, 1); empty: the voltage stays nominal as the clock falls
     vf_curve: tuple[tuple[float, float], ...] = ()
+    # the board's state the run sees (sim.gpu.dvfs): sustained (the workload in a loop, held
+    # at tdp_w: the power manager's steady state) or burst (a run shorter than the limiter's
+    # window from a cool card: every kernel at the nominal clock and voltage)
+    power: PowerState = "sustained"
     # the MMA instruction: m, n and K in bytes (n 0: the CTA tile's N, as wgmma's m64nNk16);
     # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
     mma_mnk: tuple[int, int, int] = (16, 8, 32)

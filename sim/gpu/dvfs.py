@@ -28,8 +28,10 @@ itself reports a 1 s average on Ampere and later. A workload run in a loop (a se
 training step repeated) therefore settles at one clock for its whole kernel mix
 (:func:`mix_clock`): element-wise and memory-bound kernels, drawing less, leave more power
 for the GEMMs. That steady state is what ``simulate`` reports; a one-GEMM workload is the
-GEMM looped (the power-limited benchmark). A cold start (a short burst from an idle card,
-before the average reaches the limit) is not modelled.
+GEMM looped (the power-limited benchmark). A burst (``GPUArch.power: burst``: a run shorter
+than the window from a cool card, as a microbenchmark of a few dozen calls) runs every kernel
+at the nominal clock; what lies between (a run of about the window's length, whose clock
+falls part way through) is not modelled, nor is the window's length.
 
 **The voltage-frequency curve** (``GPUArch.vf_curve``): points (clock share, voltage share)
 of the nominal clock and voltage. No vendor publishes one for these cards. ``GA100_VF`` is

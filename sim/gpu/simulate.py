@@ -235,8 +235,9 @@ def dram_bound(r: OpResult, t_dram: float, seconds: float) -> bool:
 
 def clock_share(results: Sequence[OpResult], arch: GPUArch) -> float:
     """The clock share (of ``clock_mhz``) the board's power manager settles at for a loop
-    of these kernels (``sim.gpu.dvfs.mix_clock``); 1 on a card with no limit or own prices."""
-    if not (arch.self_priced and arch.tdp_w):
+    of these kernels (``sim.gpu.dvfs.mix_clock``); 1 on a card with no limit or own prices,
+    and in a burst (``GPUArch.power``)."""
+    if not (arch.self_priced and arch.tdp_w) or arch.power == "burst":
         return 1.0
     return mix_clock([demand(r, arch) for r in results if r.cycles], arch.vf_curve, arch.static_power_w, arch.tdp_w)
 
