@@ -28,20 +28,31 @@ def _sorted(df):
     return df.sort_values("id").reset_index(drop=True)
 
 
-def test_local_and_dask_agree(tmp_path):
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """STUDY swept once locally on two worker processes, into its own folder: the run both
+    tests below compare against (neither writes into that folder or changes the frame)."""
+    d = tmp_path_factory.mktemp("sweep")
+    (d / "s.yaml").write_text(STUDY)
+    st = load_study(d / "s.yaml")
+    assert len(st.points) == 100
+    return run_sweep(st, d / "local", workers=2, progress=False), d / "local"
+
+
+def test_local_and_dask_agree(tmp_path, local_run):
+    local, local_dir = local_run
     (tmp_path / "s.yaml").write_text(STUDY)
     st = load_study(tmp_path / "s.yaml")
     assert len(st.points) == 100
-    local = run_sweep(st, tmp_path / "local", workers=2, progress=False)
     dask = run_sweep(st, tmp_path / "dask", cluster="local", workers=2, progress=False)
     assert len(local) == len(dask) == 100
     pd.testing.assert_frame_equal(_sorted(local), _sorted(dask))
-    front = pd.read_csv(tmp_path / "local" / "pareto.csv")
+    front = pd.read_csv(local_dir / "pareto.csv")
     assert set(front.model) == {"mlp1", "gemm:256,512,384:int8"}
-    assert (tmp_path / "local" / "pareto.png").stat().st_size > 0
+    assert (local_dir / "pareto.png").stat().st_size > 0
 
 
-def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
+def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path, local_run):
     (tmp_path / "s.yaml").write_text(STUDY)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "analysis.cli", "sweep", str(tmp_path / "s.yaml"), "-o", str(out), "--workers", "1"]
@@ -57,7 +68,7 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out / "results.csv")
     assert len(df) == 100 and df.id.is_unique
-    clean = run_sweep(load_study(tmp_path / "s.yaml"), tmp_path / "clean", workers=2, progress=False)
+    clean, _ = local_run              # the same study swept uninterrupted (workers=2)
     pd.testing.assert_frame_equal(_sorted(df), _sorted(clean), check_dtype=False)
     # never a half-written result: every point file parses
     import json

@@ -19,8 +19,15 @@ LAYERS = {"features.0": (54 * 54, 96, 3 * 11 * 11, 1), "features.4": (26 * 26, 1
           "classifier.3": (1, 4096, 4096, 1), "classifier.6": (1, 1000, 4096, 1)}
 
 
-def test_layers_and_macs_by_hand():
-    wl = resolve("alexnet-bvlc")
+@pytest.fixture(scope="module")
+def lowered():
+    """alexnet-bvlc lowered once (no cache: the lowering itself is what both tests read);
+    neither test changes the trace."""
+    return resolve("alexnet-bvlc")
+
+
+def test_layers_and_macs_by_hand(lowered):
+    wl = lowered
     ops = {op.name: op for op in wl.ops if op.is_gemm}
     assert set(ops) == set(LAYERS)
     for name, (m, n, k, g) in LAYERS.items():
@@ -30,7 +37,7 @@ def test_layers_and_macs_by_hand():
     assert sum(op.op == "avg_pool3d" for op in wl.ops) == 2          # the two LRNs' window sums
 
 
-def test_pytorchs_own_count():
+def test_pytorchs_own_count(lowered):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,7 +46,7 @@ def test_pytorchs_own_count():
     fc = FlopCounterMode(display=False)
     with torch.no_grad(), fc:
         model.eval()(x)
-    assert resolve("alexnet-bvlc").macs == fc.get_total_flops() // 2
+    assert lowered.macs == fc.get_total_flops() // 2
 
 
 @pytest.mark.skipif(not os.environ.get("ZIGZAG_INPUTS"), reason="ZigZag 3.9.1's inputs not installed (set ZIGZAG_INPUTS)")
