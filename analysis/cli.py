@@ -350,6 +350,10 @@ def memory(model, batch, seq_len, train, optimizer, recompute, precision, attent
               help="Expert parallelism of a mixture of experts (mixtral-8x7b, moe-tiny): its experts split over "
                    "this many data-parallel replicas of a node, tokens dispatched and combined by all-to-alls "
                    "(analysis.train_moe). With --search: 1 tries every degree that splits the experts.")
+@click.option("--expert-imbalance", type=float, default=1.0, show_default=True,
+              help="With --ep 2 or more and dropless routing: the busiest expert-parallel device's routed tokens "
+                   "over the group's mean (MaxVio + 1, Wang et al. 2024); that device's experts and all-to-alls "
+                   "set the pace (1: balanced).")
 @click.option("--data-loading-ms", type=float, default=0.0, show_default=True,
               help="Host time per step the data loader's workers do not hide (ms): a framework term of the "
                    "step, shown apart (off by default: loaders usually hide it).")

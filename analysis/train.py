@@ -75,6 +75,7 @@ class Job:
     zero3: str = "deepspeed"            # ZeRO-3's implementation (sim.system.zero.PRESETS)
     ep: int = 1                         # expert parallelism of a mixture of experts (analysis.train_moe)
     data_loading_ms: float = 0.0        # host time per step the data loader does not hide (sim.system.framework)
+    expert_imbalance: float = 1.0       # the busiest expert-parallel device's routed rows over the mean
 
     @property
     def devices(self) -> int:
@@ -196,7 +197,7 @@ class Model:
         return {"model": j.model, "family": repr(self.family.padded(tp)), "seq_len": j.seq_len,
                 "microbatch": microbatch, "tp": tp, "sequence_parallel": sequence, "recompute": recompute,
                 "precision": j.precision, "attention": j.attention, "optimizer": j.optimizer, "device": dev,
-                **({"ep": ep} if ep > 1 else {})}
+                **({"ep": ep, "expert_imbalance": j.expert_imbalance} if ep > 1 else {})}
 
     def regions(self, microbatch: int, tp: int, recompute: str,
                 sequence: bool = False, ep: int = 1) -> tuple[list[str], dict[str, Region], Workload]:
@@ -212,7 +213,7 @@ class Model:
         try:
             wl = self._lower(microbatch, recompute, tp, ep)
             shard, comms = tensor_parallel(wl, tp, sequence)
-            comms = comms + (train_moe.a2a_comms(shard) if ep > 1 else [])
+            comms = comms + (train_moe.a2a_comms(shard, self.job.expert_imbalance) if ep > 1 else [])
         except HwsimError as e:          # remembered: the search asks again
             self.cache[key] = e
             raise
@@ -241,7 +242,8 @@ class Model:
         if self.family:
             fam = self.family.padded(tp)
             if ep > 1:
-                fam = dataclasses.replace(fam, cfg=dataclasses.replace(fam.cfg, ep=ep))
+                fam = dataclasses.replace(fam, cfg=dataclasses.replace(fam.cfg, ep=ep,
+                                                                      load_imbalance=self.job.expert_imbalance))
             key = (microbatch, recompute, fam.cfg.vocab, ep)
             if key not in self.lowered:
                 def make() -> Workload:
@@ -251,7 +253,8 @@ class Model:
                 if self.use_cache:          # the padded vocabulary is part of what was lowered
                     from workloads.cache import cached, trace_key
                     self.lowered[key] = cached(trace_key(f"{self.job.model}#vocab={fam.cfg.vocab}"
-                                                         + (f"#ep={ep}" if ep > 1 else ""), microbatch,
+                                                         + (f"#ep={ep}#imb={fam.cfg.load_imbalance:g}" if ep > 1
+                                                            else ""), microbatch,
                                                          self.job.seq_len, False, how), make)
                 else:
                     self.lowered[key] = make()
@@ -453,7 +456,7 @@ class TrainResult:
             "model": j.model, "system": j.system.name, "device": j.system.device, "devices": j.devices, "dp": j.dp, "tp": j.tp, "pp": j.pp,
             "microbatch": j.microbatch, "microbatches": j.global_batch // (j.dp * j.microbatch),
             "global_batch": j.global_batch, "recompute": j.recompute, "schedule": j.schedule, "zero": j.zero,
-            **({"ep": j.ep} if j.ep > 1 else {}),
+            **({"ep": j.ep, "expert_imbalance": j.expert_imbalance} if j.ep > 1 else {}),
             "sequence_parallel": j.sequence_parallel and j.tp > 1, "tp_comm_overlap": j.tp_comm_overlap and j.tp > 1,
             "precision": j.precision, "step_time_s": s.step_us * 1e-6, "samples_per_s": self.samples_per_s,
             "tokens_per_s": self.tokens_per_s, "tflops_per_gpu": self.tflops_per_gpu,

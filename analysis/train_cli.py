@@ -43,11 +43,17 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
               search: bool = False, stage_layers: str | None = None,
               sequence_parallel: bool = False, tp_comm_overlap: bool = False,
               overlap_param_gather: bool = False, zero3: str | None = None, ep: int = 1,
-              data_loading_ms: float = 0.0) -> tuple[Job, int]:
+              data_loading_ms: float = 0.0, expert_imbalance: float = 1.0) -> tuple[Job, int]:
     """The job ``hwsim train`` runs (and the devices each of ``jobs`` copies gets), checked."""
     if zero3 is not None and zero != 3 and not search:
         raise HwsimError(f"--zero3 chooses how ZeRO-3 gathers and reduces; it needs --zero 3 (got --zero {zero}), "
                          "or leave it out")
+    if not 1 <= expert_imbalance < float("inf"):
+        raise HwsimError(f"--expert-imbalance: the busiest expert-parallel device's routed tokens over the mean, "
+                         f">= 1, got {expert_imbalance!r}")
+    if expert_imbalance != 1 and ep < 2 and not search:
+        raise HwsimError("--expert-imbalance is the busiest of the expert-parallel devices; it needs --ep 2 or more "
+                         "(or --search, which tries them)")
     if microbatch is not None and microbatch < 1:     # not "pick one": leave --microbatch out for that
         raise HwsimError(f"--microbatch: must be an integer >= 1, got {microbatch}; leave it out to pick the fastest")
     base = resolve_system(system_spec)
@@ -62,7 +68,7 @@ def build_job(*, model: str, system_spec: Any = "dgx-a100", gpus: int | None = N
         dp = n // (tp * pp)
     job = Job(model, system, tp, pp, dp or 1, global_batch, microbatch or 1, recompute or "full", schedule or "1f1b", zero,
               precision, attention, optimizer, seq_len, _stage_layers(stage_layers), sequence_parallel, tp_comm_overlap,
-              overlap_param_gather, zero3 or "deepspeed", ep, data_loading_ms)
+              overlap_param_gather, zero3 or "deepspeed", ep, data_loading_ms, expert_imbalance)
     if sequence_parallel and not search and tp < 2:
         raise HwsimError("--sequence-parallel splits along the sequence over the tensor-parallel group; it needs "
                          f"--tp 2 or more (got --tp {tp})")
@@ -96,7 +102,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
           attention: str = "unfused", optimizer: str = "adam", seq_len: int | None = None,
           stage_layers: str | None = None, sequence_parallel: bool = False, tp_comm_overlap: bool = False,
           overlap_param_gather: bool = False, zero3: str | None = None, ep: int = 1,
-          data_loading_ms: float = 0.0, cache: bool = True) -> TrainResult:
+          data_loading_ms: float = 0.0, expert_imbalance: float = 1.0, cache: bool = True) -> TrainResult:
     """One training step of ``model`` on ``system`` (``hwsim train`` without ``--search``): where
     microbatch, recomputation or schedule are left open, the fastest setting that fits
     (``result.chosen`` says which). A configuration that does not fit is refused."""
@@ -105,7 +111,7 @@ def train(model: str, *, system: Any = "dgx-a100", gpus: int | None = None, node
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        stage_layers=stage_layers, sequence_parallel=sequence_parallel, tp_comm_overlap=tp_comm_overlap,
                        overlap_param_gather=overlap_param_gather, zero3=zero3, ep=ep,
-                       data_loading_ms=data_loading_ms)
+                       data_loading_ms=data_loading_ms, expert_imbalance=expert_imbalance)
     result, chosen = _resolve(job, Model(job, cache), microbatch, recompute, schedule)
     fits_or_refuse(result)
     return dataclasses.replace(result, chosen=chosen)
@@ -116,7 +122,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                   fmt, workers: int = 1, cluster: str | None = None, cache: bool = False,
                   stage_layers: str | None = None, sequence_parallel: bool = False,
                   tp_comm_overlap: bool = False, overlap_param_gather: bool = False, zero3: str | None = None,
-                  ep: int = 1, data_loading_ms: float = 0.0) -> None:
+                  ep: int = 1, data_loading_ms: float = 0.0, expert_imbalance: float = 1.0) -> None:
     if workers < 1:
         raise HwsimError(f"--workers must be >= 1, got {workers}")
     if cluster:
@@ -127,7 +133,7 @@ def train_command(*, model, system_spec, gpus, nodes, tp, pp, dp, global_batch, 
                        zero=zero, precision=precision, attention=attention, optimizer=optimizer, seq_len=seq_len,
                        jobs=jobs, search=search, stage_layers=stage_layers, sequence_parallel=sequence_parallel,
                        tp_comm_overlap=tp_comm_overlap, overlap_param_gather=overlap_param_gather, zero3=zero3,
-                       ep=ep, data_loading_ms=data_loading_ms)
+                       ep=ep, data_loading_ms=data_loading_ms, expert_imbalance=expert_imbalance)
     system = job.system
     m = Model(job, cache)
     if search:

@@ -11,10 +11,13 @@ Each all-to-all moves a device's ``tokens x top_k`` routed rows (``hidden`` wide
 activations' width): every device sends ``1 / ep`` of them to each device of its group
 (``sim.system.collectives.all_to_all``, simulated once per group and size). The group is
 ``ep`` consecutive replicas; with tensor parallelism 1 (which MoE models need here) those are
-consecutive devices, so within a node up to its size. Routing is taken as balanced (the
+consecutive devices, so within a node up to its size. Routing is balanced by default (the
 auxiliary load-balancing loss of Switch and GShard keeps it near even; a capacity factor,
-where the model has one, bounds the busiest expert's rows): the busiest device's extra work
-under imbalance is not modelled.
+where the model has one, bounds the busiest expert's rows); ``--expert-imbalance F`` (the
+busiest device's routed rows over the group's mean, MaxVio + 1 in Wang et al., 2024,
+arXiv:2408.15664) runs the busiest device: its experts compute ``F`` times the mean's rows
+(``workloads.zoo.moe``) and its all-to-alls receive ``F`` times the mean's bytes, which the
+others wait for.
 
 Left out: the expert weights' gradients are all-reduced over the ``dp / ep`` replicas that
 hold the same experts, where the step all-reduces every gradient over the ``dp`` replicas
@@ -47,9 +50,14 @@ def experts_of(model: "Model") -> int:
 
 def check(job: "Job", model: "Model") -> None:
     """Refuse an expert-parallel degree that does not apply or does not split."""
+    e = experts_of(model)
+    if job.expert_imbalance != 1.0:
+        cf = model.family.cfg.capacity_factor if model.family is not None else None
+        if not e or cf is not None:
+            raise HwsimError(f"--expert-imbalance: {job.model} is not a dropless mixture of experts "
+                             "(mixtral-8x7b, moe-tiny); leave the option out")
     if job.ep == 1:
         return
-    e = experts_of(model)
     if not e:
         raise HwsimError(f"--ep {job.ep}: expert parallelism splits the experts of a zoo MoE decoder whose layers "
                          f"are all MoE layers (mixtral-8x7b, moe-tiny); {job.model} is not one (deepseek-moe-16b's "
@@ -76,10 +84,10 @@ def degrees(job: "Job", model: "Model", dp: int) -> list[int]:
     return [d for d in range(1, min(e, dp, job.system.devices_per_node) + 1) if e % d == 0 and dp % d == 0]
 
 
-def a2a_comms(wl: Workload) -> list[Comm]:
+def a2a_comms(wl: Workload, imbalance: float = 1.0) -> list[Comm]:
     """The all-to-alls of a lowered training step's MoE layers: at each forward dispatch and
     combine, at their gradients, and at their recomputation (backward phase), each of the
-    layer's routed rows (the combine's output)."""
+    layer's routed rows (the combine's output), ``imbalance`` times them for the busiest device."""
     by_name = {op.name: op for op in wl.ops}
     out = []
     for op in wl.ops:
@@ -88,7 +96,8 @@ def a2a_comms(wl: Workload) -> list[Comm]:
             continue                  # (the gradients' other ops: slice_backward)
         rows = by_name[base.replace(DISPATCH, COMBINE)].operand("output")
         assert rows is not None
-        out.append(Comm("forward" if op.phase == "forward" else "backward", "all_to_all", rows.nbytes, op.name))
+        out.append(Comm("forward" if op.phase == "forward" else "backward", "all_to_all", rows.nbytes * imbalance,
+                        op.name))
     return out
 
 

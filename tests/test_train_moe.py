@@ -82,3 +82,29 @@ def test_a_search_tries_every_degree_that_splits_the_experts():
     job = build_job(model="moe-tiny", gpus=4, global_batch=4, search=True, seq_len=32)[0]
     eps = {r.job.ep for r in search(job, Model(job), tps=[1]) if r.job.dp == 4}
     assert eps == {1, 2, 4}
+
+
+def test_the_busiest_device_of_an_uneven_routing_sets_the_pace():
+    """--expert-imbalance 1.5 (the busiest device's routed rows over the mean): at ep 2 its two
+    experts compute ceil(2 x 128 x 1.5) = 384 rows each instead of 256, and its all-to-alls
+    receive 1.5 x 262,144 bytes; its compute and communication take longer (moe-tiny's step is
+    the host's launches, which hide both) and the summary says so."""
+    job = _job(ep=2, expert_imbalance=1.5)
+    m = Model(job)
+    wl = m._lower(2, "none", 1, 2)
+    up = next(op for op in wl.ops if op.name == "h.0.mlp.w_up" and op.phase == "forward")
+    assert (up.copies, up.dims["M"], up.dims["N"], up.dims["K"]) == (2, 384, 512, 256)
+    assert {c.nbytes for c in a2a_comms(wl, 1.5)} == {1.5 * 256 * 2 * 256 * 2}
+    even, uneven = run(_job(ep=2)), run(job)
+    assert uneven.step.compute_us > even.step.compute_us and uneven.step.comm_us > even.step.comm_us
+    assert uneven.summary()["expert_imbalance"] == 1.5
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(ep=1, expert_imbalance=1.3), "needs --ep 2 or more"),
+    (dict(ep=2, expert_imbalance=0.5), ">= 1"),
+    (dict(ep=2, model="gpt:2,128,4,64,1000", expert_imbalance=1.3), "not a dropless mixture of experts"),
+])
+def test_an_imbalance_that_does_not_apply_is_refused(kw, message):
+    with pytest.raises(HwsimError, match=message):
+        run(_job(**kw))

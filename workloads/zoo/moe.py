@@ -26,7 +26,12 @@ With expert parallelism (``cfg.ep``: Lepikhin et al., 2021; Megatron-Core's
 the all-to-all dispatch (which the training step times: ``analysis.train_moe``), each of its
 experts computes the tokens the ``ep`` devices of its group routed to it: ``ep x capacity``
 rows, the same rows in all as without it. The buffers and the router keep their shapes; only
-the experts' weights and the GEMMs' grouping change.
+the experts' weights and the GEMMs' grouping change. Routing is uneven across the group in
+practice (the auxiliary loss bounds it, does not remove it; Wang et al., 2024,
+arXiv:2408.15664, measure it as MaxVio, the busiest expert's load over the mean, minus one):
+with dropless routing the busiest device sets the pace, so ``cfg.load_imbalance`` (that
+ratio for the group's devices) lowers the busiest device, its experts' buffers
+``load_imbalance`` times the mean's rows.
 
 Shared experts (Dai et al., 2024, "DeepSeekMoE") see every token; they run as one dense MLP
 of ``shared_experts x expert width``, which computes the same as separate experts summed.
@@ -110,11 +115,12 @@ class MoE(nn.Module):
         choice = expert.reshape(-1)                                         # token t's j-th choice at t*k + j
         routed = (choice.unsqueeze(1) == torch.arange(E, device=x.device)).long()     # [T*k, E]
         slot = (torch.cumsum(routed, 0) - 1).gather(1, choice.unsqueeze(1)).squeeze(1)
-        spare = E * C                                                       # where dropped tokens go
+        rows = math.ceil(cfg.ep * C * cfg.load_imbalance)                 # each local expert's buffer rows
+        spare = E // cfg.ep * rows                                          # where dropped tokens go
         row = torch.where(slot < C, choice * C + slot, torch.full_like(slot, spare))
         src = xt.repeat_interleave(k, dim=0)                                # [T*k, h]
         buf = xt.new_zeros(spare + 1, shape[-1]).index_add(0, row, src)
-        tokens = buf[:spare].view(E // cfg.ep, cfg.ep * C, shape[-1])     # each local expert: its rows from ep devices
+        tokens = buf[:spare].view(E // cfg.ep, rows, shape[-1])            # each local expert: its rows from ep devices
         if cfg.act == "swiglu":
             hid = F.silu(torch.bmm(tokens, self.w_gate)) * torch.bmm(tokens, self.w_up)
         else:

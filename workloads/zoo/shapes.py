@@ -46,6 +46,9 @@ class Config:
     capacity_factor: float | None = None   # None: dropless; else each expert takes cf x tokens x k / experts
     renorm_top_k: bool = False       # the k routing weights divided by their sum (Mixtral)
     ep: int = 1                      # expert parallelism: this device holds experts / ep of them
+    # with ep > 1 and dropless routing: the busiest expert-parallel device's routed rows over
+    # the group's mean (1: balanced); the device lowered is the busiest (workloads.zoo.moe)
+    load_imbalance: float = 1.0
 
     def __post_init__(self) -> None:
         for f in ("layers", "hidden", "heads", "seq", "vocab"):
@@ -71,6 +74,13 @@ class Config:
         if not isinstance(self.ep, int) or self.ep < 1 or (self.experts or 1) % self.ep:
             raise HwsimError(f"--ep {self.ep}: expert parallelism splits the {self.experts} experts evenly; "
                              "use a divisor of the expert count (1 for a dense model)")
+        imb = self.load_imbalance
+        if isinstance(imb, bool) or not isinstance(imb, (int, float)) or not 1 <= imb < float("inf"):
+            raise HwsimError(f"--expert-imbalance: the busiest expert-parallel device's routed tokens over the mean, "
+                             f">= 1, got {imb!r}")
+        if imb > 1 and (self.ep < 2 or self.capacity_factor is not None):
+            raise HwsimError("--expert-imbalance applies to dropless routing over expert-parallel devices (--ep 2 "
+                             "or more, no capacity factor, which caps the busiest expert instead)")
 
     @property
     def moe_layers(self) -> int:
