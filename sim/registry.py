@@ -95,6 +95,9 @@ def resolve_arch(spec: str | Any) -> Any:
     if spec.startswith("zigzag:"):
         from .spatial.zigzag import load
         return load(spec[len("zigzag:"):])
+    if spec.startswith("timeloop:"):          # AccelForge / Timeloop architecture files (sim.spatial.timeloop)
+        from .spatial.timeloop import load as load_timeloop
+        return load_timeloop(spec[len("timeloop:"):])
     if spec.endswith((".yaml", ".yml")):
         from .archbase import load_yaml_arch
         return load_yaml_arch(Path(spec), table)
