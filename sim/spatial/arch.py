@@ -44,7 +44,8 @@ __all__ = ["OBJECTIVES", "TIMINGS", "FAMILIES", "Level", "SpatialArch", "describ
 Objective = Literal["latency", "energy", "edp"]
 Timing = Literal["analytical", "stepped"]
 OperandRegisters = Literal["pe", "port", "none"]
-Loading = Literal["tile", "overlapped"]
+Loading = Literal["tile", "overlapped", "roofline"]
+Factors = Literal["padded", "divisors"]
 PsumReads = Literal["revisits", "writes"]
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
 TIMINGS: tuple[Timing, ...] = typing.get_args(Timing)
@@ -87,9 +88,20 @@ class Level:
     # the array dimensions ("D1" rows, "D2" columns, "D3", ...) it is shared along, one instance
     # per combination of the others (ZigZag's served_dimensions); None: per_pe says (none or all)
     served: tuple[str, ...] | None = None
+    # the operands the mapping search may keep out of this level (AccelForge's tensors.may_keep
+    # less keep): per operand and op, the search tries the level holding it and bypassing it,
+    # a bypassed operand's tiles then moving straight between the levels below and above
+    bypass: tuple[str, ...] = field(default=(), metadata={"json_schema": {
+        "type": "array", "items": {"enum": list(OPERANDS)}, "uniqueItems": True}})
 
     def __post_init__(self) -> None:
         check_fields(self)
+        byp = self.bypass
+        need(isinstance(byp, (list, tuple)) and all(isinstance(o, str) for o in byp), f"{self.name}.bypass",
+             f"must be a list of the level's operands, got {byp!r}")
+        need(all(o in self.operands for o in byp) and len(set(byp)) == len(byp), f"{self.name}.bypass",
+             f"must list operands the level holds ({', '.join(self.operands)}), each once, got {list(byp)}")
+        object.__setattr__(self, "bypass", tuple(byp))
         if self.served is not None:
             need(isinstance(self.served, (list, tuple)) and all(isinstance(a, str) for a in self.served),
                  f"{self.name}.served", f"must be a list of array dimensions (D1, D2, ...), got {self.served!r}")
@@ -214,7 +226,20 @@ class SpatialArch:
     # slower of its two ports), except that a tile crossing once per layer streams in its
     # ports' idle cycles during the compute and adds only what they leave (at least the
     # innermost level's tile)
+    # "roofline" (AccelForge 1.0's latency, sim.spatial.timeloop): the slowest component's own
+    # time and nothing else: the array's temporal iterations (the MACs at their throughput) or
+    # the busiest port of any level (every bit it reads and writes during the op, over its read
+    # and write widths, per instance, one shared port taking both), whichever is longer; no
+    # first-tile fill, no last-tile drain, no single-buffer refill stall. Analytical only: the
+    # stepped engine counts fills and drains, so timing "stepped" with it is refused
     loading: Loading = "tile"
+    # factors: which spatial factors the search may give a loop dimension. "padded": as much of
+    # the array dimension as the loop has (at most its cap), the last tile of a loop that does
+    # not divide evenly padded and run as a full one; "divisors" (AccelForge's mapper with a
+    # fanout's min_usage 1, sim.spatial.timeloop): only factors that divide the loop's bound,
+    # the largest such, so every spatial and temporal tile is whole (a 256-wide GEMM on a 14x12
+    # array: 8x8 PEs)
+    factors: Factors = "padded"
     # psum_reads: how often a level holding partial sums reads them back. "revisits": when an
     # output tile comes back for more of its reduction (not on its first visit); "writes":
     # ZigZag 3.9.1's count (zigzag/mapping/mapping.py, calc_req_mem_bw_and_data_transfer_rate:
@@ -259,6 +284,11 @@ class SpatialArch:
                  f"hold one word of each of its operands ({', '.join(x.operands)}: {word} bits at word_bits "
                  f"{self.word_bits}, acc_bits {self.acc_bits}); give it at least {halves * word / 8:g} bytes")
         need(not any(x.kind == "dram" for x in lv[:-1]), "levels", "only the last level may be kind dram")
+        need(not top.bypass, f"levels[{len(lv) - 1}].bypass", f"the off-chip level ({top.name}) holds every "
+             "operand; it cannot be bypassed")
+        need(self.timing != "stepped" or not any(x.bypass for x in lv), "timing",
+             "stepped steps one hierarchy; a level's bypass makes the search choose among several: leave bypass "
+             "out or use timing analytical")
         self._check_nested(lv)
         n = len(self.array)
         un = self.unrollings
@@ -272,6 +302,9 @@ class SpatialArch:
                  "columns ('FY,OY' or 'FY*C,OY') among unrollings; add one or choose ws, os or is")
         for k, v in self.op_unrollings.items():
             unrolling(v, f"op_unrollings.{k}", n)
+        need(not (self.timing == "stepped" and self.loading == "roofline"), "loading",
+             "roofline (no fill, no drain) is the analytical engine's count; timing stepped counts every fill and "
+             "drain: use loading tile with it, or timing analytical")
         need(bool(self.name), "name", "must not be empty")
 
     def _served(self, x: Level, i: int) -> Level:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .nest import Nest
 
 __all__ = ["ARRAY", "PER_PE", "Side", "parse_side", "dims_of", "axis_names", "unrolling", "spatial_factors",
-           "axis_of", "served_axes", "level_groups", "groups_for"]
+           "axis_of", "served_axes", "largest_divisor", "level_groups", "groups_for"]
 
 ARRAY, PER_PE = 0, 1          # the groups every design has: the whole array, one PE
 Side = tuple[tuple[str, int], ...]     # (loop dimension, cap; 0: none) in the order they take the side
@@ -90,16 +90,29 @@ def unrolling(v: Any, where: str, n: int) -> tuple[str, ...]:
     return sides
 
 
-def spatial_factors(nest: Nest, unroll: Sequence[str], *sizes: int) -> dict[str, int]:
+def spatial_factors(nest: Nest, unroll: Sequence[str], *sizes: int, divisors: bool = False) -> dict[str, int]:
     """Each side's dimensions in turn take as much of its array dimension as they can, up to
-    their cap (``FY*C`` on 12 rows with a 3x3 filter: FY 3, then C 4)."""
+    their cap (``FY*C`` on 12 rows with a 3x3 filter: FY 3, then C 4); with ``divisors``
+    (``SpatialArch.factors``) the largest factor of that much that divides the loop's bound
+    (C 256 on 14 columns: 8)."""
     out: dict[str, int] = {}
     for side, cap in zip(unroll, sizes):
         for d, most in parse_side(side):
             f = max(1, min(nest.sizes[d], cap, most or cap))
+            if divisors:
+                f = largest_divisor(nest.sizes[d], f)
             out[d] = f
             cap //= f
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def largest_divisor(n: int, most: int) -> int:
+    """The largest divisor of ``n`` that is at most ``most`` (at least 1)."""
+    for f in range(min(n, most), 1, -1):
+        if n % f == 0:
+            return f
+    return 1
 
 
 @functools.lru_cache(maxsize=1024)

@@ -37,7 +37,9 @@ is longer; refills of a level that is not double-buffered stall the array
 (``_refill_stall``); then what crosses before the array starts and after it stops
 (``SpatialArch.loading``): the array's first operands from the last level and the last
 output tile of the outermost on-chip level, whole ("tile"), or ZigZag's on- and
-offloading (Mei et al. 2021; ``_loading``, "overlapped").
+offloading (Mei et al. 2021; ``_loading``, "overlapped"); "roofline" (AccelForge's latency)
+adds nothing and stalls nothing: the array's cycles or the busiest port, all its traffic
+counted, whichever is longer.
 
 A single-buffered level with separate read and write ports takes the next tile of an input
 or weight in the last pass over its current one (``last_pass``, ``windowed``): the array
@@ -231,7 +233,7 @@ def allocate(nest: Nest, arch: SpatialArch, unrolling: tuple[str, ...], loops: t
     """LOMA's bottom-up allocation (see the module); None where a level cannot hold even
     the tile of the level below it. ``plan`` is ``level_plan(arch, bits)``, passed by a
     caller that allocates many orders."""
-    sp = spatial_factors(nest, unrolling, *arch.array)
+    sp = spatial_factors(nest, unrolling, *arch.array, divisors=arch.factors == "divisors")
     n = len(loops)
     cur = {o: 0 for o in OPERANDS}
     bounds: dict[tuple[int, str], int] = {}
@@ -370,6 +372,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
     chains = _chains(levels)
     edges: list[Edge] = []              # tile transfers between levels, each operand's innermost first
     overlapped = arch.loading == "overlapped"
+    roofline = arch.loading == "roofline"           # no fill, no drain, no refill stall
     every_write = arch.psum_reads == "writes"
     for k, o in enumerate(OPERANDS):
         child: int | None = None            # the array's own operand registers
@@ -398,7 +401,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
                 if child is not None:
                     edges.append((o, child, parent, b_child, nfill, width))
                     move(child, w, nfill, o, b_child, width)
-                    if not levels[child].double_buffered:
+                    if not levels[child].double_buffered and not roofline:
                         stall += _refill_stall(levels[child], o, tab.fp(o, b_child, group[child]) * width, nfill,
                                                last_pass(loops, b_child, o), not overlapped)
             child, b_child = parent, m.bounds[(parent, o)]
@@ -413,7 +416,7 @@ def evaluate(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, int]
             out = o == "output"
             edge[c][0 if out else 1] += tab.fp(o, b, group[c]) * width
             edge[p][1 if out else 0] += tab.fp(o, b, group[p]) * width
-    else:
+    elif not roofline:
         for o in OPERANDS:          # the array's first operands arrive before it starts (refills then stream)
             if o != "output" and any(i < top for i in chains[o]):
                 first += tab.fp(o, 0, ARRAY) * bits[o] / levels[top].read_bits
@@ -541,6 +544,10 @@ def lower_bound(nest: Nest, arch: SpatialArch, m: Mapping_, bits: Mapping[str, i
     for _, f in m.loops:
         compute *= f
     busy = rc + wc if lv.shared_port else max(rc, wc)
+    if arch.loading == "roofline":      # every bit in the port time (rb, wb whole), nothing before or after
+        rc, wc = rb / lv.read_bits, wb / lv.write_bits
+        busy = rc + wc if lv.shared_port else max(rc, wc)
+        first = drain = 0.0
     return max(compute, busy) + first + drain - 1, energy * (1 - 1e-9)
 
 

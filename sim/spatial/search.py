@@ -33,6 +33,7 @@ its MAC and last-level energy) is already worse than the best found is not coste
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import TYPE_CHECKING, Mapping
 
 from workloads.errors import HwsimError
@@ -45,7 +46,7 @@ from .nest import DIMS, OPERANDS, RELEVANT, Nest
 if TYPE_CHECKING:
     from .arch import SpatialArch
 
-__all__ = ["best", "DATAFLOWS", "row_stationary", "stationary", "dataflow", "units", "hoisted"]
+__all__ = ["best", "bypassed", "DATAFLOWS", "row_stationary", "stationary", "dataflow", "units", "hoisted"]
 
 
 def _key(c: Cost, objective: str) -> tuple[float, float]:
@@ -72,17 +73,48 @@ def _may_win(lb: tuple[float, float], found: Cost, objective: str) -> bool:
 
 def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
          objective: str | None = None, unrollings: tuple[tuple[str, ...], ...] | None = None) -> Cost:
+    """The best mapping (see the module); where levels may be bypassed (``Level.bypass``), the
+    best over every choice of which operands bypass them (none first: ties keep every level)."""
     objective = objective or arch.objective
+    found: Cost | None = None
+    for variant in bypassed(arch):
+        c = _best(nest, variant, bits, out_bits, objective, unrollings)
+        if found is None or _key(c, objective) < _key(found, objective):
+            found = c
+    assert found is not None
+    return found
+
+
+def bypassed(arch: SpatialArch) -> list[SpatialArch]:
+    """The design as each choice of bypasses leaves it (``Level.bypass``), keeping every level
+    first: a bypassed operand leaves the level's operands (a level left with none, the
+    hierarchy), its tiles then moving between the levels below and above it."""
+    pairs = [(i, o) for i, lv in enumerate(arch.levels) for o in lv.bypass]
+    if not pairs:
+        return [arch]
+    out = []
+    for mask in itertools.product((False, True), repeat=len(pairs)):
+        skip = {p for p, m in zip(pairs, mask) if m}
+        levels = []
+        for i, lv in enumerate(arch.levels):
+            ops = tuple(o for o in lv.operands if (i, o) not in skip)
+            if ops:
+                levels.append(replace(lv, operands=ops, bypass=()))
+        out.append(replace(arch, levels=tuple(levels)))
+    return out
+
+
+def _best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int, objective: str,
+          unrollings: tuple[tuple[str, ...], ...] | None) -> Cost:
     if objective in ("energy", "edp") and not (arch.mac_pj and all(x.priced for x in arch.levels)):
         raise HwsimError(f"objective {objective}: {arch.name} must price every level (read_pj, write_pj) and "
                          f"its MAC (mac_pj) for the mapping search; or search for latency")
     family = arch.dataflow
     plan = level_plan(arch, bits)
     found: Cost | None = None
-    for un in unrollings or arch.unrollings:
+    for un, sp in _spatials(nest, arch, unrollings or arch.unrollings):
         if family and (family == "rs") != row_stationary(un):
             continue
-        sp = spatial_factors(nest, un, *arch.array)
         groups = groups_for(arch.levels, un, sp)
         trips = temporal(nest, sp)
         if found is not None and objective == "latency" and _array_cycles(trips) > found.cycles:
@@ -112,6 +144,19 @@ def best(nest: Nest, arch: SpatialArch, bits: Mapping[str, int], out_bits: int,
         raise HwsimError(f"{arch.name}: no mapping fits its memories (the innermost levels cannot hold one "
                          "word of each operand); give its levels more capacity")
     return found
+
+
+def _spatials(nest: Nest, arch: SpatialArch, unrollings: tuple[tuple[str, ...], ...]
+              ) -> list[tuple[tuple[str, ...], dict[str, int]]]:
+    """Each unrolling with its spatial factors; with ``factors`` "divisors" only the unrollings
+    that put the most PEs to work (AccelForge's min_usage 1: every fanout as fully used as
+    whole tiles allow, no unrolling idling a side on a loop of 1 where another fills it)."""
+    divisors = arch.factors == "divisors"
+    out = [(un, spatial_factors(nest, un, *arch.array, divisors=divisors)) for un in unrollings]
+    if divisors:
+        most = max(_array_cycles(sp) for _, sp in out)
+        out = [(un, sp) for un, sp in out if _array_cycles(sp) == most]
+    return out
 
 
 DATAFLOWS = {

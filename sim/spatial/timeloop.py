@@ -31,8 +31,11 @@ AccelForge's model, as hwsim's switches say it: outputs at the workload's width 
 level (no wider partial sums: ``acc_bits`` = ``word_bits`` = 8, AccelForge's examples'
 ``bits_per_value``), every MAC reading and writing the innermost output holder
 (``pe_accumulator`` false, ``psum_reads`` "writes"), the innermost input and weight holders
-read every MAC (``operand_registers`` "none"), accesses priced by the bit; the mapping
-search minimises energy, as AccelForge's mapper tutorial does (``Metrics.ENERGY``).
+read every MAC (``operand_registers`` "none"), accesses priced by the bit; latency the slowest component's own time (``loading``
+"roofline": the MACs' or the busiest port's, no fill or drain); a fanout's ``min_usage: 1``
+as AccelForge's mapper takes it, only factors that divide the layer's loops (``factors``
+"divisors", then imposed on every fanout); the mapping search minimises energy, as
+AccelForge's mapper tutorial does (``Metrics.ENERGY``).
 
 Where the file leaves an energy to AccelForge's estimator plug-ins (``component_class``
 with no ``energy``: CACTI, the hwcomponents library), hwsim does not run them: it reads the
@@ -46,9 +49,9 @@ Jinja beyond ``{% set X = X | default(V) %}`` and ``{{X}}``, per-memory ``bits_p
 and ``values_per_action``, spatial ``loop_bounds``, actions other than read, write and
 compute, expressions beyond arithmetic, comparisons, ``if``/``else``, ``len`` and
 ``TENSOR.bits_per_value``. Accepted and not modelled (said in ``source``): ``may_reuse``
-(hwsim multicasts along every dimension a level serves), ``min_usage`` (hwsim pads a partial
-tile; AccelForge's mapper wants factors that fill the fanout), a may_keep level's bypass
-(hwsim's level always holds its operands).
+(hwsim multicasts along every dimension a level serves), a ``min_usage`` between 0 and 1
+(hwsim pads a partial tile). A memory's ``may_keep`` tensors beyond its ``keep`` are its
+``bypass``: the search tries the level with and without each.
 """
 
 from __future__ import annotations
@@ -353,6 +356,7 @@ def read(p: Path, text: str) -> SpatialArch:
     fanouts: list[tuple[str, int, frozenset[str] | None]] = []
     mems: list[tuple[int, Memory, int]] = []          # (node index, memory, fanouts at or above it)
     kept: dict[str, frozenset[str]] = {}
+    usages: list[float] = []                          # each fanout's min_usage
     static_w = 0.0
     for i, n in enumerate(nodes[:ci]):
         where = f"{p}: arch.nodes[{i}] ({n.name})"
@@ -365,8 +369,9 @@ def read(p: Path, text: str) -> SpatialArch:
             if s.may_reuse not in (None, "All") and (reuse is None or
                                                      tensor_set(s.may_reuse, kept, sw) != reuse):
                 notes.append(f"{s.name}'s may_reuse {s.may_reuse} read as reuse allowed (hwsim multicasts)")
-            if evaluate(s.min_usage, f"{sw}.min_usage") > 0:
-                notes.append(f"{s.name}'s min_usage not imposed (hwsim pads a partial tile)")
+            usage = evaluate(s.min_usage, f"{sw}.min_usage")
+            _need(0 <= usage <= 1, f"{sw}.min_usage", f"must be a fraction of the fanout from 0 to 1, got {usage:g}")
+            usages.append(usage)
             fanouts.append((s.name, int(f), reuse))
         if isinstance(n, Memory):
             for a in n.actions:
@@ -380,8 +385,6 @@ def read(p: Path, text: str) -> SpatialArch:
             ops = tensor_set(n.tensors.keep, kept, f"{where}.tensors.keep") | \
                 tensor_set(n.tensors.may_keep, kept, f"{where}.tensors.may_keep")
             kept[n.name] = tensor_set(n.tensors.keep, kept, f"{where}.tensors.keep")
-            if n.tensors.may_keep not in (None, "Nothing") and ops != kept[n.name]:
-                notes.append(f"{n.name} holds its may_keep tensors (hwsim does not bypass it)")
             if ops:
                 mems.append((i, n, len(fanouts)))
             else:
@@ -394,6 +397,12 @@ def read(p: Path, text: str) -> SpatialArch:
     if mac.leak_power is not None:
         static_w += evaluate(mac.leak_power, f"{cw}.leak_power") * math.prod(f for _, f, _ in fanouts)
     _need(bool(mems), f"{p}: arch.nodes", "needs a !Memory (the outermost is off-chip)")
+    # min_usage 1 on a fanout: AccelForge's mapper takes only factors that divide the layer
+    divisors = any(u >= 1 for u in usages)
+    if divisors and not all(u >= 1 for u in usages):
+        notes.append("min_usage 1 on some fanouts imposed on all (factors: divisors)")
+    if any(0 < u < 1 for u in usages):
+        notes.append("a min_usage below 1 not imposed")
     _need(len(fanouts) - 2 <= MAX_EXTRA, f"{p}: arch.nodes", f"hwsim's arrays have at most {MAX_EXTRA + 2} "
                                                               f"dimensions, the fanouts make {len(fanouts)}")
     dims = [f"D{k + 1}" for k in range(max(2, len(fanouts)))]
@@ -426,10 +435,12 @@ def read(p: Path, text: str) -> SpatialArch:
         served = tuple(dims[above + j] for j in range(len(fanouts) - above))
         kind: LevelKind = "dram" if top else ("rf" if not served else "sram")
         safe = "".join(ch if ch.isalnum() else "_" for ch in m.name)
+        may = ops - tensor_set(m.tensors.keep, kept, where)         # may_keep only: the search may bypass it
         levels.append(Level(safe, tuple(o for o in OPERANDS if o in ops),
                             0.0 if top else (UNBOUNDED_BYTES if math.isinf(size) else size / 8),
                             served=None if top else served, read_bits=ports["read"][0], write_bits=ports["write"][0],
-                            shared_port=shared, read_pj=ports["read"][1], write_pj=ports["write"][1], kind=kind))
+                            shared_port=shared, read_pj=ports["read"][1], write_pj=ports["write"][1], kind=kind,
+                            bypass=tuple(o for o in OPERANDS if o in may and not top)))
     sizes = [f for _, f, _ in fanouts] + [1] * (2 - len(fanouts))
     resolved = RESOLVED_MARK in "".join(ln for ln in text.splitlines()[:8] if ln.lstrip().startswith("#"))
     source = (f"{SOURCE_PREFIX}{p} (AccelForge 1.0 format); array "
@@ -442,6 +453,6 @@ def read(p: Path, text: str) -> SpatialArch:
     return SpatialArch(name=p.stem.replace(".resolved", ""), rows=sizes[0], cols=sizes[1],
                        extra_dims=tuple(sizes[2:]), clock_mhz=clock / 1e6, word_bits=WORD_BITS, acc_bits=WORD_BITS,
                        mac_pj=mac_pj, levels=tuple(reversed(levels)), unrollings=_unrollings(p, fanouts),
-                       pe_accumulator=False, operand_registers="none", port_words=False, loading="tile",
-                       psum_reads="writes", objective="energy", static_power_w=static_w, technology_nm=28,
+                       pe_accumulator=False, operand_registers="none", port_words=False, loading="roofline",
+                       factors="divisors" if divisors else "padded", psum_reads="writes", objective="energy", static_power_w=static_w, technology_nm=28,
                        source=source.rstrip("; "))
