@@ -1,12 +1,12 @@
 """hwsim against AccelForge 1.0.467 on AccelForge's tutorial designs, read by ``timeloop:``.
 
     /tmp/af/bin/python benchmarks/accelforge_peer.py --out benchmarks/data/accelforge_peer.json \
-        --resolved examples/accelforge                          # AccelForge's side (its own venv)
+        --resolved benchmarks/data/accelforge                          # AccelForge's side (its own venv)
     .venv/bin/python benchmarks/accelforge_compare.py benchmarks/data/accelforge_peer.json
 
 Per design and layer: dynamic energy (pJ), cycles and DRAM bytes, hwsim's over AccelForge's,
 and per design the totals over the layers both ran. hwsim reads the tutorial files
-(``examples/accelforge/``, copies of AccelForge's ``examples/arches``) with
+(``benchmarks/data/accelforge/``, copies of AccelForge's ``examples/arches``) with
 ``sim.spatial.timeloop``; eyeriss.yaml leaves its energies to AccelForge's plug-ins, so hwsim
 reads ``eyeriss.resolved.yaml`` (the energies AccelForge computed). Both search for the
 mapping of least energy. hwsim's energy here is its dynamic energy (its static power is 0
@@ -35,9 +35,9 @@ def design_of(design: str) -> object:
     import re
 
     from sim.registry import resolve_arch
-    arch = resolve_arch(f"timeloop:{ROOT / 'examples/accelforge' / FILES[design]}")
+    arch = resolve_arch(f"timeloop:{ROOT / 'benchmarks/data/accelforge' / FILES[design]}")
     orig = ORIGINAL.get(design)
-    if orig and re.search(r"min_usage:\s*1\b", (ROOT / "examples/accelforge" / orig).read_text()):
+    if orig and re.search(r"min_usage:\s*1\b", (ROOT / "benchmarks/data/accelforge" / orig).read_text()):
         arch = dataclasses.replace(arch, factors="divisors", source=arch.source + f"; min_usage 1 as {orig} says")
     return arch
 

@@ -4,7 +4,7 @@ designs on the comparison's layers and write what it reports as JSON.
 Run with AccelForge's own environment (it is a peer tool, never a dependency of hwsim):
 
     /tmp/af/bin/python benchmarks/accelforge_peer.py --out benchmarks/data/accelforge_peer.json \
-        --resolved examples/accelforge
+        --resolved benchmarks/data/accelforge
 
 Per design and layer: dynamic energy (pJ; AccelForge's leak energy apart), latency (s) and
 cycles (latency x the MAC's clock), DRAM bytes (MainMemory's read and write actions times

@@ -22,7 +22,7 @@ from sim.spatial.search import _key, best, hoisted, units
 from workloads.errors import HwsimError
 
 ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples" / "accelforge"
+EX = ROOT / "benchmarks" / "data" / "accelforge"
 BITS = {"input": 8, "weight": 8}
 
 

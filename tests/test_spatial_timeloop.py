@@ -145,7 +145,7 @@ def test_accelforge_tutorial_designs_read(name: str, array: tuple[int, ...]) -> 
 
 
 def test_stored_tutorial_copies_read() -> None:
-    root = Path(__file__).resolve().parents[1] / "examples" / "accelforge"
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "accelforge"
     for f, array in (("tpu_v4i.yaml", (4, 128, 128)), ("nvdla.yaml", (32, 192)), ("eyeriss.resolved.yaml", (14, 12))):
         a = resolve_arch(f"timeloop:{root / f}")
         assert a.array == array
