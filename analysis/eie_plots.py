@@ -46,6 +46,7 @@ def plot(rows: Sequence[Mapping[str, object]], x: str, y: str, path: str | os.Pa
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
+    fig.set_layout_engine(None)     # laid out: savefig then draws once (a layout engine costs it a dry draw first)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

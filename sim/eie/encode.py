@@ -10,12 +10,15 @@ padding entry ``(v=0, z=15)``. Column pointers ``p`` delimit each column:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Hashable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from workloads.errors import HwsimError
+
+from .memo import Memo, frozen_array, nbytes_of
 
 __all__ = [
     "SparseLayer", "PESlice", "Encoded", "encode", "decode", "ColumnMajor", "column_major", "batch_counts",
@@ -37,6 +40,9 @@ class SparseLayer:
     idx: np.ndarray
     codebook: np.ndarray
     frac_bits: int = 12
+    # how :func:`synthetic` drew the layer (its arguments), which keys the memos of what is
+    # derived from it (sim.eie.memo); None for any other layer (``dataclasses.replace`` too)
+    recipe: Hashable | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def nnz(self) -> int:
@@ -179,8 +185,18 @@ class ColumnMajor:
     start: NDArray[np.int64]
 
 
+COLUMN_MAJOR: Memo[ColumnMajor] = Memo("column-major layers", max_items=32, max_bytes=128 << 20)
+
+
 def column_major(layer: SparseLayer) -> ColumnMajor:
-    """The layer's non-zeros inside its shape (those :func:`encode` keeps), sorted by (column, row)."""
+    """The layer's non-zeros inside its shape (those :func:`encode` keeps), sorted by (column, row).
+    Read-only; made once per process for a :func:`synthetic` layer's recipe."""
+    if layer.recipe is None:
+        return _column_major(layer)
+    return COLUMN_MAJOR.get(layer.recipe, lambda: _column_major(layer), lambda cm: nbytes_of((cm.rows, cm.start)))
+
+
+def _column_major(layer: SparseLayer) -> ColumnMajor:
     R, C = layer.shape
     rows, cols = layer.rows.astype(np.int64), layer.cols.astype(np.int64)
     if not (_inside(rows, 0, R) and _inside(cols, 0, C)):
@@ -193,7 +209,7 @@ def column_major(layer: SparseLayer) -> ColumnMajor:
     start = np.zeros(C + 1, dtype=np.int64)
     np.cumsum(np.bincount(cols, minlength=C), out=start[1:])
     rdt = np.int16 if R <= 1 << 15 else np.int32 if R <= 1 << 31 else np.int64
-    return ColumnMajor((R, C), rows[order].astype(rdt), start)
+    return ColumnMajor((R, C), frozen_array(rows[order].astype(rdt)), frozen_array(start))
 
 
 def batch_counts(cm: ColumnMajor, num_pes: int, batch_rows: int, max_run: int = 15,
@@ -331,10 +347,34 @@ def from_dense(w: np.ndarray, index_bits: int = 4, frac_bits: int = 12, codebook
                        idx.astype(np.uint8), cbf, frac_bits)
 
 
+# Seeded synthetic layers by recipe: the nine EIE benchmark layers (about 12M non-zeros,
+# 17 bytes each) fit; a layer over the budget is drawn for each call and not kept.
+SYNTHETIC: Memo[SparseLayer] = Memo("synthetic layers", max_items=64, max_bytes=512 << 20)
+
+
 def synthetic(rows: int, cols: int, density: float, seed: int = 0, index_bits: int = 4,
               frac_bits: int = 12) -> SparseLayer:
     """A seeded random layer with exactly ``round(density * rows * cols)`` non-zeros placed
-    uniformly, indices uniform over the non-zero codebook entries."""
+    uniformly, indices uniform over the non-zero codebook entries. Its arrays are read-only:
+    for the same arguments (ints, and a float density) the layer is drawn once per process
+    and shared (sim.eie.memo)."""
+    args = (rows, cols, seed, index_bits, frac_bits)
+    if not (all(type(a) is int for a in args) and isinstance(density, float)):
+        return _frozen(_synthetic(rows, cols, density, seed, index_bits, frac_bits), None)
+    # an np.float64 density draws what the same float does (both IEEE doubles)
+    key = ("synthetic", rows, cols, float(density), seed, index_bits, frac_bits)
+    return SYNTHETIC.get(key, lambda: _frozen(_synthetic(rows, cols, float(density), seed, index_bits, frac_bits), key),
+                         lambda lay: nbytes_of((lay.rows, lay.cols, lay.idx, lay.codebook)))
+
+
+def _frozen(layer: SparseLayer, recipe: Hashable | None) -> SparseLayer:
+    for a in (layer.rows, layer.cols, layer.idx, layer.codebook):
+        frozen_array(a)
+    object.__setattr__(layer, "recipe", recipe)
+    return layer
+
+
+def _synthetic(rows: int, cols: int, density: float, seed: int, index_bits: int, frac_bits: int) -> SparseLayer:
     if not 0.0 < density <= 1.0:
         raise HwsimError(f"weight density must be in (0, 1], got {density}")
     if rows < 1 or cols < 1:

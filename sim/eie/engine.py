@@ -46,6 +46,7 @@ from workloads.errors import HwsimError
 
 from .dram import load_cycles, pass_loads, stream_time
 from .encode import SparseLayer, encode
+from .memo import Memo, frozen_array, nbytes_of
 
 if TYPE_CHECKING:
     from .arch import EIEArch
@@ -279,8 +280,9 @@ class LayerPlan:
             # 64-bit reads: the distinct 8-entry words each column's entries span on each PE
             words = np.where(e > 0, (ptr[:, 1:] - 1) // per_read - ptr[:, :-1] // per_read + 1, 0)
             alike = bool((e == e[:, :1]).all())
-            ts = TileStats(e.sum(axis=0), padding[:, c0:c0 + nc].sum(axis=0), words.sum(axis=0),
-                           int(ptr[:, -1].sum()), e[:, 0].copy() if alike else None, ptr[:, -1].copy())
+            ts = TileStats(frozen_array(e.sum(axis=0)), frozen_array(padding[:, c0:c0 + nc].sum(axis=0)),
+                           frozen_array(words.sum(axis=0)), int(ptr[:, -1].sum()),
+                           frozen_array(e[:, 0].copy()) if alike else None, frozen_array(ptr[:, -1].copy()))
             self.stats[key] = ts
         return ts
 
@@ -300,7 +302,25 @@ class TileStats:
     pe_entries: np.ndarray
 
 
+# Plans of synthetic layers, by the layer's recipe and what of the arch the plan reads.
+PLANS: Memo[LayerPlan] = Memo("layer plans", max_items=64, max_bytes=256 << 20)
+
+
 def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
+    """The layer's :class:`LayerPlan` on ``arch`` (read-only). For a :func:`synthetic` layer
+    it is made once per process for the layer's recipe and the arch fields it depends on:
+    the PEs, output registers and longest zero run (encode), the pointer and sparse-matrix
+    SRAM capacities (column tiles) and the entries per SRAM read (the tile statistics it
+    keeps); the arch's name appears only in errors, which are not kept."""
+    if layer.recipe is None:
+        return _plan_layer(layer, arch)
+    key = (layer.recipe, arch.num_pes, arch.act_regs, arch.max_zero_run, arch.ptr_capacity, arch.spmat_capacity,
+           arch.entries_per_read)
+    return PLANS.get(key, lambda: _plan_layer(layer, arch),
+                     lambda p: nbytes_of([p.col_nnz] + [a for b in p.batches for a in b[1:3]]))
+
+
+def _plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
     if layer.nnz == 0:
         raise HwsimError("the layer has no non-zero weights; there is nothing for EIE to compute")
     R, C = layer.shape
@@ -309,9 +329,9 @@ def plan_layer(layer: SparseLayer, arch: EIEArch) -> LayerPlan:
     out = []
     for r0 in range(0, R, batch_rows):
         enc = encode(layer, P, arch.max_zero_run, row0=r0, rows=min(batch_rows, R - r0))
-        out.append((r0, enc.entries, enc.padding, tuple(column_tiles(enc.entries, arch))))
+        out.append((r0, frozen_array(enc.entries), frozen_array(enc.padding), tuple(column_tiles(enc.entries, arch))))
         del enc
-    return LayerPlan(tuple(out), np.bincount(layer.cols, minlength=C), (R, C))
+    return LayerPlan(tuple(out), frozen_array(np.bincount(layer.cols, minlength=C)), (R, C))
 
 
 def plan_from_mask(weights: np.ndarray, arch: EIEArch, chunk_elements: int = 1 << 21) -> LayerPlan:
