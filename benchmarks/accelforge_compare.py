@@ -24,22 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FILES = {"tpu_v4i": "tpu_v4i.yaml", "nvdla": "nvdla.yaml", "eyeriss": "eyeriss.resolved.yaml"}
-# the file AccelForge ran, where hwsim reads a resolved copy: benchmarks/accelforge_peer.py's
-# copy leaves out the fanouts' min_usage (eyeriss.yaml's are 1), so hwsim's factors follow the original
-ORIGINAL = {"eyeriss": "eyeriss.yaml"}
 
 
 def design_of(design: str) -> object:
-    """The design hwsim reads from the file, with the original file's min_usage (``ORIGINAL``)."""
-    import dataclasses
-    import re
-
+    """The design hwsim reads from the file (the conventions its reader sets from it)."""
     from sim.registry import resolve_arch
-    arch = resolve_arch(f"timeloop:{ROOT / 'benchmarks/data/accelforge' / FILES[design]}")
-    orig = ORIGINAL.get(design)
-    if orig and re.search(r"min_usage:\s*1\b", (ROOT / "benchmarks/data/accelforge" / orig).read_text()):
-        arch = dataclasses.replace(arch, factors="divisors", source=arch.source + f"; min_usage 1 as {orig} says")
-    return arch
+    return resolve_arch(f"timeloop:{ROOT / 'benchmarks/data/accelforge' / FILES[design]}")
 
 
 def op_of(layer: str, peer: dict[str, float]) -> object:

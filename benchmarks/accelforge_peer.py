@@ -74,6 +74,15 @@ def arch_path(name: str) -> Path:
     return Path(getattr(af.examples.arches, name))
 
 
+def _min_usage(s: object) -> str:
+    """A fanout's min_usage as the file states it (omitted when not a number above 0)."""
+    try:
+        v = float(str(getattr(s, "min_usage", "")))
+    except ValueError:
+        return ""
+    return f", min_usage: {v:g}" if v > 0 else ""
+
+
 def resolved_yaml(name: str, src: Path) -> str:
     """The design with AccelForge's computed per-action energies and throughputs written in."""
     spec = af.Spec.from_yaml(src).calculate_component_costs()
@@ -97,7 +106,7 @@ def resolved_yaml(name: str, src: Path) -> str:
             out.append(f"    total_latency: {tl}")
         if getattr(n, "spatial", None):
             sp = ", ".join("{" + f"name: {s.name}, fanout: {s.fanout}" + (f", reuse: {s.reuse}" if str(
-                s.reuse) not in ("Nothing", "<Defaults to Nothing>") else "") + "}" for s in n.spatial)
+                s.reuse) not in ("Nothing", "<Defaults to Nothing>") else "") + _min_usage(s) + "}" for s in n.spatial)
             out.append(f"    spatial: [{sp}]")
         if getattr(n, "actions", None):
             out.append("    actions:")

@@ -186,9 +186,9 @@ def test_the_search_finds_what_costing_every_candidate_finds(data):
 def test_the_reader_sets_accelforge_s_conventions():
     tpu = resolve_arch(f"timeloop:{EX / 'tpu_v4i.yaml'}")
     assert (tpu.loading, tpu.factors) == ("roofline", "divisors")
-    # benchmarks/accelforge_peer.py's resolved copy leaves min_usage out: padded
+    # the resolved copy (benchmarks/accelforge_peer.py --resolved) keeps eyeriss.yaml's min_usage 1
     eye = resolve_arch(f"timeloop:{EX / 'eyeriss.resolved.yaml'}")
-    assert (eye.loading, eye.factors) == ("roofline", "padded")
+    assert (eye.loading, eye.factors) == ("roofline", "divisors")
 
 
 def test_a_min_usage_above_1_is_refused(tmp_path):
