@@ -11,6 +11,10 @@ the Eyeriss chip's published measurements (Chen et al., JSSC 2017), on ``sim/spa
   cover its conv/GEMM layers only, and so do these rows' network totals.
 * ``eyeriss-like`` rows: the Eyeriss chip on AlexNet and VGG-16's convolutions (batch 4 and
   3); a layer's ``latency_ms``, ``power_mw``, ``dram_mb``; a network's ``frames_per_s``.
+* ``timeloop:tpu_v4i``, ``timeloop:nvdla``, ``timeloop:eyeriss``: AccelForge 1.0.467's tutorial
+  designs read by ``--arch timeloop:`` (``benchmarks/data/accelforge/``), against AccelForge's
+  own results (``benchmarks/accelforge_peer.py``); option ``objective`` (AccelForge's mapper
+  minimised energy).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ ZIGZAG_DESIGNS = {
     "zigzag:eyeriss_like": ("examples/zigzag/eyeriss_like.yaml", "examples/zigzag/default_mapping.yaml"),
 }
 ZIGZAG_MODELS = {"zigzag-onnx:resnet18": "resnet18", "zigzag-onnx:alexnet": "alexnet-bvlc"}
+# AccelForge 1.0.467's tutorial designs (copies in benchmarks/data/accelforge/; eyeriss's with the
+# energies AccelForge's plug-ins computed, benchmarks/accelforge_peer.py --resolved)
+ACCELFORGE_DESIGNS = {"timeloop:tpu_v4i": "benchmarks/data/accelforge/tpu_v4i.yaml",
+                      "timeloop:nvdla": "benchmarks/data/accelforge/nvdla.yaml",
+                      "timeloop:eyeriss": "benchmarks/data/accelforge/eyeriss.resolved.yaml"}
 # The Eyeriss chip's rows run the preset as the chip was run: row stationary (the rows'
 # conditions; the chip has no other dataflow), each layer in the mapping of least energy
 # (Chen, Emer, Sze, ISCA 2016, Sec. V: the RS mapping of each layer is the one of lowest
@@ -43,6 +52,14 @@ QUANTITIES = {"cycles": ("cycles",), "energy_pj": ("pJ",), "latency_ms": ("ms",)
 
 def _case(row: Row) -> tuple[str, str | SpatialArch]:
     design = row.design
+    objective = opt_str(row, "objective")
+    if design in ACCELFORGE_DESIGNS:
+        from sim.registry import resolve_arch
+        arch = resolve_arch(f"timeloop:{ROOT / ACCELFORGE_DESIGNS[design]}")
+        return row.model, replace(arch, objective=objective) if objective else arch
+    if objective:
+        raise HwsimError(f"{row.where}: options.objective applies to the AccelForge designs "
+                         f"({', '.join(ACCELFORGE_DESIGNS)}); leave it out")
     if design in ZIGZAG_DESIGNS:
         hw, mapping = (ROOT / p for p in ZIGZAG_DESIGNS[design])
         design = f"zigzag:{hw}:{mapping}"
@@ -87,4 +104,4 @@ def measure(row: Row) -> float:
     raise Unsupported(f"{q} is not computed for spatial designs")
 
 
-READER = Reader("spatial", QUANTITIES, frozenset({"layer", "batch"}), measure)
+READER = Reader("spatial", QUANTITIES, frozenset({"layer", "batch", "objective"}), measure)
