@@ -37,6 +37,8 @@ def op_of(layer: str, peer: dict[str, float]) -> object:
     from analysis.simulate import resolve_model
     if layer == "gemm256":
         return gemm_op(layer, 256, 256, 256, bits=8, dtype="int")
+    if layer == "conv16":            # accelforge_peer.py's small conv: 16 -> 16 channels, 3x3, 10x10 input, no padding
+        return conv_op(layer, 1, 16, 10, 10, 16, 3, 3, stride=1, pad=0, bits=8, dtype="int")
     ops = {o.name: o for o in resolve_model("resnet18").ops}
     op = ops[layer]
     if op.kind == "gemm":
@@ -60,8 +62,8 @@ def hwsim_row(design: str, layer: str, peer: dict[str, float]) -> dict[str, floa
 
 
 def main() -> None:
-    peer = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "benchmarks/data/accelforge_peer.json")
-                      .read_text())
+    files = sys.argv[1:] or [str(ROOT / "benchmarks/data/accelforge_peer.json")]
+    peer = {"rows": [r for f in files for r in json.loads(Path(f).read_text())["rows"]]}
     keys = ("energy_pj", "cycles", "dram_bytes")
     totals: dict[str, dict[str, list[float]]] = {}
     print(f"{'design':8s} {'layer':15s} {'energy hwsim/AF':>16s} {'cycles hwsim/AF':>16s} {'DRAM hwsim/AF':>14s}"

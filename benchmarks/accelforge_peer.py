@@ -41,6 +41,7 @@ RESOLVE = {"eyeriss"}     # designs whose file leaves per-action energies to Acc
 LAYERS = [
     ("gemm256", "gemm", dict(M=256, N=256, K=256)),
     ("fc", "gemm", dict(M=1, N=1000, K=512)),
+    ("conv16", "conv", dict(C=16, K=16, P=8, Q=8, R=3, S=3, stride=1)),     # small: a 10x10 input, no padding
     ("layer4.0.conv2", "conv", dict(C=512, K=512, P=7, Q=7, R=3, S=3, stride=1)),
     ("layer3.0.conv2", "conv", dict(C=256, K=256, P=14, Q=14, R=3, S=3, stride=1)),
     ("layer1.0.conv1", "conv", dict(C=64, K=64, P=56, Q=56, R=3, S=3, stride=1)),

@@ -24,8 +24,10 @@ from the same group), declared in :mod:`sim.spatial.timeloop_schema`:
   ``leak_power`` (W per instance) is the design's static power.
 * a spatial fanout's ``reuse`` (the tensors every loop on it must reuse) gives the unrollings
   the search may use: on a dimension reusing input, K; weight, OY or OX; output, C, FY or FX;
-  none, any of K, C, OY, OX; one loop per dimension, a loop on one dimension only, every
-  combination searched (the best kept per op).
+  none, any of K, C, OY, OX; each of those alone, or all of them at once on the dimension
+  (``C*FY*FX``: each takes what the ones before it leave, as AccelForge's mapper puts several
+  loops on one fanout); a loop on one dimension only, every combination searched (the best
+  kept per op).
 
 AccelForge's model, as hwsim's switches say it: outputs at the workload's width at every
 level (no wider partial sums: ``acc_bits`` = ``word_bits`` = 8, AccelForge's examples'
@@ -313,11 +315,15 @@ def _unrollings(p: Path, fanouts: list[tuple[str, int, frozenset[str] | None]]) 
             sides.append(tuple(d for d in LOOPS if all(d not in RELEVANT[t] for t in reuse)))
             _need(bool(sides[-1]), f"{p}: spatial {name}.reuse", f"no loop of a conv or GEMM reuses all of "
                                                                  f"{', '.join(sorted(reuse))}")
+    # a fanout may also unroll all its loops at once, each taking what the ones before it leave
+    # (AccelForge maps several loops on one fanout): "C*FY*FX" beside C, FY and FX
+    sides = [side + (("*".join(side),) if len(side) > 1 else ()) for side in sides]
     while len(sides) < 2:
         sides.append(("",))
     out: list[tuple[str, ...]] = [()]
     for side in sides:
-        out = [u + (d,) for u in out for d in side if not d or d not in u]
+        out = [u + (d,) for u in out for d in side
+               if not d or not set(d.split("*")) & {x for v in u for x in v.split("*") if x}]
     _need(0 < len(out) <= MAX_SEARCHED, f"{p}: arch.nodes.spatial", f"the fanouts' reuse allows {len(out)} "
           f"unrollings, over the {MAX_SEARCHED} hwsim searches; give the fanouts reuse constraints")
     return tuple(out)
