@@ -43,9 +43,12 @@ def op_of(layer: str, peer: dict[str, float]) -> object:
     op = ops[layer]
     if op.kind == "gemm":
         return gemm_op(layer, op.gemm.M, op.gemm.N, op.gemm.K, bits=8, dtype="int")
+    # accelforge_peer.py's conv workloads index the input as p * stride + r (no padding): the
+    # same output size from an unpadded input of (P - 1) * stride + R rows
     d = op.dims
-    return conv_op(layer, 1, d["C"], d["H"], d["W"], d["K"], d["R"], d["S"], stride=d["stride_h"], pad=d["pad_h"],
-                   bits=8, dtype="int")
+    s = d["stride_h"]
+    return conv_op(layer, 1, d["C"], (d["P"] - 1) * s + d["R"], (d["Q"] - 1) * s + d["S"], d["K"], d["R"], d["S"],
+                   stride=s, pad=0, bits=8, dtype="int")
 
 
 def hwsim_row(design: str, layer: str, peer: dict[str, float]) -> dict[str, float]:
