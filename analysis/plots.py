@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .report import Evaluation
 
 __all__ = ["TOP", "GROUP_ABOVE", "LATENCY_PARTS", "block_of", "by_block", "pick", "latency_parts", "latency", "utilization", "energy", "roofline", "pareto",
-           "compare", "png"]
+           "compare"]
 
 TOP = 40
 GROUP_ABOVE = 100      # a presentation choice: more ops than this are shown by block and phase
@@ -34,53 +34,6 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-# inches of canvas around a figure in which what hangs outside it (rotated tick labels, a legend
-# below the axes) is drawn before ``png`` crops to it; a figure reaching further is saved by savefig
-PNG_MARGIN = 2.0
-
-
-def png(fig, dpi: int = 100) -> bytes:
-    """``fig`` as PNG bytes cropped as ``savefig(bbox_inches="tight")`` crops it (its artists'
-    extents plus ``savefig.pad_inches``); the figure is closed. savefig's "tight" draws a
-    figure twice, once (without rendering) to lay it out and measure it and once to render
-    it; this renders it once onto a canvas ``PNG_MARGIN`` inches larger on every side,
-    measures it as that draw left it and crops the pixels. A figure with a layout engine to
-    run, at another dpi, on another canvas than Agg or reaching past the margin is saved by
-    savefig's "tight"."""
-    import io
-
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.image import imsave
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-    from matplotlib.transforms import Bbox
-
-    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
-        fig.set_layout_engine(None)          # what fig.tight_layout() leaves: nothing to run at draw time
-    try:
-        if fig.get_layout_engine() is None and fig.dpi == dpi and isinstance(fig.canvas, FigureCanvasAgg):
-            w, h = (float(v) for v in fig.get_size_inches())
-            m = PNG_MARGIN
-            raw = io.BytesIO()
-            fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=Bbox.from_extents(-m, -m, w + m, h + m))
-            H, W = np.asarray(fig.canvas.buffer_rgba()).shape[:2]       # the buffer it drew into
-            tight = fig.get_tightbbox(fig.canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
-            tw, th = int(tight.width * dpi), int(tight.height * dpi)
-            left, bottom = round((tight.x0 + m) * dpi), round(H - (tight.y0 + m) * dpi)
-            if (raw.getbuffer().nbytes == W * H * 4 and tw > 0 and th > 0 and left >= 0 and left + tw <= W
-                    and th <= bottom <= H):
-                px = np.frombuffer(raw.getbuffer(), dtype=np.uint8).reshape(H, W, 4)
-                buf = io.BytesIO()
-                imsave(buf, px[bottom - th:bottom, left:left + tw], format="png", dpi=dpi)
-                return buf.getvalue()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
 
 
 def pick(rows: list[dict], key: Callable[[dict], float], top: int) -> tuple[list[int], list[int]]:

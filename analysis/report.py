@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -216,9 +217,11 @@ def ceilings(ev: Evaluation) -> Peaks:
 
 # ---- plots ---------------------------------------------------------------------------------------
 def _fig_png(fig) -> bytes:
-    """The figure as PNG bytes at 100 dpi, cropped to its content (one draw: plots.png)."""
-    from .plots import png
-    return png(fig, 100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def figures(ev: Evaluation, top: int = 40) -> dict[str, Any]:

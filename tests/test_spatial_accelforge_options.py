@@ -240,3 +240,19 @@ def test_the_reader_lets_may_keep_levels_be_bypassed():
     assert {x.name: x.bypass for x in tpu.levels if x.bypass} == {"GlobalBuffer": ("input", "weight", "output")}
     nvdla = resolve_arch(f"timeloop:{EX / 'nvdla.yaml'}")
     assert not any(x.bypass for x in nvdla.levels)      # its GlobalBuffer keeps All
+
+
+def test_more_bypasses_than_the_search_takes_are_refused():
+    """Each (level, operand) bypass doubles the searches: seven (128 searches) are refused in one line."""
+    arch = tiny()
+    buf, dram = arch.levels
+    ops = ("input", "weight", "output")
+    lv = [dict(name=f"b{i}", operands=list(ops), size_bytes=buf.size_bytes * (i + 1), kind=buf.kind,
+               shared_port=buf.shared_port, bypass=list(ops if i < 2 else ops[:1])) for i in range(3)]
+    lv.append(dict(name=dram.name, operands=list(dram.operands), size_bytes=dram.size_bytes, kind=dram.kind,
+                   shared_port=dram.shared_port))
+    with pytest.raises(HwsimError) as e:
+        dataclasses.replace(arch, levels=tuple(lv))
+    assert str(e.value).startswith("levels: 7 (level, operand) bypasses") and "\n" not in str(e.value), str(e.value)
+    lv[2]["bypass"] = []                                    # six: accepted
+    assert sum(len(x.bypass) for x in dataclasses.replace(arch, levels=tuple(lv)).levels) == 6

@@ -17,20 +17,13 @@ from sim.spatial import Level, SpatialArch
 from sim.spatial.cost import Footprints, Mapping_, allocate, evaluate, loops_for, lower_bound, spatial_factors, \
     temporal
 from sim.spatial.nest import Nest, of_op
-from test_spatial_rf_semantics import draw_mapping
+from test_spatial_rf_semantics import BITS, ONE_PE, draw_mapping
 from workloads.errors import HwsimError
 from workloads.spec import adhoc
 
 ROOT = Path(__file__).resolve().parents[1]
-BITS = {"input": 8, "weight": 8}
 # one PE, one register file for every operand (16-bit ports: 1 pJ per read, 2 pJ per write),
-# DRAM at 100 pJ per 64-bit access, 0.5 pJ per MAC (as tests/test_spatial_rf_semantics.py)
-ONE_PE = SpatialArch(name="one-pe", rows=1, cols=1, word_bits=8, acc_bits=16, mac_pj=0.5, levels=(
-    Level("rf", ("input", "weight", "output"), 16, per_pe=True, read_bits=16, write_bits=16, read_pj=1.0,
-          write_pj=2.0, kind="rf"),
-    Level("dram", ("input", "weight", "output"), 0, read_bits=64, write_bits=64, read_pj=100.0, write_pj=100.0,
-          kind="dram")),
-    unrollings=(("K", "C"),))
+# DRAM at 100 pJ per 64-bit access, 0.5 pJ per MAC: tests/test_spatial_rf_semantics.py's
 GEMV = Nest({"G": 1, "B": 1, "K": 2, "C": 3, "OY": 1, "OX": 1, "FY": 1, "FX": 1})     # O[k] += W[k][c] I[c]
 
 

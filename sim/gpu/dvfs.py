@@ -46,7 +46,7 @@ PMBS@SC22, arXiv:2211.07260).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -112,6 +112,13 @@ class Demand:
         of the SM cycles it holds (time x clock) at ``v^2``, DRAM as is."""
         return (self.onchip_j + self.active_w * self.at(s) * s) * v * v + self.dram_j
 
+    def times(self, n: int) -> "Demand":
+        """``n`` runs of this kernel back to back (times and energies are linear in ``n``)."""
+        if n == 1:
+            return self
+        return replace(self, seconds=self.seconds * n, dram_seconds=self.dram_seconds * n,
+                       onchip_j=self.onchip_j * n, dram_j=self.dram_j * n)
+
     def at(self, s: float) -> float:
         """Its time at clock share ``s`` (module docstring)."""
         return stretched(self.seconds, self.dram_seconds, s, self.dram_bound)
@@ -132,13 +139,16 @@ def _power(demands: Sequence[Demand], curve: Sequence[tuple[float, float]], idle
     return idle_w + e / t if t > 0 else idle_w
 
 
-def mix_clock(demands: Sequence[Demand], curve: Sequence[tuple[float, float]], idle_w: float, limit_w: float,
-              lowest: float = 0.1) -> float:
+def mix_clock(demands: Sequence[Demand], curve: Sequence[tuple[float, float]], idle_w: float,
+              limit_w: float) -> float:
     """The clock share the manager settles at for a loop of ``demands``: 1 if their power at
     the nominal clock is within ``limit_w``, else the share where it equals the limit
-    (bisection; at least ``lowest``)."""
+    (bisection), but no lower than the curve's lowest clock (the card's floor: A100's 210 of
+    1410 MHz in GA100_VF; with no curve, where power falls linearly with the clock to idle,
+    the limit is always met above 0)."""
     if not limit_w or not demands or _power(demands, curve, idle_w, 1.0) <= limit_w:
         return 1.0
+    lowest = curve[0][0] if curve else 1e-6
     lo, hi = lowest, 1.0
     if _power(demands, curve, idle_w, lo) > limit_w:
         return lo

@@ -239,7 +239,16 @@ def clock_share(results: Sequence[OpResult], arch: GPUArch) -> float:
     and in a burst (``GPUArch.power``)."""
     if not (arch.self_priced and arch.tdp_w) or arch.power == "burst":
         return 1.0
-    return mix_clock([demand(r, arch) for r in results if r.cycles], arch.vf_curve, arch.static_power_w, arch.tdp_w)
+    # a kernel that recurs (a transformer's identical layers share one result) is priced once
+    # and counted as often as it runs: time and energy are linear in the count
+    runs: dict[int, int] = {}
+    first: dict[int, OpResult] = {}
+    for r in results:
+        if r.cycles:
+            runs[id(r)] = runs.get(id(r), 0) + 1
+            first.setdefault(id(r), r)
+    demands = [demand(first[k], arch).times(n) for k, n in runs.items()]
+    return mix_clock(demands, arch.vf_curve, arch.static_power_w, arch.tdp_w)
 
 
 def powered(r: OpResult, arch: GPUArch, s: float = 1.0) -> OpResult:

@@ -62,6 +62,7 @@ _UNROLLING_SCHEMA = {"anyOf": [{"type": "string", "pattern": rf"^{_SIDE}(?:,{_SI
 _UNROLLINGS_SCHEMA = {"type": "array", "items": _UNROLLING_SCHEMA, "minItems": 1}
 MAX_EXTRA = 6            # policy: D3..D8 (ZigZag names dimensions D0-D9); no stock design has more than 4
 MAX_PES = 2 ** 32        # policy: the bound rows x cols already has
+MAX_BYPASSES = 6         # policy: (level, operand) pairs a search may bypass; it runs 2^n searches (64 at most)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,9 @@ class SpatialArch:
         need(not any(x.kind == "dram" for x in lv[:-1]), "levels", "only the last level may be kind dram")
         need(not top.bypass, f"levels[{len(lv) - 1}].bypass", f"the off-chip level ({top.name}) holds every "
              "operand; it cannot be bypassed")
+        pairs = sum(len(x.bypass) for x in lv)
+        need(pairs <= MAX_BYPASSES, "levels", f"{pairs} (level, operand) bypasses: the search tries every choice of "
+             f"them (2^{pairs} searches); give at most {MAX_BYPASSES}")
         need(self.timing != "stepped" or not any(x.bypass for x in lv), "timing",
              "stepped steps one hierarchy; a level's bypass makes the search choose among several: leave bypass "
              "out or use timing analytical")
