@@ -185,6 +185,8 @@ class ColumnMajor:
     start: NDArray[np.int64]
 
 
+# Column-major forms of synthetic layers by recipe; the budgets here and below are memory
+# policy (a process keeps at most these), not model constants.
 COLUMN_MAJOR: Memo[ColumnMajor] = Memo("column-major layers", max_items=32, max_bytes=128 << 20)
 
 

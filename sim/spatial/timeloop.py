@@ -84,7 +84,7 @@ RESOLVED_MARK = "calculate_component_costs"
 # loops a fanout may unroll, by the tensor it must reuse (the loops that tensor does not index)
 LOOPS = ("K", "C", "OY", "OX", "FY", "FX")
 FREE = ("K", "C", "OY", "OX")
-MAX_SEARCHED = 64
+MAX_SEARCHED = 64         # policy: unrollings the search tries per op (each a full temporal search)
 
 
 def _need(cond: bool, where: str, msg: str) -> None:
