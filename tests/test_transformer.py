@@ -101,6 +101,7 @@ _lowered = functools.lru_cache(maxsize=None)(lambda spec, seq_len, how: resolve(
 
 SMALL = {"gpt2": dict(seq_len=16), "bert-base": dict(seq_len=16), "llama-tiny": dict(seq_len=16),
          "gpt2-xl": dict(seq_len=8), "gpt3-175b": dict(seq_len=8), "llama3-8b": dict(seq_len=8),
+         "llama3-405b": dict(seq_len=8),
          "vit-b16": {}, "moe-tiny": dict(seq_len=16), "mixtral-8x7b": dict(seq_len=8),
          "deepseek-moe-16b": dict(seq_len=8)}
 
@@ -135,6 +136,18 @@ def test_published_counts_bert_and_vit():
     from workloads.zoo.transformer import param_count, vit_b16
     assert lowered("vit-b16").macs == pytest.approx(17.56e9, rel=0.001)
     assert param_count(vit_b16()[0]) == 86_567_656
+
+
+def test_llama3_405b_has_the_published_parameters():
+    # Llama Team, "The Llama 3 Herd of Models" (arXiv:2407.21783), Table 3: 126 layers of 16,384, FFN
+    # 53,248, 128 query / 8 key-value heads (of 128 dims), vocabulary 128,256: by hand, per layer the
+    # q and o projections, k and v of 8 x 128, three SwiGLU matrices and two RMSNorm gains, plus the
+    # untied embedding and head and the final norm; the model is named "405B"
+    h, kv, f, v = 16384, 8 * 128, 53248, 128256
+    by_hand = 126 * (2 * h * h + 2 * h * kv + 3 * h * f + 2 * h) + 2 * v * h + h
+    from workloads.zoo.transformer import llama3_405b, param_count
+    assert param_count(llama3_405b(seq_len=8)[0]) == by_hand
+    assert by_hand == pytest.approx(405e9, rel=0.005)
 
 
 # ---- training steps against Narayanan et al. (SC 2021) -----------------------------------------------

@@ -46,6 +46,22 @@ POWER_STATES: tuple[PowerState, ...] = typing.get_args(PowerState)
 # a share of a datasheet figure, in (0, 1]
 Efficiency = Annotated[float, Gt(0), Le(1)]
 
+# Device memory as the driver reports it (nvidia-smi's "Memory-Usage" total, MiB = 2^20 bytes)
+# on each card, read from public nvidia-smi printouts: the "80GB" of an H100 is 81,559 MiB
+# (85.5e9 bytes), not 80e9. The CUDA context's few hundred MiB are not subtracted (a named
+# assumption: training frameworks run close to the total).
+MEMORY_MIB = {"v100": 32510,        # Tesla V100-SXM2-32GB
+              "t4": 15360,          # Tesla T4
+              "a100": 40536,        # A100-SXM4-40GB
+              "a100-80gb": 81920,   # A100-SXM4-80GB
+              "h100": 81559,        # NVIDIA H100 80GB HBM3 (SXM5)
+              "h200": 143771}       # NVIDIA H200 (141 GB HBM3e)
+
+
+def _memory_gb(card: str) -> float:
+    return MEMORY_MIB[card] * 2 ** 20 / 1e9
+
+
 # Sustained DRAM bandwidth a streaming kernel reaches, measured (GB/s), and the kernel and source
 # (sim/gpu/constants.py registers them): the presets' dram_efficiency is this over dram_gbs
 DRAM_ACHIEVED_GBS = {
@@ -121,7 +137,7 @@ class GPUArch:
     eager_extra_us: NonNegative = 1.28        # per-kernel time an eager launch adds over a graph launch
     l2_latency_cycles: NonNegativeInt = 300   # load-to-use latency of an L2 hit (split-K hand-offs, stream-K fix-ups)
     dram_type: str = "hbm2"             # the DRAM technology the energy table prices
-    memory_gb: NonNegative = 0.0              # device memory (GB = 1e9 bytes), for training placements
+    memory_gb: NonNegative = 0.0              # device memory (GB = 1e9 bytes), for training placements (presets: MEMORY_MIB)
     streams: PositiveInt = 1                    # concurrent streams the framework issues kernels on
     fusion: Fusion = "epilogue"            # epilogue: bias/BN/activation/residual run in the GEMM's epilogue
                                         # (inference libraries: cuDNN, CUTLASS, TensorRT); none: a kernel each
@@ -380,7 +396,7 @@ PRESETS = {
         dram_gbs=900, dram_efficiency=DRAM_ACHIEVED_GBS["v100"] / 900,
         dram_latency_cycles=_cycles("v100", "dram", 1530), l2_mib=6, l2_bytes_per_clk=_l2_per_clk("v100", 1530),
         l2_latency_cycles=_cycles("v100", "l2", 1530), smem_per_sm_kib=96,
-        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=32, static_power_w=56.6,
+        fp32_lanes_per_sm=64, mma_shape="m8n8k4 (HMMA.884)", mma_mnk=(8, 8, 8), pipeline_stages=2, memory_gb=_memory_gb("v100"), static_power_w=56.6,
         tdp_w=300, die_transistors_b=21.1, die_sms=84,
         # the energy table's prices at 12 nm (analysis.gpu_calibration.table_prices), see sim/gpu/constants.py
         mac_pj={"fp16": 0.3955}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.8234, l2_pj_per_byte=5.68,
@@ -397,7 +413,7 @@ PRESETS = {
         name="t4", technology_nm=12, generation="turing", sms=40, tcs_per_sm=8, tc_fma_per_clk={"fp16": 64, "int8": 128, "int4": 256},
         clock_mhz=1590, dram_gbs=320, dram_latency_cycles=600, l2_mib=4, l2_bytes_per_clk=1024, l2_latency_cycles=236,
         smem_per_sm_kib=64, fp32_lanes_per_sm=64, mma_shape="m16n8k8 (HMMA.1688)", mma_mnk=(16, 8, 16), pipeline_stages=2,
-        dram_type="gddr6", memory_gb=16, tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
+        dram_type="gddr6", memory_gb=_memory_gb("t4"), tdp_w=70, static_power_w=16.0, die_transistors_b=13.6, die_sms=48,
         mac_pj={"fp16": 0.3955, "int8": 0.05932, "int4": 0.02966}, rf_pj_per_byte=0.6821, smem_pj_per_byte=0.6821,
         l2_pj_per_byte=4.705, dram_pj_per_byte=60.0,
         energy_source="the energy table's Horowitz 45 nm prices scaled to 12 nm",
@@ -414,7 +430,7 @@ PRESETS = {
         dram_latency_cycles=_cycles("a100", "dram", 1410), l2_mib=40, l2_bytes_per_clk=_l2_per_clk("a100", 1410),
         l2_latency_cycles=_cycles("a100", "l2", 1410), smem_per_sm_kib=164,
         fp32_lanes_per_sm=64, mma_shape="m16n8k16 (HMMA.16816)", mma_mnk=(16, 8, 32), pipeline_stages=3,
-        memory_gb=40, sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
+        memory_gb=_memory_gb("a100"), sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
         vf_curve=GA100_VF,      # derived from an A100-PCIe's power at locked clocks (sim.gpu.dvfs)
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
         mac_pj={"fp16": 1.327, "bf16": 1.327, "tf32": 3.052, "int8": 0.1990, "int4": 0.09951},
@@ -436,7 +452,7 @@ PRESETS = {
         dram_latency_cycles=_cycles("h100", "dram", 1830), l2_mib=50, l2_bytes_per_clk=_l2_per_clk("h100", 1830),
         l2_latency_cycles=_cycles("h100", "l2", 1830), eager_extra_us=0.18, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
-        pipeline_stages=4, memory_gb=80, sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
+        pipeline_stages=4, memory_gb=_memory_gb("h100"), sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
         # no voltage-frequency data is published for GH100: GA100's curve (sim.gpu.dvfs) in
         # shares of the nominal clock, a named assumption (sim/gpu/constants.py)
@@ -460,7 +476,7 @@ PRESETS = {
 # (benchmarks/data/NVIDIA_H200_power.csv, benchmarks/gpu_matmul_timing.py; an earlier run
 # of the same script on another H200 read 77.4 W)
 PRESETS["h200"] = replace(
-    PRESETS["h100"], name="h200", dram_gbs=4800, dram_efficiency=DRAM_ACHIEVED_GBS["h200"] / 4800, memory_gb=141,
+    PRESETS["h100"], name="h200", dram_gbs=4800, dram_efficiency=DRAM_ACHIEVED_GBS["h200"] / 4800, memory_gb=_memory_gb("h200"),
     static_power_w=81.0,
     source="H200 SXM: H100 compute with 4.8 TB/s HBM3e, 141 GB (NVIDIA H200 datasheet); idle 81 W and a 700 W "
            "power limit (NVML, benchmarks/data/NVIDIA_H200_power.csv); per-event energies and active power calibrated "
@@ -469,7 +485,7 @@ PRESETS["h200"] = replace(
 # A100 80GB: the same chip with 2,039 GB/s HBM2e
 PRESETS["a100-80gb"] = replace(
     PRESETS["a100"], name="a100-80gb", dram_gbs=2039, dram_efficiency=DRAM_ACHIEVED_GBS["a100-80gb"] / 2039,
-    memory_gb=80,
+    memory_gb=_memory_gb("a100-80gb"),
     source="A100 SXM4 80GB: the A100 40GB's compute with 80 GB HBM2e at 2,039 GB/s (NVIDIA A100 datasheet); kernels "
            "sustain 1700 GB/s (STREAM triad on A100-SXM4-80GB, Azure ND A100 v4, github.com/Azure/AI-benchmarking-guide "
            "Azure_Results/ND_A100_v4_results.md)")

@@ -54,6 +54,8 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
     ZooEntry("gpt3-175b", "transformer", "gpt3", True, "GPT-3 175B: 96 x 12288, 96 heads, seq 2,048 (meta device)"),
     ZooEntry("llama3-8b", "transformer", "llama", True,
              "Llama 3 8B shape: RMSNorm, SwiGLU, RoPE, 32 query / 8 key-value heads, seq 2,048 (meta device)"),
+    ZooEntry("llama3-405b", "transformer", "llama3_405b", True,
+             "Llama 3 405B shape: 126 x 16384, 128 query / 8 key-value heads, FFN 53,248, seq 8,192 (meta device)"),
     ZooEntry("llama-tiny", "transformer", "llama_tiny", True, "Llama-style decoder at 2 x 256, 8/2 heads, seq 128"),
     ZooEntry("mixtral-8x7b", "transformer", "mixtral", True,
              "Mixtral 8x7B shape: 8 SwiGLU experts, top 2, GQA 32/8 heads, seq 2,048 (meta device)"),

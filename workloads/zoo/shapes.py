@@ -130,6 +130,11 @@ GPT2 = {"124m": (12, 768, 12), "355m": (24, 1024, 16), "774m": (36, 1280, 20), "
 GPT3_175B = Config(96, 12288, 96, seq=2048, vocab=50257)
 LLAMA3_8B = Config(32, 4096, 32, seq=8192, vocab=128256, kv_heads=8, mlp=14336, norm="rmsnorm", act="swiglu",
                    pos="rope", bias=False, tie=False)
+# Llama 3 405B (Llama Team, "The Llama 3 Herd of Models", arXiv:2407.21783, Table 3): 126 layers of
+# model dimension 16,384, FFN dimension 53,248, 128 attention heads, 8 key/value heads; Table 3
+# rounds the vocabulary to 128,000, the released config.json (meta-llama/Llama-3.1-405B) has
+# 128,256 entries, as the 8B's does; pre-trained at 8,192 tokens (Sec. 3.4.1).
+LLAMA3_405B = replace(LLAMA3_8B, layers=126, hidden=16384, heads=128, kv_heads=8, mlp=53248)
 LLAMA_TINY = replace(LLAMA3_8B, layers=2, hidden=256, heads=8, kv_heads=2, mlp=688, vocab=1000, seq=512)
 BERT_BASE = Config(12, 768, 12, seq=512, vocab=30522, causal=False)
 BERT_LARGE = replace(BERT_BASE, layers=24, hidden=1024, heads=16)
@@ -196,7 +201,7 @@ def family(spec: str, seq_len: int | None = None) -> Family | None:
         return Family(cfg, "decoder", "h", seq_len or cfg.seq)
     table = {"gpt2": Config(*GPT2["124m"]), "gpt2-medium": Config(*GPT2["355m"]), "gpt2-large": Config(*GPT2["774m"]),
              "gpt2-xl": Config(*GPT2["1.5b"]), "gpt3-175b": GPT3_175B, "llama3-8b": LLAMA3_8B,
-             "llama-tiny": LLAMA_TINY, "mixtral-8x7b": MIXTRAL_8X7B, "moe-tiny": MOE_TINY}
+             "llama3-405b": LLAMA3_405B, "llama-tiny": LLAMA_TINY, "mixtral-8x7b": MIXTRAL_8X7B, "moe-tiny": MOE_TINY}
     if spec in table:          # (deepseek-moe-16b's dense first layer is not one of the others: no Family)
         cfg = table[spec]
         return Family(cfg, "decoder", "h", seq_len or (2048 if spec in ("llama3-8b", "mixtral-8x7b") else

@@ -20,7 +20,9 @@ Shapes:
 * Llama-style decoder (Touvron et al., 2023): RMSNorm, SwiGLU MLP, rotary position
   embeddings, grouped-query attention (Ainslie et al., 2023), no biases, untied head; the
   default is Llama 3 8B's shape (Meta's model card: 32 x 4096, 32 query and 8 key/value
-  heads, MLP 14,336, vocabulary 128,256); ``llama-tiny`` is the same design at 2 x 256.
+  heads, MLP 14,336, vocabulary 128,256); ``llama3-405b`` is Llama 3 405B's shape (Llama
+  Team, 2024, Table 3: 126 x 16,384, 128 query and 8 key/value heads, FFN 53,248), sequence
+  8,192; ``llama-tiny`` is the same design at 2 x 256.
 * Mixture-of-experts decoders (:mod:`workloads.zoo.moe`): Mixtral 8x7B (Jiang et al., 2024)
   and DeepSeekMoE 16B (Dai et al., 2024), shapes and sources in :mod:`workloads.zoo.shapes`;
   ``moe-tiny`` is Mixtral's design at 2 x 256 with 4 experts.
@@ -40,12 +42,12 @@ from dataclasses import replace
 from ..errors import HwsimError
 from .lazy import materialize_lazily, on_meta
 from .moe import MoE
-from .shapes import (BERT_BASE, BERT_LARGE, DEEPSEEK_MOE_16B, GPT2, GPT3_175B, LLAMA3_8B, LLAMA_TINY, MATERIALIZE_BYTES,
+from .shapes import (BERT_BASE, BERT_LARGE, DEEPSEEK_MOE_16B, GPT2, GPT3_175B, LLAMA3_8B, LLAMA3_405B, LLAMA_TINY, MATERIALIZE_BYTES,
                      MATERIALIZE_MACS, MIXTRAL_8X7B, MOE_TINY, VIT_B16, Config, Family, family, gpt_config)
 
 __all__ = ["MATERIALIZE_BYTES", "MATERIALIZE_MACS", "Config", "RMSNorm", "rope", "Attention", "MLP", "Block",
            "Decoder", "Generate", "BERT", "ViT", "GPT2", "GPT3_175B", "LLAMA3_8B", "LLAMA_TINY", "BERT_BASE",
-           "BERT_LARGE", "VIT_B16", "decoder", "gpt2", "gpt_config", "gpt", "gpt3", "llama", "bert", "vit_b16",
+           "BERT_LARGE", "VIT_B16", "decoder", "gpt2", "gpt_config", "gpt", "gpt3", "llama", "llama3_405b", "bert", "vit_b16",
            "param_count", "gpt2_medium", "gpt2_large", "gpt2_xl", "bert_large", "llama_tiny", "mixtral", "deepseek_moe", "moe_tiny", "Family", "family",
            "build"]
 
@@ -331,6 +333,10 @@ def gpt2_xl(batch: int = 1, seq_len: int | None = None, decode: int = 0):
 
 def bert_large(batch: int = 1, seq_len: int | None = None):
     return bert("large", batch, seq_len)
+
+
+def llama3_405b(batch: int = 1, seq_len: int | None = None, decode: int = 0):
+    return decoder(LLAMA3_405B, batch, seq_len or LLAMA3_405B.seq, decode)
 
 
 def llama_tiny(batch: int = 1, seq_len: int | None = None, decode: int = 0):
