@@ -95,3 +95,24 @@ def test_fig11_one_pe_by_hand():
             want += max(1, r.size + int((gaps // 16).sum()))
         want += EIE.pipeline_depth
     assert cyc == want
+
+
+@pytest.mark.parametrize("layer,rows,cols,w,a", [("alex6", 4096, 9216, 0.09, 0.351), ("vgg6", 4096, 25088, 0.04, 0.183)])
+def test_theoretical_time_counts_the_padding_zeros_of_the_4_bit_index(layer, rows, cols, w, a):
+    """Table IV's 'Theoretical Time' as the validation reader computes it (entries over PEs x clock)
+    against a numpy count of the same rule: columns of a PE's slice (rows / 64 rows) drawn at the
+    layer's density, a padding entry for every 16 zeros before a non-zero (Sec. III-B), in the
+    columns whose activation is non-zero."""
+    from validation.eie import READER
+    from validation.schema import Row
+    rng = np.random.default_rng(1)
+    m = rng.random((40000, rows // 64)) < w                     # 40,000 column slices of one PE
+    idx = np.where(m, np.arange(m.shape[1]), -1)
+    prev = np.maximum.accumulate(np.concatenate((np.full((len(m), 1), -1), idx[:, :-1]), axis=1), axis=1)
+    zeros_before = np.where(m, np.arange(m.shape[1]) - prev - 1, 0)   # zeros since the last non-zero
+    entries = int(m.sum() + (zeros_before // 16).sum())
+    per_slice = entries / len(m)
+    want_us = cols * a * per_slice / EIE.clock_mhz            # every PE holds one slice of each column
+    row = Row(id=f"t-{layer}", domain="eie", model="eie-benchmarks", design="eie-64", options=f"layer={layer}",
+              quantity="theoretical_time_us", value=1.0, unit="us", source="a test of the reader")
+    assert READER.measure(row) == pytest.approx(want_us, rel=0.03)

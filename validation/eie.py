@@ -1,6 +1,8 @@
 """EIE rows (Han et al., ISCA 2016) on the ``eie-64`` / ``eie-256`` presets: per-layer time of
 the nine benchmark layers (model ``eie-benchmarks``, option ``layer``), and whole-design
-figures (``power_w`` of a layer or the nine, ``per_pe=1`` for one PE's share; ``area_mm2``:
+figures (``theoretical_time_us``: a layer's work over the peak rate, as the paper's Table IV
+computes its "Theoretical Time": the entries the PEs process, padding zeros included, over PEs x
+clock, no load imbalance; ``power_w`` of a layer or the nine, ``per_pe=1`` for one PE's share; ``area_mm2``:
 refused, hwsim has no area model; ``load_balance`` in %: busy PE-cycles over PEs x compute cycles,
 of a layer or the nine together, Fig. 8's measure; ``speedup`` over the same design with 1 PE,
 or ``base_pes=N`` PEs).
@@ -20,7 +22,7 @@ from .schema import Row
 
 __all__ = ["READER"]
 
-QUANTITIES = {"time_us": ("us",), "power_w": ("W", "mW"), "frames_per_s": ("frames/s",),
+QUANTITIES = {"time_us": ("us",), "theoretical_time_us": ("us",), "power_w": ("W", "mW"), "frames_per_s": ("frames/s",),
               "area_mm2": ("mm2",), "energy_efficiency_frames_per_j": ("frames/J",), "speedup": ("x",),
               "load_balance": ("%",)}
 OPTIONS = frozenset({"layer", "pes", "queue_depth", "batch", "per_pe", "base_pes", "dram"})
@@ -60,6 +62,20 @@ def _layer_time_us(row: Row, design) -> float:
     return float(hit["time_us"].iloc[0])
 
 
+def _theoretical_time_us(row: Row, design) -> float:
+    """The layer's entries (non-zeros and padding zeros of the columns whose activation is
+    non-zero) over PEs x clock: its time with every PE equally loaded and never stalled."""
+    layer = opt_str(row, "layer")
+    if layer is None:
+        raise HwsimError(f"{row.where}: theoretical_time_us is per layer; add options layer=NAME")
+    df = evaluation(row.model, design).to_frame()
+    hit = df[df["name"] == layer]
+    if hit.empty or not float(hit["real_work_fraction"].iloc[0]):
+        raise HwsimError(f"{row.where}: options.layer {layer!r} is not an EIE layer of {row.model}")
+    entries = float(hit["effective_macs"].iloc[0]) / float(hit["real_work_fraction"].iloc[0])
+    return entries / (design.num_pes * design.clock_mhz)
+
+
 def measure(row: Row) -> float:
     q = row.quantity
     if q == "area_mm2":
@@ -67,6 +83,8 @@ def measure(row: Row) -> float:
     design = _design(row)
     if q == "time_us":
         return _layer_time_us(row, design)
+    if q == "theoretical_time_us":
+        return _theoretical_time_us(row, design)
     if q == "speedup":
         one = dataclasses.replace(design, num_pes=opt_int(row, "base_pes", 1))
         return _layer_time_us(row, one) / _layer_time_us(row, design)
