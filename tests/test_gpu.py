@@ -394,7 +394,7 @@ def test_every_gpu_model_constant_is_in_the_sourced_table():
         assert obj == c.value, c.name
         assert c.kind in ("published", "measured", "modelling choice", "calibration") and len(c.source) > 20
     # and every module-level numeric constant of the model has an entry
-    for mod in ("gemm", "simulate", "event", "power", "dvfs"):
+    for mod in ("gemm", "simulate", "event", "power", "dvfs", "flash"):
         m = importlib.import_module(f"sim.gpu.{mod}")
         for attr, v in vars(m).items():
             if attr.isupper() and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):

@@ -7,7 +7,8 @@ Models:
 * ``attention:B,H,L,E``: one fused self-attention (FlashAttention), options ``causal``,
   ``backward`` (0, 1, or ``both``: forward then backward), ``precision``; TFLOP/s in
   FlashAttention's own convention (its benchmark script): forward 4·B·H·L²·E, halved when
-  causal, backward 2.5x the forward;
+  causal, backward 2.5x the forward; ``kernel`` (``fa2``, ``fa3``; default ``auto``: FA3 on
+  Hopper) where the source ran another kernel than the default (``GPUArch.attention_kernel``);
 * a zoo model or ``gpt:...``, options ``batch``, ``seq_len``, ``precision``, ``layout``
   (``nchw`` for PyTorch's default, as the H200 networks were measured), ``fuse``
   (``none`` for eager PyTorch) and ``train=1`` (a training step: forward, backward, optimizer).
@@ -35,7 +36,7 @@ QUANTITIES = {
     "tokens_per_s": ("tokens/s",), "ms_per_token": ("ms",), "energy_mj": ("mJ",), "power_w": ("W",),
 }
 OPTIONS = frozenset({"precision", "causal", "backward", "batch", "seq_len", "layout", "fuse", "train", "decode",
-                     "launch", "power"})
+                     "launch", "power", "kernel"})
 
 
 def _ints(spec: str, n: int, row: Row) -> list[int]:
@@ -63,7 +64,8 @@ def _design(row: Row) -> Any:
     from sim.registry import resolve_arch
     desc = resolve_arch(row.design)
     changes = {f: v for f, v in (("layout", opt_str(row, "layout")), ("fusion", opt_str(row, "fuse")),
-                                 ("launch", opt_str(row, "launch")), ("power", opt_str(row, "power"))) if v}
+                                 ("launch", opt_str(row, "launch")), ("power", opt_str(row, "power")),
+                                 ("attention_kernel", opt_str(row, "kernel"))) if v}
     return dataclasses.replace(desc, **changes) if changes else desc
 
 

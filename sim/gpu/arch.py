@@ -42,6 +42,7 @@ LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
 Launch = Literal["graph", "eager"]
 LAUNCHES: tuple[Launch, ...] = typing.get_args(Launch)
 PowerState = Literal["sustained", "burst"]
+AttentionKernel = Literal["auto", "fa2", "fa3"]
 POWER_STATES: tuple[PowerState, ...] = typing.get_args(PowerState)
 # a share of a datasheet figure, in (0, 1]
 Efficiency = Annotated[float, Gt(0), Le(1)]
@@ -162,6 +163,9 @@ class GPUArch:
     # at tdp_w: the power manager's steady state) or burst (a run shorter than the limiter's
     # window from a cool card: every kernel at the nominal clock and voltage)
     power: PowerState = "sustained"
+    # the FlashAttention kernel a fused attention runs (sim.gpu.flash): auto (FA3 on Hopper at
+    # 16 bits or fp8, FA2 elsewhere), fa2 or fa3 (Hopper only)
+    attention_kernel: AttentionKernel = "auto"
     # the MMA instruction: m, n and K in bytes (n 0: the CTA tile's N, as wgmma's m64nNk16);
     # operands_in_smem: A and B read from shared memory, not registers (Hopper wgmma)
     mma_mnk: tuple[int, int, int] = (16, 8, 32)
@@ -237,6 +241,9 @@ class GPUArch:
         object.__setattr__(self, "vf_curve", pts)
         if self.tdp_w and self.self_priced:
             need(self.tdp_w > self.static_power_w, "tdp_w", f"must exceed static_power_w ({self.static_power_w:g} W)")
+        need(self.attention_kernel != "fa3" or self.generation == "hopper", "attention_kernel",
+             f"fa3 needs a Hopper GPU (wgmma, TMA); this design's generation is {self.generation or 'unstated'}: "
+             "use fa2 or auto")
         need(self.generation in ("", *GENERATIONS), "generation",
              f"this model has no tensor-core data for {self.generation!r}; known: {', '.join(GENERATIONS)} "
              "(or leave it empty for a card described wholly by its fields)")

@@ -82,8 +82,30 @@ CONSTANTS: tuple[Constant, ...] = (
              "PyTorch's element-wise CUDA kernels: 4 warps per block (aten/src/ATen/native/cuda/Loops.cuh)"),
     Constant("simulate.VECTOR_ELEMENTS_PER_BLOCK", 512, "published",
              "PyTorch's element-wise kernels: 4 elements per thread (Loops.cuh thread_work_size)"),
-    Constant("simulate.FLASH_BLOCK", 128, "published",
-             "FlashAttention-2's query and key block for head dimensions up to 128 (Dao 2023, Sec. 3.3)"),
+    Constant("flash.FLASH_KERNELS", ("fa2", "fa3"), "published",
+             "the fused-attention kernels modelled: FlashAttention-2 (Dao, arXiv:2307.08691) and -3 (Shah et al., "
+             "arXiv:2407.08608)"),
+    Constant("flash.HEAD_DIMS", (64, 128, 256), "published",
+             "the head dimensions FA3's release compiles; a head dimension between them runs padded to the next"),
+    Constant("flash.MUFU_PER_CLK", 16, "published",
+             "exp2 results per clock per SM on A100/H100 (CUDA C++ Programming Guide, native arithmetic instruction "
+             "throughput; FA3 paper footnote 5: 16 x 132 SMs x 1830 MHz = 3.9 TFLOPS of special functions)"),
+    Constant("flash.FWD_OPS", 3.5, "published",
+             "FP32-pipe instructions per score element of FA2/FA3's online softmax (flash_attn/src/softmax.h): row max "
+             "FMNMX, scaled subtraction FFMA, row sum FADD, half an F2FP pack; at the FP32 lanes' rate, a named "
+             "assumption"),
+    Constant("flash.BWD_OPS", 4.0, "published",
+             "backward per score element: P again (FFMA), dS = P (dP - D) (FADD, FMUL), the 16-bit packs of P and dS"),
+    Constant("flash.MASK_OPS", 1.0, "modelling choice", "a masked (diagonal) block's compare-and-select per element"),
+    Constant("flash.MMA_SYNC_HOPPER_SHARE", 2 / 3, "published",
+             "mma.sync on Hopper reaches about 2/3 of the tensor-core peak wgmma reaches (FA3 blog post, footnote 1, "
+             "citing Luo et al., arXiv:2402.13499; a rounded figure)"),
+    Constant("flash.OVERLAP_EXPOSED", 0.5, "calibration",
+             "share of the shorter of a block's GEMMs and softmax not hidden behind the longer; fitted on FA3's "
+             "ablation (Shah et al. 2024, Table 2: {4, 8448, 16, 128} fp16 forward, 661 TFLOPS at 1830 MHz), used "
+             "for FA2 too; checked on FA3 at d 64 and 256 and FA2 on A100 (its paper's 230 TFLOPS forward)"),
+    Constant("flash.MAX_PLACED", 200_000, "modelling choice",
+             "CTAs placed one by one; a larger grid takes list scheduling's bound (run-time policy)"),
     Constant("simulate.SPARSE_PRECISIONS", ("fp16", "bf16", "fp8", "int8", "int4"), "published",
              "input types the sparse tensor cores run 2:4 at twice the dense rate (A100 whitepaper: FP16/BF16 "
              "624, INT8 1248 TOPS sparse; H100 whitepaper: FP8 3958 sparse); TF32 takes 1:2 instead"),
@@ -237,6 +259,7 @@ _H200_ENERGY_ROWS = ("h200-meas-fp16-4096x4096x4096-energy", "h200-meas-fp16-1x8
 FIT_ROWS: dict[str, tuple[str, ...]] = {
     "GPUArch.kernel_overhead_us": ("h200-meas-fp16-256x256x256-time",),
     "gemm.MMA_EFFICIENCY": ("h200-meas-bf16-4096x4096x4096-time",),
+    "flash.OVERLAP_EXPOSED": ("h100-fa3-ablation-4x16x8448x128-fwd-tflops",),
     **{f"{card}.{f}": _H200_ENERGY_ROWS for card in ("h100", "a100")
        for f in ("mac_pj", "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "active_power_w")},
     "v100.mac_pj": ("v100-gemm-8192x8192x8192-fp16-tflops-published",),

@@ -32,6 +32,7 @@ from ..result import OpResult, SimResult, run_ops, shape_key
 from .fusion import chains, epilogues
 from .gemm import gemm_time, sparse_factors
 from .dvfs import Demand, mix_clock, stretched, voltage
+from .flash import flash_run
 from .power import attention_traffic, cuda_core_traffic, dynamic_pj, sm_share, sm_traffic
 from .precision import PRECISION_BYTES
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = [
-    "VECTOR_BLOCK_THREADS", "VECTOR_ELEMENTS_PER_BLOCK", "FLASH_BLOCK", "DRAM_BOUND_SHARE", "dram_bound", "GPUStats", "SPARSE_PRECISIONS",
+    "VECTOR_BLOCK_THREADS", "VECTOR_ELEMENTS_PER_BLOCK", "DRAM_BOUND_SHARE", "dram_bound", "GPUStats", "SPARSE_PRECISIONS",
     "sparse_structure", "demand", "clock_share", "powered", "simulate_op", "simulate",
 ]
 
@@ -49,7 +50,6 @@ VECTOR_BLOCK_THREADS = 128
 VECTOR_ELEMENTS_PER_BLOCK = 512
 # FlashAttention-2's query and key block (Dao, "FlashAttention-2", 2023, Sec. 3.3: 128 x 128
 # for head dimensions up to 128); a causal mask skips the blocks above the diagonal.
-FLASH_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -133,19 +133,18 @@ def _depthwise(op: Op, arch: GPUArch, prec: str, overhead: float) -> OpResult:
 
 
 def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) -> OpResult:
-    """A fused attention kernel (FlashAttention): its GEMMs at the tensor-core rate (the
-    blocks a causal mask zeroes skipped) against its compulsory DRAM traffic: Q, K, V, the
-    output and the row statistics (forward); those, the output gradient and dQ, dK, dV
-    (backward). The score matrix never goes to memory."""
+    """A fused attention kernel (FlashAttention-2 or -3, ``sim.gpu.flash``): its CTAs' blocks on
+    the SMs (GEMMs, softmax, their partial overlap; the blocks a causal mask zeroes skipped)
+    against its compulsory DRAM traffic: Q, K, V, the output and the row statistics
+    (forward); those, the output gradient and dQ, dK, dV (backward). The score matrix never
+    goes to memory."""
     d = op.dims
     in_b = PRECISION_BYTES[prec]
-    comp = sum(gemm_time(g.M, g.N, g.K, arch, prec, count=g.copies, acc_bytes=acc_b).compute_cycles
-               for g in op.gemms) / op.steps
-    frac = 1.0
-    if d["causal"] and d["Lq"] == d["Lk"]:
-        nb = math.ceil(d["Lk"] / FLASH_BLOCK)
-        frac = (nb + 1) / (2 * nb)               # blocks on or below the diagonal
+    run = flash_run(arch, prec, arch.attention_kernel, d, op.copies)
     c = op.copies * d["B"]
+    t = run.tiles
+    grid = c * d["H"] * math.ceil(d["Lq"] / t.br) * math.ceil(d["Lk"] / t.bc)
+    frac = min(1.0, run.blocks / grid)                  # the blocks a causal mask leaves
     q = c * d["H"] * d["Lq"] * d["E"] * in_b
     k = c * d["Hkv"] * d["Lk"] * d["E"] * in_b
     v = c * d["Hkv"] * d["Lk"] * d["Ev"] * in_b
@@ -158,21 +157,20 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
         reads = {"input": q, "input2": k, "input3": v}
         writes = o + lse
     mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
-    kernel = max(comp * frac, mem) + arch.dram_latency_cycles
+    kernel = max(run.cycles, mem) + arch.dram_latency_cycles
     step = int(math.ceil(kernel + overhead))
     s = op.steps
     cycles = step * s
-    ctas = math.ceil(d["Lq"] / FLASH_BLOCK) * c * d["H"]
     acc = {f"dram.{r}.reads": b * s for r, b in reads.items()}
     acc["dram.output.writes"] = writes * s
-    inside = attention_traffic(arch, op.gemms, d, op.copies, in_b, acc_b, frac, FLASH_BLOCK)
+    inside = attention_traffic(arch, op.gemms, d, op.copies, in_b, acc_b, frac, t.br)
     acc.update({key: b * s for key, b in inside.items()})
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs * frac,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
-                    stall_cycles=int(max(0.0, kernel - comp * frac)) * s, precision=prec, accesses=acc,
+                    stall_cycles=int(max(0.0, kernel - run.cycles)) * s, precision=prec, accesses=acc,
                     ops={f"mac.{prec}": op.macs * frac},
-                    extra=GPUStats("fused-attention", "compute" if comp * frac >= mem else "memory",
-                                   2 * op.macs * frac / (cycles / arch.clock_mhz * 1e-6) / 1e12, s, ctas=ctas,
+                    extra=GPUStats(f"{run.kernel} {t.br}x{t.bc}", "compute" if run.cycles >= mem else "memory",
+                                   2 * op.macs * frac / (cycles / arch.clock_mhz * 1e-6) / 1e12, s, ctas=run.ctas,
                                    ctas_per_sm=1, dram_bytes=(sum(reads.values()) + writes) * s))
 
 

@@ -1,0 +1,231 @@
+"""FlashAttention kernels block by block: FA2 (Dao, arXiv:2307.08691) and FA3 (Shah et al.,
+arXiv:2407.08608), as their released kernels tile the work.
+
+A kernel is a grid of CTAs. Forward, a CTA owns ``br`` query rows of one (batch, head) and
+loops over blocks of ``bc`` key rows; backward (FA2's and FA3's "seqk-parallel" kernels), a
+CTA owns ``bc`` key rows and loops over blocks of ``br`` query rows. A causal mask (``Lq ==
+Lk``) leaves a CTA the blocks on or below the diagonal, the diagonal ones masked. The tiles
+per head dimension (64, 128, 256; a head dimension between them runs padded to the next)
+are the kernels' own (``FA2_TILES``, ``FA3_TILES``).
+
+One block on an SM uses three pipes:
+
+* **tensor**: ``4 br bc d`` FLOPs forward (S = QK^T, O += PV), ``10 br bc d`` backward (S
+  again, dP = dO V^T, dV += P^T dO, dK += dS^T Q, dQ += dS K), at the SM's tensor rate x
+  ``gemm.MMA_EFFICIENCY``; FA2 on Hopper issues Ampere's ``mma.sync``, which reaches
+  ``MMA_SYNC_HOPPER_SHARE`` of the rate ``wgmma`` does;
+* **MUFU**: one ``exp2`` per score element, ``MUFU_PER_CLK`` per SM;
+* **FP32**: ``FWD_OPS`` (``BWD_OPS``) per score element, ``MASK_OPS`` more on a masked
+  block, and forward the rescale of the output block (``br d``), at ``fp32_lanes_per_sm``.
+
+The softmax (MUFU then FP32: one instruction stream) and the GEMMs overlap only in part:
+a block takes ``max(tensor, softmax) + OVERLAP_EXPOSED x min(tensor, softmax)``, or its L2
+traffic (the blocks' K and V forward, shared by a TMA-multicast cluster; Q, dO and the row
+statistics and dQ's fp32 read-modify-write backward) at the SM's share of the L2 bandwidth
+if that is longer. A CTA also waits one DRAM latency for its first tile and runs its first
+block without overlap (``cta_fixed_cycles``). CTAs go to the
+SMs in launch order (the block index, query tile fastest), each to the SM that frees
+first; the kernel ends when the last SM does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Mapping
+
+from workloads.errors import HwsimError
+
+from . import gemm
+
+if TYPE_CHECKING:
+    from .arch import GPUArch
+
+__all__ = ["FlashKernel", "FLASH_KERNELS", "Tiles", "FA2_TILES", "FA3_TILES", "HEAD_DIMS", "MUFU_PER_CLK",
+           "FWD_OPS", "BWD_OPS", "MASK_OPS", "MMA_SYNC_HOPPER_SHARE", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
+           "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "FlashRun", "flash_run"]
+
+FlashKernel = Literal["fa2", "fa3"]
+FLASH_KERNELS: tuple[FlashKernel, ...] = typing.get_args(FlashKernel)
+HEAD_DIMS = (64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """``br`` x ``bc``: query rows x key rows of one block; ``cluster``: CTAs that share
+    each K/V load (FA3's TMA multicast)."""
+
+    br: int
+    bc: int
+    cluster: int = 1
+
+
+# (head dim, backward, causal) -> tiles. FA2 at its release (commit 4f285b35,
+# csrc/flash_attn/src/flash_fwd_launch_template.h and flash_bwd_launch_template.h, the
+# A100/H100 branches without dropout): forward 128x128 (d 64), 128x64 (128), 128x64 (256 on
+# an A100; 64x64 on an H100, by shared memory); backward kBlockM x kBlockN 128x128, 64x128, 64x64.
+FA2_TILES: Mapping[tuple[int, bool], Tiles] = {
+    (64, False): Tiles(128, 128), (128, False): Tiles(128, 64), (256, False): Tiles(128, 64),
+    (64, True): Tiles(128, 128), (128, True): Tiles(64, 128), (256, True): Tiles(64, 64)}
+FA2_H100_FWD_256 = Tiles(64, 64)
+# FA3 at its release (commit 7f67966c, hopper/flash_fwd_launch_template.h): forward 192x128 (d
+# 64), 128x176 in clusters of 2 (128, non-causal) or 128x128 (causal), 128x80 in clusters of 2
+# (256, non-causal; 1 causal); backward (hopper/flash_bwd_launch_template.h) 128x128, 64x128, 64x80.
+FA3_TILES: Mapping[tuple[int, bool, bool], Tiles] = {
+    (64, False, False): Tiles(192, 128), (64, False, True): Tiles(192, 128),
+    (128, False, False): Tiles(128, 176, 2), (128, False, True): Tiles(128, 128),
+    (256, False, False): Tiles(128, 80, 2), (256, False, True): Tiles(128, 80),
+    (64, True, False): Tiles(128, 128), (64, True, True): Tiles(128, 128),
+    (128, True, False): Tiles(64, 128), (128, True, True): Tiles(64, 128),
+    (256, True, False): Tiles(64, 80), (256, True, True): Tiles(64, 80)}
+
+# exp2 results per clock per SM: 16 on A100 and H100 (CUDA C++ Programming Guide, throughput of
+# native arithmetic instructions; FA3 paper footnote 5: 16 x 132 SMs x 1830 MHz = 3.9 TFLOPS)
+MUFU_PER_CLK = 16
+# FP32-pipe instructions per score element (flash_attn/src/softmax.h): forward the row max
+# (FMNMX), the scaled subtraction of the max (FFMA), the row sum (FADD) and half a pack of two
+# results to 16 bits (F2FP); backward P again (FFMA), dS = P (dP - D) (FADD, FMUL) and the packs
+# of P and dS. Counted at the FP32 lanes' rate, a named assumption (the guide gives FMNMX and F2FP
+# no separate figure for Hopper)
+FWD_OPS = 3.5
+BWD_OPS = 4.0
+MASK_OPS = 1.0            # a masked block's compare-and-select per element (apply_mask)
+# mma.sync on Hopper reaches about 2/3 of wgmma's tensor-core rate (FA3 blog, footnote 1, citing
+# Luo et al., arXiv:2402.13499; a rounded figure)
+MMA_SYNC_HOPPER_SHARE = 2 / 3
+# The share of the shorter of a block's GEMMs and softmax that the kernel does not hide behind
+# the longer: a fit on FA3's ablation (Table 2: {4, 8448, 16, 128} non-causal forward, 661
+# TFLOPS; row h100-fa3-ablation-4x16x8448x128-fwd-tflops), used for FA2 as well
+OVERLAP_EXPOSED = 0.5
+# CTAs placed one by one; a larger grid takes the list-scheduling bound (policy: run time)
+MAX_PLACED = 200_000
+
+
+def kernel_for(arch: GPUArch, choice: str, precision: str) -> FlashKernel:
+    """The kernel a fused attention runs: ``choice`` (auto, fa2, fa3); auto is FA3 on Hopper
+    at 16-bit or fp8, FA2 elsewhere. FA3 needs Hopper's wgmma and TMA."""
+    if choice == "fa3":
+        if arch.generation != "hopper":
+            raise HwsimError(f"attention_kernel fa3 needs a Hopper GPU (wgmma, TMA); {arch.name} is "
+                             f"{arch.generation or 'of no stated generation'}: use fa2 or auto")
+        return "fa3"
+    if choice == "fa2":
+        return "fa2"
+    return "fa3" if arch.generation == "hopper" and precision in ("fp16", "bf16", "fp8") else "fa2"
+
+
+def tiles(kernel: FlashKernel, arch: GPUArch, head_dim: int, backward: bool, causal: bool) -> tuple[int, Tiles]:
+    """(the padded head dimension, the tiles) of ``kernel`` for a head dimension."""
+    if head_dim > HEAD_DIMS[-1]:
+        raise HwsimError(f"FlashAttention kernels take head dimensions up to {HEAD_DIMS[-1]}, not {head_dim}: "
+                         "lower the model with --attention unfused")
+    d = next(h for h in HEAD_DIMS if head_dim <= h)
+    if kernel == "fa3":
+        return d, FA3_TILES[(d, backward, causal)]
+    if (d, backward) == (256, False) and arch.generation == "hopper":
+        return d, FA2_H100_FWD_256
+    return d, FA2_TILES[(d, backward)]
+
+
+def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
+           masked: bool) -> tuple[float, float, float]:
+    """(tensor, softmax, L2) cycles of one block on an SM (module docstring)."""
+    share = MMA_SYNC_HOPPER_SHARE if kernel == "fa2" and arch.generation == "hopper" else 1.0
+    flops = (10 if backward else 4) * t.br * t.bc * d
+    tensor = flops / (2 * arch.sm_fma_per_clk(precision) * gemm.MMA_EFFICIENCY * share)
+    n = t.br * t.bc
+    ops = (BWD_OPS if backward else FWD_OPS) * n + (MASK_OPS * n if masked else 0.0) + (0 if backward else t.br * d)
+    soft = n / MUFU_PER_CLK + ops / arch.fp32_lanes_per_sm
+    in_b = 1 if precision == "fp8" else 2
+    l2: float
+    if backward:      # Q and dO blocks, the row statistics (lse, D), dQ's fp32 read-modify-write
+        l2 = 2 * t.br * d * in_b + 2 * t.br * 4 + t.br * d * 8
+    else:             # K and V blocks, multicast to the cluster
+        l2 = 2 * t.bc * d * in_b / t.cluster
+    return tensor, soft, l2 * arch.sms / arch.l2_bytes_per_clk
+
+
+def block_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
+                 masked: bool) -> float:
+    """SM cycles of one block in a CTA's steady state (module docstring)."""
+    tensor, soft, l2 = _pipes(arch, precision, kernel, t, d, backward, masked)
+    return max(max(tensor, soft) + OVERLAP_EXPOSED * min(tensor, soft), l2)
+
+
+def cta_fixed_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool) -> float:
+    """A CTA's cycles besides its blocks' steady state: one DRAM latency before its first
+    tile arrives, and its first block's softmax and GEMMs one after the other (nothing before
+    it to overlap; its tiles' bytes count in the kernel's DRAM traffic, not here)."""
+    tensor, soft, _ = _pipes(arch, precision, kernel, t, d, backward, False)
+    return arch.dram_latency_cycles + (1 - OVERLAP_EXPOSED) * min(tensor, soft)
+
+
+def cta_blocks(lq: int, lk: int, t: Tiles, backward: bool, causal: bool) -> list[tuple[int, int]]:
+    """(blocks, masked blocks) of each CTA of one (batch, head), in launch order."""
+    out = []
+    if not backward:
+        nk = math.ceil(lk / t.bc)
+        for i in range(math.ceil(lq / t.br)):
+            if not causal:
+                out.append((nk, 0))
+                continue
+            last = min(nk, math.ceil(min((i + 1) * t.br, lq) / t.bc))       # key blocks touching rows <= own
+            full = min(last, (i * t.br) // t.bc)                          # those wholly below the diagonal
+            out.append((last, last - full))
+    else:
+        nq = math.ceil(lq / t.br)
+        for j in range(math.ceil(lk / t.bc)):
+            if not causal:
+                out.append((nq, 0))
+                continue
+            first = (j * t.bc) // t.br                                    # query blocks reaching key row j * bc
+            full_from = min(nq, math.ceil(min((j + 1) * t.bc, lk) / t.br))
+            out.append((nq - first, full_from - first))
+    return out
+
+
+def place(works: list[float], sms: int) -> float:
+    """Cycles until the last SM is free: each CTA, in order, to the SM that frees first."""
+    if len(works) <= sms:
+        return max(works, default=0.0)
+    free = [0.0] * sms
+    for w in works:
+        heapq.heapreplace(free, free[0] + w)
+    return max(free)
+
+
+@dataclass(frozen=True)
+class FlashRun:
+    kernel: FlashKernel
+    tiles: Tiles
+    head_dim: int                 # padded
+    cycles: float                 # the grid's cycles on the SMs
+    blocks: int                   # blocks run, over all CTAs
+    ctas: int
+    block_cycles: float           # an unmasked block
+
+
+def flash_run(arch: GPUArch, precision: str, choice: str, dims: Mapping[str, int], copies: int) -> FlashRun:
+    """One fused attention op (its ``dims`` as the trace gives them) on ``arch``."""
+    backward, causal = bool(dims["backward"]), bool(dims["causal"]) and dims["Lq"] == dims["Lk"]
+    kernel = kernel_for(arch, choice, precision)
+    d, t = tiles(kernel, arch, max(dims["E"], dims["Ev"]), backward, causal)
+    plain = block_cycles(arch, precision, kernel, t, d, backward, False)
+    masked = block_cycles(arch, precision, kernel, t, d, backward, True)
+    per_pair = cta_blocks(dims["Lq"], dims["Lk"], t, backward, causal)
+    pairs = copies * dims["B"] * dims["H"]
+    fixed = cta_fixed_cycles(arch, precision, kernel, t, d, backward)
+    if not backward and not causal and pairs * len(per_pair) < arch.sms:
+        # split-KV (FA2 2.1's num_splits_heuristic, FA3's): a grid short of one wave splits each
+        # CTA's key blocks over more CTAs (the partial results' combine is not counted)
+        n = per_pair[0][0]
+        s = min(n, math.ceil(arch.sms / (pairs * len(per_pair))))
+        per_pair = [(math.ceil(n / s), 0)] * (len(per_pair) * s)
+    one = [fixed + (n - m) * plain + m * masked for n, m in per_pair]
+    if pairs * len(one) <= MAX_PLACED:
+        cycles = place(one * pairs, arch.sms)
+    else:     # list scheduling ends within one CTA of the mean load: past MAX_PLACED CTAs, that bound
+        cycles = sum(one) * pairs / arch.sms + max(one)
+    return FlashRun(kernel, t, d, cycles, pairs * sum(n for n, _ in per_pair), pairs * len(one), plain)

@@ -1,0 +1,102 @@
+"""FlashAttention kernels block by block (sim.gpu.flash): a block's pipes by hand, the causal
+mask's blocks by brute force over (query, key) pairs, CTAs over SMs by hand, the kernel
+choice and its refusals."""
+
+import dataclasses
+import math
+
+import pytest
+
+from sim.gpu import PRESETS
+from sim.gpu.flash import Tiles, block_cycles, cta_blocks, flash_run, kernel_for, place, tiles
+from workloads.errors import HwsimError
+
+H100, A100 = PRESETS["h100"], PRESETS["a100"]
+
+
+def test_an_fa3_block_on_an_h100_by_hand():
+    """d 128, 128 x 176 in clusters of 2 (FA3's release). The H100's 989.4 dense fp16 TFLOPS over
+    132 SMs at 1830 MHz are 4,096 FLOP per clock per SM; 0.9 of it (the GEMM model's MMA
+    efficiency): the GEMMs' 4 x 128 x 176 x 128 FLOPs take 3,128.9 cycles. Softmax: 22,528 exp2
+    at 16 per clock (1,408) and 3.5 FP32 instructions per score plus the 128 x 128 rescale of O
+    at 128 lanes (744): 2,152 cycles. Half of the shorter is exposed: 4,204.9. Its K and V,
+    2 x 176 x 128 x 2 bytes shared by 2 CTAs, at 9.8 TB/s over 132 SMs take far less."""
+    assert 989.4e12 / 132 / 1830e6 == pytest.approx(4096, rel=1e-3)
+    tensor = 4 * 128 * 176 * 128 / (4096 * 0.9)
+    soft = 128 * 176 / 16 + (3.5 * 128 * 176 + 128 * 128) / 128
+    want = max(tensor, soft) + 0.5 * min(tensor, soft)
+    assert want == pytest.approx(4204.9, abs=0.1)
+    d, t = tiles("fa3", H100, 128, False, False)
+    assert (d, t) == (128, Tiles(128, 176, 2))
+    assert block_cycles(H100, "fp16", "fa3", t, d, False, False) == pytest.approx(want)
+    l2 = 2 * 176 * 128 * 2 / 2 / (9800e9 / 1830e6 / 132)
+    assert l2 < want / 3
+
+
+def test_fa2_on_hopper_issues_mma_sync_at_two_thirds_of_the_rate():
+    d, t = tiles("fa2", H100, 128, False, False)
+    assert t == Tiles(128, 64)
+    tensor = 4 * 128 * 64 * 128 / (4096 * 0.9 * 2 / 3)
+    soft = 128 * 64 / 16 + (3.5 * 128 * 64 + 128 * 128) / 128
+    assert block_cycles(H100, "fp16", "fa2", t, d, False, False) == pytest.approx(tensor + 0.5 * soft)
+
+
+def _brute(lq, lk, t, backward, causal):
+    """(blocks, masked blocks) per CTA from every (query, key) pair the mask keeps."""
+    own, other = (t.bc, t.br) if backward else (t.br, t.bc)
+    n_own, n_other = math.ceil((lk if backward else lq) / own), math.ceil((lq if backward else lk) / other)
+    out = []
+    for i in range(n_own):
+        blocks = masked = 0
+        for j in range(n_other):
+            qs = range(j * other, min((j + 1) * other, lq)) if backward else range(i * own, min((i + 1) * own, lq))
+            ks = range(i * own, min((i + 1) * own, lk)) if backward else range(j * other, min((j + 1) * other, lk))
+            kept = sum(1 for q in qs for k in ks if not causal or k <= q)
+            if kept:
+                blocks += 1
+                masked += kept < len(qs) * len(ks)
+        out.append((blocks, masked))
+    return out
+
+
+@pytest.mark.parametrize("lq,br,bc", [(512, 128, 176), (300, 64, 128), (1000, 192, 128), (256, 128, 80)])
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_ctas_blocks_are_the_ones_its_mask_keeps(lq, br, bc, backward, causal):
+    t = Tiles(br, bc)
+    assert cta_blocks(lq, lq, t, backward, causal) == _brute(lq, lq, t, backward, causal)
+
+
+def test_ctas_go_to_the_sm_that_frees_first():
+    # 2 SMs: 3 | 3, then 3 -> the first (6), 1 -> the second (4), 1 -> the second (5): done at 6
+    assert place([3, 3, 3, 1, 1], 2) == 6
+    assert place([5, 1, 1, 1, 1, 1], 2) == 5
+    assert place([2, 2], 8) == 2
+
+
+def test_the_kernel_each_card_runs_and_what_is_refused():
+    assert kernel_for(H100, "auto", "bf16") == "fa3" and kernel_for(A100, "auto", "fp16") == "fa2"
+    assert kernel_for(H100, "auto", "tf32") == "fa2" and kernel_for(H100, "fa2", "fp16") == "fa2"
+    with pytest.raises(HwsimError, match="needs a Hopper GPU"):
+        dataclasses.replace(A100, attention_kernel="fa3")
+    with pytest.raises(HwsimError, match="head dimensions up to 256"):
+        tiles("fa2", A100, 320, False, False)
+    assert tiles("fa3", H100, 80, False, False)[0] == 128       # padded to the next head dimension
+
+
+def test_a_grid_short_of_a_wave_splits_its_key_blocks():
+    """Decoding (one query row, 8 heads, 8,192 keys): 8 CTAs would leave 124 of 132 SMs idle;
+    split-KV runs 17 per (batch, head), each over 4 of the 64 key blocks."""
+    dims = {"B": 1, "H": 8, "Hkv": 8, "Lq": 1, "Lk": 8192, "E": 128, "Ev": 128, "causal": 0, "backward": 0}
+    run = flash_run(H100, "fp16", "auto", dims, 1)
+    assert run.ctas == 8 * math.ceil(132 / 8)
+    assert run.cycles < 64 * run.block_cycles / 8             # far less than one CTA over all 64 blocks
+
+
+def test_causal_halves_the_work_and_long_sequences_fill_the_sms():
+    def tflops(L, causal):
+        dims = {"B": 1, "H": 16, "Hkv": 16, "Lq": L, "Lk": L, "E": 128, "Ev": 128, "causal": causal, "backward": 0}
+        r = flash_run(H100, "fp16", "fa3", dims, 1)
+        return 4 * 16 * L * L * 128 / (2 if causal else 1) / (r.cycles / 1830e6) / 1e12
+    assert tflops(16384, 1) < tflops(16384, 0) < 4096 * 0.9 * 132 * 1830e6 / 1e12
+    assert tflops(16384, 1) / tflops(16384, 0) > 0.9          # blocks skipped, not computed and masked
