@@ -26,6 +26,9 @@ if that is longer. A CTA also waits one DRAM latency for its first tile and runs
 block without overlap (``cta_fixed_cycles``). CTAs go to the
 SMs in launch order (the block index, query tile fastest), each to the SM that frees
 first; the kernel ends when the last SM does.
+
+FA2 runs on Ampere and later; a fused attention on an older card (V100, T4: PyTorch's
+memory-efficient kernel, which tiles the same way) is given FA2's blocks, an approximation.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Literal, Mapping
 from workloads.errors import HwsimError
 
 from . import gemm
+from .precision import PRECISION_BYTES
 
 if TYPE_CHECKING:
     from .arch import GPUArch
@@ -138,7 +142,7 @@ def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int,
     n = t.br * t.bc
     ops = (BWD_OPS if backward else FWD_OPS) * n + (MASK_OPS * n if masked else 0.0) + (0 if backward else t.br * d)
     soft = n / MUFU_PER_CLK + ops / arch.fp32_lanes_per_sm
-    in_b = 1 if precision == "fp8" else 2
+    in_b = PRECISION_BYTES[precision]
     l2: float
     if backward:      # Q and dO blocks, the row statistics (lse, D), dQ's fp32 read-modify-write
         l2 = 2 * t.br * d * in_b + 2 * t.br * 4 + t.br * d * 8
