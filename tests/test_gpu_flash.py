@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sim.gpu import PRESETS
-from sim.gpu.flash import Tiles, block_cycles, cta_blocks, flash_run, kernel_for, place, tiles
+from sim.gpu.flash import Tiles, block_cycles, cta_blocks, flash_run, kernel_for, num_splits, place, tiles
 from workloads.errors import HwsimError
 
 H100, A100 = PRESETS["h100"], PRESETS["a100"]
@@ -42,7 +42,8 @@ def test_fa2_on_hopper_issues_mma_sync_at_two_thirds_of_the_rate():
 
 
 def _brute(lq, lk, t, backward, causal):
-    """(blocks, masked blocks) per CTA from every (query, key) pair the mask keeps."""
+    """(blocks, masked blocks) per CTA from every (query, key) pair the mask keeps (query q sees
+    key k when k <= q + lk - lq: the bottom-right alignment)."""
     own, other = (t.bc, t.br) if backward else (t.br, t.bc)
     n_own, n_other = math.ceil((lk if backward else lq) / own), math.ceil((lq if backward else lk) / other)
     out = []
@@ -51,7 +52,7 @@ def _brute(lq, lk, t, backward, causal):
         for j in range(n_other):
             qs = range(j * other, min((j + 1) * other, lq)) if backward else range(i * own, min((i + 1) * own, lq))
             ks = range(i * own, min((i + 1) * own, lk)) if backward else range(j * other, min((j + 1) * other, lk))
-            kept = sum(1 for q in qs for k in ks if not causal or k <= q)
+            kept = sum(1 for q in qs for k in ks if not causal or k <= q + lk - lq)
             if kept:
                 blocks += 1
                 masked += kept < len(qs) * len(ks)
@@ -59,12 +60,14 @@ def _brute(lq, lk, t, backward, causal):
     return out
 
 
-@pytest.mark.parametrize("lq,br,bc", [(512, 128, 176), (300, 64, 128), (1000, 192, 128), (256, 128, 80)])
+@pytest.mark.parametrize("lq,lk,br,bc", [(512, 512, 128, 176), (300, 300, 64, 128), (1000, 1000, 192, 128),
+                                         (256, 256, 128, 80), (129, 129, 128, 128), (257, 257, 64, 128),
+                                         (200, 520, 128, 64), (1, 300, 64, 128)])
 @pytest.mark.parametrize("backward", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_a_ctas_blocks_are_the_ones_its_mask_keeps(lq, br, bc, backward, causal):
+def test_a_ctas_blocks_are_the_ones_its_mask_keeps(lq, lk, br, bc, backward, causal):
     t = Tiles(br, bc)
-    assert cta_blocks(lq, lq, t, backward, causal) == _brute(lq, lq, t, backward, causal)
+    assert cta_blocks(lq, lk, t, backward, causal) == _brute(lq, lk, t, backward, causal)
 
 
 def test_ctas_go_to_the_sm_that_frees_first():
@@ -82,15 +85,42 @@ def test_the_kernel_each_card_runs_and_what_is_refused():
     with pytest.raises(HwsimError, match="head dimensions up to 256"):
         tiles("fa2", A100, 320, False, False)
     assert tiles("fa3", H100, 80, False, False)[0] == 128       # padded to the next head dimension
+    assert tiles("fa2", A100, 80, False, False)[0] == 96        # FA2's 32-multiples
 
 
-def test_a_grid_short_of_a_wave_splits_its_key_blocks():
-    """Decoding (one query row, 8 heads, 8,192 keys): 8 CTAs would leave 124 of 132 SMs idle;
-    split-KV runs 17 per (batch, head), each over 4 of the 64 key blocks."""
-    dims = {"B": 1, "H": 8, "Hkv": 8, "Lq": 1, "Lk": 8192, "E": 128, "Ev": 128, "causal": 0, "backward": 0}
+def test_fa2s_split_heuristic_by_hand():
+    """FA2's num_splits_heuristic: 8 CTAs on 132 SMs with 47 key blocks. Splits s whose key
+    blocks per split (ceil(47 / s)) differ from s - 1's are eligible; wave efficiency is
+    8 s / 132 over its ceiling; the fewest splits within 85% of the best: 16 (128 CTAs, 0.97
+    of a wave; 3 key blocks each). A grid at 80% of the SMs is not split."""
+    eff = {s: (8 * s / 132) / math.ceil(8 * s / 132) for s in range(1, 48)
+           if s == 1 or math.ceil(47 / s) != math.ceil(47 / (s - 1))}
+    want = min(s for s, e in eff.items() if e >= 0.85 * max(eff.values()))
+    assert want == 16
+    assert num_splits(8, 132, 47) == want and num_splits(106, 132, 47) == 1
+
+
+def test_decoding_packs_the_query_heads_of_a_key_head_and_is_memory_bound():
+    """Llama 3 8B decoding one token at 8,192 keys (32 query heads over 8 key heads): one CTA
+    per key head over 4 rows, split over the SMs; its work stays the key blocks of the 8 heads
+    and the blocks take less than its 33.6 MB of K and V take from HBM."""
+    dims = {"B": 1, "H": 32, "Hkv": 8, "Lq": 1, "Lk": 8192, "E": 128, "Ev": 128, "causal": 1, "backward": 0}
     run = flash_run(H100, "fp16", "auto", dims, 1)
-    assert run.ctas == 8 * math.ceil(132 / 8)
-    assert run.cycles < 64 * run.block_cycles / 8             # far less than one CTA over all 64 blocks
+    n = math.ceil(8192 / run.tiles.bc)
+    assert run.splits > 1 and 8 * n <= run.blocks < 8 * (n + run.splits)
+    assert run.ctas <= 132
+    kv = 2 * 8 * 8192 * 128 * 2
+    assert kv == pytest.approx(33.6e6, rel=0.01)
+    assert run.cycles < kv / H100.dram_bytes_per_clk
+
+
+def test_a_causal_attention_counts_half_the_pairs_as_useful_work():
+    from sim.gpu.simulate import simulate_op
+    from validation.gpu import attention_workload
+    op = attention_workload(1, 16, 512, 128, 1, 0).ops[0]
+    r = simulate_op(op, H100)
+    assert r.useful_macs == pytest.approx(op.macs * (512 + 1) / (2 * 512))
+    assert r.extra.tile.startswith("fa3 128x128")
 
 
 def test_causal_halves_the_work_and_long_sequences_fill_the_sms():

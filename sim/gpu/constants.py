@@ -86,15 +86,20 @@ CONSTANTS: tuple[Constant, ...] = (
              "the fused-attention kernels modelled: FlashAttention-2 (Dao, arXiv:2307.08691) and -3 (Shah et al., "
              "arXiv:2407.08608)"),
     Constant("flash.HEAD_DIMS", (64, 128, 256), "published",
-             "the head dimensions FA3's release compiles; a head dimension between them runs padded to the next"),
+             "the head dimensions FA3's release compiles (a head dimension between them runs padded to the next) and "
+             "those FA2's release gives the tiles modelled here for"),
+    Constant("flash.FA2_HEAD_DIM_STEP", 32, "published",
+             "FA2 compiles head dimensions 32, 64, 96, ..., 256 (csrc/flash_attn/src/flash_fwd_hdim*.cu) and pads to them"),
+    Constant("flash.MAX_SPLITS", 128, "published",
+             "FA2's cap on the key blocks' split (csrc/flash_attn/flash_api.cpp, num_splits_heuristic(..., 128))"),
     Constant("flash.MUFU_PER_CLK", 16, "published",
              "exp2 results per clock per SM on A100/H100 (CUDA C++ Programming Guide, native arithmetic instruction "
              "throughput; FA3 paper footnote 5: 16 x 132 SMs x 1830 MHz = 3.9 TFLOPS of special functions)"),
-    Constant("flash.FWD_OPS", 3.5, "published",
+    Constant("flash.FWD_OPS", 3.5, "modelling choice",
              "FP32-pipe instructions per score element of FA2/FA3's online softmax (flash_attn/src/softmax.h): row max "
              "FMNMX, scaled subtraction FFMA, row sum FADD, half an F2FP pack; at the FP32 lanes' rate, a named "
              "assumption"),
-    Constant("flash.BWD_OPS", 4.0, "published",
+    Constant("flash.BWD_OPS", 4.0, "modelling choice",
              "backward per score element: P again (FFMA), dS = P (dP - D) (FADD, FMUL), the 16-bit packs of P and dS"),
     Constant("flash.MASK_OPS", 1.0, "modelling choice", "a masked (diagonal) block's compare-and-select per element"),
     Constant("flash.MMA_SYNC_HOPPER_SHARE", 2 / 3, "published",
@@ -103,7 +108,8 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("flash.OVERLAP_EXPOSED", 0.5, "calibration",
              "share of the shorter of a block's GEMMs and softmax not hidden behind the longer; fitted on FA3's "
              "ablation (Shah et al. 2024, Table 2: {4, 8448, 16, 128} fp16 forward, 661 TFLOPS at 1830 MHz), used "
-             "for FA2 too; checked on FA3 at d 64 and 256 and FA2 on A100 (its paper's 230 TFLOPS forward)"),
+             "for FA2 too; checked on FA3 at head dimensions 64 and 256 (corpus rows); FA2 on an A100 at d 128 comes out "
+             "221 TFLOPS forward where its paper says up to 230 (not a corpus row)"),
     Constant("flash.MAX_PLACED", 200_000, "modelling choice",
              "CTAs placed one by one; a larger grid takes list scheduling's bound (run-time policy)"),
     Constant("simulate.SPARSE_PRECISIONS", ("fp16", "bf16", "fp8", "int8", "int4"), "published",

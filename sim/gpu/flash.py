@@ -25,7 +25,10 @@ statistics and dQ's fp32 read-modify-write backward) at the SM's share of the L2
 if that is longer. A CTA also waits one DRAM latency for its first tile and runs its first
 block without overlap (``cta_fixed_cycles``). CTAs go to the
 SMs in launch order (the block index, query tile fastest), each to the SM that frees
-first; the kernel ends when the last SM does.
+first; the kernel ends when the last SM does. A grid short of the SMs splits its key blocks
+over more CTAs as FA2's heuristic chooses (split-KV; the partial results' combine is not
+counted). One CTA per SM at a time: FA2's two resident CTAs per SM on some shapes (their
+overlapped latencies) are not modelled.
 
 FA2 runs on Ampere and later; a fused attention on an older card (V100, T4: PyTorch's
 memory-efficient kernel, which tiles the same way) is given FA2's blocks, an approximation.
@@ -49,11 +52,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FlashKernel", "FLASH_KERNELS", "Tiles", "FA2_TILES", "FA3_TILES", "HEAD_DIMS", "MUFU_PER_CLK",
            "FWD_OPS", "BWD_OPS", "MASK_OPS", "MMA_SYNC_HOPPER_SHARE", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
-           "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "FlashRun", "flash_run"]
+           "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "num_splits", "FlashRun", "flash_run",
+           "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS"]
 
 FlashKernel = Literal["fa2", "fa3"]
 FLASH_KERNELS: tuple[FlashKernel, ...] = typing.get_args(FlashKernel)
 HEAD_DIMS = (64, 128, 256)
+FA2_HEAD_DIM_STEP = 32       # FA2 compiles head dimensions 32, 64, 96, ..., 256
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ MUFU_PER_CLK = 16
 FWD_OPS = 3.5
 BWD_OPS = 4.0
 MASK_OPS = 1.0            # a masked block's compare-and-select per element (apply_mask)
+# the fewest query rows an MMA computes: mma.sync m16n8k16 (FA2), wgmma m64nNk16 (FA3)
+ROWS_PER_MMA: Mapping[FlashKernel, int] = {"fa2": 16, "fa3": 64}
 # mma.sync on Hopper reaches about 2/3 of wgmma's tensor-core rate (FA3 blog, footnote 1, citing
 # Luo et al., arXiv:2402.13499; a rounded figure)
 MMA_SYNC_HOPPER_SHARE = 2 / 3
@@ -105,6 +112,7 @@ MMA_SYNC_HOPPER_SHARE = 2 / 3
 OVERLAP_EXPOSED = 0.5
 # CTAs placed one by one; a larger grid takes the list-scheduling bound (policy: run time)
 MAX_PLACED = 200_000
+MAX_SPLITS = 128          # FA2's cap on split-KV (flash_api.cpp: num_splits_heuristic(..., 128))
 
 
 def kernel_for(arch: GPUArch, choice: str, precision: str) -> FlashKernel:
@@ -121,26 +129,32 @@ def kernel_for(arch: GPUArch, choice: str, precision: str) -> FlashKernel:
 
 
 def tiles(kernel: FlashKernel, arch: GPUArch, head_dim: int, backward: bool, causal: bool) -> tuple[int, Tiles]:
-    """(the padded head dimension, the tiles) of ``kernel`` for a head dimension."""
+    """(the padded head dimension, the tiles) of ``kernel`` for a head dimension: FA3 pads it to
+    64, 128 or 256; FA2 to a multiple of ``FA2_HEAD_DIM_STEP``, with the tiles of the next of
+    64, 128, 256 (its own tiles between them are not modelled)."""
     if head_dim > HEAD_DIMS[-1]:
         raise HwsimError(f"FlashAttention kernels take head dimensions up to {HEAD_DIMS[-1]}, not {head_dim}: "
                          "lower the model with --attention unfused")
-    d = next(h for h in HEAD_DIMS if head_dim <= h)
+    table = next(h for h in HEAD_DIMS if head_dim <= h)
     if kernel == "fa3":
-        return d, FA3_TILES[(d, backward, causal)]
-    if (d, backward) == (256, False) and arch.generation == "hopper":
+        return table, FA3_TILES[(table, backward, causal)]
+    d = -(-head_dim // FA2_HEAD_DIM_STEP) * FA2_HEAD_DIM_STEP
+    if (table, backward) == (256, False) and arch.generation == "hopper":
         return d, FA2_H100_FWD_256
-    return d, FA2_TILES[(d, backward)]
+    return d, FA2_TILES[(table, backward)]
 
 
 def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
-           masked: bool) -> tuple[float, float, float]:
-    """(tensor, softmax, L2) cycles of one block on an SM (module docstring)."""
+           masked: bool, rows: int = 0) -> tuple[float, float, float]:
+    """(tensor, softmax, L2) cycles of one block on an SM (module docstring); ``rows``: query
+    rows in use, if fewer than ``br`` (decoding), rounded up to the MMA's M."""
     share = MMA_SYNC_HOPPER_SHARE if kernel == "fa2" and arch.generation == "hopper" else 1.0
-    flops = (10 if backward else 4) * t.br * t.bc * d
+    m = ROWS_PER_MMA[kernel]
+    br = min(t.br, -(-rows // m) * m) if rows else t.br
+    flops = (10 if backward else 4) * br * t.bc * d
     tensor = flops / (2 * arch.sm_fma_per_clk(precision) * gemm.MMA_EFFICIENCY * share)
-    n = t.br * t.bc
-    ops = (BWD_OPS if backward else FWD_OPS) * n + (MASK_OPS * n if masked else 0.0) + (0 if backward else t.br * d)
+    n = br * t.bc
+    ops = (BWD_OPS if backward else FWD_OPS) * n + (MASK_OPS * n if masked else 0.0) + (0 if backward else br * d)
     soft = n / MUFU_PER_CLK + ops / arch.fp32_lanes_per_sm
     in_b = PRECISION_BYTES[precision]
     l2: float
@@ -152,41 +166,43 @@ def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int,
 
 
 def block_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
-                 masked: bool) -> float:
+                 masked: bool, rows: int = 0) -> float:
     """SM cycles of one block in a CTA's steady state (module docstring)."""
-    tensor, soft, l2 = _pipes(arch, precision, kernel, t, d, backward, masked)
+    tensor, soft, l2 = _pipes(arch, precision, kernel, t, d, backward, masked, rows)
     return max(max(tensor, soft) + OVERLAP_EXPOSED * min(tensor, soft), l2)
 
 
-def cta_fixed_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool) -> float:
+def cta_fixed_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
+                     rows: int = 0) -> float:
     """A CTA's cycles besides its blocks' steady state: one DRAM latency before its first
     tile arrives, and its first block's softmax and GEMMs one after the other (nothing before
     it to overlap; its tiles' bytes count in the kernel's DRAM traffic, not here)."""
-    tensor, soft, _ = _pipes(arch, precision, kernel, t, d, backward, False)
+    tensor, soft, _ = _pipes(arch, precision, kernel, t, d, backward, False, rows)
     return arch.dram_latency_cycles + (1 - OVERLAP_EXPOSED) * min(tensor, soft)
 
 
 def cta_blocks(lq: int, lk: int, t: Tiles, backward: bool, causal: bool) -> list[tuple[int, int]]:
-    """(blocks, masked blocks) of each CTA of one (batch, head), in launch order."""
+    """(blocks, masked blocks) of each CTA of one (batch, head), in launch order. A causal mask
+    is aligned at the bottom right, as FA2 2.1 and later align it: query q sees key k when
+    ``k <= q + lk - lq``. A block is run if its mask keeps any pair, masked if it drops any."""
+    off = lk - lq
     out = []
-    if not backward:
-        nk = math.ceil(lk / t.bc)
-        for i in range(math.ceil(lq / t.br)):
-            if not causal:
-                out.append((nk, 0))
-                continue
-            last = min(nk, math.ceil(min((i + 1) * t.br, lq) / t.bc))       # key blocks touching rows <= own
-            full = min(last, (i * t.br) // t.bc)                          # those wholly below the diagonal
-            out.append((last, last - full))
-    else:
-        nq = math.ceil(lq / t.br)
-        for j in range(math.ceil(lk / t.bc)):
-            if not causal:
-                out.append((nq, 0))
-                continue
-            first = (j * t.bc) // t.br                                    # query blocks reaching key row j * bc
-            full_from = min(nq, math.ceil(min((j + 1) * t.bc, lk) / t.br))
-            out.append((nq - first, full_from - first))
+    own_n = math.ceil((lk if backward else lq) / (t.bc if backward else t.br))
+    other_n = math.ceil((lq if backward else lk) / (t.br if backward else t.bc))
+    for i in range(own_n):
+        if not causal:
+            out.append((other_n, 0))
+            continue
+        run = masked = 0
+        for j in range(other_n):
+            qi, ki = (j, i) if backward else (i, j)
+            q0, q1 = qi * t.br, min((qi + 1) * t.br, lq) - 1          # the block's query rows
+            k0, k1 = ki * t.bc, min((ki + 1) * t.bc, lk) - 1          # and key rows
+            if k0 > q1 + off:
+                continue                                             # every pair dropped
+            run += 1
+            masked += k1 > q0 + off                                  # some pair dropped
+        out.append((run, masked))
     return out
 
 
@@ -200,6 +216,35 @@ def place(works: list[float], sms: int) -> float:
     return max(free)
 
 
+def num_splits(grid: int, sms: int, blocks: int, max_splits: int = MAX_SPLITS) -> int:
+    """FA2's split-KV choice (csrc/flash_attn/flash_api.cpp, num_splits_heuristic, 2.1 and
+    later): none once the grid fills 80% of the SMs; else the fewest splits whose wave
+    efficiency (waves over whole waves) is within 85% of the best, among splits that change
+    the key blocks per split."""
+    if grid >= 0.8 * sms:
+        return 1
+    top = min(max_splits, sms, blocks)
+
+    def eligible(s: int) -> bool:
+        return s == 1 or -(-blocks // s) != -(-blocks // (s - 1))
+
+    eff = [(grid * s / sms) / math.ceil(grid * s / sms) if eligible(s) else 0.0 for s in range(1, top + 1)]
+    best = max(eff, default=0.0)
+    return next((s for s in range(1, top + 1) if eligible(s) and eff[s - 1] >= 0.85 * best), 1)
+
+
+def _split(per_cta: list[tuple[int, int]], s: int) -> list[tuple[int, int]]:
+    """Each CTA's blocks over ``s`` CTAs of ceil(blocks / s) blocks (its masked blocks, the
+    last ones, in the last)."""
+    out = []
+    for n, m in per_cta:
+        c = -(-n // s)
+        for k in range(0, n, c):
+            b = min(c, n - k)
+            out.append((b, max(0, min(b, k + b - (n - m)))))
+    return out
+
+
 @dataclass(frozen=True)
 class FlashRun:
     kernel: FlashKernel
@@ -209,27 +254,34 @@ class FlashRun:
     blocks: int                   # blocks run, over all CTAs
     ctas: int
     block_cycles: float           # an unmasked block
+    splits: int = 1               # split-KV
 
 
 def flash_run(arch: GPUArch, precision: str, choice: str, dims: Mapping[str, int], copies: int) -> FlashRun:
-    """One fused attention op (its ``dims`` as the trace gives them) on ``arch``."""
-    backward, causal = bool(dims["backward"]), bool(dims["causal"]) and dims["Lq"] == dims["Lk"]
+    """One fused attention op (its ``dims`` as the trace gives them) on ``arch``. Decoding (a
+    forward whose query rows, over all the query heads that share a key head, fit one block)
+    runs those heads in one CTA per key head, as FA2's seqlenq_ngroups_swapped and FA3's
+    pack_gqa do, its MMAs over the rows in use."""
+    backward, causal = bool(dims["backward"]), bool(dims["causal"])
     kernel = kernel_for(arch, choice, precision)
     d, t = tiles(kernel, arch, max(dims["E"], dims["Ev"]), backward, causal)
-    plain = block_cycles(arch, precision, kernel, t, d, backward, False)
-    masked = block_cycles(arch, precision, kernel, t, d, backward, True)
+    group = dims["H"] // dims["Hkv"] if dims["Hkv"] and dims["H"] % dims["Hkv"] == 0 else 1
+    packed = not backward and dims["Lq"] * group <= t.br
+    rows = dims["Lq"] * group if packed else 0
+    heads = dims["Hkv"] if packed else dims["H"]
+    plain = block_cycles(arch, precision, kernel, t, d, backward, False, rows)
+    masked = block_cycles(arch, precision, kernel, t, d, backward, True, rows)
     per_pair = cta_blocks(dims["Lq"], dims["Lk"], t, backward, causal)
-    pairs = copies * dims["B"] * dims["H"]
-    fixed = cta_fixed_cycles(arch, precision, kernel, t, d, backward)
-    if not backward and not causal and pairs * len(per_pair) < arch.sms:
-        # split-KV (FA2 2.1's num_splits_heuristic, FA3's): a grid short of one wave splits each
-        # CTA's key blocks over more CTAs (the partial results' combine is not counted)
-        n = per_pair[0][0]
-        s = min(n, math.ceil(arch.sms / (pairs * len(per_pair))))
-        per_pair = [(math.ceil(n / s), 0)] * (len(per_pair) * s)
+    pairs = copies * dims["B"] * heads
+    s = 1 if backward else num_splits(pairs * len(per_pair), arch.sms, max(n for n, _ in per_pair))
+    if s > 1:
+        per_pair = _split(per_pair, s)
+    fixed = cta_fixed_cycles(arch, precision, kernel, t, d, backward, rows)
     one = [fixed + (n - m) * plain + m * masked for n, m in per_pair]
-    if pairs * len(one) <= MAX_PLACED:
+    if len(set(one)) == 1:                 # equal CTAs: whole waves
+        cycles = math.ceil(pairs * len(one) / arch.sms) * one[0]
+    elif pairs * len(one) <= MAX_PLACED:
         cycles = place(one * pairs, arch.sms)
     else:     # list scheduling ends within one CTA of the mean load: past MAX_PLACED CTAs, that bound
         cycles = sum(one) * pairs / arch.sms + max(one)
-    return FlashRun(kernel, t, d, cycles, pairs * sum(n for n, _ in per_pair), pairs * len(one), plain)
+    return FlashRun(kernel, t, d, cycles, pairs * sum(n for n, _ in per_pair), pairs * len(one), plain, s)

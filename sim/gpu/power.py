@@ -75,10 +75,12 @@ def sm_traffic(arch: GPUArch, M: int, N: int, K: int, count: int, tile: tuple[in
 
 
 def attention_traffic(arch: GPUArch, gemms: Sequence[Gemm], dims: Mapping[str, int], copies: int, in_b: float,
-                      acc_b: int, frac: float, block: int) -> dict[str, float]:
+                      acc_b: int, frac: float, block: tuple[int, int]) -> dict[str, float]:
     """Register-file, shared-memory and L2 bytes of one fused attention kernel (one step):
     ``gemms`` its GEMMs (heads as copies), ``copies`` x batch x heads the (batch, head)
-    pairs, ``frac`` the share of blocks a causal mask leaves."""
+    pairs, ``frac`` the share of blocks a causal mask leaves, ``block`` the kernel's query and
+    key rows per block (sim.gpu.flash)."""
+    br, bc = block
     d = dims
     c = copies * d["B"]
     q = c * d["H"] * d["Lq"] * d["E"] * in_b
@@ -86,10 +88,10 @@ def attention_traffic(arch: GPUArch, gemms: Sequence[Gemm], dims: Mapping[str, i
     v = c * d["Hkv"] * d["Lk"] * d["Ev"] * in_b
     if d["backward"]:
         o = c * d["H"] * d["Lq"] * d["Ev"] * in_b
-        nk = -(-d["Lk"] // block)
+        nk = -(-d["Lk"] // bc)
         l2 = {"input": (q + 2 * o + c * d["H"] * d["Lq"] * 4) * nk * frac, "input2": k, "input3": v}
     else:
-        nq = -(-d["Lq"] // block)
+        nq = -(-d["Lq"] // br)
         l2 = {"input": q, "input2": k * nq * frac, "input3": v * nq * frac}
     out: dict[str, float] = {}
     for key, b in l2.items():
@@ -99,7 +101,7 @@ def attention_traffic(arch: GPUArch, gemms: Sequence[Gemm], dims: Mapping[str, i
     # dP (V), dQ (K), dK (Q)
     roles = ("input2", "input", "input3", "input2", "input") if d["backward"] else ("input2", "input3")
     for g, role in zip(gemms, roles):
-        t = sm_traffic(arch, g.M, g.N, g.K, g.copies, (min(block, g.M), min(block, g.N)), in_b, acc_b, role)
+        t = sm_traffic(arch, g.M, g.N, g.K, g.copies, (min(br, g.M), min(bc, g.N)), in_b, acc_b, role)
         for key, b in t.items():
             if not key.endswith(".writes") or key.startswith("rf."):     # smem writes: the L2 traffic above
                 out[key] = out.get(key, 0.0) + b * frac

@@ -48,8 +48,6 @@ __all__ = [
 # (aten/src/ATen/native/cuda/Loops.cuh: num_threads() = 4 warps, thread_work_size() = 4).
 VECTOR_BLOCK_THREADS = 128
 VECTOR_ELEMENTS_PER_BLOCK = 512
-# FlashAttention-2's query and key block (Dao, "FlashAttention-2", 2023, Sec. 3.3: 128 x 128
-# for head dimensions up to 128); a causal mask skips the blocks above the diagonal.
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,10 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     c = op.copies * d["B"]
     t = run.tiles
     grid = c * d["H"] * math.ceil(d["Lq"] / t.br) * math.ceil(d["Lk"] / t.bc)
-    frac = min(1.0, run.blocks / grid)                  # the blocks a causal mask leaves
+    ran = min(1.0, run.blocks / grid)                    # the blocks computed (energy)
+    lq, lk = d["Lq"], d["Lk"]                            # the pairs a causal mask keeps (useful work)
+    kept = sum(min(lk, q + 1 + lk - lq) for q in range(max(0, lq - lk), lq)) if d["causal"] else lq * lk
+    frac = kept / (lq * lk)
     q = c * d["H"] * d["Lq"] * d["E"] * in_b
     k = c * d["Hkv"] * d["Lk"] * d["E"] * in_b
     v = c * d["Hkv"] * d["Lk"] * d["Ev"] * in_b
@@ -157,20 +158,21 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
         reads = {"input": q, "input2": k, "input3": v}
         writes = o + lse
     mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
-    kernel = max(run.cycles, mem) + arch.dram_latency_cycles
+    kernel = max(run.cycles, mem + arch.dram_latency_cycles)    # the CTAs' cycles hold their own latency
     step = int(math.ceil(kernel + overhead))
     s = op.steps
     cycles = step * s
     acc = {f"dram.{r}.reads": b * s for r, b in reads.items()}
     acc["dram.output.writes"] = writes * s
-    inside = attention_traffic(arch, op.gemms, d, op.copies, in_b, acc_b, frac, t.br)
+    inside = attention_traffic(arch, op.gemms, d, op.copies, in_b, acc_b, ran, (t.br, t.bc))
     acc.update({key: b * s for key, b in inside.items()})
     return OpResult(op.name, op.op, op.macs, cycles, arch.clock_mhz, useful_macs=op.macs * frac,
                     peak_macs_per_cycle=arch.sm_fma_per_clk(prec) * arch.sms,
                     stall_cycles=int(max(0.0, kernel - run.cycles)) * s, precision=prec, accesses=acc,
                     ops={f"mac.{prec}": op.macs * frac},
-                    extra=GPUStats(f"{run.kernel} {t.br}x{t.bc}", "compute" if run.cycles >= mem else "memory",
+                    extra=GPUStats("tensor-cores", "compute" if run.cycles >= mem else "memory",
                                    2 * op.macs * frac / (cycles / arch.clock_mhz * 1e-6) / 1e12, s, ctas=run.ctas,
+                                   tile=f"{run.kernel} {t.br}x{t.bc}" + (f" split {run.splits}" if run.splits > 1 else ""),
                                    ctas_per_sm=1, dram_bytes=(sum(reads.values()) + writes) * s))
 
 
