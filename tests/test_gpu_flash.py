@@ -130,3 +130,20 @@ def test_causal_halves_the_work_and_long_sequences_fill_the_sms():
         return 4 * 16 * L * L * 128 / (2 if causal else 1) / (r.cycles / 1830e6) / 1e12
     assert tflops(16384, 1) < tflops(16384, 0) < 4096 * 0.9 * 132 * 1830e6 / 1e12
     assert tflops(16384, 1) / tflops(16384, 0) > 0.9          # blocks skipped, not computed and masked
+
+
+def test_a_backward_is_three_kernels_and_moves_the_accumulators_bytes():
+    """FA2/FA3's backward: a preprocess reads O and dO and writes D (fp32 per row) and zeroes
+    dQ's fp32 accumulator; the main kernel reads Q, K, V, O, dO and the row statistics and
+    writes dQ, dK, dV; a postprocess reads the accumulator and writes dQ. Batch 2, 4 heads,
+    256 tokens, head dim 64, fp16: elements 2 x 4 x 256 x 64 = 131,072 per tensor."""
+    from sim.gpu.simulate import simulate_op
+    from validation.gpu import attention_workload
+    n, rows = 2 * 4 * 256 * 64, 2 * 4 * 256
+    main = (n * 2 * 5 + rows * 4) + n * 2 * 3                   # Q, K, V, O, dO, lse in; dQ, dK, dV out
+    pre = 2 * n * 2 + rows * 4 + n * 4
+    post = n * 4 + n * 2
+    r = simulate_op(attention_workload(2, 4, 256, 64, 0, 1).ops[0], A100)
+    assert r.extra.dram_bytes == main + pre + post
+    fwd = simulate_op(attention_workload(2, 4, 256, 64, 0, 0).ops[0], A100)
+    assert fwd.extra.dram_bytes == n * 2 * 4 + rows * 4        # Q, K, V in; O and lse out

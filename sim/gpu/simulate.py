@@ -135,7 +135,9 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     the SMs (GEMMs, softmax, their partial overlap; the blocks a causal mask zeroes skipped)
     against its compulsory DRAM traffic: Q, K, V, the output and the row statistics
     (forward); those, the output gradient and dQ, dK, dV (backward). The score matrix never
-    goes to memory."""
+    goes to memory. A backward is three kernels, as FA2 and FA3 launch it: a preprocess
+    (D = rowsum(dO * O), and dQ's fp32 accumulator zeroed), the main kernel, and a postprocess
+    (the accumulator converted to dQ), the first and last at DRAM speed, each with its launch."""
     d = op.dims
     in_b = PRECISION_BYTES[prec]
     run = flash_run(arch, prec, arch.attention_kernel, d, op.copies)
@@ -157,9 +159,19 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     else:
         reads = {"input": q, "input2": k, "input3": v}
         writes = o + lse
-    mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
+    side = 0.0
+    if d["backward"]:
+        acc32 = c * d["H"] * d["Lq"] * d["E"] * 4                       # dQ's fp32 accumulator
+        pre_r, pre_w = 2 * o, lse + acc32                                  # O, dO in; D out, accumulator zeroed
+        post_r, post_w = acc32, q                                          # accumulator in, dQ out
+        reads["input"] += pre_r + post_r
+        writes += pre_w + post_w
+        side = (pre_r + pre_w + post_r + post_w) / arch.dram_bytes_per_clk + 2 * (arch.dram_latency_cycles + overhead)
+        mem = (sum(reads.values()) + writes - (pre_r + pre_w + post_r + post_w)) / arch.dram_bytes_per_clk
+    else:
+        mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
     kernel = max(run.cycles, mem + arch.dram_latency_cycles)    # the CTAs' cycles hold their own latency
-    step = int(math.ceil(kernel + overhead))
+    step = int(math.ceil(kernel + overhead + side))
     s = op.steps
     cycles = step * s
     acc = {f"dram.{r}.reads": b * s for r, b in reads.items()}
