@@ -101,7 +101,6 @@ _lowered = functools.lru_cache(maxsize=None)(lambda spec, seq_len, how: resolve(
 
 SMALL = {"gpt2": dict(seq_len=16), "bert-base": dict(seq_len=16), "llama-tiny": dict(seq_len=16),
          "gpt2-xl": dict(seq_len=8), "gpt3-175b": dict(seq_len=8), "llama3-8b": dict(seq_len=8),
-         "llama3-405b": dict(seq_len=8),
          "vit-b16": {}, "moe-tiny": dict(seq_len=16), "mixtral-8x7b": dict(seq_len=8),
          "deepseek-moe-16b": dict(seq_len=8)}
 
