@@ -110,6 +110,13 @@ CONSTANTS: tuple[Constant, ...] = (
              "ablation (Shah et al. 2024, Table 2: {4, 8448, 16, 128} fp16 forward, 661 TFLOPS at 1830 MHz), used "
              "for FA2 too; checked on FA3 at head dimensions 64 and 256 (corpus rows); FA2 on an A100 at d 128 comes out "
              "221 TFLOPS forward where its paper says up to 230 (not a corpus row)"),
+    Constant("flash.SMEM_BYTES_PER_CLK", 128, "published",
+             "shared memory: 32 banks, each 32 bits per clock (CUDA C++ Programming Guide, shared memory, compute "
+             "capability 5.x and later)"),
+    Constant("flash.FA2_BWD_ROUNDTRIP", 14, "modelling choice",
+             "FA2's backward per score element: P and dS written to shared memory (2 accesses) and read back as the A "
+             "operands of dV = P^T dO, dK = dS^T Q, dQ = dS K, each by the 4 warps of a row of the 2 x 4 warp layout "
+             "(12); flash_bwd_kernel.h (sP, sdS between __syncthreads), an approximation of its per-head-dim layouts"),
     Constant("flash.MAX_PLACED", 200_000, "modelling choice",
              "CTAs placed one by one; a larger grid takes list scheduling's bound (run-time policy)"),
     Constant("simulate.SPARSE_PRECISIONS", ("fp16", "bf16", "fp8", "int8", "int4"), "published",

@@ -16,7 +16,10 @@ One block on an SM uses three pipes:
   ``MMA_SYNC_HOPPER_SHARE`` of the rate ``wgmma`` does;
 * **MUFU**: one ``exp2`` per score element, ``MUFU_PER_CLK`` per SM;
 * **FP32**: ``FWD_OPS`` (``BWD_OPS``) per score element, ``MASK_OPS`` more on a masked
-  block, and forward the rescale of the output block (``br d``), at ``fp32_lanes_per_sm``.
+  block, and forward the rescale of the output block (``br d``), at ``fp32_lanes_per_sm``;
+* FA2's backward also writes P and dS to shared memory and reads them back after a barrier,
+  ``FA2_BWD_ROUNDTRIP`` accesses per score element at ``SMEM_BYTES_PER_CLK``, with nothing to
+  overlap (its forward keeps P in registers).
 
 The softmax (MUFU then FP32: one instruction stream) and the GEMMs overlap only in part:
 a block takes ``max(tensor, softmax) + OVERLAP_EXPOSED x min(tensor, softmax)``, or its L2
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["FlashKernel", "FLASH_KERNELS", "Tiles", "FA2_TILES", "FA3_TILES", "HEAD_DIMS", "MUFU_PER_CLK",
            "FWD_OPS", "BWD_OPS", "MASK_OPS", "MMA_SYNC_HOPPER_SHARE", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
            "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "num_splits", "FlashRun", "flash_run",
-           "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS"]
+           "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS", "SMEM_BYTES_PER_CLK", "FA2_BWD_ROUNDTRIP"]
 
 FlashKernel = Literal["fa2", "fa3"]
 FLASH_KERNELS: tuple[FlashKernel, ...] = typing.get_args(FlashKernel)
@@ -110,6 +113,14 @@ MMA_SYNC_HOPPER_SHARE = 2 / 3
 # the longer: a fit on FA3's ablation (Table 2: {4, 8448, 16, 128} non-causal forward, 661
 # TFLOPS; row h100-fa3-ablation-4x16x8448x128-fwd-tflops), used for FA2 as well
 OVERLAP_EXPOSED = 0.5
+# Shared-memory bytes per clock per SM: 32 banks of 32 bits each per clock (CUDA C++
+# Programming Guide, shared memory, compute capability 5.x and later)
+SMEM_BYTES_PER_CLK = 128
+# FA2's backward per score element: P and dS written to shared memory (2) and read back by the
+# three GEMMs that take them as A operands, each fragment by the 4 warps of a row of its 2 x 4
+# warp layout (3 x 4 = 12): 14 element accesses (flash_bwd_kernel.h: sP, sdS between
+# __syncthreads; the warp layouts of flash_bwd_launch_template.h, a named approximation)
+FA2_BWD_ROUNDTRIP = 14
 # CTAs placed one by one; a larger grid takes the list-scheduling bound (policy: run time)
 MAX_PLACED = 200_000
 MAX_SPLITS = 128          # FA2's cap on split-KV (flash_api.cpp: num_splits_heuristic(..., 128))
@@ -145,9 +156,10 @@ def tiles(kernel: FlashKernel, arch: GPUArch, head_dim: int, backward: bool, cau
 
 
 def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
-           masked: bool, rows: int = 0) -> tuple[float, float, float]:
-    """(tensor, softmax, L2) cycles of one block on an SM (module docstring); ``rows``: query
-    rows in use, if fewer than ``br`` (decoding), rounded up to the MMA's M."""
+           masked: bool, rows: int = 0) -> tuple[float, float, float, float]:
+    """(tensor, softmax, L2, exposed shared-memory) cycles of one block on an SM (module
+    docstring); ``rows``: query rows in use, if fewer than ``br`` (decoding), rounded up to the
+    MMA's M."""
     share = MMA_SYNC_HOPPER_SHARE if kernel == "fa2" and arch.generation == "hopper" else 1.0
     m = ROWS_PER_MMA[kernel]
     br = min(t.br, -(-rows // m) * m) if rows else t.br
@@ -162,14 +174,17 @@ def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int,
         l2 = 2 * t.br * d * in_b + 2 * t.br * 4 + t.br * d * 8
     else:             # K and V blocks, multicast to the cluster
         l2 = 2 * t.bc * d * in_b / t.cluster
-    return tensor, soft, l2 * arch.sms / arch.l2_bytes_per_clk
+    # FA2's backward writes P and dS to shared memory and, after a barrier, reads them back as
+    # the A operands of dV = P^T dO, dK = dS^T Q and dQ = dS K: nothing to prefetch them under
+    roundtrip = (FA2_BWD_ROUNDTRIP * n * in_b / SMEM_BYTES_PER_CLK) if backward and kernel == "fa2" else 0.0
+    return tensor, soft, l2 * arch.sms / arch.l2_bytes_per_clk, roundtrip
 
 
 def block_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
                  masked: bool, rows: int = 0) -> float:
     """SM cycles of one block in a CTA's steady state (module docstring)."""
-    tensor, soft, l2 = _pipes(arch, precision, kernel, t, d, backward, masked, rows)
-    return max(max(tensor, soft) + OVERLAP_EXPOSED * min(tensor, soft), l2)
+    tensor, soft, l2, roundtrip = _pipes(arch, precision, kernel, t, d, backward, masked, rows)
+    return max(max(tensor, soft) + OVERLAP_EXPOSED * min(tensor, soft), l2) + roundtrip
 
 
 def cta_fixed_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int, backward: bool,
@@ -177,7 +192,7 @@ def cta_fixed_cycles(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tile
     """A CTA's cycles besides its blocks' steady state: one DRAM latency before its first
     tile arrives, and its first block's softmax and GEMMs one after the other (nothing before
     it to overlap; its tiles' bytes count in the kernel's DRAM traffic, not here)."""
-    tensor, soft, _ = _pipes(arch, precision, kernel, t, d, backward, False, rows)
+    tensor, soft, _, _ = _pipes(arch, precision, kernel, t, d, backward, False, rows)
     return arch.dram_latency_cycles + (1 - OVERLAP_EXPOSED) * min(tensor, soft)
 
 
