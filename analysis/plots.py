@@ -238,6 +238,9 @@ def roofline(ev: "Evaluation", peaks, label_top: int = 5):
         if bw:
             ax.plot(xs, np.minimum(xs * bw, peak), "k--", lw=1.2,
                     label=f"DRAM {bw / 1e9:,.1f} GB/s (ridge at {peak / bw:,.0f} ops/B)")
+            above = sum(1 for x, y, *_ in finite if y > 1.02 * min(x * bw, peak))
+            if above:    # an op's DRAM reads that ran during earlier ops (read ahead) are not in its time
+                ax.plot([], [], " ", label=f"{above} above the DRAM line: their DRAM reads ran\nahead, during earlier ops")
         alike: dict[tuple, list] = {}   # ops within 5% of one another (repeated layers) share a label
         for p in finite:
             alike.setdefault((round(np.log10(p[0]) / 0.02), round(np.log10(p[1]) / 0.02)), []).append(p)
