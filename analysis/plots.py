@@ -238,9 +238,14 @@ def roofline(ev: "Evaluation", peaks, label_top: int = 5):
         if bw:
             ax.plot(xs, np.minimum(xs * bw, peak), "k--", lw=1.2,
                     label=f"DRAM {bw / 1e9:,.1f} GB/s (ridge at {peak / bw:,.0f} ops/B)")
-            above = sum(1 for x, y, *_ in finite if y > 1.02 * min(x * bw, peak))
-            if above:    # an op's DRAM reads that ran during earlier ops (read ahead) are not in its time
-                ax.plot([], [], " ", label=f"{above} above the DRAM line: their DRAM reads ran\nahead, during earlier ops")
+            # an op above the slanted line moved DRAM bytes in earlier ops' time (read ahead);
+            # one above the peak counts MACs the design skips (zero operands)
+            ahead = sum(1 for x, y, *_ in finite if x * bw < peak and 1.02 * x * bw < y <= 1.02 * peak)
+            skipped = sum(1 for _, y, *_ in finite if y > 1.02 * peak)
+            if ahead:
+                ax.plot([], [], " ", label=f"{ahead} above the DRAM line: their DRAM reads ran\nahead, during earlier ops")
+            if skipped:
+                ax.plot([], [], " ", label=f"{skipped} above the compute peak: their MACs count\nzero operands the design skips")
         alike: dict[tuple, list] = {}   # ops within 5% of one another (repeated layers) share a label
         for p in finite:
             alike.setdefault((round(np.log10(p[0]) / 0.02), round(np.log10(p[1]) / 0.02)), []).append(p)
@@ -261,7 +266,8 @@ def roofline(ev: "Evaluation", peaks, label_top: int = 5):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
-        ax.set_ylim(min(p[1] for p in finite) / 4, peak * 3)
+        ys = [p[1] for p in finite]         # the ceilings and every op in view
+        ax.set_ylim(min(min(ys) / 4, peak / 3), max(peak, max(ys)) * 3)
     on_chip = len(pts) - len(finite)
     ax.set_xlabel("operational intensity (ops per DRAM byte; 1 MAC = 2 ops)")
     ax.set_ylabel("performance (ops/s)")

@@ -165,14 +165,15 @@ def correlation_png(outcomes: Sequence[Outcome], domain: str) -> bytes:
                 label=f"±{round(100 * (f - 1))}%")
         ax.plot(xs, [x / f for x in xs], color="grey", lw=0.8, ls=style)
     checks = [o for o in ok if o.row.role == "check"]
-    placed: list[tuple[float, float]] = []
+    placed: list[tuple[float, float, int]] = []
     for o in sorted(checks, key=lambda o: -abs(math.log(o.ratio or 1.0)))[:WORST]:
-        at = (math.log10(o.row.value), math.log10(o.model or 1e-30))
+        x, y = math.log10(o.row.value), math.log10(o.model or 1e-30)
         # a label whose point sits by an earlier label's (within half a decade across, a twelfth
-        # up or down: about a label's size here) goes one line lower, so the two stay readable
-        near = sum(1 for x, y in placed if abs(x - at[0]) < 0.5 and abs(y - at[1]) < 1 / 12)
-        placed.append(at)
-        ax.annotate(o.row.id, (o.row.value, o.model or 0), fontsize=6.5, xytext=(4, 3 - 8 * near),
+        # up or down: about a label's size here) takes the first line down its neighbours left free
+        taken = {k for px, py, k in placed if abs(px - x) < 0.5 and abs(py - y) < 1 / 12}
+        line = next(k for k in range(len(taken) + 1) if k not in taken)
+        placed.append((x, y, line))
+        ax.annotate(o.row.id, (o.row.value, o.model or 0), fontsize=6.5, xytext=(4, 3 - 8 * line),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
