@@ -121,6 +121,11 @@ def test_a_causal_attention_counts_half_the_pairs_as_useful_work():
     r = simulate_op(op, H100)
     assert r.useful_macs == pytest.approx(op.macs * (512 + 1) / (2 * 512))
     assert r.extra.tile.startswith("fa3 128x128")
+    # a chunk of 200 queries after 320 cached keys (520 in all): the pairs the mask keeps, counted one by one
+    import dataclasses as dc
+    chunk = dc.replace(op, dims={**op.dims, "Lq": 200, "Lk": 520})
+    kept = sum(1 for q in range(200) for k in range(520) if k <= q + 320)
+    assert simulate_op(chunk, H100).useful_macs == pytest.approx(chunk.macs * kept / (200 * 520))
 
 
 def test_causal_halves_the_work_and_long_sequences_fill_the_sms():

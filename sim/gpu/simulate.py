@@ -145,8 +145,11 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     t = run.tiles
     grid = c * d["H"] * math.ceil(d["Lq"] / t.br) * math.ceil(d["Lk"] / t.bc)
     ran = min(1.0, run.blocks / grid)                    # the blocks computed (energy)
-    lq, lk = d["Lq"], d["Lk"]                            # the pairs a causal mask keeps (useful work)
-    kept = sum(min(lk, q + 1 + lk - lq) for q in range(max(0, lq - lk), lq)) if d["causal"] else lq * lk
+    lq, lk = d["Lq"], d["Lk"]
+    # the pairs a causal mask (bottom-right, query q sees keys up to q + lk - lq) keeps: from the
+    # first query that sees a key, 1 + ... up to lk keys (useful work)
+    first = max(1, lk - lq + 1)
+    kept = (lk - first + 1) * (first + lk) / 2 if d["causal"] else lq * lk
     frac = kept / (lq * lk)
     q = c * d["H"] * d["Lq"] * d["E"] * in_b
     k = c * d["Hkv"] * d["Lk"] * d["E"] * in_b
@@ -159,6 +162,7 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
     else:
         reads = {"input": q, "input2": k, "input3": v}
         writes = o + lse
+    mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk     # the main kernel's
     side = 0.0
     if d["backward"]:
         acc32 = c * d["H"] * d["Lq"] * d["E"] * 4                       # dQ's fp32 accumulator
@@ -167,9 +171,6 @@ def _attention(op: Op, arch: GPUArch, prec: str, acc_b: int, overhead: float) ->
         reads["input"] += pre_r + post_r
         writes += pre_w + post_w
         side = (pre_r + pre_w + post_r + post_w) / arch.dram_bytes_per_clk + 2 * (arch.dram_latency_cycles + overhead)
-        mem = (sum(reads.values()) + writes - (pre_r + pre_w + post_r + post_w)) / arch.dram_bytes_per_clk
-    else:
-        mem = (sum(reads.values()) + writes) / arch.dram_bytes_per_clk
     kernel = max(run.cycles, mem + arch.dram_latency_cycles)    # the CTAs' cycles hold their own latency
     step = int(math.ceil(kernel + overhead + side))
     s = op.steps
