@@ -149,27 +149,33 @@ def test_fast_model_and_the_independent_event_model_agree_on_a_shape_grid():
     assert all(abs(d - 1) < 0.01 for _, d in grid)
     t4 = {s: models(s, PRESETS["t4"]) for s in ((1024, 4096, 1024), (4096, 1024, 1024), (8192, 256, 512))}
     assert all(abs(both(f, e)[0]) < 0.15 for f, e in t4.values())
-    # 4096 x 1024 x 1024: the LRU reads A and B once, (4096 + 1024) x 1024 x 2 B (by hand) ...
+    # 4096 x 1024 x 1024: the LRU reads A and B, (4096 + 1024) x 1024 x 2 B (by hand), at
+    # most 1.5 times (the 4 MB L2 holds under half of them; what it re-reads depends on how
+    # the CTAs' K steps interleave) ...
     f, e = t4[(4096, 1024, 1024)]
-    assert e.dram_read_bytes == (4096 + 1024) * 1024 * 2
-    # ... where the closed form's per-wave panels read more than twice that
-    assert f.dram_a_bytes + f.dram_b_bytes > 2 * e.dram_read_bytes
+    once = (4096 + 1024) * 1024 * 2
+    assert once <= e.dram_read_bytes <= 1.5 * once
+    # ... where the closed form's per-wave panels read more than the LRU
+    assert f.dram_a_bytes + f.dram_b_bytes > e.dram_read_bytes
 
 
 def test_stream_k_removes_the_wave_tail_by_hand():
     """896 x 3968 x 2048 fp16 on a100 with 128 x 128 tiles: 7 x 31 = 217 tiles of 64 K steps;
     two CTAs fit an SM (registers), so one wave is 216 CTAs and the tiled kernel runs a
-    second wave of one tile. With m = 128*128*32 / (1024 x 0.9) cycles per K step alone on
-    an SM, the tiled kernel's MMA time is 64 x 2m + 64 x m = 192m; stream-K spreads the
-    217 x 64 = 13,888 K steps over the 216 CTAs, at most 65 each, two per SM: 130m. The
-    library choice takes stream-K, and the independent event model agrees."""
+    second wave of one tile. With m2 and m1 the stepped SM core's cycles per K step of two
+    resident CTAs and of one (sim.gpu.sm), the tiled kernel's MMA time is 64 x m2 + 64 x m1;
+    stream-K spreads the 217 x 64 = 13,888 K steps over the 216 CTAs, at most 65 each, two
+    per SM: 65 x m2. The library choice takes stream-K, and the independent event model agrees."""
     from sim.gpu.event import gemm_detail
+    from sim.gpu.sm import main_loop
     shape, tile = (7 * 128, 31 * 128, 2048), (128, 128)
-    m = 128 * 128 * 32 / (1024 * 0.9)
+    m2 = main_loop(A100, 128, 128, 32, "fp16", 2).cycles_per_kstep
+    m1 = main_loop(A100, 128, 128, 32, "fp16", 1).cycles_per_kstep
+    assert m1 < m2 < 2 * m1                   # a second CTA fills the first's bubbles
     dp = gemm_time(*shape, A100, tile=tile, split_k=1)
     sk = gemm_time(*shape, A100, tile=tile, split_k=0)
     assert (dp.waves, dp.ctas_per_sm, sk.ctas) == (2, 2, 216)
-    assert dp.compute_cycles == pytest.approx(192 * m) and sk.compute_cycles == pytest.approx(130 * m)
+    assert dp.compute_cycles == pytest.approx(64 * m2 + 64 * m1) and sk.compute_cycles == pytest.approx(65 * m2)
     assert sk.stream_k and sk.cycles < 0.75 * dp.cycles
     assert gemm_time(*shape, A100).stream_k
     ev = gemm_detail(*shape, A100, tile=tile, stream_k=True)
@@ -384,7 +390,7 @@ def test_every_gpu_model_constant_is_in_the_sourced_table():
 
     names = {c.name for c in CONSTANTS}
     for c in CONSTANTS:
-        owner, attr = c.name.split(".")
+        owner, attr = c.name.rsplit(".", 1)
         if owner == "GPUArch":
             obj = GPUArch.__dataclass_fields__[attr].default
         elif owner in PRESETS:           # a preset's own value (calibrated energies)
@@ -394,7 +400,8 @@ def test_every_gpu_model_constant_is_in_the_sourced_table():
         assert obj == c.value, c.name
         assert c.kind in ("published", "measured", "modelling choice", "calibration") and len(c.source) > 20
     # and every module-level numeric constant of the model has an entry
-    for mod in ("gemm", "simulate", "event", "power", "dvfs", "flash"):
+    for mod in ("gemm", "simulate", "event", "power", "dvfs", "flash", "sm.isa", "sm.program", "sm.core",
+                "sm.mainloop"):
         m = importlib.import_module(f"sim.gpu.{mod}")
         for attr, v in vars(m).items():
             if attr.isupper() and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):

@@ -27,7 +27,7 @@ def test_serial_split_k_one_wave_by_hand():
     assert (A100.l2_latency_cycles, A100.l2_bytes_per_clk) == (319, 3830)
     ser = gemm_time(1, 2048, 512, A100, tile=(32, 64), split_k=2, serial=True)
     par = gemm_time(1, 2048, 512, A100, tile=(32, 64), split_k=2, serial=False)
-    base = G._tile_time(1, 2048, 256, 2, A100, "fp16", 32, 64, 4, 1.0, 512 * 2, 512 * 2048 * 2, G.MMA_EFFICIENCY)
+    base = G._tile_time(1, 2048, 256, 2, A100, "fp16", 32, 64, 4, 1.0, 512 * 2, 512 * 2048 * 2)
     assert base is not None and (ser.ctas, ser.waves) == (64, 1)
     assert ser.cycles == math.ceil(base.cycles + 3 * 319 + 2 * 128 * 108 / 3830)
     assert ser.serial and not par.serial
@@ -45,8 +45,7 @@ def test_serial_split_k_across_waves_counts_one_hand_off_per_later_slice():
     hand-offs in all."""
     one = dataclasses.replace(A100, sms=1, max_ctas_per_sm=1)
     ser = gemm_time(64, 128, 1024, one, tile=(64, 64), split_k=2, serial=True)
-    base = G._tile_time(64, 128, 512, 2, one, "fp16", 64, 64, 4, 1.0, 64 * 1024 * 2, 1024 * 128 * 2,
-                        G.MMA_EFFICIENCY)
+    base = G._tile_time(64, 128, 512, 2, one, "fp16", 64, 64, 4, 1.0, 64 * 1024 * 2, 1024 * 128 * 2)
     assert base is not None and base.waves == 4
     hand_off = 3 * 319 + 2 * 64 * 64 * 2 * 1 / 3830
     assert ser.cycles == math.ceil(base.cycles + 2 * hand_off)
@@ -75,8 +74,7 @@ def test_the_split_mode_chosen_on_a_few_shapes():
     assert wide.split_k == 8 and not wide.serial
     assert wide.tile[:2] == (32, 64) and wide.waves == 1
     ser8 = gemm_time(1, 1024, 16384, H200, "bf16", tile=(32, 64), split_k=8, serial=True)
-    base = G._tile_time(1, 1024, 2048, 8, H200, "bf16", 32, 64, 4, 2 / 8, 16384 * 2, 16384 * 1024 * 2,
-                        G.MMA_EFFICIENCY)
+    base = G._tile_time(1, 1024, 2048, 8, H200, "bf16", 32, 64, 4, 2 / 8, 16384 * 2, 16384 * 1024 * 2)
     assert base is not None
     # 7 hand-offs of 3 x 386 cycles and a 128 B tile read and written at 5355 / 132 B/clk
     assert ser8.cycles == math.ceil(base.cycles + 7 * (3 * 386 + 2 * 128 * 132 / 5355))

@@ -25,13 +25,40 @@ CONSTANTS: tuple[Constant, ...] = (
              "heuristics choose among; the model takes the fastest, as an autotuner would"),
     Constant("gemm.BK_BYTES", 64, "published",
              "CUTLASS SM80 tensor-op kernels: a K step of 32 fp16 / 64 int8 / 16 tf32 values (64 bytes)"),
-    Constant("gemm.MMA_EFFICIENCY", 0.9, "modelling choice",
-             "share of the datasheet tensor-core rate a main loop sustains (issue gaps, clock below boost); "
-             f"checked, not fitted: the best GEMM measured on an H200 reaches 0.80 of peak with every overhead "
-             f"included (4096^3 bf16, 795 of 989 TFLOPS, {H200_MATMUL})"),
+    Constant("flash.MMA_EFFICIENCY", 0.9, "modelling choice",
+             "share of the datasheet tensor-core rate an attention block's GEMMs sustain (issue gaps, clock below "
+             "boost); GEMMs no longer use it (their main loop is stepped on the SM core, sim.gpu.sm), attention's "
+             f"programs are not yet stepped. Checked, not fitted: the best GEMM measured on an H200 reaches 0.80 of "
+             f"peak with every overhead included (4096^3 bf16, 795 of 989 TFLOPS, {H200_MATMUL})"),
+    Constant("sm.isa.SMSPS", 4, "published",
+             "sub-partitions (warp schedulers, one instruction per clock each) per SM, Volta to Hopper (NVIDIA "
+             "Volta/Ampere/Hopper whitepapers; GPGPU-Sim's QV100 config: four schedulers per core, one issue per cycle)"),
+    Constant("sm.isa.SMEM_BANKS", 32, "published", "shared-memory banks (Jia et al. 2018 Table 3.1; CUDA guide)"),
+    Constant("sm.isa.SMEM_BANK_BYTES", 4, "published", "bytes per bank per clock (Jia et al. 2018 Table 3.1)"),
+    Constant("sm.isa.WARP_LOAD_BYTES", 512, "published",
+             "one warp's 16-byte-per-thread shared load or async copy: ldmatrix.x4, LDS.128, LDGSTS.128 (PTX ISA)"),
+    Constant("sm.isa.TMA_EXTRA_CYCLES", 105, "measured",
+             "a TMA bulk copy's latency over a plain L2 load: 369 against 264 cycles of dependent accesses over "
+             "L2-resident footprints on an H800 PCIe (github.com/HPMLL/NVIDIA-Hopper-Benchmark, NewFeatures/TMA/"
+             "Latency/tma_lat_random h800_tma.txt against h800_pcie.txt)"),
+    Constant("sm.isa.HOPPER_MMA_SYNC_SHARE", 490.7 / 756.5, "measured",
+             "mma.sync m16n8k16 on Hopper, of the wgmma rate: 490.7 of 756.5 TFLOPS on an H800 (Luo et al., "
+             "'Benchmarking and Dissecting the Nvidia Hopper GPU Architecture', IPDPS 2024, Table VII)"),
+    Constant("sm.isa.WGMMA_SS_CYCLES", ((8, 18), (16, 20), (32, 24), (64, 32), (128, 64), (256, 128)), "measured",
+             "wgmma m64nNk16 f16->f32, A and B in shared memory: latency by N (Luo et al., 'Dissecting the NVIDIA "
+             "Hopper Architecture through Microbenchmarking and Multiple Level Analysis', arXiv 2501.12084, Table 9, "
+             "H800); one warpgroup issuing back to back reaches one instruction per latency (477 TFLOPS at N = 32)"),
+    Constant("sm.isa.DEFAULT_GENERATION", "ampere", "modelling choice",
+             "the latencies and shared-memory port a card described only by its fields (generation empty) takes"),
+    Constant("sm.mainloop.KSTEPS", 10, "modelling choice",
+             "K steps stepped to find a main loop's steady state (the stages' prologue, the measured steps, the drain)"),
+    Constant("sm.mainloop.MEASURED", 3, "modelling choice", "K steps the steady state is measured over"),
+    Constant("sm.mainloop.DRAIN", 3, "modelling choice",
+             "last K steps left out: a CTA finishing early frees the pipes for the others"),
     Constant("gemm.BIG_TILE_THREADS", 256, "modelling choice",
-             "8 warps for tiles of 128x128 outputs or more, as CUTLASS's large SM80 tiles use"),
-    Constant("gemm.SMALL_TILE_THREADS", 128, "modelling choice", "4 warps for smaller tiles"),
+             "8 warps for tiles of 128x128 outputs or more, for occupancy (the stepped main loop runs CUTLASS's "
+             "own warp counts, sim.gpu.sm.program)"),
+    Constant("gemm.SMALL_TILE_THREADS", 128, "modelling choice", "4 warps for smaller tiles, for occupancy"),
     Constant("gemm.REGISTER_OVERHEAD", 40, "modelling choice",
              "registers per thread beyond the accumulators (addresses, loop counters, fragments); only "
              "limits occupancy"),
@@ -271,7 +298,7 @@ def table() -> str:
 _H200_ENERGY_ROWS = ("h200-meas-fp16-4096x4096x4096-energy", "h200-meas-fp16-1x8192x8192-energy")
 FIT_ROWS: dict[str, tuple[str, ...]] = {
     "GPUArch.kernel_overhead_us": ("h200-meas-fp16-256x256x256-time",),
-    "gemm.MMA_EFFICIENCY": ("h200-meas-bf16-4096x4096x4096-time",),
+    "flash.MMA_EFFICIENCY": ("h200-meas-bf16-4096x4096x4096-time",),
     "flash.OVERLAP_EXPOSED": ("h100-fa3-ablation-4x16x8448x128-fwd-tflops",),
     **{f"{card}.{f}": _H200_ENERGY_ROWS for card in ("h100", "a100")
        for f in ("mac_pj", "rf_pj_per_byte", "smem_pj_per_byte", "l2_pj_per_byte", "active_power_w")},

@@ -10,7 +10,8 @@ as a library's kernel name fixes them) and reads nothing the closed form compute
   to SMs as slots free, the first wave round robin over the SMs.
 * **Software pipeline per CTA**: the loads of the first ``stages - 1`` K steps, then per
   step: wait for its A and B blocks, issue the load ``stages - 1`` steps ahead, run the
-  step's MMAs on the SM's tensor cores (shared by the resident CTAs).
+  step's MMAs on the SM's tensor cores (shared by the resident CTAs), each step holding
+  them for its share of the stepped SM core's main loop (``sim.gpu.sm``) with the SM full.
 * **L2**: an LRU cache of the whole L2's capacity holding A blocks (copy, tile row, K step)
   and B blocks (copy, tile column, K step), each row of a block rounded up to 32-byte
   sectors. A hit costs its transfer at the L2 bandwidth; a miss first moves the sectors
@@ -51,6 +52,7 @@ import simpy
 
 from .precision import PRECISION_BYTES
 from . import gemm as kernel      # the kernel's shape constants (CTA threads, K step), not its timing
+from .sm.mainloop import main_loop   # the SM's main loop, stepped (shared with the closed form, below it)
 
 if TYPE_CHECKING:
     from .arch import GPUArch
@@ -81,8 +83,8 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
     in_b = PRECISION_BYTES[precision]
     BK = kernel.BK_BYTES / in_b
     smem = arch.pipeline_stages * (BM + BN) * BK * in_b
-    threads = kernel.BIG_TILE_THREADS if BM * BN >= 128 * 128 else kernel.SMALL_TILE_THREADS
-    regs = BM * BN * acc_bytes / 4 / threads + kernel.REGISTER_OVERHEAD
+    threads, acc_threads = kernel.cta_threads(arch, BM, BN)
+    regs = BM * BN * acc_bytes / 4 / acc_threads + kernel.REGISTER_OVERHEAD
     if smem > arch.smem_per_sm_kib * 1024 or regs > 255:
         return 0
     return int(min(arch.max_ctas_per_sm, arch.smem_per_sm_kib * 1024 // smem,
@@ -90,7 +92,7 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
 
 
 def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
-             tile: tuple[int, int] = (128, 128), acc_bytes: int = 4, mma_efficiency: float = kernel.MMA_EFFICIENCY,
+             tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
              out_bytes: float | None = None, a_unique_bytes: float | None = None,
              stream_k: bool = False, serial_slices: int = 1) -> EventTiming:
     """One GEMM kernel (``count`` batched copies) with the given CTA tile, event by event;
@@ -110,7 +112,8 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
     grid = tm * tn
     ctas = grid * count
     a_scale = 1.0 if a_unique_bytes is None else min(1.0, a_unique_bytes / (M * K * in_b))
-    mma = BM * BN * BK / (arch.sm_fma_per_clk(precision) * mma_efficiency)
+    # a K step's MMAs hold the SM for its share of the resident CTAs' stepped main loop
+    mma = main_loop(arch, BM, BN, BK, precision, per_sm).cycles_per_kstep / per_sm
     lat = arch.dram_latency_cycles
     dram_bpc = arch.dram_bytes_per_clk
     capacity = arch.l2_mib * 2 ** 20
@@ -265,29 +268,29 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 
 def gemm_events(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
-                mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
+                out_bytes: float | None = None,
                 a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False,
                 serial: bool = False) -> int:
     """Cycles of the GEMM kernel with this tile and K split (a parallel split's reduction
     kernel and its launch included; ``serial``: reduced in the kernel), or as stream-K."""
-    return gemm_detail(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes,
+    return gemm_detail(M, N, K, arch, precision, count, tile, acc_bytes, out_bytes,
                        a_unique_bytes, split_k, stream_k, serial).cycles
 
 
 def gemm_detail(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
                 tile: tuple[int, int] = (128, 128), acc_bytes: int = 4,
-                mma_efficiency: float = kernel.MMA_EFFICIENCY, out_bytes: float | None = None,
+                out_bytes: float | None = None,
                 a_unique_bytes: float | None = None, split_k: int = 1, stream_k: bool = False,
                 serial: bool = False) -> EventTiming:
     """:func:`gemm_events` with its traffic and L2 counts."""
     if split_k <= 1:
-        return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, mma_efficiency, out_bytes, a_unique_bytes,
+        return gemm_run(M, N, K, arch, precision, count, tile, acc_bytes, out_bytes, a_unique_bytes,
                         stream_k)
     ks = -(-K // split_k)
     if serial:
-        return gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, out_bytes,
+        return gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, out_bytes,
                         None if a_unique_bytes is None else a_unique_bytes * ks / K, serial_slices=split_k)
-    t = gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, mma_efficiency, acc_bytes,
+    t = gemm_run(M, N, ks, arch, precision, count * split_k, tile, acc_bytes, acc_bytes,
                  None if a_unique_bytes is None else a_unique_bytes * ks / K)
     out_b = PRECISION_BYTES[precision] if out_bytes is None else out_bytes
     partial = M * N * count * split_k * acc_bytes

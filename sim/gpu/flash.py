@@ -12,7 +12,8 @@ One block on an SM uses three pipes:
 
 * **tensor**: ``4 br bc d`` FLOPs forward (S = QK^T, O += PV), ``10 br bc d`` backward (S
   again, dP = dO V^T, dV += P^T dO, dK += dS^T Q, dQ += dS K), at the SM's tensor rate x
-  ``gemm.MMA_EFFICIENCY``; FA2 on Hopper issues Ampere's ``mma.sync``, which reaches
+  ``MMA_EFFICIENCY`` (0.9 of the datasheet rate: the attention kernels' programs are not yet
+  stepped on the SM core, ``sim.gpu.sm``, that GEMMs run on); FA2 on Hopper issues Ampere's ``mma.sync``, which reaches
   ``MMA_SYNC_HOPPER_SHARE`` of the rate ``wgmma`` does;
 * **MUFU**: one ``exp2`` per score element, ``MUFU_PER_CLK`` per SM;
 * **FP32**: ``FWD_OPS`` (``BWD_OPS``) per score element, ``MASK_OPS`` more on a masked
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["FlashKernel", "FLASH_KERNELS", "Tiles", "FA2_TILES", "FA3_TILES", "HEAD_DIMS", "MUFU_PER_CLK",
            "FWD_OPS", "BWD_OPS", "MASK_OPS", "MMA_SYNC_HOPPER_SHARE", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
            "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "num_splits", "FlashRun", "flash_run",
-           "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS", "SMEM_BYTES_PER_CLK", "FA2_BWD_ROUNDTRIP"]
+           "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS", "SMEM_BYTES_PER_CLK", "FA2_BWD_ROUNDTRIP", "MMA_EFFICIENCY"]
 
 FlashKernel = Literal["fa2", "fa3"]
 FLASH_KERNELS: tuple[FlashKernel, ...] = typing.get_args(FlashKernel)
@@ -116,6 +117,7 @@ OVERLAP_EXPOSED = 0.5
 # Shared-memory bytes per clock per SM: 32 banks of 32 bits each per clock (CUDA C++
 # Programming Guide, shared memory, compute capability 5.x and later)
 SMEM_BYTES_PER_CLK = 128
+MMA_EFFICIENCY = 0.9            # share of the datasheet tensor rate an attention block's GEMMs sustain
 # FA2's backward per score element: P and dS written to shared memory (2) and read back by the
 # three GEMMs that take them as A operands, each fragment by the 4 warps of a row of its 2 x 4
 # warp layout (3 x 4 = 12): 14 element accesses (flash_bwd_kernel.h: sP, sdS between
@@ -164,7 +166,7 @@ def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int,
     m = ROWS_PER_MMA[kernel]
     br = min(t.br, -(-rows // m) * m) if rows else t.br
     flops = (10 if backward else 4) * br * t.bc * d
-    tensor = flops / (2 * arch.sm_fma_per_clk(precision) * gemm.MMA_EFFICIENCY * share)
+    tensor = flops / (2 * arch.sm_fma_per_clk(precision) * MMA_EFFICIENCY * share)
     n = br * t.bc
     ops = (BWD_OPS if backward else FWD_OPS) * n + (MASK_OPS * n if masked else 0.0) + (0 if backward else br * d)
     soft = n / MUFU_PER_CLK + ops / arch.fp32_lanes_per_sm

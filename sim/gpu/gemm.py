@@ -10,11 +10,12 @@
    scheduled onto ``SMs x CTAs/SM`` slots in waves; the last wave may be partial (wave
    quantisation: the time-vs-N sawtooth).
 4. **Software pipeline per CTA.** ``stages - 1`` K tiles are fetched before the first MMA
-   (DRAM latency plus their transfer); then each K step costs the slowest of: the MMAs on
-   the SM's tensor cores (shared by the CTAs resident on that SM, at ``mma_efficiency`` of
-   the datasheet rate: issue overheads and clock throttling not otherwise modelled),
-   the wave's L2->SM traffic at the chip's L2 bandwidth, and its DRAM traffic at DRAM
-   bandwidth. The epilogue writes the output tile in its precision.
+   (DRAM latency plus their transfer); then each K step costs the slowest of: the resident
+   CTAs' main loop on one SM, stepped cycle by cycle (``sim.gpu.sm``: warp schedulers,
+   tensor pipes at the datasheet rate with measured latencies, the shared-memory port,
+   barriers and the stages' copy latency), the wave's L2->SM traffic at the chip's L2
+   bandwidth, and its DRAM traffic at DRAM bandwidth. The epilogue writes the output tile
+   in its precision. Clocks below the nominal one are the power manager's (``sim.gpu.dvfs``).
 5. **DRAM vs L2.** Every CTA reads its A and B panels through L2. If A and B fit in half
    the L2, DRAM sees each byte once; otherwise each wave fetches the panels its CTAs touch.
 6. **Split-K** (a grid that leaves SMs idle): the K loop of each output tile is cut into S
@@ -40,12 +41,13 @@ from workloads.errors import HwsimError
 
 from .. import budget
 from .precision import PRECISION_BYTES
+from .sm.mainloop import main_loop
 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = [
-    "TILES", "MMA_EFFICIENCY", "BK_BYTES", "BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD",
+    "TILES", "BK_BYTES", "BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD", "cta_threads",
     "L2_OPERAND_SHARE", "EPILOGUE_LATENCY_SHARE", "GemmTiming", "bk_for", "sparse_factors", "SPLITS",
     "reduction_cycles", "HANDOFF_L2_TRIPS", "handoff_cycles", "SECONDS_PER_WAVE", "gemm_time",
 ]
@@ -54,7 +56,6 @@ TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (6
          (64, 32), (32, 64), (32, 32))
 # The model's constants; each one's value and source is in sim/gpu/constants.py (a test
 # holds the two equal).
-MMA_EFFICIENCY = 0.9
 BK_BYTES = 64                   # bytes of a K step per row
 BIG_TILE_THREADS, SMALL_TILE_THREADS = 256, 128     # threads of a CTA with >= 128x128 outputs, and fewer
 REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
@@ -89,6 +90,14 @@ class GemmTiming:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
 
 
+def cta_threads(arch: GPUArch, BM: int, BN: int) -> tuple[int, int]:
+    """(threads of a ``BM x BN`` CTA, threads holding its accumulators) for occupancy: 8 warps
+    for tiles of 128x128 outputs or more, else 4. The stepped main loop (``sim.gpu.sm``)
+    runs CUTLASS's own warp counts (4 warps for 128x128); occupancy still counts these."""
+    threads = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
+    return threads, threads
+
+
 def bk_for(precision: str) -> int:
     return int(BK_BYTES / PRECISION_BYTES[precision])
 
@@ -103,7 +112,7 @@ def sparse_factors(structure: tuple[int, int] | None, precision: str) -> tuple[f
 
 
 def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
-               acc_bytes: int, out_bytes: float, a_unique: float, b_unique: float, mma_eff: float,
+               acc_bytes: int, out_bytes: float, a_unique: float, b_unique: float,
                b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     in_b = PRECISION_BYTES[precision]
     BK = bk_for(precision)
@@ -112,8 +121,8 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     smem = stages * (BM + BN * b_frac) * BK * in_b
     if smem > arch.smem_per_sm_kib * 1024:
         return None
-    threads = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
-    regs_thread = BM * BN * acc_bytes / 4 / threads + REGISTER_OVERHEAD
+    threads, acc_threads = cta_threads(arch, BM, BN)
+    regs_thread = BM * BN * acc_bytes / 4 / acc_threads + REGISTER_OVERHEAD
     if regs_thread > 255:
         return None
     per_sm = min(arch.max_ctas_per_sm, int(arch.smem_per_sm_kib * 1024 // smem),
@@ -125,8 +134,6 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     slots = arch.sms * per_sm
     waves = math.ceil(ctas / slots)
     nk = math.ceil(K / BK)
-    sm_rate = arch.sm_fma_per_clk(precision) * mma_eff * rate_x
-    mma_iter = BM * BN * BK / sm_rate                     # one CTA alone on an SM
     cta_iter_bytes = (BM + BN * b_frac) * BK * in_b
     fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 * L2_OPERAND_SHARE
     dram_bw = arch.dram_bytes_per_clk
@@ -159,7 +166,7 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
             dram_b += cols * min(BN, N) * K * in_b * b_frac
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
-        c_iter = mma_iter * resident
+        c_iter = main_loop(arch, BM, BN, BK, precision, resident).cycles_per_kstep / rate_x
         t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
         prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
@@ -225,7 +232,7 @@ def handoff_cycles(tile_bytes: float, arch: GPUArch) -> float:
 
 
 def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
-            acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+            acc_bytes: int, out_bytes: float, a_u: float, b_u: float,
             b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     """One tile shape with the K loop split ``S`` ways, reduced serially in the kernel.
 
@@ -237,7 +244,7 @@ def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, B
     Ks = -(-K // S)
     if Ks < bk_for(precision) or -(-K // Ks) < S:
         return None
-    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, out_bytes / S, a_u, b_u, mma_eff,
+    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, out_bytes / S, a_u, b_u,
                    b_structure)
     if t is None:
         return None
@@ -257,16 +264,16 @@ def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, B
 
 
 def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int, S: int,
-           acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+           acc_bytes: int, out_bytes: float, a_u: float, b_u: float,
            b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     """One tile shape with the K loop split ``S`` ways, plus the reduction kernel."""
     if S == 1:
-        return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff,
+        return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u,
                           b_structure)
     Ks = -(-K // S)
     if Ks < bk_for(precision) or -(-K // Ks) < S:     # a slice of at least one K step, and S of them
         return None
-    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u, mma_eff,
+    t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u,
                    b_structure)
     if t is None:
         return None
@@ -279,7 +286,7 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
 
 
 def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
-              acc_bytes: int, out_bytes: float, a_u: float, b_u: float, mma_eff: float,
+              acc_bytes: int, out_bytes: float, a_u: float, b_u: float,
               b_structure: tuple[int, int] | None = None, dp: GemmTiming | None = None) -> GemmTiming | None:
     """Stream-K (Osama, Merrill, Cecka, Garland, Owens, PPoPP 2023; CUTLASS's
     ``GemmUniversalMode::kStreamK``): one wave of ``SMs x CTAs/SM`` persistent CTAs, each
@@ -289,7 +296,7 @@ def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str,
     L2-resident workspace) are ready by then: no wave tail, one fix-up per cut tile.
     ``dp``: the same tile's data-parallel timing, when already computed."""
     if dp is None:
-        dp = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u, mma_eff,
+        dp = _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u,
                         b_structure)
     if dp is None:
         return None
@@ -305,8 +312,7 @@ def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str,
         return None                       # fewer iterations than CTAs: nothing to spread
     per = -(-iters // P)                  # iterations of the busiest CTA
     cuts = sum(1 for q in range(1, P) if (q * iters // P) % nk)      # tiles cut between two CTAs
-    mma_iter = BM * BN * BK / (arch.sm_fma_per_clk(precision) * mma_eff * rate_x)
-    c_iter = mma_iter * per_sm
+    c_iter = main_loop(arch, BM, BN, BK, precision, per_sm).cycles_per_kstep / rate_x
     l2_iter = P * (BM + BN * b_frac) * BK * in_b / arch.l2_bytes_per_clk
     lat_iter = arch.dram_latency_cycles / max(arch.pipeline_stages - 1, 1)
     partial = BM * BN * acc_bytes
@@ -348,7 +354,7 @@ SECONDS_PER_WAVE = 3e-6
 @functools.lru_cache(maxsize=65536)
 def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
               acc_bytes: int = 4, out_bytes: float | None = None, a_unique_bytes: float | None = None,
-              tile: tuple[int, int] | None = None, mma_efficiency: float = MMA_EFFICIENCY,
+              tile: tuple[int, int] | None = None,
               split_k: int | None = None, b_structure: tuple[int, int] | None = None,
               serial: bool | None = None) -> GemmTiming:
     """Cycles of ``count`` GEMMs ``C[M,N] = A[M,K] B[K,N]`` on the tensor cores.
@@ -386,7 +392,7 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
     for S in splits:
         for BM, BN in candidates:
             for ser in modes if S > 1 else (False,):
-                args = (M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u, mma_efficiency,
+                args = (M, N, K, count, arch, precision, BM, BN, S, acc_bytes, out_b, a_u, b_u,
                         b_structure)
                 t = _serial(*args) if ser else _split(*args)
                 if S == 1:
@@ -397,7 +403,7 @@ def gemm_time(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", co
         for BM, BN in candidates:
             if (BM, BN) in tiled and tiled[BM, BN] is None:
                 continue                  # the tile does not fit an SM
-            t = _stream_k(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u, mma_efficiency,
+            t = _stream_k(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_b, a_u, b_u,
                           b_structure, tiled.get((BM, BN)))
             if t is not None and (best is None or t.cycles < best.cycles):
                 best = t

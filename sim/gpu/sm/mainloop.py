@@ -1,0 +1,81 @@
+"""A GEMM main loop's cycles per K step on one SM, from the stepped core.
+
+The wave model (``sim.gpu.gemm``) needs one number per (card, CTA tile, precision, resident
+CTAs): how long the resident CTAs take to advance one K step together when the SM's own
+resources (issue, tensor pipes, shared memory, the stages' copy latency) decide it. This
+module runs :func:`sim.gpu.sm.core.step` on :data:`KSTEPS` K steps of the CTA's program and
+takes the steady state: the tensor instructions issued while every resident CTA is past its
+prologue and none has reached the last :data:`DRAIN` steps, as cycles per K step of all
+resident CTAs. The core is deterministic, so the result is cached per key.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..precision import PRECISION_BYTES
+from .core import step
+from . import isa
+from .isa import tensor_op
+from .program import cta_program
+
+if TYPE_CHECKING:
+    from ..arch import GPUArch
+
+__all__ = ["KSTEPS", "MEASURED", "DRAIN", "MainLoop", "main_loop"]
+
+KSTEPS = 10          # K steps stepped: the stages' prologue, a steady state, the drain
+MEASURED = 3         # the steps averaged, before the drain
+DRAIN = 3            # the last steps left out: a CTA that finishes early frees the pipes for the others
+
+
+@dataclass(frozen=True)
+class MainLoop:
+    cycles_per_kstep: float     # the resident CTAs each advance one K step in this many cycles
+    tensor_share: float         # of those cycles, the share the tensor pipes are busy (1: the datasheet peak)
+    structure: str              # the kernel's structure (sim.gpu.sm.program)
+    instruction: str            # the tensor instruction issued
+
+
+@functools.lru_cache(maxsize=4096)
+def _run(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool, tcs: int, precision: str,
+         BM: int, BN: int, BK: int, stages: int, ctas: int, l2_latency: int, mma_sync: bool) -> MainLoop:
+    from types import SimpleNamespace
+    arch = SimpleNamespace(generation=generation, mma_mnk=mnk, mma_operands_in_smem=in_smem, tcs_per_sm=tcs,
+                           tc_fma_per_clk={precision: rate})
+    op = tensor_op(arch, precision, BN, mma_sync=mma_sync)      # type: ignore[arg-type]
+    timing = isa.GENERATION_TIMING[generation or isa.DEFAULT_GENERATION]
+    in_b = PRECISION_BYTES[precision]
+    prog = cta_program(BM, BN, BK, in_b, op, stages, KSTEPS,
+                       async_copy=generation not in ("volta", "turing"))
+    run = step(prog, ctas, op, timing.smem_latency, timing.smem_bytes_per_clk, l2_latency,
+               l2_latency + isa.TMA_EXTRA_CYCLES)
+    last = KSTEPS - 1 - DRAIN                      # before any CTA drains (no next stage to load)
+    first = last - MEASURED
+    # The SM's step, from the tensor work issued while every resident CTA is in its steady
+    # state (between all having passed step `first` and the first to pass step `last`): CTAs
+    # interleave on the pipes in patterns longer than a step, so one CTA's step times jitter
+    # while the work per cycle does not.
+    t1, t2 = max(m[first] for m in run.marks), min(m[last] for m in run.marks)
+    rates = []
+    for issues in run.tensor_issues:
+        if not issues:
+            continue
+        per_step = len(issues) / KSTEPS               # every step issues the same instructions
+        done = sum(1 for x in issues if t1 <= x < t2)
+        if done:
+            rates.append((t2 - t1) * per_step / done)
+    per = max(rates) if rates and t2 > t1 else \
+        sum(m[last] - m[first] for m in run.marks) / len(run.marks) / MEASURED
+    ideal = ctas * BM * BN * BK / (tcs * rate)
+    return MainLoop(per, ideal / per, prog.structure, op.name)
+
+
+def main_loop(arch: GPUArch, BM: int, BN: int, BK: int, precision: str, ctas: int, *,
+              mma_sync: bool = False) -> MainLoop:
+    """Steady-state cycles per K step (``BK`` elements) of ``ctas`` resident ``BM x BN`` CTAs on ``arch``."""
+    return _run(arch.generation, float(arch.tc_fma_per_clk[precision]), arch.mma_mnk, arch.mma_operands_in_smem,
+                arch.tcs_per_sm, precision, BM, BN, BK, arch.pipeline_stages, ctas,
+                arch.l2_latency_cycles, mma_sync)
