@@ -28,7 +28,7 @@ def test_a_small_cta_issues_on_the_cycles_derived_by_hand():
     at 27 and its MMA issues then (its own sub-partition's pipe)."""
     w0 = ((Op.LDSM, 0, 1, 512), (Op.MMA, 0, 0, 0), (Op.MMA, 0, 0, 0), (Op.MMA, 1, 0, 0))
     w1 = ((Op.LDSM, 0, 1, 512), (Op.MMA, 0, 0, 0))
-    run = step(CtaProgram((w0, w1), 2, "hand", 0), 1, OP, 23, 128, 300, 400, trace=True)
+    run = step(CtaProgram((w0, w1), 2, "hand"), 1, OP, 23, 128, 300, 400, trace=True)
     got = [(i.cycle, i.warp, Op(i.opcode).name) for i in run.trace]
     assert got == [(0, 0, "LDSM"), (0, 1, "LDSM"), (23, 0, "MMA"), (27, 1, "MMA"), (49, 0, "MMA"), (57, 0, "MMA")]
     assert run.smem_bytes == 1024 and run.tensor_busy[:2] == (24, 8)
@@ -40,7 +40,7 @@ def test_a_barrier_releases_every_warp_the_cycle_after_the_last_arrives():
     then; warp 1's waits for its sub-partition's pipe, busy until 26 + 8 = 34."""
     w0 = ((Op.BAR, 0, 0, 0), (Op.MMA, 0, 0, 0))
     w1 = ((Op.MMA, 0, 0, 0), (Op.MMA, 0, 0, 0), (Op.BAR, 0, 0, 0), (Op.MMA, 1, 0, 0))
-    run = step(CtaProgram((w0, w1), 2, "hand", 0), 1, OP, 23, 128, 300, 400, trace=True)
+    run = step(CtaProgram((w0, w1), 2, "hand"), 1, OP, 23, 128, 300, 400, trace=True)
     mmas = [(i.cycle, i.warp) for i in run.trace if i.opcode == Op.MMA]
     assert mmas == [(0, 1), (26, 1), (28, 0), (34, 1)]
 
@@ -50,7 +50,7 @@ def _micro(warps: int, ilp: int, reps: int = 60) -> float:
     microbenchmark), on the A100's measured inputs."""
     op = tensor_op(A100, "fp16")
     prog = tuple((Op.MMA, a, 0, 0) for _ in range(reps) for a in range(ilp))
-    run = step(CtaProgram((prog,) * warps, warps, "micro", 0), 1, op, 23, 128, 300, 400)
+    run = step(CtaProgram((prog,) * warps, warps, "micro"), 1, op, 23, 128, 300, 400)
     return warps * reps * ilp * op.m * op.n * op.k / run.cycles
 
 

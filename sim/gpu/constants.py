@@ -33,8 +33,6 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("sm.isa.SMSPS", 4, "published",
              "sub-partitions (warp schedulers, one instruction per clock each) per SM, Volta to Hopper (NVIDIA "
              "Volta/Ampere/Hopper whitepapers; GPGPU-Sim's QV100 config: four schedulers per core, one issue per cycle)"),
-    Constant("sm.isa.SMEM_BANKS", 32, "published", "shared-memory banks (Jia et al. 2018 Table 3.1; CUDA guide)"),
-    Constant("sm.isa.SMEM_BANK_BYTES", 4, "published", "bytes per bank per clock (Jia et al. 2018 Table 3.1)"),
     Constant("sm.isa.WARP_LOAD_BYTES", 512, "published",
              "one warp's 16-byte-per-thread shared load or async copy: ldmatrix.x4, LDS.128, LDGSTS.128 (PTX ISA)"),
     Constant("sm.isa.TMA_EXTRA_CYCLES", 105, "measured",
@@ -43,7 +41,8 @@ CONSTANTS: tuple[Constant, ...] = (
              "Latency/tma_lat_random h800_tma.txt against h800_pcie.txt)"),
     Constant("sm.isa.HOPPER_MMA_SYNC_SHARE", 490.7 / 756.5, "measured",
              "mma.sync m16n8k16 on Hopper, of the wgmma rate: 490.7 of 756.5 TFLOPS on an H800 (Luo et al., "
-             "'Benchmarking and Dissecting the Nvidia Hopper GPU Architecture', IPDPS 2024, Table VII)"),
+             "'Benchmarking and Dissecting the Nvidia Hopper GPU Architecture', IPDPS 2024, Table VII; the FA3 blog's "
+             "footnote 1 rounds it to 2/3); FA2 on Hopper (sim.gpu.flash) and the SM core's mma.sync both take it"),
     Constant("sm.isa.WGMMA_SS_CYCLES", ((8, 18), (16, 20), (32, 24), (64, 32), (128, 64), (256, 128)), "measured",
              "wgmma m64nNk16 f16->f32, A and B in shared memory: latency by N (Luo et al., 'Dissecting the NVIDIA "
              "Hopper Architecture through Microbenchmarking and Multiple Level Analysis', arXiv 2501.12084, Table 9, "
@@ -129,9 +128,6 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("flash.BWD_OPS", 4.0, "modelling choice",
              "backward per score element: P again (FFMA), dS = P (dP - D) (FADD, FMUL), the 16-bit packs of P and dS"),
     Constant("flash.MASK_OPS", 1.0, "modelling choice", "a masked (diagonal) block's compare-and-select per element"),
-    Constant("flash.MMA_SYNC_HOPPER_SHARE", 2 / 3, "published",
-             "mma.sync on Hopper reaches about 2/3 of the tensor-core peak wgmma reaches (FA3 blog post, footnote 1, "
-             "citing Luo et al., arXiv:2402.13499; a rounded figure)"),
     Constant("flash.OVERLAP_EXPOSED", 0.5, "calibration",
              "share of the shorter of a block's GEMMs and softmax not hidden behind the longer; fitted on FA3's "
              "ablation (Shah et al. 2024, Table 2: {4, 8448, 16, 128} fp16 forward, 661 TFLOPS at 1830 MHz), used "

@@ -83,8 +83,8 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
     in_b = PRECISION_BYTES[precision]
     BK = kernel.BK_BYTES / in_b
     smem = arch.pipeline_stages * (BM + BN) * BK * in_b
-    threads, acc_threads = kernel.cta_threads(arch, BM, BN)
-    regs = BM * BN * acc_bytes / 4 / acc_threads + kernel.REGISTER_OVERHEAD
+    threads = kernel.cta_threads(BM, BN)
+    regs = BM * BN * acc_bytes / 4 / threads + kernel.REGISTER_OVERHEAD
     if smem > arch.smem_per_sm_kib * 1024 or regs > 255:
         return 0
     return int(min(arch.max_ctas_per_sm, arch.smem_per_sm_kib * 1024 // smem,

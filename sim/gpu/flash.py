@@ -14,7 +14,7 @@ One block on an SM uses three pipes:
   again, dP = dO V^T, dV += P^T dO, dK += dS^T Q, dQ += dS K), at the SM's tensor rate x
   ``MMA_EFFICIENCY`` (0.9 of the datasheet rate: the attention kernels' programs are not yet
   stepped on the SM core, ``sim.gpu.sm``, that GEMMs run on); FA2 on Hopper issues Ampere's ``mma.sync``, which reaches
-  ``MMA_SYNC_HOPPER_SHARE`` of the rate ``wgmma`` does;
+  ``sim.gpu.sm.isa.HOPPER_MMA_SYNC_SHARE`` of the rate ``wgmma`` does (measured);
 * **MUFU**: one ``exp2`` per score element, ``MUFU_PER_CLK`` per SM;
 * **FP32**: ``FWD_OPS`` (``BWD_OPS``) per score element, ``MASK_OPS`` more on a masked
   block, and forward the rescale of the output block (``br d``), at ``fp32_lanes_per_sm``;
@@ -48,14 +48,14 @@ from typing import TYPE_CHECKING, Literal, Mapping
 
 from workloads.errors import HwsimError
 
-from . import gemm
+from .sm import isa as sm_isa
 from .precision import PRECISION_BYTES
 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = ["FlashKernel", "FLASH_KERNELS", "Tiles", "FA2_TILES", "FA3_TILES", "HEAD_DIMS", "MUFU_PER_CLK",
-           "FWD_OPS", "BWD_OPS", "MASK_OPS", "MMA_SYNC_HOPPER_SHARE", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
+           "FWD_OPS", "BWD_OPS", "MASK_OPS", "OVERLAP_EXPOSED", "MAX_PLACED", "kernel_for", "tiles",
            "block_cycles", "cta_fixed_cycles", "cta_blocks", "place", "num_splits", "FlashRun", "flash_run",
            "FA2_HEAD_DIM_STEP", "ROWS_PER_MMA", "MAX_SPLITS", "SMEM_BYTES_PER_CLK", "FA2_BWD_ROUNDTRIP", "MMA_EFFICIENCY"]
 
@@ -109,7 +109,6 @@ MASK_OPS = 1.0            # a masked block's compare-and-select per element (app
 ROWS_PER_MMA: Mapping[FlashKernel, int] = {"fa2": 16, "fa3": 64}
 # mma.sync on Hopper reaches about 2/3 of wgmma's tensor-core rate (FA3 blog, footnote 1, citing
 # Luo et al., arXiv:2402.13499; a rounded figure)
-MMA_SYNC_HOPPER_SHARE = 2 / 3
 # The share of the shorter of a block's GEMMs and softmax that the kernel does not hide behind
 # the longer: a fit on FA3's ablation (Table 2: {4, 8448, 16, 128} non-causal forward, 661
 # TFLOPS; row h100-fa3-ablation-4x16x8448x128-fwd-tflops), used for FA2 as well
@@ -162,7 +161,7 @@ def _pipes(arch: GPUArch, precision: str, kernel: FlashKernel, t: Tiles, d: int,
     """(tensor, softmax, L2, exposed shared-memory) cycles of one block on an SM (module
     docstring); ``rows``: query rows in use, if fewer than ``br`` (decoding), rounded up to the
     MMA's M."""
-    share = MMA_SYNC_HOPPER_SHARE if kernel == "fa2" and arch.generation == "hopper" else 1.0
+    share = sm_isa.HOPPER_MMA_SYNC_SHARE if kernel == "fa2" and arch.generation == "hopper" else 1.0
     m = ROWS_PER_MMA[kernel]
     br = min(t.br, -(-rows // m) * m) if rows else t.br
     flops = (10 if backward else 4) * br * t.bc * d

@@ -90,12 +90,11 @@ class GemmTiming:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
 
 
-def cta_threads(arch: GPUArch, BM: int, BN: int) -> tuple[int, int]:
-    """(threads of a ``BM x BN`` CTA, threads holding its accumulators) for occupancy: 8 warps
-    for tiles of 128x128 outputs or more, else 4. The stepped main loop (``sim.gpu.sm``)
-    runs CUTLASS's own warp counts (4 warps for 128x128); occupancy still counts these."""
-    threads = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
-    return threads, threads
+def cta_threads(BM: int, BN: int) -> int:
+    """Threads of a ``BM x BN`` CTA for occupancy: 8 warps for tiles of 128x128 outputs or
+    more, else 4. The stepped main loop (``sim.gpu.sm``) runs CUTLASS's own warp counts
+    (4 warps for 128x128); occupancy still counts these."""
+    return BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
 
 
 def bk_for(precision: str) -> int:
@@ -121,8 +120,8 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     smem = stages * (BM + BN * b_frac) * BK * in_b
     if smem > arch.smem_per_sm_kib * 1024:
         return None
-    threads, acc_threads = cta_threads(arch, BM, BN)
-    regs_thread = BM * BN * acc_bytes / 4 / acc_threads + REGISTER_OVERHEAD
+    threads = cta_threads(BM, BN)
+    regs_thread = BM * BN * acc_bytes / 4 / threads + REGISTER_OVERHEAD
     if regs_thread > 255:
         return None
     per_sm = min(arch.max_ctas_per_sm, int(arch.smem_per_sm_kib * 1024 // smem),

@@ -47,12 +47,11 @@ from ..precision import PRECISION_BYTES
 if TYPE_CHECKING:
     from ..arch import GPUArch
 
-__all__ = ["SMSPS", "SMEM_BANK_BYTES", "SMEM_BANKS", "WARP_LOAD_BYTES", "TMA_EXTRA_CYCLES", "HOPPER_MMA_SYNC_SHARE",
+__all__ = ["SMSPS", "WARP_LOAD_BYTES", "TMA_EXTRA_CYCLES", "HOPPER_MMA_SYNC_SHARE",
            "DEFAULT_GENERATION", "GenerationTiming", "GENERATION_TIMING",
            "TensorOp", "tensor_op", "WGMMA_SS_CYCLES", "wgmma_cycles"]
 
 SMSPS = 4                   # sub-partitions (warp schedulers) per SM, Volta to Hopper (whitepapers)
-SMEM_BANKS, SMEM_BANK_BYTES = 32, 4     # shared memory banks and their width (Jia et al. Table 3.1)
 WARP_LOAD_BYTES = 512       # one warp's 16-byte-per-thread shared load or async copy (ldmatrix.x4, LDS.128, LDGSTS.128)
 TMA_EXTRA_CYCLES = 105      # a TMA bulk copy's latency over an L2 load (HPMLL/NVIDIA-Hopper-Benchmark, H800)
 DEFAULT_GENERATION = "ampere"   # the latencies a card without a generation takes (an assumption)

@@ -68,7 +68,6 @@ class CtaProgram:
     warps: tuple[tuple[Instr, ...], ...]
     consumer_warps: int          # warps that arrive at a stage's release (warp-specialised), or at a barrier
     structure: str               # multistage | pipelined | warp-specialised
-    macs_per_kstep: int          # useful MACs of one K step of the tile
 
 
 def _mma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, ksteps: int,
@@ -124,7 +123,7 @@ def _mma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, 
                 g += 1
             p.append((Op.MARK, ks, 0, 0))
         out.append(tuple(p))
-    return CtaProgram(tuple(out), warps, "multistage" if multistage else "pipelined", BM * BN * BK)
+    return CtaProgram(tuple(out), warps, "multistage" if multistage else "pipelined")
 
 
 def _wgmma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, ksteps: int) -> CtaProgram:
@@ -150,7 +149,7 @@ def _wgmma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int
     # warp 0 produces; warps 1-3 of its warpgroup idle; each consumer warpgroup has one warp per SMSP
     idle: tuple[Instr, ...] = ()
     warps = (tuple(producer), idle, idle, idle) + (tuple(consumer),) * (4 * groups)
-    return CtaProgram(warps, 4 * groups, "warp-specialised", BM * BN * BK)
+    return CtaProgram(warps, 4 * groups, "warp-specialised")
 
 
 def cta_program(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, ksteps: int,
