@@ -143,6 +143,7 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     # Little's law: a CTA keeps stages - 1 loads in flight, each waits the DRAM latency
     lat_iter = arch.dram_latency_cycles / max(stages - 1, 1)
     prev_epilogue = None
+    step_cycles: dict[int, float] = {}
     for w in range(waves):
         first = w * slots
         n = min(slots, ctas - first)
@@ -165,7 +166,9 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
             dram_b += cols * min(BN, N) * K * in_b * b_frac
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
-        c_iter = main_loop(arch, BM, BN, BK, precision, resident).cycles_per_kstep / rate_x
+        if resident not in step_cycles:      # the stepped main loop, once per residency (not per wave)
+            step_cycles[resident] = main_loop(arch, BM, BN, BK, precision, resident).cycles_per_kstep / rate_x
+        c_iter = step_cycles[resident]
         t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
         prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
