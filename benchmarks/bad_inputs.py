@@ -260,7 +260,7 @@ def cases(good: dict) -> list[Case]:
             arch(f"eie {field_}: {value}", f"base: eie-64\n{field_}: {value}\n", "silent", field_)
     for field_, value in [("sms", "0"), ("clock_mhz", "-1"), ("dram_gbs", ".inf"), ("dram_gbs", "0"),
                           ("smem_per_sm_kib", "-1"), ("technology_nm", "0"), ("tc_fma_per_clk", "{fp16: -1}"),
-                          ("pipeline_stages", "0"), ("kernel_overhead_us", ".nan")]:
+                          ("pipeline_stages", "-1"), ("k_step_bytes", "48"), ("kernel_overhead_us", ".nan")]:
         arch(f"gpu {field_}: {value}", f"base: a100\n{field_}: {value}\n", "silent", field_)
 
     # -- command-line options and ad-hoc specs

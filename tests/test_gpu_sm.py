@@ -8,7 +8,8 @@ import random
 import pytest
 
 from sim.gpu import PRESETS, gemm_time
-from sim.gpu.gemm import TILES, bk_for
+from sim.gpu.gemm import TILES
+from sim.gpu.kernel import k_step, kernel
 from sim.gpu.sm import main_loop
 from sim.gpu.sm.core import step
 from sim.gpu.sm.isa import TensorOp, tensor_op
@@ -68,9 +69,9 @@ def test_a_small_tile_is_bound_by_the_shared_memory_port():
     2 x (1 + 1) KiB of fragments (16 KiB) and copy (64 + 64) x 32 x 2 B = 8 KiB in: 24 KiB,
     192 cycles at 128 B/clk, against 64 x 64 x 32 / 1024 / 0.972 = 132 cycles of MMAs.
     Two CTAs need at least 384 cycles per step: the core is within 5% of the port's bound."""
-    two = main_loop(A100, 64, 64, 32, "fp16", 2).cycles_per_kstep
+    two = main_loop(A100, 64, 64, 32, "fp16", 2, A100.pipeline_stages).cycles_per_kstep
     assert 384 <= two <= 384 * 1.05
-    big = main_loop(A100, 128, 128, 32, "fp16", 2)      # a big tile keeps the pipes busy instead
+    big = main_loop(A100, 128, 128, 32, "fp16", 2, A100.pipeline_stages)      # a big tile keeps the pipes busy instead
     assert big.tensor_share == pytest.approx(303.4 / 312, rel=0.01)
 
 
@@ -91,8 +92,10 @@ def test_the_wave_model_takes_the_stepped_main_loop():
     for name in ("a100", "h100", "t4"):
         arch = PRESETS[name]
         for BM, BN in rng.sample(TILES, 3):
-            t = gemm_time(BM * 4, BN, 64 * bk_for("fp16"), arch, tile=(BM, BN), split_k=1)
+            bk = k_step(arch, "fp16")
+            t = gemm_time(BM * 4, BN, 64 * bk, arch, tile=(BM, BN), split_k=1)
             r = t.ctas_per_sm
-            full = gemm_time(BM * arch.sms * r, BN, 64 * bk_for("fp16"), arch, tile=(BM, BN), split_k=1)
+            full = gemm_time(BM * arch.sms * r, BN, 64 * bk, arch, tile=(BM, BN), split_k=1)
             assert full.waves == 1
-            assert full.compute_cycles == pytest.approx(64 * main_loop(arch, BM, BN, bk_for("fp16"), "fp16", r).cycles_per_kstep)
+            stages = kernel(arch, BM, BN, "fp16").stages
+            assert full.compute_cycles == pytest.approx(64 * main_loop(arch, BM, BN, bk, "fp16", r, stages).cycles_per_kstep)

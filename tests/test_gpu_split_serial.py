@@ -64,15 +64,21 @@ def test_event_model_runs_the_serial_split_k():
 
 
 def test_the_split_mode_chosen_on_a_few_shapes():
-    """h200, bf16: a thin GEMV-like step reduces serially (one hand-off, 3 x 386 cycles,
-    costs less than a second 2 us launch); a 1024 x 16384 weight needs 8 slices to keep
-    enough loads in flight and 7 serial hand-offs (8,106 cycles at least) cost more than the
-    reduction kernel, so it reduces in parallel; 4096^3 fills the machine unsplit."""
+    """h200, bf16 (Hopper kernels: 128-byte K steps, 64 values; sim.gpu.kernel): 1 x 2048 x
+    512 has 8 K steps per 32 x 32 tile and 64 tiles for 132 SMs, one wave; splitting it in two
+    saves 4 K steps of the one resident CTA's main loop but a serial hand-off costs at least
+    3 L2 round trips (3 x 386 cycles) and a parallel one a second launch, so it is not split.
+    1 x 1024 x 16384 has 256 K steps per tile: the serial split is costed as its base kernel
+    plus the hand-offs (by hand below); 4096^3 fills the machine unsplit."""
+    from sim.gpu.kernel import kernel
+    from sim.gpu.sm import main_loop
+    k = kernel(H200, 32, 32, "bf16")
+    saved = 4 * main_loop(H200, 32, 32, k.BK, "bf16", 1, k.stages).cycles_per_kstep
+    assert k.BK == 64 and saved < 3 * 386
     thin = gemm_time(1, 2048, 512, H200, "bf16")
-    assert (thin.split_k, thin.serial) == (2, True)
+    assert thin.split_k == 1 and thin.waves == 1
     wide = gemm_time(1, 1024, 16384, H200, "bf16")
-    assert wide.split_k == 8 and not wide.serial
-    assert wide.tile[:2] == (32, 64) and wide.waves == 1
+    assert wide.split_k > 1 and wide.waves == 1
     ser8 = gemm_time(1, 1024, 16384, H200, "bf16", tile=(32, 64), split_k=8, serial=True)
     base = G._tile_time(1, 1024, 2048, 8, H200, "bf16", 32, 64, 4, 2 / 8, 16384 * 2, 16384 * 1024 * 2)
     assert base is not None

@@ -130,7 +130,11 @@ class GPUArch:
     max_threads_per_sm: PositiveInt = 2048
     fp32_lanes_per_sm: PositiveInt = 64         # CUDA-core FMA lanes (depthwise convs, non-GEMM math)
     mma_shape: str = ""
-    pipeline_stages: PositiveInt = 3            # global->shared software pipeline depth
+    # global->shared software pipeline depth of the GEMM kernels; 0: as many stages as fit the
+    # shared memory after the epilogue's share (CUTLASS SM90's StageCountAutoCarveout, sim.gpu.kernel)
+    pipeline_stages: NonNegativeInt = 3
+    # bytes of a GEMM kernel's K step per row of A and B (CUTLASS: 64 on SM70-SM80, 128 on SM90)
+    k_step_bytes: PositiveInt = 64
     kernel_overhead_us: NonNegative = 2.0     # launch + prologue that no overlap hides, kernels in a CUDA graph
     # how the framework launches kernels: graph (CUDA graph replay, what this project's H200
     # rows measured) or eager (one launch call per kernel, each adding eager_extra_us)
@@ -187,20 +191,21 @@ class GPUArch:
     source: str = ""
 
     def _check_a_tile_fits(self) -> None:
-        """The GEMM model's smallest CTA tile (``sim.gpu.gemm.TILES``) fits an SM (the fit rule
-        of ``sim.gpu.event.ctas_per_sm``: ``pipeline_stages`` K steps of A and B in shared
-        memory, threads, registers); a card where none fits could run no GEMM."""
-        from .event import ctas_per_sm
-        from .gemm import BK_BYTES, TILES
+        """The GEMM model's smallest CTA tile (``sim.gpu.gemm.TILES``) fits an SM (its kernel,
+        ``sim.gpu.kernel``: ``pipeline_stages`` K steps of A and B in shared memory, threads,
+        registers); a card where none fits could run no GEMM."""
+        from .gemm import TILES
+        from .kernel import kernel
         BM, BN = min(TILES, key=lambda t: t[0] * t[1])
         for p in self.tc_fma_per_clk:
-            if ctas_per_sm(self, BM, BN, p) >= 1:
+            k = kernel(self, BM, BN, p)
+            if k.ctas_per_sm(self) >= 1:
                 continue
-            smem = self.pipeline_stages * (BM + BN) * BK_BYTES
-            need(smem <= self.smem_per_sm_kib * 1024, "pipeline_stages",
-                 f"{self.pipeline_stages} stages of the smallest CTA tile ({BM}x{BN}, {BK_BYTES}-byte K steps of A "
-                 f"and B) need {smem / 1024:g} KiB of shared memory and the SM has {self.smem_per_sm_kib} KiB "
-                 f"(smem_per_sm_kib): use at most {self.smem_per_sm_kib * 1024 // ((BM + BN) * BK_BYTES)} stages "
+            stage = (BM + BN) * self.k_step_bytes
+            need(k.smem_bytes <= self.smem_per_sm_kib * 1024, "pipeline_stages",
+                 f"{k.stages} stages of the smallest CTA tile ({BM}x{BN}, {self.k_step_bytes}-byte K steps of A "
+                 f"and B) need {k.smem_bytes / 1024:g} KiB of shared memory and the SM has {self.smem_per_sm_kib} KiB "
+                 f"(smem_per_sm_kib): use at most {self.smem_per_sm_kib * 1024 // stage} stages "
                  "or more shared memory")
             need(False, "regs_per_sm", f"the smallest CTA tile ({BM}x{BN}) does not fit an SM's threads "
                  f"(max_threads_per_sm {self.max_threads_per_sm}) or registers (regs_per_sm {self.regs_per_sm})")
@@ -247,6 +252,9 @@ class GPUArch:
         need(self.generation in ("", *GENERATIONS), "generation",
              f"this model has no tensor-core data for {self.generation!r}; known: {', '.join(GENERATIONS)} "
              "(or leave it empty for a card described wholly by its fields)")
+        need(self.k_step_bytes % self.mma_mnk[2] == 0, "k_step_bytes",
+             f"a K step of {self.k_step_bytes} bytes is not a whole number of the MMA's {self.mma_mnk[2]}-byte K "
+             f"(mma_mnk): use a multiple of {self.mma_mnk[2]}")
         self._check_a_tile_fits()
         from workloads.trace import structure_nm
         ss = self.sparse_structures
@@ -459,7 +467,7 @@ PRESETS = {
         dram_latency_cycles=_cycles("h100", "dram", 1830), l2_mib=50, l2_bytes_per_clk=_l2_per_clk("h100", 1830),
         l2_latency_cycles=_cycles("h100", "l2", 1830), eager_extra_us=0.18, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
-        pipeline_stages=4, memory_gb=_memory_gb("h100"), sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
+        pipeline_stages=0, k_step_bytes=128, memory_gb=_memory_gb("h100"), sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
         # no voltage-frequency data is published for GH100: GA100's curve (sim.gpu.dvfs) in
         # shares of the nominal clock, a named assumption (sim/gpu/constants.py)

@@ -23,8 +23,25 @@ CONSTANTS: tuple[Constant, ...] = (
                             (64, 64), (64, 32), (32, 64), (32, 32)), "published",
              "CUTLASS's SM80 tensor-op threadblock shapes (cutlass_library generator), the set cuBLAS-like "
              "heuristics choose among; the model takes the fastest, as an autotuner would"),
-    Constant("gemm.BK_BYTES", 64, "published",
-             "CUTLASS SM80 tensor-op kernels: a K step of 32 fp16 / 64 int8 / 16 tf32 values (64 bytes)"),
+    Constant("GPUArch.k_step_bytes", 64, "published",
+             "CUTLASS SM70-SM80 tensor-op kernels: a K step of 32 fp16 / 64 int8 / 16 tf32 values (64 bytes); the "
+             "Hopper presets take SM90's 128 bytes (64 fp16, 128 fp8), sim.gpu.kernel"),
+    Constant("GPUArch.pipeline_stages", 3, "published",
+             "CUTLASS SM80 multistage kernels' stage count for their large tiles (cutlass_library generator: 256x128x32 "
+             "and 128x256x32 at 3 stages); presets: V100 and T4 2 (MmaPipelined), Hopper 0 = as many as fit "
+             "(CUTLASS SM90's StageCountAutoCarveout)"),
+    Constant("kernel.RESERVED_SMEM_BYTES", 1024, "published",
+             "shared memory the system reserves per thread block on compute capability 8.x and 9.0 (CUDA C++ "
+             "Programming Guide): the largest block's share of an H100's 228 KiB is 227 KiB, CUTLASS's "
+             "sm90_smem_capacity_bytes (232,448)"),
+    Constant("kernel.PIPELINE_BARRIER_BYTES", 16, "published",
+             "a TMA pipeline stage's full and empty mbarriers, 8 bytes each (CUTLASS PipelineTmaAsync's SharedStorage, "
+             "counted per stage by compute_stage_count_or_override in include/cutlass/gemm/collective/builders/"
+             "sm90_gmma_builder.inl, NVIDIA/cutlass 7107b055)"),
+    Constant("kernel.EPILOGUE_TILE", (128, 32), "published",
+             "the SM90 cooperative kernel's automatic epilogue tile, min(128, BM) x min(32, BN) outputs, whose C and D "
+             "stages the kernel's shared memory sets aside before its mainloop stages (NVIDIA/cutlass 7107b055, "
+             "include/cutlass/epilogue/collective/builders/sm90_builder.inl, EpilogueTileAuto and the stage counts)"),
     Constant("flash.MMA_EFFICIENCY", 0.9, "modelling choice",
              "share of the datasheet tensor-core rate an attention block's GEMMs sustain (issue gaps, clock below "
              "boost); GEMMs no longer use it (their main loop is stepped on the SM core, sim.gpu.sm), attention's "
@@ -54,11 +71,11 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("sm.mainloop.MEASURED", 3, "modelling choice", "K steps the steady state is measured over"),
     Constant("sm.mainloop.DRAIN", 3, "modelling choice",
              "last K steps left out: a CTA finishing early frees the pipes for the others"),
-    Constant("gemm.BIG_TILE_THREADS", 256, "modelling choice",
+    Constant("kernel.BIG_TILE_THREADS", 256, "modelling choice",
              "8 warps for tiles of 128x128 outputs or more, for occupancy (the stepped main loop runs CUTLASS's "
              "own warp counts, sim.gpu.sm.program)"),
-    Constant("gemm.SMALL_TILE_THREADS", 128, "modelling choice", "4 warps for smaller tiles, for occupancy"),
-    Constant("gemm.REGISTER_OVERHEAD", 40, "modelling choice",
+    Constant("kernel.SMALL_TILE_THREADS", 128, "modelling choice", "4 warps for smaller tiles, for occupancy"),
+    Constant("kernel.REGISTER_OVERHEAD", 40, "modelling choice",
              "registers per thread beyond the accumulators (addresses, loop counters, fragments); only "
              "limits occupancy"),
     Constant("gemm.L2_OPERAND_SHARE", 0.5, "modelling choice",

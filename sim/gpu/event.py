@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Generator, TypeAlias
 import simpy
 
 from .precision import PRECISION_BYTES
-from . import gemm as kernel      # the kernel's shape constants (CTA threads, K step), not its timing
+from .kernel import kernel       # the kernel a tile runs (K step, stages, threads), not its timing
 from .sm.mainloop import main_loop   # the SM's main loop, stepped (shared with the closed form, below it)
 
 if TYPE_CHECKING:
@@ -80,15 +80,7 @@ def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int 
     """Resident CTAs of a ``BM x BN`` tile kernel per SM: its pipelined shared memory, its
     accumulator registers spread over its threads, and its threads, against the SM's
     limits; 0 if one CTA does not fit."""
-    in_b = PRECISION_BYTES[precision]
-    BK = kernel.BK_BYTES / in_b
-    smem = arch.pipeline_stages * (BM + BN) * BK * in_b
-    threads = kernel.cta_threads(BM, BN)
-    regs = BM * BN * acc_bytes / 4 / threads + kernel.REGISTER_OVERHEAD
-    if smem > arch.smem_per_sm_kib * 1024 or regs > 255:
-        return 0
-    return int(min(arch.max_ctas_per_sm, arch.smem_per_sm_kib * 1024 // smem,
-                   arch.regs_per_sm // (regs * threads), arch.max_threads_per_sm // threads))
+    return kernel(arch, BM, BN, precision, acc_bytes).ctas_per_sm(arch)
 
 
 def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,
@@ -103,17 +95,18 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
     reduce each output tile in turn through L2 (serial split-K)."""
     BM, BN = tile
     in_b = PRECISION_BYTES[precision]
-    BK = int(kernel.BK_BYTES / in_b)
-    per_sm = ctas_per_sm(arch, BM, BN, precision, acc_bytes)
+    out_b = in_b if out_bytes is None else out_bytes
+    kern = kernel(arch, BM, BN, precision, acc_bytes, out_bytes=out_b)
+    BK, stages = kern.BK, kern.stages
+    per_sm = kern.ctas_per_sm(arch)
     if per_sm < 1:
         raise ValueError(f"tile {BM}x{BN} does not fit one SM of {arch.name} at {precision}")
-    out_b = in_b if out_bytes is None else out_bytes
     tm, tn, nk = -(-M // BM), -(-N // BN), -(-K // BK)
     grid = tm * tn
     ctas = grid * count
     a_scale = 1.0 if a_unique_bytes is None else min(1.0, a_unique_bytes / (M * K * in_b))
     # a K step's MMAs hold the SM for its share of the resident CTAs' stepped main loop
-    mma = main_loop(arch, BM, BN, BK, precision, per_sm).cycles_per_kstep / per_sm
+    mma = main_loop(arch, BM, BN, BK, precision, per_sm, stages).cycles_per_kstep / per_sm
     lat = arch.dram_latency_cycles
     dram_bpc = arch.dram_bytes_per_clk
     capacity = arch.l2_mib * 2 ** 20
@@ -167,11 +160,11 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
 
     def mainloop(sm: int, b: int, tr: int, tc: int, k0: int, k1: int) -> _ProcessBody:
         ready: dict[int, simpy.Process] = {}      # K step -> its loads
-        for k in range(k0, min(k0 + arch.pipeline_stages - 1, k1)):
+        for k in range(k0, min(k0 + stages - 1, k1)):
             ready[k] = env.process(load(b, tr, tc, k))
         for k in range(k0, k1):
             yield ready.pop(k)
-            nxt = k + arch.pipeline_stages - 1
+            nxt = k + stages - 1
             if nxt < k1:
                 ready[nxt] = env.process(load(b, tr, tc, nxt))
             yield from over(cores[sm], mma)

@@ -1,16 +1,18 @@
 """GEMM time on a tensor-core GPU, in cycles, at the level that decides it on real parts.
 
-1. **Tiles.** The GEMM is cut into CTA (thread-block) tiles ``BM x BN`` with a K step
-   ``BK`` of 64 bytes per row (32 fp16, 64 int8, 16 tf32), from a CUTLASS-like list. As
-   cuBLAS's heuristics/autotuning do, the fastest valid tile is chosen (or one is forced).
+1. **Tiles.** The GEMM is cut into CTA (thread-block) tiles ``BM x BN`` from a CUTLASS-like
+   list, each run by the kernel CUTLASS would instantiate for it on the card
+   (``sim.gpu.kernel``: its K step ``BK``, 64 bytes per row up to Ampere and 128 on Hopper,
+   its stages and threads). As cuBLAS's heuristics/autotuning do, the fastest valid tile is
+   chosen (or one is forced).
 2. **Occupancy.** A CTA needs ``stages x (BM + BN) x BK`` bytes of shared memory (the
-   software pipeline) and registers for its ``BM x BN`` accumulators; CTAs per SM are
-   limited by shared memory, registers, threads and the CTA cap.
+   software pipeline; a Hopper kernel takes all the SM has) and registers for its ``BM x BN``
+   accumulators; CTAs per SM are limited by shared memory, registers, threads and the CTA cap.
 3. **Waves.** CTAs (``count`` batched GEMMs x tile grid, rasterised row by row) are
    scheduled onto ``SMs x CTAs/SM`` slots in waves; the last wave may be partial (wave
    quantisation: the time-vs-N sawtooth).
-4. **Software pipeline per CTA.** ``stages - 1`` K tiles are fetched before the first MMA
-   (DRAM latency plus their transfer); then each K step costs the slowest of: the resident
+4. **Software pipeline per CTA.** ``stages - 1`` K tiles are fetched before the first MMA,
+   which waits for the first (DRAM latency plus its transfer); then each K step costs the slowest of: the resident
    CTAs' main loop on one SM, stepped cycle by cycle (``sim.gpu.sm``: warp schedulers,
    tensor pipes at the datasheet rate with measured latencies, the shared-memory port,
    barriers and the stages' copy latency), the wave's L2->SM traffic at the chip's L2
@@ -41,14 +43,14 @@ from workloads.errors import HwsimError
 
 from .. import budget
 from .precision import PRECISION_BYTES
+from .kernel import k_step, kernel
 from .sm.mainloop import main_loop
 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = [
-    "TILES", "BK_BYTES", "BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD", "cta_threads",
-    "L2_OPERAND_SHARE", "EPILOGUE_LATENCY_SHARE", "GemmTiming", "bk_for", "sparse_factors", "SPLITS",
+    "TILES", "L2_OPERAND_SHARE", "EPILOGUE_LATENCY_SHARE", "GemmTiming", "sparse_factors", "SPLITS",
     "reduction_cycles", "HANDOFF_L2_TRIPS", "handoff_cycles", "SECONDS_PER_WAVE", "gemm_time",
 ]
 
@@ -56,9 +58,6 @@ TILES = ((256, 128), (128, 256), (128, 128), (256, 64), (64, 256), (128, 64), (6
          (64, 32), (32, 64), (32, 32))
 # The model's constants; each one's value and source is in sim/gpu/constants.py (a test
 # holds the two equal).
-BK_BYTES = 64                   # bytes of a K step per row
-BIG_TILE_THREADS, SMALL_TILE_THREADS = 256, 128     # threads of a CTA with >= 128x128 outputs, and fewer
-REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
 L2_OPERAND_SHARE = 0.5          # share of L2 that A and B may fill and still be read from DRAM once
 EPILOGUE_LATENCY_SHARE = 0.5    # share of the DRAM latency an epilogue's stores expose
 
@@ -90,17 +89,6 @@ class GemmTiming:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
 
 
-def cta_threads(BM: int, BN: int) -> int:
-    """Threads of a ``BM x BN`` CTA for occupancy: 8 warps for tiles of 128x128 outputs or
-    more, else 4. The stepped main loop (``sim.gpu.sm``) runs CUTLASS's own warp counts
-    (4 warps for 128x128); occupancy still counts these."""
-    return BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
-
-
-def bk_for(precision: str) -> int:
-    return int(BK_BYTES / PRECISION_BYTES[precision])
-
-
 def sparse_factors(structure: tuple[int, int] | None, precision: str) -> tuple[float, float]:
     """(MMA rate multiplier, B bytes per dense B byte) of an N:M-pruned B operand."""
     if structure is None:
@@ -114,18 +102,10 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
                acc_bytes: int, out_bytes: float, a_unique: float, b_unique: float,
                b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
     in_b = PRECISION_BYTES[precision]
-    BK = bk_for(precision)
-    stages = arch.pipeline_stages
     rate_x, b_frac = sparse_factors(b_structure, precision)
-    smem = stages * (BM + BN * b_frac) * BK * in_b
-    if smem > arch.smem_per_sm_kib * 1024:
-        return None
-    threads = cta_threads(BM, BN)
-    regs_thread = BM * BN * acc_bytes / 4 / threads + REGISTER_OVERHEAD
-    if regs_thread > 255:
-        return None
-    per_sm = min(arch.max_ctas_per_sm, int(arch.smem_per_sm_kib * 1024 // smem),
-                 int(arch.regs_per_sm // (regs_thread * threads)), arch.max_threads_per_sm // threads)
+    kern = kernel(arch, BM, BN, precision, acc_bytes, b_frac, out_bytes)
+    BK, stages = kern.BK, kern.stages
+    per_sm = kern.ctas_per_sm(arch)
     if per_sm < 1:
         return None
     tm, tn = math.ceil(M / BM), math.ceil(N / BN)
@@ -167,11 +147,14 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
         l2_iter = n * cta_iter_bytes / arch.l2_bytes_per_clk
         dram_iter = (wave_dram / nk / dram_bw) if wave_dram is not None else 0.0
         if resident not in step_cycles:      # the stepped main loop, once per residency (not per wave)
-            step_cycles[resident] = main_loop(arch, BM, BN, BK, precision, resident).cycles_per_kstep / rate_x
+            step_cycles[resident] = main_loop(arch, BM, BN, BK, precision, resident, stages).cycles_per_kstep / rate_x
         c_iter = step_cycles[resident]
         t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
-        prologue = arch.dram_latency_cycles + (stages - 1) * max(l2_iter, dram_iter)
+        # the first K step waits for its loads (a DRAM latency and its own transfer); the
+        # other stages' loads, issued with it, arrive under the main loop's K steps, whose
+        # t_iter already carries every step's transfer
+        prologue = arch.dram_latency_cycles + max(l2_iter, dram_iter)
         epilogue = arch.dram_latency_cycles * EPILOGUE_LATENCY_SHARE + out_bytes_wave / dram_bw
         # the next wave's prologue overlaps this wave's epilogue (CTAs start as slots free)
         boundary = prologue if prev_epilogue is None else max(prologue, prev_epilogue)
@@ -244,7 +227,7 @@ def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, B
     nothing but still reads the tile). The output reaches DRAM once: the partial tiles stay
     in the (write-back) L2."""
     Ks = -(-K // S)
-    if Ks < bk_for(precision) or -(-K // Ks) < S:
+    if Ks < k_step(arch, precision) or -(-K // Ks) < S:
         return None
     t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, out_bytes / S, a_u, b_u,
                    b_structure)
@@ -273,7 +256,7 @@ def _split(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM
         return _tile_time(M, N, K, count, arch, precision, BM, BN, acc_bytes, out_bytes, a_u, b_u,
                           b_structure)
     Ks = -(-K // S)
-    if Ks < bk_for(precision) or -(-K // Ks) < S:     # a slice of at least one K step, and S of them
+    if Ks < k_step(arch, precision) or -(-K // Ks) < S:     # a slice of at least one K step, and S of them
         return None
     t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, acc_bytes, a_u, b_u,
                    b_structure)
@@ -303,8 +286,9 @@ def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str,
     if dp is None:
         return None
     in_b = PRECISION_BYTES[precision]
-    BK = bk_for(precision)
     rate_x, b_frac = sparse_factors(b_structure, precision)
+    kern = kernel(arch, BM, BN, precision, acc_bytes, b_frac, out_bytes)
+    BK = kern.BK
     per_sm = dp.ctas_per_sm
     P = arch.sms * per_sm
     tiles = -(-M // BM) * -(-N // BN) * count
@@ -314,9 +298,9 @@ def _stream_k(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str,
         return None                       # fewer iterations than CTAs: nothing to spread
     per = -(-iters // P)                  # iterations of the busiest CTA
     cuts = sum(1 for q in range(1, P) if (q * iters // P) % nk)      # tiles cut between two CTAs
-    c_iter = main_loop(arch, BM, BN, BK, precision, per_sm).cycles_per_kstep / rate_x
+    c_iter = main_loop(arch, BM, BN, BK, precision, per_sm, kern.stages).cycles_per_kstep / rate_x
     l2_iter = P * (BM + BN * b_frac) * BK * in_b / arch.l2_bytes_per_clk
-    lat_iter = arch.dram_latency_cycles / max(arch.pipeline_stages - 1, 1)
+    lat_iter = arch.dram_latency_cycles / max(kern.stages - 1, 1)
     partial = BM * BN * acc_bytes
     l2_in = iters * (BM + BN * b_frac) * BK * in_b
     # The CTAs walk different tiles at unrelated K steps, so whether they reuse each other's

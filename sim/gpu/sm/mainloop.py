@@ -73,9 +73,10 @@ def _run(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool,
     return MainLoop(per, ideal / per, prog.structure, op.name)
 
 
-def main_loop(arch: GPUArch, BM: int, BN: int, BK: int, precision: str, ctas: int, *,
+def main_loop(arch: GPUArch, BM: int, BN: int, BK: int, precision: str, ctas: int, stages: int, *,
               mma_sync: bool = False) -> MainLoop:
-    """Steady-state cycles per K step (``BK`` elements) of ``ctas`` resident ``BM x BN`` CTAs on ``arch``."""
+    """Steady-state cycles per K step (``BK`` elements) of ``ctas`` resident ``BM x BN`` CTAs
+    of a ``stages``-stage kernel (``sim.gpu.kernel``) on ``arch``."""
     return _run(arch.generation, float(arch.tc_fma_per_clk[precision]), arch.mma_mnk, arch.mma_operands_in_smem,
-                arch.tcs_per_sm, precision, BM, BN, BK, arch.pipeline_stages, ctas,
+                arch.tcs_per_sm, precision, BM, BN, BK, stages, ctas,
                 arch.l2_latency_cycles, mma_sync)

@@ -1,0 +1,48 @@
+"""The GEMM kernel a tile runs (sim.gpu.kernel), against CUTLASS's rules worked by hand."""
+
+import dataclasses
+
+import pytest
+
+from sim.gpu import PRESETS, gemm_time
+from sim.gpu.arch import GPUArch
+from sim.gpu.kernel import epilogue_bytes, kernel
+from workloads import HwsimError
+
+H100, A100 = PRESETS["h100"], PRESETS["a100"]
+
+
+def test_hopper_stages_fill_the_shared_memory_as_cutlass_counts_them():
+    """CUTLASS SM90 (compute_stage_count_or_override, StageCountAutoCarveout): (232,448 B less
+    the epilogue's carveout, rounded up to 128) // (A + B bytes of a stage + 16 B of barriers).
+    128 x 128 fp16, K step 64: 32,768 B a stage; the cooperative epilogue tile 128 x 32, 4 of
+    them per CTA tile: 2 stages of D, 4 of C, C and D sharing one buffer: 4 x 128 x 32 x 2 B
+    = 32,768 B + 4 x 16 B of barriers = 32,832 -> 32,896. (232,448 - 32,896) // 32,784 = 6.
+    128 x 256: 49,152 B a stage, the same epilogue tile count 8 -> 4 C stages:
+    (232,448 - 32,896) // 49,168 = 4. 64 x 64: 16,384 B; epilogue 64 x 32, 2 tiles, 2 D and
+    3 C stages: 3 x 64 x 32 x 2 + 48 = 12,336 -> 12,416; (232,448 - 12,416) // 16,400 = 13."""
+    assert 228 * 1024 - 1024 == 232_448
+    for (BM, BN), carve, stages in (((128, 128), 32_896, 6), ((128, 256), 32_896, 4), ((64, 64), 12_416, 13)):
+        assert epilogue_bytes(BM, BN, 2) == carve
+        k = kernel(H100, BM, BN, "fp16")
+        assert (k.BK, k.stages) == (64, stages)
+        assert k.smem_bytes <= 228 * 1024 and k.ctas_per_sm(H100) == 1
+    # a producer warpgroup and two consumer warpgroups (one for a 64-row tile)
+    assert kernel(H100, 128, 128, "fp16").threads == 384 and kernel(H100, 64, 64, "fp16").threads == 256
+    assert kernel(H100, 128, 128, "fp8").BK == 128
+
+
+def test_ampere_kernels_keep_their_stated_stages():
+    """An A100 tile runs its preset's 3 stages of 64-byte K steps: 128 x 128 fp16 takes 3 x 256
+    x 32 x 2 = 48 KiB of its 164 KiB, so three fit by shared memory; 256 threads of 104
+    registers (128 x 128 fp32 accumulators over 256 threads, plus 40) fit two by registers."""
+    k = kernel(A100, 128, 128, "fp16")
+    assert (k.BK, k.stages, k.smem_bytes, k.threads, k.regs) == (32, 3, 48 * 1024, 256, 104)
+    assert k.ctas_per_sm(A100) == 2
+    assert gemm_time(4096, 4096, 4096, A100, tile=(128, 128)).ctas_per_sm == 2
+
+
+def test_a_k_step_that_splits_the_mma_is_refused():
+    with pytest.raises(HwsimError, match="k_step_bytes"):
+        dataclasses.replace(A100, k_step_bytes=48)
+    assert isinstance(dataclasses.replace(A100, k_step_bytes=128), GPUArch)
