@@ -46,3 +46,19 @@ def test_a_k_step_that_splits_the_mma_is_refused():
     with pytest.raises(HwsimError, match="k_step_bytes"):
         dataclasses.replace(A100, k_step_bytes=48)
     assert isinstance(dataclasses.replace(A100, k_step_bytes=128), GPUArch)
+
+
+def test_a_cluster_reads_its_shared_operand_from_l2_once():
+    """Hopper CTAs run in clusters of two that share A's rows by TMA multicast (CUTLASS SM90's
+    1x2x1 clusters): 1024^3 fp16 in 128 x 128 tiles is an 8 x 8 grid of 64 CTAs, 16 K steps of
+    64; each CTA reads half its A block and all its B block from L2 per step: 64 x 16 x (64 +
+    128) x 64 x 2 B = 25,165,824 B, against 64 x 16 x 256 x 64 x 2 B without clusters. A grid
+    one tile wide along N (1024 x 128) has no partner along N: the cluster lies along M and
+    shares B instead."""
+    t = gemm_time(1024, 1024, 1024, H100, tile=(128, 128), split_k=1)
+    assert t.l2_bytes == 64 * 16 * (64 + 128) * 64 * 2
+    solo = gemm_time(1024, 1024, 1024, dataclasses.replace(H100, cluster_ctas=1), tile=(128, 128), split_k=1)
+    assert solo.l2_bytes == 64 * 16 * 256 * 64 * 2 and solo.cycles > t.cycles
+    narrow = gemm_time(1024, 128, 1024, H100, tile=(128, 128), split_k=1)
+    assert (narrow.l2_a_bytes, narrow.l2_b_bytes) == (8 * 16 * 128 * 64 * 2, 8 * 16 * 64 * 64 * 2)
+    assert A100.cluster_ctas == 1

@@ -135,6 +135,9 @@ class GPUArch:
     pipeline_stages: NonNegativeInt = 3
     # bytes of a GEMM kernel's K step per row of A and B (CUTLASS: 64 on SM70-SM80, 128 on SM90)
     k_step_bytes: PositiveInt = 64
+    # CTAs of a thread-block cluster that share one operand's loads by TMA multicast (Hopper
+    # and later; 1: no clusters), sim.gpu.kernel.multicast
+    cluster_ctas: PositiveInt = 1
     kernel_overhead_us: NonNegative = 2.0     # launch + prologue that no overlap hides, kernels in a CUDA graph
     # how the framework launches kernels: graph (CUDA graph replay, what this project's H200
     # rows measured) or eager (one launch call per kernel, each adding eager_extra_us)
@@ -448,8 +451,8 @@ PRESETS = {
         memory_gb=_memory_gb("a100"), sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
         vf_curve=GA100_VF,      # derived from an A100-PCIe's power at locked clocks (sim.gpu.dvfs)
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
-        mac_pj={"fp16": 1.327, "bf16": 1.327, "tf32": 3.052, "int8": 0.1990, "int4": 0.09951},
-        rf_pj_per_byte=2.288, smem_pj_per_byte=3.542, l2_pj_per_byte=45.99, dram_pj_per_byte=31.2, active_power_w=33.91,
+        mac_pj={"fp16": 1.498, "bf16": 1.498, "tf32": 3.445, "int8": 0.2247, "int4": 0.1123},
+        rf_pj_per_byte=2.584, smem_pj_per_byte=3.999, l2_pj_per_byte=51.92, dram_pj_per_byte=31.2, active_power_w=36.79,
         energy_source="the H200 calibration carried from TSMC 4N to N7 by TSMC's published power at the same speed",
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS); "
@@ -467,15 +470,15 @@ PRESETS = {
         dram_latency_cycles=_cycles("h100", "dram", 1830), l2_mib=50, l2_bytes_per_clk=_l2_per_clk("h100", 1830),
         l2_latency_cycles=_cycles("h100", "l2", 1830), eager_extra_us=0.18, smem_per_sm_kib=228,
         fp32_lanes_per_sm=128, mma_shape="wgmma m64nNk16 (N = 8..256)", mma_mnk=(64, 0, 32), mma_operands_in_smem=True,
-        pipeline_stages=0, k_step_bytes=128, memory_gb=_memory_gb("h100"), sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
+        pipeline_stages=0, k_step_bytes=128, cluster_ctas=2, memory_gb=_memory_gb("h100"), sparse_structures=("2:4",), static_power_w=81.0, tdp_w=700,
         die_transistors_b=80.0, die_sms=144,
         # no voltage-frequency data is published for GH100: GA100's curve (sim.gpu.dvfs) in
         # shares of the nominal clock, a named assumption (sim/gpu/constants.py)
         vf_curve=GA100_VF,
         # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
-        mac_pj={"fp16": 0.9288, "bf16": 0.9288, "tf32": 2.136, "fp8": 0.5457, "int8": 0.1393},
-        rf_pj_per_byte=1.602, smem_pj_per_byte=2.890, l2_pj_per_byte=35.71, dram_pj_per_byte=31.2,
-        active_power_w=49.41, energy_source="calibrated on an H200's NVML energy",
+        mac_pj={"fp16": 1.049, "bf16": 1.049, "tf32": 2.412, "fp8": 0.6160, "int8": 0.1573},
+        rf_pj_per_byte=1.808, smem_pj_per_byte=3.262, l2_pj_per_byte=40.31, dram_pj_per_byte=31.2,
+        active_power_w=53.59, energy_source="calibrated on an H200's NVML energy",
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS: the H200's and an H100 PCIe's); "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "

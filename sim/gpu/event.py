@@ -14,7 +14,8 @@ as a library's kernel name fixes them) and reads nothing the closed form compute
   them for its share of the stepped SM core's main loop (``sim.gpu.sm``) with the SM full.
 * **L2**: an LRU cache of the whole L2's capacity holding A blocks (copy, tile row, K step)
   and B blocks (copy, tile column, K step), each row of a block rounded up to 32-byte
-  sectors. A hit costs its transfer at the L2 bandwidth; a miss first moves the sectors
+  sectors. A hit costs its transfer at the L2 bandwidth (a block a cluster shares by TMA
+  multicast, ``sim.gpu.kernel.multicast``, its share of it per CTA); a miss first moves the sectors
   over HBM (one chip-wide pipe at the DRAM bandwidth) and waits the DRAM latency; a
   second request for a block in flight waits for that fill instead of fetching it again
   (miss merging). So CTAs that share an A or B panel reuse it exactly as far as the
@@ -51,7 +52,7 @@ from typing import TYPE_CHECKING, Generator, TypeAlias
 import simpy
 
 from .precision import PRECISION_BYTES
-from .kernel import kernel       # the kernel a tile runs (K step, stages, threads), not its timing
+from .kernel import kernel, multicast   # the kernel a tile runs (K step, stages, threads, clusters), not its timing
 from .sm.mainloop import main_loop   # the SM's main loop, stepped (shared with the closed form, below it)
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
     if per_sm < 1:
         raise ValueError(f"tile {BM}x{BN} does not fit one SM of {arch.name} at {precision}")
     tm, tn, nk = -(-M // BM), -(-N // BN), -(-K // BK)
+    a_cast, b_cast = multicast(arch, BM, BN, tm, tn)     # a cluster reads its shared block from L2 once
     grid = tm * tn
     ctas = grid * count
     a_scale = 1.0 if a_unique_bytes is None else min(1.0, a_unique_bytes / (M * K * in_b))
@@ -128,7 +130,7 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
             yield req
             yield env.timeout(seconds)
 
-    def fetch(key: _Block, nbytes: float, dram_share: float) -> _ProcessBody:
+    def fetch(key: _Block, nbytes: float, dram_share: float, port_share: float) -> _ProcessBody:
         if key in l2:
             l2.move_to_end(key)
             stats["hit"] += 1
@@ -150,12 +152,12 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
                 stats["used"] += nbytes
             del pending[key]
             fill.succeed()
-        yield from over(l2_port, nbytes / arch.l2_bytes_per_clk)
+        yield from over(l2_port, nbytes * port_share / arch.l2_bytes_per_clk)
 
     def load(b: int, tr: int, tc: int, k: int) -> _ProcessBody:
         rows_a, cols_b = min(BM, M - tr * BM), min(BN, N - tc * BN)
-        a = env.process(fetch(("A", b, tr, k), block_bytes(rows_a, k), a_scale))
-        bb = env.process(fetch(("B", b, tc, k), block_bytes(cols_b, k), 1.0))
+        a = env.process(fetch(("A", b, tr, k), block_bytes(rows_a, k), a_scale, a_cast))
+        bb = env.process(fetch(("B", b, tc, k), block_bytes(cols_b, k), 1.0, b_cast))
         yield a & bb
 
     def mainloop(sm: int, b: int, tr: int, tc: int, k0: int, k1: int) -> _ProcessBody:

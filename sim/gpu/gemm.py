@@ -43,7 +43,7 @@ from workloads.errors import HwsimError
 
 from .. import budget
 from .precision import PRECISION_BYTES
-from .kernel import k_step, kernel
+from .kernel import k_step, kernel, multicast
 from .sm.mainloop import main_loop
 
 if TYPE_CHECKING:
@@ -113,7 +113,8 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     slots = arch.sms * per_sm
     waves = math.ceil(ctas / slots)
     nk = math.ceil(K / BK)
-    cta_iter_bytes = (BM + BN * b_frac) * BK * in_b
+    a_f, b_f = multicast(arch, BM, BN, tm, tn, b_frac)       # a cluster's shared operand is read once
+    cta_iter_bytes = (BM * a_f + BN * b_frac * b_f) * BK * in_b
     fits_l2 = (a_unique + b_unique) <= arch.l2_mib * 2 ** 20 * L2_OPERAND_SHARE
     dram_bw = arch.dram_bytes_per_clk
     total = comp = mem = 0.0
@@ -164,8 +165,8 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
         mem += nk * max(l2_iter, dram_iter, lat_iter)
         fixed_total += boundary
         mma_dominant += nk * t_iter if c_iter >= max(l2_iter, dram_iter, lat_iter) else 0.0
-        l2_a += n * nk * BM * BK * in_b
-        l2_b += n * nk * BN * BK * in_b * b_frac
+        l2_a += n * nk * BM * BK * in_b * a_f
+        l2_b += n * nk * BN * BK * in_b * b_frac * b_f
     total += prev_epilogue or 0.0
     fixed_total += prev_epilogue or 0.0
     if fits_l2:

@@ -16,7 +16,8 @@ core (``sim.gpu.sm``) all take the kernel from here, as a library's kernel name 
   consumer warpgroup per 64 rows of the tile up to two (``sim.gpu.sm.program``), and with
   ``pipeline_stages: 0`` as many stages as fit the CTA's shared memory once the epilogue's
   share is set aside (CUTLASS's ``StageCountAutoCarveout``): such a kernel fills the SM, one
-  CTA per SM.
+  CTA per SM. Its CTAs run in clusters of ``GPUArch.cluster_ctas`` (2 on the Hopper presets)
+  that share one operand's loads by TMA multicast (:func:`multicast`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from .arch import GPUArch
 
 __all__ = ["BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD", "RESERVED_SMEM_BYTES",
-           "PIPELINE_BARRIER_BYTES", "EPILOGUE_TILE", "Kernel", "threads", "kernel", "k_step", "epilogue_bytes"]
+           "PIPELINE_BARRIER_BYTES", "EPILOGUE_TILE", "Kernel", "threads", "kernel", "k_step", "epilogue_bytes",
+           "multicast"]
 
 BIG_TILE_THREADS, SMALL_TILE_THREADS = 256, 128     # threads of a CTA with >= 128x128 outputs, and fewer
 REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
@@ -124,3 +126,20 @@ def epilogue_bytes(BM: int, BN: int, out_bytes: float) -> int:
 # the cooperative kernel's automatic epilogue tile, M x N outputs (CUTLASS
 # include/cutlass/epilogue/collective/builders/sm90_builder.inl, EpilogueTileAuto)
 EPILOGUE_TILE = (128, 32)
+
+
+def multicast(arch: GPUArch, BM: int, BN: int, tm: int, tn: int, b_frac: float = 1.0) -> tuple[float, float]:
+    """(A, B): the share of its A and B blocks' L2 reads a CTA makes. In a cluster of ``c =
+    GPUArch.cluster_ctas`` CTAs along N (they share A's rows) or along M (B's columns), one L2
+    read of the shared block reaches every CTA's shared memory (TMA multicast), so each reads
+    ``1/c`` of it; the cluster lies along whichever of the grid's ``tm x tn`` tiles has room
+    for it and, both having room, shares the larger block. ``(1, 1)``: no cluster."""
+    c = arch.cluster_ctas
+    if c < 2:
+        return 1.0, 1.0
+    share_a, share_b = tn >= c, tm >= c
+    if share_a and (not share_b or BM >= BN * b_frac):
+        return 1.0 / c, 1.0
+    if share_b:
+        return 1.0, 1.0 / c
+    return 1.0, 1.0
