@@ -34,12 +34,17 @@ def test_hopper_stages_fill_the_shared_memory_as_cutlass_counts_them():
 
 def test_ampere_kernels_keep_their_stated_stages():
     """An A100 tile runs its preset's 3 stages of 64-byte K steps: 128 x 128 fp16 takes 3 x 256
-    x 32 x 2 = 48 KiB of its 164 KiB, so three fit by shared memory; 256 threads of 104
-    registers (128 x 128 fp32 accumulators over 256 threads, plus 40) fit two by registers."""
+    x 32 x 2 = 48 KiB of its 164 KiB, so three fit by shared memory. CUTLASS's 2 x 2 warps of
+    64 x 64 outputs are 128 threads, each holding 64 x 64 / 32 = 128 fp32 accumulators and
+    double-buffered m16n8k16 fragments, 2 x (64 + 64) rows x 32 B / 4 B / 32 threads = 64
+    registers, plus 40: 232 registers x 128 threads = 29,696 of 65,536, so two fit by
+    registers. 256 x 128 (8 warps, the same warp tile): 232 x 256 = 59,392, one."""
     k = kernel(A100, 128, 128, "fp16")
-    assert (k.BK, k.stages, k.smem_bytes, k.threads, k.regs) == (32, 3, 48 * 1024, 256, 104)
+    assert (k.BK, k.stages, k.smem_bytes, k.threads, k.regs) == (32, 3, 48 * 1024, 128, 232)
     assert k.ctas_per_sm(A100) == 2
     assert gemm_time(4096, 4096, 4096, A100, tile=(128, 128)).ctas_per_sm == 2
+    wide = kernel(A100, 256, 128, "fp16")
+    assert (wide.threads, wide.regs, wide.ctas_per_sm(A100)) == (256, 232, 1)
 
 
 def test_a_k_step_that_splits_the_mma_is_refused():

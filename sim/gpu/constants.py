@@ -76,10 +76,6 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("sm.mainloop.MEASURED", 3, "modelling choice", "K steps the steady state is measured over"),
     Constant("sm.mainloop.DRAIN", 3, "modelling choice",
              "last K steps left out: a CTA finishing early frees the pipes for the others"),
-    Constant("kernel.BIG_TILE_THREADS", 256, "modelling choice",
-             "8 warps for tiles of 128x128 outputs or more, for occupancy (the stepped main loop runs CUTLASS's "
-             "own warp counts, sim.gpu.sm.program)"),
-    Constant("kernel.SMALL_TILE_THREADS", 128, "modelling choice", "4 warps for smaller tiles, for occupancy"),
     Constant("kernel.REGISTER_OVERHEAD", 40, "modelling choice",
              "registers per thread beyond the accumulators (addresses, loop counters, fragments); only "
              "limits occupancy"),

@@ -9,7 +9,8 @@ core (``sim.gpu.sm``) all take the kernel from here, as a library's kernel name 
 * **Register-operand MMAs** (Volta's HMMA to Ampere's ``mma.sync``; CUTLASS 2's
   ``MmaPipelined`` and ``MmaMultistage``): a K step of ``GPUArch.k_step_bytes`` per row (64
   bytes: 32 fp16, 64 int8, 16 tf32 values, CUTLASS's SM70-SM80 tensor-op tiles),
-  ``GPUArch.pipeline_stages`` stages, and the threads :func:`threads` counts.
+  ``GPUArch.pipeline_stages`` stages, and a warp per warp tile of CUTLASS's layout for the
+  CTA tile (``sim.gpu.sm.program.warp_layout``: 4 warps for 128 x 128, 8 for 256 x 128).
 * **Shared-memory-operand MMAs** (Hopper's ``wgmma``; CUTLASS 3's TMA warp-specialised
   kernels): a K step of ``k_step_bytes`` (128 on the Hopper presets: 64 fp16, 128 fp8
   values, CUTLASS's SM90 tiles), a producer warpgroup that issues the TMA copies and one
@@ -26,15 +27,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .precision import PRECISION_BYTES
+from .sm.program import warp_layout
 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
-__all__ = ["BIG_TILE_THREADS", "SMALL_TILE_THREADS", "REGISTER_OVERHEAD", "RESERVED_SMEM_BYTES",
-           "PIPELINE_BARRIER_BYTES", "EPILOGUE_TILE", "Kernel", "threads", "kernel", "k_step", "epilogue_bytes",
+__all__ = ["REGISTER_OVERHEAD", "RESERVED_SMEM_BYTES",
+           "PIPELINE_BARRIER_BYTES", "EPILOGUE_TILE", "Kernel", "threads", "kernel", "registers", "k_step", "epilogue_bytes",
            "multicast"]
 
-BIG_TILE_THREADS, SMALL_TILE_THREADS = 256, 128     # threads of a CTA with >= 128x128 outputs, and fewer
 REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
 # shared memory the system reserves per CTA on compute capability 8.x and 9.0 (CUDA C++
 # Programming Guide): an auto-staged kernel fills the SM less this (227 KiB on an H100,
@@ -81,8 +82,8 @@ def threads(arch: GPUArch, BM: int, BN: int) -> tuple[int, int]:
     if arch.mma_operands_in_smem:
         consumers = 128 * _warpgroups(BM)
         return 128 + consumers, consumers
-    t = BIG_TILE_THREADS if BM * BN >= 128 * 128 else SMALL_TILE_THREADS
-    return t, t
+    wm, wn = warp_layout(BM, BN)
+    return 32 * wm * wn, 32 * wm * wn
 
 
 def kernel(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int = 4, b_frac: float = 1.0,
@@ -101,8 +102,21 @@ def kernel(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int = 4, 
         stage = -(-stage // 128) * 128 + PIPELINE_BARRIER_BYTES       # 128-byte aligned, plus its barriers
         stages = max(2, int(room // stage))
         smem = stages * stage + carveout + RESERVED_SMEM_BYTES
+    return Kernel(BM, BN, BK, stages, n, int(smem), registers(arch, BM, BN, holders, acc_bytes))
+
+
+def registers(arch: GPUArch, BM: int, BN: int, holders: int, acc_bytes: int = 4) -> float:
+    """Registers per accumulator-holding thread: its share of the ``BM x BN`` accumulators,
+    and for register-operand MMAs the fragments of A and B it double-buffers (a warp tile of
+    ``WM x WN`` outputs loads ``(WM + WN)`` rows of one MMA's K bytes per slice, two slices
+    in flight, as CUTLASS's MmaMultistage does), plus :data:`REGISTER_OVERHEAD`. A 64 x 64
+    warp tile of m16n8k16 fp16: 128 accumulators + 2 x 128 x 32 B / 4 / 32 = 64 fragment
+    registers + 40 = 232, about what CUTLASS's 128 x 128 x 32 kernels compile to."""
     regs = BM * BN * acc_bytes / 4 / holders + REGISTER_OVERHEAD
-    return Kernel(BM, BN, BK, stages, n, int(smem), regs)
+    if not arch.mma_operands_in_smem:
+        wm, wn = warp_layout(BM, BN)
+        regs += 2 * (BM / wm + BN / wn) * arch.mma_mnk[2] / 4 / 32
+    return regs
 
 
 def epilogue_bytes(BM: int, BN: int, out_bytes: float) -> int:
