@@ -56,10 +56,20 @@ def lowering_options(f: F) -> F:
     ])
 
 
+def _no_disk_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    """--no-cache also keeps the GPU SM core's main loops off the cache folder, for this command."""
+    if value:
+        from sim.gpu.sm.mainloop import disk_cache
+        token = disk_cache.set(False)
+        ctx.call_on_close(lambda: disk_cache.reset(token))
+    return value
+
+
 def cache_option(f: F) -> F:
     """--no-cache: lower a torch model afresh instead of reading the trace cache (see 'hwsim cache')."""
-    return click.option("--no-cache", "no_cache", is_flag=True,
-                        help="Lower the model afresh: neither read nor write the trace cache ('hwsim cache').")(f)
+    return click.option("--no-cache", "no_cache", is_flag=True, callback=_no_disk_cache,
+                        help="Lower the model afresh: neither read nor write the cache folder ('hwsim cache': "
+                             "traces, and GPUs' stepped SM main loops).")(f)
 
 
 def columns_option(f: F) -> F:

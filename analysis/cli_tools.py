@@ -29,9 +29,10 @@ def cache() -> None:
 
     Entries are keyed by the model, batch, sequence length, lowering options, hwsim and
     torch versions and the lowering code itself (and a user model file's contents); a
-    stale or corrupt entry is rebuilt. The folder is $HWSIM_CACHE_DIR or the user cache
-    directory; $HWSIM_CACHE_MAX_MB (default 4096) caps its size. --no-cache on a command
-    skips it.
+    stale or corrupt entry is rebuilt. Beside them: 'train''s per-layer costs and GPUs'
+    stepped SM main loops (one small file per card kernel, tile, precision and resident
+    CTAs). The folder is $HWSIM_CACHE_DIR or the user cache directory; $HWSIM_CACHE_MAX_MB
+    (default 4096) caps its size. --no-cache on a command skips it.
     """
 
 
@@ -48,7 +49,7 @@ def cache_info() -> None:
 
 @cache.command("clear")
 def cache_clear() -> None:
-    """Remove every cached trace."""
+    """Remove every entry: traces, training costs, SM main loops."""
     from workloads import cache as tc
 
     n, freed = tc.clear()

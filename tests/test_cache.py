@@ -196,7 +196,7 @@ def test_training_steps_come_from_the_cache(cache_dir, monkeypatch):
     job = T.Job("gpt:2,128,4,64,1000", PRESETS["dgx-a100"].with_devices(8), 2, 1, 4, 8, 1, "none", "1f1b", 0)
     fresh = T.run(job, T.Model(job))
     first = T.run(job, T.Model(job, cache=True))
-    (costs, entry) = sorted(cache.entries(), key=lambda e: e.spec)
+    (costs, entry) = sorted((e for e in cache.entries() if not e.spec.endswith("(SM main loop)")), key=lambda e: e.spec)
     assert entry.spec == "gpt:2,128,4,64,1000#vocab=1024"     # the vocabulary padded to 128 x tp
     assert costs.spec == "gpt:2,128,4,64,1000 (training costs)"   # and the layer's costs (analysis.train_cache)
     import workloads.spec as S

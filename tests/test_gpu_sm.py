@@ -99,3 +99,64 @@ def test_the_wave_model_takes_the_stepped_main_loop():
             assert full.waves == 1
             stages = kernel(arch, BM, BN, "fp16").stages
             assert full.compute_cycles == pytest.approx(64 * main_loop(arch, BM, BN, bk, "fp16", r, stages).cycles_per_kstep)
+
+
+def test_main_loops_are_kept_on_disk_and_checked(tmp_path, monkeypatch):
+    """A stepped main loop is written beside the trace cache, read back by a later process
+    (here: the in-process cache emptied) without stepping the core, recomputed when its entry
+    does not check, listed and cleared by 'hwsim cache', and kept off disk with --no-cache."""
+    import json
+
+    from sim.gpu.sm import mainloop as ML
+    from workloads import cache
+
+    monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path))
+    ML._run.cache_clear()
+    first = main_loop(A100, 64, 64, 32, "fp16", 2, 3)
+    (entry,) = tmp_path.joinpath("traces").glob("*.sm.json")
+    ML._run.cache_clear()
+    real_step = ML._step
+
+    def no_step(*a, **k):
+        raise AssertionError("stepped again")
+    monkeypatch.setattr(ML, "_step", no_step)
+    assert main_loop(A100, 64, 64, 32, "fp16", 2, 3) == first
+    # a damaged payload is not trusted: stepped again, and the same
+    doc = json.loads(entry.read_text())
+    doc["result"]["cycles_per_kstep"] += 1
+    entry.write_text(json.dumps(doc))
+    ML._run.cache_clear()
+    monkeypatch.setattr(ML, "_step", real_step)
+    assert main_loop(A100, 64, 64, 32, "fp16", 2, 3) == first
+    assert json.loads(entry.read_text())["result"]["cycles_per_kstep"] == first.cycles_per_kstep
+    (e,) = cache.entries()
+    assert e.spec == "ampere 64x64x32 fp16 x2 (SM main loop)"
+    assert cache.clear()[0] == 1 and not list(tmp_path.joinpath("traces").glob("*.sm.json"))
+    token = ML.disk_cache.set(False)
+    try:
+        ML._run.cache_clear()
+        assert main_loop(A100, 64, 64, 32, "fp16", 2, 3) == first
+        assert not list(tmp_path.joinpath("traces").glob("*.sm.json"))
+    finally:
+        ML.disk_cache.reset(token)
+        ML._run.cache_clear()
+
+
+def test_no_cache_keeps_the_main_loops_off_disk_for_that_command_only(tmp_path, monkeypatch, capsys):
+    from analysis.cli import main
+    from sim.gpu import gemm
+    from sim.gpu.sm import mainloop as ML
+
+    def fresh():
+        ML._run.cache_clear()
+        gemm.gemm_time.cache_clear()
+    monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path))
+    fresh()
+    args = ["simulate", "gemm:256,256,256", "--arch", "t4", "--format", "csv"]
+    assert main([*args, "--no-cache"]) == 0
+    assert not list(tmp_path.rglob("*.sm.json"))
+    fresh()
+    assert main(args) == 0
+    assert list(tmp_path.rglob("*.sm.json"))
+    fresh()
+    capsys.readouterr()

@@ -18,7 +18,8 @@ entry whose meta is missing, unreadable or for other fields, or whose payload do
 check, is rebuilt, never trusted; interrupted writes leave no meta and so are never read.
 
 ``hwsim train``'s per-layer costs (``analysis.train_cache``) sit beside them, one file each
-(``KEY.costs.json``); ``entries``, eviction and ``clear`` count them too.
+(``KEY.costs.json``), and the GPU SM core's stepped main loops (``KEY.sm.json``,
+``sim.gpu.sm.mainloop``); ``entries``, eviction and ``clear`` count them too.
 
 The directory is ``$HWSIM_CACHE_DIR`` when set, else the platform's user cache directory
 (``platformdirs``). Entries beyond ``$HWSIM_CACHE_MAX_MB`` (default 4096 MB) are evicted,
@@ -287,16 +288,21 @@ def entries() -> list[Entry]:
         except (OSError, ValueError, KeyError, TypeError):
             spec = "?"
         out.append(Entry(k, spec, size, meta.stat().st_mtime))
-    for costs in d.glob("*.costs.json"):      # hwsim train's per-layer costs (analysis.train_cache): one file
-        try:
-            spec = f"{json.loads(costs.read_text(encoding='utf-8'))['key']['model']} (training costs)"
-        except (OSError, ValueError, KeyError, TypeError):
-            spec = "? (training costs)"
-        try:
-            st = costs.stat()
-        except OSError:
-            continue
-        out.append(Entry(costs.name[:-len(".json")], spec, st.st_size, st.st_mtime))
+    # one-file entries: hwsim train's per-layer costs (analysis.train_cache) and the GPU SM
+    # core's stepped main loops (sim.gpu.sm.mainloop)
+    for pattern, kind, name in (("*.costs.json", "training costs", lambda k: str(k["model"])),
+                                ("*.sm.json", "SM main loop", lambda k: f"{k['generation'] or 'gpu'} "
+                                 f"{'x'.join(map(str, k['tile']))} {k['precision']} x{k['ctas']}")):
+        for f in d.glob(pattern):
+            try:
+                spec = f"{name(json.loads(f.read_text(encoding='utf-8'))['key'])} ({kind})"
+            except (OSError, ValueError, KeyError, TypeError):
+                spec = f"? ({kind})"
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            out.append(Entry(f.name[:-len(".json")], spec, st.st_size, st.st_mtime))
     return sorted(out, key=lambda e: -e.used)
 
 
@@ -310,7 +316,7 @@ def _evict(limit: int) -> None:
 
 
 def clear() -> tuple[int, int]:
-    """Remove every cache entry, traces and training costs (and leftovers of interrupted
+    """Remove every cache entry, traces, training costs and SM main loops (and leftovers of interrupted
     writes); returns (entries, bytes)."""
     d = cache_dir()
     n = freed = 0
@@ -319,7 +325,7 @@ def clear() -> tuple[int, int]:
     for p in d.iterdir():
         name = p.name
         if p.is_file() and (name.endswith((".json", ".npz")) or ".tmp" in name):
-            n += name.endswith((".meta.json", ".costs.json"))
+            n += name.endswith((".meta.json", ".costs.json", ".sm.json"))
             freed += p.stat().st_size
             p.unlink()
     return n, freed

@@ -74,6 +74,9 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("sm.mainloop.KSTEPS", 10, "modelling choice",
              "K steps stepped to find a main loop's steady state (the stages' prologue, the measured steps, the drain)"),
     Constant("sm.mainloop.MEASURED", 3, "modelling choice", "K steps the steady state is measured over"),
+    Constant("sm.mainloop.STORE_VERSION", 1, "modelling choice",
+             "the format of the stepped main loops kept in the cache folder (KEY.sm.json); a change of it, or of "
+             "sim/gpu/sm's code, keys new entries"),
     Constant("sm.mainloop.DRAIN", 3, "modelling choice",
              "last K steps left out: a CTA finishing early frees the pipes for the others"),
     Constant("kernel.REGISTER_OVERHEAD", 40, "modelling choice",

@@ -6,13 +6,22 @@ resources (issue, tensor pipes, shared memory, the stages' copy latency) decide 
 module runs :func:`sim.gpu.sm.core.step` on :data:`KSTEPS` K steps of the CTA's program and
 takes the steady state: the tensor instructions issued while every resident CTA is past its
 prologue and none has reached the last :data:`DRAIN` steps, as cycles per K step of all
-resident CTAs. The core is deterministic, so the result is cached per key.
+resident CTAs. The core is deterministic, so the result is cached per key: in the process,
+and on disk beside the trace cache (``KEY.sm.json`` in ``workloads.cache.cache_dir()``, so that
+``hwsim cache info`` lists and ``hwsim cache clear`` removes them), keyed by every input and a
+SHA-256 of this package's code, written atomically and recomputed whenever an entry's key or
+payload does not check; a cache folder that cannot be written only costs the recomputation
+(``--no-cache``, :data:`disk_cache`, neither reads nor writes them).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..precision import PRECISION_BYTES
@@ -24,11 +33,12 @@ from .program import cta_program
 if TYPE_CHECKING:
     from ..arch import GPUArch
 
-__all__ = ["KSTEPS", "MEASURED", "DRAIN", "MainLoop", "main_loop"]
+__all__ = ["KSTEPS", "MEASURED", "DRAIN", "STORE_VERSION", "MainLoop", "main_loop", "disk_cache"]
 
 KSTEPS = 10          # K steps stepped: the stages' prologue, a steady state, the drain
 MEASURED = 3         # the steps averaged, before the drain
 DRAIN = 3            # the last steps left out: a CTA that finishes early frees the pipes for the others
+STORE_VERSION = 1    # the on-disk entries' format
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,69 @@ class MainLoop:
     instruction: str            # the tensor instruction issued
 
 
+_CODE: str | None = None
+# whether main loops are read from and written to the cache folder (``hwsim ... --no-cache``: not)
+disk_cache: contextvars.ContextVar[bool] = contextvars.ContextVar("hwsim_sm_disk_cache", default=True)
+
+
+def _code_digest() -> str:
+    """SHA-256 over the sources a main loop's cycles come from: this package and the precisions."""
+    global _CODE
+    if _CODE is None:
+        from workloads.cache import files_digest
+        here = Path(__file__).resolve().parent
+        root = here.parent.parent.parent
+        _CODE = files_digest(root, [*sorted(here.glob("*.py")), here.parent / "precision.py"])
+    return _CODE
+
+
+def _entry(key: dict[str, object]) -> Path:
+    from workloads.cache import cache_dir
+    return cache_dir() / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]}.sm.json"
+
+
+def _load(key: dict[str, object]) -> MainLoop | None:
+    try:
+        doc = json.loads(_entry(key).read_bytes())
+        res = doc["result"]
+        if doc["key"] != key or hashlib.sha256(json.dumps(res, sort_keys=True).encode()).hexdigest() != doc["sha256"]:
+            return None
+        return MainLoop(float(res["cycles_per_kstep"]), float(res["tensor_share"]), str(res["structure"]),
+                        str(res["instruction"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(key: dict[str, object], loop: MainLoop) -> None:
+    from workloads.fileio import atomic_write
+    res = asdict(loop)
+    doc = {"key": key, "result": res, "sha256": hashlib.sha256(json.dumps(res, sort_keys=True).encode()).hexdigest()}
+    try:
+        path = _entry(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(doc, sort_keys=True))
+    except OSError:
+        pass          # a cache folder that cannot be written: the next process steps the core again
+
+
 @functools.lru_cache(maxsize=4096)
 def _run(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool, tcs: int, precision: str,
          BM: int, BN: int, BK: int, stages: int, ctas: int, l2_latency: int, mma_sync: bool) -> MainLoop:
+    key: dict[str, object] = {
+        "generation": generation, "rate": rate, "mma_mnk": list(mnk), "operands_in_smem": in_smem, "tcs_per_sm": tcs,
+        "precision": precision, "tile": [BM, BN, BK], "stages": stages, "ctas": ctas, "l2_latency": l2_latency,
+        "mma_sync": mma_sync, "code_sha256": _code_digest(), "version": STORE_VERSION}
+    use = disk_cache.get()
+    loop = _load(key) if use else None
+    if loop is None:
+        loop = _step(generation, rate, mnk, in_smem, tcs, precision, BM, BN, BK, stages, ctas, l2_latency, mma_sync)
+        if use:
+            _store(key, loop)
+    return loop
+
+
+def _step(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool, tcs: int, precision: str,
+          BM: int, BN: int, BK: int, stages: int, ctas: int, l2_latency: int, mma_sync: bool) -> MainLoop:
     from types import SimpleNamespace
     arch = SimpleNamespace(generation=generation, mma_mnk=mnk, mma_operands_in_smem=in_smem, tcs_per_sm=tcs,
                            tc_fma_per_clk={precision: rate})
