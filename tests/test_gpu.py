@@ -125,11 +125,11 @@ GRID = [(512, 512, 512), (2048, 2048, 1024), (16, 4096, 4096), (3136, 64, 576),
 def test_fast_model_and_the_independent_event_model_agree_on_a_shape_grid():
     """The event model is given the kernel (tile, K split) and nothing else the closed form
     computes. Measured (a100, the 10 shapes of GRID, five of them serial split-K): cycles
-    5.0% apart at the median, 12.0% at worst (512^3 split 2 serially, the event model the
+    5.7% apart at the median, 16.2% at worst (512^3 split 2 serially, the event model the
     faster: its hand-off moves the tile over the chip's L2 port, the closed form at one SM's
     share); DRAM reads agree within 0.4% (everything fits L2). On t4's 4 MB L2 the
-    two L2 models part: for 4096 x 1024 x 1024 the closed form refetches B's panels every
-    wave (23.1 MB) while the LRU keeps all 2 MB of B and reads each byte once (10.5 MB).
+    two L2 models part: for 4096 x 1024 x 1024 the closed form refetches panels every wave
+    (16.8 MB) while the LRU re-reads less (15.1 MB; 10.5 MB would be each byte once).
     The bounds leave room for either model to change without hiding a real divergence."""
     import statistics
 
