@@ -107,8 +107,9 @@ def _l2_per_clk(card: str, clock_mhz: float) -> int:
 class GPUArch:
     """A tensor-core GPU; implements ``sim.machine.Machine``.
 
-    The model is analytical per wave of CTAs (``sim.gpu.gemm``) with an event-driven
-    reference (``sim.gpu.event``), not cycle-level. Kernels run one at a time on
+    The model runs per wave of CTAs (``sim.gpu.gemm``), each tile's kernel as CUTLASS would
+    instantiate it (``sim.gpu.kernel``) and its main loop stepped cycle by cycle on one SM
+    (``sim.gpu.sm``), with an event-driven reference (``sim.gpu.event``). Kernels run one at a time on
     ``streams = 1`` (PyTorch eager issues one stream); with more streams, independent
     kernels overlap while their SM slots and DRAM bandwidth together fit the GPU.
     """
