@@ -37,8 +37,9 @@ def cli(debug: bool, max_memory: str | None, max_time: str | None) -> None:
     """hwsim: algorithm-hardware co-design of deep-learning accelerators.
 
     PyTorch models are lowered into workload traces (graphs of ops) that drive
-    hardware models: cycle-level systolic arrays and EIE, and an analytical per-wave
-    tensor-core GPU model with an event-driven reference; energy models and reports
+    hardware models: cycle-level systolic arrays and EIE, and a per-wave tensor-core
+    GPU model whose main loops are stepped on a cycle-level SM, with an event-driven
+    reference; energy models and reports
     score the design choices.
 
     Bad input and failures in your model's code exit 2 with one line; an error in
