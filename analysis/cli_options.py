@@ -3,9 +3,10 @@ it is priced, the trace cache, table columns), declared once."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -56,20 +57,23 @@ def lowering_options(f: F) -> F:
     ])
 
 
-def _no_disk_cache(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    """--no-cache also keeps the GPU SM core's main loops off the cache folder, for this command."""
-    if value:
+def cache_option(f: F) -> F:
+    """--no-cache: lower a torch model afresh instead of reading the trace cache (see 'hwsim
+    cache'); for the command's run it also keeps the GPU SM core's main loops off the cache
+    folder (set and reset around the command, so that a refused option leaves nothing set)."""
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("no_cache"):
+            return f(*args, **kwargs)
         from sim.gpu.sm.mainloop import disk_cache
         token = disk_cache.set(False)
-        ctx.call_on_close(lambda: disk_cache.reset(token))
-    return value
-
-
-def cache_option(f: F) -> F:
-    """--no-cache: lower a torch model afresh instead of reading the trace cache (see 'hwsim cache')."""
-    return click.option("--no-cache", "no_cache", is_flag=True, callback=_no_disk_cache,
+        try:
+            return f(*args, **kwargs)
+        finally:
+            disk_cache.reset(token)
+    return click.option("--no-cache", "no_cache", is_flag=True,
                         help="Lower the model afresh: neither read nor write the cache folder ('hwsim cache': "
-                             "traces, and GPUs' stepped SM main loops).")(f)
+                             "traces, and GPUs' stepped SM main loops).")(cast(F, run))
 
 
 def columns_option(f: F) -> F:

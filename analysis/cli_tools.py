@@ -29,7 +29,7 @@ def cache() -> None:
 
     Entries are keyed by the model, batch, sequence length, lowering options, hwsim and
     torch versions and the lowering code itself (and a user model file's contents); a
-    stale or corrupt entry is rebuilt. Beside them: 'train''s per-layer costs and GPUs'
+    stale or corrupt entry is rebuilt. Beside them: per-layer training costs and GPUs'
     stepped SM main loops (one small file per card kernel, tile, precision and resident
     CTAs). The folder is $HWSIM_CACHE_DIR or the user cache directory; $HWSIM_CACHE_MAX_MB
     (default 4096) caps its size. --no-cache on a command skips it.

@@ -47,10 +47,24 @@ def test_ampere_kernels_keep_their_stated_stages():
     assert (wide.threads, wide.regs, wide.ctas_per_sm(A100)) == (256, 232, 1)
 
 
-def test_a_k_step_that_splits_the_mma_is_refused():
+def test_a_k_step_that_splits_the_mma_and_hopper_only_choices_elsewhere_are_refused():
     with pytest.raises(HwsimError, match="k_step_bytes"):
         dataclasses.replace(A100, k_step_bytes=48)
     assert isinstance(dataclasses.replace(A100, k_step_bytes=128), GPUArch)
+    with pytest.raises(HwsimError, match="pipeline_stages: 0 .*needs mma_operands_in_smem"):
+        dataclasses.replace(A100, pipeline_stages=0)
+    with pytest.raises(HwsimError, match="cluster_ctas: .*use 1"):
+        dataclasses.replace(A100, cluster_ctas=2)
+
+
+def test_deeper_multistage_pipelines_never_step_faster_for_want_of_copies():
+    """A multistage program copies stages - 1 K steps ahead: the measured steps must still
+    issue their copies, so a deeper pipeline on the same tile is never faster than the
+    shared-memory port allows (64 x 64, two CTAs: 384 cycles per K step, see
+    test_gpu_sm.test_a_small_tile_is_bound_by_the_shared_memory_port)."""
+    from sim.gpu.sm import main_loop
+    for stages in (3, 6, 10, 14):
+        assert main_loop(A100, 64, 64, 32, "fp16", 2, stages).cycles_per_kstep >= 384
 
 
 def test_a_cluster_reads_its_shared_operand_from_l2_once():

@@ -159,4 +159,23 @@ def test_no_cache_keeps_the_main_loops_off_disk_for_that_command_only(tmp_path, 
     assert main(args) == 0
     assert list(tmp_path.rglob("*.sm.json"))
     fresh()
+    # a command refused while its options are read leaves the setting as it was
+    assert main([*args, "--no-cache", "--batch", "abc"]) == 2 and ML.disk_cache.get()
     capsys.readouterr()
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_the_recomputation(tmp_path, monkeypatch):
+    from sim.gpu.sm import mainloop as ML
+    from workloads import fileio
+    from workloads.errors import HwsimError
+
+    def refuse(*a, **k):
+        raise HwsimError(f"{tmp_path}: no permission to write")
+    monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fileio, "atomic_write", refuse)
+    ML._run.cache_clear()
+    try:
+        assert main_loop(A100, 64, 64, 32, "fp16", 2, 3).cycles_per_kstep > 0
+        assert not list(tmp_path.rglob("*.sm.json"))
+    finally:
+        ML._run.cache_clear()

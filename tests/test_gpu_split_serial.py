@@ -80,7 +80,8 @@ def test_the_split_mode_chosen_on_a_few_shapes():
     wide = gemm_time(1, 1024, 16384, H200, "bf16")
     assert wide.split_k > 1 and wide.waves == 1
     ser8 = gemm_time(1, 1024, 16384, H200, "bf16", tile=(32, 64), split_k=8, serial=True)
-    base = G._tile_time(1, 1024, 2048, 8, H200, "bf16", 32, 64, 4, 2 / 8, 16384 * 2, 16384 * 1024 * 2)
+    base = G._tile_time(1, 1024, 2048, 8, H200, "bf16", 32, 64, 4, 2 / 8, 16384 * 2, 16384 * 1024 * 2,
+                        out_elem=2)
     assert base is not None
     # 7 hand-offs of 3 x 386 cycles and a 128 B tile read and written at 5355 / 132 B/clk
     assert ser8.cycles == math.ceil(base.cycles + 7 * (3 * 386 + 2 * 128 * 132 / 5355))

@@ -256,6 +256,12 @@ class GPUArch:
         need(self.generation in ("", *GENERATIONS), "generation",
              f"this model has no tensor-core data for {self.generation!r}; known: {', '.join(GENERATIONS)} "
              "(or leave it empty for a card described wholly by its fields)")
+        need(self.pipeline_stages > 0 or self.mma_operands_in_smem, "pipeline_stages",
+             "0 (as many stages as fit, CUTLASS SM90's rule for TMA warp-specialised kernels) needs "
+             "mma_operands_in_smem (a wgmma card); give a stage count, e.g. 3")
+        need(self.cluster_ctas == 1 or self.mma_operands_in_smem, "cluster_ctas",
+             "thread-block clusters sharing loads by TMA multicast need a Hopper-style card "
+             "(mma_operands_in_smem); use 1")
         need(self.k_step_bytes % self.mma_mnk[2] == 0, "k_step_bytes",
              f"a K step of {self.k_step_bytes} bytes is not a whole number of the MMA's {self.mma_mnk[2]}-byte K "
              f"(mma_mnk): use a multiple of {self.mma_mnk[2]}")

@@ -80,8 +80,8 @@ CONSTANTS: tuple[Constant, ...] = (
     Constant("sm.mainloop.DRAIN", 3, "modelling choice",
              "last K steps left out: a CTA finishing early frees the pipes for the others"),
     Constant("kernel.REGISTER_OVERHEAD", 40, "modelling choice",
-             "registers per thread beyond the accumulators (addresses, loop counters, fragments); only "
-             "limits occupancy"),
+             "registers per thread beyond the accumulators and the MMA fragments kernel.registers counts "
+             "(addresses, loop counters, indices); only limits occupancy"),
     Constant("gemm.L2_OPERAND_SHARE", 0.5, "modelling choice",
              "A and B that fit in half the L2 are read from DRAM once (the other half serves outputs and "
              "other streams)"),

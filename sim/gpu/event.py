@@ -5,7 +5,7 @@ It is a second, independent model of the same kernel, not a replay of the closed
 as a library's kernel name fixes them) and reads nothing the closed form computes.
 
 * **Occupancy** from the kernel's shared memory, registers and threads against the SM's
-  limits (:func:`ctas_per_sm`).
+  limits (``sim.gpu.kernel.Kernel.ctas_per_sm``).
 * **Block scheduler**: CTAs in row-major raster order (batch copies one after another) go
   to SMs as slots free, the first wave round robin over the SMs.
 * **Software pipeline per CTA**: the loads of the first ``stages - 1`` K steps, then per
@@ -58,7 +58,7 @@ from .sm.mainloop import main_loop   # the SM's main loop, stepped (shared with 
 if TYPE_CHECKING:
     from .arch import GPUArch
 
-__all__ = ["SECTOR_BYTES", "EventTiming", "ctas_per_sm", "gemm_run", "gemm_events", "gemm_detail"]
+__all__ = ["SECTOR_BYTES", "EventTiming", "gemm_run", "gemm_events", "gemm_detail"]
 
 _ProcessBody: TypeAlias = Generator[simpy.Event, object, None]    # a simpy process body
 _Block: TypeAlias = tuple[str, int, int, int]                  # (operand, batch, tile row or column, K step)
@@ -75,13 +75,6 @@ class EventTiming:
     dram_write_bytes: float      # output tiles (and split-K partials) written
     l2_hits: int                 # block requests served by L2 (merged misses included)
     l2_misses: int               # block requests that went to HBM
-
-
-def ctas_per_sm(arch: GPUArch, BM: int, BN: int, precision: str, acc_bytes: int = 4) -> int:
-    """Resident CTAs of a ``BM x BN`` tile kernel per SM: its pipelined shared memory, its
-    accumulator registers spread over its threads, and its threads, against the SM's
-    limits; 0 if one CTA does not fit."""
-    return kernel(arch, BM, BN, precision, acc_bytes).ctas_per_sm(arch)
 
 
 def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", count: int = 1,

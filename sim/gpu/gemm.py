@@ -100,10 +100,13 @@ def sparse_factors(structure: tuple[int, int] | None, precision: str) -> tuple[f
 
 def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, BM: int, BN: int,
                acc_bytes: int, out_bytes: float, a_unique: float, b_unique: float,
-               b_structure: tuple[int, int] | None = None) -> GemmTiming | None:
+               b_structure: tuple[int, int] | None = None, out_elem: float | None = None) -> GemmTiming | None:
+    """One tile shape's data-parallel kernel; ``out_bytes`` the output bytes per element this
+    kernel writes to DRAM (a serial split's share), ``out_elem`` the output element's size the
+    kernel's epilogue stages (default: ``out_bytes``)."""
     in_b = PRECISION_BYTES[precision]
     rate_x, b_frac = sparse_factors(b_structure, precision)
-    kern = kernel(arch, BM, BN, precision, acc_bytes, b_frac, out_bytes)
+    kern = kernel(arch, BM, BN, precision, acc_bytes, b_frac, out_bytes if out_elem is None else out_elem)
     BK, stages = kern.BK, kern.stages
     per_sm = kern.ctas_per_sm(arch)
     if per_sm < 1:
@@ -231,7 +234,7 @@ def _serial(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str, B
     if Ks < k_step(arch, precision) or -(-K // Ks) < S:
         return None
     t = _tile_time(M, N, Ks, count * S, arch, precision, BM, BN, acc_bytes, out_bytes / S, a_u, b_u,
-                   b_structure)
+                   b_structure, out_elem=out_bytes)
     if t is None:
         return None
     T = -(-M // BM) * -(-N // BN) * count

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .precision import PRECISION_BYTES
-from .sm.program import warp_layout
+from .sm.program import consumer_warpgroups, warp_layout
 
 if TYPE_CHECKING:
     from .arch import GPUArch
@@ -36,7 +36,7 @@ __all__ = ["REGISTER_OVERHEAD", "RESERVED_SMEM_BYTES",
            "PIPELINE_BARRIER_BYTES", "EPILOGUE_TILE", "Kernel", "threads", "kernel", "registers", "k_step", "epilogue_bytes",
            "multicast"]
 
-REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators
+REGISTER_OVERHEAD = 40          # registers per thread beyond the accumulators and fragments
 # shared memory the system reserves per CTA on compute capability 8.x and 9.0 (CUDA C++
 # Programming Guide): an auto-staged kernel fills the SM less this (227 KiB on an H100,
 # CUTLASS's sm90 capacity of 232,448 bytes)
@@ -72,15 +72,10 @@ def k_step(arch: GPUArch, precision: str) -> int:
     return max(1, int(arch.k_step_bytes / PRECISION_BYTES[precision]))
 
 
-def _warpgroups(BM: int) -> int:
-    """Consumer warpgroups of a wgmma kernel: one per 64 rows, two for taller tiles."""
-    return 1 if BM <= 64 else 2
-
-
 def threads(arch: GPUArch, BM: int, BN: int) -> tuple[int, int]:
     """(threads of the CTA, threads that hold its accumulators)."""
     if arch.mma_operands_in_smem:
-        consumers = 128 * _warpgroups(BM)
+        consumers = 128 * consumer_warpgroups(BM)
         return 128 + consumers, consumers
     wm, wn = warp_layout(BM, BN)
     return 32 * wm * wn, 32 * wm * wn
@@ -111,7 +106,7 @@ def registers(arch: GPUArch, BM: int, BN: int, holders: int, acc_bytes: int = 4)
     ``WM x WN`` outputs loads ``(WM + WN)`` rows of one MMA's K bytes per slice, two slices
     in flight, as CUTLASS's MmaMultistage does), plus :data:`REGISTER_OVERHEAD`. A 64 x 64
     warp tile of m16n8k16 fp16: 128 accumulators + 2 x 128 x 32 B / 4 / 32 = 64 fragment
-    registers + 40 = 232, about what CUTLASS's 128 x 128 x 32 kernels compile to."""
+    registers + 40 = 232 (a modelling choice: no compiled register count is quoted here)."""
     regs = BM * BN * acc_bytes / 4 / holders + REGISTER_OVERHEAD
     if not arch.mma_operands_in_smem:
         wm, wn = warp_layout(BM, BN)

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workloads.errors import HwsimError
+
 from ..precision import PRECISION_BYTES
 from .core import step
 from . import isa
@@ -38,6 +40,7 @@ __all__ = ["KSTEPS", "MEASURED", "DRAIN", "STORE_VERSION", "MainLoop", "main_loo
 KSTEPS = 10          # K steps stepped: the stages' prologue, a steady state, the drain
 MEASURED = 3         # the steps averaged, before the drain
 DRAIN = 3            # the last steps left out: a CTA that finishes early frees the pipes for the others
+                     # (a multistage program's: at least its last stages - 2, which copy nothing)
 STORE_VERSION = 1    # the on-disk entries' format
 
 
@@ -90,7 +93,7 @@ def _store(key: dict[str, object], loop: MainLoop) -> None:
         path = _entry(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(doc, sort_keys=True))
-    except OSError:
+    except (OSError, HwsimError):
         pass          # a cache folder that cannot be written: the next process steps the core again
 
 
@@ -118,12 +121,18 @@ def _step(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool
     op = tensor_op(arch, precision, BN, mma_sync=mma_sync)      # type: ignore[arg-type]
     timing = isa.GENERATION_TIMING[generation or isa.DEFAULT_GENERATION]
     in_b = PRECISION_BYTES[precision]
-    prog = cta_program(BM, BN, BK, in_b, op, stages, KSTEPS,
+    # A multistage program copies stages - 1 steps ahead, so its last stages - 1 steps copy
+    # nothing: the measured steps end before them (and before the drain), and the program is
+    # stepped long enough for that (the presets' 2-3 stages: KSTEPS; a warp-specialised
+    # producer is held back by the stages' releases instead)
+    drain = DRAIN if op.warpgroup else max(DRAIN, stages - 2)
+    first = KSTEPS - 1 - DRAIN - MEASURED          # past the prologue
+    last = first + MEASURED
+    ksteps = max(KSTEPS, last + 1 + drain)
+    prog = cta_program(BM, BN, BK, in_b, op, stages, ksteps,
                        async_copy=generation not in ("volta", "turing"))
     run = step(prog, ctas, op, timing.smem_latency, timing.smem_bytes_per_clk, l2_latency,
                l2_latency + isa.TMA_EXTRA_CYCLES)
-    last = KSTEPS - 1 - DRAIN                      # before any CTA drains (no next stage to load)
-    first = last - MEASURED
     # The SM's step, from the tensor work issued while every resident CTA is in its steady
     # state (between all having passed step `first` and the first to pass step `last`): CTAs
     # interleave on the pipes in patterns longer than a step, so one CTA's step times jitter
@@ -133,7 +142,7 @@ def _step(generation: str, rate: float, mnk: tuple[int, int, int], in_smem: bool
     for issues in run.tensor_issues:
         if not issues:
             continue
-        per_step = len(issues) / KSTEPS               # every step issues the same instructions
+        per_step = len(issues) / ksteps               # every step issues the same instructions
         done = sum(1 for x in issues if t1 <= x < t2)
         if done:
             rates.append((t2 - t1) * per_step / done)

@@ -36,7 +36,8 @@ from enum import IntEnum
 from . import isa
 from .isa import TensorOp
 
-__all__ = ["Op", "TENSOR_OPS", "Instr", "CtaProgram", "WARP_LAYOUTS", "warp_layout", "cta_program"]
+__all__ = ["Op", "TENSOR_OPS", "Instr", "CtaProgram", "WARP_LAYOUTS", "warp_layout", "consumer_warpgroups",
+           "cta_program"]
 
 
 class Op(IntEnum):
@@ -126,8 +127,14 @@ def _mma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, 
     return CtaProgram(tuple(out), warps, "multistage" if multistage else "pipelined")
 
 
+def consumer_warpgroups(BM: int) -> int:
+    """Consumer warpgroups of a warp-specialised wgmma CTA: two for tiles over 64 rows
+    (splitting the rows), else one."""
+    return 1 if BM <= 64 else 2
+
+
 def _wgmma_cta(BM: int, BN: int, BK: int, in_b: float, op: TensorOp, stages: int, ksteps: int) -> CtaProgram:
-    groups = 1 if BM <= 64 else 2
+    groups = consumer_warpgroups(BM)
     per_slice = math.ceil(BM / groups / op.m)          # wgmma m64 per K slice per warpgroup
     kk_n = max(1, BK // op.k)
     producer: list[Instr] = []
