@@ -73,9 +73,11 @@ def test_a_cluster_reads_its_shared_operand_from_l2_once():
     64; each CTA reads half its A block and all its B block from L2 per step: 64 x 16 x (64 +
     128) x 64 x 2 B = 25,165,824 B, against 64 x 16 x 256 x 64 x 2 B without clusters. A grid
     one tile wide along N (1024 x 128) has no partner along N: the cluster lies along M and
-    shares B instead."""
+    shares B instead. Shared memory is written whole either way (its energy)."""
     t = gemm_time(1024, 1024, 1024, H100, tile=(128, 128), split_k=1)
     assert t.l2_bytes == 64 * 16 * (64 + 128) * 64 * 2
+    # multicast writes the shared block into each CTA's shared memory all the same
+    assert (t.smem_a_bytes, t.smem_b_bytes) == (64 * 16 * 128 * 64 * 2, 64 * 16 * 128 * 64 * 2)
     solo = gemm_time(1024, 1024, 1024, dataclasses.replace(H100, cluster_ctas=1), tile=(128, 128), split_k=1)
     assert solo.l2_bytes == 64 * 16 * 256 * 64 * 2 and solo.cycles > t.cycles
     narrow = gemm_time(1024, 128, 1024, H100, tile=(128, 128), split_k=1)

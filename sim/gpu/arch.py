@@ -458,8 +458,8 @@ PRESETS = {
         memory_gb=_memory_gb("a100"), sparse_structures=("2:4",), static_power_w=50.5, tdp_w=400, die_transistors_b=54.2, die_sms=128,
         vf_curve=GA100_VF,      # derived from an A100-PCIe's power at locked clocks (sim.gpu.dvfs)
         # the H200 calibration carried to N7 (analysis.gpu_calibration.transfer), see sim/gpu/constants.py
-        mac_pj={"fp16": 1.498, "bf16": 1.498, "tf32": 3.445, "int8": 0.2247, "int4": 0.1123},
-        rf_pj_per_byte=2.584, smem_pj_per_byte=3.999, l2_pj_per_byte=51.92, dram_pj_per_byte=31.2, active_power_w=36.79,
+        mac_pj={"fp16": 1.485, "bf16": 1.485, "tf32": 3.416, "int8": 0.2228, "int4": 0.1114},
+        rf_pj_per_byte=2.561, smem_pj_per_byte=3.965, l2_pj_per_byte=51.48, dram_pj_per_byte=31.2, active_power_w=36.36,
         energy_source="the H200 calibration carried from TSMC 4N to N7 by TSMC's published power at the same speed",
         source="A100 40GB: 108 SMs x 4 TCs x 256 FP16 FMA/clk at 1410 MHz = 311.9 TFLOPS (TF32 156, INT8 624), "
                "1555 GB/s, 40 GB HBM2, 40 MB L2, 164 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS); "
@@ -483,9 +483,9 @@ PRESETS = {
         # shares of the nominal clock, a named assumption (sim/gpu/constants.py)
         vf_curve=GA100_VF,
         # calibrated on an H200 (the same GH100 die): analysis.gpu_calibration, see sim/gpu/constants.py
-        mac_pj={"fp16": 1.049, "bf16": 1.049, "tf32": 2.412, "fp8": 0.6160, "int8": 0.1573},
-        rf_pj_per_byte=1.808, smem_pj_per_byte=3.262, l2_pj_per_byte=40.31, dram_pj_per_byte=31.2,
-        active_power_w=53.59, energy_source="calibrated on an H200's NVML energy",
+        mac_pj={"fp16": 1.040, "bf16": 1.040, "tf32": 2.391, "fp8": 0.6108, "int8": 0.1559},
+        rf_pj_per_byte=1.793, smem_pj_per_byte=3.234, l2_pj_per_byte=39.97, dram_pj_per_byte=31.2,
+        active_power_w=52.97, energy_source="calibrated on an H200's NVML energy",
         source="H100 SXM5: 132 SMs x 4 TCs x 512 FP16 FMA/clk at 1830 MHz = 989.4 TFLOPS (FP8 1979, TF32 494.7), "
                "3.35 TB/s HBM3, 50 MB L2, 228 KB smem (NVIDIA whitepapers/datasheets); L2 read bandwidth and latencies measured (L2_ACHIEVED_GBS, LATENCY_NS: the H200's and an H100 PCIe's); "
                "2:4 sparse tensor cores at twice the dense rate (1979 FP16 TFLOPS sparse, H100 whitepaper); idle 81 W: the "

@@ -241,21 +241,21 @@ CONSTANTS: tuple[Constant, ...] = (
              "the last clock of that table's linear part (0.042-0.049 W/MHz up to it, 0.10-0.27 above)"),
     Constant("dvfs.GA100_VF", GA100_VF, "measured",
              "(clock share, voltage share) derived from A100_PCIE_POWER by sim.gpu.dvfs.vf_from_power"),
-    Constant("h100.mac_pj", {"fp16": 1.049, "bf16": 1.049, "tf32": 2.412, "fp8": 0.6160, "int8": 0.1573},
+    Constant("h100.mac_pj", {"fp16": 1.040, "bf16": 1.040, "tf32": 2.391, "fp8": 0.6108, "int8": 0.1559},
              "calibration",
              "pJ per tensor-core FMA at the nominal clock and voltage: Horowitz's 45 nm multiply at the input width + "
-             "fp32 add (ISSCC 2014) x k = 0.5243, the on-chip scale fitted with the active power to NVML energy of a "
+             "fp32 add (ISSCC 2014) x k = 0.5198, the on-chip scale fitted with the active power to NVML energy of a "
              "4096^3 fp16 GEMM and an 1x8192x8192 GEMV on an H200 (analysis.gpu_calibration, "
              f"{H200_MATMUL}); the GEMM's loop ran held at the power limit, at 0.83 of the clock (its burst time over "
              "its loop time) and so at the voltage vf_curve gives there, which the fit divides out; h200 inherits it"),
-    Constant("h100.rf_pj_per_byte", 1.808, "calibration",
+    Constant("h100.rf_pj_per_byte", 1.793, "calibration",
              "Horowitz's SRAM curve at a 64 KB SM sub-partition register file x k (as mac_pj)"),
-    Constant("h100.smem_pj_per_byte", 3.262, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
-    Constant("h100.l2_pj_per_byte", 40.31, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
+    Constant("h100.smem_pj_per_byte", 3.234, "calibration", "Horowitz's SRAM curve at 228 KB x k (as mac_pj)"),
+    Constant("h100.l2_pj_per_byte", 39.97, "calibration", "Horowitz's SRAM curve at 50 MiB x k (as mac_pj)"),
     Constant("h100.dram_pj_per_byte", 31.2, "published",
              "3.9 pJ/bit: HBM2 (O'Connor et al., 'Fine-grained DRAM', MICRO 2017) and Samsung's HBM3E figure "
              "(3.9 pJ/bit, reported by chinaflashmarket.com); the DRAM's own energy, not scaled with the logic node"),
-    Constant("h100.active_power_w", 53.59, "calibration",
+    Constant("h100.active_power_w", 52.97, "calibration",
              "W drawn beyond idle while a kernel keeps every SM busy at full clock (AccelWattch's constant and SM "
              "activation power, MICRO 2021), scaled by the share of SMs a kernel's CTAs fill; an energy per SM cycle, "
              "fitted with k over each GEMM's CUDA-graph burst time (as mac_pj)"),
@@ -265,17 +265,17 @@ CONSTANTS: tuple[Constant, ...] = (
              "power between dies (analysis.gpu_calibration.transfer)"),
     Constant("GPUArch.die_sms", 0, "published", "SMs on the full die before any are disabled (whitepapers; see "
              "die_transistors_b)"),
-    Constant("a100.mac_pj", {"fp16": 1.498, "bf16": 1.498, "tf32": 3.445, "int8": 0.2247, "int4": 0.1123},
+    Constant("a100.mac_pj", {"fp16": 1.485, "bf16": 1.485, "tf32": 3.416, "int8": 0.2228, "int4": 0.1114},
              "calibration",
              "the h100 calibration carried from TSMC 4N (N5 family) to N7: k x 0.40 / 0.28 (TSMC's published power at "
              "the same speed: N7 -60% vs 16FF+, N5 -30% vs N7) on Horowitz's 45 nm relative costs "
              "(analysis.gpu_calibration.transfer); held out against published A100 GEMMs "
-             "(benchmarks/data/published_gemm.csv: -21% and -25% in TFLOPS, in a loop at the 400 W limit, benchmarks/data/published_gemm_compare.txt)"),
-    Constant("a100.rf_pj_per_byte", 2.584, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
-    Constant("a100.smem_pj_per_byte", 3.999, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
-    Constant("a100.l2_pj_per_byte", 51.92, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
-    Constant("a100.active_power_w", 36.79, "calibration",
-             "h100's 53.59 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
+             "(benchmarks/data/published_gemm.csv: -20% and -25% in TFLOPS, in a loop at the 400 W limit, benchmarks/data/published_gemm_compare.txt)"),
+    Constant("a100.rf_pj_per_byte", 2.561, "calibration", "Horowitz's SRAM curve at 64 KB x the transferred k (as mac_pj)"),
+    Constant("a100.smem_pj_per_byte", 3.965, "calibration", "Horowitz's SRAM curve at 164 KB x the transferred k (as mac_pj)"),
+    Constant("a100.l2_pj_per_byte", 51.48, "calibration", "Horowitz's SRAM curve at 40 MiB x the transferred k (as mac_pj)"),
+    Constant("a100.active_power_w", 36.36, "calibration",
+             "h100's 52.97 W x the process ratio 0.40 / 0.28 x enabled transistors (54.2 B x 108/128 over 80 B x 132/144) "
              "x clock (1410 / 1830 MHz) (analysis.gpu_calibration.transfer)"),
     Constant("v100.mac_pj", {"fp16": 0.3955}, "published",
              "the energy table's: Horowitz's 45 nm, 0.9 V fp16 multiply + fp32 add (ISSCC 2014) scaled to 12 nm at its "

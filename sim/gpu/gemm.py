@@ -84,6 +84,10 @@ class GemmTiming:
     stream_k: bool = False     # the MAC-loop iterations spread evenly over one wave of persistent CTAs
     serial: bool = False       # split-K slices reduce in turn inside the one kernel (no reduction kernel)
     l2_out_bytes: float = 0.0  # split-K partial tiles written to and read back from L2 (serial)
+    # A and B bytes written to shared memory, where a cluster's multicast writes more than it
+    # reads from L2 (None: what came through L2)
+    smem_a_bytes: float | None = None
+    smem_b_bytes: float | None = None
 
     def tflops(self, macs: int, clock_mhz: float) -> float:
         return 2 * macs / (self.cycles / (clock_mhz * 1e6)) / 1e12 if self.cycles else 0.0
@@ -185,7 +189,8 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
     else:
         bound = "memory"
     return GemmTiming(cycles, (BM, BN, BK), ctas, per_sm, waves, dram_total, l2_a + l2_b, comp, mem, bound,
-                      dram_a, dram_b, l2_a, l2_b, dram_out_write_bytes=M * N * count * out_bytes)
+                      dram_a, dram_b, l2_a, l2_b, dram_out_write_bytes=M * N * count * out_bytes,
+                      smem_a_bytes=l2_a / a_f, smem_b_bytes=l2_b / b_f)
 
 
 # Split-K (CUTLASS's "parallel split-K", which cuBLAS also picks for thin GEMMs): the K

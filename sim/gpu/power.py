@@ -54,7 +54,8 @@ def sm_traffic(arch: GPUArch, M: int, N: int, K: int, count: int, tile: tuple[in
                b_role: str, b_frac: float = 1.0, l2_a: float = 0.0, l2_b: float = 0.0) -> dict[str, float]:
     """Register-file and shared-memory bytes of one GEMM kernel, as ``level.operand.direction``
     access keys. ``b_frac``: share of B's bytes that move (N:M-pruned weights); ``l2_a``,
-    ``l2_b``: the A and B panel bytes that came through L2 (written to shared memory)."""
+    ``l2_b``: the A and B panel bytes written to shared memory (what came through L2, and
+    for a cluster's multicast block every CTA's copy of it)."""
     BM, BN = tile
     f = padded_fmas(M, N, K, count, BM, BN)
     m, n, k_bytes = arch.mma_mnk

@@ -348,7 +348,8 @@ def _simulate_op(op: Op, arch: GPUArch, precision: str | None, accumulate: str, 
     b_role = "weight" if op.operand("weight") else "input2"
     b_frac = sparse_factors(structure_nm(sparse) if sparse else None, prec)[1]
     inside = sm_traffic(arch, g.M, g.N, g.K, g.copies, (t.tile[0], t.tile[1]), in_b, acc_b, b_role, b_frac,
-                        t.l2_a_bytes, t.l2_b_bytes)
+                        t.l2_a_bytes if t.smem_a_bytes is None else t.smem_a_bytes,
+                        t.l2_b_bytes if t.smem_b_bytes is None else t.smem_b_bytes)
     accesses = {"dram.input.reads": t.dram_a_bytes * s, f"dram.{b_role}.reads": t.dram_b_bytes * s,
                 "dram.output.writes": t.dram_out_write_bytes * s, "dram.output.reads": t.dram_out_read_bytes * s,
                 "l2_sram.input.reads": t.l2_a_bytes * s, f"l2_sram.{b_role}.reads": t.l2_b_bytes * s}
