@@ -96,7 +96,9 @@ def gemm_run(M: int, N: int, K: int, arch: GPUArch, precision: str = "fp16", cou
     if per_sm < 1:
         raise ValueError(f"tile {BM}x{BN} does not fit one SM of {arch.name} at {precision}")
     tm, tn, nk = -(-M // BM), -(-N // BN), -(-K // BK)
-    a_cast, b_cast = multicast(arch, BM, BN, tm, tn)     # a cluster reads its shared block from L2 once
+    # a cluster reads its shared block from L2 once; stream-K's persistent CTAs walk different
+    # tiles at unrelated K steps, so they share nothing (as the closed form's stream-K)
+    a_cast, b_cast = (1.0, 1.0) if stream_k else multicast(arch, BM, BN, tm, tn)
     grid = tm * tn
     ctas = grid * count
     a_scale = 1.0 if a_unique_bytes is None else min(1.0, a_unique_bytes / (M * K * in_b))

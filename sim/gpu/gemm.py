@@ -159,10 +159,11 @@ def _tile_time(M: int, N: int, K: int, count: int, arch: GPUArch, precision: str
         c_iter = step_cycles[resident]
         t_iter = max(c_iter, l2_iter, dram_iter, lat_iter)
         out_bytes_wave = n * BM * BN * out_bytes
-        # the first K step waits for its loads (a DRAM latency and its own transfer); the
-        # other stages' loads, issued with it, arrive under the main loop's K steps, whose
-        # t_iter already carries every step's transfer
-        prologue = arch.dram_latency_cycles + max(l2_iter, dram_iter)
+        # Loads stream at one per max(l2_iter, dram_iter), K steps compute at c_iter each after
+        # their loads: after a DRAM latency, the last step ends at max(m + nk c, nk m + c),
+        # i.e. nk x max(c, m) plus min(c, m): the first transfer when compute-bound, the last
+        # step's MMAs when memory-bound (the other stages' loads arrive under the main loop)
+        prologue = arch.dram_latency_cycles + min(c_iter, max(l2_iter, dram_iter))
         epilogue = arch.dram_latency_cycles * EPILOGUE_LATENCY_SHARE + out_bytes_wave / dram_bw
         # the next wave's prologue overlaps this wave's epilogue (CTAs start as slots free)
         boundary = prologue if prev_epilogue is None else max(prologue, prev_epilogue)
