@@ -12,7 +12,8 @@
    scheduled onto ``SMs x CTAs/SM`` slots in waves; the last wave may be partial (wave
    quantisation: the time-vs-N sawtooth).
 4. **Software pipeline per CTA.** ``stages - 1`` K tiles are fetched before the first MMA,
-   which waits for the first (DRAM latency plus its transfer); then each K step costs the slowest of: the resident
+   which waits a DRAM latency for the first; then each K step costs the slowest of the
+   following, and the pipeline's fill or drain one step of the faster: the resident
    CTAs' main loop on one SM, stepped cycle by cycle (``sim.gpu.sm``: warp schedulers,
    tensor pipes at the datasheet rate with measured latencies, the shared-memory port,
    barriers and the stages' copy latency), the wave's L2->SM traffic at the chip's L2
