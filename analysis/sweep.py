@@ -194,15 +194,22 @@ def apply_trace(wl: Workload, params: dict) -> Workload:
     return wl.with_ops(ops)
 
 
-def run_point(base: Any, table: str | None, point: dict, wl: Workload) -> dict:
+def run_point(base: Any, table: str | None, point: dict, wl: Workload, cache: bool = True) -> dict:
     """Evaluate one point on a design derived from ``base`` (runs in a worker process or on a
-    Dask worker); every field the point does not set, static power included, is the base's."""
+    Dask worker); every field the point does not set, static power included, is the base's.
+    ``cache``: whether a GPU's stepped SM main loops may be read from and kept in the cache
+    folder (the sweep's --no-cache says no; a worker does not inherit the parent's setting)."""
     from analysis.report import evaluate
+    from sim.gpu.sm.mainloop import disk_cache
 
     design = {k: v for k, v in point["design"].items() if not k.startswith("trace.") and k not in EVAL_KEYS}
     arch = override(base, {**design, "name": f"{base.name}*"})
     how = {k: point["design"][k] for k in EVAL_KEYS if k in point["design"]}
-    s = evaluate(apply_trace(wl, point["design"]), arch, table, **how).summary()
+    token = disk_cache.set(cache)
+    try:
+        s = evaluate(apply_trace(wl, point["design"]), arch, table, **how).summary()
+    finally:
+        disk_cache.reset(token)
     row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
            **point["design"]}
     for k in ("cycles", "time_us", "throughput_samples_per_s", "tops", "utilization", "energy_pj",
@@ -299,7 +306,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
         try:
             wl_futs = {k: client.scatter(w, broadcast=True) for k, w in workloads.items()}
             futs = {client.submit(run_point, study.base_arch, study.energy_table, pt,
-                                  wl_futs[json.dumps(pt["model"], sort_keys=True)], pure=False): (i, pt)
+                                  wl_futs[json.dumps(pt["model"], sort_keys=True)], cache, pure=False): (i, pt)
                     for i, pt in todo}
             for fut in as_completed(futs):
                 i, pt = futs[fut]
@@ -314,7 +321,7 @@ def run_sweep(study: Study, outdir: str | Path, cluster: str | None = None, work
 
         with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as ex:
             pool = {ex.submit(run_point, study.base_arch, study.energy_table, pt,
-                              workloads[json.dumps(pt["model"], sort_keys=True)]): (i, pt) for i, pt in todo}
+                              workloads[json.dumps(pt["model"], sort_keys=True)], cache): (i, pt) for i, pt in todo}
             for job in done(pool):
                 i, pt = pool[job]
                 save(i, pt, job.result())

@@ -135,3 +135,23 @@ def test_a_point_row_says_what_the_design_made_of_its_trace():
     row = run_point(resolve_arch("a100"), None, {"model": {"model": "g"}, "design": {"trace.weight_bits": 16,
                                                                                     "trace.act_bits": 16}}, wl)
     assert row["precision_changes"] == "int16 -> int8 (1 ops)" and row["sparsity_ignored_ops"] == 0
+
+
+def test_a_sweep_point_keeps_the_sm_main_loops_off_disk_when_told(tmp_path, monkeypatch):
+    """A sweep's worker does not inherit --no-cache's setting: run_point is told (cache=False)
+    and writes no stepped SM main loop; told nothing, it keeps them in the cache folder."""
+    from analysis.sweep import run_point
+    from sim.gpu import gemm
+    from sim.gpu.sm import mainloop
+    from sim.registry import resolve_arch
+    from workloads import resolve
+    monkeypatch.setenv("HWSIM_CACHE_DIR", str(tmp_path))
+    wl = resolve("gemm:96,96,96")
+    point = {"model": {"model": "g"}, "design": {}}
+    for cache, written in ((False, False), (True, True)):
+        mainloop._run.cache_clear()
+        gemm.gemm_time.cache_clear()
+        run_point(resolve_arch("t4"), None, point, wl, cache)
+        assert bool(list(tmp_path.rglob("*.sm.json"))) is written
+    mainloop._run.cache_clear()
+    gemm.gemm_time.cache_clear()
