@@ -63,14 +63,9 @@ def cache_option(f: F) -> F:
     folder (set and reset around the command, so that a refused option leaves nothing set)."""
     @functools.wraps(f)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if not kwargs.get("no_cache"):
+        from sim.gpu.sm.mainloop import keep_on_disk
+        with keep_on_disk(not kwargs.get("no_cache")):
             return f(*args, **kwargs)
-        from sim.gpu.sm.mainloop import disk_cache
-        token = disk_cache.set(False)
-        try:
-            return f(*args, **kwargs)
-        finally:
-            disk_cache.reset(token)
     return click.option("--no-cache", "no_cache", is_flag=True,
                         help="Lower the model afresh: neither read nor write the cache folder ('hwsim cache': "
                              "traces, and GPUs' stepped SM main loops).")(cast(F, run))

@@ -200,16 +200,13 @@ def run_point(base: Any, table: str | None, point: dict, wl: Workload, cache: bo
     ``cache``: whether a GPU's stepped SM main loops may be read from and kept in the cache
     folder (the sweep's --no-cache says no; a worker does not inherit the parent's setting)."""
     from analysis.report import evaluate
-    from sim.gpu.sm.mainloop import disk_cache
+    from sim.gpu.sm.mainloop import keep_on_disk
 
     design = {k: v for k, v in point["design"].items() if not k.startswith("trace.") and k not in EVAL_KEYS}
     arch = override(base, {**design, "name": f"{base.name}*"})
     how = {k: point["design"][k] for k in EVAL_KEYS if k in point["design"]}
-    token = disk_cache.set(cache)
-    try:
+    with keep_on_disk(cache):
         s = evaluate(apply_trace(wl, point["design"]), arch, table, **how).summary()
-    finally:
-        disk_cache.reset(token)
     row = {"model": point["model"]["model"], **{k: v for k, v in point["model"].items() if k != "model"},
            **point["design"]}
     for k in ("cycles", "time_us", "throughput_samples_per_s", "tops", "utilization", "energy_pj",

@@ -217,12 +217,9 @@ class Model:
         except HwsimError as e:          # remembered: the search asks again
             self.cache[key] = e
             raise
-        from sim.gpu.sm.mainloop import disk_cache
-        token = disk_cache.set(disk_cache.get() and self.use_cache)      # cache=False: nothing kept on disk
-        try:
+        from sim.gpu.sm.mainloop import keep_on_disk
+        with keep_on_disk(self.use_cache):      # cache=False (--no-cache, or a worker told so): nothing on disk
             res = self.device.simulate(shard)
-        finally:
-            disk_cache.reset(token)
         if self.family:
             prefix = f"{self.family.block}.0."
             blocks = [prefix[:-1]]
@@ -616,14 +613,8 @@ def rank(r: TrainResult) -> tuple:
 
 def _search_part(job: Job, devices: int, tp: int, cache: bool = False) -> list[dict[str, Any]]:
     """One tensor-parallel degree's share of a search, as summaries (what a worker returns);
-    ``cache`` also says whether the worker may keep GPUs' stepped SM main loops in the cache
-    folder (a worker does not inherit the command's --no-cache setting)."""
-    from sim.gpu.sm.mainloop import disk_cache
-    token = disk_cache.set(cache)
-    try:
-        return [r.summary() for r in search(job, Model(job, cache), devices, [tp])]
-    finally:
-        disk_cache.reset(token)
+    ``cache`` the command's (its Model keeps GPUs' stepped SM main loops off disk without it)."""
+    return [r.summary() for r in search(job, Model(job, cache), devices, [tp])]
 
 
 def search_summaries(job: Job, model: Model, devices: int, workers: int = 1,

@@ -132,14 +132,11 @@ def test_main_loops_are_kept_on_disk_and_checked(tmp_path, monkeypatch):
     (e,) = cache.entries()
     assert e.spec == "ampere 64x64x32 fp16 x2 (SM main loop)"
     assert cache.clear()[0] == 1 and not list(tmp_path.joinpath("traces").glob("*.sm.json"))
-    token = ML.disk_cache.set(False)
-    try:
-        ML._run.cache_clear()
+    ML._run.cache_clear()
+    with ML.keep_on_disk(False):
         assert main_loop(A100, 64, 64, 32, "fp16", 2, 3) == first
-        assert not list(tmp_path.joinpath("traces").glob("*.sm.json"))
-    finally:
-        ML.disk_cache.reset(token)
-        ML._run.cache_clear()
+    assert not list(tmp_path.joinpath("traces").glob("*.sm.json")) and ML.disk_cache.get()
+    ML._run.cache_clear()
 
 
 def test_no_cache_keeps_the_main_loops_off_disk_for_that_command_only(tmp_path, monkeypatch, capsys):

@@ -107,8 +107,6 @@ BWD_OPS = 4.0
 MASK_OPS = 1.0            # a masked block's compare-and-select per element (apply_mask)
 # the fewest query rows an MMA computes: mma.sync m16n8k16 (FA2), wgmma m64nNk16 (FA3)
 ROWS_PER_MMA: Mapping[FlashKernel, int] = {"fa2": 16, "fa3": 64}
-# mma.sync on Hopper reaches about 2/3 of wgmma's tensor-core rate (FA3 blog, footnote 1, citing
-# Luo et al., arXiv:2402.13499; a rounded figure)
 # The share of the shorter of a block's GEMMs and softmax that the kernel does not hide behind
 # the longer: a fit on FA3's ablation (Table 2: {4, 8448, 16, 128} non-causal forward, 661
 # TFLOPS; row h100-fa3-ablation-4x16x8448x128-fwd-tflops), used for FA2 as well

@@ -16,12 +16,14 @@ payload does not check; a cache folder that cannot be written only costs the rec
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 from typing import TYPE_CHECKING
 
 from workloads.errors import HwsimError
@@ -35,7 +37,7 @@ from .program import cta_program
 if TYPE_CHECKING:
     from ..arch import GPUArch
 
-__all__ = ["KSTEPS", "MEASURED", "DRAIN", "STORE_VERSION", "MainLoop", "main_loop", "disk_cache"]
+__all__ = ["KSTEPS", "MEASURED", "DRAIN", "STORE_VERSION", "MainLoop", "main_loop", "disk_cache", "keep_on_disk"]
 
 KSTEPS = 10          # K steps stepped: the stages' prologue, a steady state, the drain
 MEASURED = 3         # the steps averaged, before the drain
@@ -55,6 +57,17 @@ class MainLoop:
 _CODE: str | None = None
 # whether main loops are read from and written to the cache folder (``hwsim ... --no-cache``: not)
 disk_cache: contextvars.ContextVar[bool] = contextvars.ContextVar("hwsim_sm_disk_cache", default=True)
+
+
+@contextlib.contextmanager
+def keep_on_disk(allowed: bool) -> Iterator[None]:
+    """Within the block, main loops use the cache folder only if ``allowed`` (and the caller's
+    setting allows it too): ``--no-cache``, a worker told so, a training model without its cache."""
+    token = disk_cache.set(disk_cache.get() and allowed)
+    try:
+        yield
+    finally:
+        disk_cache.reset(token)
 
 
 def _code_digest() -> str:
